@@ -1,0 +1,326 @@
+"""The ``.scalelab`` file format (version 1): read, validate, migrate, write.
+
+Reading happens in two phases: the text is parsed and validated into plain
+objects (every problem reported with its place, e.g.
+``nodes[3].params.capacity_rps: must be > 0, got -5``), older versions are
+migrated through an ordered chain, and only then is the graph built. Writing
+is atomic: a temporary file in the same folder is renamed over the target.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from .document import Document, NodeData, ScheduledEvent
+from .kinds import EVENT_ACTIONS, KINDS, SIMULATION_PARAMS
+from .params import FormatError, check_number, check_value
+from .patterns import check_pattern
+
+FORMAT_NAME = "scalelab"
+FORMAT_VERSION = 1
+FILE_SUFFIX = ".scalelab"
+
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_DEPTH = 32
+MAX_NODES = 20_000
+MAX_EDGES = 100_000
+MAX_EVENTS = 100_000
+MAX_TEXT = 1_000_000
+ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+# Migrations: version -> function turning a dict of that version into version+1.
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+
+
+# ----- reading -------------------------------------------------------------------------
+def load(path: str | os.PathLike) -> Document:
+    """Read a ``.scalelab`` file. Raises :class:`FormatError` with a clear message."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise FormatError(str(path), "no such file") from None
+    except OSError as e:
+        raise FormatError(str(path), f"cannot read: {e.strerror or e}") from None
+    if size > MAX_FILE_BYTES:
+        raise FormatError(str(path), f"file is too large ({size / 1e6:.1f} MB; at most {MAX_FILE_BYTES // 2**20} MB)")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise FormatError(str(path), f"cannot read: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise FormatError(str(path), f"not UTF-8 text (bad byte at offset {e.start})") from None
+    return loads(text)
+
+
+def _reject_constant(name: str) -> Any:
+    raise FormatError("", f"{name} is not allowed: numbers must be finite")
+
+
+def loads(text: str) -> Document:
+    """Parse and validate the text of a ``.scalelab`` file."""
+    if len(text) > MAX_FILE_BYTES:
+        raise FormatError("", "file is too large")
+    depth = _max_depth(text)
+    if depth > MAX_DEPTH:
+        raise FormatError("", f"nested too deeply ({depth} levels; at most {MAX_DEPTH})")
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise FormatError(f"line {e.lineno}, column {e.colno}", f"not valid JSON: {e.msg}") from None
+    except RecursionError:
+        raise FormatError("", "nested too deeply") from None
+    return document_from_dict(data)
+
+
+def _max_depth(text: str) -> int:
+    """Bracket depth outside strings, without recursion (guards json.loads)."""
+    depth = best = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > best:
+                best = depth
+                if best > MAX_DEPTH:
+                    return best
+        elif ch in "]}":
+            depth -= 1
+    return best
+
+
+def _type_name(v: Any) -> str:
+    if isinstance(v, dict):
+        return "an object"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, bool):
+        return "a boolean"
+    if v is None:
+        return "null"
+    return "a number"
+
+
+def _expect(value: Any, typ: type, where: str, what: str) -> Any:
+    if not isinstance(value, typ) or (typ is not bool and isinstance(value, bool) and typ in (int, float)):
+        raise FormatError(where, f"must be {what}, got {_type_name(value)}")
+    return value
+
+
+def _text(value: Any, where: str, limit: int = MAX_TEXT) -> str:
+    _expect(value, str, where, "a string")
+    if len(value) > limit:
+        raise FormatError(where, f"is too long ({len(value)} characters; at most {limit})")
+    return value
+
+
+def _only_keys(obj: dict, allowed: set[str], where: str) -> None:
+    for key in obj:
+        if key not in allowed:
+            prefix = f"{where}." if where else ""
+            raise FormatError(f"{prefix}{key}", f"unknown field (known: {', '.join(sorted(allowed))})")
+
+
+def migrate(data: dict) -> dict:
+    """Bring a validated-header dict up to :data:`FORMAT_VERSION`."""
+    version = data["version"]
+    while version < FORMAT_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise FormatError("version", f"version {version} is not a known ScaleLab format version")
+        data = step(data)
+        version = data["version"]
+    return data
+
+
+def document_from_dict(data: Any) -> Document:
+    """Validate a parsed file and build the :class:`Document`."""
+    if not isinstance(data, dict):
+        raise FormatError("", f"the file must contain a JSON object, got {_type_name(data)}")
+    if data.get("format") != FORMAT_NAME:
+        got = data.get("format")
+        raise FormatError("format", f'must be "{FORMAT_NAME}" (this is not a ScaleLab file), got '
+                          + (repr(got) if got is not None else "nothing"))
+    if "version" not in data:
+        raise FormatError("version", "is missing")
+    version = check_number(data["version"], "version", integer=True, minimum=None, maximum=None)
+    if version > FORMAT_VERSION:
+        raise FormatError("version", f"this file was written by a newer ScaleLab (format version {version}); "
+                          f"this ScaleLab reads versions up to {FORMAT_VERSION}. Please update ScaleLab.")
+    if version < 1:
+        raise FormatError("version", f"must be ≥ 1, got {version}")
+    data = migrate(dict(data, version=version))
+    _only_keys(data, {"format", "version", "meta", "simulation", "nodes", "edges", "events"}, "")
+
+    doc = Document()
+    meta = data.get("meta", {})
+    _expect(meta, dict, "meta", "an object")
+    out_meta: dict[str, Any] = {"title": "", "notes": ""}
+    for key, value in meta.items():
+        out_meta[key] = _text(value, f"meta.{key}")
+    doc.meta = out_meta
+
+    sim = data.get("simulation", {})
+    _expect(sim, dict, "simulation", "an object")
+    by_name = {p.name: p for p in SIMULATION_PARAMS}
+    _only_keys(sim, set(by_name), "simulation")
+    for key, value in sim.items():
+        doc.settings[key] = check_value(by_name[key], value, f"simulation.{key}")
+
+    nodes = data.get("nodes", [])
+    _expect(nodes, list, "nodes", "a list")
+    if len(nodes) > MAX_NODES:
+        raise FormatError("nodes", f"too many nodes ({len(nodes)}; at most {MAX_NODES})")
+    for i, raw in enumerate(nodes):
+        doc.add_node(_node(raw, f"nodes[{i}]", doc))
+
+    edges = data.get("edges", [])
+    _expect(edges, list, "edges", "a list")
+    if len(edges) > MAX_EDGES:
+        raise FormatError("edges", f"too many edges ({len(edges)}; at most {MAX_EDGES})")
+    for i, raw in enumerate(edges):
+        where = f"edges[{i}]"
+        _expect(raw, dict, where, "an object")
+        _only_keys(raw, {"source", "target"}, where)
+        for end in ("source", "target"):
+            if end not in raw:
+                raise FormatError(f"{where}.{end}", "is missing")
+            _text(raw[end], f"{where}.{end}", 64)
+            if raw[end] not in doc:
+                raise FormatError(f"{where}.{end}", f'there is no node with id "{raw[end]}"')
+        problem = doc.connect_problem(raw["source"], raw["target"])
+        if problem:
+            raise FormatError(where, f'{raw["source"]} → {raw["target"]}: {problem}')
+        doc.add_edge(raw["source"], raw["target"])
+
+    events = data.get("events", [])
+    _expect(events, list, "events", "a list")
+    if len(events) > MAX_EVENTS:
+        raise FormatError("events", f"too many events ({len(events)}; at most {MAX_EVENTS})")
+    for i, raw in enumerate(events):
+        doc.events.append(_event(raw, f"events[{i}]", doc))
+    return doc
+
+
+def _node(raw: Any, where: str, doc: Document) -> NodeData:
+    _expect(raw, dict, where, "an object")
+    _only_keys(raw, {"id", "kind", "label", "x", "y", "params"}, where)
+    for key in ("id", "kind"):
+        if key not in raw:
+            raise FormatError(f"{where}.{key}", "is missing")
+    node_id = _text(raw["id"], f"{where}.id", 200)
+    if not ID_RE.match(node_id):
+        raise FormatError(f"{where}.id", f"must be 1–64 letters, digits, '_', '.' or '-', got {node_id!r}")
+    if node_id in doc:
+        raise FormatError(f"{where}.id", f'duplicate id "{node_id}"')
+    kind = _text(raw["kind"], f"{where}.kind", 200)
+    if kind not in KINDS:
+        raise FormatError(f"{where}.kind", f'unknown kind "{kind}" (known: {", ".join(KINDS)})')
+    label = _text(raw.get("label", ""), f"{where}.label", 200)
+    x = check_number(raw.get("x", 0.0), f"{where}.x", integer=False, minimum=-1e7, maximum=1e7)
+    y = check_number(raw.get("y", 0.0), f"{where}.y", integer=False, minimum=-1e7, maximum=1e7)
+    params_raw = raw.get("params", {})
+    _expect(params_raw, dict, f"{where}.params", "an object")
+    spec = KINDS[kind]
+    params: dict[str, Any] = {}
+    for name, value in params_raw.items():
+        pwhere = f"{where}.params.{name}"
+        if name not in spec.param_names:
+            raise FormatError(pwhere, f"unknown parameter for a {spec.label.lower()} "
+                              f"(known: {', '.join(spec.param_names)})")
+        params[name] = check_value(spec.param(name), value, pwhere)
+        if spec.param(name).type == "object":
+            check_pattern(params[name], pwhere)
+    return NodeData(node_id, kind, label, float(x), float(y), params)
+
+
+def _event(raw: Any, where: str, doc: Document) -> ScheduledEvent:
+    _expect(raw, dict, where, "an object")
+    _only_keys(raw, {"at_s", "action", "node", "replica"}, where)
+    for key in ("at_s", "action", "node"):
+        if key not in raw:
+            raise FormatError(f"{where}.{key}", "is missing")
+    at_s = check_number(raw["at_s"], f"{where}.at_s", integer=False, minimum=0, maximum=1e7)
+    action = _text(raw["action"], f"{where}.action", 200)
+    if action not in EVENT_ACTIONS:
+        raise FormatError(f"{where}.action", f'unknown action "{action}" (known: {", ".join(EVENT_ACTIONS)})')
+    node = _text(raw["node"], f"{where}.node", 200)
+    if node not in doc:
+        raise FormatError(f"{where}.node", f'there is no node with id "{node}"')
+    replica = raw.get("replica")
+    if replica is not None:
+        count = doc.replicas(node)
+        replica = check_number(replica, f"{where}.replica", integer=True, minimum=0, maximum=count - 1)
+    return ScheduledEvent(float(at_s), action, node, replica)
+
+
+# ----- writing -------------------------------------------------------------------------
+def document_to_dict(doc: Document) -> dict:
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "meta": dict(doc.meta),
+        "simulation": dict(doc.settings),
+        "nodes": [
+            {"id": n.id, "kind": n.kind, "label": n.label, "x": n.x, "y": n.y, "params": dict(n.params)}
+            for n in doc.nodes()
+        ],
+        "edges": [{"source": s, "target": t} for s, t in doc.edges()],
+        "events": [e.to_dict() for e in doc.events],
+    }
+
+
+def dumps(doc: Document) -> str:
+    return json.dumps(document_to_dict(doc), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def save(doc: Document, path: str | os.PathLike) -> None:
+    """Write atomically: a temporary file in the same folder, flushed, then renamed."""
+    atomic_write_text(Path(path), dumps(doc))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            try:
+                os.chmod(tmp, path.stat().st_mode & 0o777)
+            except OSError:
+                pass
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+

@@ -1,0 +1,175 @@
+"""The component kinds and their declared parameters (the single source of truth)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .params import Param
+
+P = Param
+
+PATTERN_VARIANTS: dict[str, tuple[Param, ...]] = {
+    "constant": (),
+    "ramp": (
+        P("start_s", "float", 0.0, "When the ramp starts.", unit="s", minimum=0, maximum=1e7),
+        P("end_s", "float", 60.0, "When the ramp reaches its final rate.", unit="s", minimum=0, maximum=1e7),
+        P("from_factor", "float", 0.1, "Rate at the start, as a multiple of rate_rps.", unit="×", minimum=0, maximum=1000),
+        P("to_factor", "float", 1.0, "Rate at the end, as a multiple of rate_rps.", unit="×", minimum=0, maximum=1000),
+    ),
+    "spike": (
+        P("at_s", "float", 60.0, "When the spike starts.", unit="s", minimum=0, maximum=1e7),
+        P("duration_s", "float", 10.0, "How long the spike lasts.", unit="s", minimum=0, exclusive_minimum=True, maximum=1e7),
+        P("factor", "float", 5.0, "Rate during the spike, as a multiple of rate_rps.", unit="×", minimum=0, maximum=1000),
+    ),
+    "diurnal": (
+        P("period_s", "float", 600.0, "Length of one day-night cycle (86400 for a real day).", unit="s", minimum=1, maximum=1e7),
+        P("amplitude", "float", 0.5, "Swing around the mean: the rate goes from (1−a) to (1+a) × rate_rps.", minimum=0, maximum=1),
+        P("peak_s", "float", 300.0, "Time of the daily peak within the cycle.", unit="s", minimum=0, maximum=1e7),
+    ),
+    "steps": (
+        P("times_s", "floats", [0.0, 60.0, 120.0], "Times at which the rate changes (increasing).", unit="s", minimum=0, maximum=1e7),
+        P("factors", "floats", [1.0, 2.0, 4.0], "Rate from each time on, as a multiple of rate_rps.", unit="×", minimum=0, maximum=1000),
+    ),
+}
+
+LB_ALGORITHMS = ("random", "round_robin", "least_connections", "weighted_round_robin",
+                 "least_response_time", "power_of_two", "consistent_hash")
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    label: str
+    description: str
+    params: tuple[Param, ...]
+    sends_to: tuple[str, ...]
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def defaults(self) -> dict:
+        return {p.name: p.default for p in self.params}
+
+
+CLIENT = Kind(
+    "client", "Client", "A group of users sending requests (Poisson arrivals).",
+    (
+        P("rate_rps", "float", 100.0, "Mean total requests per second of the whole group; the pattern varies it over time.",
+          label="Request rate", unit="req/s", minimum=0, maximum=10_000_000),
+        P("users", "int", 1000, "Distinct users in the group. Sessions, cookies, sticky routing and hashing are per user.",
+          unit="users", minimum=1, maximum=10_000_000),
+        P("pattern", "object", {"type": "constant"}, "How the rate varies over time: constant, ramp, spike, diurnal or steps.",
+          variants=PATTERN_VARIANTS),
+        P("read_ratio", "float", 0.9, "Share of requests that only read data; the rest write.",
+          label="Read share", minimum=0, maximum=1),
+        P("entry_policy", "choice", "round_robin",
+          "With several entry nodes: round_robin spreads requests over all of them (DNS round robin, a dead entry keeps "
+          "getting its share); failover sends everything to the first entry that is up.",
+          choices=("round_robin", "failover")),
+    ),
+    ("load_balancer", "server", "cache"),
+)
+
+SERVER = Kind(
+    "server", "Server", "An application server: finite capacity, a waiting room and a timeout.",
+    (
+        P("capacity_rps", "float", 100.0, "Requests per second one replica completes when all its workers are busy.",
+          label="Capacity", unit="req/s", minimum=0, exclusive_minimum=True, maximum=1_000_000),
+        P("workers", "int", 4, "Requests served at once; each worker serves at capacity_rps / workers.",
+          unit="workers", minimum=1, maximum=1024),
+        P("service", "choice", "exponential", "Service-time distribution: exponential (variable work) or deterministic (every request the same).",
+          choices=("exponential", "deterministic")),
+        P("queue_limit", "int", 1000, "Requests that may wait for a worker; more are rejected (queue full). 0 = no waiting room.",
+          label="Queue limit", unit="requests", minimum=0, maximum=1_000_000),
+        P("timeout_s", "float", 30.0, "A request that has waited this long for a worker gives up (timeout).",
+          label="Timeout", unit="s", minimum=0, exclusive_minimum=True, maximum=3600),
+        P("replicas", "int", 1, "Identical copies of this server (horizontal scaling); drawn as a stack.",
+          unit="copies", minimum=1, maximum=10_000),
+        P("sessions", "choice", "local",
+          "Where user sessions live: local (in this server's memory, lost if it dies or the user moves), "
+          "database (one extra database read per request, survives), cookie (in the client's cookie, survives).",
+          choices=("local", "database", "cookie")),
+    ),
+    ("database", "cache", "load_balancer", "server"),
+)
+
+LOAD_BALANCER = Kind(
+    "load_balancer", "Load balancer", "Spreads requests over its backends and checks their health.",
+    (
+        P("algorithm", "choice", "round_robin", "How a backend is chosen for each request.", choices=LB_ALGORITHMS),
+        P("affinity", "choice", "none", "sticky: a cookie pins each user to the backend that served them first.",
+          choices=("none", "sticky")),
+        P("health_interval_s", "float", 2.0, "Time between two health checks (heartbeats) of a backend.",
+          label="Health-check interval", unit="s", minimum=0.05, maximum=300),
+        P("unhealthy_after", "int", 3, "Failed checks in a row before a backend is taken out (HAProxy 'fall').",
+          label="Unhealthy after", unit="checks", minimum=1, maximum=100),
+        P("healthy_after", "int", 2, "Passed checks in a row before a backend is put back (HAProxy 'rise').",
+          label="Healthy after", unit="checks", minimum=1, maximum=100),
+        P("capacity_rps", "float", 20_000.0, "Requests per second the load balancer itself can forward.",
+          label="Capacity", unit="req/s", minimum=0, exclusive_minimum=True, maximum=10_000_000),
+        P("queue_limit", "int", 10_000, "Requests that may wait when the load balancer itself is saturated.",
+          label="Queue limit", unit="requests", minimum=0, maximum=1_000_000),
+    ),
+    ("server", "load_balancer", "cache"),
+)
+
+DATABASE = Kind(
+    "database", "Database", "Stores data; reads and writes cost different amounts of work.",
+    (
+        P("read_capacity_rps", "float", 2000.0, "Reads per second when all connections are busy with reads.",
+          label="Read capacity", unit="req/s", minimum=0, exclusive_minimum=True, maximum=10_000_000),
+        P("write_capacity_rps", "float", 500.0, "Writes per second when all connections are busy with writes.",
+          label="Write capacity", unit="req/s", minimum=0, exclusive_minimum=True, maximum=10_000_000),
+        P("connections", "int", 20, "Queries executed at once (connection pool size).",
+          unit="connections", minimum=1, maximum=4096),
+        P("queue_limit", "int", 1000, "Queries that may wait for a connection; more are rejected.",
+          label="Queue limit", unit="queries", minimum=0, maximum=1_000_000),
+        P("timeout_s", "float", 30.0, "A query that has waited this long gives up.",
+          label="Timeout", unit="s", minimum=0, exclusive_minimum=True, maximum=3600),
+    ),
+    (),
+)
+
+CACHE = Kind(
+    "cache", "Cache", "A shared in-memory cache (Redis, Memcached) in front of a database or server.",
+    (
+        P("capacity_rps", "float", 50_000.0, "Lookups per second the cache can answer.",
+          label="Capacity", unit="req/s", minimum=0, exclusive_minimum=True, maximum=10_000_000),
+        P("hit_ratio", "float", 0.8, "Share of reads answered from the cache; misses and writes go on downstream.",
+          label="Hit ratio", minimum=0, maximum=1),
+        P("connections", "int", 64, "Lookups served at once.", unit="connections", minimum=1, maximum=4096),
+    ),
+    ("database", "server", "load_balancer"),
+)
+
+KINDS: dict[str, Kind] = {k.name: k for k in (CLIENT, LOAD_BALANCER, SERVER, DATABASE, CACHE)}
+
+SIMULATION_PARAMS: tuple[Param, ...] = (
+    P("tick_ms", "float", 10.0, "Length of one engine step. Requests inside a step keep exact times; "
+      "smaller steps make load-dependent decisions (least connections, health checks) fresher.",
+      label="Tick", unit="ms", minimum=0.1, maximum=1000),
+    P("duration_s", "float", 300.0, "How long a headless run simulates.", label="Duration", unit="s",
+      minimum=0, exclusive_minimum=True, maximum=1e7),
+    P("seed", "int", 1, "Random seed: the same file and seed give the same numbers.", minimum=0, maximum=2**63 - 1),
+)
+
+EVENT_ACTIONS = ("fail", "recover")
+
+
+def can_connect(source_kind: str, target_kind: str) -> tuple[bool, str]:
+    """Whether an edge from a ``source_kind`` node to a ``target_kind`` node is allowed, and why not."""
+    src, dst = KINDS[source_kind], KINDS[target_kind]
+    if target_kind == "client":
+        return False, f"a {src.label.lower()} cannot send traffic to a client: clients only send requests"
+    if target_kind not in src.sends_to:
+        if not src.sends_to:
+            return False, f"a {src.label.lower()} does not send traffic anywhere: it is the end of a request's path"
+        allowed = ", ".join(KINDS[k].label.lower() for k in src.sends_to)
+        return False, f"a {src.label.lower()} can only send traffic to: {allowed} (not a {dst.label.lower()})"
+    return True, ""
