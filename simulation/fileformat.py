@@ -59,8 +59,10 @@ def load(path: str | os.PathLike) -> Document:
     return loads(text)
 
 
-def _reject_constant(name: str) -> Any:
-    raise FormatError("", f"{name} is not allowed: numbers must be finite")
+def _nonfinite(name: str) -> float:
+    """Parse NaN/Infinity as floats so that validation refuses them with their place
+    (``nodes[1].params.capacity_rps: must be a finite number, got nan``)."""
+    return float(name)
 
 
 def loads(text: str) -> Document:
@@ -71,7 +73,7 @@ def loads(text: str) -> Document:
     if depth > MAX_DEPTH:
         raise FormatError("", f"nested too deeply ({depth} levels; at most {MAX_DEPTH})")
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_nonfinite)
     except json.JSONDecodeError as e:
         raise FormatError(f"line {e.lineno}, column {e.colno}", f"not valid JSON: {e.msg}") from None
     except RecursionError:
