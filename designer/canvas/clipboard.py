@@ -1,0 +1,102 @@
+"""Copy and paste of nodes as JSON: the same node shape as the .scalelab file.
+
+A clip is ``{"format": "scalelab-clip", "nodes": [...], "edges": [...]}``; pasting
+validates it like a file (unknown kinds and bad parameters are refused) and gives
+every node a fresh id.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from simulation.document import Document, NodeData
+from simulation.kinds import KINDS
+from simulation.params import FormatError, check_number, check_value
+from simulation.patterns import check_pattern
+
+CLIP_MIME = "application/x-scalelab-nodes"
+CLIP_FORMAT = "scalelab-clip"
+
+
+def nodes_to_clip(doc: Document, ids: list[str]) -> str:
+    """JSON of the nodes ``ids`` (in document order) and the edges among them."""
+    wanted = set(ids)
+    nodes = [n for n in doc.nodes() if n.id in wanted]
+    data = {
+        "format": CLIP_FORMAT,
+        "nodes": [{"id": n.id, "kind": n.kind, "label": n.label, "x": n.x, "y": n.y,
+                   "params": dict(n.params)} for n in nodes],
+        "edges": [{"source": s, "target": t} for s, t in doc.edges() if s in wanted and t in wanted],
+    }
+    return json.dumps(data, indent=1, ensure_ascii=False)
+
+
+def clip_to_nodes(doc: Document, text: str, offset: tuple[float, float]
+                  ) -> tuple[list[NodeData], list[tuple[str, str]]]:
+    """Parse a clip into new nodes (fresh ids, shifted by ``offset``) and their edges.
+
+    Raises :class:`FormatError` if the text is not a valid clip.
+    """
+    try:
+        data: Any = json.loads(text)
+    except (ValueError, TypeError) as exc:
+        raise FormatError("clipboard", f"not ScaleLab nodes ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != CLIP_FORMAT:
+        raise FormatError("clipboard", "not ScaleLab nodes")
+    raw_nodes = data.get("nodes")
+    raw_edges = data.get("edges", [])
+    if not isinstance(raw_nodes, list) or not isinstance(raw_edges, list):
+        raise FormatError("clipboard", "nodes and edges must be lists")
+    taken: set[str] = set(doc.graph.nodes)
+    renamed: dict[str, str] = {}
+    nodes: list[NodeData] = []
+    for i, raw in enumerate(raw_nodes):
+        where = f"clipboard.nodes[{i}]"
+        if not isinstance(raw, dict) or raw.get("kind") not in KINDS:
+            raise FormatError(where, "not a node of a known kind")
+        kind = KINDS[raw["kind"]]
+        params = raw.get("params", {})
+        if not isinstance(params, dict):
+            raise FormatError(f"{where}.params", "must be an object")
+        checked = {}
+        for name, value in params.items():
+            if name not in kind.param_names:
+                raise FormatError(f"{where}.params.{name}", "unknown parameter")
+            checked[name] = check_value(kind.param(name), value, f"{where}.params.{name}")
+            if kind.param(name).type == "object":
+                check_pattern(checked[name], f"{where}.params.{name}")
+        x = check_number(raw.get("x", 0.0), f"{where}.x", integer=False, minimum=-1e7, maximum=1e7)
+        y = check_number(raw.get("y", 0.0), f"{where}.y", integer=False, minimum=-1e7, maximum=1e7)
+        new_id = fresh_id(kind.name, taken)
+        taken.add(new_id)
+        renamed[str(raw.get("id"))] = new_id
+        label = raw.get("label") if isinstance(raw.get("label"), str) else ""
+        nodes.append(NodeData(new_id, kind.name, label, float(x) + offset[0], float(y) + offset[1], checked))
+    edges = []
+    for raw in raw_edges:
+        if not isinstance(raw, dict):
+            continue
+        s, t = renamed.get(str(raw.get("source"))), renamed.get(str(raw.get("target")))
+        if s and t and (s, t) not in edges:
+            edges.append((s, t))
+    return nodes, edges
+
+
+def fresh_id(kind: str, taken: set[str]) -> str:
+    """Like :meth:`Document.new_id`, but also avoiding ids about to be added."""
+    base = {"load_balancer": "lb"}.get(kind, kind)
+    i = 1
+    while f"{base}{i}" in taken:
+        i += 1
+    return f"{base}{i}"
+
+
+def default_label(kind: str, node_id: str) -> str:
+    """``server3`` -> ``Server 3``; ``lb2`` -> ``Load balancer 2``."""
+    digits = ""
+    for ch in reversed(node_id):
+        if not ch.isdigit():
+            break
+        digits = ch + digits
+    label = KINDS[kind].label
+    return f"{label} {digits}" if digits else label
