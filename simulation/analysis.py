@@ -1,0 +1,160 @@
+"""Single points of failure: by structure (graph only) and empirically (with the engine).
+
+Structural model. A client's requests are served when they can follow a path
+client → … → server and everything on it works:
+
+- a **client** needs *one* working entry node (DNS round robin or failover);
+- a **load balancer** needs itself and *one* working backend;
+- a **server** or **cache** needs itself and *every* node it calls: a server
+  that calls a database needs that database for its requests (a server with
+  nothing downstream is the end of its requests' path);
+- a **database** needs itself.
+
+The question is asked per machine: what if one machine fails? A node with
+``replicas`` ≥ 2 is several machines, and one of them failing leaves the others,
+so a replicated node is never the single point itself; what all its replicas
+share (the lone load balancer in front, the database they all call) still can be.
+A node that is a SPOF cuts at least one client off completely; a failure that
+only loses part of the traffic (one of two DNS entries) is not a SPOF.
+
+For an acyclic graph (the loader refuses loops) this AND/OR structure gives an
+exact, linear-ish recursion over "the set of single failures that break this
+node": a node that needs *one* of its children is broken by what breaks *all* of
+them (intersection), a node that needs *every* child by what breaks *any* of
+them (union), plus the node itself unless it is replicated.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import networkx as nx
+
+from .document import Document
+
+# Kinds that need only one of their downstream nodes; the others need all of them.
+NEEDS_ONE = {"client", "load_balancer"}
+
+# None means "broken whatever fails" (e.g. a load balancer with no backend).
+Breakers = frozenset[str] | None
+
+
+def _replicas(doc: Document, node_id: str) -> int:
+    return int(doc.params(node_id).get("replicas", 1))
+
+
+def _breakers(doc: Document) -> dict[str, Breakers]:
+    """For every node, the set of single non-replicated nodes whose failure breaks it."""
+    out: dict[str, Breakers] = {}
+    for node_id in reversed(list(nx.topological_sort(doc.graph))):
+        kind = doc.kind(node_id)
+        children = [out[c] for c in doc.graph.successors(node_id)]
+        if kind in NEEDS_ONE:
+            working = [c for c in children if c is not None]
+            if not working:
+                out[node_id] = None
+                continue
+            merged = frozenset.intersection(*working)
+        else:
+            if any(c is None for c in children):
+                out[node_id] = None
+                continue
+            merged = frozenset().union(*children)
+        if kind != "client" and _replicas(doc, node_id) < 2:
+            merged = merged | {node_id}
+        out[node_id] = merged
+    return out
+
+
+def _names(doc: Document, ids: list[str]) -> str:
+    names = [doc.node(i).label or i for i in ids]
+    if len(names) <= 1:
+        return "".join(names)
+    if len(names) > 4:
+        names = names[:3] + [f"{len(names) - 3} more client groups"]
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _called_by_servers(doc: Document, node_id: str) -> bool:
+    """Whether the node is only reached as a call made by servers (a dependency, not an entry)."""
+    preds = list(doc.graph.predecessors(node_id))
+    return bool(preds) and all(doc.kind(p) in ("server", "cache") for p in preds)
+
+
+def _reason(doc: Document, node_id: str, clients: list[str]) -> str:
+    who = _names(doc, clients)
+    kind = doc.kind(node_id)
+    label = {"load_balancer": "load balancer"}.get(kind, kind)
+    if kind == "database" or (kind == "server" and _called_by_servers(doc, node_id)):
+        return f"Every server of {who} calls this {label}; it has no replica"
+    if kind == "server":
+        return (f"If this server fails, {who} cannot reach any server: "
+                "it is the only one on their path and has no replica")
+    return f"If this {label} fails, {who} cannot reach any server"
+
+
+def structural_spof(doc: Document) -> dict[str, str]:
+    """Single points of failure by structure: ``{node_id: reason for a tooltip}``.
+
+    Nodes are returned in document order. Clients are never SPOFs (their failure
+    only stops their own traffic); a client that cannot reach a server even with
+    everything up has no SPOF either (it is broken already, not fragile).
+    """
+    breakers = _breakers(doc)
+    cut_off: dict[str, list[str]] = {}
+    for node_id in doc.node_ids():
+        if doc.kind(node_id) != "client" or not doc.successors(node_id):
+            continue
+        hits = breakers[node_id]
+        if hits is None:
+            continue
+        for spof in hits:
+            cut_off.setdefault(spof, []).append(node_id)
+    return {n: _reason(doc, n, cut_off[n]) for n in doc.node_ids() if n in cut_off}
+
+
+def _availability(totals: dict[str, Any]) -> float:
+    """Share of finished requests that were served (in-flight ones are not judged yet)."""
+    finished = totals["served"] + totals["failed"]
+    return totals["served"] / finished if finished else math.nan
+
+
+def empirical_spof(doc: Document, seconds: float = 60.0, seed: int | None = None, *,
+                   whole_node: bool = False,
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+    """Fail each node in turn and measure the availability lost: ``{node_id: lost share}``.
+
+    Each run starts from the same seed, fails the node at t = 0 and simulates
+    ``seconds``; the loss is the baseline's served share minus the run's (0 = no
+    effect, 1 = nothing served any more). Like the structural analysis it asks about
+    one machine: a replicated node loses only replica 0 unless ``whole_node``. The
+    file's own scheduled events apply in every run. Clients are not failed.
+    ``progress(done, total)`` is called after each run.
+    """
+    from .engine import Simulation  # the engine is optional for the structural analysis
+
+    if seed is None:
+        seed = int(doc.settings.get("seed", 1))
+    targets = [n for n in doc.node_ids() if doc.kind(n) != "client"]
+    total = len(targets) + 1
+
+    def run(fail: str | None) -> float:
+        sim = Simulation(doc, seed=seed)
+        if fail is not None:
+            if not whole_node and _replicas(doc, fail) >= 2:
+                sim.fail(fail, replica=0)
+            else:
+                sim.fail(fail)
+        sim.advance(seconds)
+        return _availability(sim.totals())
+
+    baseline = run(None)
+    if progress:
+        progress(1, total)
+    out: dict[str, float] = {}
+    for i, node_id in enumerate(targets, start=2):
+        lost = baseline - run(node_id)
+        out[node_id] = max(0.0, lost) if math.isfinite(lost) else math.nan
+        if progress:
+            progress(i, total)
+    return out
