@@ -91,9 +91,10 @@ SERVER = Kind(
           label="Timeout", unit="s", minimum=0, exclusive_minimum=True, maximum=3600),
         P("replicas", "int", 1, "Identical copies of this server (horizontal scaling); drawn as a stack.",
           unit="copies", minimum=1, maximum=10_000),
-        P("sessions", "choice", "local",
-          "Where user sessions live: local (in this server's memory, lost if it dies or the user moves), "
-          "database (one extra database read per request, survives), cookie (in the client's cookie, survives).",
+        P("sessions", "choice", "cookie",
+          "Where user sessions live: cookie (in the client's signed cookie, Flask's default: survives), "
+          "local (in this server's memory: lost if it dies or the user is sent to another server), "
+          "database (one extra database read per request: survives).",
           choices=("local", "database", "cookie")),
     ),
     ("database", "cache", "load_balancer", "server"),

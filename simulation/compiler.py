@@ -1,0 +1,242 @@
+"""Compile a :class:`Document` into immutable numpy arrays for the engine.
+
+Every queueing element becomes a *station*: one per replica of a server,
+database, cache or load balancer. A station has ``workers`` identical workers
+(FIFO, the earliest free worker takes the next request), a waiting room of
+``queue_limit`` requests and a patience of ``timeout_s``. Stations are grouped
+by *level* (longest path from a client), so that the engine can process a
+whole level at once and route its completions to the next levels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+
+from .document import Document
+
+KIND_CODES = {"load_balancer": 0, "server": 1, "database": 2, "cache": 3}
+LB, SERVER, DATABASE, CACHE = 0, 1, 2, 3
+STATIC_ALGORITHMS = {"random", "round_robin", "weighted_round_robin", "consistent_hash"}
+
+
+class SimulationError(ValueError):
+    """The document cannot be simulated as it is; the message says why and where."""
+
+
+@dataclass
+class Client:
+    node_id: str
+    rate_rps: float
+    users: int
+    user_offset: int
+    pattern: dict
+    read_ratio: float
+    entries: list[int]           # node indices of entry nodes, edge order
+    failover: bool
+
+
+@dataclass
+class Balancer:
+    node_index: int
+    station: int                 # the load balancer's own station
+    algorithm: str
+    sticky: bool
+    backends: np.ndarray         # station indices, in edge/replica order
+    weights: np.ndarray          # capacity of each backend replica
+    interval_s: float
+    fall: int
+    rise: int
+
+
+@dataclass
+class Network:
+    node_ids: list[str]
+    node_kind: list[str]
+    node_stations: list[np.ndarray]        # per node: its station indices ([] for clients)
+    # stations
+    st_node: np.ndarray
+    st_replica: np.ndarray
+    st_kind: np.ndarray
+    st_level: np.ndarray
+    st_workers: np.ndarray
+    st_mean_read: np.ndarray               # mean service time of a read, s
+    st_mean_write: np.ndarray              # mean service time of a write, s
+    st_deterministic: np.ndarray
+    st_queue_limit: np.ndarray
+    st_timeout: np.ndarray
+    st_hit_ratio: np.ndarray               # caches: reads answered here
+    st_sessions: np.ndarray                # servers: 0 local, 1 database, 2 cookie
+    # where a station sends its completions (non-balancer stations): CSR over target stations
+    route_ptr: np.ndarray
+    route_target: np.ndarray
+    route_cum: np.ndarray                  # cumulative probabilities within each station's row
+    clients: list[Client]
+    balancers: list[Balancer]
+    st_balancer: np.ndarray                # station -> balancer index or -1
+    levels: list[np.ndarray]               # station indices per level, in order
+    edge_index: dict[tuple[int, int], int]  # (source node, target node) -> edge number
+    edges: list[tuple[str, str]]
+    total_users: int
+    dynamic: bool                          # some balancer needs per-tick decisions
+    max_workers: int = field(default=1)
+
+    @property
+    def n_stations(self) -> int:
+        return len(self.st_node)
+
+
+def compile_document(doc: Document) -> Network:
+    ids = doc.node_ids()
+    index = {n: i for i, n in enumerate(ids)}
+    kinds = [doc.kind(n) for n in ids]
+    params = [doc.params(n) for n in ids]
+    levels_of = _node_levels(doc, ids)
+
+    st_rows: list[tuple] = []
+    node_stations: list[np.ndarray] = []
+    for i, n in enumerate(ids):
+        k, p = kinds[i], params[i]
+        if k == "client":
+            node_stations.append(np.zeros(0, dtype=np.int64))
+            continue
+        first = len(st_rows)
+        if k == "server":
+            c = int(p["workers"])
+            mean = c / float(p["capacity_rps"])
+            sessions = {"local": 0, "database": 1, "cookie": 2}[p["sessions"]]
+            for r in range(int(p["replicas"])):
+                st_rows.append((i, r, SERVER, c, mean, mean, p["service"] == "deterministic",
+                                int(p["queue_limit"]), float(p["timeout_s"]), 0.0, sessions))
+        elif k == "load_balancer":
+            mean = 1.0 / float(p["capacity_rps"])
+            st_rows.append((i, 0, LB, 1, mean, mean, True, int(p["queue_limit"]), 30.0, 0.0, -1))
+        elif k == "database":
+            c = int(p["connections"])
+            st_rows.append((i, 0, DATABASE, c, c / float(p["read_capacity_rps"]), c / float(p["write_capacity_rps"]),
+                            False, int(p["queue_limit"]), float(p["timeout_s"]), 0.0, -1))
+        elif k == "cache":
+            c = int(p["connections"])
+            mean = c / float(p["capacity_rps"])
+            st_rows.append((i, 0, CACHE, c, mean, mean, False, 100_000, 30.0, float(p["hit_ratio"]), -1))
+        node_stations.append(np.arange(first, len(st_rows), dtype=np.int64))
+
+    cols = list(zip(*st_rows)) if st_rows else [()] * 11
+    st_node = np.array(cols[0], dtype=np.int64)
+    st_level = np.array([levels_of[ids[i]] for i in st_node], dtype=np.int64)
+    n_st = len(st_node)
+    st_capacity = np.zeros(n_st)
+    for s in range(n_st):
+        p = params[st_node[s]]
+        st_capacity[s] = float(p.get("capacity_rps", p.get("read_capacity_rps", 1.0)))
+
+    # Routing of completions for servers, caches and databases: split over successors.
+    route_ptr = [0]
+    route_target: list[int] = []
+    route_prob: list[float] = []
+    for s in range(n_st):
+        i = int(st_node[s])
+        if kinds[i] != "load_balancer":
+            targets, probs = [], []
+            succ = [index[t] for t in doc.successors(ids[i])]
+            caps = np.array([_node_capacity(kinds[j], params[j]) for j in succ], dtype=float)
+            for j, cap in zip(succ, caps):
+                stations = node_stations[j]
+                for t in stations:
+                    targets.append(int(t))
+                    probs.append(cap / caps.sum() / len(stations))
+            route_target.extend(targets)
+            route_prob.extend(probs)
+        route_ptr.append(len(route_target))
+    route_ptr_a = np.array(route_ptr, dtype=np.int64)
+    route_target_a = np.array(route_target, dtype=np.int64)
+    route_cum = np.zeros(len(route_prob))
+    for s in range(n_st):
+        a, b = route_ptr_a[s], route_ptr_a[s + 1]
+        if b > a:
+            c = np.cumsum(route_prob[a:b])
+            route_cum[a:b] = c / c[-1]
+
+    # Balancers.
+    balancers: list[Balancer] = []
+    st_balancer = np.full(n_st, -1, dtype=np.int64)
+    for i, n in enumerate(ids):
+        if kinds[i] != "load_balancer":
+            continue
+        p = params[i]
+        backends, weights = [], []
+        for t in doc.successors(n):
+            j = index[t]
+            for s in node_stations[j]:
+                backends.append(int(s))
+                weights.append(float(st_capacity[s]))
+        b = Balancer(i, int(node_stations[i][0]), p["algorithm"], p["affinity"] == "sticky",
+                     np.array(backends, dtype=np.int64), np.array(weights, dtype=float),
+                     float(p["health_interval_s"]), int(p["unhealthy_after"]), int(p["healthy_after"]))
+        st_balancer[b.station] = len(balancers)
+        balancers.append(b)
+
+    # Clients.
+    clients: list[Client] = []
+    offset = 0
+    for i, n in enumerate(ids):
+        if kinds[i] != "client":
+            continue
+        p = params[i]
+        entries = [index[t] for t in doc.successors(n)]
+        clients.append(Client(n, float(p["rate_rps"]), int(p["users"]), offset, p["pattern"],
+                              float(p["read_ratio"]), entries, p["entry_policy"] == "failover"))
+        offset += int(p["users"])
+    if offset > 50_000_000:
+        raise SimulationError(f"too many users in all ({offset:,}); at most 50,000,000")
+
+    _check_sessions(doc, ids, kinds, params)
+
+    max_level = int(st_level.max()) if n_st else -1
+    levels = [np.nonzero(st_level == lv)[0] for lv in range(max_level + 1)]
+    edges = doc.edges()
+    edge_index = {(index[s], index[t]): k for k, (s, t) in enumerate(edges)}
+    st_workers = np.array(cols[3], dtype=np.int64)
+    return Network(
+        node_ids=ids, node_kind=kinds, node_stations=node_stations,
+        st_node=st_node, st_replica=np.array(cols[1], dtype=np.int64), st_kind=np.array(cols[2], dtype=np.int64),
+        st_level=st_level, st_workers=st_workers,
+        st_mean_read=np.array(cols[4], dtype=float), st_mean_write=np.array(cols[5], dtype=float),
+        st_deterministic=np.array(cols[6], dtype=bool), st_queue_limit=np.array(cols[7], dtype=np.int64),
+        st_timeout=np.array(cols[8], dtype=float), st_hit_ratio=np.array(cols[9], dtype=float),
+        st_sessions=np.array(cols[10], dtype=np.int64),
+        route_ptr=route_ptr_a, route_target=route_target_a, route_cum=route_cum,
+        clients=clients, balancers=balancers, st_balancer=st_balancer, levels=levels,
+        edge_index=edge_index, edges=edges, total_users=offset,
+        dynamic=any(b.algorithm not in STATIC_ALGORITHMS for b in balancers),
+        max_workers=int(st_workers.max()) if n_st else 1,
+    )
+
+
+def _node_capacity(kind: str, p: dict) -> float:
+    if kind == "server":
+        return float(p["capacity_rps"]) * int(p["replicas"])
+    if kind == "database":
+        return float(p["read_capacity_rps"])
+    return float(p["capacity_rps"])
+
+
+def _node_levels(doc: Document, ids: list[str]) -> dict[str, int]:
+    """Longest distance from any source: a node's stations come after all their feeders."""
+    g = doc.graph
+    level = {n: 0 for n in ids}
+    for n in nx.topological_sort(g):
+        for t in g.successors(n):
+            level[t] = max(level[t], level[n] + 1)
+    return level
+
+
+def _check_sessions(doc: Document, ids, kinds, params) -> None:
+    for i, n in enumerate(ids):
+        if kinds[i] == "server" and params[i]["sessions"] == "database":
+            stores = [t for t in doc.successors(n) if doc.kind(t) in ("database", "cache")]
+            if not stores:
+                raise SimulationError(
+                    f'server "{n}" keeps its sessions in the database but calls no database: '
+                    f"connect it to a database (or a cache), or set sessions to local or cookie")

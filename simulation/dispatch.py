@@ -1,0 +1,172 @@
+"""Load-balancing algorithms, vectorised over the requests of a window.
+
+Each algorithm picks, for every request leaving the balancer, one backend
+among those its health checks believe to be up:
+
+- ``random``: uniform choice (each backend then sees a thinned Poisson stream).
+- ``round_robin``: the k-th request goes to backend k mod n.
+- ``weighted_round_robin``: NGINX's smooth weighted round robin, weights ∝ capacity.
+- ``least_connections``: fewest requests in the backend (queued + in service);
+  within a tick, requests fill the least loaded backends first (ties random).
+- ``least_response_time``: lowest (connections + 1) × recent response time.
+- ``power_of_two``: two random backends, the one with fewer connections.
+- ``consistent_hash``: the user's id on a ring with 160 points per backend
+  (ketama); only a failed backend's users move.
+
+With sticky affinity a cookie pins each user to the backend that served them
+first; when that backend is taken out, the user is re-dispatched (HAProxy's
+redispatch) and pinned again.
+"""
+from __future__ import annotations
+
+import zlib
+from math import gcd
+
+import numpy as np
+
+from .compiler import Balancer
+from .health import HealthChecks
+
+RING_POINTS = 160
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    z = (np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def smooth_wrr_sequence(weights: np.ndarray, limit: int = 1000) -> np.ndarray:
+    """One period of NGINX's smooth weighted round robin, as backend positions."""
+    w = np.asarray(weights, dtype=float)
+    ints = np.maximum(np.round(w / w.min() * 10).astype(np.int64), 1)
+    g = 0
+    for v in ints.tolist():
+        g = gcd(g, v)
+    ints //= max(g, 1)
+    while ints.sum() > limit:
+        ints = np.maximum(ints // 2, 1)
+    total = int(ints.sum())
+    current = np.zeros(len(ints), dtype=np.int64)
+    seq = np.empty(total, dtype=np.int64)
+    for k in range(total):  # once per change of the healthy set, not per request
+        current += ints
+        best = int(np.argmax(current))
+        seq[k] = best
+        current[best] -= total
+    return seq
+
+
+class BalancerState:
+    """The mutable side of one load balancer: health, counters, pins, rings."""
+
+    def __init__(self, bal: Balancer, node_keys: list[str], total_users: int, rng: np.random.Generator) -> None:
+        self.bal = bal
+        n = len(bal.backends)
+        self.health = HealthChecks(n, bal.interval_s, bal.fall, bal.rise, float(rng.uniform(0, bal.interval_s)))
+        self.rr = 0
+        self.pin = np.full(total_users, -1, dtype=np.int32) if bal.sticky else None
+        self.keys = np.array([zlib.crc32(k.encode()) for k in node_keys], dtype=np.uint64)
+        self._cache_key: bytes | None = None
+        self._wrr: np.ndarray | None = None
+        self._ring_points: np.ndarray | None = None
+        self._ring_owner: np.ndarray | None = None
+
+    def candidates(self) -> np.ndarray:
+        return np.nonzero(self.health.believed_up)[0]
+
+    def _refresh(self, cand: np.ndarray) -> None:
+        key = cand.tobytes()
+        if key == self._cache_key:
+            return
+        self._cache_key = key
+        self._wrr = smooth_wrr_sequence(self.bal.weights[cand]) if len(cand) else None
+        if len(cand):
+            base = self.keys[cand][:, None] * np.uint64(1_000_003) + np.arange(RING_POINTS, dtype=np.uint64)[None, :]
+            pts = splitmix64(base).ravel()
+            owner = np.repeat(np.arange(len(cand)), RING_POINTS)
+            order = np.argsort(pts, kind="stable")
+            self._ring_points, self._ring_owner = pts[order], owner[order]
+
+    def choose(self, users: np.ndarray, connections: np.ndarray, latency: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
+        """Backend positions (indices into ``bal.backends``) for requests in time
+        order; -1 where no backend is healthy. ``connections``/``latency`` are per
+        backend position (requests in the backend, recent response time)."""
+        k = len(users)
+        out = np.full(k, -1, dtype=np.int64)
+        cand = self.candidates()
+        if k == 0 or len(cand) == 0:
+            return out
+        self._refresh(cand)
+        need = np.ones(k, dtype=bool)
+        if self.pin is not None:
+            p = self.pin[users]
+            valid = p >= 0
+            valid[valid] = self.health.believed_up[p[valid]]
+            out[valid] = p[valid]
+            need = ~valid
+        m = int(need.sum())
+        if m:
+            out[need] = cand[self._pick(m, cand, users[need], connections, latency, rng)]
+            if self.pin is not None:
+                self.pin[users[need]] = out[need]
+        return out
+
+    def _pick(self, m: int, cand: np.ndarray, users: np.ndarray, conn: np.ndarray, lat: np.ndarray,
+              rng: np.random.Generator) -> np.ndarray:
+        """Positions within ``cand`` for ``m`` requests."""
+        algo = self.bal.algorithm
+        n = len(cand)
+        if algo == "random":
+            return rng.integers(0, n, size=m)
+        if algo == "round_robin":
+            pos = (self.rr + np.arange(m)) % n
+            self.rr = (self.rr + m) % n
+            return pos
+        if algo == "weighted_round_robin":
+            seq = self._wrr
+            pos = seq[(self.rr + np.arange(m)) % len(seq)]
+            self.rr = (self.rr + m) % len(seq)
+            return pos
+        if algo == "consistent_hash":
+            h = splitmix64(users.astype(np.uint64) ^ np.uint64(0x5DEECE66D))
+            i = np.searchsorted(self._ring_points, h) % len(self._ring_points)
+            return self._ring_owner[i]
+        c = conn[cand].astype(float)
+        if algo == "power_of_two":
+            if n == 1:
+                return np.zeros(m, dtype=np.int64)
+            a = rng.integers(0, n, size=m)
+            b = rng.integers(0, n - 1, size=m)
+            b += b >= a
+            return np.where(c[a] <= c[b], a, b)
+        if algo == "least_connections":
+            return _fill_least(c, np.ones(n), m, rng)
+        if algo == "least_response_time":
+            return _fill_least(c, np.maximum(lat[cand], 1e-6), m, rng)
+        raise AssertionError(algo)
+
+
+def _fill_least(load: np.ndarray, cost: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """Greedy fill: each request goes to the backend with the lowest (load+1)×cost,
+    counting the requests already placed in this window. Done in chunks of at
+    most one request per backend, so the loop runs ceil(m / n) times."""
+    n = len(load)
+    load = load.copy()
+    out = np.empty(m, dtype=np.int64)
+    done = 0
+    while done < m:
+        take = min(m - done, n)
+        score = (load + 1.0) * cost + rng.random(n) * 1e-9 * cost
+        if take < n:
+            best = np.argpartition(score, take - 1)[:take]
+        else:
+            best = np.arange(n)
+        best = best[np.argsort(score[best], kind="stable")]
+        out[done:done + take] = best
+        load[best] += 1.0
+        done += take
+    return out

@@ -1,0 +1,454 @@
+"""The stepping engine: windows of simulated time over numpy arrays.
+
+Time advances in *windows* that never cross a second boundary, a scheduled
+event or a health check; with a load-dependent balancer (least connections,
+power of two, least response time) a window is one tick, so that decisions
+see fresh connection counts. In a window, clients draw Poisson arrivals per
+tick, then the levels of the network are processed in order: the arrivals of
+a level are admitted to its stations (``stations.py``), the requests that
+finish inside the window are routed to the next levels (balancers choose a
+backend, servers split over their downstream nodes, caches answer hits) and
+the rest stay in flight. Requests keep exact continuous times, so latency is
+not rounded to the tick.
+
+Conservation holds by construction and is checked by the tests: every request
+that arrived is served, failed with a cause, or in flight.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .compiler import CACHE, LB, SERVER, Network, SimulationError, compile_document
+from .dispatch import BalancerState
+from .document import Document
+from .flight import FLAG_DB_SESSION, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
+from .metrics import N_BINS, Metrics, latency_bins, percentile_ms
+from .patterns import rate_factor
+from .state import FAILURE_CAUSES, NodeState
+from .stations import Stations
+
+__all__ = ["Simulation", "SimulationError"]
+
+CAUSE_INDEX = {c: i for i, c in enumerate(FAILURE_CAUSES)}
+EWMA_ALPHA = 0.1
+NO_SESSION, ORPHANED = -1, -2
+
+
+class Simulation:
+    """A running simulation of a document. See ``docs/engine-api.md``."""
+
+    def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 1.0) -> None:
+        self.document = document
+        self.seed = int(document.settings["seed"] if seed is None else seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.tick_s = float(document.settings["tick_ms"]) / 1000.0
+        self.max_window_s = max_window_s
+        self.now = 0.0
+        self.metrics = Metrics()
+        self.arrived = 0
+        self.served = 0
+        self.failed_by_cause = np.zeros(len(FAILURE_CAUSES), dtype=np.int64)
+        self._lat_sum_total = 0.0
+        self._hist_total = np.zeros(N_BINS, dtype=np.int64)
+        self._manual: list[tuple[str, int | None, bool]] = []
+        self._setup(compile_document(document))
+        self._events = sorted(document.events, key=lambda e: e.at_s)
+        self._event_pos = 0
+        self._new_second()
+
+    # ----- setup ----------------------------------------------------------------------
+    def _setup(self, net: Network) -> None:
+        self.net = net
+        self.stations = Stations(net, self.now)
+        self.balancers = [BalancerState(b, [f"{net.node_ids[net.st_node[s]]}#{net.st_replica[s]}" for s in b.backends],
+                                        net.total_users, self.rng) for b in net.balancers]
+        for bs in self.balancers:
+            bs.health.next_check += self.now
+        self.pending = [Batch.empty() for _ in net.levels]
+        self.sessions = np.full(net.total_users, NO_SESSION, dtype=np.int32)
+        self.ewma = net.st_mean_read.copy()
+        # routing lookup: row s owns (s, s+1] in the shifted cumulative array
+        rows = np.repeat(np.arange(net.n_stations), np.diff(net.route_ptr))
+        self._route_key = rows + net.route_cum
+        self._has_route = np.diff(net.route_ptr) > 0
+        self._is_local_server = (net.st_kind == SERVER) & (net.st_sessions == 0)
+        self._is_db_server = (net.st_kind == SERVER) & (net.st_sessions == 1)
+        self._node_edge = np.full((len(net.node_ids), len(net.node_ids)), -1, dtype=np.int64)
+        for (a, b), k in net.edge_index.items():
+            self._node_edge[a, b] = k
+        self._node_workers = np.zeros(len(net.node_ids))
+        np.add.at(self._node_workers, net.st_node, net.st_workers)
+        self._last_done = np.zeros(len(net.node_ids))
+
+    def _new_second(self) -> None:
+        net = self.net
+        self._sec_offered = 0
+        self._sec_served = 0
+        self._sec_failed = np.zeros(len(FAILURE_CAUSES), dtype=np.int64)
+        self._sec_lat_sum = 0.0
+        self._sec_hist = np.zeros(N_BINS, dtype=np.int64)
+        self._sec_busy = np.zeros(net.n_stations)
+        self._sec_done = np.zeros(net.n_stations)
+        self._sec_edges = np.zeros(len(net.edges), dtype=np.int64)
+        self._sec_sessions_lost = 0
+
+    def _new_second_keep(self) -> None:
+        """After a recompile: resize the per-second accumulators, keeping the counts."""
+        offered, served, failed = self._sec_offered, self._sec_served, self._sec_failed
+        lat, hist, lost = self._sec_lat_sum, self._sec_hist, self._sec_sessions_lost
+        self._new_second()
+        self._sec_offered, self._sec_served, self._sec_failed = offered, served, failed
+        self._sec_lat_sum, self._sec_hist, self._sec_sessions_lost = lat, hist, lost
+
+    # ----- public API -------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        return int(sum(len(p) for p in self.pending))
+
+    @property
+    def failed(self) -> int:
+        return int(self.failed_by_cause.sum())
+
+    def step(self) -> None:
+        """Advance by one tick."""
+        self.run_until(self.now + self.tick_s)
+
+    def advance(self, seconds: float) -> None:
+        self.run_until(self.now + seconds)
+
+    def run_until(self, t_end: float) -> None:
+        while self.now < t_end - 1e-9:
+            self._boundary_actions()
+            t1 = min(t_end, math.floor(self.now + 1e-9) + 1.0, self.now + self.max_window_s)
+            if self.net.dynamic:
+                t1 = min(t1, self.now + self.tick_s)
+            if self._event_pos < len(self._events):
+                t1 = min(t1, max(self._events[self._event_pos].at_s, self.now + 1e-9))
+            for bs in self.balancers:
+                t1 = min(t1, max(bs.health.next_check, self.now + 1e-9))
+            self._window(self.now, t1)
+            self.now = t1
+            if abs(self.now - round(self.now)) < 1e-9 and round(self.now) > self.metrics.n:
+                self.now = float(round(self.now))
+                self._close_second()
+        self._boundary_actions()
+
+    def fail(self, node_id: str, replica: int | None = None) -> None:
+        self._set_node(node_id, replica, up=False)
+
+    def recover(self, node_id: str, replica: int | None = None) -> None:
+        self._set_node(node_id, replica, up=True)
+
+    def update_document(self, document: Document) -> None:
+        """Take an edited document into a running simulation, keeping time and metrics.
+
+        Requests in flight at stations that still exist stay where they are; those
+        at removed stations fail (node_failed)."""
+        from .live_update import migrate
+        migrate(self, document)
+
+    def node_states(self) -> dict[str, NodeState]:
+        net = self.net
+        waiting, in_system = self._occupancy()
+        last = self.metrics.n - 1
+        util = self.metrics.util
+        out = {}
+        for i, node in enumerate(net.node_ids):
+            st = net.node_stations[i]
+            up = self.stations.up[st]
+            out[node] = NodeState(
+                utilization=float(util[node][last]) if node in util and last >= 0 and not math.isnan(util[node][last]) else 0.0,
+                queue=float(waiting[st].sum()) if len(st) else 0.0,
+                in_system=float(in_system[st].sum()) if len(st) else 0.0,
+                throughput_rps=float(self._last_done[i]),
+                replicas=max(len(st), 1),
+                replicas_up=int(up.sum()) if len(st) else 1,
+                failed_replicas=tuple(int(r) for r in net.st_replica[st][~up]),
+            )
+        return out
+
+    def edge_flows(self) -> dict[tuple[str, str], float]:
+        flows = self.metrics.flow
+        last = self.metrics.n - 1
+        if last < 0:
+            return {e: 0.0 for e in self.net.edges}
+        return {e: float(flows[e][last]) if e in flows else 0.0 for e in self.net.edges}
+
+    def totals(self) -> dict:
+        served = self.served
+        return {
+            "arrived": int(self.arrived),
+            "served": int(served),
+            "failed": self.failed,
+            "failed_by_cause": {c: int(v) for c, v in zip(FAILURE_CAUSES, self.failed_by_cause)},
+            "in_flight": self.in_flight,
+            "mean_ms": self._lat_sum_total / served * 1000.0 if served else math.nan,
+            "p50_ms": percentile_ms(self._hist_total, 0.50),
+            "p95_ms": percentile_ms(self._hist_total, 0.95),
+            "p99_ms": percentile_ms(self._hist_total, 0.99),
+            "sessions_lost": int(self.failed_by_cause[CAUSE_INDEX["session_lost"]]),
+        }
+
+    # ----- events and failures ------------------------------------------------------------
+    def _boundary_actions(self) -> None:
+        while self._event_pos < len(self._events) and self._events[self._event_pos].at_s <= self.now + 1e-9:
+            ev = self._events[self._event_pos]
+            self._event_pos += 1
+            if ev.node in self.net.node_ids:
+                self._set_node(ev.node, ev.replica, up=(ev.action == "recover"))
+        for bs in self.balancers:
+            while bs.health.next_check <= self.now + 1e-9:
+                bs.health.check(self.stations.up[bs.bal.backends])
+
+    def _set_node(self, node_id: str, replica: int | None, up: bool) -> None:
+        net = self.net
+        if node_id not in net.node_ids:
+            raise KeyError(f'there is no node "{node_id}"')
+        i = net.node_ids.index(node_id)
+        st = net.node_stations[i]
+        if len(st) == 0:
+            raise ValueError(f'"{node_id}" is a client: only servers, load balancers, databases and caches can fail')
+        if replica is not None:
+            if not 0 <= replica < len(st):
+                raise ValueError(f'"{node_id}" has no replica {replica} (it has {len(st)})')
+            st = st[replica:replica + 1]
+        if up:
+            st = st[~self.stations.up[st]]
+            self.stations.set_up(st, self.now)
+            return
+        st = st[self.stations.up[st]]
+        if len(st) == 0:
+            return
+        self.stations.set_down(st)
+        for lv, batch in enumerate(self.pending):
+            hit = np.isin(batch.st, st)
+            if hit.any():
+                lost = batch.take(hit)
+                self.pending[lv] = batch.take(~hit)
+                self._count_failed("node_failed", len(lost))
+        orphan = np.isin(self.sessions, st.astype(np.int32))
+        self.sessions[orphan] = ORPHANED
+
+    def _count_failed(self, cause: str, n: int) -> None:
+        if n:
+            k = CAUSE_INDEX[cause]
+            self.failed_by_cause[k] += n
+            self._sec_failed[k] += n
+
+    # ----- one window ---------------------------------------------------------------------
+    def _window(self, t0: float, t1: float) -> None:
+        net = self.net
+        inbox: list[list[Batch]] = [[] for _ in net.levels]
+        self._generate(t0, t1, inbox)
+        for lv in range(len(net.levels)):
+            if inbox[lv]:
+                admitted, full, down = self.stations.admit(Batch.concat(inbox[lv]), self.rng)
+                self._count_failed("queue_full", len(full))
+                self._count_failed("backend_down", len(down))
+                self._sessions(admitted)
+                self.pending[lv] = Batch.concat([self.pending[lv], admitted])
+            p = self.pending[lv]
+            if not len(p):
+                continue
+            busy = np.clip(np.minimum(p.fin, t1) - np.maximum(p.start, t0), 0.0, None)
+            busy[(p.flags & FLAG_TIMEOUT) != 0] = 0.0
+            self._sec_busy += np.bincount(p.st, weights=busy, minlength=net.n_stations)
+            done = p.fin < t1
+            if not done.any():
+                continue
+            out = p.take(done)
+            self.pending[lv] = p.take(~done)
+            self._sec_done += np.bincount(out.st, minlength=net.n_stations)
+            gave_up = (out.flags & FLAG_TIMEOUT) != 0
+            self._count_failed("timeout", int(gave_up.sum()))
+            out = out.take(~gave_up)
+            if len(out):
+                soj = out.fin - out.arr
+                np.add.at(self.ewma, out.st, EWMA_ALPHA * (soj - self.ewma[out.st]))
+                self._route(out, inbox)
+
+    def _generate(self, t0: float, t1: float, inbox: list[list[Batch]]) -> None:
+        net = self.net
+        edges = np.arange(t0, t1, self.tick_s)
+        edges = np.append(edges, t1)
+        mids = 0.5 * (edges[:-1] + edges[1:])
+        lens = np.diff(edges)
+        for ci, c in enumerate(net.clients):
+            if not c.entries or c.rate_rps <= 0:
+                continue
+            lam = c.rate_rps * np.maximum(rate_factor(c.pattern, mids), 0.0) * lens
+            counts = self.rng.poisson(lam)
+            n = int(counts.sum())
+            if n == 0:
+                continue
+            times = np.repeat(edges[:-1], counts) + self.rng.random(n) * np.repeat(lens, counts)
+            times.sort()
+            users = c.user_offset + self.rng.integers(0, c.users, size=n)
+            cls = (self.rng.random(n) >= c.read_ratio).astype(np.int8)
+            entry_nodes = np.array(c.entries)
+            if c.failover:
+                alive = [j for j in c.entries if self.stations.up[net.node_stations[j]].any()]
+                node = np.full(n, alive[0] if alive else c.entries[0])
+            else:
+                node = entry_nodes[self.rng.integers(0, len(entry_nodes), size=n)]
+            st = self._pick_replica(node)
+            self.arrived += n
+            self._sec_offered += n
+            ci_node = net.node_ids.index(c.node_id)
+            self._sec_edges += np.bincount(self._node_edge[ci_node, node], minlength=len(net.edges))
+            self._deliver(Batch(st=st, birth=times, arr=times, cls=cls, user=users), inbox)
+
+    def _pick_replica(self, node: np.ndarray) -> np.ndarray:
+        net = self.net
+        first = np.array([s[0] if len(s) else -1 for s in net.node_stations])
+        count = np.array([len(s) for s in net.node_stations])
+        return first[node] + (self.rng.random(len(node)) * count[node]).astype(np.int64)
+
+    def _deliver(self, batch: Batch, inbox: list[list[Batch]]) -> None:
+        if not len(batch):
+            return
+        lv = self.net.st_level[batch.st]
+        if (lv == lv[0]).all():
+            inbox[int(lv[0])].append(batch)
+            return
+        for level in np.unique(lv):
+            inbox[int(level)].append(batch.take(lv == level))
+
+    def _sessions(self, b: Batch) -> None:
+        if not len(b):
+            return
+        local = self._is_local_server[b.st]
+        if local.any():
+            u = b.user[local]
+            s = b.st[local].astype(np.int32)
+            cur = self.sessions[u]
+            lost = (cur == ORPHANED) | ((cur >= 0) & (cur != s))
+            if lost.any():
+                idx = np.nonzero(local)[0][lost]
+                b.flags[idx] |= FLAG_SESSION_LOST
+            self.sessions[u] = s
+        dbs = self._is_db_server[b.st]
+        if dbs.any():
+            b.flags[dbs] |= FLAG_DB_SESSION
+
+    def _route(self, out: Batch, inbox: list[list[Batch]]) -> None:
+        net = self.net
+        order = np.argsort(out.fin, kind="stable")
+        out = out.take(order)
+        is_lb = net.st_kind[out.st] == LB
+        if is_lb.any():
+            self._balance(out.take(is_lb), inbox)
+            out = out.take(~is_lb)
+        if not len(out):
+            return
+        u = self.rng.random(len(out))
+        cont = self._has_route[out.st]
+        hit = (net.st_kind[out.st] == CACHE) & (out.cls == 0) & (self.rng.random(len(out)) < net.st_hit_ratio[out.st])
+        cont &= ~hit
+        fwd = out.take(cont)
+        if len(fwd):
+            key = fwd.st + u[cont]
+            idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
+            target = net.route_target[idx]
+            self._flow(fwd.st, target)
+            nxt = Batch(st=target, birth=fwd.birth, arr=fwd.fin, cls=fwd.cls, user=fwd.user, flags=fwd.flags)
+            self._deliver(nxt, inbox)
+        self._finish(out.take(~cont))
+
+    def _flow(self, src_st: np.ndarray, dst_st: np.ndarray) -> None:
+        e = self._node_edge[self.net.st_node[src_st], self.net.st_node[dst_st]]
+        self._sec_edges += np.bincount(e[e >= 0], minlength=len(self.net.edges))
+
+    def _balance(self, out: Batch, inbox: list[list[Batch]]) -> None:
+        net = self.net
+        for bi in np.unique(net.st_balancer[out.st]):
+            bs = self.balancers[int(bi)]
+            mine = out.take(net.st_balancer[out.st] == bi) if len(self.balancers) > 1 else out
+            backends = bs.bal.backends
+            conn = lat = None
+            if bs.bal.algorithm in ("least_connections", "power_of_two", "least_response_time"):
+                conn = self._connections()[backends]
+                lat = self.ewma[backends]
+            pos = bs.choose(mine.user, conn, lat, self.rng)
+            none = pos < 0
+            self._count_failed("no_healthy_backend", int(none.sum()))
+            ok = ~none
+            target = backends[pos[ok]]
+            self._flow(mine.st[ok], target)
+            self._deliver(Batch(st=target, birth=mine.birth[ok], arr=mine.fin[ok], cls=mine.cls[ok],
+                                user=mine.user[ok], flags=mine.flags[ok]), inbox)
+
+    def _connections(self) -> np.ndarray:
+        return self._occupancy()[1]
+
+    def _occupancy(self) -> tuple[np.ndarray, np.ndarray]:
+        """(waiting, waiting + in service) per station, now."""
+        n = self.net.n_stations
+        waiting = np.zeros(n)
+        total = np.zeros(n)
+        for p in self.pending:
+            if len(p):
+                total += np.bincount(p.st, minlength=n)
+                waiting += np.bincount(p.st, weights=(p.start > self.now).astype(float), minlength=n)
+        return waiting, total
+
+    def _finish(self, done: Batch) -> None:
+        if not len(done):
+            return
+        lost = (done.flags & FLAG_SESSION_LOST) != 0
+        n_lost = int(lost.sum())
+        self._count_failed("session_lost", n_lost)
+        self._sec_sessions_lost += n_lost
+        ok = ~lost
+        lat = done.fin[ok] - done.birth[ok]
+        n = len(lat)
+        if n == 0:
+            return
+        self.served += n
+        self._sec_served += n
+        s = float(lat.sum())
+        self._sec_lat_sum += s
+        self._lat_sum_total += s
+        h = np.bincount(latency_bins(lat), minlength=N_BINS)
+        self._sec_hist += h
+        self._hist_total += h
+
+    # ----- per-second metrics ---------------------------------------------------------------
+    def _close_second(self) -> None:
+        net = self.net
+        up = self.stations.up
+        n_nodes = len(net.node_ids)
+        busy = np.bincount(net.st_node, weights=self._sec_busy, minlength=n_nodes)
+        cap = np.bincount(net.st_node, weights=net.st_workers * up, minlength=n_nodes)
+        waiting, _ = self._occupancy()
+        queue = np.bincount(net.st_node, weights=waiting, minlength=n_nodes)
+        ups = np.bincount(net.st_node, weights=up.astype(float), minlength=n_nodes)
+        self._last_done = np.bincount(net.st_node, weights=self._sec_done, minlength=n_nodes)
+        util, qd, rd = {}, {}, {}
+        for i, node in enumerate(net.node_ids):
+            if net.node_kind[i] == "client":
+                continue
+            util[node] = float(busy[i] / cap[i]) if cap[i] > 0 else 0.0
+            qd[node] = float(queue[i])
+            rd[node] = float(ups[i])
+        servers_up = float(((net.st_kind == SERVER) & up).sum())
+        served = self._sec_served
+        row = {
+            "time_s": float(self.metrics.n + 1),
+            "offered_rps": float(self._sec_offered),
+            "served_rps": float(served),
+            "failed_rps": float(self._sec_failed.sum()),
+            "p50_ms": percentile_ms(self._sec_hist, 0.50),
+            "p95_ms": percentile_ms(self._sec_hist, 0.95),
+            "p99_ms": percentile_ms(self._sec_hist, 0.99),
+            "mean_ms": self._sec_lat_sum / served * 1000.0 if served else math.nan,
+            "active_servers": servers_up,
+            "sessions_lost": float(self._sec_sessions_lost),
+            "cost_server_s": servers_up,
+        }
+        causes = {c: float(v) for c, v in zip(FAILURE_CAUSES, self._sec_failed)}
+        flow = {e: float(v) for e, v in zip(net.edges, self._sec_edges)}
+        self.metrics.append(row, causes, util, qd, rd, flow)
+        self._new_second()

@@ -1,0 +1,61 @@
+"""Batches of requests as structs of numpy arrays.
+
+A :class:`Batch` is a set of requests, one entry per request: the station it
+is at, when it was born (arrived at its first node), when it arrived at this
+station, when its service starts and finishes, whether it reads or writes,
+its user and flags. The engine keeps the requests in flight at each level as
+one Batch and moves them with vectorised masks, never one at a time.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FIELDS: dict[str, type] = {
+    "st": np.int64,      # station
+    "birth": np.float64,  # arrival at the first node, s
+    "arr": np.float64,   # arrival at this station, s
+    "start": np.float64,  # service start, s
+    "fin": np.float64,   # service end (or give-up time), s
+    "cls": np.int8,      # 0 read, 1 write
+    "user": np.int64,    # global user id
+    "flags": np.int8,    # FLAG_* bits
+}
+
+FLAG_SESSION_LOST = 1   # its session was lost at a server: counted failed when done
+FLAG_DB_SESSION = 2     # its server keeps sessions in the database: the next store reads one
+FLAG_TIMEOUT = 4        # it gives up at ``fin`` instead of being served
+
+
+class Batch:
+    __slots__ = tuple(FIELDS)
+
+    def __init__(self, **arrays: np.ndarray) -> None:
+        n = None
+        for name, dtype in FIELDS.items():
+            a = arrays.get(name)
+            if a is None:
+                a = np.zeros(0 if n is None else n, dtype=dtype)
+            a = np.asarray(a, dtype=dtype)
+            if n is None:
+                n = len(a)
+            setattr(self, name, a)
+
+    @classmethod
+    def empty(cls) -> "Batch":
+        return cls()
+
+    def __len__(self) -> int:
+        return len(self.st)
+
+    def take(self, index: np.ndarray) -> "Batch":
+        """The requests selected by a boolean mask or an index array."""
+        return Batch(**{name: getattr(self, name)[index] for name in FIELDS})
+
+    @staticmethod
+    def concat(batches: list["Batch"]) -> "Batch":
+        batches = [b for b in batches if len(b)]
+        if not batches:
+            return Batch.empty()
+        if len(batches) == 1:
+            return batches[0]
+        return Batch(**{name: np.concatenate([getattr(b, name) for b in batches]) for name in FIELDS})

@@ -1,0 +1,94 @@
+"""Taking an edited document into a running simulation.
+
+The document is compiled anew; the state of the old network is carried over
+station by station, matched by (node id, replica): requests in flight, worker
+timelines, failures, health-check state and session placement. Requests at
+stations that no longer exist fail with ``node_failed``.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .compiler import compile_document
+from .flight import Batch
+
+if TYPE_CHECKING:
+    from .document import Document
+    from .engine import Simulation
+
+
+def _keys(net) -> list[tuple[str, int]]:
+    return [(net.node_ids[n], int(r)) for n, r in zip(net.st_node, net.st_replica)]
+
+
+def migrate(sim: "Simulation", document: "Document") -> None:
+    old_net, old_st, old_bal = sim.net, sim.stations, sim.balancers
+    old_pending, old_sessions, old_ewma = sim.pending, sim.sessions, sim.ewma
+    new_net = compile_document(document)  # raises SimulationError before anything changes
+    sim.document = document
+    sim.tick_s = float(document.settings["tick_ms"]) / 1000.0
+    new_index = {k: i for i, k in enumerate(_keys(new_net))}
+    mapping = np.array([new_index.get(k, -1) for k in _keys(old_net)], dtype=np.int64)
+
+    sim._setup(new_net)
+    # station state
+    c = min(old_st.free.shape[1], sim.stations.free.shape[1])
+    for old, new in enumerate(mapping.tolist()):
+        if new < 0:
+            continue
+        sim.stations.up[new] = old_st.up[old]
+        if not old_st.up[old]:
+            sim.stations.free[new] = np.inf
+            continue
+        keep = sim.stations.worker_mask[new, :c] & old_st.worker_mask[old, :c]
+        sim.stations.free[new, :c] = np.where(keep, old_st.free[old, :c], sim.stations.free[new, :c])
+    sim.ewma[mapping[mapping >= 0]] = old_ewma[mapping >= 0]
+    # requests in flight
+    lost = 0
+    moved: list[Batch] = []
+    for batch in old_pending:
+        if not len(batch):
+            continue
+        new_st = mapping[batch.st]
+        keep = new_st >= 0
+        lost += int((~keep).sum())
+        b = batch.take(keep)
+        b.st = new_st[keep]
+        moved.append(b)
+    sim._count_failed("node_failed", lost)
+    allb = Batch.concat(moved)
+    if len(allb):
+        lv = new_net.st_level[allb.st]
+        for level in np.unique(lv):
+            sim.pending[int(level)] = allb.take(lv == level)
+    # health checks and pins of balancers that still exist with the same backends
+    old_by_node = {old_net.node_ids[b.bal.node_index]: b for b in old_bal}
+    for bs in sim.balancers:
+        prev = old_by_node.get(new_net.node_ids[bs.bal.node_index])
+        if prev is None:
+            continue
+        prev_keys = [_keys(old_net)[s] for s in prev.bal.backends]
+        new_keys = [_keys(new_net)[s] for s in bs.bal.backends]
+        pos = {k: i for i, k in enumerate(prev_keys)}
+        for j, k in enumerate(new_keys):
+            i = pos.get(k)
+            if i is not None:
+                bs.health.believed_up[j] = prev.health.believed_up[i]
+                bs.health.misses[j] = prev.health.misses[i]
+                bs.health.passes[j] = prev.health.passes[i]
+        bs.health.next_check = prev.health.next_check
+        bs.rr = prev.rr
+        if bs.pin is not None and prev.pin is not None and prev_keys == new_keys and len(prev.pin) == len(bs.pin):
+            bs.pin[:] = prev.pin
+    # sessions: kept when the user population is unchanged
+    if len(old_sessions) == len(sim.sessions):
+        s = old_sessions.astype(np.int64)
+        valid = s >= 0
+        s[valid] = mapping[s[valid]]
+        s[valid & (s < 0)] = -2
+        sim.sessions[:] = np.where(old_sessions == -2, -2, s).astype(np.int32)
+    sim._events = sorted(document.events, key=lambda e: e.at_s)
+    sim._event_pos = sum(1 for e in sim._events if e.at_s <= sim.now + 1e-9)
+    sim._new_second_keep()
