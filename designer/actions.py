@@ -1,0 +1,185 @@
+"""The main window's actions, menus and toolbar (icons, shortcuts, tooltips)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtGui import QAction, QIcon, QKeySequence
+from PySide6.QtWidgets import QComboBox, QMainWindow, QMenu, QStyle, QToolBar
+
+from .lessons import built_in_lessons, icon_path
+from .run_controller import SPEEDS
+
+
+def icon(window: QMainWindow, name: str, fallback: QStyle.StandardPixmap | None = None) -> QIcon:
+    """An icon from resources/icons, else the desktop theme, else a Qt standard icon."""
+    path = icon_path(name)
+    if path.exists():
+        return QIcon(str(path))
+    themed = QIcon.fromTheme(name.replace("_", "-"))
+    if not themed.isNull() or fallback is None:
+        return themed
+    return window.style().standardIcon(fallback)
+
+
+def make_action(window: QMainWindow, text: str, slot: Callable, shortcut=None, tip: str = "",
+                icon_name: str = "", fallback: QStyle.StandardPixmap | None = None) -> QAction:
+    action = QAction(text, window)
+    if icon_name or fallback is not None:
+        action.setIcon(icon(window, icon_name, fallback))
+    if shortcut is not None:
+        if isinstance(shortcut, (list, tuple)):
+            action.setShortcuts([QKeySequence(s) for s in shortcut])
+        else:
+            action.setShortcut(QKeySequence(shortcut))
+    plain = text.replace("&", "").rstrip(".…")
+    keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+    action.setToolTip(f"{tip or plain}" + (f" ({keys})" if keys else ""))
+    action.setStatusTip(tip or plain)
+    action.triggered.connect(lambda checked=False: slot())
+    window.addAction(action)
+    return action
+
+
+SP = QStyle.StandardPixmap
+
+
+def build(window) -> None:
+    """Create ``window.actions_`` (a dict), the menus and the toolbar."""
+    w = window
+    a: dict[str, QAction] = {}
+    a["new"] = make_action(w, "&New", w.file_new, QKeySequence.StandardKey.New, "Start an empty topology",
+                           "document-new", SP.SP_FileIcon)
+    a["open"] = make_action(w, "&Open…", w.file_open, QKeySequence.StandardKey.Open, "Open a .scalelab lesson",
+                            "document-open", SP.SP_DialogOpenButton)
+    a["save"] = make_action(w, "&Save", w.file_save, QKeySequence.StandardKey.Save, "Save the lesson",
+                            "document-save", SP.SP_DialogSaveButton)
+    a["save_as"] = make_action(w, "Save &As…", w.file_save_as, "Ctrl+Shift+S", "Save the lesson under a new name",
+                               "document-save-as", SP.SP_DialogSaveButton)
+    a["export_png"] = make_action(w, "Canvas as &PNG…", lambda: w.export_canvas(False),
+                                  tip="Export the canvas at 2× resolution on white")
+    a["export_png_t"] = make_action(w, "Canvas as PNG, &transparent…", lambda: w.export_canvas(True),
+                                    tip="Export the canvas at 2× resolution with a transparent background")
+    a["export_svg"] = make_action(w, "Canvas as &SVG…", w.export_svg, tip="Export the canvas as a vector image")
+    a["export_plots"] = make_action(w, "P&lots as PNG…", w.export_plots, tip="Export the plots as an image")
+    a["export_snapshot"] = make_action(w, "Lesson s&napshot…", w.export_snapshot, "Ctrl+E",
+                                       "One PNG with the title, the canvas and the plots, for a slide")
+    a["quit"] = make_action(w, "&Quit", w.close, QKeySequence.StandardKey.Quit, "Close ScaleLab")
+
+    stack = w.controller.undo_stack
+    a["undo"] = stack.createUndoAction(w, "&Undo")
+    a["undo"].setShortcut(QKeySequence.StandardKey.Undo)
+    a["undo"].setIcon(icon(w, "edit-undo", SP.SP_ArrowBack))
+    a["redo"] = stack.createRedoAction(w, "&Redo")
+    a["redo"].setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+    a["redo"].setIcon(icon(w, "edit-redo", SP.SP_ArrowForward))
+    for key in ("undo", "redo"):
+        w.addAction(a[key])
+    a["cut"] = make_action(w, "Cu&t", lambda: w.canvas.cut_selection(), QKeySequence.StandardKey.Cut,
+                           "Cut the selected nodes", "edit-cut")
+    a["copy"] = make_action(w, "&Copy", lambda: w.canvas.copy_selection(), QKeySequence.StandardKey.Copy,
+                            "Copy the selected nodes", "edit-copy")
+    a["paste"] = make_action(w, "&Paste", lambda: w.canvas.paste(), QKeySequence.StandardKey.Paste,
+                             "Paste nodes", "edit-paste")
+    a["duplicate"] = make_action(w, "D&uplicate", lambda: w.canvas.duplicate_selection(), "Ctrl+D",
+                                 "Duplicate the selected nodes", "edit-copy")
+    a["delete"] = make_action(w, "&Delete", lambda: w.canvas.delete_selection(),
+                              [QKeySequence.StandardKey.Delete, "Backspace"], "Delete the selected nodes", "delete",
+                              SP.SP_TrashIcon)
+    a["zoom_in"] = make_action(w, "Zoom &in", lambda: w.canvas.zoom_in(), [QKeySequence.StandardKey.ZoomIn, "Ctrl+="],
+                               "Zoom in", "zoom_in")
+    a["zoom_out"] = make_action(w, "Zoom &out", lambda: w.canvas.zoom_out(), QKeySequence.StandardKey.ZoomOut,
+                                "Zoom out", "zoom_out")
+    a["fit"] = make_action(w, "&Fit to view", lambda: w.canvas.fit_to_view(), "F", "Show the whole topology",
+                           "fit_view")
+    a["reset_layout"] = make_action(w, "Reset &layout", w.reset_layout, tip="Put the panels back where they started")
+
+    a["run"] = make_action(w, "&Run", w.run.toggle, "Space", "Run or pause the simulation",
+                           "media-playback-start", SP.SP_MediaPlay)
+    a["step"] = make_action(w, "S&tep", lambda: w.run.step(1.0), "Ctrl+T",
+                            "Advance one simulated second, then pause", "media-skip-forward", SP.SP_MediaSkipForward)
+    a["reset"] = make_action(w, "Rese&t", w.run.reset, "Ctrl+R", "Stop and clear the plots (back to t = 0)",
+                             "media-playback-stop", SP.SP_MediaStop)
+    a["about"] = make_action(w, "&About ScaleLab", w.about, tip="Version and credits")
+    w.actions_ = a
+
+    bar = w.menuBar()
+    m = bar.addMenu("&File")
+    m.addActions([a["new"], a["open"]])
+    w.recent_menu = m.addMenu("Open &Recent")
+    w.recent_menu.aboutToShow.connect(w.fill_recent_menu)
+    w.examples_menu = m.addMenu(icon(w, "scalelab"), "&Examples")
+    for lesson in built_in_lessons():
+        act = w.examples_menu.addAction(lesson.title)
+        act.setToolTip(str(lesson.path))
+        act.triggered.connect(lambda checked=False, p=lesson.path: w.open_file(p))
+    m.addSeparator()
+    m.addActions([a["save"], a["save_as"]])
+    export = m.addMenu("E&xport")
+    export.addActions([a["export_png"], a["export_png_t"], a["export_svg"], a["export_plots"]])
+    export.addSeparator()
+    export.addAction(a["export_snapshot"])
+    m.addSeparator()
+    m.addAction(a["quit"])
+
+    m = bar.addMenu("&Edit")
+    m.addActions([a["undo"], a["redo"]])
+    m.addSeparator()
+    m.addActions([a["cut"], a["copy"], a["paste"], a["duplicate"], a["delete"]])
+
+    m = bar.addMenu("&View")
+    m.addActions([a["zoom_in"], a["zoom_out"], a["fit"]])
+    m.addSeparator()
+    w.panels_menu = m.addMenu("&Panels")
+    m.addAction(a["reset_layout"])
+
+    m = bar.addMenu("&Simulation")
+    m.addActions([a["run"], a["step"], a["reset"]])
+    speed_menu = m.addMenu("S&peed")
+    w.speed_box = QComboBox(w)
+    w.speed_box.setObjectName("speed")
+    w.speed_box.setToolTip("Simulation speed: simulated seconds per real second (Max: as fast as possible)")
+    for i, (text, value) in enumerate(SPEEDS):
+        w.speed_box.addItem(text, value)
+        act = speed_menu.addAction(text)
+        act.triggered.connect(lambda checked=False, i=i: w.speed_box.setCurrentIndex(i))
+    w.speed_box.currentIndexChanged.connect(lambda i: w.run.set_speed(w.speed_box.itemData(i)))
+
+    m = bar.addMenu("&Help")
+    m.addAction(a["about"])
+
+    tb = QToolBar("Main toolbar", w)
+    tb.setObjectName("mainToolbar")
+    w.addToolBar(tb)
+    tb.addActions([a["new"], a["open"], a["save"]])
+    tb.addSeparator()
+    tb.addActions([a["undo"], a["redo"]])
+    tb.addSeparator()
+    tb.addActions([a["run"], a["step"], a["reset"]])
+    tb.addWidget(w.speed_box)
+    tb.addSeparator()
+    tb.addActions([a["zoom_in"], a["zoom_out"], a["fit"]])
+
+
+def set_running(window, running: bool) -> None:
+    """Show Run or Pause on the run action."""
+    act = window.actions_["run"]
+    if running:
+        act.setText("&Pause")
+        act.setIcon(icon(window, "media-playback-pause", SP.SP_MediaPause))
+        act.setToolTip("Pause the simulation (Space)")
+    else:
+        act.setText("&Run")
+        act.setIcon(icon(window, "media-playback-start", SP.SP_MediaPlay))
+        act.setToolTip("Run the simulation (Space)")
+
+
+def fill_recent(menu: QMenu, files: list[str], open_file: Callable[[str], None], clear: Callable[[], None]) -> None:
+    menu.clear()
+    for path in files:
+        act = menu.addAction(path)
+        act.triggered.connect(lambda checked=False, p=path: open_file(p))
+    if not files:
+        menu.addAction("(none)").setEnabled(False)
+    else:
+        menu.addSeparator()
+        menu.addAction("Clear list").triggered.connect(lambda checked=False: clear())

@@ -1,0 +1,55 @@
+"""Start the ScaleLab desktop app: ``main([FILE])``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QIcon
+from PySide6.QtWidgets import QApplication
+
+import simulation
+
+from .lessons import icon_path, starter_path
+
+
+def make_app(argv: list[str]) -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication([sys.argv[0] if sys.argv else "scalelab", *argv])
+    app.setApplicationName("ScaleLab")
+    app.setApplicationDisplayName("ScaleLab")
+    app.setOrganizationName("ScaleLab")
+    app.setOrganizationDomain("scalelab.app")
+    app.setApplicationVersion(simulation.__version__)
+    app.setDesktopFileName("scalelab")
+    if icon_path("scalelab").exists():
+        app.setWindowIcon(QIcon(str(icon_path("scalelab"))))
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Open FILE, or a crash-recovery file if there is one, or the built-in starter lesson."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="scalelab", description="ScaleLab: learn how web apps scale.")
+    parser.add_argument("file", nargs="?", help="a .scalelab lesson to open")
+    parser.add_argument("--version", action="version", version=f"ScaleLab {simulation.__version__}")
+    args, qt_args = parser.parse_known_args(argv)
+    app = make_app(qt_args)
+    from .main_window import MainWindow
+    window = MainWindow()
+    window.show()
+    opened = False
+    if args.file:
+        opened = window.open_file(args.file)
+    if not opened:
+        opened = window.files.offer_recovery()
+    if not opened:
+        window.open_file(starter_path())
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

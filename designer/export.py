@@ -1,0 +1,180 @@
+"""Export the canvas and the plots as pictures (PNG at 2×, SVG), and a lesson
+snapshot (title + canvas + plots in one PNG, for a slide).
+
+Every write is atomic: the picture is rendered to bytes first, then written with
+``simulation.fileformat.atomic_write_bytes``. ``export_headless`` renders the
+same without a display (``scalelab export FILE --png OUT [--svg OUT] [--run S]``).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainter
+from PySide6.QtWidgets import QWidget
+
+from simulation.fileformat import atomic_write_bytes
+
+SNAPSHOT_WIDTH = 2400      # pixels: a 16:9 slide at 2×
+PLOTS_SIZE = (1400, 520)   # logical size of the plots when rendered headless
+
+
+def image_bytes(image: QImage, fmt: str = "PNG") -> bytes:
+    data = QByteArray()
+    buf = QBuffer(data)
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not image.save(buf, fmt):
+        raise OSError(f"could not encode the image as {fmt}")
+    buf.close()
+    return bytes(data.data())
+
+
+def save_image(image: QImage, path: str | os.PathLike) -> None:
+    if image.isNull():
+        raise OSError("nothing to export: the image is empty")
+    atomic_write_bytes(Path(path), image_bytes(image))
+
+
+def canvas_image(canvas: Any, scale: float = 2.0, transparent: bool = False) -> QImage:
+    return canvas.render_to_image(scale=scale, transparent=transparent)
+
+
+def export_canvas_png(canvas: Any, path: str | os.PathLike, scale: float = 2.0, transparent: bool = False) -> None:
+    save_image(canvas_image(canvas, scale, transparent), path)
+
+
+def export_canvas_svg(canvas: Any, path: str | os.PathLike) -> None:
+    """The canvas as SVG (rendered to a temporary file, then written atomically)."""
+    with tempfile.TemporaryDirectory(prefix="scalelab-svg-") as folder:
+        tmp = Path(folder) / "canvas.svg"
+        canvas.render_to_svg(str(tmp))
+        data = tmp.read_bytes()
+    if not data:
+        raise OSError("the canvas produced an empty SVG")
+    atomic_write_bytes(Path(path), data)
+
+
+def widget_image(widget: QWidget, scale: float = 2.0) -> QImage:
+    """Render a widget (e.g. the plots) at ``scale`` × its size, on white."""
+    size = widget.size()
+    image = QImage(int(size.width() * scale), int(size.height() * scale), QImage.Format.Format_ARGB32)
+    image.fill(QColor("white"))
+    image.setDevicePixelRatio(scale)
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    widget.render(painter)
+    painter.end()
+    image.setDevicePixelRatio(1.0)
+    return image
+
+
+def export_plots_png(plots: QWidget, path: str | os.PathLike, scale: float = 2.0) -> None:
+    save_image(widget_image(plots, scale), path)
+
+
+def snapshot_image(title: str, canvas: Any, plots: QWidget | None, width: int = SNAPSHOT_WIDTH) -> QImage:
+    """Title on top, the canvas below it, then the plots, on white, ``width`` pixels wide."""
+    margin = width // 60
+    inner = width - 2 * margin
+    canvas_img = canvas_image(canvas, 2.0, transparent=True)
+    if canvas_img.width() > inner or canvas_img.height() > inner * 0.55:
+        canvas_img = canvas_img.scaled(inner, int(inner * 0.55), Qt.AspectRatioMode.KeepAspectRatio,
+                                       Qt.TransformationMode.SmoothTransformation)
+    plots_img = None
+    if plots is not None:
+        plots_img = widget_image(plots, 2.0)
+        plots_img = plots_img.scaledToWidth(inner, Qt.TransformationMode.SmoothTransformation)
+    title_h = int(width / 28) if title else 0
+    height = margin + title_h + canvas_img.height() + margin
+    if plots_img is not None:
+        height += plots_img.height() + margin
+    image = QImage(width, height, QImage.Format.Format_ARGB32)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+    y = margin
+    if title:
+        font = QFont()
+        font.setPixelSize(int(title_h * 0.6))
+        font.setBold(True)
+        painter.setFont(font)
+        painter.setPen(QColor("#222"))
+        painter.drawText(QRectF(margin, y, inner, title_h), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         title)
+        y += title_h
+    painter.drawImage(margin + (inner - canvas_img.width()) // 2, y, canvas_img)
+    y += canvas_img.height() + margin
+    if plots_img is not None:
+        painter.drawImage(margin, y, plots_img)
+    painter.end()
+    return image
+
+
+def export_snapshot_png(title: str, canvas: Any, plots: QWidget | None, path: str | os.PathLike,
+                        with_plots: bool = True) -> None:
+    save_image(snapshot_image(title, canvas, plots if with_plots else None), path)
+
+
+def ensure_app() -> Any:
+    """A QApplication, offscreen when there is no display."""
+    from PySide6.QtWidgets import QApplication
+    app = QApplication.instance()
+    if app is None:
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        app = QApplication(["scalelab-export"])
+    return app
+
+
+def export_headless(document: Any, png_path: str | os.PathLike, svg_path: str | os.PathLike | None = None,
+                    run_seconds: float | None = None) -> None:
+    """Render a document to PNG (and SVG) without a window.
+
+    Without ``run_seconds``: the canvas at 2× on white. With it: the simulation runs
+    that long first, the canvas shows its live state, and the PNG is a lesson
+    snapshot (title, canvas, plots). Raises ``SimulationError`` (a ValueError) if the
+    document cannot be simulated and ``OSError`` if a file cannot be written.
+    """
+    ensure_app()
+    from .canvas import CanvasView
+    from .controller import DocumentController
+    controller = DocumentController(document)
+    view = CanvasView(controller)
+    view.resize(1200, 800)
+    plots = None
+    if run_seconds:
+        from simulation.engine import Simulation
+        from .plots import PlotsPanel
+        sim = Simulation(document)
+        sim.advance(float(run_seconds))
+        view.set_live_state(sim.node_states(), sim.edge_flows())
+        plots = PlotsPanel()
+        plots.resize(*PLOTS_SIZE)
+        plots.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+        plots.show()
+        order = {"server": 0, "database": 1, "cache": 2, "load_balancer": 3}
+        ids = sorted((i for i in document.node_ids() if document.kind(i) in order),
+                     key=lambda i: order[document.kind(i)])
+        plots.set_node_labels({i: document.node(i).label or i for i in ids})
+        plots.refresh(sim.metrics)
+        for plot in plots.plots.values():
+            plot.enableAutoRange(axis="x")
+        ensure_app().processEvents()
+    view.fit_to_view()
+    if plots is not None:
+        title = str(document.meta.get("title", "") or "")
+        image = snapshot_image(title, view, plots)
+    else:
+        image = canvas_image(view, 2.0, transparent=False)
+    save_image(image, png_path)
+    if svg_path:
+        export_canvas_svg(view, svg_path)
+    if plots is not None:
+        plots.close()
+        plots.deleteLater()
+    view.deleteLater()

@@ -1,0 +1,264 @@
+"""The ScaleLab main window: palette, canvas, inspector, plots and lesson notes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
+
+import simulation
+from simulation.document import Document
+from simulation.fileformat import FILE_SUFFIX
+
+from . import actions as acts
+from . import export
+from .controller import DocumentController
+from .file_actions import FileManager
+from .inspector import Inspector
+from .notes import NotesPanel
+from .plots import PlotsPanel
+from .run_controller import RunController
+
+
+class MainWindow(QMainWindow):
+    """One window, one document."""
+
+    def __init__(self, document: Document | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from .canvas import CanvasView
+        from .palette import PaletteWidget
+        self.setObjectName("mainWindow")
+        self.resize(1400, 900)
+        self.controller = DocumentController(document or Document(), self)
+        self.run = RunController(self.controller, self)
+        self.files = FileManager(self, self.controller)
+
+        self.canvas = CanvasView(self.controller)
+        self.canvas.setObjectName("canvas")
+        self.setCentralWidget(self.canvas)
+        self.palette = PaletteWidget()
+        self.inspector = Inspector(self.controller)
+        self.plots = PlotsPanel()
+        self.notes = NotesPanel(self.controller)
+        self.docks: dict[str, QDockWidget] = {}
+        self._dock("palette", "Components", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("inspector", "Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("plots", "Plots", self.plots, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("notes", "Lesson notes", self.notes, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.splitDockWidget(self.docks["plots"], self.docks["notes"], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["plots"], self.docks["notes"]], [1000, 380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["plots"]], [330], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["palette"], self.docks["inspector"]], [150, 320], Qt.Orientation.Horizontal)
+        self._default_state = self.saveState()
+
+        acts.build(self)
+        for dock in self.docks.values():
+            self.panels_menu.addAction(dock.toggleViewAction())
+        self.time_label = QLabel("t = 0.0 s · stopped")
+        self.time_label.setObjectName("simTime")
+        self.statusBar().addPermanentWidget(self.time_label)
+        self.setAcceptDrops(True)
+
+        self.palette.addRequested.connect(self._add_from_palette)
+        self.canvas.selectionChangedIds.connect(self._selection_changed)
+        self.canvas.failRequested.connect(self.run.fail)
+        self.canvas.recoverRequested.connect(self.run.recover)
+        self.canvas.propertiesRequested.connect(self._show_properties)
+        self.canvas.connectionRefused.connect(lambda why: self.statusBar().showMessage(f"Not connected: {why}", 6000))
+        self.run.frame.connect(self._frame)
+        self.run.stateChanged.connect(self._run_state)
+        self.run.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.run.errorOccurred.connect(self._run_error)
+        self.run.resetDone.connect(self._reset_done)
+        self.files.pathChanged.connect(self._update_title)
+        self.files.dirtyChanged.connect(self._update_modified)
+        self.controller.undo_stack.cleanChanged.connect(self._update_modified)
+        self.controller.documentReplaced.connect(self._document_replaced)
+        for sig in (self.controller.nodeAdded, self.controller.nodeRemoved):
+            sig.connect(self._labels_changed)
+        self.controller.nodeChanged.connect(lambda i, what: what == "label" and self._labels_changed())
+        self._labels_changed()
+        self._update_title()
+        self.restore_settings()
+
+    def _dock(self, name: str, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{name}Dock")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        self.docks[name] = dock
+
+    # ----- settings --------------------------------------------------------------------
+    def restore_settings(self) -> None:
+        s = QSettings()
+        geometry, state = s.value("window/geometry"), s.value("window/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+
+    def save_settings(self) -> None:
+        s = QSettings()
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state)
+        for dock in self.docks.values():
+            dock.show()
+
+    # ----- files -----------------------------------------------------------------------
+    def file_new(self) -> None:
+        self.files.new()
+
+    def file_open(self) -> None:
+        self.files.open_dialog()
+
+    def open_file(self, path: str | Path) -> bool:
+        return self.files.open_path(path)
+
+    def file_save(self) -> bool:
+        return self.files.save()
+
+    def file_save_as(self) -> bool:
+        return self.files.save_as()
+
+    def fill_recent_menu(self) -> None:
+        acts.fill_recent(self.recent_menu, self.files.recent_files(), self.open_file, self.files.clear_recent)
+
+    def _update_title(self) -> None:
+        self.setWindowTitle(f"ScaleLab — {self.files.name}[*]")
+        self._update_modified()
+
+    def _update_modified(self, *args) -> None:
+        self.setWindowModified(self.files.is_modified())
+
+    def _document_replaced(self) -> None:
+        self._labels_changed()
+        QTimer.singleShot(0, self.canvas.fit_to_view)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if not self.files.maybe_save():
+            event.ignore()
+            return
+        self.run.reset()
+        self.save_settings()
+        self.files.remove_recovery()
+        event.accept()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if self._dropped_file(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        path = self._dropped_file(event)
+        if path:
+            event.acceptProposedAction()
+            QTimer.singleShot(0, lambda: self.open_file(path))
+
+    @staticmethod
+    def _dropped_file(event) -> str:
+        mime = event.mimeData()
+        for url in (mime.urls() if mime.hasUrls() else []):
+            if url.isLocalFile() and url.toLocalFile().endswith(FILE_SUFFIX):
+                return url.toLocalFile()
+        return ""
+
+    # ----- canvas, inspector, plots ----------------------------------------------------
+    def _add_from_palette(self, kind: str) -> None:
+        centre = self.canvas.mapToScene(self.canvas.viewport().rect().center())
+        node_id = self.controller.add_node(kind, round(centre.x() / 20) * 20, round(centre.y() / 20) * 20)
+        self.canvas.select_ids([node_id])
+
+    def _selection_changed(self, ids: list) -> None:
+        self.inspector.set_selection(list(ids))
+        self.plots.highlight(list(ids))
+
+    def _show_properties(self, node_id: str) -> None:
+        self.canvas.select_ids([node_id])
+        self.inspector.set_selection([node_id])
+        self.docks["inspector"].show()
+        self.docks["inspector"].raise_()
+
+    def _labels_changed(self, *args) -> None:
+        doc = self.controller.document
+        order = {"server": 0, "database": 1, "cache": 2, "load_balancer": 3}
+        ids = sorted((i for i in doc.node_ids() if doc.kind(i) in order), key=lambda i: order[doc.kind(i)])
+        self.plots.set_node_labels({i: doc.node(i).label or i for i in ids})
+
+    # ----- running ---------------------------------------------------------------------
+    def _frame(self) -> None:
+        sim = self.run.sim
+        if sim is not None:
+            self.canvas.set_live_state(sim.node_states(), sim.edge_flows())
+            self.plots.refresh(sim.metrics)
+        self._update_time()
+
+    def _update_time(self) -> None:
+        speed = self.speed_box.currentText()
+        state = {"running": f"running {speed}", "paused": "paused", "stopped": "stopped"}[self.run.state]
+        self.time_label.setText(f"t = {self.run.now:.1f} s · {state}")
+
+    def _run_state(self, state: str) -> None:
+        acts.set_running(self, state == "running")
+        self._update_time()
+
+    def _reset_done(self) -> None:
+        self.canvas.set_live_state(None, None)
+        self.plots.clear()
+        self._update_time()
+
+    def _run_error(self, text: str) -> None:
+        QMessageBox.warning(self, "Cannot run", text)
+
+    # ----- export ----------------------------------------------------------------------
+    def _ask_path(self, title: str, suffix: str, what: str) -> Path | None:
+        stem = Path(self.files.name).stem
+        start = str((self.files.path.parent if self.files.path else Path.home()) / f"{stem}{suffix}")
+        filename, _ = QFileDialog.getSaveFileName(self, title, start, f"{what} (*{suffix})")
+        if not filename:
+            return None
+        path = Path(filename)
+        return path if path.suffix.lower() == suffix else path.with_name(path.name + suffix)
+
+    def _exported(self, func, path: Path | None, *args) -> None:
+        if path is None:
+            return
+        try:
+            func(*args, path)
+        except OSError as err:
+            QMessageBox.critical(self, "Export failed", f"Could not write {path}:\n\n{err}")
+            return
+        self.statusBar().showMessage(f"Exported {path}", 6000)
+
+    def export_canvas(self, transparent: bool = False) -> None:
+        path = self._ask_path("Export canvas as PNG", ".png", "PNG images")
+        self._exported(lambda p: export.export_canvas_png(self.canvas, p, transparent=transparent), path)
+
+    def export_svg(self) -> None:
+        self._exported(lambda p: export.export_canvas_svg(self.canvas, p),
+                       self._ask_path("Export canvas as SVG", ".svg", "SVG images"))
+
+    def export_plots(self) -> None:
+        self._exported(lambda p: export.export_plots_png(self.plots, p),
+                       self._ask_path("Export plots as PNG", ".png", "PNG images"))
+
+    def export_snapshot(self) -> None:
+        title = self.controller.document.meta.get("title") or Path(self.files.name).stem
+        self._exported(lambda p: export.export_snapshot_png(title, self.canvas, self.plots, p,
+                                                            with_plots=self.plots.has_data()),
+                       self._ask_path("Export lesson snapshot", ".png", "PNG images"))
+
+    def about(self) -> None:
+        QMessageBox.about(
+            self, "About ScaleLab",
+            f"<h3>ScaleLab {simulation.__version__}</h3>"
+            "<p>Learn and teach how web applications scale: build a topology of clients, load balancers, "
+            "servers, databases and caches, run it, break it, and watch the plots.</p>"
+            "<p>Python, PySide6, pyqtgraph, numpy and networkx. MIT licence.</p>")

@@ -1,0 +1,225 @@
+"""Live plots (pyqtgraph): throughput, latency, failures by cause, utilization
+per node and active servers, on one linked time axis, with a crosshair readout.
+
+The plots read the engine's metric arrays (``sim.metrics``) and never recompute
+them. They are refreshed on a timer by the run controller, not per engine slice:
+``refresh`` calls ``setData`` on existing curves.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from simulation.state import CAUSE_LABELS, FAILURE_CAUSES
+
+pg.setConfigOptions(antialias=True, background="w", foreground="#333")
+
+SERIES = {   # name -> (label, colour)
+    "offered": ("Offered", "#1f77b4"),
+    "served": ("Served", "#2ca02c"),
+    "failed": ("Failed", "#d62728"),
+    "p50": ("p50", "#17becf"),
+    "p95": ("p95", "#ff7f0e"),
+    "p99": ("p99", "#9467bd"),
+    "active": ("Servers up", "#2ca02c"),
+}
+CAUSE_COLOURS = ("#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
+NODE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                "#7f7f7f", "#bcbd22", "#17becf")
+MAX_UTIL_CURVES = 40
+
+
+def _fmt(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+class PlotsPanel(QWidget):
+    """The plots dock's content."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("plots")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(2)
+        self.readout = QLabel("Hover a plot to read its values.", self)
+        self.readout.setObjectName("plotReadout")
+        self.readout.setStyleSheet("color: #333; padding: 0 4px;")
+        layout.addWidget(self.readout)
+        self.graphics = pg.GraphicsLayoutWidget(self)
+        self.graphics.setMinimumHeight(220)
+        layout.addWidget(self.graphics, 1)
+
+        self.plots: dict[str, pg.PlotItem] = {}
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.cause_curves: dict[str, pg.PlotDataItem] = {}
+        self.util_curves: dict[str, pg.PlotDataItem] = {}
+        self._cause_in_legend: set[str] = set()
+        self._highlight: set[str] = set()
+        self._node_labels: dict[str, str] = {}
+        self._metrics: Any = None
+        self._n = 0
+
+        self._add_plot("throughput", 0, 0, "Throughput", "req/s", ("offered", "served", "failed"))
+        self._add_plot("latency", 0, 1, "Latency", "ms", ("p50", "p95", "p99"))
+        self._add_plot("failures", 0, 2, "Failures by cause", "req/s", ())
+        self._add_plot("utilization", 1, 0, "Utilization", "%", (), colspan=2)
+        self._add_plot("active", 1, 2, "Active servers", "", ("active",))
+        self.plots["utilization"].setYRange(0, 105)
+        self.plots["utilization"].enableAutoRange(axis="y", enable=False)
+        for cause, colour in zip(FAILURE_CAUSES, CAUSE_COLOURS):
+            self.cause_curves[cause] = self._curve(self.plots["failures"], colour, None)
+        master = self.plots["throughput"]
+        for plot in self.plots.values():
+            if plot is not master:
+                plot.setXLink(master)
+        self._vlines = {}
+        for name, plot in self.plots.items():
+            line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888", style=pg.QtCore.Qt.PenStyle.DashLine))
+            line.hide()
+            plot.addItem(line, ignoreBounds=True)
+            self._vlines[name] = line
+        self._mouse_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
+
+    # ----- building --------------------------------------------------------------------
+    def _add_plot(self, name: str, row: int, col: int, title: str, unit: str, series: tuple[str, ...],
+                  colspan: int = 1) -> None:
+        plot = self.graphics.addPlot(row=row, col=col, colspan=colspan)
+        plot.setTitle(title, size="9pt")
+        plot.setLabel("left", unit)
+        plot.setLabel("bottom", "simulated time", units="s")
+        plot.showGrid(x=True, y=True, alpha=0.25)
+        plot.setMenuEnabled(False)
+        plot.setMouseEnabled(x=True, y=False)
+        plot.addLegend(offset=(4, 4), labelTextSize="8pt", verSpacing=-6, colCount=3 if name != "failures" else 2)
+        plot.legend.setBrush(pg.mkBrush(255, 255, 255, 200))
+        self.plots[name] = plot
+        for key in series:
+            label, colour = SERIES[key]
+            self.curves[key] = self._curve(plot, colour, label)
+
+    def _curve(self, plot: pg.PlotItem, colour: str, name: str | None, width: float = 1.6) -> pg.PlotDataItem:
+        curve = plot.plot([], [], pen=pg.mkPen(colour, width=width), name=name, connect="finite")
+        curve.setDownsampling(auto=True, method="peak")
+        curve.setClipToView(True)
+        return curve
+
+    # ----- data ------------------------------------------------------------------------
+    def set_node_labels(self, labels: dict[str, str]) -> None:
+        """Names shown in the utilization legend (node id -> label), servers first."""
+        self._node_labels = dict(labels)
+        for node_id in list(self.util_curves):
+            if node_id not in labels:
+                self.plots["utilization"].removeItem(self.util_curves.pop(node_id))
+        self._restyle_util()
+
+    def clear(self) -> None:
+        """Empty every curve (Reset)."""
+        for curve in [*self.curves.values(), *self.cause_curves.values(), *self.util_curves.values()]:
+            curve.setData([], [])
+        for cause in list(self._cause_in_legend):
+            self.plots["failures"].legend.removeItem(self.cause_curves[cause])
+        self._cause_in_legend.clear()
+        self._metrics, self._n = None, 0
+        self.readout.setText("Hover a plot to read its values.")
+
+    def refresh(self, metrics: Any) -> None:
+        """Show the engine's metric arrays (only the first ``metrics.n`` rows are valid)."""
+        n = int(getattr(metrics, "n", 0) or 0)
+        self._metrics = metrics
+        if n == self._n and n:
+            return
+        self._n = n
+        t = np.asarray(metrics.time_s[:n], dtype=float)
+        self.curves["offered"].setData(t, np.asarray(metrics.offered_rps[:n], dtype=float))
+        self.curves["served"].setData(t, np.asarray(metrics.served_rps[:n], dtype=float))
+        self.curves["failed"].setData(t, np.asarray(metrics.failed_rps[:n], dtype=float))
+        self.curves["p50"].setData(t, np.asarray(metrics.p50_ms[:n], dtype=float))
+        self.curves["p95"].setData(t, np.asarray(metrics.p95_ms[:n], dtype=float))
+        self.curves["p99"].setData(t, np.asarray(metrics.p99_ms[:n], dtype=float))
+        self.curves["active"].setData(t, np.asarray(metrics.active_servers[:n], dtype=float))
+        legend = self.plots["failures"].legend
+        for cause, curve in self.cause_curves.items():
+            values = np.asarray(metrics.failed_by_cause.get(cause, np.zeros(n))[:n], dtype=float)
+            curve.setData(t, values)
+            if cause not in self._cause_in_legend and n and np.nanmax(values, initial=0) > 0:
+                legend.addItem(curve, CAUSE_LABELS.get(cause, cause))
+                self._cause_in_legend.add(cause)
+        util = getattr(metrics, "util", {}) or {}
+        ids = [i for i in self._node_labels if i in util][:MAX_UTIL_CURVES] if self._node_labels else list(util)[:MAX_UTIL_CURVES]
+        for node_id in ids:
+            curve = self.util_curves.get(node_id)
+            if curve is None:
+                colour = NODE_COLOURS[len(self.util_curves) % len(NODE_COLOURS)]
+                curve = self._curve(self.plots["utilization"], colour, self._node_labels.get(node_id, node_id))
+                self.util_curves[node_id] = curve
+                self._restyle_util()
+            curve.setData(t, 100.0 * np.asarray(util[node_id][:n], dtype=float))
+
+    def has_data(self) -> bool:
+        return self._n > 0
+
+    # ----- selection highlight ---------------------------------------------------------
+    def highlight(self, ids: list[str]) -> None:
+        """Emphasise the utilization curves of the selected nodes; fade the rest."""
+        self._highlight = set(ids)
+        self._restyle_util()
+
+    def _restyle_util(self) -> None:
+        any_selected = bool(self._highlight & set(self.util_curves))
+        for i, (node_id, curve) in enumerate(self.util_curves.items()):
+            colour = pg.mkColor(NODE_COLOURS[i % len(NODE_COLOURS)])
+            if node_id in self._highlight:
+                curve.setPen(pg.mkPen(colour, width=3.5))
+                curve.setZValue(10)
+            elif any_selected:
+                colour.setAlpha(70)
+                curve.setPen(pg.mkPen(colour, width=1.2))
+                curve.setZValue(0)
+            else:
+                curve.setPen(pg.mkPen(colour, width=1.6))
+                curve.setZValue(0)
+
+    def highlighted_width(self, node_id: str) -> float:
+        curve = self.util_curves.get(node_id)
+        return curve.opts["pen"].widthF() if curve is not None else 0.0
+
+    # ----- crosshair -------------------------------------------------------------------
+    def _mouse_moved(self, event: tuple) -> None:
+        pos = event[0]
+        for name, plot in self.plots.items():
+            if plot.sceneBoundingRect().contains(pos):
+                x = plot.vb.mapSceneToView(pos).x()
+                self.show_readout(x, name)
+                return
+
+    def show_readout(self, x: float, plot_name: str) -> None:
+        """Move the crosshair to simulated time ``x`` and describe the hovered plot there."""
+        for line in self._vlines.values():
+            line.setPos(x)
+            line.show()
+        m, n = self._metrics, self._n
+        if m is None or n == 0:
+            self.readout.setText(f"t = {x:.1f} s")
+            return
+        i = int(np.clip(np.searchsorted(np.asarray(m.time_s[:n]), x), 0, n - 1))
+        t = float(m.time_s[i])
+        if plot_name == "throughput":
+            parts = [f"offered {_fmt(m.offered_rps[i])}", f"served {_fmt(m.served_rps[i])}",
+                     f"failed {_fmt(m.failed_rps[i])} req/s"]
+        elif plot_name == "latency":
+            parts = [f"p50 {_fmt(m.p50_ms[i])}", f"p95 {_fmt(m.p95_ms[i])}", f"p99 {_fmt(m.p99_ms[i])} ms"]
+        elif plot_name == "failures":
+            parts = [f"{CAUSE_LABELS.get(c, c)} {_fmt(m.failed_by_cause[c][i])}" for c in FAILURE_CAUSES
+                     if c in m.failed_by_cause and m.failed_by_cause[c][i] > 0] or ["no failures"]
+        elif plot_name == "utilization":
+            parts = [f"{self._node_labels.get(k, k)} {100 * m.util[k][i]:.0f}%" for k in self.util_curves]
+        else:
+            parts = [f"servers up {_fmt(m.active_servers[i])}"]
+        self.readout.setText(f"t = {t:.0f} s · " + " · ".join(parts))

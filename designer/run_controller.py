@@ -1,0 +1,242 @@
+"""Runs the engine in slices on a QTimer so that the window never freezes.
+
+Each slice advances the simulation for at most ``SLICE_BUDGET_S`` of wall time
+(measured with ``time.perf_counter``; the amount of simulated time per slice
+adapts). A separate ``frame`` timer (10 Hz) tells the plots and the canvas to
+redraw: the GUI refreshes less often than the engine steps.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+SLICE_BUDGET_S = 0.025      # wall time per engine slice; a click waits at most about this long
+FRAME_MS = 100              # plots and canvas refresh (10 Hz)
+SPEEDS: tuple[tuple[str, float | None], ...] = (
+    ("1×", 1.0), ("2×", 2.0), ("5×", 5.0), ("10×", 10.0), ("50×", 50.0), ("Max", None))
+
+
+def engine() -> Any:
+    """The engine module, imported on first use (keeps startup fast)."""
+    from simulation import engine as module
+    return module
+
+
+class RunController(QObject):
+    """Run / Pause / Step / Reset and the speed of a simulation of the controller's document."""
+
+    stateChanged = Signal(str)     # "stopped" | "running" | "paused"
+    frame = Signal()               # time to redraw live state and plots
+    message = Signal(str)          # status-bar text
+    errorOccurred = Signal(str)    # the document cannot be simulated (compile error)
+    resetDone = Signal()
+
+    def __init__(self, controller, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.sim: Any = None
+        self.state = "stopped"
+        self.speed: float | None = 1.0
+        self._chunk_s = 0.05            # simulated seconds per advance() call, adapted
+        self._anchor_wall = 0.0
+        self._anchor_sim = 0.0
+        self.last_slice_s = 0.0
+        self._slice = QTimer(self)
+        self._slice.timeout.connect(self._run_slice)
+        self._frame = QTimer(self)
+        self._frame.setInterval(FRAME_MS)
+        self._frame.timeout.connect(self.frame.emit)
+        self._update_pending = False
+        for sig in (controller.nodeAdded, controller.nodeRemoved, controller.edgeAdded,
+                    controller.edgeRemoved, controller.settingsChanged, controller.eventsChanged):
+            sig.connect(self._document_edited)
+        controller.nodeChanged.connect(self._node_changed)
+        controller.documentReplaced.connect(self.reset)
+
+    # ----- properties ------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return float(self.sim.now) if self.sim is not None else 0.0
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def end_time(self) -> float:
+        return float(self.controller.document.settings.get("duration_s", 300.0))
+
+    # ----- commands --------------------------------------------------------------------
+    def _ensure_sim(self) -> bool:
+        if self.sim is not None:
+            return True
+        try:
+            module = engine()
+            self.sim = module.Simulation(self.controller.document)
+        except ImportError as err:
+            self._fail(f"The simulation engine is not available ({err}).")
+            return False
+        except ValueError as err:    # SimulationError is a ValueError
+            self._fail(f"Cannot run this topology: {err}")
+            return False
+        except Exception as err:  # noqa: BLE001 - a bug in the engine must not kill the window
+            self._fail(f"The simulation failed to start: {type(err).__name__}: {err}")
+            return False
+        return True
+
+    def _fail(self, text: str) -> None:
+        self.sim = None
+        self._set_state("stopped")
+        self.message.emit(text)
+        self.errorOccurred.emit(text)
+
+    def run(self) -> None:
+        if self.running or not self._ensure_sim():
+            return
+        if self.now >= self.end_time() - 1e-9:
+            self.message.emit(f"The run reached its duration ({self.end_time():g} s). "
+                              "Reset to start again, or raise the duration.")
+            return
+        self._reanchor()
+        self._slice.start(0 if self.speed is None else 10)
+        self._frame.start()
+        self._set_state("running")
+
+    def pause(self) -> None:
+        if not self.running:
+            return
+        self._slice.stop()
+        self._frame.stop()
+        self._set_state("paused")
+        self.frame.emit()
+
+    def toggle(self) -> None:
+        self.pause() if self.running else self.run()
+
+    def step(self, seconds: float = 1.0) -> None:
+        """Advance one simulated second (metrics are per second), then stay paused."""
+        if self.running:
+            self.pause()
+        if not self._ensure_sim():
+            return
+        self._advance(seconds)
+        if self.state == "stopped":
+            self._set_state("paused")
+        self.frame.emit()
+
+    def reset(self, *args: Any) -> None:
+        self._slice.stop()
+        self._frame.stop()
+        self.sim = None
+        self._set_state("stopped")
+        self.resetDone.emit()
+
+    def set_speed(self, speed: float | None) -> None:
+        self.speed = speed
+        self._reanchor()
+        if self.running:
+            self._slice.start(0 if speed is None else 10)
+
+    def fail(self, node_id: str, replica: int | None = None) -> None:
+        self._failure_action("fail", node_id, replica)
+
+    def recover(self, node_id: str, replica: int | None = None) -> None:
+        self._failure_action("recover", node_id, replica)
+
+    def _failure_action(self, action: str, node_id: str, replica: int | None) -> None:
+        fresh = self.sim is None
+        if not self._ensure_sim():
+            return
+        try:
+            if replica is None:
+                getattr(self.sim, action)(node_id)
+            else:
+                getattr(self.sim, action)(node_id, replica=replica)
+        except (KeyError, ValueError) as err:
+            self.message.emit(f"Cannot {action} {node_id}: {err}")
+            return
+        verb = "failed" if action == "fail" else "recovered"
+        if fresh:
+            self._set_state("paused")
+            self.message.emit(f"{node_id} {verb} at t = 0 s. Press Run (Space) to see what happens.")
+        else:
+            self.message.emit(f"{node_id} {verb} at t = {self.now:.1f} s.")
+        self.frame.emit()
+
+    # ----- slices ----------------------------------------------------------------------
+    def _reanchor(self) -> None:
+        self._anchor_wall = time.perf_counter()
+        self._anchor_sim = self.now
+
+    def _run_slice(self) -> None:
+        if self.sim is None:
+            return
+        start = time.perf_counter()
+        end = self.end_time()
+        if self.speed is None:
+            target = end
+        else:
+            target = min(end, self._anchor_sim + (start - self._anchor_wall) * self.speed)
+            if target - self.now > 2.0 * self.speed:
+                # Too slow for this speed: do not try to catch up forever.
+                self._reanchor()
+                target = min(end, self.now + self._chunk_s * 4)
+        while self.now < target - 1e-9 and time.perf_counter() - start < SLICE_BUDGET_S:
+            chunk = min(self._chunk_s, target - self.now)
+            t0 = time.perf_counter()
+            if not self._advance(chunk):
+                return
+            spent = time.perf_counter() - t0
+            # Adapt: aim for calls of about a fifth of the budget.
+            if spent > 0:
+                wanted = chunk * (SLICE_BUDGET_S / 5) / spent
+                self._chunk_s = min(max(wanted, 0.01), 10.0, self._chunk_s * 2)
+        self.last_slice_s = time.perf_counter() - start
+        if self.now >= end - 1e-9:
+            self._slice.stop()
+            self._frame.stop()
+            self._set_state("paused")
+            self.frame.emit()
+            self.message.emit(f"Reached the end of the run ({end:g} s). Reset to start again.")
+
+    def _advance(self, seconds: float) -> bool:
+        try:
+            self.sim.advance(seconds)
+        except Exception as err:  # noqa: BLE001 - keep the window alive, say what happened
+            self._slice.stop()
+            self._frame.stop()
+            self._set_state("paused")
+            self.message.emit(f"The simulation stopped: {type(err).__name__}: {err}")
+            self.errorOccurred.emit(f"The simulation stopped at t = {self.now:.1f} s:\n\n{err}")
+            return False
+        return True
+
+    # ----- edits during a run ----------------------------------------------------------
+    def _node_changed(self, node_id: str, what: str) -> None:
+        if what != "position":
+            self._document_edited()
+
+    def _document_edited(self, *args: Any) -> None:
+        if self.sim is not None and not self._update_pending:
+            self._update_pending = True
+            QTimer.singleShot(0, self._apply_edits)
+
+    def _apply_edits(self) -> None:
+        self._update_pending = False
+        if self.sim is None:
+            return
+        try:
+            self.sim.update_document(self.controller.document)
+        except ValueError as err:
+            self.message.emit(f"This edit cannot be simulated yet, the run goes on without it: {err}")
+            return
+        except Exception as err:  # noqa: BLE001
+            self.message.emit(f"The running simulation could not take this edit: {type(err).__name__}: {err}")
+            return
+        self.message.emit(f"Edit applied to the running simulation at t = {self.now:.1f} s.")
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.stateChanged.emit(state)
