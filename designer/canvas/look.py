@@ -1,0 +1,53 @@
+"""What nodes and edges look like: geometry, colours, and how live numbers map onto them."""
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtGui import QColor
+
+GRID = 20.0
+CARD = QRectF(-30, -30, 60, 60)          # the node's rounded card, centred on its position
+ICON = QRectF(-20, -20, 40, 40)
+LABEL = QRectF(-75, 33, 150, 18)
+HANDLE_CENTER = QPointF(38, 0)
+HANDLE_RADIUS = 6.0
+NODE_BOUNDS = QRectF(-78, -50, 160, 104)  # everything a node may paint (stack, badges, label)
+
+IDLE_FILL = QColor("#ffffff")
+FAILED_FILL = QColor("#dee2e6")
+BORDER = QColor("#868e96")
+SELECTED = QColor("#1c7ed6")
+SPOF = QColor("#e03131")
+EDGE_IDLE = QColor("#868e96")
+EDGE_FLOW = QColor("#1971c2")
+REFUSED = QColor("#e03131")
+GRID_MINOR = QColor("#eef0f3")
+GRID_MAJOR = QColor("#dfe3e8")
+BACKGROUND = QColor("#fbfbfc")
+
+LOD_LABELS = 0.45   # below this zoom, labels, handles and badges are not drawn
+LOD_ICONS = 0.18    # below this zoom, nodes are plain coloured squares
+
+
+def snap(value: float, grid: float = GRID) -> float:
+    return round(value / grid) * grid
+
+
+def utilization_color(u: float) -> QColor:
+    """Green (idle) → yellow (half busy) → red (saturated), light enough to read the icon on."""
+    u = min(max(float(u), 0.0), 1.0)
+    return QColor.fromHsvF((1.0 - u) * 120.0 / 360.0, 0.55, 0.98)
+
+
+def flow_width(flow: float, max_flow: float) -> float:
+    """Edge pen width: 1.5 px idle up to 8 px for the busiest edge."""
+    if max_flow <= 0 or flow <= 0:
+        return 1.5
+    return 2.0 + 6.0 * min(flow / max_flow, 1.0)
+
+
+def fmt_rate(v: float) -> str:
+    if v >= 10_000:
+        return f"{v / 1000:.0f}k"
+    if v >= 1000:
+        return f"{v / 1000:.1f}k"
+    return f"{v:.0f}"

@@ -1,0 +1,179 @@
+"""A node on the canvas: paints and hit-tests what the scene tells it to show.
+
+The item keeps only display values given by the scene (kind, label, replicas, SPOF
+reason, live state); the document stays the one source of truth. Painting is cached
+per device (``DeviceCoordinateCache``) and uses pre-rendered icon pixmaps.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPaintEngine, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsItem, QStyle, QStyleOptionGraphicsItem, QWidget
+
+from simulation.kinds import KINDS
+from simulation.state import NodeState
+
+from . import look
+from .icons import draw_icon
+
+
+class NodeItem(QGraphicsItem):
+    """One node. ``Type`` lets the scene tell nodes from edges without isinstance chains."""
+
+    Type = QGraphicsItem.UserType + 1
+
+    def __init__(self, node_id: str, kind: str):
+        super().__init__()
+        self.node_id = node_id
+        self.kind = kind
+        self.label = ""
+        self.replicas = 1
+        self.spof_reason = ""
+        self.live: NodeState | None = None
+        self.editing_label = False
+        self.exporting = False
+        self.has_handle = bool(KINDS[kind].sends_to)   # a database is the end of the path
+        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+                      | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.setAcceptHoverEvents(False)
+        self.setZValue(1)
+
+    def type(self) -> int:
+        return NodeItem.Type
+
+    # ----- display values, set by the scene ----------------------------------------------
+    def set_display(self, *, label: str | None = None, replicas: int | None = None,
+                    spof_reason: str | None = None, live: NodeState | None | bool = False) -> None:
+        """Change what is shown; ``live=False`` means "leave as is", ``None`` clears it."""
+        if label is not None:
+            self.label = label
+        if replicas is not None:
+            self.replicas = replicas
+        if spof_reason is not None:
+            self.spof_reason = spof_reason
+        if live is not False:
+            self.live = live  # type: ignore[assignment]
+        self.update()
+
+    # ----- geometry and hit tests ----------------------------------------------------------
+    def boundingRect(self) -> QRectF:
+        return look.NODE_BOUNDS
+
+    def shape(self) -> QPainterPath:
+        path = QPainterPath()
+        path.addRoundedRect(look.CARD, 8, 8)
+        path.addRect(look.LABEL)
+        r = look.HANDLE_RADIUS + 3
+        path.addEllipse(look.HANDLE_CENTER, r, r)
+        return path
+
+    def handle_contains(self, pos: QPointF) -> bool:
+        """Whether ``pos`` (item coordinates) is on the connection handle (a little generous)."""
+        if not self.has_handle:
+            return False
+        d = pos - look.HANDLE_CENTER
+        return d.x() * d.x() + d.y() * d.y() <= (look.HANDLE_RADIUS + 4) ** 2
+
+    def label_contains(self, pos: QPointF) -> bool:
+        return look.LABEL.contains(pos)
+
+    def handle_scene_pos(self) -> QPointF:
+        return self.mapToScene(look.HANDLE_CENTER)
+
+    # ----- painting --------------------------------------------------------------------------
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        selected = bool(option.state & QStyle.StateFlag.State_Selected) and not self.exporting
+        live = self.live
+        failed = live is not None and live.failed
+        fill = look.IDLE_FILL
+        if failed:
+            fill = look.FAILED_FILL
+        elif live is not None:
+            fill = look.utilization_color(live.utilization)
+        border = look.SELECTED if selected else look.BORDER
+        if lod < look.LOD_ICONS:  # far out: a coloured square is all one can see
+            painter.fillRect(look.CARD, look.SPOF if self.spof_reason else border)
+            painter.fillRect(look.CARD.adjusted(6, 6, -6, -6), fill)
+            return
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        replicas = live.replicas if live is not None else self.replicas
+        if replicas > 1:
+            self._paint_stack(painter, fill, min(replicas, 3))
+        if self.spof_reason:
+            painter.setPen(QPen(look.SPOF, 3.5))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(look.CARD.adjusted(-5, -5, 5, 5), 11, 11)
+        if selected:
+            painter.setPen(QPen(QColor(28, 126, 214, 60), 8))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(look.CARD, 8, 8)
+        painter.setPen(QPen(border, 2.5 if selected else 1.5))
+        painter.setBrush(QBrush(fill))
+        painter.drawRoundedRect(look.CARD, 8, 8)
+        vector = painter.paintEngine() is not None and painter.paintEngine().type() == QPaintEngine.Type.SVG
+        if failed:
+            painter.setOpacity(0.35)
+        draw_icon(painter, self.kind, look.ICON, vector)
+        painter.setOpacity(1.0)
+        if failed:
+            self._paint_cross(painter)
+        if lod < look.LOD_LABELS:
+            return
+        if replicas > 1:
+            self._badge(painter, QPointF(24, -34), f"×{replicas}", QColor("#343a40"))
+        if live is not None:
+            if live.queue >= 0.5:
+                self._badge(painter, QPointF(-24, 30), f"q {look.fmt_rate(live.queue)}", QColor("#e8590c"))
+            if 0 < live.replicas_up < live.replicas:
+                self._badge(painter, QPointF(-24, -34), f"{live.replicas_up}/{live.replicas} up", look.SPOF)
+        if not self.editing_label:
+            self._paint_label(painter)
+        if self.has_handle and not self.exporting:
+            painter.setPen(QPen(look.BORDER, 1.5))
+            painter.setBrush(QBrush(QColor("#ffffff")))
+            painter.drawEllipse(look.HANDLE_CENTER, look.HANDLE_RADIUS, look.HANDLE_RADIUS)
+
+    def _paint_stack(self, painter: QPainter, fill: QColor, n: int) -> None:
+        painter.setPen(QPen(look.BORDER, 1.2))
+        painter.setBrush(QBrush(fill.darker(104)))
+        for i in range(n - 1, 0, -1):
+            painter.drawRoundedRect(look.CARD.translated(5 * i, -5 * i), 8, 8)
+
+    def _paint_cross(self, painter: QPainter) -> None:
+        pen = QPen(look.SPOF, 5)
+        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        painter.setPen(pen)
+        r = look.CARD.adjusted(12, 12, -12, -12)
+        painter.drawLine(r.topLeft(), r.bottomRight())
+        painter.drawLine(r.topRight(), r.bottomLeft())
+
+    def _paint_label(self, painter: QPainter) -> None:
+        font = QFont(painter.font())
+        font.setPointSizeF(9.0)
+        painter.setFont(font)
+        text = painter.fontMetrics().elidedText(self.label, Qt.TextElideMode.ElideRight, int(look.LABEL.width()))
+        painter.setPen(QColor("#212529"))
+        painter.drawText(look.LABEL, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, text)
+
+    @staticmethod
+    def _badge(painter: QPainter, center: QPointF, text: str, color: QColor) -> None:
+        font = QFont(painter.font())
+        font.setPointSizeF(7.5)
+        font.setBold(True)
+        painter.setFont(font)
+        w = painter.fontMetrics().horizontalAdvance(text) + 10
+        rect = QRectF(center.x() - w / 2, center.y() - 8, w, 16)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        painter.drawRoundedRect(rect, 8, 8)
+        painter.setPen(QColor("#ffffff"))
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+
+    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value):  # noqa: N802 (Qt)
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
+            scene = self.scene()
+            if scene is not None and hasattr(scene, "node_item_moved"):
+                scene.node_item_moved(self.node_id)
+        return super().itemChange(change, value)

@@ -1,0 +1,222 @@
+"""The canvas scene: a projection of the document.
+
+Items are created and removed only in response to the controller's signals; the scene
+maps node ids to :class:`NodeItem` and (source, target) pairs to :class:`EdgeItem`.
+Single points of failure are recomputed (deferred, once per burst of changes) whenever
+the topology changes.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QPointF, QTimer
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene
+
+from simulation.kinds import KINDS
+from simulation.state import NodeState
+
+from . import look
+from .edge_item import EdgeItem
+from .node_item import NodeItem
+
+if TYPE_CHECKING:
+    from designer.controller import DocumentController
+
+try:  # written in parallel by the simulation side; the canvas works without it
+    from simulation.analysis import structural_spof
+except ImportError:  # pragma: no cover
+    structural_spof = None  # type: ignore[assignment]
+
+KEY_PARAMS = {
+    "client": ("rate_rps", "users"),
+    "server": ("capacity_rps", "workers", "replicas", "sessions"),
+    "load_balancer": ("algorithm", "affinity"),
+    "database": ("read_capacity_rps", "write_capacity_rps"),
+    "cache": ("hit_ratio", "capacity_rps"),
+}
+
+
+class CanvasScene(QGraphicsScene):
+    def __init__(self, controller: "DocumentController", parent=None):
+        super().__init__(parent)
+        self.controller = controller
+        self.nodes: dict[str, NodeItem] = {}
+        self.edges: dict[tuple[str, str], EdgeItem] = {}
+        self._edges_of: dict[str, set[tuple[str, str]]] = {}
+        self.spof: dict[str, str] = {}
+        self.live_states: dict[str, NodeState] | None = None
+        self.live_flows: dict[tuple[str, str], float] | None = None
+        self._spof_timer = QTimer(self)
+        self._spof_timer.setSingleShot(True)
+        self._spof_timer.setInterval(0)
+        self._spof_timer.timeout.connect(self.refresh_spof)
+        c = controller
+        c.nodeAdded.connect(self._on_node_added)
+        c.nodeRemoved.connect(self._on_node_removed)
+        c.nodeChanged.connect(self._on_node_changed)
+        c.edgeAdded.connect(self._on_edge_added)
+        c.edgeRemoved.connect(self._on_edge_removed)
+        c.documentReplaced.connect(self.rebuild)
+        self.rebuild()
+
+    @property
+    def document(self):
+        return self.controller.document
+
+    # ----- following the document ------------------------------------------------------------
+    def rebuild(self) -> None:
+        """Drop every item and project the (new) document again."""
+        self.clear()
+        self.nodes.clear()
+        self.edges.clear()
+        self._edges_of.clear()
+        self.live_states = self.live_flows = None
+        for node_id in self.document.node_ids():
+            self._on_node_added(node_id)
+        for s, t in self.document.edges():
+            self._on_edge_added(s, t)
+        self.refresh_spof()
+
+    def _on_node_added(self, node_id: str) -> None:
+        data = self.document.node(node_id)
+        item = NodeItem(node_id, data.kind)
+        item.set_display(label=data.label, replicas=self.document.replicas(node_id))
+        item.setPos(data.x, data.y)
+        self.nodes[node_id] = item
+        self._edges_of[node_id] = set()
+        self.addItem(item)
+        self._spof_timer.start()
+
+    def _on_node_removed(self, node_id: str) -> None:
+        item = self.nodes.pop(node_id, None)
+        self._edges_of.pop(node_id, None)
+        if item is not None:
+            self.removeItem(item)
+        self._spof_timer.start()
+
+    def _on_node_changed(self, node_id: str, what: str) -> None:
+        item = self.nodes.get(node_id)
+        if item is None:
+            return
+        data = self.document.node(node_id)
+        if what == "position":
+            item.setPos(data.x, data.y)
+        elif what == "label":
+            item.set_display(label=data.label)
+        elif what == "params":
+            item.set_display(replicas=self.document.replicas(node_id))
+            self._spof_timer.start()  # replicas count as redundancy
+
+    def _on_edge_added(self, source: str, target: str) -> None:
+        edge = EdgeItem(source, target)
+        self.edges[(source, target)] = edge
+        self._edges_of[source].add(edge.key)
+        self._edges_of[target].add(edge.key)
+        self._place_edge(edge)
+        self.addItem(edge)
+        self._spof_timer.start()
+
+    def _on_edge_removed(self, source: str, target: str) -> None:
+        edge = self.edges.pop((source, target), None)
+        for end in (source, target):
+            self._edges_of.get(end, set()).discard((source, target))
+        if edge is not None:
+            self.removeItem(edge)
+        self._spof_timer.start()
+
+    def node_item_moved(self, node_id: str) -> None:
+        """A node item moved (by the document or during a drag): its edges follow."""
+        for key in self._edges_of.get(node_id, ()):
+            self._place_edge(self.edges[key])
+
+    def _place_edge(self, edge: EdgeItem) -> None:
+        edge.set_ends(self.nodes[edge.source].pos(), self.nodes[edge.target].pos())
+
+    # ----- analysis and live state -------------------------------------------------------------
+    def refresh_spof(self) -> None:
+        """Recompute the single points of failure now and outline them."""
+        self._spof_timer.stop()
+        spof = structural_spof(self.document) if structural_spof is not None else {}
+        for node_id, item in self.nodes.items():
+            reason = spof.get(node_id, "")
+            if reason != item.spof_reason:
+                item.set_display(spof_reason=reason)
+        self.spof = spof
+
+    def set_live_state(self, states: dict[str, NodeState] | None,
+                       flows: dict[tuple[str, str], float] | None) -> None:
+        """Show a run's live numbers; ``None`` returns to the idle look."""
+        self.live_states, self.live_flows = states, flows
+        for node_id, item in self.nodes.items():
+            item.set_display(live=states.get(node_id) if states else None)
+        max_flow = max(flows.values(), default=0.0) if flows else 0.0
+        for key, edge in self.edges.items():
+            flow = float(flows.get(key, 0.0)) if flows else 0.0
+            edge.set_flow(flow, look.flow_width(flow, max_flow))
+
+    def set_exporting(self, on: bool) -> None:
+        """Hide selection and handles while rendering an image."""
+        for item in self.nodes.values():
+            item.exporting = on
+            item.update()
+
+    # ----- lookups ---------------------------------------------------------------------------
+    def node_at(self, pos: QPointF) -> NodeItem | None:
+        for item in self.items(pos):
+            if isinstance(item, NodeItem):
+                return item
+        return None
+
+    def edge_at(self, pos: QPointF) -> EdgeItem | None:
+        for item in self.items(pos):
+            if isinstance(item, EdgeItem):
+                return item
+        return None
+
+    def selected_node_ids(self) -> list[str]:
+        chosen = {i.node_id for i in self.selectedItems() if isinstance(i, NodeItem)}
+        return [n for n in self.document.node_ids() if n in chosen]
+
+    def selected_edges(self) -> list[tuple[str, str]]:
+        return [i.key for i in self.selectedItems() if isinstance(i, EdgeItem)]
+
+    def nodes_rect(self):
+        """The rectangle around everything drawn (what Fit and export show)."""
+        return self.itemsBoundingRect()
+
+    def tooltip_text(self, node_id: str) -> str:
+        """Rich text for a node's hover tooltip: kind, label, key params, SPOF, live numbers."""
+        doc = self.document
+        if node_id not in doc:
+            return ""
+        kind = KINDS[doc.kind(node_id)]
+        params = doc.params(node_id)
+        rows = [f"<b>{_esc(doc.node(node_id).label or node_id)}</b> — {kind.label} <i>({_esc(node_id)})</i>"]
+        for name in KEY_PARAMS.get(kind.name, ()):
+            p = kind.param(name)
+            unit = f" {p.unit}" if p.unit and p.type in ("int", "float") else ""
+            value = params[name]
+            value = f"{value:g}" if isinstance(value, float) else value
+            rows.append(f"{_esc(p.title)}: {_esc(str(value))}{_esc(unit)}")
+        state = self.live_states.get(node_id) if self.live_states else None
+        if state is not None:
+            rows.append("<hr>")
+            if state.failed:
+                rows.append("<b style='color:#e03131'>✕ Failed</b>")
+            rows.append(f"Utilization: {state.utilization:.0%}")
+            rows.append(f"Throughput: {state.throughput_rps:.1f} req/s")
+            rows.append(f"Queue: {state.queue:.0f} waiting, {state.in_system:.0f} in system")
+            if state.replicas > 1 or state.replicas_up != state.replicas:
+                rows.append(f"Replicas up: {state.replicas_up} of {state.replicas}")
+        reason = self.spof.get(node_id)
+        if reason:
+            rows.append(f"<hr><b style='color:#e03131'>Single point of failure</b><br>{_esc(reason)}")
+        return "<br>".join(rows).replace("<br><hr><br>", "<hr>").replace("<br><hr>", "<hr>")
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def is_node(item: QGraphicsItem | None) -> bool:
+    return isinstance(item, NodeItem)

@@ -1,0 +1,365 @@
+"""The canvas view: where users drop, connect, select, move, zoom and pan.
+
+Mouse gestures are :mod:`interactions` objects; edit operations go through the
+:class:`DocumentController` so that each one is an undo step.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import (QAction, QContextMenuEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent,
+                           QHelpEvent, QImage, QKeyEvent, QKeySequence, QMouseEvent, QPainter, QPen,
+                           QWheelEvent)
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsView, QLabel, QMenu, QToolTip, QWidget
+
+from simulation.kinds import KINDS
+from simulation.state import NodeState
+
+from . import KIND_MIME, export, look
+from .edge_item import EdgeItem
+from .icons import icon
+from .interactions import Interaction, interaction_for
+from .label_editor import LabelEditor
+from .node_item import NodeItem
+from .scene import CanvasScene
+
+MIN_SCALE, MAX_SCALE = 0.05, 4.0
+
+
+class CanvasView(QGraphicsView):
+    connectionRefused = Signal(str)
+    failRequested = Signal(str)
+    recoverRequested = Signal(str)
+    propertiesRequested = Signal(str)
+    selectionChangedIds = Signal(list)
+
+    def __init__(self, controller, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.canvas_scene = CanvasScene(controller, self)
+        self.setScene(self.canvas_scene)
+        self._interaction: Interaction | None = None
+        self._editor: LabelEditor | None = None
+        self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.SmoothPixmapTransform)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
+        self.setOptimizationFlags(QGraphicsView.OptimizationFlag.DontSavePainterState)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setDragMode(QGraphicsView.DragMode.NoDrag)
+        self.setAcceptDrops(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setSceneRect(QRectF(-5000, -5000, 10000, 10000))
+        self.canvas_scene.selectionChanged.connect(lambda: self.selectionChangedIds.emit(self.selected_ids()))
+        self.canvas_scene.changed.connect(self._grow_scene_rect)
+        self._refusal = QLabel(self.viewport())
+        self._refusal.setStyleSheet("QLabel { background: #fff5f5; color: #c92a2a; border: 1px solid #ffa8a8;"
+                                    " border-radius: 4px; padding: 4px 8px; }")
+        self._refusal.hide()
+        self._refusal_timer = QTimer(self, singleShot=True, interval=4000, timeout=self._refusal.hide)
+        self._make_actions()
+        QTimer.singleShot(0, self.fit_to_view)
+
+    # ----- actions (also for the main window's Edit and View menus) ---------------------------
+    def _make_actions(self) -> None:
+        def action(text: str, keys, slot, tip: str, icon_name: str = "") -> QAction:
+            a = QAction(text, self)
+            if icon_name:
+                a.setIcon(icon(icon_name))
+            a.setShortcuts(keys if isinstance(keys, list) else [QKeySequence(keys)])
+            a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            a.setStatusTip(tip)
+            a.setToolTip(tip)
+            a.triggered.connect(slot)
+            self.addAction(a)
+            return a
+
+        K = QKeySequence.StandardKey
+        self.delete_action = action("&Delete", [QKeySequence(K.Delete), QKeySequence(Qt.Key.Key_Backspace)],
+                                    self.delete_selection, "Delete the selected nodes and connections", "delete")
+        self.copy_action = action("&Copy", K.Copy, self.copy_selection, "Copy the selected nodes")
+        self.cut_action = action("Cu&t", K.Cut, self.cut_selection, "Cut the selected nodes")
+        self.paste_action = action("&Paste", K.Paste, self.paste, "Paste nodes")
+        self.duplicate_action = action("D&uplicate", "Ctrl+D", self.duplicate_selection,
+                                       "Duplicate the selected nodes")
+        self.select_all_action = action("Select &All", K.SelectAll, self.select_all, "Select every node")
+        self.zoom_in_action = action("Zoom &In", [QKeySequence(K.ZoomIn), QKeySequence("Ctrl+=")],
+                                     self.zoom_in, "Zoom in", "zoom_in")
+        self.zoom_out_action = action("Zoom &Out", K.ZoomOut, self.zoom_out, "Zoom out", "zoom_out")
+        self.fit_action = action("&Fit to View", "F", self.fit_to_view, "Show the whole topology", "fit_view")
+
+    def edit_actions(self) -> list[QAction]:
+        """Delete, Copy, Cut, Paste, Duplicate, Select All: for the Edit menu."""
+        return [self.cut_action, self.copy_action, self.paste_action, self.duplicate_action,
+                self.delete_action, self.select_all_action]
+
+    def view_actions(self) -> list[QAction]:
+        return [self.zoom_in_action, self.zoom_out_action, self.fit_action]
+
+    # ----- selection ---------------------------------------------------------------------------
+    def selected_ids(self) -> list[str]:
+        return self.canvas_scene.selected_node_ids()
+
+    def select_ids(self, ids: Iterable[str]) -> None:
+        nodes = self.canvas_scene.nodes
+        self.set_selection({nodes[i] for i in ids if i in nodes})
+
+    def set_selection(self, items: set[QGraphicsItem]) -> None:
+        """Select exactly ``items`` with one selectionChanged signal."""
+        scene = self.canvas_scene
+        blocked = scene.blockSignals(True)
+        before = set(scene.selectedItems())
+        for item in before - items:
+            item.setSelected(False)
+        for item in items - before:
+            item.setSelected(True)
+        scene.blockSignals(blocked)
+        if before != items:
+            scene.selectionChanged.emit()
+
+    def select_all(self) -> None:
+        self.set_selection(set(self.canvas_scene.nodes.values()))
+
+    # ----- edits -------------------------------------------------------------------------------
+    def delete_selection(self) -> None:
+        ids, edges = self.selected_ids(), self.canvas_scene.selected_edges()
+        if ids:
+            self.controller.remove_nodes(ids)   # their edges go with them
+        elif edges:
+            self.controller.remove_edges(edges)
+
+    def copy_selection(self) -> str:
+        ids = self.selected_ids()
+        return self.controller.copy_nodes(ids) if ids else ""
+
+    def cut_selection(self) -> None:
+        ids = self.selected_ids()
+        if ids:
+            self.controller.cut(ids)
+
+    def paste(self) -> list[str]:
+        ids = self.controller.paste()
+        self.select_ids(ids)
+        return ids
+
+    def duplicate_selection(self) -> list[str]:
+        ids = self.controller.duplicate(self.selected_ids())
+        self.select_ids(ids)
+        return ids
+
+    def add_node_at_center(self, kind: str) -> str:
+        """For the palette's keyboard path: add ``kind`` in the middle of the visible area."""
+        center = self.mapToScene(self.viewport().rect().center())
+        node_id = self.controller.add_node(kind, look.snap(center.x()), look.snap(center.y()))
+        self.select_ids([node_id])
+        return node_id
+
+    # ----- zoom and pan --------------------------------------------------------------------------
+    def zoom_by(self, factor: float) -> None:
+        current = self.transform().m11()
+        factor = max(MIN_SCALE / current, min(MAX_SCALE / current, factor))
+        self.scale(factor, factor)
+
+    def zoom_in(self) -> None:
+        self.zoom_by(1.25)
+
+    def zoom_out(self) -> None:
+        self.zoom_by(0.8)
+
+    def fit_to_view(self) -> None:
+        rect = self.canvas_scene.itemsBoundingRect()
+        if rect.isEmpty():
+            return
+        self.fitInView(rect.adjusted(-30, -30, 30, 30), Qt.AspectRatioMode.KeepAspectRatio)
+        if self.transform().m11() > 1.5:  # a lone node should not fill the screen
+            self.resetTransform()
+            self.scale(1.5, 1.5)
+            self.centerOn(rect.center())
+        elif self.transform().m11() < MIN_SCALE:
+            self.resetTransform()
+            self.scale(MIN_SCALE, MIN_SCALE)
+            self.centerOn(rect.center())
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt)
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom_by(1.15 ** steps)
+            event.accept()
+        else:
+            super().wheelEvent(event)
+
+    def _grow_scene_rect(self, *_: object) -> None:
+        """Keep room to scroll around the items, wherever they have been moved."""
+        needed = self.canvas_scene.itemsBoundingRect().adjusted(-2000, -2000, 2000, 2000)
+        if not self.sceneRect().contains(needed):
+            self.setSceneRect(self.sceneRect().united(needed))
+
+    # ----- live state and export ------------------------------------------------------------------
+    def set_live_state(self, states: dict[str, NodeState] | None,
+                       flows: dict[tuple[str, str], float] | None) -> None:
+        self.canvas_scene.set_live_state(states, flows)
+
+    def render_to_image(self, scale: float = 2.0, transparent: bool = False) -> QImage:
+        return export.render_to_image(self.canvas_scene, scale, transparent)
+
+    def render_to_svg(self, path: str | Path) -> None:
+        title = self.controller.document.meta.get("title") or "ScaleLab topology"
+        export.render_to_svg(self.canvas_scene, path, title)
+
+    # ----- mouse -----------------------------------------------------------------------------------
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt)
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
+        if self._editor is not None:
+            self._editor.close(self._editor.toPlainText().strip())
+        if self._interaction is not None:
+            return
+        self._interaction = interaction_for(self, event)
+        if self._interaction is not None:
+            self._interaction.start(event)
+        event.accept()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt)
+        if self._interaction is not None:
+            self._interaction.move(event)
+        event.accept()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt)
+        interaction, self._interaction = self._interaction, None
+        if interaction is not None:
+            interaction.finish(event)
+        event.accept()
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt)
+        pos = self.mapToScene(event.position().toPoint())
+        node = self.canvas_scene.node_at(pos)
+        if node is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        if node.label_contains(node.mapFromScene(pos)):
+            self.edit_label(node.node_id)
+        else:
+            self.propertiesRequested.emit(node.node_id)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt)
+        if event.key() == Qt.Key.Key_Escape and self._interaction is not None:
+            interaction, self._interaction = self._interaction, None
+            interaction.cancel()
+            return
+        if event.key() == Qt.Key.Key_F2 and len(self.selected_ids()) == 1:
+            self.edit_label(self.selected_ids()[0])
+            return
+        super().keyPressEvent(event)
+
+    def edit_label(self, node_id: str) -> LabelEditor | None:
+        """Open the in-place label editor; the new label is one undo step."""
+        node = self.canvas_scene.nodes.get(node_id)
+        if node is None:
+            return None
+
+        def done(text: str | None) -> None:
+            self._editor = None
+            if text is not None and node_id in self.controller.document:
+                self.controller.set_label(node_id, text)
+
+        self._editor = LabelEditor(node, done)
+        self.canvas_scene.addItem(self._editor)
+        self._editor.begin()
+        return self._editor
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 (Qt)
+        node = self.canvas_scene.node_at(self.mapToScene(event.pos()))
+        if node is None:
+            return
+        if not node.isSelected():
+            self.set_selection({node})
+        self.node_menu(node.node_id).exec(event.globalPos())
+
+    def node_menu(self, node_id: str) -> QMenu:
+        """The right-click menu of a node (also used by tests)."""
+        menu = QMenu(self)
+        label = self.controller.document.node(node_id).label or node_id
+        menu.addAction(icon("fail"), f"Fail {label}", lambda: self.failRequested.emit(node_id))
+        menu.addAction(icon("recover"), f"Recover {label}", lambda: self.recoverRequested.emit(node_id))
+        menu.addSeparator()
+        menu.addAction("Properties…", lambda: self.propertiesRequested.emit(node_id))
+        menu.addAction("Rename", lambda: self.edit_label(node_id))
+        menu.addSeparator()
+        menu.addAction(self.delete_action)
+        return menu
+
+    def viewportEvent(self, event) -> bool:  # noqa: N802 (Qt)
+        if isinstance(event, QHelpEvent) and self._interaction is None:
+            node = self.canvas_scene.node_at(self.mapToScene(event.pos()))
+            if node is not None:
+                QToolTip.showText(event.globalPos(), self.canvas_scene.tooltip_text(node.node_id), self)
+                return True
+        return super().viewportEvent(event)
+
+    # ----- dropping kinds from the palette ---------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt)
+        if event.mimeData().hasFormat(KIND_MIME):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802 (Qt)
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt)
+        if not event.mimeData().hasFormat(KIND_MIME):
+            event.ignore()
+            return
+        kind = bytes(event.mimeData().data(KIND_MIME).data()).decode("utf-8", "replace")
+        if kind not in KINDS:
+            event.ignore()
+            return
+        pos = self.mapToScene(event.position().toPoint())
+        node_id = self.controller.add_node(kind, look.snap(pos.x()), look.snap(pos.y()))
+        self.select_ids([node_id])
+        self.setFocus(Qt.FocusReason.OtherFocusReason)
+        event.acceptProposedAction()
+
+    # ----- feedback ----------------------------------------------------------------------------------
+    def show_refusal(self, reason: str, at: QPoint | None = None) -> None:
+        """Say why a connection was refused: a red note on the canvas, a tooltip and a signal."""
+        text = reason[:1].upper() + reason[1:]
+        self._refusal.setText(f"✕ {text}")
+        self._refusal.adjustSize()
+        at = at if at is not None else self.viewport().rect().center()
+        x = min(max(4, at.x() - self._refusal.width() // 2), max(4, self.viewport().width() - self._refusal.width() - 4))
+        y = min(max(4, at.y() + 16), max(4, self.viewport().height() - self._refusal.height() - 4))
+        self._refusal.move(x, y)
+        self._refusal.show()
+        self._refusal.raise_()
+        self._refusal_timer.start()
+        self.setStatusTip(text)
+        QToolTip.showText(self.viewport().mapToGlobal(at), text, self)
+        self.connectionRefused.emit(reason)
+
+    def refusal_text(self) -> str:
+        return self._refusal.text() if self._refusal.isVisible() else ""
+
+    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 (Qt)
+        painter.fillRect(rect, look.BACKGROUND)
+        scale = self.transform().m11()
+        step = look.GRID if scale >= 0.6 else look.GRID * 5
+        if step * scale < 6:
+            return
+        left, top = int(rect.left() // step) * step, int(rect.top() // step) * step
+        major, minor = [], []
+        x = left
+        while x < rect.right():
+            (major if round(x / look.GRID) % 5 == 0 else minor).append((x, True))
+            x += step
+        y = top
+        while y < rect.bottom():
+            (major if round(y / look.GRID) % 5 == 0 else minor).append((y, False))
+            y += step
+        for lines, color in ((minor, look.GRID_MINOR), (major, look.GRID_MAJOR)):
+            painter.setPen(QPen(color, 0))
+            for v, vertical in lines:
+                if vertical:
+                    painter.drawLine(QPointF(v, rect.top()), QPointF(v, rect.bottom()))
+                else:
+                    painter.drawLine(QPointF(rect.left(), v), QPointF(rect.right(), v))
