@@ -74,23 +74,16 @@ def build(window) -> None:
     a["redo"].setIcon(icon(w, "edit-redo", SP.SP_ArrowForward))
     for key in ("undo", "redo"):
         w.addAction(a[key])
-    a["cut"] = make_action(w, "Cu&t", lambda: w.canvas.cut_selection(), QKeySequence.StandardKey.Cut,
-                           "Cut the selected nodes", "edit-cut")
-    a["copy"] = make_action(w, "&Copy", lambda: w.canvas.copy_selection(), QKeySequence.StandardKey.Copy,
-                            "Copy the selected nodes", "edit-copy")
-    a["paste"] = make_action(w, "&Paste", lambda: w.canvas.paste(), QKeySequence.StandardKey.Paste,
-                             "Paste nodes", "edit-paste")
-    a["duplicate"] = make_action(w, "D&uplicate", lambda: w.canvas.duplicate_selection(), "Ctrl+D",
-                                 "Duplicate the selected nodes", "edit-copy")
-    a["delete"] = make_action(w, "&Delete", lambda: w.canvas.delete_selection(),
-                              [QKeySequence.StandardKey.Delete, "Backspace"], "Delete the selected nodes", "delete",
-                              SP.SP_TrashIcon)
-    a["zoom_in"] = make_action(w, "Zoom &in", lambda: w.canvas.zoom_in(), [QKeySequence.StandardKey.ZoomIn, "Ctrl+="],
-                               "Zoom in", "zoom_in")
-    a["zoom_out"] = make_action(w, "Zoom &out", lambda: w.canvas.zoom_out(), QKeySequence.StandardKey.ZoomOut,
-                                "Zoom out", "zoom_out")
-    a["fit"] = make_action(w, "&Fit to view", lambda: w.canvas.fit_to_view(), "F", "Show the whole topology",
-                           "fit_view")
+    # Edit and view actions belong to the canvas (its shortcuts work while it has focus).
+    canvas = w.canvas
+    a["cut"], a["copy"], a["paste"] = canvas.cut_action, canvas.copy_action, canvas.paste_action
+    a["duplicate"], a["delete"], a["select_all"] = (canvas.duplicate_action, canvas.delete_action,
+                                                   canvas.select_all_action)
+    a["zoom_in"], a["zoom_out"], a["fit"] = canvas.zoom_in_action, canvas.zoom_out_action, canvas.fit_action
+    for key, name, fallback in (("cut", "edit-cut", None), ("copy", "edit-copy", None),
+                                ("paste", "edit-paste", None), ("duplicate", "edit-copy", None)):
+        if a[key].icon().isNull():
+            a[key].setIcon(icon(w, name, fallback))
     a["reset_layout"] = make_action(w, "Reset &layout", w.reset_layout, tip="Put the panels back where they started")
 
     a["run"] = make_action(w, "&Run", w.run.toggle, "Space", "Run or pause the simulation",
@@ -125,6 +118,8 @@ def build(window) -> None:
     m.addActions([a["undo"], a["redo"]])
     m.addSeparator()
     m.addActions([a["cut"], a["copy"], a["paste"], a["duplicate"], a["delete"]])
+    m.addSeparator()
+    m.addAction(a["select_all"])
 
     m = bar.addMenu("&View")
     m.addActions([a["zoom_in"], a["zoom_out"], a["fit"]])

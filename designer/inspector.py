@@ -119,7 +119,7 @@ class Inspector(QScrollArea):
         controller.nodeRemoved.connect(self._node_removed)
         controller.settingsChanged.connect(self._settings_changed)
         controller.metaChanged.connect(self._settings_changed)
-        controller.documentReplaced.connect(lambda *a: self.set_selection([]))
+        controller.documentReplaced.connect(self._document_replaced)
         self._rebuild()
 
     # ----- selection -------------------------------------------------------------------
@@ -130,6 +130,11 @@ class Inspector(QScrollArea):
         self._commit_notes()
         doc = self.controller.document
         self._ids = [i for i in ids if i in doc]
+        self._rebuild()
+
+    def _document_replaced(self, *args) -> None:
+        self._notes_timer.stop()      # a pending notes edit belonged to the old document
+        self._ids = []
         self._rebuild()
 
     def _node_removed(self, node_id: str, *args) -> None:
@@ -293,6 +298,9 @@ class Inspector(QScrollArea):
             self.controller.set_meta(title=self.title_edit.text())
 
     def _commit_notes(self) -> None:
+        """Commit a pending (debounced) edit of the notes."""
+        if not self._notes_timer.isActive():
+            return
         self._notes_timer.stop()
         if self.notes_edit is None:
             return

@@ -75,10 +75,11 @@ class PlotsPanel(QWidget):
         self.plots["utilization"].enableAutoRange(axis="y", enable=False)
         for cause, colour in zip(FAILURE_CAUSES, CAUSE_COLOURS):
             self.cause_curves[cause] = self._curve(self.plots["failures"], colour, None)
-        master = self.plots["throughput"]
+        # One time axis: every plot shows the same time range. (pyqtgraph's setXLink aligns
+        # by screen position, which is wrong for plots of different widths.)
+        self._syncing = False
         for plot in self.plots.values():
-            if plot is not master:
-                plot.setXLink(master)
+            plot.sigXRangeChanged.connect(self._x_range_changed)
         self._vlines = {}
         for name, plot in self.plots.items():
             line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888", style=pg.QtCore.Qt.PenStyle.DashLine))
@@ -91,24 +92,40 @@ class PlotsPanel(QWidget):
     def _add_plot(self, name: str, row: int, col: int, title: str, unit: str, series: tuple[str, ...],
                   colspan: int = 1) -> None:
         plot = self.graphics.addPlot(row=row, col=col, colspan=colspan)
-        plot.setTitle(title, size="9pt")
+        # Fixed series are named in the title, in their colours (a legend that hides no data).
+        if series:
+            keys = " ".join(f'<span style="color:{SERIES[k][1]}">■ {SERIES[k][0]}</span>' for k in series)
+            plot.setTitle(f"<b>{title}</b>&nbsp;&nbsp;{keys}", size="9pt")
+        else:
+            plot.setTitle(f"<b>{title}</b>", size="9pt")
         plot.setLabel("left", unit)
         plot.setLabel("bottom", "simulated time", units="s")
         plot.showGrid(x=True, y=True, alpha=0.25)
         plot.setMenuEnabled(False)
         plot.setMouseEnabled(x=True, y=False)
-        plot.addLegend(offset=(4, 4), labelTextSize="8pt", verSpacing=-6, colCount=3 if name != "failures" else 2)
+        plot.addLegend(offset=(-4, 4), labelTextSize="8pt", verSpacing=-6, colCount=2 if name == "utilization" else 1)
         plot.legend.setBrush(pg.mkBrush(255, 255, 255, 200))
         self.plots[name] = plot
         for key in series:
             label, colour = SERIES[key]
-            self.curves[key] = self._curve(plot, colour, label)
+            self.curves[key] = self._curve(plot, colour, None)
 
     def _curve(self, plot: pg.PlotItem, colour: str, name: str | None, width: float = 1.6) -> pg.PlotDataItem:
         curve = plot.plot([], [], pen=pg.mkPen(colour, width=width), name=name, connect="finite")
         curve.setDownsampling(auto=True, method="peak")
         curve.setClipToView(True)
         return curve
+
+    def _x_range_changed(self, source: pg.ViewBox, x_range: tuple) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            for plot in self.plots.values():
+                if plot.vb is not source:
+                    plot.setXRange(*x_range, padding=0)
+        finally:
+            self._syncing = False
 
     # ----- data ------------------------------------------------------------------------
     def set_node_labels(self, labels: dict[str, str]) -> None:
