@@ -1,0 +1,367 @@
+"""The ``scalelab`` command: the GUI, or ``simulate`` / ``check`` / ``export`` headless.
+
+Every failure a user can cause (a bad file, a bad option, an unwritable output,
+Ctrl-C) ends with a non-zero exit code and one line on stderr, never a
+traceback. Outputs are written atomically, so an interrupted run leaves no
+half-written CSV, JSON or image behind. Qt is only imported for the GUI and for
+``export``, lazily, so that ``simulate`` and ``check`` run on machines without a
+display.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+from . import __version__
+from .fileformat import atomic_write_text, load
+from .kinds import SIMULATION_PARAMS
+from .params import FormatError, check_value
+
+PROG = "scalelab"
+SUBCOMMANDS = ("simulate", "check", "export")
+CSV_COLUMNS = ("time_s", "offered_rps", "served_rps", "failed_rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
+               "active_servers", "sessions_lost", "cost_server_s")
+SLICE_S = 1.0  # simulated seconds between two progress updates
+
+
+class UserError(Exception):
+    """A problem to report in one line (the message is what the user reads)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, like every other error of the command."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{PROG}: {message} (see '{self.prog} --help')\n")
+
+
+# ----- progress ---------------------------------------------------------------------------------
+class Progress:
+    """A carriage-return progress bar on a stream, shown only for runs longer than ``delay`` s."""
+
+    def __init__(self, stream: TextIO, total_s: float, enabled: bool, delay: float = 1.0, width: int = 30) -> None:
+        self.stream, self.total_s, self.enabled = stream, total_s, enabled
+        self.delay, self.width = delay, width
+        self.start = time.monotonic()
+        self.last_draw = 0.0
+        self.drawn = False
+
+    def update(self, done_s: float, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        elapsed = now - self.start
+        if not force and (elapsed < self.delay or now - self.last_draw < 0.1):
+            return
+        self.last_draw = now
+        frac = min(max(done_s / self.total_s, 0.0), 1.0) if self.total_s > 0 else 1.0
+        filled = int(round(frac * self.width))
+        eta = elapsed * (1 - frac) / frac if frac > 0 else math.inf
+        eta_text = _duration(eta) if math.isfinite(eta) else "?"
+        self.stream.write(f"\rsimulating [{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:5.1f}%  "
+                          f"{done_s:,.0f}/{self.total_s:,.0f} s  ETA {eta_text}   ")
+        self.stream.flush()
+        self.drawn = True
+
+    def finish(self, done_s: float) -> None:
+        """Draw the final state and end the line (only if a bar was shown at all)."""
+        if self.drawn:
+            self.update(done_s, force=True)
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
+
+
+# ----- simulate ---------------------------------------------------------------------------------
+def _setting(name: str, value: Any, option: str) -> Any:
+    param = next(p for p in SIMULATION_PARAMS if p.name == name)
+    return check_value(param, value, option)
+
+
+def run_simulation(doc: Any, duration_s: float, seed: int, progress: Progress | None = None) -> Any:
+    """Run ``doc`` for ``duration_s`` in slices (so progress can be shown); return the Simulation."""
+    from .engine import Simulation
+
+    sim = Simulation(doc, seed=seed)
+    try:
+        while sim.now < duration_s - 1e-9:
+            sim.advance(min(SLICE_S, duration_s - sim.now))
+            if progress:
+                progress.update(sim.now)
+    except BaseException:
+        if progress and progress.drawn:  # end the bar's line so the error line stands alone
+            progress.stream.write("\n")
+            progress.stream.flush()
+        raise
+    if progress:
+        progress.finish(sim.now)
+    return sim
+
+
+def _cell(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+def csv_text(sim: Any) -> str:
+    """One row per simulated second: the fixed columns, ``util:<node>``, ``failed:<cause>``."""
+    from .state import FAILURE_CAUSES
+
+    m = sim.metrics
+    util = m.util
+    order = [n for n in sim.document.node_ids() if n in util] + sorted(set(util) - set(sim.document.node_ids()))
+    causes = m.failed_by_cause
+    columns = list(CSV_COLUMNS) + [f"util:{n}" for n in order] + [f"failed:{c}" for c in FAILURE_CAUSES]
+    series = [getattr(m, c) for c in CSV_COLUMNS] + [util[n] for n in order] + [causes[c] for c in FAILURE_CAUSES]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for i in range(m.n):
+        writer.writerow([_cell(float(s[i])) for s in series])
+    return out.getvalue()
+
+
+def summary_dict(sim: Any, duration_s: float, seed: int, file: str) -> dict[str, Any]:
+    """``sim.totals()`` plus what the run was; NaN (nothing served) becomes null."""
+    totals = dict(sim.totals())
+    for key, value in totals.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            totals[key] = None
+    totals.update(duration_s=duration_s, seed=seed, file=file)
+    return totals
+
+
+def summary_text(s: dict[str, Any], wall_s: float) -> str:
+    arrived = s["arrived"]
+
+    def share(n: int) -> str:
+        return f" ({n / arrived * 100:.1f} %)" if arrived else ""
+
+    def ms(key: str) -> str:
+        return "—" if s[key] is None else f"{s[key]:.1f} ms"
+
+    causes = ", ".join(f"{c} {n:,}" for c, n in s["failed_by_cause"].items() if n)
+    lines = [
+        f"{s['file']}: {s['duration_s']:g} s simulated (seed {s['seed']}) in {wall_s:.1f} s",
+        f"  arrived        {arrived:,}",
+        f"  served         {s['served']:,}{share(s['served'])}",
+        f"  failed         {s['failed']:,}{share(s['failed'])}" + (f": {causes}" if causes else ""),
+        f"  in flight      {s['in_flight']:,}",
+        f"  latency        mean {ms('mean_ms')}, p50 {ms('p50_ms')}, p95 {ms('p95_ms')}, p99 {ms('p99_ms')}",
+        f"  sessions lost  {s['sessions_lost']:,}",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    doc = load(args.file)
+    duration = _setting("duration_s", doc.settings["duration_s"] if args.duration is None else args.duration,
+                        "--duration")
+    seed = _setting("seed", doc.settings["seed"] if args.seed is None else args.seed, "--seed")
+    for option, path in (("--csv", args.csv), ("--json", args.json)):
+        if path is not None and Path(path).is_dir():
+            raise UserError(f"{option} {path}: is a folder, not a file")
+        if path is not None and str(Path(path).parent) and not Path(path).parent.is_dir():
+            raise UserError(f"cannot write {path}: no such folder {Path(path).parent}")
+    show = args.progress or (args.progress is None and sys.stderr.isatty())
+    started = time.monotonic()
+    sim = run_simulation(doc, float(duration), int(seed), Progress(sys.stderr, float(duration), show))
+    wall = time.monotonic() - started
+    summary = summary_dict(sim, float(duration), int(seed), str(args.file))
+    if args.csv is not None:
+        _write(args.csv, csv_text(sim))
+    if args.json is not None:
+        _write(args.json, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    print(summary_text(summary, wall))
+    for path in (args.csv, args.json):
+        if path is not None:
+            print(f"wrote {path}")
+    return 0
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        atomic_write_text(Path(path), text)
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+# ----- check ------------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    from .analysis import structural_spof
+    from .compiler import compile_document
+
+    doc = load(args.file)
+    compile_document(doc)  # what the engine refuses is invalid too (SimulationError)
+    edges = len(doc.edges())
+    print(f"OK: {len(doc.node_ids())} node{'s' * (len(doc.node_ids()) != 1)}, {edges} edge{'s' * (edges != 1)}")
+    spof = structural_spof(doc)
+    if not spof:
+        print("No single points of failure.")
+    else:
+        print(f"Single points of failure ({len(spof)}):")
+        for node_id, reason in spof.items():
+            print(f"  {node_id}: {reason}")
+    return 0
+
+
+# ----- export -----------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    doc = load(args.file)
+    run = None if args.run is None else _setting("duration_s", args.run, "--run")
+    targets = [Path(p) for p in (args.png, args.svg) if p is not None]
+    for t in targets:
+        if t.is_dir():
+            raise UserError(f"{t}: is a folder, not a file")
+        if not t.parent.is_dir() and str(t.parent):
+            raise UserError(f"cannot write {t}: no such folder {t.parent}")
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    try:
+        from designer.export import export_headless
+    except ImportError as e:
+        raise UserError(f"export needs the desktop part of ScaleLab (PySide6): {e}") from None
+    temps = [_temp_beside(t) for t in targets]
+    try:
+        export_headless(doc, temps[0], temps[1] if len(temps) > 1 else None, run)
+        for tmp, final in zip(temps, targets):
+            if not tmp.exists() or tmp.stat().st_size == 0:
+                raise UserError(f"export produced no {final.suffix or 'image'} file for {final}")
+        for tmp, final in zip(temps, targets):
+            mode = final.stat().st_mode & 0o777 if final.exists() else 0o666 & ~_umask()
+            os.chmod(tmp, mode)  # mkstemp made it private; an image is as readable as any file
+            os.replace(tmp, final)
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+    for t in targets:
+        print(f"wrote {t}")
+    return 0
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _temp_beside(path: Path) -> Path:
+    """An empty temporary file in the target's folder, with the same suffix (the format)."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent if str(path.parent) else ".")
+    os.close(fd)
+    return Path(name)
+
+
+# ----- entry point ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="ScaleLab: learn and teach how web applications scale. "
+                     "Without arguments, starts the desktop app; with a FILE, opens it.")
+    parser.add_argument("--version", action="version", version=f"ScaleLab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="run a topology without a display and print a summary",
+                       description="Run FILE without a display and print a summary of the totals.")
+    p.add_argument("file", metavar="FILE", help="a .scalelab file")
+    p.add_argument("--duration", type=float, metavar="S", help="simulated seconds (default: the file's duration_s)")
+    p.add_argument("--seed", type=int, metavar="N", help="random seed (default: the file's seed)")
+    p.add_argument("--csv", metavar="PATH", help="write one row per simulated second: time_s, offered_rps, "
+                   "served_rps, failed_rps, p50_ms, p95_ms, p99_ms, mean_ms, active_servers, ..., "
+                   "util:<node id> per node, failed:<cause> per failure cause")
+    p.add_argument("--json", metavar="PATH", help="write the totals: arrived, served, failed, failed_by_cause, "
+                   "in_flight, mean_ms, p50_ms, p95_ms, p99_ms, sessions_lost, duration_s, seed, file")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal and the run takes over 1 s)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("check", help="validate a file and list its single points of failure",
+                       description="Validate FILE; print 'OK: N nodes, M edges' and its single points of failure. "
+                       "Exit code 1 if the file is invalid.")
+    p.add_argument("file", metavar="FILE", help="a .scalelab file")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("export", help="render the canvas (and plots after a run) to PNG/SVG without a display",
+                       description="Render FILE's canvas to an image without a display.")
+    p.add_argument("file", metavar="FILE", help="a .scalelab file")
+    p.add_argument("--png", metavar="OUT", required=True, help="PNG to write")
+    p.add_argument("--svg", metavar="OUT", help="SVG to write as well")
+    p.add_argument("--run", type=float, metavar="SECONDS",
+                   help="simulate this long first and show the live state and plots")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def _gui(argv: list[str]) -> int:
+    try:
+        from designer.app import main as gui_main
+    except ImportError as e:
+        raise UserError(f"cannot start the desktop app: {e}") from None
+    return int(gui_main(argv) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; return the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not argv:
+            return _gui([])
+        if len(argv) == 1 and argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
+            if Path(argv[0]).exists() or argv[0].endswith(".scalelab"):
+                return _gui(argv)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # --help, --version, usage errors (already printed)
+            return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+        if args.command is None:
+            parser.print_usage(sys.stderr)
+            return 2
+        return args.func(args)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except (FormatError, UserError) as e:
+        _error(str(e))
+        return 1
+    except ValueError as e:  # SimulationError is a ValueError with a clear message
+        _error(str(e))
+        return 1
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        _error(f"{where}{e.strerror or e}")
+        return 1
+    except Exception as e:  # a bug: still one line, unless debugging
+        if os.environ.get("SCALELAB_DEBUG"):
+            raise
+        _error(f"internal error ({type(e).__name__}: {e}); set SCALELAB_DEBUG=1 for the traceback")
+        return 1
+
+
+def _error(message: str) -> None:
+    sys.stdout.flush()
+    first = " ".join(message.split("\n")[0].split())
+    sys.stderr.write(f"{PROG}: {first}\n")
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
