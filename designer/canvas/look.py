@@ -7,10 +7,10 @@ from PySide6.QtGui import QColor
 GRID = 20.0
 CARD = QRectF(-30, -30, 60, 60)          # the node's rounded card, centred on its position
 ICON = QRectF(-20, -20, 40, 40)
-LABEL = QRectF(-75, 33, 150, 18)
+LABEL = QRectF(-75, 35, 150, 18)
 HANDLE_CENTER = QPointF(38, 0)
 HANDLE_RADIUS = 6.0
-NODE_BOUNDS = QRectF(-78, -50, 160, 104)  # everything a node may paint (stack, badges, label)
+NODE_BOUNDS = QRectF(-78, -50, 160, 106)  # everything a node may paint (stack, badges, label)
 
 IDLE_FILL = QColor("#ffffff")
 FAILED_FILL = QColor("#dee2e6")

@@ -121,15 +121,15 @@ class NodeItem(QGraphicsItem):
             self._paint_cross(painter)
         if lod < look.LOD_LABELS:
             return
+        if not self.editing_label:
+            self._paint_label(painter)
         if replicas > 1:
             self._badge(painter, QPointF(24, -34), f"×{replicas}", QColor("#343a40"))
         if live is not None:
             if live.queue >= 0.5:
-                self._badge(painter, QPointF(-24, 30), f"q {look.fmt_rate(live.queue)}", QColor("#e8590c"))
+                self._badge(painter, QPointF(-26, -34), f"q {look.fmt_rate(live.queue)}", QColor("#e8590c"))
             if 0 < live.replicas_up < live.replicas:
-                self._badge(painter, QPointF(-24, -34), f"{live.replicas_up}/{live.replicas} up", look.SPOF)
-        if not self.editing_label:
-            self._paint_label(painter)
+                self._badge(painter, QPointF(-26, 24), f"{live.replicas_up}/{live.replicas} up", look.SPOF)
         if self.has_handle and not self.exporting:
             painter.setPen(QPen(look.BORDER, 1.5))
             painter.setBrush(QBrush(QColor("#ffffff")))
@@ -152,6 +152,7 @@ class NodeItem(QGraphicsItem):
     def _paint_label(self, painter: QPainter) -> None:
         font = QFont(painter.font())
         font.setPointSizeF(9.0)
+        font.setBold(False)
         painter.setFont(font)
         text = painter.fontMetrics().elidedText(self.label, Qt.TextElideMode.ElideRight, int(look.LABEL.width()))
         painter.setPen(QColor("#212529"))

@@ -156,8 +156,10 @@ class CanvasScene(QGraphicsScene):
 
     def set_exporting(self, on: bool) -> None:
         """Hide selection and handles while rendering an image."""
+        mode = QGraphicsItem.CacheMode.NoCache if on else QGraphicsItem.CacheMode.DeviceCoordinateCache
         for item in self.nodes.values():
             item.exporting = on
+            item.setCacheMode(mode)   # paint for real: no cached bitmaps in images and SVGs
             item.update()
 
     # ----- lookups ---------------------------------------------------------------------------

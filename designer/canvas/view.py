@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+import shiboken6
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (QAction, QContextMenuEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent,
                            QHelpEvent, QImage, QKeyEvent, QKeySequence, QMouseEvent, QPainter, QPen,
@@ -52,7 +53,7 @@ class CanvasView(QGraphicsView):
         self.setAcceptDrops(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setSceneRect(QRectF(-5000, -5000, 10000, 10000))
-        self.canvas_scene.selectionChanged.connect(lambda: self.selectionChangedIds.emit(self.selected_ids()))
+        self.canvas_scene.selectionChanged.connect(self._emit_selection)
         self.canvas_scene.changed.connect(self._grow_scene_rect)
         self._refusal = QLabel(self.viewport())
         self._refusal.setStyleSheet("QLabel { background: #fff5f5; color: #c92a2a; border: 1px solid #ffa8a8;"
@@ -101,6 +102,10 @@ class CanvasView(QGraphicsView):
     # ----- selection ---------------------------------------------------------------------------
     def selected_ids(self) -> list[str]:
         return self.canvas_scene.selected_node_ids()
+
+    def _emit_selection(self) -> None:
+        if shiboken6.isValid(self.canvas_scene):   # not while the scene is being destroyed
+            self.selectionChangedIds.emit(self.selected_ids())
 
     def select_ids(self, ids: Iterable[str]) -> None:
         nodes = self.canvas_scene.nodes
