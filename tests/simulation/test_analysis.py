@@ -149,16 +149,7 @@ def test_large_topology_is_fast() -> None:
     assert time.perf_counter() - start < 2.0
 
 
-# ----- empirical: needs the engine ------------------------------------------------------------
-def _engine_available() -> bool:
-    try:
-        import simulation.engine  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _engine_available(), reason="simulation.engine has not landed yet")
+# ----- empirical: with the engine -------------------------------------------------------------
 def test_empirical_spof_agrees_with_structure_on_the_starter_lesson() -> None:
     doc = load(ROOT / "resources" / "lessons" / "starter.scalelab")
     seen = []
@@ -168,3 +159,12 @@ def test_empirical_spof_agrees_with_structure_on_the_starter_lesson() -> None:
     assert lost["lb"] > 0.9 and lost["db"] > 0.9
     for web in ("web1", "web2", "web3"):
         assert lost[web] < 0.5, lost
+
+
+def test_empirical_spof_replicas_are_redundancy() -> None:
+    doc = topo([("users", "client"), ("web", "server", {"replicas": 3, "capacity_rps": 100})], ["users>web"],
+               rate_rps=60)
+    one = empirical_spof(doc, seconds=20, seed=1)
+    whole = empirical_spof(doc, seconds=20, seed=1, whole_node=True)
+    assert 0.2 < one["web"] < 0.45  # one replica of three down, no balancer to route around it: about a third
+    assert whole["web"] > 0.95  # every replica down: nothing is served
