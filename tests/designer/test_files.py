@@ -1,0 +1,141 @@
+"""Files as a user handles them: save, open, broken files, unsaved changes, recovery."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QMessageBox
+
+from designer import file_actions
+from designer.main_window import MainWindow
+from simulation.fileformat import dumps, load
+from tests.designer.test_main_window_support import LESSONS, Dialogs, isolate_profile
+
+
+@pytest.fixture
+def dialogs(monkeypatch):
+    return Dialogs(monkeypatch)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch, dialogs):
+    isolate_profile(tmp_path, monkeypatch)
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    assert win.open_file(LESSONS / "starter.scalelab")
+    yield win
+    win.files.remove_recovery()
+
+
+def test_save_then_open_round_trips(window, dialogs, tmp_path):
+    window.controller.set_params(["web1"], {"capacity_rps": 175.0})
+    assert window.isWindowModified()
+    dialogs.save_path = str(tmp_path / "mine")          # no suffix typed: it is added
+    assert window.file_save()                           # a built-in lesson: Save asks where
+    saved = tmp_path / "mine.scalelab"
+    assert saved.exists()
+    assert window.windowTitle() == "ScaleLab — mine.scalelab[*]" and not window.isWindowModified()
+    text = saved.read_text(encoding="utf-8")
+    assert dumps(load(saved)) == text                   # exact round trip
+    window.controller.set_params(["web1"], {"capacity_rps": 50.0})
+    window.file_save()                                  # now saves in place, no dialog
+    assert load(saved).params("web1")["capacity_rps"] == 50.0
+    window.file_new()
+    assert window.controller.document.node_ids() == []
+    assert window.open_file(saved)
+    assert window.controller.document.params("web1")["capacity_rps"] == 50.0
+    assert window.files.recent_files()[0] == str(saved.resolve())
+
+
+def test_broken_file_shows_the_loaders_message_and_keeps_the_window(window, dialogs, tmp_path):
+    broken = tmp_path / "broken.scalelab"
+    data = json.loads((LESSONS / "starter.scalelab").read_text())
+    data["nodes"][2]["params"]["capacity_rps"] = -5
+    broken.write_text(json.dumps(data))
+    assert not window.open_file(broken)
+    kind, title, text = dialogs.shown[-1]
+    assert kind == "critical"
+    assert "nodes[2].params.capacity_rps: must be > 0, got -5" in text
+    assert window.isVisible()
+    assert "web1" in window.controller.document      # the starter is still open
+    (tmp_path / "junk.scalelab").write_text("{ not json")
+    assert not window.open_file(tmp_path / "junk.scalelab")
+    assert "not valid JSON" in dialogs.shown[-1][2]
+
+
+def test_unsaved_prompt_on_close(window, dialogs):
+    window.controller.add_node("cache", 100, 400)
+    dialogs.answer = QMessageBox.StandardButton.Cancel
+    assert not window.close()
+    assert dialogs.shown[-1][:2] == ("warning", "Unsaved changes")
+    assert window.isVisible()
+    dialogs.answer = QMessageBox.StandardButton.Discard
+    assert window.close()
+
+
+def test_unsaved_prompt_on_new_and_open(window, dialogs):
+    window.controller.add_node("cache", 100, 400)
+    dialogs.answer = QMessageBox.StandardButton.Cancel
+    window.file_new()
+    assert "cache1" in window.controller.document
+    dialogs.open_path = str(LESSONS / "lb_demo.scalelab")
+    window.file_open()
+    assert "cache1" in window.controller.document
+    dialogs.answer = QMessageBox.StandardButton.Discard
+    window.file_open()
+    assert "cache1" not in window.controller.document and "lb" in window.controller.document
+
+
+def test_autosave_writes_a_recovery_file_that_is_offered_after_a_crash(qtbot, window, dialogs, tmp_path,
+                                                                        monkeypatch):
+    assert not window.files.autosave()                 # nothing to save while unmodified
+    window.controller.set_params(["web2"], {"capacity_rps": 222.0})
+    assert window.files.autosave()
+    recovery = window.files.recovery_path
+    assert recovery.exists() and recovery.parent == tmp_path / "recovery"
+    assert load(recovery).params("web2")["capacity_rps"] == 222.0
+    # Pretend this process crashed: its recovery file now belongs to a dead pid.
+    orphan = recovery.with_name("autosave-999999999.scalelab")
+    os.replace(recovery, orphan)
+    os.replace(recovery.with_suffix(".json"), orphan.with_suffix(".json"))
+    second = MainWindow()
+    qtbot.addWidget(second)
+    dialogs.answer = QMessageBox.StandardButton.Yes
+    assert second.files.offer_recovery()
+    assert dialogs.shown[-1][:2] == ("question", "Recover unsaved changes?")
+    assert second.controller.document.params("web2")["capacity_rps"] == 222.0
+    assert second.isWindowModified()
+    assert not orphan.exists()
+    assert not file_actions.orphaned_recovery_files()
+    second.files.remove_recovery()
+
+
+def test_clean_save_removes_the_recovery_file(window, dialogs, tmp_path):
+    window.controller.add_node("server", 0, 500)
+    window.files.autosave()
+    assert window.files.recovery_path.exists()
+    dialogs.save_path = str(tmp_path / "x.scalelab")
+    window.file_save()
+    assert not window.files.recovery_path.exists()
+
+
+def test_dropping_a_file_on_the_window_opens_it(qtbot, window):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(LESSONS / "sticky_sessions.scalelab"))])
+    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    qtbot.waitUntil(lambda: window.windowTitle() == "ScaleLab — sticky_sessions.scalelab[*]", timeout=2000)
+    assert window.controller.document.params("lb")["affinity"] == "sticky"
+
+
+def test_examples_menu_lists_the_built_in_lessons(window):
+    titles = [a.text() for a in window.examples_menu.actions()]
+    assert titles[0].startswith("Starter")
+    assert any("Lecture demo" in t for t in titles) and any("Sticky" in t for t in titles)
+    for lesson in LESSONS.glob("*.scalelab"):
+        load(lesson)                                    # every shipped lesson is valid
