@@ -88,7 +88,14 @@ def snapshot_image(title: str, canvas: Any, plots: QWidget | None, width: int = 
                                        Qt.TransformationMode.SmoothTransformation)
     plots_img = None
     if plots is not None:
-        plots_img = widget_image(plots, 2.0)
+        hide = getattr(plots, "for_export", None)
+        if hide:
+            hide(True)
+        try:
+            plots_img = widget_image(plots, 2.0)
+        finally:
+            if hide:
+                hide(False)
         plots_img = plots_img.scaledToWidth(inner, Qt.TransformationMode.SmoothTransformation)
     title_h = int(width / 28) if title else 0
     height = margin + title_h + canvas_img.height() + margin
@@ -164,8 +171,8 @@ def export_headless(document: Any, png_path: str | os.PathLike, svg_path: str | 
                      key=lambda i: order[document.kind(i)])
         plots.set_node_labels({i: document.node(i).label or i for i in ids})
         plots.refresh(sim.metrics)
-        for plot in plots.plots.values():
-            plot.enableAutoRange(axis="x")
+        ensure_app().processEvents()
+        plots.fit_time()
         ensure_app().processEvents()
     view.fit_to_view()
     if plots is not None:

@@ -71,8 +71,9 @@ class PlotsPanel(QWidget):
         self._add_plot("failures", 0, 2, "Failures by cause", "req/s", ())
         self._add_plot("utilization", 1, 0, "Utilization", "%", (), colspan=2)
         self._add_plot("active", 1, 2, "Active servers", "", ("active",))
-        self.plots["utilization"].setYRange(0, 105)
+        self.plots["utilization"].setYRange(0, 125, padding=0)   # room for the legend above 100%
         self.plots["utilization"].enableAutoRange(axis="y", enable=False)
+        self.plots["utilization"].getAxis("left").setTicks([[(v, str(v)) for v in (0, 25, 50, 75, 100)]])
         for cause, colour in zip(FAILURE_CAUSES, CAUSE_COLOURS):
             self.cause_curves[cause] = self._curve(self.plots["failures"], colour, None)
         # One time axis: every plot shows the same time range. (pyqtgraph's setXLink aligns
@@ -178,6 +179,25 @@ class PlotsPanel(QWidget):
                 self.util_curves[node_id] = curve
                 self._restyle_util()
             curve.setData(t, 100.0 * np.asarray(util[node_id][:n], dtype=float))
+
+    def fit_time(self) -> None:
+        """Show the whole run on the time axis (used before an export)."""
+        if self._metrics is not None and self._n:
+            t = self._metrics.time_s[: self._n]
+            for plot in self.plots.values():
+                plot.setXRange(float(t[0]) - 1, float(t[-1]) + 1, padding=0)
+                plot.enableAutoRange(axis="x")
+
+    def for_export(self, on: bool) -> None:
+        """Hide the hover readout and crosshair while rendering an image."""
+        if on:
+            self._readout_text = self.readout.text()
+            end = float(self._metrics.time_s[self._n - 1]) if self._metrics is not None and self._n else 0.0
+            self.readout.setText(f"Simulated {end:.0f} s")
+        else:
+            self.readout.setText(getattr(self, "_readout_text", ""))
+        for line in self._vlines.values():
+            line.setVisible(False)
 
     def has_data(self) -> bool:
         return self._n > 0
