@@ -48,8 +48,12 @@ class _Parser(argparse.ArgumentParser):
 class Progress:
     """A carriage-return progress bar on a stream, shown only for runs longer than ``delay`` s."""
 
-    def __init__(self, stream: TextIO, total_s: float, enabled: bool, delay: float = 1.0, width: int = 30) -> None:
+    def __init__(self, stream: TextIO, total_s: float, enabled: bool, delay: float | None = None, width: int = 30,
+                 unit: str = "s", label: str = "simulating") -> None:
+        if delay is None:  # the environment variable lets tests see the bar without a slow run
+            delay = float(os.environ.get("SCALELAB_PROGRESS_DELAY", "1.0"))
         self.stream, self.total_s, self.enabled = stream, total_s, enabled
+        self.unit, self.label = unit, label
         self.delay, self.width = delay, width
         self.start = time.monotonic()
         self.last_draw = 0.0
@@ -67,8 +71,8 @@ class Progress:
         filled = int(round(frac * self.width))
         eta = elapsed * (1 - frac) / frac if frac > 0 else math.inf
         eta_text = _duration(eta) if math.isfinite(eta) else "?"
-        self.stream.write(f"\rsimulating [{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:5.1f}%  "
-                          f"{done_s:,.0f}/{self.total_s:,.0f} s  ETA {eta_text}   ")
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:5.1f}%  "
+                          f"{done_s:,.0f}/{self.total_s:,.0f} {self.unit}  ETA {eta_text}   ")
         self.stream.flush()
         self.drawn = True
 
@@ -223,7 +227,24 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"Single points of failure ({len(spof)}):")
         for node_id, reason in spof.items():
             print(f"  {node_id}: {reason}")
+    if args.empirical is not None:
+        _print_empirical(doc, args.empirical)
     return 0
+
+
+def _print_empirical(doc: Any, seconds: float) -> None:
+    """Fail each node in turn (one machine: replica 0 of a replicated node) and print what is lost."""
+    from .analysis import empirical_spof
+
+    seconds = float(_setting("duration_s", seconds, "--empirical"))
+    targets = [n for n in doc.node_ids() if doc.kind(n) != "client"]
+    bar = Progress(sys.stderr, float(len(targets) + 1), sys.stderr.isatty(), unit="runs", label="failing nodes")
+    lost = empirical_spof(doc, seconds=seconds, progress=lambda done, total: bar.update(done))
+    bar.finish(float(len(targets) + 1))
+    print(f"Availability lost when one node fails ({seconds:g} s each, seed {doc.settings['seed']}):")
+    for node_id, share in sorted(lost.items(), key=lambda kv: (math.isnan(kv[1]), -kv[1] if kv[1] == kv[1] else 0)):
+        shown = "n/a (nothing arrived)" if math.isnan(share) else f"{share * 100:5.1f} %"
+        print(f"  {node_id}: {shown}")
 
 
 # ----- export -----------------------------------------------------------------------------------
@@ -297,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Validate FILE; print 'OK: N nodes, M edges' and its single points of failure. "
                        "Exit code 1 if the file is invalid.")
     p.add_argument("file", metavar="FILE", help="a .scalelab file")
+    p.add_argument("--empirical", type=float, metavar="S", nargs="?", const=60.0,
+                   help="also fail each node in turn for S simulated seconds (default 60) and print the "
+                   "share of requests lost")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("export", help="render the canvas (and plots after a run) to PNG/SVG without a display",

@@ -261,19 +261,14 @@ def test_progress_bar_stays_silent_for_short_runs() -> None:
     assert stream.getvalue() == ""
 
 
-def test_forced_progress_on_a_long_run(tmp_path: Path, capsys: pytest.CaptureFixture,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli.Progress, "__init__", _eager_progress_init)
+def test_forced_progress_on_a_long_run(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--progress draws the bar even when stderr is not a terminal (the delay set to 0 stands for a long run)."""
+    monkeypatch.setenv("SCALELAB_PROGRESS_DELAY", "0")
     assert cli.main(["simulate", str(STARTER), "--duration", "3", "--progress"]) == 0
     err = capsys.readouterr().err
     assert "\rsimulating [" in err and "100.0%" in err and err.endswith("\n")
-
-
-_real_init = cli.Progress.__init__
-
-
-def _eager_progress_init(self, stream, total_s, enabled, delay=1.0, width=30):
-    _real_init(self, stream, total_s, enabled, delay=0.0, width=width)
+    assert cli.main(["simulate", str(STARTER), "--duration", "3", "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 # ----- GUI dispatch and export ------------------------------------------------------------------
@@ -348,3 +343,45 @@ def test_real_export_of_the_canvas_as_a_process(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<svg" in svg.read_text(encoding="utf-8")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["starter.png", "starter.svg"]
+
+
+def test_check_empirical_prints_the_loss_per_node(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["check", str(STARTER), "--empirical", "10"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("Availability lost when one node fails (10 s each, seed 1):")
+    table = dict(line.strip().split(": ") for line in lines[start + 1:])
+    assert set(table) == {"lb", "web1", "web2", "web3", "db"}
+    assert table["lb"] == "100.0 %" and table["db"] == "100.0 %"
+    assert all(float(table[w].rstrip(" %")) < 50 for w in ("web1", "web2", "web3"))
+    assert list(table)[:2] in (["lb", "db"], ["db", "lb"])  # worst first
+
+
+def test_progress_bar_on_a_terminal_for_a_long_run() -> None:
+    """stderr is a pseudo-terminal, as in a shell: a run over a second (here: over 0 s) draws the bar,
+    then a newline."""
+    import pty
+    import select
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SCALELAB_PROGRESS_DELAY="0")
+    proc = subprocess.Popen([sys.executable, "-m", "simulation.cli", "simulate", str(STARTER), "--duration", "10"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 120)
+        if not ready:
+            break
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out, _ = proc.communicate(timeout=120)
+    os.close(master)
+    err = b"".join(chunks).decode()
+    assert proc.returncode == 0, err
+    assert "\rsimulating [" in err and "100.0%" in err and "ETA" in err
+    assert err.rstrip(" ").endswith(("\n", "\r\n"))
+    assert b"arrived" in out
