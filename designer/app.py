@@ -36,7 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scalelab", description="ScaleLab: learn how web apps scale.")
     parser.add_argument("file", nargs="?", help="a .scalelab lesson to open")
     parser.add_argument("--version", action="version", version=f"ScaleLab {simulation.__version__}")
+    parser.add_argument("--install-desktop", action="store_true",
+                        help="install the launcher (.desktop file, icon, file type) for this user, then exit")
     args, qt_args = parser.parse_known_args(argv)
+    if args.install_desktop:
+        from .desktop_install import install
+        for path in install():
+            print(f"installed {path}")
+        return 0
     app = make_app(qt_args)
     from .main_window import MainWindow
     window = MainWindow()
