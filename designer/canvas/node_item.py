@@ -17,6 +17,14 @@ from . import look
 from .icons import draw_icon
 
 
+def _look_key(live: NodeState | None) -> tuple | None:
+    """What a live state changes in the picture (colour in 2% steps, badges)."""
+    if live is None:
+        return None
+    queue = look.fmt_rate(live.queue) if live.queue >= 0.5 else ""
+    return (round(live.utilization * 50), queue, live.replicas, live.replicas_up, live.failed)
+
+
 class NodeItem(QGraphicsItem):
     """One node. ``Type`` lets the scene tell nodes from edges without isinstance chains."""
 
@@ -53,6 +61,10 @@ class NodeItem(QGraphicsItem):
         if spof_reason is not None:
             self.spof_reason = spof_reason
         if live is not False:
+            if label is None and replicas is None and spof_reason is None \
+                    and _look_key(live) == _look_key(self.live):  # type: ignore[arg-type]
+                self.live = live  # type: ignore[assignment]
+                return  # looks the same: keep the cached bitmap (live updates come at 10 Hz)
             self.live = live  # type: ignore[assignment]
         self.update()
 

@@ -16,7 +16,7 @@ from simulation.kinds import KINDS
 from simulation.state import NodeState
 
 from . import look
-from .edge_item import EdgeItem
+from .edge_item import EdgeItem, EdgeLayer
 from .node_item import NodeItem
 
 if TYPE_CHECKING:
@@ -70,6 +70,8 @@ class CanvasScene(QGraphicsScene):
         self.nodes.clear()
         self.edges.clear()
         self._edges_of.clear()
+        self.edge_layer = EdgeLayer(self.edges)
+        self.addItem(self.edge_layer)
         self.live_states = self.live_flows = None
         for node_id in self.document.node_ids():
             self._on_node_added(node_id)
@@ -112,8 +114,8 @@ class CanvasScene(QGraphicsScene):
         self.edges[(source, target)] = edge
         self._edges_of[source].add(edge.key)
         self._edges_of[target].add(edge.key)
-        self._place_edge(edge)
         self.addItem(edge)
+        self._place_edge(edge)
         self._spof_timer.start()
 
     def _on_edge_removed(self, source: str, target: str) -> None:
@@ -122,6 +124,7 @@ class CanvasScene(QGraphicsScene):
             self._edges_of.get(end, set()).discard((source, target))
         if edge is not None:
             self.removeItem(edge)
+        self.edge_layer.invalidate()
         self._spof_timer.start()
 
     def node_item_moved(self, node_id: str) -> None:
@@ -161,6 +164,7 @@ class CanvasScene(QGraphicsScene):
             item.exporting = on
             item.setCacheMode(mode)   # paint for real: no cached bitmaps in images and SVGs
             item.update()
+        self.edge_layer.setCacheMode(mode)
 
     # ----- lookups ---------------------------------------------------------------------------
     def node_at(self, pos: QPointF) -> NodeItem | None:

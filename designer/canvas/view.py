@@ -43,7 +43,8 @@ class CanvasView(QGraphicsView):
         self.setScene(self.canvas_scene)
         self._interaction: Interaction | None = None
         self._editor: LabelEditor | None = None
-        self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.SmoothPixmapTransform)
+        # Items switch antialiasing on themselves where it shows (not for 2,000 far-away edges).
+        self.setRenderHints(QPainter.RenderHint.TextAntialiasing)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
         self.setOptimizationFlags(QGraphicsView.OptimizationFlag.DontSavePainterState)
