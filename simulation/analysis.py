@@ -1,27 +1,36 @@
 """Single points of failure: by structure (graph only) and empirically (with the engine).
 
 Structural model. A client's requests are served when they can follow a path
-client → … → server and everything on it works:
+client → … → the end of a request's path, and every node on it works:
 
-- a **client** needs *one* working entry node (DNS round robin or failover);
-- a **load balancer** needs itself and *one* working backend;
-- a **server** or **cache** needs itself and *every* node it calls: a server
-  that calls a database needs that database for its requests (a server with
-  nothing downstream is the end of its requests' path);
-- a **database** needs itself.
+- a **client** needs one working entry node (DNS round robin or failover);
+- a **load balancer** needs one working backend (none at all: it serves nobody);
+- a **server** or **cache** with downstream nodes needs one working downstream
+  node: it calls them (a server that calls a database needs that database); the
+  engine spreads its calls over all of them in proportion to capacity, so two
+  databases behind a server are interchangeable, like two entries of a client;
+- a server, cache or database with nothing downstream ends the path.
 
-The question is asked per machine: what if one machine fails? A node with
-``replicas`` ≥ 2 is several machines, and one of them failing leaves the others,
-so a replicated node is never the single point itself; what all its replicas
-share (the lone load balancer in front, the database they all call) still can be.
-A node that is a SPOF cuts at least one client off completely; a failure that
-only loses part of the traffic (one of two DNS entries) is not a SPOF.
+A cache answers read hits itself but passes misses and writes on, and writes
+have no other way: so the cache counts as needing its downstream node, and the
+database behind a lone cache stays a SPOF (a user sees every write fail),
+although while it is down the hits are still answered (the empirical loss is
+then a large share rather than everything).
 
-For an acyclic graph (the loader refuses loops) this AND/OR structure gives an
-exact, linear-ish recursion over "the set of single failures that break this
-node": a node that needs *one* of its children is broken by what breaks *all* of
-them (intersection), a node that needs *every* child by what breaks *any* of
-them (union), plus the node itself unless it is replicated.
+A SPOF is a node whose failure cuts some client off *completely*; a failure that
+only loses a share of the traffic (one of two DNS entries, one of two databases)
+is not a SPOF, since another path still serves. The question is asked per
+machine: a node with ``replicas`` ≥ 2 is several machines and one of them
+failing leaves the others, so a replicated node is never the single point
+itself; what all its replicas share (the lone load balancer in front, the
+database they all call) still can be. This is what ``empirical_spof`` measures
+too: a SPOF loses (nearly) all traffic, any other node a share of it (but see
+caches above).
+
+For an acyclic graph (the loader refuses loops) this gives an exact recursion
+over "the set of single failures that break this node": a node needing one of
+its children is broken by what breaks all of them (the intersection), plus
+itself unless it is replicated: a linear pass in topological order.
 """
 from __future__ import annotations
 
@@ -32,8 +41,8 @@ import networkx as nx
 
 from .document import Document
 
-# Kinds that need only one of their downstream nodes; the others need all of them.
-NEEDS_ONE = {"client", "load_balancer"}
+# Kinds that serve nobody without a downstream node; the others end the path there.
+NEEDS_DOWNSTREAM = {"client", "load_balancer"}
 
 # None means "broken whatever fails" (e.g. a load balancer with no backend).
 Breakers = frozenset[str] | None
@@ -49,17 +58,11 @@ def _breakers(doc: Document) -> dict[str, Breakers]:
     for node_id in reversed(list(nx.topological_sort(doc.graph))):
         kind = doc.kind(node_id)
         children = [out[c] for c in doc.graph.successors(node_id)]
-        if kind in NEEDS_ONE:
-            working = [c for c in children if c is not None]
-            if not working:
-                out[node_id] = None
-                continue
-            merged = frozenset.intersection(*working)
-        else:
-            if any(c is None for c in children):
-                out[node_id] = None
-                continue
-            merged = frozenset().union(*children)
+        working = [c for c in children if c is not None]
+        if (children and not working) or (not children and kind in NEEDS_DOWNSTREAM):
+            out[node_id] = None
+            continue
+        merged = frozenset.intersection(*working) if working else frozenset()
         if kind != "client" and _replicas(doc, node_id) < 2:
             merged = merged | {node_id}
         out[node_id] = merged
@@ -86,6 +89,10 @@ def _reason(doc: Document, node_id: str, clients: list[str]) -> str:
     kind = doc.kind(node_id)
     label = {"load_balancer": "load balancer"}.get(kind, kind)
     if kind == "database" or (kind == "server" and _called_by_servers(doc, node_id)):
+        preds = list(doc.graph.predecessors(node_id))
+        if preds and all(doc.kind(p) == "cache" for p in preds):
+            return (f"Every server of {who} calls this {label} through a cache that only answers read hits: "
+                    "writes and misses need it; it has no replica")
         return f"Every server of {who} calls this {label}; it has no replica"
     if kind == "server":
         return (f"If this server fails, {who} cannot reach any server: "

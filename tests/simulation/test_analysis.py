@@ -92,11 +92,19 @@ def test_database_used_by_only_one_of_two_servers_is_not_a_spof() -> None:
     assert list(structural_spof(doc)) == ["lb"]
 
 
-def test_server_calling_two_databases_needs_both() -> None:
-    doc = topo([("users", "client"), ("web", "server", {"replicas": 2}), ("accounts", "database"),
-                ("orders", "database")],
-               ["users>web", "web>accounts", "web>orders"])
-    assert set(structural_spof(doc)) == {"accounts", "orders"}
+def test_server_calling_two_databases_can_do_without_either() -> None:
+    """The engine spreads a server's calls over its downstream nodes: losing one loses a share, not all."""
+    doc = topo([("users", "client"), ("web", "server", {"replicas": 2}), ("db1", "database"),
+                ("db2", "database")],
+               ["users>web", "web>db1", "web>db2"])
+    assert structural_spof(doc) == {}
+
+
+def test_both_databases_behind_one_cache_share_the_cache() -> None:
+    doc = topo([("users", "client"), ("web", "server", {"replicas": 2}), ("cache", "cache"),
+                ("db1", "database"), ("db2", "database")],
+               ["users>web", "web>cache", "cache>db1", "cache>db2"])
+    assert list(structural_spof(doc)) == ["cache"]
 
 
 def test_second_tier_service_called_by_servers() -> None:
@@ -110,7 +118,11 @@ def test_second_tier_service_called_by_servers() -> None:
 def test_cache_in_front_of_database() -> None:
     doc = topo([("users", "client"), ("web", "server", {"replicas": 2}), ("cache", "cache"), ("db", "database")],
                ["users>web", "web>cache", "cache>db"])
-    assert set(structural_spof(doc)) == {"cache", "db"}
+    spof = structural_spof(doc)
+    assert set(spof) == {"cache", "db"}
+    assert spof["cache"] == "If this cache fails, Users cannot reach any server"
+    assert spof["db"] == ("Every server of Users calls this database through a cache that only answers read hits: "
+                          "writes and misses need it; it has no replica")
 
 
 def test_reason_names_every_client_cut_off() -> None:
@@ -133,6 +145,8 @@ def test_unconnected_or_broken_topologies_have_no_spof_and_do_not_crash() -> Non
     assert structural_spof(topo([("users", "client"), ("db", "database")], [])) == {}
     # a load balancer without backends serves nobody whatever fails: broken, not fragile
     doc = topo([("users", "client"), ("lb", "load_balancer")], ["users>lb"])
+    assert structural_spof(doc) == {}
+    doc = topo([("users", "client"), ("web", "server"), ("lb", "load_balancer")], ["users>web", "web>lb"])
     assert structural_spof(doc) == {}
 
 
@@ -168,3 +182,15 @@ def test_empirical_spof_replicas_are_redundancy() -> None:
     whole = empirical_spof(doc, seconds=20, seed=1, whole_node=True)
     assert 0.2 < one["web"] < 0.45  # one replica of three down, no balancer to route around it: about a third
     assert whole["web"] > 0.95  # every replica down: nothing is served
+
+
+def test_empirical_loss_is_total_only_for_structural_spofs() -> None:
+    """Both analyses ask the same question: a SPOF loses everything, any other node a share."""
+    doc = topo([("users", "client"), ("lb1", "load_balancer"), ("lb2", "load_balancer"),
+                ("web", "server", {"replicas": 2, "capacity_rps": 200}), ("db1", "database"), ("db2", "database"),
+                ("auth", "server", {"capacity_rps": 400})],
+               ["users>lb1", "users>lb2", "lb1>web", "lb2>web", "web>db1", "web>db2", "web>auth"],
+               rate_rps=80)
+    spof = structural_spof(doc)
+    lost = empirical_spof(doc, seconds=20, seed=2)
+    assert set(spof) == {n for n, share in lost.items() if share > 0.9}, (spof, lost)
