@@ -24,6 +24,7 @@ from .compiler import CACHE, LB, SERVER, Network, SimulationError, compile_docum
 from .dispatch import BalancerState
 from .document import Document
 from .flight import FLAG_DB_SESSION, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
+from .ledger import Ledger
 from .metrics import N_BINS, Metrics, latency_bins, percentile_ms
 from .patterns import rate_factor
 from .state import FAILURE_CAUSES, NodeState
@@ -39,7 +40,7 @@ NO_SESSION, ORPHANED = -1, -2
 class Simulation:
     """A running simulation of a document. See ``docs/engine-api.md``."""
 
-    def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 1.0) -> None:
+    def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 10.0) -> None:
         self.document = document
         self.seed = int(document.settings["seed"] if seed is None else seed)
         self.rng = np.random.default_rng(self.seed)
@@ -56,7 +57,6 @@ class Simulation:
         self._setup(compile_document(document))
         self._events = sorted(document.events, key=lambda e: e.at_s)
         self._event_pos = 0
-        self._new_second()
 
     # ----- setup ----------------------------------------------------------------------
     def _setup(self, net: Network) -> None:
@@ -81,26 +81,9 @@ class Simulation:
         self._node_workers = np.zeros(len(net.node_ids))
         np.add.at(self._node_workers, net.st_node, net.st_workers)
         self._last_done = np.zeros(len(net.node_ids))
-
-    def _new_second(self) -> None:
-        net = self.net
-        self._sec_offered = 0
-        self._sec_served = 0
-        self._sec_failed = np.zeros(len(FAILURE_CAUSES), dtype=np.int64)
-        self._sec_lat_sum = 0.0
-        self._sec_hist = np.zeros(N_BINS, dtype=np.int64)
-        self._sec_busy = np.zeros(net.n_stations)
-        self._sec_done = np.zeros(net.n_stations)
-        self._sec_edges = np.zeros(len(net.edges), dtype=np.int64)
-        self._sec_sessions_lost = 0
-
-    def _new_second_keep(self) -> None:
-        """After a recompile: resize the per-second accumulators, keeping the counts."""
-        offered, served, failed = self._sec_offered, self._sec_served, self._sec_failed
-        lat, hist, lost = self._sec_lat_sum, self._sec_hist, self._sec_sessions_lost
-        self._new_second()
-        self._sec_offered, self._sec_served, self._sec_failed = offered, served, failed
-        self._sec_lat_sum, self._sec_hist, self._sec_sessions_lost = lat, hist, lost
+        if not hasattr(self, "ledger"):
+            self.ledger = Ledger(0, len(FAILURE_CAUSES), net.n_stations, len(net.edges))
+        self._queue_snap: dict[int, np.ndarray] = {}
 
     # ----- public API -------------------------------------------------------------------
     @property
@@ -121,17 +104,17 @@ class Simulation:
     def run_until(self, t_end: float) -> None:
         while self.now < t_end - 1e-9:
             self._boundary_actions()
-            t1 = min(t_end, math.floor(self.now + 1e-9) + 1.0, self.now + self.max_window_s)
+            t1 = min(t_end, self.now + self.max_window_s)
             if self.net.dynamic:
                 t1 = min(t1, self.now + self.tick_s)
             if self._event_pos < len(self._events):
                 t1 = min(t1, max(self._events[self._event_pos].at_s, self.now + 1e-9))
             for bs in self.balancers:
-                t1 = min(t1, max(bs.health.next_check, self.now + 1e-9))
+                if not bs.health.steady(self.stations.up[bs.bal.backends]):
+                    t1 = min(t1, max(bs.health.next_check, self.now + 1e-9))
             self._window(self.now, t1)
             self.now = t1
-            if abs(self.now - round(self.now)) < 1e-9 and round(self.now) > self.metrics.n:
-                self.now = float(round(self.now))
+            while math.floor(self.now + 1e-9) > self.metrics.n:
                 self._close_second()
         self._boundary_actions()
 
@@ -199,8 +182,12 @@ class Simulation:
             if ev.node in self.net.node_ids:
                 self._set_node(ev.node, ev.replica, up=(ev.action == "recover"))
         for bs in self.balancers:
+            up = self.stations.up[bs.bal.backends]
             while bs.health.next_check <= self.now + 1e-9:
-                bs.health.check(self.stations.up[bs.bal.backends])
+                if bs.health.steady(up):
+                    bs.health.skip_to(self.now + 1e-9)
+                    break
+                bs.health.check(up)
 
     def _set_node(self, node_id: str, replica: int | None, up: bool) -> None:
         net = self.net
@@ -225,54 +212,68 @@ class Simulation:
         for lv, batch in enumerate(self.pending):
             hit = np.isin(batch.st, st)
             if hit.any():
-                lost = batch.take(hit)
                 self.pending[lv] = batch.take(~hit)
-                self._count_failed("node_failed", len(lost))
+                self._fail("node_failed", np.full(int(hit.sum()), self.now))
         orphan = np.isin(self.sessions, st.astype(np.int32))
         self.sessions[orphan] = ORPHANED
 
-    def _count_failed(self, cause: str, n: int) -> None:
-        if n:
+    def _fail(self, cause: str, times: np.ndarray) -> None:
+        if len(times):
             k = CAUSE_INDEX[cause]
-            self.failed_by_cause[k] += n
-            self._sec_failed[k] += n
+            self.failed_by_cause[k] += len(times)
+            self.ledger.book_failed(k, times)
 
     # ----- one window ---------------------------------------------------------------------
     def _window(self, t0: float, t1: float) -> None:
         net = self.net
         inbox: list[list[Batch]] = [[] for _ in net.levels]
         self._generate(t0, t1, inbox)
+        marks = [float(k) for k in range(math.floor(t0) + 1, math.floor(t1 + 1e-9) + 1)]
         for lv in range(len(net.levels)):
             if inbox[lv]:
-                admitted, full, down = self.stations.admit(Batch.concat(inbox[lv]), self.rng)
-                self._count_failed("queue_full", len(full))
-                self._count_failed("backend_down", len(down))
+                in_system = np.bincount(self.pending[lv].st, minlength=net.n_stations)
+                admitted, full, down = self.stations.admit(Batch.concat(inbox[lv]), self.rng, in_system)
+                self._fail("queue_full", full.arr)
+                self._fail("backend_down", down.arr)
                 self._sessions(admitted)
                 self.pending[lv] = Batch.concat([self.pending[lv], admitted])
             p = self.pending[lv]
             if not len(p):
                 continue
-            busy = np.clip(np.minimum(p.fin, t1) - np.maximum(p.start, t0), 0.0, None)
-            busy[(p.flags & FLAG_TIMEOUT) != 0] = 0.0
-            self._sec_busy += np.bincount(p.st, weights=busy, minlength=net.n_stations)
+            served_here = (p.flags & FLAG_TIMEOUT) == 0
+            self.ledger.book_busy(p.st[served_here], p.start[served_here], p.fin[served_here], t0, t1)
+            for k in marks:
+                w = (p.arr <= k) & (p.start > k)
+                if w.any():
+                    snap = self._queue_snap.setdefault(int(round(k)), np.zeros(net.n_stations))
+                    snap += np.bincount(p.st[w], minlength=net.n_stations)
             done = p.fin < t1
             if not done.any():
                 continue
             out = p.take(done)
             self.pending[lv] = p.take(~done)
-            self._sec_done += np.bincount(out.st, minlength=net.n_stations)
+            self.ledger.book_done(out.st, out.fin)
             gave_up = (out.flags & FLAG_TIMEOUT) != 0
-            self._count_failed("timeout", int(gave_up.sum()))
+            self._fail("timeout", out.fin[gave_up])
             out = out.take(~gave_up)
             if len(out):
-                soj = out.fin - out.arr
-                np.add.at(self.ewma, out.st, EWMA_ALPHA * (soj - self.ewma[out.st]))
+                self._update_ewma(out)
                 self._route(out, inbox)
+
+    def _update_ewma(self, out: Batch) -> None:
+        """Recent response time per station (for least_response_time)."""
+        n = self.net.n_stations
+        k = np.bincount(out.st, minlength=n)
+        seen = k > 0
+        mean = np.bincount(out.st, weights=out.fin - out.arr, minlength=n)[seen] / k[seen]
+        w = 1.0 - (1.0 - EWMA_ALPHA) ** k[seen]
+        self.ewma[seen] += w * (mean - self.ewma[seen])
 
     def _generate(self, t0: float, t1: float, inbox: list[list[Batch]]) -> None:
         net = self.net
-        edges = np.arange(t0, t1, self.tick_s)
-        edges = np.append(edges, t1)
+        dt = self.tick_s
+        inner = np.arange(math.floor(t0 / dt + 1e-9) + 1, math.ceil(t1 / dt - 1e-9)) * dt
+        edges = np.concatenate([[t0], inner[(inner > t0) & (inner < t1)], [t1]])
         mids = 0.5 * (edges[:-1] + edges[1:])
         lens = np.diff(edges)
         for ci, c in enumerate(net.clients):
@@ -295,9 +296,9 @@ class Simulation:
                 node = entry_nodes[self.rng.integers(0, len(entry_nodes), size=n)]
             st = self._pick_replica(node)
             self.arrived += n
-            self._sec_offered += n
+            self.ledger.book_offered(times)
             ci_node = net.node_ids.index(c.node_id)
-            self._sec_edges += np.bincount(self._node_edge[ci_node, node], minlength=len(net.edges))
+            self.ledger.book_edges(self._node_edge[ci_node, node], times)
             self._deliver(Batch(st=st, birth=times, arr=times, cls=cls, user=users), inbox)
 
     def _pick_replica(self, node: np.ndarray) -> np.ndarray:
@@ -352,14 +353,13 @@ class Simulation:
             key = fwd.st + u[cont]
             idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
             target = net.route_target[idx]
-            self._flow(fwd.st, target)
+            self._flow(fwd.st, target, fwd.fin)
             nxt = Batch(st=target, birth=fwd.birth, arr=fwd.fin, cls=fwd.cls, user=fwd.user, flags=fwd.flags)
             self._deliver(nxt, inbox)
         self._finish(out.take(~cont))
 
-    def _flow(self, src_st: np.ndarray, dst_st: np.ndarray) -> None:
-        e = self._node_edge[self.net.st_node[src_st], self.net.st_node[dst_st]]
-        self._sec_edges += np.bincount(e[e >= 0], minlength=len(self.net.edges))
+    def _flow(self, src_st: np.ndarray, dst_st: np.ndarray, times: np.ndarray) -> None:
+        self.ledger.book_edges(self._node_edge[self.net.st_node[src_st], self.net.st_node[dst_st]], times)
 
     def _balance(self, out: Batch, inbox: list[list[Batch]]) -> None:
         net = self.net
@@ -373,10 +373,10 @@ class Simulation:
                 lat = self.ewma[backends]
             pos = bs.choose(mine.user, conn, lat, self.rng)
             none = pos < 0
-            self._count_failed("no_healthy_backend", int(none.sum()))
+            self._fail("no_healthy_backend", mine.fin[none])
             ok = ~none
             target = backends[pos[ok]]
-            self._flow(mine.st[ok], target)
+            self._flow(mine.st[ok], target, mine.fin[ok])
             self._deliver(Batch(st=target, birth=mine.birth[ok], arr=mine.fin[ok], cls=mine.cls[ok],
                                 user=mine.user[ok], flags=mine.flags[ok]), inbox)
 
@@ -398,57 +398,53 @@ class Simulation:
         if not len(done):
             return
         lost = (done.flags & FLAG_SESSION_LOST) != 0
-        n_lost = int(lost.sum())
-        self._count_failed("session_lost", n_lost)
-        self._sec_sessions_lost += n_lost
+        self._fail("session_lost", done.fin[lost])
         ok = ~lost
-        lat = done.fin[ok] - done.birth[ok]
-        n = len(lat)
+        n = int(ok.sum())
         if n == 0:
             return
+        lat = done.fin[ok] - done.birth[ok]
         self.served += n
-        self._sec_served += n
-        s = float(lat.sum())
-        self._sec_lat_sum += s
-        self._lat_sum_total += s
-        h = np.bincount(latency_bins(lat), minlength=N_BINS)
-        self._sec_hist += h
-        self._hist_total += h
+        self._lat_sum_total += float(lat.sum())
+        self._hist_total += np.bincount(latency_bins(lat), minlength=N_BINS)
+        self.ledger.book_served(done.fin[ok], lat)
 
     # ----- per-second metrics ---------------------------------------------------------------
     def _close_second(self) -> None:
         net = self.net
+        sec = self.ledger.pop_second()
+        k = self.metrics.n + 1
         up = self.stations.up
         n_nodes = len(net.node_ids)
-        busy = np.bincount(net.st_node, weights=self._sec_busy, minlength=n_nodes)
+        busy = np.bincount(net.st_node, weights=sec["busy"], minlength=n_nodes)
         cap = np.bincount(net.st_node, weights=net.st_workers * up, minlength=n_nodes)
-        waiting, _ = self._occupancy()
+        waiting = self._queue_snap.pop(k, np.zeros(net.n_stations))
         queue = np.bincount(net.st_node, weights=waiting, minlength=n_nodes)
         ups = np.bincount(net.st_node, weights=up.astype(float), minlength=n_nodes)
-        self._last_done = np.bincount(net.st_node, weights=self._sec_done, minlength=n_nodes)
+        self._last_done = np.bincount(net.st_node, weights=sec["done"], minlength=n_nodes)
         util, qd, rd = {}, {}, {}
         for i, node in enumerate(net.node_ids):
             if net.node_kind[i] == "client":
                 continue
-            util[node] = float(busy[i] / cap[i]) if cap[i] > 0 else 0.0
+            util[node] = float(min(busy[i] / cap[i], 1.0)) if cap[i] > 0 else 0.0
             qd[node] = float(queue[i])
             rd[node] = float(ups[i])
         servers_up = float(((net.st_kind == SERVER) & up).sum())
-        served = self._sec_served
+        served = int(sec["served"])
+        failed = sec["failed"]
         row = {
-            "time_s": float(self.metrics.n + 1),
-            "offered_rps": float(self._sec_offered),
+            "time_s": float(k),
+            "offered_rps": float(sec["offered"]),
             "served_rps": float(served),
-            "failed_rps": float(self._sec_failed.sum()),
-            "p50_ms": percentile_ms(self._sec_hist, 0.50),
-            "p95_ms": percentile_ms(self._sec_hist, 0.95),
-            "p99_ms": percentile_ms(self._sec_hist, 0.99),
-            "mean_ms": self._sec_lat_sum / served * 1000.0 if served else math.nan,
+            "failed_rps": float(failed.sum()),
+            "p50_ms": percentile_ms(sec["hist"], 0.50),
+            "p95_ms": percentile_ms(sec["hist"], 0.95),
+            "p99_ms": percentile_ms(sec["hist"], 0.99),
+            "mean_ms": float(sec["lat_sum"]) / served * 1000.0 if served else math.nan,
             "active_servers": servers_up,
-            "sessions_lost": float(self._sec_sessions_lost),
+            "sessions_lost": float(failed[CAUSE_INDEX["session_lost"]]),
             "cost_server_s": servers_up,
         }
-        causes = {c: float(v) for c, v in zip(FAILURE_CAUSES, self._sec_failed)}
-        flow = {e: float(v) for e, v in zip(net.edges, self._sec_edges)}
+        causes = {c: float(v) for c, v in zip(FAILURE_CAUSES, failed)}
+        flow = {e: float(v) for e, v in zip(net.edges, sec["edges"])}
         self.metrics.append(row, causes, util, qd, rd, flow)
-        self._new_second()

@@ -21,6 +21,16 @@ class HealthChecks:
         self.passes = np.zeros(n_backends, dtype=np.int64)
         self.next_check = first_check
 
+    def steady(self, really_up: np.ndarray) -> bool:
+        """No check can change anything until some backend goes up or down."""
+        return bool((self.believed_up == really_up).all())
+
+    def skip_to(self, now: float) -> None:
+        """Move the next check past ``now`` on the same grid, changing nothing."""
+        if self.next_check <= now:
+            k = np.floor((now - self.next_check) / self.interval) + 1
+            self.next_check += k * self.interval
+
     def check(self, really_up: np.ndarray) -> bool:
         """Run one round of checks; returns True when some backend changed state."""
         self.misses = np.where(really_up, 0, self.misses + 1)

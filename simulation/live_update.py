@@ -57,7 +57,7 @@ def migrate(sim: "Simulation", document: "Document") -> None:
         b = batch.take(keep)
         b.st = new_st[keep]
         moved.append(b)
-    sim._count_failed("node_failed", lost)
+    sim._fail("node_failed", np.full(lost, sim.now))
     allb = Batch.concat(moved)
     if len(allb):
         lv = new_net.st_level[allb.st]
@@ -91,4 +91,4 @@ def migrate(sim: "Simulation", document: "Document") -> None:
         sim.sessions[:] = np.where(old_sessions == -2, -2, s).astype(np.int32)
     sim._events = sorted(document.events, key=lambda e: e.at_s)
     sim._event_pos = sum(1 for e in sim._events if e.at_s <= sim.now + 1e-9)
-    sim._new_second_keep()
+    sim.ledger.resize(new_net.n_stations, len(new_net.edges), mapping)

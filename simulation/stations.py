@@ -57,11 +57,12 @@ class Stations:
             self.ring[a:a + self.ring_len[s]] = -np.inf
 
     # ----- admission ----------------------------------------------------------------
-    def admit(self, batch: Batch, rng: np.random.Generator) -> tuple[Batch, Batch, Batch]:
+    def admit(self, batch: Batch, rng: np.random.Generator, in_system: np.ndarray) -> tuple[Batch, Batch, Batch]:
         """Admit a batch of arrivals (any stations, any order within the window).
 
-        Returns ``(admitted, rejected_full, rejected_down)``. Admitted requests
-        carry their start and end times; those that will give up carry
+        ``in_system`` is the number of requests at each station when the window
+        starts. Returns ``(admitted, rejected_full, rejected_down)``. Admitted
+        requests carry their start and end times; those that will give up carry
         ``FLAG_TIMEOUT`` and end at their give-up time.
         """
         n = len(batch)
@@ -71,31 +72,102 @@ class Stations:
         net = self.net
         order = np.lexsort((batch.arr, batch.st))
         b = batch.take(order)
-        st, arr = b.st, b.arr
+        st = b.st
         new_group = np.empty(n, dtype=bool)
         new_group[0] = True
         np.not_equal(st[1:], st[:-1], out=new_group[1:])
         group_start = np.nonzero(new_group)[0]
-        rank = np.arange(n) - group_start[np.cumsum(new_group) - 1]
-        by_rank = np.argsort(rank, kind="stable")
-        bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max()) + 2))
+        group_of = np.cumsum(new_group) - 1
+        rank = np.arange(n) - group_start[group_of]
 
-        status = np.zeros(n, dtype=np.int8)
-        start = np.empty(n)
-        fin = np.empty(n)
         flags = b.flags.copy()
         mean = np.where(b.cls == 1, net.st_mean_write[st], net.st_mean_read[st])
-        det = net.st_deterministic[st]
         extra = ((flags & FLAG_DB_SESSION) != 0) & self.is_store[st]
         flags[extra] &= ~FLAG_DB_SESSION
-        service = np.where(det, mean, rng.standard_exponential(n) * mean)
+        service = np.where(net.st_deterministic[st], mean, rng.standard_exponential(n) * mean)
         if extra.any():
             service[extra] += rng.standard_exponential(int(extra.sum())) * net.st_mean_read[st[extra]]
+        b.flags = flags
+        b.start = np.empty(n)
+        b.fin = np.empty(n)
+        status = np.zeros(n, dtype=np.int8)
 
-        for j in range(len(bounds) - 1):
-            idx = by_rank[bounds[j]:bounds[j + 1]]
-            s = st[idx]
-            a = arr[idx]
+        # Single-worker stations whose waiting room cannot overflow in this window:
+        # the whole batch in closed form (Lindley's recursion as a running maximum).
+        gst = st[group_start]
+        sizes = np.diff(np.append(group_start, n))
+        easy = (net.st_workers[gst] == 1) & self.up[gst] & (in_system[gst] + sizes <= net.st_queue_limit[gst])
+        rounds = ~easy[group_of]
+        if easy.any():
+            sel = np.nonzero(easy[group_of])[0]
+            bad = self._closed_form(b, sel, service[sel], group_of[sel], rank[sel])
+            if bad is not None and bad.any():
+                rounds |= np.isin(group_of, np.unique(group_of[sel][bad]))
+        if rounds.any():
+            idx = np.nonzero(rounds)[0]
+            self._rounds(b, idx, rank[idx], service[idx], status)
+        return b.take(status == ADMITTED), b.take(status == QUEUE_FULL), b.take(status == DOWN)
+
+    def _closed_form(self, b: Batch, sel: np.ndarray, service: np.ndarray, group: np.ndarray,
+                     rank: np.ndarray) -> np.ndarray | None:
+        """FIFO single worker: D_k = max(D_{k-1}, a_k) + S_k for whole groups at once.
+
+        Commits the groups without violations and returns a mask (over ``sel``) of
+        the requests whose group broke the patience or a zero waiting room."""
+        net = self.net
+        s = b.st[sel]
+        a = b.arr[sel]
+        first = rank == 0
+        csum = np.cumsum(service)
+        base = np.repeat(csum[first] - service[first], np.diff(np.append(np.nonzero(first)[0], len(sel))))
+        c_incl = csum - base                      # C_k within the group
+        x = a - (c_incl - service)                # a_k - C_{k-1}
+        free0 = self.free[s, 0]
+        span = float(np.abs(x).max() + np.abs(free0[first]).max()) * 4.0 + 1.0
+        gid = np.cumsum(first) - 1
+        shifted = np.maximum.accumulate(x + gid * span) - gid * span
+        m = np.maximum(shifted, free0)
+        fin = m + c_incl
+        start = fin - service
+        wait = start - a
+        limit = net.st_queue_limit[s]
+        bad_req = (wait > net.st_timeout[s]) | ((limit == 0) & (wait > 0))
+        bad = np.zeros(len(sel), dtype=bool)
+        if bad_req.any():
+            bad = np.isin(gid, np.unique(gid[bad_req]))
+        good = ~bad
+        b.start[sel[good]] = start[good]
+        b.fin[sel[good]] = fin[good]
+        if good.any():
+            last = np.zeros(len(sel), dtype=bool)
+            last[:-1] = first[1:]
+            last[-1] = True
+            lg = last & good
+            self.free[s[lg], 0] = fin[lg]
+            sizes = np.bincount(gid[good], minlength=gid[-1] + 1)
+            rlen = self.ring_len[s]
+            size_of = sizes[gid]
+            keep = good & (rlen > 0) & (rank >= size_of - rlen)
+            if keep.any():
+                slot = self.ring_off[s[keep]] + (self.count[s[keep]] + rank[keep]) % rlen[keep]
+                self.ring[slot] = start[keep]
+            cnt_add = np.bincount(s[good], minlength=len(self.count))
+            self.count += cnt_add
+        return bad
+
+    def _rounds(self, b: Batch, idx_all: np.ndarray, rank: np.ndarray, service: np.ndarray,
+                status: np.ndarray) -> None:
+        """General case: round j admits the j-th arrival of every station."""
+        net = self.net
+        ranks = np.unique(rank)
+        by_rank = np.argsort(rank, kind="stable")
+        sorted_rank = rank[by_rank]
+        bounds = np.searchsorted(sorted_rank, np.append(ranks, ranks[-1] + 1))
+        for j in range(len(ranks)):
+            local = by_rank[bounds[j]:bounds[j + 1]]
+            idx = idx_all[local]
+            s = b.st[idx]
+            a = b.arr[idx]
             alive = self.up[s]
             fr = self.free[s]
             w = fr.argmin(axis=1)
@@ -105,7 +177,10 @@ class Stations:
             rlen = self.ring_len[s]
             cnt = self.count[s]
             slot = self.ring_off[s] + np.where(rlen > 0, cnt % np.maximum(rlen, 1), 0)
-            oldest = np.where(rlen > 0, self.ring[np.minimum(slot, len(self.ring) - 1)] if len(self.ring) else -np.inf, np.inf)
+            if len(self.ring):
+                oldest = np.where(rlen > 0, self.ring[np.minimum(slot, len(self.ring) - 1)], np.inf)
+            else:
+                oldest = np.full(len(s), np.inf)
             full = np.where(limit == 0, t0 > a, (cnt >= rlen) & (oldest > a))
             big = limit > RING_CAP
             if big.any():  # beyond the ring: estimate the waiting line from the wait itself
@@ -114,11 +189,12 @@ class Stations:
             ok = alive & ~full & ~late
             give_up = alive & ~full & late
             status[idx] = np.where(alive, np.where(full, QUEUE_FULL, ADMITTED), DOWN)
-            t1 = t0 + service[idx]
-            start[idx] = np.where(give_up, a + net.st_timeout[s], t0)
-            fin[idx] = np.where(give_up, a + net.st_timeout[s], t1)
+            t1 = t0 + service[local]
+            patience = a + net.st_timeout[s]
+            b.start[idx] = np.where(give_up, patience, t0)
+            b.fin[idx] = np.where(give_up, patience, t1)
             if give_up.any():
-                flags[idx[give_up]] |= FLAG_TIMEOUT
+                b.flags[idx[give_up]] |= FLAG_TIMEOUT
             if ok.any():
                 so, wo = s[ok], w[ok]
                 self.free[so, wo] = t1[ok]
@@ -126,8 +202,3 @@ class Stations:
                 if has_ring.any():
                     self.ring[slot[ok][has_ring]] = t0[ok][has_ring]
                 self.count[so] += 1
-
-        b.start = start
-        b.fin = fin
-        b.flags = flags
-        return b.take(status == ADMITTED), b.take(status == QUEUE_FULL), b.take(status == DOWN)
