@@ -55,7 +55,9 @@ class CanvasView(QGraphicsView):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setSceneRect(QRectF(-5000, -5000, 10000, 10000))
         self.canvas_scene.selectionChanged.connect(self._emit_selection)
-        self.canvas_scene.changed.connect(self._grow_scene_rect)
+        self._grow_timer = QTimer(self, singleShot=True, interval=0, timeout=self._grow_scene_rect)
+        for sig in (controller.nodeAdded, controller.nodeChanged, controller.documentReplaced):
+            sig.connect(self._grow_timer.start)
         self._refusal = QLabel(self.viewport())
         self._refusal.setStyleSheet("QLabel { background: #fff5f5; color: #c92a2a; border: 1px solid #ffa8a8;"
                                     " border-radius: 4px; padding: 4px 8px; }")

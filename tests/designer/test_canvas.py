@@ -308,3 +308,33 @@ def test_document_replacement_rebuilds_the_scene(view):
     assert set(view.canvas_scene.nodes) == set(other.node_ids())
     other_ids = set(other.edges())
     assert set(view.canvas_scene.edges) == other_ids
+
+
+def test_clicking_an_edge_selects_it_and_delete_removes_only_it(view):
+    ctl = view.controller
+    edge = view.canvas_scene.edges[("lb", "web2")]
+    middle = vp(view, edge.line.pointAt(0.5))
+    QTest.mouseClick(view.viewport(), LEFT, NO_MOD, middle)
+    assert edge.isSelected() and view.selected_ids() == []
+    view.setFocus()
+    QTest.keyClick(view.viewport(), Qt.Key.Key_Delete)
+    assert not ctl.document.has_edge("lb", "web2") and "web2" in ctl.document
+    assert ctl.undo_stack.undoText() == "Disconnect lb → web2"
+
+
+def test_escape_cancels_a_drag(view):
+    before = dumps(view.controller.document)
+    w = view.viewport()
+    start = node_center(view, "web1")
+    QTest.mousePress(w, LEFT, NO_MOD, start)
+    for i in range(1, 5):
+        QTest.mouseMove(w, start + QPoint(30 * i, 10 * i))
+    QTest.keyClick(w, Qt.Key.Key_Escape)
+    QTest.mouseRelease(w, LEFT, NO_MOD, start + QPoint(120, 40))
+    assert dumps(view.controller.document) == before
+    assert view.canvas_scene.nodes["web1"].pos() == QPointF(460, 60)
+
+
+def test_tooltip_names_kind_label_and_key_params(view):
+    tip = view.canvas_scene.tooltip_text("web1")
+    assert "Web 1" in tip and "Server" in tip and "Capacity: 100 req/s" in tip
