@@ -338,8 +338,10 @@ def test_exported_image_is_readable_like_any_new_file(tmp_path: Path, monkeypatc
 def test_real_export_of_the_canvas_as_a_process(tmp_path: Path) -> None:
     """End to end with the real designer, offscreen: a PNG and an SVG appear, nothing else."""
     png, svg = tmp_path / "starter.png", tmp_path / "starter.svg"
-    result = run_module("export", str(STARTER), "--png", str(png), "--svg", str(svg))
+    result = run_module("export", str(STARTER), "--png", str(png), "--svg", str(svg), "--run", "3")
     assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.splitlines() == [f"wrote {png}", f"wrote {svg}"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<svg" in svg.read_text(encoding="utf-8")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["starter.png", "starter.svg"]
