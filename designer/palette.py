@@ -63,7 +63,7 @@ class PaletteWidget(QWidget):
             item.setStatusTip(kind.description)
             self.list.addItem(item)
         self.list.itemActivated.connect(lambda item: self.addRequested.emit(item.data(KIND_ROLE)))
-        hint = QLabel("Drag onto the canvas.\nDrag from a node's ○ handle\nto connect it.", self)
+        hint = QLabel("Drag a component onto the canvas. Drag from a node’s ○ handle to another node to connect them.", self)
         hint.setStyleSheet("color: #868e96;")
         hint.setWordWrap(True)
         layout = QVBoxLayout(self)

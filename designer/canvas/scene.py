@@ -200,7 +200,8 @@ class CanvasScene(QGraphicsScene):
         rows = [f"<b>{_esc(doc.node(node_id).label or node_id)}</b> — {kind.label} <i>({_esc(node_id)})</i>"]
         for name in KEY_PARAMS.get(kind.name, ()):
             p = kind.param(name)
-            unit = f" {p.unit}" if p.unit and p.type in ("int", "float") else ""
+            # units like req/s or s read well after a number; counted nouns ("1 copies") do not
+            unit = f" {p.unit}" if p.unit and ("/" in p.unit or p.unit in ("s", "ms", "×")) else ""
             value = params[name]
             value = f"{value:g}" if isinstance(value, float) else value
             rows.append(f"{_esc(p.title)}: {_esc(str(value))}{_esc(unit)}")

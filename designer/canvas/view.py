@@ -60,7 +60,7 @@ class CanvasView(QGraphicsView):
             sig.connect(self._grow_timer.start)
         self._refusal = QLabel(self.viewport())
         self._refusal.setStyleSheet("QLabel { background: #fff5f5; color: #c92a2a; border: 1px solid #ffa8a8;"
-                                    " border-radius: 4px; padding: 4px 8px; }")
+                                    " border-radius: 4px; padding: 6px 10px; font-weight: bold; }")
         self._refusal.hide()
         self._refusal_timer = QTimer(self, singleShot=True, interval=4000, timeout=self._refusal.hide)
         self._make_actions()
@@ -335,9 +335,8 @@ class CanvasView(QGraphicsView):
         self._refusal.setText(f"✕ {text}")
         self._refusal.adjustSize()
         at = at if at is not None else self.viewport().rect().center()
-        x = min(max(4, at.x() - self._refusal.width() // 2), max(4, self.viewport().width() - self._refusal.width() - 4))
-        y = min(max(4, at.y() + 16), max(4, self.viewport().height() - self._refusal.height() - 4))
-        self._refusal.move(x, y)
+        # A banner at the top of the canvas: never under the cursor's tooltip, always in view.
+        self._refusal.move(max(4, (self.viewport().width() - self._refusal.width()) // 2), 8)
         self._refusal.show()
         self._refusal.raise_()
         self._refusal_timer.start()
