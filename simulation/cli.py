@@ -28,8 +28,9 @@ from .params import FormatError, check_value
 
 PROG = "scalelab"
 SUBCOMMANDS = ("simulate", "check", "export")
+# The CSV's first columns, fixed by DESIGN.md; the engine's other per-second columns follow.
 CSV_COLUMNS = ("time_s", "offered_rps", "served_rps", "failed_rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
-               "active_servers", "sessions_lost", "cost_server_s")
+               "active_servers")
 SLICE_S = 1.0  # simulated seconds between two progress updates
 
 
@@ -136,8 +137,9 @@ def csv_text(sim: Any) -> str:
     util = m.util
     order = [n for n in sim.document.node_ids() if n in util] + sorted(set(util) - set(sim.document.node_ids()))
     causes = m.failed_by_cause
-    columns = list(CSV_COLUMNS) + [f"util:{n}" for n in order] + [f"failed:{c}" for c in FAILURE_CAUSES]
-    series = [getattr(m, c) for c in CSV_COLUMNS] + [util[n] for n in order] + [causes[c] for c in FAILURE_CAUSES]
+    fixed = list(CSV_COLUMNS) + [c for c in getattr(m, "COLUMNS", ()) if c not in CSV_COLUMNS]
+    columns = fixed + [f"util:{n}" for n in order] + [f"failed:{c}" for c in FAILURE_CAUSES]
+    series = [getattr(m, c) for c in fixed] + [util[n] for n in order] + [causes[c] for c in FAILURE_CAUSES]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
