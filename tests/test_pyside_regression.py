@@ -41,3 +41,18 @@ def test_many_calls_returning_none_do_not_abort() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "none_dealloc" not in result.stderr
     assert result.stdout.startswith("ok ")
+
+
+def test_the_pin_in_pyproject_excludes_the_broken_release() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    deps = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    pyside = [Requirement(d) for d in deps if Requirement(d).name.lower().startswith("pyside6")]
+    assert pyside, "PySide6 is not declared in pyproject.toml"
+    for req in pyside:
+        assert not req.specifier.contains("6.12.0"), f"{req} allows the none_dealloc release"
+        assert req.specifier.contains("6.11.3"), f"{req} excludes the known-good release"
