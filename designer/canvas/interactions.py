@@ -39,6 +39,10 @@ class Interaction:
     def cancel(self) -> None:
         pass
 
+    def involves(self, node_id: str) -> bool:
+        """Whether this gesture is about ``node_id`` (it must end if that node goes away)."""
+        return False
+
     def scene_pos(self, event: QMouseEvent) -> QPointF:
         return self.view.mapToScene(event.position().toPoint())
 
@@ -72,6 +76,9 @@ class MoveNodesInteraction(Interaction):
             return
         targets = self._targets(self.scene_pos(event))
         self.controller.move_nodes({i: (self.origin[i], targets[i]) for i in self.origin})
+
+    def involves(self, node_id: str) -> bool:
+        return node_id in self.origin
 
     def cancel(self) -> None:
         for node_id, (x, y) in self.origin.items():
@@ -128,6 +135,9 @@ class ConnectInteraction(Interaction):
 
     def cancel(self) -> None:
         self._remove_line()
+
+    def involves(self, node_id: str) -> bool:
+        return node_id == self.source.node_id
 
     def _remove_line(self) -> None:
         self.view.setToolTip("")

@@ -39,10 +39,13 @@ class CanvasView(QGraphicsView):
     def __init__(self, controller, parent: QWidget | None = None):
         super().__init__(parent)
         self.controller = controller
-        self.canvas_scene = CanvasScene(controller, self)
-        self.setScene(self.canvas_scene)
         self._interaction: Interaction | None = None
         self._editor: LabelEditor | None = None
+        # Connected before the scene's own handler, so gestures end before items go away.
+        controller.documentReplaced.connect(self.cancel_gestures)
+        controller.nodeRemoved.connect(self._node_removed)
+        self.canvas_scene = CanvasScene(controller, self)
+        self.setScene(self.canvas_scene)
         # Items switch antialiasing on themselves where it shows (not for 2,000 far-away edges).
         self.setRenderHints(QPainter.RenderHint.TextAntialiasing)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
@@ -258,6 +261,22 @@ class CanvasView(QGraphicsView):
             self.edit_label(self.selected_ids()[0])
             return
         super().keyPressEvent(event)
+
+    def cancel_gestures(self) -> None:
+        """End any drag or label edit without changing the document (the document is replaced)."""
+        interaction, self._interaction = self._interaction, None
+        if interaction is not None:
+            interaction.cancel()
+        if self._editor is not None:
+            self._editor.close(None)
+
+    def _node_removed(self, node_id: str) -> None:
+        # A gesture about a node that is gone (undo, a run's edit) cannot finish.
+        if self._editor is not None and self._editor.node.node_id == node_id:
+            self._editor.close(None)
+        if self._interaction is not None and self._interaction.involves(node_id):
+            interaction, self._interaction = self._interaction, None
+            interaction.cancel()
 
     def edit_label(self, node_id: str) -> LabelEditor | None:
         """Open the in-place label editor; the new label is one undo step."""

@@ -338,3 +338,24 @@ def test_escape_cancels_a_drag(view):
 def test_tooltip_names_kind_label_and_key_params(view):
     tip = view.canvas_scene.tooltip_text("web1")
     assert "Web 1" in tip and "Server" in tip and "Capacity: 100 req/s" in tip
+
+
+def test_replacing_the_document_mid_drag_ends_the_gesture_safely(view):
+    w = view.viewport()
+    start = node_center(view, "web1")
+    QTest.mousePress(w, LEFT, NO_MOD, start)
+    QTest.mouseMove(w, start + QPoint(60, 60))
+    view.controller.set_document(load(STARTER))
+    QTest.mouseMove(w, start + QPoint(80, 80))
+    QTest.mouseRelease(w, LEFT, NO_MOD, start + QPoint(80, 80))
+    assert view.controller.undo_stack.count() == 0
+    assert view.canvas_scene.nodes["web1"].pos() == QPointF(460, 60)
+
+
+def test_undo_removing_the_node_whose_label_is_edited(view):
+    ctl = view.controller
+    srv = ctl.add_node("server", 460, 480)
+    view.edit_label(srv)
+    ctl.undo_stack.undo()
+    assert view._editor is None and srv not in ctl.document
+    assert ctl.undo_stack.undoText() == ""
