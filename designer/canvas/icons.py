@@ -50,6 +50,11 @@ def icon(name: str) -> QIcon:
 def draw_icon(painter: QPainter, name: str, rect: QRectF, vector: bool = False) -> None:
     """Draw an icon into ``rect``: the cached pixmap, or the SVG itself when ``vector``."""
     if vector:
+        # The painter's pen would otherwise outline every shape of the icon in the output.
+        painter.save()
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
         svg_renderer(name).render(painter, rect)
+        painter.restore()
     else:
         painter.drawPixmap(rect, icon_pixmap(name), QRectF(0, 0, PIXMAP_SIZE, PIXMAP_SIZE))

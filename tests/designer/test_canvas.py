@@ -285,6 +285,10 @@ def test_render_to_svg_writes_vector_icons(view, tmp_path):
     text = path.read_text()
     assert text.startswith("<?xml") and "<svg" in text and "Web 1" in text
     assert "<image" not in text           # icons are vectors, not bitmaps
+    import re
+    outlined = [g for g in re.findall(r'<g [^>]*stroke="#000000" stroke-opacity="1"[^>]*>(.*?)</g>', text, re.S)
+                if "<path" in g or "<circle" in g]
+    assert not outlined, "icon shapes came out with black outlines"
 
 
 def test_zoom_and_fit(view):
