@@ -363,3 +363,10 @@ def test_undo_removing_the_node_whose_label_is_edited(view):
     ctl.undo_stack.undo()
     assert view._editor is None and srv not in ctl.document
     assert ctl.undo_stack.undoText() == ""
+
+
+def test_double_click_on_a_node_asks_for_its_properties(view, qtbot):
+    with qtbot.waitSignal(view.propertiesRequested) as blocker:
+        QTest.mouseDClick(view.viewport(), LEFT, NO_MOD, node_center(view, "lb"))
+    assert blocker.args == ["lb"]
+    assert view._editor is None
