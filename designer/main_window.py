@@ -75,6 +75,8 @@ class MainWindow(QMainWindow):
         self.files.dirtyChanged.connect(self._update_modified)
         self.controller.undo_stack.cleanChanged.connect(self._update_modified)
         self.controller.documentReplaced.connect(self._document_replaced)
+        self.controller.settingsChanged.connect(
+            lambda: self.plots.set_time_span(self.controller.document.settings["duration_s"]))
         for sig in (self.controller.nodeAdded, self.controller.nodeRemoved):
             sig.connect(self._labels_changed)
         self.controller.nodeChanged.connect(lambda i, what: what == "label" and self._labels_changed())
@@ -139,6 +141,7 @@ class MainWindow(QMainWindow):
 
     def _document_replaced(self) -> None:
         self._labels_changed()
+        self.plots.set_time_span(self.controller.document.settings["duration_s"])
         QTimer.singleShot(0, self.canvas.fit_to_view)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
@@ -212,6 +215,7 @@ class MainWindow(QMainWindow):
     def _reset_done(self) -> None:
         self.canvas.set_live_state(None, None)
         self.plots.clear()
+        self.plots.set_time_span(self.controller.document.settings["duration_s"])
         self._update_time()
 
     def _run_error(self, text: str) -> None:

@@ -1,0 +1,124 @@
+"""GUI figures, run by hand: ``.venv/bin/python benchmarks/gui_bench.py``.
+
+1. Startup: from launching a process to a shown main window with the starter lesson
+   (a fresh interpreter each time, so imports count). Target ≤ 1.2 s.
+2. Live plots' cost on engine throughput: simulated seconds per wall second of the
+   bare engine vs. the same engine driven by the window at Max speed with the plots
+   and the canvas refreshed at 10 Hz. Target: the window costs ≤ 20%.
+Runs offscreen unless QT_QPA_PLATFORM says otherwise.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+STARTUP_CHILD = r"""
+import sys, time
+t0 = float(sys.argv[1])
+sys.path.insert(0, sys.argv[2])
+from designer.app import make_app
+app = make_app([])
+from designer.main_window import MainWindow
+from designer.lessons import starter_path
+w = MainWindow()
+w.open_file(starter_path())
+w.show()
+while not w.isExposed() if hasattr(w, "isExposed") else not w.windowHandle().isExposed():
+    app.processEvents()
+app.processEvents()
+print(time.time() - t0)
+"""
+
+
+def startup_seconds(runs: int = 5) -> list[float]:
+    times = []
+    env = dict(os.environ)
+    for _ in range(runs):
+        t0 = time.time()
+        out = subprocess.run([sys.executable, "-c", STARTUP_CHILD, repr(t0), str(ROOT)], env=env,
+                             capture_output=True, text=True, timeout=60, cwd=ROOT)
+        if out.returncode != 0:
+            raise SystemExit(out.stderr)
+        times.append(float(out.stdout.strip().splitlines()[-1]))
+    return times
+
+
+def bare_engine_rate(lesson: Path, wall: float) -> float:
+    from simulation.engine import Simulation
+    from simulation.fileformat import load
+    sim = Simulation(load(lesson))
+    sim.advance(1.0)                      # warm up
+    start_sim, start = sim.now, time.perf_counter()
+    while time.perf_counter() - start < wall:
+        sim.advance(1.0)
+    return (sim.now - start_sim) / (time.perf_counter() - start)
+
+
+def window_rate(lesson: Path, wall: float, live: bool = True) -> tuple[float, int, float]:
+    """Engine speed inside the window at Max speed; frames drawn; mean frame cost (s).
+
+    ``live=False`` runs the same window and slices but draws no live state or plots."""
+    from PySide6.QtWidgets import QApplication
+    from designer.app import make_app
+    from designer.main_window import MainWindow
+    app = make_app([])
+    w = MainWindow()
+    w.resize(1400, 900)
+    w.show()
+    w.open_file(lesson)
+    w.controller.set_settings(duration_s=1e6)
+    frames: list[float] = []
+    original = w._frame
+
+    def timed_frame() -> None:
+        if not live:
+            return
+        t = time.perf_counter()
+        original()
+        w.canvas.viewport().repaint()     # paint now, inside the measurement
+        w.plots.graphics.viewport().repaint()
+        frames.append(time.perf_counter() - t)
+    w.run.frame.disconnect()
+    w.run.frame.connect(timed_frame)
+    w.speed_box.setCurrentIndex(w.speed_box.findText("Max"))
+    w.run.step(1.0)
+    start_sim, start = w.run.now, time.perf_counter()
+    w.run.run()
+    while time.perf_counter() - start < wall:
+        app.processEvents()
+    w.run.pause()
+    rate = (w.run.now - start_sim) / (time.perf_counter() - start)
+    w.files.remove_recovery()
+    w.controller.undo_stack.setClean()
+    w.close()
+    return rate, len(frames), statistics.mean(frames) if frames else 0.0
+
+
+def main() -> None:
+    times = startup_seconds()
+    print(f"startup to a shown window: median {statistics.median(times):.2f} s "
+          f"(min {min(times):.2f}, max {max(times):.2f}, {len(times)} runs; target ≤ 1.2 s)")
+    for name in ("lb_demo", "starter"):
+        lesson = ROOT / "resources" / "lessons" / f"{name}.scalelab"
+        bare = bare_engine_rate(lesson, 3.0)
+        quiet = statistics.median(window_rate(lesson, 5.0, live=False)[0] for _ in range(2))
+        results = [window_rate(lesson, 5.0, live=True) for _ in range(2)]
+        rate = statistics.median(r[0] for r in results)
+        frames, frame_cost = results[-1][1], results[-1][2]
+        cost = 1.0 - rate / quiet
+        print(f"{name}: engine alone {bare:.0f} sim s/s; in the window at Max without live drawing {quiet:.0f}, "
+              f"with live plots and canvas {rate:.0f} sim s/s -> live drawing costs {100 * cost:.0f}% "
+              f"(target ≤ 20%); {frames} frames in 5 s, {1000 * frame_cost:.1f} ms per frame "
+              f"= {100 * frames * frame_cost / 5.0:.0f}% of wall time, after {rate * 5:.0f} simulated s")
+
+
+if __name__ == "__main__":
+    main()
