@@ -223,7 +223,3 @@ class CanvasScene(QGraphicsScene):
 
 def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def is_node(item: QGraphicsItem | None) -> bool:
-    return isinstance(item, NodeItem)

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Iterable
 
 import shiboken6
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QPoint, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (QAction, QContextMenuEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent,
-                           QHelpEvent, QImage, QKeyEvent, QKeySequence, QMouseEvent, QPainter, QPen,
+                           QHelpEvent, QImage, QKeyEvent, QKeySequence, QMouseEvent, QPainter,
                            QWheelEvent)
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsView, QLabel, QMenu, QToolTip, QWidget
 
@@ -19,11 +19,10 @@ from simulation.kinds import KINDS
 from simulation.state import NodeState
 
 from . import KIND_MIME, export, look
-from .edge_item import EdgeItem
+from .grid import draw_grid
 from .icons import icon
 from .interactions import Interaction, interaction_for
 from .label_editor import LabelEditor
-from .node_item import NodeItem
 from .scene import CanvasScene
 
 MIN_SCALE, MAX_SCALE = 0.05, 4.0
@@ -367,25 +366,4 @@ class CanvasView(QGraphicsView):
         return self._refusal.text() if self._refusal.isVisible() else ""
 
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 (Qt)
-        painter.fillRect(rect, look.BACKGROUND)
-        scale = self.transform().m11()
-        step = look.GRID if scale >= 0.6 else look.GRID * 5
-        if step * scale < 6:
-            return
-        left, top = int(rect.left() // step) * step, int(rect.top() // step) * step
-        major, minor = [], []
-        x = left
-        while x < rect.right():
-            (major if round(x / look.GRID) % 5 == 0 else minor).append((x, True))
-            x += step
-        y = top
-        while y < rect.bottom():
-            (major if round(y / look.GRID) % 5 == 0 else minor).append((y, False))
-            y += step
-        for lines, color in ((minor, look.GRID_MINOR), (major, look.GRID_MAJOR)):
-            painter.setPen(QPen(color, 0))
-            for v, vertical in lines:
-                if vertical:
-                    painter.drawLine(QPointF(v, rect.top()), QPointF(v, rect.bottom()))
-                else:
-                    painter.drawLine(QPointF(rect.left(), v), QPointF(rect.right(), v))
+        draw_grid(painter, rect, self.transform().m11())
