@@ -35,6 +35,7 @@ class Client:
     read_ratio: float
     entries: list[int]           # node indices of entry nodes, edge order
     failover: bool
+    node_index: int
 
 
 @dataclass
@@ -186,7 +187,7 @@ def compile_document(doc: Document) -> Network:
         p = params[i]
         entries = [index[t] for t in doc.successors(n)]
         clients.append(Client(n, float(p["rate_rps"]), int(p["users"]), offset, p["pattern"],
-                              float(p["read_ratio"]), entries, p["entry_policy"] == "failover"))
+                              float(p["read_ratio"]), entries, p["entry_policy"] == "failover", i))
         offset += int(p["users"])
     if offset > 50_000_000:
         raise SimulationError(f"too many users in all ({offset:,}); at most 50,000,000")

@@ -25,7 +25,7 @@ from .dispatch import BalancerState
 from .document import Document
 from .flight import FLAG_DB_SESSION, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
 from .ledger import Ledger
-from .metrics import N_BINS, Metrics, latency_bins, percentile_ms
+from .metrics import N_BINS, Metrics, latency_bins, percentile_ms, percentiles_ms
 from .patterns import rate_factor
 from .state import FAILURE_CAUSES, NodeState
 from .stations import Stations
@@ -81,6 +81,8 @@ class Simulation:
         self._node_workers = np.zeros(len(net.node_ids))
         np.add.at(self._node_workers, net.st_node, net.st_workers)
         self._last_done = np.zeros(len(net.node_ids))
+        self._node_first = np.array([s[0] if len(s) else -1 for s in net.node_stations], dtype=np.int64)
+        self._node_count = np.array([len(s) for s in net.node_stations], dtype=np.int64)
         if not hasattr(self, "ledger"):
             self.ledger = Ledger(0, len(FAILURE_CAUSES), net.n_stations, len(net.edges))
         self._queue_snap: dict[int, np.ndarray] = {}
@@ -114,8 +116,9 @@ class Simulation:
                     t1 = min(t1, max(bs.health.next_check, self.now + 1e-9))
             self._window(self.now, t1)
             self.now = t1
-            while math.floor(self.now + 1e-9) > self.metrics.n:
-                self._close_second()
+            closed = math.floor(self.now + 1e-9) - self.metrics.n
+            if closed > 0:
+                self._close_seconds(closed)
         self._boundary_actions()
 
     def fail(self, node_id: str, replica: int | None = None) -> None:
@@ -250,12 +253,12 @@ class Simulation:
             done = p.fin < t1
             if not done.any():
                 continue
-            out = p.take(done)
-            self.pending[lv] = p.take(~done)
+            out, self.pending[lv] = p.split(done)
             self.ledger.book_done(out.st, out.fin)
             gave_up = (out.flags & FLAG_TIMEOUT) != 0
-            self._fail("timeout", out.fin[gave_up])
-            out = out.take(~gave_up)
+            if gave_up.any():
+                self._fail("timeout", out.fin[gave_up])
+                out = out.take(~gave_up)
             if len(out):
                 self._update_ewma(out)
                 self._route(out, inbox)
@@ -279,7 +282,8 @@ class Simulation:
         for ci, c in enumerate(net.clients):
             if not c.entries or c.rate_rps <= 0:
                 continue
-            lam = c.rate_rps * np.maximum(rate_factor(c.pattern, mids), 0.0) * lens
+            lam = c.rate_rps * np.maximum(rate_factor(c.pattern, mids), 0.0) * lens if c.pattern["type"] != "constant" \
+                else c.rate_rps * lens
             counts = self.rng.poisson(lam)
             n = int(counts.sum())
             if n == 0:
@@ -297,14 +301,13 @@ class Simulation:
             st = self._pick_replica(node)
             self.arrived += n
             self.ledger.book_offered(times)
-            ci_node = net.node_ids.index(c.node_id)
-            self.ledger.book_edges(self._node_edge[ci_node, node], times)
+            self.ledger.book_edges(self._node_edge[c.node_index, node], times)
             self._deliver(Batch(st=st, birth=times, arr=times, cls=cls, user=users), inbox)
 
     def _pick_replica(self, node: np.ndarray) -> np.ndarray:
-        net = self.net
-        first = np.array([s[0] if len(s) else -1 for s in net.node_stations])
-        count = np.array([len(s) for s in net.node_stations])
+        first, count = self._node_first, self._node_count
+        if (count[node] == 1).all():
+            return first[node]
         return first[node] + (self.rng.random(len(node)) * count[node]).astype(np.int64)
 
     def _deliver(self, batch: Batch, inbox: list[list[Batch]]) -> None:
@@ -336,27 +339,28 @@ class Simulation:
 
     def _route(self, out: Batch, inbox: list[list[Batch]]) -> None:
         net = self.net
-        order = np.argsort(out.fin, kind="stable")
-        out = out.take(order)
         is_lb = net.st_kind[out.st] == LB
         if is_lb.any():
-            self._balance(out.take(is_lb), inbox)
-            out = out.take(~is_lb)
+            lb_out, out = out.split(is_lb)
+            fin = lb_out.fin
+            if len(fin) > 1 and (fin[1:] < fin[:-1]).any():
+                lb_out = lb_out.take(np.argsort(fin, kind="stable"))
+            self._balance(lb_out, inbox)
         if not len(out):
             return
         u = self.rng.random(len(out))
         cont = self._has_route[out.st]
         hit = (net.st_kind[out.st] == CACHE) & (out.cls == 0) & (self.rng.random(len(out)) < net.st_hit_ratio[out.st])
         cont &= ~hit
-        fwd = out.take(cont)
+        fwd, end = out.split(cont)
         if len(fwd):
-            key = fwd.st + u[cont]
+            key = fwd.st + (u[cont] if len(end) else u)
             idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
             target = net.route_target[idx]
             self._flow(fwd.st, target, fwd.fin)
             nxt = Batch(st=target, birth=fwd.birth, arr=fwd.fin, cls=fwd.cls, user=fwd.user, flags=fwd.flags)
             self._deliver(nxt, inbox)
-        self._finish(out.take(~cont))
+        self._finish(end)
 
     def _flow(self, src_st: np.ndarray, dst_st: np.ndarray, times: np.ndarray) -> None:
         self.ledger.book_edges(self._node_edge[self.net.st_node[src_st], self.net.st_node[dst_st]], times)
@@ -410,41 +414,45 @@ class Simulation:
         self.ledger.book_served(done.fin[ok], lat)
 
     # ----- per-second metrics ---------------------------------------------------------------
-    def _close_second(self) -> None:
+    def _close_seconds(self, k: int) -> None:
+        """Turn the ledger's k oldest seconds into metric rows (all at once)."""
         net = self.net
-        sec = self.ledger.pop_second()
-        k = self.metrics.n + 1
+        sec = self.ledger.pop_seconds(k)
+        first = self.metrics.n + 1
         up = self.stations.up
         n_nodes = len(net.node_ids)
-        busy = np.bincount(net.st_node, weights=sec["busy"], minlength=n_nodes)
-        cap = np.bincount(net.st_node, weights=net.st_workers * up, minlength=n_nodes)
-        waiting = self._queue_snap.pop(k, np.zeros(net.n_stations))
-        queue = np.bincount(net.st_node, weights=waiting, minlength=n_nodes)
-        ups = np.bincount(net.st_node, weights=up.astype(float), minlength=n_nodes)
-        self._last_done = np.bincount(net.st_node, weights=sec["done"], minlength=n_nodes)
-        util, qd, rd = {}, {}, {}
-        for i, node in enumerate(net.node_ids):
-            if net.node_kind[i] == "client":
-                continue
-            util[node] = float(min(busy[i] / cap[i], 1.0)) if cap[i] > 0 else 0.0
-            qd[node] = float(queue[i])
-            rd[node] = float(ups[i])
+        node_of = net.st_node
+        cap = np.bincount(node_of, weights=net.st_workers * up, minlength=n_nodes)
+        ups = np.bincount(node_of, weights=up.astype(float), minlength=n_nodes)
+
+        def per_node(rows: np.ndarray) -> np.ndarray:  # rows × stations -> rows × nodes
+            out = np.zeros((k, n_nodes))
+            np.add.at(out.T, node_of, rows.T)
+            return out
+
+        busy = per_node(sec["busy"])
+        util = np.where(cap > 0, np.minimum(busy / np.where(cap > 0, cap, 1.0), 1.0), 0.0)
+        waiting = np.stack([self._queue_snap.pop(first + r, np.zeros(net.n_stations)) for r in range(k)])
+        queue = per_node(waiting)
+        self._last_done = per_node(sec["done"].astype(float))[-1]
+        keep = [i for i in range(n_nodes) if net.node_kind[i] != "client"]
+        nodes = [net.node_ids[i] for i in keep]
         servers_up = float(((net.st_kind == SERVER) & up).sum())
-        served = int(sec["served"])
-        failed = sec["failed"]
-        row = {
-            "time_s": float(k),
-            "offered_rps": float(sec["offered"]),
-            "served_rps": float(served),
-            "failed_rps": float(failed.sum()),
-            "p50_ms": percentile_ms(sec["hist"], 0.50),
-            "p95_ms": percentile_ms(sec["hist"], 0.95),
-            "p99_ms": percentile_ms(sec["hist"], 0.99),
-            "mean_ms": float(sec["lat_sum"]) / served * 1000.0 if served else math.nan,
-            "active_servers": servers_up,
-            "sessions_lost": float(failed[CAUSE_INDEX["session_lost"]]),
-            "cost_server_s": servers_up,
+        served = sec["served"].astype(float)
+        pct = percentiles_ms(sec["hist"], (0.5, 0.95, 0.99))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(served > 0, sec["lat_sum"] / np.maximum(served, 1) * 1000.0, np.nan)
+        failed = sec["failed"].astype(float)
+        columns = {
+            "time_s": np.arange(first, first + k, dtype=float),
+            "offered_rps": sec["offered"].astype(float),
+            "served_rps": served,
+            "failed_rps": failed.sum(axis=1),
+            "p50_ms": pct[:, 0], "p95_ms": pct[:, 1], "p99_ms": pct[:, 2],
+            "mean_ms": mean,
+            "active_servers": np.full(k, servers_up),
+            "sessions_lost": failed[:, CAUSE_INDEX["session_lost"]],
+            "cost_server_s": np.full(k, servers_up),
         }
-        causes = {c: float(v) for c, v in zip(FAILURE_CAUSES, failed)}
-        flow = {e: float(v) for e, v in zip(net.edges, sec["edges"])}
-        self.metrics.append(row, causes, util, qd, rd, flow)
+        self.metrics.extend(columns, failed, nodes, util[:, keep], queue[:, keep],
+                            np.repeat(ups[None, keep], k, axis=0), list(net.edges), sec["edges"].astype(float))

@@ -44,12 +44,28 @@ class Batch:
     def empty(cls) -> "Batch":
         return cls()
 
+    @classmethod
+    def _raw(cls, values: tuple) -> "Batch":
+        """Build from arrays already of the right dtypes, in FIELDS order (hot path)."""
+        b = object.__new__(cls)
+        b.st, b.birth, b.arr, b.start, b.fin, b.cls, b.user, b.flags = values
+        return b
+
     def __len__(self) -> int:
         return len(self.st)
 
     def take(self, index: np.ndarray) -> "Batch":
         """The requests selected by a boolean mask or an index array."""
-        return Batch(**{name: getattr(self, name)[index] for name in FIELDS})
+        return Batch._raw((self.st[index], self.birth[index], self.arr[index], self.start[index],
+                           self.fin[index], self.cls[index], self.user[index], self.flags[index]))
+
+    def split(self, mask: np.ndarray) -> tuple["Batch", "Batch"]:
+        """(selected, rest) for a boolean mask, without copying when one side is empty."""
+        if mask.all():
+            return self, _EMPTY
+        if not mask.any():
+            return _EMPTY, self
+        return self.take(mask), self.take(~mask)
 
     @staticmethod
     def concat(batches: list["Batch"]) -> "Batch":
@@ -58,4 +74,7 @@ class Batch:
             return Batch.empty()
         if len(batches) == 1:
             return batches[0]
-        return Batch(**{name: np.concatenate([getattr(b, name) for b in batches]) for name in FIELDS})
+        return Batch._raw(tuple(np.concatenate([getattr(b, name) for b in batches]) for name in FIELDS))
+
+
+_EMPTY = Batch()

@@ -82,28 +82,37 @@ class Ledger:
         if not keep.any():
             return
         s, lo, hi = stations[keep], lo[keep], hi[keep]
-        first = int(np.floor(t0)) - self.base
         last = int(np.ceil(t1)) - self.base
         self._grow(last)
-        for k in range(max(first, 0), last):
-            a, b = k + self.base, k + self.base + 1.0
-            ov = np.minimum(hi, b) - np.maximum(lo, a)
-            m = ov > 0
-            if m.any():
-                self.busy[k] += np.bincount(s[m], weights=ov[m], minlength=self.n_stations)
+        r0 = np.maximum(np.floor(lo).astype(np.int64) - self.base, 0)
+        r1 = np.maximum(np.ceil(hi).astype(np.int64) - 1 - self.base, 0)
+        same = r0 == r1
+        width = self.n_stations
+        flat = self.busy.reshape(-1)
+        flat += np.bincount(r0[same] * width + s[same], weights=(hi - lo)[same], minlength=flat.size)[:flat.size]
+        if not same.all():  # intervals across a second boundary: split them second by second
+            s, lo, hi, r0, r1 = s[~same], lo[~same], hi[~same], r0[~same], r1[~same]
+            for k in range(int(r0.min()), int(r1.max()) + 1):
+                a, b = k + self.base, k + self.base + 1.0
+                ov = np.minimum(hi, b) - np.maximum(lo, a)
+                m = ov > 0
+                if m.any():
+                    self.busy[k] += np.bincount(s[m], weights=ov[m], minlength=width)
 
     # ----- closing ------------------------------------------------------------------------
-    def pop_second(self) -> dict[str, np.ndarray]:
-        """Remove and return the oldest open second's row."""
-        self._grow(1)
-        row = {k: getattr(self, k)[0].copy() for k in ("offered", "served", "lat_sum", "hist", "failed", "busy",
-                                                        "done", "edges")}
-        for k in ("offered", "served", "lat_sum", "hist", "failed", "busy", "done", "edges"):
-            a = getattr(self, k)
-            a[:-1] = a[1:]
-            a[-1] = 0
-        self.base += 1
-        return row
+    FIELDS = ("offered", "served", "lat_sum", "hist", "failed", "busy", "done", "edges")
+
+    def pop_seconds(self, k: int) -> dict[str, np.ndarray]:
+        """Remove and return the ``k`` oldest open seconds (arrays with k rows)."""
+        self._grow(k)
+        out = {}
+        for name in self.FIELDS:
+            a = getattr(self, name)
+            out[name] = a[:k].copy()
+            a[:-k] = a[k:]
+            a[-k:] = 0
+        self.base += k
+        return out
 
     def resize(self, n_stations: int, n_edges: int, station_map: np.ndarray) -> None:
         """After a recompile: re-index station columns (old index -> new or -1); edges restart."""

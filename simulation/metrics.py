@@ -26,29 +26,49 @@ def latency_bins(latency_s: np.ndarray) -> np.ndarray:
 
 def percentile_ms(hist: np.ndarray, q: float) -> float:
     """The q-quantile (0..1) of a latency histogram, interpolated within its bin."""
-    total = hist.sum()
-    if total <= 0:
-        return math.nan
-    cum = np.cumsum(hist)
-    target = q * total
-    i = int(np.searchsorted(cum, target, side="left"))
-    i = min(i, N_BINS - 1)
-    below = cum[i - 1] if i > 0 else 0
-    frac = (target - below) / hist[i] if hist[i] > 0 else 0.0
-    return float(LAT_MIN_MS * BIN_RATIO ** (i + frac))
+    return float(percentiles_ms(np.asarray(hist)[None, :], (q,))[0, 0])
 
 
-class Series:
-    """A growable float array, NaN-filled."""
+def percentiles_ms(hists: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """Quantiles of each row of ``hists`` (rows × bins): an array rows × len(qs); NaN for empty rows."""
+    hists = np.asarray(hists, dtype=np.float64)
+    cum = np.cumsum(hists, axis=1)
+    total = cum[:, -1]
+    out = np.full((len(hists), len(qs)), np.nan)
+    for j, q in enumerate(qs):
+        target = q * total
+        i = (cum < target[:, None]).sum(axis=1)
+        i = np.minimum(i, N_BINS - 1)
+        rows = np.arange(len(hists))
+        below = np.where(i > 0, cum[rows, np.maximum(i - 1, 0)], 0.0)
+        here = hists[rows, i]
+        frac = np.where(here > 0, (target - below) / np.where(here > 0, here, 1.0), 0.0)
+        out[:, j] = np.where(total > 0, LAT_MIN_MS * BIN_RATIO ** (i + frac), np.nan)
+    return out
 
-    def __init__(self, capacity: int) -> None:
-        self.data = np.full(capacity, np.nan)
 
-    def ensure(self, n: int) -> None:
-        if n > len(self.data):
-            new = np.full(max(n, 2 * len(self.data)), np.nan)
-            new[:len(self.data)] = self.data
+class Keyed:
+    """Growable rows × keys series (one column per node or edge), NaN before a key appeared."""
+
+    def __init__(self) -> None:
+        self.keys: dict = {}
+        self.data = np.full((0, 0), np.nan)
+
+    def write(self, i0: int, keys: list, block: np.ndarray) -> None:
+        """Write ``block`` (rows × len(keys)) at rows i0.. for these keys."""
+        for k in keys:
+            if k not in self.keys:
+                self.keys[k] = len(self.keys)
+        rows, cols = i0 + block.shape[0], len(self.keys)
+        if rows > self.data.shape[0] or cols > self.data.shape[1]:
+            new = np.full((max(rows, 2 * self.data.shape[0], 64), max(cols, self.data.shape[1])), np.nan)
+            new[:self.data.shape[0], :self.data.shape[1]] = self.data
             self.data = new
+        idx = [self.keys[k] for k in keys]
+        self.data[i0:rows, idx] = block
+
+    def view(self, n: int) -> dict:
+        return {k: self.data[:n, j] for k, j in self.keys.items()}
 
 
 class Metrics:
@@ -57,69 +77,52 @@ class Metrics:
     COLUMNS = ("time_s", "offered_rps", "served_rps", "failed_rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
                "active_servers", "sessions_lost", "cost_server_s")
 
-    def __init__(self, capacity: int = 256) -> None:
+    def __init__(self) -> None:
         self.n = 0
-        self._cap = capacity
-        self._cols = {c: Series(capacity) for c in self.COLUMNS}
-        self._causes = {c: Series(capacity) for c in FAILURE_CAUSES}
-        self._util: dict[str, Series] = {}
-        self._queue: dict[str, Series] = {}
-        self._replicas: dict[str, Series] = {}
-        self._flow: dict[tuple[str, str], Series] = {}
+        self._cols = Keyed()
+        self._causes = Keyed()
+        self._util = Keyed()
+        self._queue = Keyed()
+        self._replicas = Keyed()
+        self._flow = Keyed()
 
     def __getattr__(self, name: str) -> np.ndarray:
-        cols = self.__dict__.get("_cols")
-        if cols is not None and name in cols:
-            return cols[name].data[:self.n]
+        if name in Metrics.COLUMNS:
+            cols = self.__dict__["_cols"]
+            j = cols.keys.get(name)
+            return cols.data[:self.n, j] if j is not None else np.zeros(0)
         raise AttributeError(name)
 
     @property
     def failed_by_cause(self) -> dict[str, np.ndarray]:
-        return {c: s.data[:self.n] for c, s in self._causes.items()}
+        return self._causes.view(self.n)
 
     @property
     def util(self) -> dict[str, np.ndarray]:
-        return {k: s.data[:self.n] for k, s in self._util.items()}
+        return self._util.view(self.n)
 
     @property
     def queue(self) -> dict[str, np.ndarray]:
-        return {k: s.data[:self.n] for k, s in self._queue.items()}
+        return self._queue.view(self.n)
 
     @property
     def replicas_up(self) -> dict[str, np.ndarray]:
-        return {k: s.data[:self.n] for k, s in self._replicas.items()}
+        return self._replicas.view(self.n)
 
     @property
     def flow(self) -> dict[tuple[str, str], np.ndarray]:
-        return {k: s.data[:self.n] for k, s in self._flow.items()}
+        return self._flow.view(self.n)
 
-    def append(self, row: dict[str, float], causes: dict[str, float], util: dict[str, float],
-               queue: dict[str, float], replicas: dict[str, float], flow: dict[tuple[str, str], float]) -> None:
-        i = self.n
-        for group, values in ((self._cols, row), (self._causes, causes)):
-            for key, s in group.items():
-                s.ensure(i + 1)
-                s.data[i] = values.get(key, 0.0)
-        for group, values in ((self._util, util), (self._queue, queue), (self._replicas, replicas),
-                              (self._flow, flow)):
-            for key, v in values.items():
-                s = group.get(key)
-                if s is None:
-                    s = group[key] = Series(max(self._cap, i + 1))
-                s.ensure(i + 1)
-                s.data[i] = v
-        self.n = i + 1
-
-    def row_dicts(self) -> list[dict[str, float]]:
-        """Rows for CSV export: the fixed columns, then util:<node> and failed:<cause>."""
-        rows = []
-        util = self.util
-        causes = self.failed_by_cause
-        for i in range(self.n):
-            row = {c: float(self._cols[c].data[i]) for c in self.COLUMNS}
-            for node, arr in util.items():
-                row[f"util:{node}"] = float(arr[i])
-            for cause, arr in causes.items():
-                row[f"failed:{cause}"] = float(arr[i])
-            rows.append(row)
-        return rows
+    def extend(self, columns: dict[str, np.ndarray], causes: np.ndarray, nodes: list[str], util: np.ndarray,
+               queue: np.ndarray, replicas: np.ndarray, edges: list, flow: np.ndarray) -> None:
+        """Add k seconds at once: every array has k rows."""
+        k = len(columns["time_s"])
+        i0 = self.n
+        self._cols.write(i0, list(self.COLUMNS), np.column_stack([columns[c] for c in self.COLUMNS]))
+        self._causes.write(i0, list(FAILURE_CAUSES), causes)
+        self._util.write(i0, nodes, util)
+        self._queue.write(i0, nodes, queue)
+        self._replicas.write(i0, nodes, replicas)
+        if edges:
+            self._flow.write(i0, edges, flow)
+        self.n = i0 + k

@@ -70,7 +70,11 @@ class Stations:
             e = Batch.empty()
             return e, e, e
         net = self.net
-        order = np.lexsort((batch.arr, batch.st))
+        arr0 = batch.arr
+        if n > 1 and (arr0[1:] < arr0[:-1]).any():
+            order = np.lexsort((arr0, batch.st))
+        else:  # already in time order: a stable (radix) sort by station keeps it
+            order = np.argsort(batch.st, kind="stable")
         b = batch.take(order)
         st = b.st
         new_group = np.empty(n, dtype=bool)
@@ -106,6 +110,9 @@ class Stations:
         if rounds.any():
             idx = np.nonzero(rounds)[0]
             self._rounds(b, idx, rank[idx], service[idx], status)
+        if not status.any():
+            e = Batch.empty()
+            return b, e, e
         return b.take(status == ADMITTED), b.take(status == QUEUE_FULL), b.take(status == DOWN)
 
     def _closed_form(self, b: Batch, sel: np.ndarray, service: np.ndarray, group: np.ndarray,
