@@ -15,6 +15,8 @@ from . import look
 
 CARD_HALF = 38.0   # where an arrow stops: just outside the card and its SPOF outline
 ARROW = 10.0
+DOT_SPACING = 26.0   # px between two moving dots on a flowing edge
+MAX_DOT_EDGES = 500  # above this many flowing edges, no dots (thickness still shows flow)
 MAX_WIDTH = 10.0   # flow widths stay below this (look.flow_width), selection included
 
 
@@ -126,6 +128,8 @@ class EdgeLayer(QGraphicsItem):
         self.edges = edges
         self._batches: list[tuple[QColor, float, list[QLineF], QPainterPath]] | None = None
         self._bounds = QRectF()
+        self._flowing: list[tuple[QLineF, float, float]] = []   # shaft, relative flow, width
+        self.dot_phase: float | None = None   # seconds of animation; None: no dots
         self.setZValue(0)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         # Qt limits a device cache to the viewport, so this is one viewport-sized bitmap at most.
@@ -141,6 +145,7 @@ class EdgeLayer(QGraphicsItem):
     def _build(self) -> None:
         groups: dict[tuple[str, float], tuple[QColor, list[QLineF], QPainterPath]] = {}
         bounds = QRectF()
+        self._flowing = []
         for edge in self.edges.values():
             color = look.SELECTED if edge.isSelected() else (look.EDGE_FLOW if edge.flow > 0 else look.EDGE_IDLE)
             width = edge.width + (1.5 if edge.isSelected() else 0.0)
@@ -152,6 +157,8 @@ class EdgeLayer(QGraphicsItem):
             if line.length() > ARROW + edge.width:   # stop the shaft at the arrow's base
                 line.setLength(line.length() - (ARROW + edge.width) * 0.8)
             lines.append(line)
+            if edge.flow > 0:
+                self._flowing.append((line, (edge.width - 2.0) / 6.0, edge.width))
             arrows.addPolygon(edge.arrow)
             arrows.closeSubpath()
             bounds = bounds.united(edge.boundingRect())
@@ -180,3 +187,22 @@ class EdgeLayer(QGraphicsItem):
             painter.drawLines(lines)
             if near:  # arrowheads are a few pixels wide when zoomed far out: not drawn
                 painter.fillPath(arrows, color)
+        if near and self.dot_phase is not None and len(self._flowing) <= MAX_DOT_EDGES:
+            self._paint_dots(painter, self.dot_phase)
+
+    def _paint_dots(self, painter: QPainter, phase: float) -> None:
+        """Dots running along flowing edges, faster where more flows: traffic you can watch."""
+        painter.setPen(Qt.PenStyle.NoPen)
+        white, blue = QColor(255, 255, 255, 235), look.EDGE_FLOW
+        for line, rel, width in self._flowing:
+            length = line.length()
+            if length < DOT_SPACING:
+                continue
+            speed = 25.0 + 75.0 * max(0.0, min(rel, 1.0))      # px per second
+            thick = width >= 5.0
+            painter.setBrush(white if thick else blue)
+            r = 2.4 if thick else width / 2 + 1.6
+            d = (phase * speed) % DOT_SPACING
+            while d < length:
+                painter.drawEllipse(line.pointAt(d / length), r, r)
+                d += DOT_SPACING

@@ -7,6 +7,7 @@ the topology changes.
 """
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, QTimer
@@ -16,7 +17,7 @@ from simulation.kinds import KINDS
 from simulation.state import NodeState
 
 from . import look
-from .edge_item import EdgeItem, EdgeLayer
+from .edge_item import MAX_DOT_EDGES, EdgeItem, EdgeLayer
 from .node_item import NodeItem
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ try:  # written in parallel by the simulation side; the canvas works without it
     from simulation.analysis import structural_spof
 except ImportError:  # pragma: no cover
     structural_spof = None  # type: ignore[assignment]
+
+DOTS_STALE_S = 0.6   # no live update for this long (paused): the dots stand still
 
 KEY_PARAMS = {
     "client": ("rate_rps", "users"),
@@ -50,6 +53,10 @@ class CanvasScene(QGraphicsScene):
         self._spof_timer.setSingleShot(True)
         self._spof_timer.setInterval(0)
         self._spof_timer.timeout.connect(self.refresh_spof)
+        self._dots_timer = QTimer(self)
+        self._dots_timer.setInterval(40)
+        self._dots_timer.timeout.connect(self._advance_dots)
+        self._last_live = 0.0
         c = controller
         c.nodeAdded.connect(self._on_node_added)
         c.nodeRemoved.connect(self._on_node_removed)
@@ -73,6 +80,7 @@ class CanvasScene(QGraphicsScene):
         self.edge_layer = EdgeLayer(self.edges)
         self.addItem(self.edge_layer)
         self.live_states = self.live_flows = None
+        self._dots_timer.stop()
         for node_id in self.document.node_ids():
             self._on_node_added(node_id)
         for s, t in self.document.edges():
@@ -156,6 +164,28 @@ class CanvasScene(QGraphicsScene):
         for key, edge in self.edges.items():
             flow = float(flows.get(key, 0.0)) if flows else 0.0
             edge.set_flow(flow, look.flow_width(flow, max_flow))
+        flowing = sum(1 for f in flows.values() if f > 0) if flows else 0
+        if 0 < flowing <= MAX_DOT_EDGES:   # beyond that, thickness alone shows the flow
+            self._last_live = time.monotonic()
+            if self.edge_layer.dot_phase is None:
+                self.edge_layer.dot_phase = 0.0
+            if not self._dots_timer.isActive():
+                self._dots_timer.start()
+        else:
+            self._dots_timer.stop()
+            self.edge_layer.dot_phase = None
+        self.edge_layer.update()
+
+    def _advance_dots(self) -> None:
+        """Move the flow dots; they stop when live updates stop (a paused run)."""
+        if time.monotonic() - self._last_live > DOTS_STALE_S or self.edge_layer.dot_phase is None:
+            self._dots_timer.stop()
+            return
+        self.edge_layer.dot_phase += self._dots_timer.interval() / 1000.0
+        self.edge_layer.update()
+
+    def flow_dots_running(self) -> bool:
+        return self._dots_timer.isActive()
 
     def set_exporting(self, on: bool) -> None:
         """Hide selection and handles while rendering an image."""

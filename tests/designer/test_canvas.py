@@ -370,3 +370,15 @@ def test_double_click_on_a_node_asks_for_its_properties(view, qtbot):
         QTest.mouseDClick(view.viewport(), LEFT, NO_MOD, node_center(view, "lb"))
     assert blocker.args == ["lb"]
     assert view._editor is None
+
+
+def test_flow_dots_run_while_live_updates_come_and_stop_after(view, qtbot):
+    scene = view.canvas_scene
+    assert not scene.flow_dots_running()
+    view.set_live_state({}, {("users", "lb"): 200.0, ("lb", "web1"): 50.0})
+    assert scene.flow_dots_running()
+    p0 = scene.edge_layer.dot_phase
+    qtbot.waitUntil(lambda: scene.edge_layer.dot_phase > p0)
+    qtbot.waitUntil(lambda: not scene.flow_dots_running(), timeout=3000)   # no more updates: paused
+    view.set_live_state(None, None)
+    assert scene.edge_layer.dot_phase is None
