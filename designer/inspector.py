@@ -115,6 +115,7 @@ class Inspector(QScrollArea):
         self.notes_edit: QPlainTextEdit | None = None
         self._notes_timer = QTimer(self, singleShot=True, interval=700)
         self._notes_timer.timeout.connect(self._commit_notes)
+        self._notes_pending = False
         controller.nodeChanged.connect(self._node_changed)
         controller.nodeRemoved.connect(self._node_removed)
         controller.settingsChanged.connect(self._settings_changed)
@@ -134,6 +135,7 @@ class Inspector(QScrollArea):
 
     def _document_replaced(self, *args) -> None:
         self._notes_timer.stop()      # a pending notes edit belonged to the old document
+        self._notes_pending = False
         self._ids = []
         self._rebuild()
 
@@ -235,7 +237,7 @@ class Inspector(QScrollArea):
         self.notes_edit.setObjectName("field_notes")
         self.notes_edit.setToolTip("Shown in the Lesson notes panel. Markdown: # heading, **bold**, - lists.")
         self.notes_edit.setMinimumHeight(160)
-        self.notes_edit.textChanged.connect(self._notes_timer.start)
+        self.notes_edit.textChanged.connect(self._notes_typed)
         outer.addWidget(self.notes_edit, 1)
 
     # ----- values ----------------------------------------------------------------------
@@ -297,10 +299,15 @@ class Inspector(QScrollArea):
         if self.title_edit is not None and self.title_edit.text() != self.controller.document.meta.get("title", ""):
             self.controller.set_meta(title=self.title_edit.text())
 
+    def _notes_typed(self) -> None:
+        self._notes_pending = True
+        self._notes_timer.start()
+
     def _commit_notes(self) -> None:
         """Commit a pending (debounced) edit of the notes."""
-        if not self._notes_timer.isActive():
+        if not self._notes_pending:
             return
+        self._notes_pending = False
         self._notes_timer.stop()
         if self.notes_edit is None:
             return

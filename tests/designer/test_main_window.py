@@ -143,3 +143,11 @@ def test_shortcuts(window):
     assert window.actions_["redo"].shortcut().toString() == "Ctrl+Shift+Z"
     assert "Delete" in window.actions_["delete"].shortcut().toString() or \
         any(s.toString() == "Del" for s in window.actions_["delete"].shortcuts())
+
+
+def test_opening_lessons_keeps_their_notes_and_is_not_an_edit(window):
+    for name in ("lb_demo", "sticky_sessions", "starter"):
+        assert window.open_file(LESSONS / f"{name}.scalelab")
+        assert window.controller.document.meta["notes"].startswith("#")
+        assert window.notes.toPlainText().strip()
+        assert not window.isWindowModified() and window.controller.undo_stack.count() == 0
