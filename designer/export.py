@@ -129,13 +129,22 @@ def export_snapshot_png(title: str, canvas: Any, plots: QWidget | None, path: st
     save_image(snapshot_image(title, canvas, plots if with_plots else None), path)
 
 
+def _quiet_offscreen(mode: Any, context: Any, message: str) -> None:
+    """Drop the offscreen plugin's harmless chatter; pass everything else on to stderr."""
+    if "propagateSizeHints" not in message:
+        sys.stderr.write(message + "\n")
+
+
 def ensure_app() -> Any:
     """A QApplication, offscreen when there is no display."""
+    from PySide6.QtCore import qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
     app = QApplication.instance()
     if app is None:
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+            qInstallMessageHandler(_quiet_offscreen)
         app = QApplication(["scalelab-export"])
     return app
 
