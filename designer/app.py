@@ -45,17 +45,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"installed {path}")
         return 0
     app = make_app(qt_args)
+    window = start(args.file)
+    code = app.exec()
+    del window
+    return code
+
+
+def start(file: str | None = None):
+    """Show the main window with FILE, else a crash-recovery file, else the starter lesson."""
     from .main_window import MainWindow
     window = MainWindow()
     window.show()
-    opened = False
-    if args.file:
-        opened = window.open_file(args.file)
+    opened = bool(file) and window.open_file(file)
     if not opened:
         opened = window.files.offer_recovery()
     if not opened:
         window.open_file(starter_path())
-    return app.exec()
+    return window
 
 
 if __name__ == "__main__":

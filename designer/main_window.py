@@ -29,7 +29,11 @@ class MainWindow(QMainWindow):
         from .canvas import CanvasView
         from .palette import PaletteWidget
         self.setObjectName("mainWindow")
-        self.resize(1400, 900)
+        screen = self.screen().availableGeometry() if self.screen() else None
+        if screen is not None and screen.width() > 800:
+            self.resize(min(1600, int(screen.width() * 0.92)), min(1000, int(screen.height() * 0.92)))
+        else:
+            self.resize(1400, 900)
         self.controller = DocumentController(document or Document(), self)
         self.run = RunController(self.controller, self)
         self.files = FileManager(self, self.controller)
@@ -48,7 +52,7 @@ class MainWindow(QMainWindow):
         self._dock("notes", "Lesson notes", self.notes, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.splitDockWidget(self.docks["plots"], self.docks["notes"], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["plots"], self.docks["notes"]], [1000, 380], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["plots"]], [330], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["plots"]], [360], Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["palette"], self.docks["inspector"]], [150, 320], Qt.Orientation.Horizontal)
         self._default_state = self.saveState()
 

@@ -263,7 +263,7 @@ class PlotsPanel(QWidget):
         elif plot_name == "latency":
             parts = [f"p50 {_fmt(m.p50_ms[i])}", f"p95 {_fmt(m.p95_ms[i])}", f"p99 {_fmt(m.p99_ms[i])} ms"]
         elif plot_name == "failures":
-            parts = [f"{CAUSE_LABELS.get(c, c)} {_fmt(m.failed_by_cause[c][i])}" for c in FAILURE_CAUSES
+            parts = [f"{CAUSE_LABELS.get(c, c)} {_fmt(m.failed_by_cause[c][i])} req/s" for c in FAILURE_CAUSES
                      if c in m.failed_by_cause and m.failed_by_cause[c][i] > 0] or ["no failures"]
         elif plot_name == "utilization":
             parts = [f"{self._node_labels.get(k, k)} {100 * m.util[k][i]:.0f}%" for k in self.util_curves]

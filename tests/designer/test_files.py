@@ -139,3 +139,32 @@ def test_examples_menu_lists_the_built_in_lessons(window):
     assert any("Lecture demo" in t for t in titles) and any("Sticky" in t for t in titles)
     for lesson in LESSONS.glob("*.scalelab"):
         load(lesson)                                    # every shipped lesson is valid
+
+
+def test_start_opens_the_file_given_or_the_starter(qtbot, dialogs, tmp_path):
+    from designer.app import start
+    win = start(str(LESSONS / "lb_demo.scalelab"))
+    qtbot.addWidget(win)
+    assert win.windowTitle() == "ScaleLab — lb_demo.scalelab[*]"
+    other = start(None)
+    qtbot.addWidget(other)
+    assert other.windowTitle() == "ScaleLab — starter.scalelab[*]"
+    broken = tmp_path / "b.scalelab"
+    broken.write_text("[]")
+    third = start(str(broken))                  # a broken file: message, then the starter
+    qtbot.addWidget(third)
+    assert dialogs.shown[-1][0] == "critical" and "must contain a JSON object" in dialogs.shown[-1][2]
+    assert third.windowTitle() == "ScaleLab — starter.scalelab[*]"
+
+
+def test_dock_layout_is_remembered(qtbot, window):
+    window.removeDockWidget(window.docks["notes"])
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, window.docks["notes"])
+    window.docks["notes"].show()
+    window.controller.undo_stack.setClean()
+    assert window.close()
+    again = MainWindow()
+    qtbot.addWidget(again)
+    assert again.dockWidgetArea(again.docks["notes"]) == Qt.DockWidgetArea.RightDockWidgetArea
+    again.reset_layout()
+    assert again.dockWidgetArea(again.docks["notes"]) == Qt.DockWidgetArea.BottomDockWidgetArea
