@@ -151,3 +151,17 @@ def test_opening_lessons_keeps_their_notes_and_is_not_an_edit(window):
         assert window.controller.document.meta["notes"].startswith("#")
         assert window.notes.toPlainText().strip()
         assert not window.isWindowModified() and window.controller.undo_stack.count() == 0
+
+
+def test_real_compile_error_on_run_and_during_a_run(qtbot, window, dialogs):
+    assert window.open_file(LESSONS / "lb_demo.scalelab")
+    window.run.step(2.0)
+    window.controller.set_params(["web1"], {"sessions": "database"})    # lb_demo has no database
+    qtbot.waitUntil(lambda: "cannot be simulated" in window.statusBar().currentMessage(), timeout=2000)
+    assert "calls no database" in window.statusBar().currentMessage()
+    assert window.run.sim is not None                                   # the run goes on
+    window.actions_["reset"].trigger()
+    window.actions_["run"].trigger()
+    assert window.run.state == "stopped"
+    assert dialogs.shown[-1][0] == "warning" and "calls no database" in dialogs.shown[-1][2]
+    assert window.isVisible()
