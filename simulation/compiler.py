@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import zlib
+
 import networkx as nx
 import numpy as np
 
@@ -36,6 +38,7 @@ class Client:
     entries: list[int]           # node indices of entry nodes, edge order
     failover: bool
     node_index: int
+    stream: int                  # random stream of its arrivals (stable under edits)
 
 
 @dataclass
@@ -187,7 +190,8 @@ def compile_document(doc: Document) -> Network:
         p = params[i]
         entries = [index[t] for t in doc.successors(n)]
         clients.append(Client(n, float(p["rate_rps"]), int(p["users"]), offset, p["pattern"],
-                              float(p["read_ratio"]), entries, p["entry_policy"] == "failover", i))
+                              float(p["read_ratio"]), entries, p["entry_policy"] == "failover", i,
+                              zlib.crc32(n.encode())))
         offset += int(p["users"])
     if offset > 50_000_000:
         raise SimulationError(f"too many users in all ({offset:,}); at most 50,000,000")

@@ -26,16 +26,9 @@ import numpy as np
 
 from .compiler import Balancer
 from .health import HealthChecks
+from .randomness import PICK, PICK2, TIE, mix64, uniform
 
 RING_POINTS = 160
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-def splitmix64(x: np.ndarray) -> np.ndarray:
-    z = (np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 def smooth_wrr_sequence(weights: np.ndarray, limit: int = 1000) -> np.ndarray:
@@ -85,13 +78,13 @@ class BalancerState:
         self._wrr = smooth_wrr_sequence(self.bal.weights[cand]) if len(cand) else None
         if len(cand):
             base = self.keys[cand][:, None] * np.uint64(1_000_003) + np.arange(RING_POINTS, dtype=np.uint64)[None, :]
-            pts = splitmix64(base).ravel()
+            pts = mix64(base).ravel()
             owner = np.repeat(np.arange(len(cand)), RING_POINTS)
             order = np.argsort(pts, kind="stable")
             self._ring_points, self._ring_owner = pts[order], owner[order]
 
-    def choose(self, users: np.ndarray, connections: np.ndarray, latency: np.ndarray,
-               rng: np.random.Generator) -> np.ndarray:
+    def choose(self, users: np.ndarray, keys: np.ndarray, hops: np.ndarray, connections: np.ndarray,
+               latency: np.ndarray, tick: int) -> np.ndarray:
         """Backend positions (indices into ``bal.backends``) for requests in time
         order; -1 where no backend is healthy. ``connections``/``latency`` are per
         backend position (requests in the backend, recent response time)."""
@@ -109,19 +102,26 @@ class BalancerState:
             out[valid] = p[valid]
             need = ~valid
         m = int(need.sum())
-        if m:
-            out[need] = cand[self._pick(m, cand, users[need], connections, latency, rng)]
-            if self.pin is not None:
-                self.pin[users[need]] = out[need]
+        if m and self.pin is not None:
+            # one choice per new user, even if they send several requests in this window
+            new_users, first, inverse = np.unique(users[need], return_index=True, return_inverse=True)
+            order = np.argsort(first, kind="stable")          # dispatch users in order of arrival
+            picks = np.empty(len(new_users), dtype=np.int64)
+            kn, hn = keys[need][first][order], hops[need][first][order]
+            picks[order] = cand[self._pick(len(new_users), cand, new_users[order], kn, hn, connections, latency, tick)]
+            out[need] = picks[inverse]
+            self.pin[new_users] = picks
+        elif m:
+            out[need] = cand[self._pick(m, cand, users[need], keys[need], hops[need], connections, latency, tick)]
         return out
 
-    def _pick(self, m: int, cand: np.ndarray, users: np.ndarray, conn: np.ndarray, lat: np.ndarray,
-              rng: np.random.Generator) -> np.ndarray:
+    def _pick(self, m: int, cand: np.ndarray, users: np.ndarray, keys: np.ndarray, hops: np.ndarray,
+              conn: np.ndarray, lat: np.ndarray, tick: int) -> np.ndarray:
         """Positions within ``cand`` for ``m`` requests."""
         algo = self.bal.algorithm
         n = len(cand)
         if algo == "random":
-            return rng.integers(0, n, size=m)
+            return np.minimum((uniform(keys, hops, PICK) * n).astype(np.int64), n - 1)
         if algo == "round_robin":
             pos = (self.rr + np.arange(m)) % n
             self.rr = (self.rr + m) % n
@@ -132,25 +132,25 @@ class BalancerState:
             self.rr = (self.rr + m) % len(seq)
             return pos
         if algo == "consistent_hash":
-            h = splitmix64(users.astype(np.uint64) ^ np.uint64(0x5DEECE66D))
+            h = mix64(users.astype(np.uint64) ^ np.uint64(0x5DEECE66D))
             i = np.searchsorted(self._ring_points, h) % len(self._ring_points)
             return self._ring_owner[i]
         c = conn[cand].astype(float)
         if algo == "power_of_two":
             if n == 1:
                 return np.zeros(m, dtype=np.int64)
-            a = rng.integers(0, n, size=m)
-            b = rng.integers(0, n - 1, size=m)
+            a = np.minimum((uniform(keys, hops, PICK) * n).astype(np.int64), n - 1)
+            b = np.minimum((uniform(keys, hops, PICK2) * (n - 1)).astype(np.int64), n - 2)
             b += b >= a
             return np.where(c[a] <= c[b], a, b)
         if algo == "least_connections":
-            return _fill_least(c, np.ones(n), m, rng)
+            return _fill_least(c, np.ones(n), m, tick)
         if algo == "least_response_time":
-            return _fill_least(c, np.maximum(lat[cand], 1e-6), m, rng)
+            return _fill_least(c, np.maximum(lat[cand], 1e-6), m, tick)
         raise AssertionError(algo)
 
 
-def _fill_least(load: np.ndarray, cost: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+def _fill_least(load: np.ndarray, cost: np.ndarray, m: int, tick: int) -> np.ndarray:
     """Greedy fill: each request goes to the backend with the lowest (load+1)×cost,
     counting the requests already placed in this window. Done in chunks of at
     most one request per backend, so the loop runs ceil(m / n) times."""
@@ -160,7 +160,8 @@ def _fill_least(load: np.ndarray, cost: np.ndarray, m: int, rng: np.random.Gener
     done = 0
     while done < m:
         take = min(m - done, n)
-        score = (load + 1.0) * cost + rng.random(n) * 1e-9 * cost
+        jitter = uniform(np.arange(n, dtype=np.uint64) + np.uint64(n * done), tick, TIE)  # random ties
+        score = (load + 1.0) * cost * (1.0 + jitter * 1e-9)
         if take < n:
             best = np.argpartition(score, take - 1)[:take]
         else:

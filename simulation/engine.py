@@ -27,6 +27,7 @@ from .flight import FLAG_DB_SESSION, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
 from .ledger import Ledger
 from .metrics import N_BINS, Metrics, latency_bins, percentile_ms, percentiles_ms
 from .patterns import rate_factor
+from .randomness import CACHE_HIT, ENTRY, REPLICA, ROUTE, block_generator, uniform
 from .state import FAILURE_CAUSES, NodeState
 from .stations import Stations
 
@@ -86,6 +87,7 @@ class Simulation:
         if not hasattr(self, "ledger"):
             self.ledger = Ledger(0, len(FAILURE_CAUSES), net.n_stations, len(net.edges))
         self._queue_snap: dict[int, np.ndarray] = {}
+        self._blocks: dict[str, tuple] = {}
 
     # ----- public API -------------------------------------------------------------------
     @property
@@ -107,8 +109,8 @@ class Simulation:
         while self.now < t_end - 1e-9:
             self._boundary_actions()
             t1 = min(t_end, self.now + self.max_window_s)
-            if self.net.dynamic:
-                t1 = min(t1, self.now + self.tick_s)
+            if self.net.dynamic:  # one tick at a time, on the tick grid
+                t1 = min(t1, (math.floor(self.now / self.tick_s + 1e-9) + 1) * self.tick_s)
             if self._event_pos < len(self._events):
                 t1 = min(t1, max(self._events[self._event_pos].at_s, self.now + 1e-9))
             for bs in self.balancers:
@@ -179,6 +181,10 @@ class Simulation:
 
     # ----- events and failures ------------------------------------------------------------
     def _boundary_actions(self) -> None:
+        # While nothing can change, checks are skipped; keep their grid in step first.
+        for bs in self.balancers:
+            if bs.health.steady(self.stations.up[bs.bal.backends]):
+                bs.health.skip_to(self.now + 1e-9)
         while self._event_pos < len(self._events) and self._events[self._event_pos].at_s <= self.now + 1e-9:
             ev = self._events[self._event_pos]
             self._event_pos += 1
@@ -187,9 +193,6 @@ class Simulation:
         for bs in self.balancers:
             up = self.stations.up[bs.bal.backends]
             while bs.health.next_check <= self.now + 1e-9:
-                if bs.health.steady(up):
-                    bs.health.skip_to(self.now + 1e-9)
-                    break
                 bs.health.check(up)
 
     def _set_node(self, node_id: str, replica: int | None, up: bool) -> None:
@@ -235,7 +238,7 @@ class Simulation:
         for lv in range(len(net.levels)):
             if inbox[lv]:
                 in_system = np.bincount(self.pending[lv].st, minlength=net.n_stations)
-                admitted, full, down = self.stations.admit(Batch.concat(inbox[lv]), self.rng, in_system)
+                admitted, full, down = self.stations.admit(Batch.concat(inbox[lv]), in_system)
                 self._fail("queue_full", full.arr)
                 self._fail("backend_down", down.arr)
                 self._sessions(admitted)
@@ -274,41 +277,65 @@ class Simulation:
 
     def _generate(self, t0: float, t1: float, inbox: list[list[Batch]]) -> None:
         net = self.net
-        dt = self.tick_s
-        inner = np.arange(math.floor(t0 / dt + 1e-9) + 1, math.ceil(t1 / dt - 1e-9)) * dt
-        edges = np.concatenate([[t0], inner[(inner > t0) & (inner < t1)], [t1]])
-        mids = 0.5 * (edges[:-1] + edges[1:])
-        lens = np.diff(edges)
-        for ci, c in enumerate(net.clients):
+        for c in net.clients:
             if not c.entries or c.rate_rps <= 0:
                 continue
-            lam = c.rate_rps * np.maximum(rate_factor(c.pattern, mids), 0.0) * lens if c.pattern["type"] != "constant" \
-                else c.rate_rps * lens
-            counts = self.rng.poisson(lam)
-            n = int(counts.sum())
-            if n == 0:
+            parts = [self._client_block(c, blk) for blk in range(math.floor(t0), math.ceil(t1))]
+            times = np.concatenate([p[0] for p in parts])
+            sel = (times >= t0) & (times < t1)
+            if not sel.any():
                 continue
-            times = np.repeat(edges[:-1], counts) + self.rng.random(n) * np.repeat(lens, counts)
-            times.sort()
-            users = c.user_offset + self.rng.integers(0, c.users, size=n)
-            cls = (self.rng.random(n) >= c.read_ratio).astype(np.int8)
-            entry_nodes = np.array(c.entries)
+            times = times[sel]
+            users = np.concatenate([p[1] for p in parts])[sel]
+            cls = np.concatenate([p[2] for p in parts])[sel]
+            keys = np.concatenate([p[3] for p in parts])[sel]
+            n = len(times)
+            entry_nodes = np.asarray(c.entries)
             if c.failover:
                 alive = [j for j in c.entries if self.stations.up[net.node_stations[j]].any()]
                 node = np.full(n, alive[0] if alive else c.entries[0])
+            elif len(entry_nodes) == 1:
+                node = np.full(n, entry_nodes[0])
             else:
-                node = entry_nodes[self.rng.integers(0, len(entry_nodes), size=n)]
-            st = self._pick_replica(node)
+                node = entry_nodes[np.minimum((uniform(keys, 0, ENTRY) * len(entry_nodes)).astype(np.int64),
+                                              len(entry_nodes) - 1)]
+            st = self._pick_replica(node, keys)
             self.arrived += n
             self.ledger.book_offered(times)
             self.ledger.book_edges(self._node_edge[c.node_index, node], times)
-            self._deliver(Batch(st=st, birth=times, arr=times, cls=cls, user=users), inbox)
+            self._deliver(Batch(st=st, birth=times, arr=times, cls=cls, user=users, key=keys), inbox)
 
-    def _pick_replica(self, node: np.ndarray) -> np.ndarray:
+    def _client_block(self, c, block: int) -> tuple[np.ndarray, ...]:
+        """One client's arrivals in the simulated second ``block`` (cached): Poisson
+        counts per tick, uniform times within the tick, users, reads/writes, keys."""
+        cache = self._blocks.get(c.node_id)
+        if cache is not None and cache[0] == block:
+            return cache[1]
+        rng = block_generator(self.seed, c.stream, block)
+        dt = self.tick_s
+        inner = np.arange(math.floor(block / dt + 1e-9) + 1, math.ceil((block + 1) / dt - 1e-9)) * dt
+        edges = np.concatenate([[block], inner[(inner > block) & (inner < block + 1)], [block + 1.0]])
+        lens = np.diff(edges)
+        if c.pattern["type"] == "constant":
+            lam = c.rate_rps * lens
+        else:
+            lam = c.rate_rps * np.maximum(rate_factor(c.pattern, 0.5 * (edges[:-1] + edges[1:])), 0.0) * lens
+        counts = rng.poisson(lam)
+        n = int(counts.sum())
+        times = np.repeat(edges[:-1], counts) + rng.random(n) * np.repeat(lens, counts)
+        times.sort()
+        users = c.user_offset + rng.integers(0, c.users, size=n)
+        cls = (rng.random(n) >= c.read_ratio).astype(np.int8)
+        keys = rng.integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64)
+        out = (times, users, cls, keys)
+        self._blocks[c.node_id] = (block, out)
+        return out
+
+    def _pick_replica(self, node: np.ndarray, keys: np.ndarray, hops: np.ndarray | int = 0) -> np.ndarray:
         first, count = self._node_first, self._node_count
         if (count[node] == 1).all():
             return first[node]
-        return first[node] + (self.rng.random(len(node)) * count[node]).astype(np.int64)
+        return first[node] + np.minimum((uniform(keys, hops, REPLICA) * count[node]).astype(np.int64), count[node] - 1)
 
     def _deliver(self, batch: Batch, inbox: list[list[Batch]]) -> None:
         if not len(batch):
@@ -323,16 +350,24 @@ class Simulation:
     def _sessions(self, b: Batch) -> None:
         if not len(b):
             return
-        local = self._is_local_server[b.st]
-        if local.any():
-            u = b.user[local]
-            s = b.st[local].astype(np.int32)
-            cur = self.sessions[u]
-            lost = (cur == ORPHANED) | ((cur >= 0) & (cur != s))
+        local = np.nonzero(self._is_local_server[b.st])[0]
+        if len(local):
+            # A user's requests in time order: each one finds the session where the
+            # previous one left it (the first one finds it where the last window did).
+            order = local[np.lexsort((b.arr[local], b.user[local]))]
+            u = b.user[order]
+            s = b.st[order].astype(np.int32)
+            first = np.ones(len(order), dtype=bool)
+            first[1:] = u[1:] != u[:-1]
+            prev = np.empty(len(order), dtype=np.int32)
+            prev[first] = self.sessions[u[first]]
+            prev[~first] = s[np.nonzero(~first)[0] - 1]
+            lost = (prev == ORPHANED) | ((prev >= 0) & (prev != s))
             if lost.any():
-                idx = np.nonzero(local)[0][lost]
-                b.flags[idx] |= FLAG_SESSION_LOST
-            self.sessions[u] = s
+                b.flags[order[lost]] |= FLAG_SESSION_LOST
+            last = np.ones(len(order), dtype=bool)
+            last[:-1] = first[1:]
+            self.sessions[u[last]] = s[last]
         dbs = self._is_db_server[b.st]
         if dbs.any():
             b.flags[dbs] |= FLAG_DB_SESSION
@@ -348,9 +383,9 @@ class Simulation:
             self._balance(lb_out, inbox)
         if not len(out):
             return
-        u = self.rng.random(len(out))
+        u = uniform(out.key, out.hop, ROUTE)
         cont = self._has_route[out.st]
-        hit = (net.st_kind[out.st] == CACHE) & (out.cls == 0) & (self.rng.random(len(out)) < net.st_hit_ratio[out.st])
+        hit = (net.st_kind[out.st] == CACHE) & (out.cls == 0) & (uniform(out.key, out.hop, CACHE_HIT) < net.st_hit_ratio[out.st])
         cont &= ~hit
         fwd, end = out.split(cont)
         if len(fwd):
@@ -358,7 +393,8 @@ class Simulation:
             idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
             target = net.route_target[idx]
             self._flow(fwd.st, target, fwd.fin)
-            nxt = Batch(st=target, birth=fwd.birth, arr=fwd.fin, cls=fwd.cls, user=fwd.user, flags=fwd.flags)
+            nxt = Batch(st=target, birth=fwd.birth, arr=fwd.fin, cls=fwd.cls, user=fwd.user, flags=fwd.flags,
+                        key=fwd.key, hop=fwd.hop + 1)
             self._deliver(nxt, inbox)
         self._finish(end)
 
@@ -375,14 +411,15 @@ class Simulation:
             if bs.bal.algorithm in ("least_connections", "power_of_two", "least_response_time"):
                 conn = self._connections()[backends]
                 lat = self.ewma[backends]
-            pos = bs.choose(mine.user, conn, lat, self.rng)
+            pos = bs.choose(mine.user, mine.key, mine.hop, conn, lat, int(round(self.now / self.tick_s)))
             none = pos < 0
             self._fail("no_healthy_backend", mine.fin[none])
             ok = ~none
             target = backends[pos[ok]]
             self._flow(mine.st[ok], target, mine.fin[ok])
             self._deliver(Batch(st=target, birth=mine.birth[ok], arr=mine.fin[ok], cls=mine.cls[ok],
-                                user=mine.user[ok], flags=mine.flags[ok]), inbox)
+                                user=mine.user[ok], flags=mine.flags[ok], key=mine.key[ok],
+                                hop=mine.hop[ok] + 1), inbox)
 
     def _connections(self) -> np.ndarray:
         return self._occupancy()[1]

@@ -19,6 +19,8 @@ FIELDS: dict[str, type] = {
     "cls": np.int8,      # 0 read, 1 write
     "user": np.int64,    # global user id
     "flags": np.int8,    # FLAG_* bits
+    "key": np.uint64,    # random key: every random choice about it hashes this (randomness.py)
+    "hop": np.int8,      # stations visited before this one
 }
 
 FLAG_SESSION_LOST = 1   # its session was lost at a server: counted failed when done
@@ -48,7 +50,7 @@ class Batch:
     def _raw(cls, values: tuple) -> "Batch":
         """Build from arrays already of the right dtypes, in FIELDS order (hot path)."""
         b = object.__new__(cls)
-        b.st, b.birth, b.arr, b.start, b.fin, b.cls, b.user, b.flags = values
+        b.st, b.birth, b.arr, b.start, b.fin, b.cls, b.user, b.flags, b.key, b.hop = values
         return b
 
     def __len__(self) -> int:
@@ -57,7 +59,8 @@ class Batch:
     def take(self, index: np.ndarray) -> "Batch":
         """The requests selected by a boolean mask or an index array."""
         return Batch._raw((self.st[index], self.birth[index], self.arr[index], self.start[index],
-                           self.fin[index], self.cls[index], self.user[index], self.flags[index]))
+                           self.fin[index], self.cls[index], self.user[index], self.flags[index],
+                           self.key[index], self.hop[index]))
 
     def split(self, mask: np.ndarray) -> tuple["Batch", "Batch"]:
         """(selected, rest) for a boolean mask, without copying when one side is empty."""

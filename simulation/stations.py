@@ -18,6 +18,7 @@ import numpy as np
 
 from .compiler import CACHE, DATABASE, Network
 from .flight import FLAG_DB_SESSION, FLAG_TIMEOUT, Batch
+from .randomness import SERVICE, SESSION_READ, exponential
 
 RING_CAP = 4096  # exact waiting-room accounting up to this many waiting requests per replica
 
@@ -57,7 +58,7 @@ class Stations:
             self.ring[a:a + self.ring_len[s]] = -np.inf
 
     # ----- admission ----------------------------------------------------------------
-    def admit(self, batch: Batch, rng: np.random.Generator, in_system: np.ndarray) -> tuple[Batch, Batch, Batch]:
+    def admit(self, batch: Batch, in_system: np.ndarray) -> tuple[Batch, Batch, Batch]:
         """Admit a batch of arrivals (any stations, any order within the window).
 
         ``in_system`` is the number of requests at each station when the window
@@ -88,9 +89,9 @@ class Stations:
         mean = np.where(b.cls == 1, net.st_mean_write[st], net.st_mean_read[st])
         extra = ((flags & FLAG_DB_SESSION) != 0) & self.is_store[st]
         flags[extra] &= ~FLAG_DB_SESSION
-        service = np.where(net.st_deterministic[st], mean, rng.standard_exponential(n) * mean)
+        service = np.where(net.st_deterministic[st], mean, exponential(b.key, b.hop, SERVICE) * mean)
         if extra.any():
-            service[extra] += rng.standard_exponential(int(extra.sum())) * net.st_mean_read[st[extra]]
+            service[extra] += exponential(b.key[extra], b.hop[extra], SESSION_READ) * net.st_mean_read[st[extra]]
         b.flags = flags
         b.start = np.empty(n)
         b.fin = np.empty(n)
