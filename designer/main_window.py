@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QShowEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
 import simulation
@@ -17,7 +17,6 @@ from .controller import DocumentController
 from .file_actions import FileManager
 from .inspector import Inspector
 from .notes import NotesPanel
-from .plots import PlotsPanel
 from .run_controller import RunController
 
 
@@ -43,12 +42,15 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.canvas)
         self.palette = PaletteWidget()
         self.inspector = Inspector(self.controller)
-        self.plots = PlotsPanel()
+        self._plots = None                     # built just after the window shows (pyqtgraph is slow to import)
+        self._selected: list[str] = []
+        placeholder = QLabel("Loading plots…")
+        placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.notes = NotesPanel(self.controller)
         self.docks: dict[str, QDockWidget] = {}
         self._dock("palette", "Components", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("inspector", "Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock("plots", "Plots", self.plots, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("plots", "Plots", placeholder, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("notes", "Lesson notes", self.notes, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.splitDockWidget(self.docks["plots"], self.docks["notes"], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["plots"], self.docks["notes"]], [1000, 380], Qt.Orientation.Horizontal)
@@ -79,14 +81,34 @@ class MainWindow(QMainWindow):
         self.files.dirtyChanged.connect(self._update_modified)
         self.controller.undo_stack.cleanChanged.connect(self._update_modified)
         self.controller.documentReplaced.connect(self._document_replaced)
-        self.controller.settingsChanged.connect(
-            lambda: self.plots.set_time_span(self.controller.document.settings["duration_s"]))
+        self.controller.settingsChanged.connect(self._time_span)
         for sig in (self.controller.nodeAdded, self.controller.nodeRemoved):
             sig.connect(self._labels_changed)
         self.controller.nodeChanged.connect(lambda i, what: what == "label" and self._labels_changed())
         self._labels_changed()
         self._update_title()
         self.restore_settings()
+
+    @property
+    def plots(self):
+        """The plots panel (created on first use)."""
+        if self._plots is None:
+            from .plots import PlotsPanel
+            self._plots = PlotsPanel()
+            self.docks["plots"].setWidget(self._plots)
+            self._labels_changed()
+            self._time_span()
+            self._plots.highlight(self._selected)
+        return self._plots
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._plots is None:
+            QTimer.singleShot(80, lambda: self.plots)   # after the first frame is on screen
+
+    def _time_span(self) -> None:
+        if self._plots is not None:
+            self._plots.set_time_span(self.controller.document.settings["duration_s"])
 
     def _dock(self, name: str, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:
         dock = QDockWidget(title, self)
@@ -145,7 +167,7 @@ class MainWindow(QMainWindow):
 
     def _document_replaced(self) -> None:
         self._labels_changed()
-        self.plots.set_time_span(self.controller.document.settings["duration_s"])
+        self._time_span()
         QTimer.singleShot(0, self.canvas.fit_to_view)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
@@ -185,7 +207,9 @@ class MainWindow(QMainWindow):
 
     def _selection_changed(self, ids: list) -> None:
         self.inspector.set_selection(list(ids))
-        self.plots.highlight(list(ids))
+        self._selected = list(ids)
+        if self._plots is not None:
+            self._plots.highlight(self._selected)
 
     def _show_properties(self, node_id: str) -> None:
         self.canvas.select_ids([node_id])
@@ -197,7 +221,8 @@ class MainWindow(QMainWindow):
         doc = self.controller.document
         order = {"server": 0, "database": 1, "cache": 2, "load_balancer": 3}
         ids = sorted((i for i in doc.node_ids() if doc.kind(i) in order), key=lambda i: order[doc.kind(i)])
-        self.plots.set_node_labels({i: doc.node(i).label or i for i in ids})
+        if self._plots is not None:
+            self._plots.set_node_labels({i: doc.node(i).label or i for i in ids})
 
     # ----- running ---------------------------------------------------------------------
     def _frame(self) -> None:
@@ -218,8 +243,9 @@ class MainWindow(QMainWindow):
 
     def _reset_done(self) -> None:
         self.canvas.set_live_state(None, None)
-        self.plots.clear()
-        self.plots.set_time_span(self.controller.document.settings["duration_s"])
+        if self._plots is not None:
+            self._plots.clear()
+        self._time_span()
         self._update_time()
 
     def _run_error(self, text: str) -> None:
