@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import QComboBox, QMainWindow, QMenu, QStyle, QToolBar
 
@@ -132,6 +133,7 @@ def build(window) -> None:
     speed_menu = m.addMenu("S&peed")
     w.speed_box = QComboBox(w)
     w.speed_box.setObjectName("speed")
+    w.speed_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)   # keep the keyboard on the canvas
     w.speed_box.setToolTip("Simulation speed: simulated seconds per real second (Max: as fast as possible)")
     for i, (text, value) in enumerate(SPEEDS):
         w.speed_box.addItem(text, value)

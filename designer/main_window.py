@@ -104,7 +104,10 @@ class MainWindow(QMainWindow):
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
         if self._plots is None:
-            QTimer.singleShot(80, lambda: self.plots)   # after the first frame is on screen
+            QTimer.singleShot(80, self, self._build_plots)   # after the first frame is on screen
+
+    def _build_plots(self) -> None:
+        self.plots  # noqa: B018 - the property builds the panel
 
     def _time_span(self) -> None:
         if self._plots is not None:
@@ -168,7 +171,7 @@ class MainWindow(QMainWindow):
     def _document_replaced(self) -> None:
         self._labels_changed()
         self._time_span()
-        QTimer.singleShot(0, self.canvas.fit_to_view)
+        QTimer.singleShot(0, self.canvas, self.canvas.fit_to_view)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         if not self.files.maybe_save():
@@ -189,7 +192,7 @@ class MainWindow(QMainWindow):
         path = self._dropped_file(event)
         if path:
             event.acceptProposedAction()
-            QTimer.singleShot(0, lambda: self.open_file(path))
+            QTimer.singleShot(0, self, lambda: self.open_file(path))
 
     @staticmethod
     def _dropped_file(event) -> str:

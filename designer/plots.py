@@ -31,6 +31,7 @@ CAUSE_COLOURS = ("#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22
 NODE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                 "#7f7f7f", "#bcbd22", "#17becf")
 MAX_UTIL_CURVES = 40
+HINT = "Press Run (Space) to fill the plots; hover a plot to read its values."
 
 
 def _fmt(value: float) -> str:
@@ -48,7 +49,7 @@ class PlotsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(2)
-        self.readout = QLabel("Hover a plot to read its values.", self)
+        self.readout = QLabel(HINT, self)
         self.readout.setObjectName("plotReadout")
         self.readout.setStyleSheet("color: #333; padding: 0 4px;")
         layout.addWidget(self.readout)
@@ -149,7 +150,7 @@ class PlotsPanel(QWidget):
             self.cause_curves[cause].hide()
         self._cause_in_legend.clear()
         self._metrics, self._n = None, 0
-        self.readout.setText("Hover a plot to read its values.")
+        self.readout.setText(HINT)
 
     def refresh(self, metrics: Any) -> None:
         """Show the engine's metric arrays (only the first ``metrics.n`` rows are valid)."""

@@ -220,7 +220,7 @@ class RunController(QObject):
     def _document_edited(self, *args: Any) -> None:
         if self.sim is not None and not self._update_pending:
             self._update_pending = True
-            QTimer.singleShot(0, self._apply_edits)
+            QTimer.singleShot(0, self, self._apply_edits)
 
     def _apply_edits(self) -> None:
         self._update_pending = False
