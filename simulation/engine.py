@@ -306,8 +306,8 @@ class Simulation:
             self._deliver(Batch(st=st, birth=times, arr=times, cls=cls, user=users, key=keys), inbox)
 
     def _client_block(self, c, block: int) -> tuple[np.ndarray, ...]:
-        """One client's arrivals in the simulated second ``block`` (cached): Poisson
-        counts per tick, uniform times within the tick, users, reads/writes, keys."""
+        """One client's arrivals in the simulated second ``block`` (cached): a Poisson
+        process whose rate follows the pattern tick by tick; users, reads/writes, keys."""
         cache = self._blocks.get(c.node_id)
         if cache is not None and cache[0] == block:
             return cache[1]
@@ -320,13 +320,16 @@ class Simulation:
             lam = c.rate_rps * lens
         else:
             lam = c.rate_rps * np.maximum(rate_factor(c.pattern, 0.5 * (edges[:-1] + edges[1:])), 0.0) * lens
-        counts = rng.poisson(lam)
-        n = int(counts.sum())
-        times = np.repeat(edges[:-1], counts) + rng.random(n) * np.repeat(lens, counts)
-        times.sort()
+        # A Poisson process with a piecewise-constant rate, in time order without a sort:
+        # N ~ Poisson(Λ); sorted uniforms on [0, Λ) as normalised sums of exponentials;
+        # mapped through the inverse of the cumulative rate.
+        cum = np.concatenate([[0.0], np.cumsum(lam)])
+        n = int(rng.poisson(cum[-1]))
+        gaps = np.cumsum(rng.standard_exponential(n + 1))
+        times = np.interp(gaps[:n] * (cum[-1] / gaps[n]), cum, edges)
         users = c.user_offset + rng.integers(0, c.users, size=n)
         cls = (rng.random(n) >= c.read_ratio).astype(np.int8)
-        keys = rng.integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64)
+        keys = rng.integers(0, 2**64, size=n, dtype=np.uint64)
         out = (times, users, cls, keys)
         self._blocks[c.node_id] = (block, out)
         return out
@@ -393,8 +396,8 @@ class Simulation:
             idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
             target = net.route_target[idx]
             self._flow(fwd.st, target, fwd.fin)
-            nxt = Batch(st=target, birth=fwd.birth, arr=fwd.fin, cls=fwd.cls, user=fwd.user, flags=fwd.flags,
-                        key=fwd.key, hop=fwd.hop + 1)
+            nxt = Batch._raw((target, fwd.birth, fwd.fin, fwd.start, fwd.fin, fwd.cls, fwd.user, fwd.flags,
+                              fwd.key, fwd.hop + 1))
             self._deliver(nxt, inbox)
         self._finish(end)
 
@@ -403,9 +406,10 @@ class Simulation:
 
     def _balance(self, out: Batch, inbox: list[list[Batch]]) -> None:
         net = self.net
-        for bi in np.unique(net.st_balancer[out.st]):
+        which = net.st_balancer[out.st]
+        for bi in (np.unique(which) if len(self.balancers) > 1 else (0,)):
             bs = self.balancers[int(bi)]
-            mine = out.take(net.st_balancer[out.st] == bi) if len(self.balancers) > 1 else out
+            mine = out.take(which == bi) if len(self.balancers) > 1 else out
             backends = bs.bal.backends
             conn = lat = None
             if bs.bal.algorithm in ("least_connections", "power_of_two", "least_response_time"):
@@ -413,13 +417,14 @@ class Simulation:
                 lat = self.ewma[backends]
             pos = bs.choose(mine.user, mine.key, mine.hop, conn, lat, int(round(self.now / self.tick_s)))
             none = pos < 0
-            self._fail("no_healthy_backend", mine.fin[none])
-            ok = ~none
-            target = backends[pos[ok]]
-            self._flow(mine.st[ok], target, mine.fin[ok])
-            self._deliver(Batch(st=target, birth=mine.birth[ok], arr=mine.fin[ok], cls=mine.cls[ok],
-                                user=mine.user[ok], flags=mine.flags[ok], key=mine.key[ok],
-                                hop=mine.hop[ok] + 1), inbox)
+            if none.any():
+                self._fail("no_healthy_backend", mine.fin[none])
+                mine = mine.take(~none)
+                pos = pos[~none]
+            target = backends[pos]
+            self._flow(mine.st, target, mine.fin)
+            self._deliver(Batch._raw((target, mine.birth, mine.fin, mine.start, mine.fin, mine.cls, mine.user,
+                                      mine.flags, mine.key, mine.hop + 1)), inbox)
 
     def _connections(self) -> np.ndarray:
         return self._occupancy()[1]

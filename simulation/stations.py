@@ -42,6 +42,7 @@ class Stations:
         self.count = np.zeros(n, dtype=np.int64)
         self.is_store = (net.st_kind == DATABASE) | (net.st_kind == CACHE)
         self.rate = net.st_workers / net.st_mean_read if n else np.zeros(0)
+        self.same_rw = net.st_mean_read == net.st_mean_write
 
     # ----- failures -----------------------------------------------------------------
     def set_down(self, stations: np.ndarray) -> None:
@@ -85,29 +86,44 @@ class Stations:
         group_of = np.cumsum(new_group) - 1
         rank = np.arange(n) - group_start[group_of]
 
-        flags = b.flags.copy()
-        mean = np.where(b.cls == 1, net.st_mean_write[st], net.st_mean_read[st])
-        extra = ((flags & FLAG_DB_SESSION) != 0) & self.is_store[st]
-        flags[extra] &= ~FLAG_DB_SESSION
-        service = np.where(net.st_deterministic[st], mean, exponential(b.key, b.hop, SERVICE) * mean)
-        if extra.any():
-            service[extra] += exponential(b.key[extra], b.hop[extra], SESSION_READ) * net.st_mean_read[st[extra]]
-        b.flags = flags
+        gst = st[group_start]
+        if self.same_rw[gst].all():
+            mean = net.st_mean_read[st]
+        else:
+            mean = np.where(b.cls == 1, net.st_mean_write[st], net.st_mean_read[st])
+        det = net.st_deterministic[gst]
+        if det.all():
+            service = mean
+        else:
+            service = exponential(b.key, b.hop, SERVICE) * mean
+            if det.any():
+                service = np.where(net.st_deterministic[st], mean, service)
+        if self.is_store[gst].any():
+            extra = ((b.flags & FLAG_DB_SESSION) != 0) & self.is_store[st]
+            if extra.any():
+                b.flags = b.flags.copy()
+                b.flags[extra] &= ~FLAG_DB_SESSION
+                service = service.copy()
+                service[extra] += exponential(b.key[extra], b.hop[extra], SESSION_READ) * net.st_mean_read[st[extra]]
         b.start = np.empty(n)
         b.fin = np.empty(n)
         status = np.zeros(n, dtype=np.int8)
 
         # Single-worker stations whose waiting room cannot overflow in this window:
         # the whole batch in closed form (Lindley's recursion as a running maximum).
-        gst = st[group_start]
         sizes = np.diff(np.append(group_start, n))
         easy = (net.st_workers[gst] == 1) & self.up[gst] & (in_system[gst] + sizes <= net.st_queue_limit[gst])
-        rounds = ~easy[group_of]
-        if easy.any():
-            sel = np.nonzero(easy[group_of])[0]
-            bad = self._closed_form(b, sel, service[sel], group_of[sel], rank[sel])
-            if bad is not None and bad.any():
-                rounds |= np.isin(group_of, np.unique(group_of[sel][bad]))
+        if easy.all():
+            bad = self._closed_form(b, None, service, group_of, rank, sizes)
+            rounds = bad if bad is not None else np.zeros(n, dtype=bool)
+        else:
+            rounds = ~easy[group_of]
+            if easy.any():
+                sel = np.nonzero(easy[group_of])[0]
+                gsel = np.cumsum(rank[sel] == 0) - 1
+                bad = self._closed_form(b, sel, service[sel], gsel, rank[sel], sizes[easy])
+                if bad is not None:
+                    rounds[sel[bad]] = True
         if rounds.any():
             idx = np.nonzero(rounds)[0]
             self._rounds(b, idx, rank[idx], service[idx], status)
@@ -116,51 +132,60 @@ class Stations:
             return b, e, e
         return b.take(status == ADMITTED), b.take(status == QUEUE_FULL), b.take(status == DOWN)
 
-    def _closed_form(self, b: Batch, sel: np.ndarray, service: np.ndarray, group: np.ndarray,
-                     rank: np.ndarray) -> np.ndarray | None:
+    def _closed_form(self, b: Batch, sel: np.ndarray | None, service: np.ndarray, gid: np.ndarray,
+                     rank: np.ndarray, sizes: np.ndarray) -> np.ndarray | None:
         """FIFO single worker: D_k = max(D_{k-1}, a_k) + S_k for whole groups at once.
 
-        Commits the groups without violations and returns a mask (over ``sel``) of
-        the requests whose group broke the patience or a zero waiting room."""
+        ``sel`` picks the requests (None: all of ``b``), ``gid`` numbers their
+        groups 0.., ``sizes`` gives each group's size. Commits the groups without
+        violations and returns a mask (over the selection) of the requests whose
+        group broke the patience or a zero waiting room, or None."""
         net = self.net
-        s = b.st[sel]
-        a = b.arr[sel]
+        s = b.st if sel is None else b.st[sel]
+        a = b.arr if sel is None else b.arr[sel]
         first = rank == 0
         csum = np.cumsum(service)
-        base = np.repeat(csum[first] - service[first], np.diff(np.append(np.nonzero(first)[0], len(sel))))
-        c_incl = csum - base                      # C_k within the group
-        x = a - (c_incl - service)                # a_k - C_{k-1}
+        c_incl = csum - np.repeat(csum[first] - service[first], sizes)   # C_k within the group
+        x = a - (c_incl - service)                                        # a_k - C_{k-1}
         free0 = self.free[s, 0]
         span = float(np.abs(x).max() + np.abs(free0[first]).max()) * 4.0 + 1.0
-        gid = np.cumsum(first) - 1
-        shifted = np.maximum.accumulate(x + gid * span) - gid * span
-        m = np.maximum(shifted, free0)
+        offset = gid * span
+        m = np.maximum(np.maximum.accumulate(x + offset) - offset, free0)
         fin = m + c_incl
         start = fin - service
         wait = start - a
-        limit = net.st_queue_limit[s]
-        bad_req = (wait > net.st_timeout[s]) | ((limit == 0) & (wait > 0))
-        bad = np.zeros(len(sel), dtype=bool)
+        bad_req = wait > net.st_timeout[s]
+        no_room = net.st_queue_limit[s] == 0
+        if no_room.any():
+            bad_req |= no_room & (wait > 0)
+        bad = None
+        good = slice(None)
         if bad_req.any():
             bad = np.isin(gid, np.unique(gid[bad_req]))
-        good = ~bad
-        b.start[sel[good]] = start[good]
-        b.fin[sel[good]] = fin[good]
-        if good.any():
-            last = np.zeros(len(sel), dtype=bool)
-            last[:-1] = first[1:]
-            last[-1] = True
-            lg = last & good
-            self.free[s[lg], 0] = fin[lg]
-            sizes = np.bincount(gid[good], minlength=gid[-1] + 1)
-            rlen = self.ring_len[s]
-            size_of = sizes[gid]
-            keep = good & (rlen > 0) & (rank >= size_of - rlen)
-            if keep.any():
-                slot = self.ring_off[s[keep]] + (self.count[s[keep]] + rank[keep]) % rlen[keep]
-                self.ring[slot] = start[keep]
-            cnt_add = np.bincount(s[good], minlength=len(self.count))
-            self.count += cnt_add
+            good = ~bad
+            if bad.all():
+                return bad
+        if sel is None and bad is None:
+            b.start, b.fin = start, fin
+        else:
+            target = np.arange(len(b)) if sel is None else sel
+            b.start[target[good]] = start[good]
+            b.fin[target[good]] = fin[good]
+        last = np.zeros(len(s), dtype=bool)
+        last[:-1] = first[1:]
+        last[-1] = True
+        if bad is not None:
+            last &= good
+        self.free[s[last], 0] = fin[last]
+        rlen = self.ring_len[s]
+        keep = (rlen > 0) & (rank >= sizes[gid] - rlen)
+        if bad is not None:
+            keep &= good
+        if keep.any():
+            sk = s[keep]
+            self.ring[self.ring_off[sk] + (self.count[sk] + rank[keep]) % rlen[keep]] = start[keep]
+        gs = s[first] if bad is None else s[first & good]
+        self.count[gs] += sizes if bad is None else sizes[~np.isin(np.arange(len(sizes)), np.unique(gid[bad]))]
         return bad
 
     def _rounds(self, b: Batch, idx_all: np.ndarray, rank: np.ndarray, service: np.ndarray,
