@@ -90,7 +90,7 @@ def window_rate(lesson: Path, wall: float, live: bool = True) -> tuple[float, in
     w.resize(1400, 900)
     w.show()
     w.open_file(lesson)
-    w.controller.set_settings(duration_s=1e6)
+    w.controller.set_settings(duration_s=3600.0)    # the time axis shows a one-hour run
     frames: list[float] = []
     original = w._frame
 

@@ -10,7 +10,7 @@ LESSONS_DIR = RESOURCES / "lessons"
 ICONS_DIR = RESOURCES / "icons"
 
 # Shown first, in this order; any other lesson file follows alphabetically.
-ORDER = ("starter", "lb_demo", "sticky_sessions")
+ORDER = ("starter", "lb_demo", "sticky_sessions", "scaling_out")
 
 
 @dataclass(frozen=True)
