@@ -22,7 +22,7 @@ class Ledger:
         self.rows = rows
         self.offered = np.zeros(rows, dtype=np.int64)
         self.served = np.zeros(rows, dtype=np.int64)
-        self.lat_sum = np.zeros(rows)
+        self.lat_sum = np.zeros(rows)  # nanoseconds, integral
         self.hist = np.zeros((rows, N_BINS), dtype=np.int64)
         self.failed = np.zeros((rows, self.n_causes), dtype=np.int64)
         self.busy = np.zeros((rows, self.n_stations))
@@ -52,7 +52,8 @@ class Ledger:
     def book_served(self, times: np.ndarray, latency: np.ndarray) -> None:
         r = self._rows_of(times)
         self.served += np.bincount(r, minlength=self.rows)[:self.rows]
-        self.lat_sum += np.bincount(r, weights=latency, minlength=self.rows)[:self.rows]
+        # whole nanoseconds: float sums of integers below 2**53 are exact in any order
+        self.lat_sum += np.bincount(r, weights=np.rint(latency * 1e9), minlength=self.rows)[:self.rows]
         flat = r * N_BINS + latency_bins(latency)
         self.hist += np.bincount(flat, minlength=self.rows * N_BINS)[:self.rows * N_BINS].reshape(self.rows, N_BINS)
 
