@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import QComboBox, QMainWindow, QMenu, QStyle, QToolBar
 
@@ -140,6 +140,9 @@ def build(window) -> None:
         act = speed_menu.addAction(text)
         act.triggered.connect(lambda checked=False, i=i: w.speed_box.setCurrentIndex(i))
     w.speed_box.currentIndexChanged.connect(lambda i: w.run.set_speed(w.speed_box.itemData(i)))
+    w.speed_box.currentTextChanged.connect(lambda text: QSettings().setValue("run/speed", text))
+    remembered = w.speed_box.findText(str(QSettings().value("run/speed", "1×")))
+    w.speed_box.setCurrentIndex(max(0, remembered))
 
     m = bar.addMenu("&Help")
     m.addAction(a["about"])
