@@ -159,6 +159,8 @@ class PlotsPanel(QWidget):
         if n == self._n and n:
             return
         self._n = n
+        if n and self.readout.text() == HINT:
+            self.readout.setText("Hover a plot to read its values.")
         t = np.asarray(metrics.time_s[:n], dtype=float)
         self.curves["offered"].setData(t, np.asarray(metrics.offered_rps[:n], dtype=float))
         self.curves["served"].setData(t, np.asarray(metrics.served_rps[:n], dtype=float))
@@ -256,8 +258,12 @@ class PlotsPanel(QWidget):
         if m is None or n == 0:
             self.readout.setText(f"t = {x:.1f} s")
             return
-        i = int(np.clip(np.searchsorted(np.asarray(m.time_s[:n]), x), 0, n - 1))
-        t = float(m.time_s[i])
+        times = np.asarray(m.time_s[:n], dtype=float)
+        if x < times[0] - 1.0 or x > times[-1] + 1.0:
+            self.readout.setText(f"t = {x:.0f} s · no data there yet")
+            return
+        i = int(np.clip(np.searchsorted(times, x), 0, n - 1))
+        t = float(times[i])
         if plot_name == "throughput":
             parts = [f"offered {_fmt(m.offered_rps[i])}", f"served {_fmt(m.served_rps[i])}",
                      f"failed {_fmt(m.failed_rps[i])} req/s"]

@@ -71,3 +71,9 @@ def test_clear_empties_every_curve(plots):
     assert not plots.has_data()
     assert all(len(c.getData()[0] or []) == 0 for c in plots.curves.values())
     assert not plots._cause_in_legend
+
+
+def test_readout_beyond_the_data(plots):
+    plots.refresh(fake_metrics(30))
+    plots.show_readout(80.0, "throughput")
+    assert "no data" in plots.readout.text()
