@@ -206,12 +206,22 @@ class Inspector(QScrollArea):
             self.label_edit.editingFinished.connect(self._commit_label)
             form.addRow("Label:", self.label_edit)
         params = common_params(distinct)
+        groups: dict[str, QFormLayout] = {}
         for p in params:
             if p.type == "object":
                 self.pattern = PatternEditor(p, self._commit_param, page)
                 outer.addWidget(self.pattern)
                 continue
-            row = FieldRow(p, form, page)
+            target = form
+            if p.group:               # declared groups (e.g. Autoscaling) get their own box
+                if p.group not in groups:
+                    box = QGroupBox(p.group, page)
+                    box.setObjectName(f"group_{p.group}")
+                    groups[p.group] = QFormLayout(box)
+                    groups[p.group].setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+                    outer.addWidget(box)
+                target = groups[p.group]
+            row = FieldRow(p, target, page)
             row.committed.connect(self._commit_row)
             self.rows[p.name] = row
         if not params:
