@@ -158,6 +158,7 @@ class Inspector(QScrollArea):
             old.deleteLater()
         self.rows, self.pattern = {}, None
         self.label_edit = self.title_edit = self.notes_edit = None
+        self.events_editor = None
         page = QWidget()
         page.setObjectName("inspectorPage")
         outer = QVBoxLayout(page)
@@ -249,6 +250,9 @@ class Inspector(QScrollArea):
         self.notes_edit.setMinimumHeight(160)
         self.notes_edit.textChanged.connect(self._notes_typed)
         outer.addWidget(self.notes_edit, 1)
+        from .events_editor import EventsEditor
+        self.events_editor = EventsEditor(self.controller, page)
+        outer.addWidget(self.events_editor)
 
     # ----- values ----------------------------------------------------------------------
     def _refresh_values(self) -> None:

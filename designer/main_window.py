@@ -82,6 +82,7 @@ class MainWindow(QMainWindow):
         self.controller.undo_stack.cleanChanged.connect(self._update_modified)
         self.controller.documentReplaced.connect(self._document_replaced)
         self.controller.settingsChanged.connect(self._time_span)
+        self.controller.eventsChanged.connect(self._events_changed)
         for sig in (self.controller.nodeAdded, self.controller.nodeRemoved):
             sig.connect(self._labels_changed)
         self.controller.nodeChanged.connect(lambda i, what: what == "label" and self._labels_changed())
@@ -99,6 +100,7 @@ class MainWindow(QMainWindow):
             self._labels_changed()
             self._time_span()
             self._plots.highlight(self._selected)
+            self._events_changed()
         return self._plots
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
@@ -108,6 +110,12 @@ class MainWindow(QMainWindow):
 
     def _build_plots(self) -> None:
         self.plots  # noqa: B018 - the property builds the panel
+
+    def _events_changed(self, *args) -> None:
+        if self._plots is not None:
+            from .events_editor import describe
+            doc = self.controller.document
+            self._plots.set_events([(ev.at_s, describe(doc, ev)) for ev in doc.events])
 
     def _time_span(self) -> None:
         if self._plots is not None:
@@ -170,6 +178,7 @@ class MainWindow(QMainWindow):
 
     def _document_replaced(self) -> None:
         self._labels_changed()
+        self._events_changed()
         self._time_span()
         QTimer.singleShot(0, self.canvas, self.canvas.fit_to_view)
 
@@ -226,6 +235,7 @@ class MainWindow(QMainWindow):
         ids = sorted((i for i in doc.node_ids() if doc.kind(i) in order), key=lambda i: order[doc.kind(i)])
         if self._plots is not None:
             self._plots.set_node_labels({i: doc.node(i).label or i for i in ids})
+            self._events_changed()
 
     # ----- running ---------------------------------------------------------------------
     def _frame(self) -> None:

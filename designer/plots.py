@@ -89,6 +89,7 @@ class PlotsPanel(QWidget):
             line.hide()
             plot.addItem(line, ignoreBounds=True)
             self._vlines[name] = line
+        self._event_lines: dict[str, list] = {name: [] for name in self.plots}
         self._mouse_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
 
     # ----- building --------------------------------------------------------------------
@@ -140,6 +141,21 @@ class PlotsPanel(QWidget):
             if node_id not in labels:
                 self.plots["utilization"].removeItem(self.util_curves.pop(node_id))
         self._restyle_util()
+
+    def set_events(self, events: list[tuple[float, str]]) -> None:
+        """Mark the lesson's scheduled events (time, text) on every plot."""
+        for plot_name, lines in self._event_lines.items():
+            for line in lines:
+                self.plots[plot_name].removeItem(line)
+        self._event_lines = {name: [] for name in self.plots}
+        pen = pg.mkPen("#b71c1c", width=1, style=pg.QtCore.Qt.PenStyle.DotLine)
+        for t, text in events:
+            for name, plot in self.plots.items():
+                label = text if name == "throughput" else None
+                line = pg.InfiniteLine(pos=t, angle=90, movable=False, pen=pen, label=label,
+                                       labelOpts={"position": 0.92, "color": "#b71c1c", "anchors": [(0, 0), (0, 0)]})
+                plot.addItem(line, ignoreBounds=True)
+                self._event_lines[name].append(line)
 
     def clear(self) -> None:
         """Empty every curve (Reset)."""
