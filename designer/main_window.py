@@ -1,6 +1,7 @@
 """The ScaleLab main window: palette, canvas, inspector, plots and lesson notes."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
@@ -241,14 +242,30 @@ class MainWindow(QMainWindow):
     def _frame(self) -> None:
         sim = self.run.sim
         if sim is not None:
-            self.canvas.set_live_state(sim.node_states(), sim.edge_flows())
-            self.plots.refresh(sim.metrics)
+            try:
+                self.canvas.set_live_state(sim.node_states(), sim.edge_flows())
+                self.plots.refresh(sim.metrics)
+                self._totals = sim.totals()
+            except Exception as err:  # noqa: BLE001 - a drawing problem must not stop the run
+                self.statusBar().showMessage(f"Could not draw the live state: {type(err).__name__}: {err}", 8000)
+        else:
+            self._totals = None
         self._update_time()
 
     def _update_time(self) -> None:
         speed = self.speed_box.currentText()
         state = {"running": f"running {speed}", "paused": "paused", "stopped": "stopped"}[self.run.state]
-        self.time_label.setText(f"t = {self.run.now:.1f} s · {state}")
+        text = f"t = {self.run.now:.1f} s · {state}"
+        totals = getattr(self, "_totals", None) if self.run.sim is not None else None
+        if totals and totals.get("arrived"):
+            done = totals["served"] + totals["failed"]
+            share = 100.0 * totals["served"] / done if done else 100.0
+            p95 = totals.get("p95_ms")
+            p95_text = f"{p95:.0f} ms" if isinstance(p95, (int, float)) and math.isfinite(p95) else "–"
+            text = f"served {share:.1f}% · failed {totals['failed']:,} · p95 {p95_text}   |   " + text
+        self.time_label.setText(text)
+        self.time_label.setToolTip("Since the start of the run: share of finished requests that were served, "
+                                   "failed requests, 95th percentile latency of served requests.")
 
     def _run_state(self, state: str) -> None:
         acts.set_running(self, state == "running")
