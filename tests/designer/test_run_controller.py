@@ -90,3 +90,22 @@ def test_edits_during_a_run_reach_the_engine(qtbot, run):
     qtbot.waitUntil(lambda: any("applied" in m for m in messages), timeout=2000)
     run.step(5.0)
     assert run.sim.node_states()["web1"].utilization < 0.6
+
+
+def test_the_event_loop_answers_within_100_ms_during_a_run(qtbot, run):
+    """What a click would wait for: timers posted during a Max-speed run fire promptly."""
+    from PySide6.QtCore import QTimer
+    run.set_speed(None)
+    run.run()
+    qtbot.waitUntil(lambda: run.now >= 2, timeout=10000)
+    delays = []
+
+    def probe():
+        posted = time.perf_counter()
+        QTimer.singleShot(0, lambda: delays.append(time.perf_counter() - posted))
+    for i in range(20):
+        QTimer.singleShot(37 * i, probe)
+    qtbot.waitUntil(lambda: len(delays) == 20, timeout=10000)
+    run.pause()
+    delays.sort()
+    assert delays[len(delays) // 2] < 0.05 and delays[-2] < 0.1, delays
