@@ -74,8 +74,20 @@ def widget_image(widget: QWidget, scale: float = 2.0) -> QImage:
     return image
 
 
+def plots_image(plots: QWidget, scale: float = 2.0) -> QImage:
+    """The plots as they should look on a slide (smooth curves, no hover crosshair)."""
+    prepare = getattr(plots, "for_export", None)
+    if prepare:
+        prepare(True)
+    try:
+        return widget_image(plots, scale)
+    finally:
+        if prepare:
+            prepare(False)
+
+
 def export_plots_png(plots: QWidget, path: str | os.PathLike, scale: float = 2.0) -> None:
-    save_image(widget_image(plots, scale), path)
+    save_image(plots_image(plots, scale), path)
 
 
 def snapshot_image(title: str, canvas: Any, plots: QWidget | None, width: int = SNAPSHOT_WIDTH) -> QImage:
@@ -88,14 +100,7 @@ def snapshot_image(title: str, canvas: Any, plots: QWidget | None, width: int = 
                                        Qt.TransformationMode.SmoothTransformation)
     plots_img = None
     if plots is not None:
-        hide = getattr(plots, "for_export", None)
-        if hide:
-            hide(True)
-        try:
-            plots_img = widget_image(plots, 2.0)
-        finally:
-            if hide:
-                hide(False)
+        plots_img = plots_image(plots, 2.0)
         plots_img = plots_img.scaledToWidth(inner, Qt.TransformationMode.SmoothTransformation)
     title_h = int(width / 28) if title else 0
     height = margin + title_h + canvas_img.height() + margin

@@ -116,8 +116,10 @@ class PlotsPanel(QWidget):
             self.curves[key] = self._curve(plot, colour, None)
 
     def _curve(self, plot: pg.PlotItem, colour: str, name: str | None, width: float = 1.2) -> pg.PlotDataItem:
+        # Live curves are drawn without antialiasing (about half the cost of a frame);
+        # exports switch it on (see for_export).
         curve = plot.plot([], [], pen=pg.mkPen(colour, width=width), name=name, connect="finite",
-                          autoDownsampleFactor=1.0)
+                          autoDownsampleFactor=1.0, antialias=False)
         curve.setDownsampling(auto=True, method="peak")
         curve.setClipToView(True)
         return curve
@@ -217,8 +219,14 @@ class PlotsPanel(QWidget):
                 plot.setXRange(float(t[0]) - 1, float(t[-1]) + 1, padding=0)
                 plot.enableAutoRange(axis="x")
 
+    def all_curves(self) -> list[pg.PlotDataItem]:
+        return [*self.curves.values(), *self.cause_curves.values(), *self.util_curves.values()]
+
     def for_export(self, on: bool) -> None:
-        """Hide the hover readout and crosshair while rendering an image."""
+        """Smooth curves, a summary instead of the hover readout, no crosshair, while rendering an image."""
+        for curve in self.all_curves():
+            curve.opts["antialias"] = on
+            curve.updateItems(styleUpdate=True)
         if on:
             self._readout_text = self.readout.text()
             end = float(self._metrics.time_s[self._n - 1]) if self._metrics is not None and self._n else 0.0
