@@ -55,6 +55,22 @@ class Balancer:
 
 
 @dataclass
+class Scaler:
+    """An autoscaled server node: its stations are slots first..end, of which
+    ``start`` are provisioned when the run begins."""
+    node_index: int
+    first: int
+    end: int
+    minimum: int
+    maximum: int
+    start: int
+    target: float
+    interval_s: float
+    down_delay_s: float
+    boot_s: float
+
+
+@dataclass
 class Network:
     node_ids: list[str]
     node_kind: list[str]
@@ -84,6 +100,7 @@ class Network:
     edges: list[tuple[str, str]]
     total_users: int
     dynamic: bool                          # some balancer needs per-tick decisions
+    scalers: list["Scaler"] = field(default_factory=list)
     max_workers: int = field(default=1)
 
     @property
@@ -100,6 +117,7 @@ def compile_document(doc: Document) -> Network:
 
     st_rows: list[tuple] = []
     node_stations: list[np.ndarray] = []
+    scalers: list[Scaler] = []
     for i, n in enumerate(ids):
         k, p = kinds[i], params[i]
         if k == "client":
@@ -110,7 +128,14 @@ def compile_document(doc: Document) -> Network:
             c = int(p["workers"])
             mean = c / float(p["capacity_rps"])
             sessions = {"local": 0, "database": 1, "cookie": 2}[p["sessions"]]
-            for r in range(int(p["replicas"])):
+            slots = int(p["replicas"])
+            if p["autoscale"]:
+                slots = int(p["max_replicas"])
+                start = min(max(int(p["replicas"]), int(p["min_replicas"])), slots)
+                scalers.append(Scaler(i, first, first + slots, int(p["min_replicas"]), slots, start,
+                                      float(p["target_utilization"]), float(p["scale_interval_s"]),
+                                      float(p["scale_down_delay_s"]), float(p["boot_time_s"])))
+            for r in range(slots):
                 st_rows.append((i, r, SERVER, c, mean, mean, p["service"] == "deterministic",
                                 int(p["queue_limit"]), float(p["timeout_s"]), 0.0, sessions))
         elif k == "load_balancer":
@@ -215,6 +240,7 @@ def compile_document(doc: Document) -> Network:
         clients=clients, balancers=balancers, st_balancer=st_balancer, levels=levels,
         edge_index=edge_index, edges=edges, total_users=offset,
         dynamic=any(b.algorithm not in STATIC_ALGORITHMS for b in balancers),
+        scalers=scalers,
         max_workers=int(st_workers.max()) if n_st else 1,
     )
 

@@ -67,8 +67,9 @@ class BalancerState:
         self._ring_points: np.ndarray | None = None
         self._ring_owner: np.ndarray | None = None
 
-    def candidates(self) -> np.ndarray:
-        return np.nonzero(self.health.believed_up)[0]
+    def candidates(self, registered: np.ndarray | None = None) -> np.ndarray:
+        ok = self.health.believed_up if registered is None else self.health.believed_up & registered
+        return np.nonzero(ok)[0]
 
     def _refresh(self, cand: np.ndarray) -> None:
         key = cand.tobytes()
@@ -84,13 +85,13 @@ class BalancerState:
             self._ring_points, self._ring_owner = pts[order], owner[order]
 
     def choose(self, users: np.ndarray, keys: np.ndarray, hops: np.ndarray, connections: np.ndarray,
-               latency: np.ndarray, tick: int) -> np.ndarray:
+               latency: np.ndarray, tick: int, registered: np.ndarray | None = None) -> np.ndarray:
         """Backend positions (indices into ``bal.backends``) for requests in time
         order; -1 where no backend is healthy. ``connections``/``latency`` are per
         backend position (requests in the backend, recent response time)."""
         k = len(users)
         out = np.full(k, -1, dtype=np.int64)
-        cand = self.candidates()
+        cand = self.candidates(registered)
         if k == 0 or len(cand) == 0:
             return out
         self._refresh(cand)
@@ -98,7 +99,7 @@ class BalancerState:
         if self.pin is not None:
             p = self.pin[users]
             valid = p >= 0
-            valid[valid] = self.health.believed_up[p[valid]]
+            valid[valid] = self.health.believed_up[p[valid]] & (True if registered is None else registered[p[valid]])
             out[valid] = p[valid]
             need = ~valid
         m = int(need.sum())

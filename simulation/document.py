@@ -219,6 +219,10 @@ class Document:
                     from .patterns import check_pattern
                     check_pattern(value, name)
             checked[name] = value
+        merged = self.params(node_id)
+        merged.update({k: (kind.param(k).default if v is None else v) for k, v in checked.items()})
+        from .kinds import cross_check
+        cross_check(data.kind, merged, "")
         old = {name: copy.deepcopy(data.params.get(name)) for name in checked}
         for name, value in checked.items():
             if value is None:
@@ -268,5 +272,8 @@ class Document:
         return ev
 
     def replicas(self, node_id: str) -> int:
+        """Replica slots of a node: its replicas, or max_replicas when it autoscales."""
         params = self.params(node_id)
+        if params.get("autoscale"):
+            return int(params["max_replicas"])
         return int(params.get("replicas", 1))

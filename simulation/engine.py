@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from .compiler import CACHE, LB, SERVER, Network, SimulationError, compile_document
+from .autoscaling import Autoscaler
 from .dispatch import BalancerState
 from .document import Document
 from .flight import FLAG_DB_SESSION, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
@@ -68,6 +69,7 @@ class Simulation:
         for bs in self.balancers:
             bs.health.next_check += self.now
         self.pending = [Batch.empty() for _ in net.levels]
+        self.scalers = [Autoscaler(sc, self.now) for sc in net.scalers]
         self.sessions = np.full(net.total_users, NO_SESSION, dtype=np.int32)
         self.ewma = net.st_mean_read.copy()
         # routing lookup: row s owns (s, s+1] in the shifted cumulative array
@@ -116,6 +118,11 @@ class Simulation:
             for bs in self.balancers:
                 if not bs.health.steady(self.stations.up[bs.bal.backends]):
                     t1 = min(t1, max(bs.health.next_check, self.now + 1e-9))
+            for a in self.scalers:
+                t1 = min(t1, max(a.next_decision, self.now + 1e-9))
+                booting = self.stations.ready_at[a.sc.first:a.sc.end]
+                if np.isfinite(booting).any():
+                    t1 = min(t1, max(float(booting.min()), self.now + 1e-9))
             self._window(self.now, t1)
             self.now = t1
             closed = math.floor(self.now + 1e-9) - self.metrics.n
@@ -145,6 +152,7 @@ class Simulation:
         out = {}
         for i, node in enumerate(net.node_ids):
             st = net.node_stations[i]
+            st = st[self.stations.provisioned[st]] if len(st) else st   # autoscaled: the replicas that exist
             up = self.stations.up[st]
             out[node] = NodeState(
                 utilization=float(util[node][last]) if node in util and last >= 0 and not math.isnan(util[node][last]) else 0.0,
@@ -153,7 +161,7 @@ class Simulation:
                 throughput_rps=float(self._last_done[i]),
                 replicas=max(len(st), 1),
                 replicas_up=int(up.sum()) if len(st) else 1,
-                failed_replicas=tuple(int(r) for r in net.st_replica[st][~up]),
+                failed_replicas=tuple(int(r) for r in net.st_replica[st][self.stations.failed[st]]),
             )
         return out
 
@@ -190,6 +198,8 @@ class Simulation:
             self._event_pos += 1
             if ev.node in self.net.node_ids:
                 self._set_node(ev.node, ev.replica, up=(ev.action == "recover"))
+        if self.scalers:
+            self._autoscale()
         for bs in self.balancers:
             up = self.stations.up[bs.bal.backends]
             while bs.health.next_check <= self.now + 1e-9:
@@ -207,20 +217,73 @@ class Simulation:
             if not 0 <= replica < len(st):
                 raise ValueError(f'"{node_id}" has no replica {replica} (it has {len(st)})')
             st = st[replica:replica + 1]
-        if up:
-            st = st[~self.stations.up[st]]
-            self.stations.set_up(st, self.now)
+        self.stations.failed[st] = not up
+        self._apply_up()
+
+    def _autoscale(self) -> None:
+        """Boots that finished, drains that emptied, and the autoscalers' decisions."""
+        st = self.stations
+        now = self.now
+        done = np.nonzero(st.ready_at <= now + 1e-9)[0]
+        if len(done):
+            st.ready_at[done] = np.inf
+            st.booted[done] = True
+            st.registered[done] = True
+        draining = np.nonzero(st.provisioned & ~st.registered & st.booted)[0]
+        if len(draining):
+            busy = np.zeros(self.net.n_stations, dtype=bool)
+            for p in self.pending:
+                busy[p.st] = True
+            empty = draining[~busy[draining]]
+            st.provisioned[empty] = False
+            st.booted[empty] = False
+            st.failed[empty] = False
+        util = self.metrics.util
+        for a in self.scalers:
+            if a.next_decision > now + 1e-9:
+                continue
+            a.next_decision = (math.floor(now / a.sc.interval_s + 1e-9) + 1) * a.sc.interval_s
+            node = self.net.node_ids[a.sc.node_index]
+            if node not in util or self.metrics.n == 0:
+                continue
+            k = max(1, min(self.metrics.n, int(round(a.sc.interval_s))))
+            u = float(np.nanmean(util[node][-k:]))
+            slots = a.slots
+            # replicas that count: provisioned, not failed (a failed one is replaced), not draining
+            active = slots[st.provisioned[slots] & ~st.failed[slots] & (st.registered[slots] | ~st.booted[slots])]
+            current = len(active)
+            ready = int((st.up[slots] & st.registered[slots]).sum())
+            want = a.desired(now, current, ready, u)
+            if want > current:
+                free = slots[~st.provisioned[slots]][:want - current]
+                st.provisioned[free] = True
+                st.failed[free] = False
+                if a.sc.boot_s > 0:
+                    st.booted[free] = False
+                    st.ready_at[free] = now + a.sc.boot_s
+                else:
+                    st.booted[free] = True
+                    st.registered[free] = True
+            elif want < current:
+                # remove the newest first: booting ones stop at once, serving ones drain
+                victims = active[::-1][:current - want]
+                booting = victims[~st.booted[victims]]
+                st.provisioned[booting] = False
+                st.ready_at[booting] = np.inf
+                st.registered[victims] = False
+        self._apply_up()
+
+    def _apply_up(self) -> None:
+        """Stations that stopped serving lose their requests and their local sessions."""
+        down, _ = self.stations.refresh_up(self.now)
+        if len(down) == 0:
             return
-        st = st[self.stations.up[st]]
-        if len(st) == 0:
-            return
-        self.stations.set_down(st)
         for lv, batch in enumerate(self.pending):
-            hit = np.isin(batch.st, st)
+            hit = np.isin(batch.st, down)
             if hit.any():
                 self.pending[lv] = batch.take(~hit)
                 self._fail("node_failed", np.full(int(hit.sum()), self.now))
-        orphan = np.isin(self.sessions, st.astype(np.int32))
+        orphan = np.isin(self.sessions, down.astype(np.int32))
         self.sessions[orphan] = ORPHANED
 
     def _fail(self, cause: str, times: np.ndarray) -> None:
@@ -299,7 +362,7 @@ class Simulation:
             else:
                 node = entry_nodes[np.minimum((uniform(keys, 0, ENTRY) * len(entry_nodes)).astype(np.int64),
                                               len(entry_nodes) - 1)]
-            st = self._pick_replica(node, keys)
+            st = self._registered_only(self._pick_replica(node, keys), keys, 0)
             self.arrived += n
             self.ledger.book_offered(times)
             self.ledger.book_edges(self._node_edge[c.node_index, node], times)
@@ -339,6 +402,25 @@ class Simulation:
         if (count[node] == 1).all():
             return first[node]
         return first[node] + np.minimum((uniform(keys, hops, REPLICA) * count[node]).astype(np.int64), count[node] - 1)
+
+    def _registered_only(self, st: np.ndarray, keys: np.ndarray, hops) -> np.ndarray:
+        """Requests aimed at an autoscaled slot that takes no traffic go to one that does."""
+        if not self.scalers:
+            return st
+        reg = self.stations.registered
+        bad = ~reg[st]
+        if not bad.any():
+            return st
+        st = st.copy()
+        for a in self.scalers:
+            mine = bad & (st >= a.sc.first) & (st < a.sc.end)
+            if not mine.any():
+                continue
+            ok = a.slots[reg[a.slots]]
+            if len(ok):
+                u = uniform(keys[mine], hops if np.isscalar(hops) else hops[mine], REPLICA + 100)
+                st[mine] = ok[np.minimum((u * len(ok)).astype(np.int64), len(ok) - 1)]
+        return st
 
     def _deliver(self, batch: Batch, inbox: list[list[Batch]]) -> None:
         if not len(batch):
@@ -394,7 +476,7 @@ class Simulation:
         if len(fwd):
             key = fwd.st + (u[cont] if len(end) else u)
             idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
-            target = net.route_target[idx]
+            target = self._registered_only(net.route_target[idx], fwd.key, fwd.hop)
             self._flow(fwd.st, target, fwd.fin)
             nxt = Batch._raw((target, fwd.birth, fwd.fin, fwd.start, fwd.fin, fwd.cls, fwd.user, fwd.flags,
                               fwd.key, fwd.hop + 1))
@@ -415,7 +497,8 @@ class Simulation:
             if bs.bal.algorithm in ("least_connections", "power_of_two", "least_response_time"):
                 conn = self._connections()[backends]
                 lat = self.ewma[backends]
-            pos = bs.choose(mine.user, mine.key, mine.hop, conn, lat, int(round(self.now / self.tick_s)))
+            pos = bs.choose(mine.user, mine.key, mine.hop, conn, lat, int(round(self.now / self.tick_s)),
+                            self.stations.registered[backends])
             none = pos < 0
             if none.any():
                 self._fail("no_healthy_backend", mine.fin[none])
@@ -480,6 +563,7 @@ class Simulation:
         keep = [i for i in range(n_nodes) if net.node_kind[i] != "client"]
         nodes = [net.node_ids[i] for i in keep]
         servers_up = float(((net.st_kind == SERVER) & up).sum())
+        provisioned = float(((net.st_kind == SERVER) & self.stations.provisioned & ~self.stations.failed).sum())
         served = sec["served"].astype(float)
         pct = percentiles_ms(sec["hist"], (0.5, 0.95, 0.99))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -494,7 +578,7 @@ class Simulation:
             "mean_ms": mean,
             "active_servers": np.full(k, servers_up),
             "sessions_lost": failed[:, CAUSE_INDEX["session_lost"]],
-            "cost_server_s": np.full(k, servers_up),
+            "cost_server_s": np.full(k, provisioned),
         }
         self.metrics.extend(columns, failed, nodes, util[:, keep], queue[:, keep],
                             np.repeat(ups[None, keep], k, axis=0), list(net.edges), sec["edges"].astype(float))

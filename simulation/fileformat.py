@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .document import Document, NodeData, ScheduledEvent
-from .kinds import EVENT_ACTIONS, KINDS, SIMULATION_PARAMS
+from .kinds import EVENT_ACTIONS, KINDS, SIMULATION_PARAMS, cross_check
 from .params import FormatError, check_number, check_value
 from .patterns import check_pattern
 
@@ -250,6 +250,9 @@ def _node(raw: Any, where: str, doc: Document) -> NodeData:
         params[name] = check_value(spec.param(name), value, pwhere)
         if spec.param(name).type == "object":
             check_pattern(params[name], pwhere)
+    full = spec.defaults()
+    full.update(params)
+    cross_check(kind, full, f"{where}.params")
     return NodeData(node_id, kind, label, float(x), float(y), params)
 
 

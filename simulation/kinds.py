@@ -96,6 +96,22 @@ SERVER = Kind(
           "local (in this server's memory: lost if it dies or the user is sent to another server), "
           "database (one extra database read per request: survives).",
           choices=("local", "database", "cookie")),
+        P("autoscale", "bool", False, "Add and remove replicas with the load (Kubernetes HPA rule: "
+          "desired = ceil(current × utilization / target)); replicas is then the starting count.",
+          group="Autoscaling"),
+        P("min_replicas", "int", 1, "The autoscaler never goes below this many replicas.",
+          label="Min replicas", unit="copies", minimum=1, maximum=10_000, group="Autoscaling"),
+        P("max_replicas", "int", 10, "The autoscaler never goes above this many replicas.",
+          label="Max replicas", unit="copies", minimum=1, maximum=10_000, group="Autoscaling"),
+        P("target_utilization", "float", 0.6, "Utilization the autoscaler aims at (changes within ±10 % are ignored).",
+          label="Target utilization", minimum=0.05, maximum=1.0, group="Autoscaling"),
+        P("scale_interval_s", "float", 15.0, "How often the autoscaler looks at the utilization (HPA: 15 s).",
+          label="Scale interval", unit="s", minimum=1, maximum=3600, group="Autoscaling"),
+        P("scale_down_delay_s", "float", 60.0, "Scale in only to the highest count wanted over this long "
+          "(HPA's stabilization window, 300 s by default), so a dip does not remove servers at once.",
+          label="Scale-in delay", unit="s", minimum=0, maximum=3600, group="Autoscaling"),
+        P("boot_time_s", "float", 20.0, "Time a new replica takes to start before it gets traffic.",
+          label="Boot time", unit="s", minimum=0, maximum=3600, group="Autoscaling"),
     ),
     ("database", "cache", "load_balancer", "server"),
 )
@@ -161,6 +177,15 @@ SIMULATION_PARAMS: tuple[Param, ...] = (
 )
 
 EVENT_ACTIONS = ("fail", "recover")
+
+
+def cross_check(kind: str, params: dict, where: str) -> None:
+    """Checks that involve several parameters of one node (``params`` has all of them)."""
+    from .params import FormatError
+    if kind == "server" and params["min_replicas"] > params["max_replicas"]:
+        prefix = f"{where}." if where else ""
+        raise FormatError(f"{prefix}min_replicas", f"must be ≤ max_replicas ({params['max_replicas']}), "
+                          f"got {params['min_replicas']}")
 
 
 def can_connect(source_kind: str, target_kind: str) -> tuple[bool, str]:

@@ -26,6 +26,7 @@ def _keys(net) -> list[tuple[str, int]]:
 def migrate(sim: "Simulation", document: "Document") -> None:
     old_net, old_st, old_bal = sim.net, sim.stations, sim.balancers
     old_pending, old_sessions, old_ewma = sim.pending, sim.sessions, sim.ewma
+    sim._old_scalers = sim.scalers
     new_net = compile_document(document)  # raises SimulationError before anything changes
     sim.document = document
     sim.tick_s = float(document.settings["tick_ms"]) / 1000.0
@@ -35,12 +36,22 @@ def migrate(sim: "Simulation", document: "Document") -> None:
     sim._setup(new_net)
     # station state
     c = min(old_st.free.shape[1], sim.stations.free.shape[1])
+    new_st = sim.stations
+    ok = mapping >= 0
+    for name in ("failed",):
+        getattr(new_st, name)[mapping[ok]] = getattr(old_st, name)[ok]
+    # autoscaled slots keep their life cycle when the node still autoscales
+    scaled = np.zeros(new_net.n_stations, dtype=bool)
+    for sc in new_net.scalers:
+        scaled[sc.first:sc.end] = True
+    keep_cycle = ok.copy()
+    keep_cycle[ok] = scaled[mapping[ok]]
+    for name in ("provisioned", "booted", "registered", "ready_at"):
+        getattr(new_st, name)[mapping[keep_cycle]] = getattr(old_st, name)[keep_cycle]
+    new_st.up = new_st.provisioned & new_st.booted & ~new_st.failed
+    new_st.free[~new_st.up] = np.inf
     for old, new in enumerate(mapping.tolist()):
-        if new < 0:
-            continue
-        sim.stations.up[new] = old_st.up[old]
-        if not old_st.up[old]:
-            sim.stations.free[new] = np.inf
+        if new < 0 or not new_st.up[new] or not old_st.up[old]:
             continue
         keep = sim.stations.worker_mask[new, :c] & old_st.worker_mask[old, :c]
         sim.stations.free[new, :c] = np.where(keep, old_st.free[old, :c], sim.stations.free[new, :c])
@@ -89,6 +100,12 @@ def migrate(sim: "Simulation", document: "Document") -> None:
         s[valid] = mapping[s[valid]]
         s[valid & (s < 0)] = -2
         sim.sessions[:] = np.where(old_sessions == -2, -2, s).astype(np.int32)
+    old_scalers = {old_net.node_ids[a.sc.node_index]: a for a in getattr(sim, "_old_scalers", [])}
+    for a in sim.scalers:
+        prev = old_scalers.get(new_net.node_ids[a.sc.node_index])
+        if prev is not None:
+            a.history = prev.history
+            a.next_decision = prev.next_decision
     sim._events = sorted(document.events, key=lambda e: e.at_s)
     sim._event_pos = sum(1 for e in sim._events if e.at_s <= sim.now + 1e-9)
     sim.ledger.resize(new_net.n_stations, len(new_net.edges), mapping)

@@ -31,10 +31,21 @@ class Stations:
     def __init__(self, net: Network, now: float) -> None:
         self.net = net
         n, c = net.n_stations, max(net.max_workers, 1)
-        self.up = np.ones(n, dtype=bool)
+        # A station serves when it is provisioned, booted and not failed. Only
+        # autoscaled servers have slots that are not provisioned or still booting.
+        self.provisioned = np.ones(n, dtype=bool)
+        self.booted = np.ones(n, dtype=bool)
+        self.failed = np.zeros(n, dtype=bool)
+        self.registered = np.ones(n, dtype=bool)   # balancers and clients may send it requests
+        self.ready_at = np.full(n, np.inf)
+        for sc in net.scalers:
+            self.provisioned[sc.first + sc.start:sc.end] = False
+            self.booted[sc.first + sc.start:sc.end] = False
+            self.registered[sc.first + sc.start:sc.end] = False
+        self.up = self.provisioned & self.booted
         self.free = np.full((n, c), np.inf)
         self.worker_mask = np.arange(c)[None, :] < net.st_workers[:, None]
-        self.free[self.worker_mask] = now
+        self.free[self.worker_mask & self.up[:, None]] = now
         limit = net.st_queue_limit
         self.ring_len = np.minimum(limit, RING_CAP).astype(np.int64)
         self.ring_off = np.concatenate([[0], np.cumsum(self.ring_len)[:-1]]).astype(np.int64) if n else np.zeros(0, np.int64)
@@ -45,18 +56,20 @@ class Stations:
         self.same_rw = net.st_mean_read == net.st_mean_write
 
     # ----- failures -----------------------------------------------------------------
-    def set_down(self, stations: np.ndarray) -> None:
-        self.up[stations] = False
-        self.free[stations] = np.inf
-
-    def set_up(self, stations: np.ndarray, now: float) -> None:
-        stations = np.asarray(stations)
-        self.up[stations] = True
-        self.free[stations] = np.where(self.worker_mask[stations], now, np.inf)
-        self.count[stations] = 0
-        for s in stations.tolist():  # only on a recover event, never in a tick
-            a = self.ring_off[s]
-            self.ring[a:a + self.ring_len[s]] = -np.inf
+    def refresh_up(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Recompute which stations serve; returns (went_down, came_up) station indices."""
+        up = self.provisioned & self.booted & ~self.failed
+        down = np.nonzero(self.up & ~up)[0]
+        came = np.nonzero(~self.up & up)[0]
+        self.up = up
+        self.free[down] = np.inf
+        if len(came):
+            self.free[came] = np.where(self.worker_mask[came], now, np.inf)
+            self.count[came] = 0
+            for s in came.tolist():  # only when a station comes up, never in a tick
+                a = self.ring_off[s]
+                self.ring[a:a + self.ring_len[s]] = -np.inf
+        return down, came
 
     # ----- admission ----------------------------------------------------------------
     def admit(self, batch: Batch, in_system: np.ndarray) -> tuple[Batch, Batch, Batch]:

@@ -205,7 +205,8 @@ def test_duplicate_ids() -> None:
 def test_unknown_parameter_names_the_kind_and_known_ones() -> None:
     assert error_of(with_params(2, capacity=5)) == (
         "nodes[2].params.capacity: unknown parameter for a server (known: capacity_rps, workers, service, "
-        "queue_limit, timeout_s, replicas, sessions)")
+        "queue_limit, timeout_s, replicas, sessions, autoscale, min_replicas, max_replicas, target_utilization, "
+        "scale_interval_s, scale_down_delay_s, boot_time_s)")
     assert error_of(with_params(3, algorithm="random")).startswith(
         "nodes[3].params.algorithm: unknown parameter for a server")
 
@@ -262,9 +263,16 @@ def test_every_numeric_parameter_has_sane_bounds_and_refuses_values_outside(kind
     for bad, word in ((too_low, ">" if param.exclusive_minimum else "≥"), (too_high, "≤")):
         data["nodes"][0]["params"] = {param.name: bad}
         assert error_of(data).startswith(f"nodes[0].params.{param.name}: must be {word} ")
-    # and the bounds themselves are accepted
+    # and the bounds themselves are accepted (with what they depend on, e.g. min ≤ max replicas)
     data["nodes"][0]["params"] = {param.name: param.maximum}
+    if param.name == "min_replicas":
+        data["nodes"][0]["params"]["max_replicas"] = param.maximum
     loads(json.dumps(data))
+
+
+def test_min_replicas_above_max_replicas_is_refused() -> None:
+    assert error_of(with_params(2, min_replicas=5, max_replicas=3)) == (
+        "nodes[2].params.min_replicas: must be ≤ max_replicas (3), got 5")
 
 
 def test_pattern_fields_are_bounded_too() -> None:
@@ -503,6 +511,8 @@ def documents(draw) -> dict:
         kind = draw(st.sampled_from(list(KINDS)))
         params = {p.name: draw(value_of(p)) for p in draw(
             st.lists(st.sampled_from(KINDS[kind].params), unique_by=lambda p: p.name, max_size=4))}
+        if params.get("min_replicas", 1) > params.get("max_replicas", 10):  # keep min ≤ max
+            params["min_replicas"], params["max_replicas"] = 1, params.get("max_replicas", 10)
         node = {"id": f"{kind}{i}", "kind": kind, "params": params}
         if draw(st.booleans()):
             node.update(label=draw(TEXT), x=draw(st.floats(-1e7, 1e7)), y=draw(st.floats(-1e7, 1e7)))
@@ -516,7 +526,8 @@ def documents(draw) -> dict:
         node = draw(st.sampled_from(nodes))
         event = {"at_s": draw(st.floats(0, 1e7)), "action": draw(st.sampled_from(["fail", "recover"])),
                  "node": node["id"]}
-        replicas = node["params"].get("replicas", 1)
+        replicas = (node["params"].get("max_replicas", 10) if node["params"].get("autoscale")
+                    else node["params"].get("replicas", 1))
         if draw(st.booleans()):
             event["replica"] = draw(st.integers(0, replicas - 1))
         events.append(event)

@@ -1,0 +1,96 @@
+"""Autoscaling: the HPA rule, boot time, scale-in delay, bounds and cost."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from simulation.autoscaling import Autoscaler
+from simulation.compiler import Scaler
+from simulation.document import Document, NodeData
+from simulation.engine import Simulation
+
+from topologies import add_event
+
+
+def scaled(pattern: dict, rate: float = 500, seed: int = 1, **auto) -> Document:
+    d = Document()
+    d.add_node(NodeData("users", "client", params={"rate_rps": rate, "pattern": pattern}))
+    d.add_node(NodeData("lb", "load_balancer", params={"algorithm": "least_connections"}))
+    params = {"capacity_rps": 100, "workers": 4, "autoscale": True, "min_replicas": 1, "max_replicas": 10,
+              "target_utilization": 0.6, "scale_interval_s": 10, "scale_down_delay_s": 60, "boot_time_s": 10,
+              "queue_limit": 200, "timeout_s": 5}
+    params.update(auto)
+    d.add_node(NodeData("app", "server", params=params))
+    d.add_edge("users", "lb")
+    d.add_edge("lb", "app")
+    d.set_settings(seed=seed)
+    return d
+
+
+def test_the_hpa_rule_with_tolerance_bounds_and_stabilisation():
+    a = Autoscaler(Scaler(0, 0, 10, 2, 10, 2, 0.5, 15, 60, 0), 0.0)
+    assert a.desired(15, current=4, ready=4, utilization=0.9) == math.ceil(4 * 0.9 / 0.5)   # 8
+    assert a.desired(30, current=8, ready=8, utilization=0.52) == 8                        # within ±10 %
+    assert a.desired(45, current=8, ready=8, utilization=1.0) == 10                        # capped at max
+    # a dip does not remove servers while a higher count was wanted in the last 60 s
+    assert a.desired(60, current=10, ready=10, utilization=0.1) == 10
+    assert a.desired(121, current=10, ready=10, utilization=0.1) == 2                      # window passed
+    b = Autoscaler(Scaler(0, 0, 10, 2, 10, 2, 0.5, 15, 0, 0), 0.0)
+    assert b.desired(15, current=6, ready=6, utilization=0.1) == 2                         # floor at min
+
+
+def test_a_ramp_is_followed_by_more_replicas_and_latency_recovers():
+    ramp = {"type": "ramp", "start_s": 0, "end_s": 120, "from_factor": 0.1, "to_factor": 1.0}
+    sim = Simulation(scaled(ramp))
+    sim.advance(240)
+    m = sim.metrics
+    active = m.active_servers
+    assert active[5] == 1
+    # steady state: 500 req/s at 60 % of 100 req/s per replica needs about 9 replicas
+    assert 7 <= active[-1] <= 10
+    assert np.all(np.diff(active[:150]) >= -1)
+    # once the replicas have booted, latency is back to a few tens of ms
+    assert np.nanmean(m.p95_ms[-30:]) < 200
+    assert np.mean(m.util["app"][-30:]) == pytest.approx(0.6, abs=0.15)
+
+
+def test_new_replicas_take_traffic_only_after_booting():
+    spike = {"type": "steps", "times_s": [0, 30], "factors": [0.2, 1.0]}
+    sim = Simulation(scaled(spike, boot_time_s=25, scale_interval_s=10))
+    sim.advance(80)
+    active = sim.metrics.active_servers
+    cost = sim.metrics.cost_server_s
+    # the decision at 40 s provisions replicas (cost rises) that serve only from 65 s on
+    assert cost[42] > active[42]
+    assert active[50] == active[35]
+    assert active[70] > active[35]
+
+
+def test_scale_in_waits_for_the_delay_and_respects_min():
+    drop = {"type": "steps", "times_s": [0, 100], "factors": [1.0, 0.05]}
+    sim = Simulation(scaled(drop, min_replicas=2, replicas=9, scale_down_delay_s=60))
+    sim.advance(220)
+    active = sim.metrics.active_servers
+    assert active[110] >= 7                       # not yet: the delay keeps them
+    assert active[-1] == 2                        # then down to the minimum, no lower
+
+
+def test_max_replicas_is_a_hard_cap_and_cost_counts_server_seconds():
+    sim = Simulation(scaled({"type": "constant"}, rate=2000, max_replicas=3))
+    sim.advance(90)
+    m = sim.metrics
+    assert m.active_servers.max() == 3
+    assert m.failed_by_cause["queue_full"][-10:].sum() > 0       # still overloaded: it shows
+    assert m.cost_server_s.sum() >= m.active_servers.sum()
+
+
+def test_a_failed_autoscaled_replica_is_replaced():
+    d = scaled({"type": "constant"}, rate=240, replicas=4, min_replicas=4, max_replicas=8)
+    add_event(d, 30, "fail", "app", replica=0)
+    add_event(d, 30, "fail", "app", replica=1)
+    sim = Simulation(d)
+    sim.advance(120)
+    assert sim.metrics.active_servers[35] == 2
+    assert sim.metrics.active_servers[-1] >= 4     # the autoscaler adds replicas to make up for them
