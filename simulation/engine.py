@@ -39,6 +39,19 @@ EWMA_ALPHA = 0.1
 NO_SESSION, ORPHANED = -1, -2
 
 
+def _peak_factor(pattern: dict) -> float:
+    kind = pattern.get("type")
+    if kind == "spike":
+        return max(1.0, float(pattern.get("factor", 5.0)))
+    if kind == "ramp":
+        return max(float(pattern.get("from_factor", 0.1)), float(pattern.get("to_factor", 1.0)), 1e-3)
+    if kind == "diurnal":
+        return 1.0 + float(pattern.get("amplitude", 0.5))
+    if kind == "steps":
+        return max(max(pattern.get("factors", [1.0])), 1e-3)
+    return 1.0
+
+
 class Simulation:
     """A running simulation of a document. See ``docs/engine-api.md``."""
 
@@ -90,6 +103,9 @@ class Simulation:
             self.ledger = Ledger(0, len(FAILURE_CAUSES), net.n_stations, len(net.edges))
         self._queue_snap: dict[int, np.ndarray] = {}
         self._blocks: dict[str, tuple] = {}
+        # A window holds its requests in memory (~400 bytes each): keep it to ~100,000 arrivals.
+        peak = sum(c.rate_rps * _peak_factor(c.pattern) for c in net.clients)
+        self._window_cap = min(self.max_window_s, max(self.tick_s, 100_000.0 / peak if peak > 0 else self.max_window_s))
 
     # ----- public API -------------------------------------------------------------------
     @property
@@ -110,7 +126,7 @@ class Simulation:
     def run_until(self, t_end: float) -> None:
         while self.now < t_end - 1e-9:
             self._boundary_actions()
-            t1 = min(t_end, self.now + self.max_window_s)
+            t1 = min(t_end, self.now + self._window_cap)
             if self.net.dynamic:  # one tick at a time, on the tick grid
                 t1 = min(t1, (math.floor(self.now / self.tick_s + 1e-9) + 1) * self.tick_s)
             if self._event_pos < len(self._events):

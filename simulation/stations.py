@@ -86,11 +86,13 @@ class Stations:
             return e, e, e
         net = self.net
         arr0 = batch.arr
-        if n > 1 and (arr0[1:] < arr0[:-1]).any():
-            order = np.lexsort((arr0, batch.st))
-        else:  # already in time order: a stable (radix) sort by station keeps it
-            order = np.argsort(batch.st, kind="stable")
-        b = batch.take(order)
+        in_order = n == 1 or not (arr0[1:] < arr0[:-1]).any()
+        if in_order and batch.st.min() == batch.st.max():
+            b = batch.take(slice(None))          # one station, already in time order (e.g. a load balancer)
+        elif in_order:  # a stable (radix) sort by station keeps the time order
+            b = batch.take(np.argsort(batch.st, kind="stable"))
+        else:
+            b = batch.take(np.lexsort((arr0, batch.st)))
         st = b.st
         new_group = np.empty(n, dtype=bool)
         new_group[0] = True
