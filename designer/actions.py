@@ -155,6 +155,10 @@ def build(window) -> None:
     tb.addActions([a["undo"], a["redo"]])
     tb.addSeparator()
     tb.addActions([a["run"], a["step"], a["reset"]])
+    for key in ("run", "step", "reset"):        # the run controls say what they do
+        button = tb.widgetForAction(a[key])
+        if button is not None:
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     tb.addWidget(w.speed_box)
     tb.addSeparator()
     tb.addActions([a["zoom_in"], a["zoom_out"], a["fit"]])
