@@ -159,24 +159,25 @@ class Stations:
         s = b.st if sel is None else b.st[sel]
         a = b.arr if sel is None else b.arr[sel]
         first = rank == 0
+        heads = np.nonzero(first)[0]
+        gst = s[heads]                                                    # station of each group
         csum = np.cumsum(service)
-        c_incl = csum - np.repeat(csum[first] - service[first], sizes)   # C_k within the group
+        c_incl = csum - np.repeat(csum[heads] - service[heads], sizes)    # C_k within the group
         x = a - (c_incl - service)                                        # a_k - C_{k-1}
-        free0 = self.free[s, 0]
-        span = float(np.abs(x).max() + np.abs(free0[first]).max()) * 4.0 + 1.0
-        offset = gid * span
-        m = np.maximum(np.maximum.accumulate(x + offset) - offset, free0)
+        g_free = self.free[gst, 0]
+        # groups are kept apart by an offset larger than any value inside a group
+        span = 4.0 * (float(np.abs(a).max()) + float(csum[-1]) + float(np.abs(g_free).max())) + 1.0
+        offset = np.repeat(np.arange(len(heads)) * span, sizes)
+        m = np.maximum(np.maximum.accumulate(x + offset) - offset, np.repeat(g_free, sizes))
         fin = m + c_incl
         start = fin - service
         wait = start - a
-        bad_req = wait > net.st_timeout[s]
-        no_room = net.st_queue_limit[s] == 0
-        if no_room.any():
-            bad_req |= no_room & (wait > 0)
+        g_wait = np.maximum.reduceat(wait, heads)                         # longest wait per group
+        g_bad = (g_wait > net.st_timeout[gst]) | ((net.st_queue_limit[gst] == 0) & (g_wait > 0))
         bad = None
         good = slice(None)
-        if bad_req.any():
-            bad = np.isin(gid, np.unique(gid[bad_req]))
+        if g_bad.any():
+            bad = np.repeat(g_bad, sizes)
             good = ~bad
             if bad.all():
                 return bad
@@ -186,21 +187,18 @@ class Stations:
             target = np.arange(len(b)) if sel is None else sel
             b.start[target[good]] = start[good]
             b.fin[target[good]] = fin[good]
-        last = np.zeros(len(s), dtype=bool)
-        last[:-1] = first[1:]
-        last[-1] = True
-        if bad is not None:
-            last &= good
-        self.free[s[last], 0] = fin[last]
-        rlen = self.ring_len[s]
-        keep = (rlen > 0) & (rank >= sizes[gid] - rlen)
-        if bad is not None:
-            keep &= good
-        if keep.any():
-            sk = s[keep]
-            self.ring[self.ring_off[sk] + (self.count[sk] + rank[keep]) % rlen[keep]] = start[keep]
-        gs = s[first] if bad is None else s[first & good]
-        self.count[gs] += sizes if bad is None else sizes[~np.isin(np.arange(len(sizes)), np.unique(gid[bad]))]
+        tails = np.append(heads[1:], len(s)) - 1
+        g_ok = ~g_bad
+        self.free[gst[g_ok], 0] = fin[tails[g_ok]]
+        # the ring keeps the starts of the last ring_len requests of each station
+        g_rlen = self.ring_len[gst]
+        g_keep = g_ok & (g_rlen > 0)
+        if g_keep.any():
+            from_rank = np.maximum(sizes - g_rlen, 0)
+            keep = np.repeat(g_keep, sizes) & (rank >= np.repeat(from_rank, sizes))
+            gi = gid[keep]
+            self.ring[self.ring_off[gst][gi] + (self.count[gst][gi] + rank[keep]) % g_rlen[gi]] = start[keep]
+        self.count[gst[g_ok]] += sizes[g_ok]
         return bad
 
     def _rounds(self, b: Batch, idx_all: np.ndarray, rank: np.ndarray, service: np.ndarray,
