@@ -165,3 +165,14 @@ def test_real_compile_error_on_run_and_during_a_run(qtbot, window, dialogs):
     assert window.run.state == "stopped"
     assert dialogs.shown[-1][0] == "warning" and "calls no database" in dialogs.shown[-1][2]
     assert window.isVisible()
+
+
+def test_space_runs_and_pauses_from_the_canvas(qtbot, window):
+    window.activateWindow()
+    window.canvas.setFocus()
+    qtbot.waitUntil(lambda: window.canvas.hasFocus(), timeout=2000)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Space)
+    assert window.run.state == "running"
+    assert window.actions_["run"].text() == "&Pause"
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Space)
+    assert window.run.state == "paused"
