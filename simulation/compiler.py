@@ -39,6 +39,7 @@ class Client:
     failover: bool
     node_index: int
     stream: int                  # random stream of its arrivals (stable under edits)
+    forged_share: float = 0.0
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Network:
     st_timeout: np.ndarray
     st_hit_ratio: np.ndarray               # caches: reads answered here
     st_sessions: np.ndarray                # servers: 0 local, 1 database, 2 cookie
+    st_signed: np.ndarray                  # servers: session cookies are signed
     # where a station sends its completions (non-balancer stations): CSR over target stations
     route_ptr: np.ndarray
     route_target: np.ndarray
@@ -216,7 +218,7 @@ def compile_document(doc: Document) -> Network:
         entries = [index[t] for t in doc.successors(n)]
         clients.append(Client(n, float(p["rate_rps"]), int(p["users"]), offset, p["pattern"],
                               float(p["read_ratio"]), entries, p["entry_policy"] == "failover", i,
-                              zlib.crc32(n.encode())))
+                              zlib.crc32(n.encode()), float(p["forged_share"])))
         offset += int(p["users"])
     if offset > 50_000_000:
         raise SimulationError(f"too many users in all ({offset:,}); at most 50,000,000")
@@ -236,6 +238,7 @@ def compile_document(doc: Document) -> Network:
         st_deterministic=np.array(cols[6], dtype=bool), st_queue_limit=np.array(cols[7], dtype=np.int64),
         st_timeout=np.array(cols[8], dtype=float), st_hit_ratio=np.array(cols[9], dtype=float),
         st_sessions=np.array(cols[10], dtype=np.int64),
+        st_signed=np.array([bool(params[i].get("cookie_signed", True)) for i in cols[0]], dtype=bool),
         route_ptr=route_ptr_a, route_target=route_target_a, route_cum=route_cum,
         clients=clients, balancers=balancers, st_balancer=st_balancer, levels=levels,
         edge_index=edge_index, edges=edges, total_users=offset,

@@ -24,11 +24,11 @@ from .compiler import CACHE, LB, SERVER, Network, SimulationError, compile_docum
 from .autoscaling import Autoscaler
 from .dispatch import BalancerState
 from .document import Document
-from .flight import FLAG_DB_SESSION, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
+from .flight import FLAG_DB_SESSION, FLAG_FORGED, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
 from .ledger import Ledger
 from .metrics import N_BINS, Metrics, latency_bins, percentile_ms, percentiles_ms
 from .patterns import rate_factor
-from .randomness import CACHE_HIT, ENTRY, REPLICA, ROUTE, block_generator, uniform
+from .randomness import CACHE_HIT, ENTRY, FORGE, REPLICA, ROUTE, block_generator, uniform
 from .state import FAILURE_CAUSES, NodeState
 from .stations import Stations
 
@@ -68,6 +68,7 @@ class Simulation:
         self.failed_by_cause = np.zeros(len(FAILURE_CAUSES), dtype=np.int64)
         self._lat_ns_total = 0  # exact integer nanoseconds: sums do not depend on slicing
         self._hist_total = np.zeros(N_BINS, dtype=np.int64)
+        self.forged = np.zeros(2, dtype=np.int64)   # forged session cookies: accepted, rejected
         self._manual: list[tuple[str, int | None, bool]] = []
         self._setup(compile_document(document))
         self._events = sorted(document.events, key=lambda e: e.at_s)
@@ -201,6 +202,8 @@ class Simulation:
             "p95_ms": percentile_ms(self._hist_total, 0.95),
             "p99_ms": percentile_ms(self._hist_total, 0.99),
             "sessions_lost": int(self.failed_by_cause[CAUSE_INDEX["session_lost"]]),
+            "forged_accepted": int(self.forged[0]),
+            "forged_rejected": int(self.forged[1]),
         }
 
     # ----- events and failures ------------------------------------------------------------
@@ -368,6 +371,7 @@ class Simulation:
             users = np.concatenate([p[1] for p in parts])[sel]
             cls = np.concatenate([p[2] for p in parts])[sel]
             keys = np.concatenate([p[3] for p in parts])[sel]
+            flags = np.concatenate([p[4] for p in parts])[sel]
             n = len(times)
             entry_nodes = np.asarray(c.entries)
             if c.failover:
@@ -382,7 +386,7 @@ class Simulation:
             self.arrived += n
             self.ledger.book_offered(times)
             self.ledger.book_edges(self._node_edge[c.node_index, node], times)
-            self._deliver(Batch(st=st, birth=times, arr=times, cls=cls, user=users, key=keys), inbox)
+            self._deliver(Batch(st=st, birth=times, arr=times, cls=cls, user=users, key=keys, flags=flags), inbox)
 
     def _client_block(self, c, block: int) -> tuple[np.ndarray, ...]:
         """One client's arrivals in the simulated second ``block`` (cached): a Poisson
@@ -409,7 +413,10 @@ class Simulation:
         users = c.user_offset + rng.integers(0, c.users, size=n)
         cls = (rng.random(n) >= c.read_ratio).astype(np.int8)
         keys = rng.integers(0, 2**64, size=n, dtype=np.uint64)
-        out = (times, users, cls, keys)
+        flags = np.zeros(n, dtype=np.int8)
+        if c.forged_share > 0:
+            flags[uniform(keys, 0, FORGE) < c.forged_share] = FLAG_FORGED
+        out = (times, users, cls, keys, flags)
         self._blocks[c.node_id] = (block, out)
         return out
 
@@ -451,6 +458,17 @@ class Simulation:
     def _sessions(self, b: Batch) -> None:
         if not len(b):
             return
+        forged = ((b.flags & FLAG_FORGED) != 0) & (self.net.st_kind[b.st] == SERVER)
+        if forged.any():
+            # A tampered cookie is believed only where sessions live in unsigned cookies;
+            # everywhere else the user just gets an empty session (Flask's BadSignature).
+            st = b.st[forged]
+            believed = (self.net.st_sessions[st] == 2) & ~self.net.st_signed[st]
+            times = b.arr[forged]
+            self.forged += [int(believed.sum()), int((~believed).sum())]
+            self.ledger.book_forged(True, times[believed])
+            self.ledger.book_forged(False, times[~believed])
+            b.flags[forged] &= ~FLAG_FORGED
         local = np.nonzero(self._is_local_server[b.st])[0]
         if len(local):
             # A user's requests in time order: each one finds the session where the
@@ -595,6 +613,8 @@ class Simulation:
             "active_servers": np.full(k, servers_up),
             "sessions_lost": failed[:, CAUSE_INDEX["session_lost"]],
             "cost_server_s": np.full(k, provisioned),
+            "forged_accepted": sec["forged"][:, 0].astype(float),
+            "forged_rejected": sec["forged"][:, 1].astype(float),
         }
         self.metrics.extend(columns, failed, nodes, util[:, keep], queue[:, keep],
                             np.repeat(ups[None, keep], k, axis=0), list(net.edges), sec["edges"].astype(float))

@@ -26,6 +26,7 @@ FIELDS: dict[str, type] = {
 FLAG_SESSION_LOST = 1   # its session was lost at a server: counted failed when done
 FLAG_DB_SESSION = 2     # its server keeps sessions in the database: the next store reads one
 FLAG_TIMEOUT = 4        # it gives up at ``fin`` instead of being served
+FLAG_FORGED = 8         # its session cookie was tampered with (not yet checked by a server)
 
 
 class Batch:

@@ -68,6 +68,9 @@ CLIENT = Kind(
           variants=PATTERN_VARIANTS),
         P("read_ratio", "float", 0.9, "Share of requests that only read data; the rest write.",
           label="Read share", minimum=0, maximum=1),
+        P("forged_share", "float", 0.0, "Share of requests whose session cookie an attacker edited "
+          "(e.g. another user id). Counted as forged_accepted or forged_rejected at the first server.",
+          label="Forged cookies", minimum=0, maximum=1),
         P("entry_policy", "choice", "round_robin",
           "With several entry nodes: round_robin spreads requests over all of them (DNS round robin, a dead entry keeps "
           "getting its share); failover sends everything to the first entry that is up.",
@@ -96,6 +99,9 @@ SERVER = Kind(
           "local (in this server's memory: lost if it dies or the user is sent to another server), "
           "database (one extra database read per request: survives).",
           choices=("local", "database", "cookie")),
+        P("cookie_signed", "bool", True, "Sign session cookies with a secret key (Flask's default). A forged "
+          "signed cookie is rejected (the user gets an empty session); an unsigned one is believed.",
+          label="Signed cookies"),
         P("autoscale", "bool", False, "Add and remove replicas with the load (Kubernetes HPA rule: "
           "desired = ceil(current × utilization / target)); replicas is then the starting count.",
           group="Autoscaling"),

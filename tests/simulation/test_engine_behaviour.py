@@ -243,3 +243,21 @@ def test_every_request_is_served_failed_or_in_flight_at_every_step(doc, slices):
     if t["served"]:
         assert t["p50_ms"] <= t["p95_ms"] <= t["p99_ms"]
         assert math.isfinite(t["mean_ms"])
+
+
+def test_forged_cookies_are_believed_only_when_unsigned():
+    def run_with(signed: bool) -> dict:
+        d = balanced(300, 2, 300, "random", seed=3, sessions="cookie")
+        d.set_params("users", {"forged_share": 0.1})
+        for w in ("web1", "web2"):
+            d.set_params(w, {"cookie_signed": signed})
+        sim = Simulation(d)
+        sim.advance(20)
+        assert conserved(sim)
+        return sim.totals()
+    unsigned, signed = run_with(False), run_with(True)
+    assert unsigned["forged_accepted"] == pytest.approx(0.1 * unsigned["arrived"], rel=0.15)
+    assert unsigned["forged_rejected"] == 0
+    assert signed["forged_accepted"] == 0
+    assert signed["forged_rejected"] == pytest.approx(0.1 * signed["arrived"], rel=0.15)
+    assert signed["failed"] == 0          # a rejected cookie is an empty session, not an error page
