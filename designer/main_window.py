@@ -262,7 +262,10 @@ class MainWindow(QMainWindow):
             share = 100.0 * totals["served"] / done if done else 100.0
             p95 = totals.get("p95_ms")
             p95_text = f"{p95:.0f} ms" if isinstance(p95, (int, float)) and math.isfinite(p95) else "–"
-            text = f"served {share:.1f}% · failed {totals['failed']:,} · p95 {p95_text}   |   " + text
+            extra = "".join(f" · {label} {totals[key]:,}" for key, label in
+                            (("sessions_lost", "sessions lost"), ("forged_accepted", "forged cookies accepted"))
+                            if totals.get(key))
+            text = f"served {share:.1f}% · failed {totals['failed']:,} · p95 {p95_text}{extra}   |   " + text
         self.time_label.setText(text)
         self.time_label.setToolTip("Since the start of the run: share of finished requests that were served, "
                                    "failed requests, 95th percentile latency of served requests.")
