@@ -49,7 +49,11 @@ Breakers = frozenset[str] | None
 
 
 def _replicas(doc: Document, node_id: str) -> int:
-    return int(doc.params(node_id).get("replicas", 1))
+    """Machines that always exist: an autoscaled server keeps at least min_replicas."""
+    params = doc.params(node_id)
+    if params.get("autoscale"):
+        return int(params["min_replicas"])
+    return int(params.get("replicas", 1))
 
 
 def _breakers(doc: Document) -> dict[str, Breakers]:

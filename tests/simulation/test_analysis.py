@@ -194,3 +194,15 @@ def test_empirical_loss_is_total_only_for_structural_spofs() -> None:
     spof = structural_spof(doc)
     lost = empirical_spof(doc, seconds=20, seed=2)
     assert set(spof) == {n for n, share in lost.items() if share > 0.9}, (spof, lost)
+
+
+def test_an_autoscaled_server_is_redundant_only_with_two_or_more_minimum_replicas() -> None:
+    from simulation.document import Document, NodeData
+    from simulation.analysis import structural_spof
+    d = Document()
+    d.add_node(NodeData("c", "client"))
+    d.add_node(NodeData("s", "server", params={"autoscale": True, "min_replicas": 1, "max_replicas": 8}))
+    d.add_edge("c", "s")
+    assert "s" in structural_spof(d)
+    d.set_params("s", {"min_replicas": 2})
+    assert "s" not in structural_spof(d)
