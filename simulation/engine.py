@@ -86,6 +86,7 @@ class Simulation:
         self.scalers = [Autoscaler(sc, self.now) for sc in net.scalers]
         self.sessions = np.full(net.total_users, NO_SESSION, dtype=np.int32)
         self.ewma = net.st_mean_read.copy()
+        self._track_latency = any(b.algorithm == "least_response_time" for b in net.balancers)
         # routing lookup: row s owns (s, s+1] in the shifted cumulative array
         rows = np.repeat(np.arange(net.n_stations), np.diff(net.route_ptr))
         self._route_key = rows + net.route_cum
@@ -345,7 +346,8 @@ class Simulation:
                 self._fail("timeout", out.fin[gave_up])
                 out = out.take(~gave_up)
             if len(out):
-                self._update_ewma(out)
+                if self._track_latency:
+                    self._update_ewma(out)
                 self._route(out, inbox)
 
     def _update_ewma(self, out: Batch) -> None:
@@ -362,16 +364,21 @@ class Simulation:
         for c in net.clients:
             if not c.entries or c.rate_rps <= 0:
                 continue
-            parts = [self._client_block(c, blk) for blk in range(math.floor(t0), math.ceil(t1))]
-            times = np.concatenate([p[0] for p in parts])
-            sel = (times >= t0) & (times < t1)
-            if not sel.any():
-                continue
-            times = times[sel]
-            users = np.concatenate([p[1] for p in parts])[sel]
-            cls = np.concatenate([p[2] for p in parts])[sel]
-            keys = np.concatenate([p[3] for p in parts])[sel]
-            flags = np.concatenate([p[4] for p in parts])[sel]
+            blocks = range(math.floor(t0), math.ceil(t1))
+            if len(blocks) == 1:   # the usual case: slices of one cached second, no copies
+                bt, bu, bc, bk, bf = self._client_block(c, blocks[0])
+                i, j = np.searchsorted(bt, (t0, t1))
+                if i == j:
+                    continue
+                times, users, cls, keys, flags = bt[i:j], bu[i:j], bc[i:j], bk[i:j], bf[i:j]
+            else:
+                parts = [self._client_block(c, blk) for blk in blocks]
+                times = np.concatenate([p[0] for p in parts])
+                sel = (times >= t0) & (times < t1)
+                if not sel.any():
+                    continue
+                times = times[sel]
+                users, cls, keys, flags = (np.concatenate([p[f] for p in parts])[sel] for f in range(1, 5))
             n = len(times)
             entry_nodes = np.asarray(c.entries)
             if c.failover:
