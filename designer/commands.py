@@ -120,6 +120,10 @@ def remove_nodes_macro(doc: Document, ids: list[str], text: str) -> MacroCommand
     """
     macro = MacroCommand(text)
     wanted = set(ids)
+    # scheduled events of these nodes go too (last index first, so indices stay valid)
+    for index in reversed(range(len(doc.events))):
+        if doc.events[index].node in wanted:
+            macro.add(RemoveEventCommand(doc, index))
     for s, t in doc.edges():
         if s in wanted or t in wanted:
             macro.add(RemoveEdgeCommand(doc, s, t))

@@ -2,10 +2,20 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+def _resources() -> Path:
+    """Next to the packages (a checkout, an editable install), else where a wheel puts them."""
+    here = Path(__file__).resolve().parent.parent / "resources"
+    if here.is_dir():
+        return here
+    installed = Path(sys.prefix) / "share" / "scalelab" / "resources"
+    return installed if installed.is_dir() else here
+
+
+RESOURCES = _resources()
 LESSONS_DIR = RESOURCES / "lessons"
 ICONS_DIR = RESOURCES / "icons"
 

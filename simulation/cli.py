@@ -350,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not argv:
             return _gui([])
+        if argv == ["--install-desktop"]:  # the designer installs its own launcher
+            return _gui(argv)
         if len(argv) == 1 and argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
             if Path(argv[0]).exists() or argv[0].endswith(".scalelab"):
                 return _gui(argv)

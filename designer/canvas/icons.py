@@ -11,7 +11,8 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QIcon, QImage, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
-ICON_DIR = Path(__file__).resolve().parents[2] / "resources" / "icons"
+from ..lessons import ICONS_DIR as ICON_DIR
+
 PIXMAP_SIZE = 128  # rendered once; drawn at 40 px, so sharp up to 3× zoom
 
 

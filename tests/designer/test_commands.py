@@ -164,3 +164,18 @@ def test_signals_follow_the_document(ctl, qtbot):
     assert blocker.args == ["web1", "label"]
     with qtbot.waitSignal(ctl.edgeRemoved):
         ctl.remove_edges([("lb", "web1")])
+
+
+def test_deleting_a_node_takes_its_scheduled_events_along_and_undo_brings_them_back(ctl):
+    from simulation.document import ScheduledEvent
+    from simulation.fileformat import loads
+    doc = ctl.document
+    doc.insert_event(0, ScheduledEvent(30.0, "fail", "web2"))
+    doc.insert_event(1, ScheduledEvent(40.0, "fail", "web1"))
+    doc.insert_event(2, ScheduledEvent(90.0, "recover", "web2"))
+    before = dumps(doc)
+    ctl.remove_nodes(["web2"])
+    assert [e.node for e in doc.events] == ["web1"]
+    loads(dumps(doc))                      # the saved file opens again
+    ctl.undo_stack.undo()
+    assert dumps(doc) == before
