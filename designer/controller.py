@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Iterable
 
-from PySide6.QtCore import QMimeData, QObject, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QApplication
 
@@ -176,10 +176,9 @@ class DocumentController(QObject):
         self._paste_count = 0
         app = QApplication.instance()
         if ids and app is not None:
-            mime = QMimeData()
-            mime.setData(CLIP_MIME, text.encode("utf-8"))
-            mime.setText(text)
-            QApplication.clipboard().setMimeData(mime)
+            # Plain text (the clip is self-describing JSON). A QMimeData made in Python and
+            # handed to the clipboard outlives the interpreter and crashes PySide at exit.
+            QApplication.clipboard().setText(text)
         return text
 
     def paste(self, text: str | None = None, offset: Point = (40, 40)) -> list[str]:
