@@ -93,7 +93,7 @@ SERVER = Kind(
         P("timeout_s", "float", 30.0, "A request that has waited this long for a worker gives up (timeout).",
           label="Timeout", unit="s", minimum=0, exclusive_minimum=True, maximum=3600),
         P("replicas", "int", 1, "Identical copies of this server (horizontal scaling); drawn as a stack.",
-          unit="copies", minimum=1, maximum=10_000),
+          minimum=1, maximum=10_000),
         P("sessions", "choice", "cookie",
           "Where user sessions live: cookie (in the client's signed cookie, Flask's default: survives), "
           "local (in this server's memory: lost if it dies or the user is sent to another server), "
@@ -106,9 +106,9 @@ SERVER = Kind(
           "desired = ceil(current × utilization / target)); replicas is then the starting count.",
           group="Autoscaling"),
         P("min_replicas", "int", 1, "The autoscaler never goes below this many replicas.",
-          label="Min replicas", unit="copies", minimum=1, maximum=10_000, group="Autoscaling"),
+          label="Min replicas", minimum=1, maximum=10_000, group="Autoscaling"),
         P("max_replicas", "int", 10, "The autoscaler never goes above this many replicas.",
-          label="Max replicas", unit="copies", minimum=1, maximum=10_000, group="Autoscaling"),
+          label="Max replicas", minimum=1, maximum=10_000, group="Autoscaling"),
         P("target_utilization", "float", 0.6, "Utilization the autoscaler aims at (changes within ±10 % are ignored).",
           label="Target utilization", minimum=0.05, maximum=1.0, group="Autoscaling"),
         P("scale_interval_s", "float", 15.0, "How often the autoscaler looks at the utilization (HPA: 15 s).",
