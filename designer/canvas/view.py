@@ -182,6 +182,7 @@ class CanvasView(QGraphicsView):
         rect = self.canvas_scene.itemsBoundingRect()
         if rect.isEmpty():
             return
+        self._grow_scene_rect()   # room to centre the items, however far they reach
         self.fitInView(rect.adjusted(-30, -30, 30, 30), Qt.AspectRatioMode.KeepAspectRatio)
         if self.transform().m11() > 1.5:  # a lone node should not fill the screen
             self.resetTransform()
