@@ -92,6 +92,9 @@ def _reason(doc: Document, node_id: str, clients: list[str]) -> str:
     who = _names(doc, clients)
     kind = doc.kind(node_id)
     label = {"load_balancer": "load balancer"}.get(kind, kind)
+    if kind == "database" and int(doc.params(node_id).get("read_replicas", 0)):
+        return (f"Every server of {who} writes to this database's primary: its read replicas "
+                "cannot take writes (single-primary replication)")
     if kind == "database" or (kind == "server" and _called_by_servers(doc, node_id)):
         preds = list(doc.graph.predecessors(node_id))
         if preds and all(doc.kind(p) == "cache" for p in preds):

@@ -103,6 +103,8 @@ class Network:
     total_users: int
     dynamic: bool                          # some balancer needs per-tick decisions
     scalers: list["Scaler"] = field(default_factory=list)
+    st_primary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # database replicas -> primary
+    st_lag: np.ndarray = field(default_factory=lambda: np.zeros(0))       # replication lag of read replicas, s
     max_workers: int = field(default=1)
 
     @property
@@ -120,6 +122,7 @@ def compile_document(doc: Document) -> Network:
     st_rows: list[tuple] = []
     node_stations: list[np.ndarray] = []
     scalers: list[Scaler] = []
+    replicated: list[tuple[int, float]] = []   # (primary station, replication lag s)
     for i, n in enumerate(ids):
         k, p = kinds[i], params[i]
         if k == "client":
@@ -145,8 +148,12 @@ def compile_document(doc: Document) -> Network:
             st_rows.append((i, 0, LB, 1, mean, mean, True, int(p["queue_limit"]), 30.0, 0.0, -1))
         elif k == "database":
             c = int(p["connections"])
-            st_rows.append((i, 0, DATABASE, c, c / float(p["read_capacity_rps"]), c / float(p["write_capacity_rps"]),
-                            False, int(p["queue_limit"]), float(p["timeout_s"]), 0.0, -1))
+            for r in range(1 + int(p["read_replicas"])):   # replica 0 is the primary
+                st_rows.append((i, r, DATABASE, c, c / float(p["read_capacity_rps"]),
+                                c / float(p["write_capacity_rps"]), False, int(p["queue_limit"]),
+                                float(p["timeout_s"]), 0.0, -1))
+            if int(p["read_replicas"]):
+                replicated.append((first, float(p["replication_lag_ms"]) / 1000.0))
         elif k == "cache":
             c = int(p["connections"])
             mean = c / float(p["capacity_rps"])
@@ -244,15 +251,34 @@ def compile_document(doc: Document) -> Network:
         edge_index=edge_index, edges=edges, total_users=offset,
         dynamic=any(b.algorithm not in STATIC_ALGORITHMS for b in balancers),
         scalers=scalers,
+        st_primary=_primaries(len(st_rows), node_stations, replicated),
+        st_lag=_lags(len(st_rows), node_stations, replicated),
         max_workers=int(st_workers.max()) if n_st else 1,
     )
+
+
+def _primaries(n: int, node_stations: list[np.ndarray], replicated: list[tuple[int, float]]) -> np.ndarray:
+    """Each station's primary: itself, except for a database's read replicas."""
+    out = np.arange(n, dtype=np.int64)
+    for first, _ in replicated:
+        st = next(s for s in node_stations if len(s) and s[0] == first)
+        out[st] = first
+    return out
+
+
+def _lags(n: int, node_stations: list[np.ndarray], replicated: list[tuple[int, float]]) -> np.ndarray:
+    out = np.zeros(n)
+    for first, lag in replicated:
+        st = next(s for s in node_stations if len(s) and s[0] == first)
+        out[st[1:]] = lag
+    return out
 
 
 def _node_capacity(kind: str, p: dict) -> float:
     if kind == "server":
         return float(p["capacity_rps"]) * int(p["replicas"])
     if kind == "database":
-        return float(p["read_capacity_rps"])
+        return float(p["read_capacity_rps"]) * (1 + int(p["read_replicas"]))
     return float(p["capacity_rps"])
 
 

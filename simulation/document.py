@@ -272,8 +272,11 @@ class Document:
         return ev
 
     def replicas(self, node_id: str) -> int:
-        """Replica slots of a node: its replicas, or max_replicas when it autoscales."""
+        """Replica slots of a node: its replicas, max_replicas when it autoscales,
+        or a database's primary plus its read replicas."""
         params = self.params(node_id)
         if params.get("autoscale"):
             return int(params["max_replicas"])
+        if "read_replicas" in params:        # a database: the primary is replica 0
+            return 1 + int(params["read_replicas"])
         return int(params.get("replicas", 1))

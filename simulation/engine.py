@@ -20,12 +20,12 @@ import math
 
 import numpy as np
 
-from .compiler import CACHE, LB, SERVER, Network, SimulationError, compile_document
+from .compiler import CACHE, DATABASE, LB, SERVER, Network, SimulationError, compile_document
 from .autoscaling import Autoscaler
 from .dispatch import BalancerState
 from .document import Document
 from .flight import FLAG_DB_SESSION, FLAG_FORGED, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
-from .ledger import Ledger
+from .ledger import COUNTERS, Ledger
 from .metrics import N_BINS, Metrics, latency_bins, percentile_ms, percentiles_ms
 from .patterns import rate_factor
 from .randomness import CACHE_HIT, ENTRY, FORGE, REPLICA, ROUTE, block_generator, uniform
@@ -68,7 +68,7 @@ class Simulation:
         self.failed_by_cause = np.zeros(len(FAILURE_CAUSES), dtype=np.int64)
         self._lat_ns_total = 0  # exact integer nanoseconds: sums do not depend on slicing
         self._hist_total = np.zeros(N_BINS, dtype=np.int64)
-        self.forged = np.zeros(2, dtype=np.int64)   # forged session cookies: accepted, rejected
+        self.counts = dict.fromkeys(COUNTERS, 0)    # forged cookies, stale reads
         self._manual: list[tuple[str, int | None, bool]] = []
         self._setup(compile_document(document))
         self._events = sorted(document.events, key=lambda e: e.at_s)
@@ -86,6 +86,9 @@ class Simulation:
         self.scalers = [Autoscaler(sc, self.now) for sc in net.scalers]
         self.sessions = np.full(net.total_users, NO_SESSION, dtype=np.int32)
         self.ewma = net.st_mean_read.copy()
+        self._replicated = bool((net.st_lag > 0).any() or (net.st_primary != np.arange(net.n_stations)).any())
+        if self._replicated and len(getattr(self, "last_write", ())) != net.total_users:
+            self.last_write = np.full(net.total_users, -np.inf)   # when each user's last write committed
         self._track_latency = any(b.algorithm == "least_response_time" for b in net.balancers)
         # routing lookup: row s owns (s, s+1] in the shifted cumulative array
         rows = np.repeat(np.arange(net.n_stations), np.diff(net.route_ptr))
@@ -203,8 +206,7 @@ class Simulation:
             "p95_ms": percentile_ms(self._hist_total, 0.95),
             "p99_ms": percentile_ms(self._hist_total, 0.99),
             "sessions_lost": int(self.failed_by_cause[CAUSE_INDEX["session_lost"]]),
-            "forged_accepted": int(self.forged[0]),
-            "forged_rejected": int(self.forged[1]),
+            **{name: int(v) for name, v in self.counts.items()},
         }
 
     # ----- events and failures ------------------------------------------------------------
@@ -305,6 +307,11 @@ class Simulation:
                 self._fail("node_failed", np.full(int(hit.sum()), self.now))
         orphan = np.isin(self.sessions, down.astype(np.int32))
         self.sessions[orphan] = ORPHANED
+
+    def _count(self, counter: str, times: np.ndarray) -> None:
+        if len(times):
+            self.counts[counter] += len(times)
+            self.ledger.book_count(counter, times)
 
     def _fail(self, cause: str, times: np.ndarray) -> None:
         if len(times):
@@ -472,10 +479,11 @@ class Simulation:
             st = b.st[forged]
             believed = (self.net.st_sessions[st] == 2) & ~self.net.st_signed[st]
             times = b.arr[forged]
-            self.forged += [int(believed.sum()), int((~believed).sum())]
-            self.ledger.book_forged(True, times[believed])
-            self.ledger.book_forged(False, times[~believed])
+            self._count("forged_accepted", times[believed])
+            self._count("forged_rejected", times[~believed])
             b.flags[forged] &= ~FLAG_FORGED
+        if self._replicated:
+            self._replication(b)
         local = np.nonzero(self._is_local_server[b.st])[0]
         if len(local):
             # A user's requests in time order: each one finds the session where the
@@ -498,6 +506,33 @@ class Simulation:
         if dbs.any():
             b.flags[dbs] |= FLAG_DB_SESSION
 
+    def _replication(self, b: Batch) -> None:
+        """Writes committed at a primary reach its replicas ``lag`` later; a user who
+        reads from a replica in between gets old data (counted as a stale read)."""
+        net = self.net
+        writes = np.nonzero((b.cls == 1) & (net.st_kind[b.st] == DATABASE) & (net.st_primary[b.st] == b.st))[0]
+        lag = net.st_lag[b.st]
+        reads = np.nonzero((b.cls == 0) & (lag > 0))[0]
+        if len(reads):
+            # For each read, the user's latest write committed before it (this batch's
+            # writes included): a running maximum over the user's events in time order.
+            user = np.concatenate([b.user[writes], b.user[reads]])
+            t = np.concatenate([b.fin[writes], b.arr[reads]])
+            is_read = np.concatenate([np.zeros(len(writes), bool), np.ones(len(reads), bool)])
+            order = np.lexsort((is_read, t, user))
+            user, t, is_read = user[order], t[order], is_read[order]
+            seed = np.maximum(self.last_write[user], -1e6)
+            value = np.where(is_read, seed, np.maximum(t, seed))
+            group = np.cumsum(np.r_[True, user[1:] != user[:-1]])
+            span = 4.0 * (float(np.abs(value).max()) + 1.0)
+            latest = np.maximum.accumulate(value + group * span) - group * span
+            since = t[is_read] - latest[is_read]
+            read_idx = reads[order[is_read] - len(writes)]
+            stale = (since >= 0) & (since < lag[read_idx])
+            self._count("stale_reads", b.arr[read_idx][stale])
+        if len(writes):
+            np.maximum.at(self.last_write, b.user[writes], b.fin[writes])
+
     def _route(self, out: Batch, inbox: list[list[Batch]]) -> None:
         net = self.net
         is_lb = net.st_kind[out.st] == LB
@@ -518,6 +553,8 @@ class Simulation:
             key = fwd.st + (u[cont] if len(end) else u)
             idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
             target = self._registered_only(net.route_target[idx], fwd.key, fwd.hop)
+            if self._replicated:   # writes go to the primary of a replicated database
+                target = np.where(fwd.cls == 1, net.st_primary[target], target)
             self._flow(fwd.st, target, fwd.fin)
             nxt = Batch._raw((target, fwd.birth, fwd.fin, fwd.start, fwd.fin, fwd.cls, fwd.user, fwd.flags,
                               fwd.key, fwd.hop + 1))
@@ -620,8 +657,7 @@ class Simulation:
             "active_servers": np.full(k, servers_up),
             "sessions_lost": failed[:, CAUSE_INDEX["session_lost"]],
             "cost_server_s": np.full(k, provisioned),
-            "forged_accepted": sec["forged"][:, 0].astype(float),
-            "forged_rejected": sec["forged"][:, 1].astype(float),
+            **{name: sec["counts"][:, i].astype(float) for i, name in enumerate(COUNTERS)},
         }
         self.metrics.extend(columns, failed, nodes, util[:, keep], queue[:, keep],
                             np.repeat(ups[None, keep], k, axis=0), list(net.edges), sec["edges"].astype(float))

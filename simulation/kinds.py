@@ -155,6 +155,12 @@ DATABASE = Kind(
           label="Queue limit", unit="queries", minimum=0, maximum=1_000_000),
         P("timeout_s", "float", 30.0, "A query that has waited this long gives up.",
           label="Timeout", unit="s", minimum=0, exclusive_minimum=True, maximum=3600),
+        P("read_replicas", "int", 0, "Read-only copies (single-primary replication): reads are spread over the "
+          "primary and its replicas, writes go to the primary, which copies them to the replicas.",
+          label="Read replicas", minimum=0, maximum=100, group="Replication"),
+        P("replication_lag_ms", "float", 100.0, "How long a write takes to reach the replicas. A user who reads "
+          "from a replica sooner after their own write sees old data (a stale read).",
+          label="Replication lag", unit="ms", minimum=0, maximum=3_600_000, group="Replication"),
     ),
     (),
 )

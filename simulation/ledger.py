@@ -11,6 +11,9 @@ import numpy as np
 
 from .metrics import N_BINS, latency_bins
 
+# Events that are neither served nor failed requests, counted per second.
+COUNTERS = ("forged_accepted", "forged_rejected", "stale_reads")
+
 
 class Ledger:
     def __init__(self, first_second: int, n_causes: int, n_stations: int, n_edges: int) -> None:
@@ -28,13 +31,13 @@ class Ledger:
         self.busy = np.zeros((rows, self.n_stations))
         self.done = np.zeros((rows, self.n_stations), dtype=np.int64)
         self.edges = np.zeros((rows, self.n_edges), dtype=np.int64)
-        self.forged = np.zeros((rows, 2), dtype=np.int64)     # accepted, rejected
+        self.counts = np.zeros((rows, len(COUNTERS)), dtype=np.int64)   # see COUNTERS
 
     def _grow(self, need: int) -> None:
         if need <= self.rows:
             return
         old = {k: getattr(self, k) for k in ("offered", "served", "lat_sum", "hist", "failed", "busy", "done", "edges",
-                                         "forged")}
+                                         "counts")}
         self._alloc(max(need, 2 * self.rows))
         for k, v in old.items():
             getattr(self, k)[:len(v)] = v
@@ -63,9 +66,10 @@ class Ledger:
         r = self._rows_of(np.atleast_1d(times))
         self.failed[:, cause] += np.bincount(r, minlength=self.rows)[:self.rows]
 
-    def book_forged(self, accepted: bool, times: np.ndarray) -> None:
-        r = self._rows_of(times)
-        self.forged[:, 0 if accepted else 1] += np.bincount(r, minlength=self.rows)[:self.rows]
+    def book_count(self, counter: str, times: np.ndarray) -> None:
+        if len(times):
+            r = self._rows_of(times)
+            self.counts[:, COUNTERS.index(counter)] += np.bincount(r, minlength=self.rows)[:self.rows]
 
     def book_done(self, stations: np.ndarray, times: np.ndarray) -> None:
         self._book_2d("done", stations, times, self.n_stations)
@@ -107,7 +111,7 @@ class Ledger:
                     self.busy[k] += np.bincount(s[m], weights=ov[m], minlength=width)
 
     # ----- closing ------------------------------------------------------------------------
-    FIELDS = ("offered", "served", "lat_sum", "hist", "failed", "busy", "done", "edges", "forged")
+    FIELDS = ("offered", "served", "lat_sum", "hist", "failed", "busy", "done", "edges", "counts")
 
     def pop_seconds(self, k: int) -> dict[str, np.ndarray]:
         """Remove and return the ``k`` oldest open seconds (arrays with k rows)."""

@@ -75,7 +75,8 @@ class Metrics:
     """Per-second series. Read the public attributes (arrays of length ``n``)."""
 
     COLUMNS = ("time_s", "offered_rps", "served_rps", "failed_rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
-               "active_servers", "sessions_lost", "cost_server_s", "forged_accepted", "forged_rejected")
+               "active_servers", "sessions_lost", "cost_server_s", "forged_accepted", "forged_rejected",
+               "stale_reads")
 
     def __init__(self) -> None:
         self.n = 0

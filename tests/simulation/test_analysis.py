@@ -206,3 +206,9 @@ def test_an_autoscaled_server_is_redundant_only_with_two_or_more_minimum_replica
     assert "s" in structural_spof(d)
     d.set_params("s", {"min_replicas": 2})
     assert "s" not in structural_spof(d)
+
+
+def test_read_replicas_do_not_remove_the_primary_as_a_single_point_of_failure() -> None:
+    d = load(ROOT / "resources" / "lessons" / "starter.scalelab")
+    d.set_params("db", {"read_replicas": 2})
+    assert "primary" in structural_spof(d)["db"]
