@@ -90,7 +90,7 @@ class CanvasScene(QGraphicsScene):
     def _on_node_added(self, node_id: str) -> None:
         data = self.document.node(node_id)
         item = NodeItem(node_id, data.kind)
-        item.set_display(label=data.label, replicas=self.document.replicas(node_id))
+        item.set_display(label=data.label, replicas=shown_replicas(self.document, node_id))
         item.setPos(data.x, data.y)
         self.nodes[node_id] = item
         self._edges_of[node_id] = set()
@@ -114,7 +114,7 @@ class CanvasScene(QGraphicsScene):
         elif what == "label":
             item.set_display(label=data.label)
         elif what == "params":
-            item.set_display(replicas=self.document.replicas(node_id))
+            item.set_display(replicas=shown_replicas(self.document, node_id))
             self._spof_timer.start()  # replicas count as redundancy
 
     def _on_edge_added(self, source: str, target: str) -> None:
@@ -253,3 +253,11 @@ class CanvasScene(QGraphicsScene):
 
 def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def shown_replicas(doc, node_id: str) -> int:
+    """Replicas drawn when not running: an autoscaled server shows its starting count."""
+    params = doc.params(node_id)
+    if params.get("autoscale"):
+        return min(max(int(params["replicas"]), int(params["min_replicas"])), int(params["max_replicas"]))
+    return doc.replicas(node_id)
