@@ -101,7 +101,7 @@ class Network:
     edge_index: dict[tuple[int, int], int]  # (source node, target node) -> edge number
     edges: list[tuple[str, str]]
     total_users: int
-    dynamic: bool                          # some balancer needs per-tick decisions
+    dynamic: bool                          # some balancer needs one-tick windows (least response time)
     scalers: list["Scaler"] = field(default_factory=list)
     st_primary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # database replicas -> primary
     st_lag: np.ndarray = field(default_factory=lambda: np.zeros(0))       # replication lag of read replicas, s
@@ -249,7 +249,7 @@ def compile_document(doc: Document) -> Network:
         route_ptr=route_ptr_a, route_target=route_target_a, route_cum=route_cum,
         clients=clients, balancers=balancers, st_balancer=st_balancer, levels=levels,
         edge_index=edge_index, edges=edges, total_users=offset,
-        dynamic=any(b.algorithm not in STATIC_ALGORITHMS for b in balancers),
+        dynamic=any(b.algorithm == "least_response_time" for b in balancers),
         scalers=scalers,
         st_primary=_primaries(len(st_rows), node_stations, replicated),
         st_lag=_lags(len(st_rows), node_stations, replicated),

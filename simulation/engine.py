@@ -35,6 +35,7 @@ from .stations import Stations
 __all__ = ["Simulation", "SimulationError"]
 
 CAUSE_INDEX = {c: i for i, c in enumerate(FAILURE_CAUSES)}
+LOAD_AWARE = ("least_connections", "power_of_two")   # decided tick by tick inside a window
 EWMA_ALPHA = 0.1
 NO_SESSION, ORPHANED = -1, -2
 
@@ -571,8 +572,11 @@ class Simulation:
             bs = self.balancers[int(bi)]
             mine = out.take(which == bi) if len(self.balancers) > 1 else out
             backends = bs.bal.backends
+            if bs.bal.algorithm in LOAD_AWARE:
+                self._balance_by_tick(bs, mine)
+                continue
             conn = lat = None
-            if bs.bal.algorithm in ("least_connections", "power_of_two", "least_response_time"):
+            if bs.bal.algorithm == "least_response_time":
                 conn = self._connections()[backends]
                 lat = self.ewma[backends]
             pos = bs.choose(mine.user, mine.key, mine.hop, conn, lat, int(round(self.now / self.tick_s)),
@@ -586,6 +590,52 @@ class Simulation:
             self._flow(mine.st, target, mine.fin)
             self._deliver(Batch._raw((target, mine.birth, mine.fin, mine.start, mine.fin, mine.cls, mine.user,
                                       mine.flags, mine.key, mine.hop + 1)), inbox)
+
+    def _balance_by_tick(self, bs: BalancerState, out: Batch) -> None:
+        """Least connections and power of two: decide tick by tick with the connection
+        counts at the start of each tick, and admit each tick's requests at once, so the
+        next tick's counts include them. The window may be long; decisions stay fresh."""
+        net = self.net
+        backends = bs.bal.backends
+        levels = np.unique(net.st_level[backends])
+        dt = self.tick_s
+        tick = np.floor(out.fin / dt + 1e-9).astype(np.int64)
+        cuts = np.flatnonzero(np.diff(tick)) + 1
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(out)]):
+            mine = out.take(slice(int(a), int(b)))
+            k = int(tick[a])
+            tau = k * dt
+            conn = np.zeros(net.n_stations)
+            for lv in levels:
+                p = self.pending[int(lv)]
+                if len(p):
+                    conn += np.bincount(p.st, weights=((p.arr <= tau) & (p.fin > tau)).astype(float),
+                                        minlength=net.n_stations)
+            pos = bs.choose(mine.user, mine.key, mine.hop, conn[backends], None, k, self.stations.registered[backends])
+            none = pos < 0
+            if none.any():
+                self._fail("no_healthy_backend", mine.fin[none])
+                mine = mine.take(~none)
+                pos = pos[~none]
+            if not len(mine):
+                continue
+            target = backends[pos]
+            self._flow(mine.st, target, mine.fin)
+            self._admit_now(Batch._raw((target, mine.birth, mine.fin, mine.start, mine.fin, mine.cls, mine.user,
+                                        mine.flags, mine.key, mine.hop + 1)))
+
+    def _admit_now(self, batch: Batch) -> None:
+        """Admit requests at their stations right away (they join the pending requests)."""
+        lv_of = self.net.st_level[batch.st]
+        for lv in np.unique(lv_of):
+            lv = int(lv)
+            part = batch if len(np.unique(lv_of)) == 1 else batch.take(lv_of == lv)
+            in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
+            admitted, full, down = self.stations.admit(part, in_system)
+            self._fail("queue_full", full.arr)
+            self._fail("backend_down", down.arr)
+            self._sessions(admitted)
+            self.pending[lv] = Batch.concat([self.pending[lv], admitted])
 
     def _connections(self) -> np.ndarray:
         return self._occupancy()[1]

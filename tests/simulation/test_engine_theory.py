@@ -113,3 +113,13 @@ def test_random_round_robin_and_least_connections_over_ten_servers():
     assert means["round_robin"] < 0.8 * means["random"]
     # least connections looks at the queues: clearly better than both
     assert means["least_connections"] < 0.85 * means["round_robin"]
+
+
+def test_load_aware_algorithms_beat_blind_ones_and_stay_above_the_shared_queue_bound():
+    lam, n, mu = 800.0, 10, 100.0
+    mean = {a: run(balanced(lam, n, mu, a, seed=4), 120).totals()["mean_ms"]
+            for a in ("random", "power_of_two", "least_response_time", "least_connections")}
+    # one shared queue in front of all ten servers (M/M/10) is the best any dispatcher can do
+    bound = 1000 * (erlang_c(n, lam / mu) / (n * mu - lam) + 1 / mu)
+    for algo in ("power_of_two", "least_response_time", "least_connections"):
+        assert bound < mean[algo] < 0.6 * mean["random"], algo
