@@ -70,7 +70,7 @@ class Simulation:
         self._lat_ns_total = 0  # exact integer nanoseconds: sums do not depend on slicing
         self._hist_total = np.zeros(N_BINS, dtype=np.int64)
         self.counts = dict.fromkeys(COUNTERS, 0)    # forged cookies, stale reads
-        self._manual: list[tuple[str, int | None, bool]] = []
+        self._clients_down: set[str] = set()
         self._setup(compile_document(document))
         self._events = sorted(document.events, key=lambda e: e.at_s)
         self._event_pos = 0
@@ -234,8 +234,9 @@ class Simulation:
             raise KeyError(f'there is no node "{node_id}"')
         i = net.node_ids.index(node_id)
         st = net.node_stations[i]
-        if len(st) == 0:
-            raise ValueError(f'"{node_id}" is a client: only servers, load balancers, databases and caches can fail')
+        if len(st) == 0:   # a client: failing it takes its users offline (no requests)
+            (self._clients_down.discard if up else self._clients_down.add)(node_id)
+            return
         if replica is not None:
             if not 0 <= replica < len(st):
                 raise ValueError(f'"{node_id}" has no replica {replica} (it has {len(st)})')
@@ -370,7 +371,7 @@ class Simulation:
     def _generate(self, t0: float, t1: float, inbox: list[list[Batch]]) -> None:
         net = self.net
         for c in net.clients:
-            if not c.entries or c.rate_rps <= 0:
+            if not c.entries or c.rate_rps <= 0 or c.node_id in self._clients_down:
                 continue
             blocks = range(math.floor(t0), math.ceil(t1))
             if len(blocks) == 1:   # the usual case: slices of one cached second, no copies

@@ -261,3 +261,14 @@ def test_forged_cookies_are_believed_only_when_unsigned():
     assert signed["forged_accepted"] == 0
     assert signed["forged_rejected"] == pytest.approx(0.1 * signed["arrived"], rel=0.15)
     assert signed["failed"] == 0          # a rejected cookie is an empty session, not an error page
+
+
+def test_a_failed_client_sends_nothing_until_it_recovers():
+    d = single_queue(100, 200, seed=1)
+    add_event(d, 5, "fail", "users")
+    add_event(d, 10, "recover", "users")
+    sim = Simulation(d)
+    sim.advance(15)
+    offered = sim.metrics.offered_rps
+    assert offered[6:10].sum() == 0
+    assert offered[:5].min() > 50 and offered[11:].min() > 50
