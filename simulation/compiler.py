@@ -40,6 +40,8 @@ class Client:
     node_index: int
     stream: int                  # random stream of its arrivals (stable under edits)
     forged_share: float = 0.0
+    items: int = 10_000
+    zipf_s: float = 1.0
 
 
 @dataclass
@@ -87,7 +89,7 @@ class Network:
     st_deterministic: np.ndarray
     st_queue_limit: np.ndarray
     st_timeout: np.ndarray
-    st_hit_ratio: np.ndarray               # caches: reads answered here
+    st_hit_ratio: np.ndarray               # unused (0): caches compute theirs (caching.py)
     st_sessions: np.ndarray                # servers: 0 local, 1 database, 2 cookie
     st_signed: np.ndarray                  # servers: session cookies are signed
     # where a station sends its completions (non-balancer stations): CSR over target stations
@@ -105,6 +107,7 @@ class Network:
     scalers: list["Scaler"] = field(default_factory=list)
     st_primary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # database replicas -> primary
     st_lag: np.ndarray = field(default_factory=lambda: np.zeros(0))       # replication lag of read replicas, s
+    caches: list[tuple[int, int, float, bool]] = field(default_factory=list)
     max_workers: int = field(default=1)
 
     @property
@@ -123,6 +126,7 @@ def compile_document(doc: Document) -> Network:
     node_stations: list[np.ndarray] = []
     scalers: list[Scaler] = []
     replicated: list[tuple[int, float]] = []   # (primary station, replication lag s)
+    caches: list[tuple[int, int, float, bool]] = []   # (station, size in items, TTL s, invalidate on write)
     for i, n in enumerate(ids):
         k, p = kinds[i], params[i]
         if k == "client":
@@ -157,7 +161,9 @@ def compile_document(doc: Document) -> Network:
         elif k == "cache":
             c = int(p["connections"])
             mean = c / float(p["capacity_rps"])
-            st_rows.append((i, 0, CACHE, c, mean, mean, False, 100_000, 30.0, float(p["hit_ratio"]), -1))
+            st_rows.append((i, 0, CACHE, c, mean, mean, False, 100_000, 30.0, 0.0, -1))
+            caches.append((len(st_rows) - 1, int(p["capacity_items"]), float(p["ttl_s"]),
+                           p["invalidation"] == "on_write"))
         node_stations.append(np.arange(first, len(st_rows), dtype=np.int64))
 
     cols = list(zip(*st_rows)) if st_rows else [()] * 11
@@ -225,7 +231,8 @@ def compile_document(doc: Document) -> Network:
         entries = [index[t] for t in doc.successors(n)]
         clients.append(Client(n, float(p["rate_rps"]), int(p["users"]), offset, p["pattern"],
                               float(p["read_ratio"]), entries, p["entry_policy"] == "failover", i,
-                              zlib.crc32(n.encode()), float(p["forged_share"])))
+                              zlib.crc32(n.encode()), float(p["forged_share"]), int(p["items"]),
+                              float(p["zipf_s"])))
         offset += int(p["users"])
     if offset > 50_000_000:
         raise SimulationError(f"too many users in all ({offset:,}); at most 50,000,000")
@@ -251,6 +258,7 @@ def compile_document(doc: Document) -> Network:
         edge_index=edge_index, edges=edges, total_users=offset,
         dynamic=any(b.algorithm == "least_response_time" for b in balancers),
         scalers=scalers,
+        caches=caches,
         st_primary=_primaries(len(st_rows), node_stations, replicated),
         st_lag=_lags(len(st_rows), node_stations, replicated),
         max_workers=int(st_workers.max()) if n_st else 1,

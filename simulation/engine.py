@@ -22,13 +22,14 @@ import numpy as np
 
 from .compiler import CACHE, DATABASE, LB, SERVER, Network, SimulationError, compile_document
 from .autoscaling import Autoscaler
+from .caching import CacheModel, zipf_cdf
 from .dispatch import BalancerState
 from .document import Document
 from .flight import FLAG_DB_SESSION, FLAG_FORGED, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
 from .ledger import COUNTERS, Ledger
 from .metrics import N_BINS, Metrics, latency_bins, percentile_ms, percentiles_ms
 from .patterns import rate_factor
-from .randomness import CACHE_HIT, ENTRY, FORGE, REPLICA, ROUTE, block_generator, uniform
+from .randomness import CACHE_HIT, CACHE_STALE, ENTRY, FORGE, REPLICA, ROUTE, block_generator, uniform
 from .state import FAILURE_CAUSES, NodeState
 from .stations import Stations
 
@@ -90,6 +91,9 @@ class Simulation:
         self._replicated = bool((net.st_lag > 0).any() or (net.st_primary != np.arange(net.n_stations)).any())
         if self._replicated and len(getattr(self, "last_write", ())) != net.total_users:
             self.last_write = np.full(net.total_users, -np.inf)   # when each user's last write committed
+        self._cdf = {c.node_id: zipf_cdf(c.items, c.zipf_s) for c in net.clients}
+        self._caches = self._cache_models(net)
+        self._cache_seen = {st: [0, 0] for st in self._caches}
         self._track_latency = any(b.algorithm == "least_response_time" for b in net.balancers)
         # routing lookup: row s owns (s, s+1] in the shifted cumulative array
         rows = np.repeat(np.arange(net.n_stations), np.diff(net.route_ptr))
@@ -112,6 +116,28 @@ class Simulation:
         # A window holds its requests in memory (~400 bytes each): keep it to ~100,000 arrivals.
         peak = sum(c.rate_rps * _peak_factor(c.pattern) for c in net.clients)
         self._window_cap = min(self.max_window_s, max(self.tick_s, 100_000.0 / peak if peak > 0 else self.max_window_s))
+
+    def _cache_models(self, net: Network) -> dict[int, CacheModel]:
+        if not net.caches:
+            return {}
+        n_items = max((c.items for c in net.clients), default=1)
+        pop = np.zeros(n_items)
+        total = sum(c.rate_rps for c in net.clients) or 1.0
+        for c in net.clients:
+            pmf = np.diff(np.r_[0.0, self._cdf[c.node_id]])
+            pop[:len(pmf)] += (c.rate_rps or total / len(net.clients)) / total * pmf
+        pop /= pop.sum()
+        old = getattr(self, "_caches", {})
+        models = {}
+        for st, size, ttl, on_write in net.caches:
+            m = CacheModel(pop, size, ttl, on_write)
+            prev = next((o for o in old.values() if o is not None and len(o.popularity) == len(pop)
+                         and (o.size, o.ttl, o.on_write) == (size, ttl, on_write)), None) if len(net.caches) == 1 else None
+            if prev is not None:
+                m.read_rate, m.write_rate = prev.read_rate, prev.write_rate
+                m._compute()
+            models[st] = m
+        return models
 
     # ----- public API -------------------------------------------------------------------
     @property
@@ -358,6 +384,14 @@ class Simulation:
                 if self._track_latency:
                     self._update_ewma(out)
                 self._route(out, inbox)
+        if self._caches:
+            self._observe_caches(t1 - t0)
+
+    def _observe_caches(self, seconds: float) -> None:
+        for st, model in self._caches.items():
+            reads, writes = self._cache_seen[st]
+            model.observe(reads, writes, seconds)
+            self._cache_seen[st] = [0, 0]
 
     def _update_ewma(self, out: Batch) -> None:
         """Recent response time per station (for least_response_time)."""
@@ -375,11 +409,11 @@ class Simulation:
                 continue
             blocks = range(math.floor(t0), math.ceil(t1))
             if len(blocks) == 1:   # the usual case: slices of one cached second, no copies
-                bt, bu, bc, bk, bf = self._client_block(c, blocks[0])
+                bt, bu, bc, bk, bf, bi = self._client_block(c, blocks[0])
                 i, j = np.searchsorted(bt, (t0, t1))
                 if i == j:
                     continue
-                times, users, cls, keys, flags = bt[i:j], bu[i:j], bc[i:j], bk[i:j], bf[i:j]
+                times, users, cls, keys, flags, items = bt[i:j], bu[i:j], bc[i:j], bk[i:j], bf[i:j], bi[i:j]
             else:
                 parts = [self._client_block(c, blk) for blk in blocks]
                 times = np.concatenate([p[0] for p in parts])
@@ -387,7 +421,7 @@ class Simulation:
                 if not sel.any():
                     continue
                 times = times[sel]
-                users, cls, keys, flags = (np.concatenate([p[f] for p in parts])[sel] for f in range(1, 5))
+                users, cls, keys, flags, items = (np.concatenate([p[f] for p in parts])[sel] for f in range(1, 6))
             n = len(times)
             entry_nodes = np.asarray(c.entries)
             if c.failover:
@@ -402,7 +436,8 @@ class Simulation:
             self.arrived += n
             self.ledger.book_offered(times)
             self.ledger.book_edges(self._node_edge[c.node_index, node], times)
-            self._deliver(Batch(st=st, birth=times, arr=times, cls=cls, user=users, key=keys, flags=flags), inbox)
+            self._deliver(Batch(st=st, birth=times, arr=times, cls=cls, user=users, key=keys, flags=flags,
+                                item=items), inbox)
 
     def _client_block(self, c, block: int) -> tuple[np.ndarray, ...]:
         """One client's arrivals in the simulated second ``block`` (cached): a Poisson
@@ -429,10 +464,12 @@ class Simulation:
         users = c.user_offset + rng.integers(0, c.users, size=n)
         cls = (rng.random(n) >= c.read_ratio).astype(np.int8)
         keys = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+        cdf = self._cdf[c.node_id]
+        items = np.minimum(np.searchsorted(cdf, rng.random(n)), len(cdf) - 1)
         flags = np.zeros(n, dtype=np.int8)
         if c.forged_share > 0:
             flags[uniform(keys, 0, FORGE) < c.forged_share] = FLAG_FORGED
-        out = (times, users, cls, keys, flags)
+        out = (times, users, cls, keys, flags, items)
         self._blocks[c.node_id] = (block, out)
         return out
 
@@ -486,6 +523,14 @@ class Simulation:
             b.flags[forged] &= ~FLAG_FORGED
         if self._replicated:
             self._replication(b)
+        if self._caches:
+            at_cache = self.net.st_kind[b.st] == CACHE
+            if at_cache.any():
+                for st in np.unique(b.st[at_cache]).tolist():
+                    mine = b.st == st
+                    writes = int((b.cls[mine] == 1).sum())
+                    self._cache_seen[st][0] += int(mine.sum()) - writes
+                    self._cache_seen[st][1] += writes
         local = np.nonzero(self._is_local_server[b.st])[0]
         if len(local):
             # A user's requests in time order: each one finds the session where the
@@ -548,7 +593,20 @@ class Simulation:
             return
         u = uniform(out.key, out.hop, ROUTE)
         cont = self._has_route[out.st]
-        hit = (net.st_kind[out.st] == CACHE) & (out.cls == 0) & (uniform(out.key, out.hop, CACHE_HIT) < net.st_hit_ratio[out.st])
+        hit = np.zeros(len(out), dtype=bool)
+        if self._caches:
+            at_cache = (net.st_kind[out.st] == CACHE) & (out.cls == 0)
+            if at_cache.any():
+                u_hit = uniform(out.key, out.hop, CACHE_HIT)
+                u_stale = uniform(out.key, out.hop, CACHE_STALE)
+                for st, model in self._caches.items():
+                    mine = at_cache & (out.st == st)
+                    if mine.any():
+                        items = np.minimum(out.item[mine], len(model.hit) - 1)
+                        h = u_hit[mine] < model.hit[items]
+                        hit[mine] = h
+                        stale = h & (u_stale[mine] < model.stale[items])
+                        self._count("stale_reads", out.fin[mine][stale])
         cont &= ~hit
         fwd, end = out.split(cont)
         if len(fwd):
@@ -558,8 +616,7 @@ class Simulation:
             if self._replicated:   # writes go to the primary of a replicated database
                 target = np.where(fwd.cls == 1, net.st_primary[target], target)
             self._flow(fwd.st, target, fwd.fin)
-            nxt = Batch._raw((target, fwd.birth, fwd.fin, fwd.start, fwd.fin, fwd.cls, fwd.user, fwd.flags,
-                              fwd.key, fwd.hop + 1))
+            nxt = fwd.forward(target)
             self._deliver(nxt, inbox)
         self._finish(end)
 
@@ -589,8 +646,7 @@ class Simulation:
                 pos = pos[~none]
             target = backends[pos]
             self._flow(mine.st, target, mine.fin)
-            self._deliver(Batch._raw((target, mine.birth, mine.fin, mine.start, mine.fin, mine.cls, mine.user,
-                                      mine.flags, mine.key, mine.hop + 1)), inbox)
+            self._deliver(mine.forward(target), inbox)
 
     def _balance_by_tick(self, bs: BalancerState, out: Batch) -> None:
         """Least connections and power of two: decide tick by tick with the connection
@@ -622,8 +678,7 @@ class Simulation:
                 continue
             target = backends[pos]
             self._flow(mine.st, target, mine.fin)
-            self._admit_now(Batch._raw((target, mine.birth, mine.fin, mine.start, mine.fin, mine.cls, mine.user,
-                                        mine.flags, mine.key, mine.hop + 1)))
+            self._admit_now(mine.forward(target))
 
     def _admit_now(self, batch: Batch) -> None:
         """Admit requests at their stations right away (they join the pending requests)."""

@@ -21,6 +21,7 @@ FIELDS: dict[str, type] = {
     "flags": np.int8,    # FLAG_* bits
     "key": np.uint64,    # random key: every random choice about it hashes this (randomness.py)
     "hop": np.int8,      # stations visited before this one
+    "item": np.int64,    # the data item it reads or writes (Zipf popularity of its client)
 }
 
 FLAG_SESSION_LOST = 1   # its session was lost at a server: counted failed when done
@@ -51,7 +52,7 @@ class Batch:
     def _raw(cls, values: tuple) -> "Batch":
         """Build from arrays already of the right dtypes, in FIELDS order (hot path)."""
         b = object.__new__(cls)
-        b.st, b.birth, b.arr, b.start, b.fin, b.cls, b.user, b.flags, b.key, b.hop = values
+        b.st, b.birth, b.arr, b.start, b.fin, b.cls, b.user, b.flags, b.key, b.hop, b.item = values
         return b
 
     def __len__(self) -> int:
@@ -61,7 +62,12 @@ class Batch:
         """The requests selected by a boolean mask or an index array."""
         return Batch._raw((self.st[index], self.birth[index], self.arr[index], self.start[index],
                            self.fin[index], self.cls[index], self.user[index], self.flags[index],
-                           self.key[index], self.hop[index]))
+                           self.key[index], self.hop[index], self.item[index]))
+
+    def forward(self, target: np.ndarray) -> "Batch":
+        """These requests, finished here, arriving at ``target`` stations now."""
+        return Batch._raw((target, self.birth, self.fin, self.start, self.fin, self.cls, self.user, self.flags,
+                           self.key, self.hop + 1, self.item))
 
     def split(self, mask: np.ndarray) -> tuple["Batch", "Batch"]:
         """(selected, rest) for a boolean mask, without copying when one side is empty."""

@@ -68,6 +68,11 @@ CLIENT = Kind(
           variants=PATTERN_VARIANTS),
         P("read_ratio", "float", 0.9, "Share of requests that only read data; the rest write.",
           label="Read share", minimum=0, maximum=1),
+        P("items", "int", 10_000, "Distinct data items (pages, rows) the users read and write; caches hold items.",
+          unit="items", minimum=1, maximum=1_000_000),
+        P("zipf_s", "float", 1.0, "Popularity skew of the items (Zipf exponent): 0 = all equally popular, "
+          "1 = the usual web skew (the 10th item is read 10× less than the 1st).",
+          label="Popularity skew", minimum=0, maximum=3),
         P("forged_share", "float", 0.0, "Share of requests whose session cookie an attacker edited "
           "(e.g. another user id). Counted as forged_accepted or forged_rejected at the first server.",
           label="Forged cookies", minimum=0, maximum=1),
@@ -170,8 +175,13 @@ CACHE = Kind(
     (
         P("capacity_rps", "float", 50_000.0, "Lookups per second the cache can answer.",
           label="Capacity", unit="req/s", minimum=0, exclusive_minimum=True, maximum=10_000_000),
-        P("hit_ratio", "float", 0.8, "Share of reads answered from the cache; misses and writes go on downstream.",
-          label="Hit ratio", minimum=0, maximum=1),
+        P("capacity_items", "int", 1000, "Items the cache holds; the least recently used one is evicted.",
+          label="Size", unit="items", minimum=1, maximum=10_000_000),
+        P("ttl_s", "float", 60.0, "An item expires this long after it was cached.", label="TTL", unit="s",
+          minimum=0, exclusive_minimum=True, maximum=1e7),
+        P("invalidation", "choice", "on_write", "on_write: a write deletes the cached item (never stale); "
+          "ttl_only: the item stays until it expires, so reads after a write can be stale.",
+          choices=("on_write", "ttl_only")),
         P("connections", "int", 64, "Lookups served at once.", unit="connections", minimum=1, maximum=4096),
     ),
     ("database", "server", "load_balancer"),

@@ -35,7 +35,7 @@ KEY_PARAMS = {
     "server": ("capacity_rps", "workers", "replicas", "sessions"),
     "load_balancer": ("algorithm", "affinity"),
     "database": ("read_capacity_rps", "write_capacity_rps"),
-    "cache": ("hit_ratio", "capacity_rps"),
+    "cache": ("capacity_items", "ttl_s", "invalidation"),
 }
 
 

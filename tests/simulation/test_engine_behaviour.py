@@ -174,16 +174,17 @@ def test_live_edits_take_effect_and_keep_time():
 
 def test_cache_answers_hits_and_forwards_misses():
     d = single_queue(200, 1000, workers=8, seed=4)
-    d.add_node(NodeData("cache", "cache", params={"hit_ratio": 0.75}))
+    # 400 equally popular items, room for 100: an LRU cache holds a quarter of them
+    d.add_node(NodeData("cache", "cache", params={"capacity_items": 100, "ttl_s": 1e6}))
     d.add_node(NodeData("db", "database"))
-    d.set_params("users", {"read_ratio": 1.0})
+    d.set_params("users", {"read_ratio": 1.0, "items": 400, "zipf_s": 0.0})
     d.add_edge("web", "cache")
     d.add_edge("cache", "db")
     sim = Simulation(d)
-    sim.advance(30)
+    sim.advance(90)
     flow = sim.metrics.flow
-    share = flow[("cache", "db")][2:].sum() / flow[("web", "cache")][2:].sum()
-    assert share == pytest.approx(0.25, abs=0.04)
+    share = flow[("cache", "db")][60:].sum() / flow[("web", "cache")][60:].sum()
+    assert share == pytest.approx(0.75, abs=0.04)
 
 
 # ----- conservation over random topologies ---------------------------------------------------

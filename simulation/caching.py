@@ -1,0 +1,91 @@
+"""A shared cache's hit ratio, emerging from item popularity, size, TTL and writes.
+
+Each request names an item, drawn from its client's Zipf popularity. For every
+item the cache computes the probability that a read finds it fresh, from the
+rates it sees (reads λ and writes w per item, λ = Λ·p):
+
+- size (LRU): Che's approximation — an item is cached if it was requested within
+  the last T_C, where Σ (1 − e^{−λ T_C}) = size; hit = 1 − e^{−λ T_C};
+- TTL: an item lives TTL after a miss fills it (and, with invalidation on write,
+  until the next write): a cycle serves λ·m hits after one miss, m = TTL or
+  (1 − e^{−w TTL}) / w, so hit = λm / (1 + λm);
+- the hit probability is the smaller of the two;
+- with TTL-only invalidation, a hit at age a is stale if the item was written
+  since it was filled: P(stale | hit) = 1 − (1 − e^{−w TTL}) / (w TTL).
+
+The rates are smoothed estimates of what reaches the cache (time constant
+10 s), so a new cache starts cold and warms up.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+RATE_TIME_CONSTANT_S = 10.0
+
+
+def zipf_cdf(items: int, s: float) -> np.ndarray:
+    w = np.arange(1, items + 1, dtype=float) ** (-s)
+    c = np.cumsum(w)
+    return c / c[-1]
+
+
+def che_time(rates: np.ndarray, size: int) -> float:
+    """T_C with Σ(1 − e^{−λ T_C}) = size (inf when everything requested fits)."""
+    active = rates[rates > 0]
+    if len(active) <= size:
+        return math.inf
+    lo, hi = 1e-9, 1.0
+    while np.sum(-np.expm1(-active * hi)) < size:
+        hi *= 2.0
+        if hi > 1e12:
+            return math.inf
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        if np.sum(-np.expm1(-active * mid)) < size:
+            lo = mid
+        else:
+            hi = mid
+    return math.sqrt(lo * hi)
+
+
+class CacheModel:
+    def __init__(self, popularity: np.ndarray, size: int, ttl: float, on_write: bool) -> None:
+        self.popularity = popularity        # p_k, sums to 1
+        self.size = size
+        self.ttl = ttl
+        self.on_write = on_write
+        self.read_rate = 0.0                # Λ, smoothed
+        self.write_rate = 0.0
+        self._computed_at = (-1.0, -1.0)
+        self.hit = np.zeros(len(popularity))
+        self.stale = np.zeros(len(popularity))
+
+    def observe(self, reads: int, writes: int, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        a = -math.expm1(-seconds / RATE_TIME_CONSTANT_S)
+        self.read_rate += a * (reads / seconds - self.read_rate)
+        self.write_rate += a * (writes / seconds - self.write_rate)
+        r0, w0 = self._computed_at
+        if abs(self.read_rate - r0) > 0.05 * max(r0, 1e-9) or abs(self.write_rate - w0) > 0.05 * max(w0, 1e-9):
+            self._compute()
+
+    def _compute(self) -> None:
+        self._computed_at = (self.read_rate, self.write_rate)
+        lam = self.read_rate * self.popularity
+        w = self.write_rate * self.popularity
+        t_c = che_time(lam + w, self.size)
+        h_lru = np.ones_like(lam) if math.isinf(t_c) else -np.expm1(-lam * t_c)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            life = np.where(w > 0, -np.expm1(-w * self.ttl) / np.where(w > 0, w, 1.0), self.ttl)
+            if not self.on_write:
+                life = np.full_like(lam, self.ttl)
+            h_ttl = lam * life / (1.0 + lam * life)
+            self.hit = np.minimum(h_lru, h_ttl)
+            if self.on_write:
+                self.stale = np.zeros_like(lam)
+            else:
+                wt = w * self.ttl
+                self.stale = np.where(wt > 1e-12, 1.0 + np.expm1(-wt) / np.where(wt > 1e-12, wt, 1.0), 0.0)
