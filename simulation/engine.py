@@ -91,7 +91,7 @@ class Simulation:
         self._replicated = bool((net.st_lag > 0).any() or (net.st_primary != np.arange(net.n_stations)).any())
         if self._replicated and len(getattr(self, "last_write", ())) != net.total_users:
             self.last_write = np.full(net.total_users, -np.inf)   # when each user's last write committed
-        self._cdf = {c.node_id: zipf_cdf(c.items, c.zipf_s) for c in net.clients}
+        self._cdf = {c.node_id: zipf_cdf(c.items, c.zipf_s) for c in net.clients} if net.caches else {}
         self._caches = self._cache_models(net)
         self._cache_seen = {st: [0, 0] for st in self._caches}
         self._track_latency = any(b.algorithm == "least_response_time" for b in net.balancers)
@@ -464,8 +464,11 @@ class Simulation:
         users = c.user_offset + rng.integers(0, c.users, size=n)
         cls = (rng.random(n) >= c.read_ratio).astype(np.int8)
         keys = rng.integers(0, 2**64, size=n, dtype=np.uint64)
-        cdf = self._cdf[c.node_id]
-        items = np.minimum(np.searchsorted(cdf, rng.random(n)), len(cdf) - 1)
+        if self._caches:   # items matter only where something caches them
+            cdf = self._cdf[c.node_id]
+            items = np.minimum(np.searchsorted(cdf, rng.random(n)), len(cdf) - 1)
+        else:
+            items = np.zeros(n, dtype=np.int64)
         flags = np.zeros(n, dtype=np.int8)
         if c.forged_share > 0:
             flags[uniform(keys, 0, FORGE) < c.forged_share] = FLAG_FORGED
