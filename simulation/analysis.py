@@ -53,6 +53,8 @@ def _replicas(doc: Document, node_id: str) -> int:
     params = doc.params(node_id)
     if params.get("autoscale"):
         return int(params["min_replicas"])
+    if params.get("read_replicas") and params.get("failover_s", 0) > 0:
+        return 1 + int(params["read_replicas"])   # a replica takes over the writes
     return int(params.get("replicas", 1))
 
 
@@ -94,7 +96,7 @@ def _reason(doc: Document, node_id: str, clients: list[str]) -> str:
     label = {"load_balancer": "load balancer"}.get(kind, kind)
     if kind == "database" and int(doc.params(node_id).get("read_replicas", 0)):
         return (f"Every server of {who} writes to this database's primary: its read replicas "
-                "cannot take writes (single-primary replication)")
+                "cannot take writes (single-primary replication) unless failover is on")
     if kind == "database" or (kind == "server" and _called_by_servers(doc, node_id)):
         preds = list(doc.graph.predecessors(node_id))
         if preds and all(doc.kind(p) == "cache" for p in preds):

@@ -108,6 +108,7 @@ class Network:
     st_primary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # database replicas -> primary
     st_lag: np.ndarray = field(default_factory=lambda: np.zeros(0))       # replication lag of read replicas, s
     caches: list[tuple[int, int, float, bool]] = field(default_factory=list)
+    failovers: list[tuple[int, float]] = field(default_factory=list)
     max_workers: int = field(default=1)
 
     @property
@@ -127,6 +128,7 @@ def compile_document(doc: Document) -> Network:
     scalers: list[Scaler] = []
     replicated: list[tuple[int, float]] = []   # (primary station, replication lag s)
     caches: list[tuple[int, int, float, bool]] = []   # (station, size in items, TTL s, invalidate on write)
+    failovers: list[tuple[int, float]] = []   # (database node, seconds before a replica is promoted)
     for i, n in enumerate(ids):
         k, p = kinds[i], params[i]
         if k == "client":
@@ -158,6 +160,8 @@ def compile_document(doc: Document) -> Network:
                                 float(p["timeout_s"]), 0.0, -1))
             if int(p["read_replicas"]):
                 replicated.append((first, float(p["replication_lag_ms"]) / 1000.0))
+                if float(p["failover_s"]) > 0:
+                    failovers.append((i, float(p["failover_s"])))
         elif k == "cache":
             c = int(p["connections"])
             mean = c / float(p["capacity_rps"])
@@ -259,6 +263,7 @@ def compile_document(doc: Document) -> Network:
         dynamic=any(b.algorithm == "least_response_time" for b in balancers),
         scalers=scalers,
         caches=caches,
+        failovers=failovers,
         st_primary=_primaries(len(st_rows), node_stations, replicated),
         st_lag=_lags(len(st_rows), node_stations, replicated),
         max_workers=int(st_workers.max()) if n_st else 1,

@@ -89,6 +89,9 @@ class Simulation:
         self.sessions = np.full(net.total_users, NO_SESSION, dtype=np.int32)
         self.ewma = net.st_mean_read.copy()
         self._replicated = bool((net.st_lag > 0).any() or (net.st_primary != np.arange(net.n_stations)).any())
+        self.primary = net.st_primary.copy()    # changes when a replica is promoted
+        self.lag = net.st_lag.copy()
+        self._down_since: dict[int, float] = {}   # database node -> when its primary went down
         if self._replicated and len(getattr(self, "last_write", ())) != net.total_users:
             self.last_write = np.full(net.total_users, -np.inf)   # when each user's last write committed
         self._cdf = {c.node_id: zipf_cdf(c.items, c.zipf_s) for c in net.clients} if net.caches else {}
@@ -166,6 +169,8 @@ class Simulation:
             for bs in self.balancers:
                 if not bs.health.steady(self.stations.up[bs.bal.backends]):
                     t1 = min(t1, max(bs.health.next_check, self.now + 1e-9))
+            if self._down_since:
+                t1 = min(t1, max(self._next_failover(), self.now + 1e-9))
             for a in self.scalers:
                 t1 = min(t1, max(a.next_decision, self.now + 1e-9))
                 booting = self.stations.ready_at[a.sc.first:a.sc.end]
@@ -249,6 +254,8 @@ class Simulation:
                 self._set_node(ev.node, ev.replica, up=(ev.action == "recover"))
         if self.scalers:
             self._autoscale()
+        if self.net.failovers:
+            self._failover()
         for bs in self.balancers:
             up = self.stations.up[bs.bal.backends]
             while bs.health.next_check <= self.now + 1e-9:
@@ -322,6 +329,28 @@ class Simulation:
                 st.ready_at[booting] = np.inf
                 st.registered[victims] = False
         self._apply_up()
+
+    def _failover(self) -> None:
+        """Promote a live read replica when a primary has been down for failover_s."""
+        net, up = self.net, self.stations.up
+        for node, after in net.failovers:
+            st = net.node_stations[node]
+            primary = int(self.primary[st[0]])
+            if up[primary]:
+                self._down_since.pop(node, None)
+                continue
+            since = self._down_since.setdefault(node, self.now)
+            live = st[up[st]]
+            if self.now + 1e-9 >= since + after and len(live):
+                new = int(live[0])
+                self.lag[primary] = self.lag[new] if self.lag[new] > 0 else float(net.st_lag[st].max())
+                self.lag[new] = 0.0
+                self.primary[st] = new
+                self._down_since.pop(node, None)
+
+    def _next_failover(self) -> float:
+        return min((self._down_since[n] + after for n, after in self.net.failovers if n in self._down_since),
+                   default=math.inf)
 
     def _apply_up(self) -> None:
         """Stations that stopped serving lose their requests and their local sessions."""
@@ -560,8 +589,8 @@ class Simulation:
         """Writes committed at a primary reach its replicas ``lag`` later; a user who
         reads from a replica in between gets old data (counted as a stale read)."""
         net = self.net
-        writes = np.nonzero((b.cls == 1) & (net.st_kind[b.st] == DATABASE) & (net.st_primary[b.st] == b.st))[0]
-        lag = net.st_lag[b.st]
+        writes = np.nonzero((b.cls == 1) & (net.st_kind[b.st] == DATABASE) & (self.primary[b.st] == b.st))[0]
+        lag = self.lag[b.st]
         reads = np.nonzero((b.cls == 0) & (lag > 0))[0]
         if len(reads):
             # For each read, the user's latest write committed before it (this batch's
@@ -617,7 +646,7 @@ class Simulation:
             idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
             target = self._registered_only(net.route_target[idx], fwd.key, fwd.hop)
             if self._replicated:   # writes go to the primary of a replicated database
-                target = np.where(fwd.cls == 1, net.st_primary[target], target)
+                target = np.where(fwd.cls == 1, self.primary[target], target)
             self._flow(fwd.st, target, fwd.fin)
             nxt = fwd.forward(target)
             self._deliver(nxt, inbox)

@@ -166,6 +166,9 @@ DATABASE = Kind(
         P("replication_lag_ms", "float", 100.0, "How long a write takes to reach the replicas. A user who reads "
           "from a replica sooner after their own write sees old data (a stale read).",
           label="Replication lag", unit="ms", minimum=0, maximum=3_600_000, group="Replication"),
+        P("failover_s", "float", 0.0, "When the primary has been down this long, a read replica is promoted "
+          "to primary and takes the writes (0 = no automatic failover). A recovered old primary rejoins as a "
+          "replica.", label="Failover after", unit="s", minimum=0, maximum=3600, group="Replication"),
     ),
     (),
 )

@@ -69,3 +69,18 @@ def test_when_the_primary_dies_writes_fail_and_reads_go_on():
     # writes (20 %) and the third of the reads sent to the primary fail; the rest is served
     assert failed == pytest.approx(600 * (0.2 + 0.8 / 3), rel=0.15)
     assert served == pytest.approx(600 * 0.8 * 2 / 3, rel=0.15)
+
+
+def test_failover_promotes_a_replica_and_writes_resume():
+    d = replicated(2, 50)
+    d.set_params("db", {"failover_s": 5})
+    add_event(d, 10, "fail", "db", replica=0)
+    sim = Simulation(d)
+    sim.advance(30)
+    down = sim.metrics.failed_by_cause["backend_down"]
+    # seconds 11-15: writes (20 %) and the primary's third of the reads fail
+    assert down[11:14].mean() == pytest.approx(600 * (0.2 + 0.8 / 3), rel=0.15)
+    # after the promotion only the dead node's share of reads fails
+    assert down[17:].mean() == pytest.approx(600 * 0.8 / 3, rel=0.15)
+    from simulation.analysis import structural_spof
+    assert "db" not in structural_spof(d)
