@@ -263,7 +263,8 @@ class MainWindow(QMainWindow):
             p95 = totals.get("p95_ms")
             p95_text = f"{p95:.0f} ms" if isinstance(p95, (int, float)) and math.isfinite(p95) else "–"
             extra = "".join(f" · {label} {totals[key]:,}" for key, label in
-                            (("sessions_lost", "sessions lost"), ("forged_accepted", "forged cookies accepted"))
+                            (("sessions_lost", "sessions lost"), ("forged_accepted", "forged cookies accepted"),
+                             ("stale_reads", "stale reads"))
                             if totals.get(key))
             text = f"served {share:.1f}% · failed {totals['failed']:,} · p95 {p95_text}{extra}   |   " + text
         self.time_label.setText(text)
