@@ -89,7 +89,6 @@ class Network:
     st_deterministic: np.ndarray
     st_queue_limit: np.ndarray
     st_timeout: np.ndarray
-    st_hit_ratio: np.ndarray               # unused (0): caches compute theirs (caching.py)
     st_sessions: np.ndarray                # servers: 0 local, 1 database, 2 cookie
     st_signed: np.ndarray                  # servers: session cookies are signed
     # where a station sends its completions (non-balancer stations): CSR over target stations
@@ -148,16 +147,16 @@ def compile_document(doc: Document) -> Network:
                                       float(p["scale_down_delay_s"]), float(p["boot_time_s"])))
             for r in range(slots):
                 st_rows.append((i, r, SERVER, c, mean, mean, p["service"] == "deterministic",
-                                int(p["queue_limit"]), float(p["timeout_s"]), 0.0, sessions))
+                                int(p["queue_limit"]), float(p["timeout_s"]), sessions))
         elif k == "load_balancer":
             mean = 1.0 / float(p["capacity_rps"])
-            st_rows.append((i, 0, LB, 1, mean, mean, True, int(p["queue_limit"]), 30.0, 0.0, -1))
+            st_rows.append((i, 0, LB, 1, mean, mean, True, int(p["queue_limit"]), 30.0, -1))
         elif k == "database":
             c = int(p["connections"])
             for r in range(1 + int(p["read_replicas"])):   # replica 0 is the primary
                 st_rows.append((i, r, DATABASE, c, c / float(p["read_capacity_rps"]),
                                 c / float(p["write_capacity_rps"]), False, int(p["queue_limit"]),
-                                float(p["timeout_s"]), 0.0, -1))
+                                float(p["timeout_s"]), -1))
             if int(p["read_replicas"]):
                 replicated.append((first, float(p["replication_lag_ms"]) / 1000.0))
                 if float(p["failover_s"]) > 0:
@@ -165,12 +164,12 @@ def compile_document(doc: Document) -> Network:
         elif k == "cache":
             c = int(p["connections"])
             mean = c / float(p["capacity_rps"])
-            st_rows.append((i, 0, CACHE, c, mean, mean, False, 100_000, 30.0, 0.0, -1))
+            st_rows.append((i, 0, CACHE, c, mean, mean, False, 100_000, 30.0, -1))
             caches.append((len(st_rows) - 1, int(p["capacity_items"]), float(p["ttl_s"]),
                            p["invalidation"] == "on_write"))
         node_stations.append(np.arange(first, len(st_rows), dtype=np.int64))
 
-    cols = list(zip(*st_rows)) if st_rows else [()] * 11
+    cols = list(zip(*st_rows)) if st_rows else [()] * 10
     st_node = np.array(cols[0], dtype=np.int64)
     st_level = np.array([levels_of[ids[i]] for i in st_node], dtype=np.int64)
     n_st = len(st_node)
@@ -254,8 +253,8 @@ def compile_document(doc: Document) -> Network:
         st_level=st_level, st_workers=st_workers,
         st_mean_read=np.array(cols[4], dtype=float), st_mean_write=np.array(cols[5], dtype=float),
         st_deterministic=np.array(cols[6], dtype=bool), st_queue_limit=np.array(cols[7], dtype=np.int64),
-        st_timeout=np.array(cols[8], dtype=float), st_hit_ratio=np.array(cols[9], dtype=float),
-        st_sessions=np.array(cols[10], dtype=np.int64),
+        st_timeout=np.array(cols[8], dtype=float),
+        st_sessions=np.array(cols[9], dtype=np.int64),
         st_signed=np.array([bool(params[i].get("cookie_signed", True)) for i in cols[0]], dtype=bool),
         route_ptr=route_ptr_a, route_target=route_target_a, route_cum=route_cum,
         clients=clients, balancers=balancers, st_balancer=st_balancer, levels=levels,
