@@ -1,10 +1,12 @@
 """The stepping engine: windows of simulated time over numpy arrays.
 
-Time advances in *windows* that never cross a second boundary, a scheduled
-event or a health check; with a load-dependent balancer (least connections,
-power of two, least response time) a window is one tick, so that decisions
-see fresh connection counts. In a window, clients draw Poisson arrivals per
-tick, then the levels of the network are processed in order: the arrivals of
+Time advances in *windows* (up to 10 s, or ~100,000 arrivals) that never
+cross a scheduled event, an autoscaling or failover decision, or a health check
+that can change something. Least connections and power of two decide tick by
+tick inside a window (each tick's requests are admitted at once, so the next
+tick sees them); least response time advances one tick per window. In a
+window, clients draw Poisson arrivals, then the levels of the network are
+processed in order: the arrivals of
 a level are admitted to its stations (``stations.py``), the requests that
 finish inside the window are routed to the next levels (balancers choose a
 backend, servers split over their downstream nodes, caches answer hits) and
