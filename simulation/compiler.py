@@ -42,6 +42,8 @@ class Client:
     forged_share: float = 0.0
     items: int = 10_000
     zipf_s: float = 1.0
+    max_age_s: float = 0.0       # browser caching, from the Cache-Control of the servers it reaches
+    etag: bool = False
 
 
 @dataclass
@@ -91,6 +93,7 @@ class Network:
     st_timeout: np.ndarray
     st_sessions: np.ndarray                # servers: 0 local, 1 database, 2 cookie
     st_signed: np.ndarray                  # servers: session cookies are signed
+    st_nm_cost: np.ndarray                 # servers: work of a 304 answer (share of a full one)
     # where a station sends its completions (non-balancer stations): CSR over target stations
     route_ptr: np.ndarray
     route_target: np.ndarray
@@ -235,7 +238,7 @@ def compile_document(doc: Document) -> Network:
         clients.append(Client(n, float(p["rate_rps"]), int(p["users"]), offset, p["pattern"],
                               float(p["read_ratio"]), entries, p["entry_policy"] == "failover", i,
                               zlib.crc32(n.encode()), float(p["forged_share"]), int(p["items"]),
-                              float(p["zipf_s"])))
+                              float(p["zipf_s"]), *_browser_policy(doc, n)))
         offset += int(p["users"])
     if offset > 50_000_000:
         raise SimulationError(f"too many users in all ({offset:,}); at most 50,000,000")
@@ -256,6 +259,7 @@ def compile_document(doc: Document) -> Network:
         st_timeout=np.array(cols[8], dtype=float),
         st_sessions=np.array(cols[9], dtype=np.int64),
         st_signed=np.array([bool(params[i].get("cookie_signed", True)) for i in cols[0]], dtype=bool),
+        st_nm_cost=np.array([float(params[i].get("not_modified_cost", 1.0)) for i in cols[0]], dtype=float),
         route_ptr=route_ptr_a, route_target=route_target_a, route_cum=route_cum,
         clients=clients, balancers=balancers, st_balancer=st_balancer, levels=levels,
         edge_index=edge_index, edges=edges, total_users=offset,
@@ -267,6 +271,25 @@ def compile_document(doc: Document) -> Network:
         st_lag=_lags(len(st_rows), node_stations, replicated),
         max_workers=int(st_workers.max()) if n_st else 1,
     )
+
+
+def _browser_policy(doc: Document, client: str) -> tuple[float, bool]:
+    """The Cache-Control a client's browser sees: that of the first servers on its
+    paths (the shortest max-age if they differ; ETags only if all send them)."""
+    seen, frontier, servers = {client}, [client], []
+    while frontier:
+        nxt = []
+        for n in frontier:
+            for t in doc.successors(n):
+                if t in seen:
+                    continue
+                seen.add(t)
+                (servers if doc.kind(t) == "server" else nxt).append(t)
+        frontier = nxt
+    if not servers:
+        return 0.0, False
+    ps = [doc.params(s) for s in servers]
+    return min(float(p["cache_max_age_s"]) for p in ps), all(bool(p["etag"]) for p in ps)
 
 
 def _primaries(n: int, node_stations: list[np.ndarray], replicated: list[tuple[int, float]]) -> np.ndarray:

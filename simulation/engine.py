@@ -27,11 +27,11 @@ from .autoscaling import Autoscaler
 from .caching import CacheModel, zipf_cdf
 from .dispatch import BalancerState
 from .document import Document
-from .flight import FLAG_DB_SESSION, FLAG_FORGED, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
+from .flight import FLAG_DB_SESSION, FLAG_FORGED, FLAG_NOT_MODIFIED, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
 from .ledger import COUNTERS, Ledger
 from .metrics import N_BINS, Metrics, latency_bins, percentile_ms, percentiles_ms
 from .patterns import rate_factor
-from .randomness import CACHE_HIT, CACHE_STALE, ENTRY, FORGE, REPLICA, ROUTE, block_generator, uniform
+from .randomness import BROWSER, CACHE_HIT, CACHE_STALE, ENTRY, NOT_MODIFIED, FORGE, REPLICA, ROUTE, block_generator, uniform
 from .state import FAILURE_CAUSES, NodeState
 from .stations import Stations
 
@@ -96,7 +96,8 @@ class Simulation:
         self._down_since: dict[int, float] = {}   # database node -> when its primary went down
         if self._replicated and len(getattr(self, "last_write", ())) != net.total_users:
             self.last_write = np.full(net.total_users, -np.inf)   # when each user's last write committed
-        self._cdf = {c.node_id: zipf_cdf(c.items, c.zipf_s) for c in net.clients} if net.caches else {}
+        self._cdf = {c.node_id: zipf_cdf(c.items, c.zipf_s) for c in net.clients
+                     if net.caches or c.max_age_s > 0 or c.etag}
         self._caches = self._cache_models(net)
         self._cache_seen = {st: [0, 0] for st in self._caches}
         self._track_latency = any(b.algorithm == "least_response_time" for b in net.balancers)
@@ -440,11 +441,12 @@ class Simulation:
                 continue
             blocks = range(math.floor(t0), math.ceil(t1))
             if len(blocks) == 1:   # the usual case: slices of one cached second, no copies
-                bt, bu, bc, bk, bf, bi = self._client_block(c, blocks[0])
+                bt, bu, bc, bk, bf, bi, bb = self._client_block(c, blocks[0])
                 i, j = np.searchsorted(bt, (t0, t1))
                 if i == j:
                     continue
-                times, users, cls, keys, flags, items = bt[i:j], bu[i:j], bc[i:j], bk[i:j], bf[i:j], bi[i:j]
+                times, users, cls, keys, flags, items, browser = (bt[i:j], bu[i:j], bc[i:j], bk[i:j], bf[i:j],
+                                                                  bi[i:j], bb[i:j])
             else:
                 parts = [self._client_block(c, blk) for blk in blocks]
                 times = np.concatenate([p[0] for p in parts])
@@ -452,7 +454,14 @@ class Simulation:
                 if not sel.any():
                     continue
                 times = times[sel]
-                users, cls, keys, flags, items = (np.concatenate([p[f] for p in parts])[sel] for f in range(1, 6))
+                users, cls, keys, flags, items, browser = (np.concatenate([p[f] for p in parts])[sel]
+                                                           for f in range(1, 7))
+            if browser.any():   # answered by the browser's cache: never sent
+                self._count("browser_hits", times[browser])
+                keep = ~browser
+                times, users, cls, keys, flags, items = (a[keep] for a in (times, users, cls, keys, flags, items))
+                if not len(times):
+                    continue
             n = len(times)
             entry_nodes = np.asarray(c.entries)
             if c.failover:
@@ -495,7 +504,7 @@ class Simulation:
         users = c.user_offset + rng.integers(0, c.users, size=n)
         cls = (rng.random(n) >= c.read_ratio).astype(np.int8)
         keys = rng.integers(0, 2**64, size=n, dtype=np.uint64)
-        if self._caches:   # items matter only where something caches them
+        if c.node_id in self._cdf:   # items matter only where something caches them
             cdf = self._cdf[c.node_id]
             items = np.minimum(np.searchsorted(cdf, rng.random(n)), len(cdf) - 1)
         else:
@@ -503,9 +512,39 @@ class Simulation:
         flags = np.zeros(n, dtype=np.int8)
         if c.forged_share > 0:
             flags[uniform(keys, 0, FORGE) < c.forged_share] = FLAG_FORGED
-        out = (times, users, cls, keys, flags, items)
+        browser = self._browser_cache(c, times, cls, keys, items, flags)
+        out = (times, users, cls, keys, flags, items, browser)
         self._blocks[c.node_id] = (block, out)
         return out
+
+    def _browser_cache(self, c, times: np.ndarray, cls: np.ndarray, keys: np.ndarray, items: np.ndarray,
+                       flags: np.ndarray) -> np.ndarray:
+        """Which reads the browser answers itself (fresh copy, Cache-Control max-age), and
+        which are sent as conditional requests that will get 304 Not Modified (ETag).
+
+        Per user and item, reads come at rate r and writes (by anyone) at rate w. After a
+        fetch the copy is fresh for M = max-age, so a share rM / (1 + rM) of the reads are
+        browser hits once the user has fetched the item at all (probability 1 − e^{−rt}).
+        An expired copy is revalidated; it is unchanged with probability e^{−wM} r / (r + w)."""
+        n = len(times)
+        browser = np.zeros(n, dtype=bool)
+        if c.max_age_s <= 0 and not c.etag:
+            return browser
+        pmf = np.diff(np.r_[0.0, self._cdf[c.node_id]])[items]
+        reads = cls == 0
+        r = c.rate_rps * c.read_ratio / c.users * pmf
+        w = c.rate_rps * (1.0 - c.read_ratio) * pmf
+        m = c.max_age_s
+        has_copy = -np.expm1(-r * times)
+        fresh = has_copy * (r * m / (1.0 + r * m))
+        browser = reads & (uniform(keys, 0, BROWSER) < fresh)
+        if c.etag:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                stale_copy = np.where(fresh < 1, (has_copy - fresh) / np.maximum(1.0 - fresh, 1e-12), 0.0)
+                unchanged = np.exp(-w * m) * np.where(r + w > 0, r / np.maximum(r + w, 1e-300), 0.0)
+            nm = reads & ~browser & (uniform(keys, 0, NOT_MODIFIED) < stale_copy * unchanged)
+            flags[nm] |= FLAG_NOT_MODIFIED
+        return browser
 
     def _pick_replica(self, node: np.ndarray, keys: np.ndarray, hops: np.ndarray | int = 0) -> np.ndarray:
         first, count = self._node_first, self._node_count
@@ -627,6 +666,10 @@ class Simulation:
             return
         u = uniform(out.key, out.hop, ROUTE)
         cont = self._has_route[out.st]
+        nm = ((out.flags & FLAG_NOT_MODIFIED) != 0) & (net.st_kind[out.st] == SERVER)
+        if nm.any():   # a 304 Not Modified: the server answers without calling the database
+            cont &= ~nm
+            self._count("not_modified", out.fin[nm])
         hit = np.zeros(len(out), dtype=bool)
         if self._caches:
             at_cache = (net.st_kind[out.st] == CACHE) & (out.cls == 0)

@@ -28,6 +28,7 @@ FLAG_SESSION_LOST = 1   # its session was lost at a server: counted failed when 
 FLAG_DB_SESSION = 2     # its server keeps sessions in the database: the next store reads one
 FLAG_TIMEOUT = 4        # it gives up at ``fin`` instead of being served
 FLAG_FORGED = 8         # its session cookie was tampered with (not yet checked by a server)
+FLAG_NOT_MODIFIED = 16  # a conditional request for an unchanged item: the server answers 304
 
 
 class Batch:

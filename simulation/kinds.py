@@ -104,6 +104,14 @@ SERVER = Kind(
           "local (in this server's memory: lost if it dies or the user is sent to another server), "
           "database (one extra database read per request: survives).",
           choices=("local", "database", "cookie")),
+        P("cache_max_age_s", "float", 0.0, "Cache-Control: max-age of its responses. Browsers reuse a response "
+          "this long without asking again (0 = no-cache: every page view is a request).",
+          label="Browser max-age", unit="s", minimum=0, maximum=31_536_000, group="HTTP caching"),
+        P("etag", "bool", False, "Send an ETag: a browser whose copy expired asks again with If-None-Match, "
+          "and if the item did not change it gets a cheap 304 Not Modified (no database call).",
+          label="ETag", group="HTTP caching"),
+        P("not_modified_cost", "float", 0.2, "Work of a 304 Not Modified answer, as a share of a full response.",
+          label="304 cost", minimum=0, maximum=1, group="HTTP caching"),
         P("cookie_signed", "bool", True, "Sign session cookies with a secret key (Flask's default). A forged "
           "signed cookie is rejected (the user gets an empty session); an unsigned one is believed.",
           label="Signed cookies"),

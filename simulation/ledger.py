@@ -12,7 +12,7 @@ import numpy as np
 from .metrics import N_BINS, latency_bins
 
 # Events that are neither served nor failed requests, counted per second.
-COUNTERS = ("forged_accepted", "forged_rejected", "stale_reads")
+COUNTERS = ("forged_accepted", "forged_rejected", "stale_reads", "browser_hits", "not_modified")
 
 
 class Ledger:

@@ -76,7 +76,7 @@ class Metrics:
 
     COLUMNS = ("time_s", "offered_rps", "served_rps", "failed_rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
                "active_servers", "sessions_lost", "cost_server_s", "forged_accepted", "forged_rejected",
-               "stale_reads")
+               "stale_reads", "browser_hits", "not_modified")
 
     def __init__(self) -> None:
         self.n = 0

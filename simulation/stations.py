@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compiler import CACHE, DATABASE, Network
-from .flight import FLAG_DB_SESSION, FLAG_TIMEOUT, Batch
+from .compiler import CACHE, DATABASE, SERVER, Network
+from .flight import FLAG_DB_SESSION, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
 from .randomness import SERVICE, SESSION_READ, exponential
 
 RING_CAP = 4096  # exact waiting-room accounting up to this many waiting requests per replica
@@ -120,6 +120,9 @@ class Stations:
                 b.flags[extra] &= ~FLAG_DB_SESSION
                 service = service.copy()
                 service[extra] += exponential(b.key[extra], b.hop[extra], SESSION_READ) * net.st_mean_read[st[extra]]
+        not_modified = ((b.flags & FLAG_NOT_MODIFIED) != 0) & (net.st_kind[st] == SERVER)
+        if not_modified.any():   # a 304 costs a share of the work of a full answer
+            service = np.where(not_modified, service * net.st_nm_cost[st], service)
         b.start = np.empty(n)
         b.fin = np.empty(n)
         status = np.zeros(n, dtype=np.int8)
