@@ -177,7 +177,8 @@ def summary_text(s: dict[str, Any], wall_s: float) -> str:
         f"  latency        mean {ms('mean_ms')}, p50 {ms('p50_ms')}, p95 {ms('p95_ms')}, p99 {ms('p99_ms')}",
         f"  sessions lost  {s['sessions_lost']:,}",
     ]
-    for key, label in (("stale_reads", "stale reads"), ("forged_accepted", "forged cookies believed"),
+    for key, label in (("browser_hits", "browser hits"), ("not_modified", "304 answers"),
+                       ("stale_reads", "stale reads"), ("forged_accepted", "forged cookies believed"),
                        ("forged_rejected", "forged cookies refused")):
         if s.get(key):
             lines.append(f"  {label:<14} {s[key]:,}")
