@@ -3,9 +3,10 @@
 Every failure a user can cause (a bad file, a bad option, an unwritable output,
 Ctrl-C) ends with a non-zero exit code and one line on stderr, never a
 traceback. Outputs are written atomically, so an interrupted run leaves no
-half-written CSV, JSON or image behind. Qt is only imported for the GUI and for
-``export``, lazily, so that ``simulate`` and ``check`` run on machines without a
-display.
+half-written CSV, JSON or image behind. The GUI and ``export`` are provided by
+the designer, which calls :func:`main` with them (``designer/entry.py``): this
+module never imports Qt or the designer, so ``simulate`` and ``check`` run on
+machines without a display.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 from . import __version__
 from .fileformat import atomic_write_text, load
@@ -264,11 +265,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise UserError(f"{t}: is a folder, not a file")
         if not t.parent.is_dir() and str(t.parent):
             raise UserError(f"cannot write {t}: no such folder {t.parent}")
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    try:
-        from designer.export import export_headless
-    except ImportError as e:
-        raise UserError(f"export needs the desktop part of ScaleLab (PySide6): {e}") from None
+    export_headless = _FRONTENDS.get("export")
+    if export_headless is None:
+        raise UserError("export needs the desktop part of ScaleLab: run it as `scalelab export ...` "
+                        "or `python main.py export ...`")
     temps = [_temp_beside(t) for t in targets]
     try:
         export_headless(doc, temps[0], temps[1] if len(temps) > 1 else None, run)
@@ -341,17 +341,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The desktop part plugs in here (designer/entry.py): simulation/ never imports designer/.
+_FRONTENDS: dict[str, Callable[..., Any]] = {}
+
+
 def _gui(argv: list[str]) -> int:
-    try:
-        from designer.app import main as gui_main
-    except ImportError as e:
-        raise UserError(f"cannot start the desktop app: {e}") from None
+    gui_main = _FRONTENDS.get("gui")
+    if gui_main is None:
+        raise UserError("the desktop app is not available here: run `scalelab` or `python main.py`")
     return int(gui_main(argv) or 0)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; return the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
+def main(argv: Sequence[str] | None = None, *, gui: Callable[[list[str]], int] | None = None,
+         exporter: Callable[..., None] | None = None) -> int:
+    """Run the command; return the exit code (0 ok, 1 error, 2 usage, 130 interrupted).
+
+    ``gui(argv)`` starts the desktop app and ``exporter(document, png, svg, run_s)``
+    renders images; the designer passes both (``designer/entry.py``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if gui is not None:
+        _FRONTENDS["gui"] = gui
+    if exporter is not None:
+        _FRONTENDS["export"] = exporter
     try:
         if not argv:
             return _gui([])
@@ -372,6 +383,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except BrokenPipeError:  # e.g. `scalelab check FILE | head`: the reader has gone, nothing to say
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
     except (FormatError, UserError) as e:
         _error(str(e))
         return 1

@@ -23,10 +23,10 @@ JSON_REQUIRED = {"arrived", "served", "failed", "failed_by_cause", "in_flight", 
 
 
 def run_module(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m simulation.cli ARGS`` in a fresh process (what the installed command does)."""
+    """``python main.py ARGS`` in a fresh process (what the installed command does)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("SCALELAB_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "simulation.cli", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -274,16 +274,15 @@ def test_forced_progress_on_a_long_run(capsys: pytest.CaptureFixture, monkeypatc
 # ----- GUI dispatch and export ------------------------------------------------------------------
 def test_no_arguments_starts_the_gui_and_a_file_opens_in_it(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    monkeypatch.setattr(cli, "_gui", lambda argv: calls.append(argv) or 0)
-    assert cli.main([]) == 0
-    assert cli.main([str(STARTER)]) == 0
+    gui = lambda argv: calls.append(argv) or 0  # noqa: E731
+    assert cli.main([], gui=gui) == 0
+    assert cli.main([str(STARTER)], gui=gui) == 0
     assert calls == [[], [str(STARTER)]]
 
 
 def test_export_writes_png_via_the_designer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture) -> None:
     """The CLI hands the document to designer.export.export_headless and renames its output into place."""
-    import types
     seen = {}
 
     def fake_export(document, png_path, svg_path=None, run_seconds=None):
@@ -292,11 +291,9 @@ def test_export_writes_png_via_the_designer(tmp_path: Path, monkeypatch: pytest.
         if svg_path:
             Path(svg_path).write_text("<svg/>")
 
-    fake = types.ModuleType("designer.export")
-    fake.export_headless = fake_export
-    monkeypatch.setitem(sys.modules, "designer.export", fake)
     png, svg = tmp_path / "c.png", tmp_path / "c.svg"
-    assert cli.main(["export", str(STARTER), "--png", str(png), "--svg", str(svg), "--run", "5"]) == 0
+    assert cli.main(["export", str(STARTER), "--png", str(png), "--svg", str(svg), "--run", "5"],
+                    exporter=fake_export) == 0
     assert png.read_bytes() == b"\x89PNG fake" and svg.read_text() == "<svg/>"
     assert seen["run"] == 5 and seen["nodes"][0] == "users"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "c.svg"]
@@ -304,32 +301,25 @@ def test_export_writes_png_via_the_designer(tmp_path: Path, monkeypatch: pytest.
 
 def test_failed_export_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture) -> None:
-    import types
 
     def broken_export(document, png_path, svg_path=None, run_seconds=None):
         Path(png_path).write_bytes(b"\x89PN")  # half an image, then the disk is full
         raise OSError(28, "No space left on device")
 
-    fake = types.ModuleType("designer.export")
-    fake.export_headless = broken_export
-    monkeypatch.setitem(sys.modules, "designer.export", fake)
     png = tmp_path / "c.png"
     png.write_bytes(b"old image")
-    assert cli.main(["export", str(STARTER), "--png", str(png)]) == 1
+    assert cli.main(["export", str(STARTER), "--png", str(png)], exporter=broken_export) == 1
     assert "No space left on device" in one_error_line(capsys.readouterr().err)
     assert png.read_bytes() == b"old image"
     assert [p.name for p in tmp_path.iterdir()] == ["c.png"]
 
 
 def test_exported_image_is_readable_like_any_new_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import types
-    fake = types.ModuleType("designer.export")
-    fake.export_headless = lambda document, png_path, svg_path=None, run_seconds=None: \
+    def fake(document, png_path, svg_path=None, run_seconds=None):
         Path(png_path).write_bytes(b"\x89PNG")
-    monkeypatch.setitem(sys.modules, "designer.export", fake)
     old = os.umask(0o022)
     try:
-        assert cli.main(["export", str(STARTER), "--png", str(tmp_path / "c.png")]) == 0
+        assert cli.main(["export", str(STARTER), "--png", str(tmp_path / "c.png")], exporter=fake) == 0
     finally:
         os.umask(old)
     assert (tmp_path / "c.png").stat().st_mode & 0o777 == 0o644
@@ -365,7 +355,7 @@ def test_progress_bar_on_a_terminal_for_a_long_run() -> None:
     import select
     master, slave = pty.openpty()
     env = dict(os.environ, PYTHONPATH=str(ROOT), SCALELAB_PROGRESS_DELAY="0")
-    proc = subprocess.Popen([sys.executable, "-m", "simulation.cli", "simulate", str(STARTER), "--duration", "10"],
+    proc = subprocess.Popen([sys.executable, "main.py", "simulate", str(STARTER), "--duration", "10"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
     chunks = []
