@@ -27,6 +27,7 @@ def migrate(sim: "Simulation", document: "Document") -> None:
     old_net, old_st, old_bal = sim.net, sim.stations, sim.balancers
     old_pending, old_sessions, old_ewma = sim.pending, sim.sessions, sim.ewma
     sim._old_scalers = sim.scalers
+    old_primary, old_lag, old_down = sim.primary, sim.lag, dict(sim._down_since)
     new_net = compile_document(document)  # raises SimulationError before anything changes
     sim.document = document
     sim.tick_s = float(document.settings["tick_ms"]) / 1000.0
@@ -106,6 +107,22 @@ def migrate(sim: "Simulation", document: "Document") -> None:
         if prev is not None:
             a.history = prev.history
             a.next_decision = prev.next_decision
+    # a promoted database primary stays promoted (same node, same number of copies)
+    for i, node in enumerate(new_net.node_ids):
+        if new_net.node_kind[i] != "database" or node not in old_net.node_ids:
+            continue
+        old_st = old_net.node_stations[old_net.node_ids.index(node)]
+        new_st = new_net.node_stations[i]
+        if len(old_st) != len(new_st) or len(new_st) < 2:
+            continue
+        promoted = int(mapping[old_primary[old_st[0]]])
+        if promoted >= 0:
+            sim.primary[new_st] = promoted
+            lag = float(new_net.st_lag[new_st].max())
+            sim.lag[new_st] = np.where(new_st == promoted, 0.0, lag)
+        j = old_net.node_ids.index(node)
+        if j in old_down:
+            sim._down_since[i] = old_down[j]
     sim._events = sorted(document.events, key=lambda e: e.at_s)
     sim._event_pos = sum(1 for e in sim._events if e.at_s <= sim.now + 1e-9)
     sim.ledger.resize(new_net.n_stations, len(new_net.edges), mapping)

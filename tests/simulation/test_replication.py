@@ -84,3 +84,18 @@ def test_failover_promotes_a_replica_and_writes_resume():
     assert down[17:].mean() == pytest.approx(600 * 0.8 / 3, rel=0.15)
     from simulation.analysis import structural_spof
     assert "db" not in structural_spof(d)
+
+
+def test_a_promoted_primary_stays_promoted_through_a_live_edit():
+    d = replicated(2, 50)
+    d.set_params("db", {"failover_s": 2})
+    add_event(d, 5, "fail", "db", replica=0)
+    sim = Simulation(d)
+    sim.advance(12)
+    d.set_params("users", {"rate_rps": 500})     # an unrelated edit during the run
+    sim.update_document(d)
+    sim.advance(2)
+    down = sim.metrics.failed_by_cause["backend_down"]
+    # right after the edit, only the dead machine's third of the reads fails: the writes
+    # still reach the promoted primary (no second failover delay)
+    assert down[-2:].mean() == pytest.approx(500 * 0.8 / 3, rel=0.2)
