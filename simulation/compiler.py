@@ -20,7 +20,6 @@ from .document import Document
 
 KIND_CODES = {"load_balancer": 0, "server": 1, "database": 2, "cache": 3}
 LB, SERVER, DATABASE, CACHE = 0, 1, 2, 3
-STATIC_ALGORITHMS = {"random", "round_robin", "weighted_round_robin", "consistent_hash"}
 
 
 class SimulationError(ValueError):

@@ -14,6 +14,8 @@ FAILURE_CAUSES: tuple[str, ...] = (
     "session_lost",        # its user's local session was on another server (or a dead one)
 )
 
+CAUSE_INDEX: dict[str, int] = {c: i for i, c in enumerate(FAILURE_CAUSES)}
+
 CAUSE_LABELS: dict[str, str] = {
     "queue_full": "Queue full",
     "timeout": "Timeout",

@@ -1,0 +1,149 @@
+"""Client arrivals: Poisson processes in time order, browser caches (Cache-Control,
+ETag), entry nodes and replicas.
+
+A part of :class:`simulation.engine.Simulation` (a mixin: it works on the
+simulation's own state)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .flight import Batch, FLAG_FORGED, FLAG_NOT_MODIFIED
+from .patterns import rate_factor
+from .randomness import block_generator, BROWSER, ENTRY, FORGE, NOT_MODIFIED, REPLICA, uniform
+
+
+class Arrivals:
+    def _generate(self, t0: float, t1: float, inbox: list[list[Batch]]) -> None:
+        net = self.net
+        for c in net.clients:
+            if not c.entries or c.rate_rps <= 0 or c.node_id in self._clients_down:
+                continue
+            blocks = range(math.floor(t0), math.ceil(t1))
+            if len(blocks) == 1:   # the usual case: slices of one cached second, no copies
+                bt, bu, bc, bk, bf, bi, bb = self._client_block(c, blocks[0])
+                i, j = np.searchsorted(bt, (t0, t1))
+                if i == j:
+                    continue
+                times, users, cls, keys, flags, items, browser = (bt[i:j], bu[i:j], bc[i:j], bk[i:j], bf[i:j],
+                                                                  bi[i:j], bb[i:j])
+            else:
+                parts = [self._client_block(c, blk) for blk in blocks]
+                times = np.concatenate([p[0] for p in parts])
+                sel = (times >= t0) & (times < t1)
+                if not sel.any():
+                    continue
+                times = times[sel]
+                users, cls, keys, flags, items, browser = (np.concatenate([p[f] for p in parts])[sel]
+                                                           for f in range(1, 7))
+            if browser.any():   # answered by the browser's cache: never sent
+                self._count("browser_hits", times[browser])
+                keep = ~browser
+                times, users, cls, keys, flags, items = (a[keep] for a in (times, users, cls, keys, flags, items))
+                if not len(times):
+                    continue
+            n = len(times)
+            entry_nodes = np.asarray(c.entries)
+            if c.failover:
+                alive = [j for j in c.entries if self.stations.up[net.node_stations[j]].any()]
+                node = np.full(n, alive[0] if alive else c.entries[0])
+            elif len(entry_nodes) == 1:
+                node = np.full(n, entry_nodes[0])
+            else:
+                node = entry_nodes[np.minimum((uniform(keys, 0, ENTRY) * len(entry_nodes)).astype(np.int64),
+                                              len(entry_nodes) - 1)]
+            st = self._registered_only(self._pick_replica(node, keys), keys, 0)
+            self.arrived += n
+            self.ledger.book_offered(times)
+            self.ledger.book_edges(self._node_edge[c.node_index, node], times)
+            self._deliver(Batch(st=st, birth=times, arr=times, cls=cls, user=users, key=keys, flags=flags,
+                                item=items), inbox)
+    def _client_block(self, c, block: int) -> tuple[np.ndarray, ...]:
+        """One client's arrivals in the simulated second ``block`` (cached): a Poisson
+        process whose rate follows the pattern tick by tick; users, reads/writes, keys."""
+        cache = self._blocks.get(c.node_id)
+        if cache is not None and cache[0] == block:
+            return cache[1]
+        rng = block_generator(self.seed, c.stream, block)
+        dt = self.tick_s
+        inner = np.arange(math.floor(block / dt + 1e-9) + 1, math.ceil((block + 1) / dt - 1e-9)) * dt
+        edges = np.concatenate([[block], inner[(inner > block) & (inner < block + 1)], [block + 1.0]])
+        lens = np.diff(edges)
+        if c.pattern["type"] == "constant":
+            lam = c.rate_rps * lens
+        else:
+            lam = c.rate_rps * np.maximum(rate_factor(c.pattern, 0.5 * (edges[:-1] + edges[1:])), 0.0) * lens
+        # A Poisson process with a piecewise-constant rate, in time order without a sort:
+        # N ~ Poisson(Λ); sorted uniforms on [0, Λ) as normalised sums of exponentials;
+        # mapped through the inverse of the cumulative rate.
+        cum = np.concatenate([[0.0], np.cumsum(lam)])
+        n = int(rng.poisson(cum[-1]))
+        gaps = np.cumsum(rng.standard_exponential(n + 1))
+        times = np.interp(gaps[:n] * (cum[-1] / gaps[n]), cum, edges)
+        users = c.user_offset + rng.integers(0, c.users, size=n)
+        cls = (rng.random(n) >= c.read_ratio).astype(np.int8)
+        keys = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+        if c.node_id in self._cdf:   # items matter only where something caches them
+            cdf = self._cdf[c.node_id]
+            items = np.minimum(np.searchsorted(cdf, rng.random(n)), len(cdf) - 1)
+        else:
+            items = np.zeros(n, dtype=np.int64)
+        flags = np.zeros(n, dtype=np.int8)
+        if c.forged_share > 0:
+            flags[uniform(keys, 0, FORGE) < c.forged_share] = FLAG_FORGED
+        browser = self._browser_cache(c, times, cls, keys, items, flags)
+        out = (times, users, cls, keys, flags, items, browser)
+        self._blocks[c.node_id] = (block, out)
+        return out
+    def _browser_cache(self, c, times: np.ndarray, cls: np.ndarray, keys: np.ndarray, items: np.ndarray,
+                       flags: np.ndarray) -> np.ndarray:
+        """Which reads the browser answers itself (fresh copy, Cache-Control max-age), and
+        which are sent as conditional requests that will get 304 Not Modified (ETag).
+
+        Per user and item, reads come at rate r and writes (by anyone) at rate w. After a
+        fetch the copy is fresh for M = max-age, so a share rM / (1 + rM) of the reads are
+        browser hits once the user has fetched the item at all (probability 1 − e^{−rt}).
+        An expired copy is revalidated; it is unchanged with probability e^{−wM} r / (r + w)."""
+        n = len(times)
+        browser = np.zeros(n, dtype=bool)
+        if c.max_age_s <= 0 and not c.etag:
+            return browser
+        pmf = np.diff(np.r_[0.0, self._cdf[c.node_id]])[items]
+        reads = cls == 0
+        r = c.rate_rps * c.read_ratio / c.users * pmf
+        w = c.rate_rps * (1.0 - c.read_ratio) * pmf
+        m = c.max_age_s
+        has_copy = -np.expm1(-r * times)
+        fresh = has_copy * (r * m / (1.0 + r * m))
+        browser = reads & (uniform(keys, 0, BROWSER) < fresh)
+        if c.etag:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                stale_copy = np.where(fresh < 1, (has_copy - fresh) / np.maximum(1.0 - fresh, 1e-12), 0.0)
+                unchanged = np.exp(-w * m) * np.where(r + w > 0, r / np.maximum(r + w, 1e-300), 0.0)
+            nm = reads & ~browser & (uniform(keys, 0, NOT_MODIFIED) < stale_copy * unchanged)
+            flags[nm] |= FLAG_NOT_MODIFIED
+        return browser
+    def _pick_replica(self, node: np.ndarray, keys: np.ndarray, hops: np.ndarray | int = 0) -> np.ndarray:
+        first, count = self._node_first, self._node_count
+        if (count[node] == 1).all():
+            return first[node]
+        return first[node] + np.minimum((uniform(keys, hops, REPLICA) * count[node]).astype(np.int64), count[node] - 1)
+    def _registered_only(self, st: np.ndarray, keys: np.ndarray, hops) -> np.ndarray:
+        """Requests aimed at an autoscaled slot that takes no traffic go to one that does."""
+        if not self.scalers:
+            return st
+        reg = self.stations.registered
+        bad = ~reg[st]
+        if not bad.any():
+            return st
+        st = st.copy()
+        for a in self.scalers:
+            mine = bad & (st >= a.sc.first) & (st < a.sc.end)
+            if not mine.any():
+                continue
+            ok = a.slots[reg[a.slots]]
+            if len(ok):
+                u = uniform(keys[mine], hops if np.isscalar(hops) else hops[mine], REPLICA + 100)
+                st[mine] = ok[np.minimum((u * len(ok)).astype(np.int64), len(ok) - 1)]
+        return st

@@ -1,0 +1,132 @@
+"""What happens at window boundaries: scheduled events, failures and recoveries,
+autoscaling decisions, boots and drains, database failover.
+
+A part of :class:`simulation.engine.Simulation` (a mixin: it works on the
+simulation's own state)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .request_state import ORPHANED
+
+
+class Lifecycle:
+    def _boundary_actions(self) -> None:
+        # While nothing can change, checks are skipped; keep their grid in step first.
+        for bs in self.balancers:
+            if bs.health.steady(self.stations.up[bs.bal.backends]):
+                bs.health.skip_to(self.now + 1e-9)
+        while self._event_pos < len(self._events) and self._events[self._event_pos].at_s <= self.now + 1e-9:
+            ev = self._events[self._event_pos]
+            self._event_pos += 1
+            if ev.node in self.net.node_ids:
+                self._set_node(ev.node, ev.replica, up=(ev.action == "recover"))
+        if self.scalers:
+            self._autoscale()
+        if self.net.failovers:
+            self._failover()
+        for bs in self.balancers:
+            up = self.stations.up[bs.bal.backends]
+            while bs.health.next_check <= self.now + 1e-9:
+                bs.health.check(up)
+    def _set_node(self, node_id: str, replica: int | None, up: bool) -> None:
+        net = self.net
+        if node_id not in net.node_ids:
+            raise KeyError(f'there is no node "{node_id}"')
+        i = net.node_ids.index(node_id)
+        st = net.node_stations[i]
+        if len(st) == 0:   # a client: failing it takes its users offline (no requests)
+            (self._clients_down.discard if up else self._clients_down.add)(node_id)
+            return
+        if replica is not None:
+            if not 0 <= replica < len(st):
+                raise ValueError(f'"{node_id}" has no replica {replica} (it has {len(st)})')
+            st = st[replica:replica + 1]
+        self.stations.failed[st] = not up
+        self._apply_up()
+    def _autoscale(self) -> None:
+        """Boots that finished, drains that emptied, and the autoscalers' decisions."""
+        st = self.stations
+        now = self.now
+        done = np.nonzero(st.ready_at <= now + 1e-9)[0]
+        if len(done):
+            st.ready_at[done] = np.inf
+            st.booted[done] = True
+            st.registered[done] = True
+        draining = np.nonzero(st.provisioned & ~st.registered & st.booted)[0]
+        if len(draining):
+            busy = np.zeros(self.net.n_stations, dtype=bool)
+            for p in self.pending:
+                busy[p.st] = True
+            empty = draining[~busy[draining]]
+            st.provisioned[empty] = False
+            st.booted[empty] = False
+            st.failed[empty] = False
+        util = self.metrics.util
+        for a in self.scalers:
+            if a.next_decision > now + 1e-9:
+                continue
+            a.next_decision = (math.floor(now / a.sc.interval_s + 1e-9) + 1) * a.sc.interval_s
+            node = self.net.node_ids[a.sc.node_index]
+            if node not in util or self.metrics.n == 0:
+                continue
+            k = max(1, min(self.metrics.n, int(round(a.sc.interval_s))))
+            u = float(np.nanmean(util[node][-k:]))
+            slots = a.slots
+            # replicas that count: provisioned, not failed (a failed one is replaced), not draining
+            active = slots[st.provisioned[slots] & ~st.failed[slots] & (st.registered[slots] | ~st.booted[slots])]
+            current = len(active)
+            ready = int((st.up[slots] & st.registered[slots]).sum())
+            want = a.desired(now, current, ready, u)
+            if want > current:
+                free = slots[~st.provisioned[slots]][:want - current]
+                st.provisioned[free] = True
+                st.failed[free] = False
+                if a.sc.boot_s > 0:
+                    st.booted[free] = False
+                    st.ready_at[free] = now + a.sc.boot_s
+                else:
+                    st.booted[free] = True
+                    st.registered[free] = True
+            elif want < current:
+                # remove the newest first: booting ones stop at once, serving ones drain
+                victims = active[::-1][:current - want]
+                booting = victims[~st.booted[victims]]
+                st.provisioned[booting] = False
+                st.ready_at[booting] = np.inf
+                st.registered[victims] = False
+        self._apply_up()
+    def _failover(self) -> None:
+        """Promote a live read replica when a primary has been down for failover_s."""
+        net, up = self.net, self.stations.up
+        for node, after in net.failovers:
+            st = net.node_stations[node]
+            primary = int(self.primary[st[0]])
+            if up[primary]:
+                self._down_since.pop(node, None)
+                continue
+            since = self._down_since.setdefault(node, self.now)
+            live = st[up[st]]
+            if self.now + 1e-9 >= since + after and len(live):
+                new = int(live[0])
+                self.lag[primary] = self.lag[new] if self.lag[new] > 0 else float(net.st_lag[st].max())
+                self.lag[new] = 0.0
+                self.primary[st] = new
+                self._down_since.pop(node, None)
+    def _next_failover(self) -> float:
+        return min((self._down_since[n] + after for n, after in self.net.failovers if n in self._down_since),
+                   default=math.inf)
+    def _apply_up(self) -> None:
+        """Stations that stopped serving lose their requests and their local sessions."""
+        down, _ = self.stations.refresh_up(self.now)
+        if len(down) == 0:
+            return
+        for lv, batch in enumerate(self.pending):
+            hit = np.isin(batch.st, down)
+            if hit.any():
+                self.pending[lv] = batch.take(~hit)
+                self._fail("node_failed", np.full(int(hit.sum()), self.now))
+        orphan = np.isin(self.sessions, down.astype(np.int32))
+        self.sessions[orphan] = ORPHANED

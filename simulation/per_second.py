@@ -1,0 +1,59 @@
+"""Closing seconds: the ledger's rows become metric rows, all at once.
+
+A part of :class:`simulation.engine.Simulation` (a mixin: it works on the
+simulation's own state)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .compiler import SERVER
+from .ledger import COUNTERS
+from .metrics import percentiles_ms
+from .state import CAUSE_INDEX
+
+
+class PerSecond:
+    def _close_seconds(self, k: int) -> None:
+        """Turn the ledger's k oldest seconds into metric rows (all at once)."""
+        net = self.net
+        sec = self.ledger.pop_seconds(k)
+        first = self.metrics.n + 1
+        up = self.stations.up
+        n_nodes = len(net.node_ids)
+        node_of = net.st_node
+        cap = np.bincount(node_of, weights=net.st_workers * up, minlength=n_nodes)
+        ups = np.bincount(node_of, weights=up.astype(float), minlength=n_nodes)
+
+        def per_node(rows: np.ndarray) -> np.ndarray:  # rows × stations -> rows × nodes
+            out = np.zeros((k, n_nodes))
+            np.add.at(out.T, node_of, rows.T)
+            return out
+
+        busy = per_node(sec["busy"])
+        util = np.where(cap > 0, np.minimum(busy / np.where(cap > 0, cap, 1.0), 1.0), 0.0)
+        waiting = np.stack([self._queue_snap.pop(first + r, np.zeros(net.n_stations)) for r in range(k)])
+        queue = per_node(waiting)
+        self._last_done = per_node(sec["done"].astype(float))[-1]
+        keep = [i for i in range(n_nodes) if net.node_kind[i] != "client"]
+        nodes = [net.node_ids[i] for i in keep]
+        servers_up = float(((net.st_kind == SERVER) & up).sum())
+        provisioned = float(((net.st_kind == SERVER) & self.stations.provisioned & ~self.stations.failed).sum())
+        served = sec["served"].astype(float)
+        pct = percentiles_ms(sec["hist"], (0.5, 0.95, 0.99))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(served > 0, sec["lat_sum"] / np.maximum(served, 1) / 1e6, np.nan)
+        failed = sec["failed"].astype(float)
+        columns = {
+            "time_s": np.arange(first, first + k, dtype=float),
+            "offered_rps": sec["offered"].astype(float),
+            "served_rps": served,
+            "failed_rps": failed.sum(axis=1),
+            "p50_ms": pct[:, 0], "p95_ms": pct[:, 1], "p99_ms": pct[:, 2],
+            "mean_ms": mean,
+            "active_servers": np.full(k, servers_up),
+            "sessions_lost": failed[:, CAUSE_INDEX["session_lost"]],
+            "cost_server_s": np.full(k, provisioned),
+            **{name: sec["counts"][:, i].astype(float) for i, name in enumerate(COUNTERS)},
+        }
+        self.metrics.extend(columns, failed, nodes, util[:, keep], queue[:, keep],
+                            np.repeat(ups[None, keep], k, axis=0), list(net.edges), sec["edges"].astype(float))

@@ -1,0 +1,181 @@
+"""Where finished requests go: load balancers choose a backend (tick by tick when
+they look at connections), servers call downstream nodes, caches answer hits,
+and the rest are answered.
+
+A part of :class:`simulation.engine.Simulation` (a mixin: it works on the
+simulation's own state)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .compiler import CACHE, LB, SERVER
+from .dispatch import BalancerState
+from .flight import Batch, FLAG_NOT_MODIFIED, FLAG_SESSION_LOST
+from .metrics import latency_bins, N_BINS
+from .randomness import CACHE_HIT, CACHE_STALE, ROUTE, uniform
+
+LOAD_AWARE = ("least_connections", "power_of_two")   # decided tick by tick inside a window
+EWMA_ALPHA = 0.1                                     # weight of a new response time (least_response_time)
+
+
+class Routing:
+    def _route(self, out: Batch, inbox: list[list[Batch]]) -> None:
+        net = self.net
+        is_lb = net.st_kind[out.st] == LB
+        if is_lb.any():
+            lb_out, out = out.split(is_lb)
+            fin = lb_out.fin
+            if len(fin) > 1 and (fin[1:] < fin[:-1]).any():
+                lb_out = lb_out.take(np.argsort(fin, kind="stable"))
+            self._balance(lb_out, inbox)
+        if not len(out):
+            return
+        u = uniform(out.key, out.hop, ROUTE)
+        cont = self._has_route[out.st]
+        nm = ((out.flags & FLAG_NOT_MODIFIED) != 0) & (net.st_kind[out.st] == SERVER)
+        if nm.any():   # a 304 Not Modified: the server answers without calling the database
+            cont &= ~nm
+            self._count("not_modified", out.fin[nm])
+        hit = np.zeros(len(out), dtype=bool)
+        if self._caches:
+            at_cache = (net.st_kind[out.st] == CACHE) & (out.cls == 0)
+            if at_cache.any():
+                u_hit = uniform(out.key, out.hop, CACHE_HIT)
+                u_stale = uniform(out.key, out.hop, CACHE_STALE)
+                for st, model in self._caches.items():
+                    mine = at_cache & (out.st == st)
+                    if mine.any():
+                        items = np.minimum(out.item[mine], len(model.hit) - 1)
+                        h = u_hit[mine] < model.hit[items]
+                        hit[mine] = h
+                        stale = h & (u_stale[mine] < model.stale[items])
+                        self._count("stale_reads", out.fin[mine][stale])
+        cont &= ~hit
+        fwd, end = out.split(cont)
+        if len(fwd):
+            key = fwd.st + (u[cont] if len(end) else u)
+            idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
+            target = self._registered_only(net.route_target[idx], fwd.key, fwd.hop)
+            if self._replicated:   # writes go to the primary of a replicated database
+                target = np.where(fwd.cls == 1, self.primary[target], target)
+            self._flow(fwd.st, target, fwd.fin)
+            nxt = fwd.forward(target)
+            self._deliver(nxt, inbox)
+        self._finish(end)
+    def _flow(self, src_st: np.ndarray, dst_st: np.ndarray, times: np.ndarray) -> None:
+        self.ledger.book_edges(self._node_edge[self.net.st_node[src_st], self.net.st_node[dst_st]], times)
+    def _balance(self, out: Batch, inbox: list[list[Batch]]) -> None:
+        net = self.net
+        which = net.st_balancer[out.st]
+        for bi in (np.unique(which) if len(self.balancers) > 1 else (0,)):
+            bs = self.balancers[int(bi)]
+            mine = out.take(which == bi) if len(self.balancers) > 1 else out
+            backends = bs.bal.backends
+            if bs.bal.algorithm in LOAD_AWARE:
+                self._balance_by_tick(bs, mine)
+                continue
+            conn = lat = None
+            if bs.bal.algorithm == "least_response_time":
+                conn = self._connections()[backends]
+                lat = self.ewma[backends]
+            pos = bs.choose(mine.user, mine.key, mine.hop, conn, lat, int(round(self.now / self.tick_s)),
+                            self.stations.registered[backends])
+            none = pos < 0
+            if none.any():
+                self._fail("no_healthy_backend", mine.fin[none])
+                mine = mine.take(~none)
+                pos = pos[~none]
+            target = backends[pos]
+            self._flow(mine.st, target, mine.fin)
+            self._deliver(mine.forward(target), inbox)
+    def _balance_by_tick(self, bs: BalancerState, out: Batch) -> None:
+        """Least connections and power of two: decide tick by tick with the connection
+        counts at the start of each tick, and admit each tick's requests at once, so the
+        next tick's counts include them. The window may be long; decisions stay fresh."""
+        net = self.net
+        backends = bs.bal.backends
+        levels = np.unique(net.st_level[backends])
+        dt = self.tick_s
+        tick = np.floor(out.fin / dt + 1e-9).astype(np.int64)
+        cuts = np.flatnonzero(np.diff(tick)) + 1
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(out)]):
+            mine = out.take(slice(int(a), int(b)))
+            k = int(tick[a])
+            tau = k * dt
+            conn = np.zeros(net.n_stations)
+            for lv in levels:
+                p = self.pending[int(lv)]
+                if len(p):
+                    conn += np.bincount(p.st, weights=((p.arr <= tau) & (p.fin > tau)).astype(float),
+                                        minlength=net.n_stations)
+            pos = bs.choose(mine.user, mine.key, mine.hop, conn[backends], None, k, self.stations.registered[backends])
+            none = pos < 0
+            if none.any():
+                self._fail("no_healthy_backend", mine.fin[none])
+                mine = mine.take(~none)
+                pos = pos[~none]
+            if not len(mine):
+                continue
+            target = backends[pos]
+            self._flow(mine.st, target, mine.fin)
+            self._admit_now(mine.forward(target))
+    def _admit_now(self, batch: Batch) -> None:
+        """Admit requests at their stations right away (they join the pending requests)."""
+        lv_of = self.net.st_level[batch.st]
+        for lv in np.unique(lv_of):
+            lv = int(lv)
+            part = batch if len(np.unique(lv_of)) == 1 else batch.take(lv_of == lv)
+            in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
+            admitted, full, down = self.stations.admit(part, in_system)
+            self._fail("queue_full", full.arr)
+            self._fail("backend_down", down.arr)
+            self._sessions(admitted)
+            self.pending[lv] = Batch.concat([self.pending[lv], admitted])
+    def _connections(self) -> np.ndarray:
+        return self._occupancy()[1]
+    def _occupancy(self) -> tuple[np.ndarray, np.ndarray]:
+        """(waiting, waiting + in service) per station, now."""
+        n = self.net.n_stations
+        waiting = np.zeros(n)
+        total = np.zeros(n)
+        for p in self.pending:
+            if len(p):
+                total += np.bincount(p.st, minlength=n)
+                waiting += np.bincount(p.st, weights=(p.start > self.now).astype(float), minlength=n)
+        return waiting, total
+    def _deliver(self, batch: Batch, inbox: list[list[Batch]]) -> None:
+        if not len(batch):
+            return
+        lv = self.net.st_level[batch.st]
+        if (lv == lv[0]).all():
+            inbox[int(lv[0])].append(batch)
+            return
+        for level in np.unique(lv):
+            inbox[int(level)].append(batch.take(lv == level))
+    def _finish(self, done: Batch) -> None:
+        if not len(done):
+            return
+        lost = (done.flags & FLAG_SESSION_LOST) != 0
+        self._fail("session_lost", done.fin[lost])
+        ok = ~lost
+        n = int(ok.sum())
+        if n == 0:
+            return
+        lat = done.fin[ok] - done.birth[ok]
+        self.served += n
+        self._lat_ns_total += int(np.rint(lat * 1e9).astype(np.int64).sum())
+        self._hist_total += np.bincount(latency_bins(lat), minlength=N_BINS)
+        self.ledger.book_served(done.fin[ok], lat)
+    def _update_ewma(self, out: Batch) -> None:
+        """Recent response time per station (for least_response_time)."""
+        n = self.net.n_stations
+        k = np.bincount(out.st, minlength=n)
+        seen = k > 0
+        mean = np.bincount(out.st, weights=out.fin - out.arr, minlength=n)[seen] / k[seen]
+        w = 1.0 - (1.0 - EWMA_ALPHA) ** k[seen]
+        self.ewma[seen] += w * (mean - self.ewma[seen])
+    def _observe_caches(self, seconds: float) -> None:
+        for st, model in self._caches.items():
+            reads, writes = self._cache_seen[st]
+            model.observe(reads, writes, seconds)
+            self._cache_seen[st] = [0, 0]
