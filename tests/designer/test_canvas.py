@@ -11,6 +11,7 @@ from PySide6.QtTest import QTest
 from designer.canvas import KIND_MIME, CanvasView
 from designer.canvas import look
 from designer.controller import DocumentController
+from tests.designer.main_window_support import assert_undo_redo_replays
 from simulation.fileformat import dumps, load
 from simulation.state import NodeState
 
@@ -161,12 +162,7 @@ def test_undo_redo_of_a_sequence_of_canvas_edits_is_exact(view):
     view.select_ids(["web3"])
     view.delete_selection()
     snapshots.append(dumps(ctl.document))
-    for expected in reversed(snapshots[:-1]):
-        ctl.undo_stack.undo()
-        assert dumps(ctl.document) == expected
-    for expected in snapshots[1:]:
-        ctl.undo_stack.redo()
-        assert dumps(ctl.document) == expected
+    assert_undo_redo_replays(ctl, snapshots)
     assert set(view.canvas_scene.nodes) == set(ctl.document.node_ids())
     assert set(view.canvas_scene.edges) == set(ctl.document.edges())
 

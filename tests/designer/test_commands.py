@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from designer.controller import DocumentController
+from tests.designer.main_window_support import assert_undo_redo_replays
 from simulation.fileformat import dumps, load
 from simulation.params import FormatError
 
@@ -79,12 +80,7 @@ def test_sequence_of_edits_undoes_and_redoes_exactly(ctl):
     snapshots.append(dumps(ctl.document))
     ctl.set_meta(title="Changed")
     snapshots.append(dumps(ctl.document))
-    for expected in reversed(snapshots[:-1]):
-        ctl.undo_stack.undo()
-        assert dumps(ctl.document) == expected
-    for expected in snapshots[1:]:
-        ctl.undo_stack.redo()
-        assert dumps(ctl.document) == expected
+    assert_undo_redo_replays(ctl, snapshots)
 
 
 def test_set_params_merges_a_burst_of_edits_to_one_field(ctl):

@@ -11,7 +11,7 @@ from PySide6.QtGui import QImage
 
 from designer import export
 from designer.main_window import MainWindow
-from tests.designer.test_main_window_support import LESSONS, Dialogs, isolate_profile
+from tests.designer.main_window_support import LESSONS, Dialogs, isolate_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 

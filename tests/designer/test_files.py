@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QMessageBox
 from designer import file_actions
 from designer.main_window import MainWindow
 from simulation.fileformat import dumps, load
-from tests.designer.test_main_window_support import LESSONS, Dialogs, isolate_profile
+from tests.designer.main_window_support import LESSONS, Dialogs, open_main_window
 
 
 @pytest.fixture
@@ -22,11 +22,7 @@ def dialogs(monkeypatch):
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch, dialogs):
-    isolate_profile(tmp_path, monkeypatch)
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    assert win.open_file(LESSONS / "starter.scalelab")
+    win = open_main_window(qtbot, tmp_path, monkeypatch)
     yield win
     win.files.remove_recovery()
 

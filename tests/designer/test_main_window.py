@@ -4,9 +4,8 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from designer.main_window import MainWindow
 
-from tests.designer.test_main_window_support import LESSONS, Dialogs, isolate_profile, node_pixel
+from tests.designer.main_window_support import LESSONS, Dialogs, node_pixel, open_main_window
 
 
 @pytest.fixture
@@ -16,12 +15,7 @@ def dialogs(monkeypatch):
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch, dialogs):
-    isolate_profile(tmp_path, monkeypatch)
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1300, 850)
-    win.show()
-    assert win.open_file(LESSONS / "starter.scalelab")
+    win = open_main_window(qtbot, tmp_path, monkeypatch, size=(1300, 850))
     qtbot.waitExposed(win)
     yield win
     win.run.reset()

@@ -56,3 +56,27 @@ def node_pixel(window, node_id: str):
     image = view.viewport().grab().toImage()
     ratio = image.devicePixelRatio()
     return image.pixelColor(int(point.x() * ratio), int(point.y() * ratio))
+
+
+def open_main_window(qtbot, tmp_path: Path, monkeypatch, lesson: str = "starter.scalelab", size=None):
+    """A main window with its own settings profile, showing a built-in lesson."""
+    from designer.main_window import MainWindow
+    isolate_profile(tmp_path, monkeypatch)
+    win = MainWindow()
+    qtbot.addWidget(win)
+    if size is not None:
+        win.resize(*size)
+    win.show()
+    assert win.open_file(LESSONS / lesson)
+    return win
+
+
+def assert_undo_redo_replays(ctl, snapshots: list[str]) -> None:
+    """Undo walks back through ``snapshots`` (saved texts) exactly, redo forward again."""
+    from simulation.fileformat import dumps
+    for expected in reversed(snapshots[:-1]):
+        ctl.undo_stack.undo()
+        assert dumps(ctl.document) == expected
+    for expected in snapshots[1:]:
+        ctl.undo_stack.redo()
+        assert dumps(ctl.document) == expected
