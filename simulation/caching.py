@@ -14,7 +14,11 @@ rates it sees (reads λ and writes w per item, λ = Λ·p):
   since it was filled: P(stale | hit) = 1 − (1 − e^{−w TTL}) / (w TTL).
 
 The rates are smoothed estimates of what reaches the cache (time constant
-10 s), so a new cache starts cold and warms up.
+10 s), so a new cache starts cold and warms up. They are defined on simulated
+seconds only: the arrivals at the cache are counted by the second in which they
+arrive, and a request that arrives in second ``s`` sees the cache as the
+seconds before ``s`` left it. However a run is sliced into windows, every
+request sees the same cache.
 """
 from __future__ import annotations
 
@@ -56,21 +60,58 @@ class CacheModel:
         self.size = size
         self.ttl = ttl
         self.on_write = on_write
-        self.read_rate = 0.0                # Λ, smoothed
+        self.read_rate = 0.0                # Λ, smoothed over simulated seconds
         self.write_rate = 0.0
         self._computed_at = (-1.0, -1.0)
         self.hit = np.zeros(len(popularity))
         self.stale = np.zeros(len(popularity))
+        self._counts: dict[int, list[int]] = {}        # arrivals by second: [reads, writes]
+        self._second = 0                                # hit/stale describe this second
+        self._states: dict[int, tuple[np.ndarray, np.ndarray]] = {0: (self.hit, self.stale)}
 
-    def observe(self, reads: int, writes: int, seconds: float) -> None:
-        if seconds <= 0:
+    def count(self, arrivals: np.ndarray, writes: np.ndarray) -> None:
+        """Book requests arriving at the cache (times, and which of them write)."""
+        if not len(arrivals):
             return
-        a = -math.expm1(-seconds / RATE_TIME_CONSTANT_S)
-        self.read_rate += a * (reads / seconds - self.read_rate)
-        self.write_rate += a * (writes / seconds - self.write_rate)
-        r0, w0 = self._computed_at
-        if abs(self.read_rate - r0) > 0.05 * max(r0, 1e-9) or abs(self.write_rate - w0) > 0.05 * max(w0, 1e-9):
-            self._compute()
+        sec = np.floor(arrivals).astype(np.int64)
+        lo = int(sec.min())
+        n_w = np.bincount(sec - lo, weights=writes.astype(float))
+        n_all = np.bincount(sec - lo)
+        for k in np.nonzero(n_all)[0].tolist():
+            c = self._counts.setdefault(lo + k, [0, 0])
+            c[0] += int(n_all[k] - n_w[k])
+            c[1] += int(n_w[k])
+
+    def state_at(self, second: int) -> tuple[np.ndarray, np.ndarray]:
+        """(hit, stale) per item for requests arriving in ``second``: the rates of the
+        seconds before it, which are complete whenever such a request is routed."""
+        while self._second < second:
+            reads, writes = self._counts.pop(self._second, (0, 0))
+            a = -math.expm1(-1.0 / RATE_TIME_CONSTANT_S)
+            self.read_rate += a * (reads - self.read_rate)
+            self.write_rate += a * (writes - self.write_rate)
+            self._second += 1
+            r0, w0 = self._computed_at
+            if abs(self.read_rate - r0) > 0.05 * max(r0, 1e-9) or abs(self.write_rate - w0) > 0.05 * max(w0, 1e-9):
+                self._compute()
+            self._states[self._second] = (self.hit, self.stale)
+        state = self._states.get(second)
+        if state is None:   # older than anything kept: the oldest state known
+            state = self._states[min(self._states)]
+        return state
+
+    def forget_before(self, second: int) -> None:
+        """Drop the states of seconds no request can still need."""
+        for s in [s for s in self._states if s < second and s != self._second]:
+            del self._states[s]
+
+    def adopt(self, other: "CacheModel") -> None:
+        """Carry the rate estimates of another model (a live edit of the same cache)."""
+        self.read_rate, self.write_rate = other.read_rate, other.write_rate
+        self._counts = {k: list(v) for k, v in other._counts.items()}
+        self._second = other._second
+        self._compute()
+        self._states = {self._second: (self.hit, self.stale)}
 
     def _compute(self) -> None:
         self._computed_at = (self.read_rate, self.write_rate)

@@ -139,8 +139,13 @@ def csv_text(sim: Any) -> str:
     order = [n for n in sim.document.node_ids() if n in util] + sorted(set(util) - set(sim.document.node_ids()))
     causes = m.failed_by_cause
     fixed = list(CSV_COLUMNS) + [c for c in getattr(m, "COLUMNS", ()) if c not in CSV_COLUMNS]
-    columns = fixed + [f"util:{n}" for n in order] + [f"failed:{c}" for c in FAILURE_CAUSES]
-    series = [getattr(m, c) for c in fixed] + [util[n] for n in order] + [causes[c] for c in FAILURE_CAUSES]
+    several = [n for n in order if len(sim.net.node_stations[sim.net.node_ids.index(n)]) > 1] \
+        if hasattr(sim, "net") else []
+    util_max = m.util_max
+    columns = (fixed + [f"util:{n}" for n in order] + [f"util_max:{n}" for n in several]
+               + [f"failed:{c}" for c in FAILURE_CAUSES])
+    series = ([getattr(m, c) for c in fixed] + [util[n] for n in order] + [util_max[n] for n in several]
+              + [causes[c] for c in FAILURE_CAUSES])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)

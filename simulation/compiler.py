@@ -75,6 +75,18 @@ class Scaler:
 
 
 @dataclass
+class ReplicatedDatabase:
+    """A database node with read replicas: its stations (replica 0 is the first
+    primary), the lag of its replicas, failover and the app's proxy monitor."""
+    node_index: int
+    stations: np.ndarray
+    lag_s: float
+    failover_s: float
+    monitor_interval_s: float
+    monitor_misses: int
+
+
+@dataclass
 class Network:
     node_ids: list[str]
     node_kind: list[str]
@@ -111,6 +123,7 @@ class Network:
     caches: list[tuple[int, int, float, bool]] = field(default_factory=list)
     failovers: list[tuple[int, float]] = field(default_factory=list)
     max_workers: int = field(default=1)
+    databases: list[ReplicatedDatabase] = field(default_factory=list)
 
     @property
     def n_stations(self) -> int:
@@ -130,6 +143,7 @@ def compile_document(doc: Document) -> Network:
     replicated: list[tuple[int, float]] = []   # (primary station, replication lag s)
     caches: list[tuple[int, int, float, bool]] = []   # (station, size in items, TTL s, invalidate on write)
     failovers: list[tuple[int, float]] = []   # (database node, seconds before a replica is promoted)
+    databases: list[ReplicatedDatabase] = []
     for i, n in enumerate(ids):
         k, p = kinds[i], params[i]
         if k == "client":
@@ -163,6 +177,9 @@ def compile_document(doc: Document) -> Network:
                 replicated.append((first, float(p["replication_lag_ms"]) / 1000.0))
                 if float(p["failover_s"]) > 0:
                     failovers.append((i, float(p["failover_s"])))
+                databases.append(ReplicatedDatabase(
+                    i, np.arange(first, len(st_rows), dtype=np.int64), float(p["replication_lag_ms"]) / 1000.0,
+                    float(p["failover_s"]), float(p["monitor_interval_s"]), int(p["monitor_misses"])))
         elif k == "cache":
             c = int(p["connections"])
             mean = c / float(p["capacity_rps"])
@@ -269,6 +286,7 @@ def compile_document(doc: Document) -> Network:
         st_primary=_primaries(len(st_rows), node_stations, replicated),
         st_lag=_lags(len(st_rows), node_stations, replicated),
         max_workers=int(st_workers.max()) if n_st else 1,
+        databases=databases,
     )
 
 

@@ -33,6 +33,7 @@ from .ledger import COUNTERS, Ledger
 from .lifecycle import Lifecycle
 from .metrics import N_BINS, Metrics, percentile_ms
 from .per_second import PerSecond
+from .replication import Replication
 from .request_state import RequestState
 from .routing import Routing
 from .state import CAUSE_INDEX, FAILURE_CAUSES, NodeState
@@ -41,6 +42,11 @@ from .stations import Stations
 __all__ = ["Simulation", "SimulationError"]
 
 NO_SESSION = -1   # a user without a session yet (see request_state.py)
+
+
+def _last(series: dict, node: str, last: int) -> float:
+    v = series[node][last] if node in series and last >= 0 else math.nan
+    return 0.0 if math.isnan(v) else float(v)
 
 
 def _peak_factor(pattern: dict) -> float:
@@ -56,7 +62,7 @@ def _peak_factor(pattern: dict) -> float:
     return 1.0
 
 
-class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
+class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSecond):
     """A running simulation of a document. See ``docs/engine-api.md``."""
 
     def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 10.0) -> None:
@@ -66,6 +72,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
         self.tick_s = float(document.settings["tick_ms"]) / 1000.0
         self.max_window_s = max_window_s
         self.now = 0.0
+        self._clock = 0.0          # the time callers asked for (now lags it by less than a tick)
         self.metrics = Metrics()
         self.arrived = 0
         self.served = 0
@@ -90,16 +97,14 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
         self.scalers = [Autoscaler(sc, self.now) for sc in net.scalers]
         self.sessions = np.full(net.total_users, NO_SESSION, dtype=np.int32)
         self.ewma = net.st_mean_read.copy()
-        self._replicated = bool((net.st_lag > 0).any() or (net.st_primary != np.arange(net.n_stations)).any())
+        self._replicated = bool(net.databases)
         self.primary = net.st_primary.copy()    # changes when a replica is promoted
         self.lag = net.st_lag.copy()
         self._down_since: dict[int, float] = {}   # database node -> when its primary went down
-        if self._replicated and len(getattr(self, "last_write", ())) != net.total_users:
-            self.last_write = np.full(net.total_users, -np.inf)   # when each user's last write committed
+        self._setup_replication()
         self._cdf = {c.node_id: zipf_cdf(c.items, c.zipf_s) for c in net.clients
-                     if net.caches or c.max_age_s > 0 or c.etag}
+                     if net.caches or net.databases or c.max_age_s > 0 or c.etag}
         self._caches = self._cache_models(net)
-        self._cache_seen = {st: [0, 0] for st in self._caches}
         self._track_latency = any(b.algorithm == "least_response_time" for b in net.balancers)
         # routing lookup: row s owns (s, s+1] in the shifted cumulative array
         rows = np.repeat(np.arange(net.n_stations), np.diff(net.route_ptr))
@@ -138,15 +143,14 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
             prev = next((o for o in old.values() if o is not None and len(o.popularity) == len(pop)
                          and (o.size, o.ttl, o.on_write) == (size, ttl, on_write)), None) if len(net.caches) == 1 else None
             if prev is not None:
-                m.read_rate, m.write_rate = prev.read_rate, prev.write_rate
-                m._compute()
+                m.adopt(prev)
             models[st] = m
         return models
 
     # ----- public API -------------------------------------------------------------------
     @property
     def in_flight(self) -> int:
-        return int(sum(len(p) for p in self.pending))
+        return int(sum(p.user_count() for p in self.pending))
 
     @property
     def failed(self) -> int:
@@ -154,35 +158,80 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
 
     def step(self) -> None:
         """Advance by one tick."""
-        self.run_until(self.now + self.tick_s)
+        self.run_until(self._clock + self.tick_s)
 
     def advance(self, seconds: float) -> None:
-        self.run_until(self.now + seconds)
+        self.run_until(self._clock + seconds)
 
     def run_until(self, t_end: float) -> None:
-        while self.now < t_end - 1e-9:
+        """Simulate up to ``t_end``.
+
+        Windows end only where simulated time says so (an event, a health check,
+        a failover, an autoscaling decision, a boot or drain, or a tick of the grid
+        ``tick_ms``), never where a caller happens to stop: so one call and many
+        small calls give identical numbers. A ``t_end`` between two ticks is
+        reached at the tick before it (``now`` ≤ ``t_end``, less than one tick
+        behind); the next call goes on from there."""
+        self._clock = max(self._clock, t_end)
+        stalls = 0
+        while True:
             self._boundary_actions()
-            t1 = min(t_end, self.now + self._window_cap)
-            if self.net.dynamic:  # one tick at a time, on the tick grid
-                t1 = min(t1, (math.floor(self.now / self.tick_s + 1e-9) + 1) * self.tick_s)
-            if self._event_pos < len(self._events):
-                t1 = min(t1, max(self._events[self._event_pos].at_s, self.now + 1e-9))
-            for bs in self.balancers:
-                if not bs.health.steady(self.stations.up[bs.bal.backends]):
-                    t1 = min(t1, max(bs.health.next_check, self.now + 1e-9))
-            if self._down_since:
-                t1 = min(t1, max(self._next_failover(), self.now + 1e-9))
-            for a in self.scalers:
-                t1 = min(t1, max(a.next_decision, self.now + 1e-9))
-                booting = self.stations.ready_at[a.sc.first:a.sc.end]
-                if np.isfinite(booting).any():
-                    t1 = min(t1, max(float(booting.min()), self.now + 1e-9))
+            t1, why = self._next_boundary()
+            if t1 > t_end + 1e-9:
+                t1 = self._grid_floor(t_end)
+                if t1 <= self.now + 1e-9:
+                    break
+            if t1 <= self.now + 1e-12:
+                stalls += 1
+                if stalls > 3:   # never spin: a decision that is always due is a bug, not a hang
+                    raise SimulationError(f"the simulation cannot advance past t = {self.now:.6f} s: {why} "
+                                          "is due again and again")
+                continue
+            stalls = 0
             self._window(self.now, t1)
             self.now = t1
             closed = math.floor(self.now + 1e-9) - self.metrics.n
             if closed > 0:
                 self._close_seconds(closed)
         self._boundary_actions()
+
+    def _grid_floor(self, t: float) -> float:
+        """The last tick of the grid at or before ``t``."""
+        return math.floor(t / self.tick_s + 1e-9) * self.tick_s
+
+    def _next_boundary(self) -> tuple[float, str]:
+        """The end of the next window and what sets it. Only future decisions count:
+        one that is still due after the boundary actions ran would be skipped here."""
+        now = self.now
+        grid_next = self._grid_floor(now) + self.tick_s
+        if self.net.dynamic:  # least response time: one tick at a time
+            best = (grid_next, "the tick grid")
+        else:
+            best = (max(self._grid_floor(now + self._window_cap), grid_next), "the window size")
+
+        def consider(t: float, why: str) -> None:
+            nonlocal best
+            if now + 1e-9 < t < best[0]:
+                best = (t, why)
+
+        if self._event_pos < len(self._events):
+            ev = self._events[self._event_pos]
+            consider(ev.at_s, f'the scheduled event at {ev.at_s:g} s ("{ev.node}")')
+        for bs in self.balancers:
+            if not bs.health.steady(self.stations.up[bs.bal.backends]):
+                consider(bs.health.next_check, f'the health checks of "{self.net.node_ids[bs.bal.node_index]}"')
+        for node, t in self._timed_database_decisions():
+            consider(t, f'the failover or monitoring of database "{self.net.node_ids[node]}"')
+        for a in self.scalers:
+            name = self.net.node_ids[a.sc.node_index]
+            consider(a.next_decision, f'the autoscaler of "{name}"')
+            booting = self.stations.ready_at[a.sc.first:a.sc.end]
+            if np.isfinite(booting).any():
+                consider(float(booting.min()), f'a replica of "{name}" booting')
+            drained = self._drain_done(a)
+            if drained is not None:
+                consider(drained, f'a replica of "{name}" draining')
+        return best
 
     def fail(self, node_id: str, replica: int | None = None) -> None:
         self._set_node(node_id, replica, up=False)
@@ -203,6 +252,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
         waiting, in_system = self._occupancy()
         last = self.metrics.n - 1
         util = self.metrics.util
+        util_max = self.metrics.util_max
         out = {}
         for i, node in enumerate(net.node_ids):
             st = net.node_stations[i]
@@ -216,6 +266,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
                 replicas=max(len(st), 1),
                 replicas_up=int(up.sum()) if len(st) else 1,
                 failed_replicas=tuple(int(r) for r in net.st_replica[st][self.stations.failed[st]]),
+                utilization_max=_last(util_max, node, last),
             )
         return out
 
@@ -262,13 +313,8 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
         self._generate(t0, t1, inbox)
         marks = [float(k) for k in range(math.floor(t0) + 1, math.floor(t1 + 1e-9) + 1)]
         for lv in range(len(net.levels)):
-            if inbox[lv]:
-                in_system = np.bincount(self.pending[lv].st, minlength=net.n_stations)
-                admitted, full, down = self.stations.admit(Batch.concat(inbox[lv]), in_system)
-                self._fail("queue_full", full.arr)
-                self._fail("backend_down", down.arr)
-                self._sessions(admitted)
-                self.pending[lv] = Batch.concat([self.pending[lv], admitted])
+            if inbox[lv] or (self._replicated and lv in self._apply_levels):
+                self._admit_level(lv, Batch.concat(inbox[lv]), t1)
             p = self.pending[lv]
             if not len(p):
                 continue
@@ -283,6 +329,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
             if not done.any():
                 continue
             out, self.pending[lv] = p.split(done)
+            out = out.users_only()          # internal work (replicas applying writes) ends here
             self.ledger.book_done(out.st, out.fin)
             gave_up = (out.flags & FLAG_TIMEOUT) != 0
             if gave_up.any():
@@ -293,6 +340,27 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
                     self._update_ewma(out)
                 self._route(out, inbox)
         if self._caches:
-            self._observe_caches(t1 - t0)
+            self._forget_cache_states()
+
+    def _admit_level(self, lv: int, batch: Batch, t1: float) -> None:
+        """Admit a level's arrivals of this window. Stations are admitted independently,
+        so the writers of replicated databases go first: the writes they commit before
+        ``t1`` reach the replicas in this same window, in time order with their reads."""
+        if self._replicated and lv in self._apply_levels:
+            if len(batch):
+                first, batch = batch.split(self._is_writer(batch.st))
+                self._admit(lv, first)
+            batch = Batch.concat([batch, self._due_applies(lv, t1)])
+        self._admit(lv, batch)
+
+    def _admit(self, lv: int, batch: Batch) -> None:
+        if not len(batch):
+            return
+        in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
+        admitted, full, down = self.stations.admit(batch, in_system)
+        self._fail("queue_full", full.users_only().arr)
+        self._fail("backend_down", down.users_only().arr)
+        self._sessions(admitted)
+        self.pending[lv] = Batch.concat([self.pending[lv], admitted])
 
     # ----- per-second metrics ---------------------------------------------------------------

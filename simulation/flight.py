@@ -29,6 +29,7 @@ FLAG_DB_SESSION = 2     # its server keeps sessions in the database: the next st
 FLAG_TIMEOUT = 4        # it gives up at ``fin`` instead of being served
 FLAG_FORGED = 8         # its session cookie was tampered with (not yet checked by a server)
 FLAG_NOT_MODIFIED = 16  # a conditional request for an unchanged item: the server answers 304
+FLAG_INTERNAL = 64      # work the system makes for itself (a replica applying a write): not a user request
 
 
 class Batch:
@@ -77,6 +78,14 @@ class Batch:
         if not mask.any():
             return _EMPTY, self
         return self.take(mask), self.take(~mask)
+
+    def users_only(self) -> "Batch":
+        """The user requests among these (internal work left out)."""
+        internal = (self.flags & FLAG_INTERNAL) != 0
+        return self if not internal.any() else self.take(~internal)
+
+    def user_count(self) -> int:
+        return int(len(self) - np.count_nonzero(self.flags & FLAG_INTERNAL))
 
     @staticmethod
     def concat(batches: list["Batch"]) -> "Batch":

@@ -18,6 +18,8 @@ class Lifecycle:
         for bs in self.balancers:
             if bs.health.steady(self.stations.up[bs.bal.backends]):
                 bs.health.skip_to(self.now + 1e-9)
+        if self.net.databases:
+            self._monitors_skip()
         while self._event_pos < len(self._events) and self._events[self._event_pos].at_s <= self.now + 1e-9:
             ev = self._events[self._event_pos]
             self._event_pos += 1
@@ -25,8 +27,8 @@ class Lifecycle:
                 self._set_node(ev.node, ev.replica, up=(ev.action == "recover"))
         if self.scalers:
             self._autoscale()
-        if self.net.failovers:
-            self._failover()
+        if self.net.databases:
+            self._database_boundary()
         for bs in self.balancers:
             up = self.stations.up[bs.bal.backends]
             while bs.health.next_check <= self.now + 1e-9:
@@ -55,15 +57,7 @@ class Lifecycle:
             st.ready_at[done] = np.inf
             st.booted[done] = True
             st.registered[done] = True
-        draining = np.nonzero(st.provisioned & ~st.registered & st.booted)[0]
-        if len(draining):
-            busy = np.zeros(self.net.n_stations, dtype=bool)
-            for p in self.pending:
-                busy[p.st] = True
-            empty = draining[~busy[draining]]
-            st.provisioned[empty] = False
-            st.booted[empty] = False
-            st.failed[empty] = False
+        self._remove_drained()
         util = self.metrics.util
         for a in self.scalers:
             if a.next_decision > now + 1e-9:
@@ -97,27 +91,41 @@ class Lifecycle:
                 st.provisioned[booting] = False
                 st.ready_at[booting] = np.inf
                 st.registered[victims] = False
+        self._remove_drained()   # a replica with nothing left to do leaves at once
         self._apply_up()
-    def _failover(self) -> None:
-        """Promote a live read replica when a primary has been down for failover_s."""
-        net, up = self.net, self.stations.up
-        for node, after in net.failovers:
-            st = net.node_stations[node]
-            primary = int(self.primary[st[0]])
-            if up[primary]:
-                self._down_since.pop(node, None)
-                continue
-            since = self._down_since.setdefault(node, self.now)
-            live = st[up[st]]
-            if self.now + 1e-9 >= since + after and len(live):
-                new = int(live[0])
-                self.lag[primary] = self.lag[new] if self.lag[new] > 0 else float(net.st_lag[st].max())
-                self.lag[new] = 0.0
-                self.primary[st] = new
-                self._down_since.pop(node, None)
-    def _next_failover(self) -> float:
-        return min((self._down_since[n] + after for n, after in self.net.failovers if n in self._down_since),
-                   default=math.inf)
+
+    def _draining(self) -> np.ndarray:
+        st = self.stations
+        return np.nonzero(st.provisioned & ~st.registered & st.booted)[0]
+
+    def _remove_drained(self) -> None:
+        """Draining replicas whose last request is done leave. Requests still pending
+        end at or after now (finished ones left at the end of their window)."""
+        draining = self._draining()
+        if not len(draining):
+            return
+        st = self.stations
+        busy = np.zeros(self.net.n_stations, dtype=bool)
+        for p in self.pending:
+            busy[p.st] = True
+        empty = draining[~busy[draining]]
+        st.provisioned[empty] = False
+        st.booted[empty] = False
+        st.failed[empty] = False
+
+    def _drain_done(self, a) -> float | None:
+        """When the first draining replica of this autoscaler finishes its last request:
+        just after that request's end, so that it has left the replica by then."""
+        draining = self._draining()
+        draining = draining[(draining >= a.sc.first) & (draining < a.sc.end)]
+        if not len(draining):
+            return None
+        last = np.full(self.net.n_stations, -np.inf)
+        for p in self.pending:
+            if len(p):
+                np.maximum.at(last, p.st, p.fin)
+        t = float(last[draining].min())
+        return float(np.nextafter(t, np.inf)) if np.isfinite(t) else None
     def _apply_up(self) -> None:
         """Stations that stopped serving lose their requests and their local sessions."""
         down, _ = self.stations.refresh_up(self.now)
@@ -126,7 +134,8 @@ class Lifecycle:
         for lv, batch in enumerate(self.pending):
             hit = np.isin(batch.st, down)
             if hit.any():
+                lost = batch.take(hit).user_count()
                 self.pending[lv] = batch.take(~hit)
-                self._fail("node_failed", np.full(int(hit.sum()), self.now))
+                self._fail("node_failed", np.full(lost, self.now))
         orphan = np.isin(self.sessions, down.astype(np.int32))
         self.sessions[orphan] = ORPHANED

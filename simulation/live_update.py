@@ -28,6 +28,7 @@ def migrate(sim: "Simulation", document: "Document") -> None:
     old_pending, old_sessions, old_ewma = sim.pending, sim.sessions, sim.ewma
     sim._old_scalers = sim.scalers
     old_primary, old_lag, old_down = sim.primary, sim.lag, dict(sim._down_since)
+    old_monitors, old_delayed, old_writes = sim._monitors, sim._delayed, sim._recent_writes
     new_net = compile_document(document)  # raises SimulationError before anything changes
     sim.document = document
     sim.tick_s = float(document.settings["tick_ms"]) / 1000.0
@@ -123,6 +124,28 @@ def migrate(sim: "Simulation", document: "Document") -> None:
         j = old_net.node_ids.index(node)
         if j in old_down:
             sim._down_since[i] = old_down[j]
+        if j in old_monitors and i in sim._monitors:   # the proxy remembers what it has seen
+            prev, mon = old_monitors[j], sim._monitors[i]
+            mon.believed_up[:] = prev.believed_up
+            mon.misses[:] = prev.misses
+            mon.passes[:] = prev.passes
+            mon.next_check = prev.next_check
+    # writes on their way to replicas, and recent writes (stale reads), where the copies still exist
+    if len(old_delayed):
+        target = mapping[old_delayed.st]
+        keep = target >= 0
+        moved_jobs = old_delayed.take(keep)
+        moved_jobs.st = target[keep]
+        sim._delayed = moved_jobs
+    keys, fins = old_writes
+    if len(keys):
+        from .replication import ITEM_BITS
+        old_node = keys >> ITEM_BITS
+        where = {n: k for k, n in enumerate(new_net.node_ids)}
+        remap = np.array([where.get(n, -1) for n in old_net.node_ids], dtype=np.int64)
+        new_node = remap[old_node]
+        keep = new_node >= 0
+        sim._recent_writes = ((new_node[keep] << ITEM_BITS) | (keys[keep] & ((1 << ITEM_BITS) - 1)), fins[keep])
     sim._events = sorted(document.events, key=lambda e: e.at_s)
     sim._event_pos = sum(1 for e in sim._events if e.at_s <= sim.now + 1e-9)
     sim.ledger.resize(new_net.n_stations, len(new_net.edges), mapping)

@@ -83,6 +83,7 @@ class Metrics:
         self._cols = Keyed()
         self._causes = Keyed()
         self._util = Keyed()
+        self._util_max = Keyed()
         self._queue = Keyed()
         self._replicas = Keyed()
         self._flow = Keyed()
@@ -103,6 +104,11 @@ class Metrics:
         return self._util.view(self.n)
 
     @property
+    def util_max(self) -> dict[str, np.ndarray]:
+        """Per node, the utilization of its busiest replica that is up."""
+        return self._util_max.view(self.n)
+
+    @property
     def queue(self) -> dict[str, np.ndarray]:
         return self._queue.view(self.n)
 
@@ -115,13 +121,15 @@ class Metrics:
         return self._flow.view(self.n)
 
     def extend(self, columns: dict[str, np.ndarray], causes: np.ndarray, nodes: list[str], util: np.ndarray,
-               queue: np.ndarray, replicas: np.ndarray, edges: list, flow: np.ndarray) -> None:
+               queue: np.ndarray, replicas: np.ndarray, edges: list, flow: np.ndarray,
+               util_max: np.ndarray | None = None) -> None:
         """Add k seconds at once: every array has k rows."""
         k = len(columns["time_s"])
         i0 = self.n
         self._cols.write(i0, list(self.COLUMNS), np.column_stack([columns[c] for c in self.COLUMNS]))
         self._causes.write(i0, list(FAILURE_CAUSES), causes)
         self._util.write(i0, nodes, util)
+        self._util_max.write(i0, nodes, util if util_max is None else util_max)
         self._queue.write(i0, nodes, queue)
         self._replicas.write(i0, nodes, replicas)
         if edges:

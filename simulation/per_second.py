@@ -31,6 +31,13 @@ class PerSecond:
 
         busy = per_node(sec["busy"])
         util = np.where(cap > 0, np.minimum(busy / np.where(cap > 0, cap, 1.0), 1.0), 0.0)
+        # the busiest replica that is up: a saturated primary is not hidden by idle copies
+        st_cap = net.st_workers * up
+        with np.errstate(invalid="ignore", divide="ignore"):
+            st_util = np.where(st_cap > 0, np.minimum(sec["busy"] / np.where(st_cap > 0, st_cap, 1), 1.0), -np.inf)
+        util_max = np.full((k, n_nodes), -np.inf)
+        np.maximum.at(util_max.T, node_of, st_util.T)
+        util_max = np.where(np.isfinite(util_max), util_max, 0.0)
         waiting = np.stack([self._queue_snap.pop(first + r, np.zeros(net.n_stations)) for r in range(k)])
         queue = per_node(waiting)
         self._last_done = per_node(sec["done"].astype(float))[-1]
@@ -56,4 +63,5 @@ class PerSecond:
             **{name: sec["counts"][:, i].astype(float) for i, name in enumerate(COUNTERS)},
         }
         self.metrics.extend(columns, failed, nodes, util[:, keep], queue[:, keep],
-                            np.repeat(ups[None, keep], k, axis=0), list(net.edges), sec["edges"].astype(float))
+                            np.repeat(ups[None, keep], k, axis=0), list(net.edges), sec["edges"].astype(float),
+                            util_max[:, keep])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 (SERVICE, SESSION_READ, ROUTE, CACHE_HIT, PICK, PICK2, REPLICA, ENTRY, TIE, FORGE, CACHE_STALE, BROWSER,
- NOT_MODIFIED) = range(1, 14)
+ NOT_MODIFIED, DB_READ, APPLY) = range(1, 16)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MUL1 = np.uint64(0xBF58476D1CE4E5B9)

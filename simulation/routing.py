@@ -44,20 +44,30 @@ class Routing:
                 u_stale = uniform(out.key, out.hop, CACHE_STALE)
                 for st, model in self._caches.items():
                     mine = at_cache & (out.st == st)
-                    if mine.any():
-                        items = np.minimum(out.item[mine], len(model.hit) - 1)
-                        h = u_hit[mine] < model.hit[items]
-                        hit[mine] = h
-                        stale = h & (u_stale[mine] < model.stale[items])
-                        self._count("stale_reads", out.fin[mine][stale])
+                    if not mine.any():
+                        continue
+                    idx = np.nonzero(mine)[0]
+                    sec = np.floor(out.arr[idx]).astype(np.int64)
+                    for s in np.unique(sec).tolist():   # the cache as the seconds before s left it
+                        part = idx[sec == s] if sec[0] != sec[-1] or (sec != s).any() else idx
+                        p_hit, p_stale = model.state_at(s)
+                        items = np.minimum(out.item[part], len(p_hit) - 1)
+                        h = u_hit[part] < p_hit[items]
+                        hit[part] = h
+                        stale = h & (u_stale[part] < p_stale[items])
+                        self._count("stale_reads", out.fin[part][stale])
         cont &= ~hit
         fwd, end = out.split(cont)
         if len(fwd):
             key = fwd.st + (u[cont] if len(end) else u)
             idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
             target = self._registered_only(net.route_target[idx], fwd.key, fwd.hop)
-            if self._replicated:   # writes go to the primary of a replicated database
-                target = np.where(fwd.cls == 1, self.primary[target], target)
+            if self._replicated:   # writes to the primary, reads to the copies the proxy believes up
+                target = self._database_targets(target, fwd)
+                nowhere = target < 0
+                if nowhere.any():
+                    self._fail("no_healthy_backend", fwd.fin[nowhere])
+                    fwd, target = fwd.take(~nowhere), target[~nowhere]
             self._flow(fwd.st, target, fwd.fin)
             nxt = fwd.forward(target)
             self._deliver(nxt, inbox)
@@ -127,8 +137,8 @@ class Routing:
             part = batch if len(np.unique(lv_of)) == 1 else batch.take(lv_of == lv)
             in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
             admitted, full, down = self.stations.admit(part, in_system)
-            self._fail("queue_full", full.arr)
-            self._fail("backend_down", down.arr)
+            self._fail("queue_full", full.users_only().arr)
+            self._fail("backend_down", down.users_only().arr)
             self._sessions(admitted)
             self.pending[lv] = Batch.concat([self.pending[lv], admitted])
     def _connections(self) -> np.ndarray:
@@ -174,8 +184,10 @@ class Routing:
         mean = np.bincount(out.st, weights=out.fin - out.arr, minlength=n)[seen] / k[seen]
         w = 1.0 - (1.0 - EWMA_ALPHA) ** k[seen]
         self.ewma[seen] += w * (mean - self.ewma[seen])
-    def _observe_caches(self, seconds: float) -> None:
+    def _forget_cache_states(self) -> None:
+        """Cache states older than any request still waiting at the cache are not needed."""
         for st, model in self._caches.items():
-            reads, writes = self._cache_seen[st]
-            model.observe(reads, writes, seconds)
-            self._cache_seen[st] = [0, 0]
+            p = self.pending[int(self.net.st_level[st])]
+            mine = p.arr[p.st == st] if len(p) else p.arr
+            oldest = float(mine.min()) if len(mine) else self.now
+            model.forget_before(int(np.floor(min(oldest, self.now))) - 1)

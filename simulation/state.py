@@ -30,13 +30,14 @@ CAUSE_LABELS: dict[str, str] = {
 class NodeState:
     """What a node looks like right now (averaged over the last simulated second)."""
 
-    utilization: float = 0.0       # busy share of its workers, 0..1
+    utilization: float = 0.0       # busy share of its workers, 0..1 (mean over its replicas that are up)
     queue: float = 0.0             # requests waiting for a worker, now
     in_system: float = 0.0         # requests waiting or in service, now
     throughput_rps: float = 0.0    # requests completed per second
     replicas: int = 1
     replicas_up: int = 1
     failed_replicas: tuple[int, ...] = field(default_factory=tuple)
+    utilization_max: float = 0.0   # busy share of its busiest replica that is up, 0..1
 
     @property
     def failed(self) -> bool:

@@ -22,7 +22,7 @@ def _look_key(live: NodeState | None) -> tuple | None:
     if live is None:
         return None
     queue = look.fmt_rate(live.queue) if live.queue >= 0.5 else ""
-    return (round(live.utilization * 50), queue, live.replicas, live.replicas_up, live.failed)
+    return (round(max(live.utilization, live.utilization_max) * 50), queue, live.replicas, live.replicas_up, live.failed)
 
 
 class NodeItem(QGraphicsItem):
@@ -103,7 +103,7 @@ class NodeItem(QGraphicsItem):
         if failed:
             fill = look.FAILED_FILL
         elif live is not None:
-            fill = look.utilization_color(live.utilization)
+            fill = look.utilization_color(max(live.utilization, live.utilization_max))  # the busiest replica
         border = look.SELECTED if selected else look.BORDER
         if lod < look.LOD_ICONS:  # far out: a coloured square is all one can see
             painter.fillRect(look.CARD, look.SPOF if self.spof_reason else border)

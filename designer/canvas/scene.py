@@ -241,6 +241,8 @@ class CanvasScene(QGraphicsScene):
             if state.failed:
                 rows.append("<b style='color:#e03131'>✕ Failed</b>")
             rows.append(f"Utilization: {state.utilization:.0%}")
+            if state.replicas > 1 and state.utilization_max > state.utilization + 0.005:
+                rows.append(f"Busiest replica: {state.utilization_max:.0%}")
             rows.append(f"Throughput: {state.throughput_rps:.1f} req/s")
             rows.append(f"Queue: {state.queue:.0f} waiting, {state.in_system:.0f} in system")
             if state.replicas > 1 or state.replicas_up != state.replicas:
