@@ -21,6 +21,27 @@ from .flight import FLAG_DB_SESSION, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
 from .randomness import SERVICE, SESSION_READ, exponential
 
 RING_CAP = 4096  # exact waiting-room accounting up to this many waiting requests per replica
+# Ties (a wait exactly equal to the patience, a start exactly at an arrival) are common
+# with deterministic service. The closed form and the rounds compute the same times up
+# to rounding, so every comparison decides a tie the same way with this margin: the
+# result never depends on which of the two admitted a request (i.e. on the windows).
+TIE_S = 1e-7
+# Admission works in whole nanoseconds (int64): sums of integers are exact in any
+# order, so the closed form and the rounds give bit-identical times.
+NS = 1e9
+TIE_NS = int(TIE_S * NS)
+NEVER_NS = np.int64(2**62)
+
+
+def to_ns(seconds: np.ndarray) -> np.ndarray:
+    """Times in s -> int64 ns (infinite -> NEVER_NS)."""
+    seconds = np.asarray(seconds, dtype=float)
+    return np.where(np.isfinite(seconds), np.rint(np.where(np.isfinite(seconds), seconds, 0.0) * NS),
+                    float(NEVER_NS)).astype(np.int64)
+
+
+def to_s(ns: np.ndarray) -> np.ndarray:
+    return np.where(ns >= NEVER_NS, np.inf, ns / NS)
 
 ADMITTED, QUEUE_FULL, DOWN = 0, 1, 2
 
@@ -126,57 +147,63 @@ class Stations:
         b.start = np.empty(n)
         b.fin = np.empty(n)
         status = np.zeros(n, dtype=np.int8)
+        a_ns = to_ns(b.arr)
+        service = np.maximum(np.rint(service * NS), 0).astype(np.int64)   # ns from here on
 
         # Single-worker stations whose waiting room cannot overflow in this window:
         # the whole batch in closed form (Lindley's recursion as a running maximum).
         sizes = np.diff(np.append(group_start, n))
         easy = (net.st_workers[gst] == 1) & self.up[gst] & (in_system[gst] + sizes <= net.st_queue_limit[gst])
         if easy.all():
-            bad = self._closed_form(b, None, service, group_of, rank, sizes)
+            bad = self._closed_form(b, None, a_ns, service, group_of, rank, sizes)
             rounds = bad if bad is not None else np.zeros(n, dtype=bool)
         else:
             rounds = ~easy[group_of]
             if easy.any():
                 sel = np.nonzero(easy[group_of])[0]
                 gsel = np.cumsum(rank[sel] == 0) - 1
-                bad = self._closed_form(b, sel, service[sel], gsel, rank[sel], sizes[easy])
+                bad = self._closed_form(b, sel, a_ns[sel], service[sel], gsel, rank[sel], sizes[easy])
                 if bad is not None:
                     rounds[sel[bad]] = True
         if rounds.any():
             idx = np.nonzero(rounds)[0]
-            self._rounds(b, idx, rank[idx], service[idx], status)
+            self._rounds(b, idx, a_ns[idx], rank[idx], service[idx], status)
         if not status.any():
             e = Batch.empty()
             return b, e, e
         return b.take(status == ADMITTED), b.take(status == QUEUE_FULL), b.take(status == DOWN)
 
-    def _closed_form(self, b: Batch, sel: np.ndarray | None, service: np.ndarray, gid: np.ndarray,
+    def _closed_form(self, b: Batch, sel: np.ndarray | None, a: np.ndarray, service: np.ndarray, gid: np.ndarray,
                      rank: np.ndarray, sizes: np.ndarray) -> np.ndarray | None:
         """FIFO single worker: D_k = max(D_{k-1}, a_k) + S_k for whole groups at once.
 
-        ``sel`` picks the requests (None: all of ``b``), ``gid`` numbers their
-        groups 0.., ``sizes`` gives each group's size. Commits the groups without
-        violations and returns a mask (over the selection) of the requests whose
-        group broke the patience or a zero waiting room, or None."""
+        ``sel`` picks the requests (None: all of ``b``), ``a`` and ``service`` are their
+        arrivals and service times in ns, ``gid`` numbers their groups 0.., ``sizes``
+        gives each group's size. Commits the groups without violations and returns a
+        mask (over the selection) of the requests whose group broke the patience or a
+        zero waiting room, or None."""
         net = self.net
         s = b.st if sel is None else b.st[sel]
-        a = b.arr if sel is None else b.arr[sel]
         first = rank == 0
         heads = np.nonzero(first)[0]
         gst = s[heads]                                                    # station of each group
         csum = np.cumsum(service)
         c_incl = csum - np.repeat(csum[heads] - service[heads], sizes)    # C_k within the group
         x = a - (c_incl - service)                                        # a_k - C_{k-1}
-        g_free = self.free[gst, 0]
-        # groups are kept apart by an offset larger than any value inside a group
-        span = 4.0 * (float(np.abs(a).max()) + float(csum[-1]) + float(np.abs(g_free).max())) + 1.0
-        offset = np.repeat(np.arange(len(heads)) * span, sizes)
-        m = np.maximum(np.maximum.accumulate(x + offset) - offset, np.repeat(g_free, sizes))
+        g_free = to_ns(self.free[gst, 0])
+        # groups are kept apart by an offset larger than any value inside a group (exact in int64)
+        base = min(int(x.min()), int(g_free.min()))
+        span = max(int(x.max()), int(g_free.max())) - base + 1
+        if span * (len(heads) + 1) >= 2**62:
+            return np.ones(len(s), dtype=bool)                            # (never in practice) the rounds do it
+        offset = np.repeat(np.arange(len(heads), dtype=np.int64) * span, sizes)
+        m = np.maximum(np.maximum.accumulate(x - base + offset) - offset + base, np.repeat(g_free, sizes))
         fin = m + c_incl
         start = fin - service
         wait = start - a
         g_wait = np.maximum.reduceat(wait, heads)                         # longest wait per group
-        g_bad = (g_wait > net.st_timeout[gst]) | ((net.st_queue_limit[gst] == 0) & (g_wait > 0))
+        timeout = np.rint(net.st_timeout[gst] * NS).astype(np.int64)
+        g_bad = (g_wait > timeout + TIE_NS) | ((net.st_queue_limit[gst] == 0) & (g_wait > TIE_NS))
         bad = None
         good = slice(None)
         if g_bad.any():
@@ -184,15 +211,16 @@ class Stations:
             good = ~bad
             if bad.all():
                 return bad
+        start_s, fin_s = start / NS, fin / NS
         if sel is None and bad is None:
-            b.start, b.fin = start, fin
+            b.start, b.fin = start_s, fin_s
         else:
             target = np.arange(len(b)) if sel is None else sel
-            b.start[target[good]] = start[good]
-            b.fin[target[good]] = fin[good]
+            b.start[target[good]] = start_s[good]
+            b.fin[target[good]] = fin_s[good]
         tails = np.append(heads[1:], len(s)) - 1
         g_ok = ~g_bad
-        self.free[gst[g_ok], 0] = fin[tails[g_ok]]
+        self.free[gst[g_ok], 0] = fin_s[tails[g_ok]]
         # the ring keeps the starts of the last ring_len requests of each station
         g_rlen = self.ring_len[gst]
         g_keep = g_ok & (g_rlen > 0)
@@ -200,13 +228,13 @@ class Stations:
             from_rank = np.maximum(sizes - g_rlen, 0)
             keep = np.repeat(g_keep, sizes) & (rank >= np.repeat(from_rank, sizes))
             gi = gid[keep]
-            self.ring[self.ring_off[gst][gi] + (self.count[gst][gi] + rank[keep]) % g_rlen[gi]] = start[keep]
+            self.ring[self.ring_off[gst][gi] + (self.count[gst][gi] + rank[keep]) % g_rlen[gi]] = start_s[keep]
         self.count[gst[g_ok]] += sizes[g_ok]
         return bad
 
-    def _rounds(self, b: Batch, idx_all: np.ndarray, rank: np.ndarray, service: np.ndarray,
+    def _rounds(self, b: Batch, idx_all: np.ndarray, a_all: np.ndarray, rank: np.ndarray, service: np.ndarray,
                 status: np.ndarray) -> None:
-        """General case: round j admits the j-th arrival of every station."""
+        """General case: round j admits the j-th arrival of every station (times in ns)."""
         net = self.net
         ranks = np.unique(rank)
         by_rank = np.argsort(rank, kind="stable")
@@ -216,11 +244,12 @@ class Stations:
             local = by_rank[bounds[j]:bounds[j + 1]]
             idx = idx_all[local]
             s = b.st[idx]
-            a = b.arr[idx]
+            a = a_all[local]
+            a_s = b.arr[idx]
             alive = self.up[s]
             fr = self.free[s]
             w = fr.argmin(axis=1)
-            f = fr[np.arange(len(s)), w]
+            f = to_ns(fr[np.arange(len(s)), w])
             t0 = np.maximum(f, a)
             limit = net.st_queue_limit[s]
             rlen = self.ring_len[s]
@@ -230,24 +259,25 @@ class Stations:
                 oldest = np.where(rlen > 0, self.ring[np.minimum(slot, len(self.ring) - 1)], np.inf)
             else:
                 oldest = np.full(len(s), np.inf)
-            full = np.where(limit == 0, t0 > a, (cnt >= rlen) & (oldest > a))
+            full = np.where(limit == 0, t0 > a + TIE_NS, (cnt >= rlen) & (oldest > a_s + TIE_S))
             big = limit > RING_CAP
             if big.any():  # beyond the ring: estimate the waiting line from the wait itself
-                full = np.where(big, (t0 - a) * self.rate[s] >= limit, full)
-            late = (t0 - a) > net.st_timeout[s]
+                full = np.where(big, (t0 - a) / NS * self.rate[s] >= limit, full)
+            late = (t0 - a) > np.rint(net.st_timeout[s] * NS).astype(np.int64) + TIE_NS
             ok = alive & ~full & ~late
             give_up = alive & ~full & late
             status[idx] = np.where(alive, np.where(full, QUEUE_FULL, ADMITTED), DOWN)
-            t1 = t0 + service[local]
-            patience = a + net.st_timeout[s]
-            b.start[idx] = np.where(give_up, patience, t0)
-            b.fin[idx] = np.where(give_up, patience, t1)
+            t0_s = t0 / NS
+            t1_s = (t0 + service[local]) / NS
+            patience = a_s + net.st_timeout[s]
+            b.start[idx] = np.where(give_up, patience, t0_s)
+            b.fin[idx] = np.where(give_up, patience, t1_s)
             if give_up.any():
                 b.flags[idx[give_up]] |= FLAG_TIMEOUT
             if ok.any():
                 so, wo = s[ok], w[ok]
-                self.free[so, wo] = t1[ok]
+                self.free[so, wo] = t1_s[ok]
                 has_ring = rlen[ok] > 0
                 if has_ring.any():
-                    self.ring[slot[ok][has_ring]] = t0[ok][has_ring]
+                    self.ring[slot[ok][has_ring]] = t0_s[ok][has_ring]
                 self.count[so] += 1

@@ -177,3 +177,30 @@ def test_a_promoted_primary_stays_promoted_through_a_live_edit():
     # writes still reach the promoted primary (no second failover delay) and the dead
     # old primary is still out of the proxy's rotation
     assert failed[-3:].sum() == 0
+
+
+def test_the_database_lesson_stops_failing_once_the_replica_is_promoted():
+    from pathlib import Path
+    from simulation.fileformat import load
+    sim = Simulation(load(Path(__file__).parents[2] / "resources" / "lessons" / "database_scaling.scalelab"))
+    sim.advance(120)
+    failed = sim.metrics.failed_rps
+    assert failed[:40].sum() == 0 and failed[40:45].min() > 0      # the primary dies at 40 s
+    assert failed[51:].sum() == 0                                   # promoted at 50 s: nothing fails after
+
+
+def test_the_busiest_replica_is_not_hidden_by_idle_ones():
+    # consistent hashing with a single user: one of three replicas takes everything
+    from topologies import balanced
+    d = balanced(60, 1, 100, "consistent_hash", users=1)
+    d.set_params("web1", {"replicas": 3})
+    sim = Simulation(d)
+    sim.advance(30)
+    util, busiest = sim.metrics.util["web1"][5:].mean(), sim.metrics.util_max["web1"][5:].mean()
+    assert busiest == pytest.approx(0.6, rel=0.1)                  # λ/μ = 60/100 on the one replica
+    assert util == pytest.approx(0.6 / 3, rel=0.1)                  # the mean over three
+    state = sim.node_states()["web1"]
+    assert state.utilization_max > 2 * state.utilization
+    from simulation.cli import csv_text
+    header = csv_text(sim).splitlines()[0].split(",")
+    assert "util_max:web1" in header and "util:web1" in header and "util_max:users" not in header

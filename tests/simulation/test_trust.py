@@ -1,0 +1,99 @@
+"""Numbers a teacher can trust: the same file and seed give identical numbers
+however a run is sliced, and no valid file with any failures can hang the engine
+or lose a request from the books."""
+from __future__ import annotations
+
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulation.cli import csv_text
+from simulation.engine import Simulation
+from simulation.fileformat import dumps, load, loads
+
+from random_topologies import random_topology
+
+LESSONS = sorted((Path(__file__).parents[2] / "resources" / "lessons").glob("*.scalelab"))
+
+
+@contextmanager
+def within(seconds: int, what: str):
+    def stop(*_):
+        raise TimeoutError(f"{what}: still running after {seconds} s of wall-clock time")
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def slicings(total: float, seed: int) -> dict[str, list[float]]:
+    rng = np.random.default_rng(seed)
+    uneven = rng.uniform(0.003, 2.5, 400)
+    uneven = list(uneven[np.cumsum(uneven) < total])
+    n37 = int(total / 0.37)
+    return {"one call": [total], "1 s": [1.0] * int(total) + [total - int(total)],
+            "0.37 s": [0.37] * n37 + [total - 0.37 * n37], "random": uneven + [total - sum(uneven)]}
+
+
+def total_of(slices: list[float]) -> float:
+    return round(sum(slices), 6)
+
+
+def outcome(doc, slices: list[float]) -> tuple[dict, str]:
+    sim = Simulation(doc)
+    for s in slices:
+        sim.advance(s)
+    sim.run_until(total_of(slices))
+    totals = sim.totals()
+    totals = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in totals.items()}
+    return totals, csv_text(sim)
+
+
+def assert_same_however_sliced(doc, total: float, seed: int = 0) -> None:
+    runs = {name: outcome(doc, s) for name, s in slicings(total, seed).items()}
+    base_totals, base_rows = runs.pop("one call")
+    for name, (totals, rows) in runs.items():
+        assert totals == base_totals, f"totals differ when advanced in {name} slices"
+        assert rows == base_rows, f"per-second rows differ when advanced in {name} slices"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_every_lesson_gives_the_same_numbers_however_it_is_stepped(path):
+    doc = load(path)
+    assert_same_however_sliced(doc, min(float(doc.settings["duration_s"]), 75.0))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_files_give_the_same_numbers_however_they_are_stepped(seed):
+    doc = loads(dumps(random_topology(seed, duration_s=12.0)))
+    with within(240, f"random_topology({seed})"):
+        assert_same_however_sliced(doc, 12.0, seed)
+
+
+@pytest.mark.parametrize("seed", range(100, 160))
+def test_no_random_file_with_random_failures_hangs_or_loses_a_request(seed):
+    doc = loads(dumps(random_topology(seed, duration_s=10.0)))   # a valid file, as the loader sees it
+    with within(120, f"random_topology({seed})"):
+        sim = Simulation(doc)
+        rng = np.random.default_rng(seed)
+        target = 0.0
+        while target < 10.0:
+            target = min(10.0, target + float(rng.uniform(0.05, 2.0)))
+            sim.run_until(target)
+            assert target - sim.tick_s - 1e-9 <= sim.now <= target + 1e-9   # progress, never past the target
+            # a click at a random moment: fail or recover something, sometimes one copy
+            if rng.random() < 0.3:
+                node = str(rng.choice([n for n in doc.node_ids()]))
+                copies = len(sim.net.node_stations[sim.net.node_ids.index(node)])
+                replica = int(rng.integers(copies)) if copies > 1 and rng.random() < 0.5 else None
+                (sim.fail if rng.random() < 0.6 else sim.recover)(node, replica)
+            t = sim.totals()
+            assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"]
+        sim.run_until(10.0)
+    assert sim.now == pytest.approx(10.0)
