@@ -26,7 +26,7 @@ from .arrivals import Arrivals
 from .autoscaling import Autoscaler
 from .caching import CacheModel, zipf_cdf
 from .compiler import SERVER, Network, SimulationError, compile_document
-from .dispatch import BalancerState
+from .dispatch import BalancerState, share_cookies
 from .document import Document
 from .flight import FLAG_TIMEOUT, Batch
 from .ledger import COUNTERS, Ledger
@@ -82,8 +82,9 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
     def _setup(self, net: Network) -> None:
         self.net = net
         self.stations = Stations(net, self.now)
-        self.balancers = [BalancerState(b, [f"{net.node_ids[net.st_node[s]]}#{net.st_replica[s]}" for s in b.backends],
-                                        net.total_users, self.rng) for b in net.balancers]
+        self.balancers = share_cookies([BalancerState(b, [f"{net.node_ids[net.st_node[s]]}#{net.st_replica[s]}"
+                                                          for s in b.backends], net.total_users, self.rng)
+                                        for b in net.balancers])
         for bs in self.balancers:
             bs.health.next_check += self.now
         self.pending = [Batch.empty() for _ in net.levels]
@@ -172,6 +173,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
                     t1 = min(t1, max(bs.health.next_check, self.now + 1e-9))
             if self._down_since:
                 t1 = min(t1, max(self._next_failover(), self.now + 1e-9))
+            t1 = min(t1, max(self._entry_failover(), self.now + 1e-9))   # redundant balancers (arrivals.py)
             for a in self.scalers:
                 t1 = min(t1, max(a.next_decision, self.now + 1e-9))
                 booting = self.stations.ready_at[a.sc.first:a.sc.end]
@@ -262,9 +264,10 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
         self._generate(t0, t1, inbox)
         marks = [float(k) for k in range(math.floor(t0) + 1, math.floor(t1 + 1e-9) + 1)]
         for lv in range(len(net.levels)):
-            if inbox[lv]:
+            checks = self._due_checks(lv)   # health checks at this level's backends (health.py)
+            if inbox[lv] or len(checks):
                 in_system = np.bincount(self.pending[lv].st, minlength=net.n_stations)
-                admitted, full, down = self.stations.admit(Batch.concat(inbox[lv]), in_system)
+                admitted, full, down = self._admit_users(Batch.concat(inbox[lv] + [checks]), in_system)
                 self._fail("queue_full", full.arr)
                 self._fail("backend_down", down.arr)
                 self._sessions(admitted)
