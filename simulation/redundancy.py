@@ -86,7 +86,7 @@ class EntryFailover:
             rank = np.lexsort((np.arange(len(prio)), -prio)).argsort()
             active = int(np.argmin(rank))   # the configured master holds the address at the start
             # its heartbeats fall at a seeded phase (not at the window grid)
-            u = float(mix64(np.uint64(self.seed) ^ np.uint64(c.stream)) >> np.uint64(11)) / 2.0 ** 53
+            u = float(mix64(np.array([self.seed ^ c.stream], dtype=np.uint64))[0] >> np.uint64(11)) / 2.0 ** 53
             advert = np.array([p[0] for p in params])
             pairs[c.node_id] = Pair(names, list(c.entries), advert,
                                     np.array([master_down_interval(*p) for p in params]), rank, active,
