@@ -65,7 +65,7 @@ class BalancerState:
         self.rr = 0
         # the users' cookies: the backend *station* each user is pinned to (-1: none);
         # shared with the other sticky balancers in front of the same backends (share_cookies)
-        self.cookie = np.full(total_users, -1, dtype=np.int64) if bal.sticky else None
+        self.cookie = np.full(total_users, -1, dtype=np.int32) if bal.sticky else None
         n_st = int(bal.backends.max()) + 1 if n else 0
         self._pos = np.full(n_st + 1, -1, dtype=np.int64)   # backend station -> position; the last entry: none
         self._pos[bal.backends] = np.arange(n)
@@ -74,14 +74,6 @@ class BalancerState:
         self._wrr: np.ndarray | None = None
         self._ring_points: np.ndarray | None = None
         self._ring_owner: np.ndarray | None = None
-
-    @property
-    def pin(self) -> np.ndarray | None:
-        """Each user's pinned backend position at this balancer (-1: none or not one of its backends)."""
-        if self.cookie is None:
-            return None
-        named = self.cookie
-        return self._pos[np.where((named >= 0) & (named < len(self._pos) - 1), named, len(self._pos) - 1)]
 
     def candidates(self, registered: np.ndarray | None = None) -> np.ndarray:
         ok = self.health.believed_up if registered is None else self.health.believed_up & registered
