@@ -80,10 +80,10 @@ class EntryFailover:
                 prev.entries = list(c.entries)
                 prev.advert = np.array([p[0] for p in params])
                 prev.down_after = np.array([master_down_interval(*p) for p in params])
+                prev.rank = _ranks(np.array([p[2] for p in params]))
                 pairs[c.node_id] = prev
                 continue
-            prio = np.array([p[2] for p in params])
-            rank = np.lexsort((np.arange(len(prio)), -prio)).argsort()
+            rank = _ranks(np.array([p[2] for p in params]))
             active = int(np.argmin(rank))   # the configured master holds the address at the start
             # its heartbeats fall at a seeded phase (not at the window grid)
             u = float(mix64(np.array([self.seed ^ c.stream], dtype=np.uint64))[0] >> np.uint64(11)) / 2.0 ** 53
@@ -137,8 +137,9 @@ class EntryFailover:
                 if who < 0 or due > now + 1e-9:
                     nxt = min(nxt, due)
                     break
-                pair.active, pair.anchor, pair.last_heartbeat = who, due, None
-                pair.takeovers.append((due, self.net.node_ids[pair.entries[who]]))
+                at = max(due, now)   # due now (a live edit of the priorities can make it overdue)
+                pair.active, pair.anchor, pair.last_heartbeat = who, at, None
+                pair.takeovers.append((at, self.net.node_ids[pair.entries[who]]))
         return nxt
 
     def _active_entry(self, client) -> int:
@@ -146,3 +147,7 @@ class EntryFailover:
         pair = self._pairs().get(client.node_id)
         return pair.entries[pair.active] if pair is not None else client.entries[0]
 
+
+def _ranks(priority: np.ndarray) -> np.ndarray:
+    """Precedence of each entry (0 = first): higher priority, then edge order."""
+    return np.lexsort((np.arange(len(priority)), -priority)).argsort()
