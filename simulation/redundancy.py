@@ -27,6 +27,7 @@ the time of the next possible takeover, which bounds the window.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,42 +59,45 @@ def master_down_interval(advert_s: float, misses: int, priority: int) -> float:
 
 class EntryFailover:
     def _pairs(self) -> dict[str, Pair]:
-        """The pairs of the current network (built once per compiled network; a live
-        edit keeps the state of a pair whose entries did not change)."""
+        """Each failover client's pair (clients with the same entries share one: the
+        virtual address belongs to the balancers). Built once per compiled network; a
+        live edit keeps the state of a pair whose entries did not change."""
         if getattr(self, "_pairs_net", None) is self.net:
             return self._pair_state
-        old: dict[str, Pair] = getattr(self, "_pair_state", {})
+        old = {tuple(p.names): p for p in getattr(self, "_pair_state", {}).values()}
         net = self.net
         pairs: dict[str, Pair] = {}
+        made: dict[tuple[str, ...], Pair] = {}
         for c in net.clients:
             if not c.failover or not c.entries:
                 continue
-            params = []
-            for j in c.entries:
-                st = net.node_stations[j]
-                b = int(net.st_balancer[st[0]]) if len(st) else -1
-                bal = net.balancers[b] if b >= 0 else None
-                params.append((bal.heartbeat_s, bal.heartbeat_misses, bal.priority) if bal else DEFAULT_HEARTBEAT)
-            names = [net.node_ids[j] for j in c.entries]
-            prev = old.get(c.node_id)
-            if prev is not None and prev.names == names:
-                prev.entries = list(c.entries)
-                prev.advert = np.array([p[0] for p in params])
-                prev.down_after = np.array([master_down_interval(*p) for p in params])
-                prev.rank = _ranks(np.array([p[2] for p in params]))
-                pairs[c.node_id] = prev
-                continue
-            rank = _ranks(np.array([p[2] for p in params]))
-            active = int(np.argmin(rank))   # the configured master holds the address at the start
-            # its heartbeats fall at a seeded phase (not at the window grid)
-            u = float(mix64(np.array([self.seed ^ c.stream], dtype=np.uint64))[0] >> np.uint64(11)) / 2.0 ** 53
-            advert = np.array([p[0] for p in params])
-            pairs[c.node_id] = Pair(names, list(c.entries), advert,
-                                    np.array([master_down_interval(*p) for p in params]), rank, active,
-                                    self.now + u * advert[active],
-                                    [self.now if self._entry_up(j) else None for j in c.entries])
+            names = tuple(net.node_ids[j] for j in c.entries)
+            if names not in made:
+                made[names] = self._pair(c.entries, names, old.get(names))
+            pairs[c.node_id] = made[names]
         self._pairs_net, self._pair_state = net, pairs
         return pairs
+
+    def _pair(self, entries: list[int], names: tuple[str, ...], prev: Pair | None) -> Pair:
+        net = self.net
+        params = []
+        for j in entries:
+            st = net.node_stations[j]
+            b = int(net.st_balancer[st[0]]) if len(st) else -1
+            bal = net.balancers[b] if b >= 0 else None
+            params.append((bal.heartbeat_s, bal.heartbeat_misses, bal.priority) if bal else DEFAULT_HEARTBEAT)
+        advert = np.array([p[0] for p in params])
+        down_after = np.array([master_down_interval(*p) for p in params])
+        rank = _ranks(np.array([p[2] for p in params]))
+        if prev is not None:
+            prev.entries, prev.advert, prev.down_after, prev.rank = list(entries), advert, down_after, rank
+            return prev
+        active = int(np.argmin(rank))   # the configured master holds the address at the start
+        # its heartbeats fall at a seeded phase (not on the window grid)
+        key = np.array([self.seed ^ zlib.crc32("|".join(names).encode())], dtype=np.uint64)
+        u = float(mix64(key)[0] >> np.uint64(11)) / 2.0 ** 53
+        return Pair(list(names), list(entries), advert, down_after, rank, active, self.now + u * advert[active],
+                    [self.now if self._entry_up(j) else None for j in entries])
 
     def _entry_up(self, node: int) -> bool:
         st = self.net.node_stations[node]
@@ -106,7 +110,7 @@ class EntryFailover:
             return math.inf
         now = self.now
         nxt = math.inf
-        for pair in pairs.values():
+        for pair in {id(p): p for p in pairs.values()}.values():
             up = [self._entry_up(j) for j in pair.entries]
             for i, u in enumerate(up):
                 if not u:

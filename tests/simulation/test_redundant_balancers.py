@@ -232,3 +232,21 @@ def test_a_live_edit_keeps_the_active_balancer_and_the_cookies():
     assert t["sessions_lost"] == 0
     assert sim.metrics.flow[("users", "lb2")][-10:].min() > 0   # no second detection delay
     assert sim.metrics.failed_rps[25:].sum() == 0
+
+
+def test_clients_behind_the_same_pair_see_the_same_takeover():
+    d = pair(rate=300)
+    d.add_node(NodeData("mobile", "client", params={"rate_rps": 200, "users": 500, "entry_policy": "failover"}))
+    d.add_edge("mobile", "lb")
+    d.add_edge("mobile", "lb2")
+    add_event(d, 20.0, "fail", "lb")
+    sim = Simulation(d)
+    sim.advance(20)
+    fails = last_failing_tick(sim, 25.0)
+    # one virtual address: both groups of users fail until the same moment, then both reach lb2
+    assert fails - 20 == pytest.approx(3 + skew(100), abs=1.0 + 2 * sim.tick_s)
+    web_flow = {c: sim.metrics.flow[(c, "lb2")] for c in ("users", "mobile")}
+    first = {c: int(np.nonzero(f > 0)[0][0]) for c, f in web_flow.items()}
+    assert first["users"] == first["mobile"]
+    t = sim.totals()
+    assert t["failed"] == pytest.approx(500 * (fails - 20), rel=0.1)
