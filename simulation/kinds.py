@@ -77,8 +77,8 @@ CLIENT = Kind(
           "(e.g. another user id). Counted as forged_accepted or forged_rejected at the first server.",
           label="Forged cookies", minimum=0, maximum=1),
         P("entry_policy", "choice", "round_robin",
-          "With several entry nodes: round_robin spreads requests over all of them (DNS round robin, a dead entry keeps "
-          "getting its share until it recovers); failover sends everything to the active one of a redundant pair "
+          "With several entry nodes: round_robin spreads requests over all of them (DNS round robin, a dead entry "
+          "keeps getting its share until it recovers); failover sends everything to the active one of a redundant pair "
           "(VRRP: the highest-priority live entry; a dead active is replaced only after its heartbeats are missed).",
           choices=("round_robin", "failover")),
     ),
