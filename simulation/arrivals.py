@@ -1,5 +1,10 @@
 """Client arrivals: Poisson processes in time order, browser caches (Cache-Control,
-ETag), entry nodes and replicas.
+ETag), entry nodes and replicas; the window's health checks (``health.py``).
+
+Entry nodes: ``round_robin`` is DNS round robin, a uniform share per entry
+whether it is up or not (no health-checked DNS: a dead entry's share fails
+until it recovers); ``failover`` sends everything to the active entry of a
+redundant pair, which changes only as VRRP detects it (``redundancy.py``).
 
 A part of :class:`simulation.engine.Simulation` (a mixin: it works on the
 simulation's own state)."""
@@ -10,13 +15,16 @@ import math
 import numpy as np
 
 from .flight import Batch, FLAG_FORGED, FLAG_NOT_MODIFIED
+from .health import CheckArrivals
 from .patterns import rate_factor
 from .randomness import block_generator, BROWSER, ENTRY, FORGE, NOT_MODIFIED, REPLICA, uniform
+from .redundancy import EntryFailover
 
 
-class Arrivals:
+class Arrivals(CheckArrivals, EntryFailover):
     def _generate(self, t0: float, t1: float, inbox: list[list[Batch]]) -> None:
         net = self.net
+        self._queue_checks(t0, t1)
         for c in net.clients:
             if not c.entries or c.rate_rps <= 0 or c.node_id in self._clients_down:
                 continue
@@ -45,9 +53,8 @@ class Arrivals:
                     continue
             n = len(times)
             entry_nodes = np.asarray(c.entries)
-            if c.failover:
-                alive = [j for j in c.entries if self.stations.up[net.node_stations[j]].any()]
-                node = np.full(n, alive[0] if alive else c.entries[0])
+            if c.failover:   # the active of the pair, dead or not (takeovers bound the windows)
+                node = np.full(n, self._active_entry(c))
             elif len(entry_nodes) == 1:
                 node = np.full(n, entry_nodes[0])
             else:

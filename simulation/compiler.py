@@ -56,6 +56,10 @@ class Balancer:
     interval_s: float
     fall: int
     rise: int
+    check_cost_s: float = 0.002  # work of one health check at a server backend
+    heartbeat_s: float = 1.0     # redundant pair (VRRP): advert_int
+    heartbeat_misses: int = 3    # adverts missed before a backup takes over
+    priority: int = 100          # VRRP priority (preemption, skew time)
 
 
 @dataclass
@@ -239,7 +243,9 @@ def compile_document(doc: Document) -> Network:
                 weights.append(float(st_capacity[s]))
         b = Balancer(i, int(node_stations[i][0]), p["algorithm"], p["affinity"] == "sticky",
                      np.array(backends, dtype=np.int64), np.array(weights, dtype=float),
-                     float(p["health_interval_s"]), int(p["unhealthy_after"]), int(p["healthy_after"]))
+                     float(p["health_interval_s"]), int(p["unhealthy_after"]), int(p["healthy_after"]),
+                     float(p["health_check_cost_ms"]) / 1000.0, float(p["heartbeat_interval_s"]),
+                     int(p["heartbeat_misses"]), int(p["priority"]))
         st_balancer[b.station] = len(balancers)
         balancers.append(b)
 

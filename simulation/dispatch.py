@@ -15,7 +15,10 @@ among those its health checks believe to be up:
 
 With sticky affinity a cookie pins each user to the backend that served them
 first; when that backend is taken out, the user is re-dispatched (HAProxy's
-redispatch) and pinned again.
+redispatch) and pinned again. The cookie belongs to the user (HAProxy's
+``cookie SRV insert``, ALB's ``AWSALB``): it names the backend replica, and every
+sticky balancer in front of the same backends reads and writes the same cookie,
+so a failover to the passive balancer of a pair keeps the users' pins.
 """
 from __future__ import annotations
 
@@ -60,7 +63,12 @@ class BalancerState:
         n = len(bal.backends)
         self.health = HealthChecks(n, bal.interval_s, bal.fall, bal.rise, float(rng.uniform(0, bal.interval_s)))
         self.rr = 0
-        self.pin = np.full(total_users, -1, dtype=np.int32) if bal.sticky else None
+        # the users' cookies: the backend *station* each user is pinned to (-1: none);
+        # shared with the other sticky balancers in front of the same backends (share_cookies)
+        self.cookie = np.full(total_users, -1, dtype=np.int32) if bal.sticky else None
+        n_st = int(bal.backends.max()) + 1 if n else 0
+        self._pos = np.full(n_st + 1, -1, dtype=np.int64)   # backend station -> position; the last entry: none
+        self._pos[bal.backends] = np.arange(n)
         self.keys = np.array([zlib.crc32(k.encode()) for k in node_keys], dtype=np.uint64)
         self._cache_key: bytes | None = None
         self._wrr: np.ndarray | None = None
@@ -96,14 +104,15 @@ class BalancerState:
             return out
         self._refresh(cand)
         need = np.ones(k, dtype=bool)
-        if self.pin is not None:
-            p = self.pin[users]
+        if self.cookie is not None:
+            named = self.cookie[users]
+            p = self._pos[np.where((named >= 0) & (named < len(self._pos) - 1), named, len(self._pos) - 1)]
             valid = p >= 0
             valid[valid] = self.health.believed_up[p[valid]] & (True if registered is None else registered[p[valid]])
             out[valid] = p[valid]
             need = ~valid
         m = int(need.sum())
-        if m and self.pin is not None:
+        if m and self.cookie is not None:
             # one choice per new user, even if they send several requests in this window
             new_users, first, inverse = np.unique(users[need], return_index=True, return_inverse=True)
             order = np.argsort(first, kind="stable")          # dispatch users in order of arrival
@@ -111,7 +120,7 @@ class BalancerState:
             kn, hn = keys[need][first][order], hops[need][first][order]
             picks[order] = cand[self._pick(len(new_users), cand, new_users[order], kn, hn, connections, latency, tick)]
             out[need] = picks[inverse]
-            self.pin[new_users] = picks
+            self.cookie[new_users] = self.bal.backends[picks]
         elif m:
             out[need] = cand[self._pick(m, cand, users[need], keys[need], hops[need], connections, latency, tick)]
         return out
@@ -149,6 +158,30 @@ class BalancerState:
         if algo == "least_response_time":
             return _fill_least(c, np.maximum(lat[cand], 1e-6), m, tick)
         raise AssertionError(algo)
+
+
+def share_cookies(states: list[BalancerState]) -> list[BalancerState]:
+    """Sticky balancers in front of the same backends read and write one cookie per user."""
+    jar: dict[bytes, np.ndarray] = {}
+    for bs in states:
+        if bs.cookie is not None:
+            bs.cookie = jar.setdefault(np.sort(bs.bal.backends).tobytes(), bs.cookie)
+    return states
+
+
+def carry_cookies(old: list[BalancerState], new: list[BalancerState], station_map: np.ndarray) -> None:
+    """After a live edit: the users keep their cookies, re-indexed to the new stations
+    (a cookie naming a station that no longer exists, or that the balancer does not
+    send to, is dropped)."""
+    old_jars = {id(bs.cookie): bs.cookie for bs in old if bs.cookie is not None}.values()
+    new_jars = {id(bs.cookie): bs for bs in new if bs.cookie is not None}.values()
+    for bs in new_jars:
+        for prev in old_jars:
+            if len(prev) != len(bs.cookie):
+                continue
+            moved = np.where(prev >= 0, station_map[np.maximum(prev, 0)], -1)
+            take = (bs.cookie < 0) & np.isin(moved, bs.bal.backends)
+            bs.cookie[take] = moved[take]
 
 
 def _fill_least(load: np.ndarray, cost: np.ndarray, m: int, tick: int) -> np.ndarray:

@@ -26,7 +26,7 @@ from .arrivals import Arrivals
 from .autoscaling import Autoscaler
 from .caching import CacheModel, zipf_cdf
 from .compiler import SERVER, Network, SimulationError, compile_document
-from .dispatch import BalancerState
+from .dispatch import BalancerState, share_cookies
 from .document import Document
 from .flight import FLAG_TIMEOUT, Batch
 from .ledger import COUNTERS, Ledger
@@ -89,8 +89,9 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
     def _setup(self, net: Network) -> None:
         self.net = net
         self.stations = Stations(net, self.now)
-        self.balancers = [BalancerState(b, [f"{net.node_ids[net.st_node[s]]}#{net.st_replica[s]}" for s in b.backends],
-                                        net.total_users, self.rng) for b in net.balancers]
+        self.balancers = share_cookies([BalancerState(b, [f"{net.node_ids[net.st_node[s]]}#{net.st_replica[s]}"
+                                                          for s in b.backends], net.total_users, self.rng)
+                                        for b in net.balancers])
         for bs in self.balancers:
             bs.health.next_check += self.now
         self.pending = [Batch.empty() for _ in net.levels]
@@ -217,6 +218,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         if self._event_pos < len(self._events):
             ev = self._events[self._event_pos]
             consider(ev.at_s, f'the scheduled event at {ev.at_s:g} s ("{ev.node}")')
+        consider(self._entry_failover(), "the takeover of a redundant load balancer pair")   # redundancy.py
         for bs in self.balancers:
             if not bs.health.steady(self.stations.up[bs.bal.backends]):
                 consider(bs.health.next_check, f'the health checks of "{self.net.node_ids[bs.bal.node_index]}"')
@@ -313,8 +315,9 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         self._generate(t0, t1, inbox)
         marks = [float(k) for k in range(math.floor(t0) + 1, math.floor(t1 + 1e-9) + 1)]
         for lv in range(len(net.levels)):
-            if inbox[lv] or (self._replicated and lv in self._apply_levels):
-                self._admit_level(lv, Batch.concat(inbox[lv]), t1)
+            checks = self._due_checks(lv)   # health checks at this level's backends (health.py)
+            if inbox[lv] or len(checks) or (self._replicated and lv in self._apply_levels):
+                self._admit_level(lv, Batch.concat(inbox[lv] + [checks]), t1)
             p = self.pending[lv]
             if not len(p):
                 continue
@@ -357,7 +360,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         if not len(batch):
             return
         in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
-        admitted, full, down = self.stations.admit(batch, in_system)
+        admitted, full, down = self._admit_users(batch, in_system)
         self._fail("queue_full", full.users_only().arr)
         self._fail("backend_down", down.users_only().arr)
         self._sessions(admitted)

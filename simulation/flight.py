@@ -29,6 +29,7 @@ FLAG_DB_SESSION = 2     # its server keeps sessions in the database: the next st
 FLAG_TIMEOUT = 4        # it gives up at ``fin`` instead of being served
 FLAG_FORGED = 8         # its session cookie was tampered with (not yet checked by a server)
 FLAG_NOT_MODIFIED = 16  # a conditional request for an unchanged item: the server answers 304
+FLAG_CHECK = 32         # a load balancer's health check, not a user request (``item``: the balancer)
 FLAG_INTERNAL = 64      # work the system makes for itself (a replica applying a write): not a user request
 
 

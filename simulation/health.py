@@ -1,14 +1,25 @@
-"""Health checks (heartbeats) of a load balancer's backends.
+"""Health checks (heartbeats) of a load balancer's backends, and what they cost.
 
 Every ``interval`` the balancer checks all its backends at once. A backend is
 taken out after ``fall`` failed checks in a row and put back after ``rise``
 passed checks in a row (HAProxy's ``inter``/``fall``/``rise``). Until then a
 dead backend keeps receiving requests, which fail. Detection therefore takes
 between ``(fall − 1) × interval`` and ``fall × interval`` after the failure.
+
+A check is a small request at each live backend replica (:class:`CheckArrivals`):
+it queues with the users' requests and takes a worker for the balancer's
+``health_check_cost_ms`` (at a server; one ordinary request at a balancer or a
+cache), so a short interval shows up as utilization and, near saturation, as
+latency. Checks are not user requests: they never count as arrived, served or
+failed, and leave the backend as soon as their worker time is booked.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from .flight import Batch, FLAG_CHECK, FLAG_TIMEOUT
 
 
 class HealthChecks:
@@ -20,6 +31,15 @@ class HealthChecks:
         self.misses = np.zeros(n_backends, dtype=np.int64)
         self.passes = np.zeros(n_backends, dtype=np.int64)
         self.next_check = first_check
+        self.anchor = first_check   # checks happen at anchor + k × interval (k integer)
+
+    def times_in(self, t0: float, t1: float) -> np.ndarray:
+        """The check times in [t0, t1), computed from the grid so that they do not
+        depend on how the run is sliced into windows."""
+        k0 = math.floor((t0 - self.anchor) / self.interval) - 1
+        k1 = math.ceil((t1 - self.anchor) / self.interval) + 1
+        t = self.anchor + np.arange(k0, k1 + 1) * self.interval
+        return t[(t >= t0) & (t < t1)]
 
     def steady(self, really_up: np.ndarray) -> bool:
         """No check can change anything until some backend goes up or down."""
@@ -40,3 +60,65 @@ class HealthChecks:
         self.believed_up[self.passes >= self.rise] = True
         self.next_check += self.interval
         return bool((before != self.believed_up).any())
+
+
+class CheckArrivals:
+    """Health checks as requests at the backends (a part of the simulation).
+
+    A window's checks are queued when the window starts and admitted with the
+    users' requests of their station, in time order: whole at the station's
+    level, or tick by tick with the requests a load-aware balancer admits at once."""
+
+    def _queue_checks(self, t0: float, t1: float) -> None:
+        net, up = self.net, self.stations.up
+        parts: list[Batch] = []
+        for bi, bs in enumerate(self.balancers):
+            if bs.bal.check_cost_s <= 0 or not up[bs.bal.station]:
+                continue   # free checks (cost 0), or a dead balancer that checks nothing
+            live = bs.bal.backends[up[bs.bal.backends]]
+            times = bs.health.times_in(t0, t1)
+            if not len(live) or not len(times):
+                continue
+            st = np.tile(live, len(times))
+            arr = np.repeat(times, len(live))
+            parts.append(Batch(st=st, birth=arr, arr=arr, start=arr, fin=arr,
+                               flags=np.full(len(st), FLAG_CHECK, dtype=np.int8),
+                               item=np.full(len(st), bi, dtype=np.int64)))
+        self._checks = [Batch.empty() for _ in net.levels]
+        if parts:
+            b = Batch.concat(parts)
+            lv = net.st_level[b.st]
+            for level in np.unique(lv).tolist():
+                mine = b.take(lv == level)
+                self._checks[level] = mine.take(np.argsort(mine.arr, kind="stable"))
+
+    def _due_checks(self, level: int, until: float = math.inf, stations: np.ndarray | None = None) -> Batch:
+        """Take the queued checks of ``level`` that arrive by ``until`` (at ``stations`` only)."""
+        checks = getattr(self, "_checks", None)
+        if checks is None or level >= len(checks) or not len(checks[level]):
+            return Batch.empty()
+        b = checks[level]
+        due = b.arr <= until
+        if stations is not None:
+            due &= np.isin(b.st, stations)
+        if not due.any():
+            return Batch.empty()
+        taken, checks[level] = b.split(due)
+        return taken
+
+    def _admit_users(self, batch: Batch, in_system: np.ndarray) -> tuple[Batch, Batch, Batch]:
+        """``stations.admit``, with the health checks among the arrivals taken out again
+        once admitted: their worker time is booked (utilization), nothing else."""
+        admitted, full, down = self.stations.admit(batch, in_system)
+        if not ((batch.flags & FLAG_CHECK) != 0).any():
+            return admitted, full, down
+        is_check = (admitted.flags & FLAG_CHECK) != 0
+        if is_check.any():
+            checks, admitted = admitted.split(is_check)
+            ran = (checks.flags & FLAG_TIMEOUT) == 0      # a check that would wait too long never runs
+            if ran.any():
+                st, start, fin = checks.st[ran], checks.start[ran], checks.fin[ran]
+                self.ledger.book_busy(st, start, fin, float(start.min()), float(fin.max()))
+        full = full.take((full.flags & FLAG_CHECK) == 0) if len(full) else full
+        down = down.take((down.flags & FLAG_CHECK) == 0) if len(down) else down
+        return admitted, full, down

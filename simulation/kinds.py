@@ -77,8 +77,9 @@ CLIENT = Kind(
           "(e.g. another user id). Counted as forged_accepted or forged_rejected at the first server.",
           label="Forged cookies", minimum=0, maximum=1),
         P("entry_policy", "choice", "round_robin",
-          "With several entry nodes: round_robin spreads requests over all of them (DNS round robin, a dead entry keeps "
-          "getting its share); failover sends everything to the first entry that is up.",
+          "With several entry nodes: round_robin spreads requests over all of them (DNS round robin, a dead entry "
+          "keeps getting its share until it recovers); failover sends everything to the active one of a redundant pair "
+          "(VRRP: the highest-priority live entry; a dead active is replaced only after its heartbeats are missed).",
           choices=("round_robin", "failover")),
     ),
     ("load_balancer", "server", "cache"),
@@ -147,10 +148,26 @@ LOAD_BALANCER = Kind(
           label="Unhealthy after", unit="checks", minimum=1, maximum=100),
         P("healthy_after", "int", 2, "Passed checks in a row before a backend is put back (HAProxy 'rise').",
           label="Healthy after", unit="checks", minimum=1, maximum=100),
+        P("health_check_cost_ms", "float", 2.0, "Work one health check costs a server replica: a small request "
+          "(GET /health) that takes a worker this long. A trivial Flask route costs about a millisecond or two of "
+          "framework overhead; a check that also queries the database costs more. Checks at a load balancer or "
+          "cache cost one ordinary request there.",
+          label="Health-check cost", unit="ms", minimum=0, maximum=10_000),
         P("capacity_rps", "float", 20_000.0, "Requests per second the load balancer itself can forward.",
           label="Capacity", unit="req/s", minimum=0, exclusive_minimum=True, maximum=10_000_000),
         P("queue_limit", "int", 10_000, "Requests that may wait when the load balancer itself is saturated.",
           label="Queue limit", unit="requests", minimum=0, maximum=1_000_000),
+        P("heartbeat_interval_s", "float", 1.0, "Redundant pair (a client whose entry_policy is failover): the "
+          "active balancer announces itself this often (VRRP/keepalived advert_int, 1 s by default). Give both "
+          "balancers of a pair the same value.",
+          label="Heartbeat interval", unit="s", minimum=0.01, maximum=255, group="Redundancy"),
+        P("heartbeat_misses", "int", 3, "A passive balancer takes over after hearing nothing for this many "
+          "heartbeat intervals plus its skew time (VRRP's Master_Down_Interval = 3 × advert_int + skew).",
+          label="Heartbeat misses", unit="heartbeats", minimum=1, maximum=100, group="Redundancy"),
+        P("priority", "int", 100, "VRRP priority: the live balancer with the highest priority is active and takes "
+          "back over when it recovers (preemption; equal priorities: the client's first edge wins). It also sets "
+          "the skew time (256 − priority) / 256 s added to the takeover delay.",
+          minimum=1, maximum=254, group="Redundancy"),
     ),
     ("server", "load_balancer", "cache"),
 )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .compiler import compile_document
+from .dispatch import carry_cookies
 from .flight import Batch
 
 if TYPE_CHECKING:
@@ -93,8 +94,9 @@ def migrate(sim: "Simulation", document: "Document") -> None:
                 bs.health.passes[j] = prev.health.passes[i]
         bs.health.next_check = prev.health.next_check
         bs.rr = prev.rr
-        if bs.pin is not None and prev.pin is not None and prev_keys == new_keys and len(prev.pin) == len(bs.pin):
-            bs.pin[:] = prev.pin
+        if bs.health.interval == prev.health.interval:
+            bs.health.anchor = prev.health.anchor   # health checks keep their times
+    carry_cookies(old_bal, sim.balancers, mapping)   # sticky pins live in the users' cookies
     # sessions: kept when the user population is unchanged
     if len(old_sessions) == len(sim.sessions):
         s = old_sessions.astype(np.int64)

@@ -135,8 +135,9 @@ class Routing:
         for lv in np.unique(lv_of):
             lv = int(lv)
             part = batch if len(np.unique(lv_of)) == 1 else batch.take(lv_of == lv)
+            part = Batch.concat([part, self._due_checks(lv, float(part.arr.max()), part.st)])   # checks due by now
             in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
-            admitted, full, down = self.stations.admit(part, in_system)
+            admitted, full, down = self._admit_users(part, in_system)
             self._fail("queue_full", full.users_only().arr)
             self._fail("backend_down", down.users_only().arr)
             self._sessions(admitted)

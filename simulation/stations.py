@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiler import CACHE, DATABASE, SERVER, Network
-from .flight import FLAG_DB_SESSION, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
+from .flight import FLAG_CHECK, FLAG_DB_SESSION, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
 from .randomness import SERVICE, SESSION_READ, exponential
 
 RING_CAP = 4096  # exact waiting-room accounting up to this many waiting requests per replica
@@ -75,6 +75,7 @@ class Stations:
         self.is_store = (net.st_kind == DATABASE) | (net.st_kind == CACHE)
         self.rate = net.st_workers / net.st_mean_read if n else np.zeros(0)
         self.same_rw = net.st_mean_read == net.st_mean_write
+        self.check_cost = np.array([b.check_cost_s for b in net.balancers] or [0.0])   # per balancer, s
 
     # ----- failures -----------------------------------------------------------------
     def refresh_up(self, now: float) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +145,10 @@ class Stations:
         not_modified = ((b.flags & FLAG_NOT_MODIFIED) != 0) & (net.st_kind[st] == SERVER)
         if not_modified.any():   # a 304 costs a share of the work of a full answer
             service = np.where(not_modified, service * net.st_nm_cost[st], service)
+        check = (b.flags & FLAG_CHECK) != 0
+        if check.any():   # a health check: its balancer's check cost at a server, one request elsewhere
+            cost = self.check_cost[np.where(check, b.item, 0)]
+            service = np.where(check, np.where(net.st_kind[st] == SERVER, cost, mean), service)
         b.start = np.empty(n)
         b.fin = np.empty(n)
         status = np.zeros(n, dtype=np.int8)
