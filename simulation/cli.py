@@ -220,10 +220,19 @@ def _write(path: str, text: str) -> None:
 
 
 # ----- check ------------------------------------------------------------------------------------
+EMPIRICAL_S = 60.0  # simulated seconds per failure when --empirical has no value
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    from .analysis import structural_spof
+    from .analysis import label, structural_spof
     from .compiler import compile_document
 
+    try:
+        args.file, args.empirical = _check_args(args)
+    except SystemExit as e:  # a usage error, already printed
+        return e.code if isinstance(e.code, int) else 2
+    if args.empirical is not None:
+        args.empirical = float(_setting("duration_s", args.empirical, "--empirical"))
     doc = load(args.file)
     compile_document(doc)  # what the engine refuses is invalid too (SimulationError)
     edges = len(doc.edges())
@@ -232,27 +241,73 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not spof:
         print("No single points of failure.")
     else:
-        print(f"Single points of failure ({len(spof)}):")
-        for node_id, reason in spof.items():
-            print(f"  {node_id}: {reason}")
+        full = sum(s.full for s in spof.values())
+        print(f"Single points of failure ({full} full, {len(spof) - full} partial):")
+        for node_id, s in sorted(spof.items(), key=lambda kv: (not kv[1].full, -kv[1].share)):
+            print(f"  {label(doc, node_id)} — {s.kind}: {s.reason}")
     if args.empirical is not None:
         _print_empirical(doc, args.empirical)
     return 0
 
 
-def _print_empirical(doc: Any, seconds: float) -> None:
-    """Fail each node in turn (one machine: replica 0 of a replicated node) and print what is lost."""
-    from .analysis import empirical_spof
+def _machine(doc: Any, node_id: str) -> str:
+    from .analysis import failed_machine
+    if failed_machine(doc, node_id) is None:
+        return ""
+    return " (primary)" if doc.kind(node_id) == "database" else " (one replica)"
 
-    seconds = float(_setting("duration_s", seconds, "--empirical"))
+
+def _check_args(args: argparse.Namespace) -> tuple[str, float | None]:
+    """FILE and the --empirical seconds, whatever their order: argparse gives a FILE
+    written right after --empirical (``check --empirical FILE``) to --empirical."""
+    file, value = args.file, args.empirical
+
+    def number(text: str | None) -> bool:
+        try:
+            float(text)  # type: ignore[arg-type]
+            return True
+        except (TypeError, ValueError):
+            return False
+
+    if value is not None and value is not EMPIRICAL_S and not number(value):
+        if file is not None and not number(file):
+            args.check_parser.error(f"argument --empirical: invalid float value: {value!r}")
+        file, value = value, (file if file is not None else EMPIRICAL_S)
+    if file is None:
+        args.check_parser.error("the following arguments are required: FILE")
+    return file, None if value is None else float(value)
+
+
+def _print_empirical(doc: Any, seconds: float) -> None:
+    """Fail each node's machine in turn and print what is lost (see simulation/spof_measure.py)."""
+    from .analysis import label
+    from .spof_measure import measure, settle_delays
+
     targets = [n for n in doc.node_ids() if doc.kind(n) != "client"]
-    bar = Progress(sys.stderr, float(len(targets) + 1), sys.stderr.isatty(), unit="runs", label="failing nodes")
-    lost = empirical_spof(doc, seconds=seconds, progress=lambda done, total: bar.update(done))
-    bar.finish(float(len(targets) + 1))
-    print(f"Availability lost when one node fails ({seconds:g} s each, seed {doc.settings['seed']}):")
-    for node_id, share in sorted(lost.items(), key=lambda kv: (math.isnan(kv[1]), -kv[1] if kv[1] == kv[1] else 0)):
-        shown = "n/a (nothing arrived)" if math.isnan(share) else f"{share * 100:5.1f} %"
-        print(f"  {node_id}: {shown}")
+    runs = 2 * (len(targets) + 1)
+    bar = Progress(sys.stderr, float(runs), sys.stderr.isatty(), unit="runs", label="failing nodes")
+    lost = measure(doc, seconds=seconds, progress=lambda done, total: bar.update(done))
+    bar.finish(float(runs))
+    print(f"Requests lost while one machine is down (failed at 0 s, counted from {seconds / 2:g} to {seconds:g} s; "
+          f"seed {doc.settings['seed']}; the file's scheduled events left out):")
+    names = {n: label(doc, n) + _machine(doc, n) for n in targets}
+    width = max((len(v) for v in names.values()), default=0)
+    for n in sorted(targets, key=lambda n: -lost[n].share if lost[n].share == lost[n].share else 1.0):
+        m = lost[n]
+        if math.isnan(m.share):
+            print(f"  {names[n]:<{width}}  n/a (nothing served)")
+            continue
+        overload = m.share - (m.spof_share if m.kind else 0.0) >= 0.02
+        what = {"full": "full SPOF", "partial": "partial SPOF", None: "no SPOF" if overload else ""}[m.kind]
+        if overload:
+            what += (f": {m.spof_share * 100:.1f} % has no other way, the rest is lost to overload" if m.kind else
+                     ": the machines left are overloaded without it")
+        print(f"  {names[n]:<{width}}  {m.share * 100:5.1f} %  {what}".rstrip())
+    slow = {k: v for k, v in settle_delays(doc).items() if v > seconds / 2}
+    if slow:
+        said = ", ".join(f"{k} {v:g} s" for k, v in slow.items())
+        print(f"Note: some reactions take longer than half a run ({said}): run longer, e.g. --empirical "
+              f"{2 * max(slow.values()) + 10:g}")
 
 
 # ----- export -----------------------------------------------------------------------------------
@@ -324,11 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate a file and list its single points of failure",
                        description="Validate FILE; print 'OK: N nodes, M edges' and its single points of failure. "
                        "Exit code 1 if the file is invalid.")
-    p.add_argument("file", metavar="FILE", help="a .scalelab file")
-    p.add_argument("--empirical", type=float, metavar="S", nargs="?", const=60.0,
-                   help="also fail each node in turn for S simulated seconds (default 60) and print the "
-                   "share of requests lost")
-    p.set_defaults(func=cmd_check)
+    p.add_argument("file", metavar="FILE", nargs="?", help="a .scalelab file")
+    p.add_argument("--empirical", metavar="S", nargs="?", const=EMPIRICAL_S,
+                   help="also fail one machine of each node in turn (replica 0, a database's primary), "
+                   "S simulated seconds each (default 60), and print the share of requests lost over the "
+                   "second half of the run, without the file's scheduled events")
+    p.set_defaults(func=cmd_check, check_parser=p)
 
     p = sub.add_parser("export", help="render the canvas (and plots after a run) to PNG/SVG without a display",
                        description="Render FILE's canvas to an image without a display.")
