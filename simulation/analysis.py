@@ -39,6 +39,7 @@ caches, 304 answers and overload are left out: ``empirical_spof`` measures them.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
@@ -102,6 +103,44 @@ def _mix(parts: list[tuple[float, _Map]]) -> _Map:
             d[0] += w * (r - m.base[0])
             d[1] += w * (wr - m.base[1])
     return _Map(base, {b: (base[0] + d[0], base[1] + d[1]) for b, d in delta.items()})
+
+
+class _Cached:
+    """What this module asks of a document, answered once (``Document.successors``
+    sorts all edges on every call: too slow for a pass over thousands of nodes)."""
+
+    def __init__(self, doc: Document) -> None:
+        self.graph = doc.graph
+        self._doc = doc
+        self._ids = doc.node_ids()
+        self._kind = {n: doc.kind(n) for n in self._ids}
+        self._succ: dict[str, list[str]] = {n: [] for n in self._ids}
+        self._pred: dict[str, list[str]] = {n: [] for n in self._ids}
+        for a, b in doc.edges():
+            self._succ[a].append(b)
+            self._pred[b].append(a)
+        self._params: dict[str, dict] = {}
+        self.label_counts = Counter(doc.node(n).label or n for n in self._ids)
+
+    def node_ids(self) -> list[str]:
+        return self._ids
+
+    def node(self, node_id: str):  # noqa: ANN201 (a NodeData)
+        return self._doc.node(node_id)
+
+    def kind(self, node_id: str) -> str:
+        return self._kind[node_id]
+
+    def successors(self, node_id: str) -> list[str]:
+        return self._succ[node_id]
+
+    def predecessors(self, node_id: str) -> list[str]:
+        return self._pred[node_id]
+
+    def params(self, node_id: str) -> dict:
+        if node_id not in self._params:
+            self._params[node_id] = self._doc.params(node_id)
+        return self._params[node_id]
 
 
 # ----- machines ------------------------------------------------------------------------------------
@@ -264,8 +303,8 @@ def _cache_hits(doc: Document) -> dict[str, float]:
 def label(doc: Document, node_id: str) -> str:
     """A node's label, with its id when another node has the same label."""
     name = doc.node(node_id).label or node_id
-    same = [n for n in doc.node_ids() if (doc.node(n).label or n) == name]
-    return f"{name} ({node_id})" if len(same) > 1 else name
+    counts = getattr(doc, "label_counts", None) or Counter(doc.node(n).label or n for n in doc.node_ids())
+    return f"{name} ({node_id})" if counts[name] > 1 else name
 
 
 def _names(doc: Document, ids: list[str]) -> str:
@@ -279,7 +318,7 @@ def _names(doc: Document, ids: list[str]) -> str:
 
 def _called_by_servers(doc: Document, node_id: str) -> bool:
     """Whether the node is only reached as a call made by servers (a dependency, not an entry)."""
-    preds = list(doc.graph.predecessors(node_id))
+    preds = list(doc.predecessors(node_id))
     return bool(preds) and all(doc.kind(p) in ("server", "cache") for p in preds)
 
 
@@ -301,7 +340,7 @@ def _full_reason(doc: Document, node_id: str, clients: list[str]) -> str:
 def _why_partial(doc: Document, node_id: str, reads: float, writes: float) -> str:
     """Why nothing takes over the share that a partial SPOF loses."""
     kind, p, n = doc.kind(node_id), doc.params(node_id), machines(doc, node_id)
-    preds = list(doc.graph.predecessors(node_id))
+    preds = list(doc.predecessors(node_id))
     if kind == "database" and n >= 2:
         if float(p["failover_s"]) <= 0:
             tail = "; the reads sent to it fail too" if reads > 1e-9 else ""
@@ -341,6 +380,7 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
     client that cannot reach a server even with everything up has none either
     (it is broken already, not fragile).
     """
+    doc = _Cached(doc)   # type: ignore[assignment]
     maps = _loss_maps(doc, _cache_hits(doc))
     clients = [c for c in doc.node_ids() if doc.kind(c) == "client" and doc.successors(c)]
     rates = {c: float(doc.params(c)["rate_rps"]) for c in clients}
