@@ -411,8 +411,8 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
 
 
 def empirical_spof(doc: Document, seconds: float = 60.0, seed: int | None = None, *,
-                   whole_node: bool = False,
+                   whole_node: bool = False, overload: bool = True,
                    progress: Callable[[int, int], None] | None = None) -> dict[str, Measured]:
     """Fail each node's machine in turn and measure what is lost (see ``spof_measure.py``)."""
     from .spof_measure import measure  # the engine is optional for the structural analysis
-    return measure(doc, seconds, seed, whole_node=whole_node, progress=progress)
+    return measure(doc, seconds, seed, whole_node=whole_node, overload=overload, progress=progress)
