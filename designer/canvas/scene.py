@@ -113,6 +113,7 @@ class CanvasScene(QGraphicsScene):
             item.setPos(data.x, data.y)
         elif what == "label":
             item.set_display(label=data.label)
+            self._spof_timer.start()  # the reasons name nodes
         elif what == "params":
             item.set_display(replicas=shown_replicas(self.document, node_id))
             self._spof_timer.start()  # replicas count as redundancy
