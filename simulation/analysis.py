@@ -34,7 +34,8 @@ This is a linear recursion over "what share of this node's reads and writes is
 lost when machine *b* fails" (a map per node, only for the *b* that change it),
 done once in reverse topological order (the loader refuses loops). A client's
 loss weighs reads and writes by its read ratio; the share of a SPOF is the
-expected share of all client requests, weighted by the clients' rates. Browser
+expected share of the requests served with nothing failed that it loses
+(clients weighted by their rates), which is what the engine measures. Browser
 caches, 304 answers and overload are left out: ``empirical_spof`` measures them.
 """
 from __future__ import annotations
@@ -65,7 +66,7 @@ ALL: Loss = (1.0, 1.0)
 class Spof:
     """A single point of failure as a user reads it."""
     full: bool          # some client is cut off completely
-    share: float        # expected share of all client requests lost while it is down
+    share: float        # expected share of the requests served with nothing failed that are lost while it is down
     reason: str         # one or two sentences for a tooltip
 
     @property
@@ -384,21 +385,26 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
     maps = _loss_maps(doc, _cache_hits(doc))
     clients = [c for c in doc.node_ids() if doc.kind(c) == "client" and doc.successors(c)]
     rates = {c: float(doc.params(c)["rate_rps"]) for c in clients}
-    total = sum(rates.values())
+    if not any(rates.values()):
+        rates = dict.fromkeys(clients, 1.0)
     cut_off: dict[str, list[str]] = {}
-    lost: dict[str, list[float]] = {}   # machine -> [share of all reads lost, of all writes]
+    lost: dict[str, list[float]] = {}   # machine -> [reads lost, writes lost] per second
+    served = 0.0                         # requests served per second with nothing failed
     for c in clients:
         m = _client_map(doc, maps, c)
         rr = float(doc.params(c)["read_ratio"])
-        if rr * m.base[0] + (1 - rr) * m.base[1] >= 1 - 1e-9:
-            continue   # broken already
-        weight = rates[c] / total if total > 0 else 1.0 / len(clients)
+        base = rr * m.base[0] + (1 - rr) * m.base[1]
+        if base >= 1 - 1e-9 or not rates[c]:
+            continue   # broken already, or sends nothing
+        served += rates[c] * (1 - base)
         for b, (r, w) in m.by.items():
             if rr * r + (1 - rr) * w >= 1 - 1e-9:
                 cut_off.setdefault(b, []).append(c)
             acc = lost.setdefault(b, [0.0, 0.0])
-            acc[0] += weight * rr * (r - m.base[0])
-            acc[1] += weight * (1 - rr) * (w - m.base[1])
+            acc[0] += rates[c] * rr * (r - m.base[0])
+            acc[1] += rates[c] * (1 - rr) * (w - m.base[1])
+    # shares of what is served with nothing failed (what the engine measures too)
+    lost = {b: [v / served for v in acc] for b, acc in lost.items()} if served > 0 else {}
     out: dict[str, Spof] = {}
     for n in doc.node_ids():
         reads, writes = lost.get(n, (0.0, 0.0))

@@ -257,3 +257,12 @@ def test_read_replicas_do_not_remove_the_primary_as_a_single_point_of_failure() 
     d.set_params("db", {"read_replicas": 2})
     assert structural_spof(d)["db"].kind == "partial"
     assert "primary" in structural_spof(d)["db"].reason
+
+
+def test_shares_are_of_what_is_served_with_nothing_failed() -> None:
+    """Half the users' requests go to a balancer without backends and always fail: the server that
+    serves the other half loses everything that was served (the engine measures the same)."""
+    doc = topo([("users", "client"), ("web", "server"), ("empty", "load_balancer"), ("db1", "database"),
+                ("db2", "database", {"read_capacity_rps": 6000})],
+               ["users>web", "users>empty", "web>db1", "web>db2"])
+    assert kinds(doc) == {"web": ("full", 1.0), "db1": ("partial", 0.25), "db2": ("partial", 0.75)}
