@@ -29,7 +29,7 @@ from .document import Document
 from .engine import Simulation
 from .flight import FLAG_SESSION_LOST, Batch
 
-FULL_MIN = 0.95   # a client losing this much is cut off (the rest: requests that were already on their way)
+FULL_MIN = 0.99   # a client losing this much is cut off (the rest: requests that were already on their way)
 UNLIMITED = 1000.0  # capacity factor of the runs that leave overload out
 
 
