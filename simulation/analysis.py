@@ -51,6 +51,9 @@ from .document import Document
 
 # Shares below this are not reported (by either analysis): noise, not a lesson.
 PARTIAL_MIN = 0.02
+# A client that loses this share of its requests is cut off (both analyses): a
+# full SPOF. Measured, the rest are requests that were already on their way.
+FULL_MIN = 0.99
 # The engine routes a database's reads over all its machines, a dead primary
 # included, even after failover: the share of reads sent to it fails.
 DEAD_REPLICA_GETS_READS = True
@@ -121,7 +124,7 @@ class _Cached:
             self._succ[a].append(b)
             self._pred[b].append(a)
         self._params: dict[str, dict] = {}
-        self.label_counts = Counter(doc.node(n).label or n for n in self._ids)
+        self.label_counts = Counter(doc.node(n).label or n for n in self._ids)   # for spof_text.label
 
     def node_ids(self) -> list[str]:
         return self._ids
@@ -300,80 +303,6 @@ def _cache_hits(doc: Document) -> dict[str, float]:
     return hits
 
 
-# ----- what a user reads -----------------------------------------------------------------------------
-def label(doc: Document, node_id: str) -> str:
-    """A node's label, with its id when another node has the same label."""
-    name = doc.node(node_id).label or node_id
-    counts = getattr(doc, "label_counts", None) or Counter(doc.node(n).label or n for n in doc.node_ids())
-    return f"{name} ({node_id})" if counts[name] > 1 else name
-
-
-def _names(doc: Document, ids: list[str]) -> str:
-    names = [doc.node(i).label or i for i in ids]
-    if len(names) <= 1:
-        return "".join(names)
-    if len(names) > 4:
-        names = names[:3] + [f"{len(names) - 3} more client groups"]
-    return ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def _called_by_servers(doc: Document, node_id: str) -> bool:
-    """Whether the node is only reached as a call made by servers (a dependency, not an entry)."""
-    preds = list(doc.predecessors(node_id))
-    return bool(preds) and all(doc.kind(p) in ("server", "cache") for p in preds)
-
-
-def _full_reason(doc: Document, node_id: str, clients: list[str]) -> str:
-    who = _names(doc, clients)
-    kind = doc.kind(node_id)
-    what = {"load_balancer": "load balancer"}.get(kind, kind)
-    if kind == "database" and int(doc.params(node_id).get("read_replicas", 0)):
-        return (f"Every server of {who} writes to this database's primary: its read replicas "
-                "cannot take writes (single-primary replication) unless failover is on")
-    if kind == "database" or (kind == "server" and _called_by_servers(doc, node_id)):
-        return f"Every server of {who} calls this {what}; it has no replica"
-    if kind == "server":
-        return (f"If this server fails, {who} cannot reach any server: "
-                "it is the only one on their path and has no replica")
-    return f"If this {what} fails, {who} cannot reach any server"
-
-
-def _why_partial(doc: Document, node_id: str, reads: float, writes: float) -> str:
-    """Why nothing takes over the share that a partial SPOF loses."""
-    kind, p, n = doc.kind(node_id), doc.params(node_id), machines(doc, node_id)
-    preds = list(doc.predecessors(node_id))
-    if kind == "database" and n >= 2:
-        if float(p["failover_s"]) <= 0:
-            tail = "; the reads sent to it fail too" if reads > 1e-9 else ""
-            return f"only its primary takes writes and no read replica is promoted (failover is off){tail}"
-        return "a read replica takes over the writes, but the servers keep sending the dead primary its share of reads"
-    if n >= 2 and any(doc.kind(q) != "load_balancer" for q in preds):
-        return (f"nothing checks the health of its {n} replicas: the share of requests sent to the dead one fails "
-                "(a load balancer in front would route around it)")
-    for q in preds:
-        if doc.kind(q) == "client" and len(doc.successors(q)) > 1 and doc.params(q)["entry_policy"] != "failover":
-            return (f"{label(doc, q)} spreads its requests over its entries (DNS round robin) and keeps sending "
-                    "a dead one its share (entry policy failover would not)")
-    for q in preds:
-        if doc.kind(q) in ("server", "cache") and len(doc.successors(q)) > 1:
-            return (f"{label(doc, q)} splits its calls over {len(doc.successors(q))} nodes and does not retry: "
-                    "the calls sent to this one fail")
-    if preds and all(doc.kind(q) == "cache" for q in preds):
-        return "the cache in front still answers read hits, but writes and misses need it; it has no replica"
-    return "nothing takes over its share of the requests"
-
-
-def _partial_reason(doc: Document, node_id: str, share: float, reads: float, writes: float) -> str:
-    what = " (writes)" if reads <= 1e-9 else " (reads)" if writes <= 1e-9 else ""
-    down = "its primary is" if doc.kind(node_id) == "database" and machines(doc, node_id) >= 2 else \
-        f"one of its {machines(doc, node_id)} replicas is" if machines(doc, node_id) >= 2 else "it is"
-    return f"{_percent(share)} of requests{what} fail while {down} down: {_why_partial(doc, node_id, reads, writes)}"
-
-
-def _percent(share: float) -> str:
-    return f"{share:.0%}" if share >= 0.01 else f"{share:.1%}"
-
-
 def structural_spof(doc: Document) -> dict[str, Spof]:
     """Single points of failure by structure, full and partial, in document order.
 
@@ -381,6 +310,8 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
     client that cannot reach a server even with everything up has none either
     (it is broken already, not fragile).
     """
+    from .spof_text import full_reason, partial_reason  # (it uses this module's machines)
+
     doc = _Cached(doc)   # type: ignore[assignment]
     maps = _loss_maps(doc, _cache_hits(doc))
     clients = [c for c in doc.node_ids() if doc.kind(c) == "client" and doc.successors(c)]
@@ -398,7 +329,7 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
             continue   # broken already, or sends nothing
         served += rates[c] * (1 - base)
         for b, (r, w) in m.by.items():
-            if rr * r + (1 - rr) * w >= 1 - 1e-9:
+            if rr * r + (1 - rr) * w >= FULL_MIN:
                 cut_off.setdefault(b, []).append(c)
             acc = lost.setdefault(b, [0.0, 0.0])
             acc[0] += rates[c] * rr * (r - m.base[0])
@@ -410,9 +341,9 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
         reads, writes = lost.get(n, (0.0, 0.0))
         share = reads + writes
         if n in cut_off:
-            out[n] = Spof(True, share, _full_reason(doc, n, cut_off[n]))
+            out[n] = Spof(True, share, full_reason(doc, n, cut_off[n]))
         elif share >= PARTIAL_MIN:
-            out[n] = Spof(False, share, _partial_reason(doc, n, share, reads, writes))
+            out[n] = Spof(False, share, partial_reason(doc, n, share, reads, writes))
     return out
 
 

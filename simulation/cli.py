@@ -224,8 +224,9 @@ EMPIRICAL_S = 60.0  # simulated seconds per failure when --empirical has no valu
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .analysis import label, structural_spof
+    from .analysis import structural_spof
     from .compiler import compile_document
+    from .spof_text import check_lines
 
     try:
         args.file, args.empirical = _check_args(args)
@@ -237,24 +238,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     compile_document(doc)  # what the engine refuses is invalid too (SimulationError)
     edges = len(doc.edges())
     print(f"OK: {len(doc.node_ids())} node{'s' * (len(doc.node_ids()) != 1)}, {edges} edge{'s' * (edges != 1)}")
-    spof = structural_spof(doc)
-    if not spof:
-        print("No single points of failure.")
-    else:
-        full = sum(s.full for s in spof.values())
-        print(f"Single points of failure ({full} full, {len(spof) - full} partial):")
-        for node_id, s in sorted(spof.items(), key=lambda kv: (not kv[1].full, -kv[1].share)):
-            print(f"  {label(doc, node_id)} — {s.kind}: {s.reason}")
+    print("\n".join(check_lines(doc, structural_spof(doc))))
     if args.empirical is not None:
         _print_empirical(doc, args.empirical)
     return 0
-
-
-def _machine(doc: Any, node_id: str) -> str:
-    from .analysis import failed_machine
-    if failed_machine(doc, node_id) is None:
-        return ""
-    return " (primary)" if doc.kind(node_id) == "database" else " (one replica)"
 
 
 def _check_args(args: argparse.Namespace) -> tuple[str, float | None]:
@@ -280,34 +267,14 @@ def _check_args(args: argparse.Namespace) -> tuple[str, float | None]:
 
 def _print_empirical(doc: Any, seconds: float) -> None:
     """Fail each node's machine in turn and print what is lost (see simulation/spof_measure.py)."""
-    from .analysis import label
     from .spof_measure import measure, settle_delays
+    from .spof_text import empirical_lines
 
-    targets = [n for n in doc.node_ids() if doc.kind(n) != "client"]
-    runs = 2 * (len(targets) + 1)
+    runs = 2 * (sum(doc.kind(n) != "client" for n in doc.node_ids()) + 1)
     bar = Progress(sys.stderr, float(runs), sys.stderr.isatty(), unit="runs", label="failing nodes")
     lost = measure(doc, seconds=seconds, progress=lambda done, total: bar.update(done))
     bar.finish(float(runs))
-    print(f"Requests lost while one machine is down (failed at 0 s, counted from {seconds / 2:g} to {seconds:g} s; "
-          f"seed {doc.settings['seed']}; the file's scheduled events left out):")
-    names = {n: label(doc, n) + _machine(doc, n) for n in targets}
-    width = max((len(v) for v in names.values()), default=0)
-    for n in sorted(targets, key=lambda n: -lost[n].share if lost[n].share == lost[n].share else 1.0):
-        m = lost[n]
-        if math.isnan(m.share):
-            print(f"  {names[n]:<{width}}  n/a (nothing served)")
-            continue
-        overload = m.share - (m.spof_share if m.kind else 0.0) >= 0.02
-        what = {"full": "full SPOF", "partial": "partial SPOF", None: "no SPOF" if overload else ""}[m.kind]
-        if overload:
-            what += (f": {m.spof_share * 100:.1f} % has no other way, the rest is lost to overload" if m.kind else
-                     ": the machines left are overloaded without it")
-        print(f"  {names[n]:<{width}}  {m.share * 100:5.1f} %  {what}".rstrip())
-    slow = {k: v for k, v in settle_delays(doc).items() if v > seconds / 2}
-    if slow:
-        said = ", ".join(f"{k} {v:g} s" for k, v in slow.items())
-        print(f"Note: some reactions take longer than half a run ({said}): run longer, e.g. --empirical "
-              f"{2 * max(slow.values()) + 10:g}")
+    print("\n".join(empirical_lines(doc, lost, seconds, settle_delays(doc))))
 
 
 # ----- export -----------------------------------------------------------------------------------

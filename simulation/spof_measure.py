@@ -23,13 +23,12 @@ from typing import Callable
 
 import numpy as np
 
-from .analysis import BY_CAPACITY, PARTIAL_MIN, Measured, failed_machine
+from .analysis import BY_CAPACITY, FULL_MIN, PARTIAL_MIN, Measured, failed_machine
 from .caching import RATE_TIME_CONSTANT_S
 from .document import Document
 from .engine import Simulation
 from .flight import FLAG_SESSION_LOST, Batch
 
-FULL_MIN = 0.99   # a client losing this much is cut off (the rest: requests that were already on their way)
 UNLIMITED = 1000.0  # capacity factor of the runs that leave overload out
 
 
