@@ -4,7 +4,8 @@ The question is asked per machine: what is lost, for good, while one machine is
 down? A node's machine is the node itself, replica 0 of a replicated server, or
 the primary of a database with read replicas (``failed_machine``).
 
-- A **full** SPOF cuts some client off completely: all of its requests fail.
+- A **full** SPOF cuts some client off completely: (at least 99 % of) all of
+  its requests fail.
 - A **partial** SPOF loses a share of the requests and nothing takes that share
   over, so it stays lost until the machine recovers: one of two databases a
   server splits its calls over (there is no retry), one of two entries of a

@@ -60,12 +60,12 @@ def _why_partial(doc: Document, node_id: str, reads: float, writes: float) -> st
                 "(a load balancer in front would route around it)")
     for q in preds:
         if doc.kind(q) == "client" and len(doc.successors(q)) > 1 and doc.params(q)["entry_policy"] != "failover":
-            return (f"{label(doc, q)} spreads its requests over its entries (DNS round robin) and keeps sending "
-                    "a dead one its share (entry policy failover would not)")
+            return (f"it is one of the entries of {label(doc, q)} in DNS round robin, and a dead entry keeps "
+                    "getting its share (entry policy failover would avoid it)")
     for q in preds:
         if doc.kind(q) in ("server", "cache") and len(doc.successors(q)) > 1:
-            return (f"{label(doc, q)} splits its calls over {len(doc.successors(q))} nodes and does not retry: "
-                    "the calls sent to this one fail")
+            return (f"the calls of {label(doc, q)} are split over {len(doc.successors(q))} nodes without retry: "
+                    "those sent to this one fail")
     if preds and all(doc.kind(q) == "cache" for q in preds):
         return "the cache in front still answers read hits, but writes and misses need it; it has no replica"
     return "nothing takes over its share of the requests"

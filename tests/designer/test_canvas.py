@@ -223,9 +223,9 @@ def test_spof_outline_follows_the_topology(view, qtbot):
     assert scene.nodes[lb2].spof_kind == "partial"
     tip = scene.tooltip_text("lb")
     assert "Partial single point of failure" in tip and "50% of requests fail while it is down" in tip
-    assert "Users spreads its requests over its entries (DNS round robin)" in tip
+    assert "it is one of the entries of Users in DNS round robin" in tip
     ctl.set_label("users", "Visitors")                       # the reason names the client as the user calls it
-    qtbot.waitUntil(lambda: "Visitors spreads its requests" in scene.tooltip_text("lb"))
+    qtbot.waitUntil(lambda: "the entries of Visitors in DNS round robin" in scene.tooltip_text("lb"))
     ctl.set_params(["users"], {"entry_policy": "failover"})   # the second balancer takes over
     qtbot.waitUntil(lambda: not scene.nodes["lb"].spof_kind)
     assert not scene.nodes[lb2].spof_kind and "point of failure" not in scene.tooltip_text("lb")

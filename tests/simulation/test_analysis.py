@@ -78,9 +78,9 @@ def test_two_lbs_in_dns_round_robin_each_lose_half() -> None:
                ["users>lb1", "users>lb2", "lb1>web1", "lb1>web2", "lb2>web1", "lb2>web2"])
     spof = structural_spof(doc)
     assert kinds(doc) == {"lb1": ("partial", 0.5), "lb2": ("partial", 0.5)}
-    assert spof["lb1"].reason == ("50% of requests fail while it is down: Users spreads its requests over its "
-                                  "entries (DNS round robin) and keeps sending a dead one its share "
-                                  "(entry policy failover would not)")
+    assert spof["lb1"].reason == ("50% of requests fail while it is down: it is one of the entries of Users in "
+                                  "DNS round robin, and a dead entry keeps getting its share "
+                                  "(entry policy failover would avoid it)")
 
 
 def test_two_lbs_with_entry_failover_are_not_spofs() -> None:
@@ -140,8 +140,8 @@ def test_server_calling_two_databases_loses_the_calls_to_a_dead_one() -> None:
                ["users>lb", "lb>web", "web>db1", "web>db2"])
     spof = structural_spof(doc)
     assert kinds(doc) == {"lb": ("full", 1.0), "db1": ("partial", 0.25), "db2": ("partial", 0.75)}
-    assert spof["db1"].reason == ("25% of requests fail while it is down: Web splits its calls over 2 nodes and "
-                                  "does not retry: the calls sent to this one fail")
+    assert spof["db1"].reason == ("25% of requests fail while it is down: the calls of Web are split over 2 nodes "
+                                  "without retry: those sent to this one fail")
 
 
 def test_database_primary_without_failover_loses_the_writes() -> None:

@@ -83,7 +83,7 @@ def test_check_lists_partial_spofs_with_their_share(tmp_path: Path, capsys: pyte
                                 "edges": [{"source": "u", "target": "lb"}, {"source": "lb", "target": "s"},
                                           {"source": "s", "target": "a"}, {"source": "s", "target": "b"}]}))
     assert cli.main(["check", str(path)]) == 0
-    why = "App splits its calls over 2 nodes and does not retry: the calls sent to this one fail"
+    why = "the calls of App are split over 2 nodes without retry: those sent to this one fail"
     assert capsys.readouterr().out.splitlines() == [
         "OK: 5 nodes, 4 edges",
         "Single points of failure (1 full, 2 partial):",
