@@ -342,7 +342,8 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
         reads, writes = lost.get(n, (0.0, 0.0))
         share = reads + writes
         if n in cut_off:
-            out[n] = Spof(True, share, full_reason(doc, n, cut_off[n]))
+            whole = "" if share >= FULL_MIN else f" ({share:.0%} of all requests)"
+            out[n] = Spof(True, share, full_reason(doc, n, cut_off[n]) + whole)
         elif share >= PARTIAL_MIN:
             out[n] = Spof(False, share, partial_reason(doc, n, share, reads, writes))
     return out

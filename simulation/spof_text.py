@@ -68,6 +68,12 @@ def _why_partial(doc: Document, node_id: str, reads: float, writes: float) -> st
                     "those sent to this one fail")
     if preds and all(doc.kind(q) == "cache" for q in preds):
         return "the cache in front still answers read hits, but writes and misses need it; it has no replica"
+    for q in preds:
+        if doc.kind(q) == "load_balancer" and len(doc.successors(q)) == 1:
+            return f"it is the only backend of {label(doc, q)}, which still gets its share of the requests"
+    if preds and all(doc.kind(q) in ("server", "cache") for q in preds):
+        return (f"requests keep reaching {_names(doc, preds)} (health checks see that a server is up, "
+                "not what it calls), and they need it")
     return "nothing takes over its share of the requests"
 
 

@@ -104,6 +104,8 @@ def test_two_lbs_each_with_its_own_single_server_lose_half() -> None:
                 ("web1", "server"), ("web2", "server")],
                ["users>lb1", "users>lb2", "lb1>web1", "lb2>web2"])
     assert kinds(doc) == {n: ("partial", 0.5) for n in ("lb1", "lb2", "web1", "web2")}
+    assert structural_spof(doc)["web1"].reason == ("50% of requests fail while it is down: it is the only backend "
+                                                   "of Lb1, which still gets its share of the requests")
 
 
 def test_two_lbs_in_front_of_one_server_the_server_is_the_spof() -> None:
@@ -123,6 +125,9 @@ def test_database_used_by_only_one_of_two_servers_loses_that_servers_share() -> 
                 ("db", "database")],
                ["users>lb", "lb>web1", "lb>web2", "web1>db"])
     assert kinds(doc) == {"lb": ("full", 1.0), "db": ("partial", 0.5)}
+    assert structural_spof(doc)["db"].reason == (
+        "50% of requests fail while it is down: requests keep reaching Web1 (health checks see that a server is "
+        "up, not what it calls), and they need it")
 
 
 def test_lb_shares_follow_capacity_for_weighted_and_load_aware_algorithms() -> None:
@@ -211,7 +216,8 @@ def test_node_needed_by_one_client_only_is_a_full_spof_weighted_by_that_clients_
                 ("lb", "load_balancer"), ("web", "server", {"replicas": 2})],
                ["users>lb", "admins>web", "lb>web"])
     spof = structural_spof(doc)
-    assert spof["lb"].full and spof["lb"].reason == "If this load balancer fails, Users cannot reach any server"
+    assert spof["lb"].full
+    assert spof["lb"].reason == "If this load balancer fails, Users cannot reach any server (75% of all requests)"
     assert spof["lb"].share == pytest.approx(0.75)     # Users send 300 of the 400 requests per second
     assert (spof["web"].kind, spof["web"].share) == ("partial", pytest.approx(0.5 * 0.25))   # Admins pick a replica
 
