@@ -169,9 +169,11 @@ def _own(doc: Document, node_id: str) -> Loss:
     """Share of the requests sent to a node by a client or a server (no health
     checks) that fail while its machine is down."""
     n = machines(doc, node_id)
+    p = doc.params(node_id)
+    if p.get("autoscale"):   # a replacement boots, and the dead replica keeps its share among n + 1
+        return 1.0 / (n + 1), 1.0 / (n + 1)
     if n < 2:
         return ALL
-    p = doc.params(node_id)
     if doc.kind(node_id) == "database":
         reads = 1.0 / n if DEAD_REPLICA_GETS_READS else 0.0
         return reads, 0.0 if float(p["failover_s"]) > 0 else 1.0
@@ -210,7 +212,8 @@ def _balance(doc: Document, maps: dict[str, _Map], lb: str) -> _Map:
     backends = []   # (node, weight of all its machines, weight of the machine that fails)
     for s in doc.successors(lb):
         w = float(doc.params(s).get("capacity_rps", 1.0)) if by_capacity else 1.0
-        backends.append((s, w * machines(doc, s), w))   # one machine fails
+        # one machine fails; an autoscaler replaces it, so in the end the node keeps its weight
+        backends.append((s, w * machines(doc, s), 0.0 if doc.params(s).get("autoscale") else w))
     total = sum(w for _, w, _ in backends)
     if not total:
         return _Map(ALL, {})

@@ -55,6 +55,9 @@ def _why_partial(doc: Document, node_id: str, reads: float, writes: float) -> st
             tail = "; the reads sent to it fail too" if reads > 1e-9 else ""
             return f"only its primary takes writes and no read replica is promoted (failover is off){tail}"
         return "a read replica takes over the writes, but the servers keep sending the dead primary its share of reads"
+    if p.get("autoscale") and any(doc.kind(q) != "load_balancer" for q in preds):
+        return ("the autoscaler replaces a dead replica, but nothing checks their health: the dead one keeps "
+                "its share of the requests (a load balancer in front would route around it)")
     if n >= 2 and any(doc.kind(q) != "load_balancer" for q in preds):
         return (f"nothing checks the health of its {n} replicas: the share of requests sent to the dead one fails "
                 "(a load balancer in front would route around it)")

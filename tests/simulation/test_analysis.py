@@ -245,17 +245,21 @@ def test_large_topology_is_fast() -> None:
     assert time.perf_counter() - start < 2.0
 
 
-def test_an_autoscaled_server_is_redundant_only_with_two_or_more_minimum_replicas() -> None:
-    from simulation.document import Document, NodeData
-    d = Document()
-    d.add_node(NodeData("c", "client"))
-    d.add_node(NodeData("lb", "load_balancer"))
-    d.add_node(NodeData("s", "server", params={"autoscale": True, "min_replicas": 1, "max_replicas": 8}))
-    d.add_edge("c", "lb")
-    d.add_edge("lb", "s")
-    assert structural_spof(d)["s"].full
-    d.set_params("s", {"min_replicas": 2})
-    assert "s" not in structural_spof(d)
+def test_an_autoscaled_server_behind_a_balancer_is_replaced_not_a_spof() -> None:
+    """The autoscaler boots a replacement for a failed replica and the balancer routes around the dead
+    one: nothing is lost for good (the engine measures the same: test_spof_empirical.py)."""
+    doc = topo([("users", "client"), ("lb", "load_balancer"),
+                ("s", "server", {"autoscale": True, "min_replicas": 1, "max_replicas": 8})], ["users>lb", "lb>s"])
+    assert kinds(doc) == {"lb": ("full", 1.0)}
+
+
+def test_an_autoscaled_server_without_a_balancer_keeps_sending_the_dead_replica_its_share() -> None:
+    """Without health checks the dead replica stays among the n + 1 (the replacement included)."""
+    for n in (1, 2):
+        doc = topo([("users", "client"), ("s", "server", {"autoscale": True, "replicas": n, "min_replicas": n,
+                                                         "max_replicas": 8})], ["users>s"])
+        assert kinds(doc) == {"s": ("partial", round(1 / (n + 1), 6))}
+        assert "the autoscaler replaces a dead replica, but nothing checks their health" in structural_spof(doc)["s"].reason
 
 
 def test_read_replicas_do_not_remove_the_primary_as_a_single_point_of_failure() -> None:

@@ -99,6 +99,19 @@ def test_replicas_without_a_balancer_lose_the_dead_ones_share() -> None:
     assert whole["web"].kind == "full" and whole["web"].share > 0.99
 
 
+@pytest.mark.parametrize("balanced", [True, False])
+def test_autoscaled_server_is_replaced(balanced: bool) -> None:
+    params = {"autoscale": True, "replicas": 1, "min_replicas": 1, "max_replicas": 4, "boot_time_s": 5,
+              "scale_interval_s": 5}
+    if balanced:
+        doc = topo([("users", "client"), ("lb", "load_balancer"), ("s", "server", params)], ["users>lb", "lb>s"],
+                   rate_rps=50)
+    else:
+        doc = topo([("users", "client"), ("s", "server", params)], ["users>s"], rate_rps=50)
+    m = assert_agree(doc, seconds=40)
+    assert m["s"].kind == (None if balanced else "partial")
+
+
 def test_overload_is_told_apart_from_a_spof_on_the_starter_lesson() -> None:
     """240 req/s over three 100 req/s servers: without one, the other two serve 200 and lose about a
     sixth, although the balancer routes around the dead one (no SPOF)."""
