@@ -256,7 +256,7 @@ def _check_args(args: argparse.Namespace) -> tuple[str, float | None]:
         except (TypeError, ValueError):
             return False
 
-    if value is not None and value is not EMPIRICAL_S and not number(value):
+    if isinstance(value, str) and not number(value):   # (without a value it is the float EMPIRICAL_S)
         if file is not None and not number(file):
             args.check_parser.error(f"argument --empirical: invalid float value: {value!r}")
         file, value = value, (file if file is not None else EMPIRICAL_S)
