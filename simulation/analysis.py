@@ -251,7 +251,8 @@ def _client_map(doc: Document, maps: dict[str, _Map], client: str) -> _Map:
     if doc.params(client)["entry_policy"] != "failover":   # DNS round robin: equal shares
         return _mix([(1.0 / len(entries), _through(doc, maps, e)) for e in entries])
     first = _through(doc, maps, entries[0])
-    if machines(doc, entries[0]) < 2:   # the first entry is gone: the next one takes everything
+    if machines(doc, entries[0]) < 2 and not doc.params(entries[0]).get("autoscale"):
+        # the first entry is gone (an autoscaled one is replaced): the next one takes everything
         first.by[entries[0]] = _through(doc, maps, entries[1]).at(entries[0]) if len(entries) > 1 else ALL
     return first
 
@@ -333,7 +334,7 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
             continue   # broken already, or sends nothing
         served += rates[c] * (1 - base)
         for b, (r, w) in m.by.items():
-            if rr * r + (1 - rr) * w >= FULL_MIN:
+            if (rr * r + (1 - rr) * w - base) / (1 - base) >= FULL_MIN:   # of what it was served
                 cut_off.setdefault(b, []).append(c)
             acc = lost.setdefault(b, [0.0, 0.0])
             acc[0] += rates[c] * rr * (r - m.base[0])

@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from .analysis import BY_CAPACITY, FULL_MIN, PARTIAL_MIN, Measured, failed_machine
+from .analysis import BY_CAPACITY, FULL_MIN, PARTIAL_MIN, Measured, failed_machine, machines
 from .caching import RATE_TIME_CONSTANT_S
 from .document import Document
 from .engine import Simulation
@@ -81,7 +81,8 @@ def unlimited(doc: Document) -> Document:
     what is lost is only what nothing takes over. Routing shares are unchanged
     (they follow the ratios of the capacities); load-aware balancers become
     weighted round robin, which is what they amount to under load (with nothing
-    loaded they would split equally) and much faster to simulate."""
+    loaded they would split equally) and much faster to simulate; autoscaled
+    servers keep their starting replicas (idle, they would scale in)."""
     fast = doc.copy()
     for n in fast.node_ids():
         data, p = fast.node(n), fast.params(n)
@@ -90,6 +91,8 @@ def unlimited(doc: Document) -> Document:
                 data.params[name] = float(p[name]) * UNLIMITED
         if p.get("algorithm") in BY_CAPACITY:
             data.params["algorithm"] = "weighted_round_robin"
+        if p.get("autoscale"):   # idle, it would scale in: keep what it starts with (it still replaces)
+            data.params["min_replicas"] = machines(fast, n)
     return fast
 
 
