@@ -276,3 +276,13 @@ def test_shares_are_of_what_is_served_with_nothing_failed() -> None:
                 ("db2", "database", {"read_capacity_rps": 6000})],
                ["users>web", "users>empty", "web>db1", "web>db2"])
     assert kinds(doc) == {"web": ("full", 1.0), "db1": ("partial", 0.25), "db2": ("partial", 0.75)}
+
+
+def test_a_client_is_cut_off_only_if_it_loses_what_it_was_served() -> None:
+    """A weighted balancer sends most requests to an empty balancer (always lost) and 300 of 20,300
+    parts to three replicas; one replica down leaves 200 of 20,200: a third of what was served."""
+    doc = topo([("users", "client"), ("lb", "load_balancer", {"algorithm": "weighted_round_robin"}),
+                ("web", "server", {"replicas": 3}), ("empty", "load_balancer")],
+               ["users>lb", "lb>web", "lb>empty"])
+    served, left = 300 / 20_300, 200 / 20_200
+    assert kinds(doc) == {"lb": ("full", 1.0), "web": ("partial", round(1 - left / served, 6))}
