@@ -16,12 +16,12 @@ def label(doc: Document, node_id: str) -> str:
     return f"{name} ({node_id})" if counts[name] > 1 else name
 
 
-def _names(doc: Document, ids: list[str]) -> str:
+def _names(doc: Document, ids: list[str], more: str = "client groups") -> str:
     names = [doc.node(i).label or i for i in ids]
     if len(names) <= 1:
         return "".join(names)
     if len(names) > 4:
-        names = names[:3] + [f"{len(names) - 3} more client groups"]
+        names = names[:3] + [f"{len(names) - 3} more {more}"]
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
@@ -75,7 +75,7 @@ def _why_partial(doc: Document, node_id: str, reads: float, writes: float) -> st
         if doc.kind(q) == "load_balancer" and len(doc.successors(q)) == 1:
             return f"it is the only backend of {label(doc, q)}, which still gets its share of the requests"
     if preds and all(doc.kind(q) in ("server", "cache") for q in preds):
-        return (f"requests keep reaching {_names(doc, preds)} (health checks see that a server is up, "
+        return (f"requests keep reaching {_names(doc, preds, 'nodes')} (health checks see that a server is up, "
                 "not what it calls), and they need it")
     return "nothing takes over its share of the requests"
 
