@@ -1,176 +1,361 @@
 """Single points of failure: by structure (graph only) and empirically (with the engine).
 
-Structural model. A client's requests are served when they can follow a path
-client → … → the end of a request's path, and every node on it works:
+The question is asked per machine: what is lost, for good, while one machine is
+down? A node's machine is the node itself, replica 0 of a replicated server, or
+the primary of a database with read replicas (``failed_machine``).
 
-- a **client** needs one working entry node (DNS round robin or failover);
-- a **load balancer** needs one working backend (none at all: it serves nobody);
-- a **server** or **cache** with downstream nodes needs one working downstream
-  node: it calls them (a server that calls a database needs that database); the
-  engine spreads its calls over all of them in proportion to capacity, so two
-  databases behind a server are interchangeable, like two entries of a client;
-- a server, cache or database with nothing downstream ends the path.
+- A **full** SPOF cuts some client off completely: (at least 99 % of) all of
+  its requests fail.
+- A **partial** SPOF loses a share of the requests and nothing takes that share
+  over, so it stays lost until the machine recovers: one of two databases a
+  server splits its calls over (there is no retry), one of two entries of a
+  client in DNS round robin (the dead one keeps getting its share), a database
+  primary without failover (its writes), one replica of a server reached
+  without a load balancer, a database behind a cache (the hits are still
+  answered)…
 
-A cache answers read hits itself but passes misses and writes on, and writes
-have no other way: so the cache counts as needing its downstream node, and the
-database behind a lone cache stays a SPOF (a user sees every write fail),
-although while it is down the hits are still answered (the empirical loss is
-then a large share rather than everything).
+Structural model. The share is computed from the routing probabilities the
+engine uses, for reads and writes separately (``compiler.py``, ``arrivals.py``):
 
-A SPOF is a node whose failure cuts some client off *completely*; a failure that
-only loses a share of the traffic (one of two DNS entries, one of two databases)
-is not a SPOF, since another path still serves. The question is asked per
-machine: a node with ``replicas`` ≥ 2 is several machines and one of them
-failing leaves the others, so a replicated node is never the single point
-itself; what all its replicas share (the lone load balancer in front, the
-database they all call) still can be. This is what ``empirical_spof`` measures
-too: a SPOF loses (nearly) all traffic, any other node a share of it (but see
-caches above).
+- a **client** sends its requests uniformly over its entries (entry policy
+  round_robin) or all to the first entry that has a machine up (failover);
+- a **load balancer** spreads over its backends' machines (equally, or by
+  capacity for the weighted and load-aware algorithms); its health checks take
+  a dead machine out, so only what is lost downstream of the live ones counts
+  (all of it when no backend is left);
+- a **server**, **cache** or **database** splits its calls over its downstream
+  nodes in proportion to their capacity, and over each node's machines
+  equally; nothing checks their health, so a dead machine keeps its share;
+- a **cache** answers read hits (its steady-state hit ratio, ``caching.py``)
+  and passes misses and writes on;
+- a database's writes go to its primary; when it is down they fail, unless
+  failover promotes a read replica.
 
-For an acyclic graph (the loader refuses loops) this gives an exact recursion
-over "the set of single failures that break this node": a node needing one of
-its children is broken by what breaks all of them (the intersection), plus
-itself unless it is replicated: a linear pass in topological order.
+This is a linear recursion over "what share of this node's reads and writes is
+lost when machine *b* fails" (a map per node, only for the *b* that change it),
+done once in reverse topological order (the loader refuses loops). A client's
+loss weighs reads and writes by its read ratio; the share of a SPOF is the
+expected share of the requests served with nothing failed that it loses
+(clients weighted by their rates), which is what the engine measures. Browser
+caches, 304 answers and overload are left out: ``empirical_spof`` measures them.
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Callable
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
 
 import networkx as nx
+import numpy as np
 
 from .document import Document
 
-# Kinds that serve nobody without a downstream node; the others end the path there.
-NEEDS_DOWNSTREAM = {"client", "load_balancer"}
+# Shares below this are not reported (by either analysis): noise, not a lesson.
+PARTIAL_MIN = 0.02
+# A client that loses this share of its requests is cut off (both analyses): a
+# full SPOF. Measured, the rest are requests that were already on their way.
+FULL_MIN = 0.99
+# The app's database proxy stops sending reads to a dead copy once its monitor
+# notices (replication.py), so a dead copy loses no reads for good.
+DEAD_REPLICA_GETS_READS = False
+# Load balancer algorithms that spread by capacity (the others: equally per machine).
+BY_CAPACITY = ("weighted_round_robin", "least_connections", "least_response_time", "power_of_two")
 
-# None means "broken whatever fails" (e.g. a load balancer with no backend).
-Breakers = frozenset[str] | None
+Loss = tuple[float, float]          # share of the reads and of the writes lost
+NONE: Loss = (0.0, 0.0)
+ALL: Loss = (1.0, 1.0)
 
 
-def _replicas(doc: Document, node_id: str) -> int:
-    """Machines that always exist: an autoscaled server keeps at least min_replicas."""
-    params = doc.params(node_id)
-    if params.get("autoscale"):
-        return int(params["min_replicas"])
-    if params.get("read_replicas") and params.get("failover_s", 0) > 0:
-        return 1 + int(params["read_replicas"])   # a replica takes over the writes
-    return int(params.get("replicas", 1))
+@dataclass(frozen=True)
+class Spof:
+    """A single point of failure as a user reads it."""
+    full: bool          # some client is cut off completely
+    share: float        # expected share of the requests served with nothing failed that are lost while it is down
+    reason: str         # one or two sentences for a tooltip
+
+    @property
+    def kind(self) -> str:
+        return "full" if self.full else "partial"
 
 
-def _breakers(doc: Document) -> dict[str, Breakers]:
-    """For every node, the set of single non-replicated nodes whose failure breaks it."""
-    out: dict[str, Breakers] = {}
-    for node_id in reversed(list(nx.topological_sort(doc.graph))):
-        kind = doc.kind(node_id)
-        children = [out[c] for c in doc.graph.successors(node_id)]
-        working = [c for c in children if c is not None]
-        if (children and not working) or (not children and kind in NEEDS_DOWNSTREAM):
-            out[node_id] = None
+@dataclass(frozen=True)
+class Measured:
+    """What the engine loses while one machine is down (``empirical_spof``)."""
+    share: float        # share of the requests served without the failure that are lost (nan: not measured)
+    spof_share: float   # the same with unlimited capacity: what nothing takes over, overload left out
+    worst: float        # spof_share of the client that loses most
+    kind: str | None    # SPOF: "full" (some client loses all), "partial" or None (under PARTIAL_MIN)
+
+
+@dataclass
+class _Map:
+    """Share of a node's reads and writes lost: with nothing failed (``base``: a
+    broken path) and when one machine is down (``by``, only where it differs)."""
+    base: Loss
+    by: dict[str, Loss]
+
+    def at(self, machine: str) -> Loss:
+        return self.by.get(machine, self.base)
+
+
+def _mix(parts: list[tuple[float, _Map]]) -> _Map:
+    """The loss of a request that goes on with probability ``w`` through each part."""
+    base = (sum(w * m.base[0] for w, m in parts), sum(w * m.base[1] for w, m in parts))
+    delta: dict[str, list[float]] = {}
+    for w, m in parts:
+        for b, (r, wr) in m.by.items():
+            d = delta.setdefault(b, [0.0, 0.0])
+            d[0] += w * (r - m.base[0])
+            d[1] += w * (wr - m.base[1])
+    return _Map(base, {b: (base[0] + d[0], base[1] + d[1]) for b, d in delta.items()})
+
+
+class _Cached:
+    """What this module asks of a document, answered once (``Document.successors``
+    sorts all edges on every call: too slow for a pass over thousands of nodes)."""
+
+    def __init__(self, doc: Document) -> None:
+        self.graph = doc.graph
+        self._doc = doc
+        self._ids = doc.node_ids()
+        self._kind = {n: doc.kind(n) for n in self._ids}
+        self._succ: dict[str, list[str]] = {n: [] for n in self._ids}
+        self._pred: dict[str, list[str]] = {n: [] for n in self._ids}
+        for a, b in doc.edges():
+            self._succ[a].append(b)
+            self._pred[b].append(a)
+        self._params: dict[str, dict] = {}
+        self.label_counts = Counter(doc.node(n).label or n for n in self._ids)   # for spof_text.label
+
+    def node_ids(self) -> list[str]:
+        return self._ids
+
+    def node(self, node_id: str):  # noqa: ANN201 (a NodeData)
+        return self._doc.node(node_id)
+
+    def kind(self, node_id: str) -> str:
+        return self._kind[node_id]
+
+    def successors(self, node_id: str) -> list[str]:
+        return self._succ[node_id]
+
+    def predecessors(self, node_id: str) -> list[str]:
+        return self._pred[node_id]
+
+    def params(self, node_id: str) -> dict:
+        if node_id not in self._params:
+            self._params[node_id] = self._doc.params(node_id)
+        return self._params[node_id]
+
+
+# ----- machines ------------------------------------------------------------------------------------
+def machines(doc: Document, node_id: str) -> int:
+    """Machines of a node that serve when a run starts (an autoscaled server: its starting replicas)."""
+    p = doc.params(node_id)
+    if p.get("autoscale"):
+        return min(max(int(p["replicas"]), int(p["min_replicas"])), int(p["max_replicas"]))
+    if "read_replicas" in p:
+        return 1 + int(p["read_replicas"])
+    return int(p.get("replicas", 1))
+
+
+def failed_machine(doc: Document, node_id: str) -> int | None:
+    """The replica failed to ask "what if one machine fails": replica 0 (a database's
+    primary) where there are several, ``None`` (the whole node) otherwise."""
+    return 0 if doc.kind(node_id) != "client" and machines(doc, node_id) >= 2 else None
+
+
+def _own(doc: Document, node_id: str) -> Loss:
+    """Share of the requests sent to a node by a client or a server (no health
+    checks) that fail while its machine is down."""
+    n = machines(doc, node_id)
+    p = doc.params(node_id)
+    if p.get("autoscale"):   # a replacement boots, and the dead replica keeps its share among n + 1
+        return 1.0 / (n + 1), 1.0 / (n + 1)
+    if n < 2:
+        return ALL
+    if doc.kind(node_id) == "database":
+        reads = 1.0 / n if DEAD_REPLICA_GETS_READS else 0.0
+        return reads, 0.0 if float(p["failover_s"]) > 0 else 1.0
+    return 1.0 / n, 1.0 / n
+
+
+def _through(doc: Document, maps: dict[str, _Map], node_id: str) -> _Map:
+    """Loss of a request sent to ``node_id`` by a client or a server: its own machine, then downstream."""
+    m = maps[node_id]
+    o = _own(doc, node_id)
+    own = (o[0] + (1 - o[0]) * m.base[0], o[1] + (1 - o[1]) * m.base[1])
+    return _Map(m.base, {**m.by, node_id: own})
+
+
+def _capacity(doc: Document, node_id: str) -> float:
+    """The weight a server gives a downstream node (as ``compiler._node_capacity``)."""
+    p = doc.params(node_id)
+    kind = doc.kind(node_id)
+    if kind == "server":
+        return float(p["capacity_rps"]) * int(p["replicas"])
+    if kind == "database":
+        return float(p["read_capacity_rps"]) * (1 + int(p["read_replicas"]))
+    return float(p["capacity_rps"])
+
+
+def _split(doc: Document, node_id: str) -> list[tuple[str, float]]:
+    """Where a server, cache or database sends its calls, with probabilities."""
+    succ = doc.successors(node_id)
+    caps = [_capacity(doc, s) for s in succ]
+    return [(s, c / sum(caps)) for s, c in zip(succ, caps)]
+
+
+def _balance(doc: Document, maps: dict[str, _Map], lb: str) -> _Map:
+    """A load balancer: dead machines are taken out by its health checks."""
+    by_capacity = doc.params(lb)["algorithm"] in BY_CAPACITY
+    backends = []   # (node, weight of all its machines, weight of the machine that fails)
+    for s in doc.successors(lb):
+        w = float(doc.params(s).get("capacity_rps", 1.0)) if by_capacity else 1.0
+        # one machine fails; an autoscaler replaces it, so in the end the node keeps its weight
+        backends.append((s, w * machines(doc, s), 0.0 if doc.params(s).get("autoscale") else w))
+    total = sum(w for _, w, _ in backends)
+    if not total:
+        return _Map(ALL, {})
+    out = _mix([(w / total, maps[s]) for s, w, _ in backends])
+    for s, w, dead in backends:
+        left = total - dead
+        if left <= 1e-12:
+            out.by[s] = ALL
             continue
-        merged = frozenset.intersection(*working) if working else frozenset()
-        if kind != "client" and _replicas(doc, node_id) < 2:
-            merged = merged | {node_id}
-        out[node_id] = merged
+        mixed, own = out.at(s), maps[s].base
+        out.by[s] = ((total * mixed[0] - dead * own[0]) / left, (total * mixed[1] - dead * own[1]) / left)
     return out
 
 
-def _names(doc: Document, ids: list[str]) -> str:
-    names = [doc.node(i).label or i for i in ids]
-    if len(names) <= 1:
-        return "".join(names)
-    if len(names) > 4:
-        names = names[:3] + [f"{len(names) - 3} more client groups"]
-    return ", ".join(names[:-1]) + " and " + names[-1]
+def _loss_maps(doc: Document, hits: dict[str, float]) -> dict[str, _Map]:
+    maps: dict[str, _Map] = {}
+    for node_id in reversed(list(nx.topological_sort(doc.graph))):
+        kind = doc.kind(node_id)
+        if kind == "client":
+            continue
+        if kind == "load_balancer":
+            maps[node_id] = _balance(doc, maps, node_id)
+            continue
+        split = _split(doc, node_id)
+        m = _mix([(p, _through(doc, maps, s)) for s, p in split]) if split else _Map(NONE, {})
+        if kind == "cache":   # hits are answered here: only misses and writes go on
+            miss = 1.0 - hits.get(node_id, 0.0)
+            m = _Map((miss * m.base[0], m.base[1]), {b: (miss * r, w) for b, (r, w) in m.by.items()})
+        maps[node_id] = m
+    return maps
 
 
-def _called_by_servers(doc: Document, node_id: str) -> bool:
-    """Whether the node is only reached as a call made by servers (a dependency, not an entry)."""
-    preds = list(doc.graph.predecessors(node_id))
-    return bool(preds) and all(doc.kind(p) in ("server", "cache") for p in preds)
+def _client_map(doc: Document, maps: dict[str, _Map], client: str) -> _Map:
+    entries = doc.successors(client)
+    if doc.params(client)["entry_policy"] != "failover":   # DNS round robin: equal shares
+        return _mix([(1.0 / len(entries), _through(doc, maps, e)) for e in entries])
+    first = _through(doc, maps, entries[0])
+    if machines(doc, entries[0]) < 2 and not doc.params(entries[0]).get("autoscale"):
+        # the first entry is gone (an autoscaled one is replaced): the next one takes everything
+        first.by[entries[0]] = _through(doc, maps, entries[1]).at(entries[0]) if len(entries) > 1 else ALL
+    return first
 
 
-def _reason(doc: Document, node_id: str, clients: list[str]) -> str:
-    who = _names(doc, clients)
-    kind = doc.kind(node_id)
-    label = {"load_balancer": "load balancer"}.get(kind, kind)
-    if kind == "database" and int(doc.params(node_id).get("read_replicas", 0)):
-        return (f"Every server of {who} writes to this database's primary: its read replicas "
-                "cannot take writes (single-primary replication) unless failover is on")
-    if kind == "database" or (kind == "server" and _called_by_servers(doc, node_id)):
-        preds = list(doc.graph.predecessors(node_id))
-        if preds and all(doc.kind(p) == "cache" for p in preds):
-            return (f"Every server of {who} calls this {label} through a cache that only answers read hits: "
-                    "writes and misses need it; it has no replica")
-        return f"Every server of {who} calls this {label}; it has no replica"
-    if kind == "server":
-        return (f"If this server fails, {who} cannot reach any server: "
-                "it is the only one on their path and has no replica")
-    return f"If this {label} fails, {who} cannot reach any server"
+# ----- cache hit ratios ---------------------------------------------------------------------------
+def _cache_hits(doc: Document) -> dict[str, float]:
+    """Steady-state read hit ratio of every cache, from the rates that reach it."""
+    caches = [n for n in doc.node_ids() if doc.kind(n) == "cache"]
+    if not caches:
+        return {}
+    from .caching import CacheModel, zipf_cdf
+
+    clients = [n for n in doc.node_ids() if doc.kind(n) == "client"]
+    rates = {c: float(doc.params(c)["rate_rps"]) for c in clients}
+    flow = {n: [0.0, 0.0] for n in doc.node_ids()}   # reads/s and writes/s arriving
+    for c in clients:
+        p, entries = doc.params(c), doc.successors(c)
+        if not entries:
+            continue
+        share = [1.0] + [0.0] * (len(entries) - 1) if p["entry_policy"] == "failover" else [1 / len(entries)] * len(entries)
+        for e, s in zip(entries, share):
+            flow[e][0] += rates[c] * float(p["read_ratio"]) * s
+            flow[e][1] += rates[c] * (1 - float(p["read_ratio"])) * s
+    items = max(int(doc.params(c)["items"]) for c in clients) if clients else 1
+    pop = np.zeros(items)
+    total = sum(rates.values()) or 1.0
+    for c in clients:
+        pmf = np.diff(np.r_[0.0, zipf_cdf(int(doc.params(c)["items"]), float(doc.params(c)["zipf_s"]))])
+        pop[:len(pmf)] += (rates[c] or total / len(clients)) / total * pmf
+    pop /= pop.sum()
+    hits: dict[str, float] = {}
+    for n in nx.topological_sort(doc.graph):
+        kind, (r, w) = doc.kind(n), flow[n]
+        if kind == "client":
+            continue
+        if kind == "cache":
+            p = doc.params(n)
+            model = CacheModel(pop, int(p["capacity_items"]), float(p["ttl_s"]), p["invalidation"] == "on_write")
+            model.read_rate, model.write_rate = r, w
+            model._compute()
+            hits[n] = float(np.dot(pop, model.hit))
+            r *= 1.0 - hits[n]
+        if kind == "load_balancer":
+            by_capacity = doc.params(n)["algorithm"] in BY_CAPACITY
+            ws = {s: (float(doc.params(s).get("capacity_rps", 1.0)) if by_capacity else 1.0) * machines(doc, s)
+                  for s in doc.successors(n)}
+            split = [(s, v / sum(ws.values())) for s, v in ws.items()]
+        else:
+            split = _split(doc, n)
+        for s, q in split:
+            flow[s][0] += q * r
+            flow[s][1] += q * w
+    return hits
 
 
-def structural_spof(doc: Document) -> dict[str, str]:
-    """Single points of failure by structure: ``{node_id: reason for a tooltip}``.
+def structural_spof(doc: Document) -> dict[str, Spof]:
+    """Single points of failure by structure, full and partial, in document order.
 
-    Nodes are returned in document order. Clients are never SPOFs (their failure
-    only stops their own traffic); a client that cannot reach a server even with
-    everything up has no SPOF either (it is broken already, not fragile).
+    Clients are never SPOFs (their failure only stops their own traffic); a
+    client that cannot reach a server even with everything up has none either
+    (it is broken already, not fragile).
     """
-    breakers = _breakers(doc)
+    from .spof_text import full_reason, partial_reason  # (it uses this module's machines)
+
+    doc = _Cached(doc)   # type: ignore[assignment]
+    maps = _loss_maps(doc, _cache_hits(doc))
+    clients = [c for c in doc.node_ids() if doc.kind(c) == "client" and doc.successors(c)]
+    rates = {c: float(doc.params(c)["rate_rps"]) for c in clients}
+    if not any(rates.values()):
+        rates = dict.fromkeys(clients, 1.0)
     cut_off: dict[str, list[str]] = {}
-    for node_id in doc.node_ids():
-        if doc.kind(node_id) != "client" or not doc.successors(node_id):
-            continue
-        hits = breakers[node_id]
-        if hits is None:
-            continue
-        for spof in hits:
-            cut_off.setdefault(spof, []).append(node_id)
-    return {n: _reason(doc, n, cut_off[n]) for n in doc.node_ids() if n in cut_off}
-
-
-def _availability(totals: dict[str, Any]) -> float:
-    """Share of finished requests that were served (in-flight ones are not judged yet)."""
-    finished = totals["served"] + totals["failed"]
-    return totals["served"] / finished if finished else math.nan
+    lost: dict[str, list[float]] = {}   # machine -> [reads lost, writes lost] per second
+    served = 0.0                         # requests served per second with nothing failed
+    for c in clients:
+        m = _client_map(doc, maps, c)
+        rr = float(doc.params(c)["read_ratio"])
+        base = rr * m.base[0] + (1 - rr) * m.base[1]
+        if base >= 1 - 1e-9 or not rates[c]:
+            continue   # broken already, or sends nothing
+        served += rates[c] * (1 - base)
+        for b, (r, w) in m.by.items():
+            if (rr * r + (1 - rr) * w - base) / (1 - base) >= FULL_MIN:   # of what it was served
+                cut_off.setdefault(b, []).append(c)
+            acc = lost.setdefault(b, [0.0, 0.0])
+            acc[0] += rates[c] * rr * (r - m.base[0])
+            acc[1] += rates[c] * (1 - rr) * (w - m.base[1])
+    # shares of what is served with nothing failed (what the engine measures too)
+    lost = {b: [v / served for v in acc] for b, acc in lost.items()} if served > 0 else {}
+    out: dict[str, Spof] = {}
+    for n in doc.node_ids():
+        reads, writes = lost.get(n, (0.0, 0.0))
+        share = reads + writes
+        if n in cut_off:
+            whole = "" if share >= FULL_MIN else f" ({share:.0%} of all requests)"
+            out[n] = Spof(True, share, full_reason(doc, n, cut_off[n]) + whole)
+        elif share >= PARTIAL_MIN:
+            out[n] = Spof(False, share, partial_reason(doc, n, share, reads, writes))
+    return out
 
 
 def empirical_spof(doc: Document, seconds: float = 60.0, seed: int | None = None, *,
-                   whole_node: bool = False,
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
-    """Fail each node in turn and measure the availability lost: ``{node_id: lost share}``.
-
-    Each run starts from the same seed, fails the node at t = 0 and simulates
-    ``seconds``; the loss is the baseline's served share minus the run's (0 = no
-    effect, 1 = nothing served any more). Like the structural analysis it asks about
-    one machine: a replicated node loses only replica 0 unless ``whole_node``. The
-    file's own scheduled events apply in every run. Clients are not failed.
-    ``progress(done, total)`` is called after each run.
-    """
-    from .engine import Simulation  # the engine is optional for the structural analysis
-
-    if seed is None:
-        seed = int(doc.settings.get("seed", 1))
-    targets = [n for n in doc.node_ids() if doc.kind(n) != "client"]
-    total = len(targets) + 1
-
-    def run(fail: str | None) -> float:
-        sim = Simulation(doc, seed=seed)
-        if fail is not None:
-            if not whole_node and _replicas(doc, fail) >= 2:
-                sim.fail(fail, replica=0)
-            else:
-                sim.fail(fail)
-        sim.advance(seconds)
-        return _availability(sim.totals())
-
-    baseline = run(None)
-    if progress:
-        progress(1, total)
-    out: dict[str, float] = {}
-    for i, node_id in enumerate(targets, start=2):
-        lost = baseline - run(node_id)
-        out[node_id] = max(0.0, lost) if math.isfinite(lost) else math.nan
-        if progress:
-            progress(i, total)
-    return out
+                   whole_node: bool = False, overload: bool = True,
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, Measured]:
+    """Fail each node's machine in turn and measure what is lost (see ``spof_measure.py``)."""
+    from .spof_measure import measure  # the engine is optional for the structural analysis
+    return measure(doc, seconds, seed, whole_node=whole_node, overload=overload, progress=progress)

@@ -225,39 +225,61 @@ def _write(path: str, text: str) -> None:
 
 
 # ----- check ------------------------------------------------------------------------------------
+EMPIRICAL_S = 60.0  # simulated seconds per failure when --empirical has no value
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from .analysis import structural_spof
     from .compiler import compile_document
+    from .spof_text import check_lines
 
+    try:
+        args.file, args.empirical = _check_args(args)
+    except SystemExit as e:  # a usage error, already printed
+        return e.code if isinstance(e.code, int) else 2
+    if args.empirical is not None:
+        args.empirical = float(_setting("duration_s", args.empirical, "--empirical"))
     doc = load(args.file)
     compile_document(doc)  # what the engine refuses is invalid too (SimulationError)
     edges = len(doc.edges())
     print(f"OK: {len(doc.node_ids())} node{'s' * (len(doc.node_ids()) != 1)}, {edges} edge{'s' * (edges != 1)}")
-    spof = structural_spof(doc)
-    if not spof:
-        print("No single points of failure.")
-    else:
-        print(f"Single points of failure ({len(spof)}):")
-        for node_id, reason in spof.items():
-            print(f"  {node_id}: {reason}")
+    print("\n".join(check_lines(doc, structural_spof(doc))))
     if args.empirical is not None:
         _print_empirical(doc, args.empirical)
     return 0
 
 
-def _print_empirical(doc: Any, seconds: float) -> None:
-    """Fail each node in turn (one machine: replica 0 of a replicated node) and print what is lost."""
-    from .analysis import empirical_spof
+def _check_args(args: argparse.Namespace) -> tuple[str, float | None]:
+    """FILE and the --empirical seconds, whatever their order: argparse gives a FILE
+    written right after --empirical (``check --empirical FILE``) to --empirical."""
+    file, value = args.file, args.empirical
 
-    seconds = float(_setting("duration_s", seconds, "--empirical"))
-    targets = [n for n in doc.node_ids() if doc.kind(n) != "client"]
-    bar = Progress(sys.stderr, float(len(targets) + 1), sys.stderr.isatty(), unit="runs", label="failing nodes")
-    lost = empirical_spof(doc, seconds=seconds, progress=lambda done, total: bar.update(done))
-    bar.finish(float(len(targets) + 1))
-    print(f"Availability lost when one node fails ({seconds:g} s each, seed {doc.settings['seed']}):")
-    for node_id, share in sorted(lost.items(), key=lambda kv: (math.isnan(kv[1]), -kv[1] if kv[1] == kv[1] else 0)):
-        shown = "n/a (nothing arrived)" if math.isnan(share) else f"{share * 100:5.1f} %"
-        print(f"  {node_id}: {shown}")
+    def number(text: str | None) -> bool:
+        try:
+            float(text)  # type: ignore[arg-type]
+            return True
+        except (TypeError, ValueError):
+            return False
+
+    if isinstance(value, str) and not number(value):   # (without a value it is the float EMPIRICAL_S)
+        if file is not None and not number(file):
+            args.check_parser.error(f"argument --empirical: invalid float value: {value!r}")
+        file, value = value, (file if file is not None else EMPIRICAL_S)
+    if file is None:
+        args.check_parser.error("the following arguments are required: FILE")
+    return file, None if value is None else float(value)
+
+
+def _print_empirical(doc: Any, seconds: float) -> None:
+    """Fail each node's machine in turn and print what is lost (see simulation/spof_measure.py)."""
+    from .spof_measure import measure, settle_delays
+    from .spof_text import empirical_lines
+
+    runs = 2 * (sum(doc.kind(n) != "client" for n in doc.node_ids()) + 1)
+    bar = Progress(sys.stderr, float(runs), sys.stderr.isatty(), unit="runs", label="failing nodes")
+    lost = measure(doc, seconds=seconds, progress=lambda done, total: bar.update(done))
+    bar.finish(float(runs))
+    print("\n".join(empirical_lines(doc, lost, seconds, settle_delays(doc))))
 
 
 # ----- export -----------------------------------------------------------------------------------
@@ -329,11 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate a file and list its single points of failure",
                        description="Validate FILE; print 'OK: N nodes, M edges' and its single points of failure. "
                        "Exit code 1 if the file is invalid.")
-    p.add_argument("file", metavar="FILE", help="a .scalelab file")
-    p.add_argument("--empirical", type=float, metavar="S", nargs="?", const=60.0,
-                   help="also fail each node in turn for S simulated seconds (default 60) and print the "
-                   "share of requests lost")
-    p.set_defaults(func=cmd_check)
+    p.add_argument("file", metavar="FILE", nargs="?", help="a .scalelab file")
+    p.add_argument("--empirical", metavar="S", nargs="?", const=EMPIRICAL_S,
+                   help="also fail one machine of each node in turn (replica 0, a database's primary), "
+                   "S simulated seconds each (default 60), and print the share of requests lost over the "
+                   "second half of the run, without the file's scheduled events")
+    p.set_defaults(func=cmd_check, check_parser=p)
 
     p = sub.add_parser("export", help="render the canvas (and plots after a run) to PNG/SVG without a display",
                        description="Render FILE's canvas to an image without a display.")

@@ -37,6 +37,7 @@ class NodeItem(QGraphicsItem):
         self.label = ""
         self.replicas = 1
         self.spof_reason = ""
+        self.spof_kind = ""          # "full" (solid red outline), "partial" (dashed orange) or ""
         self.live: NodeState | None = None
         self.editing_label = False
         self.exporting = False
@@ -52,8 +53,11 @@ class NodeItem(QGraphicsItem):
 
     # ----- display values, set by the scene ----------------------------------------------
     def set_display(self, *, label: str | None = None, replicas: int | None = None,
-                    spof_reason: str | None = None, live: NodeState | None | bool = False) -> None:
+                    spof_reason: str | None = None, spof_kind: str | None = None,
+                    live: NodeState | None | bool = False) -> None:
         """Change what is shown; ``live=False`` means "leave as is", ``None`` clears it."""
+        if spof_kind is not None:
+            self.spof_kind = spof_kind
         if label is not None:
             self.label = label
         if replicas is not None:
@@ -61,7 +65,7 @@ class NodeItem(QGraphicsItem):
         if spof_reason is not None:
             self.spof_reason = spof_reason
         if live is not False:
-            if label is None and replicas is None and spof_reason is None \
+            if label is None and replicas is None and spof_reason is None and spof_kind is None \
                     and _look_key(live) == _look_key(self.live):  # type: ignore[arg-type]
                 self.live = live  # type: ignore[assignment]
                 return  # looks the same: keep the cached bitmap (live updates come at 10 Hz)
@@ -106,15 +110,15 @@ class NodeItem(QGraphicsItem):
             fill = look.utilization_color(max(live.utilization, live.utilization_max))  # the busiest replica
         border = look.SELECTED if selected else look.BORDER
         if lod < look.LOD_ICONS:  # far out: a coloured square is all one can see
-            painter.fillRect(look.CARD, look.SPOF if self.spof_reason else border)
+            painter.fillRect(look.CARD, self._spof_pen().color() if self.spof_kind else border)
             painter.fillRect(look.CARD.adjusted(6, 6, -6, -6), fill)
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         replicas = live.replicas if live is not None else self.replicas
         if replicas > 1:
             self._paint_stack(painter, fill, min(replicas, 3))
-        if self.spof_reason:
-            painter.setPen(QPen(look.SPOF, 3.5))
+        if self.spof_kind:
+            painter.setPen(self._spof_pen())
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(look.CARD.adjusted(-5, -5, 5, 5), 11, 11)
         if selected:
@@ -146,6 +150,14 @@ class NodeItem(QGraphicsItem):
             painter.setPen(QPen(look.BORDER, 1.5))
             painter.setBrush(QBrush(QColor("#ffffff")))
             painter.drawEllipse(look.HANDLE_CENTER, look.HANDLE_RADIUS, look.HANDLE_RADIUS)
+
+    def _spof_pen(self) -> QPen:
+        """Solid red around a full SPOF, dashed orange around a partial one."""
+        if self.spof_kind == "partial":
+            pen = QPen(look.SPOF_PARTIAL, 3.5, Qt.PenStyle.DashLine)
+            pen.setDashPattern([2.5, 1.5])
+            return pen
+        return QPen(look.SPOF, 3.5)
 
     def _paint_stack(self, painter: QPainter, fill: QColor, n: int) -> None:
         painter.setPen(QPen(look.BORDER, 1.2))

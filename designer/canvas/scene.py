@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from designer.controller import DocumentController
 
 try:  # written in parallel by the simulation side; the canvas works without it
-    from simulation.analysis import structural_spof
+    from simulation.analysis import Spof, structural_spof
 except ImportError:  # pragma: no cover
     structural_spof = None  # type: ignore[assignment]
 
@@ -46,7 +46,7 @@ class CanvasScene(QGraphicsScene):
         self.nodes: dict[str, NodeItem] = {}
         self.edges: dict[tuple[str, str], EdgeItem] = {}
         self._edges_of: dict[str, set[tuple[str, str]]] = {}
-        self.spof: dict[str, str] = {}
+        self.spof: dict[str, "Spof"] = {}   # full and partial single points of failure
         self.live_states: dict[str, NodeState] | None = None
         self.live_flows: dict[tuple[str, str], float] | None = None
         self._spof_timer = QTimer(self)
@@ -113,6 +113,7 @@ class CanvasScene(QGraphicsScene):
             item.setPos(data.x, data.y)
         elif what == "label":
             item.set_display(label=data.label)
+            self._spof_timer.start()  # the reasons name nodes
         elif what == "params":
             item.set_display(replicas=shown_replicas(self.document, node_id))
             self._spof_timer.start()  # replicas count as redundancy
@@ -149,9 +150,10 @@ class CanvasScene(QGraphicsScene):
         self._spof_timer.stop()
         spof = structural_spof(self.document) if structural_spof is not None else {}
         for node_id, item in self.nodes.items():
-            reason = spof.get(node_id, "")
-            if reason != item.spof_reason:
-                item.set_display(spof_reason=reason)
+            s = spof.get(node_id)
+            reason, kind = (s.reason, s.kind) if s is not None else ("", "")
+            if (reason, kind) != (item.spof_reason, item.spof_kind):
+                item.set_display(spof_reason=reason, spof_kind=kind)
         self.spof = spof
 
     def set_live_state(self, states: dict[str, NodeState] | None,
@@ -247,9 +249,12 @@ class CanvasScene(QGraphicsScene):
             rows.append(f"Queue: {state.queue:.0f} waiting, {state.in_system:.0f} in system")
             if state.replicas > 1 or state.replicas_up != state.replicas:
                 rows.append(f"Replicas up: {state.replicas_up} of {state.replicas}")
-        reason = self.spof.get(node_id)
-        if reason:
-            rows.append(f"<hr><b style='color:#e03131'>Single point of failure</b><br>{_esc(reason)}")
+        spof = self.spof.get(node_id)
+        if spof is not None and spof.full:
+            rows.append(f"<hr><b style='color:{look.SPOF.name()}'>Single point of failure</b><br>{_esc(spof.reason)}")
+        elif spof is not None:
+            rows.append(f"<hr><b style='color:{look.SPOF_PARTIAL.name()}'>Partial single point of failure</b>"
+                        f"<br>{_esc(spof.reason)}")
         return "<br>".join(rows).replace("<br><hr><br>", "<hr>").replace("<br><hr>", "<hr>")
 
 

@@ -210,18 +210,52 @@ def test_context_menu_offers_fail_recover_properties_delete(view, qtbot):
 
 def test_spof_outline_follows_the_topology(view, qtbot):
     scene = view.canvas_scene
-    assert scene.nodes["lb"].spof_reason and "lb" in scene.spof
+    assert scene.nodes["lb"].spof_kind == "full" and scene.spof["lb"].full
     assert "Single point of failure" in scene.tooltip_text("lb")
-    assert not scene.nodes["web1"].spof_reason
+    assert not scene.nodes["web1"].spof_kind and "point of failure" not in scene.tooltip_text("web1")
     ctl = view.controller
     lb2 = ctl.add_node("load_balancer", 220, 340)
     ctl.connect("users", lb2)
     for web in ("web1", "web2", "web3"):
         ctl.connect(lb2, web)
-    qtbot.waitUntil(lambda: not scene.nodes["lb"].spof_reason)
-    assert "Single point of failure" not in scene.tooltip_text("lb")
-    ctl.undo_stack.undo()   # the last edge goes: lb2 no longer covers web3
-    qtbot.waitUntil(lambda: bool(scene.nodes["lb"].spof_reason) or "lb" not in scene.spof)
+    # DNS round robin over two balancers: the users keep sending half their requests to a dead one
+    qtbot.waitUntil(lambda: scene.nodes["lb"].spof_kind == "partial")
+    assert scene.nodes[lb2].spof_kind == "partial"
+    tip = scene.tooltip_text("lb")
+    assert "Partial single point of failure" in tip and "50% of requests fail while it is down" in tip
+    assert "it is one of the entries of Users in DNS round robin" in tip
+    ctl.set_label("users", "Visitors")                       # the reason names the client as the user calls it
+    qtbot.waitUntil(lambda: "the entries of Visitors in DNS round robin" in scene.tooltip_text("lb"))
+    ctl.set_params(["users"], {"entry_policy": "failover"})   # the second balancer takes over
+    qtbot.waitUntil(lambda: not scene.nodes["lb"].spof_kind)
+    assert not scene.nodes[lb2].spof_kind and "point of failure" not in scene.tooltip_text("lb")
+    ctl.undo_stack.undo()
+    qtbot.waitUntil(lambda: scene.nodes["lb"].spof_kind == "partial")
+
+
+def outline_pixels(view: CanvasView, node_id: str) -> list[QColor]:
+    """The pixels along the left side of a node's SPOF outline (5 px outside its card)."""
+    image = view.viewport().grab().toImage()
+    pos = view.canvas_scene.nodes[node_id].pos()
+    return [image.pixelColor(vp(view, pos + QPointF(-35, y))) for y in range(-20, 21)]
+
+
+def test_full_spof_has_a_solid_red_outline_partial_a_dashed_orange_one(view, qtbot):
+    def red(c: QColor) -> bool:
+        return c.red() > 180 and c.green() < 110 and c.blue() < 110
+
+    def orange(c: QColor) -> bool:
+        return c.red() > 200 and 110 < c.green() < 190 and c.blue() < 90
+
+    assert all(red(c) for c in outline_pixels(view, "lb"))          # full: solid red
+    assert not any(red(c) or orange(c) for c in outline_pixels(view, "web1"))
+    ctl = view.controller
+    ctl.connect("web1", ctl.add_node("database", 520, 60))          # web1 splits its calls over two databases
+    qtbot.waitUntil(lambda: view.canvas_scene.nodes["db"].spof_kind == "partial")
+    qtbot.waitUntil(lambda: any(orange(c) for c in outline_pixels(view, "db")))
+    pixels = outline_pixels(view, "db")
+    assert not any(red(c) for c in pixels)
+    assert sum(orange(c) for c in pixels) < len(pixels) - 5          # dashed: gaps between the dashes
 
 
 def pixel_at(view: CanvasView, node_id: str, dx: float, dy: float) -> QColor:

@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,9 +54,9 @@ def test_check_ok_prints_counts_and_spofs(capsys: pytest.CaptureFixture) -> None
     out, err = capsys.readouterr()
     assert out.splitlines() == [
         "OK: 6 nodes, 7 edges",
-        "Single points of failure (2):",
-        "  lb: If this load balancer fails, Users cannot reach any server",
-        "  db: Every server of Users calls this database; it has no replica",
+        "Single points of failure (2 full, 0 partial):",
+        "  Load balancer — full: If this load balancer fails, Users cannot reach any server",
+        "  Database — full: Every server of Users calls this database; it has no replica",
     ]
     assert err == ""
 
@@ -63,11 +64,33 @@ def test_check_ok_prints_counts_and_spofs(capsys: pytest.CaptureFixture) -> None
 def test_check_without_spof(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = tmp_path / "one.scalelab"
     path.write_text(json.dumps({"format": "scalelab", "version": 1,
-                                "nodes": [{"id": "u", "kind": "client"},
-                                          {"id": "s", "kind": "server", "params": {"replicas": 2}}],
-                                "edges": [{"source": "u", "target": "s"}]}))
+                                "nodes": [{"id": "u", "kind": "client", "params": {"entry_policy": "failover"}},
+                                          {"id": "s1", "kind": "server"}, {"id": "s2", "kind": "server"}],
+                                "edges": [{"source": "u", "target": "s1"}, {"source": "u", "target": "s2"}]}))
     assert cli.main(["check", str(path)]) == 0
-    assert capsys.readouterr().out.splitlines() == ["OK: 2 nodes, 1 edge", "No single points of failure."]
+    assert capsys.readouterr().out.splitlines() == ["OK: 3 nodes, 2 edges", "No single points of failure."]
+
+
+def test_check_lists_partial_spofs_with_their_share(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Two databases behind one server (equal capacity): each loses half of the requests."""
+    path = tmp_path / "two.scalelab"
+    path.write_text(json.dumps({"format": "scalelab", "version": 1,
+                                "nodes": [{"id": "u", "kind": "client", "label": "Users"},
+                                          {"id": "lb", "kind": "load_balancer", "label": "LB"},
+                                          {"id": "s", "kind": "server", "label": "App", "params": {"replicas": 2}},
+                                          {"id": "a", "kind": "database", "label": "Orders"},
+                                          {"id": "b", "kind": "database", "label": "Orders"}],
+                                "edges": [{"source": "u", "target": "lb"}, {"source": "lb", "target": "s"},
+                                          {"source": "s", "target": "a"}, {"source": "s", "target": "b"}]}))
+    assert cli.main(["check", str(path)]) == 0
+    why = "the calls of App are split over 2 nodes without retry: those sent to this one fail"
+    assert capsys.readouterr().out.splitlines() == [
+        "OK: 5 nodes, 4 edges",
+        "Single points of failure (1 full, 2 partial):",
+        "  LB — full: If this load balancer fails, Users cannot reach any server",
+        f"  Orders (a) — partial: 50% of requests fail while it is down: {why}",
+        f"  Orders (b) — partial: 50% of requests fail while it is down: {why}",
+    ]
 
 
 def test_check_broken_file_in_process(bad_file: Path, capsys: pytest.CaptureFixture) -> None:
@@ -337,15 +360,47 @@ def test_real_export_of_the_canvas_as_a_process(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["starter.png", "starter.svg"]
 
 
+def empirical_table(out: str, seconds: int) -> dict[str, str]:
+    lines = out.splitlines()
+    start = lines.index(f"Requests lost while one machine is down (failed at 0 s, counted from {seconds / 2:g} to "
+                        f"{seconds} s; seed 1; the file's scheduled events left out):")
+    rows = [re.fullmatch(r"  (.+?) +(\d+\.\d %.*)", line) for line in lines[start + 1:] if line.startswith("  ")]
+    return {m.group(1): m.group(2) for m in rows if m}
+
+
 def test_check_empirical_prints_the_loss_per_node(capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["check", str(STARTER), "--empirical", "10"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    start = lines.index("Availability lost when one node fails (10 s each, seed 1):")
-    table = dict(line.strip().split(": ") for line in lines[start + 1:])
-    assert set(table) == {"lb", "web1", "web2", "web3", "db"}
-    assert table["lb"] == "100.0 %" and table["db"] == "100.0 %"
-    assert all(float(table[w].rstrip(" %")) < 50 for w in ("web1", "web2", "web3"))
-    assert list(table)[:2] in (["lb", "db"], ["db", "lb"])  # worst first
+    table = empirical_table(capsys.readouterr().out, 10)
+    assert set(table) == {"Load balancer", "Web 1", "Web 2", "Web 3", "Database"}
+    assert table["Load balancer"] == "100.0 %  full SPOF" and table["Database"] == "100.0 %  full SPOF"
+    for web in ("Web 1", "Web 2", "Web 3"):   # the two others cannot carry 240 req/s
+        share, what = table[web].split(" %  ")
+        assert 5 < float(share) < 30 and what == "no SPOF: the machines left are overloaded without it"
+    assert list(table)[:2] == ["Load balancer", "Database"]  # worst first
+
+
+@pytest.mark.parametrize("order", [["--empirical", "10", "FILE"], ["--empirical", "FILE"], ["FILE", "--empirical"],
+                                   ["FILE", "--empirical", "10"]])
+def test_check_empirical_before_or_after_the_file(order: list[str], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "one.scalelab"
+    path.write_text(json.dumps({"format": "scalelab", "version": 1,
+                                "nodes": [{"id": "u", "kind": "client", "params": {"rate_rps": 20}},
+                                          {"id": "s", "kind": "server", "label": "Web"}],
+                                "edges": [{"source": "u", "target": "s"}]}))
+    assert cli.main(["check"] + [str(path) if a == "FILE" else a for a in order]) == 0
+    table = empirical_table(capsys.readouterr().out, 10 if "10" in order else 60)
+    assert table == {"Web": "100.0 %  full SPOF"}
+
+
+def test_check_empirical_usage_errors(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["check", "--empirical"]) == 2
+    assert "the following arguments are required: FILE" in capsys.readouterr().err
+    assert cli.main(["check", "a.scalelab", "--empirical", "soon"]) == 2
+    assert "argument --empirical: invalid float value: 'soon'" in capsys.readouterr().err
+    assert cli.main(["check", str(STARTER), "--empirical", "-5"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err == "scalelab: --empirical: must be > 0, got -5\n"
 
 
 def test_progress_bar_on_a_terminal_for_a_long_run() -> None:
