@@ -1,0 +1,436 @@
+"""Writing outputs without destroying anything (Qt's QSaveFile, plus what a command line needs).
+
+- A regular file (or a new one) is replaced atomically: the data goes to a temporary file
+  beside the real target, is flushed to disk and given the old file's mode (a new file:
+  0666 minus the umask), then renamed over the target. A symlink is written through: its
+  target is replaced and the link stays a link.
+- A FIFO or a character device (``/dev/null``, a terminal, ``/dev/stdout``) is written to
+  directly; ``-`` means standard output.
+- Several outputs are committed together: every temporary file is written first, then all
+  are renamed; if a rename fails, the ones already renamed are put back.
+- Temporary files are named ``.<name>.scalelab-tmp-<pid>-<random>``. They are removed on
+  exit and when a SIGTERM/SIGHUP stops the command (:func:`stop_on_signals`); the ones a
+  killed process left behind (SIGKILL, a power cut) are removed by the next run that
+  writes into the same folder.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import os
+import re
+import secrets
+import shutil
+import signal
+import stat
+import sys
+import time
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+STDOUT = "-"
+TEMP_MARK = ".scalelab-tmp-"
+_TEMP_RE = re.compile(r"\A\..*\.scalelab-tmp-(\d+)-[0-9a-f]+\Z", re.DOTALL)
+STALE_AFTER_S = 24 * 3600  # a temporary file this old is stale even if its pid was reused
+
+
+class OutputError(OSError):
+    """An output that cannot or must not be written; ``strerror`` is the user's words."""
+
+    def __init__(self, path: str, message: str, code: int = errno.EINVAL) -> None:
+        super().__init__(code, message, path)
+
+
+class Stopped(BaseException):
+    """Raised in the main thread when SIGTERM or SIGHUP arrives (see :func:`stop_on_signals`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one output goes. ``kind`` is ``"file"`` (atomic replace of ``path``, the real
+    path behind any symlinks), ``"stream"`` (a FIFO or device, written directly) or ``"stdout"``."""
+
+    shown: str
+    kind: str
+    path: str
+    identity: tuple | None  # (st_dev, st_ino) of what is there now, or None
+
+
+# ----- temporary files ----------------------------------------------------------------------------
+_LIVE: set[str] = set()
+_critical = 0
+_pending: int | None = None
+
+
+def _remove_live() -> None:
+    for path in list(_LIVE):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        _LIVE.discard(path)
+
+
+atexit.register(_remove_live)
+
+
+def _new_temp(folder: str, name: str) -> tuple[int, str]:
+    """Create ``.<name>.scalelab-tmp-<pid>-<hex>`` in ``folder`` (mode 0600), registered for removal."""
+    base = name[:120]
+    for _ in range(100):
+        path = os.path.join(folder, f".{base}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except FileExistsError:
+            continue
+        _LIVE.add(path)
+        return fd, path
+    raise FileExistsError(errno.EEXIST, "cannot create a temporary file", folder)
+
+
+def _drop(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    _LIVE.discard(path)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def clean_stale(folder: str) -> list[str]:
+    """Remove temporary files that a killed ScaleLab left in ``folder``; return their names."""
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder or "."))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_RE.match(entry.name)
+        if not m or entry.path in _LIVE:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        pid = int(m.group(1)) if len(m.group(1)) < 10 else -1
+        if pid > 0 and _pid_alive(pid) and now - st.st_mtime < STALE_AFTER_S:
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            removed.append(entry.name)
+    return removed
+
+
+# ----- signals ------------------------------------------------------------------------------------
+def _on_signal(signum: int, frame: object) -> None:
+    global _pending
+    if _critical:
+        _pending = signum  # raised when the renames (or their rollback) are done
+        return
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def _critical_section() -> Iterator[None]:
+    global _critical, _pending
+    _critical += 1
+    try:
+        yield
+    finally:
+        _critical -= 1
+    if not _critical and _pending is not None:
+        signum, _pending = _pending, None
+        raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within this block SIGTERM and SIGHUP raise :class:`Stopped` (so ``finally`` blocks remove
+    temporary files); the previous handlers come back afterwards. Only in the main thread."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            previous[sig] = signal.signal(sig, _on_signal)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# ----- planning: what is there, and may it be written? --------------------------------------------
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _through_fd_link(path: str) -> bool:
+    """Whether ``path`` is (a link to) ``/dev/fd/N`` or ``/proc/.../fd/N``: an open descriptor
+    (``/dev/stdout``), to be written to, never replaced."""
+    cur = os.path.abspath(path)
+    for _ in range(40):
+        if cur.startswith(("/proc/", "/dev/fd/")) or cur in ("/dev/stdout", "/dev/stderr"):
+            return True
+        if not os.path.islink(cur):
+            return False
+        cur = os.path.normpath(os.path.join(os.path.dirname(cur), os.readlink(cur)))
+    return False
+
+
+def plan(path: str | os.PathLike) -> Target:
+    """Check that ``path`` can be written, before any work is done; describe how it will be.
+
+    Raises :class:`OutputError` (an ``OSError``) saying why not. Also removes stale temporary
+    files from the folder a file will be written in.
+    """
+    shown = os.fspath(path)
+    if shown == STDOUT:
+        return Target(shown, "stdout", shown, None)
+    if not shown:
+        raise OutputError(shown, "an empty file name")
+    try:
+        st = os.stat(shown)
+    except FileNotFoundError:
+        st = None
+    except NotADirectoryError:
+        raise OutputError(shown, f"no such folder {os.path.dirname(shown)}", errno.ENOTDIR) from None
+    except OSError as e:
+        raise OutputError(shown, e.strerror or str(e), e.errno or errno.EIO) from None
+    if st is not None:
+        mode = st.st_mode
+        identity = (st.st_dev, st.st_ino)
+        if stat.S_ISDIR(mode):
+            raise OutputError(shown, "is a folder, not a file", errno.EISDIR)
+        if stat.S_ISBLK(mode):
+            raise OutputError(shown, "is a disk device, not a file")
+        if stat.S_ISSOCK(mode):
+            raise OutputError(shown, "is a socket, not a file")
+        if not stat.S_ISREG(mode) or _through_fd_link(shown):
+            if not os.access(shown, os.W_OK):
+                raise OutputError(shown, "permission denied", errno.EACCES)
+            return Target(shown, "stream", shown, identity)
+    real = os.path.realpath(shown)
+    folder = os.path.dirname(real) or "."
+    if st is None and not os.path.isdir(folder):
+        raise OutputError(shown, f"no such folder {os.path.dirname(shown) or folder}", errno.ENOENT)
+    if st is not None and not os.access(real, os.W_OK):
+        raise OutputError(shown, "the file is read-only", errno.EACCES)
+    clean_stale(folder)
+    try:  # the folder must take a new file (permissions, a read-only disk, quotas on inodes)
+        fd, probe = _new_temp(folder, os.path.basename(real))
+    except OSError as e:
+        raise OutputError(shown, f"cannot create a file in {folder}: {e.strerror or e}",
+                          e.errno or errno.EACCES) from None
+    os.close(fd)
+    _drop(probe)
+    return Target(shown, "file", real, None if st is None else (st.st_dev, st.st_ino))
+
+
+def refuse_clashes(inputs: Sequence[str], outputs: Sequence[tuple[str, Target]]) -> None:
+    """Refuse an output that is one of the inputs, and two outputs on one place.
+
+    ``outputs`` pairs an option name (``--csv``) with its planned :class:`Target`. Writing
+    twice to one character device (``/dev/null``) is allowed: nothing is lost there.
+    """
+    for label, target in outputs:
+        if target.identity is None:
+            continue
+        for source in inputs:
+            try:
+                st = os.stat(source)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == target.identity:
+                raise OutputError(target.shown, f"it is the lesson being read (give {label} another file)")
+    for i, (label_a, a) in enumerate(outputs):
+        for label_b, b in outputs[i + 1:]:
+            same = (a.kind == b.kind == "stdout") or (a.kind == b.kind == "file" and a.path == b.path) \
+                or (a.identity is not None and a.identity == b.identity)
+            if not same:
+                continue
+            if a.kind == "stream" and stat.S_ISCHR(os.stat(a.path).st_mode):
+                continue
+            raise OutputError(b.shown, f"{label_a} and {label_b} would both write it (give each its own file)")
+
+
+# ----- writing ------------------------------------------------------------------------------------
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _write_stream(target: Target, data: bytes) -> None:
+    if target.kind == "stdout":
+        sys.stdout.flush()
+        out = getattr(sys.stdout, "buffer", None)
+        if out is None:  # a text-only stdout (a test's capture): it takes text
+            sys.stdout.write(data.decode("utf-8"))
+            sys.stdout.flush()
+        else:
+            out.write(data)
+            out.flush()
+        return
+    fd = os.open(target.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _prepare(target: Target, data: bytes) -> str:
+    """Write ``data`` to a new temporary file beside the target, on disk, with the final mode."""
+    folder = os.path.dirname(target.path) or "."
+    fd, tmp = _new_temp(folder, os.path.basename(target.path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            st = os.stat(target.path)
+        except FileNotFoundError:
+            os.chmod(tmp, 0o666 & ~_umask())
+        else:
+            os.chmod(tmp, stat.S_IMODE(st.st_mode) & 0o777)
+            if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
+                with contextlib.suppress(OSError):  # only root may give a file away
+                    os.chown(tmp, st.st_uid, st.st_gid)
+    except BaseException:
+        _drop(tmp)
+        raise
+    return tmp
+
+
+def _backup(path: str) -> str | None:
+    """A second name for the current file (a hard link, else a copy), to put it back on failure."""
+    if not os.path.exists(path):
+        return None
+    fd, name = _new_temp(os.path.dirname(path) or ".", os.path.basename(path))
+    os.close(fd)
+    os.unlink(name)
+    try:
+        os.link(path, name)
+    except OSError:
+        shutil.copy2(path, name)
+    return name
+
+
+def _sync_folder(folder: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder or ".", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _named(target: Target, e: OSError) -> OutputError:
+    """The error with the output's name (not a temporary file's), in the user's words."""
+    if isinstance(e, OutputError):
+        return e
+    return OutputError(target.shown, e.strerror or str(e), e.errno or errno.EIO)
+
+
+def write_outputs(items: Sequence[tuple[Target, bytes]]) -> None:
+    """Write every output, files all together or not at all, then the streams.
+
+    Files: every temporary file is written and flushed first; then all are renamed into
+    place; if one rename fails, the files already renamed get their old content back.
+    Streams (FIFOs, devices, standard output) cannot be taken back, so they come last.
+    Raises :class:`OutputError` naming the output that failed.
+    """
+    files = [(t, d) for t, d in items if t.kind == "file"]
+    temps: list[str] = []
+    backups: list[str | None] = []
+    try:
+        for target, data in files:
+            try:
+                temps.append(_prepare(target, data))
+            except OSError as e:
+                raise _named(target, e) from None
+        with _critical_section():
+            try:
+                if len(files) > 1:
+                    for target, _ in files:
+                        try:
+                            backups.append(_backup(target.path))
+                        except OSError as e:
+                            raise _named(target, e) from None
+                _rename_all(files, temps, backups)
+            finally:
+                for name in temps + [b for b in backups if b]:
+                    if name in _LIVE:
+                        _drop(name)
+        for folder in {os.path.dirname(t.path) for t, _ in files}:
+            _sync_folder(folder)
+    finally:
+        for tmp in temps:
+            if tmp in _LIVE:
+                _drop(tmp)
+    for target, data in items:
+        if target.kind != "file":
+            try:
+                _write_stream(target, data)
+            except BrokenPipeError:
+                raise
+            except OSError as e:
+                raise _named(target, e) from None
+
+
+def _rename_all(files: Sequence[tuple[Target, bytes]], temps: list[str], backups: list[str | None]) -> None:
+    """Rename each temporary file over its target; on any failure put the renamed ones back."""
+    done = 0
+    try:
+        for (target, _), tmp in zip(files, temps):
+            try:
+                os.replace(tmp, target.path)
+            except OSError as e:
+                raise _named(target, e) from None
+            _LIVE.discard(tmp)
+            done += 1
+    except BaseException:
+        for i in reversed(range(done)):
+            path = files[i][0].path
+            backup = backups[i] if i < len(backups) else None
+            with contextlib.suppress(OSError):
+                if backup is None:
+                    os.unlink(path)
+                else:
+                    os.replace(backup, path)
+                    _LIVE.discard(backup)
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write one output (see :func:`plan` and :func:`write_outputs`); ``OSError`` if it cannot be."""
+    write_outputs([(plan(path), data)])
