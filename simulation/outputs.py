@@ -247,7 +247,9 @@ def plan(path: str | os.PathLike) -> Target:
     try:  # the folder must take a new file (permissions, a read-only disk, quotas on inodes)
         fd, probe = _new_temp(folder, os.path.basename(real))
     except OSError as e:
-        raise OutputError(shown, f"cannot create a file in {folder}: {e.strerror or e}",
+        named = os.path.dirname(shown) or "."
+        named = named if os.path.realpath(named) == folder else folder
+        raise OutputError(shown, f"cannot create a file in {named}: {e.strerror or e}",
                           e.errno or errno.EACCES) from None
     os.close(fd)
     _drop(probe)

@@ -64,7 +64,7 @@ class Param:
 def _fmt(v: float) -> str:
     """A number as a person reads it: ``5``, ``2.5``, ``1e+308``; never a 309-digit integer."""
     if isinstance(v, int) and not isinstance(v, bool):
-        if abs(v) < 10**15:
+        if abs(v) < 10**20:  # exact, up to the largest seed
             return str(v)
         return f"{float(v):g}" if v.bit_length() < 1000 else f"a number with over {int(v.bit_length() * 0.301)} digits"
     if float(v).is_integer() and abs(v) < 1e15:
@@ -80,7 +80,7 @@ def _describe(value: Any) -> str:
         return "an object" if isinstance(value, dict) else "a list"
     if value is None:
         return "null"
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) >= 1e15:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) >= 1e20:
         return _fmt(value)
     return repr(value)
 
