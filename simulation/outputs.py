@@ -41,6 +41,9 @@ class OutputError(OSError):
     def __init__(self, path: str, message: str, code: int = errno.EINVAL) -> None:
         super().__init__(code, message, path)
 
+    def __str__(self) -> str:  # what a dialog shows: the words, not "[Errno 22] ...: 'path'"
+        return str(self.strerror)
+
 
 class Stopped(BaseException):
     """Raised in the main thread when SIGTERM or SIGHUP arrives (see :func:`stop_on_signals`)."""
