@@ -200,27 +200,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     summary = summary_dict(sim, float(duration), int(seed), str(args.file))
     data = {"--csv": lambda: csv_text(sim), "--json": lambda: json.dumps(summary, indent=2, allow_nan=False) + "\n"}
     _commit([(target, data[option]().encode("utf-8")) for option, target in targets.items()])
-    report = _report_stream(targets)
-    print(summary_text(summary, wall), file=report)
-    _print_written(targets, report)
+    _report(targets, summary_text(summary, wall))
     return 0
 
 
-def _shown(target: str) -> str:
-    return "standard output" if target == outputs.STDOUT else target
+def _name(path: str) -> str:
+    return "standard output" if path == outputs.STDOUT else path
+
+
+def _cannot_write(e: OSError) -> UserError:
+    return UserError(f"cannot write {_name(e.filename)}: {e.strerror or e}")
 
 
 def _plan_outputs(source: str, wanted: dict[str, str | None]) -> dict[str, outputs.Target]:
     """Check every output before any work: writable, not the lesson being read, not twice the same."""
-    planned: dict[str, outputs.Target] = {}
     try:
-        for option, path in wanted.items():
-            if path is not None:
-                planned[option] = outputs.plan(path)
-        outputs.refuse_clashes([source], list(planned.items()))
+        return outputs.plan_all([source], wanted)
     except OSError as e:
-        raise UserError(f"cannot write {_shown(str(e.filename))}: {e.strerror or e}") from None
-    return planned
+        raise _cannot_write(e) from None
 
 
 def _commit(items: list[tuple[outputs.Target, bytes]]) -> None:
@@ -229,18 +226,15 @@ def _commit(items: list[tuple[outputs.Target, bytes]]) -> None:
     except BrokenPipeError:
         raise
     except OSError as e:
-        raise UserError(f"cannot write {_shown(str(e.filename))}: {e.strerror or e}") from None
+        raise _cannot_write(e) from None
 
 
-def _report_stream(targets: dict[str, outputs.Target]) -> TextIO:
-    """Where the summary goes: stdout, unless an output is written there (then stderr)."""
-    return sys.stderr if any(t.kind == "stdout" for t in targets.values()) else sys.stdout
-
-
-def _print_written(targets: dict[str, outputs.Target], stream: TextIO) -> None:
-    for target in targets.values():
-        if target.kind != "stdout":
-            print(f"wrote {target.shown}", file=stream)
+def _report(targets: dict[str, outputs.Target], text: str | None = None) -> None:
+    """``text`` and a ``wrote PATH`` line per file, on stdout, or stderr when an output went to stdout."""
+    stream = sys.stderr if any(t.kind == "stdout" for t in targets.values()) else sys.stdout
+    lines = ([text] if text else []) + [f"wrote {t.shown}" for t in targets.values() if t.kind != "stdout"]
+    if lines:
+        print("\n".join(lines), file=stream)
 
 
 # ----- check ------------------------------------------------------------------------------------
@@ -291,13 +285,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         png, svg = render(doc, run, "--svg" in targets)
     except OSError as e:  # the designer's words, with the output they were for
-        raise UserError(f"cannot export {_shown(args.png)}: {e.strerror or e}") from None
+        raise UserError(f"cannot export {_name(args.png)}: {e.strerror or e}") from None
     if not png or ("--svg" in targets and not svg):
-        raise UserError(f"cannot export {_shown(args.png)}: the picture came out empty")
+        raise UserError(f"cannot export {_name(args.png)}: the picture came out empty")
     items = [(targets["--png"], png)] + ([(targets["--svg"], svg)] if "--svg" in targets else [])
     _commit(items)
-    _print_written(targets, _report_stream(targets))
+    _report(targets)
     return 0
+
+
+def _whole_number(text: str) -> int:
+    """``int`` for an option, with a short message for a number of thousands of digits."""
+    try:
+        return int(text)
+    except ValueError:
+        if len(text) <= 30:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a whole number of reasonable size: {text[:20]!r}... "
+                                         f"({len(text):,} characters)") from None
 
 
 # ----- entry point ------------------------------------------------------------------------------
@@ -311,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run FILE without a display and print a summary of the totals.")
     p.add_argument("file", metavar="FILE", help="a .scalelab file")
     p.add_argument("--duration", type=float, metavar="S", help="simulated seconds (default: the file's duration_s)")
-    p.add_argument("--seed", type=int, metavar="N", help="random seed (default: the file's seed)")
+    p.add_argument("--seed", type=_whole_number, metavar="N", help="random seed (default: the file's seed)")
     p.add_argument("--csv", metavar="PATH", help="write one row per simulated second: time_s, offered_rps, "
                    "served_rps, failed_rps, p50_ms, p95_ms, p99_ms, mean_ms, active_servers, ..., "
                    "util:<node id> per node, failed:<cause> per failure cause ('-': standard output)")

@@ -8,31 +8,24 @@
   directly; ``-`` means standard output.
 - Several outputs are committed together: every temporary file is written first, then all
   are renamed; if a rename fails, the ones already renamed are put back.
-- Temporary files are named ``.<name>.scalelab-tmp-<pid>-<random>``. They are removed on
-  exit and when a SIGTERM/SIGHUP stops the command (:func:`stop_on_signals`); the ones a
-  killed process left behind (SIGKILL, a power cut) are removed by the next run that
-  writes into the same folder.
+- Temporary files (``.<name>.scalelab-tmp-<pid>-<hex>``) are removed on exit, on errors and
+  on SIGTERM; after a SIGKILL, by the next write into the folder (``temp_files``).
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import errno
 import os
-import re
-import secrets
 import shutil
-import signal
 import stat
 import sys
-import time
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Sequence
+
+from .temp_files import (STALE_AFTER_S, TEMP_MARK, Stopped, clean_stale, critical_section, drop, forget,  # noqa: F401
+                         is_live, new_temp, stop_on_signals)
 
 STDOUT = "-"
-TEMP_MARK = ".scalelab-tmp-"
-_TEMP_RE = re.compile(r"\A\..*\.scalelab-tmp-(\d+)-[0-9a-f]+\Z", re.DOTALL)
-STALE_AFTER_S = 24 * 3600  # a temporary file this old is stale even if its pid was reused
 
 
 class OutputError(OSError):
@@ -45,15 +38,6 @@ class OutputError(OSError):
         return str(self.strerror)
 
 
-class Stopped(BaseException):
-    """Raised in the main thread when SIGTERM or SIGHUP arrives (see :func:`stop_on_signals`)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-        self.name = signal.Signals(signum).name
-
-
 @dataclass(frozen=True)
 class Target:
     """Where one output goes. ``kind`` is ``"file"`` (atomic replace of ``path``, the real
@@ -63,122 +47,6 @@ class Target:
     kind: str
     path: str
     identity: tuple | None  # (st_dev, st_ino) of what is there now, or None
-
-
-# ----- temporary files ----------------------------------------------------------------------------
-_LIVE: set[str] = set()
-_critical = 0
-_pending: int | None = None
-
-
-def _remove_live() -> None:
-    for path in list(_LIVE):
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        _LIVE.discard(path)
-
-
-atexit.register(_remove_live)
-
-
-def _new_temp(folder: str, name: str) -> tuple[int, str]:
-    """Create ``.<name>.scalelab-tmp-<pid>-<hex>`` in ``folder`` (mode 0600), registered for removal."""
-    base = name[:120]
-    for _ in range(100):
-        path = os.path.join(folder, f".{base}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-        except FileExistsError:
-            continue
-        _LIVE.add(path)
-        return fd, path
-    raise FileExistsError(errno.EEXIST, "cannot create a temporary file", folder)
-
-
-def _drop(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-    _LIVE.discard(path)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        return True
-    return True
-
-
-def clean_stale(folder: str) -> list[str]:
-    """Remove temporary files that a killed ScaleLab left in ``folder``; return their names."""
-    removed = []
-    now = time.time()
-    try:
-        entries = list(os.scandir(folder or "."))
-    except OSError:
-        return removed
-    for entry in entries:
-        m = _TEMP_RE.match(entry.name)
-        if not m or entry.path in _LIVE:
-            continue
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            continue
-        pid = int(m.group(1)) if len(m.group(1)) < 10 else -1
-        if pid > 0 and _pid_alive(pid) and now - st.st_mtime < STALE_AFTER_S:
-            continue
-        with contextlib.suppress(OSError):
-            os.unlink(entry.path)
-            removed.append(entry.name)
-    return removed
-
-
-# ----- signals ------------------------------------------------------------------------------------
-def _on_signal(signum: int, frame: object) -> None:
-    global _pending
-    if _critical:
-        _pending = signum  # raised when the renames (or their rollback) are done
-        return
-    raise Stopped(signum)
-
-
-@contextlib.contextmanager
-def _critical_section() -> Iterator[None]:
-    global _critical, _pending
-    _critical += 1
-    try:
-        yield
-    finally:
-        _critical -= 1
-    if not _critical and _pending is not None:
-        signum, _pending = _pending, None
-        raise Stopped(signum)
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """Within this block SIGTERM and SIGHUP raise :class:`Stopped` (so ``finally`` blocks remove
-    temporary files); the previous handlers come back afterwards. Only in the main thread."""
-    import threading
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {}
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None:
-            previous[sig] = signal.signal(sig, _on_signal)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 # ----- planning: what is there, and may it be written? --------------------------------------------
@@ -248,15 +116,22 @@ def plan(path: str | os.PathLike) -> Target:
         raise OutputError(shown, "the file is read-only", errno.EACCES)
     clean_stale(folder)
     try:  # the folder must take a new file (permissions, a read-only disk, quotas on inodes)
-        fd, probe = _new_temp(folder, os.path.basename(real))
+        fd, probe = new_temp(folder, os.path.basename(real))
     except OSError as e:
         named = os.path.dirname(shown) or "."
         named = named if os.path.realpath(named) == folder else folder
         raise OutputError(shown, f"cannot create a file in {named}: {e.strerror or e}",
                           e.errno or errno.EACCES) from None
     os.close(fd)
-    _drop(probe)
+    drop(probe)
     return Target(shown, "file", real, None if st is None else (st.st_dev, st.st_ino))
+
+
+def plan_all(inputs: Sequence[str], wanted: dict[str, str | None]) -> dict[str, Target]:
+    """:func:`plan` every output given (``{"--csv": path or None}``), then :func:`refuse_clashes`."""
+    planned = {option: plan(path) for option, path in wanted.items() if path is not None}
+    refuse_clashes(inputs, list(planned.items()))
+    return planned
 
 
 def refuse_clashes(inputs: Sequence[str], outputs: Sequence[tuple[str, Target]]) -> None:
@@ -315,7 +190,7 @@ def _write_stream(target: Target, data: bytes) -> None:
 def _prepare(target: Target, data: bytes) -> str:
     """Write ``data`` to a new temporary file beside the target, on disk, with the final mode."""
     folder = os.path.dirname(target.path) or "."
-    fd, tmp = _new_temp(folder, os.path.basename(target.path))
+    fd, tmp = new_temp(folder, os.path.basename(target.path))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -331,7 +206,7 @@ def _prepare(target: Target, data: bytes) -> str:
                 with contextlib.suppress(OSError):  # only root may give a file away
                     os.chown(tmp, st.st_uid, st.st_gid)
     except BaseException:
-        _drop(tmp)
+        drop(tmp)
         raise
     return tmp
 
@@ -340,7 +215,7 @@ def _backup(path: str) -> str | None:
     """A second name for the current file (a hard link, else a copy), to put it back on failure."""
     if not os.path.exists(path):
         return None
-    fd, name = _new_temp(os.path.dirname(path) or ".", os.path.basename(path))
+    fd, name = new_temp(os.path.dirname(path) or ".", os.path.basename(path))
     os.close(fd)
     os.unlink(name)
     try:
@@ -383,7 +258,7 @@ def write_outputs(items: Sequence[tuple[Target, bytes]]) -> None:
                 temps.append(_prepare(target, data))
             except OSError as e:
                 raise _named(target, e) from None
-        with _critical_section():
+        with critical_section():
             try:
                 if len(files) > 1:
                     for target, _ in files:
@@ -394,14 +269,14 @@ def write_outputs(items: Sequence[tuple[Target, bytes]]) -> None:
                 _rename_all(files, temps, backups)
             finally:
                 for name in temps + [b for b in backups if b]:
-                    if name in _LIVE:
-                        _drop(name)
+                    if is_live(name):
+                        drop(name)
         for folder in {os.path.dirname(t.path) for t, _ in files}:
             _sync_folder(folder)
     finally:
         for tmp in temps:
-            if tmp in _LIVE:
-                _drop(tmp)
+            if is_live(tmp):
+                drop(tmp)
     for target, data in items:
         if target.kind != "file":
             try:
@@ -421,7 +296,7 @@ def _rename_all(files: Sequence[tuple[Target, bytes]], temps: list[str], backups
                 os.replace(tmp, target.path)
             except OSError as e:
                 raise _named(target, e) from None
-            _LIVE.discard(tmp)
+            forget(tmp)
             done += 1
     except BaseException:
         for i in reversed(range(done)):
@@ -432,7 +307,7 @@ def _rename_all(files: Sequence[tuple[Target, bytes]], temps: list[str], backups
                     os.unlink(path)
                 else:
                     os.replace(backup, path)
-                    _LIVE.discard(backup)
+                    forget(backup)
         raise
 
 

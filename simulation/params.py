@@ -66,7 +66,7 @@ def _fmt(v: float) -> str:
     if isinstance(v, int) and not isinstance(v, bool):
         if abs(v) < 10**20:  # exact, up to the largest seed
             return str(v)
-        return f"{float(v):g}" if v.bit_length() < 1000 else f"a number with over {int(v.bit_length() * 0.301)} digits"
+        return f"{float(v):g}" if v.bit_length() < 1000 else f"a number with {int(math.log10(abs(v))) + 1:,} digits"
     if float(v).is_integer() and abs(v) < 1e15:
         return f"{int(v)}"
     return f"{v:g}"

@@ -151,6 +151,17 @@ def test_bad_option_values(args: list[str], expected: str, capsys: pytest.Captur
     assert one_error_line(capsys.readouterr().err) == expected
 
 
+@pytest.mark.parametrize("seed, expected", [
+    ("1" * 400, "scalelab: --seed: must be ≤ 9223372036854775807, got a number with 400 digits"),
+    ("1" * 5000, "scalelab: argument --seed: not a whole number of reasonable size: '11111111111111111111'... "
+                 "(5,000 characters) (see 'scalelab simulate --help')"),
+    ("abc", "scalelab: argument --seed: not a whole number: 'abc' (see 'scalelab simulate --help')"),
+])
+def test_huge_option_numbers_get_short_messages(seed: str, expected: str, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["simulate", str(STARTER), "--seed", seed]) in (1, 2)
+    assert one_error_line(capsys.readouterr().err) == expected
+
+
 def test_unwritable_output_is_refused_before_running(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     target = tmp_path / "missing" / "out.csv"
     assert cli.main(["simulate", str(STARTER), "--duration", "2", "--csv", str(target)]) == 1
