@@ -136,9 +136,9 @@ def critical_section() -> Iterator[None]:
         yield
     finally:
         _critical -= 1
-    if not _critical and _pending is not None:
-        signum, _pending = _pending, None
-        raise Stopped(signum)
+        if not _critical and _pending is not None:  # the signal wins over an error on the way
+            signum, _pending = _pending, None
+            raise Stopped(signum)
 
 
 @contextlib.contextmanager

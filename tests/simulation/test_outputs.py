@@ -392,3 +392,30 @@ def test_sigterm_during_the_run_exits_143_with_one_line(lesson: Path, tmp_path: 
     assert proc.returncode == 143
     assert err.decode().splitlines()[-1] == "scalelab: stopped by SIGTERM"
     assert not out.exists() and temporaries(tmp_path) == []
+
+
+def test_a_signal_during_the_renames_waits_until_both_are_in_place(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM between the two renames must not leave one new file and one old: it is held
+    until the pair is in place (or put back), then stops the command."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.json"
+    a.write_text("old a")
+    b.write_text("old b")
+    real_replace = os.replace
+
+    def replace_then_signal(src, dst, *args, **kwargs):
+        real_replace(src, dst, *args, **kwargs)
+        if Path(dst) == a:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(os, "replace", replace_then_signal)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(outputs.Stopped) as info:
+        with outputs.stop_on_signals():
+            outputs.write_outputs([(outputs.plan(a), b"new a"), (outputs.plan(b), b"new b")])
+            for _ in range(1000):  # the signal arrives at the latest here, on the way out
+                pass
+    assert info.value.name == "SIGTERM"
+    assert a.read_text() == "new a" and b.read_text() == "new b"
+    assert temporaries(tmp_path) == []
+    assert signal.getsignal(signal.SIGTERM) is before  # the previous handler is back
