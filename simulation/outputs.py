@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .temp_files import (STALE_AFTER_S, TEMP_MARK, Stopped, clean_stale, critical_section, drop, forget,  # noqa: F401
-                         is_live, new_temp, stop_on_signals)
+                         new_temp, registered, remove_registered, stop_on_signals)
 
 STDOUT = "-"
 
@@ -192,7 +192,12 @@ def _prepare(target: Target, data: bytes) -> str:
     folder = os.path.dirname(target.path) or "."
     fd, tmp = new_temp(folder, os.path.basename(target.path))
     try:
-        with os.fdopen(fd, "wb") as f:
+        try:
+            f = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -250,9 +255,9 @@ def write_outputs(items: Sequence[tuple[Target, bytes]]) -> None:
     Raises :class:`OutputError` naming the output that failed.
     """
     files = [(t, d) for t, d in items if t.kind == "file"]
-    temps: list[str] = []
-    backups: list[str | None] = []
+    before = registered()
     try:
+        temps = []
         for target, data in files:
             try:
                 temps.append(_prepare(target, data))
@@ -260,6 +265,7 @@ def write_outputs(items: Sequence[tuple[Target, bytes]]) -> None:
                 raise _named(target, e) from None
         with critical_section():
             try:
+                backups: list[str | None] = []
                 if len(files) > 1:
                     for target, _ in files:
                         try:
@@ -268,15 +274,11 @@ def write_outputs(items: Sequence[tuple[Target, bytes]]) -> None:
                             raise _named(target, e) from None
                 _rename_all(files, temps, backups)
             finally:
-                for name in temps + [b for b in backups if b]:
-                    if is_live(name):
-                        drop(name)
+                _drop_new(before)
         for folder in {os.path.dirname(t.path) for t, _ in files}:
             _sync_folder(folder)
     finally:
-        for tmp in temps:
-            if is_live(tmp):
-                drop(tmp)
+        _drop_new(before)
     for target, data in items:
         if target.kind != "file":
             try:
@@ -285,6 +287,12 @@ def write_outputs(items: Sequence[tuple[Target, bytes]]) -> None:
                 raise
             except OSError as e:
                 raise _named(target, e) from None
+
+
+def _drop_new(before: set[str]) -> None:
+    """Remove the temporary files made since ``before`` that were not renamed into place."""
+    for path in registered() - before:
+        drop(path)
 
 
 def _rename_all(files: Sequence[tuple[Target, bytes]], temps: list[str], backups: list[str | None]) -> None:

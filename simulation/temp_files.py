@@ -40,14 +40,17 @@ _critical = 0
 _pending: int | None = None
 
 
-def _remove_live() -> None:
+def remove_registered() -> None:
+    """Remove every temporary file of this process (at exit, and after a stop)."""
     for path in list(_LIVE):
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        _LIVE.discard(path)
+        drop(path)
 
 
-atexit.register(_remove_live)
+atexit.register(remove_registered)
+
+
+def registered() -> set[str]:
+    return set(_LIVE)
 
 
 def new_temp(folder: str, name: str) -> tuple[int, str]:
@@ -65,8 +68,13 @@ def new_temp(folder: str, name: str) -> tuple[int, str]:
 
 
 def drop(path: str) -> None:
-    with contextlib.suppress(OSError):
+    """Remove a temporary file; if that fails it stays registered, to be tried again at exit."""
+    try:
         os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return
     _LIVE.discard(path)
 
 

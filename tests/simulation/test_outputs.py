@@ -419,3 +419,57 @@ def test_a_signal_during_the_renames_waits_until_both_are_in_place(tmp_path: Pat
     assert a.read_text() == "new a" and b.read_text() == "new b"
     assert temporaries(tmp_path) == []
     assert signal.getsignal(signal.SIGTERM) is before  # the previous handler is back
+
+
+@pytest.mark.parametrize("existed", [True, False])
+def test_an_io_error_at_any_step_leaves_both_old_or_both_new(existed: bool, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite-style fault injection: the k-th file-system call of a two-file write fails, for
+    every k until the write gets through. Each time, either the write raised an error naming
+    one of the outputs and both files are as before, or it returned and both are new; never a
+    temporary file left."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.json"
+    names = {str(a), str(b)}
+    calls = {"n": 0, "fail_at": 0}
+
+    def failing(real):
+        def call(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == calls["fail_at"]:
+                raise OSError(5, "Input/output error")
+            return real(*args, **kwargs)
+        return call
+
+    for name in ("open", "fdopen", "fsync", "chmod", "link", "replace", "unlink"):
+        monkeypatch.setattr(os, name, failing(getattr(os, name)))
+    outcomes = set()
+    for k in range(1, 60):
+        if existed:
+            a.write_text("old a")
+            b.write_text("old b")
+        else:
+            for p in (a, b):
+                if p.exists():
+                    p.unlink()
+        targets = [outputs.plan(a), outputs.plan(b)]
+        calls.update(n=0, fail_at=k)
+        try:
+            outputs.write_outputs([(targets[0], b"new a"), (targets[1], b"new b")])
+        except OSError as e:
+            assert e.filename in names and isinstance(e, outputs.OutputError), e
+            state = (a.read_text() if a.exists() else None, b.read_text() if b.exists() else None)
+            assert state == (("old a", "old b") if existed else (None, None)), (k, state)
+            outcomes.add("refused")
+        else:
+            assert (a.read_text(), b.read_text()) == ("new a", "new b"), k
+            outcomes.add("written")
+        left = {str(tmp_path / name) for name in temporaries(tmp_path)}
+        assert left <= outputs.registered(), k  # only a failed removal leaves one: retried at exit
+        calls["fail_at"] = 0
+        outputs.remove_registered()
+        assert temporaries(tmp_path) == [], k
+        if calls["n"] < k:  # the k-th call never came: every step has been tried
+            break
+    else:
+        pytest.fail("the write never got through")
+    assert outcomes == {"refused", "written"}
