@@ -4,10 +4,10 @@ Every failure a user can cause (a bad file, a bad option, an unwritable output,
 Ctrl-C, SIGTERM) ends with a non-zero exit code and one line on stderr, never a
 traceback. Outputs are checked before any work and written by
 ``simulation.outputs``: atomically (no half-written CSV, JSON or image), never
-over the lesson being read, through symlinks, ``-`` to standard output. The GUI and ``export`` are provided by
-the designer, which calls :func:`main` with them (``designer/entry.py``): this
-module never imports Qt or the designer, so ``simulate`` and ``check`` run on
-machines without a display.
+over the lesson being read, through symlinks, ``-`` to standard output. The GUI
+and ``export`` are provided by the designer, which calls :func:`main` with them
+(``designer/entry.py``): this module never imports Qt or the designer, so
+``simulate`` and ``check`` run on machines without a display.
 """
 from __future__ import annotations
 
