@@ -4,8 +4,8 @@
   beside the real target, is flushed to disk and given the old file's mode (a new file:
   0666 minus the umask), then renamed over the target. A symlink is written through: its
   target is replaced and the link stays a link.
-- A FIFO or a character device (``/dev/null``, a terminal, ``/dev/stdout``) is written to
-  directly; ``-`` means standard output.
+- A FIFO or a character device (``/dev/null``, a terminal) is written to directly; ``-``
+  and ``/dev/stdout`` mean standard output, ``/dev/fd/N`` the open descriptor N.
 - Several outputs are committed together: every temporary file is written first, then all
   are renamed; if a rename fails, the ones already renamed are put back.
 - Temporary files (``.<name>.scalelab-tmp-<pid>-<hex>``) are removed on exit, on errors and
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import stat
 import sys
@@ -41,7 +42,8 @@ class OutputError(OSError):
 @dataclass(frozen=True)
 class Target:
     """Where one output goes. ``kind`` is ``"file"`` (atomic replace of ``path``, the real
-    path behind any symlinks), ``"stream"`` (a FIFO or device, written directly) or ``"stdout"``."""
+    path behind any symlinks), ``"stream"`` (a FIFO or device, written directly), ``"stdout"``
+    (``-`` or ``/dev/stdout``) or ``"fd"`` (another open descriptor, ``path`` is its number)."""
 
     shown: str
     kind: str
@@ -63,17 +65,22 @@ def _umask() -> int:
     return mask
 
 
-def _through_fd_link(path: str) -> bool:
-    """Whether ``path`` is (a link to) ``/dev/fd/N`` or ``/proc/.../fd/N``: an open descriptor
-    (``/dev/stdout``), to be written to, never replaced."""
+def _descriptor(path: str) -> int | None:
+    """The descriptor N when ``path`` is (a link to) ``/dev/stdout``, ``/dev/fd/N`` or
+    ``/proc/self/fd/N``: written through that descriptor, sharing its offset with the shell's
+    redirection (reopening it would write over what stdout wrote before)."""
+    own = re.compile(rf"/dev/fd/(\d+)|/proc/(?:self|thread-self|{os.getpid()})/fd/(\d+)")
     cur = os.path.abspath(path)
     for _ in range(40):
-        if cur.startswith(("/proc/", "/dev/fd/")) or cur in ("/dev/stdout", "/dev/stderr"):
-            return True
+        m = own.fullmatch(cur)
+        if m:
+            return int(m.group(1) or m.group(2))
+        if cur in ("/dev/stdin", "/dev/stdout", "/dev/stderr"):
+            return ("/dev/stdin", "/dev/stdout", "/dev/stderr").index(cur)
         if not os.path.islink(cur):
-            return False
+            return None
         cur = os.path.normpath(os.path.join(os.path.dirname(cur), os.readlink(cur)))
-    return False
+    return None
 
 
 def plan(path: str | os.PathLike) -> Target:
@@ -87,6 +94,13 @@ def plan(path: str | os.PathLike) -> Target:
         return Target(shown, "stdout", shown, None)
     if not shown:
         raise OutputError(shown, "an empty file name")
+    fd = _descriptor(shown)
+    if fd is not None:
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            raise OutputError(shown, "is not open in this process", errno.EBADF) from None
+        return Target(shown, "stdout" if fd == 1 else "fd", str(fd), (st.st_dev, st.st_ino))
     try:
         st = os.stat(shown)
     except FileNotFoundError:
@@ -104,7 +118,7 @@ def plan(path: str | os.PathLike) -> Target:
             raise OutputError(shown, "is a disk device, not a file")
         if stat.S_ISSOCK(mode):
             raise OutputError(shown, "is a socket, not a file")
-        if not stat.S_ISREG(mode) or _through_fd_link(shown):
+        if not stat.S_ISREG(mode):
             if not os.access(shown, os.W_OK):
                 raise OutputError(shown, "permission denied", errno.EACCES)
             return Target(shown, "stream", shown, identity)
@@ -180,7 +194,12 @@ def _write_stream(target: Target, data: bytes) -> None:
             out.write(data)
             out.flush()
         return
-    fd = os.open(target.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    if target.kind == "fd":
+        if target.path == "2":
+            sys.stderr.flush()
+        _write_all(int(target.path), data)
+        return
+    fd = os.open(target.path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         _write_all(fd, data)
     finally:

@@ -473,3 +473,39 @@ def test_an_io_error_at_any_step_leaves_both_old_or_both_new(existed: bool, tmp_
     else:
         pytest.fail("the write never got through")
     assert outcomes == {"refused", "written"}
+
+
+def test_dev_stdout_redirected_to_a_file_gets_the_whole_csv(lesson: Path, tmp_path: Path) -> None:
+    """`--csv /dev/stdout > out.txt`: written through the shell's descriptor (reopening
+    /dev/stdout would start at offset 0 again and the summary would overwrite the CSV)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = tmp_path / "out.txt"
+    with open(out, "wb") as stdout:
+        result = subprocess.run([sys.executable, "main.py", "simulate", str(lesson), "--duration", "3",
+                                 "--csv", "/dev/stdout"], cwd=ROOT, env=env, stdout=stdout,
+                                stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["time_s"] for r in rows] == ["1", "2", "3"]
+    assert "arrived" in result.stderr
+
+
+def test_an_open_descriptor_is_written_through(lesson: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "fd.json"
+    with open(path, "wb") as f:
+        f.write(b"already there\n")
+        f.flush()
+        assert cli.main(["simulate", str(lesson), "--duration", "2", "--json", f"/dev/fd/{f.fileno()}"]) == 0
+    head, body = path.read_text().split("\n", 1)
+    assert head == "already there" and json.loads(body)["duration_s"] == 2
+    closed = next(n for n in range(900, 1000) if not _is_open(n))
+    assert cli.main(["simulate", str(lesson), "--json", f"/dev/fd/{closed}"]) == 1
+    assert one_error_line(capsys.readouterr().err) == f"scalelab: cannot write /dev/fd/{closed}: is not open in this process"
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
