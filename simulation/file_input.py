@@ -125,6 +125,8 @@ class JsonHooks:
 
 def refuse_oddities(data: Any) -> None:
     """Report the first duplicate key or oversized number, in file order, with its place."""
+    if not isinstance(data, dict):
+        return  # "the file must contain a JSON object" says more
     stack: list[tuple[Any, tuple]] = [(data, ())]
     while stack:
         value, parts = stack.pop()
