@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -77,34 +76,35 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
     assert result.stderr == f"scalelab: {fifo}: is a pipe (FIFO), not a lesson file\n"
 
 
-def test_a_fifo_with_an_endless_writer_is_refused(tmp_path: Path) -> None:
-    fifo = tmp_path / "endless.scalelab"
+def test_a_fifo_full_of_data_is_refused_without_reading_any(tmp_path: Path) -> None:
+    """A writer has filled the FIFO: the loader refuses it and takes nothing out of it."""
+    fifo = tmp_path / "full.scalelab"
     os.mkfifo(fifo)
-    stop = threading.Event()
-
-    def writer() -> None:
-        try:
-            fd = os.open(fifo, os.O_WRONLY)
-        except OSError:
-            return
-        try:
-            while not stop.is_set():
-                os.write(fd, b"[" * 65536)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # so that a writer may open
+    writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
     try:
+        written = 0
+        while True:  # until the pipe is full
+            try:
+                written += os.write(writer, b"[" * 4096)
+            except BlockingIOError:
+                break
+        assert written >= 4096
         with pytest.raises(FormatError, match="is a pipe"):
             load(fifo)
+        left = 0
+        while True:
+            try:
+                chunk = os.read(reader, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            left += len(chunk)
+        assert left == written
     finally:
-        stop.set()
-        with open(fifo, "rb") as f:  # let the writer's open return, if it has not yet
-            f.read(1)
-        thread.join(10)
+        os.close(writer)
+        os.close(reader)
 
 
 def test_a_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -151,8 +151,13 @@ def test_a_fifo_output_is_written_to_directly(lesson: Path, tmp_path: Path) -> N
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
-    assert cli.main(["simulate", str(lesson), "--duration", "4", "--csv", str(fifo)]) == 0
-    thread.join(60)
+    try:
+        assert cli.main(["simulate", str(lesson), "--duration", "4", "--csv", str(fifo)]) == 0
+    finally:
+        thread.join(60)
+        if thread.is_alive():  # the command never opened the FIFO: release the reader
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            thread.join(10)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # still a FIFO, not replaced by a file
     rows = list(csv.DictReader(io.StringIO(received[0].decode())))
     assert [r["time_s"] for r in rows] == ["1", "2", "3", "4"]
