@@ -17,7 +17,10 @@ from .lessons import RESOURCES
 
 
 def data_home() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    """``$XDG_DATA_HOME`` when it is an absolute path, else ``~/.local/share`` (the XDG Base
+    Directory spec: a relative path in these variables is invalid and must be ignored)."""
+    value = os.environ.get("XDG_DATA_HOME", "")
+    return Path(value) if os.path.isabs(value) else Path.home() / ".local" / "share"
 
 
 def install(prefix: Path | None = None, refresh: bool = True) -> list[Path]:

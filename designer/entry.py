@@ -15,10 +15,11 @@ def _gui(argv: list[str]) -> int:
     return int(gui_main(argv) or 0)
 
 
-def _export(document: Any, png_path: Any, svg_path: Any = None, run_seconds: float | None = None) -> None:
+def _export(document: Any, run_seconds: float | None = None, svg: bool = False) -> tuple[bytes, bytes | None]:
+    """The PNG (and SVG) of ``document`` as bytes; ``simulation.cli`` writes them where asked."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from .export import export_headless
-    export_headless(document, png_path, svg_path, run_seconds)
+    from .export import render_headless
+    return render_headless(document, run_seconds, svg)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,16 @@
 """Export the canvas and the plots as pictures (PNG at 2×, SVG), and a lesson
 snapshot (title + canvas + plots in one PNG, for a slide).
 
-Every write is atomic: the picture is rendered to bytes first, then written with
-``simulation.fileformat.atomic_write_bytes``. ``export_headless`` renders the
-same without a display (``scalelab export FILE --png OUT [--svg OUT] [--run S]``).
+Every write is atomic: the picture is rendered to bytes first, then written by
+``simulation.outputs`` (symlinks written through, never half a file). A canvas
+whose nodes lie far apart is drawn smaller, so that the picture stays within
+:data:`MAX_SIDE` pixels a side and :data:`MAX_PIXELS` in all: never gigabytes,
+never an empty image. ``render_headless`` renders without a display for
+``scalelab export FILE --png OUT [--svg OUT] [--run S]``.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tempfile
@@ -17,10 +21,12 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPoint, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter
 from PySide6.QtWidgets import QWidget
 
-from simulation.fileformat import atomic_write_bytes
+from simulation.outputs import Target, plan, write_bytes, write_outputs
 
 SNAPSHOT_WIDTH = 2400      # pixels: a 16:9 slide at 2×
 PLOTS_SIZE = (1400, 520)   # logical size of the plots when rendered headless
+MAX_SIDE = 8000            # pixels: a canvas picture is scaled down to stay within this a side...
+MAX_PIXELS = 40_000_000    # ...and this in all (160 MB of RGBA while drawing)
 
 
 def image_bytes(image: QImage, fmt: str = "PNG") -> bytes:
@@ -36,26 +42,43 @@ def image_bytes(image: QImage, fmt: str = "PNG") -> bytes:
 def save_image(image: QImage, path: str | os.PathLike) -> None:
     if image.isNull():
         raise OSError("nothing to export: the image is empty")
-    atomic_write_bytes(Path(path), image_bytes(image))
+    write_bytes(path, image_bytes(image))
+
+
+def fitting_scale(width: float, height: float, scale: float) -> float:
+    """``scale``, or less so that a ``width`` × ``height`` picture stays within the pixel budget."""
+    width, height = max(width, 1.0), max(height, 1.0)
+    return min(scale, MAX_SIDE / width, MAX_SIDE / height, math.sqrt(MAX_PIXELS / (width * height)))
 
 
 def canvas_image(canvas: Any, scale: float = 2.0, transparent: bool = False) -> QImage:
-    return canvas.render_to_image(scale=scale, transparent=transparent)
+    """The canvas at ``scale``× (less when the topology is very large, see :func:`fitting_scale`)."""
+    from .canvas.export import export_rect
+    rect = export_rect(canvas.canvas_scene)
+    image = canvas.render_to_image(scale=fitting_scale(rect.width(), rect.height(), scale), transparent=transparent)
+    if image.isNull():
+        raise OSError("nothing to export: the image is empty")
+    return image
 
 
 def export_canvas_png(canvas: Any, path: str | os.PathLike, scale: float = 2.0, transparent: bool = False) -> None:
     save_image(canvas_image(canvas, scale, transparent), path)
 
 
-def export_canvas_svg(canvas: Any, path: str | os.PathLike) -> None:
-    """The canvas as SVG (rendered to a temporary file, then written atomically)."""
+def canvas_svg(canvas: Any) -> bytes:
+    """The canvas as SVG bytes (Qt writes SVG to a file: a private temporary folder)."""
     with tempfile.TemporaryDirectory(prefix="scalelab-svg-") as folder:
         tmp = Path(folder) / "canvas.svg"
         canvas.render_to_svg(str(tmp))
         data = tmp.read_bytes()
     if not data:
         raise OSError("the canvas produced an empty SVG")
-    atomic_write_bytes(Path(path), data)
+    return data
+
+
+def export_canvas_svg(canvas: Any, path: str | os.PathLike) -> None:
+    """The canvas as SVG, written atomically."""
+    write_bytes(path, canvas_svg(canvas))
 
 
 def widget_image(widget: QWidget, scale: float = 2.0) -> QImage:
@@ -154,14 +177,14 @@ def ensure_app() -> Any:
     return app
 
 
-def export_headless(document: Any, png_path: str | os.PathLike, svg_path: str | os.PathLike | None = None,
-                    run_seconds: float | None = None) -> None:
-    """Render a document to PNG (and SVG) without a window.
+def render_headless(document: Any, run_seconds: float | None = None,
+                    svg: bool = False) -> tuple[bytes, bytes | None]:
+    """Render a document without a window: the PNG's bytes, and the SVG's when ``svg``.
 
     Without ``run_seconds``: the canvas at 2× on white. With it: the simulation runs
     that long first, the canvas shows its live state, and the PNG is a lesson
     snapshot (title, canvas, plots). Raises ``SimulationError`` (a ValueError) if the
-    document cannot be simulated and ``OSError`` if a file cannot be written.
+    document cannot be simulated and ``OSError`` if nothing could be drawn.
     """
     ensure_app()
     from .canvas import CanvasView
@@ -170,34 +193,44 @@ def export_headless(document: Any, png_path: str | os.PathLike, svg_path: str | 
     view = CanvasView(controller)
     view.resize(1200, 800)
     plots = None
-    if run_seconds:
-        from simulation.engine import Simulation
-        from .plots import PlotsPanel
-        sim = Simulation(document)
-        sim.advance(float(run_seconds))
-        view.set_live_state(sim.node_states(), sim.edge_flows())
-        plots = PlotsPanel()
-        plots.resize(*PLOTS_SIZE)
-        plots.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
-        plots.show()
-        order = {"server": 0, "database": 1, "cache": 2, "load_balancer": 3}
-        ids = sorted((i for i in document.node_ids() if document.kind(i) in order),
-                     key=lambda i: order[document.kind(i)])
-        plots.set_node_labels({i: document.node(i).label or i for i in ids})
-        plots.refresh(sim.metrics)
-        ensure_app().processEvents()
-        plots.fit_time()
-        ensure_app().processEvents()
-    view.fit_to_view()
-    if plots is not None:
-        title = str(document.meta.get("title", "") or "")
-        image = snapshot_image(title, view, plots)
-    else:
-        image = canvas_image(view, 2.0, transparent=False)
-    save_image(image, png_path)
-    if svg_path:
-        export_canvas_svg(view, svg_path)
-    if plots is not None:
-        plots.close()
-        plots.deleteLater()
-    view.deleteLater()
+    try:
+        if run_seconds:
+            from simulation.engine import Simulation
+            from .plots import PlotsPanel
+            sim = Simulation(document)
+            sim.advance(float(run_seconds))
+            view.set_live_state(sim.node_states(), sim.edge_flows())
+            plots = PlotsPanel()
+            plots.resize(*PLOTS_SIZE)
+            plots.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+            plots.show()
+            order = {"server": 0, "database": 1, "cache": 2, "load_balancer": 3}
+            ids = sorted((i for i in document.node_ids() if document.kind(i) in order),
+                         key=lambda i: order[document.kind(i)])
+            plots.set_node_labels({i: document.node(i).label or i for i in ids})
+            plots.refresh(sim.metrics)
+            ensure_app().processEvents()
+            plots.fit_time()
+            ensure_app().processEvents()
+        view.fit_to_view()
+        if plots is not None:
+            title = str(document.meta.get("title", "") or "")
+            image = snapshot_image(title, view, plots)
+        else:
+            image = canvas_image(view, 2.0, transparent=False)
+        if image.isNull():
+            raise OSError("nothing to export: the image is empty")
+        return image_bytes(image), (canvas_svg(view) if svg else None)
+    finally:
+        if plots is not None:
+            plots.close()
+            plots.deleteLater()
+        view.deleteLater()
+
+
+def export_headless(document: Any, png_path: str | os.PathLike, svg_path: str | os.PathLike | None = None,
+                    run_seconds: float | None = None) -> None:
+    """Render (see :func:`render_headless`) and write the PNG (and SVG) together, atomically."""
+    targets: list[Target] = [plan(png_path)] + ([plan(svg_path)] if svg_path else [])
+    png, svg = render_headless(document, run_seconds, svg=bool(svg_path))
+    write_outputs([(targets[0], png)] + ([(targets[1], svg or b"")] if svg_path else []))

@@ -1,12 +1,13 @@
 """The ``scalelab`` command: the GUI, or ``simulate`` / ``check`` / ``export`` headless.
 
 Every failure a user can cause (a bad file, a bad option, an unwritable output,
-Ctrl-C) ends with a non-zero exit code and one line on stderr, never a
-traceback. Outputs are written atomically, so an interrupted run leaves no
-half-written CSV, JSON or image behind. The GUI and ``export`` are provided by
-the designer, which calls :func:`main` with them (``designer/entry.py``): this
-module never imports Qt or the designer, so ``simulate`` and ``check`` run on
-machines without a display.
+Ctrl-C, SIGTERM) ends with a non-zero exit code and one line on stderr, never a
+traceback. Outputs are checked before any work and written by
+``simulation.outputs``: atomically (no half-written CSV, JSON or image), never
+over the lesson being read, through symlinks, ``-`` to standard output. The GUI
+and ``export`` are provided by the designer, which calls :func:`main` with them
+(``designer/entry.py``): this module never imports Qt or the designer, so
+``simulate`` and ``check`` run on machines without a display.
 """
 from __future__ import annotations
 
@@ -17,13 +18,13 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
 from . import __version__
-from .fileformat import atomic_write_text, load
+from . import outputs
+from .fileformat import load
 from .kinds import SIMULATION_PARAMS
 from .params import FormatError, check_value
 
@@ -196,32 +197,49 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     duration = _setting("duration_s", doc.settings["duration_s"] if args.duration is None else args.duration,
                         "--duration")
     seed = _setting("seed", doc.settings["seed"] if args.seed is None else args.seed, "--seed")
-    for option, path in (("--csv", args.csv), ("--json", args.json)):
-        if path is not None and Path(path).is_dir():
-            raise UserError(f"{option} {path}: is a folder, not a file")
-        if path is not None and str(Path(path).parent) and not Path(path).parent.is_dir():
-            raise UserError(f"cannot write {path}: no such folder {Path(path).parent}")
+    targets = _plan_outputs(args.file, {"--csv": args.csv, "--json": args.json})  # before the long run
     show = args.progress or (args.progress is None and sys.stderr.isatty())
     started = time.monotonic()
     sim = run_simulation(doc, float(duration), int(seed), Progress(sys.stderr, float(duration), show))
     wall = time.monotonic() - started
     summary = summary_dict(sim, float(duration), int(seed), str(args.file))
-    if args.csv is not None:
-        _write(args.csv, csv_text(sim))
-    if args.json is not None:
-        _write(args.json, json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    print(summary_text(summary, wall))
-    for path in (args.csv, args.json):
-        if path is not None:
-            print(f"wrote {path}")
+    data = {"--csv": lambda: csv_text(sim), "--json": lambda: json.dumps(summary, indent=2, allow_nan=False) + "\n"}
+    _commit([(target, data[option]().encode("utf-8")) for option, target in targets.items()])
+    _report(targets, summary_text(summary, wall))
     return 0
 
 
-def _write(path: str, text: str) -> None:
+def _name(path: str) -> str:
+    return "standard output" if path == outputs.STDOUT else path
+
+
+def _cannot_write(e: OSError) -> UserError:
+    return UserError(f"cannot write {_name(e.filename)}: {e.strerror or e}")
+
+
+def _plan_outputs(source: str, wanted: dict[str, str | None]) -> dict[str, outputs.Target]:
+    """Check every output before any work: writable, not the lesson being read, not twice the same."""
     try:
-        atomic_write_text(Path(path), text)
+        return outputs.plan_all([source], wanted)
     except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+        raise _cannot_write(e) from None
+
+
+def _commit(items: list[tuple[outputs.Target, bytes]]) -> None:
+    try:
+        outputs.write_outputs(items)
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise _cannot_write(e) from None
+
+
+def _report(targets: dict[str, outputs.Target], text: str | None = None) -> None:
+    """``text`` and a ``wrote PATH`` line per file, on stdout, or stderr when an output went to stdout."""
+    stream = sys.stderr if any(t.kind == "stdout" for t in targets.values()) else sys.stdout
+    lines = ([text] if text else []) + [f"wrote {t.shown}" for t in targets.values() if t.kind != "stdout"]
+    if lines:
+        print("\n".join(lines), file=stream)
 
 
 # ----- check ------------------------------------------------------------------------------------
@@ -286,45 +304,32 @@ def _print_empirical(doc: Any, seconds: float) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     doc = load(args.file)
     run = None if args.run is None else _setting("duration_s", args.run, "--run")
-    targets = [Path(p) for p in (args.png, args.svg) if p is not None]
-    for t in targets:
-        if t.is_dir():
-            raise UserError(f"{t}: is a folder, not a file")
-        if not t.parent.is_dir() and str(t.parent):
-            raise UserError(f"cannot write {t}: no such folder {t.parent}")
-    export_headless = _FRONTENDS.get("export")
-    if export_headless is None:
+    targets = _plan_outputs(args.file, {"--png": args.png, "--svg": args.svg})
+    render = _FRONTENDS.get("export")
+    if render is None:
         raise UserError("export needs the desktop part of ScaleLab: run it as `scalelab export ...` "
                         "or `python main.py export ...`")
-    temps = [_temp_beside(t) for t in targets]
     try:
-        export_headless(doc, temps[0], temps[1] if len(temps) > 1 else None, run)
-        for tmp, final in zip(temps, targets):
-            if not tmp.exists() or tmp.stat().st_size == 0:
-                raise UserError(f"export produced no {final.suffix or 'image'} file for {final}")
-        for tmp, final in zip(temps, targets):
-            mode = final.stat().st_mode & 0o777 if final.exists() else 0o666 & ~_umask()
-            os.chmod(tmp, mode)  # mkstemp made it private; an image is as readable as any file
-            os.replace(tmp, final)
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
-    for t in targets:
-        print(f"wrote {t}")
+        png, svg = render(doc, run, "--svg" in targets)
+    except OSError as e:  # the designer's words, with the output they were for
+        raise UserError(f"cannot export {_name(args.png)}: {e.strerror or e}") from None
+    if not png or ("--svg" in targets and not svg):
+        raise UserError(f"cannot export {_name(args.png)}: the picture came out empty")
+    items = [(targets["--png"], png)] + ([(targets["--svg"], svg)] if "--svg" in targets else [])
+    _commit(items)
+    _report(targets)
     return 0
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _temp_beside(path: Path) -> Path:
-    """An empty temporary file in the target's folder, with the same suffix (the format)."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent if str(path.parent) else ".")
-    os.close(fd)
-    return Path(name)
+def _whole_number(text: str) -> int:
+    """``int`` for an option, with a short message for a number of thousands of digits."""
+    try:
+        return int(text)
+    except ValueError:
+        if len(text) <= 30:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a whole number of reasonable size: {text[:20]!r}... "
+                                         f"({len(text):,} characters)") from None
 
 
 # ----- entry point ------------------------------------------------------------------------------
@@ -338,12 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run FILE without a display and print a summary of the totals.")
     p.add_argument("file", metavar="FILE", help="a .scalelab file")
     p.add_argument("--duration", type=float, metavar="S", help="simulated seconds (default: the file's duration_s)")
-    p.add_argument("--seed", type=int, metavar="N", help="random seed (default: the file's seed)")
+    p.add_argument("--seed", type=_whole_number, metavar="N", help="random seed (default: the file's seed)")
     p.add_argument("--csv", metavar="PATH", help="write one row per simulated second: time_s, offered_rps, "
                    "served_rps, failed_rps, p50_ms, p95_ms, p99_ms, mean_ms, active_servers, ..., "
-                   "util:<node id> per node, failed:<cause> per failure cause")
+                   "util:<node id> per node, failed:<cause> per failure cause ('-': standard output)")
     p.add_argument("--json", metavar="PATH", help="write the totals: arrived, served, failed, failed_by_cause, "
-                   "in_flight, mean_ms, p50_ms, p95_ms, p99_ms, sessions_lost, duration_s, seed, file")
+                   "in_flight, mean_ms, p50_ms, p95_ms, p99_ms, sessions_lost, duration_s, seed, file "
+                   "('-': standard output)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal and the run takes over 1 s)")
     p.set_defaults(func=cmd_simulate)
@@ -361,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="render the canvas (and plots after a run) to PNG/SVG without a display",
                        description="Render FILE's canvas to an image without a display.")
     p.add_argument("file", metavar="FILE", help="a .scalelab file")
-    p.add_argument("--png", metavar="OUT", required=True, help="PNG to write")
-    p.add_argument("--svg", metavar="OUT", help="SVG to write as well")
+    p.add_argument("--png", metavar="OUT", required=True, help="PNG to write ('-': standard output)")
+    p.add_argument("--svg", metavar="OUT", help="SVG to write as well ('-': standard output)")
     p.add_argument("--run", type=float, metavar="SECONDS",
                    help="simulate this long first and show the live state and plots")
     p.set_defaults(func=cmd_export)
@@ -381,11 +387,13 @@ def _gui(argv: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None, *, gui: Callable[[list[str]], int] | None = None,
-         exporter: Callable[..., None] | None = None) -> int:
-    """Run the command; return the exit code (0 ok, 1 error, 2 usage, 130 interrupted).
+         exporter: Callable[..., tuple[bytes, bytes | None]] | None = None) -> int:
+    """Run the command; return the exit code (0 ok, 1 error, 2 usage, 130 interrupted,
+    128 + N stopped by signal N: 143 for SIGTERM).
 
-    ``gui(argv)`` starts the desktop app and ``exporter(document, png, svg, run_s)``
-    renders images; the designer passes both (``designer/entry.py``)."""
+    ``gui(argv)`` starts the desktop app and ``exporter(document, run_s, svg) -> (png, svg)``
+    renders the images as bytes (``svg`` is None unless asked for); the designer passes both
+    (``designer/entry.py``). The command writes them (``simulation.outputs``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if gui is not None:
         _FRONTENDS["gui"] = gui
@@ -407,15 +415,16 @@ def main(argv: Sequence[str] | None = None, *, gui: Callable[[list[str]], int] |
         if args.command is None:
             parser.print_usage(sys.stderr)
             return 2
-        return args.func(args)
+        with outputs.stop_on_signals():  # SIGTERM/SIGHUP unwind: temporary files are removed
+            return args.func(args)
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except outputs.Stopped as e:
+        _error(f"stopped by {e.name}")
+        return 128 + e.signum
     except BrokenPipeError:  # e.g. `scalelab check FILE | head`: the reader has gone, nothing to say
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
+        _silence_stdout()
         return 0
     except (FormatError, UserError) as e:
         _error(str(e))
@@ -434,8 +443,21 @@ def main(argv: Sequence[str] | None = None, *, gui: Callable[[list[str]], int] |
         return 1
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit does not fail again on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        sys.stdout = open(os.devnull, "w")
+
+
 def _error(message: str) -> None:
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
     first = " ".join(message.split("\n")[0].split())
     sys.stderr.write(f"{PROG}: {first}\n")
     sys.stderr.flush()

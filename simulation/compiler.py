@@ -263,7 +263,9 @@ def compile_document(doc: Document) -> Network:
                               float(p["zipf_s"]), *_browser_policy(doc, n)))
         offset += int(p["users"])
     if offset > 50_000_000:
-        raise SimulationError(f"too many users in all ({offset:,}); at most 50,000,000")
+        raise SimulationError("users of " + ", ".join(f'client "{c.node_id}" ({c.users:,})' for c in clients[:4])
+                              + (", ..." if len(clients) > 4 else "")
+                              + f": too many in all ({offset:,}); at most 50,000,000")
 
     _check_sessions(doc, ids, kinds, params)
 

@@ -1,36 +1,35 @@
 """The ``.scalelab`` file format (version 1): read, validate, migrate, write.
 
-Reading happens in two phases: the text is parsed and validated into plain
-objects (every problem reported with its place, e.g.
-``nodes[3].params.capacity_rps: must be > 0, got -5``), older versions are
-migrated through an ordered chain, and only then is the graph built. Writing
-is atomic: a temporary file in the same folder is renamed over the target.
+Reading happens in two phases: the text is read safely and parsed
+(``file_input``), then validated into plain objects (every problem reported
+with its place, e.g. ``node "web1", capacity_rps: must be > 0, got -5``),
+older versions are migrated through an ordered chain, and only then is the
+graph built. Writing is atomic (``outputs``): a temporary file beside the
+target is renamed over it.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
-import tempfile
-from pathlib import Path
 from typing import Any, Callable
 
 from .document import Document, NodeData, ScheduledEvent
+from .file_input import (ID_RE, MAX_DEPTH, MAX_FILE_BYTES, JsonHooks, field_name, max_depth, node_place, quoted,
+                         read_limited, refuse_oddities)
 from .kinds import EVENT_ACTIONS, KINDS, SIMULATION_PARAMS, cross_check
+from .outputs import write_bytes
 from .params import FormatError, check_number, check_value
+from .params import _fmt as fmt_number
 from .patterns import check_pattern
 
 FORMAT_NAME = "scalelab"
 FORMAT_VERSION = 1
 FILE_SUFFIX = ".scalelab"
 
-MAX_FILE_BYTES = 20 * 1024 * 1024
-MAX_DEPTH = 32
 MAX_NODES = 20_000
 MAX_EDGES = 100_000
 MAX_EVENTS = 100_000
 MAX_TEXT = 1_000_000
-ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 # Migrations: version -> function turning a dict of that version into version+1.
 MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
@@ -39,29 +38,17 @@ MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
 # ----- reading -------------------------------------------------------------------------
 def load(path: str | os.PathLike) -> Document:
     """Read a ``.scalelab`` file. Raises :class:`FormatError` with a clear message."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise FormatError(str(path), "no such file") from None
-    except OSError as e:
-        raise FormatError(str(path), f"cannot read: {e.strerror or e}") from None
-    if size > MAX_FILE_BYTES:
-        raise FormatError(str(path), f"file is too large ({size / 1e6:.1f} MB; at most {MAX_FILE_BYTES // 2**20} MB)")
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise FormatError(str(path), f"cannot read: {e.strerror or e}") from None
+    raw = read_limited(path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise FormatError(str(path), f"not UTF-8 text (bad byte at offset {e.start})") from None
+        raise FormatError(os.fspath(path), f"not UTF-8 text (bad byte at offset {e.start})") from None
     return loads(text)
 
 
 def _nonfinite(name: str) -> float:
     """Parse NaN/Infinity as floats so that validation refuses them with their place
-    (``nodes[1].params.capacity_rps: must be a finite number, got nan``)."""
+    (``node "web1", capacity_rps: must be a finite number, got nan``)."""
     return float(name)
 
 
@@ -69,41 +56,29 @@ def loads(text: str) -> Document:
     """Parse and validate the text of a ``.scalelab`` file."""
     if len(text) > MAX_FILE_BYTES:
         raise FormatError("", "file is too large")
-    depth = _max_depth(text)
+    depth = max_depth(text)
     if depth > MAX_DEPTH:
         raise FormatError("", f"nested too deeply ({depth} levels; at most {MAX_DEPTH})")
+    hooks = JsonHooks()
     try:
-        data = json.loads(text, parse_constant=_nonfinite)
+        data = json.loads(text, parse_constant=_nonfinite, parse_int=hooks.parse_int,
+                          parse_float=hooks.parse_float, object_pairs_hook=hooks.pairs)
     except json.JSONDecodeError as e:
         raise FormatError(f"line {e.lineno}, column {e.colno}", f"not valid JSON: {e.msg}") from None
     except RecursionError:
         raise FormatError("", "nested too deeply") from None
+    if hooks.suspect:
+        refuse_oddities(data)
     return document_from_dict(data)
 
 
-def _max_depth(text: str) -> int:
-    """Bracket depth outside strings, without recursion (guards json.loads)."""
-    depth = best = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > best:
-                best = depth
-                if best > MAX_DEPTH:
-                    return best
-        elif ch in "]}":
-            depth -= 1
-    return best
+def _field(where: str, key: str) -> str:
+    """``where`` plus a field: ``node "web1", x``; ``node "users", pattern.type``; ``meta.title``."""
+    if not where:
+        return field_name(key)
+    if where.startswith(("node ", "edge ", "event ")) and "," not in where:
+        return f"{where}, {field_name(key)}"
+    return f"{where}.{field_name(key)}"
 
 
 def _type_name(v: Any) -> str:
@@ -136,8 +111,16 @@ def _text(value: Any, where: str, limit: int = MAX_TEXT) -> str:
 def _only_keys(obj: dict, allowed: set[str], where: str) -> None:
     for key in obj:
         if key not in allowed:
-            prefix = f"{where}." if where else ""
-            raise FormatError(f"{prefix}{key}", f"unknown field (known: {', '.join(sorted(allowed))})")
+            raise FormatError(_field(where, key), f"unknown field (known: {', '.join(sorted(allowed))})")
+
+
+def _relative(where: str, check: Callable[[], Any]) -> Any:
+    """Run a check that names places relative to a node (``capacity_rps``, ``pattern.type``)
+    and put the node in front of them."""
+    try:
+        return check()
+    except FormatError as e:
+        raise FormatError(f"{where}, {e.where}" if e.where else where, e.message) from None
 
 
 def migrate(data: dict) -> dict:
@@ -158,16 +141,17 @@ def document_from_dict(data: Any) -> Document:
         raise FormatError("", f"the file must contain a JSON object, got {_type_name(data)}")
     if data.get("format") != FORMAT_NAME:
         got = data.get("format")
-        raise FormatError("format", f'must be "{FORMAT_NAME}" (this is not a ScaleLab file), got '
-                          + (repr(got) if got is not None else "nothing"))
+        shown = "nothing" if got is None else quoted(got) if isinstance(got, str) else _type_name(got)
+        raise FormatError("format", f'must be "{FORMAT_NAME}" (this is not a ScaleLab file), got {shown}')
     if "version" not in data:
         raise FormatError("version", "is missing")
     version = check_number(data["version"], "version", integer=True, minimum=None, maximum=None)
     if version > FORMAT_VERSION:
-        raise FormatError("version", f"this file was written by a newer ScaleLab (format version {version}); "
-                          f"this ScaleLab reads versions up to {FORMAT_VERSION}. Please update ScaleLab.")
+        raise FormatError("version", f"this file was written by a newer ScaleLab (format version "
+                          f"{fmt_number(version)}); this ScaleLab reads versions up to {FORMAT_VERSION}. "
+                          "Please update ScaleLab.")
     if version < 1:
-        raise FormatError("version", f"must be ≥ 1, got {version}")
+        raise FormatError("version", f"must be ≥ 1, got {fmt_number(version)}")
     data = migrate(dict(data, version=version))
     _only_keys(data, {"format", "version", "meta", "simulation", "nodes", "edges", "events"}, "")
 
@@ -176,7 +160,7 @@ def document_from_dict(data: Any) -> Document:
     _expect(meta, dict, "meta", "an object")
     out_meta: dict[str, Any] = {"title": "", "notes": ""}
     for key, value in meta.items():
-        out_meta[key] = _text(value, f"meta.{key}")
+        out_meta[key] = _text(value, _field("meta", key))
     doc.meta = out_meta
 
     sim = data.get("simulation", {})
@@ -191,25 +175,25 @@ def document_from_dict(data: Any) -> Document:
     if len(nodes) > MAX_NODES:
         raise FormatError("nodes", f"too many nodes ({len(nodes)}; at most {MAX_NODES})")
     for i, raw in enumerate(nodes):
-        doc.add_node(_node(raw, f"nodes[{i}]", doc))
+        doc.add_node(_node(raw, i, doc))
 
     edges = data.get("edges", [])
     _expect(edges, list, "edges", "a list")
     if len(edges) > MAX_EDGES:
         raise FormatError("edges", f"too many edges ({len(edges)}; at most {MAX_EDGES})")
     for i, raw in enumerate(edges):
-        where = f"edges[{i}]"
+        where = f"edge #{i + 1}"
         _expect(raw, dict, where, "an object")
         _only_keys(raw, {"source", "target"}, where)
         for end in ("source", "target"):
             if end not in raw:
-                raise FormatError(f"{where}.{end}", "is missing")
-            _text(raw[end], f"{where}.{end}", 64)
+                raise FormatError(_field(where, end), "is missing")
+            _text(raw[end], _field(where, end), 64)
             if raw[end] not in doc:
-                raise FormatError(f"{where}.{end}", f'there is no node with id "{raw[end]}"')
+                raise FormatError(_field(where, end), f"there is no node with id {quoted(raw[end])}")
         problem = doc.connect_problem(raw["source"], raw["target"])
         if problem:
-            raise FormatError(where, f'{raw["source"]} → {raw["target"]}: {problem}')
+            raise FormatError(f'edge "{raw["source"]}" → "{raw["target"]}"', problem)
         doc.add_edge(raw["source"], raw["target"])
 
     events = data.get("events", [])
@@ -217,42 +201,44 @@ def document_from_dict(data: Any) -> Document:
     if len(events) > MAX_EVENTS:
         raise FormatError("events", f"too many events ({len(events)}; at most {MAX_EVENTS})")
     for i, raw in enumerate(events):
-        doc.events.append(_event(raw, f"events[{i}]", doc))
+        doc.events.append(_event(raw, f"event #{i + 1}", doc))
     return doc
 
 
-def _node(raw: Any, where: str, doc: Document) -> NodeData:
+def _node(raw: Any, index: int, doc: Document) -> NodeData:
+    where = f"node #{index + 1}"
     _expect(raw, dict, where, "an object")
-    _only_keys(raw, {"id", "kind", "label", "x", "y", "params"}, where)
-    for key in ("id", "kind"):
-        if key not in raw:
-            raise FormatError(f"{where}.{key}", "is missing")
-    node_id = _text(raw["id"], f"{where}.id", 200)
-    if not ID_RE.match(node_id):
-        raise FormatError(f"{where}.id", f"must be 1–64 letters, digits, '_', '.' or '-', got {node_id!r}")
+    if "id" not in raw:
+        raise FormatError(_field(where, "id"), "is missing")
+    node_id = _text(raw["id"], _field(where, "id"), 200)
+    if not ID_RE.fullmatch(node_id):
+        raise FormatError(_field(where, "id"), f"must be 1–64 letters, digits, '_', '.' or '-', got {quoted(node_id)}")
     if node_id in doc:
-        raise FormatError(f"{where}.id", f'duplicate id "{node_id}"')
-    kind = _text(raw["kind"], f"{where}.kind", 200)
+        raise FormatError(_field(where, "id"), f'there is already a node with id "{node_id}"')
+    where = node_place(index, raw)
+    _only_keys(raw, {"id", "kind", "label", "x", "y", "params"}, where)
+    if "kind" not in raw:
+        raise FormatError(_field(where, "kind"), "is missing")
+    kind = _text(raw["kind"], _field(where, "kind"), 200)
     if kind not in KINDS:
-        raise FormatError(f"{where}.kind", f'unknown kind "{kind}" (known: {", ".join(KINDS)})')
-    label = _text(raw.get("label", ""), f"{where}.label", 200)
-    x = check_number(raw.get("x", 0.0), f"{where}.x", integer=False, minimum=-1e7, maximum=1e7)
-    y = check_number(raw.get("y", 0.0), f"{where}.y", integer=False, minimum=-1e7, maximum=1e7)
+        raise FormatError(_field(where, "kind"), f'unknown kind {quoted(kind)} (known: {", ".join(KINDS)})')
+    label = _text(raw.get("label", ""), _field(where, "label"), 200)
+    x = check_number(raw.get("x", 0.0), _field(where, "x"), integer=False, minimum=-1e7, maximum=1e7)
+    y = check_number(raw.get("y", 0.0), _field(where, "y"), integer=False, minimum=-1e7, maximum=1e7)
     params_raw = raw.get("params", {})
-    _expect(params_raw, dict, f"{where}.params", "an object")
+    _expect(params_raw, dict, _field(where, "params"), "an object")
     spec = KINDS[kind]
     params: dict[str, Any] = {}
     for name, value in params_raw.items():
-        pwhere = f"{where}.params.{name}"
         if name not in spec.param_names:
-            raise FormatError(pwhere, f"unknown parameter for a {spec.label.lower()} "
+            raise FormatError(_field(where, name), f"unknown parameter for a {spec.label.lower()} "
                               f"(known: {', '.join(spec.param_names)})")
-        params[name] = check_value(spec.param(name), value, pwhere)
+        params[name] = _relative(where, lambda: check_value(spec.param(name), value, name))
         if spec.param(name).type == "object":
-            check_pattern(params[name], pwhere)
+            _relative(where, lambda: check_pattern(params[name], name))
     full = spec.defaults()
     full.update(params)
-    cross_check(kind, full, f"{where}.params")
+    _relative(where, lambda: cross_check(kind, full, ""))
     return NodeData(node_id, kind, label, float(x), float(y), params)
 
 
@@ -261,18 +247,19 @@ def _event(raw: Any, where: str, doc: Document) -> ScheduledEvent:
     _only_keys(raw, {"at_s", "action", "node", "replica"}, where)
     for key in ("at_s", "action", "node"):
         if key not in raw:
-            raise FormatError(f"{where}.{key}", "is missing")
-    at_s = check_number(raw["at_s"], f"{where}.at_s", integer=False, minimum=0, maximum=1e7)
-    action = _text(raw["action"], f"{where}.action", 200)
+            raise FormatError(_field(where, key), "is missing")
+    at_s = check_number(raw["at_s"], _field(where, "at_s"), integer=False, minimum=0, maximum=1e7)
+    action = _text(raw["action"], _field(where, "action"), 200)
     if action not in EVENT_ACTIONS:
-        raise FormatError(f"{where}.action", f'unknown action "{action}" (known: {", ".join(EVENT_ACTIONS)})')
-    node = _text(raw["node"], f"{where}.node", 200)
+        raise FormatError(_field(where, "action"),
+                          f'unknown action {quoted(action)} (known: {", ".join(EVENT_ACTIONS)})')
+    node = _text(raw["node"], _field(where, "node"), 200)
     if node not in doc:
-        raise FormatError(f"{where}.node", f'there is no node with id "{node}"')
+        raise FormatError(_field(where, "node"), f"there is no node with id {quoted(node)}")
     replica = raw.get("replica")
     if replica is not None:
         count = doc.replicas(node)
-        replica = check_number(replica, f"{where}.replica", integer=True, minimum=0, maximum=count - 1)
+        replica = check_number(replica, _field(where, "replica"), integer=True, minimum=0, maximum=count - 1)
     return ScheduledEvent(float(at_s), action, node, replica)
 
 
@@ -297,35 +284,14 @@ def dumps(doc: Document) -> str:
 
 
 def save(doc: Document, path: str | os.PathLike) -> None:
-    """Write atomically: a temporary file in the same folder, flushed, then renamed."""
-    atomic_write_text(Path(path), dumps(doc))
+    """Write atomically (a temporary file beside the target, flushed, then renamed over it);
+    a symlink is written through, a FIFO or device written directly (``simulation.outputs``)."""
+    atomic_write_text(path, dumps(doc))
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            try:
-                os.chmod(tmp, path.stat().st_mode & 0o777)
-            except OSError:
-                pass
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    write_bytes(path, data)

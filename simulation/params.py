@@ -62,7 +62,12 @@ class Param:
 
 
 def _fmt(v: float) -> str:
-    if float(v).is_integer():
+    """A number as a person reads it: ``5``, ``2.5``, ``1e+308``; never a 309-digit integer."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        if abs(v) < 10**20:  # exact, up to the largest seed
+            return str(v)
+        return f"{float(v):g}" if v.bit_length() < 1000 else f"a number with {int(math.log10(abs(v))) + 1:,} digits"
+    if float(v).is_integer() and abs(v) < 1e15:
         return f"{int(v)}"
     return f"{v:g}"
 
@@ -75,6 +80,8 @@ def _describe(value: Any) -> str:
         return "an object" if isinstance(value, dict) else "a list"
     if value is None:
         return "null"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) >= 1e20:
+        return _fmt(value)
     return repr(value)
 
 
@@ -135,7 +142,7 @@ def check_object(param: Param, value: Any, where: str) -> dict:
     if not isinstance(value, dict):
         raise FormatError(where, f"must be an object, got {_describe(value)}")
     variant = value.get("type")
-    if variant not in param.variants:
+    if not isinstance(variant, str) or variant not in param.variants:
         options = ", ".join(f'"{v}"' for v in param.variants)
         raise FormatError(f"{where}.type", f"must be one of {options}, got {_describe(variant)}")
     fields = {p.name: p for p in param.variants[variant]}

@@ -55,7 +55,7 @@ def test_broken_file_shows_the_loaders_message_and_keeps_the_window(window, dial
     assert not window.open_file(broken)
     kind, title, text = dialogs.shown[-1]
     assert kind == "critical"
-    assert "nodes[2].params.capacity_rps: must be > 0, got -5" in text
+    assert 'node "web1", capacity_rps: must be > 0, got -5' in text
     assert window.isVisible()
     assert "web1" in window.controller.document      # the starter is still open
     (tmp_path / "junk.scalelab").write_text("{ not json")

@@ -97,13 +97,13 @@ def test_check_broken_file_in_process(bad_file: Path, capsys: pytest.CaptureFixt
     assert cli.main(["check", str(bad_file)]) == 1
     out, err = capsys.readouterr()
     assert out == ""
-    assert one_error_line(err) == "scalelab: nodes[3].params.capacity_rps: must be > 0, got -5"
+    assert one_error_line(err) == 'scalelab: node "web2", capacity_rps: must be > 0, got -5'
 
 
 def test_check_broken_file_as_a_process(bad_file: Path) -> None:
     result = run_module("check", str(bad_file))
     assert result.returncode == 1
-    assert one_error_line(result.stderr) == "scalelab: nodes[3].params.capacity_rps: must be > 0, got -5"
+    assert one_error_line(result.stderr) == 'scalelab: node "web2", capacity_rps: must be > 0, got -5'
 
 
 def test_check_ok_as_a_process() -> None:
@@ -171,6 +171,17 @@ def test_usage_errors_are_one_line_with_exit_2(args: list[str], fragment: str, c
 ])
 def test_bad_option_values(args: list[str], expected: str, capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["simulate", str(STARTER), *args]) == 1
+    assert one_error_line(capsys.readouterr().err) == expected
+
+
+@pytest.mark.parametrize("seed, expected", [
+    ("1" * 400, "scalelab: --seed: must be ≤ 9223372036854775807, got a number with 400 digits"),
+    ("1" * 5000, "scalelab: argument --seed: not a whole number of reasonable size: '11111111111111111111'... "
+                 "(5,000 characters) (see 'scalelab simulate --help')"),
+    ("abc", "scalelab: argument --seed: not a whole number: 'abc' (see 'scalelab simulate --help')"),
+])
+def test_huge_option_numbers_get_short_messages(seed: str, expected: str, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["simulate", str(STARTER), "--seed", seed]) in (1, 2)
     assert one_error_line(capsys.readouterr().err) == expected
 
 
@@ -303,46 +314,71 @@ def test_no_arguments_starts_the_gui_and_a_file_opens_in_it(monkeypatch: pytest.
     assert calls == [[], [str(STARTER)]]
 
 
-def test_export_writes_png_via_the_designer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture) -> None:
-    """The CLI hands the document to designer.export.export_headless and renames its output into place."""
+def test_export_writes_png_via_the_designer(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The CLI hands the document to the designer's renderer and writes the bytes it gets back."""
     seen = {}
 
-    def fake_export(document, png_path, svg_path=None, run_seconds=None):
-        seen.update(nodes=document.node_ids(), run=run_seconds, svg=svg_path)
-        Path(png_path).write_bytes(b"\x89PNG fake")
-        if svg_path:
-            Path(svg_path).write_text("<svg/>")
+    def fake_export(document, run_seconds=None, svg=False):
+        seen.update(nodes=document.node_ids(), run=run_seconds, svg=svg)
+        return b"\x89PNG fake", (b"<svg/>" if svg else None)
 
     png, svg = tmp_path / "c.png", tmp_path / "c.svg"
     assert cli.main(["export", str(STARTER), "--png", str(png), "--svg", str(svg), "--run", "5"],
                     exporter=fake_export) == 0
     assert png.read_bytes() == b"\x89PNG fake" and svg.read_text() == "<svg/>"
-    assert seen["run"] == 5 and seen["nodes"][0] == "users"
+    assert seen == {"nodes": seen["nodes"], "run": 5, "svg": True} and seen["nodes"][0] == "users"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "c.svg"]
+    assert capsys.readouterr().out.splitlines() == [f"wrote {png}", f"wrote {svg}"]
 
 
-def test_failed_export_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                             capsys: pytest.CaptureFixture) -> None:
-
-    def broken_export(document, png_path, svg_path=None, run_seconds=None):
-        Path(png_path).write_bytes(b"\x89PN")  # half an image, then the disk is full
-        raise OSError(28, "No space left on device")
+def test_failed_export_names_the_output_and_leaves_nothing_behind(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    def broken_export(document, run_seconds=None, svg=False):
+        raise OSError("nothing to export: the image is empty")
 
     png = tmp_path / "c.png"
     png.write_bytes(b"old image")
     assert cli.main(["export", str(STARTER), "--png", str(png)], exporter=broken_export) == 1
-    assert "No space left on device" in one_error_line(capsys.readouterr().err)
+    assert one_error_line(capsys.readouterr().err) == \
+        f"scalelab: cannot export {png}: nothing to export: the image is empty"
     assert png.read_bytes() == b"old image"
     assert [p.name for p in tmp_path.iterdir()] == ["c.png"]
 
 
-def test_exported_image_is_readable_like_any_new_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def fake(document, png_path, svg_path=None, run_seconds=None):
-        Path(png_path).write_bytes(b"\x89PNG")
+def test_a_full_disk_during_export_names_the_output_not_a_temporary_file(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, fd: int, mode: str) -> None:
+            self._f = real_fdopen(fd, mode)
+
+        def __enter__(self) -> "FullDisk":
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self._f.close()
+
+        def write(self, data: bytes) -> None:
+            self._f.write(data[:3])
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", FullDisk)
+    png = tmp_path / "c.png"
+    png.write_bytes(b"old image")
+    assert cli.main(["export", str(STARTER), "--png", str(png)],
+                    exporter=lambda d, r=None, s=False: (b"\x89PNG new", None)) == 1
+    assert one_error_line(capsys.readouterr().err) == f"scalelab: cannot write {png}: No space left on device"
+    assert png.read_bytes() == b"old image"
+    assert [p.name for p in tmp_path.iterdir()] == ["c.png"]
+
+
+def test_exported_image_is_readable_like_any_new_file(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
-        assert cli.main(["export", str(STARTER), "--png", str(tmp_path / "c.png")], exporter=fake) == 0
+        assert cli.main(["export", str(STARTER), "--png", str(tmp_path / "c.png")],
+                        exporter=lambda d, r=None, s=False: (b"\x89PNG", None)) == 0
     finally:
         os.umask(old)
     assert (tmp_path / "c.png").stat().st_mode & 0o777 == 0o644

@@ -151,7 +151,7 @@ def test_format_page_has_a_table_row_for_every_parameter() -> None:
         assert f"### `{kind.name}`" in text
         for p in kind.params:
             assert f"| `{p.name}` |" in text, p.name
-    assert "nodes[1].params.capacity_rps: must be > 0, got -5" in text
+    assert 'node "web1", capacity_rps: must be > 0, got -5' in text
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
