@@ -24,8 +24,9 @@ import numpy as np
 
 from .arrivals import Arrivals
 from .autoscaling import Autoscaler
+from .budget import MAX_IN_FLIGHT, BudgetError, check_work, in_flight_message, peak_factor as _peak_factor
 from .caching import CacheModel, zipf_cdf
-from .compiler import SERVER, Network, SimulationError, compile_document
+from .compiler import SERVER, EdgeLookup, Network, SimulationError, compile_document
 from .dispatch import BalancerState
 from .document import Document
 from .flight import FLAG_TIMEOUT, Batch
@@ -43,23 +44,11 @@ __all__ = ["Simulation", "SimulationError"]
 NO_SESSION = -1   # a user without a session yet (see request_state.py)
 
 
-def _peak_factor(pattern: dict) -> float:
-    kind = pattern.get("type")
-    if kind == "spike":
-        return max(1.0, float(pattern.get("factor", 5.0)))
-    if kind == "ramp":
-        return max(float(pattern.get("from_factor", 0.1)), float(pattern.get("to_factor", 1.0)), 1e-3)
-    if kind == "diurnal":
-        return 1.0 + float(pattern.get("amplitude", 0.5))
-    if kind == "steps":
-        return max(max(pattern.get("factors", [1.0])), 1e-3)
-    return 1.0
-
-
 class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
     """A running simulation of a document. See ``docs/engine-api.md``."""
 
-    def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 10.0) -> None:
+    def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 10.0,
+                 duration_s: float | None = None) -> None:
         self.document = document
         self.seed = int(document.settings["seed"] if seed is None else seed)
         self.rng = np.random.default_rng(self.seed)
@@ -75,6 +64,10 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
         self.counts = dict.fromkeys(COUNTERS, 0)    # forged cookies, stale reads
         self._clients_down: set[str] = set()
         self._setup(compile_document(document))
+        try:   # the work of a run of the document's duration (or the caller's)
+            check_work(self.net.clients, float(document.settings["duration_s"] if duration_s is None else duration_s))
+        except BudgetError as e:
+            raise SimulationError(str(e)) from None
         self._events = sorted(document.events, key=lambda e: e.at_s)
         self._event_pos = 0
 
@@ -107,9 +100,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
         self._has_route = np.diff(net.route_ptr) > 0
         self._is_local_server = (net.st_kind == SERVER) & (net.st_sessions == 0)
         self._is_db_server = (net.st_kind == SERVER) & (net.st_sessions == 1)
-        self._node_edge = np.full((len(net.node_ids), len(net.node_ids)), -1, dtype=np.int64)
-        for (a, b), k in net.edge_index.items():
-            self._node_edge[a, b] = k
+        self._node_edge = EdgeLookup(len(net.node_ids), net.edge_index)   # [a, b] -> edge number or -1
         self._last_done = np.zeros(len(net.node_ids))
         self._node_first = np.array([s[0] if len(s) else -1 for s in net.node_stations], dtype=np.int64)
         self._node_count = np.array([len(s) for s in net.node_stations], dtype=np.int64)
@@ -179,10 +170,20 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
                     t1 = min(t1, max(float(booting.min()), self.now + 1e-9))
             self._window(self.now, t1)
             self.now = t1
+            if self.in_flight > MAX_IN_FLIGHT:
+                self._too_many_in_flight()
             closed = math.floor(self.now + 1e-9) - self.metrics.n
             if closed > 0:
                 self._close_seconds(closed)
         self._boundary_actions()
+
+    def _too_many_in_flight(self) -> None:
+        """Memory stays bounded: stop with one line naming the node that holds the most."""
+        st = np.concatenate([p.st for p in self.pending])
+        per_node = np.bincount(self.net.st_node[st], minlength=len(self.net.node_ids))
+        i = int(per_node.argmax())
+        node = f'{self.net.node_kind[i].replace("_", " ")} "{self.net.node_ids[i]}"'
+        raise SimulationError(in_flight_message(len(st), node, int(per_node[i]), self.now))
 
     def fail(self, node_id: str, replica: int | None = None) -> None:
         self._set_node(node_id, replica, up=False)
