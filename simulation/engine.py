@@ -172,7 +172,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
             self.now = t1
             if self.in_flight > MAX_IN_FLIGHT:
                 self._too_many_in_flight()
-            closed = math.floor(self.now + 1e-9) - self.metrics.n
+            closed = math.floor(self.now + 1e-9) - self.metrics.seconds
             if closed > 0:
                 self._close_seconds(closed)
         self._boundary_actions()
@@ -202,15 +202,14 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
     def node_states(self) -> dict[str, NodeState]:
         net = self.net
         waiting, in_system = self._occupancy()
-        last = self.metrics.n - 1
-        util = self.metrics.util
+        util = self.metrics.latest("util")    # the last closed second
         out = {}
         for i, node in enumerate(net.node_ids):
             st = net.node_stations[i]
             st = st[self.stations.provisioned[st]] if len(st) else st   # autoscaled: the replicas that exist
             up = self.stations.up[st]
             out[node] = NodeState(
-                utilization=float(util[node][last]) if node in util and last >= 0 and not math.isnan(util[node][last]) else 0.0,
+                utilization=float(util[node]) if node in util and not math.isnan(util[node]) else 0.0,
                 queue=float(waiting[st].sum()) if len(st) else 0.0,
                 in_system=float(in_system[st].sum()) if len(st) else 0.0,
                 throughput_rps=float(self._last_done[i]),
@@ -221,11 +220,8 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
         return out
 
     def edge_flows(self) -> dict[tuple[str, str], float]:
-        flows = self.metrics.flow
-        last = self.metrics.n - 1
-        if last < 0:
-            return {e: 0.0 for e in self.net.edges}
-        return {e: float(flows[e][last]) if e in flows else 0.0 for e in self.net.edges}
+        flows = self.metrics.latest("flow")   # the last closed second
+        return {e: float(flows.get(e, 0.0)) for e in self.net.edges}
 
     def totals(self) -> dict:
         served = self.served

@@ -72,8 +72,7 @@ class Lifecycle:
             node = self.net.node_ids[a.sc.node_index]
             if node not in util or self.metrics.n == 0:
                 continue
-            k = max(1, min(self.metrics.n, int(round(a.sc.interval_s))))
-            u = float(np.nanmean(util[node][-k:]))
+            u = float(np.nanmean(self.metrics.recent_util(node, int(round(a.sc.interval_s)))))
             slots = a.slots
             # replicas that count: provisioned, not failed (a failed one is replaced), not draining
             active = slots[st.provisioned[slots] & ~st.failed[slots] & (st.registered[slots] | ~st.booted[slots])]

@@ -17,7 +17,7 @@ class PerSecond:
         """Turn the ledger's k oldest seconds into metric rows (all at once)."""
         net = self.net
         sec = self.ledger.pop_seconds(k)
-        first = self.metrics.n + 1
+        first = self.metrics.seconds + 1
         up = self.stations.up
         n_nodes = len(net.node_ids)
         node_of = net.st_node
@@ -56,4 +56,5 @@ class PerSecond:
             **{name: sec["counts"][:, i].astype(float) for i, name in enumerate(COUNTERS)},
         }
         self.metrics.extend(columns, failed, nodes, util[:, keep], queue[:, keep],
-                            np.repeat(ups[None, keep], k, axis=0), list(net.edges), sec["edges"].astype(float))
+                            np.repeat(ups[None, keep], k, axis=0), list(net.edges), sec["edges"].astype(float),
+                            hist=sec["hist"], lat_ns=sec["lat_sum"])
