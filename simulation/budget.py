@@ -148,9 +148,9 @@ def estimate(ids: list[str], kinds: list[str], params: list[dict], succ_of: list
     e.worker_slots = e.stations * (workers[most] if n else 0)
     if n:
         param = "workers" if kinds[most] == "server" else "connections"
-        over(e.worker_slots, MAX_WORKER_SLOTS, f"{where[most]}: {param} = {_n(workers[most])} × {_n(e.stations)} "
-             f"replicas in all = {_n(e.worker_slots)} worker slots ({_mb(e.worker_slots * 17)}); "
-             f"at most {_n(MAX_WORKER_SLOTS)}")
+        over(e.worker_slots, MAX_WORKER_SLOTS, f"{where[most]}: {param} = {_n(workers[most])}, and every one of the "
+             f"{_n(e.stations)} replicas in all keeps that many worker slots: {_n(e.worker_slots)} "
+             f"({_mb(e.worker_slots * 17)}); at most {_n(MAX_WORKER_SLOTS)}")
 
     # Waiting rooms: exact accounting keeps the last min(queue_limit, 4,096) starts per station.
     rooms = [stations[i] * min(int(params[i].get("queue_limit", 100_000)), RING_CAP) if stations[i] else 0
@@ -197,17 +197,19 @@ def estimate(ids: list[str], kinds: list[str], params: list[dict], succ_of: list
         over(e.user_bytes, MAX_USER_BYTES, f"{where[i]}: users = {_n(u)} ({_n(e.user_bytes // per_user)} users in "
              f"all × {per_user} bytes = {_mb(e.user_bytes)}); at most {_mb(MAX_USER_BYTES)} of user state")
 
-    # Item popularity tables: one per client when a cache or a browser cache sees items.
-    caches = any(k == "cache" for k in kinds)
+    # Item popularity: a table per client when a cache or a browser cache sees items, and a hit
+    # and a stale-read probability per item in every cache.
+    n_caches = sum(1 for k in kinds if k == "cache")
     browser = any(kinds[i] == "server" and (float(params[i]["cache_max_age_s"]) > 0 or params[i]["etag"])
                   for i in range(n))
-    if caches or browser:
-        items = [(int(params[i]["items"]), i) for i in range(n) if kinds[i] == "client"]
-        e.item_bytes = sum(x for x, _ in items) * 16
-        if items:
-            x, i = max(items)
-            over(e.item_bytes, MAX_ITEM_BYTES, f"{where[i]}: items = {_n(x)} ({_n(e.item_bytes // 16)} items in all "
-                 f"across clients, {_mb(e.item_bytes)}); at most {_mb(MAX_ITEM_BYTES)} of popularity tables")
+    items = [(int(params[i]["items"]), i) for i in range(n) if kinds[i] == "client"]
+    if (n_caches or browser) and items:
+        x, i = max(items)
+        e.item_bytes = sum(v for v, _ in items) * 8 + (n_caches * 16 + 8) * x if n_caches else \
+            sum(v for v, _ in items) * 8
+        over(e.item_bytes, MAX_ITEM_BYTES, f"{where[i]}: items = {_n(x)} (popularity tables of {len(items)} "
+             f"client{'s' * (len(items) != 1)} and {n_caches} cache{'s' * (n_caches != 1)}: "
+             f"{_mb(e.item_bytes)}); at most {_mb(MAX_ITEM_BYTES)}")
 
     e.memory_bytes = (e.stations * 1024 + e.worker_slots * 17 + e.waiting_slots * 8 + e.routes * 24
                       + e.backends * RING_POINTS * 32 + e.user_bytes + e.item_bytes)

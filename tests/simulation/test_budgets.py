@@ -48,7 +48,7 @@ def test_huge_stations_file_is_refused_naming_workers(limits):
     data = limits.huge_stations()
     assert len(json.dumps(data)) < 5000                        # a small file ...
     message = _refusal(data)                                   # ... that would need 409,600,000 worker slots
-    assert message.startswith('server "s0": workers = 1,024') and "409,600,000 worker slots" in message
+    assert message.startswith('server "s0": workers = 1,024') and "worker slots: 409,600,000 (6.5 GB)" in message
     assert f"at most {budget.MAX_WORKER_SLOTS:,}" in message
 
 
@@ -111,10 +111,11 @@ def test_too_many_stations_backends_users_and_items_are_refused():
         compile_document(d)
     d = Document()
     d.add_node(NodeData("cache", "cache"))
-    for i in range(20):
+    for i in range(40):
         d.add_node(NodeData(f"c{i}", "client", params={"items": 1_000_000}))
         d.add_edge(f"c{i}", "cache")
-    with pytest.raises(SimulationError, match=r'^client "c19": items = 1,000,000 \(20,000,000 items in all'):
+    with pytest.raises(SimulationError, match=r'^client "c39": items = 1,000,000 \(popularity tables of 40 clients '
+                                              r'and 1 cache: 328 MB\); at most 256 MB$'):
         compile_document(d)
 
 
