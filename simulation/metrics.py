@@ -97,6 +97,8 @@ class Keyed:
     def __init__(self) -> None:
         self.keys: dict = {}
         self.data = np.full((0, 0), np.nan)
+        self._last_keys: list = []
+        self._last_idx: list[int] = []
 
     @property
     def width(self) -> int:
@@ -114,8 +116,10 @@ class Keyed:
             new = np.full((grow, max(cols, self.data.shape[1])), np.nan)
             new[:self.data.shape[0], :self.data.shape[1]] = self.data
             self.data = new
-        idx = [self.keys[k] for k in keys]
-        if idx == list(range(len(idx))) and len(idx) == self.data.shape[1]:
+        if keys != self._last_keys:         # the same keys as last time (the usual case): no lookups
+            self._last_keys, self._last_idx = list(keys), [self.keys[k] for k in keys]
+        idx = self._last_idx
+        if len(idx) == self.data.shape[1] and idx == list(range(len(idx))):
             self.data[i0:rows] = block
         else:
             self.data[i0:rows, idx] = block

@@ -24,9 +24,14 @@ class PerSecond:
         cap = np.bincount(node_of, weights=net.st_workers * up, minlength=n_nodes)
         ups = np.bincount(node_of, weights=up.astype(float), minlength=n_nodes)
 
+        # a node's stations are contiguous and in node order: sum them by segments
+        has = self._node_count > 0
+        starts = self._node_first[has]
+
         def per_node(rows: np.ndarray) -> np.ndarray:  # rows × stations -> rows × nodes
             out = np.zeros((k, n_nodes))
-            np.add.at(out.T, node_of, rows.T)
+            if len(starts):
+                out[:, has] = np.add.reduceat(rows, starts, axis=1)
             return out
 
         busy = per_node(sec["busy"])
