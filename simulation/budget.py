@@ -225,14 +225,19 @@ def check(ids: list[str], kinds: list[str], params: list[dict], succ_of: list[li
     return e
 
 
-def check_work(clients: list, duration_s: float) -> float:
-    """Requests a run of ``duration_s`` implies (Σ rate × mean pattern factor × duration);
-    BudgetError beyond :data:`MAX_REQUESTS`. ``clients`` are compiled clients."""
-    per = [(c.rate_rps * mean_factor(c.pattern, duration_s) * duration_s, c) for c in clients if c.entries]
+def check_work(doc, duration_s: float) -> float:
+    """Requests a run of ``duration_s`` of the document implies (Σ rate × mean pattern factor
+    × duration over the clients that send somewhere); BudgetError beyond :data:`MAX_REQUESTS`."""
+    d = float(duration_s)
+    per = []
+    for node in doc.node_ids():
+        if doc.kind(node) == "client" and doc.successors(node):
+            p = doc.params(node)
+            per.append((float(p["rate_rps"]) * mean_factor(p["pattern"], d) * d, node))
     total = sum(r for r, _ in per)
     if total > MAX_REQUESTS:
-        r, c = max(per, key=lambda x: x[0])
-        raise BudgetError(f'client "{c.node_id}": about {_n(r)} requests in {duration_s:g} s '
+        r, node = max(per)
+        raise BudgetError(f'client "{node}": about {_n(r)} requests in {d:g} s '
                           f"({_n(total)} for all clients); at most {_n(MAX_REQUESTS)} in one run "
                           f"(lower duration_s or rate_rps)")
     return total

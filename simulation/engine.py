@@ -44,6 +44,15 @@ __all__ = ["Simulation", "SimulationError"]
 NO_SESSION = -1   # a user without a session yet (see request_state.py)
 
 
+def _check_work(document: Document, duration_s: float) -> None:
+    """Refuse a run whose work is beyond the budget (budget.py), as a SimulationError."""
+    try:
+        check_work(document, float(duration_s))
+    except BudgetError as e:
+        compile_document(document)   # what is beyond a budget of the file itself is said first
+        raise SimulationError(str(e)) from None
+
+
 class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
     """A running simulation of a document. See ``docs/engine-api.md``."""
 
@@ -63,11 +72,8 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
         self._hist_total = np.zeros(N_BINS, dtype=np.int64)
         self.counts = dict.fromkeys(COUNTERS, 0)    # forged cookies, stale reads
         self._clients_down: set[str] = set()
+        _check_work(document, document.settings["duration_s"] if duration_s is None else duration_s)
         self._setup(compile_document(document))
-        try:   # the work of a run of the document's duration (or the caller's)
-            check_work(self.net.clients, float(document.settings["duration_s"] if duration_s is None else duration_s))
-        except BudgetError as e:
-            raise SimulationError(str(e)) from None
         self._events = sorted(document.events, key=lambda e: e.at_s)
         self._event_pos = 0
 
@@ -197,6 +203,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Routing, PerSecond):
         Requests in flight at stations that still exist stay where they are; those
         at removed stations fail (node_failed)."""
         from .live_update import migrate
+        _check_work(document, document.settings["duration_s"])
         migrate(self, document)
 
     def node_states(self) -> dict[str, NodeState]:

@@ -139,7 +139,7 @@ def test_the_work_of_a_run_is_estimated_from_the_pattern():
         t = (np.arange(1_000_000) + 0.5) * duration / 1_000_000
         from simulation.patterns import rate_factor
         riemann = 1e6 * rate_factor(net.clients[0].pattern, t).mean() * duration
-        assert budget.check_work(net.clients, duration) == pytest.approx(riemann, rel=1e-4)
+        assert budget.check_work(d, duration) == pytest.approx(riemann, rel=1e-4)
     for pattern in ({"type": "ramp", "start_s": 10, "end_s": 70, "from_factor": 0.2, "to_factor": 3},
                     {"type": "spike", "at_s": 30, "duration_s": 25, "factor": 7},
                     {"type": "diurnal", "period_s": 97, "amplitude": 0.8, "peak_s": 11}):
@@ -152,7 +152,13 @@ def test_the_work_of_a_run_is_estimated_from_the_pattern():
     d.set_settings(duration_s=200_000.0)          # ≈ 2e10 requests
     with pytest.raises(SimulationError, match=r'^client "users": about 20,130,000,000 requests in 200000 s'):
         Simulation(d)
-    Simulation(d, duration_s=1000.0)              # a shorter run of the same file is fine
+    sim = Simulation(d, duration_s=1000.0)        # a shorter run of the same file is fine
+    d.set_params("users", {"pattern": {"type": "constant"}})
+    d.set_settings(duration_s=10_000.0)          # 10⁶ req/s × 10,000 s = 10¹⁰ requests: the most allowed
+    sim.update_document(d)
+    d.set_settings(duration_s=10_001.0)
+    with pytest.raises(SimulationError, match=r'^client "users": about 10,001,000,000 requests in 10001 s'):
+        sim.update_document(d)                    # a live edit is checked too (the designer runs to duration_s)
 
 
 def test_lessons_and_benchmark_scenarios_are_well_inside_every_budget():
@@ -165,7 +171,7 @@ def test_lessons_and_benchmark_scenarios_are_well_inside_every_budget():
         assert not e.problems and e.memory_bytes < 200 * 2**20, name
         assert e.peak_rps <= budget.MAX_PEAK_RPS / 10, name
         duration = {"S1": 3600.0, "S2": 60.0, "S2_nodes": 60.0}.get(name, float(doc.settings["duration_s"]))
-        assert budget.check_work(net.clients, duration) < budget.MAX_REQUESTS / 1000, name
+        assert budget.check_work(doc, duration) < budget.MAX_REQUESTS / 1000, name
 
 
 def test_the_estimate_matches_what_is_built():
