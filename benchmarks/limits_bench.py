@@ -95,7 +95,7 @@ def _simulate(data: dict, seconds: float | None = None, wall_limit: float | None
         if wall_limit is not None and time.monotonic() - started > wall_limit:
             break
     return (f"ran {sim.now:,.0f} simulated s: arrived {sim.arrived:,}, served {sim.served:,}; "
-            f"{sim.metrics.n:,} metric rows of {sim.metrics.span_s[-1]:g} s" if sim.metrics.n else "ran")
+            f"{sim.metrics.n:,} metric rows of {sim.metrics.width} s" if sim.metrics.n else "ran")
 
 
 def _compile_time(n: int) -> float:
