@@ -111,10 +111,14 @@ class Document:
 
     def successors(self, node_id: str) -> list[str]:
         """Downstream nodes in edge order (O(degree · log degree), not a scan of all edges)."""
+        if node_id not in self.graph:
+            return []
         out = self.graph.adj[node_id]
         return sorted(out, key=lambda t: out[t]["seq"])
 
     def predecessors(self, node_id: str) -> list[str]:
+        if node_id not in self.graph:
+            return []
         into = self.graph.pred[node_id]
         return sorted(into, key=lambda s: into[s]["seq"])
 
