@@ -24,6 +24,7 @@ MAX_ROUTES = 4_000_000            # replica-to-replica routes (a node calling a 
 MAX_BACKENDS = 50_000             # backend replicas of all load balancers together
 MAX_USER_BYTES = 512 * 2**20      # per-user state: sessions, sticky pins, last writes
 MAX_ITEM_BYTES = 256 * 2**20      # item popularity tables (clients whose items a cache or browser sees)
+MAX_MEMORY = 1024 * 2**20         # all of the above together (the estimate of Estimate.memory_bytes)
 MAX_IN_FLIGHT = 4_000_000         # requests waiting, in service or giving up at one moment
 RING_CAP = 4096                   # stations.RING_CAP: exact waiting-room accounting per replica
 RING_POINTS = 160                 # dispatch.RING_POINTS: consistent-hash points per backend
@@ -211,8 +212,15 @@ def estimate(ids: list[str], kinds: list[str], params: list[dict], succ_of: list
              f"client{'s' * (len(items) != 1)} and {n_caches} cache{'s' * (n_caches != 1)}: "
              f"{_mb(e.item_bytes)}); at most {_mb(MAX_ITEM_BYTES)}")
 
-    e.memory_bytes = (e.stations * 1024 + e.worker_slots * 17 + e.waiting_slots * 8 + e.routes * 24
-                      + e.backends * RING_POINTS * 32 + e.user_bytes + e.item_bytes)
+    parts = {"replicas": e.stations * 1024, "worker slots": e.worker_slots * 17,
+             "waiting rooms": e.waiting_slots * 8, "routes": e.routes * 24,
+             "balancer backends": e.backends * RING_POINTS * 32, "user state": e.user_bytes,
+             "item tables": e.item_bytes}
+    e.memory_bytes = sum(parts.values())
+    if not problems and e.memory_bytes > MAX_MEMORY:     # each part fits, all of them together do not
+        name = max(parts, key=lambda k: parts[k])
+        over(e.memory_bytes, MAX_MEMORY, f"this network needs about {_mb(e.memory_bytes)} (the most: {name}, "
+             f"{_mb(parts[name])}); at most {_mb(MAX_MEMORY)} for all its parts together")
     e.problems = [line for _, line in sorted(problems, key=lambda x: -x[0])]
     return e
 

@@ -119,6 +119,28 @@ def test_too_many_stations_backends_users_and_items_are_refused():
         compile_document(d)
 
 
+def test_parts_that_fit_alone_but_not_together_are_refused():
+    # 20,000,000 users × 24 bytes (3 sticky pins, a replicated database) = 458 MB, 24,000,000 items
+    # (40 clients, 3 caches) = 215 MB, 30,000 backends = 146 MB, 24,026,576 waiting places = 183 MB,
+    # 7,502,000 worker slots = 122 MB: each under its own budget, 1.1 GB together
+    d = Document()
+    d.add_node(NodeData("db", "database", params={"read_replicas": 1}))
+    for i in range(3):
+        d.add_node(NodeData(f"lb{i}", "load_balancer", params={"affinity": "sticky"}))
+        d.add_node(NodeData(f"web{i}", "server", params={"replicas": 10_000, "workers": 250, "queue_limit": 800}))
+        d.add_node(NodeData(f"cache{i}", "cache"))
+        d.add_edge(f"lb{i}", f"web{i}")
+        d.add_edge(f"web{i}", f"cache{i}")
+        d.add_edge(f"cache{i}", "db")
+    for i in range(40):
+        d.add_node(NodeData(f"c{i}", "client", params={"users": 500_000, "items": 600_000}))
+        d.add_edge(f"c{i}", f"lb{i % 3}")
+    with pytest.raises(SimulationError) as err:
+        compile_document(d)
+    assert str(err.value) == ("this network needs about 1.1 GB (the most: user state, 458 MB); at most 1.0 GB "
+                              "for all its parts together")
+
+
 def test_scalelab_check_refuses_what_the_engine_refuses(tmp_path, capsys, limits):
     path = tmp_path / "huge.scalelab"
     path.write_text(json.dumps(limits.huge_stations()))
