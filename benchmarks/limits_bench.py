@@ -13,6 +13,8 @@ how many metric rows it keeps). Without names, every case runs.
     compile10k    5,000, 10,000 and 19,997 servers behind one balancer → a database: load + compile time
     nodes20k      20,000 nodes (the format's maximum): compile + setup, no N × N matrix
     lb_chain      a balancer → 10,000 servers → one database, 60 s at 1,000 req/s (runs)
+    inflight      1,000,000 req/s into 5 servers of 1,000 req/s, no timeout: stopped past 4,000,000 in flight
+    near_budget   just inside every budget at once: 5 s at 76,000 req/s (peak RSS vs. the estimate)
 
 The builders return plain file dicts (the ``.scalelab`` format), so the tests can use them too.
 """
@@ -78,6 +80,30 @@ def many_servers(n: int) -> dict:
     return _file(nodes, edges)
 
 
+def overloaded(rate: float = 1_000_000.0, servers: int = 5) -> dict:
+    """A client at the peak budget into ``servers`` single-worker servers of 1,000 req/s with deep waiting
+    rooms (10⁶ each) and no timeout: requests pile up by ~1,000,000 a second."""
+    return _file([client(rate_rps=rate, users=100_000)] +
+                 [server(f"web{i}", capacity_rps=1000.0, workers=1, queue_limit=1_000_000, timeout_s=3600)
+                  for i in range(servers)], [("users", f"web{i}") for i in range(servers)], duration_s=60.0)
+
+
+def near_budget() -> dict:
+    """Just inside every budget at once (~0.95 GB estimated): sticky balancers, caches, a replicated
+    database, 17,100,000 users, 19,000,000 items, 27,000 backend replicas of 250 workers."""
+    nodes = [{"id": "db", "kind": "database", "params": {"read_replicas": 1}}]
+    edges = []
+    for i in range(3):
+        nodes += [{"id": f"lb{i}", "kind": "load_balancer", "params": {"affinity": "sticky"}},
+                  server(f"web{i}", replicas=9000, workers=250, queue_limit=800),
+                  {"id": f"cache{i}", "kind": "cache", "params": {}}]
+        edges += [(f"lb{i}", f"web{i}"), (f"web{i}", f"cache{i}"), (f"cache{i}", "db")]
+    for i in range(38):
+        nodes.append(client(f"c{i}", users=450_000, items=500_000, rate_rps=2000.0))
+        edges.append((f"c{i}", f"lb{i % 3}"))
+    return _file(nodes, edges, duration_s=5.0)
+
+
 # ----- cases ----------------------------------------------------------------------------------------
 def _simulate(data: dict, seconds: float | None = None, wall_limit: float | None = None) -> str:
     from simulation.engine import Simulation, SimulationError
@@ -90,10 +116,13 @@ def _simulate(data: dict, seconds: float | None = None, wall_limit: float | None
         return f"refused: {e}"
     end = float(doc.settings["duration_s"] if seconds is None else seconds)
     started = time.monotonic()
-    while sim.now < end - 1e-9:
-        sim.advance(min(100.0, end - sim.now))
-        if wall_limit is not None and time.monotonic() - started > wall_limit:
-            break
+    try:
+        while sim.now < end - 1e-9:
+            sim.advance(min(100.0, end - sim.now))
+            if wall_limit is not None and time.monotonic() - started > wall_limit:
+                break
+    except SimulationError as e:
+        return f"stopped at {sim.now:g} s: {e}"
     return (f"ran {sim.now:,.0f} simulated s: arrived {sim.arrived:,}, served {sim.served:,}; "
             f"{sim.metrics.n:,} metric rows of {sim.metrics.width} s" if sim.metrics.n else "ran")
 
@@ -123,6 +152,13 @@ def case(name: str, seconds: float) -> str:
                 f"(4× the servers: {c / a:.1f}× the time)")
     if name == "nodes20k":
         return _simulate(many_servers(19_997), seconds=2.0)
+    if name == "inflight":
+        return _simulate(overloaded())
+    if name == "near_budget":
+        from simulation.fileformat import document_from_dict
+        from simulation.compiler import compile_document
+        est = compile_document(document_from_dict(near_budget())).estimate
+        return f"estimated {est.memory_bytes / 2**30:.2f} GB; " + _simulate(near_budget())
     if name == "lb_chain":
         data = many_servers(10_000)
         data["nodes"][0]["params"]["rate_rps"] = 1000.0
@@ -130,7 +166,8 @@ def case(name: str, seconds: float) -> str:
     raise SystemExit(f"unknown case {name!r}")
 
 
-CASES = ("wrr5000", "huge_stations", "spike", "idle_long", "compile10k", "nodes20k", "lb_chain")
+CASES = ("wrr5000", "huge_stations", "spike", "idle_long", "compile10k", "nodes20k", "lb_chain", "inflight",
+         "near_budget")
 
 
 def main() -> int:
