@@ -107,7 +107,7 @@ def run_simulation(doc: Any, duration_s: float, seed: int, progress: Progress | 
     """Run ``doc`` for ``duration_s`` in slices (so progress can be shown); return the Simulation."""
     from .engine import Simulation
 
-    sim = Simulation(doc, seed=seed)
+    sim = Simulation(doc, seed=seed, duration_s=duration_s)
     try:
         while sim.now < duration_s - 1e-9:
             sim.advance(min(SLICE_S, duration_s - sim.now))

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import math
 import zlib
 
 import networkx as nx
 import numpy as np
 
+from . import budget
 from .document import Document
 
 KIND_CODES = {"load_balancer": 0, "server": 1, "database": 2, "cache": 3}
@@ -78,6 +80,27 @@ class Scaler:
     boot_s: float
 
 
+class EdgeLookup:
+    """Edge numbers by (source node, target node), vectorised: ``lookup[a, b]`` with
+    arrays a, b gives each pair's edge number, or -1 where there is no edge. A sorted
+    array of keys a·n + b (memory O(edges), not an n × n matrix)."""
+
+    def __init__(self, n_nodes: int, edge_index: dict[tuple[int, int], int]) -> None:
+        self.n = max(n_nodes, 1)
+        keys = np.array([a * self.n + b for (a, b) in edge_index], dtype=np.int64)
+        ids = np.array(list(edge_index.values()), dtype=np.int64)
+        order = np.argsort(keys)
+        self.keys, self.ids = keys[order], ids[order]
+
+    def __getitem__(self, pair: tuple) -> np.ndarray:
+        a, b = pair
+        key = np.asarray(a, dtype=np.int64) * self.n + np.asarray(b, dtype=np.int64)
+        if not len(self.keys):
+            return np.full(np.shape(key), -1, dtype=np.int64)
+        i = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
+        return np.where(self.keys[i] == key, self.ids[i], -1)
+
+
 @dataclass
 class ReplicatedDatabase:
     """A database node with read replicas: its stations (replica 0 is the first
@@ -128,6 +151,7 @@ class Network:
     failovers: list[tuple[int, float]] = field(default_factory=list)
     max_workers: int = field(default=1)
     databases: list[ReplicatedDatabase] = field(default_factory=list)
+    estimate: budget.Estimate | None = None   # sizes and memory the document implies (budget.py)
 
     @property
     def n_stations(self) -> int:
@@ -140,6 +164,11 @@ def compile_document(doc: Document) -> Network:
     kinds = [doc.kind(n) for n in ids]
     params = [doc.params(n) for n in ids]
     levels_of = _node_levels(doc, ids)
+    succ_of = [[index[t] for t in doc.successors(n)] for n in ids]
+    try:    # before anything is allocated: refuse what no machine can simulate
+        estimate = budget.check(ids, kinds, params, succ_of)
+    except budget.BudgetError as e:
+        raise SimulationError(str(e)) from None
 
     st_rows: list[tuple] = []
     node_stations: list[np.ndarray] = []
@@ -194,39 +223,37 @@ def compile_document(doc: Document) -> Network:
 
     cols = list(zip(*st_rows)) if st_rows else [()] * 10
     st_node = np.array(cols[0], dtype=np.int64)
-    st_level = np.array([levels_of[ids[i]] for i in st_node], dtype=np.int64)
+    st_level = np.array([levels_of[ids[i]] for i in range(len(ids))], dtype=np.int64)[st_node]
     n_st = len(st_node)
-    st_capacity = np.zeros(n_st)
-    for s in range(n_st):
-        p = params[st_node[s]]
-        st_capacity[s] = float(p.get("capacity_rps", p.get("read_capacity_rps", 1.0)))
+    node_capacity = np.array([float(p.get("capacity_rps", p.get("read_capacity_rps", 1.0))) for p in params])
+    st_capacity = node_capacity[st_node] if n_st else np.zeros(0)
 
     # Routing of completions for servers, caches and databases: split over successors.
-    route_ptr = [0]
-    route_target: list[int] = []
-    route_prob: list[float] = []
-    for s in range(n_st):
-        i = int(st_node[s])
-        if kinds[i] != "load_balancer":
-            targets, probs = [], []
-            succ = [index[t] for t in doc.successors(ids[i])]
-            caps = np.array([_node_capacity(kinds[j], params[j]) for j in succ], dtype=float)
-            for j, cap in zip(succ, caps):
-                stations = node_stations[j]
-                for t in stations:
-                    targets.append(int(t))
-                    probs.append(cap / caps.sum() / len(stations))
-            route_target.extend(targets)
-            route_prob.extend(probs)
-        route_ptr.append(len(route_target))
-    route_ptr_a = np.array(route_ptr, dtype=np.int64)
-    route_target_a = np.array(route_target, dtype=np.int64)
-    route_cum = np.zeros(len(route_prob))
-    for s in range(n_st):
-        a, b = route_ptr_a[s], route_ptr_a[s + 1]
-        if b > a:
-            c = np.cumsum(route_prob[a:b])
-            route_cum[a:b] = c / c[-1]
+    # Every replica of a node has the same row: built once per node, repeated per replica.
+    row_target: list[np.ndarray] = []
+    row_cum: list[np.ndarray] = []
+    row_len = np.zeros(len(ids), dtype=np.int64)
+    for i in range(len(ids)):
+        succ = succ_of[i]
+        if kinds[i] in ("client", "load_balancer") or not succ or not len(node_stations[i]):
+            row_target.append(np.zeros(0, dtype=np.int64))
+            row_cum.append(np.zeros(0))
+            continue
+        caps = np.array([_node_capacity(kinds[j], params[j]) for j in succ], dtype=float)
+        counts = np.array([len(node_stations[j]) for j in succ], dtype=np.int64)
+        targets = np.concatenate([node_stations[j] for j in succ]).astype(np.int64)
+        prob = np.repeat(caps / caps.sum() / np.maximum(counts, 1), counts)
+        c = np.cumsum(prob)
+        row_target.append(targets)
+        row_cum.append(c / c[-1])
+        row_len[i] = len(targets)
+    st_row_len = row_len[st_node] if n_st else np.zeros(0, dtype=np.int64)
+    route_ptr_a = np.concatenate([[0], np.cumsum(st_row_len)]).astype(np.int64)
+    routed = [int(s[0]) for s in node_stations if len(s)]   # nodes in station order
+    route_target_a = np.concatenate([np.tile(row_target[st_node[f]], len(node_stations[st_node[f]]))
+                                     for f in routed]).astype(np.int64) if n_st else np.zeros(0, dtype=np.int64)
+    route_cum = np.concatenate([np.tile(row_cum[st_node[f]], len(node_stations[st_node[f]]))
+                                for f in routed]) if n_st else np.zeros(0)
 
     # Balancers.
     balancers: list[Balancer] = []
@@ -236,11 +263,9 @@ def compile_document(doc: Document) -> Network:
             continue
         p = params[i]
         backends, weights = [], []
-        for t in doc.successors(n):
-            j = index[t]
-            for s in node_stations[j]:
-                backends.append(int(s))
-                weights.append(float(st_capacity[s]))
+        for j in succ_of[i]:
+            backends.extend(node_stations[j].tolist())
+            weights.extend(st_capacity[node_stations[j]].tolist())
         b = Balancer(i, int(node_stations[i][0]), p["algorithm"], p["affinity"] == "sticky",
                      np.array(backends, dtype=np.int64), np.array(weights, dtype=float),
                      float(p["health_interval_s"]), int(p["unhealthy_after"]), int(p["healthy_after"]),
@@ -251,16 +276,17 @@ def compile_document(doc: Document) -> Network:
 
     # Clients.
     clients: list[Client] = []
+    browser = _browser_policies(doc, ids, kinds, params, succ_of)
     offset = 0
     for i, n in enumerate(ids):
         if kinds[i] != "client":
             continue
         p = params[i]
-        entries = [index[t] for t in doc.successors(n)]
+        entries = list(succ_of[i])
         clients.append(Client(n, float(p["rate_rps"]), int(p["users"]), offset, p["pattern"],
                               float(p["read_ratio"]), entries, p["entry_policy"] == "failover", i,
                               zlib.crc32(n.encode()), float(p["forged_share"]), int(p["items"]),
-                              float(p["zipf_s"]), *_browser_policy(doc, n)))
+                              float(p["zipf_s"]), *browser[i]))
         offset += int(p["users"])
     if offset > 50_000_000:
         raise SimulationError("users of " + ", ".join(f'client "{c.node_id}" ({c.users:,})' for c in clients[:4])
@@ -270,7 +296,9 @@ def compile_document(doc: Document) -> Network:
     _check_sessions(doc, ids, kinds, params)
 
     max_level = int(st_level.max()) if n_st else -1
-    levels = [np.nonzero(st_level == lv)[0] for lv in range(max_level + 1)]
+    by_level = np.argsort(st_level, kind="stable")
+    cuts = np.searchsorted(st_level[by_level], np.arange(1, max_level + 1))
+    levels = [a.astype(np.int64) for a in np.split(by_level, cuts)] if n_st else []
     edges = doc.edges()
     edge_index = {(index[s], index[t]): k for k, (s, t) in enumerate(edges)}
     st_workers = np.array(cols[3], dtype=np.int64)
@@ -291,46 +319,72 @@ def compile_document(doc: Document) -> Network:
         scalers=scalers,
         caches=caches,
         failovers=failovers,
-        st_primary=_primaries(len(st_rows), node_stations, replicated),
-        st_lag=_lags(len(st_rows), node_stations, replicated),
+        st_primary=_primaries(len(st_rows), st_node, node_stations, replicated),
+        st_lag=_lags(len(st_rows), st_node, node_stations, replicated),
         max_workers=int(st_workers.max()) if n_st else 1,
         databases=databases,
+        estimate=estimate,
     )
 
 
-def _browser_policy(doc: Document, client: str) -> tuple[float, bool]:
-    """The Cache-Control a client's browser sees: that of the first servers on its
-    paths (the shortest max-age if they differ; ETags only if all send them)."""
-    seen, frontier, servers = {client}, [client], []
-    while frontier:
-        nxt = []
-        for n in frontier:
-            for t in doc.successors(n):
-                if t in seen:
-                    continue
-                seen.add(t)
-                (servers if doc.kind(t) == "server" else nxt).append(t)
-        frontier = nxt
-    if not servers:
-        return 0.0, False
-    ps = [doc.params(s) for s in servers]
-    return min(float(p["cache_max_age_s"]) for p in ps), all(bool(p["etag"]) for p in ps)
+def _browser_policies(doc: Document, ids: list[str], kinds: list[str], params: list[dict],
+                      succ_of: list[list[int]]) -> dict[int, tuple[float, bool]]:
+    """The Cache-Control each client's browser sees: that of the first servers on its
+    paths (the shortest max-age if they differ; ETags only if all send them).
 
-
-def _primaries(n: int, node_stations: list[np.ndarray], replicated: list[tuple[int, float]]) -> np.ndarray:
-    """Each station's primary: itself, except for a database's read replicas."""
-    out = np.arange(n, dtype=np.int64)
-    for first, _ in replicated:
-        st = next(s for s in node_stations if len(s) and s[0] == first)
-        out[st] = first
+    One pass over the graph from its ends: each node knows the (shortest max-age,
+    all ETags, any server) of the first servers reachable through it."""
+    seen: dict[int, tuple[float, bool, bool]] = {}
+    for i in _reverse_topological(ids, succ_of):
+        age, etag, any_server = math.inf, True, False
+        for j in succ_of[i]:
+            if kinds[j] == "server":
+                a, e, f = float(params[j]["cache_max_age_s"]), bool(params[j]["etag"]), True
+            else:
+                a, e, f = seen[j]
+            if f:
+                age, etag, any_server = min(age, a), etag and e, True
+        seen[i] = (age, etag, any_server)
+    out = {}
+    for i, k in enumerate(kinds):
+        if k == "client":
+            age, etag, any_server = seen[i]
+            out[i] = (age, etag) if any_server else (0.0, False)
     return out
 
 
-def _lags(n: int, node_stations: list[np.ndarray], replicated: list[tuple[int, float]]) -> np.ndarray:
+def _reverse_topological(ids: list[str], succ_of: list[list[int]]) -> list[int]:
+    """Node indices, every node after all of its successors (the graph has no loops)."""
+    indegree = [0] * len(ids)
+    for succ in succ_of:
+        for j in succ:
+            indegree[j] += 1
+    stack = [i for i in range(len(ids)) if indegree[i] == 0]
+    order = []
+    while stack:
+        i = stack.pop()
+        order.append(i)
+        for j in succ_of[i]:
+            indegree[j] -= 1
+            if indegree[j] == 0:
+                stack.append(j)
+    return order[::-1]
+
+
+def _primaries(n: int, st_node: np.ndarray, node_stations: list[np.ndarray],
+               replicated: list[tuple[int, float]]) -> np.ndarray:
+    """Each station's primary: itself, except for a database's read replicas."""
+    out = np.arange(n, dtype=np.int64)
+    for first, _ in replicated:
+        out[node_stations[st_node[first]]] = first
+    return out
+
+
+def _lags(n: int, st_node: np.ndarray, node_stations: list[np.ndarray],
+          replicated: list[tuple[int, float]]) -> np.ndarray:
     out = np.zeros(n)
     for first, lag in replicated:
-        st = next(s for s in node_stations if len(s) and s[0] == first)
-        out[st[1:]] = lag
+        out[node_stations[st_node[first]][1:]] = lag
     return out
 
 

@@ -23,7 +23,6 @@ so a failover to the passive balancer of a pair keeps the users' pins.
 from __future__ import annotations
 
 import zlib
-from math import gcd
 
 import numpy as np
 
@@ -34,20 +33,33 @@ from .randomness import PICK, PICK2, TIE, mix64, uniform
 RING_POINTS = 160
 
 
-def smooth_wrr_sequence(weights: np.ndarray, limit: int = 1000) -> np.ndarray:
-    """One period of NGINX's smooth weighted round robin, as backend positions."""
+WRR_PERIOD = 1000   # NGINX's exact sequence up to this period (longer: the same order by virtual time)
+
+
+def smooth_wrr_sequence(weights: np.ndarray, limit: int = WRR_PERIOD) -> np.ndarray:
+    """One period of NGINX's smooth weighted round robin, as backend positions.
+
+    The integer weights are halved until their sum fits in ``max(limit, 4 n)``: a
+    sum of n ones always fits, so the reduction ends (in at most ~40 halvings).
+    Periods up to ``limit`` are NGINX's own loop; longer ones (more than ``limit``
+    backends) are the same smooth interleaving computed at once: the j-th turn of
+    a backend of weight w falls at virtual time (j + ½) / w (stride scheduling)."""
     w = np.asarray(weights, dtype=float)
-    ints = np.maximum(np.round(w / w.min() * 10).astype(np.int64), 1)
-    g = 0
-    for v in ints.tolist():
-        g = gcd(g, v)
-    ints //= max(g, 1)
-    while ints.sum() > limit:
+    n = len(w)
+    ratio = np.minimum(w / w.min(), 1e9)            # capacities differ by at most 10¹² in the format
+    ints = np.maximum(np.round(ratio * 10).astype(np.int64), 1)
+    ints //= max(int(np.gcd.reduce(ints)), 1)
+    bound = max(int(limit), 4 * n)
+    while ints.sum() > bound:                       # ends: all ones sum to n ≤ bound
         ints = np.maximum(ints // 2, 1)
     total = int(ints.sum())
-    current = np.zeros(len(ints), dtype=np.int64)
+    if total > limit:
+        owner = np.repeat(np.arange(n, dtype=np.int64), ints)
+        turn = np.arange(total) - np.repeat(np.cumsum(ints) - ints, ints)
+        return owner[np.lexsort((owner, (turn + 0.5) / ints[owner]))]
+    current = np.zeros(n, dtype=np.int64)
     seq = np.empty(total, dtype=np.int64)
-    for k in range(total):  # once per change of the healthy set, not per request
+    for k in range(total):  # at most ``limit`` turns, once per change of the healthy set
         current += ints
         best = int(np.argmax(current))
         seq[k] = best
@@ -186,22 +198,23 @@ def carry_cookies(old: list[BalancerState], new: list[BalancerState], station_ma
 
 def _fill_least(load: np.ndarray, cost: np.ndarray, m: int, tick: int) -> np.ndarray:
     """Greedy fill: each request goes to the backend with the lowest (load+1)×cost,
-    counting the requests already placed in this window. Done in chunks of at
-    most one request per backend, so the loop runs ceil(m / n) times."""
+    counting the requests already placed in this window. Done in rounds of one
+    request per backend: a full round gives every backend one request, in the
+    order of its scores, so all full rounds are computed at once (one sort per
+    row); the last, partial round takes the lowest scores. No loop over rounds."""
     n = len(load)
-    load = load.copy()
+    full, rest = divmod(m, n)
     out = np.empty(m, dtype=np.int64)
-    done = 0
-    while done < m:
-        take = min(m - done, n)
-        jitter = uniform(np.arange(n, dtype=np.uint64) + np.uint64(n * done), tick, TIE)  # random ties
-        score = (load + 1.0) * cost * (1.0 + jitter * 1e-9)
-        if take < n:
-            best = np.argpartition(score, take - 1)[:take]
-        else:
-            best = np.arange(n)
-        best = best[np.argsort(score[best], kind="stable")]
-        out[done:done + take] = best
-        load[best] += 1.0
-        done += take
+    if full:
+        r = np.arange(full, dtype=np.uint64)[:, None]
+        keys = r * np.uint64(n * n) + np.arange(n, dtype=np.uint64)[None, :]     # round r starts at done = r·n
+        jitter = uniform(keys.ravel(), tick, TIE).reshape(full, n)                # random ties
+        score = (load[None, :] + np.arange(full, dtype=float)[:, None] + 1.0) * cost * (1.0 + jitter * 1e-9)
+        out[:full * n] = np.argsort(score, axis=1, kind="stable").ravel()
+    if rest:
+        done = full * n
+        jitter = uniform(np.arange(n, dtype=np.uint64) + np.uint64(n * done), tick, TIE)
+        score = (load + float(full) + 1.0) * cost * (1.0 + jitter * 1e-9)
+        best = np.argpartition(score, rest - 1)[:rest]
+        out[done:] = best[np.argsort(score[best], kind="stable")]
     return out

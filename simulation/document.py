@@ -110,11 +110,17 @@ class Document:
         return self.graph.has_edge(source, target)
 
     def successors(self, node_id: str) -> list[str]:
-        """Downstream nodes in edge order."""
-        return [t for (s, t) in self.edges() if s == node_id]
+        """Downstream nodes in edge order (O(degree · log degree), not a scan of all edges)."""
+        if node_id not in self.graph:
+            return []
+        out = self.graph.adj[node_id]
+        return sorted(out, key=lambda t: out[t]["seq"])
 
     def predecessors(self, node_id: str) -> list[str]:
-        return [s for (s, t) in self.edges() if t == node_id]
+        if node_id not in self.graph:
+            return []
+        into = self.graph.pred[node_id]
+        return sorted(into, key=lambda s: into[s]["seq"])
 
     def params(self, node_id: str) -> dict[str, Any]:
         """All parameters of a node, defaults filled in."""
@@ -156,7 +162,8 @@ class Document:
 
     def remove_node(self, node_id: str) -> tuple[NodeData, int, list[tuple[str, str, int]]]:
         """Remove a node and its edges; returns what :meth:`restore_node` needs."""
-        edges = [(s, t, self.graph.edges[s, t]["seq"]) for (s, t) in self.edges() if node_id in (s, t)]
+        touching = list(self.graph.in_edges(node_id)) + list(self.graph.out_edges(node_id))
+        edges = sorted(((s, t, self.graph.edges[s, t]["seq"]) for (s, t) in touching), key=lambda e: e[2])
         for s, t, _ in edges:
             self.remove_edge(s, t)
         data = self.node(node_id)
@@ -182,7 +189,10 @@ class Document:
         ok, why = can_connect(self.kind(source), self.kind(target))
         if not ok:
             return why
-        if nx.has_path(self.graph, target, source):
+        # a new edge closes a loop only if the target already reaches the source; nothing
+        # does when the source has no feeders or the target no successors (the usual case)
+        if (self.graph.in_degree(source) and self.graph.out_degree(target)
+                and nx.has_path(self.graph, target, source)):
             return "this connection would make requests go round in a loop"
         return ""
 

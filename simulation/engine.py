@@ -24,8 +24,9 @@ import numpy as np
 
 from .arrivals import Arrivals
 from .autoscaling import Autoscaler
+from .budget import MAX_IN_FLIGHT, BudgetError, check_work, in_flight_message, peak_factor as _peak_factor
 from .caching import CacheModel, zipf_cdf
-from .compiler import SERVER, Network, SimulationError, compile_document
+from .compiler import SERVER, EdgeLookup, Network, SimulationError, compile_document
 from .dispatch import BalancerState, share_cookies
 from .document import Document
 from .flight import FLAG_TIMEOUT, Batch
@@ -44,28 +45,25 @@ __all__ = ["Simulation", "SimulationError"]
 NO_SESSION = -1   # a user without a session yet (see request_state.py)
 
 
-def _last(series: dict, node: str, last: int) -> float:
-    v = series[node][last] if node in series and last >= 0 else math.nan
+def _last(series: dict, node: str) -> float:
+    v = series.get(node, math.nan)
     return 0.0 if math.isnan(v) else float(v)
 
 
-def _peak_factor(pattern: dict) -> float:
-    kind = pattern.get("type")
-    if kind == "spike":
-        return max(1.0, float(pattern.get("factor", 5.0)))
-    if kind == "ramp":
-        return max(float(pattern.get("from_factor", 0.1)), float(pattern.get("to_factor", 1.0)), 1e-3)
-    if kind == "diurnal":
-        return 1.0 + float(pattern.get("amplitude", 0.5))
-    if kind == "steps":
-        return max(max(pattern.get("factors", [1.0])), 1e-3)
-    return 1.0
+def _check_work(document: Document, duration_s: float) -> None:
+    """Refuse a run whose work is beyond the budget (budget.py), as a SimulationError."""
+    try:
+        check_work(document, float(duration_s))
+    except BudgetError as e:
+        compile_document(document)   # what is beyond a budget of the file itself is said first
+        raise SimulationError(str(e)) from None
 
 
 class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSecond):
     """A running simulation of a document. See ``docs/engine-api.md``."""
 
-    def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 10.0) -> None:
+    def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 10.0,
+                 duration_s: float | None = None) -> None:
         self.document = document
         self.seed = int(document.settings["seed"] if seed is None else seed)
         self.rng = np.random.default_rng(self.seed)
@@ -81,6 +79,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         self._hist_total = np.zeros(N_BINS, dtype=np.int64)
         self.counts = dict.fromkeys(COUNTERS, 0)    # forged cookies, stale reads
         self._clients_down: set[str] = set()
+        _check_work(document, document.settings["duration_s"] if duration_s is None else duration_s)
         self._setup(compile_document(document))
         self._events = sorted(document.events, key=lambda e: e.at_s)
         self._event_pos = 0
@@ -113,9 +112,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         self._has_route = np.diff(net.route_ptr) > 0
         self._is_local_server = (net.st_kind == SERVER) & (net.st_sessions == 0)
         self._is_db_server = (net.st_kind == SERVER) & (net.st_sessions == 1)
-        self._node_edge = np.full((len(net.node_ids), len(net.node_ids)), -1, dtype=np.int64)
-        for (a, b), k in net.edge_index.items():
-            self._node_edge[a, b] = k
+        self._node_edge = EdgeLookup(len(net.node_ids), net.edge_index)   # [a, b] -> edge number or -1
         self._last_done = np.zeros(len(net.node_ids))
         self._node_first = np.array([s[0] if len(s) else -1 for s in net.node_stations], dtype=np.int64)
         self._node_count = np.array([len(s) for s in net.node_stations], dtype=np.int64)
@@ -191,7 +188,9 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
             stalls = 0
             self._window(self.now, t1)
             self.now = t1
-            closed = math.floor(self.now + 1e-9) - self.metrics.n
+            if self.in_flight > MAX_IN_FLIGHT:
+                self._too_many_in_flight()
+            closed = math.floor(self.now + 1e-9) - self.metrics.seconds
             if closed > 0:
                 self._close_seconds(closed)
         self._boundary_actions()
@@ -235,6 +234,14 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
                 consider(drained, f'a replica of "{name}" draining')
         return best
 
+    def _too_many_in_flight(self) -> None:
+        """Memory stays bounded: stop with one line naming the node that holds the most."""
+        st = np.concatenate([p.st for p in self.pending])
+        per_node = np.bincount(self.net.st_node[st], minlength=len(self.net.node_ids))
+        i = int(per_node.argmax())
+        node = f'{self.net.node_kind[i].replace("_", " ")} "{self.net.node_ids[i]}"'
+        raise SimulationError(in_flight_message(len(st), node, int(per_node[i]), self.now))
+
     def fail(self, node_id: str, replica: int | None = None) -> None:
         self._set_node(node_id, replica, up=False)
 
@@ -247,37 +254,34 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         Requests in flight at stations that still exist stay where they are; those
         at removed stations fail (node_failed)."""
         from .live_update import migrate
+        _check_work(document, document.settings["duration_s"])
         migrate(self, document)
 
     def node_states(self) -> dict[str, NodeState]:
         net = self.net
         waiting, in_system = self._occupancy()
-        last = self.metrics.n - 1
-        util = self.metrics.util
-        util_max = self.metrics.util_max
+        util = self.metrics.latest("util")    # the last closed second
+        util_max = self.metrics.latest("util_max")
         out = {}
         for i, node in enumerate(net.node_ids):
             st = net.node_stations[i]
             st = st[self.stations.provisioned[st]] if len(st) else st   # autoscaled: the replicas that exist
             up = self.stations.up[st]
             out[node] = NodeState(
-                utilization=float(util[node][last]) if node in util and last >= 0 and not math.isnan(util[node][last]) else 0.0,
+                utilization=float(util[node]) if node in util and not math.isnan(util[node]) else 0.0,
                 queue=float(waiting[st].sum()) if len(st) else 0.0,
                 in_system=float(in_system[st].sum()) if len(st) else 0.0,
                 throughput_rps=float(self._last_done[i]),
                 replicas=max(len(st), 1),
                 replicas_up=int(up.sum()) if len(st) else 1,
                 failed_replicas=tuple(int(r) for r in net.st_replica[st][self.stations.failed[st]]),
-                utilization_max=_last(util_max, node, last),
+                utilization_max=_last(util_max, node),
             )
         return out
 
     def edge_flows(self) -> dict[tuple[str, str], float]:
-        flows = self.metrics.flow
-        last = self.metrics.n - 1
-        if last < 0:
-            return {e: 0.0 for e in self.net.edges}
-        return {e: float(flows[e][last]) if e in flows else 0.0 for e in self.net.edges}
+        flows = self.metrics.latest("flow")   # the last closed second
+        return {e: float(flows.get(e, 0.0)) for e in self.net.edges}
 
     def totals(self) -> dict:
         served = self.served

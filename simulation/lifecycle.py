@@ -58,16 +58,14 @@ class Lifecycle:
             st.booted[done] = True
             st.registered[done] = True
         self._remove_drained()
-        util = self.metrics.util
         for a in self.scalers:
             if a.next_decision > now + 1e-9:
                 continue
             a.next_decision = (math.floor(now / a.sc.interval_s + 1e-9) + 1) * a.sc.interval_s
             node = self.net.node_ids[a.sc.node_index]
-            if node not in util or self.metrics.n == 0:
+            if self.metrics.n == 0:
                 continue
-            k = max(1, min(self.metrics.n, int(round(a.sc.interval_s))))
-            u = float(np.nanmean(util[node][-k:]))
+            u = float(np.nanmean(self.metrics.recent_util(node, int(round(a.sc.interval_s)))))
             slots = a.slots
             # replicas that count: provisioned, not failed (a failed one is replaced), not draining
             active = slots[st.provisioned[slots] & ~st.failed[slots] & (st.registered[slots] | ~st.booted[slots])]

@@ -1,9 +1,21 @@
-"""Metrics: one row per simulated second, in preallocated arrays that grow.
+"""Metrics: one row per simulated second, in arrays of bounded size.
 
 Latencies go into log-spaced histograms (1 % wide bins from 10 µs to 10⁴ s,
-like HdrHistogram), one for the current second and one for the whole run, so
-percentiles are accurate to about half a percent whatever the rate, and the
-mean is kept exactly as a sum.
+like HdrHistogram), one per row and one for the whole run, so percentiles are
+accurate to about half a percent whatever the rate, and the mean is kept
+exactly as a sum.
+
+Memory is bounded whatever the duration: the rows are kept at one second each
+until there are ``row_cap`` of them (4,096 for a small network, fewer for a wide
+one: see :func:`row_cap`); then neighbouring rows are merged in pairs and every
+row covers twice as long (2 s, then 4 s, ...). Each row says what it covers:
+``time_s`` is the end of its span and ``span_s`` its length. Rates, counts per
+second, utilization, queues, replicas and flows of a merged row are averages
+over its span; its percentiles come from the merged histograms and its mean
+from the exact sums, so a merged row is exactly what a row of that length
+would have been. The latest second and the last hour of utilization stay at
+one-second resolution for the live display and the autoscaler (``latest``,
+``recent_util``).
 """
 from __future__ import annotations
 
@@ -47,46 +59,119 @@ def percentiles_ms(hists: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
     return out
 
 
+MAX_ROWS = 4096            # rows at one second each before they are merged in pairs
+MIN_ROWS = 64              # the fewest rows a run keeps (the widest networks)
+METRIC_CELLS = 16_000_000  # values in all rows together (~128 MB)
+RECENT_S = 3600            # seconds of per-second utilization kept for the autoscaler (its longest interval)
+RECENT_CELLS = 2_000_000   # ... but no more values than this (~16 MB)
+_HIST_MAX = np.iinfo(np.uint32).max
+
+
+def row_cap(columns: int) -> int:
+    """Rows kept for this many values per row: a power of two in [MIN_ROWS, MAX_ROWS]."""
+    fit = max(METRIC_CELLS // max(columns, 1), 1)
+    return int(min(MAX_ROWS, max(MIN_ROWS, 1 << (fit.bit_length() - 1))))
+
+
+def _mean_of(a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray) -> np.ndarray:
+    """Span-weighted mean of two rows of values, ignoring NaN (a key absent for part of the span)."""
+    wa = np.where(np.isnan(a), 0.0, wa)
+    wb = np.where(np.isnan(b), 0.0, wb)
+    w = wa + wb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(w > 0, (np.nan_to_num(a) * wa + np.nan_to_num(b) * wb) / np.where(w > 0, w, 1.0), np.nan)
+
+
+def _group_mean(block: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per group of consecutive rows (one second each): the mean of each column, NaN ignored."""
+    ok = ~np.isnan(block)
+    total = np.add.reduceat(np.where(ok, block, 0.0), starts, axis=0)
+    count = np.add.reduceat(ok.astype(float), starts, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
+
+
 class Keyed:
-    """Growable rows × keys series (one column per node or edge), NaN before a key appeared."""
+    """Rows × keys series (one column per node or edge), NaN before a key appeared."""
 
     def __init__(self) -> None:
         self.keys: dict = {}
         self.data = np.full((0, 0), np.nan)
+        self._last_keys: list = []
+        self._last_idx: list[int] = []
 
-    def write(self, i0: int, keys: list, block: np.ndarray) -> None:
-        """Write ``block`` (rows × len(keys)) at rows i0.. for these keys."""
+    @property
+    def width(self) -> int:
+        return len(self.keys)
+
+    def write(self, i0: int, keys: list, block: np.ndarray, limit: int) -> None:
+        """Write ``block`` (rows × len(keys)) at rows i0.. for these keys; grow to at most ``limit`` rows
+        beyond what is needed."""
         for k in keys:
             if k not in self.keys:
                 self.keys[k] = len(self.keys)
         rows, cols = i0 + block.shape[0], len(self.keys)
         if rows > self.data.shape[0] or cols > self.data.shape[1]:
-            new = np.full((max(rows, 2 * self.data.shape[0], 64), max(cols, self.data.shape[1])), np.nan)
+            grow = max(rows, min(2 * self.data.shape[0], limit), 64) if rows > self.data.shape[0] else self.data.shape[0]
+            new = np.full((grow, max(cols, self.data.shape[1])), np.nan)
             new[:self.data.shape[0], :self.data.shape[1]] = self.data
             self.data = new
+        if keys != self._last_keys:         # the same keys as last time (the usual case): no lookups
+            self._last_keys, self._last_idx = list(keys), [self.keys[k] for k in keys]
+        idx = self._last_idx
+        if len(idx) == self.data.shape[1] and idx == list(range(len(idx))):
+            self.data[i0:rows] = block
+        else:
+            self.data[i0:rows, idx] = block
+
+    def combine(self, row: int, wa: float, block_row: np.ndarray, keys: list, wb: float) -> None:
+        """Merge one row of new values (for ``keys``) into ``row``, weighted by spans."""
+        for k in keys:
+            if k not in self.keys:
+                self.write(row, [k], np.full((1, 1), np.nan), row + 1)
         idx = [self.keys[k] for k in keys]
-        self.data[i0:rows, idx] = block
+        cur = self.data[row, idx]
+        self.data[row, idx] = _mean_of(cur, np.full(len(idx), wa), block_row, np.full(len(idx), wb))
+
+    def merge_pairs(self, n: int, spans: np.ndarray) -> None:
+        """Rows (0,1), (2,3), ... of the first ``n`` become rows 0, 1, ...; an odd last row moves alone."""
+        half = n // 2
+        a, b = self.data[0:2 * half:2], self.data[1:2 * half:2]
+        sa, sb = spans[0:2 * half:2, None], spans[1:2 * half:2, None]
+        self.data[:half] = _mean_of(a, np.broadcast_to(sa, a.shape), b, np.broadcast_to(sb, b.shape))
+        if n % 2:
+            self.data[half] = self.data[n - 1]
+        self.data[(n + 1) // 2:n] = np.nan
 
     def view(self, n: int) -> dict:
         return {k: self.data[:n, j] for k, j in self.keys.items()}
 
 
 class Metrics:
-    """Per-second series. Read the public attributes (arrays of length ``n``)."""
+    """Per-second (or, in long runs, per-span) series. Read the public attributes
+    (arrays of length ``n``); ``seconds`` is how many simulated seconds they cover."""
 
     COLUMNS = ("time_s", "offered_rps", "served_rps", "failed_rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
                "active_servers", "sessions_lost", "cost_server_s", "forged_accepted", "forged_rejected",
-               "stale_reads", "browser_hits", "not_modified")
+               "stale_reads", "browser_hits", "not_modified", "span_s")
 
     def __init__(self) -> None:
-        self.n = 0
+        self.n = 0              # rows
+        self.seconds = 0        # simulated seconds closed
+        self.width = 1          # seconds per full row (a power of two)
         self._cols = Keyed()
         self._causes = Keyed()
         self._util = Keyed()
-        self._util_max = Keyed()
+        self._util_max = Keyed()          # the busiest replica that is up, per node
         self._queue = Keyed()
         self._replicas = Keyed()
         self._flow = Keyed()
+        self._hist = np.zeros((0, N_BINS), dtype=np.uint32)
+        self._served = np.zeros(0)        # requests served in each row (exact)
+        self._lat_ns = np.zeros(0)        # their latencies, nanoseconds (exact)
+        self._latest: dict[str, dict] = {}
+        self._recent = Keyed()            # per-second utilization, a ring of the last seconds
+        self._recent_len = 0
 
     def __getattr__(self, name: str) -> np.ndarray:
         if name in Metrics.COLUMNS:
@@ -120,18 +205,189 @@ class Metrics:
     def flow(self) -> dict[tuple[str, str], np.ndarray]:
         return self._flow.view(self.n)
 
+    def latest(self, name: str) -> dict:
+        """The last closed second's ``util``, ``queue``, ``replicas`` or ``flow``, by node or edge."""
+        return self._latest.get(name, {})
+
+    def recent_util(self, node: str, seconds: int) -> np.ndarray:
+        """A node's utilization in each of the last ``seconds`` seconds (fewer if the run is
+        younger, or than the kept ``RECENT_S``)."""
+        j = self._recent.keys.get(node)
+        if j is None or self._recent_len == 0:
+            return np.zeros(0)
+        r = self._recent.data.shape[0]
+        k = min(max(int(seconds), 1), self._recent_len, r)
+        rows = (self.seconds - k + np.arange(k)) % r
+        return self._recent.data[rows, j]
+
+    @property
+    def row_cap(self) -> int:
+        keyed = sum(k.width for k in (self._cols, self._causes, self._util, self._util_max, self._queue,
+                                      self._replicas, self._flow))
+        return row_cap(keyed + N_BINS // 2 + 2)
+
+    # ----- adding seconds ---------------------------------------------------------------------
     def extend(self, columns: dict[str, np.ndarray], causes: np.ndarray, nodes: list[str], util: np.ndarray,
                queue: np.ndarray, replicas: np.ndarray, edges: list, flow: np.ndarray,
+               hist: np.ndarray | None = None, lat_ns: np.ndarray | None = None,
                util_max: np.ndarray | None = None) -> None:
-        """Add k seconds at once: every array has k rows."""
+        """Add k seconds at once: every array has k rows (one per second). ``hist`` (k × bins) and
+        ``lat_ns`` (k) let merged rows keep exact percentiles and means."""
         k = len(columns["time_s"])
+        if k == 0:
+            return
+        if hist is None:
+            hist = np.zeros((k, N_BINS), dtype=np.int64)
+        if lat_ns is None:
+            lat_ns = np.nan_to_num(columns["mean_ms"]) * 1e6 * columns["served_rps"]
+        util_max = util if util_max is None else util_max
+        self._remember(nodes, util, queue, replicas, edges, flow)
+        self._latest["util_max"] = dict(zip(nodes, util_max[-1].tolist()))
+        columns = {**columns, "span_s": np.ones(k)}
+        parts = {"cols": np.column_stack([columns[c] for c in self.COLUMNS]), "causes": causes, "util": util,
+                 "util_max": util_max, "queue": queue, "replicas": replicas, "flow": flow}
+        keys = {"cols": list(self.COLUMNS), "causes": list(FAILURE_CAUSES), "util": nodes, "util_max": nodes,
+                "queue": nodes, "replicas": nodes, "flow": list(edges)}
+        served = np.asarray(columns["served_rps"], dtype=float)
+        first = 0
+        spans = self._cols.data[:self.n, self._cols.keys["span_s"]] if self.n else np.zeros(0)
+        if self.n and spans[-1] < self.width:      # fill the last, partial row first
+            first = int(min(k, self.width - spans[-1]))
+            self._fill_last(parts, keys, first, served[:first], lat_ns[:first], hist[:first])
+        if first < k:
+            self._append(parts, keys, first, served[first:], lat_ns[first:], hist[first:])
+        self.seconds += k
+        cap = self.row_cap
+        while self.n > cap:
+            self._merge_pairs()
+
+    def _grouped(self, parts: dict, keys: dict, lo: int, starts: np.ndarray) -> dict[str, np.ndarray]:
+        out = {}
+        for name, block in parts.items():
+            if name == "flow" and not keys["flow"]:
+                continue
+            out[name] = _group_mean(np.asarray(block, dtype=float)[lo:], starts)
+        return out
+
+    def _keyed(self, name: str) -> Keyed:
+        return getattr(self, "_" + name)
+
+    def _fill_last(self, parts: dict, keys: dict, m: int, served: np.ndarray, lat_ns: np.ndarray,
+                   hist: np.ndarray) -> None:
+        row = self.n - 1
+        span = self._cols.data[row, self._cols.keys["span_s"]]
+        means = self._grouped({k: np.asarray(v)[:m] for k, v in parts.items()}, keys, 0, np.array([0]))
+        end_time = float(parts["cols"][m - 1, self.COLUMNS.index("time_s")])
+        for name, block in means.items():
+            self._keyed(name).combine(row, span, block[0], keys[name], float(m))
+        self._served[row] += served.sum()
+        self._lat_ns[row] += lat_ns.sum()
+        self._hist[row] = np.minimum(self._hist[row].astype(np.int64) + hist.sum(axis=0), _HIST_MAX)
+        self._finish_rows(row, row + 1, np.array([span + m]), np.array([end_time]))
+
+    def _append(self, parts: dict, keys: dict, lo: int, served: np.ndarray, lat_ns: np.ndarray,
+                hist: np.ndarray) -> None:
+        k = len(served)
+        starts = np.arange(0, k, self.width)
+        rows = len(starts)
         i0 = self.n
-        self._cols.write(i0, list(self.COLUMNS), np.column_stack([columns[c] for c in self.COLUMNS]))
-        self._causes.write(i0, list(FAILURE_CAUSES), causes)
-        self._util.write(i0, nodes, util)
-        self._util_max.write(i0, nodes, util if util_max is None else util_max)
-        self._queue.write(i0, nodes, queue)
-        self._replicas.write(i0, nodes, replicas)
-        if edges:
-            self._flow.write(i0, edges, flow)
-        self.n = i0 + k
+        limit = self.row_cap + 2
+        if self.width == 1:
+            for name, block in parts.items():
+                if name == "flow" and not keys["flow"]:
+                    continue
+                self._keyed(name).write(i0, keys[name], np.asarray(block, dtype=float)[lo:], limit)
+        else:
+            for name, block in self._grouped(parts, keys, lo, starts).items():
+                self._keyed(name).write(i0, keys[name], block, limit)
+        self._grow_exact(i0 + rows, limit)
+        self._served[i0:i0 + rows] = np.add.reduceat(served, starts)
+        self._lat_ns[i0:i0 + rows] = np.add.reduceat(lat_ns, starts)
+        self._hist[i0:i0 + rows] = np.minimum(np.add.reduceat(hist.astype(np.int64), starts, axis=0), _HIST_MAX)
+        ends = np.asarray(parts["cols"][lo:, self.COLUMNS.index("time_s")])[np.r_[starts[1:] - 1, k - 1]]
+        self.n = i0 + rows
+        self._finish_rows(i0, self.n, np.diff(np.r_[starts, k]).astype(float), ends)
+
+    def _grow_exact(self, rows: int, limit: int) -> None:
+        if rows <= len(self._served):
+            return
+        size = max(rows, min(2 * len(self._served), limit), 64)
+        self._served = np.concatenate([self._served, np.zeros(size - len(self._served))])
+        self._lat_ns = np.concatenate([self._lat_ns, np.zeros(size - len(self._lat_ns))])
+        self._hist = np.concatenate([self._hist, np.zeros((size - len(self._hist), N_BINS), dtype=np.uint32)])
+
+    def _finish_rows(self, a: int, b: int, spans: np.ndarray, ends: np.ndarray) -> None:
+        """Rows a..b: set time and span, and the percentiles and mean from the exact sums."""
+        c = self._cols
+        c.data[a:b, c.keys["span_s"]] = spans
+        c.data[a:b, c.keys["time_s"]] = ends
+        pct = percentiles_ms(self._hist[a:b], (0.5, 0.95, 0.99))
+        for j, name in enumerate(("p50_ms", "p95_ms", "p99_ms")):
+            c.data[a:b, c.keys[name]] = pct[:, j]
+        served = self._served[a:b]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c.data[a:b, c.keys["mean_ms"]] = np.where(served > 0, self._lat_ns[a:b] / np.maximum(served, 1) / 1e6,
+                                                      np.nan)
+
+    def _merge_pairs(self) -> None:
+        """Halve the rows: each pair of neighbours becomes one row covering both spans."""
+        n = self.n
+        spans = self._cols.data[:n, self._cols.keys["span_s"]].copy()
+        ends = self._cols.data[:n, self._cols.keys["time_s"]].copy()
+        for keyed in (self._cols, self._causes, self._util, self._util_max, self._queue, self._replicas, self._flow):
+            if keyed.width:
+                keyed.merge_pairs(n, spans)
+        half, m = n // 2, (n + 1) // 2
+        for arr in (self._served, self._lat_ns):
+            arr[:half] = arr[0:2 * half:2] + arr[1:2 * half:2]
+            if n % 2:
+                arr[half] = arr[n - 1]
+            arr[m:n] = 0
+        h = self._hist
+        h[:half] = np.minimum(h[0:2 * half:2].astype(np.int64) + h[1:2 * half:2], _HIST_MAX)
+        if n % 2:
+            h[half] = h[n - 1]
+        h[m:n] = 0
+        new_spans = np.add.reduceat(spans, np.arange(0, n, 2))
+        new_ends = ends[np.r_[np.arange(1, n, 2), [n - 1] if n % 2 else []].astype(np.int64)]
+        self.n = m
+        self.width *= 2
+        self._finish_rows(0, m, new_spans, new_ends)
+
+    def _remember(self, nodes: list, util: np.ndarray, queue: np.ndarray, replicas: np.ndarray, edges: list,
+                  flow: np.ndarray) -> None:
+        """The last second at full resolution, and the recent per-second utilization."""
+        self._latest = {"util": dict(zip(nodes, util[-1].tolist())), "queue": dict(zip(nodes, queue[-1].tolist())),
+                        "replicas": dict(zip(nodes, replicas[-1].tolist())),
+                        "flow": dict(zip(edges, flow[-1].tolist())) if edges else {}}
+        r = self._recent
+        size = min(RECENT_S, max(MIN_ROWS, RECENT_CELLS // max(len(nodes), 1)))
+        if r.data.shape[0] != size:     # first call, or a different number of nodes: start the ring anew
+            keep = self.recent_all() if self._recent_len else None
+            r.keys, r.data = {}, np.full((size, 0), np.nan)
+            self._recent_len = 0
+            if keep is not None:
+                block = np.column_stack(list(keep.values()))
+                self._ring_write(list(keep), block, self.seconds - len(block))
+        self._ring_write(nodes, util, self.seconds)
+
+    def recent_all(self) -> dict[str, np.ndarray]:
+        k = min(self._recent_len, self._recent.data.shape[0])
+        return {node: self.recent_util(node, k) for node in self._recent.keys}
+
+    def _ring_write(self, keys: list, block: np.ndarray, first_second: int) -> None:
+        r = self._recent
+        size = r.data.shape[0]
+        for key in keys:
+            if key not in r.keys:
+                r.keys[key] = len(r.keys)
+        if len(r.keys) > r.data.shape[1]:
+            r.data = np.concatenate([r.data, np.full((size, len(r.keys) - r.data.shape[1]), np.nan)], axis=1)
+        if len(block) > size:
+            first_second += len(block) - size
+            block = block[-size:]
+        k = len(block)
+        rows = (first_second + np.arange(k)) % size
+        r.data[rows] = np.nan            # a key that is gone has no value in these seconds
+        r.data[rows[:, None], np.array([r.keys[key] for key in keys], dtype=np.int64)[None, :]] = block
+        self._recent_len = min(self._recent_len + k, size)

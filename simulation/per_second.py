@@ -17,16 +17,21 @@ class PerSecond:
         """Turn the ledger's k oldest seconds into metric rows (all at once)."""
         net = self.net
         sec = self.ledger.pop_seconds(k)
-        first = self.metrics.n + 1
+        first = self.metrics.seconds + 1
         up = self.stations.up
         n_nodes = len(net.node_ids)
         node_of = net.st_node
         cap = np.bincount(node_of, weights=net.st_workers * up, minlength=n_nodes)
         ups = np.bincount(node_of, weights=up.astype(float), minlength=n_nodes)
 
+        # a node's stations are contiguous and in node order: sum them by segments
+        has = self._node_count > 0
+        starts = self._node_first[has]
+
         def per_node(rows: np.ndarray) -> np.ndarray:  # rows × stations -> rows × nodes
             out = np.zeros((k, n_nodes))
-            np.add.at(out.T, node_of, rows.T)
+            if len(starts):
+                out[:, has] = np.add.reduceat(rows, starts, axis=1)
             return out
 
         busy = per_node(sec["busy"])
@@ -36,7 +41,8 @@ class PerSecond:
         with np.errstate(invalid="ignore", divide="ignore"):
             st_util = np.where(st_cap > 0, np.minimum(sec["busy"] / np.where(st_cap > 0, st_cap, 1), 1.0), -np.inf)
         util_max = np.full((k, n_nodes), -np.inf)
-        np.maximum.at(util_max.T, node_of, st_util.T)
+        if len(starts):
+            util_max[:, has] = np.maximum.reduceat(st_util, starts, axis=1)
         util_max = np.where(np.isfinite(util_max), util_max, 0.0)
         waiting = np.stack([self._queue_snap.pop(first + r, np.zeros(net.n_stations)) for r in range(k)])
         queue = per_node(waiting)
@@ -64,4 +70,4 @@ class PerSecond:
         }
         self.metrics.extend(columns, failed, nodes, util[:, keep], queue[:, keep],
                             np.repeat(ups[None, keep], k, axis=0), list(net.edges), sec["edges"].astype(float),
-                            util_max[:, keep])
+                            hist=sec["hist"], lat_ns=sec["lat_sum"], util_max=util_max[:, keep])
