@@ -159,6 +159,7 @@ class Inspector(QScrollArea):
         self.rows, self.pattern = {}, None
         self.label_edit = self.title_edit = self.notes_edit = None
         self.events_editor = None
+        self.text_errors: dict[str, QLabel] = {}
         page = QWidget()
         page.setObjectName("inspectorPage")
         outer = QVBoxLayout(page)
@@ -169,6 +170,21 @@ class Inspector(QScrollArea):
         outer.addStretch(1)
         self.setWidget(page)
         self._refresh_values()
+
+    @staticmethod
+    def _error_line(page: QWidget, name: str) -> QLabel:
+        line = QLabel(page)
+        line.setObjectName(f"error_{name}")
+        line.setStyleSheet("color: #c62828;")
+        line.setWordWrap(True)
+        line.hide()
+        return line
+
+    def _show_text_error(self, name: str, problem: str) -> None:
+        line = self.text_errors.get(name)
+        if line is not None:
+            line.setText(f"Refused: {problem}" if problem else "")
+            line.setVisible(bool(problem))
 
     def _header(self, page: QWidget, outer: QVBoxLayout, icon: str | None, title: str, text: str) -> None:
         row = QHBoxLayout()
@@ -206,6 +222,8 @@ class Inspector(QScrollArea):
             self.label_edit.setToolTip("The name shown on the canvas.")
             self.label_edit.editingFinished.connect(self._commit_label)
             form.addRow("Label:", self.label_edit)
+            self.text_errors["label"] = self._error_line(page, "label")
+            form.addRow(self.text_errors["label"])
         params = common_params(distinct)
         groups: dict[str, QFormLayout] = {}
         for p in params:
@@ -239,6 +257,8 @@ class Inspector(QScrollArea):
         self.title_edit.setToolTip("The lesson's title (shown in the notes and on exported snapshots).")
         self.title_edit.editingFinished.connect(self._commit_title)
         form.addRow("Title:", self.title_edit)
+        self.text_errors["title"] = self._error_line(page, "title")
+        form.addRow(self.text_errors["title"])
         for p in SIMULATION_PARAMS:
             row = FieldRow(p, form, page, where=f"simulation.{p.name}")
             row.committed.connect(self._commit_setting)
@@ -250,6 +270,8 @@ class Inspector(QScrollArea):
         self.notes_edit.setMinimumHeight(160)
         self.notes_edit.textChanged.connect(self._notes_typed)
         outer.addWidget(self.notes_edit, 1)
+        self.text_errors["notes"] = self._error_line(page, "notes")
+        outer.addWidget(self.text_errors["notes"])
         from .events_editor import EventsEditor
         self.events_editor = EventsEditor(self.controller, page)
         outer.addWidget(self.events_editor)
@@ -306,12 +328,27 @@ class Inspector(QScrollArea):
         if self.label_edit is None or len(self._ids) != 1:
             return
         text = self.label_edit.text().strip()
-        if text != self.controller.document.node(self._ids[0]).label:
+        current = self.controller.document.node(self._ids[0]).label
+        if text == current:
+            return
+        try:
             self.controller.set_label(self._ids[0], text)
+        except FormatError as err:
+            self._show_text_error("label", err.message)
+            self.label_edit.setText(current)
+            return
+        self._show_text_error("label", "")
 
     def _commit_title(self) -> None:
-        if self.title_edit is not None and self.title_edit.text() != self.controller.document.meta.get("title", ""):
+        if self.title_edit is None or self.title_edit.text() == self.controller.document.meta.get("title", ""):
+            return
+        try:
             self.controller.set_meta(title=self.title_edit.text())
+        except FormatError as err:
+            self._show_text_error("title", err.message)
+            self.title_edit.setText(str(self.controller.document.meta.get("title", "")))
+            return
+        self._show_text_error("title", "")
 
     def _notes_typed(self) -> None:
         self._notes_pending = True
@@ -327,4 +364,9 @@ class Inspector(QScrollArea):
             return
         text = self.notes_edit.toPlainText()
         if text != self.controller.document.meta.get("notes", ""):
-            self.controller.set_meta(notes=text)
+            try:
+                self.controller.set_meta(notes=text)
+            except FormatError as err:     # kept in the editor, so that it can be shortened
+                self._show_text_error("notes", f"{err.message}; the notes were not changed")
+                return
+        self._show_text_error("notes", "")

@@ -45,6 +45,7 @@ class MainWindow(QMainWindow):
         self.inspector = Inspector(self.controller)
         self._plots = None                     # built just after the window shows (pyqtgraph is slow to import)
         self._selected: list[str] = []
+        self.other_windows: list[MainWindow] = []      # restored sessions beyond the first
         placeholder = QLabel("Loading plots…")
         placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.notes = NotesPanel(self.controller)
@@ -78,6 +79,8 @@ class MainWindow(QMainWindow):
         self.run.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.run.errorOccurred.connect(self._run_error)
         self.run.resetDone.connect(self._reset_done)
+        self.files.message.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        self.controller.editRefused.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.files.pathChanged.connect(self._update_title)
         self.files.dirtyChanged.connect(self._update_modified)
         self.controller.undo_stack.cleanChanged.connect(self._update_modified)
@@ -160,6 +163,17 @@ class MainWindow(QMainWindow):
 
     def open_file(self, path: str | Path) -> bool:
         return self.files.open_path(path)
+
+    def restore_sessions(self, into_this_window: bool = True) -> bool:
+        """Offer crashed sessions' work; lessons beyond the first open in windows of their own.
+        True if one was restored into this window."""
+        return self.files.offer_recovery(into_this_window, self._restore_in_new_window)
+
+    def _restore_in_new_window(self, entry) -> bool:
+        window = MainWindow()
+        self.other_windows.append(window)
+        window.show()
+        return window.files.restore(entry)
 
     def file_save(self) -> bool:
         return self.files.save()
