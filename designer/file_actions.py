@@ -24,6 +24,7 @@ from simulation.fileformat import FILE_SUFFIX, atomic_write_text, dumps, load
 from simulation.params import FormatError
 
 from . import recovery
+from .busy import Cancelled, run_in_background
 from .lessons import is_built_in
 from .validation import writable_text
 
@@ -103,7 +104,10 @@ class FileManager(QObject):
             return False
         path = Path(filename)
         try:
-            doc = load(path)
+            doc = run_in_background(self._window, "Opening", f"Reading {path.name}…", load, path)
+        except Cancelled:
+            self.message.emit(f"Opening {path.name} was cancelled.")
+            return False
         except FormatError as err:
             QMessageBox.critical(self._window, "Cannot open file",
                                  f"ScaleLab cannot open {path.name}:\n\n{err}")

@@ -10,14 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QIcon
+from PySide6.QtGui import QIcon, QTextDocument
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                               QPlainTextEdit, QScrollArea, QVBoxLayout, QWidget)
+                               QPlainTextDocumentLayout, QPlainTextEdit, QScrollArea, QVBoxLayout, QWidget)
 
 from simulation.kinds import KINDS, SIMULATION_PARAMS
 from simulation.params import FormatError, Param, object_with_defaults
 
 from .lessons import icon_path
+from .notes import needs_plain
 from .param_fields import FieldRow, choice_text, tooltip
 
 
@@ -116,6 +117,8 @@ class Inspector(QScrollArea):
         self._notes_timer = QTimer(self, singleShot=True, interval=700)
         self._notes_timer.timeout.connect(self._commit_notes)
         self._notes_pending = False
+        self._notes_doc = QTextDocument(self)
+        self._notes_doc.setDocumentLayout(QPlainTextDocumentLayout(self._notes_doc))
         controller.nodeChanged.connect(self._node_changed)
         controller.nodeRemoved.connect(self._node_removed)
         controller.settingsChanged.connect(self._settings_changed)
@@ -265,6 +268,9 @@ class Inspector(QScrollArea):
             self.rows[p.name] = row
         outer.addWidget(QLabel("Lesson notes (Markdown):", page))
         self.notes_edit = QPlainTextEdit(page)
+        # One text document for the notes, kept across rebuilds: setting a long text
+        # again each time the selection is cleared would cost ~0.5 s per million characters.
+        self.notes_edit.setDocument(self._notes_doc)
         self.notes_edit.setObjectName("field_notes")
         self.notes_edit.setToolTip("Shown in the Lesson notes panel. Markdown: # heading, **bold**, - lists.")
         self.notes_edit.setMinimumHeight(160)
@@ -297,6 +303,9 @@ class Inspector(QScrollArea):
         if self.notes_edit is not None and not self.notes_edit.hasFocus():
             notes = str(doc.meta.get("notes", ""))
             if notes != self.notes_edit.toPlainText():
+                # Wrapping a huge text or a very long word takes quadratic time (see notes.py).
+                self.notes_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap if needs_plain(notes)
+                                                else QPlainTextEdit.LineWrapMode.WidgetWidth)
                 self.notes_edit.blockSignals(True)
                 self.notes_edit.setPlainText(notes)
                 self.notes_edit.blockSignals(False)

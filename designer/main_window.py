@@ -46,6 +46,8 @@ class MainWindow(QMainWindow):
         self._plots = None                     # built just after the window shows (pyqtgraph is slow to import)
         self._selected: list[str] = []
         self.other_windows: list[MainWindow] = []      # restored sessions beyond the first
+        self._events_timer = QTimer(self, singleShot=True, interval=0)
+        self._events_timer.timeout.connect(self._update_event_markers)
         placeholder = QLabel("Loading plots…")
         placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.notes = NotesPanel(self.controller)
@@ -116,10 +118,16 @@ class MainWindow(QMainWindow):
         self.plots  # noqa: B018 - the property builds the panel
 
     def _events_changed(self, *args) -> None:
+        """Update the plots' event markers once after a burst of changes."""
+        self._events_timer.start()
+
+    def _update_event_markers(self) -> None:
         if self._plots is not None:
             from .events_editor import describe
             doc = self.controller.document
-            self._plots.set_events([(ev.at_s, describe(doc, ev)) for ev in doc.events])
+            events = doc.events
+            self._plots.set_events([ev.at_s for ev in events],
+                                   lambda i: describe(doc, events[i]) if i < len(events) else "")
 
     def _time_span(self) -> None:
         if self._plots is not None:
