@@ -33,7 +33,7 @@ def check_label(text: Any, where: str = "label") -> str:
 
 def check_text(text: Any, where: str) -> str:
     """A lesson text (title, notes) as the loader accepts it."""
-    return ff._text(text, where)
+    return ff._text(text, where, ff.MAX_TEXT)
 
 
 def check_node(data: NodeData, where: str | None = None,
