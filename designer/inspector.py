@@ -270,6 +270,9 @@ class Inspector(QScrollArea):
         self.notes_edit = QPlainTextEdit(page)
         # One text document for the notes, kept across rebuilds: setting a long text
         # again each time the selection is cleared would cost ~0.5 s per million characters.
+        notes = str(self.controller.document.meta.get("notes", ""))
+        self.notes_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap if needs_plain(notes)
+                                        else QPlainTextEdit.LineWrapMode.WidgetWidth)   # before: layout
         self.notes_edit.setDocument(self._notes_doc)
         self.notes_edit.setObjectName("field_notes")
         self.notes_edit.setToolTip("Shown in the Lesson notes panel. Markdown: # heading, **bold**, - lists.")
