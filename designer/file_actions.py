@@ -248,7 +248,12 @@ class FileManager(QObject):
         stands in for the dialog: ``choose(entries, damaged) -> (choice, chosen entries)``.
         Returns True if a lesson was restored into this window.
         """
-        entries, damaged = recovery.crashed_sessions(exclude={self.recovery_path})
+        try:
+            entries, damaged = run_in_background(self._window, "Recovery", "Reading the recovery files…",
+                                                 recovery.crashed_sessions, {self.recovery_path})
+        except Exception as err:  # noqa: BLE001 - recovery must never stop the app from starting
+            self.message.emit(f"The recovery files could not be read: {type(err).__name__}: {err}")
+            return False
         if not entries and not damaged:
             return False
         if choose is None:
