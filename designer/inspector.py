@@ -12,13 +12,14 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QIcon, QTextDocument
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                               QPlainTextDocumentLayout, QPlainTextEdit, QScrollArea, QVBoxLayout, QWidget)
+                               QPlainTextDocumentLayout, QPlainTextEdit, QPushButton, QScrollArea,
+                               QVBoxLayout, QWidget)
 
 from simulation.kinds import KINDS, SIMULATION_PARAMS
 from simulation.params import FormatError, Param, object_with_defaults
 
 from .lessons import icon_path
-from .notes import needs_plain
+from .notes import MAX_MARKDOWN, break_long_runs, needs_plain
 from .param_fields import FieldRow, choice_text, tooltip
 
 
@@ -119,6 +120,8 @@ class Inspector(QScrollArea):
         self._notes_pending = False
         self._notes_doc = QTextDocument(self)
         self._notes_doc.setDocumentLayout(QPlainTextDocumentLayout(self._notes_doc))
+        self._notes_full = False        # huge notes: loaded into the editor only on request
+        self._notes_shown: str | None = None   # the notes text the editor holds (None: a preview)
         controller.nodeChanged.connect(self._node_changed)
         controller.nodeRemoved.connect(self._node_removed)
         controller.settingsChanged.connect(self._settings_changed)
@@ -139,6 +142,7 @@ class Inspector(QScrollArea):
     def _document_replaced(self, *args) -> None:
         self._notes_timer.stop()      # a pending notes edit belonged to the old document
         self._notes_pending = False
+        self._notes_full = False
         self._ids = []
         self._rebuild()
 
@@ -161,6 +165,7 @@ class Inspector(QScrollArea):
             old.deleteLater()
         self.rows, self.pattern = {}, None
         self.label_edit = self.title_edit = self.notes_edit = None
+        self.notes_load: QPushButton | None = None
         self.events_editor = None
         self.text_errors: dict[str, QLabel] = {}
         page = QWidget()
@@ -271,7 +276,8 @@ class Inspector(QScrollArea):
         # One text document for the notes, kept across rebuilds: setting a long text
         # again each time the selection is cleared would cost ~0.5 s per million characters.
         notes = str(self.controller.document.meta.get("notes", ""))
-        self.notes_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap if needs_plain(notes)
+        self.notes_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap
+                                        if needs_plain(notes) and self._notes_shown is not None
                                         else QPlainTextEdit.LineWrapMode.WidgetWidth)   # before: layout
         self.notes_edit.setDocument(self._notes_doc)
         self.notes_edit.setObjectName("field_notes")
@@ -279,6 +285,13 @@ class Inspector(QScrollArea):
         self.notes_edit.setMinimumHeight(160)
         self.notes_edit.textChanged.connect(self._notes_typed)
         outer.addWidget(self.notes_edit, 1)
+        self.notes_load = QPushButton("Edit all of these notes", page)
+        self.notes_load.setObjectName("loadNotes")
+        self.notes_load.setToolTip("Very long notes (or very long words) make the editor slow; "
+                                   "they are loaded only when you ask.")
+        self.notes_load.clicked.connect(self._load_full_notes)
+        self.notes_load.hide()
+        outer.addWidget(self.notes_load)
         self.text_errors["notes"] = self._error_line(page, "notes")
         outer.addWidget(self.text_errors["notes"])
         from .events_editor import EventsEditor
@@ -305,13 +318,18 @@ class Inspector(QScrollArea):
             self.title_edit.setText(str(doc.meta.get("title", "")))
         if self.notes_edit is not None and not self.notes_edit.hasFocus():
             notes = str(doc.meta.get("notes", ""))
-            if notes != self.notes_edit.toPlainText():
-                # Wrapping a huge text or a very long word takes quadratic time (see notes.py).
-                self.notes_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap if needs_plain(notes)
-                                                else QPlainTextEdit.LineWrapMode.WidgetWidth)
-                self.notes_edit.blockSignals(True)
-                self.notes_edit.setPlainText(notes)
-                self.notes_edit.blockSignals(False)
+            huge = needs_plain(notes)
+            if huge and not self._notes_full:
+                # Laying out (and painting) a huge text or word is slow: a short read-only
+                # preview until the user asks for the whole text.
+                preview = (f"(These notes are {len(notes):,} characters long"
+                           f"{'' if len(notes) > MAX_MARKDOWN else ', with very long words'}. "
+                           "Press “Edit all of these notes” to edit them.)\n\n" + break_long_runs(notes[:2000]))
+                self._set_notes_text(preview, None)
+            elif self._notes_shown != notes:
+                self._set_notes_text(notes, notes)
+            self.notes_edit.setReadOnly(self._notes_shown is None)
+            self.notes_load.setVisible(self._notes_shown is None)
 
     # ----- commits (all through the controller: undoable) ------------------------------
     def _commit_param(self, name: str, value: Any) -> str:
@@ -362,6 +380,19 @@ class Inspector(QScrollArea):
             return
         self._show_text_error("title", "")
 
+    def _set_notes_text(self, text: str, notes: str | None) -> None:
+        # Wrapping a huge text or a very long word takes quadratic time (see notes.py).
+        self.notes_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap if notes is not None and needs_plain(notes)
+                                        else QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.notes_edit.blockSignals(True)
+        self.notes_edit.setPlainText(text)
+        self.notes_edit.blockSignals(False)
+        self._notes_shown = notes
+
+    def _load_full_notes(self) -> None:
+        self._notes_full = True
+        self._refresh_values()
+
     def _notes_typed(self) -> None:
         self._notes_pending = True
         self._notes_timer.start()
@@ -374,7 +405,10 @@ class Inspector(QScrollArea):
         self._notes_timer.stop()
         if self.notes_edit is None:
             return
+        if self._notes_shown is None:
+            return                        # a preview is never committed
         text = self.notes_edit.toPlainText()
+        self._notes_shown = text
         if text != self.controller.document.meta.get("notes", ""):
             try:
                 self.controller.set_meta(notes=text)

@@ -8,6 +8,7 @@ took minutes. Precise timings are in benchmarks/gui_bench.py.
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import Qt, QTimer
 
 from designer import notes as notes_module
 from tests.designer.main_window_support import Dialogs, open_main_window
@@ -65,8 +66,19 @@ def test_a_million_character_note_opens_as_plain_text_with_a_note(qtbot, window,
     shown = panel.toPlainText()
     assert shown.startswith("(These notes are 1,000,000 characters long: the first 50,000 are shown as plain text.")
     assert shown.split("\n\n", 1)[1].count("x") == notes_module.MAX_MARKDOWN
-    window.inspector.set_selection([])
-    assert len(window.inspector.notes_edit.toPlainText()) == 1_000_000      # the inspector edits all of it
+    inspector = window.inspector
+    inspector.set_selection([])
+    # The inspector shows a short read-only preview until asked for the whole text.
+    assert inspector.notes_edit.isReadOnly() and inspector.notes_load.isVisible()
+    assert inspector.notes_edit.toPlainText().startswith("(These notes are 1,000,000 characters long.")
+    beat = Heartbeat().start()
+    QTimer.singleShot(0, lambda: qtbot.mouseClick(inspector.notes_load, Qt.MouseButton.LeftButton))
+    qtbot.waitUntil(lambda: not inspector.notes_edit.isReadOnly(), timeout=60_000)
+    qtbot.wait(300)
+    gap = beat.stop()
+    assert gap < 3.0, f"loading the notes into the editor froze the window for {gap:.2f} s"
+    assert inspector.notes_edit.toPlainText() == "x" * 1_000_000              # all of it, editable
+    assert not inspector.notes_load.isVisible()
     # Short notes with normal words are still Markdown.
     assert not notes_module.needs_plain("# Title\n\n" + "word " * 5000)
 
