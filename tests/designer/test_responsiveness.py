@@ -83,8 +83,11 @@ def test_a_million_character_note_opens_as_plain_text_with_a_note(qtbot, window,
     assert not notes_module.needs_plain("# Title\n\n" + "word " * 5000)
 
 
-def test_a_heavy_client_runs_in_short_engine_calls(qtbot, window, tmp_path):
-    path = write_lesson(tmp_path / "heavy.scalelab", lesson(rate=100_000))
+@pytest.mark.parametrize("rate", [100_000, 1_000_000])
+def test_a_heavy_client_runs_while_the_window_keeps_answering(qtbot, window, tmp_path, rate):
+    # Engine calls are sized to ~10 ms and run on a worker thread: even a call that takes
+    # seconds (a million requests per second) leaves the event loop answering.
+    path = write_lesson(tmp_path / "heavy.scalelab", lesson(rate=rate))
     assert open_from_loop(qtbot, window, path)
     window.run.set_speed(None)                    # Max: as fast as the engine goes
     beat = Heartbeat().start()
@@ -93,5 +96,5 @@ def test_a_heavy_client_runs_in_short_engine_calls(qtbot, window, tmp_path):
     window.run.pause()
     gap = beat.stop()
     assert window.run.now > 0
-    assert gap < 0.6, f"the window did not answer for {gap:.2f} s"
+    assert gap < 0.4, f"the window did not answer for {gap:.2f} s"
     assert beat.beats >= 30                       # on average the loop answered every 100 ms
