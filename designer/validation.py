@@ -9,6 +9,7 @@ what and where.
 """
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any, Iterable
 
@@ -24,6 +25,20 @@ def node_dict(data: NodeData) -> dict[str, Any]:
     """A node as the file writes it."""
     return {"id": data.id, "kind": data.kind, "label": data.label, "x": data.x, "y": data.y,
             "params": dict(data.params)}
+
+
+def loader_node(raw: Any, where: str, doc: Document) -> NodeData:
+    """The loader's ``_node`` check of one node, whichever way it names places: given a
+    ``where`` (``nodes[3]``) or, in newer loaders, an index (places then read
+    ``node "web1", label``; ``where`` is put in front of them)."""
+    if "index" not in inspect.signature(ff._node).parameters:
+        return ff._node(raw, where, doc)
+    try:
+        return ff._node(raw, 0, doc)
+    except FormatError as err:
+        if not where:
+            raise
+        raise FormatError(f"{where}, {err.where}" if err.where else where, err.message) from None
 
 
 def check_label(text: Any, where: str = "label") -> str:
@@ -42,7 +57,7 @@ def check_node(data: NodeData, where: str | None = None,
     parameter and the cross-field rules such as ``min_replicas ≤ max_replicas``), and the
     scheduled ``events`` that target it (e.g. a replica that must still exist)."""
     where = where or data.id
-    checked = ff._node(json.loads(json.dumps(node_dict(data))), where, Document())
+    checked = loader_node(json.loads(json.dumps(node_dict(data))), where, Document())
     alone = Document()
     alone.add_node(checked)
     for i, event in enumerate(events):

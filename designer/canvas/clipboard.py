@@ -11,9 +11,10 @@ import json
 from typing import Any
 
 from simulation.document import Document, NodeData
-from simulation.fileformat import _node
 from simulation.kinds import KINDS
 from simulation.params import FormatError, check_number
+
+from ..validation import loader_node
 
 CLIP_MIME = "application/x-scalelab-nodes"
 CLIP_FORMAT = "scalelab-clip"
@@ -63,7 +64,7 @@ def clip_to_nodes(doc: Document, text: str, offset: tuple[float, float]
         # The node as it will be, checked by the loader's own rules (label length and
         # characters, every parameter, min_replicas ≤ max_replicas, position).
         candidate = dict(raw, id=new_id, x=float(x) + offset[0], y=float(y) + offset[1])
-        nodes.append(_node(candidate, where, Document()))
+        nodes.append(loader_node(candidate, where, Document()))
     edges = []
     among = Document()          # the pasted nodes alone: their edges must be allowed like a file's
     for data in nodes:
