@@ -5,6 +5,10 @@
 2. Live plots' cost on engine throughput: simulated seconds per wall second of the
    bare engine vs. the same engine driven by the window at Max speed with the plots
    and the canvas refreshed at 10 Hz. Target: the window costs ≤ 20%.
+3. Responsiveness on big valid files (``gui_bench.py responsiveness`` runs only this):
+   the longest time the event loop did not answer (a 10 ms heartbeat) while opening
+   5,000 / 100,000 scheduled events, a million-character note, heavy clients, and while
+   running each at Max for 3 s; the slowest single engine call. Target ≤ 100 ms running.
 Runs offscreen unless QT_QPA_PLATFORM says otherwise.
 """
 from __future__ import annotations
@@ -147,7 +151,60 @@ def frame_cost(lesson: Path, simulated: float = 600.0, frames: int = 30) -> floa
     return statistics.median(costs)
 
 
+def responsiveness() -> None:
+    import tempfile
+    from PySide6.QtCore import QTimer
+    from designer.app import make_app
+    from designer.main_window import MainWindow
+    from tests.designer.responsiveness import Heartbeat, lesson, write_lesson
+    app = make_app([])
+    w = MainWindow()
+    w.resize(1400, 900)
+    w.show()
+    w.plots  # noqa: B018
+
+    def spin(seconds: float, until=lambda: False) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end and not until():
+            app.processEvents()
+            time.sleep(0.001)
+
+    cases = [("5,000 events", lesson(events=5000)), ("100,000 events", lesson(events=100_000)),
+             ("1,000,000-character note (one word)", lesson(notes="x" * 1_000_000)),
+             ("1,000,000-character note (words)", lesson(notes="Some **words** here.\n" * 47_619)),
+             ("client 1e5 req/s", lesson(rate=1e5)), ("client 1e6 req/s", lesson(rate=1e6)),
+             ("client 1e7 req/s", lesson(rate=1e7))]
+    with tempfile.TemporaryDirectory() as folder:
+        for name, data in cases:
+            path = write_lesson(Path(folder) / "case.scalelab", data)
+            beat = Heartbeat().start()
+            done: list[bool] = []
+            t0 = time.perf_counter()
+            QTimer.singleShot(0, lambda: done.append(w.files.open_path(path, ask=False)))
+            spin(300, lambda: bool(done))
+            opened = time.perf_counter() - t0
+            spin(0.3)
+            open_gap = beat.max_gap
+            beat.reset()
+            w.run.set_speed(None)
+            w.run.run()
+            spin(3.0)
+            w.run.pause()
+            spin(0.1)
+            run_gap = beat.stop()
+            print(f"{name}: opened in {opened:.2f} s, longest unanswered {1000 * open_gap:.0f} ms; "
+                  f"running 3 s at Max: longest unanswered {1000 * run_gap:.0f} ms, slowest engine call "
+                  f"{1000 * w.run.max_call_s:.0f} ms, {w.run.now:.2f} simulated s")
+            w.run.reset()
+    w.files.remove_recovery()
+    w.controller.undo_stack.setClean()
+    w.close()
+
+
 def main() -> None:
+    if sys.argv[1:] == ["responsiveness"]:
+        responsiveness()
+        return
     times = startup_seconds()
     base = startup_seconds(child=BASELINE_CHILD)
     print(f"startup to a shown window: median {statistics.median(times):.2f} s "
@@ -169,6 +226,7 @@ def main() -> None:
               f"drawing {quiet:.0f}, with live plots and canvas {rate:.0f} -> live drawing costs {100 * cost:.0f}% "
               f"(target ≤ 20%); {frames} frames in 4 s; one frame after 600 simulated s: {1000 * one_frame:.1f} ms CPU "
               f"= {one_frame * 10 * 100:.0f}% of one core at 10 Hz")
+    responsiveness()
 
 
 if __name__ == "__main__":

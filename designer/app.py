@@ -52,13 +52,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def start(file: str | None = None):
-    """Show the main window with FILE, else a crash-recovery file, else the starter lesson."""
+    """Show the main window with FILE (else the starter lesson); crashed sessions' work is
+    offered in any case (a restored lesson takes this window when no FILE was given)."""
     from .main_window import MainWindow
     window = MainWindow()
     window.show()
     opened = bool(file) and window.open_file(file)
-    if not opened:
-        opened = window.files.offer_recovery()
+    if window.restore_sessions(into_this_window=not opened):
+        opened = True
     if not opened:
         window.open_file(starter_path())
     return window

@@ -19,6 +19,7 @@ from simulation.params import FormatError, check_value
 from simulation.patterns import check_pattern
 
 from . import commands as cmd
+from . import validation
 from .canvas.clipboard import CLIP_MIME, clip_to_nodes, default_label, nodes_to_clip
 
 Point = tuple[float, float]
@@ -36,6 +37,7 @@ class DocumentController(QObject):
     settingsChanged = Signal()
     eventsChanged = Signal()
     documentReplaced = Signal()
+    editRefused = Signal(str)            # an edit with no field of its own (paste, label on the canvas) was refused
 
     def __init__(self, document: Document, parent: QObject | None = None):
         super().__init__(parent)
@@ -90,7 +92,9 @@ class DocumentController(QObject):
         node_id = self._document.new_id(kind)
         checked = self._check_params(kind, params or {})
         data = NodeData(node_id, kind, default_label(kind, node_id) if label is None else label,
-                        float(x), float(y), checked)
+                        validation.clamp_coordinate(x), validation.clamp_coordinate(y), checked)
+        validation.check_room(self._document, nodes=1)
+        data = validation.check_node(data)
         self.undo_stack.push(cmd.AddNodeCommand(self._document, data))
         return node_id
 
@@ -104,6 +108,11 @@ class DocumentController(QObject):
         """Connect source → target. Returns '' on success, else why not (nothing is pushed)."""
         problem = self._document.connect_problem(source, target)
         if not problem:
+            try:
+                validation.check_room(self._document, edges=1)
+            except FormatError as err:
+                return err.message
+
             self.undo_stack.push(cmd.AddEdgeCommand(self._document, source, target))
         return problem
 
@@ -121,7 +130,9 @@ class DocumentController(QObject):
 
     def move_nodes(self, moves: dict[str, tuple[Point, Point]]) -> None:
         """Record one drag: ``{id: ((old_x, old_y), (new_x, new_y))}``."""
-        moves = {k: v for k, v in moves.items() if k in self._document and tuple(v[0]) != tuple(v[1])}
+        moves = {k: (v[0], (validation.clamp_coordinate(v[1][0]), validation.clamp_coordinate(v[1][1])))
+                 for k, v in moves.items() if k in self._document}
+        moves = {k: v for k, v in moves.items() if tuple(v[0]) != tuple(v[1])}
         if moves:
             self.undo_stack.push(cmd.MoveNodesCommand(self._document, moves))
 
@@ -136,9 +147,20 @@ class DocumentController(QObject):
         checked: dict[str, Any] = {}
         for node_id in ids:
             checked = self._check_params(self._document.kind(node_id), changes, allow_none=True)
+            # The node as it would be, checked like the loader checks it (cross-field rules,
+            # scheduled events of a replica that would no longer exist).
+            data = self._document.node(node_id).copy()
+            for name, value in checked.items():
+                if value is None:
+                    data.params.pop(name, None)
+                else:
+                    data.params[name] = copy.deepcopy(value)
+            validation.check_node(data, node_id, self._document.events)
         self.undo_stack.push(cmd.SetParamsCommand(self._document, ids, checked))
 
     def set_label(self, node_id: str, text: str) -> None:
+        """Rename a node; FormatError (and nothing changes) if the loader would refuse the label."""
+        validation.check_label(text)
         if node_id in self._document and self._document.node(node_id).label != text:
             self.undo_stack.push(cmd.SetLabelCommand(self._document, node_id, text))
 
@@ -154,7 +176,9 @@ class DocumentController(QObject):
             self.undo_stack.push(cmd.SetSettingsCommand(self._document, changes))
 
     def set_meta(self, **changes: Any) -> None:
-        """Change the lesson's title or notes."""
+        """Change the lesson's title or notes; FormatError if the loader would refuse the text."""
+        for key, value in changes.items():
+            validation.check_text(value, key)
         changes = {k: v for k, v in changes.items() if self._document.meta.get(k) != v}
         if changes:
             self.undo_stack.push(cmd.SetMetaCommand(self._document, changes))
@@ -162,6 +186,7 @@ class DocumentController(QObject):
     def add_event(self, event: ScheduledEvent, index: int | None = None) -> None:
         """Schedule a fail/recover event (appended unless ``index`` is given)."""
         index = len(self._document.events) if index is None else index
+        event = validation.check_event(self._document, event)
         self.undo_stack.push(cmd.InsertEventCommand(self._document, index, event))
 
     def remove_event(self, index: int) -> None:
@@ -198,7 +223,9 @@ class DocumentController(QObject):
             n = 1
         try:
             nodes, edges = clip_to_nodes(self._document, text, (offset[0] * n, offset[1] * n))
-        except FormatError:
+            validation.check_room(self._document, len(nodes), len(edges))
+        except FormatError as err:
+            self.editRefused.emit(f"Nothing pasted: {err}")
             return []
         return self._push_nodes(nodes, edges, "Paste" if len(nodes) != 1 else f"Paste {nodes[0].id}")
 
@@ -207,7 +234,12 @@ class DocumentController(QObject):
         ids = self._existing(ids)
         if not ids:
             return []
-        nodes, edges = clip_to_nodes(self._document, nodes_to_clip(self._document, ids), (40, 40))
+        try:
+            nodes, edges = clip_to_nodes(self._document, nodes_to_clip(self._document, ids), (40, 40))
+            validation.check_room(self._document, len(nodes), len(edges))
+        except FormatError as err:
+            self.editRefused.emit(f"Not duplicated: {err}")
+            return []
         text = f"Duplicate {ids[0]}" if len(ids) == 1 else f"Duplicate {len(ids)} nodes"
         return self._push_nodes(nodes, edges, text)
 

@@ -1,8 +1,12 @@
 """Files: new, open, save, save as, recent files, unsaved-changes prompts,
 autosave to a recovery file and crash recovery.
 
-Saving is atomic (``simulation.fileformat.save``). A file that cannot be read
-shows the loader's message in a dialog; the current document stays open.
+Saving is atomic (``simulation.fileformat.atomic_write_text``, like Qt's QSaveFile: a
+temporary file, flushed, renamed over the target) and checked first: the text about to
+be written is read back by the loader, so the designer never writes a file it cannot
+reopen. A Save that fails is a dialog; an autosave that fails is a status-bar message.
+A file that cannot be read shows the loader's message in a dialog; the current
+document stays open. Recovery files are described in :mod:`designer.recovery`.
 """
 from __future__ import annotations
 
@@ -10,15 +14,19 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtCore import QObject, QSettings, QStandardPaths, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from simulation.document import Document
-from simulation.fileformat import FILE_SUFFIX, atomic_write_text, dumps, load, loads, save
+from simulation.fileformat import FILE_SUFFIX, atomic_write_text, dumps, load
 from simulation.params import FormatError
 
+from . import recovery
+from .busy import Cancelled, run_in_background
 from .lessons import is_built_in
+from .validation import writable_text
 
 FILE_FILTER = "ScaleLab lessons (*.scalelab);;All files (*)"
 MAX_RECENT = 10
@@ -26,36 +34,7 @@ AUTOSAVE_MS = 30_000
 
 
 def recovery_dir() -> Path:
-    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(base or Path.home() / ".scalelab") / "recovery"
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
-def orphaned_recovery_files() -> list[Path]:
-    """Recovery files left by a ScaleLab that did not close cleanly, newest first."""
-    folder = recovery_dir()
-    if not folder.is_dir():
-        return []
-    found = []
-    for f in folder.glob("autosave-*.scalelab"):
-        try:
-            pid = int(f.stem.split("-", 1)[1])
-        except (IndexError, ValueError):
-            continue
-        if pid != os.getpid() and not _pid_alive(pid):
-            found.append(f)
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+    return recovery.recovery_dir()
 
 
 class FileManager(QObject):
@@ -64,6 +43,7 @@ class FileManager(QObject):
     pathChanged = Signal()     # the document's file (or name) changed
     recentChanged = Signal()
     dirtyChanged = Signal()
+    message = Signal(str)      # status-bar text (autosave problems)
 
     def __init__(self, window: QWidget, controller) -> None:
         super().__init__(window)
@@ -72,7 +52,9 @@ class FileManager(QObject):
         self.path: Path | None = None
         self.name = "untitled.scalelab"
         self._forced_dirty = False   # e.g. a restored recovery file: modified though the stack is clean
-        self.recovery_path = recovery_dir() / f"autosave-{os.getpid()}.scalelab"
+        self.session = recovery.new_session_name()
+        self._lock = None           # QLockFile held while this session has a recovery file
+        self.autosave_error = ""
         self._autosave = QTimer(self)
         self._autosave.setInterval(AUTOSAVE_MS)
         self._autosave.timeout.connect(self.autosave)
@@ -122,7 +104,10 @@ class FileManager(QObject):
             return False
         path = Path(filename)
         try:
-            doc = load(path)
+            doc = run_in_background(self._window, "Opening", f"Reading {path.name}…", load, path)
+        except Cancelled:
+            self.message.emit(f"Opening {path.name} was cancelled.")
+            return False
         except FormatError as err:
             QMessageBox.critical(self._window, "Cannot open file",
                                  f"ScaleLab cannot open {path.name}:\n\n{err}")
@@ -158,7 +143,18 @@ class FileManager(QObject):
 
     def _write(self, path: Path) -> bool:
         try:
-            save(self._controller.document, path)
+            text = writable_text(self._controller.document)
+        except FormatError as err:
+            QMessageBox.critical(self._window, "Cannot save",
+                                 f"ScaleLab did not save {path.name}: the file could not be opened again.\n\n"
+                                 f"{err}\n\nChange this and save again.")
+            return False
+        except Exception as err:  # noqa: BLE001 - a bug must not lose the work: say so, keep the window
+            QMessageBox.critical(self._window, "Cannot save",
+                                 f"ScaleLab could not save {path.name}:\n\n{type(err).__name__}: {err}")
+            return False
+        try:
+            atomic_write_text(path, text)
         except OSError as err:
             QMessageBox.critical(self._window, "Cannot save",
                                  f"ScaleLab could not save {path}:\n\n{err.strerror or err}")
@@ -196,17 +192,40 @@ class FileManager(QObject):
         self.recentChanged.emit()
 
     # ----- autosave and recovery -------------------------------------------------------
+    @property
+    def recovery_path(self) -> Path:
+        """This session's recovery file (see :mod:`designer.recovery`)."""
+        return recovery.recovery_dir() / f"{self.session}.scalelab"
+
     def autosave(self) -> bool:
-        """Write the document to this window's recovery file when it has unsaved changes."""
+        """Write the document to this session's recovery file when it has unsaved changes.
+
+        Never raises: a failure is reported in the status bar (``message``) and kept in
+        ``autosave_error``; the next autosave tries again."""
         if not self.is_modified():
             return False
         try:
-            self.recovery_path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.recovery_path, dumps(self._controller.document))
-            info = {"path": str(self.path) if self.path else None, "name": self.name, "time": time.time()}
-            atomic_write_text(self.recovery_path.with_suffix(".json"), json.dumps(info))
-        except OSError:
+            text = dumps(self._controller.document)
+            text.encode("utf-8")
+            path = self.recovery_path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if self._lock is None:
+                lock = recovery.lock_for(path)
+                if not lock.tryLock(0):
+                    raise OSError(f"its lock file {path.with_suffix('.lock').name} is held by another process")
+                self._lock = lock
+            atomic_write_text(path, text)
+            info = {"path": str(self.path) if self.path else None, "name": self.name, "time": time.time(),
+                    "title": str(self._controller.document.meta.get("title", ""))}
+            atomic_write_text(path.with_suffix(".json"), json.dumps(info))
+        except Exception as err:  # noqa: BLE001 - autosave runs on a timer: it must never raise
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else f"{err}"
+            self.autosave_error = f"Autosave failed, unsaved changes are not protected: {reason}"
+            self.message.emit(self.autosave_error)
             return False
+        if self.autosave_error:
+            self.message.emit("Autosave works again.")
+        self.autosave_error = ""
         return True
 
     def remove_recovery(self) -> None:
@@ -215,40 +234,62 @@ class FileManager(QObject):
                 f.unlink()
             except OSError:
                 pass
+        if self._lock is not None:
+            self._lock.unlock()
+            self._lock = None
 
-    def offer_recovery(self) -> bool:
-        """After a crash: offer the newest orphaned recovery file. True if it was restored."""
-        files = orphaned_recovery_files()
-        if not files:
-            return False
-        newest = files[0]
-        info_file = newest.with_suffix(".json")
+    def offer_recovery(self, into_this_window: bool = True,
+                       open_elsewhere: Callable[[recovery.Recoverable], bool] | None = None,
+                       choose: Callable | None = None) -> bool:
+        """After a crash: offer every crashed session's work, newest first.
+
+        The first restored lesson opens in this window when ``into_this_window`` (nothing
+        else was opened), the others through ``open_elsewhere`` (a new window). ``choose``
+        stands in for the dialog: ``choose(entries, damaged) -> (choice, chosen entries)``.
+        Returns True if a lesson was restored into this window.
+        """
         try:
-            info = json.loads(info_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            info = {}
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.get("time", newest.stat().st_mtime)))
-        name = info.get("name") or "an unsaved lesson"
-        answer = QMessageBox.question(
-            self._window, "Recover unsaved changes?",
-            f"ScaleLab did not close properly last time.\n\nRestore the unsaved changes to {name} "
-            f"(autosaved {when})?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
-        restored = False
-        if answer == QMessageBox.StandardButton.Yes:
-            try:
-                doc = loads(newest.read_text(encoding="utf-8"))
-            except (OSError, FormatError) as err:
-                QMessageBox.critical(self._window, "Cannot recover", f"The recovery file is damaged:\n\n{err}")
+            entries, damaged = run_in_background(self._window, "Recovery", "Reading the recovery files…",
+                                                 recovery.crashed_sessions, {self.recovery_path})
+        except Exception as err:  # noqa: BLE001 - recovery must never stop the app from starting
+            self.message.emit(f"The recovery files could not be read: {type(err).__name__}: {err}")
+            return False
+        if not entries and not damaged:
+            return False
+        if choose is None:
+            choose = self._ask_recovery
+        choice, chosen = choose(entries, damaged)
+        from .recovery_dialog import RecoveryDialog
+        restored_here = False
+        for entry in entries:
+            if entry not in chosen:
+                entry.release()                    # kept for the next launch
+            elif choice == RecoveryDialog.DISCARD:
+                entry.remove()
+            elif choice == RecoveryDialog.RESTORE:
+                if into_this_window and not restored_here:
+                    ok = self.restore(entry)
+                    restored_here = ok
+                else:
+                    ok = bool(open_elsewhere and open_elsewhere(entry))
+                if ok:
+                    entry.remove()
+                else:
+                    entry.release()
             else:
-                path = Path(info["path"]) if info.get("path") else None
-                self._set_document(doc, path, name, dirty=True)
-                self.autosave()   # now it is this window's recovery file
-                restored = True
-        for f in files:
-            for g in (f, f.with_suffix(".json")):
-                try:
-                    g.unlink()
-                except OSError:
-                    pass
-        return restored
+                entry.release()
+        return restored_here
+
+    def _ask_recovery(self, entries, damaged):
+        from .recovery_dialog import RecoveryDialog
+        dialog = RecoveryDialog(entries, damaged, self._window)
+        dialog.exec()
+        return dialog.choice, dialog.checked()
+
+    def restore(self, entry: recovery.Recoverable) -> bool:
+        """Show a crashed session's work in this window, marked modified, and protect it
+        at once with this session's own recovery file. False (and the old file is kept)
+        if it cannot be protected."""
+        path = Path(entry.original) if entry.original else None
+        self._set_document(entry.document, path, entry.name, dirty=True)
+        return self.autosave()

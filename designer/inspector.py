@@ -10,14 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QIcon
+from PySide6.QtGui import QIcon, QTextDocument
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                               QPlainTextEdit, QScrollArea, QVBoxLayout, QWidget)
+                               QPlainTextDocumentLayout, QPlainTextEdit, QPushButton, QScrollArea,
+                               QVBoxLayout, QWidget)
 
 from simulation.kinds import KINDS, SIMULATION_PARAMS
 from simulation.params import FormatError, Param, object_with_defaults
 
 from .lessons import icon_path
+from .notes import MAX_MARKDOWN, break_long_runs, needs_plain
 from .param_fields import FieldRow, choice_text, tooltip
 
 
@@ -116,6 +118,10 @@ class Inspector(QScrollArea):
         self._notes_timer = QTimer(self, singleShot=True, interval=700)
         self._notes_timer.timeout.connect(self._commit_notes)
         self._notes_pending = False
+        self._notes_doc = QTextDocument(self)
+        self._notes_doc.setDocumentLayout(QPlainTextDocumentLayout(self._notes_doc))
+        self._notes_full = False        # huge notes: loaded into the editor only on request
+        self._notes_shown: str | None = None   # the notes text the editor holds (None: a preview)
         controller.nodeChanged.connect(self._node_changed)
         controller.nodeRemoved.connect(self._node_removed)
         controller.settingsChanged.connect(self._settings_changed)
@@ -136,6 +142,7 @@ class Inspector(QScrollArea):
     def _document_replaced(self, *args) -> None:
         self._notes_timer.stop()      # a pending notes edit belonged to the old document
         self._notes_pending = False
+        self._notes_full = False
         self._ids = []
         self._rebuild()
 
@@ -158,7 +165,9 @@ class Inspector(QScrollArea):
             old.deleteLater()
         self.rows, self.pattern = {}, None
         self.label_edit = self.title_edit = self.notes_edit = None
+        self.notes_load: QPushButton | None = None
         self.events_editor = None
+        self.text_errors: dict[str, QLabel] = {}
         page = QWidget()
         page.setObjectName("inspectorPage")
         outer = QVBoxLayout(page)
@@ -169,6 +178,21 @@ class Inspector(QScrollArea):
         outer.addStretch(1)
         self.setWidget(page)
         self._refresh_values()
+
+    @staticmethod
+    def _error_line(page: QWidget, name: str) -> QLabel:
+        line = QLabel(page)
+        line.setObjectName(f"error_{name}")
+        line.setStyleSheet("color: #c62828;")
+        line.setWordWrap(True)
+        line.hide()
+        return line
+
+    def _show_text_error(self, name: str, problem: str) -> None:
+        line = self.text_errors.get(name)
+        if line is not None:
+            line.setText(f"Refused: {problem}" if problem else "")
+            line.setVisible(bool(problem))
 
     def _header(self, page: QWidget, outer: QVBoxLayout, icon: str | None, title: str, text: str) -> None:
         row = QHBoxLayout()
@@ -206,6 +230,8 @@ class Inspector(QScrollArea):
             self.label_edit.setToolTip("The name shown on the canvas.")
             self.label_edit.editingFinished.connect(self._commit_label)
             form.addRow("Label:", self.label_edit)
+            self.text_errors["label"] = self._error_line(page, "label")
+            form.addRow(self.text_errors["label"])
         params = common_params(distinct)
         groups: dict[str, QFormLayout] = {}
         for p in params:
@@ -239,17 +265,35 @@ class Inspector(QScrollArea):
         self.title_edit.setToolTip("The lesson's title (shown in the notes and on exported snapshots).")
         self.title_edit.editingFinished.connect(self._commit_title)
         form.addRow("Title:", self.title_edit)
+        self.text_errors["title"] = self._error_line(page, "title")
+        form.addRow(self.text_errors["title"])
         for p in SIMULATION_PARAMS:
             row = FieldRow(p, form, page, where=f"simulation.{p.name}")
             row.committed.connect(self._commit_setting)
             self.rows[p.name] = row
         outer.addWidget(QLabel("Lesson notes (Markdown):", page))
         self.notes_edit = QPlainTextEdit(page)
+        # One text document for the notes, kept across rebuilds: setting a long text
+        # again each time the selection is cleared would cost ~0.5 s per million characters.
+        notes = str(self.controller.document.meta.get("notes", ""))
+        self.notes_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap
+                                        if needs_plain(notes) and self._notes_shown is not None
+                                        else QPlainTextEdit.LineWrapMode.WidgetWidth)   # before: layout
+        self.notes_edit.setDocument(self._notes_doc)
         self.notes_edit.setObjectName("field_notes")
         self.notes_edit.setToolTip("Shown in the Lesson notes panel. Markdown: # heading, **bold**, - lists.")
         self.notes_edit.setMinimumHeight(160)
         self.notes_edit.textChanged.connect(self._notes_typed)
         outer.addWidget(self.notes_edit, 1)
+        self.notes_load = QPushButton("Edit all of these notes", page)
+        self.notes_load.setObjectName("loadNotes")
+        self.notes_load.setToolTip("Very long notes (or very long words) make the editor slow; "
+                                   "they are loaded only when you ask.")
+        self.notes_load.clicked.connect(self._load_full_notes)
+        self.notes_load.hide()
+        outer.addWidget(self.notes_load)
+        self.text_errors["notes"] = self._error_line(page, "notes")
+        outer.addWidget(self.text_errors["notes"])
         from .events_editor import EventsEditor
         self.events_editor = EventsEditor(self.controller, page)
         outer.addWidget(self.events_editor)
@@ -274,10 +318,18 @@ class Inspector(QScrollArea):
             self.title_edit.setText(str(doc.meta.get("title", "")))
         if self.notes_edit is not None and not self.notes_edit.hasFocus():
             notes = str(doc.meta.get("notes", ""))
-            if notes != self.notes_edit.toPlainText():
-                self.notes_edit.blockSignals(True)
-                self.notes_edit.setPlainText(notes)
-                self.notes_edit.blockSignals(False)
+            huge = needs_plain(notes)
+            if huge and not self._notes_full:
+                # Laying out (and painting) a huge text or word is slow: a short read-only
+                # preview until the user asks for the whole text.
+                preview = (f"(These notes are {len(notes):,} characters long"
+                           f"{'' if len(notes) > MAX_MARKDOWN else ', with very long words'}. "
+                           "Press “Edit all of these notes” to edit them.)\n\n" + break_long_runs(notes[:2000]))
+                self._set_notes_text(preview, None)
+            elif self._notes_shown != notes:
+                self._set_notes_text(notes, notes)
+            self.notes_edit.setReadOnly(self._notes_shown is None)
+            self.notes_load.setVisible(self._notes_shown is None)
 
     # ----- commits (all through the controller: undoable) ------------------------------
     def _commit_param(self, name: str, value: Any) -> str:
@@ -306,12 +358,40 @@ class Inspector(QScrollArea):
         if self.label_edit is None or len(self._ids) != 1:
             return
         text = self.label_edit.text().strip()
-        if text != self.controller.document.node(self._ids[0]).label:
+        current = self.controller.document.node(self._ids[0]).label
+        if text == current:
+            return
+        try:
             self.controller.set_label(self._ids[0], text)
+        except FormatError as err:
+            self._show_text_error("label", err.message)
+            self.label_edit.setText(current)
+            return
+        self._show_text_error("label", "")
 
     def _commit_title(self) -> None:
-        if self.title_edit is not None and self.title_edit.text() != self.controller.document.meta.get("title", ""):
+        if self.title_edit is None or self.title_edit.text() == self.controller.document.meta.get("title", ""):
+            return
+        try:
             self.controller.set_meta(title=self.title_edit.text())
+        except FormatError as err:
+            self._show_text_error("title", err.message)
+            self.title_edit.setText(str(self.controller.document.meta.get("title", "")))
+            return
+        self._show_text_error("title", "")
+
+    def _set_notes_text(self, text: str, notes: str | None) -> None:
+        # Wrapping a huge text or a very long word takes quadratic time (see notes.py).
+        self.notes_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap if notes is not None and needs_plain(notes)
+                                        else QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.notes_edit.blockSignals(True)
+        self.notes_edit.setPlainText(text)
+        self.notes_edit.blockSignals(False)
+        self._notes_shown = notes
+
+    def _load_full_notes(self) -> None:
+        self._notes_full = True
+        self._refresh_values()
 
     def _notes_typed(self) -> None:
         self._notes_pending = True
@@ -325,6 +405,14 @@ class Inspector(QScrollArea):
         self._notes_timer.stop()
         if self.notes_edit is None:
             return
+        if self._notes_shown is None:
+            return                        # a preview is never committed
         text = self.notes_edit.toPlainText()
+        self._notes_shown = text
         if text != self.controller.document.meta.get("notes", ""):
-            self.controller.set_meta(notes=text)
+            try:
+                self.controller.set_meta(notes=text)
+            except FormatError as err:     # kept in the editor, so that it can be shortened
+                self._show_text_error("notes", f"{err.message}; the notes were not changed")
+                return
+        self._show_text_error("notes", "")

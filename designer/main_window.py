@@ -45,6 +45,9 @@ class MainWindow(QMainWindow):
         self.inspector = Inspector(self.controller)
         self._plots = None                     # built just after the window shows (pyqtgraph is slow to import)
         self._selected: list[str] = []
+        self.other_windows: list[MainWindow] = []      # restored sessions beyond the first
+        self._events_timer = QTimer(self, singleShot=True, interval=0)
+        self._events_timer.timeout.connect(self._update_event_markers)
         placeholder = QLabel("Loading plots…")
         placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.notes = NotesPanel(self.controller)
@@ -78,6 +81,8 @@ class MainWindow(QMainWindow):
         self.run.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.run.errorOccurred.connect(self._run_error)
         self.run.resetDone.connect(self._reset_done)
+        self.files.message.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        self.controller.editRefused.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.files.pathChanged.connect(self._update_title)
         self.files.dirtyChanged.connect(self._update_modified)
         self.controller.undo_stack.cleanChanged.connect(self._update_modified)
@@ -113,10 +118,16 @@ class MainWindow(QMainWindow):
         self.plots  # noqa: B018 - the property builds the panel
 
     def _events_changed(self, *args) -> None:
+        """Update the plots' event markers once after a burst of changes."""
+        self._events_timer.start()
+
+    def _update_event_markers(self) -> None:
         if self._plots is not None:
             from .events_editor import describe
             doc = self.controller.document
-            self._plots.set_events([(ev.at_s, describe(doc, ev)) for ev in doc.events])
+            events = doc.events
+            self._plots.set_events([ev.at_s for ev in events],
+                                   lambda i: describe(doc, events[i]) if i < len(events) else "")
 
     def _time_span(self) -> None:
         if self._plots is not None:
@@ -160,6 +171,17 @@ class MainWindow(QMainWindow):
 
     def open_file(self, path: str | Path) -> bool:
         return self.files.open_path(path)
+
+    def restore_sessions(self, into_this_window: bool = True) -> bool:
+        """Offer crashed sessions' work; lessons beyond the first open in windows of their own.
+        True if one was restored into this window."""
+        return self.files.offer_recovery(into_this_window, self._restore_in_new_window)
+
+    def _restore_in_new_window(self, entry) -> bool:
+        window = MainWindow()
+        self.other_windows.append(window)
+        window.show()
+        return window.files.restore(entry)
 
     def file_save(self) -> bool:
         return self.files.save()

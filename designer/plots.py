@@ -8,13 +8,15 @@ them. They are refreshed on a timer by the run controller, not per engine slice:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from simulation.state import CAUSE_LABELS, FAILURE_CAUSES
+
+from .plot_markers import EventMarkers
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333")
 
@@ -89,7 +91,12 @@ class PlotsPanel(QWidget):
             line.hide()
             plot.addItem(line, ignoreBounds=True)
             self._vlines[name] = line
-        self._event_lines: dict[str, list] = {name: [] for name in self.plots}
+        # All scheduled events of a plot are one item (see plot_markers).
+        self.event_markers: dict[str, EventMarkers] = {}
+        for name, plot in self.plots.items():
+            markers = EventMarkers(with_labels=name == "throughput")
+            plot.addItem(markers, ignoreBounds=True)
+            self.event_markers[name] = markers
         self._mouse_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
 
     # ----- building --------------------------------------------------------------------
@@ -144,20 +151,13 @@ class PlotsPanel(QWidget):
                 self.plots["utilization"].removeItem(self.util_curves.pop(node_id))
         self._restyle_util()
 
-    def set_events(self, events: list[tuple[float, str]]) -> None:
-        """Mark the lesson's scheduled events (time, text) on every plot."""
-        for plot_name, lines in self._event_lines.items():
-            for line in lines:
-                self.plots[plot_name].removeItem(line)
-        self._event_lines = {name: [] for name in self.plots}
-        pen = pg.mkPen("#b71c1c", width=1, style=pg.QtCore.Qt.PenStyle.DotLine)
-        for t, text in events:
-            for name, plot in self.plots.items():
-                label = text if name == "throughput" else None
-                line = pg.InfiniteLine(pos=t, angle=90, movable=False, pen=pen, label=label,
-                                       labelOpts={"position": 0.92, "color": "#b71c1c", "anchors": [(0, 0), (0, 0)]})
-                plot.addItem(line, ignoreBounds=True)
-                self._event_lines[name].append(line)
+    def set_events(self, times: Sequence[float], text: Callable[[int], str]) -> None:
+        """Mark the lesson's scheduled events on every plot (one item per plot): their times,
+        and ``text(i)`` describing event ``i`` (asked only for the labels drawn)."""
+        values = np.asarray(times, dtype=float)
+        order = np.argsort(values, kind="stable")
+        for markers in self.event_markers.values():
+            markers.set_events(values[order], order, text)
 
     def clear(self) -> None:
         """Empty every curve (Reset)."""

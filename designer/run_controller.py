@@ -1,18 +1,30 @@
 """Runs the engine in slices on a QTimer so that the window never freezes.
 
-Each slice advances the simulation for at most ``SLICE_BUDGET_S`` of wall time
-(measured with ``time.perf_counter``; the amount of simulated time per slice
-adapts). A separate ``frame`` timer (10 Hz) tells the plots and the canvas to
-redraw: the GUI refreshes less often than the engine steps.
+Each slice advances the simulation for at most ``SLICE_BUDGET_S`` of wall time, in
+engine calls of about ``CALL_TARGET_S`` each: the simulated time per call is measured
+and adapted (halved at once when a call is slow, doubled at most when fast), starting
+from :data:`MIN_CHUNK_S`, so that even a client of 10 million requests/s answers the
+event loop between short calls. Each call itself runs on a worker thread (``busy.py``)
+while the event loop keeps turning, so a call that cannot be made short (an engine
+window that must reach its boundary) does not freeze the window either; frames are
+not drawn while a call runs. A separate ``frame`` timer (10 Hz) tells the plots and
+the canvas to redraw: the GUI refreshes less often than the engine steps. Compiling
+a big topology runs off the GUI thread behind a progress dialog (``busy.py``).
 """
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
+from PySide6.QtWidgets import QWidget
 
 SLICE_BUDGET_S = 0.025      # wall time per engine slice; a click waits at most about this long
+CALL_TARGET_S = 0.010       # wall time aimed at per engine call
+MIN_CHUNK_S = 1e-4          # smallest simulated time per call (the engine's windows may be shorter than a tick)
+MAX_CHUNK_S = 10.0
+HEAVY_CALL_S = 0.1          # a call this slow even at the smallest chunk: the file is too heavy to run live
+HEAVY_CALL_DIALOG_S = 1.0   # an engine call longer than this shows a dialog (Cancel stops the run)
 FRAME_MS = 100              # plots and canvas refresh (10 Hz)
 SPEEDS: tuple[tuple[str, float | None], ...] = (
     ("1×", 1.0), ("2×", 2.0), ("5×", 5.0), ("10×", 10.0), ("50×", 50.0), ("Max", None))
@@ -39,7 +51,9 @@ class RunController(QObject):
         self.sim: Any = None
         self.state = "stopped"
         self.speed: float | None = 1.0
-        self._chunk_s = 0.05            # simulated seconds per advance() call, adapted
+        self._chunk_s = MIN_CHUNK_S     # simulated seconds per advance() call, adapted
+        self.max_call_s = 0.0           # the slowest engine call of this run (for tests and benchmarks)
+        self._warned_heavy = False
         self._anchor_wall = 0.0
         self._anchor_sim = 0.0
         self.last_slice_s = 0.0
@@ -47,7 +61,8 @@ class RunController(QObject):
         self._slice.timeout.connect(self._run_slice)
         self._frame = QTimer(self)
         self._frame.setInterval(FRAME_MS)
-        self._frame.timeout.connect(self.frame.emit)
+        self._frame.timeout.connect(self._frame_due)
+        self._busy = False              # an engine call is running on the worker thread
         self._update_pending = False
         for sig in (controller.nodeAdded, controller.nodeRemoved, controller.edgeAdded,
                     controller.edgeRemoved, controller.settingsChanged, controller.eventsChanged):
@@ -71,9 +86,19 @@ class RunController(QObject):
     def _ensure_sim(self) -> bool:
         if self.sim is not None:
             return True
+        from .busy import Cancelled, run_in_background
+        parent = self.parent() if isinstance(self.parent(), QWidget) else None
         try:
             module = engine()
-            self.sim = module.Simulation(self.controller.document)
+            self.sim = run_in_background(parent, "Preparing the run", "Compiling the topology…",
+                                         module.Simulation, self.controller.document)
+            self._chunk_s = MIN_CHUNK_S
+            self.max_call_s = 0.0
+            self._warned_heavy = False
+        except Cancelled:
+            self.sim = None
+            self.message.emit("Preparing the run was cancelled.")
+            return False
         except ImportError as err:
             self._fail(f"The simulation engine is not available ({err}).")
             return False
@@ -120,7 +145,20 @@ class RunController(QObject):
             self.pause()
         if not self._ensure_sim():
             return
-        self._advance(seconds)
+        sim, target = self.sim, self.now + seconds
+        answered = time.perf_counter()
+        while self.now < target - 1e-9:
+            chunk = min(self._chunk_s, target - self.now)
+            t0 = time.perf_counter()
+            if not self._advance(chunk):
+                return
+            self._adapt(chunk, time.perf_counter() - t0)
+            if time.perf_counter() - answered > SLICE_BUDGET_S:
+                # A long step (a heavy topology): let timers and painting run between calls.
+                QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents, 10)
+                answered = time.perf_counter()
+                if self.sim is not sim:
+                    return               # reset (or a new document) meanwhile
         if self.state == "stopped":
             self._set_state("paused")
         self.frame.emit()
@@ -145,6 +183,9 @@ class RunController(QObject):
         self._failure_action("recover", node_id, replica)
 
     def _failure_action(self, action: str, node_id: str, replica: int | None) -> None:
+        if self._busy:
+            self.message.emit(f"Cannot {action} {node_id} in the middle of an engine step; try again.")
+            return
         fresh = self.sim is None
         if not self._ensure_sim():
             return
@@ -170,7 +211,7 @@ class RunController(QObject):
         self._anchor_sim = self.now
 
     def _run_slice(self) -> None:
-        if self.sim is None:
+        if self.sim is None or self._busy:
             return
         start = time.perf_counter()
         end = self.end_time()
@@ -188,10 +229,7 @@ class RunController(QObject):
             if not self._advance(chunk):
                 return
             spent = time.perf_counter() - t0
-            # Adapt: aim for calls of about half the budget (fewer calls, less overhead per call).
-            if spent > 0:
-                wanted = chunk * (SLICE_BUDGET_S / 2) / spent
-                self._chunk_s = min(max(wanted, 0.01), 10.0, self._chunk_s * 2)
+            self._adapt(chunk, spent)
         self.last_slice_s = time.perf_counter() - start
         if self.now >= end - 1e-9:
             self._slice.stop()
@@ -200,9 +238,43 @@ class RunController(QObject):
             self.frame.emit()
             self.message.emit(f"Reached the end of the run ({end:g} s). Reset to start again.")
 
+    def _adapt(self, chunk: float, spent: float) -> None:
+        """Simulated time for the next call: about CALL_TARGET_S of wall time."""
+        self.max_call_s = max(self.max_call_s, spent)
+        if chunk < self._chunk_s * 0.5 and spent < CALL_TARGET_S:
+            return                       # a short remainder says little about the speed
+        if spent > 0:
+            wanted = chunk * CALL_TARGET_S / spent
+            self._chunk_s = min(max(wanted, MIN_CHUNK_S), MAX_CHUNK_S, self._chunk_s * 2)
+        else:
+            self._chunk_s = min(MAX_CHUNK_S, self._chunk_s * 2)
+        if spent > HEAVY_CALL_S and chunk <= MIN_CHUNK_S * 1.01 and not self._warned_heavy:
+            self._warned_heavy = True
+            self.message.emit(f"This topology is very heavy to simulate: {MIN_CHUNK_S * 1000:g} ms of simulated "
+                              f"time took {spent * 1000:.0f} ms; the window may answer slowly while it runs.")
+
+    def _frame_due(self) -> None:
+        if not self._busy:              # never read the engine's state while it is changing
+            self.frame.emit()
+
     def _advance(self, seconds: float) -> bool:
+        """One engine call, on a worker thread: the event loop keeps answering however long
+        the call takes (a call beyond ``HEAVY_CALL_DIALOG_S`` shows a dialog whose Cancel
+        stops the run)."""
+        from .busy import Cancelled, run_in_background
+        if self._busy:
+            return False                # re-entered from the event loop during a call
+        sim = self.sim
+        self._busy = True
         try:
-            self.sim.advance(seconds)
+            parent = self.parent() if isinstance(self.parent(), QWidget) else None
+            run_in_background(parent, "Simulating", "This topology is heavy to simulate…\n"
+                              "(Cancel stops the run.)", sim.advance, seconds, show_after_s=HEAVY_CALL_DIALOG_S)
+        except Cancelled:
+            self._busy = False
+            self.reset()                # the abandoned call still runs: that simulation is dropped
+            self.message.emit("The run was stopped: this topology is too heavy to simulate live.")
+            return False
         except Exception as err:  # noqa: BLE001 - keep the window alive, say what happened
             self._slice.stop()
             self._frame.stop()
@@ -210,7 +282,9 @@ class RunController(QObject):
             self.message.emit(f"The simulation stopped: {type(err).__name__}: {err}")
             self.errorOccurred.emit(f"The simulation stopped at t = {self.now:.1f} s:\n\n{err}")
             return False
-        return True
+        finally:
+            self._busy = False
+        return self.sim is sim          # False when a reset came while the call ran
 
     # ----- edits during a run ----------------------------------------------------------
     def _node_changed(self, node_id: str, what: str) -> None:
@@ -223,6 +297,9 @@ class RunController(QObject):
             QTimer.singleShot(0, self, self._apply_edits)
 
     def _apply_edits(self) -> None:
+        if self._busy:                  # after the engine call in progress
+            QTimer.singleShot(20, self, self._apply_edits)
+            return
         self._update_pending = False
         if self.sim is None:
             return

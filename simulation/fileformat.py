@@ -105,6 +105,12 @@ def _text(value: Any, where: str, limit: int = MAX_TEXT) -> str:
     _expect(value, str, where, "a string")
     if len(value) > limit:
         raise FormatError(where, f"is too long ({len(value)} characters; at most {limit})")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:   # a lone surrogate ("\\ud800"): it could never be written back
+            raise FormatError(where, f"contains an invalid character (a lone surrogate U+{ord(value[e.start]):04X} "
+                              f"at position {e.start})") from None
     return value
 
 
@@ -160,7 +166,7 @@ def document_from_dict(data: Any) -> Document:
     _expect(meta, dict, "meta", "an object")
     out_meta: dict[str, Any] = {"title": "", "notes": ""}
     for key, value in meta.items():
-        out_meta[key] = _text(value, _field("meta", key))
+        out_meta[_text(key, "meta", 200)] = _text(value, _field("meta", key))
     doc.meta = out_meta
 
     sim = data.get("simulation", {})

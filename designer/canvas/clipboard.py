@@ -1,8 +1,9 @@
 """Copy and paste of nodes as JSON: the same node shape as the .scalelab file.
 
 A clip is ``{"format": "scalelab-clip", "nodes": [...], "edges": [...]}``; pasting
-validates it like a file (unknown kinds and bad parameters are refused) and gives
-every node a fresh id.
+validates every node with the loader's own rules (unknown kinds, bad parameters,
+over-long labels, ``min_replicas > max_replicas`` are refused, naming the place) and
+gives every node a fresh id.
 """
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 
 from simulation.document import Document, NodeData
 from simulation.kinds import KINDS
-from simulation.params import FormatError, check_number, check_value
-from simulation.patterns import check_pattern
+from simulation.params import FormatError, check_number
+
+from ..validation import loader_node
 
 CLIP_MIME = "application/x-scalelab-nodes"
 CLIP_FORMAT = "scalelab-clip"
@@ -54,30 +56,28 @@ def clip_to_nodes(doc: Document, text: str, offset: tuple[float, float]
         where = f"clipboard.nodes[{i}]"
         if not isinstance(raw, dict) or raw.get("kind") not in KINDS:
             raise FormatError(where, "not a node of a known kind")
-        kind = KINDS[raw["kind"]]
-        params = raw.get("params", {})
-        if not isinstance(params, dict):
-            raise FormatError(f"{where}.params", "must be an object")
-        checked = {}
-        for name, value in params.items():
-            if name not in kind.param_names:
-                raise FormatError(f"{where}.params.{name}", "unknown parameter")
-            checked[name] = check_value(kind.param(name), value, f"{where}.params.{name}")
-            if kind.param(name).type == "object":
-                check_pattern(checked[name], f"{where}.params.{name}")
-        x = check_number(raw.get("x", 0.0), f"{where}.x", integer=False, minimum=-1e7, maximum=1e7)
-        y = check_number(raw.get("y", 0.0), f"{where}.y", integer=False, minimum=-1e7, maximum=1e7)
-        new_id = fresh_id(kind.name, taken)
+        new_id = fresh_id(raw["kind"], taken)
         taken.add(new_id)
         renamed[str(raw.get("id"))] = new_id
-        label = raw.get("label") if isinstance(raw.get("label"), str) else ""
-        nodes.append(NodeData(new_id, kind.name, label, float(x) + offset[0], float(y) + offset[1], checked))
+        x = check_number(raw.get("x", 0.0), f"{where}.x", integer=False, minimum=-1e7, maximum=1e7)
+        y = check_number(raw.get("y", 0.0), f"{where}.y", integer=False, minimum=-1e7, maximum=1e7)
+        # The node as it will be, checked by the loader's own rules (label length and
+        # characters, every parameter, min_replicas ≤ max_replicas, position).
+        candidate = dict(raw, id=new_id, x=float(x) + offset[0], y=float(y) + offset[1])
+        nodes.append(loader_node(candidate, where, Document()))
     edges = []
-    for raw in raw_edges:
+    among = Document()          # the pasted nodes alone: their edges must be allowed like a file's
+    for data in nodes:
+        among.add_node(data.copy())
+    for i, raw in enumerate(raw_edges):
         if not isinstance(raw, dict):
             continue
         s, t = renamed.get(str(raw.get("source"))), renamed.get(str(raw.get("target")))
         if s and t and (s, t) not in edges:
+            problem = among.connect_problem(s, t)
+            if problem:
+                raise FormatError(f"clipboard.edges[{i}]", problem)
+            among.add_edge(s, t)
             edges.append((s, t))
     return nodes, edges
 

@@ -16,6 +16,7 @@ from PySide6.QtGui import (QAction, QContextMenuEvent, QDragEnterEvent, QDragMov
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsView, QLabel, QMenu, QToolTip, QWidget
 
 from simulation.kinds import KINDS
+from simulation.params import FormatError
 from simulation.state import NodeState
 
 from . import KIND_MIME, export, look
@@ -287,7 +288,10 @@ class CanvasView(QGraphicsView):
         def done(text: str | None) -> None:
             self._editor = None
             if text is not None and node_id in self.controller.document:
-                self.controller.set_label(node_id, text)
+                try:
+                    self.controller.set_label(node_id, text)
+                except FormatError as err:
+                    self.controller.editRefused.emit(f"Label not changed: {err.message}")
 
         self._editor = LabelEditor(node, done)
         self.canvas_scene.addItem(self._editor)

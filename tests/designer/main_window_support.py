@@ -12,14 +12,14 @@ LESSONS = Path(__file__).resolve().parents[2] / "resources" / "lessons"
 
 def isolate_profile(tmp_path: Path, monkeypatch) -> None:
     """Settings, recent files and recovery files go to ``tmp_path``, not the user's profile."""
-    from designer import file_actions
+    from designer import recovery
     QStandardPaths.setTestModeEnabled(True)
     QCoreApplication.setOrganizationName("ScaleLabTests")
     QCoreApplication.setApplicationName("ScaleLabTests")
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
     QSettings().clear()
-    monkeypatch.setattr(file_actions, "recovery_dir", lambda: tmp_path / "recovery")
+    monkeypatch.setattr(recovery, "recovery_dir", lambda: tmp_path / "recovery")
 
 
 class Dialogs:

@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
-from designer import file_actions
 from designer.main_window import MainWindow
 from simulation.fileformat import dumps, load
-from tests.designer.main_window_support import LESSONS, Dialogs, open_main_window
+from tests.designer.main_window_support import LESSONS, Dialogs, isolate_profile, open_main_window
 
 
 @pytest.fixture
@@ -86,30 +84,6 @@ def test_unsaved_prompt_on_new_and_open(window, dialogs):
     assert "cache1" not in window.controller.document and "lb" in window.controller.document
 
 
-def test_autosave_writes_a_recovery_file_that_is_offered_after_a_crash(qtbot, window, dialogs, tmp_path,
-                                                                        monkeypatch):
-    assert not window.files.autosave()                 # nothing to save while unmodified
-    window.controller.set_params(["web2"], {"capacity_rps": 222.0})
-    assert window.files.autosave()
-    recovery = window.files.recovery_path
-    assert recovery.exists() and recovery.parent == tmp_path / "recovery"
-    assert load(recovery).params("web2")["capacity_rps"] == 222.0
-    # Pretend this process crashed: its recovery file now belongs to a dead pid.
-    orphan = recovery.with_name("autosave-999999999.scalelab")
-    os.replace(recovery, orphan)
-    os.replace(recovery.with_suffix(".json"), orphan.with_suffix(".json"))
-    second = MainWindow()
-    qtbot.addWidget(second)
-    dialogs.answer = QMessageBox.StandardButton.Yes
-    assert second.files.offer_recovery()
-    assert dialogs.shown[-1][:2] == ("question", "Recover unsaved changes?")
-    assert second.controller.document.params("web2")["capacity_rps"] == 222.0
-    assert second.isWindowModified()
-    assert not orphan.exists()
-    assert not file_actions.orphaned_recovery_files()
-    second.files.remove_recovery()
-
-
 def test_clean_save_removes_the_recovery_file(window, dialogs, tmp_path):
     window.controller.add_node("server", 0, 500)
     window.files.autosave()
@@ -137,8 +111,9 @@ def test_examples_menu_lists_the_built_in_lessons(window):
         load(lesson)                                    # every shipped lesson is valid
 
 
-def test_start_opens_the_file_given_or_the_starter(qtbot, dialogs, tmp_path):
+def test_start_opens_the_file_given_or_the_starter(qtbot, dialogs, tmp_path, monkeypatch):
     from designer.app import start
+    isolate_profile(tmp_path, monkeypatch)
     win = start(str(LESSONS / "lb_demo.scalelab"))
     qtbot.addWidget(win)
     assert win.windowTitle() == "ScaleLab — lb_demo.scalelab[*]"

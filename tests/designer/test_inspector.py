@@ -145,15 +145,15 @@ def test_scheduled_events_are_listed_added_and_removed(qtbot):
     inspector = Inspector(controller)
     qtbot.addWidget(inspector)
     editor = inspector.events_editor
-    assert editor.table.rowCount() == 2
-    assert editor.table.item(0, 0).text() == "30 s" and editor.table.item(0, 2).text() == "Web 2"
+    assert editor.model.rowCount() == 2
+    assert editor.model.index(0, 0).data() == "30 s" and editor.model.index(0, 2).data() == "Web 2"
     editor.at.setValue(60)
     editor.action.setCurrentText("fail")
     editor.node.setCurrentIndex(editor.node.findData("web3"))
     editor.add_button.click()
     events = controller.document.events
     assert [(e.at_s, e.action, e.node) for e in events][1] == (60.0, "fail", "web3")   # kept in time order
-    assert editor.table.rowCount() == 3
+    assert editor.model.rowCount() == 3
     editor.table.selectRow(0)
     editor.remove_button.click()
     assert [e.at_s for e in controller.document.events] == [60.0, 90.0]
