@@ -77,6 +77,9 @@ class Routing:
     def _balance(self, out: Batch, inbox: list[list[Batch]]) -> None:
         net = self.net
         which = net.st_balancer[out.st]
+        if len(self.balancers) > 1 and self._together(which):
+            self._balance_together(out, which)
+            return
         for bi in (np.unique(which) if len(self.balancers) > 1 else (0,)):
             bs = self.balancers[int(bi)]
             mine = out.take(which == bi) if len(self.balancers) > 1 else out
@@ -98,6 +101,64 @@ class Routing:
             target = backends[pos]
             self._flow(mine.st, target, mine.fin)
             self._deliver(mine.forward(target), inbox)
+    def _together(self, which: np.ndarray) -> bool:
+        """Whether these balancers must decide together, tick by tick: a load-aware one
+        among several (its connection counts must see the others' requests in time
+        order), or two that read and write the same sticky cookies."""
+        present = [self.balancers[int(b)] for b in np.unique(which)]
+        if len(present) < 2:
+            return False
+        if any(bs.bal.algorithm in LOAD_AWARE for bs in present):
+            return True
+        jars = [id(bs.cookie) for bs in present if bs.cookie is not None]
+        return len(jars) != len(set(jars))
+
+    def _balance_together(self, out: Batch, which: np.ndarray) -> None:
+        """Several balancers, tick by tick: each decides for its requests of the tick
+        (load-aware ones with the connection counts at the tick's start), then the
+        tick's requests of all of them are admitted at once, in time order. Windows end
+        on the tick grid, so nothing here depends on how the run was sliced."""
+        dt = self.tick_s
+        tick = np.floor(out.fin / dt + 1e-9).astype(np.int64)
+        cuts = np.flatnonzero(np.diff(tick)) + 1
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(out)]):
+            chunk = out.take(slice(int(a), int(b)))
+            w = which[int(a):int(b)]
+            k = int(tick[a])
+            forwarded = []
+            for bi in np.unique(w).tolist():
+                bs = self.balancers[bi]
+                mine = chunk.take(w == bi)
+                backends = bs.bal.backends
+                conn = lat = None
+                if bs.bal.algorithm in LOAD_AWARE:
+                    conn = self._connections_at(k * dt, backends)
+                elif bs.bal.algorithm == "least_response_time":
+                    conn = self._connections()[backends]
+                    lat = self.ewma[backends]
+                pos = bs.choose(mine.user, mine.key, mine.hop, conn, lat, k, self.stations.registered[backends])
+                none = pos < 0
+                if none.any():
+                    self._fail("no_healthy_backend", mine.fin[none])
+                    mine, pos = mine.take(~none), pos[~none]
+                if len(mine):
+                    target = backends[pos]
+                    self._flow(mine.st, target, mine.fin)
+                    forwarded.append(mine.forward(target))
+            if forwarded:
+                self._admit_now(Batch.concat(forwarded))
+
+    def _connections_at(self, tau: float, backends: np.ndarray) -> np.ndarray:
+        """Requests in each backend (waiting or in service) at time ``tau``."""
+        net = self.net
+        conn = np.zeros(net.n_stations)
+        for lv in np.unique(net.st_level[backends]):
+            p = self.pending[int(lv)]
+            if len(p):
+                conn += np.bincount(p.st, weights=((p.arr <= tau) & (p.fin > tau)).astype(float),
+                                    minlength=net.n_stations)
+        return conn[backends]
+
     def _balance_by_tick(self, bs: BalancerState, out: Batch) -> None:
         """Least connections and power of two: decide tick by tick with the connection
         counts at the start of each tick, and admit each tick's requests at once, so the

@@ -69,24 +69,11 @@ def test_every_lesson_gives_the_same_numbers_however_it_is_stepped(path):
     assert_same_however_sliced(doc, min(float(doc.settings["duration_s"]), 75.0))
 
 
-def _shared_sticky_cookies(doc) -> bool:
-    """Two sticky balancers in front of the same backends (they share the users' cookies)."""
-    sticky = [n for n in doc.node_ids() if doc.kind(n) == "load_balancer" and doc.params(n)["affinity"] == "sticky"]
-    backends = [set(doc.successors(n)) for n in sticky]
-    return any(a & b for i, a in enumerate(backends) for b in backends[i + 1:])
-
-
 @pytest.mark.parametrize("seed", range(12))
 def test_random_files_give_the_same_numbers_however_they_are_stepped(seed):
     doc = loads(dumps(random_topology(seed, duration_s=12.0)))
     with within(240, f"random_topology({seed})"):
-        try:
-            assert_same_however_sliced(doc, 12.0, seed)
-        except AssertionError:
-            if _shared_sticky_cookies(doc):   # a known defect, written up in the session note
-                pytest.xfail("balancers sharing sticky cookies set them balancer by balancer within a "
-                             "window, not in time order: the pins depend on the windows")
-            raise
+        assert_same_however_sliced(doc, 12.0, seed)
 
 
 @pytest.mark.parametrize("seed", range(100, 160))
