@@ -3,8 +3,6 @@ however a run is sliced, and no valid file with any failures can hang the engine
 or lose a request from the books."""
 from __future__ import annotations
 
-import signal
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,21 +13,9 @@ from simulation.engine import Simulation
 from simulation.fileformat import dumps, load, loads
 
 from random_topologies import random_topology
+from wallclock import within
 
 LESSONS = sorted((Path(__file__).parents[2] / "resources" / "lessons").glob("*.scalelab"))
-
-
-@contextmanager
-def within(seconds: int, what: str):
-    def stop(*_):
-        raise TimeoutError(f"{what}: still running after {seconds} s of wall-clock time")
-    old = signal.signal(signal.SIGALRM, stop)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def slicings(total: float, seed: int) -> dict[str, list[float]]:
