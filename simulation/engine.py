@@ -172,7 +172,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         behind); the next call goes on from there."""
         self._clock = max(self._clock, t_end)
         stalls = 0
-        while True:
+        while self.now < t_end - 1e-9:
             self._boundary_actions()
             t1, why = self._next_boundary()
             if t1 > t_end + 1e-9:
@@ -193,7 +193,8 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
             closed = math.floor(self.now + 1e-9) - self.metrics.seconds
             if closed > 0:
                 self._close_seconds(closed)
-        self._boundary_actions()
+        # What is due exactly at the stop (an event at t_end) happens when the run goes on:
+        # stopped there, the state is the one its plots describe.
 
     def _grid_floor(self, t: float) -> float:
         """The last tick of the grid at or before ``t``."""

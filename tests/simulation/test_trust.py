@@ -83,3 +83,16 @@ def test_no_random_file_with_random_failures_hangs_or_loses_a_request(seed):
             assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"]
         sim.run_until(10.0)
     assert sim.now == pytest.approx(10.0)
+
+
+def test_a_run_that_stops_exactly_at_an_event_shows_the_state_its_plots_describe():
+    # lb_demo fails Web 2 at 30 s: stopped at 30 s, the picture (node states) and the plots
+    # (seconds up to 30) both describe the time before the failure; it happens as the run goes on
+    doc = load(Path(__file__).parents[2] / "resources" / "lessons" / "lb_demo.scalelab")
+    at = next(e.at_s for e in doc.events if e.action == "fail")
+    sim = Simulation(doc)
+    sim.advance(at)
+    assert not any(s.failed for s in sim.node_states().values())
+    assert sim.metrics.failed_rps.sum() == 0
+    sim.advance(1.0)
+    assert any(s.failed for s in sim.node_states().values())
