@@ -47,16 +47,23 @@ def _before(keys: tuple[np.ndarray, ...], t: np.ndarray, q_keys: tuple[np.ndarra
     return out
 
 
+def written_elsewhere(item: np.ndarray, station: np.ndarray, fin: np.ndarray, q_item: np.ndarray,
+                      q_station: np.ndarray, q_t: np.ndarray, lag: np.ndarray) -> np.ndarray:
+    """For each query (item, station, time): the writes (item, station, commit time)
+    of that item on another station committed in (time − lag, time)."""
+    if not len(q_t) or not len(fin):
+        return np.zeros(len(q_t), dtype=np.int64)
+    lo = q_t - lag
+    same_item = _before((item,), fin, (q_item,), q_t, False) - _before((item,), fin, (q_item,), lo, True)
+    same_st = (_before((item, station), fin, (q_item, q_station), q_t, False)
+               - _before((item, station), fin, (q_item, q_station), lo, True))
+    return np.where(lag > 0, np.maximum(same_item - same_st, 0), 0)
+
+
 def earlier_conflicts(item: np.ndarray, station: np.ndarray, fin: np.ndarray, lag: np.ndarray) -> np.ndarray:
     """For each write: the writes of the same item on another primary committed
     before it, less than ``lag`` (its database's lag, s) earlier."""
-    if not len(fin):
-        return np.zeros(0, dtype=np.int64)
-    lo = fin - lag
-    same_item = _before((item,), fin, (item,), fin, False) - _before((item,), fin, (item,), lo, True)
-    same_st = (_before((item, station), fin, (item, station), fin, False)
-               - _before((item, station), fin, (item, station), lo, True))
-    return np.where(lag > 0, np.maximum(same_item - same_st, 0), 0)
+    return written_elsewhere(item, station, fin, item, station, fin, lag)
 
 
 class IdCounters:

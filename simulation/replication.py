@@ -30,7 +30,7 @@ import numpy as np
 
 from .flight import FLAG_INTERNAL, FLAG_TIMEOUT, Batch
 from .health import HealthChecks
-from .multi_primary import IdCounters, earlier_conflicts
+from .multi_primary import IdCounters, earlier_conflicts, written_elsewhere
 from .randomness import APPLY, DB_READ, DB_WRITE, INSERT, mix64, uniform
 
 ITEM_BITS = 21   # item ids are below 2**21 (the format allows 1,000,000 items)
@@ -182,8 +182,8 @@ class Replication:
             w_key = np.concatenate([w_key, key[writes]])
             w_fin = np.concatenate([w_fin, b.fin[writes]])
             self._ship(b.take(writes))
-            if self._ids:
-                self._multi_primary(b.take(writes), key[writes])
+        if self._ids:
+            self._multi_primary(b.take(writes), key[writes], b, key, at_db & user & (b.cls == 0))
         lag = self.lag[b.st]
         reads = np.nonzero(at_db & user & (b.cls == 0) & (lag > 0))[0]
         if len(reads) and len(w_key):
@@ -234,14 +234,21 @@ class Replication:
         are admitted with its own requests in time order, however the run is sliced."""
         return max(float(self._mp_lag[station]), self.tick_s)
 
-    def _multi_primary(self, w: Batch, key: np.ndarray) -> None:
-        """Count write conflicts and id collisions of user writes committed at primaries
-        of multi-primary databases."""
+    def _multi_primary(self, w: Batch, key: np.ndarray, b: Batch, b_key: np.ndarray, reads: np.ndarray) -> None:
+        """Count write conflicts and id collisions of the user writes ``w`` committed at
+        primaries of multi-primary databases, and the stale reads at those primaries
+        (``reads`` of ``b``): their item was written at another primary within the lag."""
         mp = self._mp_primary[w.st] >= 0
-        if not mp.any():
-            return
         w, key = w.take(mp), key[mp]
         o_key, o_st, o_fin = self._mp_writes
+        r = np.nonzero(reads & (self._mp_primary[b.st] >= 0))[0]
+        if len(r) and (len(o_key) or len(key)):
+            seen = written_elsewhere(np.concatenate([o_key, key]), np.concatenate([o_st, w.st]),
+                                     np.concatenate([o_fin, w.fin]), b_key[r], b.st[r], b.arr[r],
+                                     self._mp_lag[b.st[r]])
+            self._count("stale_reads", b.arr[r][seen > 0])
+        if not len(w):
+            return
         a_key, a_st, a_fin = (np.concatenate([o_key, key]), np.concatenate([o_st, w.st]),
                               np.concatenate([o_fin, w.fin]))
         lag = self._mp_lag[a_st]

@@ -145,3 +145,15 @@ def test_the_same_numbers_however_the_run_is_sliced():
     d = multi(3, 60, rate=300, items=30, insert_share=0.5, read_replicas=1)
     add_event(d, 4.3, "fail", "db", replica=1)
     assert_same_however_sliced(d, 9.0, 1)
+
+
+@pytest.mark.parametrize("items,lag_ms", [(1, 100), (20, 200)])
+def test_a_read_at_a_primary_is_stale_when_another_primary_wrote_its_item_within_the_lag(items, lag_ms):
+    rate, seconds, primaries = 200, 30, 2
+    t = run(multi(primaries, lag_ms, rate=rate, read_ratio=0.8, items=items), seconds)
+    reads, writes = t["served"] * 0.8, t["served"] * 0.2 / seconds
+    p = zipf_pmf(items, 0.0)
+    # Poisson writes of item i elsewhere at wᵢ (1 − 1/P): stale unless none in the last lag
+    expected = reads * float(np.sum(p * -np.expm1(-writes * p * (1 - 1 / primaries) * lag_ms / 1000)))
+    assert t["stale_reads"] == pytest.approx(expected, rel=0.08)
+    assert run(multi(primaries, 0, rate=rate, read_ratio=0.8, items=items), 5)["stale_reads"] == 0
