@@ -1,4 +1,7 @@
-"""Single-primary replication as the application sees it.
+"""Replication as the application sees it: one primary and read replicas, or
+several primaries (``primaries`` ≥ 2: writes spread over the live primaries by the
+hash of the request; conflicts, id collisions and stale reads between primaries are
+counted in multi_primary.py).
 
 A database with read replicas is a primary and its copies. The app reaches them
 through a proxy (ProxySQL, or HAProxy in front of MySQL) that monitors every copy:
