@@ -157,3 +157,44 @@ def test_a_read_at_a_primary_is_stale_when_another_primary_wrote_its_item_within
     expected = reads * float(np.sum(p * -np.expm1(-writes * p * (1 - 1 / primaries) * lag_ms / 1000)))
     assert t["stale_reads"] == pytest.approx(expected, rel=0.08)
     assert run(multi(primaries, 0, rate=rate, read_ratio=0.8, items=items), 5)["stale_reads"] == 0
+
+
+def _random_multi_primary(seed: int) -> Document | None:
+    """A random file of the trust test with its database made multi-primary (None: no database)."""
+    from random_topologies import random_topology
+    from simulation.fileformat import dumps, loads
+    doc = random_topology(seed, duration_s=8.0)
+    if "db" not in doc:
+        return None
+    doc.set_params("db", {"primaries": 2 + seed % 2, "auto_increment_offsets": seed % 3 == 0})
+    for n in doc.node_ids():
+        if doc.kind(n) == "client":
+            doc.set_params(n, {"insert_share": 0.5})
+    return loads(dumps(doc))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_random_multi_primary_files_give_the_same_numbers_however_they_are_stepped(seed):
+    doc = _random_multi_primary(seed)
+    if doc is None:
+        pytest.skip("this random file has no database")
+    assert_same_however_sliced(doc, 8.0, seed)
+
+
+@pytest.mark.parametrize("seed", range(200, 206))
+def test_random_clicks_on_multi_primary_files_lose_no_request(seed):
+    doc = _random_multi_primary(seed)
+    if doc is None:
+        pytest.skip("this random file has no database")
+    sim = Simulation(doc)
+    rng = np.random.default_rng(seed)
+    target = 0.0
+    while target < 8.0:
+        target = min(8.0, target + float(rng.uniform(0.05, 1.5)))
+        sim.run_until(target)
+        if rng.random() < 0.4:   # fail or recover one copy of the database, or all of it
+            copies = len(sim.net.node_stations[sim.net.node_ids.index("db")])
+            replica = int(rng.integers(copies)) if rng.random() < 0.7 else None
+            (sim.fail if rng.random() < 0.6 else sim.recover)("db", replica)
+        t = sim.totals()
+        assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"]
