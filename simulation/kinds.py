@@ -204,7 +204,7 @@ DATABASE = Kind(
           label="Replication lag", unit="ms", minimum=0, maximum=3_600_000, group="Replication"),
         P("failover_s", "float", 0.0, "When the primary has been down this long, a read replica is promoted "
           "to primary and takes the writes (0 = no automatic failover). A recovered old primary rejoins as a "
-          "replica.", label="Failover after", unit="s", minimum=0, maximum=3600, group="Replication"),
+          "replica. Not used with several primaries: the live ones take a dead one's writes.", label="Failover after", unit="s", minimum=0, maximum=3600, group="Replication"),
         P("monitor_interval_s", "float", 1.5, "How often the app's database proxy (ProxySQL, HAProxy in front "
           "of MySQL) checks each copy. Until it has missed enough checks, reads sent to a dead replica or a dead "
           "old primary fail. ProxySQL checks every 1.5 s by default.",
