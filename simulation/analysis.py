@@ -29,7 +29,8 @@ engine uses, for reads and writes separately (``compiler.py``, ``arrivals.py``):
 - a **cache** answers read hits (its steady-state hit ratio, ``caching.py``)
   and passes misses and writes on;
 - a database's writes go to its primary; when it is down they fail, unless
-  failover promotes a read replica.
+  failover promotes a read replica or the database has several primaries (the
+  proxy moves a dead primary's writes to the others).
 
 This is a linear recursion over "what share of this node's reads and writes is
 lost when machine *b* fails" (a map per node, only for the *b* that change it),
@@ -155,7 +156,7 @@ def machines(doc: Document, node_id: str) -> int:
     if p.get("autoscale"):
         return min(max(int(p["replicas"]), int(p["min_replicas"])), int(p["max_replicas"]))
     if "read_replicas" in p:
-        return 1 + int(p["read_replicas"])
+        return int(p.get("primaries", 1)) + int(p["read_replicas"])
     return int(p.get("replicas", 1))
 
 
@@ -176,7 +177,9 @@ def _own(doc: Document, node_id: str) -> Loss:
         return ALL
     if doc.kind(node_id) == "database":
         reads = 1.0 / n if DEAD_REPLICA_GETS_READS else 0.0
-        return reads, 0.0 if float(p["failover_s"]) > 0 else 1.0
+        # several primaries: the proxy moves a dead one's writes to the others
+        takes_over = float(p["failover_s"]) > 0 or int(p.get("primaries", 1)) >= 2
+        return reads, 0.0 if takes_over else 1.0
     return 1.0 / n, 1.0 / n
 
 
@@ -195,7 +198,7 @@ def _capacity(doc: Document, node_id: str) -> float:
     if kind == "server":
         return float(p["capacity_rps"]) * int(p["replicas"])
     if kind == "database":
-        return float(p["read_capacity_rps"]) * (1 + int(p["read_replicas"]))
+        return float(p["read_capacity_rps"]) * (int(p.get("primaries", 1)) + int(p["read_replicas"]))
     return float(p["capacity_rps"])
 
 

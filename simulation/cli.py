@@ -186,7 +186,8 @@ def summary_text(s: dict[str, Any], wall_s: float) -> str:
     ]
     for key, label in (("browser_hits", "browser hits"), ("not_modified", "304 answers"),
                        ("stale_reads", "stale reads"), ("forged_accepted", "forged cookies believed"),
-                       ("forged_rejected", "forged cookies refused")):
+                       ("forged_rejected", "forged cookies refused"), ("write_conflicts", "write conflicts"),
+                       ("id_collisions", "id collisions")):
         if s.get(key):
             lines.append(f"  {label:<14} {s[key]:,}")
     return "\n".join(lines)

@@ -45,6 +45,7 @@ class Client:
     zipf_s: float = 1.0
     max_age_s: float = 0.0       # browser caching, from the Cache-Control of the servers it reaches
     etag: bool = False
+    insert_share: float = 0.0    # share of its writes that insert a row (auto-increment id)
 
 
 @dataclass
@@ -103,14 +104,17 @@ class EdgeLookup:
 
 @dataclass
 class ReplicatedDatabase:
-    """A database node with read replicas: its stations (replica 0 is the first
-    primary), the lag of its replicas, failover and the app's proxy monitor."""
+    """A database node with several copies: its stations (the primaries first, then the
+    read replicas; replica 0 is the first primary), the lag, failover and the app's
+    proxy monitor."""
     node_index: int
     stations: np.ndarray
     lag_s: float
     failover_s: float
     monitor_interval_s: float
     monitor_misses: int
+    primaries: int = 1               # its first ``primaries`` stations take writes (multi-primary when ≥ 2)
+    auto_increment_offsets: bool = False
 
 
 @dataclass
@@ -173,7 +177,7 @@ def compile_document(doc: Document) -> Network:
     st_rows: list[tuple] = []
     node_stations: list[np.ndarray] = []
     scalers: list[Scaler] = []
-    replicated: list[tuple[int, float]] = []   # (primary station, replication lag s)
+    replicated: list[tuple[int, float, int]] = []   # (first primary station, replication lag s, primaries)
     caches: list[tuple[int, int, float, bool]] = []   # (station, size in items, TTL s, invalidate on write)
     failovers: list[tuple[int, float]] = []   # (database node, seconds before a replica is promoted)
     databases: list[ReplicatedDatabase] = []
@@ -202,17 +206,19 @@ def compile_document(doc: Document) -> Network:
             st_rows.append((i, 0, LB, 1, mean, mean, True, int(p["queue_limit"]), 30.0, -1))
         elif k == "database":
             c = int(p["connections"])
-            for r in range(1 + int(p["read_replicas"])):   # replica 0 is the primary
+            n_primaries = int(p.get("primaries", 1))
+            for r in range(n_primaries + int(p["read_replicas"])):   # the primaries first (replica 0 is one)
                 st_rows.append((i, r, DATABASE, c, c / float(p["read_capacity_rps"]),
                                 c / float(p["write_capacity_rps"]), False, int(p["queue_limit"]),
                                 float(p["timeout_s"]), -1))
-            if int(p["read_replicas"]):
-                replicated.append((first, float(p["replication_lag_ms"]) / 1000.0))
-                if float(p["failover_s"]) > 0:
+            if len(st_rows) - first > 1:
+                replicated.append((first, float(p["replication_lag_ms"]) / 1000.0, n_primaries))
+                if float(p["failover_s"]) > 0 and n_primaries == 1:
                     failovers.append((i, float(p["failover_s"])))
                 databases.append(ReplicatedDatabase(
                     i, np.arange(first, len(st_rows), dtype=np.int64), float(p["replication_lag_ms"]) / 1000.0,
-                    float(p["failover_s"]), float(p["monitor_interval_s"]), int(p["monitor_misses"])))
+                    float(p["failover_s"]), float(p["monitor_interval_s"]), int(p["monitor_misses"]),
+                    n_primaries, bool(p.get("auto_increment_offsets", False))))
         elif k == "cache":
             c = int(p["connections"])
             mean = c / float(p["capacity_rps"])
@@ -286,7 +292,7 @@ def compile_document(doc: Document) -> Network:
         clients.append(Client(n, float(p["rate_rps"]), int(p["users"]), offset, p["pattern"],
                               float(p["read_ratio"]), entries, p["entry_policy"] == "failover", i,
                               zlib.crc32(n.encode()), float(p["forged_share"]), int(p["items"]),
-                              float(p["zipf_s"]), *browser[i]))
+                              float(p["zipf_s"]), *browser[i], insert_share=float(p.get("insert_share", 0.0))))
         offset += int(p["users"])
     if offset > 50_000_000:
         raise SimulationError("users of " + ", ".join(f'client "{c.node_id}" ({c.users:,})' for c in clients[:4])
@@ -315,7 +321,8 @@ def compile_document(doc: Document) -> Network:
         route_ptr=route_ptr_a, route_target=route_target_a, route_cum=route_cum,
         clients=clients, balancers=balancers, st_balancer=st_balancer, levels=levels,
         edge_index=edge_index, edges=edges, total_users=offset,
-        dynamic=any(b.algorithm == "least_response_time" for b in balancers),
+        # least response time, and multi-primary databases (replication.py): one-tick windows
+        dynamic=any(b.algorithm == "least_response_time" for b in balancers) or any(d.primaries > 1 for d in databases),
         scalers=scalers,
         caches=caches,
         failovers=failovers,
@@ -372,19 +379,19 @@ def _reverse_topological(ids: list[str], succ_of: list[list[int]]) -> list[int]:
 
 
 def _primaries(n: int, st_node: np.ndarray, node_stations: list[np.ndarray],
-               replicated: list[tuple[int, float]]) -> np.ndarray:
-    """Each station's primary: itself, except for a database's read replicas."""
+               replicated: list[tuple[int, float, int]]) -> np.ndarray:
+    """Each station's primary: itself, except for a database's read replicas (the first primary)."""
     out = np.arange(n, dtype=np.int64)
-    for first, _ in replicated:
-        out[node_stations[st_node[first]]] = first
+    for first, _, n_primaries in replicated:
+        out[node_stations[st_node[first]][n_primaries:]] = first
     return out
 
 
 def _lags(n: int, st_node: np.ndarray, node_stations: list[np.ndarray],
-          replicated: list[tuple[int, float]]) -> np.ndarray:
+          replicated: list[tuple[int, float, int]]) -> np.ndarray:
     out = np.zeros(n)
-    for first, lag in replicated:
-        out[node_stations[st_node[first]][1:]] = lag
+    for first, lag, n_primaries in replicated:
+        out[node_stations[st_node[first]][n_primaries:]] = lag
     return out
 
 
@@ -392,7 +399,7 @@ def _node_capacity(kind: str, p: dict) -> float:
     if kind == "server":
         return float(p["capacity_rps"]) * int(p["replicas"])
     if kind == "database":
-        return float(p["read_capacity_rps"]) * (1 + int(p["read_replicas"]))
+        return float(p["read_capacity_rps"]) * (int(p.get("primaries", 1)) + int(p["read_replicas"]))
     return float(p["capacity_rps"])
 
 

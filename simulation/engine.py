@@ -355,10 +355,13 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         so the writers of replicated databases go first: the writes they commit before
         ``t1`` reach the replicas in this same window, in time order with their reads."""
         if self._replicated and lv in self._apply_levels:
+            first = Batch.empty()
             if len(batch):
                 first, batch = batch.split(self._is_writer(batch.st))
-                self._admit(lv, first)
-            batch = Batch.concat([batch, self._due_applies(lv, t1)])
+            if self._ids:   # primaries of multi-primary databases apply each other's writes in time order
+                first = Batch.concat([first, self._due_applies(lv, t1, writers=True)])
+            self._admit(lv, first)
+            batch = Batch.concat([batch, self._due_applies(lv, t1, writers=False if self._ids else None)])
         self._admit(lv, batch)
 
     def _admit(self, lv: int, batch: Batch) -> None:

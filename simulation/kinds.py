@@ -81,6 +81,10 @@ CLIENT = Kind(
           "keeps getting its share until it recovers); failover sends everything to the active one of a redundant pair "
           "(VRRP: the highest-priority live entry; a dead active is replaced only after its heartbeats are missed).",
           choices=("round_robin", "failover")),
+        P("insert_share", "float", 0.0, "Share of the writes that insert a new row and take the next "
+          "auto-increment id (the rest update existing items). With several primaries, inserts on different "
+          "primaries within the replication lag can take the same id (id_collisions).",
+          label="Insert share", minimum=0, maximum=1),
     ),
     ("load_balancer", "server", "cache"),
 )
@@ -188,12 +192,19 @@ DATABASE = Kind(
         P("read_replicas", "int", 0, "Read-only copies (single-primary replication): reads are spread over the "
           "primary and its replicas, writes go to the primary, which copies them to the replicas.",
           label="Read replicas", minimum=0, maximum=100, group="Replication"),
+        P("primaries", "int", 1, "Copies that take writes (multi-primary replication when ≥ 2): each takes "
+          "reads and writes and copies its writes to the others after the replication lag. Two writes to the same "
+          "item on different primaries within the lag conflict (last writer wins: write_conflicts).",
+          minimum=1, maximum=16, group="Replication"),
+        P("auto_increment_offsets", "bool", False, "Each primary hands out auto-increment ids offset + k × "
+          "primaries (MySQL's auto_increment_increment / auto_increment_offset), so inserts on different "
+          "primaries never take the same id.", label="Per-primary id offsets", group="Replication"),
         P("replication_lag_ms", "float", 100.0, "How long a write takes to reach the replicas. A user who reads "
           "from a replica sooner after their own write sees old data (a stale read).",
           label="Replication lag", unit="ms", minimum=0, maximum=3_600_000, group="Replication"),
         P("failover_s", "float", 0.0, "When the primary has been down this long, a read replica is promoted "
           "to primary and takes the writes (0 = no automatic failover). A recovered old primary rejoins as a "
-          "replica.", label="Failover after", unit="s", minimum=0, maximum=3600, group="Replication"),
+          "replica. Not used with several primaries: the live ones take a dead one's writes.", label="Failover after", unit="s", minimum=0, maximum=3600, group="Replication"),
         P("monitor_interval_s", "float", 1.5, "How often the app's database proxy (ProxySQL, HAProxy in front "
           "of MySQL) checks each copy. Until it has missed enough checks, reads sent to a dead replica or a dead "
           "old primary fail. ProxySQL checks every 1.5 s by default.",

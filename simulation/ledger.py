@@ -12,7 +12,8 @@ import numpy as np
 from .metrics import N_BINS, latency_bins
 
 # Events that are neither served nor failed requests, counted per second.
-COUNTERS = ("forged_accepted", "forged_rejected", "stale_reads", "browser_hits", "not_modified")
+COUNTERS = ("forged_accepted", "forged_rejected", "stale_reads", "browser_hits", "not_modified",
+            "write_conflicts", "id_collisions")
 
 
 class Ledger:

@@ -30,6 +30,7 @@ def migrate(sim: "Simulation", document: "Document") -> None:
     sim._old_scalers = sim.scalers
     old_primary, old_lag, old_down = sim.primary, sim.lag, dict(sim._down_since)
     old_monitors, old_delayed, old_writes = sim._monitors, sim._delayed, sim._recent_writes
+    old_ids = getattr(sim, "_ids", {})
     new_net = compile_document(document)  # raises SimulationError before anything changes
     sim.document = document
     sim.tick_s = float(document.settings["tick_ms"]) / 1000.0
@@ -119,7 +120,9 @@ def migrate(sim: "Simulation", document: "Document") -> None:
         if len(old_st) != len(new_st) or len(new_st) < 2:
             continue
         promoted = int(mapping[old_primary[old_st[0]]])
-        if promoted >= 0:
+        several = [d.primaries for d in new_net.databases if d.node_index == i] + \
+            [d.primaries for d in old_net.databases if old_net.node_ids[d.node_index] == node]
+        if promoted >= 0 and max(several, default=1) == 1:   # (multi-primary databases promote nothing)
             sim.primary[new_st] = promoted
             lag = float(new_net.st_lag[new_st].max())
             sim.lag[new_st] = np.where(new_st == promoted, 0.0, lag)
@@ -148,6 +151,10 @@ def migrate(sim: "Simulation", document: "Document") -> None:
         new_node = remap[old_node]
         keep = new_node >= 0
         sim._recent_writes = ((new_node[keep] << ITEM_BITS) | (keys[keep] & ((1 << ITEM_BITS) - 1)), fins[keep])
+    for i, ids in sim._ids.items():   # auto-increment counters of a multi-primary database live on
+        prev = next((c for j, c in old_ids.items() if old_net.node_ids[j] == new_net.node_ids[i]), None)
+        if prev is not None and (prev.primaries, prev.lag, prev.offsets) == (ids.primaries, ids.lag, ids.offsets):
+            sim._ids[i] = prev
     sim._events = sorted(document.events, key=lambda e: e.at_s)
     sim._event_pos = sum(1 for e in sim._events if e.at_s <= sim.now + 1e-9)
     sim.ledger.resize(new_net.n_stations, len(new_net.edges), mapping)

@@ -153,7 +153,7 @@ class Metrics:
 
     COLUMNS = ("time_s", "offered_rps", "served_rps", "failed_rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
                "active_servers", "sessions_lost", "cost_server_s", "forged_accepted", "forged_rejected",
-               "stale_reads", "browser_hits", "not_modified", "span_s")
+               "stale_reads", "browser_hits", "not_modified", "write_conflicts", "id_collisions", "span_s")
 
     def __init__(self) -> None:
         self.n = 0              # rows

@@ -1,4 +1,7 @@
-"""Single-primary replication as the application sees it.
+"""Replication as the application sees it: one primary and read replicas, or
+several primaries (``primaries`` ≥ 2: writes spread over the live primaries by the
+hash of the request; conflicts, id collisions and stale reads between primaries are
+counted in multi_primary.py).
 
 A database with read replicas is a primary and its copies. The app reaches them
 through a proxy (ProxySQL, or HAProxy in front of MySQL) that monitors every copy:
@@ -30,7 +33,8 @@ import numpy as np
 
 from .flight import FLAG_INTERNAL, FLAG_TIMEOUT, Batch
 from .health import HealthChecks
-from .randomness import APPLY, DB_READ, mix64, uniform
+from .multi_primary import IdCounters, earlier_conflicts, written_elsewhere
+from .randomness import APPLY, DB_READ, DB_WRITE, INSERT, mix64, uniform
 
 ITEM_BITS = 21   # item ids are below 2**21 (the format allows 1,000,000 items)
 
@@ -51,6 +55,18 @@ class Replication:
         self._apply_levels = {int(net.st_level[db.stations[0]]) for db in net.databases}
         self._recent_writes = (np.zeros(0, dtype=np.int64), np.zeros(0))   # (node<<ITEM_BITS | item, commit time)
         self._max_lag = max((db.lag_s for db in net.databases), default=0.0)
+        # multi-primary databases (multi_primary.py): their primaries, recent writes and id counters
+        self._mp_primary = np.full(net.n_stations, -1, dtype=np.int64)   # station -> its number among the primaries
+        self._mp_lag = np.zeros(net.n_stations)
+        self._ids: dict[int, IdCounters] = {}
+        for db in net.databases:
+            if db.primaries > 1:
+                self._mp_primary[db.stations[:db.primaries]] = np.arange(db.primaries)
+                self._mp_lag[db.stations] = db.lag_s
+                self._ids[db.node_index] = IdCounters(db.primaries, db.lag_s, db.auto_increment_offsets)
+        self._mp_writes = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))  # key, st, fin
+        self._client_first_user = np.array([c.user_offset for c in net.clients], dtype=np.int64)
+        self._client_inserts = np.array([c.insert_share for c in net.clients])
 
     # ----- time: failover and the proxy's checks ----------------------------------------------
     def _monitors_skip(self) -> None:
@@ -112,12 +128,19 @@ class Replication:
             db = self.net.databases[j]
             believed = self._monitors[db.node_index].believed_up
             mine = k == j
-            pos = target[mine] - db.stations[0]
             writes = batch.cls[mine] == 1
-            bad = ~believed[pos]
+            t = target[mine]
+            if db.primaries > 1 and writes.any():       # multi-primary: writes spread over the primaries
+                t[writes] = self._write_targets(db, believed, batch.key[mine][writes], batch.hop[mine][writes])
+                target[mine] = t
+            pos = t - db.stations[0]
+            bad = np.zeros(len(t), dtype=bool)
+            ok = t >= 0
+            bad[ok] = ~believed[pos[ok]]
+            if db.primaries > 1:
+                bad &= ~writes                          # their writes are placed already
             if not bad.any():
                 continue
-            t = target[mine]
             t[bad & writes] = -1                       # the proxy knows the writer is gone
             redo = bad & ~writes
             alive = db.stations[believed]
@@ -129,6 +152,21 @@ class Replication:
                     t[redo] = -1
             target[mine] = t
         return target
+
+    def _write_targets(self, db, believed: np.ndarray, key: np.ndarray, hop: np.ndarray) -> np.ndarray:
+        """Each write's primary, by the hash of its key; the proxy moves the writes of a
+        primary it knows is dead to the live ones (-1 when it knows of none)."""
+        n = db.primaries
+        u = uniform(key, hop, DB_WRITE)
+        pick = np.minimum((u * n).astype(np.int64), n - 1)
+        alive = np.nonzero(believed[:n])[0]
+        gone = ~believed[pick]
+        if gone.any():
+            if len(alive):
+                pick[gone] = alive[np.minimum((u[gone] * len(alive)).astype(np.int64), len(alive) - 1)]
+            else:
+                pick[gone] = -1
+        return np.where(pick >= 0, db.stations[0] + pick, -1)
 
     # ----- what admitted requests do at a replicated database ------------------------------------
     def _replication(self, b: Batch) -> None:
@@ -147,6 +185,8 @@ class Replication:
             w_key = np.concatenate([w_key, key[writes]])
             w_fin = np.concatenate([w_fin, b.fin[writes]])
             self._ship(b.take(writes))
+        if self._ids:
+            self._multi_primary(b.take(writes), key[writes], b, key, at_db & user & (b.cls == 0))
         lag = self.lag[b.st]
         reads = np.nonzero(at_db & user & (b.cls == 0) & (lag > 0))[0]
         if len(reads) and len(w_key):
@@ -180,19 +220,70 @@ class Replication:
                     continue
                 with np.errstate(over="ignore"):
                     key = mix64(on.key ^ (np.uint64(s + 1) * np.uint64(0x9E3779B97F4A7C15))) ^ np.uint64(APPLY)
-                jobs.append(Batch._raw((np.full(len(on), s, dtype=np.int64), on.fin.copy(), on.fin.copy(),
-                                        on.fin.copy(), on.fin.copy(), on.cls.copy(), on.user.copy(),
+                at = on.fin.copy()
+                if self._mp_primary[s] >= 0:   # another primary: it gets the write after the lag (see _mp_delay)
+                    at = at + self._mp_delay(s)
+                jobs.append(Batch._raw((np.full(len(on), s, dtype=np.int64), on.fin.copy(), at,
+                                        at.copy(), at.copy(), on.cls.copy(), on.user.copy(),
                                         np.full(len(on), FLAG_INTERNAL, dtype=np.int8), key, on.hop + 1,
                                         on.item.copy())))
         if jobs:
             self._delayed = Batch.concat([self._delayed] + jobs)
 
-    def _due_applies(self, level: int, t1: float) -> Batch:
-        """Apply jobs that reach their replica (at this level) before ``t1``."""
+    def _mp_delay(self, station: int) -> float:
+        """When another primary applies a write: after the lag, and at least one tick
+        later. Multi-primary databases run in one-tick windows (compiler.py), so the
+        writes a primary applies in a window were all committed before it started, and
+        are admitted with its own requests in time order, however the run is sliced."""
+        return max(float(self._mp_lag[station]), self.tick_s)
+
+    def _multi_primary(self, w: Batch, key: np.ndarray, b: Batch, b_key: np.ndarray, reads: np.ndarray) -> None:
+        """Count write conflicts and id collisions of the user writes ``w`` committed at
+        primaries of multi-primary databases, and the stale reads at those primaries
+        (``reads`` of ``b``): their item was written at another primary within the lag."""
+        mp = self._mp_primary[w.st] >= 0
+        w, key = w.take(mp), key[mp]
+        o_key, o_st, o_fin = self._mp_writes
+        r = np.nonzero(reads & (self._mp_primary[b.st] >= 0))[0]
+        if len(r) and (len(o_key) or len(key)):
+            seen = written_elsewhere(np.concatenate([o_key, key]), np.concatenate([o_st, w.st]),
+                                     np.concatenate([o_fin, w.fin]), b_key[r], b.st[r], b.arr[r],
+                                     self._mp_lag[b.st[r]])
+            self._count("stale_reads", b.arr[r][seen > 0])
+        if not len(w):
+            return
+        a_key, a_st, a_fin = (np.concatenate([o_key, key]), np.concatenate([o_st, w.st]),
+                              np.concatenate([o_fin, w.fin]))
+        lag = self._mp_lag[a_st]
+        new = earlier_conflicts(a_key, a_st, a_fin, lag)
+        new[:len(o_key)] -= earlier_conflicts(o_key, o_st, o_fin, lag[:len(o_key)])
+        if new.any():   # each pair once, at its later commit
+            self._count("write_conflicts", np.repeat(a_fin, new))
+        keep = a_fin > self.now - self._max_lag - 1e-9    # older writes cannot conflict with later ones
+        self._mp_writes = (a_key[keep], a_st[keep], a_fin[keep])
+        # inserts: the client's insert_share of its writes takes the next auto-increment id
+        who = np.searchsorted(self._client_first_user, w.user, side="right") - 1
+        ins = uniform(w.key, w.hop, INSERT) < self._client_inserts[np.maximum(who, 0)]
+        if not ins.any():
+            return
+        w = w.take(ins)
+        node = self.net.st_node[w.st]
+        for n in np.unique(node).tolist():
+            part = w.take(node == n)
+            order = np.lexsort((part.st, part.arr))
+            collided = self._ids[n].allocate(part.arr[order], self._mp_primary[part.st[order]])
+            self._count("id_collisions", collided)
+
+    def _due_applies(self, level: int, t1: float, writers: bool | None = None) -> Batch:
+        """Apply jobs that reach their replica (at this level) before ``t1``; with
+        ``writers``, only those at primaries of multi-primary databases (True) or only
+        the others (False)."""
         d = self._delayed
         if not len(d) or level not in self._apply_levels:
             return Batch.empty()
         due = (d.arr < t1) & (self.net.st_level[d.st] == level)
+        if writers is not None:
+            due &= (self._mp_primary[d.st] >= 0) == writers
         if not due.any():
             return Batch.empty()
         out, self._delayed = d.split(due)

@@ -36,6 +36,7 @@ class NodeItem(QGraphicsItem):
         self.kind = kind
         self.label = ""
         self.replicas = 1
+        self.primaries = 1           # a database's copies that take writes (multi-primary when ≥ 2)
         self.spof_reason = ""
         self.spof_kind = ""          # "full" (solid red outline), "partial" (dashed orange) or ""
         self.live: NodeState | None = None
@@ -54,8 +55,10 @@ class NodeItem(QGraphicsItem):
     # ----- display values, set by the scene ----------------------------------------------
     def set_display(self, *, label: str | None = None, replicas: int | None = None,
                     spof_reason: str | None = None, spof_kind: str | None = None,
-                    live: NodeState | None | bool = False) -> None:
+                    live: NodeState | None | bool = False, primaries: int | None = None) -> None:
         """Change what is shown; ``live=False`` means "leave as is", ``None`` clears it."""
+        if primaries is not None:
+            self.primaries = primaries
         if spof_kind is not None:
             self.spof_kind = spof_kind
         if label is not None:
@@ -141,6 +144,8 @@ class NodeItem(QGraphicsItem):
             self._paint_label(painter)
         if replicas > 1:
             self._badge(painter, QPointF(24, -34), f"×{replicas}", QColor("#343a40"))
+        if self.primaries > 1:
+            self._badge(painter, QPointF(40, 24), f"×{self.primaries} primaries", QColor("#5f3dc4"))
         if live is not None:
             if live.queue >= 0.5:
                 self._badge(painter, QPointF(-26, -34), f"q {look.fmt_rate(live.queue)}", QColor("#e8590c"))

@@ -33,6 +33,8 @@ class CanvasView(QGraphicsView):
     connectionRefused = Signal(str)
     failRequested = Signal(str)
     recoverRequested = Signal(str)
+    failReplicaRequested = Signal(str, int)      # one primary of a multi-primary database
+    recoverReplicaRequested = Signal(str, int)
     propertiesRequested = Signal(str)
     selectionChangedIds = Signal(list)
 
@@ -312,6 +314,14 @@ class CanvasView(QGraphicsView):
         label = self.controller.document.node(node_id).label or node_id
         menu.addAction(icon("fail"), f"Fail {label}", lambda: self.failRequested.emit(node_id))
         menu.addAction(icon("recover"), f"Recover {label}", lambda: self.recoverRequested.emit(node_id))
+        primaries = int(self.controller.document.params(node_id).get("primaries", 1))
+        if primaries > 1:   # a multi-primary database: one primary at a time (replica k is primary k + 1)
+            for k in range(primaries):
+                menu.addAction(icon("fail"), f"Fail primary {k + 1} of {label}",
+                               lambda k=k: self.failReplicaRequested.emit(node_id, k))
+            for k in range(primaries):
+                menu.addAction(icon("recover"), f"Recover primary {k + 1} of {label}",
+                               lambda k=k: self.recoverReplicaRequested.emit(node_id, k))
         menu.addSeparator()
         menu.addAction("Properties…", lambda: self.propertiesRequested.emit(node_id))
         menu.addAction("Rename", lambda: self.edit_label(node_id))
