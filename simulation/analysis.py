@@ -155,7 +155,7 @@ def machines(doc: Document, node_id: str) -> int:
     if p.get("autoscale"):
         return min(max(int(p["replicas"]), int(p["min_replicas"])), int(p["max_replicas"]))
     if "read_replicas" in p:
-        return 1 + int(p["read_replicas"])
+        return (1 + int(p["read_replicas"])) * int(p.get("shards", 1))
     return int(p.get("replicas", 1))
 
 
@@ -174,6 +174,9 @@ def _own(doc: Document, node_id: str) -> Loss:
         return 1.0 / (n + 1), 1.0 / (n + 1)
     if n < 2:
         return ALL
+    if doc.kind(node_id) == "database" and int(p.get("shards", 1)) > 1:   # a shard: the requests it owns
+        share = shard_share(doc, node_id, 0)
+        return share, share
     if doc.kind(node_id) == "database":
         reads = 1.0 / n if DEAD_REPLICA_GETS_READS else 0.0
         return reads, 0.0 if float(p["failover_s"]) > 0 else 1.0
@@ -195,8 +198,32 @@ def _capacity(doc: Document, node_id: str) -> float:
     if kind == "server":
         return float(p["capacity_rps"]) * int(p["replicas"])
     if kind == "database":
-        return float(p["read_capacity_rps"]) * (1 + int(p["read_replicas"]))
+        return float(p["read_capacity_rps"]) * (1 + int(p["read_replicas"])) * int(p.get("shards", 1))
     return float(p["capacity_rps"])
+
+
+def shard_share(doc: Document, node_id: str, shard: int) -> float:
+    """Share of a sharded database's requests that shard ``shard`` owns (items weighted by
+    the clients' Zipf popularity, users equally), plus the cross-shard queries (they need
+    every shard)."""
+    from .caching import zipf_cdf
+    from .sharding import owner
+    p = doc.params(node_id)
+    clients = [doc.params(c) for c in doc.node_ids() if doc.kind(c) == "client"]
+    rate = sum(float(c["rate_rps"]) for c in clients) or 1.0
+    cross = sum(float(c["rate_rps"]) * float(c["cross_shard_share"]) for c in clients) / rate
+    if p["shard_key"] == "item":
+        space = max((int(c["items"]) for c in clients), default=1)
+        pop = np.zeros(space)
+        for c in clients:
+            pmf = np.diff(np.r_[0.0, zipf_cdf(int(c["items"]), float(c["zipf_s"]))])
+            pop[:len(pmf)] += (float(c["rate_rps"]) or rate / len(clients)) / rate * pmf
+    else:
+        space = max(sum(int(c["users"]) for c in clients), 1)
+        pop = np.ones(space)
+    own = owner(p["shard_scheme"], int(p["shards"]), np.arange(space), space)
+    mine = float(pop[own == shard].sum() / pop.sum()) if pop.sum() > 0 else 0.0
+    return cross + (1 - cross) * mine
 
 
 def _split(doc: Document, node_id: str) -> list[tuple[str, float]]:

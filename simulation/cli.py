@@ -137,11 +137,14 @@ def csv_text(sim: Any) -> str:
 
     m = sim.metrics
     util = m.util
-    order = [n for n in sim.document.node_ids() if n in util] + sorted(set(util) - set(sim.document.node_ids()))
+    ids = sim.document.node_ids()
+    shard_cols = [f"{n}#{s}" for n in ids for s in range(64) if f"{n}#{s}" in util]   # sharding.py
+    order = ([n for n in ids if n in util] + shard_cols
+             + sorted(set(util) - set(ids) - set(shard_cols)))
     causes = m.failed_by_cause
     fixed = list(CSV_COLUMNS) + [c for c in getattr(m, "COLUMNS", ()) if c not in CSV_COLUMNS]
-    several = [n for n in order if len(sim.net.node_stations[sim.net.node_ids.index(n)]) > 1] \
-        if hasattr(sim, "net") else []
+    several = [n for n in order if n in sim.net.node_ids
+               and len(sim.net.node_stations[sim.net.node_ids.index(n)]) > 1] if hasattr(sim, "net") else []
     util_max = m.util_max
     columns = (fixed + [f"util:{n}" for n in order] + [f"util_max:{n}" for n in several]
                + [f"failed:{c}" for c in FAILURE_CAUSES])

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import budget
 from .document import Document
+from .sharding import ShardedDatabase
 
 KIND_CODES = {"load_balancer": 0, "server": 1, "database": 2, "cache": 3}
 LB, SERVER, DATABASE, CACHE = 0, 1, 2, 3
@@ -45,6 +46,7 @@ class Client:
     zipf_s: float = 1.0
     max_age_s: float = 0.0       # browser caching, from the Cache-Control of the servers it reaches
     etag: bool = False
+    cross_shard_share: float = 0.0   # share of its requests that join across shards (sharding.py)
 
 
 @dataclass
@@ -152,6 +154,7 @@ class Network:
     max_workers: int = field(default=1)
     databases: list[ReplicatedDatabase] = field(default_factory=list)
     estimate: budget.Estimate | None = None   # sizes and memory the document implies (budget.py)
+    shards: list[ShardedDatabase] = field(default_factory=list)   # sharded databases (sharding.py)
 
     @property
     def n_stations(self) -> int:
@@ -177,6 +180,7 @@ def compile_document(doc: Document) -> Network:
     caches: list[tuple[int, int, float, bool]] = []   # (station, size in items, TTL s, invalidate on write)
     failovers: list[tuple[int, float]] = []   # (database node, seconds before a replica is promoted)
     databases: list[ReplicatedDatabase] = []
+    sharded: list[tuple[int, int]] = []   # (database node, first station)
     for i, n in enumerate(ids):
         k, p = kinds[i], params[i]
         if k == "client":
@@ -202,7 +206,12 @@ def compile_document(doc: Document) -> Network:
             st_rows.append((i, 0, LB, 1, mean, mean, True, int(p["queue_limit"]), 30.0, -1))
         elif k == "database":
             c = int(p["connections"])
-            for r in range(1 + int(p["read_replicas"])):   # replica 0 is the primary
+            if int(p.get("shards", 1)) > 1:
+                if int(p["read_replicas"]):
+                    raise SimulationError(f'database "{n}": shards with read replicas are not supported yet; '
+                                          "set read_replicas to 0 or shards to 1")
+                sharded.append((i, first))
+            for r in range((1 + int(p["read_replicas"])) * int(p.get("shards", 1))):   # replica 0 is the primary
                 st_rows.append((i, r, DATABASE, c, c / float(p["read_capacity_rps"]),
                                 c / float(p["write_capacity_rps"]), False, int(p["queue_limit"]),
                                 float(p["timeout_s"]), -1))
@@ -286,7 +295,7 @@ def compile_document(doc: Document) -> Network:
         clients.append(Client(n, float(p["rate_rps"]), int(p["users"]), offset, p["pattern"],
                               float(p["read_ratio"]), entries, p["entry_policy"] == "failover", i,
                               zlib.crc32(n.encode()), float(p["forged_share"]), int(p["items"]),
-                              float(p["zipf_s"]), *browser[i]))
+                              float(p["zipf_s"]), *browser[i], float(p.get("cross_shard_share", 0.0))))
         offset += int(p["users"])
     if offset > 50_000_000:
         raise SimulationError("users of " + ", ".join(f'client "{c.node_id}" ({c.users:,})' for c in clients[:4])
@@ -294,6 +303,9 @@ def compile_document(doc: Document) -> Network:
                               + f": too many in all ({offset:,}); at most 50,000,000")
 
     _check_sessions(doc, ids, kinds, params)
+    key_space = {"item": max((c.items for c in clients), default=1), "user": max(offset, 1)}
+    shards = [ShardedDatabase(i, first, int(params[i]["shards"]), params[i]["shard_key"], params[i]["shard_scheme"],
+                              key_space[params[i]["shard_key"]]) for i, first in sharded]
 
     max_level = int(st_level.max()) if n_st else -1
     by_level = np.argsort(st_level, kind="stable")
@@ -324,6 +336,7 @@ def compile_document(doc: Document) -> Network:
         max_workers=int(st_workers.max()) if n_st else 1,
         databases=databases,
         estimate=estimate,
+        shards=shards,
     )
 
 
@@ -392,7 +405,7 @@ def _node_capacity(kind: str, p: dict) -> float:
     if kind == "server":
         return float(p["capacity_rps"]) * int(p["replicas"])
     if kind == "database":
-        return float(p["read_capacity_rps"]) * (1 + int(p["read_replicas"]))
+        return float(p["read_capacity_rps"]) * (1 + int(p["read_replicas"])) * int(p.get("shards", 1))
     return float(p["capacity_rps"])
 
 

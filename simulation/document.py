@@ -288,5 +288,5 @@ class Document:
         if params.get("autoscale"):
             return int(params["max_replicas"])
         if "read_replicas" in params:        # a database: the primary is replica 0
-            return 1 + int(params["read_replicas"])
+            return (1 + int(params["read_replicas"])) * int(params.get("shards", 1))
         return int(params.get("replicas", 1))

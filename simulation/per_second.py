@@ -68,6 +68,13 @@ class PerSecond:
             "cost_server_s": np.full(k, provisioned),
             **{name: sec["counts"][:, i].astype(float) for i, name in enumerate(COUNTERS)},
         }
-        self.metrics.extend(columns, failed, nodes, util[:, keep], queue[:, keep],
-                            np.repeat(ups[None, keep], k, axis=0), list(net.edges), sec["edges"].astype(float),
-                            hist=sec["hist"], lat_ns=sec["lat_sum"], util_max=util_max[:, keep])
+        util, queue, ups, util_max = util[:, keep], queue[:, keep], np.repeat(ups[None, keep], k, axis=0), util_max[:, keep]
+        if net.shards:   # each shard of a sharded database as "<node>#<shard>" (sharding.py)
+            st = np.concatenate([np.arange(sd.first, sd.first + sd.n) for sd in net.shards])
+            nodes = nodes + [f"{net.node_ids[sd.node_index]}#{s}" for sd in net.shards for s in range(sd.n)]
+            su = np.where(np.isfinite(st_util[:, st]), st_util[:, st], 0.0)
+            util, util_max = np.hstack([util, su]), np.hstack([util_max, su])
+            queue = np.hstack([queue, waiting[:, st]])
+            ups = np.hstack([ups, np.repeat(up[None, st].astype(float), k, axis=0)])
+        self.metrics.extend(columns, failed, nodes, util, queue, ups, list(net.edges), sec["edges"].astype(float),
+                            hist=sec["hist"], lat_ns=sec["lat_sum"], util_max=util_max)

@@ -1,0 +1,194 @@
+"""Sharding: a database split over several primaries by a key.
+
+A sharded database node has ``shards`` groups of stations (one per shard; today
+a shard is one primary: sharding with read replicas is refused by the compiler).
+A query goes to the shard that owns its key (the item, or the user):
+
+- ``hash``: shard = mix64(key) mod N (a mixing hash, so consecutive ids spread);
+- ``range``: contiguous ranges: key × N // key_space;
+- ``consistent_hash``: a ring with 160 points per shard; a key belongs to the
+  first point clockwise from mix64(key).
+
+A *cross-shard* query (a client's ``cross_shard_share`` of its requests) goes to
+every shard: the user request goes to its own shard and an internal copy to each
+other shard; they are admitted together, and the user request answers when the
+slowest part does (its end time is the maximum of the parts'), and fails if a
+part is rejected (queue full, shard down) or gives up (timeout).
+
+A part of :class:`simulation.engine.Simulation` (a mixin) plus pure functions
+(``owner``, ``keys_moved``) used by ``check`` and the tests.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .flight import FLAG_INTERNAL, FLAG_TIMEOUT, Batch
+from .randomness import mix64, uniform
+
+RING_POINTS = 160
+CROSS_SHARD = 101            # salt of the cross-shard draw (randomness.py uses 1..15)
+_KEY_SALT = np.uint64(0x2545F4914F6CDD1D)
+_COPY = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass
+class ShardedDatabase:
+    node_index: int
+    first: int                   # first station; shard s is station first + s
+    n: int
+    key: str                     # "item" or "user"
+    scheme: str                  # "hash", "range" or "consistent_hash"
+    key_space: int               # keys are 0 .. key_space - 1
+
+
+def _ring(n: int) -> tuple[np.ndarray, np.ndarray]:
+    base = np.arange(n, dtype=np.uint64)[:, None] * np.uint64(1_000_003) + np.arange(RING_POINTS, dtype=np.uint64)[None, :]
+    pts = mix64(base ^ _KEY_SALT).ravel()
+    own = np.repeat(np.arange(n, dtype=np.int64), RING_POINTS)
+    order = np.argsort(pts, kind="stable")
+    return pts[order], own[order]
+
+
+def owner(scheme: str, n: int, keys: np.ndarray, key_space: int) -> np.ndarray:
+    """The shard (0..n-1) that owns each key."""
+    keys = np.asarray(keys, dtype=np.int64)
+    if n <= 1:
+        return np.zeros(len(keys), dtype=np.int64)
+    if scheme == "range":
+        return np.minimum(np.maximum(keys, 0) * n // max(key_space, 1), n - 1)
+    h = mix64(keys.astype(np.uint64) ^ _KEY_SALT)
+    if scheme == "hash":
+        return (h % np.uint64(n)).astype(np.int64)
+    pts, own = _ring(n)
+    return own[np.searchsorted(pts, h) % len(pts)]
+
+
+def shares(scheme: str, n: int, key_space: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Each shard's share of the keys 0..key_space-1 (weighted by ``weights`` if given)."""
+    o = owner(scheme, n, np.arange(key_space), key_space)
+    w = np.ones(key_space) if weights is None else np.asarray(weights, dtype=float)
+    out = np.bincount(o, weights=w, minlength=n)
+    return out / out.sum() if out.sum() > 0 else out
+
+
+def keys_moved(scheme: str, old_n: int, new_n: int, key_space: int) -> float:
+    """The exact share of the keys 0..key_space-1 whose shard changes when the
+    shard count goes from ``old_n`` to ``new_n``: about (N−1)/N with ``hash``,
+    about |Δ|/N with ``consistent_hash``."""
+    if key_space <= 0:
+        return 0.0
+    k = np.arange(key_space)
+    return float(np.mean(owner(scheme, old_n, k, key_space) != owner(scheme, new_n, k, key_space)))
+
+
+class Sharding:
+    def _setup_sharding(self) -> None:
+        net = self.net
+        self._sharded = bool(net.shards)
+        self._shard_of = np.full(net.n_stations, -1, dtype=np.int64)   # station -> index in net.shards
+        for j, sd in enumerate(net.shards):
+            self._shard_of[sd.first:sd.first + sd.n] = j
+        offsets = np.array([c.user_offset for c in net.clients], dtype=np.int64)
+        self._client_offsets = offsets
+        self._cross_share = np.array([c.cross_shard_share for c in net.clients], dtype=float)
+
+    def _is_cross(self, batch: Batch) -> np.ndarray:
+        if not len(self._cross_share) or not self._cross_share.any():
+            return np.zeros(len(batch), dtype=bool)
+        c = np.maximum(np.searchsorted(self._client_offsets, batch.user, side="right") - 1, 0)
+        return uniform(batch.key, 0, CROSS_SHARD) < self._cross_share[c]
+
+    def _shard_targets(self, target: np.ndarray, batch: Batch) -> tuple[np.ndarray, Batch, np.ndarray]:
+        """Send requests bound for a sharded database to the shard that owns their key;
+        cross-shard ones also get an internal copy at every other shard."""
+        j = self._shard_of[np.maximum(target, 0)]
+        j[target < 0] = -1
+        if not (j >= 0).any():
+            return target, Batch.empty(), np.zeros(0, dtype=np.int64)
+        target = target.copy()
+        copies, src_st = [], []
+        cross_all = self._is_cross(batch)
+        for k in np.unique(j[j >= 0]).tolist():
+            sd = self.net.shards[k]
+            mine = np.nonzero(j == k)[0]
+            keys = batch.item[mine] if sd.key == "item" else batch.user[mine]
+            own = owner(sd.scheme, sd.n, keys, sd.key_space)
+            target[mine] = sd.first + own
+            cross = mine[cross_all[mine]]
+            if not len(cross) or sd.n < 2:
+                continue
+            src = batch.take(cross)
+            own_c = own[cross_all[mine]]
+            for s in range(sd.n):
+                o = own_c != s
+                if not o.any():
+                    continue
+                part = src.take(o)
+                src_st.append(part.st)
+                with np.errstate(over="ignore"):
+                    key = mix64(part.key ^ (np.uint64(s + 1) * _COPY))
+                copies.append(Batch._raw((np.full(len(part), sd.first + s, dtype=np.int64), part.birth, part.fin,
+                                          part.fin, part.fin, part.cls, part.user,
+                                          np.full(len(part), FLAG_INTERNAL, dtype=np.int8), key, part.hop + 1,
+                                          part.key.view(np.int64))))   # item: the parent's key
+        if not copies:
+            return target, Batch.empty(), np.zeros(0, dtype=np.int64)
+        return target, Batch.concat(copies), np.concatenate(src_st)
+
+    def _join_shards(self, admitted: Batch, full: Batch, down: Batch) -> list[tuple[str, np.ndarray]]:
+        """A cross-shard user request ends with its slowest part and fails with any
+        rejected part. Returns the failures to count as (cause, times); failed
+        requests stay at their station as internal work (the shard did the work)."""
+        parts = []
+        for b, status in ((admitted, 0), (full, 1), (down, 2)):
+            if not len(b):
+                continue
+            m = ((b.flags & FLAG_INTERNAL) != 0) & (self._shard_of[b.st] >= 0)
+            if m.any():
+                c = b.take(m)
+                parts.append((c.item, c.fin, np.full(len(c), status, dtype=np.int8),
+                              (c.flags & FLAG_TIMEOUT) != 0))
+        if not parts or not len(admitted):
+            return []
+        parent = np.concatenate([p[0] for p in parts])
+        fin = np.concatenate([p[1] for p in parts])
+        status = np.concatenate([p[2] for p in parts])
+        gave_up = np.concatenate([p[3] for p in parts])
+        uniq, inv = np.unique(parent, return_inverse=True)
+        max_fin = np.full(len(uniq), -np.inf)
+        np.maximum.at(max_fin, inv, np.where(status == 0, fin, -np.inf))
+        worst = np.zeros(len(uniq), dtype=np.int8)
+        np.maximum.at(worst, inv, status)
+        timeout = np.zeros(len(uniq), dtype=bool)
+        np.logical_or.at(timeout, inv, gave_up & (status == 0))
+        users = np.nonzero(((admitted.flags & FLAG_INTERNAL) == 0) & (self._shard_of[admitted.st] >= 0))[0]
+        if not len(users):
+            return []
+        pk = admitted.key[users].view(np.int64)
+        i = np.minimum(np.searchsorted(uniq, pk), len(uniq) - 1)
+        has = uniq[i] == pk
+        users, i = users[has], i[has]
+        if not len(users):
+            return []
+        out = []
+        admitted.flags, admitted.fin, admitted.start = admitted.flags.copy(), admitted.fin.copy(), admitted.start.copy()
+        w = worst[i]
+        for cause, code in (("queue_full", 1), ("backend_down", 2)):
+            bad = users[w == code]
+            if len(bad):
+                out.append((cause, admitted.arr[bad].copy()))
+                admitted.flags[bad] |= FLAG_INTERNAL       # its own shard's work goes on, nobody waits for it
+        ok = w == 0
+        u, mf = users[ok], max_fin[i[ok]]
+        later = mf > admitted.fin[u]
+        if later.any():   # it waits for the slowest shard (its own work keeps its length)
+            v = u[later]
+            own_work = admitted.fin[v] - admitted.start[v]
+            admitted.fin[v] = mf[later]
+            admitted.start[v] = mf[later] - own_work
+        t = u[timeout[i[ok]]]
+        if len(t):
+            admitted.flags[t] |= FLAG_TIMEOUT
+        return out

@@ -1,0 +1,159 @@
+"""Sharding: hot shards, a dead shard's loss, cross-shard joins and resharding,
+each against an independent calculation (Zipf pmf, ownership counts, Monte-Carlo)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulation import analysis
+from simulation.caching import zipf_cdf
+from simulation.cli import csv_text
+from simulation.document import Document, NodeData
+from simulation.engine import Simulation
+from simulation.sharding import keys_moved, owner, shares
+
+from test_trust import assert_same_however_sliced
+
+BIG = {"queue_limit": 1_000_000, "timeout_s": 3600}
+
+
+def sharded(rate: float, shards: int = 4, zipf: float = 1.0, cross: float = 0.0, scheme: str = "hash",
+            key: str = "item", items: int = 1000, capacity: float = 1000.0, seed: int = 1) -> Document:
+    """Client → a near-instant server → a database of ``shards`` single-connection shards."""
+    d = Document()
+    d.add_node(NodeData("users", "client", params={"rate_rps": rate, "users": 10_000, "items": items,
+                                                   "zipf_s": zipf, "cross_shard_share": cross}))
+    d.add_node(NodeData("web", "server", params={"capacity_rps": 1_000_000, "workers": 1, **BIG}))
+    d.add_node(NodeData("db", "database", params={
+        "read_capacity_rps": capacity, "write_capacity_rps": capacity, "connections": 1, **BIG,
+        "shards": shards, "shard_scheme": scheme, "shard_key": key}))
+    d.add_edge("users", "web")
+    d.add_edge("web", "db")
+    d.set_settings(seed=seed)
+    return d
+
+
+def zipf_pmf(items: int, s: float) -> np.ndarray:
+    return np.diff(np.r_[0.0, zipf_cdf(items, s)])
+
+
+def shard_utils(sim: Simulation, n: int) -> np.ndarray:
+    return np.array([np.mean(sim.metrics.util[f"db#{s}"]) for s in range(n)])
+
+
+def test_zipf_items_make_a_hot_shard_and_uniform_items_do_not():
+    items = 1000
+    sim = Simulation(sharded(400, zipf=1.0))
+    sim.advance(120)
+    measured = shard_utils(sim, 4)
+    # independent: each item's popularity (Zipf pmf), summed over the items each shard owns
+    own = owner("hash", 4, np.arange(items), items)
+    expected = np.bincount(own, weights=zipf_pmf(items, 1.0), minlength=4)
+    assert np.abs(measured / measured.sum() - expected).max() < 0.02
+    assert expected.max() > 0.3    # the shard holding item 0 (13 % of all requests alone) is hot
+    # and its utilization: 400 req/s × its share × 1 ms
+    assert measured.max() == pytest.approx(400 * expected.max() / 1000, rel=0.06)
+
+    flat = Simulation(sharded(400, zipf=0.0))
+    flat.advance(120)
+    m = shard_utils(flat, 4)
+    counts = np.bincount(own, minlength=4) / items
+    assert np.abs(m / m.sum() - counts).max() < 0.02
+    assert np.abs(m / m.sum() - 0.25).max() < 0.04
+
+
+def test_range_sharding_under_zipf_saturates_one_shard_while_the_others_idle():
+    sim = Simulation(sharded(1500, zipf=1.0, scheme="range"))
+    sim.advance(30)
+    u = shard_utils(sim, 4)
+    top = zipf_cdf(1000, 1.0)[249]           # items 0..249 are shard 0's: ~81 % of the requests
+    assert top > 0.75
+    assert u[0] > 0.95                       # 1500 × 0.81 = 1200 req/s > its 1000 req/s
+    assert u[1:].max() < 1500 * (1 - top) / 1000 + 0.05
+    text = csv_text(sim)
+    assert "util:db#0" in text.splitlines()[0] and "util:db#3" in text.splitlines()[0]
+
+
+@pytest.mark.parametrize("cross", [0.0, 0.3])
+def test_a_dead_shard_loses_exactly_the_requests_whose_keys_it_owns(cross):
+    items = 1000
+    doc = sharded(300, zipf=1.0, cross=cross)
+    sim = Simulation(doc)
+    sim.fail("db", 1)
+    sim.advance(120)
+    t = sim.totals()
+    lost = t["failed_by_cause"]["backend_down"] / t["arrived"]
+    own = owner("hash", 4, np.arange(items), items)
+    share = zipf_pmf(items, 1.0)[own == 1].sum()
+    expected = cross + (1 - cross) * share   # a cross-shard query needs every shard
+    assert lost == pytest.approx(expected, abs=0.02)
+    assert t["failed"] == t["failed_by_cause"]["backend_down"]
+    # check's figure for the dead shard (analysis.py) is the same share
+    assert analysis.shard_share(doc, "db", 1) == pytest.approx(expected, abs=1e-9)
+
+
+def _mean_max_lindley(lam: float, mu: float, shards: int, n: int, rng: np.random.Generator) -> float:
+    """Monte-Carlo: FIFO single-server queues fed by the same Poisson arrivals, independent
+    exponential services; the mean over arrivals of the slowest queue's response time."""
+    gaps = rng.exponential(1 / lam, n)
+    service = rng.exponential(1 / mu, (n, shards))
+    wait = np.zeros(shards)
+    out = np.empty(n)
+    for i in range(n):
+        if i:
+            wait = np.maximum(wait + service[i - 1] - gaps[i], 0.0)
+        out[i] = (wait + service[i]).max()
+    return float(out[n // 10:].mean())
+
+
+def test_cross_shard_latency_is_the_slowest_shards():
+    lam, mu = 500.0, 1000.0
+    single = Simulation(sharded(lam, zipf=0.0, cross=0.0))
+    single.advance(120)
+    cross = Simulation(sharded(lam, zipf=0.0, cross=1.0))
+    cross.advance(120)
+    ts, tc = single.totals(), cross.totals()
+    assert tc["failed"] == 0 and ts["failed"] == 0
+    mc = _mean_max_lindley(lam, mu, 4, 60_000, np.random.default_rng(7)) * 1000
+    assert tc["mean_ms"] == pytest.approx(mc, rel=0.10)
+    # single-shard: M/M/1 at ~lam/4 per shard, 1 / (mu - lam/4) = 1.14 ms; the join waits far longer
+    assert ts["mean_ms"] == pytest.approx(1000 / (mu - lam / 4), rel=0.10)
+    assert tc["mean_ms"] > 2.5 * ts["mean_ms"]
+    # every shard executes every cross-shard query: each is at ~lam / mu busy
+    assert shard_utils(cross, 4) == pytest.approx(np.full(4, lam / mu), rel=0.06)
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_keys_moved_when_resharding_hash_versus_consistent_hash(n):
+    keys = 200_000
+    assert keys_moved("hash", n, n + 1, keys) == pytest.approx(n / (n + 1), abs=0.01)
+    assert keys_moved("consistent_hash", n, n + 1, keys) == pytest.approx(1 / (n + 1), abs=0.05)
+    # with a ring, the keys that move all move to the new shard
+    k = np.arange(keys)
+    before, after = owner("consistent_hash", n, k, keys), owner("consistent_hash", n + 1, k, keys)
+    assert (after[before != after] == n).all()
+    assert keys_moved("range", n, n, keys) == 0.0
+    assert shares("hash", n, keys) == pytest.approx(np.full(n, 1 / n), abs=0.01)
+
+
+def test_sharded_runs_are_the_same_however_sliced():
+    assert_same_however_sliced(sharded(600, zipf=1.0, cross=0.2, scheme="consistent_hash", key="user"), 12.0)
+
+
+def test_one_shard_is_the_plain_database():
+    plain = sharded(300, shards=1)
+    for k in ("shards", "shard_scheme", "shard_key"):
+        plain.node("db").params.pop(k, None)
+    a, b = Simulation(plain), Simulation(sharded(300, shards=1, scheme="range", key="user"))
+    a.advance(30)
+    b.advance(30)
+    assert a.net.shards == [] and b.net.shards == []
+    assert a.totals() == b.totals()
+    assert "#0" not in csv_text(a).splitlines()[0]
+
+
+def test_sharding_with_read_replicas_is_refused_with_a_clear_message():
+    d = sharded(100)
+    d.set_params("db", {"read_replicas": 1})
+    with pytest.raises(ValueError, match='database "db".*read_replicas'):
+        Simulation(d)
