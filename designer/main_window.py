@@ -74,6 +74,8 @@ class MainWindow(QMainWindow):
         self.canvas.selectionChangedIds.connect(self._selection_changed)
         self.canvas.failRequested.connect(self.run.fail)
         self.canvas.recoverRequested.connect(self.run.recover)
+        self.canvas.shardFailRequested.connect(self.run.fail)
+        self.canvas.shardRecoverRequested.connect(self.run.recover)
         self.canvas.propertiesRequested.connect(self._show_properties)
         self.canvas.connectionRefused.connect(lambda why: self.statusBar().showMessage(f"Not connected: {why}", 6000))
         self.run.frame.connect(self._frame)

@@ -206,22 +206,10 @@ def shard_share(doc: Document, node_id: str, shard: int) -> float:
     """Share of a sharded database's requests that shard ``shard`` owns (items weighted by
     the clients' Zipf popularity, users equally), plus the cross-shard queries (they need
     every shard)."""
-    from .caching import zipf_cdf
-    from .sharding import owner
+    from .sharding import owner, query_weights
     p = doc.params(node_id)
-    clients = [doc.params(c) for c in doc.node_ids() if doc.kind(c) == "client"]
-    rate = sum(float(c["rate_rps"]) for c in clients) or 1.0
-    cross = sum(float(c["rate_rps"]) * float(c["cross_shard_share"]) for c in clients) / rate
-    if p["shard_key"] == "item":
-        space = max((int(c["items"]) for c in clients), default=1)
-        pop = np.zeros(space)
-        for c in clients:
-            pmf = np.diff(np.r_[0.0, zipf_cdf(int(c["items"]), float(c["zipf_s"]))])
-            pop[:len(pmf)] += (float(c["rate_rps"]) or rate / len(clients)) / rate * pmf
-    else:
-        space = max(sum(int(c["users"]) for c in clients), 1)
-        pop = np.ones(space)
-    own = owner(p["shard_scheme"], int(p["shards"]), np.arange(space), space)
+    pop, cross = query_weights(doc, p["shard_key"])
+    own = owner(p["shard_scheme"], int(p["shards"]), np.arange(len(pop)), len(pop))
     mine = float(pop[own == shard].sum() / pop.sum()) if pop.sum() > 0 else 0.0
     return cross + (1 - cross) * mine
 

@@ -252,6 +252,7 @@ EMPIRICAL_S = 60.0  # simulated seconds per failure when --empirical has no valu
 def cmd_check(args: argparse.Namespace) -> int:
     from .analysis import structural_spof
     from .compiler import compile_document
+    from .sharding import check_lines as shard_lines
     from .spof_text import check_lines
 
     try:
@@ -264,7 +265,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     compile_document(doc)  # what the engine refuses is invalid too (SimulationError)
     edges = len(doc.edges())
     print(f"OK: {len(doc.node_ids())} node{'s' * (len(doc.node_ids()) != 1)}, {edges} edge{'s' * (edges != 1)}")
-    print("\n".join(check_lines(doc, structural_spof(doc))))
+    print("\n".join(check_lines(doc, structural_spof(doc)) + shard_lines(doc)))
     if args.empirical is not None:
         _print_empirical(doc, args.empirical)
     return 0

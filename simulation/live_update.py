@@ -31,6 +31,8 @@ def migrate(sim: "Simulation", document: "Document") -> None:
     old_primary, old_lag, old_down = sim.primary, sim.lag, dict(sim._down_since)
     old_monitors, old_delayed, old_writes = sim._monitors, sim._delayed, sim._recent_writes
     new_net = compile_document(document)  # raises SimulationError before anything changes
+    from .sharding import resharding
+    sim.resharded = resharding(old_net, document)   # databases whose shard count changed: keys moved
     sim.document = document
     sim.tick_s = float(document.settings["tick_ms"]) / 1000.0
     new_index = {k: i for i, k in enumerate(_keys(new_net))}

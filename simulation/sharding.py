@@ -83,6 +83,60 @@ def keys_moved(scheme: str, old_n: int, new_n: int, key_space: int) -> float:
     return float(np.mean(owner(scheme, old_n, k, key_space) != owner(scheme, new_n, k, key_space)))
 
 
+def query_weights(doc, shard_key: str) -> tuple[np.ndarray, float]:
+    """(share of the queries per key, share of cross-shard queries) from the document's
+    clients: items weighted by each client's Zipf popularity and rate, users equally."""
+    from .caching import zipf_cdf
+    clients = [doc.params(c) for c in doc.node_ids() if doc.kind(c) == "client"]
+    rate = sum(float(c["rate_rps"]) for c in clients) or 1.0
+    cross = sum(float(c["rate_rps"]) * float(c["cross_shard_share"]) for c in clients) / rate
+    if shard_key == "item":
+        pop = np.zeros(max((int(c["items"]) for c in clients), default=1))
+        for c in clients:
+            pmf = np.diff(np.r_[0.0, zipf_cdf(int(c["items"]), float(c["zipf_s"]))])
+            pop[:len(pmf)] += (float(c["rate_rps"]) or rate / len(clients)) / rate * pmf
+    else:
+        pop = np.ones(max(sum(int(c["users"]) for c in clients), 1))
+    return pop / pop.sum() if pop.sum() > 0 else pop, cross
+
+
+def resharding(old_net, new_doc) -> dict[str, tuple[int, int, float]]:
+    """Databases whose shard count an edit changes (``old_net``: the network compiled
+    before it): (old shards, new shards, share of their keys now owned by another shard)."""
+    before = {old_net.node_ids[sd.node_index]: sd.n for sd in old_net.shards}
+    out = {}
+    for n in new_doc.node_ids():
+        if new_doc.kind(n) != "database" or n not in old_net.node_ids \
+                or old_net.node_kind[old_net.node_ids.index(n)] != "database":
+            continue
+        old, new = before.get(n, 1), int(new_doc.params(n)["shards"])
+        if old != new:
+            p = new_doc.params(n)
+            space = len(query_weights(new_doc, p["shard_key"])[0])
+            out[n] = (old, new, keys_moved(p["shard_scheme"], old, new, space))
+    return out
+
+
+def check_lines(doc) -> list[str]:
+    """What ``scalelab check`` says about each sharded database: how its queries spread
+    over the shards and how many keys one more shard would move."""
+    out = []
+    for n in doc.node_ids():
+        if doc.kind(n) != "database" or int(doc.params(n)["shards"]) < 2:
+            continue
+        p = doc.params(n)
+        k, scheme, key = int(p["shards"]), p["shard_scheme"], p["shard_key"]
+        pop, cross = query_weights(doc, key)
+        s = shares(scheme, k, len(pop), pop)
+        moved = {sc: keys_moved(sc, k, k + 1, len(pop)) for sc in ("hash", "consistent_hash")}
+        out.append(f"Sharding: {n} has {k} shards by {key} ({scheme}): its busiest shard gets {s.max():.0%} of the "
+                   f"single-shard queries (an even split is {1 / k:.0%})"
+                   + (f", and {cross:.0%} of requests join across all shards" if cross > 0 else "")
+                   + f"; a shard more would move {keys_moved(scheme, k, k + 1, len(pop)):.0%} of the keys "
+                   f"(hash {moved['hash']:.0%}, consistent_hash {moved['consistent_hash']:.0%})")
+    return out
+
+
 class Sharding:
     def _setup_sharding(self) -> None:
         net = self.net

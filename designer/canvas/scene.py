@@ -90,7 +90,8 @@ class CanvasScene(QGraphicsScene):
     def _on_node_added(self, node_id: str) -> None:
         data = self.document.node(node_id)
         item = NodeItem(node_id, data.kind)
-        item.set_display(label=data.label, replicas=shown_replicas(self.document, node_id))
+        item.set_display(label=data.label, replicas=shown_replicas(self.document, node_id),
+                         shards=int(self.document.params(node_id).get("shards", 1)))
         item.setPos(data.x, data.y)
         self.nodes[node_id] = item
         self._edges_of[node_id] = set()
@@ -115,7 +116,8 @@ class CanvasScene(QGraphicsScene):
             item.set_display(label=data.label)
             self._spof_timer.start()  # the reasons name nodes
         elif what == "params":
-            item.set_display(replicas=shown_replicas(self.document, node_id))
+            item.set_display(replicas=shown_replicas(self.document, node_id),
+                             shards=int(self.document.params(node_id).get("shards", 1)))
             self._spof_timer.start()  # replicas count as redundancy
 
     def _on_edge_added(self, source: str, target: str) -> None:

@@ -33,6 +33,8 @@ class CanvasView(QGraphicsView):
     connectionRefused = Signal(str)
     failRequested = Signal(str)
     recoverRequested = Signal(str)
+    shardFailRequested = Signal(str, int)      # (database, replica of the shard's primary)
+    shardRecoverRequested = Signal(str, int)
     propertiesRequested = Signal(str)
     selectionChangedIds = Signal(list)
 
@@ -312,6 +314,13 @@ class CanvasView(QGraphicsView):
         label = self.controller.document.node(node_id).label or node_id
         menu.addAction(icon("fail"), f"Fail {label}", lambda: self.failRequested.emit(node_id))
         menu.addAction(icon("recover"), f"Recover {label}", lambda: self.recoverRequested.emit(node_id))
+        params = self.controller.document.params(node_id)
+        if int(params.get("shards", 1)) > 1:   # one shard: replica shard × (1 + read_replicas)
+            per = 1 + int(params["read_replicas"])
+            fail, recover = menu.addMenu("Fail one shard"), menu.addMenu("Recover one shard")
+            for s in range(int(params["shards"])):
+                fail.addAction(f"Shard {s}", lambda s=s: self.shardFailRequested.emit(node_id, s * per))
+                recover.addAction(f"Shard {s}", lambda s=s: self.shardRecoverRequested.emit(node_id, s * per))
         menu.addSeparator()
         menu.addAction("Properties…", lambda: self.propertiesRequested.emit(node_id))
         menu.addAction("Rename", lambda: self.edit_label(node_id))

@@ -157,3 +157,23 @@ def test_sharding_with_read_replicas_is_refused_with_a_clear_message():
     d.set_params("db", {"read_replicas": 1})
     with pytest.raises(ValueError, match='database "db".*read_replicas'):
         Simulation(d)
+
+
+def test_changing_shards_during_a_run_reports_the_keys_that_move():
+    d = sharded(300, shards=4, scheme="consistent_hash")
+    sim = Simulation(d)
+    sim.advance(10)
+    d.set_params("db", {"shards": 5})      # the same document object, edited in place (as the designer does)
+    sim.update_document(d)
+    old, new, share = sim.resharded["db"]
+    assert (old, new) == (4, 5)
+    k = np.arange(1000)
+    independent = np.mean(owner("consistent_hash", 4, k, 1000) != owner("consistent_hash", 5, k, 1000))
+    assert share == pytest.approx(independent) and share == pytest.approx(1 / 5, abs=0.07)
+    sim.advance(10)
+    assert "util:db#4" in csv_text(sim).splitlines()[0]
+    t = sim.totals()
+    assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"]
+    d.set_params("db", {"connections": 2})
+    sim.update_document(d)
+    assert sim.resharded == {}
