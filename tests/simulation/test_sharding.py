@@ -177,3 +177,16 @@ def test_changing_shards_during_a_run_reports_the_keys_that_move():
     d.set_params("db", {"connections": 2})
     sim.update_document(d)
     assert sim.resharded == {}
+
+
+def test_check_names_the_dead_shards_share_and_the_keys_one_more_shard_would_move(tmp_path, capsys):
+    from simulation.cli import main
+    from simulation.fileformat import dumps
+    path = tmp_path / "sharded.scalelab"
+    path.write_text(dumps(sharded(300, cross=0.1)))
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    share = analysis.shard_share(sharded(300, cross=0.1), "db", 0)   # shard 0 holds item 0
+    assert f"db — partial: {share:.0%} of requests fail while one of its 4 shards is down" in out
+    moved = keys_moved("hash", 4, 5, 1000)
+    assert f"a shard more would move {moved:.0%} of the keys" in out and 0.7 < moved < 0.9
