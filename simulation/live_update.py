@@ -13,7 +13,7 @@ import numpy as np
 
 from .compiler import compile_document
 from .dispatch import carry_cookies
-from .flight import Batch
+from .flight import FLAG_INTERNAL, Batch
 
 if TYPE_CHECKING:
     from .document import Document
@@ -69,7 +69,7 @@ def migrate(sim: "Simulation", document: "Document") -> None:
             continue
         new_st = mapping[batch.st]
         keep = new_st >= 0
-        lost += int((~keep).sum())
+        lost += int((~keep & ((batch.flags & FLAG_INTERNAL) == 0)).sum())   # internal work is no request
         b = batch.take(keep)
         b.st = new_st[keep]
         moved.append(b)

@@ -141,6 +141,8 @@ class Sharding:
     def _setup_sharding(self) -> None:
         net = self.net
         self._sharded = bool(net.shards)
+        if not hasattr(self, "resharded"):
+            self.resharded: dict[str, tuple[int, int, float]] = {}   # set by update_document (live_update.py)
         self._shard_of = np.full(net.n_stations, -1, dtype=np.int64)   # station -> index in net.shards
         for j, sd in enumerate(net.shards):
             self._shard_of[sd.first:sd.first + sd.n] = j

@@ -190,3 +190,17 @@ def test_check_names_the_dead_shards_share_and_the_keys_one_more_shard_would_mov
     assert f"db — partial: {share:.0%} of requests fail while one of its 4 shards is down" in out
     moved = keys_moved("hash", 4, 5, 1000)
     assert f"a shard more would move {moved:.0%} of the keys" in out and 0.7 < moved < 0.9
+
+
+def test_removing_shards_mid_run_keeps_every_request_accounted_for():
+    d = sharded(1500, shards=4, cross=0.5, capacity=500)   # overloaded: requests wait at every shard
+    sim = Simulation(d)
+    sim.advance(5)
+    assert sim.resharded == {}
+    d.set_params("db", {"shards": 2})
+    sim.update_document(d)
+    assert sim.resharded["db"][:2] == (4, 2)
+    sim.advance(5)
+    t = sim.totals()
+    assert t["failed_by_cause"]["node_failed"] > 0
+    assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"]
