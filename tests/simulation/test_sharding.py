@@ -204,3 +204,23 @@ def test_removing_shards_mid_run_keeps_every_request_accounted_for():
     t = sim.totals()
     assert t["failed_by_cause"]["node_failed"] > 0
     assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"]
+
+
+def test_a_scheduled_event_fails_one_shard_and_the_file_keeps_it():
+    from simulation.document import ScheduledEvent
+    from simulation.fileformat import dumps, loads
+    d = sharded(300, zipf=0.0)
+    d.insert_event(0, ScheduledEvent(10.0, "fail", "db", 3))
+    d.insert_event(1, ScheduledEvent(40.0, "recover", "db", 3))
+    sim = Simulation(loads(dumps(d)))
+    sim.advance(20)
+    assert sim.node_states()["db"].failed_replicas == (3,)
+    sim.advance(40)
+    t = sim.totals()
+    own = owner("hash", 4, np.arange(1000), 1000)
+    # shard 3 was down 30 s of 60, and owns its share of the (uniformly popular) items
+    assert t["failed_by_cause"]["backend_down"] / t["arrived"] == pytest.approx(np.mean(own == 3) * 30 / 60, abs=0.02)
+    bad = sharded(300)
+    bad.insert_event(0, ScheduledEvent(10.0, "fail", "db", 4))
+    with pytest.raises(ValueError, match="replica"):
+        loads(dumps(bad))
