@@ -113,6 +113,12 @@ class ReplicatedDatabase:
     failover_s: float
     monitor_interval_s: float
     monitor_misses: int
+    shard: int = 0               # a sharded database has one group (primary + replicas) per shard
+
+    @property
+    def key(self):
+        """Its key for the proxy's monitor and failover: the node, or (node, shard)."""
+        return self.node_index if self.shard == 0 else (self.node_index, self.shard)
 
 
 @dataclass
@@ -176,7 +182,7 @@ def compile_document(doc: Document) -> Network:
     st_rows: list[tuple] = []
     node_stations: list[np.ndarray] = []
     scalers: list[Scaler] = []
-    replicated: list[tuple[int, float]] = []   # (primary station, replication lag s)
+    replicated: list[tuple[int, float, int]] = []   # (primary station, replication lag s, copies)
     caches: list[tuple[int, int, float, bool]] = []   # (station, size in items, TTL s, invalidate on write)
     failovers: list[tuple[int, float]] = []   # (database node, seconds before a replica is promoted)
     databases: list[ReplicatedDatabase] = []
@@ -206,22 +212,22 @@ def compile_document(doc: Document) -> Network:
             st_rows.append((i, 0, LB, 1, mean, mean, True, int(p["queue_limit"]), 30.0, -1))
         elif k == "database":
             c = int(p["connections"])
-            if int(p.get("shards", 1)) > 1:
-                if int(p["read_replicas"]):
-                    raise SimulationError(f'database "{n}": shards with read replicas are not supported yet; '
-                                          "set read_replicas to 0 or shards to 1")
+            n_shards, group = int(p.get("shards", 1)), 1 + int(p["read_replicas"])
+            if n_shards > 1:
                 sharded.append((i, first))
-            for r in range((1 + int(p["read_replicas"])) * int(p.get("shards", 1))):   # replica 0 is the primary
+            for r in range(group * n_shards):   # shard s: replicas s·group (its primary) .. s·group + group − 1
                 st_rows.append((i, r, DATABASE, c, c / float(p["read_capacity_rps"]),
                                 c / float(p["write_capacity_rps"]), False, int(p["queue_limit"]),
                                 float(p["timeout_s"]), -1))
             if int(p["read_replicas"]):
-                replicated.append((first, float(p["replication_lag_ms"]) / 1000.0))
                 if float(p["failover_s"]) > 0:
                     failovers.append((i, float(p["failover_s"])))
-                databases.append(ReplicatedDatabase(
-                    i, np.arange(first, len(st_rows), dtype=np.int64), float(p["replication_lag_ms"]) / 1000.0,
-                    float(p["failover_s"]), float(p["monitor_interval_s"]), int(p["monitor_misses"])))
+                for s in range(n_shards):
+                    g = first + s * group
+                    replicated.append((g, float(p["replication_lag_ms"]) / 1000.0, group))
+                    databases.append(ReplicatedDatabase(
+                        i, np.arange(g, g + group, dtype=np.int64), float(p["replication_lag_ms"]) / 1000.0,
+                        float(p["failover_s"]), float(p["monitor_interval_s"]), int(p["monitor_misses"]), s))
         elif k == "cache":
             c = int(p["connections"])
             mean = c / float(p["capacity_rps"])
@@ -305,7 +311,8 @@ def compile_document(doc: Document) -> Network:
     _check_sessions(doc, ids, kinds, params)
     key_space = {"item": max((c.items for c in clients), default=1), "user": max(offset, 1)}
     shards = [ShardedDatabase(i, first, int(params[i]["shards"]), params[i]["shard_key"], params[i]["shard_scheme"],
-                              key_space[params[i]["shard_key"]]) for i, first in sharded]
+                              key_space[params[i]["shard_key"]], 1 + int(params[i]["read_replicas"]))
+              for i, first in sharded]
 
     max_level = int(st_level.max()) if n_st else -1
     by_level = np.argsort(st_level, kind="stable")
@@ -385,19 +392,19 @@ def _reverse_topological(ids: list[str], succ_of: list[list[int]]) -> list[int]:
 
 
 def _primaries(n: int, st_node: np.ndarray, node_stations: list[np.ndarray],
-               replicated: list[tuple[int, float]]) -> np.ndarray:
+               replicated: list[tuple[int, float, int]]) -> np.ndarray:
     """Each station's primary: itself, except for a database's read replicas."""
     out = np.arange(n, dtype=np.int64)
-    for first, _ in replicated:
-        out[node_stations[st_node[first]]] = first
+    for first, _, size in replicated:
+        out[first:first + size] = first
     return out
 
 
 def _lags(n: int, st_node: np.ndarray, node_stations: list[np.ndarray],
-          replicated: list[tuple[int, float]]) -> np.ndarray:
+          replicated: list[tuple[int, float, int]]) -> np.ndarray:
     out = np.zeros(n)
-    for first, lag in replicated:
-        out[node_stations[st_node[first]][1:]] = lag
+    for first, lag, size in replicated:
+        out[first + 1:first + size] = lag
     return out
 
 

@@ -361,15 +361,16 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
                 self._admit(lv, first)
             batch = Batch.concat([batch, self._due_applies(lv, t1)])
         self._admit(lv, batch)
+        if self._sharded:   # cross-shard queries end with their slowest shard (sharding.py)
+            self._join_shards(lv)
 
     def _admit(self, lv: int, batch: Batch) -> None:
         if not len(batch):
             return
         in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
         admitted, full, down = self._admit_users(batch, in_system)
-        if self._sharded:   # cross-shard queries end with their slowest shard (sharding.py)
-            for cause, times in self._join_shards(admitted, full, down):
-                self._fail(cause, times)
+        if self._sharded:
+            self._shard_rejects(full, down)
         self._fail("queue_full", full.users_only().arr)
         self._fail("backend_down", down.users_only().arr)
         self._sessions(admitted)

@@ -118,8 +118,9 @@ def migrate(sim: "Simulation", document: "Document") -> None:
             continue
         old_st = old_net.node_stations[old_net.node_ids.index(node)]
         new_st = new_net.node_stations[i]
-        if len(old_st) != len(new_st) or len(new_st) < 2:
-            continue
+        if len(old_st) != len(new_st) or len(new_st) < 2 or any(sd.node_index == i for sd in new_net.shards) \
+                or any(old_net.node_ids[sd.node_index] == node for sd in old_net.shards):
+            continue   # (a sharded database starts its groups afresh)
         promoted = int(mapping[old_primary[old_st[0]]])
         if promoted >= 0:
             sim.primary[new_st] = promoted

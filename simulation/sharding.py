@@ -1,8 +1,12 @@
 """Sharding: a database split over several primaries by a key.
 
-A sharded database node has ``shards`` groups of stations (one per shard; today
-a shard is one primary: sharding with read replicas is refused by the compiler).
-A query goes to the shard that owns its key (the item, or the user):
+A sharded database node has ``shards`` groups of stations, one per shard: its
+primary and the node's read replicas (shard s is stations first + s·group ..
+first + s·group + group − 1; each group is a replicated database of its own in
+replication.py). A query goes to the shard that owns its key (the item, or the user),
+to the copy in that group at the same place as the station its route picked (so
+reads spread over the group's copies; replication.py then sends writes to the
+primary and steers reads away from copies its proxy believes down):
 
 - ``hash``: shard = mix64(key) mod N (a mixing hash, so consecutive ids spread);
 - ``range``: contiguous ranges: key × N // key_space;
@@ -13,7 +17,9 @@ A *cross-shard* query (a client's ``cross_shard_share`` of its requests) goes to
 every shard: the user request goes to its own shard and an internal copy to each
 other shard; they are admitted together, and the user request answers when the
 slowest part does (its end time is the maximum of the parts'), and fails if a
-part is rejected (queue full, shard down) or gives up (timeout).
+part is rejected (queue full, shard down) or gives up (timeout). A copy goes to
+its shard's primary if it writes, else to the copy at the same place (a copy
+does not consult the proxy, and a copy's write is not shipped to the replicas).
 
 A part of :class:`simulation.engine.Simulation` (a mixin) plus pure functions
 (``owner``, ``keys_moved``) used by ``check`` and the tests.
@@ -36,11 +42,12 @@ _COPY = np.uint64(0x9E3779B97F4A7C15)
 @dataclass
 class ShardedDatabase:
     node_index: int
-    first: int                   # first station; shard s is station first + s
+    first: int                   # first station; shard s is stations first + s·group ..
     n: int
     key: str                     # "item" or "user"
     scheme: str                  # "hash", "range" or "consistent_hash"
     key_space: int               # keys are 0 .. key_space - 1
+    group: int = 1               # stations per shard: its primary and the read replicas
 
 
 def _ring(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -141,11 +148,12 @@ class Sharding:
     def _setup_sharding(self) -> None:
         net = self.net
         self._sharded = bool(net.shards)
+        self._rejected: list[tuple[np.ndarray, np.ndarray]] = []   # refused copies: (parent key, cause)
         if not hasattr(self, "resharded"):
             self.resharded: dict[str, tuple[int, int, float]] = {}   # set by update_document (live_update.py)
         self._shard_of = np.full(net.n_stations, -1, dtype=np.int64)   # station -> index in net.shards
         for j, sd in enumerate(net.shards):
-            self._shard_of[sd.first:sd.first + sd.n] = j
+            self._shard_of[sd.first:sd.first + sd.n * sd.group] = j
         offsets = np.array([c.user_offset for c in net.clients], dtype=np.int64)
         self._client_offsets = offsets
         self._cross_share = np.array([c.cross_shard_share for c in net.clients], dtype=float)
@@ -171,21 +179,25 @@ class Sharding:
             mine = np.nonzero(j == k)[0]
             keys = batch.item[mine] if sd.key == "item" else batch.user[mine]
             own = owner(sd.scheme, sd.n, keys, sd.key_space)
-            target[mine] = sd.first + own
+            place = (target[mine] - sd.first) % sd.group     # the same copy within the owning shard
+            target[mine] = sd.first + own * sd.group + place
             cross = mine[cross_all[mine]]
             if not len(cross) or sd.n < 2:
                 continue
             src = batch.take(cross)
             own_c = own[cross_all[mine]]
+            place_c = place[cross_all[mine]]
             for s in range(sd.n):
                 o = own_c != s
                 if not o.any():
                     continue
                 part = src.take(o)
                 src_st.append(part.st)
+                at = sd.first + s * sd.group + place_c[o]
+                at = np.where(part.cls == 1, self.primary[sd.first + s * sd.group], at)
                 with np.errstate(over="ignore"):
                     key = mix64(part.key ^ (np.uint64(s + 1) * _COPY))
-                copies.append(Batch._raw((np.full(len(part), sd.first + s, dtype=np.int64), part.birth, part.fin,
+                copies.append(Batch._raw((at.astype(np.int64), part.birth, part.fin,
                                           part.fin, part.fin, part.cls, part.user,
                                           np.full(len(part), FLAG_INTERNAL, dtype=np.int8), key, part.hop + 1,
                                           part.key.view(np.int64))))   # item: the parent's key
@@ -193,58 +205,62 @@ class Sharding:
             return target, Batch.empty(), np.zeros(0, dtype=np.int64)
         return target, Batch.concat(copies), np.concatenate(src_st)
 
-    def _join_shards(self, admitted: Batch, full: Batch, down: Batch) -> list[tuple[str, np.ndarray]]:
-        """A cross-shard user request ends with its slowest part and fails with any
-        rejected part. Returns the failures to count as (cause, times); failed
-        requests stay at their station as internal work (the shard did the work)."""
-        parts = []
-        for b, status in ((admitted, 0), (full, 1), (down, 2)):
-            if not len(b):
-                continue
-            m = ((b.flags & FLAG_INTERNAL) != 0) & (self._shard_of[b.st] >= 0)
-            if m.any():
-                c = b.take(m)
-                parts.append((c.item, c.fin, np.full(len(c), status, dtype=np.int8),
-                              (c.flags & FLAG_TIMEOUT) != 0))
-        if not parts or not len(admitted):
-            return []
-        parent = np.concatenate([p[0] for p in parts])
-        fin = np.concatenate([p[1] for p in parts])
-        status = np.concatenate([p[2] for p in parts])
-        gave_up = np.concatenate([p[3] for p in parts])
+    def _shard_rejects(self, full: Batch, down: Batch) -> None:
+        """Remember the copies of cross-shard queries refused at admission (for the join)."""
+        for b, cause in ((full, 1), (down, 2)):
+            if len(b):
+                m = ((b.flags & FLAG_INTERNAL) != 0) & (self._shard_of[b.st] >= 0)
+                if m.any():
+                    self._rejected.append((b.item[m], np.full(int(m.sum()), cause, dtype=np.int8)))
+
+    def _join_shards(self, lv: int) -> None:
+        """After a level's admission: a cross-shard user request ends with its slowest
+        part and fails with any refused part (counted at its arrival; it stays at its
+        station as internal work: the shard does the work anyway). Idempotent on what
+        was joined before, so it may look at all the level's pending requests."""
+        rejected, self._rejected = self._rejected, []
+        p = self.pending[lv]
+        if not len(p):
+            return
+        at = self._shard_of[p.st] >= 0
+        copy = np.nonzero(at & ((p.flags & FLAG_INTERNAL) != 0))[0]
+        if not len(copy) and not rejected:
+            return
+        parent = np.concatenate([p.item[copy]] + [r[0] for r in rejected])
+        status = np.concatenate([np.zeros(len(copy), dtype=np.int8)] + [r[1] for r in rejected])
+        fin = np.r_[p.fin[copy], np.full(len(parent) - len(copy), -np.inf)]
+        gave_up = np.r_[(p.flags[copy] & FLAG_TIMEOUT) != 0, np.zeros(len(parent) - len(copy), dtype=bool)]
         uniq, inv = np.unique(parent, return_inverse=True)
         max_fin = np.full(len(uniq), -np.inf)
-        np.maximum.at(max_fin, inv, np.where(status == 0, fin, -np.inf))
+        np.maximum.at(max_fin, inv, fin)
         worst = np.zeros(len(uniq), dtype=np.int8)
         np.maximum.at(worst, inv, status)
         timeout = np.zeros(len(uniq), dtype=bool)
-        np.logical_or.at(timeout, inv, gave_up & (status == 0))
-        users = np.nonzero(((admitted.flags & FLAG_INTERNAL) == 0) & (self._shard_of[admitted.st] >= 0))[0]
+        np.logical_or.at(timeout, inv, gave_up)
+        users = np.nonzero(at & ((p.flags & FLAG_INTERNAL) == 0))[0]
         if not len(users):
-            return []
-        pk = admitted.key[users].view(np.int64)
+            return
+        pk = p.key[users].view(np.int64)
         i = np.minimum(np.searchsorted(uniq, pk), len(uniq) - 1)
         has = uniq[i] == pk
         users, i = users[has], i[has]
         if not len(users):
-            return []
-        out = []
-        admitted.flags, admitted.fin, admitted.start = admitted.flags.copy(), admitted.fin.copy(), admitted.start.copy()
+            return
+        p.flags, p.fin, p.start = p.flags.copy(), p.fin.copy(), p.start.copy()
         w = worst[i]
         for cause, code in (("queue_full", 1), ("backend_down", 2)):
             bad = users[w == code]
             if len(bad):
-                out.append((cause, admitted.arr[bad].copy()))
-                admitted.flags[bad] |= FLAG_INTERNAL       # its own shard's work goes on, nobody waits for it
+                self._fail(cause, p.arr[bad])
+                p.flags[bad] |= FLAG_INTERNAL       # its own shard's work goes on, nobody waits for it
         ok = w == 0
         u, mf = users[ok], max_fin[i[ok]]
-        later = mf > admitted.fin[u]
+        later = mf > p.fin[u]
         if later.any():   # it waits for the slowest shard (its own work keeps its length)
             v = u[later]
-            own_work = admitted.fin[v] - admitted.start[v]
-            admitted.fin[v] = mf[later]
-            admitted.start[v] = mf[later] - own_work
+            own_work = p.fin[v] - p.start[v]
+            p.fin[v] = mf[later]
+            p.start[v] = mf[later] - own_work
         t = u[timeout[i[ok]]]
         if len(t):
-            admitted.flags[t] |= FLAG_TIMEOUT
-        return out
+            p.flags[t] |= FLAG_TIMEOUT

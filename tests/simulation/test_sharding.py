@@ -136,8 +136,11 @@ def test_keys_moved_when_resharding_hash_versus_consistent_hash(n):
     assert shares("hash", n, keys) == pytest.approx(np.full(n, 1 / n), abs=0.01)
 
 
-def test_sharded_runs_are_the_same_however_sliced():
-    assert_same_however_sliced(sharded(600, zipf=1.0, cross=0.2, scheme="consistent_hash", key="user"), 12.0)
+@pytest.mark.parametrize("replicas", [0, 2])
+def test_sharded_runs_are_the_same_however_sliced(replicas):
+    d = sharded(600, zipf=1.0, cross=0.2, scheme="consistent_hash", key="user")
+    d.set_params("db", {"read_replicas": replicas})
+    assert_same_however_sliced(d, 12.0)
 
 
 def test_one_shard_is_the_plain_database():
@@ -152,11 +155,28 @@ def test_one_shard_is_the_plain_database():
     assert "#0" not in csv_text(a).splitlines()[0]
 
 
-def test_sharding_with_read_replicas_is_refused_with_a_clear_message():
-    d = sharded(100)
-    d.set_params("db", {"read_replicas": 1})
-    with pytest.raises(ValueError, match='database "db".*read_replicas'):
-        Simulation(d)
+def test_each_shard_is_a_primary_with_its_own_read_replicas_and_fails_over_alone():
+    d = sharded(300, shards=2, zipf=0.0)
+    d.set_params("db", {"read_replicas": 1, "failover_s": 2.0})
+    sim = Simulation(d)
+    first = int(sim.net.node_stations[sim.net.node_ids.index("db")][0])
+    assert list(sim.net.st_replica[first:first + 4]) == [0, 1, 2, 3]    # shard s: replicas 2s (primary), 2s + 1
+    assert list(sim.primary[first:first + 4]) == [first, first, first + 2, first + 2]
+    sim.fail("db", 2)                       # shard 1's primary
+    sim.advance(60)
+    assert list(sim.primary[first:first + 4]) == [first, first, first + 3, first + 3]   # promoted within shard 1
+    t = sim.totals()
+    share1 = np.mean(owner("hash", 2, np.arange(1000), 1000) == 1)
+    assert 0 < t["failed"] / t["arrived"] < share1 * 10 / 60         # only shard 1's keys, only until failover
+    failed, times = np.asarray(sim.metrics.failed_rps), np.asarray(sim.metrics.time_s)
+    assert failed[times > 10].sum() == 0
+    assert t["stale_reads"] > 0                                      # each shard replicates its own writes
+    # shard 0 (both copies up): its reads (90 %) spread over 2 copies, its writes done by both, 1 ms each
+    share0 = 1 - share1
+    assert np.mean(sim.metrics.util["db#0"]) == pytest.approx(share0 * 300 * (0.9 + 2 * 0.1) / 1000 / 2, rel=0.08)
+    # shard 1 after its failover: one copy up does all its queries
+    later = np.asarray(sim.metrics.util["db#1"])[times > 10]
+    assert np.mean(later) == pytest.approx(share1 * 300 / 1000, rel=0.08)
 
 
 def test_changing_shards_during_a_run_reports_the_keys_that_move():
