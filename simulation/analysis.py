@@ -176,7 +176,10 @@ def _own(doc: Document, node_id: str) -> Loss:
         return ALL
     if doc.kind(node_id) == "database" and int(p.get("shards", 1)) > 1:   # a shard: the requests it owns
         share = shard_share(doc, node_id, 0)
-        return share, share
+        if not int(p["read_replicas"]):
+            return share, share
+        reads = share / (1 + int(p["read_replicas"])) if DEAD_REPLICA_GETS_READS else 0.0   # its primary
+        return reads, 0.0 if float(p["failover_s"]) > 0 else share
     if doc.kind(node_id) == "database":
         reads = 1.0 / n if DEAD_REPLICA_GETS_READS else 0.0
         return reads, 0.0 if float(p["failover_s"]) > 0 else 1.0

@@ -244,3 +244,18 @@ def test_a_scheduled_event_fails_one_shard_and_the_file_keeps_it():
     bad.insert_event(0, ScheduledEvent(10.0, "fail", "db", 4))
     with pytest.raises(ValueError, match="replica"):
         loads(dumps(bad))
+
+
+def test_check_with_replicated_shards_counts_only_the_dead_primarys_writes(tmp_path, capsys):
+    from simulation.cli import main
+    from simulation.fileformat import dumps
+    d = sharded(300)
+    d.set_params("db", {"read_replicas": 1})
+    path = tmp_path / "sharded.scalelab"
+    path.write_text(dumps(d))
+    assert main(["check", str(path), "--empirical", "20"]) == 0
+    out = capsys.readouterr().out
+    writes = analysis.shard_share(d, "db", 0) * (1 - 0.9)     # shard 0's writes: its primary is the only writer
+    assert f"{writes:.0%} of requests (writes) fail while the primary of one of its 4 shards is down" in out
+    measured = float(out.split("db (primary of shard 0)")[1].split("%")[0])
+    assert measured / 100 == pytest.approx(writes, abs=0.01)
