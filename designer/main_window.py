@@ -76,6 +76,8 @@ class MainWindow(QMainWindow):
         self.canvas.recoverRequested.connect(self.run.recover)
         self.canvas.failReplicaRequested.connect(lambda n, k: self.run.fail(n, k))
         self.canvas.recoverReplicaRequested.connect(lambda n, k: self.run.recover(n, k))
+        self.canvas.shardFailRequested.connect(self.run.fail)
+        self.canvas.shardRecoverRequested.connect(self.run.recover)
         self.canvas.propertiesRequested.connect(self._show_properties)
         self.canvas.connectionRefused.connect(lambda why: self.statusBar().showMessage(f"Not connected: {why}", 6000))
         self.run.frame.connect(self._frame)

@@ -311,7 +311,9 @@ class RunController(QObject):
         except Exception as err:  # noqa: BLE001
             self.message.emit(f"The running simulation could not take this edit: {type(err).__name__}: {err}")
             return
-        self.message.emit(f"Edit applied to the running simulation at t = {self.now:.1f} s.")
+        moved = "".join(f" {db}: {a} → {b} shards, {share:.0%} of its keys move to another shard."
+                        for db, (a, b, share) in getattr(self.sim, "resharded", {}).items())
+        self.message.emit(f"Edit applied to the running simulation at t = {self.now:.1f} s.{moved}")
 
     def _set_state(self, state: str) -> None:
         if state != self.state:

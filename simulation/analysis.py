@@ -156,7 +156,7 @@ def machines(doc: Document, node_id: str) -> int:
     if p.get("autoscale"):
         return min(max(int(p["replicas"]), int(p["min_replicas"])), int(p["max_replicas"]))
     if "read_replicas" in p:
-        return int(p.get("primaries", 1)) + int(p["read_replicas"])
+        return (int(p.get("primaries", 1)) + int(p["read_replicas"])) * int(p.get("shards", 1))
     return int(p.get("replicas", 1))
 
 
@@ -175,6 +175,12 @@ def _own(doc: Document, node_id: str) -> Loss:
         return 1.0 / (n + 1), 1.0 / (n + 1)
     if n < 2:
         return ALL
+    if doc.kind(node_id) == "database" and int(p.get("shards", 1)) > 1:   # a shard: the requests it owns
+        share = shard_share(doc, node_id, 0)
+        if not int(p["read_replicas"]):
+            return share, share
+        reads = share / (1 + int(p["read_replicas"])) if DEAD_REPLICA_GETS_READS else 0.0   # its primary
+        return reads, 0.0 if float(p["failover_s"]) > 0 else share
     if doc.kind(node_id) == "database":
         reads = 1.0 / n if DEAD_REPLICA_GETS_READS else 0.0
         # several primaries: the proxy moves a dead one's writes to the others
@@ -198,8 +204,21 @@ def _capacity(doc: Document, node_id: str) -> float:
     if kind == "server":
         return float(p["capacity_rps"]) * int(p["replicas"])
     if kind == "database":
-        return float(p["read_capacity_rps"]) * (int(p.get("primaries", 1)) + int(p["read_replicas"]))
+        return float(p["read_capacity_rps"]) * (int(p.get("primaries", 1)) + int(p["read_replicas"])) \
+            * int(p.get("shards", 1))
     return float(p["capacity_rps"])
+
+
+def shard_share(doc: Document, node_id: str, shard: int) -> float:
+    """Share of a sharded database's requests that shard ``shard`` owns (items weighted by
+    the clients' Zipf popularity, users equally), plus the cross-shard queries (they need
+    every shard)."""
+    from .sharding import owner, query_weights
+    p = doc.params(node_id)
+    pop, cross = query_weights(doc, p["shard_key"])
+    own = owner(p["shard_scheme"], int(p["shards"]), np.arange(len(pop)), len(pop))
+    mine = float(pop[own == shard].sum() / pop.sum()) if pop.sum() > 0 else 0.0
+    return cross + (1 - cross) * mine
 
 
 def _split(doc: Document, node_id: str) -> list[tuple[str, float]]:

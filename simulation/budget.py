@@ -113,7 +113,8 @@ def estimate(ids: list[str], kinds: list[str], params: list[dict], succ_of: list
         elif k == "load_balancer":
             stations[i], workers[i] = 1, 1
         elif k == "database":
-            stations[i], workers[i] = int(p.get("primaries", 1)) + int(p["read_replicas"]), int(p["connections"])
+            stations[i], workers[i] = ((int(p.get("primaries", 1)) + int(p["read_replicas"])) * int(p.get("shards", 1)),
+                                       int(p["connections"]))
         elif k == "cache":
             stations[i], workers[i] = 1, int(p["connections"])
     where = [f'{kinds[i].replace("_", " ")} "{ids[i]}"' for i in range(n)]

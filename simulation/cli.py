@@ -137,11 +137,14 @@ def csv_text(sim: Any) -> str:
 
     m = sim.metrics
     util = m.util
-    order = [n for n in sim.document.node_ids() if n in util] + sorted(set(util) - set(sim.document.node_ids()))
+    ids = sim.document.node_ids()
+    shard_cols = [f"{n}#{s}" for n in ids for s in range(64) if f"{n}#{s}" in util]   # sharding.py
+    order = ([n for n in ids if n in util] + shard_cols
+             + sorted(set(util) - set(ids) - set(shard_cols)))
     causes = m.failed_by_cause
     fixed = list(CSV_COLUMNS) + [c for c in getattr(m, "COLUMNS", ()) if c not in CSV_COLUMNS]
-    several = [n for n in order if len(sim.net.node_stations[sim.net.node_ids.index(n)]) > 1] \
-        if hasattr(sim, "net") else []
+    several = [n for n in order if n in sim.net.node_ids
+               and len(sim.net.node_stations[sim.net.node_ids.index(n)]) > 1] if hasattr(sim, "net") else []
     util_max = m.util_max
     columns = (fixed + [f"util:{n}" for n in order] + [f"util_max:{n}" for n in several]
                + [f"failed:{c}" for c in FAILURE_CAUSES])
@@ -250,6 +253,7 @@ EMPIRICAL_S = 60.0  # simulated seconds per failure when --empirical has no valu
 def cmd_check(args: argparse.Namespace) -> int:
     from .analysis import structural_spof
     from .compiler import compile_document
+    from .sharding import check_lines as shard_lines
     from .spof_text import check_lines
 
     try:
@@ -262,7 +266,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     compile_document(doc)  # what the engine refuses is invalid too (SimulationError)
     edges = len(doc.edges())
     print(f"OK: {len(doc.node_ids())} node{'s' * (len(doc.node_ids()) != 1)}, {edges} edge{'s' * (edges != 1)}")
-    print("\n".join(check_lines(doc, structural_spof(doc))))
+    print("\n".join(check_lines(doc, structural_spof(doc)) + shard_lines(doc)))
     if args.empirical is not None:
         _print_empirical(doc, args.empirical)
     return 0

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import budget
 from .document import Document
+from .sharding import ShardedDatabase
 
 KIND_CODES = {"load_balancer": 0, "server": 1, "database": 2, "cache": 3}
 LB, SERVER, DATABASE, CACHE = 0, 1, 2, 3
@@ -46,6 +47,7 @@ class Client:
     max_age_s: float = 0.0       # browser caching, from the Cache-Control of the servers it reaches
     etag: bool = False
     insert_share: float = 0.0    # share of its writes that insert a row (auto-increment id)
+    cross_shard_share: float = 0.0   # share of its requests that join across shards (sharding.py)
 
 
 @dataclass
@@ -115,6 +117,12 @@ class ReplicatedDatabase:
     monitor_misses: int
     primaries: int = 1               # its first ``primaries`` stations take writes (multi-primary when ≥ 2)
     auto_increment_offsets: bool = False
+    shard: int = 0               # a sharded database has one group (primary + replicas) per shard
+
+    @property
+    def key(self):
+        """Its key for the proxy's monitor and failover: the node, or (node, shard)."""
+        return self.node_index if self.shard == 0 else (self.node_index, self.shard)
 
 
 @dataclass
@@ -156,6 +164,7 @@ class Network:
     max_workers: int = field(default=1)
     databases: list[ReplicatedDatabase] = field(default_factory=list)
     estimate: budget.Estimate | None = None   # sizes and memory the document implies (budget.py)
+    shards: list[ShardedDatabase] = field(default_factory=list)   # sharded databases (sharding.py)
 
     @property
     def n_stations(self) -> int:
@@ -177,10 +186,11 @@ def compile_document(doc: Document) -> Network:
     st_rows: list[tuple] = []
     node_stations: list[np.ndarray] = []
     scalers: list[Scaler] = []
-    replicated: list[tuple[int, float, int]] = []   # (first primary station, replication lag s, primaries)
+    replicated: list[tuple[int, float, int, int]] = []   # (first primary station, lag s, primaries, copies)
     caches: list[tuple[int, int, float, bool]] = []   # (station, size in items, TTL s, invalidate on write)
     failovers: list[tuple[int, float]] = []   # (database node, seconds before a replica is promoted)
     databases: list[ReplicatedDatabase] = []
+    sharded: list[tuple[int, int]] = []   # (database node, first station)
     for i, n in enumerate(ids):
         k, p = kinds[i], params[i]
         if k == "client":
@@ -206,19 +216,27 @@ def compile_document(doc: Document) -> Network:
             st_rows.append((i, 0, LB, 1, mean, mean, True, int(p["queue_limit"]), 30.0, -1))
         elif k == "database":
             c = int(p["connections"])
-            n_primaries = int(p.get("primaries", 1))
-            for r in range(n_primaries + int(p["read_replicas"])):   # the primaries first (replica 0 is one)
+            n_primaries, n_shards = int(p.get("primaries", 1)), int(p.get("shards", 1))
+            group = n_primaries + int(p["read_replicas"])
+            if n_shards > 1 and n_primaries > 1:
+                raise SimulationError(f'database "{n}": several primaries and several shards together are not '
+                                      "modelled; each shard has one primary (set primaries to 1, or shards to 1)")
+            if n_shards > 1:
+                sharded.append((i, first))
+            for r in range(group * n_shards):   # shard s: replicas s·group (its first primary) .. s·group + group − 1
                 st_rows.append((i, r, DATABASE, c, c / float(p["read_capacity_rps"]),
                                 c / float(p["write_capacity_rps"]), False, int(p["queue_limit"]),
                                 float(p["timeout_s"]), -1))
-            if len(st_rows) - first > 1:
-                replicated.append((first, float(p["replication_lag_ms"]) / 1000.0, n_primaries))
+            if group > 1:
                 if float(p["failover_s"]) > 0 and n_primaries == 1:
                     failovers.append((i, float(p["failover_s"])))
-                databases.append(ReplicatedDatabase(
-                    i, np.arange(first, len(st_rows), dtype=np.int64), float(p["replication_lag_ms"]) / 1000.0,
-                    float(p["failover_s"]), float(p["monitor_interval_s"]), int(p["monitor_misses"]),
-                    n_primaries, bool(p.get("auto_increment_offsets", False))))
+                for s in range(n_shards):
+                    g = first + s * group
+                    replicated.append((g, float(p["replication_lag_ms"]) / 1000.0, n_primaries, group))
+                    databases.append(ReplicatedDatabase(
+                        i, np.arange(g, g + group, dtype=np.int64), float(p["replication_lag_ms"]) / 1000.0,
+                        float(p["failover_s"]), float(p["monitor_interval_s"]), int(p["monitor_misses"]),
+                        n_primaries, bool(p.get("auto_increment_offsets", False)), shard=s))
         elif k == "cache":
             c = int(p["connections"])
             mean = c / float(p["capacity_rps"])
@@ -292,7 +310,8 @@ def compile_document(doc: Document) -> Network:
         clients.append(Client(n, float(p["rate_rps"]), int(p["users"]), offset, p["pattern"],
                               float(p["read_ratio"]), entries, p["entry_policy"] == "failover", i,
                               zlib.crc32(n.encode()), float(p["forged_share"]), int(p["items"]),
-                              float(p["zipf_s"]), *browser[i], insert_share=float(p.get("insert_share", 0.0))))
+                              float(p["zipf_s"]), *browser[i], insert_share=float(p.get("insert_share", 0.0)),
+                              cross_shard_share=float(p.get("cross_shard_share", 0.0))))
         offset += int(p["users"])
     if offset > 50_000_000:
         raise SimulationError("users of " + ", ".join(f'client "{c.node_id}" ({c.users:,})' for c in clients[:4])
@@ -300,6 +319,10 @@ def compile_document(doc: Document) -> Network:
                               + f": too many in all ({offset:,}); at most 50,000,000")
 
     _check_sessions(doc, ids, kinds, params)
+    key_space = {"item": max((c.items for c in clients), default=1), "user": max(offset, 1)}
+    shards = [ShardedDatabase(i, first, int(params[i]["shards"]), params[i]["shard_key"], params[i]["shard_scheme"],
+                              key_space[params[i]["shard_key"]], 1 + int(params[i]["read_replicas"]))
+              for i, first in sharded]
 
     max_level = int(st_level.max()) if n_st else -1
     by_level = np.argsort(st_level, kind="stable")
@@ -331,6 +354,7 @@ def compile_document(doc: Document) -> Network:
         max_workers=int(st_workers.max()) if n_st else 1,
         databases=databases,
         estimate=estimate,
+        shards=shards,
     )
 
 
@@ -380,18 +404,18 @@ def _reverse_topological(ids: list[str], succ_of: list[list[int]]) -> list[int]:
 
 def _primaries(n: int, st_node: np.ndarray, node_stations: list[np.ndarray],
                replicated: list[tuple[int, float, int]]) -> np.ndarray:
-    """Each station's primary: itself, except for a database's read replicas (the first primary)."""
+    """Each station's primary: itself, except for a database's read replicas (the first primary of their group)."""
     out = np.arange(n, dtype=np.int64)
-    for first, _, n_primaries in replicated:
-        out[node_stations[st_node[first]][n_primaries:]] = first
+    for first, _, n_primaries, size in replicated:
+        out[first + n_primaries:first + size] = first
     return out
 
 
 def _lags(n: int, st_node: np.ndarray, node_stations: list[np.ndarray],
           replicated: list[tuple[int, float, int]]) -> np.ndarray:
     out = np.zeros(n)
-    for first, lag, n_primaries in replicated:
-        out[node_stations[st_node[first]][n_primaries:]] = lag
+    for first, lag, n_primaries, size in replicated:
+        out[first + n_primaries:first + size] = lag
     return out
 
 
@@ -399,7 +423,8 @@ def _node_capacity(kind: str, p: dict) -> float:
     if kind == "server":
         return float(p["capacity_rps"]) * int(p["replicas"])
     if kind == "database":
-        return float(p["read_capacity_rps"]) * (int(p.get("primaries", 1)) + int(p["read_replicas"]))
+        return float(p["read_capacity_rps"]) * (int(p.get("primaries", 1)) + int(p["read_replicas"])) \
+            * int(p.get("shards", 1))
     return float(p["capacity_rps"])
 
 

@@ -287,6 +287,6 @@ class Document:
         params = self.params(node_id)
         if params.get("autoscale"):
             return int(params["max_replicas"])
-        if "read_replicas" in params:        # a database: its primaries (replica 0 is one), then read replicas
-            return int(params.get("primaries", 1)) + int(params["read_replicas"])
+        if "read_replicas" in params:        # a database: per shard, its primaries (replica 0 is one), then read replicas
+            return (int(params.get("primaries", 1)) + int(params["read_replicas"])) * int(params.get("shards", 1))
         return int(params.get("replicas", 1))

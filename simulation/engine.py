@@ -37,6 +37,7 @@ from .per_second import PerSecond
 from .replication import Replication
 from .request_state import RequestState
 from .routing import Routing
+from .sharding import Sharding
 from .state import CAUSE_INDEX, FAILURE_CAUSES, NodeState
 from .stations import Stations
 
@@ -59,7 +60,7 @@ def _check_work(document: Document, duration_s: float) -> None:
         raise SimulationError(str(e)) from None
 
 
-class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSecond):
+class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSecond, Sharding):
     """A running simulation of a document. See ``docs/engine-api.md``."""
 
     def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 10.0,
@@ -102,8 +103,9 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         self.lag = net.st_lag.copy()
         self._down_since: dict[int, float] = {}   # database node -> when its primary went down
         self._setup_replication()
+        self._setup_sharding()
         self._cdf = {c.node_id: zipf_cdf(c.items, c.zipf_s) for c in net.clients
-                     if net.caches or net.databases or c.max_age_s > 0 or c.etag}
+                     if net.caches or net.databases or net.shards or c.max_age_s > 0 or c.etag}
         self._caches = self._cache_models(net)
         self._track_latency = any(b.algorithm == "least_response_time" for b in net.balancers)
         # routing lookup: row s owns (s, s+1] in the shifted cumulative array
@@ -363,12 +365,16 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
             self._admit(lv, first)
             batch = Batch.concat([batch, self._due_applies(lv, t1, writers=False if self._ids else None)])
         self._admit(lv, batch)
+        if self._sharded:   # cross-shard queries end with their slowest shard (sharding.py)
+            self._join_shards(lv)
 
     def _admit(self, lv: int, batch: Batch) -> None:
         if not len(batch):
             return
         in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
         admitted, full, down = self._admit_users(batch, in_system)
+        if self._sharded:
+            self._shard_rejects(full, down)
         self._fail("queue_full", full.users_only().arr)
         self._fail("backend_down", down.users_only().arr)
         self._sessions(admitted)

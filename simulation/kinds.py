@@ -76,6 +76,9 @@ CLIENT = Kind(
         P("forged_share", "float", 0.0, "Share of requests whose session cookie an attacker edited "
           "(e.g. another user id). Counted as forged_accepted or forged_rejected at the first server.",
           label="Forged cookies", minimum=0, maximum=1),
+        P("cross_shard_share", "float", 0.0, "Share of requests whose database query joins data across shards: "
+          "at a sharded database it goes to every shard, answers when the slowest shard answers and fails if "
+          "any shard is down.", label="Cross-shard share", minimum=0, maximum=1),
         P("entry_policy", "choice", "round_robin",
           "With several entry nodes: round_robin spreads requests over all of them (DNS round robin, a dead entry "
           "keeps getting its share until it recovers); failover sends everything to the active one of a redundant pair "
@@ -212,6 +215,16 @@ DATABASE = Kind(
         P("monitor_misses", "int", 3, "Missed checks in a row before the proxy stops sending reads to a copy; "
           "one answered check brings it back.", label="Monitor misses", unit="checks", minimum=1, maximum=100,
           group="Replication"),
+        P("shards", "int", 1, "Horizontal partitioning: the data is split over this many shards, each its own "
+          "primary (drawn as one node with its shards; fail one as replica shard × (1 + read_replicas)). A query "
+          "goes to the shard that owns its key, so a popular key makes a hot shard.",
+          minimum=1, maximum=64, group="Sharding"),
+        P("shard_key", "choice", "item", "What decides a query's shard: the item it reads or writes, or the user "
+          "who sends it.", label="Shard key", choices=("item", "user"), group="Sharding"),
+        P("shard_scheme", "choice", "hash", "hash: shard = hash(key) mod shards (changing shards moves about "
+          "(N−1)/N of the keys); range: contiguous ranges of keys; consistent_hash: a ring with 160 points per "
+          "shard (changing shards moves about 1/N of the keys).", label="Shard scheme",
+          choices=("hash", "range", "consistent_hash"), group="Sharding"),
     ),
     (),
 )

@@ -13,7 +13,7 @@ import numpy as np
 
 from .compiler import compile_document
 from .dispatch import carry_cookies
-from .flight import Batch
+from .flight import FLAG_INTERNAL, Batch
 
 if TYPE_CHECKING:
     from .document import Document
@@ -32,6 +32,8 @@ def migrate(sim: "Simulation", document: "Document") -> None:
     old_monitors, old_delayed, old_writes = sim._monitors, sim._delayed, sim._recent_writes
     old_ids = getattr(sim, "_ids", {})
     new_net = compile_document(document)  # raises SimulationError before anything changes
+    from .sharding import resharding
+    sim.resharded = resharding(old_net, document)   # databases whose shard count changed: keys moved
     sim.document = document
     sim.tick_s = float(document.settings["tick_ms"]) / 1000.0
     new_index = {k: i for i, k in enumerate(_keys(new_net))}
@@ -68,7 +70,7 @@ def migrate(sim: "Simulation", document: "Document") -> None:
             continue
         new_st = mapping[batch.st]
         keep = new_st >= 0
-        lost += int((~keep).sum())
+        lost += int((~keep & ((batch.flags & FLAG_INTERNAL) == 0)).sum())   # internal work is no request
         b = batch.take(keep)
         b.st = new_st[keep]
         moved.append(b)
@@ -117,8 +119,9 @@ def migrate(sim: "Simulation", document: "Document") -> None:
             continue
         old_st = old_net.node_stations[old_net.node_ids.index(node)]
         new_st = new_net.node_stations[i]
-        if len(old_st) != len(new_st) or len(new_st) < 2:
-            continue
+        if len(old_st) != len(new_st) or len(new_st) < 2 or any(sd.node_index == i for sd in new_net.shards) \
+                or any(old_net.node_ids[sd.node_index] == node for sd in old_net.shards):
+            continue   # (a sharded database starts its groups afresh)
         promoted = int(mapping[old_primary[old_st[0]]])
         several = [d.primaries for d in new_net.databases if d.node_index == i] + \
             [d.primaries for d in old_net.databases if old_net.node_ids[d.node_index] == node]

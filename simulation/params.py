@@ -151,8 +151,10 @@ def check_object(param: Param, value: Any, where: str) -> dict:
         if key == "type":
             continue
         if key not in fields:
+            from .file_input import field_name   # (here: file_input imports this module)
             known = ", ".join(fields) or "no other fields"
-            raise FormatError(f"{where}.{key}", f'unknown field for a "{variant}" {param.name} (known: {known})')
+            raise FormatError(f"{where}.{field_name(str(key))}",
+                              f'unknown field for a "{variant}" {param.name} (known: {known})')
         out[key] = check_value(fields[key], sub, f"{where}.{key}")
     return out
 

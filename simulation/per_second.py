@@ -68,6 +68,18 @@ class PerSecond:
             "cost_server_s": np.full(k, provisioned),
             **{name: sec["counts"][:, i].astype(float) for i, name in enumerate(COUNTERS)},
         }
-        self.metrics.extend(columns, failed, nodes, util[:, keep], queue[:, keep],
-                            np.repeat(ups[None, keep], k, axis=0), list(net.edges), sec["edges"].astype(float),
-                            hist=sec["hist"], lat_ns=sec["lat_sum"], util_max=util_max[:, keep])
+        util, queue, ups, util_max = util[:, keep], queue[:, keep], np.repeat(ups[None, keep], k, axis=0), util_max[:, keep]
+        if net.shards:   # each shard (its primary and replicas) of a sharded database as "<node>#<shard>"
+            groups = [(a, sd.group) for sd in net.shards for a in (sd.first + sd.group * np.arange(sd.n)).tolist()]
+            nodes = nodes + [f"{net.node_ids[sd.node_index]}#{s}" for sd in net.shards for s in range(sd.n)]
+
+            def per_shard(rows: np.ndarray) -> np.ndarray:  # rows × stations -> rows × shards
+                return np.stack([rows[..., a:a + g].sum(axis=-1) for a, g in groups], axis=-1)
+
+            g_cap = per_shard(st_cap.astype(float))
+            su = np.where(g_cap > 0, np.minimum(per_shard(sec["busy"]) / np.where(g_cap > 0, g_cap, 1.0), 1.0), 0.0)
+            util, util_max = np.hstack([util, su]), np.hstack([util_max, su])
+            queue = np.hstack([queue, per_shard(waiting)])
+            ups = np.hstack([ups, np.repeat(per_shard(up.astype(float))[None, :], k, axis=0)])
+        self.metrics.extend(columns, failed, nodes, util, queue, ups, list(net.edges), sec["edges"].astype(float),
+                            hist=sec["hist"], lat_ns=sec["lat_sum"], util_max=util_max)

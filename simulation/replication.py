@@ -47,7 +47,7 @@ class Replication:
             phase = (zlib.crc32(net.node_ids[db.node_index].encode()) % 1000) / 1000.0
             m = HealthChecks(len(db.stations), db.monitor_interval_s, db.monitor_misses, 1,
                              self.now + phase * db.monitor_interval_s)
-            self._monitors[db.node_index] = m
+            self._monitors[db.key] = m
         self._db_of_station = np.full(net.n_stations, -1, dtype=np.int64)   # station -> index in net.databases
         for k, db in enumerate(net.databases):
             self._db_of_station[db.stations] = k
@@ -73,7 +73,7 @@ class Replication:
         """While nothing can change, checks are skipped; keep their grid in step first
         (before this boundary's events change anything)."""
         for db in self.net.databases:
-            mon = self._monitors[db.node_index]
+            mon = self._monitors[db.key]
             if mon.steady(self.stations.up[db.stations]):
                 mon.skip_to(self.now + 1e-9)
 
@@ -81,7 +81,7 @@ class Replication:
         if self.net.failovers:
             self._failover()
         for db in self.net.databases:
-            mon = self._monitors[db.node_index]
+            mon = self._monitors[db.key]
             up = self.stations.up[db.stations]
             while mon.next_check <= self.now + 1e-9:
                 mon.check(up)
@@ -89,11 +89,11 @@ class Replication:
     def _timed_database_decisions(self) -> list[tuple[int, float]]:
         out = []
         up = self.stations.up
-        for node, after in self.net.failovers:
-            if node in self._down_since and up[self.net.node_stations[node]].any():
-                out.append((node, self._down_since[node] + after))
+        for db in self.net.databases:   # a sharded database: each shard fails over by itself
+            if db.failover_s > 0 and db.key in self._down_since and up[db.stations].any():
+                out.append((db.node_index, self._down_since[db.key] + db.failover_s))
         for db in self.net.databases:
-            mon = self._monitors[db.node_index]
+            mon = self._monitors[db.key]
             if not mon.steady(up[db.stations]):
                 out.append((db.node_index, mon.next_check))
         return out
@@ -101,8 +101,10 @@ class Replication:
     def _failover(self) -> None:
         """Promote a live read replica when a primary has been down for failover_s."""
         net, up = self.net, self.stations.up
-        for node, after in net.failovers:
-            st = net.node_stations[node]
+        for db in net.databases:
+            node, after, st = db.key, db.failover_s, db.stations
+            if after <= 0:
+                continue
             primary = int(self.primary[st[0]])
             if up[primary]:
                 self._down_since.pop(node, None)
@@ -126,7 +128,7 @@ class Replication:
             return target
         for j in np.unique(k[k >= 0]).tolist():
             db = self.net.databases[j]
-            believed = self._monitors[db.node_index].believed_up
+            believed = self._monitors[db.key].believed_up
             mine = k == j
             writes = batch.cls[mine] == 1
             t = target[mine]

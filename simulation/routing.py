@@ -62,6 +62,11 @@ class Routing:
             key = fwd.st + (u[cont] if len(end) else u)
             idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
             target = self._registered_only(net.route_target[idx], fwd.key, fwd.hop)
+            if self._sharded:   # the shard that owns the key; cross-shard queries to every shard (sharding.py)
+                target, copies, src = self._shard_targets(target, fwd)
+                if len(copies):
+                    self._flow(src, copies.st, copies.fin)
+                    self._deliver(copies, inbox)
             if self._replicated:   # writes to the primary, reads to the copies the proxy believes up
                 target = self._database_targets(target, fwd)
                 nowhere = target < 0

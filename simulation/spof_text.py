@@ -50,6 +50,10 @@ def _why_partial(doc: Document, node_id: str, reads: float, writes: float) -> st
     """Why nothing takes over the share that a partial SPOF loses."""
     kind, p, n = doc.kind(node_id), doc.params(node_id), machines(doc, node_id)
     preds = list(doc.predecessors(node_id))
+    if kind == "database" and int(p.get("shards", 1)) > 1 and not int(p["read_replicas"]):
+        cross = ", and so do the cross-shard queries, which need every shard" if any(
+            float(doc.params(c).get("cross_shard_share", 0)) > 0 for c in doc.node_ids() if doc.kind(c) == "client") else ""
+        return f"a shard is the only home of the keys it owns: the queries for its keys fail{cross}"
     if kind == "database" and n >= 2:
         if float(p["failover_s"]) <= 0:
             tail = "; the reads sent to it fail too" if reads > 1e-9 else ""
@@ -82,7 +86,11 @@ def _why_partial(doc: Document, node_id: str, reads: float, writes: float) -> st
 
 def partial_reason(doc: Document, node_id: str, share: float, reads: float, writes: float) -> str:
     what = " (writes)" if reads <= 1e-9 else " (reads)" if writes <= 1e-9 else ""
-    down = "its primary is" if doc.kind(node_id) == "database" and machines(doc, node_id) >= 2 else \
+    shards = int(doc.params(node_id).get("shards", 1)) if doc.kind(node_id) == "database" else 1
+    replicated = shards > 1 and int(doc.params(node_id)["read_replicas"]) > 0
+    down = f"the primary of one of its {shards} shards is" if replicated else \
+        f"one of its {shards} shards is" if shards > 1 else \
+        "its primary is" if doc.kind(node_id) == "database" and machines(doc, node_id) >= 2 else \
         f"one of its {machines(doc, node_id)} replicas is" if machines(doc, node_id) >= 2 else "it is"
     return f"{_percent(share)} of requests{what} fail while {down} down: {_why_partial(doc, node_id, reads, writes)}"
 
@@ -130,4 +138,8 @@ def empirical_lines(doc: Document, lost: dict[str, Measured], seconds: float, de
 def _machine(doc: Any, node_id: str) -> str:
     if failed_machine(doc, node_id) is None:
         return ""
-    return " (primary)" if doc.kind(node_id) == "database" else " (one replica)"
+    if doc.kind(node_id) == "database":
+        p = doc.params(node_id)
+        return (" (primary of shard 0)" if int(p["read_replicas"]) else " (shard 0)") if int(p["shards"]) > 1 \
+            else " (primary)"
+    return " (one replica)"

@@ -37,6 +37,7 @@ class NodeItem(QGraphicsItem):
         self.label = ""
         self.replicas = 1
         self.primaries = 1           # a database's copies that take writes (multi-primary when ≥ 2)
+        self.shards = 1              # a sharded database: its replicas are its shards' stations
         self.spof_reason = ""
         self.spof_kind = ""          # "full" (solid red outline), "partial" (dashed orange) or ""
         self.live: NodeState | None = None
@@ -55,7 +56,8 @@ class NodeItem(QGraphicsItem):
     # ----- display values, set by the scene ----------------------------------------------
     def set_display(self, *, label: str | None = None, replicas: int | None = None,
                     spof_reason: str | None = None, spof_kind: str | None = None,
-                    live: NodeState | None | bool = False, primaries: int | None = None) -> None:
+                    live: NodeState | None | bool = False, primaries: int | None = None,
+                    shards: int | None = None) -> None:
         """Change what is shown; ``live=False`` means "leave as is", ``None`` clears it."""
         if primaries is not None:
             self.primaries = primaries
@@ -65,6 +67,8 @@ class NodeItem(QGraphicsItem):
             self.label = label
         if replicas is not None:
             self.replicas = replicas
+        if shards is not None:
+            self.shards = shards
         if spof_reason is not None:
             self.spof_reason = spof_reason
         if live is not False:
@@ -142,7 +146,9 @@ class NodeItem(QGraphicsItem):
             return
         if not self.editing_label:
             self._paint_label(painter)
-        if replicas > 1:
+        if self.shards > 1:
+            self._badge(painter, QPointF(24, -34), f"{self.shards} shards", QColor("#343a40"))
+        elif replicas > 1:
             self._badge(painter, QPointF(24, -34), f"×{replicas}", QColor("#343a40"))
         if self.primaries > 1:
             self._badge(painter, QPointF(40, 24), f"×{self.primaries} primaries", QColor("#5f3dc4"))

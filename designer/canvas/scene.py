@@ -91,7 +91,8 @@ class CanvasScene(QGraphicsScene):
         data = self.document.node(node_id)
         item = NodeItem(node_id, data.kind)
         item.set_display(label=data.label, replicas=shown_replicas(self.document, node_id),
-                         primaries=int(data.params.get("primaries", 1)))
+                         primaries=int(data.params.get("primaries", 1)),
+                         shards=int(self.document.params(node_id).get("shards", 1)))
         item.setPos(data.x, data.y)
         self.nodes[node_id] = item
         self._edges_of[node_id] = set()
@@ -117,7 +118,8 @@ class CanvasScene(QGraphicsScene):
             self._spof_timer.start()  # the reasons name nodes
         elif what == "params":
             item.set_display(replicas=shown_replicas(self.document, node_id),
-                             primaries=int(self.document.params(node_id).get("primaries", 1)))
+                             primaries=int(self.document.params(node_id).get("primaries", 1)),
+                             shards=int(self.document.params(node_id).get("shards", 1)))
             self._spof_timer.start()  # replicas count as redundancy
 
     def _on_edge_added(self, source: str, target: str) -> None:

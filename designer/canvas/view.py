@@ -35,6 +35,8 @@ class CanvasView(QGraphicsView):
     recoverRequested = Signal(str)
     failReplicaRequested = Signal(str, int)      # one primary of a multi-primary database
     recoverReplicaRequested = Signal(str, int)
+    shardFailRequested = Signal(str, int)      # (database, replica of the shard's primary)
+    shardRecoverRequested = Signal(str, int)
     propertiesRequested = Signal(str)
     selectionChangedIds = Signal(list)
 
@@ -322,6 +324,13 @@ class CanvasView(QGraphicsView):
             for k in range(primaries):
                 menu.addAction(icon("recover"), f"Recover primary {k + 1} of {label}",
                                lambda k=k: self.recoverReplicaRequested.emit(node_id, k))
+        params = self.controller.document.params(node_id)
+        if int(params.get("shards", 1)) > 1:   # one shard: replica shard × (1 + read_replicas)
+            per = 1 + int(params["read_replicas"])
+            fail, recover = menu.addMenu("Fail one shard"), menu.addMenu("Recover one shard")
+            for s in range(int(params["shards"])):
+                fail.addAction(f"Shard {s}", lambda s=s: self.shardFailRequested.emit(node_id, s * per))
+                recover.addAction(f"Shard {s}", lambda s=s: self.shardRecoverRequested.emit(node_id, s * per))
         menu.addSeparator()
         menu.addAction("Properties…", lambda: self.propertiesRequested.emit(node_id))
         menu.addAction("Rename", lambda: self.edit_label(node_id))
