@@ -198,3 +198,16 @@ def test_random_clicks_on_multi_primary_files_lose_no_request(seed):
             (sim.fail if rng.random() < 0.6 else sim.recover)("db", replica)
         t = sim.totals()
         assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"]
+
+
+def test_several_primaries_and_several_shards_together_are_refused_with_the_reason():
+    from simulation.compiler import SimulationError, compile_document
+    from simulation.document import Document, NodeData
+    d = Document()
+    d.add_node(NodeData("users", "client"))
+    d.add_node(NodeData("app", "server"))
+    d.add_node(NodeData("db", "database", params={"primaries": 2, "shards": 3}))
+    d.add_edge("users", "app")
+    d.add_edge("app", "db")
+    with pytest.raises(SimulationError, match=r'database "db": several primaries and several shards together'):
+        compile_document(d)
