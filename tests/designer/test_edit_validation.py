@@ -21,16 +21,6 @@ from tests.designer.main_window_support import LESSONS, Dialogs, open_main_windo
 STARTER = LESSONS / "starter.scalelab"
 
 
-@pytest.fixture
-def setup(qtbot):
-    controller = DocumentController(load(STARTER))
-    inspector = Inspector(controller)
-    qtbot.addWidget(inspector)
-    inspector.resize(320, 700)
-    inspector.show()
-    return controller, inspector
-
-
 def type_label(qtbot, inspector, text: str) -> None:
     edit = inspector.label_edit
     edit.setFocus()

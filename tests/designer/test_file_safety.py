@@ -17,18 +17,6 @@ from simulation.fileformat import load, loads
 from tests.designer.main_window_support import LESSONS, Dialogs, open_main_window
 
 
-@pytest.fixture
-def dialogs(monkeypatch):
-    return Dialogs(monkeypatch)
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch, dialogs):
-    win = open_main_window(qtbot, tmp_path, monkeypatch)
-    yield win
-    win.files.remove_recovery()
-
-
 def starter() -> dict:
     return json.loads((LESSONS / "starter.scalelab").read_text(encoding="utf-8"))
 

@@ -13,18 +13,6 @@ from simulation.fileformat import dumps, load
 from tests.designer.main_window_support import LESSONS, Dialogs, isolate_profile, open_main_window
 
 
-@pytest.fixture
-def dialogs(monkeypatch):
-    return Dialogs(monkeypatch)
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch, dialogs):
-    win = open_main_window(qtbot, tmp_path, monkeypatch)
-    yield win
-    win.files.remove_recovery()
-
-
 def test_save_then_open_round_trips(window, dialogs, tmp_path):
     window.controller.set_params(["web1"], {"capacity_rps": 175.0})
     assert window.isWindowModified()

@@ -14,16 +14,6 @@ from simulation.kinds import KINDS
 STARTER = Path(__file__).resolve().parents[2] / "resources" / "lessons" / "starter.scalelab"
 
 
-@pytest.fixture
-def setup(qtbot):
-    controller = DocumentController(load(STARTER))
-    inspector = Inspector(controller)
-    qtbot.addWidget(inspector)
-    inspector.resize(320, 700)
-    inspector.show()
-    return controller, inspector
-
-
 def type_into(qtbot, widget, text: str) -> None:
     widget.setFocus()
     widget.selectAll() if hasattr(widget, "selectAll") else None

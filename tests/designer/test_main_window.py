@@ -9,11 +9,6 @@ from tests.designer.main_window_support import LESSONS, Dialogs, node_pixel, ope
 
 
 @pytest.fixture
-def dialogs(monkeypatch):
-    return Dialogs(monkeypatch)
-
-
-@pytest.fixture
 def window(qtbot, tmp_path, monkeypatch, dialogs):
     win = open_main_window(qtbot, tmp_path, monkeypatch, size=(1300, 850))
     qtbot.waitExposed(win)
