@@ -24,9 +24,12 @@ class Cancelled(Exception):
 
 
 def run_in_background(parent: QWidget | None, title: str, label: str, fn: Callable[..., Any], *args: Any,
-                      show_after_s: float = SHOW_AFTER_S) -> Any:
+                      show_after_s: float = SHOW_AFTER_S, progress: Callable[[], float] | None = None,
+                      on_cancel: Callable[[], None] | None = None) -> Any:
     """``fn(*args)`` on a worker thread; returns its result or raises its exception
-    (or :class:`Cancelled`)."""
+    (or :class:`Cancelled`). With ``progress`` (a share done, 0..1, read on the GUI
+    thread) the dialog's bar fills up; ``on_cancel`` is called on Cancel, to tell the
+    work to stop early."""
     outcome: dict[str, Any] = {}
     done = threading.Event()
 
@@ -48,7 +51,7 @@ def run_in_background(parent: QWidget | None, title: str, label: str, fn: Callab
             if app is None:
                 continue
             if dialog is None and time.monotonic() - start >= show_after_s:
-                dialog = QProgressDialog(label, "Cancel", 0, 0, parent)   # 0..0: a busy bar
+                dialog = QProgressDialog(label, "Cancel", 0, 0 if progress is None else 1000, parent)   # 0..0: busy
                 dialog.setObjectName("busyDialog")
                 dialog.setWindowTitle(title)
                 dialog.setWindowModality(Qt.WindowModality.ApplicationModal)
@@ -57,8 +60,12 @@ def run_in_background(parent: QWidget | None, title: str, label: str, fn: Callab
             if dialog is None:
                 app.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents, 20)
             else:
+                if progress is not None:
+                    dialog.setValue(int(1000 * min(max(progress(), 0.0), 0.999)))
                 app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
                 if dialog.wasCanceled():
+                    if on_cancel is not None:
+                        on_cancel()
                     raise Cancelled(f"{title}: cancelled")
     finally:
         if dialog is not None:

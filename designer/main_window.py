@@ -63,6 +63,8 @@ class MainWindow(QMainWindow):
         self._default_state = self.saveState()
 
         acts.build(self)
+        from . import compare_menu   # File → Compare, Tools → Load test…
+        compare_menu.install(self)
         for dock in self.docks.values():
             self.panels_menu.addAction(dock.toggleViewAction())
         self.time_label = QLabel("t = 0.0 s · stopped")
