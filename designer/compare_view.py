@@ -36,6 +36,10 @@ COLUMN = {"offered": "offered_rps", "served": "served_rps", "failed": "failed_rp
           "p50": "p50_ms", "p95": "p95_ms", "p99": "p99_ms"}
 
 
+def _short(text: str, limit: int = 24) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _title(doc: Document, fallback: str) -> str:
     return str(doc.meta.get("title") or "") or fallback
 
@@ -94,7 +98,9 @@ class CompareView(QObject):
         self.dock = QDockWidget("Comparison", window)
         self.dock.setObjectName("compareDock")
         self.dock.setWidget(self.totals)
-        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
+        if "notes" in getattr(window, "docks", {}):
+            window.tabifyDockWidget(window.docks["notes"], self.dock)   # beside the plots, as wide as the notes
         self.dock.hide()
         self.actions = actions
         self._enable()
@@ -192,11 +198,12 @@ class CompareView(QObject):
                 pen = pg.mkPen(colour, width=1.6, style=Qt.PenStyle.DashLine)
                 curve = plot.plot(b.columns["time_s"], b.columns[COLUMN[key]], pen=pen, connect="finite")
                 self.overlay[f"{plot_name}:{key}"] = curve
-            for text, style in ((f"A: {self.name_a()}", Qt.PenStyle.SolidLine),
-                                (f"B: {self.other_name}", Qt.PenStyle.DashLine)):
-                sample = pg.PlotDataItem(pen=pg.mkPen("#333", width=1.6, style=style))
-                plot.legend.addItem(sample, text)
-                self._legend.append((plot.legend, sample))
+        legend = plots.plots["throughput"].legend
+        for text, style in ((f"A: {_short(self.name_a())}", Qt.PenStyle.SolidLine),
+                            (f"B: {_short(self.other_name)}", Qt.PenStyle.DashLine)):
+            sample = pg.PlotDataItem(pen=pg.mkPen("#333", width=1.6, style=style))
+            legend.addItem(sample, text)
+            self._legend.append((legend, sample))
         heading = (f"A: {self.name_a()}<br>B: {self.other_name} (dashed)<br>{duration:g} s simulated each, "
                    f"seed {seed}")
         self.totals.show_rows(heading, comparing.rows(a.totals, b.totals))

@@ -174,7 +174,9 @@ class LoadTestDialog(QDialog):
     # ----- running ---------------------------------------------------------------------
     def values(self) -> tuple[float, ...]:
         n = self.steps.value()
-        return tuple(float(f"{v:.6g}") for v in np.linspace(self.start.value(), self.stop.value(), n))
+        # three significant digits: 74.7 req/s, not 74.6667 (the ends are kept as typed)
+        inner = [float(f"{v:.3g}") for v in np.linspace(self.start.value(), self.stop.value(), n)[1:-1]]
+        return tuple(dict.fromkeys([self.start.value(), *inner, self.stop.value()]))
 
     @property
     def running(self) -> bool:
@@ -304,6 +306,8 @@ class LoadTestDialog(QDialog):
                 line.show()
             self.knee_label.setText(f"knee: rate_rps = {fmt_number(self.knee.value)}")
             top = np.nanmax(p95) if np.isfinite(p95).any() else 0.0
+            right_half = x > 0.5 * (float(offered.min()) + float(offered.max()))
+            self.knee_label.setAnchor((1, 0) if right_half else (0, 0))     # the label stays inside the plot
             self.knee_label.setPos(x, float(top))
             self.knee_label.show()
 
