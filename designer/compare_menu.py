@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMainWindow, QMenu
 
 ENTRIES = (   # key, text, status tip, shortcut
-    ("compare_with", "Compare &with…", "Open a second lesson as B, to run it beside the canvas (A) on the same seed", ""),
+    ("compare_with", "Compare &with…", "Open a second lesson as B, to run it beside the canvas (A) on the same seed",
+     ""),
     ("compare_copy", "Keep a &copy as B", "Freeze the canvas as it is now as B; change the canvas, then Run comparison",
      ""),
     ("compare_run", "&Run comparison", "Run A (the canvas) and B on the same seed and duration; B's curves are dashed",
@@ -48,6 +50,7 @@ def compare_view(window: Any) -> Any:
 def open_load_test(window: Any) -> Any:
     from .load_test_dialog import LoadTestDialog
     dialog = LoadTestDialog(window.controller.document, window, window.files.name)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     window.load_test = dialog
     dialog.show()
     return dialog

@@ -54,6 +54,7 @@ class LoadTestDialog(QDialog):
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._poll)
+        self.destroyed.connect(self._stop.set)     # closed with its window: the sweep stops too
         self._build()
 
     # ----- widgets ---------------------------------------------------------------------

@@ -172,3 +172,16 @@ def test_load_test_cancel_keeps_the_points_and_the_window_answers(window, qtbot)
     assert dialog.table.rowCount() == len(dialog.points)
     assert gap < 1.5, f"the window did not answer for {gap:.2f} s"   # (a frozen one: the whole run)
     assert dialog.export_button.isEnabled()
+
+
+def test_closing_the_load_test_stops_its_sweep(window, qtbot) -> None:
+    window.actions_["load_test"].trigger()
+    dialog = window.load_test
+    qtbot.waitExposed(dialog)
+    dialog.steps.setValue(50)
+    dialog.duration.setValue(600)
+    click(qtbot, dialog.run_button)
+    worker = dialog._worker
+    assert worker.is_alive()
+    dialog.close()                                  # the window's close button
+    qtbot.waitUntil(lambda: not worker.is_alive(), timeout=10_000)   # not 50 × 600 s of simulation
