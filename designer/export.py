@@ -196,7 +196,7 @@ def render_headless(document: Any, run_seconds: float | None = None,
     try:
         if run_seconds:
             from simulation.engine import Simulation
-            from .plots import PlotsPanel
+            from .plots import PlotsPanel, node_labels
             sim = Simulation(document)
             sim.advance(float(run_seconds))
             view.set_live_state(sim.node_states(), sim.edge_flows())
@@ -204,10 +204,7 @@ def render_headless(document: Any, run_seconds: float | None = None,
             plots.resize(*PLOTS_SIZE)
             plots.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
             plots.show()
-            order = {"server": 0, "database": 1, "cache": 2, "load_balancer": 3}
-            ids = sorted((i for i in document.node_ids() if document.kind(i) in order),
-                         key=lambda i: order[document.kind(i)])
-            plots.set_node_labels({i: document.node(i).label or i for i in ids})
+            plots.set_node_labels(node_labels(document))
             plots.refresh(sim.metrics)
             ensure_app().processEvents()
             plots.fit_time()

@@ -19,14 +19,24 @@ RESOURCES = _resources()
 LESSONS_DIR = RESOURCES / "lessons"
 ICONS_DIR = RESOURCES / "icons"
 
-# Shown first, in this order; any other lesson file follows alphabetically.
-ORDER = ("starter", "lb_demo", "sticky_sessions", "scaling_out")
+# The lecture's order, each with the number the Examples menu puts before its title
+# (a file that is not there is skipped). Any other lesson follows alphabetically, and the
+# graded challenges (challenge_*) come last.
+LECTURE = (
+    ("starter", ""), ("capacity", "1"), ("vertical_scaling", "2"), ("scaling_out", "3"),
+    ("lb_algorithms", "4"), ("lb_unequal", "4b"), ("lb_demo", "4c"), ("sticky_sessions", "5"),
+    ("sessions_database", "6"), ("cookie_sessions", "7"), ("autoscaling", "8"), ("heartbeats", "9"),
+    ("redundancy", "10"), ("partitioning", "11"), ("sharding", "12"), ("database_scaling", "13"),
+    ("multi_primary", "14"), ("browser_caching", "15"), ("server_cache", "16"),
+)
+ORDER = tuple(name for name, _ in LECTURE)
+NUMBERS = {name: number for name, number in LECTURE if number}
 
 
 @dataclass(frozen=True)
 class Lesson:
     name: str      # file stem, e.g. "lb_demo"
-    title: str     # meta.title, for the menu
+    title: str     # meta.title, with its lecture number, for the menu
     path: Path
 
 
@@ -35,16 +45,25 @@ def starter_path() -> Path:
 
 
 def built_in_lessons() -> list[Lesson]:
-    """Every ``*.scalelab`` in the lessons folder, starter first."""
+    """Every ``*.scalelab`` in the lessons folder, starter first, then the lecture's order."""
     found = []
     for path in LESSONS_DIR.glob("*.scalelab"):
         try:
             title = json.loads(path.read_text(encoding="utf-8")).get("meta", {}).get("title", "")
         except (OSError, ValueError, AttributeError):
             title = ""
-        found.append(Lesson(path.stem, title or path.stem.replace("_", " ").capitalize(), path))
-    rank = {name: i for i, name in enumerate(ORDER)}
-    return sorted(found, key=lambda l: (rank.get(l.name, len(rank)), l.name))
+        title = title or path.stem.replace("_", " ").capitalize()
+        if path.stem in NUMBERS:
+            title = f"{NUMBERS[path.stem]}. {title}"
+        found.append(Lesson(path.stem, title, path))
+    return sorted(found, key=lambda l: _rank(l.name))
+
+
+def _rank(name: str) -> tuple[int, int, str]:
+    """The lecture's lessons in its order, then other lessons, then the challenges."""
+    if name in ORDER:
+        return (0, ORDER.index(name), name)
+    return (2 if name.startswith("challenge_") else 1, 0, name)
 
 
 def is_built_in(path: str | Path | None) -> bool:

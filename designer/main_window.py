@@ -97,7 +97,9 @@ class MainWindow(QMainWindow):
         self.controller.eventsChanged.connect(self._events_changed)
         for sig in (self.controller.nodeAdded, self.controller.nodeRemoved):
             sig.connect(self._labels_changed)
-        self.controller.nodeChanged.connect(lambda i, what: what == "label" and self._labels_changed())
+        self.controller.nodeChanged.connect(   # a database's shards are curves of their own
+            lambda i, what: (what == "label" or (what == "params" and self.controller.document.kind(i) == "database"))
+            and self._labels_changed())
         self._labels_changed()
         self._update_title()
         self.restore_settings()
@@ -259,11 +261,9 @@ class MainWindow(QMainWindow):
         self.docks["inspector"].raise_()
 
     def _labels_changed(self, *args) -> None:
-        doc = self.controller.document
-        order = {"server": 0, "database": 1, "cache": 2, "load_balancer": 3}
-        ids = sorted((i for i in doc.node_ids() if doc.kind(i) in order), key=lambda i: order[doc.kind(i)])
         if self._plots is not None:
-            self._plots.set_node_labels({i: doc.node(i).label or i for i in ids})
+            from .plots import node_labels
+            self._plots.set_node_labels(node_labels(self.controller.document))
             self._events_changed()
 
     # ----- running ---------------------------------------------------------------------
@@ -292,7 +292,8 @@ class MainWindow(QMainWindow):
             p95_text = f"{p95:.0f} ms" if isinstance(p95, (int, float)) and math.isfinite(p95) else "–"
             extra = "".join(f" · {label} {totals[key]:,}" for key, label in
                             (("sessions_lost", "sessions lost"), ("forged_accepted", "forged cookies accepted"),
-                             ("stale_reads", "stale reads"))
+                             ("forged_rejected", "forged cookies refused"), ("stale_reads", "stale reads"),
+                             ("write_conflicts", "write conflicts"), ("id_collisions", "id collisions"))
                             if totals.get(key))
             text = f"served {share:.1f}% · failed {totals['failed']:,} · p95 {p95_text}{extra}   |   " + text
         self.time_label.setText(text)

@@ -36,6 +36,20 @@ MAX_UTIL_CURVES = 40
 HINT = "Press Run (Space) to fill the plots; hover a plot to read its values."
 
 
+def node_labels(document: Any) -> dict[str, str]:
+    """The utilization curves' labels, in order: servers, databases (each shard of a sharded
+    one too, as ``<id>#<shard>``, the engine's series), caches, load balancers."""
+    order = {"server": 0, "database": 1, "cache": 2, "load_balancer": 3}
+    ids = sorted((i for i in document.node_ids() if document.kind(i) in order), key=lambda i: order[document.kind(i)])
+    labels: dict[str, str] = {}
+    for i in ids:
+        labels[i] = document.node(i).label or i
+        shards = int(document.params(i).get("shards", 1)) if document.kind(i) == "database" else 1
+        for s in range(shards if shards > 1 else 0):
+            labels[f"{i}#{s}"] = f"{labels[i]} #{s}"
+    return labels
+
+
 def _fmt(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
