@@ -1,0 +1,444 @@
+"""Partitioning by table: which database holds which tables, and where a request goes.
+
+A database declares the ``tables`` it holds (empty: every table); a client declares
+its ``table_mix`` (which tables its requests touch) and a ``join_share`` of requests
+that join the two ``join_tables`` (empty: the two most-used tables of its mix).
+
+- A request touches one table drawn from its client's mix (a hash of its key, so
+  every hop agrees). At a server or a cache with databases downstream (directly or
+  through caches), it goes only towards the database that holds its table; the other
+  downstream nodes get none of it. Within those, by capacity, as before.
+- A join whose tables are held by two different databases queries both, one after
+  the other (an app that runs two queries and joins in code): the request goes on
+  to one of them (the deeper one in the graph; the first join table on a tie) and,
+  where its path leaves the other, the server sends the second query straight to
+  that database (past any cache: joins are never cache hits). Both are admitted when
+  the server sends them; the request answers after its own path plus the second
+  query's response time, and fails if either is refused (queue full, database down)
+  or gives up. The second query is internal work (not a user request), like a
+  cross-shard copy (sharding.py).
+- With no table mix anywhere, nothing changes: a server splits its calls over its
+  databases in proportion to capacity, as if they were copies (a pool).
+
+Consistency (checked when compiling, one line naming the node and the table): at
+every server (and every cache a client or balancer reaches) whose downstream
+databases are partitioned, each table its clients use is held by exactly one of those
+databases, and every client reaching it has a mix.
+
+A part of :class:`simulation.engine.Simulation` (a mixin) plus the plan, which the
+compiler and the structural SPOF analysis (analysis.py) share.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .flight import FLAG_INTERNAL, FLAG_TIMEOUT, Batch
+from .randomness import ROUTE, mix64, uniform
+
+TABLE, JOIN, JOIN_PLACE = 111, 112, 113     # salts (randomness.py uses 1..17, sharding.py 101)
+_COPY_SALT = np.uint64(0x7F4A7C159E3779B9)
+NO_ITEM = -1                                 # the item of a join's second query (tells it apart)
+PENDING, OK, FULL, DOWN, GAVE_UP = -1, 0, 1, 2, 3
+
+
+class PartitionError(ValueError):
+    """The tables of a document are inconsistent; the message names the node and the table."""
+
+
+@dataclass
+class Plan:
+    """Where each view of a request goes. A view is a table (0..T-1) or a join (T..)."""
+    tables: list[str]
+    joins: list[tuple[str, str]]                       # view T + k is joins[k]
+    client_mix: dict[int, np.ndarray]                  # client node -> weights over tables (sums to 1)
+    client_join: dict[int, tuple[float, int]]          # client node -> (join share, join view)
+    routes: dict[tuple[int, int], list[tuple[int, float, int]]] = field(default_factory=dict)
+    # (node, view) -> [(successor, probability, database of the second query or -1)]
+
+    @property
+    def n_views(self) -> int:
+        return len(self.tables) + len(self.joins)
+
+    def client_views(self, ids: list[str]) -> dict[str, list[tuple[int, float]]]:
+        """Per client with a mix: [(view, share of its requests)]."""
+        out = {}
+        for c, w in self.client_mix.items():
+            share, jv = self.client_join.get(c, (0.0, -1))
+            out[ids[c]] = [(v, (1 - share) * float(x)) for v, x in enumerate(w) if x > 0] + \
+                ([(jv, share)] if jv >= 0 else [])
+        return out
+
+
+def plan_views(plan: Plan, doc) -> list[dict[str, list[tuple[str, float, str | None]]]]:
+    """Per view: node id -> [(successor id, probability, database of the second query or None)]."""
+    ids = doc.node_ids()
+    out: list[dict] = [{} for _ in range(plan.n_views)]
+    for (n, v), entries in plan.routes.items():
+        out[v][ids[n]] = [(ids[j], p, ids[d] if d >= 0 else None) for j, p, d in entries]
+    return out
+
+
+def _reach(ids, kinds, succ_of) -> list[frozenset[int]]:
+    """The databases each node reaches through caches only (a database: itself)."""
+    memo: dict[int, frozenset[int]] = {}
+
+    def go(i: int, depth: int = 0) -> frozenset[int]:
+        if i not in memo:
+            if kinds[i] == "database":
+                memo[i] = frozenset((i,))
+            elif depth > 10_000:   # the loader refuses loops; a chain of caches is never this long
+                memo[i] = frozenset()
+            else:
+                memo[i] = frozenset().union(*[go(j, depth + 1) for j in succ_of[i]
+                                              if kinds[j] in ("cache", "database")])
+        return memo[i]
+    return [go(i) if kinds[i] in ("server", "cache", "database") else frozenset() for i in range(len(ids))]
+
+
+def _descendants(start: int, succ_of) -> set[int]:
+    seen, stack = {start}, [start]
+    while stack:
+        for j in succ_of[stack.pop()]:
+            if j not in seen:
+                seen.add(j)
+                stack.append(j)
+    return seen
+
+
+def build_plan(ids: list[str], kinds: list[str], params: list[dict], succ_of: list[list[int]],
+               level: Callable[[int], int], capacity: Callable[[int], float]) -> Plan | None:
+    """The routes by table, after checking that every table is held exactly once
+    where it is needed; None when no client declares a table mix (today's routing)."""
+    held = {i: list(params[i].get("tables") or []) for i, k in enumerate(kinds) if k == "database"}
+    clients = [i for i, k in enumerate(kinds) if k == "client"]
+    mixes = {c: {t: w for t, w in (params[c].get("table_mix") or {}).items() if w > 0} for c in clients}
+    if not any(held.values()) and not any(mixes.values()):
+        return None
+    reach = _reach(ids, kinds, succ_of)
+
+    def holds(d: int, t: str) -> bool:
+        return not held[d] or t in held[d]
+
+    def used(c: int) -> list[str]:
+        extra = list(_join_pair(params[c], mixes[c], ids[c])) if float(params[c].get("join_share", 0)) > 0 else []
+        return list(mixes[c]) + [t for t in extra if t not in mixes[c]]
+
+    reached_by: dict[int, list[int]] = {}
+    for c in clients:
+        for n in _descendants(c, succ_of):
+            reached_by.setdefault(n, []).append(c)
+    for n, k in enumerate(kinds):
+        dbs = sorted(reach[n])
+        entry_cache = k == "cache" and any(kinds[q] in ("client", "load_balancer")
+                                           for q in range(len(ids)) if n in succ_of[q])
+        if not (k == "server" or entry_cache) or not dbs:
+            continue
+        who = reached_by.get(n, [])
+        if not any(held[d] for d in dbs) and not any(mixes[c] for c in who):
+            continue   # a pool: no tables here (capacity-proportional split)
+        what = f'{k} "{ids[n]}"'
+        for c in who:
+            if not mixes[c] and len(dbs) > 1:
+                raise PartitionError(f'client "{ids[c]}": it has no table_mix, but {what} calls databases that '
+                                     f'hold tables ({_names(ids, dbs)}): say which tables its requests touch')
+            for t in used(c) if mixes[c] else []:
+                have = [d for d in dbs if holds(d, t)]
+                if not have:
+                    raise PartitionError(f'{what}: no database it calls holds table "{t}" (used by client '
+                                         f'"{ids[c]}"); add "{t}" to the tables of one of {_names(ids, dbs)}')
+                if len(have) > 1:
+                    raise PartitionError(f'{what}: table "{t}" is held by two databases it calls, "{ids[have[0]]}" '
+                                         f'and "{ids[have[1]]}"; a table must be held by exactly one (for copies of '
+                                         f'a table, give one database read_replicas or shards)')
+    if not any(mixes.values()):
+        return None
+    tables = sorted({t for c in clients if mixes[c] for t in used(c)})
+    tindex = {t: v for v, t in enumerate(tables)}
+    joins: list[tuple[str, str]] = []
+    client_mix, client_join = {}, {}
+    for c in clients:
+        if not mixes[c]:
+            continue
+        w = np.zeros(len(tables))
+        for t, x in mixes[c].items():
+            w[tindex[t]] = x
+        client_mix[c] = w / w.sum()
+        share = float(params[c].get("join_share", 0.0))
+        if share > 0:
+            pair = _join_pair(params[c], mixes[c], ids[c])
+            if pair not in joins:
+                joins.append(pair)
+            client_join[c] = (share, len(tables) + joins.index(pair))
+    plan = Plan(tables, joins, client_mix, client_join)
+
+    def holder(n: int, t: str) -> int:
+        have = [d for d in sorted(reach[n]) if holds(d, t)]
+        return have[0] if have else -1
+
+    def leads(j: int, t: str) -> bool:
+        return kinds[j] in ("cache", "database") and any(holds(d, t) for d in reach[j])
+
+    for n, k in enumerate(kinds):
+        if k not in ("server", "cache") or not reach[n]:
+            continue
+        for v in range(plan.n_views):
+            if v < len(tables):
+                go, other = tables[v], None
+            else:
+                a, b = joins[v - len(tables)]
+                ha, hb = holder(n, a), holder(n, b)
+                if ha < 0 and hb < 0:
+                    continue
+                if ha < 0 or hb < 0 or ha == hb:
+                    go, other = (a if ha >= 0 else b), None     # one database does the whole join
+                else:
+                    go, other = (a, b) if level(ha) >= level(hb) else (b, a)
+            elig = [j for j in succ_of[n] if leads(j, go)]
+            if not elig:
+                continue
+            caps = np.array([capacity(j) for j in elig], dtype=float)
+            plan.routes[(n, v)] = [(j, float(c / caps.sum()),
+                                    holder(n, other) if other is not None and not leads(j, other) else -1)
+                                   for j, c in zip(elig, caps)]
+    return plan
+
+
+def _join_pair(p: dict, mix: dict[str, float], name: str) -> tuple[str, str]:
+    pair = list(p.get("join_tables") or [])
+    if not pair:
+        pair = [t for t, _ in sorted(mix.items(), key=lambda kv: -kv[1])[:2]]
+    if len(pair) < 2:
+        raise PartitionError(f'client "{name}": join_share > 0 needs two tables to join: set join_tables, '
+                             f"or put two tables in its table_mix")
+    return pair[0], pair[1]
+
+
+def joined_tables(doc) -> set[str]:
+    """The tables some client joins (join_share > 0)."""
+    out: set[str] = set()
+    for c in doc.node_ids():
+        p = doc.params(c) if doc.kind(c) == "client" else None
+        if p and float(p["join_share"]) > 0:
+            try:
+                out.update(_join_pair(p, {t: w for t, w in p["table_mix"].items() if w > 0}, c))
+            except PartitionError:
+                pass
+    return out
+
+
+def _names(ids: list[str], nodes) -> str:
+    return ", ".join(f'"{ids[d]}"' for d in nodes)
+
+
+def doc_plan(doc) -> Plan | None:
+    """The plan of a document (for the structural analysis); None if it has no table mix
+    or its tables are inconsistent (compiling says why)."""
+    from .compiler import _node_capacity, _node_levels
+    ids = doc.node_ids()
+    index = {n: i for i, n in enumerate(ids)}
+    kinds = [doc.kind(n) for n in ids]
+    params = [doc.params(n) for n in ids]
+    succ_of = [[index[t] for t in doc.successors(n)] for n in ids]
+    levels = _node_levels(doc, ids)
+    try:
+        return build_plan(ids, kinds, params, succ_of, lambda i: levels[ids[i]],
+                          lambda i: _node_capacity(kinds[i], params[i]))
+    except PartitionError:
+        return None
+
+
+@dataclass
+class StationRoutes:
+    """The plan over stations: rows ``row_of[node, view]`` (-1: the node's usual route)
+    of (target station, cumulative probability, database of the second query)."""
+    row_of: np.ndarray
+    target: np.ndarray
+    cum: np.ndarray                 # row r's entries hold r + cumulative probability in (r, r + 1]
+    copy: np.ndarray
+    offsets: np.ndarray             # first user of each client (net.clients order)
+    cdf: np.ndarray                 # per client: cumulative table mix (all zeros: no mix)
+    join_share: np.ndarray
+    join_view: np.ndarray
+    tables: list[str]
+
+
+def station_routes(plan: Plan, n_nodes: int, node_stations: list[np.ndarray], clients) -> StationRoutes:
+    row_of = np.full((n_nodes, max(plan.n_views, 1)), -1, dtype=np.int64)
+    target, cum, copy = [], [], []
+    for r, ((n, v), entries) in enumerate(sorted(plan.routes.items())):
+        row_of[n, v] = r
+        st = np.concatenate([node_stations[j] for j, _, _ in entries])
+        prob = np.concatenate([np.full(len(node_stations[j]), p / len(node_stations[j])) for j, p, _ in entries])
+        c = np.cumsum(prob)
+        target.append(st)
+        cum.append(r + c / c[-1])
+        copy.append(np.concatenate([np.full(len(node_stations[j]), d) for j, _, d in entries]))
+    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dtype=dt))
+    n_t = len(plan.tables)
+    cdf = np.zeros((len(clients), max(n_t, 1)))
+    share, view = np.zeros(len(clients)), np.full(len(clients), -1, dtype=np.int64)
+    for k, c in enumerate(clients):
+        if c.node_index in plan.client_mix:
+            cdf[k, :n_t] = np.cumsum(plan.client_mix[c.node_index])
+            share[k], view[k] = plan.client_join.get(c.node_index, (0.0, -1))
+    return StationRoutes(row_of, cat(target, np.int64), cat(cum, float), cat(copy, np.int64),
+                         np.array([c.user_offset for c in clients], dtype=np.int64), cdf, share, view, plan.tables)
+
+
+class Partitioning:
+    def _setup_partitioning(self) -> None:
+        self._parts: StationRoutes | None = self.net.partitions
+        self._joins_on = self._parts is not None and bool((self._parts.join_view >= 0).any())
+        if not hasattr(self, "_join_store"):   # a live edit keeps the joins under way
+            self._join_store = (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int8), np.zeros(0), np.zeros(0))
+            self._join_held: list[np.ndarray] = []
+        timeouts = self.net.st_timeout
+        self._join_horizon = 2.0 * float(timeouts.max() if len(timeouts) else 30.0) + 120.0
+        self._sharded_of = {sd.node_index: sd for sd in self.net.shards}
+
+    def _views(self, b: Batch) -> np.ndarray:
+        """Each request's view: its table, or its client's join view; -1 without a mix."""
+        pt = self._parts
+        c = np.maximum(np.searchsorted(pt.offsets, b.user, side="right") - 1, 0)
+        cdf = pt.cdf[c]
+        has = cdf[:, -1] > 0
+        u = uniform(b.key, 0, TABLE)
+        view = np.minimum((cdf <= u[:, None]).sum(axis=1), len(pt.tables) - 1)
+        join = (uniform(b.key, 0, JOIN) < pt.join_share[c]) & (pt.join_view[c] >= 0)
+        return np.where(has, np.where(join, pt.join_view[c], view), -1)
+
+    def _is_join(self, b: Batch) -> np.ndarray:
+        return self._views(b) >= len(self._parts.tables)
+
+    def _partition_targets(self, target: np.ndarray, b: Batch) -> tuple[np.ndarray, Batch, np.ndarray]:
+        """Requests leaving a server or cache go towards the database that holds their
+        table; joins that leave the other table's database here send it their second query."""
+        pt = self._parts
+        views = self._views(b)
+        row = np.where(views >= 0, pt.row_of[self.net.st_node[b.st], np.maximum(views, 0)], -1)
+        m = np.nonzero(row >= 0)[0]
+        if not len(m):
+            return target, Batch.empty(), np.zeros(0, dtype=np.int64)
+        u = uniform(b.key[m], b.hop[m], ROUTE)
+        idx = np.minimum(np.searchsorted(pt.cum, row[m] + u, side="left"), len(pt.cum) - 1)
+        target = target.copy()
+        target[m] = pt.target[idx]
+        dbs = pt.copy[idx]
+        need = m[dbs >= 0]
+        if not len(need):
+            return target, Batch.empty(), np.zeros(0, dtype=np.int64)
+        src = b.take(need)
+        at = self._copy_stations(dbs[dbs >= 0], src)
+        with np.errstate(over="ignore"):
+            key = mix64(src.key ^ _COPY_SALT)
+        copies = Batch._raw((at, src.birth, src.fin, src.fin.copy(), src.fin.copy(), src.cls, src.user,
+                             np.full(len(src), FLAG_INTERNAL, dtype=np.int8), key, src.hop + 1,
+                             np.full(len(src), NO_ITEM, dtype=np.int64)))
+        status = np.full(len(key), PENDING, dtype=np.int8)
+        if self._replicated:   # the proxy: reads to the copies it believes up, writes to the primary
+            copies.st = self._database_targets(at, copies)
+            nowhere = copies.st < 0
+            status[nowhere] = DOWN
+            copies, src = copies.take(~nowhere), src.take(~nowhere)
+        self._join_remember(key, status, np.zeros(len(key)), b.fin[need])
+        return target, copies, src.st
+
+    def _copy_stations(self, dbs: np.ndarray, src: Batch) -> np.ndarray:
+        """The station of each second query: in the shard that owns its key (sharding.py),
+        a copy chosen at random for a read, the primary for a write."""
+        from .sharding import owner
+        out = np.empty(len(dbs), dtype=np.int64)
+        u = uniform(src.key, src.hop, JOIN_PLACE)
+        for d in np.unique(dbs).tolist():
+            mine = dbs == d
+            st = self.net.node_stations[d]
+            sd = self._sharded_of.get(d)
+            if sd is not None:
+                keys = src.item[mine] if sd.key == "item" else src.user[mine]
+                base, group = sd.first + owner(sd.scheme, sd.n, keys, sd.key_space) * sd.group, sd.group
+            else:
+                base, group = np.full(int(mine.sum()), int(st[0])), len(st)
+            at = base + np.minimum((u[mine] * group).astype(np.int64), group - 1)
+            out[mine] = np.where(src.cls[mine] == 1, self.primary[base], at)
+        return out
+
+    def _join_remember(self, key, status, resp, sent) -> None:
+        k, s, r, t = self._join_store
+        keep = t >= self.now - self._join_horizon       # never asked for any more: their request failed on its way
+        k, s, r, t = (np.concatenate([k[keep], key]), np.concatenate([s[keep], status]),
+                      np.concatenate([r[keep], resp]), np.concatenate([t[keep], sent]))
+        order = np.argsort(k, kind="stable")
+        self._join_store = (k[order], s[order], r[order], t[order])
+
+    def _join_find(self, keys: np.ndarray) -> np.ndarray:
+        k = self._join_store[0]
+        if not len(k):
+            return np.full(len(keys), -1, dtype=np.int64)
+        i = np.minimum(np.searchsorted(k, keys), len(k) - 1)
+        return np.where(k[i] == keys, i, -1)
+
+    def _join_admitted(self, admitted: Batch, full: Batch, down: Batch) -> Batch:
+        """After admission: note how each second query went, then let the requests that
+        reached their own database pay it (or fail with it). Returns ``admitted``."""
+        for b, code in ((admitted, OK), (full, FULL), (down, DOWN)):
+            m = ((b.flags & FLAG_INTERNAL) != 0) & (b.item == NO_ITEM)
+            if m.any():
+                i = self._join_find(b.key[m])
+                ok = i >= 0
+                st = self._join_store[1]
+                if code == OK:
+                    st[i[ok]] = np.where((b.flags[m][ok] & FLAG_TIMEOUT) != 0, GAVE_UP, OK)
+                    self._join_store[2][i[ok]] = (b.fin[m] - b.arr[m])[ok]
+                else:
+                    st[i[ok]] = code
+        return self._join_pay(admitted, held_ok=True)
+
+    def _join_pay(self, b: Batch, held_ok: bool) -> Batch:
+        if not len(b) or not len(self._join_store[0]):
+            return b
+        user = np.nonzero(((b.flags & FLAG_INTERNAL) == 0) & (self.net.st_kind[b.st] == 2))[0]   # at a database
+        if not len(user):
+            return b
+        with np.errstate(over="ignore"):
+            i = self._join_find(mix64(b.key[user] ^ _COPY_SALT))
+        has = i >= 0
+        user, i = user[has], i[has]
+        status = self._join_store[1][i]
+        if held_ok and (status == PENDING).any():   # its second query comes later in this level (a writer first)
+            self._join_held.append(b.key[user[status == PENDING]])
+        done = status != PENDING
+        user, i, status = user[done], i[done], status[done]
+        if not len(user):
+            return b
+        b.flags, b.fin, b.start = b.flags.copy(), b.fin.copy(), b.start.copy()
+        for code, cause in ((FULL, "queue_full"), (DOWN, "backend_down")):
+            bad = user[status == code]
+            if len(bad):
+                self._fail(cause, b.arr[bad])
+                b.flags[bad] |= FLAG_INTERNAL       # its own query's work goes on; nobody waits for it
+        go = (status == OK) | (status == GAVE_UP)
+        pay = user[go]
+        pay_ok = (b.flags[pay] & FLAG_TIMEOUT) == 0  # gave up at its own database: fails there
+        shift = self._join_store[2][i[go]][pay_ok]
+        v = pay[pay_ok]
+        b.fin[v] += shift
+        b.start[v] += shift                          # its own work keeps its length
+        b.flags[user[status == GAVE_UP]] |= FLAG_TIMEOUT
+        self._join_store[1][i] = PENDING - 1          # used: dropped at the next clean-up
+        self._join_store[3][i] = -np.inf
+        return b
+
+    def _join_level(self, lv: int) -> None:
+        """End of a level's admission: the requests that waited for a second query admitted after them."""
+        if not self._join_held:
+            return
+        keys, self._join_held = np.concatenate(self._join_held), []
+        p = self.pending[lv]
+        m = np.isin(p.key, keys) & ((p.flags & FLAG_INTERNAL) == 0)
+        if m.any():
+            part = self._join_pay(p.take(m), held_ok=False)
+            p.flags, p.fin, p.start = p.flags.copy(), p.fin.copy(), p.start.copy()
+            p.flags[m], p.fin[m], p.start[m] = part.flags, part.fin, part.start
