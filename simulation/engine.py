@@ -302,6 +302,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
             "p99_ms": percentile_ms(self._hist_total, 0.99),
             "sessions_lost": int(self.failed_by_cause[CAUSE_INDEX["session_lost"]]),
             **{name: int(v) for name, v in self.counts.items()},
+            **({"served_by_table": dict(self._served_by_view)} if self._parts is not None else {}),
         }
 
     # ----- events and failures ------------------------------------------------------------

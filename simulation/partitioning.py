@@ -263,6 +263,7 @@ class StationRoutes:
     join_share: np.ndarray
     join_view: np.ndarray
     tables: list[str]
+    views: list[str]                # what each view is called in the totals: a table, or "a+b" for a join
 
 
 def station_routes(plan: Plan, n_nodes: int, node_stations: list[np.ndarray], clients) -> StationRoutes:
@@ -285,7 +286,8 @@ def station_routes(plan: Plan, n_nodes: int, node_stations: list[np.ndarray], cl
             cdf[k, :n_t] = np.cumsum(plan.client_mix[c.node_index])
             share[k], view[k] = plan.client_join.get(c.node_index, (0.0, -1))
     return StationRoutes(row_of, cat(target, np.int64), cat(cum, float), cat(copy, np.int64),
-                         np.array([c.user_offset for c in clients], dtype=np.int64), cdf, share, view, plan.tables)
+                         np.array([c.user_offset for c in clients], dtype=np.int64), cdf, share, view, plan.tables,
+                         plan.tables + [f"{a}+{b}" for a, b in plan.joins])
 
 
 class Partitioning:
@@ -298,6 +300,16 @@ class Partitioning:
         timeouts = self.net.st_timeout
         self._join_horizon = 2.0 * float(timeouts.max() if len(timeouts) else 30.0) + 120.0
         self._sharded_of = {sd.node_index: sd for sd in self.net.shards}
+        views = self._parts.views if self._parts is not None else []
+        old = getattr(self, "_served_by_view", {})
+        self._served_by_view = {v: old.get(v, 0) for v in views}
+
+    def _count_tables(self, served: Batch) -> None:
+        """Requests served per table (and per join), for the totals."""
+        v = self._views(served)
+        counts = np.bincount(v[v >= 0], minlength=len(self._parts.views))
+        for name, k in zip(self._parts.views, counts.tolist()):
+            self._served_by_view[name] += k
 
     def _views(self, b: Batch) -> np.ndarray:
         """Each request's view: its table, or its client's join view; -1 without a mix."""

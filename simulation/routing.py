@@ -246,6 +246,8 @@ class Routing:
         if n == 0:
             return
         lat = done.fin[ok] - done.birth[ok]
+        if self._parts is not None:   # served per table (partitioning.py)
+            self._count_tables(done.take(ok))
         self.served += n
         self._lat_ns_total += int(np.rint(lat * 1e9).astype(np.int64).sum())
         self._hist_total += np.bincount(latency_bins(lat), minlength=N_BINS)

@@ -55,7 +55,12 @@ def test_each_database_carries_its_tables_share():
     # closed form: rate × share × service time (1 connection at 1000 req/s: 1 ms)
     for db, table in (("db_users", "users"), ("db_dom", "flights_domestic"), ("db_int", "flights_international")):
         assert mean_util(sim, db) == pytest.approx(400 * MIX[table] / 1000, rel=0.05), db
-    assert sim.totals()["failed"] == 0
+    t = sim.totals()
+    assert t["failed"] == 0
+    # the totals count what was served per table: the mix
+    assert sum(t["served_by_table"].values()) == t["served"]
+    for table, share in MIX.items():
+        assert t["served_by_table"][table] / t["served"] == pytest.approx(share, abs=0.01)
 
 
 def test_without_tables_a_server_splits_its_calls_by_capacity_as_before():
@@ -84,6 +89,8 @@ def test_joins_add_load_to_both_of_their_databases():
     expect = {"db_users": (1 - js) * 0.2 + js, "db_dom": (1 - js) * 0.5 + js, "db_int": (1 - js) * 0.3}
     for db, share in expect.items():
         assert mean_util(sim, db) == pytest.approx(400 * share / 1000, rel=0.05), db
+    t = sim.totals()
+    assert t["served_by_table"]["users+flights_domestic"] / t["served"] == pytest.approx(js, abs=0.01)
 
 
 @pytest.mark.parametrize("join", [0.0, 0.2])
