@@ -176,7 +176,10 @@ def check_weights(value: Any, where: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for k, v in value.items():
         name = _check_name(k, where)
-        out[name] = float(check_number(v, f"{where}.{name}", integer=False, minimum=0, maximum=1e9))
+        try:
+            out[name] = float(check_number(v, where, integer=False, minimum=0, maximum=1e9))
+        except FormatError as e:
+            raise FormatError(where, f'the weight of "{name}" {e.message}') from None
     if out and not sum(out.values()) > 0:
         raise FormatError(where, "the weights must not all be 0")
     return out
