@@ -16,7 +16,8 @@ that join the two ``join_tables`` (empty: the two most-used tables of its mix).
   the server sends them; the request answers after its own path plus the second
   query's response time, and fails if either is refused (queue full, database down)
   or gives up. The second query is internal work (not a user request), like a
-  cross-shard copy (sharding.py).
+  cross-shard copy (sharding.py), told apart by its key (kept until its request
+  reaches its own database); a write it makes is applied by the replicas.
 - With no table mix anywhere, nothing changes: a server splits its calls over its
   databases in proportion to capacity, as if they were copies (a pool).
 
@@ -40,7 +41,6 @@ from .randomness import ROUTE, mix64, uniform
 
 TABLE, JOIN, JOIN_PLACE = 111, 112, 113     # salts (randomness.py uses 1..17, sharding.py 101)
 _COPY_SALT = np.uint64(0x7F4A7C159E3779B9)
-NO_ITEM = -1                                 # the item of a join's second query (tells it apart)
 PENDING, OK, FULL, DOWN, GAVE_UP = -1, 0, 1, 2, 3
 
 
@@ -347,8 +347,7 @@ class Partitioning:
         with np.errstate(over="ignore"):
             key = mix64(src.key ^ _COPY_SALT)
         copies = Batch._raw((at, src.birth, src.fin, src.fin.copy(), src.fin.copy(), src.cls, src.user,
-                             np.full(len(src), FLAG_INTERNAL, dtype=np.int8), key, src.hop + 1,
-                             np.full(len(src), NO_ITEM, dtype=np.int64)))
+                             np.full(len(src), FLAG_INTERNAL, dtype=np.int8), key, src.hop + 1, src.item))
         status = np.full(len(key), PENDING, dtype=np.int8)
         if self._replicated:   # the proxy: reads to the copies it believes up, writes to the primary
             copies.st = self._database_targets(at, copies)
@@ -396,7 +395,7 @@ class Partitioning:
         """After admission: note how each second query went, then let the requests that
         reached their own database pay it (or fail with it). Returns ``admitted``."""
         for b, code in ((admitted, OK), (full, FULL), (down, DOWN)):
-            m = ((b.flags & FLAG_INTERNAL) != 0) & (b.item == NO_ITEM)
+            m = (b.flags & FLAG_INTERNAL) != 0
             if m.any():
                 i = self._join_find(b.key[m])
                 ok = i >= 0
@@ -407,6 +406,12 @@ class Partitioning:
                 else:
                     st[i[ok]] = code
         return self._join_pay(admitted, held_ok=True)
+
+    def _is_join_copy(self, b: Batch) -> np.ndarray:
+        """Which of these are the second queries of joins (replication.py ships their writes)."""
+        if not self._joins_on:
+            return np.zeros(len(b), dtype=bool)
+        return ((b.flags & FLAG_INTERNAL) != 0) & (self._join_find(b.key) >= 0)
 
     def _join_pay(self, b: Batch, held_ok: bool) -> Batch:
         if not len(b) or not len(self._join_store[0]):

@@ -226,3 +226,25 @@ def test_the_lesson_loses_only_the_failed_tables_share():
     # and the other databases carry on as before
     assert float(np.mean(m.util["db_users"][after])) == pytest.approx(float(np.mean(m.util["db_users"][before])),
                                                                        rel=0.05)
+
+
+def test_tables_on_a_sharded_and_a_replicated_database():
+    """A table on a sharded database is split by key over its shards; one on a database with a
+    read replica is spread over its copies (every copy applies every write). Joins reach both.
+    Each database's work, summed over its stations, is its share × rate × work per query."""
+    rr, js, rate = 0.7, 0.3, 300.0
+    d = partitioned(rate, {"users": 0.4, "flights": 0.6}, join=js, read_ratio=rr,
+                    tables={"db_users": ["users"], "db_flights": ["flights"]})
+    d.set_params("db_users", {"read_replicas": 1, "write_capacity_rps": 2000.0})
+    d.set_params("db_flights", {"shards": 2, "write_capacity_rps": 2000.0})
+    sim = Simulation(d)
+    sim.advance(120)
+    t = sim.totals()
+    assert t["failed"] == 0 and t["arrived"] == t["served"] + t["in_flight"]
+    users = rate * ((1 - js) * 0.4 + js)
+    flights = rate * ((1 - js) * 0.6 + js)
+    # reads 1 ms; writes 0.5 ms, applied again at the read replica
+    assert 2 * mean_util(sim, "db_users") == pytest.approx(users * (rr / 1000 + 2 * (1 - rr) / 2000), rel=0.06)
+    assert 2 * mean_util(sim, "db_flights") == pytest.approx(flights * (rr / 1000 + (1 - rr) / 2000), rel=0.06)
+    shards = [float(np.mean(sim.metrics.util[f"db_flights#{s}"])) for s in range(2)]
+    assert min(shards) > 0.3 * max(shards)      # both shards hold part of the flights
