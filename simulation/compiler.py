@@ -19,7 +19,8 @@ import numpy as np
 
 from . import budget
 from .document import Document
-from .partitioning import PartitionError, StationRoutes, build_plan, station_routes
+from .partitioning import PartitionError, build_plan
+from .table_routing import StationRoutes, station_routes
 from .sharding import ShardedDatabase
 
 KIND_CODES = {"load_balancer": 0, "server": 1, "database": 2, "cache": 3}
@@ -166,7 +167,7 @@ class Network:
     databases: list[ReplicatedDatabase] = field(default_factory=list)
     estimate: budget.Estimate | None = None   # sizes and memory the document implies (budget.py)
     shards: list[ShardedDatabase] = field(default_factory=list)   # sharded databases (sharding.py)
-    partitions: StationRoutes | None = None   # routes by table (partitioning.py); None: no table mix
+    partitions: StationRoutes | None = None   # routes by table (table_routing.py); None: no table mix
 
     @property
     def n_stations(self) -> int:

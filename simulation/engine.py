@@ -33,7 +33,7 @@ from .flight import FLAG_TIMEOUT, Batch
 from .ledger import COUNTERS, Ledger
 from .lifecycle import Lifecycle
 from .metrics import N_BINS, Metrics, percentile_ms
-from .partitioning import Partitioning
+from .table_routing import Partitioning
 from .per_second import PerSecond
 from .replication import Replication
 from .request_state import RequestState
@@ -370,7 +370,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         self._admit(lv, batch)
         if self._sharded:   # cross-shard queries end with their slowest shard (sharding.py)
             self._join_shards(lv)
-        if self._joins_on:   # joins over two databases pay both (partitioning.py)
+        if self._joins_on:   # joins over two databases pay both (table_routing.py)
             self._join_level(lv)
 
     def _admit(self, lv: int, batch: Batch) -> None:

@@ -39,7 +39,7 @@ class Routing:
         hit = np.zeros(len(out), dtype=bool)
         if self._caches:
             at_cache = (net.st_kind[out.st] == CACHE) & (out.cls == 0)
-            if self._joins_on and at_cache.any():   # a cache holds items, not joins (partitioning.py)
+            if self._joins_on and at_cache.any():   # a cache holds items, not joins (table_routing.py)
                 at_cache &= ~self._is_join(out)
             if at_cache.any():
                 u_hit = uniform(out.key, out.hop, CACHE_HIT)
@@ -64,7 +64,7 @@ class Routing:
             key = fwd.st + (u[cont] if len(end) else u)
             idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
             target = self._registered_only(net.route_target[idx], fwd.key, fwd.hop)
-            if self._parts is not None:   # only the database that holds the table; joins query both (partitioning.py)
+            if self._parts is not None:   # only the database that holds the table; joins query both (table_routing.py)
                 target, copies, src = self._partition_targets(target, fwd)
                 if len(copies):
                     self._flow(src, copies.st, copies.fin)
@@ -246,7 +246,7 @@ class Routing:
         if n == 0:
             return
         lat = done.fin[ok] - done.birth[ok]
-        if self._parts is not None:   # served per table (partitioning.py)
+        if self._parts is not None:   # served per table (table_routing.py)
             self._count_tables(done.take(ok))
         self.served += n
         self._lat_ns_total += int(np.rint(lat * 1e9).astype(np.int64).sum())
