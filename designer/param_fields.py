@@ -130,10 +130,24 @@ class FieldEditor(QObject):
         w = QLineEdit(parent)
         if p.type == "floats":
             w.setPlaceholderText("numbers separated by commas")
+        elif p.type == "names":
+            w.setPlaceholderText("names separated by commas, e.g. users, flights")
+        elif p.type == "weights":
+            w.setPlaceholderText("name: weight, ... e.g. users: 0.3, flights: 0.7")
         w.editingFinished.connect(lambda: self.edited.emit(self._parse_text(w.text())))
         return w
 
     def _parse_text(self, text: str) -> Any:
+        if self.param.type == "names":
+            return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+        if self.param.type == "weights":   # "users: 0.3, flights: 0.7"; a bad weight stays text (the check says so)
+            out: dict[str, Any] = {}
+            for part in text.replace(";", ",").split(","):
+                name, _, weight = part.partition(":")
+                if name.strip():
+                    number = _parse_number(weight.strip())
+                    out[name.strip()] = weight.strip() if number is None else number
+            return out
         if self.param.type == "floats":
             values = []
             for part in text.replace(";", ",").split(","):
@@ -159,8 +173,10 @@ class FieldEditor(QObject):
             elif isinstance(w, QCheckBox):
                 w.setChecked(bool(value))
             elif isinstance(w, QLineEdit):
-                if isinstance(value, list):
-                    w.setText(", ".join(f"{v:g}" for v in value))
+                if isinstance(value, dict):
+                    w.setText(", ".join(f"{k}: {v:g}" for k, v in value.items()))
+                elif isinstance(value, list):
+                    w.setText(", ".join(v if isinstance(v, str) else f"{v:g}" for v in value))
                 else:
                     w.setText(str(value))
         finally:

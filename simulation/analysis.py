@@ -250,7 +250,16 @@ def _balance(doc: Document, maps: dict[str, _Map], lb: str) -> _Map:
     return out
 
 
-def _loss_maps(doc: Document, hits: dict[str, float]) -> dict[str, _Map]:
+def _both(a: _Map, b: _Map) -> _Map:
+    """The loss of a request that needs two independent paths (a join over two databases)."""
+    def f(x: Loss, y: Loss) -> Loss:
+        return 1 - (1 - x[0]) * (1 - y[0]), 1 - (1 - x[1]) * (1 - y[1])
+    return _Map(f(a.base, b.base), {k: f(a.at(k), b.at(k)) for k in {*a.by, *b.by}})
+
+
+def _loss_maps(doc: Document, hits: dict[str, float], routes: dict | None = None) -> dict[str, _Map]:
+    """``routes``: a view of the partitioning plan (node -> [(successor, probability,
+    database of a join's second query or None)]); None: the usual split."""
     maps: dict[str, _Map] = {}
     for node_id in reversed(list(nx.topological_sort(doc.graph))):
         kind = doc.kind(node_id)
@@ -259,8 +268,12 @@ def _loss_maps(doc: Document, hits: dict[str, float]) -> dict[str, _Map]:
         if kind == "load_balancer":
             maps[node_id] = _balance(doc, maps, node_id)
             continue
-        split = _split(doc, node_id)
-        m = _mix([(p, _through(doc, maps, s)) for s, p in split]) if split else _Map(NONE, {})
+        if routes is not None and node_id in routes:
+            m = _mix([(p, _through(doc, maps, s) if d is None else _both(_through(doc, maps, s), _through(doc, maps, d)))
+                      for s, p, d in routes[node_id]])
+        else:
+            split = _split(doc, node_id)
+            m = _mix([(p, _through(doc, maps, s)) for s, p in split]) if split else _Map(NONE, {})
         if kind == "cache":   # hits are answered here: only misses and writes go on
             miss = 1.0 - hits.get(node_id, 0.0)
             m = _Map((miss * m.base[0], m.base[1]), {b: (miss * r, w) for b, (r, w) in m.by.items()})
@@ -330,6 +343,17 @@ def _cache_hits(doc: Document) -> dict[str, float]:
     return hits
 
 
+def _table_maps(doc: Document, hits: dict[str, float], maps: dict[str, _Map]) -> dict[str, list]:
+    """For each client with a table mix: [(share of its requests, loss maps of that table
+    or join)] (partitioning.py); joins are never cache hits."""
+    from .partitioning import doc_plan, plan_views
+    plan = doc_plan(doc)
+    if plan is None:
+        return {}
+    views = [_loss_maps(doc, hits if v < len(plan.tables) else {}, r) for v, r in enumerate(plan_views(plan, doc))]
+    return {c: [(w, views[v]) for v, w in ws] for c, ws in plan.client_views(doc.node_ids()).items()}
+
+
 def structural_spof(doc: Document) -> dict[str, Spof]:
     """Single points of failure by structure, full and partial, in document order.
 
@@ -340,7 +364,9 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
     from .spof_text import full_reason, partial_reason  # (it uses this module's machines)
 
     doc = _Cached(doc)   # type: ignore[assignment]
-    maps = _loss_maps(doc, _cache_hits(doc))
+    hits = _cache_hits(doc)
+    maps = _loss_maps(doc, hits)
+    by_table = _table_maps(doc, hits, maps)
     clients = [c for c in doc.node_ids() if doc.kind(c) == "client" and doc.successors(c)]
     rates = {c: float(doc.params(c)["rate_rps"]) for c in clients}
     if not any(rates.values()):
@@ -349,7 +375,7 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
     lost: dict[str, list[float]] = {}   # machine -> [reads lost, writes lost] per second
     served = 0.0                         # requests served per second with nothing failed
     for c in clients:
-        m = _client_map(doc, maps, c)
+        m = _mix([(w, _client_map(doc, tm, c)) for w, tm in by_table[c]]) if c in by_table else _client_map(doc, maps, c)
         rr = float(doc.params(c)["read_ratio"])
         base = rr * m.base[0] + (1 - rr) * m.base[1]
         if base >= 1 - 1e-9 or not rates[c]:

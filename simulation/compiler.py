@@ -19,6 +19,8 @@ import numpy as np
 
 from . import budget
 from .document import Document
+from .partitioning import PartitionError, build_plan
+from .table_routing import StationRoutes, station_routes
 from .sharding import ShardedDatabase
 
 KIND_CODES = {"load_balancer": 0, "server": 1, "database": 2, "cache": 3}
@@ -165,6 +167,7 @@ class Network:
     databases: list[ReplicatedDatabase] = field(default_factory=list)
     estimate: budget.Estimate | None = None   # sizes and memory the document implies (budget.py)
     shards: list[ShardedDatabase] = field(default_factory=list)   # sharded databases (sharding.py)
+    partitions: StationRoutes | None = None   # routes by table (table_routing.py); None: no table mix
 
     @property
     def n_stations(self) -> int:
@@ -324,6 +327,13 @@ def compile_document(doc: Document) -> Network:
                               key_space[params[i]["shard_key"]], 1 + int(params[i]["read_replicas"]))
               for i, first in sharded]
 
+    try:   # tables: which database holds what (partitioning.py)
+        plan = build_plan(ids, kinds, params, succ_of, lambda i: levels_of[ids[i]],
+                          lambda i: _node_capacity(kinds[i], params[i]))
+    except PartitionError as e:
+        raise SimulationError(str(e)) from None
+    partitions = station_routes(plan, len(ids), node_stations, clients) if plan is not None else None
+
     max_level = int(st_level.max()) if n_st else -1
     by_level = np.argsort(st_level, kind="stable")
     cuts = np.searchsorted(st_level[by_level], np.arange(1, max_level + 1))
@@ -355,6 +365,7 @@ def compile_document(doc: Document) -> Network:
         databases=databases,
         estimate=estimate,
         shards=shards,
+        partitions=partitions,
     )
 
 

@@ -33,6 +33,7 @@ from .flight import FLAG_TIMEOUT, Batch
 from .ledger import COUNTERS, Ledger
 from .lifecycle import Lifecycle
 from .metrics import N_BINS, Metrics, percentile_ms
+from .table_routing import Partitioning
 from .per_second import PerSecond
 from .replication import Replication
 from .request_state import RequestState
@@ -60,7 +61,7 @@ def _check_work(document: Document, duration_s: float) -> None:
         raise SimulationError(str(e)) from None
 
 
-class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSecond, Sharding):
+class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSecond, Sharding, Partitioning):
     """A running simulation of a document. See ``docs/engine-api.md``."""
 
     def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 10.0,
@@ -104,6 +105,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         self._down_since: dict[int, float] = {}   # database node -> when its primary went down
         self._setup_replication()
         self._setup_sharding()
+        self._setup_partitioning()
         self._cdf = {c.node_id: zipf_cdf(c.items, c.zipf_s) for c in net.clients
                      if net.caches or net.databases or net.shards or c.max_age_s > 0 or c.etag}
         self._caches = self._cache_models(net)
@@ -300,6 +302,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
             "p99_ms": percentile_ms(self._hist_total, 0.99),
             "sessions_lost": int(self.failed_by_cause[CAUSE_INDEX["session_lost"]]),
             **{name: int(v) for name, v in self.counts.items()},
+            **({"served_by_table": dict(self._served_by_view)} if self._parts is not None else {}),
         }
 
     # ----- events and failures ------------------------------------------------------------
@@ -367,12 +370,16 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         self._admit(lv, batch)
         if self._sharded:   # cross-shard queries end with their slowest shard (sharding.py)
             self._join_shards(lv)
+        if self._joins_on:   # joins over two databases pay both (table_routing.py)
+            self._join_level(lv)
 
     def _admit(self, lv: int, batch: Batch) -> None:
         if not len(batch):
             return
         in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
         admitted, full, down = self._admit_users(batch, in_system)
+        if self._joins_on:
+            admitted = self._join_admitted(admitted, full, down)
         if self._sharded:
             self._shard_rejects(full, down)
         self._fail("queue_full", full.users_only().arr)

@@ -15,7 +15,8 @@ from .kinds import EVENT_ACTIONS, KINDS, SIMULATION_PARAMS, can_connect
 from .params import FormatError, Param
 
 TYPE_NAMES = {"float": "number", "int": "integer", "bool": "true/false", "choice": "one of",
-              "floats": "list of numbers", "object": "object"}
+              "floats": "list of numbers", "object": "object", "names": "list of names",
+              "weights": "object of name: number"}
 
 
 def _cell(text: str) -> str:
@@ -45,6 +46,10 @@ def param_table(params: tuple[Param, ...]) -> list[str]:
         rng = p.range_text()
         if p.type == "floats":
             rng = f"each {rng}; 1 to 1000 entries" if rng else "1 to 1000 entries"
+        elif p.type == "names":
+            rng = f"at most {int(p.maximum or 1000)} distinct names"
+        elif p.type == "weights":
+            rng = "each ≥ 0, not all 0"
         lines.append(f"| `{p.name}` | {_type(p)} | {_default(p)} | {_cell(rng) or '—'} | "
                      f"{_cell(p.unit) or '—'} | {_cell(p.help)} |")
     return lines

@@ -88,6 +88,15 @@ CLIENT = Kind(
           "auto-increment id (the rest update existing items). With several primaries, inserts on different "
           "primaries within the replication lag can take the same id (id_collisions).",
           label="Insert share", minimum=0, maximum=1),
+        P("table_mix", "weights", {}, "Which tables the requests touch, e.g. {\"users\": 0.3, \"flights\": 0.7} "
+          "(normalised). Each request touches one table drawn from the mix and goes to the database that holds it "
+          "(see tables on a database). Empty: no tables (a server with several databases splits by capacity).",
+          label="Table mix", group="Partitioning"),
+        P("join_share", "float", 0.0, "Share of requests that join two tables (join_tables). When the two are held "
+          "by different databases, the server queries one, then the other: the request pays both latencies and fails "
+          "if either database is down.", label="Join share", minimum=0, maximum=1, group="Partitioning"),
+        P("join_tables", "names", [], "The two tables a join reads, e.g. [\"users\", \"flights\"]. Empty: the two "
+          "most-used tables of the mix.", label="Join tables", maximum=2, group="Partitioning"),
     ),
     ("load_balancer", "server", "cache"),
 )
@@ -225,6 +234,9 @@ DATABASE = Kind(
           "(N−1)/N of the keys); range: contiguous ranges of keys; consistent_hash: a ring with 160 points per "
           "shard (changing shards moves about 1/N of the keys).", label="Shard scheme",
           choices=("hash", "range", "consistent_hash"), group="Sharding"),
+        P("tables", "names", [], "The tables this database holds (vertical or horizontal partitioning), e.g. "
+          "[\"users\"] or [\"flights_domestic\"]. A request for a table goes only to the database that holds it. "
+          "Empty: it holds every table.", label="Tables", group="Partitioning"),
     ),
     (),
 )
@@ -263,6 +275,10 @@ EVENT_ACTIONS = ("fail", "recover")
 def cross_check(kind: str, params: dict, where: str) -> None:
     """Checks that involve several parameters of one node (``params`` has all of them)."""
     from .params import FormatError
+    if kind == "client" and len(params["join_tables"]) == 1:
+        prefix = f"{where}." if where else ""
+        raise FormatError(f"{prefix}join_tables", "must name two tables (or none: the two most-used of the mix), "
+                          f"got only {params['join_tables'][0]!r}")
     if kind == "server" and params["min_replicas"] > params["max_replicas"]:
         prefix = f"{where}." if where else ""
         raise FormatError(f"{prefix}min_replicas", f"must be ≤ max_replicas ({params['max_replicas']}), "

@@ -29,8 +29,9 @@ class Param:
     """One declared parameter.
 
     ``type`` is one of ``"float"``, ``"int"``, ``"bool"``, ``"choice"``,
-    ``"floats"`` (a list of numbers) or ``"object"`` (an object whose shape is declared by ``fields``, selected by
-    its ``"type"`` member: used for traffic patterns).
+    ``"floats"`` (a list of numbers), ``"names"`` (a list of distinct names, e.g. tables), ``"weights"`` (an
+    object of name → number ≥ 0, e.g. a table mix) or ``"object"`` (an object whose shape is declared by
+    ``fields``, selected by its ``"type"`` member: used for traffic patterns).
     """
 
     name: str
@@ -135,7 +136,53 @@ def check_value(param: Param, value: Any, where: str) -> Any:
             raise FormatError(where, f"must hold 1 to 1000 numbers, got {len(value)}")
         return [check_number(v, f"{where}[{i}]", integer=False, minimum=param.minimum,
                              maximum=param.maximum) for i, v in enumerate(value)]
+    if t == "names":
+        return check_names(value, where, int(param.maximum or 1000))
+    if t == "weights":
+        return check_weights(value, where)
     raise AssertionError(f"unknown param type {t}")
+
+
+NAME_MAX = 64   # characters of a table name
+
+
+def _check_name(name: Any, where: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise FormatError(where, f"must be a non-empty name, got {_describe(name)}")
+    if len(name) > NAME_MAX:
+        raise FormatError(where, f"must be at most {NAME_MAX} characters, got {len(name)}")
+    return name.strip()
+
+
+def check_names(value: Any, where: str, most: int = 1000) -> list[str]:
+    """A list of distinct names (e.g. the tables a database holds)."""
+    if not isinstance(value, list):
+        raise FormatError(where, f"must be a list of names, got {_describe(value)}")
+    if len(value) > most:
+        raise FormatError(where, f"must hold at most {most} names, got {len(value)}")
+    out = [_check_name(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    for i, n in enumerate(out):
+        if n in out[:i]:
+            raise FormatError(f"{where}[{i}]", f'"{n}" is listed twice')
+    return out
+
+
+def check_weights(value: Any, where: str) -> dict[str, float]:
+    """An object of name → weight ≥ 0 (e.g. a client's table mix); not all zero."""
+    if not isinstance(value, dict):
+        raise FormatError(where, f"must be an object of name: weight, got {_describe(value)}")
+    if len(value) > 1000:
+        raise FormatError(where, f"must hold at most 1000 names, got {len(value)}")
+    out: dict[str, float] = {}
+    for k, v in value.items():
+        name = _check_name(k, where)
+        try:
+            out[name] = float(check_number(v, where, integer=False, minimum=0, maximum=1e9))
+        except FormatError as e:
+            raise FormatError(where, f'the weight of "{name}" {e.message}') from None
+    if out and not sum(out.values()) > 0:
+        raise FormatError(where, "the weights must not all be 0")
+    return out
 
 
 def check_object(param: Param, value: Any, where: str) -> dict:

@@ -39,6 +39,8 @@ class Routing:
         hit = np.zeros(len(out), dtype=bool)
         if self._caches:
             at_cache = (net.st_kind[out.st] == CACHE) & (out.cls == 0)
+            if self._joins_on and at_cache.any():   # a cache holds items, not joins (table_routing.py)
+                at_cache &= ~self._is_join(out)
             if at_cache.any():
                 u_hit = uniform(out.key, out.hop, CACHE_HIT)
                 u_stale = uniform(out.key, out.hop, CACHE_STALE)
@@ -62,6 +64,11 @@ class Routing:
             key = fwd.st + (u[cont] if len(end) else u)
             idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
             target = self._registered_only(net.route_target[idx], fwd.key, fwd.hop)
+            if self._parts is not None:   # only the database that holds the table; joins query both (table_routing.py)
+                target, copies, src = self._partition_targets(target, fwd)
+                if len(copies):
+                    self._flow(src, copies.st, copies.fin)
+                    self._deliver(copies, inbox)
             if self._sharded:   # the shard that owns the key; cross-shard queries to every shard (sharding.py)
                 target, copies, src = self._shard_targets(target, fwd)
                 if len(copies):
@@ -239,6 +246,8 @@ class Routing:
         if n == 0:
             return
         lat = done.fin[ok] - done.birth[ok]
+        if self._parts is not None:   # served per table (table_routing.py)
+            self._count_tables(done.take(ok))
         self.served += n
         self._lat_ns_total += int(np.rint(lat * 1e9).astype(np.int64).sum())
         self._hist_total += np.bincount(latency_bins(lat), minlength=N_BINS)

@@ -69,6 +69,12 @@ def param_schema(p: Param) -> dict[str, Any]:
         if p.maximum is not None:
             item["maximum"] = p.maximum
         out = {"type": "array", "items": item, "minItems": 1, "maxItems": 1000}
+    elif t == "names":
+        out = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 64},
+               "uniqueItems": True, "maxItems": int(p.maximum or 1000)}
+    elif t == "weights":
+        out = {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1e9},
+               "maxProperties": 1000}
     elif t == "object":
         out = _object_schema(p)
     else:  # pragma: no cover - params.check_value refuses unknown types too

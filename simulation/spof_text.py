@@ -50,6 +50,13 @@ def _why_partial(doc: Document, node_id: str, reads: float, writes: float) -> st
     """Why nothing takes over the share that a partial SPOF loses."""
     kind, p, n = doc.kind(node_id), doc.params(node_id), machines(doc, node_id)
     preds = list(doc.predecessors(node_id))
+    if kind == "database" and p.get("tables") and n < 2:   # partitioning.py
+        from .partitioning import joined_tables
+        joins = bool(joined_tables(doc) & set(p["tables"]))
+        names = ", ".join(p["tables"])
+        return (f"it is the only home of table{'s' if len(p['tables']) > 1 else ''} {names}: the queries for "
+                f"{'them' if len(p['tables']) > 1 else 'it'} fail{' (and the joins that need it)' if joins else ''}, "
+                "the other tables are served")
     if kind == "database" and int(p.get("shards", 1)) > 1 and not int(p["read_replicas"]):
         cross = ", and so do the cross-shard queries, which need every shard" if any(
             float(doc.params(c).get("cross_shard_share", 0)) > 0 for c in doc.node_ids() if doc.kind(c) == "client") else ""

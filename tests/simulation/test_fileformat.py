@@ -544,6 +544,11 @@ def value_of(param) -> st.SearchStrategy:
         return st.sampled_from(param.choices)
     if param.type == "object":
         return pattern_strategy()
+    tables = st.sampled_from(["users", "flights", "flights_domestic", "orders"])
+    if param.type == "names":   # a join names two tables or none (kinds.cross_check)
+        return st.lists(tables, unique=True, max_size=int(param.maximum or 3)).filter(lambda v: len(v) != 1)
+    if param.type == "weights":
+        return st.dictionaries(tables, st.floats(0.01, 100), max_size=3)
     raise AssertionError(param.type)
 
 

@@ -28,6 +28,7 @@ KNOWN_KEYWORDS = {
     "$schema", "$id", "$ref", "$defs", "title", "description", "default", "x-unit", "type", "enum", "const",
     "minimum", "maximum", "exclusiveMinimum", "minItems", "maxItems", "items", "properties", "required",
     "additionalProperties", "pattern", "maxLength", "allOf", "if", "then",
+    "minLength", "uniqueItems", "maxProperties",
 }
 
 
@@ -79,13 +80,19 @@ def validate(value: Any, schema: Any, root: dict, where: str = "$") -> list[str]
             errors.append(f"{where}: pattern")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             errors.append(f"{where}: too long")
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            errors.append(f"{where}: too short")
     if isinstance(value, list):
         if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", math.inf):
             errors.append(f"{where}: length")
+        if schema.get("uniqueItems") and len({json.dumps(v, sort_keys=True) for v in value}) < len(value):
+            errors.append(f"{where}: not unique")
         if "items" in schema:
             for i, item in enumerate(value):
                 errors += validate(item, schema["items"], root, f"{where}[{i}]")
     if isinstance(value, dict):
+        if len(value) > schema.get("maxProperties", math.inf):
+            errors.append(f"{where}: too many properties")
         props = schema.get("properties", {})
         for key in schema.get("required", []):
             if key not in value:

@@ -1,0 +1,244 @@
+"""Partitioning by table: which database holds which tables, and where a request goes.
+
+A database declares the ``tables`` it holds (empty: every table); a client declares
+its ``table_mix`` (which tables its requests touch) and a ``join_share`` of requests
+that join the two ``join_tables`` (empty: the two most-used tables of its mix).
+
+- A request touches one table drawn from its client's mix (a hash of its key, so
+  every hop agrees). At a server or a cache with databases downstream (directly or
+  through caches), it goes only towards the database that holds its table; the other
+  downstream nodes get none of it. Within those, by capacity, as before.
+- A join whose tables are held by two different databases queries both, one after
+  the other (an app that runs two queries and joins in code): the request goes on
+  to one of them (the deeper one in the graph; the first join table on a tie) and,
+  where its path leaves the other, the server sends the second query straight to
+  that database (past any cache: joins are never cache hits). Both are admitted when
+  the server sends them; the request answers after its own path plus the second
+  query's response time, and fails if either is refused (queue full, database down)
+  or gives up. The second query is internal work (not a user request), like a
+  cross-shard copy (sharding.py), told apart by its key (kept until its request
+  reaches its own database); a write it makes is applied by the replicas.
+- With no table mix anywhere, nothing changes: a server splits its calls over its
+  databases in proportion to capacity, as if they were copies (a pool).
+
+Consistency (checked when compiling, one line naming the node and the table): at
+every server (and every cache a client or balancer reaches) whose downstream
+databases are partitioned, each table its clients use is held by exactly one of those
+databases, and every client reaching it has a mix.
+
+This module is the plan, which the compiler and the structural SPOF analysis
+(analysis.py) share; table_routing.py is the engine's side (routes and joins).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+
+
+class PartitionError(ValueError):
+    """The tables of a document are inconsistent; the message names the node and the table."""
+
+
+@dataclass
+class Plan:
+    """Where each view of a request goes. A view is a table (0..T-1) or a join (T..)."""
+    tables: list[str]
+    joins: list[tuple[str, str]]                       # view T + k is joins[k]
+    client_mix: dict[int, np.ndarray]                  # client node -> weights over tables (sums to 1)
+    client_join: dict[int, tuple[float, int]]          # client node -> (join share, join view)
+    routes: dict[tuple[int, int], list[tuple[int, float, int]]] = field(default_factory=dict)
+    # (node, view) -> [(successor, probability, database of the second query or -1)]
+
+    @property
+    def n_views(self) -> int:
+        return len(self.tables) + len(self.joins)
+
+    def client_views(self, ids: list[str]) -> dict[str, list[tuple[int, float]]]:
+        """Per client with a mix: [(view, share of its requests)]."""
+        out = {}
+        for c, w in self.client_mix.items():
+            share, jv = self.client_join.get(c, (0.0, -1))
+            out[ids[c]] = [(v, (1 - share) * float(x)) for v, x in enumerate(w) if x > 0] + \
+                ([(jv, share)] if jv >= 0 else [])
+        return out
+
+
+def plan_views(plan: Plan, doc) -> list[dict[str, list[tuple[str, float, str | None]]]]:
+    """Per view: node id -> [(successor id, probability, database of the second query or None)]."""
+    ids = doc.node_ids()
+    out: list[dict] = [{} for _ in range(plan.n_views)]
+    for (n, v), entries in plan.routes.items():
+        out[v][ids[n]] = [(ids[j], p, ids[d] if d >= 0 else None) for j, p, d in entries]
+    return out
+
+
+def _reach(ids, kinds, succ_of) -> list[frozenset[int]]:
+    """The databases each node reaches through caches only (a database: itself)."""
+    memo: dict[int, frozenset[int]] = {}
+
+    def go(i: int, depth: int = 0) -> frozenset[int]:
+        if i not in memo:
+            if kinds[i] == "database":
+                memo[i] = frozenset((i,))
+            elif depth > 10_000:   # the loader refuses loops; a chain of caches is never this long
+                memo[i] = frozenset()
+            else:
+                memo[i] = frozenset().union(*[go(j, depth + 1) for j in succ_of[i]
+                                              if kinds[j] in ("cache", "database")])
+        return memo[i]
+    return [go(i) if kinds[i] in ("server", "cache", "database") else frozenset() for i in range(len(ids))]
+
+
+def _descendants(start: int, succ_of) -> set[int]:
+    seen, stack = {start}, [start]
+    while stack:
+        for j in succ_of[stack.pop()]:
+            if j not in seen:
+                seen.add(j)
+                stack.append(j)
+    return seen
+
+
+def build_plan(ids: list[str], kinds: list[str], params: list[dict], succ_of: list[list[int]],
+               level: Callable[[int], int], capacity: Callable[[int], float]) -> Plan | None:
+    """The routes by table, after checking that every table is held exactly once
+    where it is needed; None when no client declares a table mix (today's routing)."""
+    held = {i: list(params[i].get("tables") or []) for i, k in enumerate(kinds) if k == "database"}
+    clients = [i for i, k in enumerate(kinds) if k == "client"]
+    mixes = {c: {t: w for t, w in (params[c].get("table_mix") or {}).items() if w > 0} for c in clients}
+    if not any(held.values()) and not any(mixes.values()):
+        return None
+    reach = _reach(ids, kinds, succ_of)
+
+    def holds(d: int, t: str) -> bool:
+        return not held[d] or t in held[d]
+
+    def used(c: int) -> list[str]:
+        extra = list(_join_pair(params[c], mixes[c], ids[c])) if float(params[c].get("join_share", 0)) > 0 else []
+        return list(mixes[c]) + [t for t in extra if t not in mixes[c]]
+
+    reached_by: dict[int, list[int]] = {}
+    for c in clients:
+        for n in _descendants(c, succ_of):
+            reached_by.setdefault(n, []).append(c)
+    for n, k in enumerate(kinds):
+        dbs = sorted(reach[n])
+        entry_cache = k == "cache" and any(kinds[q] in ("client", "load_balancer")
+                                           for q in range(len(ids)) if n in succ_of[q])
+        if not (k == "server" or entry_cache) or not dbs:
+            continue
+        who = reached_by.get(n, [])
+        if not any(held[d] for d in dbs) and not any(mixes[c] for c in who):
+            continue   # a pool: no tables here (capacity-proportional split)
+        what = f'{k} "{ids[n]}"'
+        for c in who:
+            if not mixes[c] and len(dbs) > 1:
+                raise PartitionError(f'client "{ids[c]}": it has no table_mix, but {what} calls databases that '
+                                     f'hold tables ({_names(ids, dbs)}): say which tables its requests touch')
+            for t in used(c) if mixes[c] else []:
+                have = [d for d in dbs if holds(d, t)]
+                if not have:
+                    raise PartitionError(f'{what}: no database it calls holds table "{t}" (used by client '
+                                         f'"{ids[c]}"); add "{t}" to the tables of one of {_names(ids, dbs)}')
+                if len(have) > 1:
+                    raise PartitionError(f'{what}: table "{t}" is held by two databases it calls, "{ids[have[0]]}" '
+                                         f'and "{ids[have[1]]}"; a table must be held by exactly one (for copies of '
+                                         f'a table, give one database read_replicas or shards)')
+    if not any(mixes.values()):
+        return None
+    tables = sorted({t for c in clients if mixes[c] for t in used(c)})
+    tindex = {t: v for v, t in enumerate(tables)}
+    joins: list[tuple[str, str]] = []
+    client_mix, client_join = {}, {}
+    for c in clients:
+        if not mixes[c]:
+            continue
+        w = np.zeros(len(tables))
+        for t, x in mixes[c].items():
+            w[tindex[t]] = x
+        client_mix[c] = w / w.sum()
+        share = float(params[c].get("join_share", 0.0))
+        if share > 0:
+            pair = _join_pair(params[c], mixes[c], ids[c])
+            if pair not in joins:
+                joins.append(pair)
+            client_join[c] = (share, len(tables) + joins.index(pair))
+    plan = Plan(tables, joins, client_mix, client_join)
+
+    def holder(n: int, t: str) -> int:
+        have = [d for d in sorted(reach[n]) if holds(d, t)]
+        return have[0] if have else -1
+
+    def leads(j: int, t: str) -> bool:
+        return kinds[j] in ("cache", "database") and any(holds(d, t) for d in reach[j])
+
+    for n, k in enumerate(kinds):
+        if k not in ("server", "cache") or not reach[n]:
+            continue
+        for v in range(plan.n_views):
+            if v < len(tables):
+                go, other = tables[v], None
+            else:
+                a, b = joins[v - len(tables)]
+                ha, hb = holder(n, a), holder(n, b)
+                if ha < 0 and hb < 0:
+                    continue
+                if ha < 0 or hb < 0 or ha == hb:
+                    go, other = (a if ha >= 0 else b), None     # one database does the whole join
+                else:
+                    go, other = (a, b) if level(ha) >= level(hb) else (b, a)
+            elig = [j for j in succ_of[n] if leads(j, go)]
+            if not elig:
+                continue
+            caps = np.array([capacity(j) for j in elig], dtype=float)
+            plan.routes[(n, v)] = [(j, float(c / caps.sum()),
+                                    holder(n, other) if other is not None and not leads(j, other) else -1)
+                                   for j, c in zip(elig, caps)]
+    return plan
+
+
+def _join_pair(p: dict, mix: dict[str, float], name: str) -> tuple[str, str]:
+    pair = list(p.get("join_tables") or [])
+    if not pair:
+        pair = [t for t, _ in sorted(mix.items(), key=lambda kv: -kv[1])[:2]]
+    if len(pair) < 2:
+        raise PartitionError(f'client "{name}": join_share > 0 needs two tables to join: set join_tables, '
+                             f"or put two tables in its table_mix")
+    return pair[0], pair[1]
+
+
+def joined_tables(doc) -> set[str]:
+    """The tables some client joins (join_share > 0)."""
+    out: set[str] = set()
+    for c in doc.node_ids():
+        p = doc.params(c) if doc.kind(c) == "client" else None
+        if p and float(p["join_share"]) > 0:
+            try:
+                out.update(_join_pair(p, {t: w for t, w in p["table_mix"].items() if w > 0}, c))
+            except PartitionError:
+                pass
+    return out
+
+
+def _names(ids: list[str], nodes) -> str:
+    return ", ".join(f'"{ids[d]}"' for d in nodes)
+
+
+def doc_plan(doc) -> Plan | None:
+    """The plan of a document (for the structural analysis); None if it has no table mix
+    or its tables are inconsistent (compiling says why)."""
+    from .compiler import _node_capacity, _node_levels
+    ids = doc.node_ids()
+    index = {n: i for i, n in enumerate(ids)}
+    kinds = [doc.kind(n) for n in ids]
+    params = [doc.params(n) for n in ids]
+    succ_of = [[index[t] for t in doc.successors(n)] for n in ids]
+    levels = _node_levels(doc, ids)
+    try:
+        return build_plan(ids, kinds, params, succ_of, lambda i: levels[ids[i]],
+                          lambda i: _node_capacity(kinds[i], params[i]))
+    except PartitionError:
+        return None
