@@ -76,6 +76,11 @@ class Stations:
         self.rate = net.st_workers / net.st_mean_read if n else np.zeros(0)
         self.same_rw = net.st_mean_read == net.st_mean_write
         self.check_cost = np.array([b.check_cost_s for b in net.balancers] or [0.0])   # per balancer, s
+        # blocking servers (blocking.py): a worker that took a user request stays held (free = +inf)
+        # until its downstream answer returns; each admission lists (key, station, worker, end of service)
+        self.hold = np.asarray(getattr(net, "st_blocking", np.zeros(n, dtype=bool)), dtype=bool)
+        self.new_holds: list[tuple[np.ndarray, ...]] = []
+        self.last: tuple[Batch, np.ndarray] | None = None   # (sorted batch, status) of the last admission
 
     # ----- failures -----------------------------------------------------------------
     def refresh_up(self, now: float) -> tuple[np.ndarray, np.ndarray]:
@@ -158,7 +163,8 @@ class Stations:
         # Single-worker stations whose waiting room cannot overflow in this window:
         # the whole batch in closed form (Lindley's recursion as a running maximum).
         sizes = np.diff(np.append(group_start, n))
-        easy = (net.st_workers[gst] == 1) & self.up[gst] & (in_system[gst] + sizes <= net.st_queue_limit[gst])
+        easy = (net.st_workers[gst] == 1) & self.up[gst] & (in_system[gst] + sizes <= net.st_queue_limit[gst]) \
+            & ~self.hold[gst]
         if easy.all():
             bad = self._closed_form(b, None, a_ns, service, group_of, rank, sizes)
             rounds = bad if bad is not None else np.zeros(n, dtype=bool)
@@ -173,6 +179,7 @@ class Stations:
         if rounds.any():
             idx = np.nonzero(rounds)[0]
             self._rounds(b, idx, a_ns[idx], rank[idx], service[idx], status)
+        self.last = (b, status)
         if not status.any():
             e = Batch.empty()
             return b, e, e
@@ -281,7 +288,10 @@ class Stations:
                 b.flags[idx[give_up]] |= FLAG_TIMEOUT
             if ok.any():
                 so, wo = s[ok], w[ok]
-                self.free[so, wo] = t1_s[ok]
+                held = self.hold[so] & ((b.flags[idx[ok]] & FLAG_CHECK) == 0)
+                self.free[so, wo] = np.where(held, np.inf, t1_s[ok])
+                if held.any():
+                    self.new_holds.append((b.key[idx[ok]][held], so[held], wo[held], t1_s[ok][held]))
                 has_ring = rlen[ok] > 0
                 if has_ring.any():
                     self.ring[slot[ok][has_ring]] = t0_s[ok][has_ring]
