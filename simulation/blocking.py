@@ -54,12 +54,18 @@ class Blocking:
         self._held_lost = 0            # entries whose request vanished unreleased (a bug if > 0)
         self._readmit = True           # after a (re)compile: waiting requests at non-blocking stations
         self._bump: float | None = None
+        self._bumps = 0                # one-nanosecond steps taken (ties at one instant)
+        self._late_checks: dict[int, Batch] = {}   # health checks at blocking servers still waiting
         self._cur_inbox: list[list[Batch]] | None = None
         if not self._holding:
             return
         self._lb = int(net.st_level[hold].min())
         self._hold_levels = set(np.unique(net.st_level[hold]).tolist())
         self._terminal = ~self._has_route & (net.st_kind != LB) & (net.st_kind != CACHE)
+        # local sessions at blocking servers follow their requests in arrival order, when they
+        # arrive (admission there is decided out of order): see _take_arrivals
+        self._local_hold = self._is_local_server & hold
+        self._is_local_server = self._is_local_server & ~hold
 
     # ----- the table of held workers --------------------------------------------------------
     def _add_holds(self) -> None:
@@ -107,6 +113,18 @@ class Blocking:
             gone = np.nonzero(np.isin(self._h_st, stations))[0]
             self._free_held(gone, np.full(len(gone), self.now))
 
+    def _undecided_from(self) -> int | float:
+        """The first second in which a request still waits undecided at a blocking server
+        (its failure, if it fails at arrival, is booked in that second): keep it open."""
+        first = math.inf
+        for lv in self._hold_levels:
+            p = self.pending[lv]
+            if len(p):
+                w = np.isinf(p.start)
+                if w.any():
+                    first = min(first, math.floor(float(p.arr[w].min())))
+        return first
+
     def _held_count(self, tau: float) -> np.ndarray:
         """Workers held at each station at ``tau`` beyond their own service (connections)."""
         past = self._h_from <= tau
@@ -152,6 +170,9 @@ class Blocking:
             if not moved:   # ties at one instant: step one nanosecond
                 lv = min(lv for lv, h in H.items() if h < t1)
                 self._bump = H[lv] + STEP_S
+                self._bumps += 1
+            else:
+                self._bump = None
         else:
             raise SimulationError(f"blocking servers: the window {t0:.6f}–{t1:.6f} s did not settle "
                                   f"in {limit} sweeps")
@@ -178,6 +199,14 @@ class Blocking:
             if len(later):
                 inbox[lv].append(later)
             arrivals = now_part
+            if self._local_hold.any() and len(arrivals):
+                self._local_sessions(arrivals, self._local_hold[arrivals.st] & ((arrivals.flags & FLAG_CHECK) == 0))
+        late = self._late_checks.pop(lv, None)
+        if late is not None:
+            due, wait = late.split(late.arr < before)
+            if len(wait):
+                self._late_checks[lv] = wait
+            arrivals = Batch.concat([arrivals, due])
         return Batch.concat([arrivals, self._due_checks(lv, float(np.nextafter(before, -np.inf)))])
 
     def _admit_arrivals(self, lv: int, cap: float, inbox: list[list[Batch]]) -> float:
@@ -192,9 +221,8 @@ class Blocking:
         if not len(rest):
             return
         chk = (rest.flags & FLAG_CHECK) != 0
-        if chk.any():
-            c = Batch.concat([rest.take(chk), self._checks[lv]])
-            self._checks[lv] = c.take(np.argsort(c.arr, kind="stable"))
+        if chk.any():   # kept here: the next window queues its own checks afresh (health.py)
+            self._late_checks[lv] = Batch.concat([self._late_checks.get(lv, Batch.empty()), rest.take(chk)])
             rest = rest.take(~chk)
         came = rest.arr < F
         if came.any():
@@ -272,7 +300,8 @@ class Blocking:
             s, w, lb = unc
             st.free[s, w] = lb
             st.hold = np.zeros_like(real.hold)
-        st.admit(cand.take(np.arange(len(cand))), np.zeros(self.net.n_stations, dtype=np.int64))
+        st.admit(cand.take(np.arange(len(cand))), np.bincount(self.pending[int(self.net.st_level[cand.st[0]])].st,
+                                                              minlength=self.net.n_stations))
         return st.last
 
     def _known_releases(self, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

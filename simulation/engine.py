@@ -195,6 +195,8 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
             if self.in_flight > MAX_IN_FLIGHT:
                 self._too_many_in_flight()
             closed = math.floor(self.now + 1e-9) - self.metrics.seconds
+            if self._holding:   # a second stays open while a request that arrived in it is undecided
+                closed = min(closed, self._undecided_from() - self.metrics.seconds)
             if closed > 0:
                 self._close_seconds(closed)
         # What is due exactly at the stop (an event at t_end) happens when the run goes on:

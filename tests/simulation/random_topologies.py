@@ -55,6 +55,8 @@ def random_topology(seed: int, duration_s: float = 20.0) -> Document:
                   "replicas": r.randint(1, 3), "service": r.choice(["exponential", "deterministic"]),
                   "sessions": r.choice(["local", "cookie"] + (["database"] if store else [])),
                   "cache_max_age_s": r.choice([0.0, 0.0, 5.0]), "etag": r.random() < 0.3}
+        if random.Random(seed * 7919 + s).random() < 0.3:   # own stream: the other draws stay as they were
+            params["blocking_calls"] = True
         if autoscale:
             params.update(autoscale=True, min_replicas=1, max_replicas=r.randint(2, 6), scale_interval_s=2.0,
                           boot_time_s=r.choice([0.0, 3.0]), scale_down_delay_s=4.0)
