@@ -56,6 +56,7 @@ class Blocking:
         self._bump: float | None = None
         self._bumps = 0                # one-nanosecond steps taken (ties at one instant)
         self._late_checks: dict[int, Batch] = {}   # health checks at blocking servers still waiting
+        self._chunk: dict[int, int] = {}   # per level: arrivals per blocking station looked at in a sweep
         self._cur_inbox: list[list[Batch]] | None = None
         if not self._holding:
             return
@@ -243,8 +244,9 @@ class Blocking:
         # a bounded look-ahead: the arrivals up to the CHUNK-th next one per blocking station
         arrivals = Batch.concat(inbox[lv])
         n_hold = int(self.stations.hold[self.net.levels[lv]].sum())
-        if len(arrivals) > CHUNK * n_hold:
-            cap = min(cap, float(np.partition(arrivals.arr, CHUNK * n_hold)[CHUNK * n_hold]))
+        chunk = self._chunk.get(lv, CHUNK) * n_hold   # grows while nothing waits, back to CHUNK when something does
+        if len(arrivals) > chunk:
+            cap = min(cap, float(np.partition(arrivals.arr, chunk)[chunk]))
         batch = Batch.concat([deferred, self._take_arrivals(lv, cap, inbox)])
         hold = self.stations.hold[batch.st]
         cand, other = batch.split(hold)
@@ -255,16 +257,18 @@ class Blocking:
             cand = cand.take(np.lexsort((cand.arr, cand.st)))
             head = np.r_[True, cand.st[1:] != cand.st[:-1]]
             rank = np.arange(len(cand)) - np.maximum.accumulate(np.where(head, np.arange(len(cand)), 0))
-            if (rank >= PER_STATION).any():   # decide the first few per station; the next ones wait
-                later = cand.take(rank >= PER_STATION)
-                nxt_st, nxt_arr = cand.st[rank == PER_STATION], cand.arr[rank == PER_STATION]
-                cand = cand.take(rank < PER_STATION)
+            per_station = max(PER_STATION, self._chunk.get(lv, CHUNK))
+            if (rank >= per_station).any():   # decide the first few per station; the next ones wait
+                later = cand.take(rank >= per_station)
+                nxt_st, nxt_arr = cand.st[rank == per_station], cand.arr[rank == per_station]
+                cand = cand.take(rank < per_station)
             unc = self._known_releases(t1)
             (bo, so), (bp, sp) = self._trial(cand, unc, True), self._trial(cand, unc, False)
             both = (so == ADMITTED) & (sp == ADMITTED)
             differ = (so != sp) | (both & ((bo.start != bp.start) | (((bo.flags ^ bp.flags) & FLAG_TIMEOUT) != 0)))
             pos = np.arange(len(cand))
             first = np.full(self.net.n_stations, len(cand))
+            self._chunk[lv] = CHUNK if differ.any() else min(self._chunk.get(lv, CHUNK) * 2, 64 * CHUNK)
             if differ.any():
                 np.minimum.at(first, cand.st[differ], pos[differ])
                 j = np.unique(first[cand.st[differ]])
