@@ -93,6 +93,11 @@ def random_topology(seed: int, duration_s: float = 20.0) -> Document:
     # least response time decides one tick at a time: 1 ms ticks make it slow, not wrong
     lrt = any(d.kind(n) == "load_balancer" and d.params(n)["algorithm"] == "least_response_time"
               for n in d.node_ids())
+    # so do least connections and power of two in front of blocking servers (blocking.py)
+    lrt = lrt or (any(d.kind(n) == "server" and d.params(n)["blocking_calls"] for n in d.node_ids())
+                  and any(d.kind(n) == "load_balancer" and d.params(n)["algorithm"] in ("least_connections",
+                                                                                          "power_of_two")
+                          for n in d.node_ids()))
     d.set_settings(seed=seed, tick_ms=r.choice([10.0, 20.0] if lrt else [1.0, 10.0, 20.0]), duration_s=duration_s)
     return d
 
