@@ -168,6 +168,7 @@ class Network:
     estimate: budget.Estimate | None = None   # sizes and memory the document implies (budget.py)
     shards: list[ShardedDatabase] = field(default_factory=list)   # sharded databases (sharding.py)
     partitions: StationRoutes | None = None   # routes by table (table_routing.py); None: no table mix
+    st_blocking: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # servers with blocking_calls
 
     @property
     def n_stations(self) -> int:
@@ -355,7 +356,9 @@ def compile_document(doc: Document) -> Network:
         clients=clients, balancers=balancers, st_balancer=st_balancer, levels=levels,
         edge_index=edge_index, edges=edges, total_users=offset,
         # least response time, and multi-primary databases (replication.py): one-tick windows
-        dynamic=any(b.algorithm == "least_response_time" for b in balancers) or any(d.primaries > 1 for d in databases),
+        dynamic=any(b.algorithm == "least_response_time" for b in balancers) or any(d.primaries > 1 for d in databases)
+        or (any(params[i].get("blocking_calls", False) for i in range(len(ids)) if kinds[i] == "server")
+            and any(b.algorithm in ("least_connections", "power_of_two") for b in balancers)),
         scalers=scalers,
         caches=caches,
         failovers=failovers,
@@ -366,6 +369,8 @@ def compile_document(doc: Document) -> Network:
         estimate=estimate,
         shards=shards,
         partitions=partitions,
+        st_blocking=np.array([kinds[i] == "server" and bool(params[i].get("blocking_calls", False)) for i in cols[0]],
+                             dtype=bool),
     )
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from .arrivals import Arrivals
 from .autoscaling import Autoscaler
+from .blocking import Blocking
 from .budget import MAX_IN_FLIGHT, BudgetError, check_work, in_flight_message, peak_factor as _peak_factor
 from .caching import CacheModel, zipf_cdf
 from .compiler import SERVER, EdgeLookup, Network, SimulationError, compile_document
@@ -61,7 +62,8 @@ def _check_work(document: Document, duration_s: float) -> None:
         raise SimulationError(str(e)) from None
 
 
-class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSecond, Sharding, Partitioning):
+class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSecond, Sharding, Partitioning,
+                 Blocking):
     """A running simulation of a document. See ``docs/engine-api.md``."""
 
     def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 10.0,
@@ -127,6 +129,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         # A window holds its requests in memory (~400 bytes each): keep it to ~100,000 arrivals.
         peak = sum(c.rate_rps * _peak_factor(c.pattern) for c in net.clients)
         self._window_cap = min(self.max_window_s, max(self.tick_s, 100_000.0 / peak if peak > 0 else self.max_window_s))
+        self._setup_blocking()   # servers whose workers wait for their downstream calls (blocking.py)
 
     def _cache_models(self, net: Network) -> dict[int, CacheModel]:
         if not net.caches:
@@ -195,6 +198,8 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
             if self.in_flight > MAX_IN_FLIGHT:
                 self._too_many_in_flight()
             closed = math.floor(self.now + 1e-9) - self.metrics.seconds
+            if self._holding:   # a second stays open while a request that arrived in it is undecided
+                closed = min(closed, self._undecided_from() - self.metrics.seconds)
             if closed > 0:
                 self._close_seconds(closed)
         # What is due exactly at the stop (an event at t_end) happens when the run goes on:
@@ -312,8 +317,11 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
             self.counts[counter] += len(times)
             self.ledger.book_count(counter, times)
 
-    def _fail(self, cause: str, times: np.ndarray) -> None:
+    def _fail(self, cause: str, times: np.ndarray, keys: np.ndarray | None = None) -> None:
+        """Count failures at ``times``; ``keys``: the failed requests (they free held workers)."""
         if len(times):
+            if keys is not None and self._holding:
+                self._release(keys, times)
             k = CAUSE_INDEX[cause]
             self.failed_by_cause[k] += len(times)
             self.ledger.book_failed(k, times)
@@ -323,37 +331,47 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         net = self.net
         inbox: list[list[Batch]] = [[] for _ in net.levels]
         self._generate(t0, t1, inbox)
+        if self._readmit:
+            self._readmit_waiting(inbox)
         marks = [float(k) for k in range(math.floor(t0) + 1, math.floor(t1 + 1e-9) + 1)]
-        for lv in range(len(net.levels)):
-            checks = self._due_checks(lv)   # health checks at this level's backends (health.py)
-            if inbox[lv] or len(checks) or (self._replicated and lv in self._apply_levels):
-                self._admit_level(lv, Batch.concat(inbox[lv] + [checks]), t1)
-            p = self.pending[lv]
-            if not len(p):
-                continue
-            served_here = (p.flags & FLAG_TIMEOUT) == 0
-            self.ledger.book_busy(p.st[served_here], p.start[served_here], p.fin[served_here], t0, t1)
-            for k in marks:
-                w = (p.arr <= k) & (p.start > k)
-                if w.any():
-                    snap = self._queue_snap.setdefault(int(round(k)), np.zeros(net.n_stations))
-                    snap += np.bincount(p.st[w], minlength=net.n_stations)
-            done = p.fin < t1
-            if not done.any():
-                continue
-            out, self.pending[lv] = p.split(done)
-            out = out.users_only()          # internal work (replicas applying writes) ends here
-            self.ledger.book_done(out.st, out.fin)
-            gave_up = (out.flags & FLAG_TIMEOUT) != 0
-            if gave_up.any():
-                self._fail("timeout", out.fin[gave_up])
-                out = out.take(~gave_up)
-            if len(out):
-                if self._track_latency:
-                    self._update_ewma(out)
-                self._route(out, inbox)
+        if self._holding:   # blocking servers: sweeps over the levels (blocking.py)
+            self._blocking_window(t0, t1, inbox, marks)
+        else:
+            for lv in range(len(net.levels)):
+                checks = self._due_checks(lv)   # health checks at this level's backends (health.py)
+                if inbox[lv] or len(checks) or (self._replicated and lv in self._apply_levels):
+                    self._admit_level(lv, Batch.concat(inbox[lv] + [checks]), t1)
+                self._settle_level(lv, t0, t1, marks, inbox)
         if self._caches:
             self._forget_cache_states()
+
+    def _settle_level(self, lv: int, t0: float, t1: float, marks: list[float], inbox: list[list[Batch]]) -> None:
+        """Book a level's work in [t0, t1) and route its requests that finish before t1."""
+        net = self.net
+        p = self.pending[lv]
+        if not len(p):
+            return
+        served_here = (p.flags & FLAG_TIMEOUT) == 0
+        self.ledger.book_busy(p.st[served_here], p.start[served_here], p.fin[served_here], t0, t1)
+        for k in marks:
+            w = (p.arr <= k) & (p.start > k)
+            if w.any():
+                snap = self._queue_snap.setdefault(int(round(k)), np.zeros(net.n_stations))
+                snap += np.bincount(p.st[w], minlength=net.n_stations)
+        done = p.fin < t1
+        if not done.any():
+            return
+        out, self.pending[lv] = p.split(done)
+        out = out.users_only()          # internal work (replicas applying writes) ends here
+        self.ledger.book_done(out.st, out.fin)
+        gave_up = (out.flags & FLAG_TIMEOUT) != 0
+        if gave_up.any():
+            self._fail("timeout", out.fin[gave_up], out.key[gave_up])
+            out = out.take(~gave_up)
+        if len(out):
+            if self._track_latency:
+                self._update_ewma(out)
+            self._route(out, inbox)
 
     def _admit_level(self, lv: int, batch: Batch, t1: float) -> None:
         """Admit a level's arrivals of this window. Stations are admitted independently,
@@ -382,8 +400,9 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
             admitted = self._join_admitted(admitted, full, down)
         if self._sharded:
             self._shard_rejects(full, down)
-        self._fail("queue_full", full.users_only().arr)
-        self._fail("backend_down", down.users_only().arr)
+        full, down = full.users_only(), down.users_only()
+        self._fail("queue_full", full.arr, full.key)
+        self._fail("backend_down", down.arr, down.key)
         self._sessions(admitted)
         self.pending[lv] = Batch.concat([self.pending[lv], admitted])
 

@@ -129,11 +129,12 @@ class Lifecycle:
         down, _ = self.stations.refresh_up(self.now)
         if len(down) == 0:
             return
+        self._drop_holds(down)   # blocking servers (blocking.py)
         for lv, batch in enumerate(self.pending):
             hit = np.isin(batch.st, down)
             if hit.any():
-                lost = batch.take(hit).user_count()
+                gone = batch.take(hit).users_only()
                 self.pending[lv] = batch.take(~hit)
-                self._fail("node_failed", np.full(lost, self.now))
+                self._fail("node_failed", np.full(len(gone), self.now), gone.key)
         orphan = np.isin(self.sessions, down.astype(np.int32))
         self.sessions[orphan] = ORPHANED

@@ -61,6 +61,8 @@ def migrate(sim: "Simulation", document: "Document") -> None:
             continue
         keep = sim.stations.worker_mask[new, :c] & old_st.worker_mask[old, :c]
         sim.stations.free[new, :c] = np.where(keep, old_st.free[old, :c], sim.stations.free[new, :c])
+    held = np.isinf(sim.stations.free) & sim.stations.worker_mask & sim.stations.up[:, None]
+    sim.stations.free[held] = sim.now   # workers held by blocking servers are free after an edit
     sim.ewma[mapping[mapping >= 0]] = old_ewma[mapping >= 0]
     # requests in flight
     lost = 0

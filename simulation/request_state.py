@@ -35,7 +35,15 @@ class RequestState:
                 for st in np.unique(b.st[at_cache]).tolist():
                     mine = b.st == st
                     self._caches[st].count(b.arr[mine], b.cls[mine] == 1)
-        local = np.nonzero(self._is_local_server[b.st])[0]
+        self._local_sessions(b, self._is_local_server[b.st])
+        dbs = self._is_db_server[b.st]
+        if dbs.any():
+            b.flags[dbs] |= FLAG_DB_SESSION
+
+    def _local_sessions(self, b: Batch, at_local: np.ndarray) -> None:
+        """Sessions in a server's memory: a request finds its user's session where the
+        user's previous request (in time order) left it, or loses it."""
+        local = np.nonzero(at_local)[0]
         if len(local):
             # A user's requests in time order: each one finds the session where the
             # previous one left it (the first one finds it where the last window did).
@@ -53,6 +61,3 @@ class RequestState:
             last = np.ones(len(order), dtype=bool)
             last[:-1] = first[1:]
             self.sessions[u[last]] = s[last]
-        dbs = self._is_db_server[b.st]
-        if dbs.any():
-            b.flags[dbs] |= FLAG_DB_SESSION

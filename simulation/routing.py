@@ -78,7 +78,7 @@ class Routing:
                 target = self._database_targets(target, fwd)
                 nowhere = target < 0
                 if nowhere.any():
-                    self._fail("no_healthy_backend", fwd.fin[nowhere])
+                    self._fail("no_healthy_backend", fwd.fin[nowhere], fwd.key[nowhere])
                     fwd, target = fwd.take(~nowhere), target[~nowhere]
             self._flow(fwd.st, target, fwd.fin)
             nxt = fwd.forward(target)
@@ -107,7 +107,7 @@ class Routing:
                             self.stations.registered[backends])
             none = pos < 0
             if none.any():
-                self._fail("no_healthy_backend", mine.fin[none])
+                self._fail("no_healthy_backend", mine.fin[none], mine.key[none])
                 mine = mine.take(~none)
                 pos = pos[~none]
             target = backends[pos]
@@ -151,7 +151,7 @@ class Routing:
                 pos = bs.choose(mine.user, mine.key, mine.hop, conn, lat, k, self.stations.registered[backends])
                 none = pos < 0
                 if none.any():
-                    self._fail("no_healthy_backend", mine.fin[none])
+                    self._fail("no_healthy_backend", mine.fin[none], mine.key[none])
                     mine, pos = mine.take(~none), pos[~none]
                 if len(mine):
                     target = backends[pos]
@@ -169,6 +169,8 @@ class Routing:
             if len(p):
                 conn += np.bincount(p.st, weights=((p.arr <= tau) & (p.fin > tau)).astype(float),
                                     minlength=net.n_stations)
+        if self._holding:
+            conn += self._held_count(tau)
         return conn[backends]
 
     def _balance_by_tick(self, bs: BalancerState, out: Batch) -> None:
@@ -191,10 +193,12 @@ class Routing:
                 if len(p):
                     conn += np.bincount(p.st, weights=((p.arr <= tau) & (p.fin > tau)).astype(float),
                                         minlength=net.n_stations)
+            if self._holding:
+                conn += self._held_count(tau)
             pos = bs.choose(mine.user, mine.key, mine.hop, conn[backends], None, k, self.stations.registered[backends])
             none = pos < 0
             if none.any():
-                self._fail("no_healthy_backend", mine.fin[none])
+                self._fail("no_healthy_backend", mine.fin[none], mine.key[none])
                 mine = mine.take(~none)
                 pos = pos[~none]
             if not len(mine):
@@ -208,11 +212,16 @@ class Routing:
         for lv in np.unique(lv_of):
             lv = int(lv)
             part = batch if len(np.unique(lv_of)) == 1 else batch.take(lv_of == lv)
-            part = Batch.concat([part, self._due_checks(lv, float(part.arr.max()), part.st)])   # checks due by now
+            if not (self._holding and lv >= self._lb):
+                part = Batch.concat([part, self._due_checks(lv, float(part.arr.max()), part.st)])   # checks due by now
+            if self._holding and lv >= self._lb:   # blocking servers admit in their sweeps (blocking.py)
+                self._cur_inbox[lv].append(part)
+                continue
             in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
             admitted, full, down = self._admit_users(part, in_system)
-            self._fail("queue_full", full.users_only().arr)
-            self._fail("backend_down", down.users_only().arr)
+            full, down = full.users_only(), down.users_only()
+            self._fail("queue_full", full.arr, full.key)
+            self._fail("backend_down", down.arr, down.key)
             self._sessions(admitted)
             self.pending[lv] = Batch.concat([self.pending[lv], admitted])
     def _connections(self) -> np.ndarray:
@@ -226,6 +235,8 @@ class Routing:
             if len(p):
                 total += np.bincount(p.st, minlength=n)
                 waiting += np.bincount(p.st, weights=(p.start > self.now).astype(float), minlength=n)
+        if self._holding:
+            total += self._held_count(self.now)
         return waiting, total
     def _deliver(self, batch: Batch, inbox: list[list[Batch]]) -> None:
         if not len(batch):
@@ -239,6 +250,8 @@ class Routing:
     def _finish(self, done: Batch) -> None:
         if not len(done):
             return
+        if self._holding:
+            self._release(done.key, done.fin)
         lost = (done.flags & FLAG_SESSION_LOST) != 0
         self._fail("session_lost", done.fin[lost])
         ok = ~lost

@@ -251,7 +251,7 @@ class Sharding:
         for cause, code in (("queue_full", 1), ("backend_down", 2)):
             bad = users[w == code]
             if len(bad):
-                self._fail(cause, p.arr[bad])
+                self._fail(cause, p.arr[bad], p.key[bad])
                 p.flags[bad] |= FLAG_INTERNAL       # its own shard's work goes on, nobody waits for it
         ok = w == 0
         u, mf = users[ok], max_fin[i[ok]]

@@ -44,6 +44,7 @@ def to_s(ns: np.ndarray) -> np.ndarray:
     return np.where(ns >= NEVER_NS, np.inf, ns / NS)
 
 ADMITTED, QUEUE_FULL, DOWN = 0, 1, 2
+SCALAR_PER_ROUND = 20   # below this many requests per round, admit one by one (same arithmetic, in Python ints)
 
 
 class Stations:
@@ -76,6 +77,11 @@ class Stations:
         self.rate = net.st_workers / net.st_mean_read if n else np.zeros(0)
         self.same_rw = net.st_mean_read == net.st_mean_write
         self.check_cost = np.array([b.check_cost_s for b in net.balancers] or [0.0])   # per balancer, s
+        # blocking servers (blocking.py): a worker that took a user request stays held (free = +inf)
+        # until its downstream answer returns; each admission lists (key, station, worker, end of service)
+        self.hold = np.asarray(getattr(net, "st_blocking", np.zeros(n, dtype=bool)), dtype=bool)
+        self.new_holds: list[tuple[np.ndarray, ...]] = []
+        self.last: tuple[Batch, np.ndarray] | None = None   # (sorted batch, status) of the last admission
 
     # ----- failures -----------------------------------------------------------------
     def refresh_up(self, now: float) -> tuple[np.ndarray, np.ndarray]:
@@ -158,7 +164,8 @@ class Stations:
         # Single-worker stations whose waiting room cannot overflow in this window:
         # the whole batch in closed form (Lindley's recursion as a running maximum).
         sizes = np.diff(np.append(group_start, n))
-        easy = (net.st_workers[gst] == 1) & self.up[gst] & (in_system[gst] + sizes <= net.st_queue_limit[gst])
+        easy = (net.st_workers[gst] == 1) & self.up[gst] & (in_system[gst] + sizes <= net.st_queue_limit[gst]) \
+            & ~self.hold[gst]
         if easy.all():
             bad = self._closed_form(b, None, a_ns, service, group_of, rank, sizes)
             rounds = bad if bad is not None else np.zeros(n, dtype=bool)
@@ -172,7 +179,11 @@ class Stations:
                     rounds[sel[bad]] = True
         if rounds.any():
             idx = np.nonzero(rounds)[0]
-            self._rounds(b, idx, a_ns[idx], rank[idx], service[idx], status)
+            if len(idx) <= SCALAR_PER_ROUND * (int(rank[idx].max()) + 1):   # few requests, many rounds
+                self._one_by_one(b, idx, a_ns[idx], service[idx], status)
+            else:
+                self._rounds(b, idx, a_ns[idx], rank[idx], service[idx], status)
+        self.last = (b, status)
         if not status.any():
             e = Batch.empty()
             return b, e, e
@@ -281,8 +292,55 @@ class Stations:
                 b.flags[idx[give_up]] |= FLAG_TIMEOUT
             if ok.any():
                 so, wo = s[ok], w[ok]
-                self.free[so, wo] = t1_s[ok]
+                held = self.hold[so] & ((b.flags[idx[ok]] & FLAG_CHECK) == 0)
+                self.free[so, wo] = np.where(held, np.inf, t1_s[ok])
+                if held.any():
+                    self.new_holds.append((b.key[idx[ok]][held], so[held], wo[held], t1_s[ok][held]))
                 has_ring = rlen[ok] > 0
                 if has_ring.any():
                     self.ring[slot[ok][has_ring]] = t0_s[ok][has_ring]
                 self.count[so] += 1
+
+    def _one_by_one(self, b: Batch, idx: np.ndarray, a_ns: np.ndarray, service: np.ndarray,
+                    status: np.ndarray) -> None:
+        """The rounds' arithmetic, request by request (``idx`` is in station, arrival order):
+        the same integer nanoseconds and tie rules, without numpy's per-call cost."""
+        net = self.net
+        n_ring = len(self.ring)
+        never = int(NEVER_NS)
+        sts, arr_s, flags = b.st[idx].tolist(), b.arr[idx].tolist(), b.flags[idx].tolist()
+        for k, (i, s, a, a_s, svc) in enumerate(zip(idx.tolist(), sts, a_ns.tolist(), arr_s, service.tolist())):
+            if not self.up[s]:
+                status[i] = DOWN
+                b.start[i] = b.fin[i] = a_s
+                continue
+            row = self.free[s].tolist()
+            w = min(range(len(row)), key=row.__getitem__)
+            f = int(np.rint(row[w] * NS)) if row[w] != np.inf else never
+            t0 = max(f, a)
+            limit, rlen, cnt = int(net.st_queue_limit[s]), int(self.ring_len[s]), int(self.count[s])
+            slot = int(self.ring_off[s]) + (cnt % rlen if rlen > 0 else 0)
+            oldest = float(self.ring[min(slot, n_ring - 1)]) if rlen > 0 and n_ring else np.inf
+            full = (t0 > a + TIE_NS) if limit == 0 else (cnt >= rlen and oldest > a_s + TIE_S)
+            if limit > RING_CAP:
+                full = (t0 - a) / NS * float(self.rate[s]) >= limit
+            timeout_s = float(net.st_timeout[s])
+            late = (t0 - a) > int(np.rint(timeout_s * NS)) + TIE_NS
+            if full:
+                status[i] = QUEUE_FULL
+                b.start[i] = t0 / NS
+                b.fin[i] = (t0 + svc) / NS
+                continue
+            if late:
+                b.start[i] = b.fin[i] = a_s + timeout_s
+                b.flags[i] |= FLAG_TIMEOUT
+                continue
+            t0_s, t1_s = t0 / NS, (t0 + svc) / NS
+            b.start[i], b.fin[i] = t0_s, t1_s
+            held = bool(self.hold[s]) and not (flags[k] & FLAG_CHECK)
+            self.free[s, w] = np.inf if held else t1_s
+            if held:
+                self.new_holds.append((b.key[i:i + 1].copy(), np.array([s]), np.array([w]), np.array([t1_s])))
+            if rlen > 0:
+                self.ring[slot] = t0_s
+            self.count[s] += 1

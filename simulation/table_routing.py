@@ -210,7 +210,7 @@ class Partitioning:
         for code, cause in ((FULL, "queue_full"), (DOWN, "backend_down")):
             bad = user[status == code]
             if len(bad):
-                self._fail(cause, b.arr[bad])
+                self._fail(cause, b.arr[bad], b.key[bad])   # frees a blocking server's worker
                 b.flags[bad] |= FLAG_INTERNAL       # its own query's work goes on; nobody waits for it
         go = (status == OK) | (status == GAVE_UP)
         pay = user[go]

@@ -55,6 +55,8 @@ def random_topology(seed: int, duration_s: float = 20.0) -> Document:
                   "replicas": r.randint(1, 3), "service": r.choice(["exponential", "deterministic"]),
                   "sessions": r.choice(["local", "cookie"] + (["database"] if store else [])),
                   "cache_max_age_s": r.choice([0.0, 0.0, 5.0]), "etag": r.random() < 0.3}
+        if random.Random(seed * 7919 + s).random() < 0.3:   # own stream: the other draws stay as they were
+            params["blocking_calls"] = True
         if autoscale:
             params.update(autoscale=True, min_replicas=1, max_replicas=r.randint(2, 6), scale_interval_s=2.0,
                           boot_time_s=r.choice([0.0, 3.0]), scale_down_delay_s=4.0)
@@ -91,6 +93,11 @@ def random_topology(seed: int, duration_s: float = 20.0) -> Document:
     # least response time decides one tick at a time: 1 ms ticks make it slow, not wrong
     lrt = any(d.kind(n) == "load_balancer" and d.params(n)["algorithm"] == "least_response_time"
               for n in d.node_ids())
+    # so do least connections and power of two in front of blocking servers (blocking.py)
+    lrt = lrt or (any(d.kind(n) == "server" and d.params(n)["blocking_calls"] for n in d.node_ids())
+                  and any(d.kind(n) == "load_balancer" and d.params(n)["algorithm"] in ("least_connections",
+                                                                                          "power_of_two")
+                          for n in d.node_ids()))
     d.set_settings(seed=seed, tick_ms=r.choice([10.0, 20.0] if lrt else [1.0, 10.0, 20.0]), duration_s=duration_s)
     return d
 

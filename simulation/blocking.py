@@ -1,0 +1,349 @@
+"""Blocking servers (``blocking_calls``): a worker stays busy until its downstream answer returns.
+
+A server with ``blocking_calls`` is thread-per-request (gunicorn sync workers, Django,
+Flask): the worker that took a request is *held* from the start of its service until
+the request leaves the network (answered, or failed downstream). Its station sets the
+worker's free time to +inf when it admits a user request (``stations.py``, ``hold``)
+and this module keeps a table of held workers (request key, station, worker, end of
+the server's own service) and frees each worker at the moment its request leaves.
+
+The catch is causality: the server's admission needs release times that its
+downstream computes later. Windows with blocking servers are therefore processed in
+*sweeps* over the levels from the lowest blocking level up, each level with its own
+horizon ``H`` (events before it are final; a level never runs ahead of the levels
+that feed it). At a blocking level, the waiting requests are admitted twice on copies
+of the stations: pessimistically (workers whose release is unknown are held for ever)
+and optimistically (they are free at a lower bound of their release: where their
+request now is). Admission is monotone in the workers' free times, so where the two
+agree (per station, up to the first request where they differ) the outcome is the
+true one and is committed; the rest waits (``start = +inf`` in ``pending``) until
+the downstream has advanced. The level's horizon then moves to the optimistic start
+of its first undecided request: nothing it sends later can arrive earlier. Each
+sweep advances some level past at least one event, so the loop is bounded by the
+window's events (a cap turns a bug into an error instead of a hang). A request that is
+at its last station (a database, a server without downstream calls) and ends inside
+the window releases its worker at its known end at once, which keeps sweeps few:
+about one per request while a blocking server has all its workers held.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+
+from .compiler import CACHE, LB, SimulationError
+from .flight import FLAG_CHECK, FLAG_INTERNAL, FLAG_TIMEOUT, Batch
+from .stations import ADMITTED
+
+PER_STATION = 6   # waiting requests per blocking station decided in one sweep
+CHUNK = 8      # arrivals per blocking station looked at in one sweep (rounds cost grows with it)
+STEP_S = 1e-9   # a horizon moves at least one nanosecond past the event that sets it
+
+
+class Blocking:
+    def _setup_blocking(self) -> None:
+        net = self.net
+        hold = self.stations.hold
+        self._holding = bool(hold.any())
+        self._h_key = np.zeros(0, dtype=np.uint64)
+        self._h_st = np.zeros(0, dtype=np.int64)
+        self._h_w = np.zeros(0, dtype=np.int64)
+        self._h_from = np.zeros(0)     # end of the server's own service: held beyond it
+        self._h_booked = np.zeros(0)   # busy time booked up to here
+        self._held_lost = 0            # entries whose request vanished unreleased (a bug if > 0)
+        self._readmit = True           # after a (re)compile: waiting requests at non-blocking stations
+        self._bump: float | None = None
+        self._bumps = 0                # one-nanosecond steps taken (ties at one instant)
+        self._late_checks: dict[int, Batch] = {}   # health checks at blocking servers still waiting
+        self._chunk: dict[int, int] = {}   # per level: arrivals per blocking station looked at in a sweep
+        self._cur_inbox: list[list[Batch]] | None = None
+        if not self._holding:
+            return
+        self._lb = int(net.st_level[hold].min())
+        self._hold_levels = set(np.unique(net.st_level[hold]).tolist())
+        self._terminal = ~self._has_route & (net.st_kind != LB) & (net.st_kind != CACHE)
+        # local sessions at blocking servers follow their requests in arrival order, when they
+        # arrive (admission there is decided out of order): see _take_arrivals
+        self._local_hold = self._is_local_server & hold
+        self._is_local_server = self._is_local_server & ~hold
+
+    # ----- the table of held workers --------------------------------------------------------
+    def _add_holds(self) -> None:
+        nh = self.stations.new_holds
+        if not nh:
+            return
+        self.stations.new_holds = []
+        fin = np.concatenate([h[3] for h in nh])
+        self._h_key = np.concatenate([self._h_key] + [h[0] for h in nh])
+        self._h_st = np.concatenate([self._h_st] + [h[1] for h in nh])
+        self._h_w = np.concatenate([self._h_w] + [h[2] for h in nh])
+        self._h_from = np.concatenate([self._h_from, fin])
+        self._h_booked = np.concatenate([self._h_booked, fin])
+
+    def _free_held(self, idx: np.ndarray, t: np.ndarray) -> None:
+        """Free the workers of entries ``idx`` at times ``t`` (booking their held time)."""
+        if not len(idx):
+            return
+        s, w = self._h_st[idx], self._h_w[idx]
+        t = np.maximum(t, self._h_from[idx])
+        up = self.stations.up[s] & np.isinf(self.stations.free[s, w])
+        self.stations.free[s[up], w[up]] = t[up]
+        lo = self._h_booked[idx]
+        if len(t) and (t > lo).any():
+            self.ledger.book_busy(s, lo, t, float(lo.min()), float(t.max()))
+        keep = np.ones(len(self._h_key), dtype=bool)
+        keep[idx] = False
+        for name in ("_h_key", "_h_st", "_h_w", "_h_from", "_h_booked"):
+            setattr(self, name, getattr(self, name)[keep])
+
+    def _release(self, keys: np.ndarray, times: np.ndarray) -> None:
+        """Requests leaving the network (answered or failed) at ``times`` free their workers."""
+        if not len(self._h_key) or not len(keys):
+            return
+        hit = np.nonzero(np.isin(self._h_key, keys))[0]
+        if not len(hit):
+            return
+        order = np.argsort(keys, kind="stable")
+        i = np.searchsorted(keys[order], self._h_key[hit])
+        self._free_held(hit, np.asarray(times, dtype=float)[order][i])
+
+    def _drop_holds(self, stations: np.ndarray) -> None:
+        """Stations that went down lose their held workers (their requests go on)."""
+        if len(self._h_key) and len(stations):
+            gone = np.nonzero(np.isin(self._h_st, stations))[0]
+            self._free_held(gone, np.full(len(gone), self.now))
+
+    def _undecided_from(self) -> int | float:
+        """The first second in which a request still waits undecided at a blocking server
+        (its failure, if it fails at arrival, is booked in that second): keep it open."""
+        first = math.inf
+        for lv in self._hold_levels:
+            p = self.pending[lv]
+            if len(p):
+                w = np.isinf(p.start)
+                if w.any():
+                    first = min(first, math.floor(float(p.arr[w].min())))
+        return first
+
+    def _held_count(self, tau: float) -> np.ndarray:
+        """Workers held at each station at ``tau`` beyond their own service (connections)."""
+        past = self._h_from <= tau
+        return np.bincount(self._h_st[past], minlength=self.net.n_stations)
+
+    def _readmit_waiting(self, inbox: list[list[Batch]]) -> None:
+        """After a recompile: requests left waiting (start = +inf) at stations that no
+        longer block are admitted again as arrivals."""
+        self._readmit = False
+        for lv, p in enumerate(self.pending):
+            wait = np.isinf(p.start) & ~self.stations.hold[p.st] if len(p) else None
+            if wait is not None and wait.any():
+                back, self.pending[lv] = p.split(wait)
+                inbox[lv].append(back)
+
+    # ----- one window ---------------------------------------------------------------------
+    def _blocking_window(self, t0: float, t1: float, inbox: list[list[Batch]], marks: list[float]) -> None:
+        net = self.net
+        n_lv = len(net.levels)
+        self._cur_inbox = inbox
+        for lv in range(self._lb):   # below the blocking servers nothing depends on their releases
+            self._admit_whole_level(lv, inbox, t1)
+            self._settle_level(lv, t0, t1, marks, inbox)
+        H = {lv: t0 for lv in range(self._lb, n_lv)}
+        mark_pos = {lv: 0 for lv in H}
+        events = sum(len(b) for lv in H for b in inbox[lv]) + sum(len(self.pending[lv]) for lv in H)
+        limit = 4 * (events + len(self._h_key)) + 64 * (n_lv + 1)
+        for _ in range(limit):
+            moved = False
+            cap = t1
+            for lv in range(self._lb, n_lv):
+                F = self._advance_level(lv, H[lv], cap, t1, inbox) if lv in self._hold_levels \
+                    else self._admit_arrivals(lv, cap, inbox)
+                if F > H[lv]:
+                    k = mark_pos[lv]
+                    while k < len(marks) and (marks[k] <= F or F >= t1):
+                        k += 1
+                    self._settle_level(lv, H[lv], F, marks[mark_pos[lv]:k], inbox)
+                    mark_pos[lv], H[lv], moved = k, F, True
+                cap = min(cap, H[lv])
+            if all(h >= t1 for h in H.values()):
+                break
+            if not moved:   # ties at one instant: step one nanosecond
+                lv = min(lv for lv, h in H.items() if h < t1)
+                self._bump = H[lv] + STEP_S
+                self._bumps += 1
+            else:
+                self._bump = None
+        else:
+            raise SimulationError(f"blocking servers: the window {t0:.6f}–{t1:.6f} s did not settle "
+                                  f"in {limit} sweeps")
+        self._bump = None
+        self._cur_inbox = None
+        # held time beyond the servers' own service, up to the end of the window
+        lo = self._h_booked
+        if len(lo) and (t1 > lo).any():
+            self.ledger.book_busy(self._h_st, lo, np.full(len(lo), t1), t0, t1)
+            self._h_booked = np.maximum(lo, t1)
+
+    def _admit_whole_level(self, lv: int, inbox: list[list[Batch]], t1: float) -> None:
+        checks = self._due_checks(lv)
+        if inbox[lv] or len(checks) or (self._replicated and lv in self._apply_levels):
+            self._admit_level(lv, Batch.concat(inbox[lv] + [checks]), t1)
+        inbox[lv] = []
+
+    def _take_arrivals(self, lv: int, before: float, inbox: list[list[Batch]]) -> Batch:
+        """The level's arrivals (and health checks) before ``before``; the rest stay."""
+        arrivals = Batch.concat(inbox[lv])
+        inbox[lv] = []
+        if len(arrivals):
+            now_part, later = arrivals.split(arrivals.arr < before)
+            if len(later):
+                inbox[lv].append(later)
+            arrivals = now_part
+            if self._local_hold.any() and len(arrivals):
+                self._local_sessions(arrivals, self._local_hold[arrivals.st] & ((arrivals.flags & FLAG_CHECK) == 0))
+        late = self._late_checks.pop(lv, None)
+        if late is not None:
+            due, wait = late.split(late.arr < before)
+            if len(wait):
+                self._late_checks[lv] = wait
+            arrivals = Batch.concat([arrivals, due])
+        return Batch.concat([arrivals, self._due_checks(lv, float(np.nextafter(before, -np.inf)))])
+
+    def _admit_arrivals(self, lv: int, cap: float, inbox: list[list[Batch]]) -> float:
+        batch = self._take_arrivals(lv, cap, inbox)
+        if len(batch) or (self._replicated and lv in self._apply_levels):
+            self._admit_level(lv, batch, cap)
+        return cap
+
+    def _put_back(self, lv: int, rest: Batch, F: float, inbox: list[list[Batch]]) -> None:
+        """Undecided requests: those that arrived wait (start = +inf), the others stay
+        arrivals; undecided health checks go back to their queue."""
+        if not len(rest):
+            return
+        chk = (rest.flags & FLAG_CHECK) != 0
+        if chk.any():   # kept here: the next window queues its own checks afresh (health.py)
+            self._late_checks[lv] = Batch.concat([self._late_checks.get(lv, Batch.empty()), rest.take(chk)])
+            rest = rest.take(~chk)
+        came = rest.arr < F
+        if came.any():
+            w = rest.take(came)
+            w.start = np.full(len(w), np.inf)
+            w.fin = np.full(len(w), np.inf)
+            self.pending[lv] = Batch.concat([self.pending[lv], w])
+        if not came.all():
+            inbox[lv].append(rest.take(~came))
+
+    def _advance_level(self, lv: int, h: float, cap: float, t1: float, inbox: list[list[Batch]]) -> float:
+        """Admit what is decided at a level with blocking servers; returns its new horizon."""
+        pend = self.pending[lv]
+        waiting = np.isinf(pend.start) if len(pend) else np.zeros(0, dtype=bool)
+        deferred = Batch.empty()
+        if waiting.any():
+            deferred, self.pending[lv] = pend.split(waiting)
+        # a bounded look-ahead: the arrivals up to the CHUNK-th next one per blocking station
+        arrivals = Batch.concat(inbox[lv])
+        n_hold = int(self.stations.hold[self.net.levels[lv]].sum())
+        chunk = self._chunk.get(lv, CHUNK) * n_hold   # grows while nothing waits, back to CHUNK when something does
+        if len(arrivals) > chunk:
+            cap = min(cap, float(np.partition(arrivals.arr, chunk)[chunk]))
+        batch = Batch.concat([deferred, self._take_arrivals(lv, cap, inbox)])
+        hold = self.stations.hold[batch.st]
+        cand, other = batch.split(hold)
+        later = Batch.empty()
+        F = cap
+        keep = np.zeros(0, dtype=bool)
+        if len(cand):
+            cand = cand.take(np.lexsort((cand.arr, cand.st)))
+            head = np.r_[True, cand.st[1:] != cand.st[:-1]]
+            rank = np.arange(len(cand)) - np.maximum.accumulate(np.where(head, np.arange(len(cand)), 0))
+            per_station = max(PER_STATION, self._chunk.get(lv, CHUNK))
+            if (rank >= per_station).any():   # decide the first few per station; the next ones wait
+                later = cand.take(rank >= per_station)
+                nxt_st, nxt_arr = cand.st[rank == per_station], cand.arr[rank == per_station]
+                cand = cand.take(rank < per_station)
+            unc = self._known_releases(t1)
+            (bo, so), (bp, sp) = self._trial(cand, unc, True), self._trial(cand, unc, False)
+            both = (so == ADMITTED) & (sp == ADMITTED)
+            differ = (so != sp) | (both & ((bo.start != bp.start) | (((bo.flags ^ bp.flags) & FLAG_TIMEOUT) != 0)))
+            pos = np.arange(len(cand))
+            first = np.full(self.net.n_stations, len(cand))
+            self._chunk[lv] = CHUNK if differ.any() else min(self._chunk.get(lv, CHUNK) * 2, 64 * CHUNK)
+            if differ.any():
+                np.minimum.at(first, cand.st[differ], pos[differ])
+                j = np.unique(first[cand.st[differ]])
+                F = min(F, float((np.where(so[j] == ADMITTED, bo.start[j], cand.arr[j]) + STEP_S).min()))
+            if len(later):   # the next waiting request starts after the last one started before it
+                started = (so == ADMITTED) & ((bo.flags & FLAG_TIMEOUT) == 0)
+                last = np.full(self.net.n_stations, -np.inf)
+                np.maximum.at(last, cand.st[started], bo.start[started])
+                F = min(F, float(np.maximum(nxt_arr, last[nxt_st]).min()))
+            if self._bump is not None:
+                F = max(F, min(self._bump, cap))
+            F = max(F, h)
+            keep = (pos < first[cand.st]) & (cand.arr < F)
+        else:
+            F = max(F, h)
+        now_other = other.arr < F
+        admit = Batch.concat([cand.take(keep) if len(cand) else cand, other.take(now_other)])
+        if len(admit) or (self._replicated and lv in self._apply_levels):
+            self._admit_level(lv, admit, F)
+            self._add_holds()
+        self._put_back(lv, Batch.concat([cand.take(~keep) if len(cand) else cand, later, other.take(~now_other)]),
+                       F, inbox)
+        return F
+
+    def _trial(self, cand: Batch, unc: tuple[np.ndarray, ...], optimistic: bool) -> tuple[Batch, np.ndarray]:
+        """Admit ``cand`` on a copy of the stations: pessimistic (unknown releases never
+        come) or optimistic (they come at their lower bounds, and new holds end with the
+        server's own service). Returns the sorted batch and the status of each request."""
+        real = self.stations
+        st = copy.copy(real)
+        st.free, st.ring, st.count, st.new_holds = real.free.copy(), real.ring.copy(), real.count.copy(), []
+        if optimistic:
+            s, w, lb = unc
+            st.free[s, w] = lb
+            st.hold = np.zeros_like(real.hold)
+        st.admit(cand.take(np.arange(len(cand))), np.bincount(self.pending[int(self.net.st_level[cand.st[0]])].st,
+                                                              minlength=self.net.n_stations))
+        return st.last
+
+    def _known_releases(self, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Free the workers whose request will surely leave before ``t1`` at that time (at
+        its last station, or giving up); return (station, worker, lower bound) of the others."""
+        keys, lbs, sure = [], [], []
+        for lv in range(self._lb, len(self.net.levels)):
+            parts = [(self.pending[lv], True)] + [(b, False) for b in self._cur_inbox[lv]]
+            for p, admitted in parts:
+                if not len(p):
+                    continue
+                user = (p.flags & (FLAG_CHECK | FLAG_INTERNAL)) == 0
+                keys.append(p.key[user])
+                if admitted:
+                    fin = p.fin[user]
+                    lbs.append(np.where(np.isinf(fin), self.now, fin))   # waiting: at least the window start
+                    ends = self._terminal[p.st[user]] | ((p.flags[user] & FLAG_TIMEOUT) != 0)
+                    sure.append(ends & (fin < t1))
+                else:
+                    lbs.append(p.arr[user])
+                    sure.append(np.zeros(int(user.sum()), dtype=bool))
+        n = len(self._h_key)
+        if not n:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        k = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
+        order = np.argsort(k, kind="stable")
+        k = k[order]
+        lb = np.concatenate(lbs)[order] if lbs else np.zeros(0)
+        su = np.concatenate(sure)[order] if sure else np.zeros(0, dtype=bool)
+        i = np.minimum(np.searchsorted(k, self._h_key), max(len(k) - 1, 0))
+        found = (k[i] == self._h_key) if len(k) else np.zeros(n, dtype=bool)
+        lost = np.nonzero(~found)[0]
+        certain = np.nonzero(found & su[i])[0] if len(k) else np.zeros(0, dtype=np.int64)
+        if len(lost):   # never expected: every request that leaves releases its worker
+            self._held_lost += len(lost)
+        done = np.concatenate([certain, lost])
+        self._free_held(done, np.concatenate([lb[i[certain]], self._h_booked[lost]]))
+        if not len(self._h_key):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        i = np.minimum(np.searchsorted(k, self._h_key), len(k) - 1)
+        return self._h_st, self._h_w, np.maximum(lb[i], self.now)
