@@ -76,6 +76,7 @@ class Document:
         self.meta: dict[str, Any] = {"title": "", "notes": ""}
         self.settings: dict[str, Any] = default_settings()
         self.events: list[ScheduledEvent] = []
+        self.goals: list = []          # goals.Goal: what a graded challenge asks of a run
         self._seq = 0
         # Plain events announcing every change.
         self.node_added = Event()      # (node_id)
