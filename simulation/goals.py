@@ -70,8 +70,8 @@ FIELD_ORDER = ("metric", "label", "at_least", "at_most", "from_s", "to_s", "max_
 FIELD_HELP = {
     "metric": "What is measured: one of the metrics below.",
     "label": f"Optional text shown instead of the generated name (at most {MAX_LABEL} characters).",
-    "at_least": "The goal is met when the measured value is ≥ this (a share between 0 and 1).",
-    "at_most": "The goal is met when the measured value is ≤ this (a share between 0 and 1).",
+    "at_least": "The goal is met when the measured value is ≥ this, in the metric's unit (a share: 0 to 1).",
+    "at_most": "The goal is met when the measured value is ≤ this, in the metric's unit (a share: 0 to 1).",
     "from_s": "Measure only the seconds from this time on (default: the start of the run).",
     "to_s": "Measure only the seconds before this time (default: the end of the run).",
     "max_loss": f"survives_any_single_failure: the largest share of requests one failure may lose "
