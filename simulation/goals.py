@@ -175,6 +175,9 @@ def format_value(kind: str, value: float, near: float | None = None) -> str:
     if kind == "share":
         base = 1 if abs(v) < 99.95 or v == 100 else 2
     text = _trim(f"{v:,.{base}f}")
+    while kind == "share" and text == "100" and value < 1 and base < 6:   # 99.996 % is not 100 %
+        base += 1
+        text = _trim(f"{v:,.{base}f}")
     if near is not None and value != near:
         target = near * scale
         for d in range(base, 7):

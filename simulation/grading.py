@@ -150,7 +150,7 @@ def _survives(doc: Document, goal: Goal, losses: Losses) -> GoalResult:
     if math.isnan(share):
         return GoalResult(goal, math.nan, False, "nothing was served")
     name = doc.node(node).label or node
-    return GoalResult(goal, share, share <= goal.loss_limit, f"when {name} fails")
+    return GoalResult(goal, share, share <= goal.loss_limit, f"when {name} fails" if share >= 0.0005 else "")
 
 
 def _no_spof(doc: Document, goal: Goal) -> GoalResult:
