@@ -164,7 +164,8 @@ def evaluate(goals: list[Goal], doc: Document, sim: Any, losses: dict[float, Los
              seed: int | None = None, progress: Callable[[int, int], None] | None = None) -> list[GoalResult]:
     """Measure every goal on the finished (or paused) run ``sim`` of ``doc``.
 
-    ``losses`` maps a ``seconds`` value to what :func:`survival` measured for it; a
+    ``losses`` maps a ``seconds`` value to what :func:`survival` measured for it (None:
+    cancelled, the goal is not checked); a
     survives_any_single_failure goal whose seconds are missing is measured here
     (with ``seed``, default the run's; ``progress(done, total)`` after each engine run)."""
     losses = {} if losses is None else losses
@@ -176,7 +177,9 @@ def evaluate(goals: list[Goal], doc: Document, sim: Any, losses: dict[float, Los
             if goal.run_seconds not in losses:
                 losses[goal.run_seconds] = survival(doc, goal.run_seconds,
                                                     getattr(sim, "seed", None) if seed is None else seed, progress)
-            out.append(_survives(doc, goal, losses[goal.run_seconds]))
+            measured = losses[goal.run_seconds]
+            out.append(GoalResult(goal, math.nan, None, "not checked (cancelled)") if measured is None
+                       else _survives(doc, goal, measured))
         else:
             value = measure_number(sim, goal)
             detail = ""
