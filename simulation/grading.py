@@ -33,7 +33,7 @@ class GoalResult:
     goal: Goal
     measured: float
     met: bool | None
-    detail: str = ""       # what the number is about, e.g. "worst: Database"
+    detail: str = ""       # what the number is about, e.g. "when Database fails"
 
     @property
     def title(self) -> str:
