@@ -16,6 +16,7 @@ from . import actions as acts
 from . import export
 from .controller import DocumentController
 from .file_actions import FileManager
+from .goals_panel import GoalsPanel
 from .inspector import Inspector
 from .notes import NotesPanel
 from .run_controller import RunController
@@ -57,6 +58,9 @@ class MainWindow(QMainWindow):
         self._dock("plots", "Plots", placeholder, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("notes", "Lesson notes", self.notes, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.splitDockWidget(self.docks["plots"], self.docks["notes"], Qt.Orientation.Horizontal)
+        self.goals = GoalsPanel(self.controller, self.run)     # a graded challenge's goals, beside the notes
+        self._dock("goals", "Goals", self.goals, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["notes"], self.docks["goals"])
         self.resizeDocks([self.docks["plots"], self.docks["notes"]], [1000, 380], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["plots"]], [360], Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["palette"], self.docks["inspector"]], [150, 320], Qt.Orientation.Horizontal)
@@ -103,6 +107,8 @@ class MainWindow(QMainWindow):
         self._labels_changed()
         self._update_title()
         self.restore_settings()
+        self.goals.visibilityWanted.connect(self._show_goals)
+        self._show_goals(bool(self.controller.document.goals))
 
     @property
     def plots(self):
@@ -169,6 +175,13 @@ class MainWindow(QMainWindow):
         self.restoreState(self._default_state)
         for dock in self.docks.values():
             dock.show()
+        self._show_goals(bool(self.controller.document.goals))
+
+    def _show_goals(self, wanted: bool) -> None:
+        """The Goals panel is there only for a document with goals (raised over the notes)."""
+        self.docks["goals"].setVisible(wanted)
+        if wanted:
+            self.docks["goals"].raise_()
 
     # ----- files -----------------------------------------------------------------------
     def file_new(self) -> None:

@@ -44,6 +44,7 @@ class RunController(QObject):
     message = Signal(str)          # status-bar text
     errorOccurred = Signal(str)    # the document cannot be simulated (compile error)
     resetDone = Signal()
+    finished = Signal()            # the run reached its duration (the goals panel checks the goals)
 
     def __init__(self, controller, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -237,6 +238,7 @@ class RunController(QObject):
             self._set_state("paused")
             self.frame.emit()
             self.message.emit(f"Reached the end of the run ({end:g} s). Reset to start again.")
+            self.finished.emit()
 
     def _adapt(self, chunk: float, spent: float) -> None:
         """Simulated time for the next call: about CALL_TARGET_S of wall time."""

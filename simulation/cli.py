@@ -29,7 +29,7 @@ from .kinds import SIMULATION_PARAMS
 from .params import FormatError, check_value
 
 PROG = "scalelab"
-SUBCOMMANDS = ("simulate", "check", "export", "compare", "sweep")
+SUBCOMMANDS = ("simulate", "check", "export", "compare", "sweep", "grade")
 # The CSV's first columns, fixed by DESIGN.md; the engine's other per-second columns follow.
 CSV_COLUMNS = ("time_s", "offered_rps", "served_rps", "failed_rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
                "active_servers")
@@ -380,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cli_compare import add_parsers   # compare and sweep (cli_compare.py)
     add_parsers(sub)
+    from .cli_grade import add_parser as add_grade   # exit codes of its own: 0 met, 1 missed, 2 cannot grade
+    add_grade(sub)
     return parser
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import networkx as nx
 
+from .goals import Goal
 from .kinds import KINDS, SIMULATION_PARAMS, can_connect
 from .params import FormatError, check_value, object_with_defaults
 
@@ -76,6 +77,7 @@ class Document:
         self.meta: dict[str, Any] = {"title": "", "notes": ""}
         self.settings: dict[str, Any] = default_settings()
         self.events: list[ScheduledEvent] = []
+        self.goals: list[Goal] = []    # what a graded challenge asks of a run (goals.py)
         self._seq = 0
         # Plain events announcing every change.
         self.node_added = Event()      # (node_id)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from .document import Document, NodeData, ScheduledEvent
 from .file_input import (ID_RE, MAX_DEPTH, MAX_FILE_BYTES, JsonHooks, field_name, max_depth, node_place, quoted,
                          read_limited, refuse_oddities)
+from .goals import goals_to_list, parse_goals
 from .kinds import EVENT_ACTIONS, KINDS, SIMULATION_PARAMS, cross_check
 from .outputs import write_bytes
 from .params import FormatError, check_number, check_value
@@ -159,7 +160,7 @@ def document_from_dict(data: Any) -> Document:
     if version < 1:
         raise FormatError("version", f"must be ≥ 1, got {fmt_number(version)}")
     data = migrate(dict(data, version=version))
-    _only_keys(data, {"format", "version", "meta", "simulation", "nodes", "edges", "events"}, "")
+    _only_keys(data, {"format", "version", "meta", "simulation", "nodes", "edges", "events", "goals"}, "")
 
     doc = Document()
     meta = data.get("meta", {})
@@ -208,6 +209,7 @@ def document_from_dict(data: Any) -> Document:
         raise FormatError("events", f"too many events ({len(events)}; at most {MAX_EVENTS})")
     for i, raw in enumerate(events):
         doc.events.append(_event(raw, f"event #{i + 1}", doc))
+    doc.goals = parse_goals(data["goals"]) if "goals" in data else []   # a graded challenge (goals.py)
     return doc
 
 
@@ -271,7 +273,7 @@ def _event(raw: Any, where: str, doc: Document) -> ScheduledEvent:
 
 # ----- writing -------------------------------------------------------------------------
 def document_to_dict(doc: Document) -> dict:
-    return {
+    out = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "meta": dict(doc.meta),
@@ -283,6 +285,9 @@ def document_to_dict(doc: Document) -> dict:
         "edges": [{"source": s, "target": t} for s, t in doc.edges()],
         "events": [e.to_dict() for e in doc.events],
     }
+    if doc.goals:   # written only when there are some: files without goals stay as they were
+        out["goals"] = goals_to_list(doc.goals)
+    return out
 
 
 def dumps(doc: Document) -> str:

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from . import fileformat
+from . import goals as goals_mod
 from .kinds import EVENT_ACTIONS, KINDS, SIMULATION_PARAMS, can_connect
 from .params import FormatError, Param
 
@@ -102,6 +103,9 @@ def _examples() -> list[tuple[str, str]]:
         ("an event on a missing node", _error_of(base(events=[{"at_s": 5, "action": "fail", "node": "web9"}]))),
         ("an unknown action", _error_of(base(events=[{"at_s": 5, "action": "explode", "node": "web1"}]))),
         ("absurd nesting", _error_of("[" * 100_000 + "]" * 100_000)),
+        ("an unknown goal metric", _error_of(base(goals=[{"metric": "speed", "at_least": 1}]))),
+        ("a negative goal target", _error_of(base(goals=[{"metric": "p95_ms", "at_most": 200},
+                                                        {"metric": "cost_server_s", "at_most": -1}]))),
     ]
 
 
@@ -112,6 +116,43 @@ def _connections() -> list[str]:
     for s in names:
         cells = ["✓" if can_connect(s, t)[0] else "—" for t in names]
         lines.append(f"| `{s}` | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _goals_section() -> list[str]:
+    g = goals_mod
+    example = [{"metric": "served_share", "at_least": 0.995}, {"metric": "p95_ms", "at_most": 200},
+               {"metric": "p95_ms", "label": "p95 during the spike", "at_most": 300, "from_s": 60, "to_s": 90},
+               {"metric": "cost_server_s", "at_most": 2400}, {"metric": "survives_any_single_failure"}]
+    g.parse_goals(example)   # the example must itself be valid
+    kinds = {"share": "a share, 0 to 1", "ms": "milliseconds", "rate": "req/s", "count": "a count",
+             "cost": "server-seconds", "check": "yes/no"}
+    lines = [
+        "## Goals",
+        "",
+        "A file with `goals` is a graded challenge: after a run the designer shows each goal as met (✓) or",
+        "missed (✗) with the measured value, and `scalelab grade FILE` checks them headless (exit code 0",
+        "when all are met, 1 when one is missed, 2 for a bad file). A file without `goals` is an ordinary",
+        "lesson; saving writes the goals back as they were given.",
+        "",
+        "```json",
+        '"goals": ' + json.dumps(example, indent=2, ensure_ascii=False),
+        "```",
+        "",
+        "| field | meaning |",
+        "| --- | --- |",
+        *[f"| `{name}` | {_cell(text)} |" for name, text in g.FIELD_HELP.items()],
+        "",
+        "A measured number needs `at_least`, `at_most` or both; a share's target is between 0 and 1;",
+        "`to_s` must be after `from_s`. A window counts the per-second rows that start in it (in long",
+        "runs whose rows merged, `span_s` > 1, a whole row counts if it starts inside). The checks",
+        "(`no_single_point_of_failure`, `survives_any_single_failure`) take no target and no window.",
+        "",
+        "| metric | measured in | meaning |",
+        "| --- | --- | --- |",
+        *[f"| `{m.name}` | {kinds[m.kind]} | {_cell(m.help)} |" for m in g.METRICS.values()],
+        "",
+    ]
     return lines
 
 
@@ -160,6 +201,7 @@ def docs_text() -> str:
         f"| `nodes` | list | no | the components, at most {ff.MAX_NODES:,} |",
         f"| `edges` | list | no | who sends traffic to whom, at most {ff.MAX_EDGES:,} |",
         f"| `events` | list | no | scheduled failures and recoveries, at most {ff.MAX_EVENTS:,} |",
+        f"| `goals` | list | no | a graded challenge: what a run must achieve, at most {goals_mod.MAX_GOALS} (see Goals) |",
         "",
         "Any other field is an error. Texts are at most "
         f"{ff.MAX_TEXT:,} characters; files at most {ff.MAX_FILE_BYTES // 2**20} MB and "
@@ -219,6 +261,7 @@ def docs_text() -> str:
         "| `node` | string | yes | the id of an existing node |",
         "| `replica` | integer | no | only this replica, 0-based, less than the node's `replicas`; omitted: the whole node |",
         "",
+        *_goals_section(),
         "## Error messages",
         "",
         "A file is validated completely before anything is built. The first problem is reported in",

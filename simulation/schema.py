@@ -9,7 +9,7 @@ schema cannot drift from what the loader accepts; a test compares the committed
 What a schema cannot say (the loader still checks it): ids must be unique, edges
 must name existing nodes and allowed kinds without making a loop, events must
 name existing nodes and replicas, a ramp must end after it starts, a steps
-pattern needs as many factors as times.
+pattern needs as many factors as times, a goal on a number needs a target.
 
 ``python -m simulation.schema`` rewrites the schema and ``docs/file-format.md``;
 ``python -m simulation.schema --check`` exits with 1 if either is out of date.
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import fileformat
+from . import goals as goals_mod
 from .kinds import EVENT_ACTIONS, KINDS, SIMULATION_PARAMS
 from .params import Param
 
@@ -171,6 +172,7 @@ def build_schema() -> dict[str, Any]:
         },
         "additionalProperties": False,
     }
+    defs["goal"] = goal_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -191,9 +193,44 @@ def build_schema() -> dict[str, Any]:
             "nodes": {"type": "array", "maxItems": fileformat.MAX_NODES, "items": {"$ref": "#/$defs/node"}},
             "edges": {"type": "array", "maxItems": fileformat.MAX_EDGES, "items": {"$ref": "#/$defs/edge"}},
             "events": {"type": "array", "maxItems": fileformat.MAX_EVENTS, "items": {"$ref": "#/$defs/event"}},
+            "goals": {"type": "array", "maxItems": goals_mod.MAX_GOALS, "items": {"$ref": "#/$defs/goal"},
+                      "description": "A graded challenge: what a run must achieve (`scalelab grade`)."},
         },
         "additionalProperties": False,
         "$defs": defs,
+    }
+
+
+def goal_schema() -> dict[str, Any]:
+    """One goal: a metric of ``goals.METRICS`` and the fields that metric takes."""
+    g = goals_mod
+    number = {"type": "number", "minimum": 0, "maximum": g.MAX_TARGET}
+    fields: dict[str, Any] = {
+        "metric": {"enum": list(g.METRICS)},
+        "label": {"type": "string", "maxLength": g.MAX_LABEL},
+        "at_least": dict(number), "at_most": dict(number),
+        "from_s": {"type": "number", "minimum": 0, "maximum": 1e7, "x-unit": "s"},
+        "to_s": {"type": "number", "minimum": 0, "maximum": 1e7, "x-unit": "s"},
+        "max_loss": {"type": "number", "minimum": 0, "maximum": 1, "default": g.DEFAULT_MAX_LOSS},
+        "seconds": {"type": "number", "minimum": 2, "maximum": 3600, "x-unit": "s", "default": g.DEFAULT_SECONDS},
+    }
+    for name, schema in fields.items():
+        schema["description"] = g.FIELD_HELP[name]
+    branches = []
+    for name, metric in g.METRICS.items():   # the fields each metric takes (the loader also wants a target)
+        props: dict[str, Any] = {f: True for f in g.allowed_fields(name)}
+        if metric.kind == "share":
+            props.update(at_least={"maximum": 1}, at_most={"maximum": 1})
+        then = {"properties": props, "additionalProperties": False}
+        branches.append({"if": {"properties": {"metric": {"const": name}}, "required": ["metric"]}, "then": then})
+    return {
+        "type": "object",
+        "description": "What a run must achieve: a metric and a target (at_least / at_most), optionally over a "
+                       "window of the run (from_s / to_s).",
+        "required": ["metric"],
+        "properties": fields,
+        "additionalProperties": False,
+        "allOf": branches,
     }
 
 

@@ -177,6 +177,11 @@ class Stations:
                 bad = self._closed_form(b, sel, a_ns[sel], service[sel], gsel, rank[sel], sizes[easy])
                 if bad is not None:
                     rounds[sel[bad]] = True
+        dead = rounds & ~self.up[st]
+        if dead.any():   # a station that is down admits nothing: no need to take its arrivals one by one
+            status[dead] = DOWN
+            b.start[dead] = b.fin[dead] = b.arr[dead]
+            rounds &= ~dead
         if rounds.any():
             idx = np.nonzero(rounds)[0]
             if len(idx) <= SCALAR_PER_ROUND * (int(rank[idx].max()) + 1):   # few requests, many rounds
