@@ -33,6 +33,7 @@ from .flight import FLAG_TIMEOUT, Batch
 from .ledger import COUNTERS, Ledger
 from .lifecycle import Lifecycle
 from .metrics import N_BINS, Metrics, percentile_ms
+from .page_views import page_view_totals
 from .per_second import PerSecond
 from .replication import Replication
 from .request_state import RequestState
@@ -300,6 +301,8 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
             "p99_ms": percentile_ms(self._hist_total, 0.99),
             "sessions_lost": int(self.failed_by_cause[CAUSE_INDEX["session_lost"]]),
             **{name: int(v) for name, v in self.counts.items()},
+            **page_view_totals(self.arrived, served, self._lat_ns_total, self.counts["browser_hits"]),
+            **self.metrics.cost_totals(),
         }
 
     # ----- events and failures ------------------------------------------------------------
