@@ -96,17 +96,10 @@ CLIENT = Kind(
 SERVER = Kind(
     "server", "Server", "An application server: finite capacity, a waiting room and a timeout.",
     (
-        P("machine", "choice", "custom", "Machine type (vertical scaling). custom: set capacity, workers and price "
-          "yourself; an m5 type (modelled on AWS's general-purpose family) sets all three, and the list ends at "
-          "the largest type: nothing bigger exists. Price is linear in vCPUs, capacity is not (see docs).",
-          label="Machine type", choices=MACHINE_CHOICES),
         P("capacity_rps", "float", 100.0, "Requests per second one replica completes when all its workers are busy.",
           label="Capacity", unit="req/s", minimum=0, exclusive_minimum=True, maximum=1_000_000),
         P("workers", "int", 4, "Requests served at once; each worker serves at capacity_rps / workers.",
           unit="workers", minimum=1, maximum=1024),
-        P("price_per_hour", "float", 0.096, "What one replica costs per hour it exists (booting and draining "
-          "included). Set by the machine type unless it is custom; the default is an m5.large's price, which "
-          "the default server equals.", label="Price", unit="$/h", minimum=0, maximum=1000),
         P("service", "choice", "exponential", "Service-time distribution: exponential (variable work) or deterministic (every request the same).",
           choices=("exponential", "deterministic")),
         P("queue_limit", "int", 1000, "Requests that may wait for a worker; more are rejected (queue full). 0 = no waiting room.",
@@ -120,6 +113,13 @@ SERVER = Kind(
           "local (in this server's memory: lost if it dies or the user is sent to another server), "
           "database (one extra database read per request: survives).",
           choices=("local", "database", "cookie")),
+        P("machine", "choice", "custom", "Machine type (vertical scaling). custom: set capacity, workers and price "
+          "yourself; an m5 type (modelled on AWS's general-purpose family) sets all three, and the list ends at "
+          "the largest type: nothing bigger exists. Price is linear in vCPUs, capacity is not (see docs).",
+          label="Machine type", choices=MACHINE_CHOICES),
+        P("price_per_hour", "float", 0.096, "What one replica costs per hour it exists (booting and draining "
+          "included). Set by the machine type unless it is custom; the default is an m5.large's price, which "
+          "the default server equals.", label="Price", unit="$/h", minimum=0, maximum=1000),
         P("cache_max_age_s", "float", 0.0, "Cache-Control: max-age of its responses. Browsers reuse a response "
           "this long without asking again (0 = no-cache: every page view is a request).",
           label="Browser max-age", unit="s", minimum=0, maximum=31_536_000, group="HTTP caching"),
