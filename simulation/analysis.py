@@ -285,7 +285,7 @@ def _cache_hits(doc: Document) -> dict[str, float]:
     caches = [n for n in doc.node_ids() if doc.kind(n) == "cache"]
     if not caches:
         return {}
-    from .caching import CacheModel, zipf_cdf
+    from .caching import CacheModel, may_store, zipf_cdf
 
     clients = [n for n in doc.node_ids() if doc.kind(n) == "client"]
     rates = {c: float(doc.params(c)["rate_rps"]) for c in clients}
@@ -313,6 +313,7 @@ def _cache_hits(doc: Document) -> dict[str, float]:
         if kind == "cache":
             p = doc.params(n)
             model = CacheModel(pop, int(p["capacity_items"]), float(p["ttl_s"]), p["invalidation"] == "on_write")
+            model.stores = may_store(doc, n)
             model.read_rate, model.write_rate = r, w
             model._compute()
             hits[n] = float(np.dot(pop, model.hit))

@@ -25,7 +25,7 @@ import numpy as np
 from .arrivals import Arrivals
 from .autoscaling import Autoscaler
 from .budget import MAX_IN_FLIGHT, BudgetError, check_work, in_flight_message, peak_factor as _peak_factor
-from .caching import CacheModel, zipf_cdf
+from .caching import CacheModel, may_store, zipf_cdf
 from .compiler import SERVER, EdgeLookup, Network, SimulationError, compile_document
 from .dispatch import BalancerState, share_cookies
 from .document import Document
@@ -141,6 +141,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         models = {}
         for st, size, ttl, on_write in net.caches:
             m = CacheModel(pop, size, ttl, on_write)
+            m.stores = may_store(self.document, net.node_ids[net.st_node[st]])   # Cache-Control: private
             prev = next((o for o in old.values() if o is not None and len(o.popularity) == len(pop)
                          and (o.size, o.ttl, o.on_write) == (size, ttl, on_write)), None) if len(net.caches) == 1 else None
             if prev is not None:

@@ -126,6 +126,11 @@ SERVER = Kind(
         P("etag", "bool", False, "Send an ETag: a browser whose copy expired asks again with If-None-Match, "
           "and if the item did not change it gets a cheap 304 Not Modified (no database call).",
           label="ETag", group="HTTP caching"),
+        P("cache_control", "choice", "public", "public: shared caches in front of this server (a Cache node "
+          "acting as a CDN or reverse proxy) may store its responses for every user; private: the responses hold "
+          "one user's data, only the user's own browser may keep them, so a shared cache in front passes every "
+          "read through (max-age still applies in the browser).",
+          label="Cache-Control", choices=("public", "private"), group="HTTP caching"),
         P("not_modified_cost", "float", 0.2, "Work of a 304 Not Modified answer, as a share of a full response.",
           label="304 cost", minimum=0, maximum=1, group="HTTP caching"),
         P("cookie_signed", "bool", True, "Sign session cookies with a secret key (Flask's default). A forged "

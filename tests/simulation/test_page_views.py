@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from simulation import metrics as metrics_module
+from simulation.analysis import _cache_hits
 from simulation.engine import Simulation
 from simulation.fileformat import load, loads
 from simulation.page_views import stale_share
@@ -129,8 +130,24 @@ def _run(doc, **server) -> Simulation:
     return sim
 
 
+def test_browser_caching_lesson_public_responses_are_answered_by_the_cdn():
+    doc = load(LESSON)
+    assert doc.params("app")["cache_control"] == "public" and doc.kind("cdn") == "cache"
+    public = _run(doc)
+    private = _run(doc, cache_control="private")
+    assert _cache_hits(doc) == {"cdn": 0.0}                          # a shared cache stores no private page
+    through = {name: float(sim.metrics.flow[("cdn", "app")].sum()) for name, sim in
+               (("public", public), ("private", private))}
+    assert through["private"] == pytest.approx(private.totals()["arrived"], rel=0.01)   # everything passes
+    assert through["public"] < 0.6 * through["private"]
+    assert public.metrics.util["app"].mean() < 0.7 * private.metrics.util["app"].mean()
+    # the browser does not care: a private page is still kept by its own user's browser
+    assert public.totals()["browser_hits"] == private.totals()["browser_hits"] > 0
+
+
 def test_browser_caching_lesson():
     doc = load(LESSON)
+    doc.set_params("app", {"cache_control": "private"})   # every request reaches the server: closed forms
     horizon = doc.settings["duration_s"]
     client = doc.params("users")
     age = doc.params("app")["cache_max_age_s"]
