@@ -114,8 +114,9 @@ SERVER = Kind(
           "database (one extra database read per request: survives).",
           choices=("local", "database", "cookie")),
         P("machine", "choice", "custom", "Machine type (vertical scaling). custom: set capacity, workers and price "
-          "yourself; an m5 type (modelled on AWS's general-purpose family) sets all three, and the list ends at "
-          "the largest type: nothing bigger exists. Price is linear in vCPUs, capacity is not (see docs).",
+          "yourself; an m5 type (modelled on AWS's general-purpose family) sets all three (a file that names a type "
+          "leaves them out), and the list ends at the largest type: nothing bigger exists. Price is linear in "
+          "vCPUs, capacity is not (see docs).",
           label="Machine type", choices=MACHINE_CHOICES),
         P("price_per_hour", "float", 0.096, "What one replica costs per hour it exists (booting and draining "
           "included). Set by the machine type unless it is custom; the default is an m5.large's price, which "

@@ -169,3 +169,19 @@ def test_browser_caching_lesson():
     saved = expected["not_modified"] / full.totals()["arrived"] * (1 - doc.params("app")["not_modified_cost"])
     assert 1 - busy_with / busy_without == pytest.approx(saved, rel=0.08)
     assert saved > 0.15
+
+
+def test_a_shared_cache_stores_nothing_in_front_of_a_private_server():
+    from simulation.caching import may_store
+    doc = loads(json.dumps({
+        "format": "scalelab", "version": 1,
+        "nodes": [{"id": "u", "kind": "client"}, {"id": "cdn", "kind": "cache"}, {"id": "lb", "kind": "load_balancer"},
+                  {"id": "a", "kind": "server"}, {"id": "b", "kind": "server", "params": {"cache_control": "private"}},
+                  {"id": "redis", "kind": "cache"}, {"id": "db", "kind": "database"}],
+        "edges": [{"source": "u", "target": "cdn"}, {"source": "cdn", "target": "lb"}, {"source": "lb", "target": "a"},
+                  {"source": "lb", "target": "b"}, {"source": "a", "target": "redis"}, {"source": "b", "target": "redis"},
+                  {"source": "redis", "target": "db"}]}))
+    assert not may_store(doc, "cdn")          # one private server behind the balancer: the strictest wins
+    assert may_store(doc, "redis")            # an application cache in front of a database
+    doc.set_params("b", {"cache_control": "public"})
+    assert may_store(doc, "cdn")
