@@ -130,12 +130,22 @@ def _run(doc, **server) -> Simulation:
     return sim
 
 
+def through_share(sim: Simulation) -> float:
+    """The share of the reads arriving at the CDN in the second half of the run that it passed on."""
+    half = sim.metrics.time_s > sim.metrics.time_s[-1] / 2
+    arrived = sim.metrics.flow[("users", "cdn")][half].sum()
+    writes = arrived * (1 - sim.document.params("users")["read_ratio"])
+    return float((sim.metrics.flow[("cdn", "app")][half].sum() - writes) / (arrived - writes))
+
+
 def test_browser_caching_lesson_public_responses_are_answered_by_the_cdn():
     doc = load(LESSON)
     assert doc.params("app")["cache_control"] == "public" and doc.kind("cdn") == "cache"
     public = _run(doc)
     private = _run(doc, cache_control="private")
     assert _cache_hits(doc) == {"cdn": 0.0}                          # a shared cache stores no private page
+    doc.set_params("app", {"cache_control": "public"})
+    assert _cache_hits(doc)["cdn"] == pytest.approx(1 - through_share(public), abs=0.05)   # the analysis agrees
     through = {name: float(sim.metrics.flow[("cdn", "app")].sum()) for name, sim in
                (("public", public), ("private", private))}
     assert through["private"] == pytest.approx(private.totals()["arrived"], rel=0.01)   # everything passes
@@ -147,11 +157,12 @@ def test_browser_caching_lesson_public_responses_are_answered_by_the_cdn():
 
 def test_browser_caching_lesson():
     doc = load(LESSON)
-    doc.set_params("app", {"cache_control": "private"})   # every request reaches the server: closed forms
+    assert not doc.params("app")["etag"]                  # the lesson says: turn it on
+    doc.set_params("app", {"cache_control": "private", "etag": True})   # every request reaches the server
     horizon = doc.settings["duration_s"]
     client = doc.params("users")
     age = doc.params("app")["cache_max_age_s"]
-    assert age > 0 and doc.params("app")["etag"]
+    assert age > 0
     cached = _run(doc)
     t = cached.totals()
     expected = _closed_form(client, age, horizon)
