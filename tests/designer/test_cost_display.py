@@ -74,6 +74,6 @@ def test_machine_type_greys_what_it_sets_and_the_cost_follows(qtbot, caching_win
     assert window.controller.document.params("app")["price_per_hour"] == 4.608     # kept from the type
     window.controller.undo_stack.undo()      # the burst of type choices is one step: back to the lesson's type
     assert window.controller.document.node("app").params == {"machine": "m5.2xlarge", "cache_max_age_s": 30,
-                                                            "etag": True, "cache_control": "public",
+                                                            "etag": False, "cache_control": "public",
                                                             "not_modified_cost": 0.2, "timeout_s": 10}
     assert not rows["capacity_rps"].editor.widget.isEnabled()
