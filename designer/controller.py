@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 
 from simulation.document import Document, NodeData, ScheduledEvent
 from simulation.kinds import KINDS
+from simulation.machines import changes_for as machine_changes
 from simulation.params import FormatError, check_value
 from simulation.patterns import check_pattern
 
@@ -150,7 +151,8 @@ class DocumentController(QObject):
             # The node as it would be, checked like the loader checks it (cross-field rules,
             # scheduled events of a replica that would no longer exist).
             data = self._document.node(node_id).copy()
-            for name, value in checked.items():
+            node_changes = machine_changes(data.params, checked) if data.kind == "server" else checked
+            for name, value in node_changes.items():
                 if value is None:
                     data.params.pop(name, None)
                 else:

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, Q
                                QVBoxLayout, QWidget)
 
 from simulation.kinds import KINDS, SIMULATION_PARAMS
+from simulation.machines import CUSTOM, DERIVED
 from simulation.params import FormatError, Param, object_with_defaults
 
 from .lessons import icon_path
@@ -306,6 +307,13 @@ class Inspector(QScrollArea):
             for name, row in self.rows.items():
                 values = [p[name] for p in all_params]
                 row.set_value(values[0], mixed=any(v != values[0] for v in values))
+            derived = any(p.get("machine", CUSTOM) != CUSTOM for p in all_params)
+            for name in DERIVED:   # a machine type sets these: shown, not edited (machines.py)
+                if name in self.rows:
+                    self.rows[name].editor.widget.setEnabled(not derived)
+                    self.rows[name].editor.widget.setToolTip(
+                        "Set by the machine type; choose machine “custom” to set it yourself." if derived
+                        else tooltip(self.rows[name].param))
             if self.pattern is not None:
                 values = [p[self.pattern.param.name] for p in all_params]
                 self.pattern.set_value(values[0], mixed=any(v != values[0] for v in values))

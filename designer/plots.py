@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from simulation.state import CAUSE_LABELS, FAILURE_CAUSES
 
@@ -28,6 +28,8 @@ SERIES = {   # name -> (label, colour)
     "p95": ("p95", "#ff7f0e"),
     "p99": ("p99", "#9467bd"),
     "active": ("Servers up", "#2ca02c"),
+    "page_view": ("page view mean", "#333333"),
+    "cost": ("Spent", "#8c564b"),
 }
 CAUSE_COLOURS = ("#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 NODE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -56,6 +58,33 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
+def _column(metrics: Any, name: str, n: int, missing: float = math.nan) -> np.ndarray:
+    """The first ``n`` values of a metric column (``missing`` where the metrics have no such column)."""
+    values = getattr(metrics, name, None)
+    if values is None or len(values) < n:
+        return np.full(n, missing)
+    return np.asarray(values[:n], dtype=float)
+
+
+def totals_text(metrics: Any, n: int) -> str:
+    """The run so far in one line: money, server-hours and page views (read from the metric rows)."""
+    if not n:
+        return ""
+    span = _column(metrics, "span_s", n, 1.0)
+    usd = float(np.sum(np.nan_to_num(_column(metrics, "cost_usd", n)) * span))
+    hours = float(np.sum(np.nan_to_num(_column(metrics, "cost_server_s", n)) * span)) / 3600.0
+    text = f"${usd:,.2f} · {hours:,.2f} server-hours" if usd >= 0.995 else f"${usd:,.4f} · {hours:,.3f} server-hours"
+    views = float(np.sum(np.nan_to_num(_column(metrics, "page_views", n)) * span))
+    hits = float(np.sum(np.nan_to_num(_column(metrics, "browser_hits", n)) * span))
+    if hits > 0 and views > 0:
+        served = np.nan_to_num(_column(metrics, "served_rps", n)) * span
+        lat = float(np.sum(np.nan_to_num(_column(metrics, "mean_ms", n)) * served))
+        mean = lat / (float(served.sum()) + hits) if served.sum() + hits > 0 else math.nan
+        text += (f"  |  {views:,.0f} page views · {100 * hits / views:.0f}% from the browser cache · "
+                 f"page view mean {_fmt(mean)} ms")
+    return text
+
+
 class PlotsPanel(QWidget):
     """The plots dock's content."""
 
@@ -68,7 +97,17 @@ class PlotsPanel(QWidget):
         self.readout = QLabel(HINT, self)
         self.readout.setObjectName("plotReadout")
         self.readout.setStyleSheet("color: #333; padding: 0 4px;")
-        layout.addWidget(self.readout)
+        top = QHBoxLayout()
+        top.addWidget(self.readout, 1)
+        self.totals_label = QLabel("", self)   # cost and page views since the start of the run
+        self.totals_label.setObjectName("plotTotals")
+        self.totals_label.setStyleSheet("color: #333; padding: 0 4px;")
+        self.totals_label.setToolTip("Since the start of the run: dollars spent on server replicas (every replica "
+                                     "that exists, booting ones included) and server-hours; page views (requests "
+                                     "plus views the browser answered from its cache), the share from the browser "
+                                     "cache, and their mean latency (browser hits count as 0 ms).")
+        top.addWidget(self.totals_label)
+        layout.addLayout(top)
         self.graphics = pg.GraphicsLayoutWidget(self)
         self.graphics.setMinimumHeight(220)
         layout.addWidget(self.graphics, 1)
@@ -84,10 +123,13 @@ class PlotsPanel(QWidget):
         self._n = 0
 
         self._add_plot("throughput", 0, 0, "Throughput", "req/s", ("offered", "served", "failed"))
-        self._add_plot("latency", 0, 1, "Latency", "ms", ("p50", "p95", "p99"))
-        self._add_plot("failures", 0, 2, "Failures by cause", "req/s", ())
+        self._add_plot("latency", 0, 1, "Latency", "ms", ("p50", "p95", "p99", "page_view"))
+        self._add_plot("failures", 0, 2, "Failures by cause", "req/s", (), colspan=2)
         self._add_plot("utilization", 1, 0, "Utilization", "%", (), colspan=2)
         self._add_plot("active", 1, 2, "Active servers", "", ("active",))
+        self._add_plot("cost", 1, 3, "Cost", "$", ("cost",))
+        self.curves["page_view"].setPen(pg.mkPen(SERIES["page_view"][1], width=1.2,
+                                                 style=pg.QtCore.Qt.PenStyle.DashLine))
         self.plots["utilization"].setYRange(0, 125, padding=0)   # room for the legend above 100%
         self.plots["utilization"].enableAutoRange(axis="y", enable=False)
         self.plots["utilization"].getAxis("left").setTicks([[(v, str(v)) for v in (0, 25, 50, 75, 100)]])
@@ -183,6 +225,7 @@ class PlotsPanel(QWidget):
         self._cause_in_legend.clear()
         self._metrics, self._n = None, 0
         self.readout.setText(HINT)
+        self.totals_label.setText("")
 
     def refresh(self, metrics: Any) -> None:
         """Show the engine's metric arrays (only the first ``metrics.n`` rows are valid)."""
@@ -201,6 +244,10 @@ class PlotsPanel(QWidget):
         self.curves["p95"].setData(t, np.asarray(metrics.p95_ms[:n], dtype=float))
         self.curves["p99"].setData(t, np.asarray(metrics.p99_ms[:n], dtype=float))
         self.curves["active"].setData(t, np.asarray(metrics.active_servers[:n], dtype=float))
+        self.curves["page_view"].setData(t, _column(metrics, "page_view_mean_ms", n))
+        spent = np.cumsum(np.nan_to_num(_column(metrics, "cost_usd", n)) * _column(metrics, "span_s", n, 1.0))
+        self.curves["cost"].setData(t, spent)
+        self.totals_label.setText(totals_text(metrics, n))
         legend = self.plots["failures"].legend
         for cause, curve in self.cause_curves.items():
             values = np.asarray(metrics.failed_by_cause.get(cause, np.zeros(n))[:n], dtype=float)
@@ -302,6 +349,11 @@ class PlotsPanel(QWidget):
             return
         i = int(np.clip(np.searchsorted(times, x), 0, n - 1))
         t = float(times[i])
+        if plot_name == "latency" and n and not math.isnan(_column(m, "page_view_mean_ms", n)[i]):
+            parts = [f"p50 {_fmt(m.p50_ms[i])}", f"p95 {_fmt(m.p95_ms[i])}", f"p99 {_fmt(m.p99_ms[i])} ms",
+                     f"page view mean {_fmt(_column(m, 'page_view_mean_ms', n)[i])} ms"]
+            self.readout.setText(f"t = {t:.0f} s · " + " · ".join(parts))
+            return
         if plot_name == "throughput":
             parts = [f"offered {_fmt(m.offered_rps[i])}", f"served {_fmt(m.served_rps[i])}",
                      f"failed {_fmt(m.failed_rps[i])} req/s"]
@@ -310,6 +362,9 @@ class PlotsPanel(QWidget):
         elif plot_name == "failures":
             parts = [f"{CAUSE_LABELS.get(c, c)} {_fmt(m.failed_by_cause[c][i])} req/s" for c in FAILURE_CAUSES
                      if c in m.failed_by_cause and m.failed_by_cause[c][i] > 0] or ["no failures"]
+        elif plot_name == "cost":
+            spent = float(np.sum(np.nan_to_num(_column(m, "cost_usd", i + 1)) * _column(m, "span_s", i + 1, 1.0)))
+            parts = [f"spent ${spent:,.4f}", f"{_fmt(_column(m, 'cost_usd', n)[i] * 3600)} $/h now"]
         elif plot_name == "utilization":
             parts = [f"{self._node_labels.get(k, k)} {100 * m.util[k][i]:.0f}%" for k in self.util_curves]
         else:

@@ -38,10 +38,13 @@ done once in reverse topological order (the loader refuses loops). A client's
 loss weighs reads and writes by its read ratio; the share of a SPOF is the
 expected share of the requests served with nothing failed that it loses
 (clients weighted by their rates), which is what the engine measures. Browser
-caches, 304 answers and overload are left out: ``empirical_spof`` measures them.
+caches count in the steady state: the reads they answer are not requests and do
+not reach the caches (so a cache sees flatter popularity). 304 answers and
+overload are left out: ``empirical_spof`` measures them.
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
@@ -293,15 +296,54 @@ def _client_map(doc: Document, maps: dict[str, _Map], client: str) -> _Map:
 
 
 # ----- cache hit ratios ---------------------------------------------------------------------------
+def _browser_kept(doc: Document) -> dict[str, np.ndarray]:
+    """Per client whose browsers cache (max-age > 0): the share of each item's reads that still
+    become requests in the steady state, 1 − rM / (1 + rM) (docs/engine.md, Browser caching)."""
+    from .compiler import _browser_policies
+    ids = doc.node_ids()
+    if not any(doc.kind(n) == "server" and float(doc.params(n)["cache_max_age_s"]) > 0 for n in ids):
+        return {}
+    index = {n: i for i, n in enumerate(ids)}
+    params = [doc.params(n) for n in ids]
+    policies = _browser_policies(doc, ids, [doc.kind(n) for n in ids], params,
+                                 [[index[t] for t in doc.successors(n)] for n in ids])
+    out = {}
+    for i, (age, _) in policies.items():
+        p = params[i]
+        if age > 0 and math.isfinite(age):
+            pmf = np.diff(np.r_[0.0, zipf_cdf_of(p)])
+            r = float(p["rate_rps"]) * float(p["read_ratio"]) / int(p["users"]) * pmf
+            out[ids[i]] = 1.0 / (1.0 + r * age)
+    return out
+
+
+def _requests(doc: Document, client: str, kept: dict[str, np.ndarray]) -> tuple[float, float]:
+    """(requests/s, read share) of a client's requests that reach the system (browser hits never do)."""
+    p = doc.params(client)
+    rate, rr = float(p["rate_rps"]), float(p["read_ratio"])
+    if client not in kept:
+        return rate, rr
+    pmf = np.diff(np.r_[0.0, zipf_cdf_of(p)])
+    reads = rr * float(np.dot(pmf, kept[client]))
+    total = reads + (1.0 - rr)
+    return rate * total, (reads / total if total > 0 else rr)
+
+
+def zipf_cdf_of(p: dict) -> np.ndarray:
+    from .caching import zipf_cdf
+    return zipf_cdf(int(p["items"]), float(p["zipf_s"]))
+
+
 def _cache_hits(doc: Document) -> dict[str, float]:
     """Steady-state read hit ratio of every cache, from the rates that reach it."""
     caches = [n for n in doc.node_ids() if doc.kind(n) == "cache"]
     if not caches:
         return {}
-    from .caching import CacheModel, zipf_cdf
+    from .caching import CacheModel, may_store, zipf_cdf
 
     clients = [n for n in doc.node_ids() if doc.kind(n) == "client"]
     rates = {c: float(doc.params(c)["rate_rps"]) for c in clients}
+    kept = _browser_kept(doc)    # the reads browsers answer never reach a cache
     flow = {n: [0.0, 0.0] for n in doc.node_ids()}   # reads/s and writes/s arriving
     for c in clients:
         p, entries = doc.params(c), doc.successors(c)
@@ -309,8 +351,9 @@ def _cache_hits(doc: Document) -> dict[str, float]:
             continue
         share = [1.0] + [0.0] * (len(entries) - 1) if p["entry_policy"] == "failover" else [1 / len(entries)] * len(entries)
         for e, s in zip(entries, share):
-            flow[e][0] += rates[c] * float(p["read_ratio"]) * s
-            flow[e][1] += rates[c] * (1 - float(p["read_ratio"])) * s
+            total, rr = _requests(doc, c, kept)
+            flow[e][0] += total * rr * s
+            flow[e][1] += total * (1 - rr) * s
     items = max(int(doc.params(c)["items"]) for c in clients) if clients else 1
     pop = np.zeros(items)
     total = sum(rates.values()) or 1.0
@@ -318,6 +361,13 @@ def _cache_hits(doc: Document) -> dict[str, float]:
         pmf = np.diff(np.r_[0.0, zipf_cdf(int(doc.params(c)["items"]), float(doc.params(c)["zipf_s"]))])
         pop[:len(pmf)] += (rates[c] or total / len(clients)) / total * pmf
     pop /= pop.sum()
+    seen = pop    # the items of the reads that reach the caches
+    if kept:
+        seen = np.zeros(items)
+        for c in clients:
+            pmf = np.diff(np.r_[0.0, zipf_cdf_of(doc.params(c))])
+            seen[:len(pmf)] += rates[c] * float(doc.params(c)["read_ratio"]) * pmf * kept.get(c, 1.0)
+        seen = seen / seen.sum() if seen.sum() > 0 else pop
     hits: dict[str, float] = {}
     for n in nx.topological_sort(doc.graph):
         kind, (r, w) = doc.kind(n), flow[n]
@@ -326,9 +376,10 @@ def _cache_hits(doc: Document) -> dict[str, float]:
         if kind == "cache":
             p = doc.params(n)
             model = CacheModel(pop, int(p["capacity_items"]), float(p["ttl_s"]), p["invalidation"] == "on_write")
+            model.stores = may_store(doc, n)
             model.read_rate, model.write_rate = r, w
             model._compute()
-            hits[n] = float(np.dot(pop, model.hit))
+            hits[n] = float(np.dot(seen, model.hit))
             r *= 1.0 - hits[n]
         if kind == "load_balancer":
             by_capacity = doc.params(n)["algorithm"] in BY_CAPACITY
@@ -368,7 +419,9 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
     maps = _loss_maps(doc, hits)
     by_table = _table_maps(doc, hits, maps)
     clients = [c for c in doc.node_ids() if doc.kind(c) == "client" and doc.successors(c)]
-    rates = {c: float(doc.params(c)["rate_rps"]) for c in clients}
+    kept = _browser_kept(doc)
+    requests = {c: _requests(doc, c, kept) for c in clients}   # browser hits are not requests
+    rates = {c: requests[c][0] for c in clients}
     if not any(rates.values()):
         rates = dict.fromkeys(clients, 1.0)
     cut_off: dict[str, list[str]] = {}
@@ -376,7 +429,7 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
     served = 0.0                         # requests served per second with nothing failed
     for c in clients:
         m = _mix([(w, _client_map(doc, tm, c)) for w, tm in by_table[c]]) if c in by_table else _client_map(doc, maps, c)
-        rr = float(doc.params(c)["read_ratio"])
+        rr = requests[c][1]
         base = rr * m.base[0] + (1 - rr) * m.base[1]
         if base >= 1 - 1e-9 or not rates[c]:
             continue   # broken already, or sends nothing

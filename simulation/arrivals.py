@@ -17,7 +17,8 @@ import numpy as np
 from .flight import Batch, FLAG_FORGED, FLAG_NOT_MODIFIED
 from .health import CheckArrivals
 from .patterns import rate_factor
-from .randomness import block_generator, BROWSER, ENTRY, FORGE, NOT_MODIFIED, REPLICA, uniform
+from .page_views import stale_share
+from .randomness import block_generator, BROWSER, BROWSER_STALE, ENTRY, FORGE, NOT_MODIFIED, REPLICA, uniform
 from .redundancy import EntryFailover
 
 
@@ -47,6 +48,7 @@ class Arrivals(CheckArrivals, EntryFailover):
                                                            for f in range(1, 7))
             if browser.any():   # answered by the browser's cache: never sent
                 self._count("browser_hits", times[browser])
+                self._count_stale_views(c, times[browser], keys[browser], items[browser])
                 keep = ~browser
                 times, users, cls, keys, flags, items = (a[keep] for a in (times, users, cls, keys, flags, items))
                 if not len(times):
@@ -131,6 +133,13 @@ class Arrivals(CheckArrivals, EntryFailover):
             nm = reads & ~browser & (uniform(keys, 0, NOT_MODIFIED) < stale_copy * unchanged)
             flags[nm] |= FLAG_NOT_MODIFIED
         return browser
+    def _count_stale_views(self, c, times: np.ndarray, keys: np.ndarray, items: np.ndarray) -> None:
+        """Browser hits that show a copy the server has changed since (page_views.py): the item,
+        written at rate w, was written during the copy's age, uniform on [0, max-age]."""
+        pmf = np.diff(np.r_[0.0, self._cdf[c.node_id]])[items]
+        w = c.rate_rps * (1.0 - c.read_ratio) * pmf
+        stale = uniform(keys, 0, BROWSER_STALE) < stale_share(w, c.max_age_s)
+        self._count("stale_page_views", times[stale])
     def _pick_replica(self, node: np.ndarray, keys: np.ndarray, hops: np.ndarray | int = 0) -> np.ndarray:
         first, count = self._node_first, self._node_count
         if (count[node] == 1).all():

@@ -69,6 +69,8 @@ class CacheModel:
         self._second = 0                                # hit/stale describe this second
         self._states: dict[int, tuple[np.ndarray, np.ndarray]] = {0: (self.hit, self.stale)}
 
+    stores = True   # False: every server behind it answers Cache-Control: private (see may_store)
+
     def count(self, arrivals: np.ndarray, writes: np.ndarray) -> None:
         """Book requests arriving at the cache (times, and which of them write)."""
         if not len(arrivals):
@@ -115,6 +117,9 @@ class CacheModel:
 
     def _compute(self) -> None:
         self._computed_at = (self.read_rate, self.write_rate)
+        if not self.stores:   # a shared cache must not store private responses: every read passes
+            self.hit, self.stale = np.zeros(len(self.popularity)), np.zeros(len(self.popularity))
+            return
         lam = self.read_rate * self.popularity
         w = self.write_rate * self.popularity
         t_c = che_time(lam + w, self.size)
@@ -130,3 +135,23 @@ class CacheModel:
             else:
                 wt = w * self.ttl
                 self.stale = np.where(wt > 1e-12, 1.0 + np.expm1(-wt) / np.where(wt > 1e-12, wt, 1.0), 0.0)
+
+
+def may_store(document, node_id: str) -> bool:
+    """Whether a shared cache may store what it is asked for: not when one of the first servers
+    behind it (through load balancers and other caches) answers ``Cache-Control: private`` (the
+    response holds one user's data; the most restrictive directive wins). A cache in front of
+    databases only is an application cache: HTTP directives do not apply to it."""
+    seen, todo = {node_id}, list(document.successors(node_id))
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        kind = document.kind(n)
+        if kind == "server":
+            if document.params(n).get("cache_control") == "private":
+                return False
+        elif kind != "database":
+            todo.extend(document.successors(n))
+    return True

@@ -15,6 +15,7 @@ import networkx as nx
 
 from .goals import Goal
 from .kinds import KINDS, SIMULATION_PARAMS, can_connect
+from .machines import changes_for as machine_changes, explicit_problem as machine_problem, resolve as resolve_machine
 from .params import FormatError, check_value, object_with_defaults
 
 
@@ -133,7 +134,7 @@ class Document:
         for p in kind.params:
             if p.type == "object":
                 out[p.name] = object_with_defaults(p, out[p.name])
-        return out
+        return resolve_machine(out) if data.kind == "server" else out
 
     def param(self, node_id: str, name: str) -> Any:
         return self.params(node_id)[name]
@@ -221,6 +222,8 @@ class Document:
         """
         data = self.node(node_id)
         kind = KINDS[data.kind]
+        if data.kind == "server":   # a machine type decides capacity, workers and price (machines.py)
+            changes = machine_changes(data.params, changes)
         checked = {}
         for name, value in changes.items():
             if name not in kind.param_names:
@@ -235,6 +238,11 @@ class Document:
         merged.update({k: (kind.param(k).default if v is None else v) for k, v in checked.items()})
         from .kinds import cross_check
         cross_check(data.kind, merged, "")
+        explicit = {**data.params, **checked}
+        problem = machine_problem({k: v for k, v in explicit.items() if v is not None}) \
+            if data.kind == "server" else None
+        if problem:
+            raise FormatError(*problem)
         old = {name: copy.deepcopy(data.params.get(name)) for name in checked}
         for name, value in checked.items():
             if value is None:

@@ -26,7 +26,7 @@ from .arrivals import Arrivals
 from .autoscaling import Autoscaler
 from .blocking import Blocking
 from .budget import MAX_IN_FLIGHT, BudgetError, check_work, in_flight_message, peak_factor as _peak_factor
-from .caching import CacheModel, zipf_cdf
+from .caching import CacheModel, may_store, zipf_cdf
 from .compiler import SERVER, EdgeLookup, Network, SimulationError, compile_document
 from .dispatch import BalancerState, share_cookies
 from .document import Document
@@ -35,6 +35,7 @@ from .ledger import COUNTERS, Ledger
 from .lifecycle import Lifecycle
 from .metrics import N_BINS, Metrics, percentile_ms
 from .table_routing import Partitioning
+from .page_views import page_view_totals
 from .per_second import PerSecond
 from .replication import Replication
 from .request_state import RequestState
@@ -145,6 +146,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         models = {}
         for st, size, ttl, on_write in net.caches:
             m = CacheModel(pop, size, ttl, on_write)
+            m.stores = may_store(self.document, net.node_ids[net.st_node[st]])   # Cache-Control: private
             prev = next((o for o in old.values() if o is not None and len(o.popularity) == len(pop)
                          and (o.size, o.ttl, o.on_write) == (size, ttl, on_write)), None) if len(net.caches) == 1 else None
             if prev is not None:
@@ -308,6 +310,8 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
             "sessions_lost": int(self.failed_by_cause[CAUSE_INDEX["session_lost"]]),
             **{name: int(v) for name, v in self.counts.items()},
             **({"served_by_table": dict(self._served_by_view)} if self._parts is not None else {}),
+            **page_view_totals(self.arrived, served, self._lat_ns_total, self.counts["browser_hits"]),
+            **self.metrics.cost_totals(),
         }
 
     # ----- events and failures ------------------------------------------------------------

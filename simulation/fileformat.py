@@ -18,6 +18,7 @@ from .file_input import (ID_RE, MAX_DEPTH, MAX_FILE_BYTES, JsonHooks, field_name
                          read_limited, refuse_oddities)
 from .goals import goals_to_list, parse_goals
 from .kinds import EVENT_ACTIONS, KINDS, SIMULATION_PARAMS, cross_check
+from .machines import explicit_problem
 from .outputs import write_bytes
 from .params import FormatError, check_number, check_value
 from .params import _fmt as fmt_number
@@ -247,6 +248,9 @@ def _node(raw: Any, index: int, doc: Document) -> NodeData:
     full = spec.defaults()
     full.update(params)
     _relative(where, lambda: cross_check(kind, full, ""))
+    problem = explicit_problem(params) if kind == "server" else None
+    if problem:
+        raise FormatError(_field(where, problem[0]), problem[1])
     return NodeData(node_id, kind, label, float(x), float(y), params)
 
 

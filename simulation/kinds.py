@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .machines import CHOICES as MACHINE_CHOICES
 from .params import Param
 
 P = Param
@@ -125,12 +126,25 @@ SERVER = Kind(
           "local (in this server's memory: lost if it dies or the user is sent to another server), "
           "database (one extra database read per request: survives).",
           choices=("local", "database", "cookie")),
+        P("machine", "choice", "custom", "Machine type (vertical scaling). custom: set capacity, workers and price "
+          "yourself; an m5 type (modelled on AWS's general-purpose family) sets all three (a file that names a type "
+          "leaves them out), and the list ends at the largest type: nothing bigger exists. Price is linear in "
+          "vCPUs, capacity is not (see docs).",
+          label="Machine type", choices=MACHINE_CHOICES),
+        P("price_per_hour", "float", 0.096, "What one replica costs per hour it exists (booting and draining "
+          "included). Set by the machine type unless it is custom; the default is an m5.large's price, which "
+          "the default server equals.", label="Price", unit="$/h", minimum=0, maximum=1000),
         P("cache_max_age_s", "float", 0.0, "Cache-Control: max-age of its responses. Browsers reuse a response "
           "this long without asking again (0 = no-cache: every page view is a request).",
           label="Browser max-age", unit="s", minimum=0, maximum=31_536_000, group="HTTP caching"),
         P("etag", "bool", False, "Send an ETag: a browser whose copy expired asks again with If-None-Match, "
           "and if the item did not change it gets a cheap 304 Not Modified (no database call).",
           label="ETag", group="HTTP caching"),
+        P("cache_control", "choice", "public", "public: shared caches in front of this server (a Cache node "
+          "acting as a CDN or reverse proxy) may store its responses for every user; private: the responses hold "
+          "one user's data, only the user's own browser may keep them, so a shared cache in front passes every "
+          "read through (max-age still applies in the browser).",
+          label="Cache-Control", choices=("public", "private"), group="HTTP caching"),
         P("not_modified_cost", "float", 0.2, "Work of a 304 Not Modified answer, as a share of a full response.",
           label="304 cost", minimum=0, maximum=1, group="HTTP caching"),
         P("cookie_signed", "bool", True, "Sign session cookies with a secret key (Flask's default). A forged "

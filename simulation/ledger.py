@@ -13,7 +13,7 @@ from .metrics import N_BINS, latency_bins
 
 # Events that are neither served nor failed requests, counted per second.
 COUNTERS = ("forged_accepted", "forged_rejected", "stale_reads", "browser_hits", "not_modified",
-            "write_conflicts", "id_collisions")
+            "write_conflicts", "id_collisions", "stale_page_views")
 
 
 class Ledger:

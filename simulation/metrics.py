@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from .page_views import BROWSER_HIT_MS
 from .state import FAILURE_CAUSES
 
 LAT_MIN_MS = 0.01
@@ -153,7 +154,8 @@ class Metrics:
 
     COLUMNS = ("time_s", "offered_rps", "served_rps", "failed_rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
                "active_servers", "sessions_lost", "cost_server_s", "forged_accepted", "forged_rejected",
-               "stale_reads", "browser_hits", "not_modified", "write_conflicts", "id_collisions", "span_s")
+               "stale_reads", "browser_hits", "not_modified", "write_conflicts", "id_collisions", "cost_usd",
+               "stale_page_views", "page_views", "page_view_mean_ms", "browser_hit_share", "span_s")
 
     def __init__(self) -> None:
         self.n = 0              # rows
@@ -211,6 +213,13 @@ class Metrics:
         rows = np.asarray(rows, dtype=bool)
         return (self._hist[:self.n][rows].sum(axis=0, dtype=np.int64), float(self._served[:self.n][rows].sum()),
                 float(self._lat_ns[:self.n][rows].sum()))
+
+    def cost_totals(self) -> dict[str, float]:
+        """Money and server time of the closed seconds: ``cost_usd`` (dollars) and ``server_hours``
+        (replica-hours, booting and draining replicas included)."""
+        span = self.span_s
+        return {"cost_usd": float(np.nansum(self.cost_usd * span)),
+                "server_hours": float(np.nansum(self.cost_server_s * span)) / 3600.0}
 
     def latest(self, name: str) -> dict:
         """The last closed second's ``util``, ``queue``, ``replicas`` or ``flow``, by node or edge."""
@@ -335,6 +344,13 @@ class Metrics:
         with np.errstate(invalid="ignore", divide="ignore"):
             c.data[a:b, c.keys["mean_ms"]] = np.where(served > 0, self._lat_ns[a:b] / np.maximum(served, 1) / 1e6,
                                                       np.nan)
+            # page views (page_views.py), from the same exact sums: browser hits answer in 0 ms
+            hits = np.nan_to_num(c.data[a:b, c.keys["browser_hits"]]) * spans
+            views = np.nan_to_num(c.data[a:b, c.keys["page_views"]]) * spans
+            c.data[a:b, c.keys["page_view_mean_ms"]] = np.where(
+                served + hits > 0, (self._lat_ns[a:b] / 1e6 + hits * BROWSER_HIT_MS) / np.maximum(served + hits, 1),
+                np.nan)
+            c.data[a:b, c.keys["browser_hit_share"]] = np.where(views > 0, hits / np.maximum(views, 1), np.nan)
 
     def _merge_pairs(self) -> None:
         """Halve the rows: each pair of neighbours becomes one row covering both spans."""

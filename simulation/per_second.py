@@ -8,11 +8,21 @@ import numpy as np
 
 from .compiler import SERVER
 from .ledger import COUNTERS
+from .machines import station_prices
+from .page_views import page_view_columns
 from .metrics import percentiles_ms
 from .state import CAUSE_INDEX
 
 
 class PerSecond:
+    def _station_prices(self) -> np.ndarray:
+        """Dollars per second of each station (its server's price per hour / 3600), per compiled network."""
+        cached = getattr(self, "_prices", None)
+        if cached is None or cached[0] is not self.net:
+            net = self.net
+            self._prices = (net, station_prices(self.document, net.node_ids, net.st_node, net.st_kind == SERVER))
+        return self._prices[1]
+
     def _close_seconds(self, k: int) -> None:
         """Turn the ledger's k oldest seconds into metric rows (all at once)."""
         net = self.net
@@ -50,7 +60,9 @@ class PerSecond:
         keep = [i for i in range(n_nodes) if net.node_kind[i] != "client"]
         nodes = [net.node_ids[i] for i in keep]
         servers_up = float(((net.st_kind == SERVER) & up).sum())
-        provisioned = float(((net.st_kind == SERVER) & self.stations.provisioned & ~self.stations.failed).sum())
+        existing = (net.st_kind == SERVER) & self.stations.provisioned & ~self.stations.failed
+        provisioned = float(existing.sum())
+        cost_usd = float(self._station_prices()[existing].sum())   # $ per second (machines.py)
         served = sec["served"].astype(float)
         pct = percentiles_ms(sec["hist"], (0.5, 0.95, 0.99))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -66,7 +78,9 @@ class PerSecond:
             "active_servers": np.full(k, servers_up),
             "sessions_lost": failed[:, CAUSE_INDEX["session_lost"]],
             "cost_server_s": np.full(k, provisioned),
+            "cost_usd": np.full(k, cost_usd),
             **{name: sec["counts"][:, i].astype(float) for i, name in enumerate(COUNTERS)},
+            **page_view_columns(sec["offered"], sec["served"], sec["lat_sum"], sec["counts"]),
         }
         util, queue, ups, util_max = util[:, keep], queue[:, keep], np.repeat(ups[None, keep], k, axis=0), util_max[:, keep]
         if net.shards:   # each shard (its primary and replicas) of a sharded database as "<node>#<shard>"

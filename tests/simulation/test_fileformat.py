@@ -580,6 +580,9 @@ def documents(draw) -> dict:
             st.lists(st.sampled_from(KINDS[kind].params), unique_by=lambda p: p.name, max_size=4))}
         if params.get("min_replicas", 1) > params.get("max_replicas", 10):  # keep min ≤ max
             params["min_replicas"], params["max_replicas"] = 1, params.get("max_replicas", 10)
+        if params.get("machine", "custom") != "custom":   # a machine type decides these (machines.py)
+            for name in ("capacity_rps", "workers", "price_per_hour"):
+                params.pop(name, None)
         node = {"id": f"{kind}{i}", "kind": kind, "params": params}
         if draw(st.booleans()):
             node.update(label=draw(TEXT), x=draw(st.floats(-1e7, 1e7)), y=draw(st.floats(-1e7, 1e7)))
