@@ -126,7 +126,7 @@ def _goals_section() -> list[str]:
                {"metric": "cost_server_s", "at_most": 2400}, {"metric": "survives_any_single_failure"}]
     g.parse_goals(example)   # the example must itself be valid
     kinds = {"share": "a share, 0 to 1", "ms": "milliseconds", "rate": "req/s", "count": "a count",
-             "cost": "server-seconds", "check": "yes/no"}
+             "cost": "server-seconds", "money": "dollars", "check": "yes/no"}
     lines = [
         "## Goals",
         "",

@@ -29,7 +29,8 @@ DEFAULT_SECONDS = 60.0
 @dataclass(frozen=True)
 class Metric:
     """What a goal can name. ``kind`` says how it is measured and shown:
-    share (0..1, shown in %), ms, rate (req/s), count, cost, or check (yes/no)."""
+    share (0..1, shown in %), ms, rate (req/s), count, cost (server-seconds), money (dollars),
+    or check (yes/no)."""
     name: str
     label: str
     kind: str
@@ -48,6 +49,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("throughput", "throughput", "rate", "Requests served per second (served / seconds run).", "req/s"),
     Metric("cost_server_s", "cost", "cost", "Server-seconds: the server replicas that exist (booting and draining "
            "ones too), summed over every second of the run.", "server-s"),
+    Metric("cost_usd", "cost in dollars", "money", "Dollars spent: each server replica that exists costs its machine "
+           "type's price per hour (a custom machine: its price_per_hour) for every second it exists.", "$"),
+    Metric("stale_page_views", "stale page views", "count", "Page views a browser answered from a copy older than "
+           "the item on the server. " + _COUNT),
     Metric("sessions_lost", "sessions lost", "count", "Requests that failed because their session was lost. " + _COUNT),
     Metric("stale_reads", "stale reads", "count", "Reads that returned old data (a replica behind its primary, a "
            "cache entry not invalidated). " + _COUNT),
@@ -168,6 +173,11 @@ def format_value(kind: str, value: float, near: float | None = None) -> str:
         return "—"
     scale, unit = {"share": (100.0, " %"), "ms": (1.0, " ms"), "rate": (1.0, " req/s"),
                    "count": (1.0, ""), "cost": (1.0, " server-s")}.get(kind, (1.0, ""))
+    if kind == "money":   # dollars: cents, or four decimals below a dollar
+        decimals = 2 if abs(value) >= 1 else 4
+        while near is not None and value != near and decimals < 8 and round(value, decimals) == round(near, decimals):
+            decimals += 1
+        return f"${value:,.{decimals}f}"
     v = value * scale
     if kind == "count" or (kind == "cost" and float(v).is_integer()):
         return f"{int(round(v)):,}{unit}"

@@ -22,7 +22,7 @@ from .document import Document
 from .goals import Goal, format_value
 from .metrics import percentile_ms
 
-COUNTS = ("sessions_lost", "stale_reads", "forged_accepted", "write_conflicts", "id_collisions")
+COUNTS = ("sessions_lost", "stale_reads", "forged_accepted", "write_conflicts", "id_collisions", "stale_page_views")
 PERCENTILES = {"p50_ms": 0.50, "p95_ms": 0.95, "p99_ms": 0.99}
 Losses = dict[str, Measured]
 
@@ -101,8 +101,8 @@ def measure_number(sim: Any, goal: Goal) -> float:
             return t["failed"] / t["arrived"] if t["arrived"] else math.nan
         if metric == "throughput":
             return t["served"] / sim.now if sim.now > 0 else math.nan
-        if metric == "cost_server_s":
-            return float(np.sum(m.cost_server_s * m.span_s))
+        if metric in ("cost_server_s", "cost_usd"):
+            return float(np.sum(getattr(m, metric) * m.span_s))
         return float(t[metric])
     rows = _window_rows(sim, goal)
     if not rows.any():
@@ -118,8 +118,8 @@ def measure_number(sim: Any, goal: Goal) -> float:
         return done / arrived if arrived else math.nan
     if metric == "throughput":
         return total("served_rps") / float(span.sum())
-    if metric == "cost_server_s":
-        return total("cost_server_s")
+    if metric in ("cost_server_s", "cost_usd"):
+        return total(metric)
     if metric in COUNTS:
         return float(round(total(metric)))
     hist, served, lat_ns = m.latency_of_rows(rows)
