@@ -102,7 +102,11 @@ def build(window) -> None:
     w.recent_menu = m.addMenu("Open &Recent")
     w.recent_menu.aboutToShow.connect(w.fill_recent_menu)
     w.examples_menu = m.addMenu(icon(w, "scalelab"), "&Examples")
+    challenges = False
     for lesson in built_in_lessons():
+        if lesson.name.startswith("challenge_") and not challenges:   # the graded challenges, apart
+            challenges = True
+            w.examples_menu.addSection("Challenges")
         act = w.examples_menu.addAction(lesson.title)
         act.setToolTip(str(lesson.path))
         act.triggered.connect(lambda checked=False, p=lesson.path: w.open_file(p))

@@ -39,3 +39,12 @@ def test_each_shard_gets_a_utilization_curve_of_its_own():
     assert [k for k in labels if k.startswith("db#")] == [f"db#{s}" for s in range(shards)]
     assert labels["db#0"] == f"{doc.node('db').label} #0"
     assert list(labels)[0] == "app"                               # servers first
+
+
+def test_the_examples_menu_sets_the_challenges_apart(window):
+    acts = window.examples_menu.actions()
+    sections = [i for i, a in enumerate(acts) if a.isSeparator()]
+    assert len(sections) == 1 and acts[sections[0]].text() == "Challenges"
+    after = [a.text() for a in acts[sections[0] + 1:]]
+    assert len(after) >= 4 and all(t.startswith("Challenge") for t in after)
+    assert not any(a.text().startswith("Challenge") for a in acts[:sections[0]])
