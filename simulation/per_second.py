@@ -9,8 +9,8 @@ import numpy as np
 from .compiler import SERVER
 from .ledger import COUNTERS
 from .machines import station_prices
-from .page_views import page_view_columns
 from .metrics import percentiles_ms
+from .page_views import page_view_columns
 from .state import CAUSE_INDEX
 
 
