@@ -193,6 +193,13 @@ def summary_text(s: dict[str, Any], wall_s: float) -> str:
                        ("id_collisions", "id collisions")):
         if s.get(key):
             lines.append(f"  {label:<14} {s[key]:,}")
+    if s.get("browser_hits"):
+        lines.append(f"  page views     {s['page_views']:,}: {s['browser_hit_share'] * 100:.1f} % from the browser "
+                     f"cache, mean {ms('page_view_mean_ms')}" + (f", {s['stale_page_views']:,} stale"
+                                                                 if s.get("stale_page_views") else ""))
+    if s.get("server_hours"):
+        lines.append(f"  cost           ${s['cost_usd']:,.{2 if s['cost_usd'] >= 1 else 4}f}, "
+                     f"{s['server_hours']:,.3g} server-hours")
     return "\n".join(lines)
 
 
