@@ -117,15 +117,15 @@ SERVER = Kind(
           label="Timeout", unit="s", minimum=0, exclusive_minimum=True, maximum=3600),
         P("replicas", "int", 1, "Identical copies of this server (horizontal scaling); drawn as a stack.",
           minimum=1, maximum=10_000),
-        P("blocking_calls", "bool", False, "Sync workers (gunicorn's sync workers, Django or Flask thread-per-"
-          "request): the worker that took a request stays busy until its database and cache calls return, so a "
-          "slow database fills this server's workers and queue. Off: async workers (asyncio, Node, gevent), "
-          "free while the downstream call runs.", label="Blocking calls"),
         P("sessions", "choice", "cookie",
           "Where user sessions live: cookie (in the client's signed cookie, Flask's default: survives), "
           "local (in this server's memory: lost if it dies or the user is sent to another server), "
           "database (one extra database read per request: survives).",
           choices=("local", "database", "cookie")),
+        P("blocking_calls", "bool", False, "Sync workers (gunicorn's sync workers, Django or Flask thread-per-"
+          "request): the worker that took a request stays busy until its database and cache calls return, so a "
+          "slow database fills this server's workers and queue. Off: async workers (asyncio, Node, gevent), "
+          "free while the downstream call runs.", label="Blocking calls"),
         P("machine", "choice", "custom", "Machine type (vertical scaling). custom: set capacity, workers and price "
           "yourself; an m5 type (modelled on AWS's general-purpose family) sets all three (a file that names a type "
           "leaves them out), and the list ends at the largest type: nothing bigger exists. Price is linear in "
