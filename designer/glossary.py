@@ -10,6 +10,7 @@ counter and cause the engine produces has an entry. No Qt here.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 
 from simulation.goals import METRICS
@@ -33,7 +34,7 @@ class Entry:
 
     def matches(self, words: str) -> bool:
         """Whether every word of ``words`` occurs in the title, key or text (case-insensitive)."""
-        hay = f"{self.title} {self.key} {self.section} {self.html}".lower()
+        hay = f"{self.title} {self.key} {self.section} {html.unescape(re.sub(r'<[^>]+>', ' ', self.html))}".lower()
         return all(w in hay for w in words.lower().split())
 
 

@@ -11,11 +11,11 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QUrl
 from PySide6.QtGui import QAction, QContextMenuEvent, QCursor, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDialog, QHBoxLayout, QHeaderView, QLineEdit, QListWidget,
+from PySide6.QtWidgets import (QApplication, QDialog, QHeaderView, QLineEdit, QListWidget,
                                QListWidgetItem, QMenu, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget,
                                QTextBrowser, QVBoxLayout, QWidget)
 
-from .glossary import Entry, entries, param_key
+from .glossary import PLOT_TEXT, Entry, entries, param_key
 
 TUTORIAL = """\
 # ScaleLab in five minutes
@@ -238,7 +238,8 @@ def plot_at(window: Any, global_pos: QPoint) -> str:
 
 def context_key(window: Any) -> str:
     """What F1 explains: the focused inspector field, else the field or plot under the mouse."""
-    key = inspector_key(window, QApplication.focusWidget()) or inspector_key(window, QApplication.widgetAt(QCursor.pos()))
+    key = (inspector_key(window, QApplication.focusWidget())
+           or inspector_key(window, QApplication.widgetAt(QCursor.pos())))
     if not key:
         plot = plot_at(window, QCursor.pos())
         key = f"plot:{plot}" if plot else ""
@@ -270,7 +271,6 @@ class PlotMenu(QObject):
         return False
 
     def popup(self, name: str, global_pos: QPoint) -> QMenu:
-        from .glossary import PLOT_TEXT
         self.menu = QMenu(self._window)
         self.menu.setObjectName("plotHelpMenu")
         act = self.menu.addAction(f"What is the {PLOT_TEXT[name][0]} plot? (glossary)")

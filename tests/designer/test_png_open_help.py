@@ -161,6 +161,11 @@ def test_glossary_lists_every_kind_parameter_and_setting_and_filters(window, qtb
     dialog.show_entry("param:server.capacity_rps")
     assert KINDS["server"].param("capacity_rps").help in dialog.text.toPlainText()
     assert "req/s" in dialog.text.toPlainText()
+    dialog.show_entry("kind:server")
+    assert 'href="glossary:param:server.workers"' in dialog.entries["kind:server"].html
+    dialog.text.anchorClicked.emit(QUrl("glossary:param:server.workers"))   # a link in the entry
+    assert dialog.current_key() == "param:server.workers"
+    assert len(dialog.visible_keys()) == len(listed) and not dialog.entries["kind:server"].matches("href")
     qtbot.keyClicks(dialog.filter, "stale")                     # the user types in the filter box
     shown = dialog.visible_keys()
     assert "metric:stale_reads" in shown and "param:cache.invalidation" in shown
