@@ -149,6 +149,9 @@ def build(window) -> None:
     w.speed_box.setCurrentIndex(max(0, remembered))
 
     m = bar.addMenu("&Help")
+    from .help_dialog import install as install_help   # Tutorial, Keyboard shortcuts, Glossary, F1
+    install_help(w, m)
+    m.addSeparator()
     m.addAction(a["about"])
 
     tb = QToolBar("Main toolbar", w)

@@ -7,6 +7,9 @@ whose nodes lie far apart is drawn smaller, so that the picture stays within
 :data:`MAX_SIDE` pixels a side and :data:`MAX_PIXELS` in all: never gigabytes,
 never an empty image. ``render_headless`` renders without a display for
 ``scalelab export FILE --png OUT [--svg OUT] [--run S]``.
+
+Every PNG carries the lesson it shows (``simulation.png_embed``: the ``.scalelab``
+text in an iTXt chunk), so opening or dropping the picture restores the topology.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter
 from PySide6.QtWidgets import QWidget
 
 from simulation.outputs import Target, plan, write_bytes, write_outputs
+from simulation.png_embed import embed
 
 SNAPSHOT_WIDTH = 2400      # pixels: a 16:9 slide at 2×
 PLOTS_SIZE = (1400, 520)   # logical size of the plots when rendered headless
@@ -39,10 +43,22 @@ def image_bytes(image: QImage, fmt: str = "PNG") -> bytes:
     return bytes(data.data())
 
 
-def save_image(image: QImage, path: str | os.PathLike) -> None:
+def with_topology(png: bytes, document: Any) -> bytes:
+    """``png`` carrying ``document`` (unchanged when there is none or it is too large to embed)."""
+    if document is None:
+        return png
+    from simulation.fileformat import dumps
+    try:
+        return embed(png, dumps(document))
+    except ValueError:
+        return png
+
+
+def save_image(image: QImage, path: str | os.PathLike, document: Any = None) -> None:
+    """Write ``image`` as a PNG (carrying ``document``, when given) atomically."""
     if image.isNull():
         raise OSError("nothing to export: the image is empty")
-    write_bytes(path, image_bytes(image))
+    write_bytes(path, with_topology(image_bytes(image), document))
 
 
 def fitting_scale(width: float, height: float, scale: float) -> float:
@@ -61,8 +77,9 @@ def canvas_image(canvas: Any, scale: float = 2.0, transparent: bool = False) -> 
     return image
 
 
-def export_canvas_png(canvas: Any, path: str | os.PathLike, scale: float = 2.0, transparent: bool = False) -> None:
-    save_image(canvas_image(canvas, scale, transparent), path)
+def export_canvas_png(canvas: Any, path: str | os.PathLike, scale: float = 2.0, transparent: bool = False,
+                      document: Any = None) -> None:
+    save_image(canvas_image(canvas, scale, transparent), path, document)
 
 
 def canvas_svg(canvas: Any) -> bytes:
@@ -109,8 +126,8 @@ def plots_image(plots: QWidget, scale: float = 2.0) -> QImage:
             prepare(False)
 
 
-def export_plots_png(plots: QWidget, path: str | os.PathLike, scale: float = 2.0) -> None:
-    save_image(plots_image(plots, scale), path)
+def export_plots_png(plots: QWidget, path: str | os.PathLike, scale: float = 2.0, document: Any = None) -> None:
+    save_image(plots_image(plots, scale), path, document)
 
 
 def snapshot_image(title: str, canvas: Any, plots: QWidget | None, width: int = SNAPSHOT_WIDTH) -> QImage:
@@ -153,8 +170,8 @@ def snapshot_image(title: str, canvas: Any, plots: QWidget | None, width: int = 
 
 
 def export_snapshot_png(title: str, canvas: Any, plots: QWidget | None, path: str | os.PathLike,
-                        with_plots: bool = True) -> None:
-    save_image(snapshot_image(title, canvas, plots if with_plots else None), path)
+                        with_plots: bool = True, document: Any = None) -> None:
+    save_image(snapshot_image(title, canvas, plots if with_plots else None), path, document)
 
 
 def _quiet_offscreen(mode: Any, context: Any, message: str) -> None:
@@ -217,7 +234,7 @@ def render_headless(document: Any, run_seconds: float | None = None,
             image = canvas_image(view, 2.0, transparent=False)
         if image.isNull():
             raise OSError("nothing to export: the image is empty")
-        return image_bytes(image), (canvas_svg(view) if svg else None)
+        return with_topology(image_bytes(image), document), (canvas_svg(view) if svg else None)
     finally:
         if plots is not None:
             plots.close()

@@ -7,6 +7,10 @@ be written is read back by the loader, so the designer never writes a file it ca
 reopen. A Save that fails is a dialog; an autosave that fails is a status-bar message.
 A file that cannot be read shows the loader's message in a dialog; the current
 document stays open. Recovery files are described in :mod:`designer.recovery`.
+
+A PNG exported by ScaleLab carries its lesson (``simulation.png_embed``): opening it
+restores the topology as an untitled lesson named after the picture (Save asks for a
+``.scalelab`` name beside it), so the picture itself is never overwritten with JSON.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 from simulation.document import Document
 from simulation.fileformat import FILE_SUFFIX, atomic_write_text, dumps, load
 from simulation.params import FormatError
+from simulation.png_embed import is_png
 
 from . import recovery
 from .busy import Cancelled, run_in_background
@@ -29,8 +34,19 @@ from .lessons import is_built_in
 from .validation import writable_text
 
 FILE_FILTER = "ScaleLab lessons (*.scalelab);;All files (*)"
+OPEN_FILTER = ("ScaleLab lessons and pictures (*.scalelab *.png);;ScaleLab lessons (*.scalelab);;"
+               "Pictures exported by ScaleLab (*.png);;All files (*)")
 MAX_RECENT = 10
 AUTOSAVE_MS = 30_000
+
+
+def is_picture(path: Path) -> bool:
+    """Whether ``path`` starts like a PNG (whatever its name ends with)."""
+    try:
+        with open(path, "rb") as f:
+            return is_png(f.read(8))
+    except OSError:
+        return False
 
 
 def recovery_dir() -> Path:
@@ -51,6 +67,7 @@ class FileManager(QObject):
         self._controller = controller
         self.path: Path | None = None
         self.name = "untitled.scalelab"
+        self.picture: Path | None = None   # the PNG the untitled lesson was read from (Save As starts beside it)
         self._forced_dirty = False   # e.g. a restored recovery file: modified though the stack is clean
         self.session = recovery.new_session_name()
         self._lock = None           # QLockFile held while this session has a recovery file
@@ -71,6 +88,7 @@ class FileManager(QObject):
         self.path = path
         self.name = name
         self._forced_dirty = dirty
+        self.picture = None
         self.pathChanged.emit()
         self.dirtyChanged.emit()
 
@@ -95,7 +113,7 @@ class FileManager(QObject):
         if not self.maybe_save():
             return False
         start = str(self.path.parent) if self.path else str(Path.home())
-        filename, _ = QFileDialog.getOpenFileName(self._window, "Open lesson", start, FILE_FILTER)
+        filename, _ = QFileDialog.getOpenFileName(self._window, "Open lesson", start, OPEN_FILTER)
         return bool(filename) and self.open_path(filename, ask=False)
 
     def open_path(self, filename: str | os.PathLike, ask: bool = True) -> bool:
@@ -116,7 +134,13 @@ class FileManager(QObject):
             QMessageBox.critical(self._window, "Cannot open file",
                                  f"ScaleLab cannot open {path.name}:\n\n{type(err).__name__}: {err}")
             return False
-        if is_built_in(path):
+        if is_picture(path):
+            # The topology a picture carries: an untitled lesson, never saved over the PNG.
+            self._set_document(doc, None, path.stem + FILE_SUFFIX)
+            self.picture = path.resolve()
+            self.add_recent(path.resolve())
+            self.message.emit(f"Opened the topology carried by {path.name}; Save asks for a {FILE_SUFFIX} name.")
+        elif is_built_in(path):
             # A built-in lesson: opened as a copy, Save asks where to put it.
             self._set_document(doc, None, path.name)
         else:
@@ -130,7 +154,8 @@ class FileManager(QObject):
         return self._write(self.path)
 
     def save_as(self) -> bool:
-        folder = self.path.parent if self.path else Path(QStandardPaths.writableLocation(
+        folder = self.path.parent if self.path else self.picture.parent if self.picture else Path(
+            QStandardPaths.writableLocation(
             QStandardPaths.StandardLocation.DocumentsLocation) or Path.home())
         filename, _ = QFileDialog.getSaveFileName(self._window, "Save lesson as",
                                                   str(folder / self.name), FILE_FILTER)

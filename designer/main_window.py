@@ -251,7 +251,7 @@ class MainWindow(QMainWindow):
     def _dropped_file(event) -> str:
         mime = event.mimeData()
         for url in (mime.urls() if mime.hasUrls() else []):
-            if url.isLocalFile() and url.toLocalFile().endswith(FILE_SUFFIX):
+            if url.isLocalFile() and url.toLocalFile().lower().endswith((FILE_SUFFIX, ".png")):  # PNG: its lesson
                 return url.toLocalFile()
         return ""
 
@@ -349,20 +349,22 @@ class MainWindow(QMainWindow):
 
     def export_canvas(self, transparent: bool = False) -> None:
         path = self._ask_path("Export canvas as PNG", ".png", "PNG images")
-        self._exported(lambda p: export.export_canvas_png(self.canvas, p, transparent=transparent), path)
+        self._exported(lambda p: export.export_canvas_png(self.canvas, p, transparent=transparent,
+                                                          document=self.controller.document), path)
 
     def export_svg(self) -> None:
         self._exported(lambda p: export.export_canvas_svg(self.canvas, p),
                        self._ask_path("Export canvas as SVG", ".svg", "SVG images"))
 
     def export_plots(self) -> None:
-        self._exported(lambda p: export.export_plots_png(self.plots, p),
+        self._exported(lambda p: export.export_plots_png(self.plots, p, document=self.controller.document),
                        self._ask_path("Export plots as PNG", ".png", "PNG images"))
 
     def export_snapshot(self) -> None:
         title = self.controller.document.meta.get("title") or Path(self.files.name).stem
         self._exported(lambda p: export.export_snapshot_png(title, self.canvas, self.plots, p,
-                                                            with_plots=self.plots.has_data()),
+                                                            with_plots=self.plots.has_data(),
+                                                            document=self.controller.document),
                        self._ask_path("Export lesson snapshot", ".png", "PNG images"))
 
     def about(self) -> None:

@@ -29,6 +29,7 @@ def tooltip(param: Param) -> str:
     rng = param.range_text()
     if rng:
         parts.append(f"<br>Allowed: {rng}{(' ' + param.unit) if param.unit else ''}")
+    parts.append("<br><i>F1 in the field: more in the glossary</i>")
     return "".join(parts)
 
 

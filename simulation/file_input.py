@@ -73,6 +73,20 @@ def read_limited(path: str | os.PathLike) -> bytes:
         os.close(fd)
 
 
+def lesson_text(path: str | os.PathLike) -> tuple[str, bool]:
+    """The text of a lesson file, or of the lesson embedded in a PNG picture (see
+    ``png_embed``), and whether it came from a picture."""
+    from .png_embed import is_png, topology_text
+    name = os.fspath(path)
+    raw = read_limited(path)
+    if is_png(raw):
+        return topology_text(raw, name), True
+    try:
+        return raw.decode("utf-8-sig"), False
+    except UnicodeDecodeError as e:
+        raise FormatError(name, f"not UTF-8 text (bad byte at offset {e.start})") from None
+
+
 class _Oversized:
     """A number too big to compute with (``1e400``, 400 digits), found while parsing; the
     validation walk reports it with its place instead of Python's OverflowError or int limit."""

@@ -14,8 +14,8 @@ import os
 from typing import Any, Callable
 
 from .document import Document, NodeData, ScheduledEvent
-from .file_input import (ID_RE, MAX_DEPTH, MAX_FILE_BYTES, JsonHooks, field_name, max_depth, node_place, quoted,
-                         read_limited, refuse_oddities)
+from .file_input import (ID_RE, MAX_DEPTH, MAX_FILE_BYTES, JsonHooks, field_name, lesson_text, max_depth,
+                         node_place, quoted, refuse_oddities)
 from .goals import goals_to_list, parse_goals
 from .kinds import EVENT_ACTIONS, KINDS, SIMULATION_PARAMS, cross_check
 from .machines import explicit_problem
@@ -39,13 +39,14 @@ MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
 
 # ----- reading -------------------------------------------------------------------------
 def load(path: str | os.PathLike) -> Document:
-    """Read a ``.scalelab`` file. Raises :class:`FormatError` with a clear message."""
-    raw = read_limited(path)
+    """Read a ``.scalelab`` file (or a PNG that carries one). Raises :class:`FormatError` with a clear message."""
+    text, picture = lesson_text(path)
+    if not picture:
+        return loads(text)
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise FormatError(os.fspath(path), f"not UTF-8 text (bad byte at offset {e.start})") from None
-    return loads(text)
+        return loads(text)
+    except FormatError as e:
+        raise FormatError(os.fspath(path), f"the ScaleLab topology in this picture is not valid: {e}") from None
 
 
 def _nonfinite(name: str) -> float:
