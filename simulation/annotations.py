@@ -126,7 +126,7 @@ def parse_annotation(raw: Any, where: str) -> Annotation:
     for key in raw:
         if key not in allowed:
             shown = key if key.replace("_", "").isalnum() and len(key) <= 40 else quoted(key)
-            raise FormatError(f"{where}.{shown}", f"unknown field for a {kind} annotation (known: {', '.join(allowed)})")
+            raise FormatError(f"{where}.{shown}", f"unknown field for {'an' if kind == 'arrow' else 'a'} {kind} annotation (known: {', '.join(allowed)})")
     for key in REQUIRED[kind]:
         if key not in raw:
             raise FormatError(f"{where}.{key}", "is missing")
