@@ -289,3 +289,20 @@ def test_the_lb_demo_lesson_shows_its_notes(qtbot):
     qtbot.addWidget(view)
     assert [type(i).__name__ for i in view.canvas_scene.annotations] == [
         "TextNoteItem" if a.type == "text" else "ArrowItem" for a in doc.annotations]
+
+
+def test_annotating_mid_run_leaves_the_run_alone(window, qtbot):
+    """A teacher annotates a paused run: the simulation is the same object at the same time."""
+    run = window.run
+    run.step(3.0)
+    qtbot.waitUntil(lambda: run.state == "paused" and run.now >= 3.0, timeout=20000)
+    sim, now = run.sim, run.now
+    window.actions_["add_text"].trigger()
+    type_text(window.canvas, "right here")
+    window.canvas.add_arrow_at(-40, 100)
+    qtbot.wait(50)
+    assert run.sim is sim and run.now == now
+    assert [a.type for a in window.controller.document.annotations] == ["text", "arrow"]
+    QTest.keyClick(window.canvas.viewport(), Qt.Key.Key_Delete)   # the new arrow is selected
+    assert [a.type for a in window.controller.document.annotations] == ["text"]
+    assert run.sim is sim
