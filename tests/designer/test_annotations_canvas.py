@@ -86,7 +86,14 @@ def test_double_click_edits_in_place_shift_enter_breaks_escape_cancels(view):
     view.controller.add_annotation(TextNote(20, 0, "Old"))
     QTest.mouseDClick(view.viewport(), LEFT, NO_MOD, vp(view, 40, 10))
     assert view._note_editor is not None
-    QTest.keyClicks(view.viewport(), "Line one")
+    QTest.keyClicks(view.viewport(), "Lxine onx")
+    QTest.keyClick(view.viewport(), Qt.Key.Key_Backspace)   # edits the text: not the canvas's Delete shortcut
+    QTest.keyClick(view.viewport(), Qt.Key.Key_Home)
+    QTest.keyClick(view.viewport(), Qt.Key.Key_Right)
+    QTest.keyClick(view.viewport(), Qt.Key.Key_Delete)
+    QTest.keyClick(view.viewport(), Qt.Key.Key_End)
+    QTest.keyClicks(view.viewport(), "e")
+    assert view._note_editor is not None and len(doc.annotations) == 1
     QTest.keyClick(view.viewport(), Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
     QTest.keyClicks(view.viewport(), "two")
     QTest.keyClick(view.viewport(), Qt.Key.Key_Return)

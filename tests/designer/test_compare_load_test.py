@@ -69,7 +69,7 @@ def test_compare_with_another_lesson_overlays_b_and_lists_the_totals(window, dia
     assert len(x) == 8 and y.max() > 0
     legend = [item[1].text for item in plots.plots["throughput"].legend.items]
     assert "A: Starter: a load balance…" in legend                   # titles cut to 24 characters
-    assert "B: Scaling up or out: traf…" in legend
+    assert "B: Scaling out: traffic gr…" in legend
     heading = view.totals.heading.text()
     assert "A: Starter: a load balancer in front of three servers" in heading
     assert "B: Scaling up or out: traffic doubles, what do you add? (dashed)" in heading
