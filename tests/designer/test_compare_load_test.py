@@ -72,7 +72,7 @@ def test_compare_with_another_lesson_overlays_b_and_lists_the_totals(window, dia
     assert "B: Scaling out: traffic gr…" in legend
     heading = view.totals.heading.text()
     assert "A: Starter: a load balancer in front of three servers" in heading
-    assert "B: Scaling up or out: traffic doubles, what do you add? (dashed)" in heading
+    assert "B: Scaling out: traffic grows, add servers behind the load balancer (dashed)" in heading
     # the totals table: the same numbers as an independent run of each file on A's seed
     a = run_variant(load(LESSONS / "starter.scalelab"), 1, 8.0)
     b = run_variant(load(LESSONS / "scaling_out.scalelab"), 1, 8.0)
