@@ -81,6 +81,7 @@ def build(window) -> None:
     a["duplicate"], a["delete"], a["select_all"] = (canvas.duplicate_action, canvas.delete_action,
                                                    canvas.select_all_action)
     a["zoom_in"], a["zoom_out"], a["fit"] = canvas.zoom_in_action, canvas.zoom_out_action, canvas.fit_action
+    a["add_text"], a["add_arrow"] = canvas.annotation_actions()   # annotations for slides
     for key, name, fallback in (("cut", "edit-cut", None), ("copy", "edit-copy", None),
                                 ("paste", "edit-paste", None), ("duplicate", "edit-copy", None)):
         if a[key].icon().isNull():
@@ -123,6 +124,8 @@ def build(window) -> None:
     m.addActions([a["undo"], a["redo"]])
     m.addSeparator()
     m.addActions([a["cut"], a["copy"], a["paste"], a["duplicate"], a["delete"]])
+    m.addSeparator()
+    m.addActions([a["add_text"], a["add_arrow"]])
     m.addSeparator()
     m.addAction(a["select_all"])
 
@@ -169,6 +172,8 @@ def build(window) -> None:
     tb.addWidget(w.speed_box)
     tb.addSeparator()
     tb.addActions([a["zoom_in"], a["zoom_out"], a["fit"]])
+    tb.addSeparator()
+    tb.addActions([a["add_text"], a["add_arrow"]])
 
 
 def set_running(window, running: bool) -> None:

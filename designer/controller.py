@@ -7,21 +7,24 @@ methods, so every edit lands on the one :class:`QUndoStack`.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any, Iterable
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QApplication
 
+from simulation.annotations import MAX_ANNOTATIONS, Annotation, TextNote, check_annotation, check_text
 from simulation.document import Document, NodeData, ScheduledEvent
 from simulation.kinds import KINDS
 from simulation.machines import changes_for as machine_changes
 from simulation.params import FormatError, check_value
 from simulation.patterns import check_pattern
 
+from . import annotation_commands as acmd
 from . import commands as cmd
 from . import validation
-from .canvas.clipboard import CLIP_MIME, clip_to_nodes, default_label, nodes_to_clip
+from .canvas.clipboard import CLIP_MIME, clip_annotations, clip_to_nodes, default_label, nodes_to_clip
 
 Point = tuple[float, float]
 
@@ -38,6 +41,9 @@ class DocumentController(QObject):
     settingsChanged = Signal()
     eventsChanged = Signal()
     documentReplaced = Signal()
+    annotationAdded = Signal(int)        # index in document.annotations
+    annotationRemoved = Signal(int)
+    annotationChanged = Signal(int)
     editRefused = Signal(str)            # an edit with no field of its own (paste, label on the canvas) was refused
 
     def __init__(self, document: Document, parent: QObject | None = None):
@@ -69,7 +75,9 @@ class DocumentController(QObject):
         return [("node_added", self.nodeAdded.emit), ("node_removed", self.nodeRemoved.emit),
                 ("node_changed", self.nodeChanged.emit), ("edge_added", self.edgeAdded.emit),
                 ("edge_removed", self.edgeRemoved.emit), ("meta_changed", self.metaChanged.emit),
-                ("settings_changed", self.settingsChanged.emit), ("events_changed", self.eventsChanged.emit)]
+                ("settings_changed", self.settingsChanged.emit), ("events_changed", self.eventsChanged.emit),
+                ("annotation_added", self.annotationAdded.emit), ("annotation_removed", self.annotationRemoved.emit),
+                ("annotation_changed", self.annotationChanged.emit)]
 
     def _subscribe(self, doc: Document) -> None:
         # Bound emitters are kept so that the same objects can be disconnected later.
@@ -194,15 +202,87 @@ class DocumentController(QObject):
     def remove_event(self, index: int) -> None:
         self.undo_stack.push(cmd.RemoveEventCommand(self._document, index))
 
-    # ----- clipboard -------------------------------------------------------------------
-    def copy_nodes(self, ids: Iterable[str]) -> str:
-        """JSON of the nodes and the edges among them; also put on the system clipboard."""
+    # ----- annotations -----------------------------------------------------------------
+    def add_annotation(self, annotation: Annotation) -> int:
+        """Add a text box or an arrow (one undo step); returns its index. FormatError if refused."""
+        self._check_annotation_room(1)
+        index = len(self._document.annotations)
+        self.undo_stack.push(acmd.InsertAnnotationCommand(self._document, index, check_annotation(annotation)))
+        return index
+
+    def set_annotation_text(self, index: int, text: str) -> None:
+        """Retype a text box; an emptied box is deleted. FormatError if the text is refused."""
+        note = self._document.annotations[index]
+        if not isinstance(note, TextNote) or note.text == text:
+            return
+        if not text.strip():
+            self.remove_items([], [index])
+            return
+        check_text(text, "text")
+        self.undo_stack.push(acmd.ReplaceAnnotationCommand(self._document, index, replace(note, text=text),
+                                                           "Edit text"))
+
+    def change_annotations(self, changes: dict[int, Annotation], text: str) -> None:
+        """Replace annotations (resize, an arrow's end, a colour) in one undo step."""
+        doc = self._document
+        changes = {i: check_annotation(a) for i, a in changes.items() if 0 <= i < len(doc.annotations)
+                   and doc.annotations[i] != a}
+        if len(changes) == 1:
+            (i, a), = changes.items()
+            self.undo_stack.push(acmd.ReplaceAnnotationCommand(doc, i, a, text))
+        elif changes:
+            macro = cmd.MacroCommand(text)
+            acmd.replace_annotations(macro, doc, changes, text)
+            self.undo_stack.push(macro)
+
+    def move_items(self, moves: dict[str, tuple[Point, Point]], notes: dict[int, Annotation]) -> None:
+        """One drag of nodes and annotations together: one undo step."""
+        if not notes:
+            self.move_nodes(moves)
+            return
+        moves = {k: (v[0], (validation.clamp_coordinate(v[1][0]), validation.clamp_coordinate(v[1][1])))
+                 for k, v in moves.items() if k in self._document and tuple(v[0]) != tuple(v[1])}
+        doc = self._document
+        notes = {i: a for i, a in notes.items() if 0 <= i < len(doc.annotations) and doc.annotations[i] != a}
+        if not moves and not notes:
+            return
+        n = len(moves) + len(notes)
+        macro = cmd.MacroCommand("Move " + ("1 item" if n == 1 else f"{n} items"))
+        if moves:
+            macro.add(cmd.MoveNodesCommand(doc, moves))
+        acmd.replace_annotations(macro, doc, notes, macro.text())
+        self.undo_stack.push(macro)
+
+    def remove_items(self, ids: Iterable[str], notes: Iterable[int]) -> None:
+        """Delete nodes (with their edges) and annotations in one undo step."""
         ids = self._existing(ids)
-        text = nodes_to_clip(self._document, ids)
+        notes = sorted({i for i in notes if 0 <= i < len(self._document.annotations)})
+        if not notes:
+            self.remove_nodes(ids)
+            return
+        if ids:
+            macro = cmd.remove_nodes_macro(self._document, ids, f"Delete {len(ids) + len(notes)} items")
+        else:
+            macro = cmd.MacroCommand(f"Delete {acmd.what(self._document.annotations[notes[0]])}"
+                                     if len(notes) == 1 else f"Delete {len(notes)} annotations")
+        acmd.remove_annotations(macro, self._document, notes)
+        self.undo_stack.push(macro)
+
+    def _check_annotation_room(self, n: int) -> None:
+        if n and len(self._document.annotations) + n > MAX_ANNOTATIONS:
+            raise FormatError("annotations", f"too many annotations (at most {MAX_ANNOTATIONS})")
+
+    # ----- clipboard -------------------------------------------------------------------
+    def copy_nodes(self, ids: Iterable[str], notes: Iterable[int] = ()) -> str:
+        """JSON of the nodes, the edges among them and the annotations ``notes``; also put on
+        the system clipboard."""
+        ids = self._existing(ids)
+        notes = sorted({i for i in notes if 0 <= i < len(self._document.annotations)})
+        text = nodes_to_clip(self._document, ids, notes)
         self._last_clip = text
         self._paste_count = 0
         app = QApplication.instance()
-        if ids and app is not None:
+        if (ids or notes) and app is not None:
             # Plain text (the clip is self-describing JSON). A QMimeData made in Python and
             # handed to the clipboard outlives the interpreter and crashes PySide at exit.
             QApplication.clipboard().setText(text)
@@ -226,24 +306,32 @@ class DocumentController(QObject):
         try:
             nodes, edges = clip_to_nodes(self._document, text, (offset[0] * n, offset[1] * n))
             validation.check_room(self._document, len(nodes), len(edges))
+            notes = clip_annotations(text, (offset[0] * n, offset[1] * n))
+            self._check_annotation_room(len(notes))
         except FormatError as err:
             self.editRefused.emit(f"Nothing pasted: {err}")
             return []
-        return self._push_nodes(nodes, edges, "Paste" if len(nodes) != 1 else f"Paste {nodes[0].id}")
+        return self._push_nodes(nodes, edges, "Paste" if len(nodes) != 1 or notes else f"Paste {nodes[0].id}",
+                                notes)
 
-    def duplicate(self, ids: Iterable[str]) -> list[str]:
-        """Copies of the nodes (and the edges among them), shifted; the clipboard is untouched."""
+    def duplicate(self, ids: Iterable[str], notes: Iterable[int] = ()) -> list[str]:
+        """Copies of the nodes (and the edges among them) and annotations, shifted; the clipboard
+        is untouched. New annotations are appended to the document's list."""
         ids = self._existing(ids)
-        if not ids:
+        notes = sorted({i for i in notes if 0 <= i < len(self._document.annotations)})
+        if not ids and not notes:
             return []
         try:
-            nodes, edges = clip_to_nodes(self._document, nodes_to_clip(self._document, ids), (40, 40))
+            clip = nodes_to_clip(self._document, ids, notes)
+            nodes, edges = clip_to_nodes(self._document, clip, (40, 40))
             validation.check_room(self._document, len(nodes), len(edges))
+            copies = clip_annotations(clip, (40, 40))
+            self._check_annotation_room(len(copies))
         except FormatError as err:
             self.editRefused.emit(f"Not duplicated: {err}")
             return []
-        text = f"Duplicate {ids[0]}" if len(ids) == 1 else f"Duplicate {len(ids)} nodes"
-        return self._push_nodes(nodes, edges, text)
+        text = f"Duplicate {ids[0]}" if len(ids) == 1 and not notes else f"Duplicate {len(ids) + len(notes)} items"
+        return self._push_nodes(nodes, edges, text, copies)
 
     def cut(self, ids: Iterable[str]) -> None:
         ids = self._existing(ids)
@@ -253,10 +341,15 @@ class DocumentController(QObject):
             self.undo_stack.push(cmd.remove_nodes_macro(self._document, ids, cmd.delete_text(ids, "Cut")))
 
     # ----- helpers ---------------------------------------------------------------------
-    def _push_nodes(self, nodes: list[NodeData], edges: list[tuple[str, str]], text: str) -> list[str]:
-        if not nodes:
+    def _push_nodes(self, nodes: list[NodeData], edges: list[tuple[str, str]], text: str,
+                    notes: list[Annotation] = ()) -> list[str]:
+        if not nodes and not notes:
             return []
-        self.undo_stack.push(cmd.paste_macro(self._document, nodes, edges, text))
+        macro = cmd.paste_macro(self._document, nodes, edges, text)
+        start = len(self._document.annotations)
+        for k, note in enumerate(notes):
+            macro.add(acmd.InsertAnnotationCommand(self._document, start + k, note))
+        self.undo_stack.push(macro)
         return [n.id for n in nodes]
 
     def _clipboard_text(self) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import networkx as nx
 
+from .annotations import Annotation
 from .goals import Goal
 from .kinds import KINDS, SIMULATION_PARAMS, can_connect
 from .machines import changes_for as machine_changes, explicit_problem as machine_problem, resolve as resolve_machine
@@ -79,6 +80,7 @@ class Document:
         self.settings: dict[str, Any] = default_settings()
         self.events: list[ScheduledEvent] = []
         self.goals: list[Goal] = []    # what a graded challenge asks of a run (goals.py)
+        self.annotations: list[Annotation] = []   # text boxes and arrows for slides (annotations.py)
         self._seq = 0
         # Plain events announcing every change.
         self.node_added = Event()      # (node_id)
@@ -89,6 +91,9 @@ class Document:
         self.meta_changed = Event()    # ()
         self.settings_changed = Event()  # ()
         self.events_changed = Event()  # ()
+        self.annotation_added = Event()    # (index)
+        self.annotation_removed = Event()  # (index)
+        self.annotation_changed = Event()  # (index)
 
     # ----- reading -----------------------------------------------------------------
     def __contains__(self, node_id: str) -> bool:
@@ -290,6 +295,21 @@ class Document:
         ev = self.events.pop(index)
         self.events_changed.emit()
         return ev
+
+    def insert_annotation(self, index: int, annotation: Annotation) -> None:
+        self.annotations.insert(index, annotation)
+        self.annotation_added.emit(index)
+
+    def remove_annotation(self, index: int) -> Annotation:
+        annotation = self.annotations.pop(index)
+        self.annotation_removed.emit(index)
+        return annotation
+
+    def replace_annotation(self, index: int, annotation: Annotation) -> Annotation:
+        """Put ``annotation`` in place of the one at ``index`` (moved, resized, retyped); returns the old one."""
+        old, self.annotations[index] = self.annotations[index], annotation
+        self.annotation_changed.emit(index)
+        return old
 
     def replicas(self, node_id: str) -> int:
         """Replica slots of a node: its replicas, max_replicas when it autoscales,

@@ -13,6 +13,7 @@ import json
 import os
 from typing import Any, Callable
 
+from .annotations import annotations_to_list, parse_annotations
 from .document import Document, NodeData, ScheduledEvent
 from .file_input import (ID_RE, MAX_DEPTH, MAX_FILE_BYTES, JsonHooks, field_name, lesson_text, max_depth,
                          node_place, quoted, refuse_oddities)
@@ -162,7 +163,7 @@ def document_from_dict(data: Any) -> Document:
     if version < 1:
         raise FormatError("version", f"must be ≥ 1, got {fmt_number(version)}")
     data = migrate(dict(data, version=version))
-    _only_keys(data, {"format", "version", "meta", "simulation", "nodes", "edges", "events", "goals"}, "")
+    _only_keys(data, {"format", "version", "meta", "simulation", "nodes", "edges", "events", "goals", "annotations"}, "")
 
     doc = Document()
     meta = data.get("meta", {})
@@ -212,6 +213,8 @@ def document_from_dict(data: Any) -> Document:
     for i, raw in enumerate(events):
         doc.events.append(_event(raw, f"event #{i + 1}", doc))
     doc.goals = parse_goals(data["goals"]) if "goals" in data else []   # a graded challenge (goals.py)
+    # text boxes and arrows for slides: drawn on the canvas, never read by the engine (annotations.py)
+    doc.annotations = parse_annotations(data["annotations"]) if "annotations" in data else []
     return doc
 
 
@@ -292,6 +295,8 @@ def document_to_dict(doc: Document) -> dict:
     }
     if doc.goals:   # written only when there are some: files without goals stay as they were
         out["goals"] = goals_to_list(doc.goals)
+    if doc.annotations:   # likewise: files without annotations are written as before
+        out["annotations"] = annotations_to_list(doc.annotations)
     return out
 
 

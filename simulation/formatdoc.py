@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from . import annotations as notes_mod
 from . import fileformat
 from . import goals as goals_mod
 from .kinds import EVENT_ACTIONS, KINDS, SIMULATION_PARAMS, can_connect
@@ -106,6 +107,9 @@ def _examples() -> list[tuple[str, str]]:
         ("an unknown goal metric", _error_of(base(goals=[{"metric": "speed", "at_least": 1}]))),
         ("a negative goal target", _error_of(base(goals=[{"metric": "p95_ms", "at_most": 200},
                                                         {"metric": "cost_server_s", "at_most": -1}]))),
+        ("an over-long annotation", _error_of(base(annotations=[
+            {"type": "arrow", "x1": 0, "y1": 0, "x2": 50, "y2": 0},
+            {"type": "text", "x": 0, "y": 0, "text": "x" * (notes_mod.MAX_TEXT + 1)}]))),
     ]
 
 
@@ -156,6 +160,30 @@ def _goals_section() -> list[str]:
     return lines
 
 
+def _annotations_section() -> list[str]:
+    n = notes_mod
+    example = [{"type": "text", "x": 160, "y": -150, "text": "The balancer notices Web 2 is down\nafter ~3 checks",
+                "width": 240},
+               {"type": "arrow", "x1": 250, "y1": -100, "x2": 210, "y2": -30, "color": "red"}]
+    n.parse_annotations(example)   # the example must itself be valid
+    return [
+        "## Annotations",
+        "",
+        "Text boxes and arrows drawn on the canvas, for slides: saved in the file, shown in the designer and in",
+        "every exported picture, and ignored by the engine (a file gives the same numbers with or without them).",
+        "Optional fields are written back only when they were given.",
+        "",
+        "```json",
+        '"annotations": ' + json.dumps(example, indent=2, ensure_ascii=False),
+        "```",
+        "",
+        "| field | meaning |",
+        "| --- | --- |",
+        *[f"| `{name}` | {_cell(text)} |" for name, text in n.FIELD_HELP.items()],
+        "",
+    ]
+
+
 def docs_text() -> str:
     ff = fileformat
     example = {
@@ -202,6 +230,8 @@ def docs_text() -> str:
         f"| `edges` | list | no | who sends traffic to whom, at most {ff.MAX_EDGES:,} |",
         f"| `events` | list | no | scheduled failures and recoveries, at most {ff.MAX_EVENTS:,} |",
         f"| `goals` | list | no | a graded challenge: what a run must achieve, at most {goals_mod.MAX_GOALS} (see Goals) |",
+        f"| `annotations` | list | no | text boxes and arrows on the canvas, at most {notes_mod.MAX_ANNOTATIONS} "
+        "(see Annotations) |",
         "",
         "Any other field is an error. Texts are at most "
         f"{ff.MAX_TEXT:,} characters; files at most {ff.MAX_FILE_BYTES // 2**20} MB and "
@@ -262,6 +292,7 @@ def docs_text() -> str:
         "| `replica` | integer | no | only this replica, 0-based, less than the node's `replicas`; omitted: the whole node |",
         "",
         *_goals_section(),
+        *_annotations_section(),
         "## Error messages",
         "",
         "A file is validated completely before anything is built. The first problem is reported in",

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import annotations as notes_mod
 from . import fileformat
 from . import goals as goals_mod
 from .kinds import EVENT_ACTIONS, KINDS, SIMULATION_PARAMS
@@ -173,6 +174,7 @@ def build_schema() -> dict[str, Any]:
         "additionalProperties": False,
     }
     defs["goal"] = goal_schema()
+    defs["annotation"] = annotation_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -195,6 +197,9 @@ def build_schema() -> dict[str, Any]:
             "events": {"type": "array", "maxItems": fileformat.MAX_EVENTS, "items": {"$ref": "#/$defs/event"}},
             "goals": {"type": "array", "maxItems": goals_mod.MAX_GOALS, "items": {"$ref": "#/$defs/goal"},
                       "description": "A graded challenge: what a run must achieve (`scalelab grade`)."},
+            "annotations": {"type": "array", "maxItems": notes_mod.MAX_ANNOTATIONS,
+                            "items": {"$ref": "#/$defs/annotation"},
+                            "description": "Text boxes and arrows drawn on the canvas (the engine ignores them)."},
         },
         "additionalProperties": False,
         "$defs": defs,
@@ -228,6 +233,33 @@ def goal_schema() -> dict[str, Any]:
         "description": "What a run must achieve: a metric and a target (at_least / at_most), optionally over a "
                        "window of the run (from_s / to_s).",
         "required": ["metric"],
+        "properties": fields,
+        "additionalProperties": False,
+        "allOf": branches,
+    }
+
+
+def annotation_schema() -> dict[str, Any]:
+    """A text box or an arrow (``annotations.py``); the loader also wants an arrow's ends to differ."""
+    n = notes_mod
+    coord = {"$ref": "#/$defs/coordinate"}
+    fields: dict[str, Any] = {
+        "type": {"enum": list(n.TYPES), "description": n.FIELD_HELP["type"]},
+        "x": dict(coord), "y": dict(coord),
+        "text": {"type": "string", "minLength": 1, "maxLength": n.MAX_TEXT, "description": n.FIELD_HELP["text"]},
+        "width": {"type": "number", "minimum": n.MIN_WIDTH, "maximum": n.MAX_WIDTH, "default": n.DEFAULT_WIDTH,
+                  "description": n.FIELD_HELP["width"]},
+        "x1": dict(coord), "y1": dict(coord), "x2": dict(coord), "y2": dict(coord),
+        "color": {"enum": list(n.COLORS), "description": n.FIELD_HELP["color"]},
+    }
+    branches = [{"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+                 "then": {"required": list(n.REQUIRED[kind]),
+                          "properties": {f: True for f in n.FIELDS[kind]}, "additionalProperties": False}}
+                for kind in n.TYPES]
+    return {
+        "type": "object",
+        "description": "A text box (type text) or an arrow (type arrow) on the canvas, for slides.",
+        "required": ["type"],
         "properties": fields,
         "additionalProperties": False,
         "allOf": branches,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from simulation.annotations import Annotation, parse_annotations
 from simulation.document import Document, NodeData
 from simulation.kinds import KINDS
 from simulation.params import FormatError, check_number
@@ -20,8 +21,9 @@ CLIP_MIME = "application/x-scalelab-nodes"
 CLIP_FORMAT = "scalelab-clip"
 
 
-def nodes_to_clip(doc: Document, ids: list[str]) -> str:
-    """JSON of the nodes ``ids`` (in document order) and the edges among them."""
+def nodes_to_clip(doc: Document, ids: list[str], notes: list[int] = ()) -> str:
+    """JSON of the nodes ``ids`` (in document order), the edges among them and the
+    annotations at the indices ``notes`` (a clip of annotations alone has no nodes)."""
     wanted = set(ids)
     nodes = [n for n in doc.nodes() if n.id in wanted]
     data = {
@@ -30,6 +32,8 @@ def nodes_to_clip(doc: Document, ids: list[str]) -> str:
                    "params": dict(n.params)} for n in nodes],
         "edges": [{"source": s, "target": t} for s, t in doc.edges() if s in wanted and t in wanted],
     }
+    if notes:
+        data["annotations"] = [doc.annotations[i].to_dict() for i in notes]
     return json.dumps(data, indent=1, ensure_ascii=False)
 
 
@@ -80,6 +84,13 @@ def clip_to_nodes(doc: Document, text: str, offset: tuple[float, float]
             among.add_edge(s, t)
             edges.append((s, t))
     return nodes, edges
+
+
+def clip_annotations(text: str, offset: tuple[float, float]) -> list[Annotation]:
+    """The clip's annotations (checked by the loader's rules), shifted by ``offset``.
+    Call after :func:`clip_to_nodes` accepted the text."""
+    data: Any = json.loads(text)
+    return [a.moved(*offset) for a in parse_annotations(data.get("annotations", []), "clipboard.annotations")]
 
 
 def fresh_id(kind: str, taken: set[str]) -> str:

@@ -5,13 +5,17 @@ forwards the mouse to it until the button is released or Escape cancels it.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QMouseEvent, QPen
 from PySide6.QtWidgets import QApplication, QGraphicsLineItem, QGraphicsRectItem
 
+from simulation.annotations import MIN_WIDTH, MAX_WIDTH, Arrow
+
 from . import look
+from .annotation_items import ANNOTATION_ITEMS, ArrowItem, TextNoteItem
 from .edge_item import EdgeItem
 from .node_item import NodeItem
 
@@ -43,12 +47,16 @@ class Interaction:
         """Whether this gesture is about ``node_id`` (it must end if that node goes away)."""
         return False
 
+    def involves_annotations(self) -> bool:
+        """Whether this gesture holds annotation indices (it must end if annotations come or go)."""
+        return False
+
     def scene_pos(self, event: QMouseEvent) -> QPointF:
         return self.view.mapToScene(event.position().toPoint())
 
 
 class MoveNodesInteraction(Interaction):
-    """Drag the selected nodes; the items move live, the document once on release."""
+    """Drag the selected nodes and annotations; the items move live, the document once on release."""
 
     def __init__(self, view: "CanvasView", press_pos: QPointF):
         super().__init__(view)
@@ -56,6 +64,23 @@ class MoveNodesInteraction(Interaction):
         self.started = False
         doc = self.controller.document
         self.origin = {i: (doc.node(i).x, doc.node(i).y) for i in self.scene.selected_node_ids()}
+        self.notes = {i: doc.annotations[i] for i in self.scene.selected_annotations()}
+
+    def _delta(self, pos: QPointF) -> tuple[float, float]:
+        """How far the annotations move: whole grid steps, so they keep their place beside the nodes."""
+        d = pos - self.press
+        return look.snap(d.x()), look.snap(d.y())
+
+    def _show_notes(self, dx: float, dy: float) -> None:
+        for index, note in self.notes.items():
+            item = self.scene.annotations[index]
+            if isinstance(item, TextNoteItem):
+                item.setPos(note.x + dx, note.y + dy)
+            else:
+                item.setPos(dx, dy)
+
+    def involves_annotations(self) -> bool:
+        return bool(self.notes)
 
     def _targets(self, pos: QPointF) -> dict[str, tuple[float, float]]:
         d = pos - self.press
@@ -70,12 +95,16 @@ class MoveNodesInteraction(Interaction):
             self.started = True
         for node_id, (x, y) in self._targets(pos).items():
             self.scene.nodes[node_id].setPos(x, y)
+        self._show_notes(*self._delta(pos))
 
     def finish(self, event: QMouseEvent) -> None:
         if not self.started:
             return
-        targets = self._targets(self.scene_pos(event))
-        self.controller.move_nodes({i: (self.origin[i], targets[i]) for i in self.origin})
+        pos = self.scene_pos(event)
+        targets = self._targets(pos)
+        dx, dy = self._delta(pos)
+        self.controller.move_items({i: (self.origin[i], targets[i]) for i in self.origin},
+                                   {i: note.moved(dx, dy) for i, note in self.notes.items()})
 
     def involves(self, node_id: str) -> bool:
         return node_id in self.origin
@@ -84,6 +113,85 @@ class MoveNodesInteraction(Interaction):
         for node_id, (x, y) in self.origin.items():
             if node_id in self.scene.nodes:
                 self.scene.nodes[node_id].setPos(x, y)
+        if self.notes and len(self.scene.annotations) == len(self.controller.document.annotations):
+            self._show_notes(0.0, 0.0)
+
+
+class AnnotationHandleInteraction(Interaction):
+    """Drag an arrow's end (``end`` 1 or 2) or a text box's width grip (``end`` 0); one edit on release."""
+
+    def __init__(self, view: "CanvasView", item: TextNoteItem | ArrowItem, end: int):
+        super().__init__(view)
+        self.item, self.end = item, end
+        self.index = self.scene.annotations.index(item)
+        self.original = self.controller.document.annotations[self.index]
+
+    def _changed(self, pos: QPointF):
+        a = self.original
+        if isinstance(a, Arrow):
+            x, y = look.snap(pos.x(), look.GRID / 2), look.snap(pos.y(), look.GRID / 2)
+            fixed = (a.x1, a.y1) if self.end == 2 else (a.x2, a.y2)
+            if (x, y) == fixed:
+                return a
+            return replace(a, x2=x, y2=y) if self.end == 2 else replace(a, x1=x, y1=y)
+        width = min(MAX_WIDTH, max(MIN_WIDTH, round(pos.x() - a.x)))
+        return replace(a, width=float(width))
+
+    def move(self, event: QMouseEvent) -> None:
+        new = self._changed(self.scene_pos(event))
+        if isinstance(self.item, ArrowItem):
+            self.item.set_line(QLineF(new.x1, new.y1, new.x2, new.y2))
+        else:
+            self.item.preview_width(new.box_width)
+
+    def finish(self, event: QMouseEvent) -> None:
+        new = self._changed(self.scene_pos(event))
+        self.cancel()
+        text = "Resize text" if self.end == 0 else "Move arrow end"
+        self.controller.change_annotations({self.index: new}, text)
+
+    def cancel(self) -> None:
+        if self.index < len(self.scene.annotations) and self.scene.annotations[self.index] is self.item:
+            self.item.set_annotation(self.item.arrow if isinstance(self.item, ArrowItem) else self.item.note)
+
+    def involves_annotations(self) -> bool:
+        return True
+
+
+class DrawArrowInteraction(Interaction):
+    """Add arrow: press where it starts, drag, release where its head points."""
+
+    def __init__(self, view: "CanvasView", press_pos: QPointF):
+        super().__init__(view)
+        self.start_pos = QPointF(look.snap(press_pos.x(), look.GRID / 2), look.snap(press_pos.y(), look.GRID / 2))
+        self.preview = ArrowItem(Arrow(self.start_pos.x(), self.start_pos.y(), self.start_pos.x() + 1,
+                                       self.start_pos.y()))
+
+    def _end(self, event: QMouseEvent) -> QPointF:
+        p = self.scene_pos(event)
+        return QPointF(look.snap(p.x(), look.GRID / 2), look.snap(p.y(), look.GRID / 2))
+
+    def start(self, event: QMouseEvent) -> None:
+        self.preview.setOpacity(0.6)
+        self.scene.addItem(self.preview)
+
+    def move(self, event: QMouseEvent) -> None:
+        end = self._end(event)
+        if end != self.start_pos:
+            self.preview.set_line(QLineF(self.start_pos, end))
+
+    def finish(self, event: QMouseEvent) -> None:
+        self.cancel()
+        end = self._end(event)
+        if QLineF(self.start_pos, end).length() < look.GRID:
+            self.view.status(f"Drag from where the arrow starts to where it points (at least {look.GRID:g} long)")
+            return
+        self.view.added_annotation(self.controller.add_annotation(
+            Arrow(self.start_pos.x(), self.start_pos.y(), end.x(), end.y())))
+
+    def cancel(self) -> None:
+        if self.preview.scene() is not None:
+            self.scene.removeItem(self.preview)
 
 
 class ConnectInteraction(Interaction):
@@ -167,7 +275,8 @@ class RubberBandInteraction(Interaction):
     def move(self, event: QMouseEvent) -> None:
         area = QRectF(self.press, self.scene_pos(event)).normalized()
         self.rect.setRect(area)
-        inside = {i for i in self.scene.items(area) if isinstance(i, (NodeItem, EdgeItem))}
+        inside = {i for i in self.scene.items(area) if isinstance(i, (NodeItem, EdgeItem) + ANNOTATION_ITEMS)
+                  and i.isVisible() and i.flags() & i.GraphicsItemFlag.ItemIsSelectable}
         self.view.set_selection(inside | self.before)
 
     def finish(self, event: QMouseEvent) -> None:
@@ -215,6 +324,20 @@ def interaction_for(view: "CanvasView", event: QMouseEvent) -> Interaction | Non
         return PanInteraction(view)
     if event.button() != Qt.MouseButton.LeftButton:
         return None
+    if view.arrow_tool:                     # Add arrow: this drag draws it
+        view.set_arrow_tool(False)
+        return DrawArrowInteraction(view, pos)
+    handle = scene.annotation_handle_at(pos)
+    if handle is not None and not additive:
+        return AnnotationHandleInteraction(view, *handle)
+    top = scene.top_item(pos)
+    if isinstance(top, ANNOTATION_ITEMS):   # an arrow over a node, a text box over an edge
+        if additive:
+            top.setSelected(not top.isSelected())
+            return None
+        if not top.isSelected():
+            view.set_selection({top})
+        return MoveNodesInteraction(view, pos)
     node = scene.node_at(pos)
     if node is not None and node.handle_contains(node.mapFromScene(pos)):
         return ConnectInteraction(view, node)

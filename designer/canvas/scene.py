@@ -17,6 +17,7 @@ from simulation.kinds import KINDS
 from simulation.state import NodeState
 
 from . import look
+from .annotation_items import ANNOTATION_ITEMS, ArrowItem, TextNoteItem, make_annotation_item
 from .edge_item import MAX_DOT_EDGES, EdgeItem, EdgeLayer
 from .node_item import NodeItem
 
@@ -46,6 +47,7 @@ class CanvasScene(QGraphicsScene):
         self.nodes: dict[str, NodeItem] = {}
         self.edges: dict[tuple[str, str], EdgeItem] = {}
         self._edges_of: dict[str, set[tuple[str, str]]] = {}
+        self.annotations: list[TextNoteItem | ArrowItem] = []   # in document order
         self.spof: dict[str, "Spof"] = {}   # full and partial single points of failure
         self.live_states: dict[str, NodeState] | None = None
         self.live_flows: dict[tuple[str, str], float] | None = None
@@ -64,6 +66,9 @@ class CanvasScene(QGraphicsScene):
         c.edgeAdded.connect(self._on_edge_added)
         c.edgeRemoved.connect(self._on_edge_removed)
         c.documentReplaced.connect(self.rebuild)
+        c.annotationAdded.connect(self._on_annotation_added)
+        c.annotationRemoved.connect(self._on_annotation_removed)
+        c.annotationChanged.connect(self._on_annotation_changed)
         self.rebuild()
 
     @property
@@ -77,6 +82,7 @@ class CanvasScene(QGraphicsScene):
         self.nodes.clear()
         self.edges.clear()
         self._edges_of.clear()
+        self.annotations.clear()
         self.edge_layer = EdgeLayer(self.edges)
         self.addItem(self.edge_layer)
         self.live_states = self.live_flows = None
@@ -85,6 +91,8 @@ class CanvasScene(QGraphicsScene):
             self._on_node_added(node_id)
         for s, t in self.document.edges():
             self._on_edge_added(s, t)
+        for index in range(len(self.document.annotations)):
+            self._on_annotation_added(index)
         self.refresh_spof()
 
     def _on_node_added(self, node_id: str) -> None:
@@ -139,6 +147,24 @@ class CanvasScene(QGraphicsScene):
             self.removeItem(edge)
         self.edge_layer.invalidate()
         self._spof_timer.start()
+
+    def _on_annotation_added(self, index: int) -> None:
+        item = make_annotation_item(self.document.annotations[index])
+        self.annotations.insert(index, item)
+        self.addItem(item)
+
+    def _on_annotation_removed(self, index: int) -> None:
+        self.removeItem(self.annotations.pop(index))
+
+    def _on_annotation_changed(self, index: int) -> None:
+        item, new = self.annotations[index], self.document.annotations[index]
+        if isinstance(item, TextNoteItem) == (new.type == "text"):
+            item.set_annotation(new)
+        else:   # not done by the designer, but a replace may change the type
+            selected = item.isSelected()
+            self._on_annotation_removed(index)
+            self._on_annotation_added(index)
+            self.annotations[index].setSelected(selected)
 
     def node_item_moved(self, node_id: str) -> None:
         """A node item moved (by the document or during a drag): its edges follow."""
@@ -201,6 +227,9 @@ class CanvasScene(QGraphicsScene):
             item.setCacheMode(mode)   # paint for real: no cached bitmaps in images and SVGs
             item.update()
         self.edge_layer.setCacheMode(mode)
+        for note in self.annotations:
+            note.exporting = on
+            note.update()
 
     # ----- lookups ---------------------------------------------------------------------------
     def node_at(self, pos: QPointF) -> NodeItem | None:
@@ -218,6 +247,29 @@ class CanvasScene(QGraphicsScene):
     def selected_node_ids(self) -> list[str]:
         chosen = {i.node_id for i in self.selectedItems() if isinstance(i, NodeItem)}
         return [n for n in self.document.node_ids() if n in chosen]
+
+    def selected_annotations(self) -> list[int]:
+        """Indices (in the document's list) of the selected text boxes and arrows."""
+        return [i for i, item in enumerate(self.annotations) if item.isSelected()]
+
+    def top_item(self, pos: QPointF) -> QGraphicsItem | None:
+        """The topmost node, annotation or edge at ``pos`` (arrows lie over nodes, text boxes under them)."""
+        for item in self.items(pos):
+            if isinstance(item, (NodeItem, EdgeItem) + ANNOTATION_ITEMS):
+                return item
+        return None
+
+    def annotation_handle_at(self, pos: QPointF) -> tuple[TextNoteItem | ArrowItem, int] | None:
+        """A selected annotation's handle at ``pos``: (item, 1 or 2 for an arrow's end, 0 for a text box's grip)."""
+        for item in self.annotations:
+            if not item.isSelected():
+                continue
+            local = item.mapFromScene(pos)
+            if isinstance(item, ArrowItem) and item.end_at(local):
+                return item, item.end_at(local)
+            if isinstance(item, TextNoteItem) and item.grip_contains(local):
+                return item, 0
+        return None
 
     def selected_edges(self) -> list[tuple[str, str]]:
         return [i.key for i in self.selectedItems() if isinstance(i, EdgeItem)]

@@ -20,6 +20,8 @@ from simulation.params import FormatError
 from simulation.state import NodeState
 
 from . import KIND_MIME, export, look
+from .annotation_items import ArrowItem, TextNoteEditor, TextNoteItem
+from .annotation_view import AnnotationTools
 from .grid import draw_grid
 from .icons import icon
 from .interactions import Interaction, interaction_for
@@ -29,7 +31,7 @@ from .scene import CanvasScene
 MIN_SCALE, MAX_SCALE = 0.05, 4.0
 
 
-class CanvasView(QGraphicsView):
+class CanvasView(AnnotationTools, QGraphicsView):
     connectionRefused = Signal(str)
     failRequested = Signal(str)
     recoverRequested = Signal(str)
@@ -45,9 +47,13 @@ class CanvasView(QGraphicsView):
         self.controller = controller
         self._interaction: Interaction | None = None
         self._editor: LabelEditor | None = None
+        self._note_editor: TextNoteEditor | None = None
+        self.arrow_tool = False          # Add arrow: the next drag on the canvas draws one
         # Connected before the scene's own handler, so gestures end before items go away.
         controller.documentReplaced.connect(self.cancel_gestures)
         controller.nodeRemoved.connect(self._node_removed)
+        controller.annotationAdded.connect(self._annotations_renumbered)
+        controller.annotationRemoved.connect(self._annotations_renumbered)
         self.canvas_scene = CanvasScene(controller, self)
         self.setScene(self.canvas_scene)
         # Items switch antialiasing on themselves where it shows (not for 2,000 far-away edges).
@@ -100,11 +106,19 @@ class CanvasView(QGraphicsView):
                                      self.zoom_in, "Zoom in", "zoom_in")
         self.zoom_out_action = action("Zoom &Out", K.ZoomOut, self.zoom_out, "Zoom out", "zoom_out")
         self.fit_action = action("&Fit to View", "F", self.fit_to_view, "Show the whole topology", "fit_view")
+        self.add_text_action = action("Add &Text", "T", self.add_text_at_center,
+                                      "Add a text box to the canvas (for slides; double-click it to edit)")
+        self.add_arrow_action = action("Add A&rrow", "A", lambda: self.set_arrow_tool(True),
+                                       "Draw an arrow: drag on the canvas from where it starts to where it points")
 
     def edit_actions(self) -> list[QAction]:
         """Delete, Copy, Cut, Paste, Duplicate, Select All: for the Edit menu."""
         return [self.cut_action, self.copy_action, self.paste_action, self.duplicate_action,
                 self.delete_action, self.select_all_action]
+
+    def annotation_actions(self) -> list[QAction]:
+        """Add Text, Add Arrow: for the Edit menu and the toolbar."""
+        return [self.add_text_action, self.add_arrow_action]
 
     def view_actions(self) -> list[QAction]:
         return [self.zoom_in_action, self.zoom_out_action, self.fit_action]
@@ -135,41 +149,47 @@ class CanvasView(QGraphicsView):
             scene.selectionChanged.emit()
 
     def select_all(self) -> None:
-        self.set_selection(set(self.canvas_scene.nodes.values()))
+        self.set_selection(set(self.canvas_scene.nodes.values()) | set(self.canvas_scene.annotations))
+
+    def selected_annotations(self) -> list[int]:
+        return self.canvas_scene.selected_annotations()
+
+    def _select_new(self, ids: list[str], notes_before: int) -> None:
+        """Select pasted or duplicated nodes and the annotations appended after ``notes_before``."""
+        nodes = self.canvas_scene.nodes
+        self.set_selection({nodes[i] for i in ids if i in nodes} | set(self.canvas_scene.annotations[notes_before:]))
 
     # ----- edits -------------------------------------------------------------------------------
     def delete_selection(self) -> None:
-        ids, edges = self.selected_ids(), self.canvas_scene.selected_edges()
-        if ids:
-            self.controller.remove_nodes(ids)   # their edges go with them
+        ids, edges, notes = self.selected_ids(), self.canvas_scene.selected_edges(), self.selected_annotations()
+        if ids or notes:
+            self.controller.remove_items(ids, notes)   # the nodes' edges go with them
         elif edges:
             self.controller.remove_edges(edges)
 
     def copy_selection(self) -> str:
-        ids = self.selected_ids()
-        return self.controller.copy_nodes(ids) if ids else ""
+        ids, notes = self.selected_ids(), self.selected_annotations()
+        return self.controller.copy_nodes(ids, notes) if ids or notes else ""
 
     def cut_selection(self) -> None:
-        ids = self.selected_ids()
-        if ids:
+        ids, notes = self.selected_ids(), self.selected_annotations()
+        if notes:
+            self.controller.copy_nodes(ids, notes)
+            self.controller.remove_items(ids, notes)
+        elif ids:
             self.controller.cut(ids)
 
     def paste(self) -> list[str]:
+        before = len(self.controller.document.annotations)
         ids = self.controller.paste()
-        self.select_ids(ids)
+        self._select_new(ids, before)
         return ids
 
     def duplicate_selection(self) -> list[str]:
-        ids = self.controller.duplicate(self.selected_ids())
-        self.select_ids(ids)
+        before = len(self.controller.document.annotations)
+        ids = self.controller.duplicate(self.selected_ids(), self.selected_annotations())
+        self._select_new(ids, before)
         return ids
-
-    def add_node_at_center(self, kind: str) -> str:
-        """For the palette's keyboard path: add ``kind`` in the middle of the visible area."""
-        center = self.mapToScene(self.viewport().rect().center())
-        node_id = self.controller.add_node(kind, look.snap(center.x()), look.snap(center.y()))
-        self.select_ids([node_id])
-        return node_id
 
     # ----- zoom and pan --------------------------------------------------------------------------
     def zoom_by(self, factor: float) -> None:
@@ -227,8 +247,7 @@ class CanvasView(QGraphicsView):
     # ----- mouse -----------------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt)
         self.setFocus(Qt.FocusReason.MouseFocusReason)
-        if self._editor is not None:
-            self._editor.close(self._editor.toPlainText().strip())
+        self._close_editors()
         if self._interaction is not None:
             return
         self._interaction = interaction_for(self, event)
@@ -249,6 +268,10 @@ class CanvasView(QGraphicsView):
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt)
         pos = self.mapToScene(event.position().toPoint())
+        top = self.canvas_scene.top_item(pos)
+        if isinstance(top, TextNoteItem) and event.button() == Qt.MouseButton.LeftButton:
+            self.edit_text(self.canvas_scene.annotations.index(top))
+            return
         node = self.canvas_scene.node_at(pos)
         if node is None or event.button() != Qt.MouseButton.LeftButton:
             return
@@ -262,6 +285,13 @@ class CanvasView(QGraphicsView):
             interaction, self._interaction = self._interaction, None
             interaction.cancel()
             return
+        if event.key() == Qt.Key.Key_Escape and self.arrow_tool:
+            self.set_arrow_tool(False)
+            return
+        notes = self.selected_annotations()
+        if event.key() == Qt.Key.Key_F2 and not self.selected_ids() and len(notes) == 1:
+            self.edit_text(notes[0])
+            return
         if event.key() == Qt.Key.Key_F2 and len(self.selected_ids()) == 1:
             self.edit_label(self.selected_ids()[0])
             return
@@ -274,6 +304,9 @@ class CanvasView(QGraphicsView):
             interaction.cancel()
         if self._editor is not None:
             self._editor.close(None)
+        if self._note_editor is not None:
+            self._note_editor.close(None)
+        self.set_arrow_tool(False)
 
     def _node_removed(self, node_id: str) -> None:
         # A gesture about a node that is gone (undo, a run's edit) cannot finish.
@@ -303,8 +336,17 @@ class CanvasView(QGraphicsView):
         return self._editor
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 (Qt)
-        node = self.canvas_scene.node_at(self.mapToScene(event.pos()))
+        pos = self.mapToScene(event.pos())
+        top = self.canvas_scene.top_item(pos)
+        if isinstance(top, (TextNoteItem, ArrowItem)):
+            if not top.isSelected():
+                self.set_selection({top})
+            self.annotation_menu(self.selected_annotations()).exec(event.globalPos())
+            return
+        node = self.canvas_scene.node_at(pos)
         if node is None:
+            if top is None:
+                self.canvas_menu(pos.x(), pos.y()).exec(event.globalPos())
             return
         if not node.isSelected():
             self.set_selection({node})
