@@ -115,3 +115,23 @@ def test_install_desktop_from_the_bundle_points_at_its_executable(bundle: Path, 
     assert section["Exec"] == f"{bundle / 'ScaleLab'} %f" and section["TryExec"] == str(bundle / "ScaleLab")
     assert (tmp_path / "share" / "icons" / "hicolor" / "scalable" / "apps" / "scalelab.svg").is_file()
     assert (tmp_path / "share" / "mime" / "packages" / "scalelab.xml").is_file()
+
+
+def test_install_bundle_sh_installs_for_one_user_and_uninstalls(bundle: Path, tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    env.pop("XDG_DATA_HOME")        # the default: ~/.local/share
+    script = str(ROOT / "packaging" / "install_bundle.sh")
+    done = subprocess.run(["bash", script, str(bundle)], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    installed = tmp_path / ".local" / "opt" / "scalelab" / "ScaleLab"
+    link = tmp_path / ".local" / "bin" / "scalelab"
+    assert link.is_symlink() and link.resolve() == installed.resolve()
+    version = subprocess.run([str(link), "--version"], capture_output=True, text=True, timeout=300, env=env)
+    assert version.returncode == 0 and version.stdout.startswith("ScaleLab 0."), version.stdout + version.stderr
+    desktop = (tmp_path / ".local" / "share" / "applications" / "scalelab.desktop").read_text(encoding="utf-8")
+    assert f"\nExec={installed} %f\n" in desktop
+
+    done = subprocess.run(["bash", script, "--uninstall"], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not installed.exists() and not link.is_symlink()
+    assert not (tmp_path / ".local" / "share" / "applications" / "scalelab.desktop").exists()
