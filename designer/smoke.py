@@ -24,6 +24,7 @@ WATCHDOG_S = 300.0     # wall-clock bound: a smoke test that hangs fails instead
 def run(app: QApplication, out: str, file: str | None, seconds: float = 10.0) -> int:
     """The smoke test in ``app`` (made by ``designer.app.make_app``); returns the exit code."""
     from simulation.fileformat import FormatError, load
+    from simulation.outputs import plan_all
 
     from . import export
     from .lessons import starter_path
@@ -37,6 +38,11 @@ def run(app: QApplication, out: str, file: str | None, seconds: float = 10.0) ->
         load(lesson)                    # a broken file: one line here, not the window's dialog
     except (FormatError, OSError) as err:
         print(f"scalelab: smoke test: cannot open {lesson}: {err}", file=sys.stderr)
+        return 1
+    try:
+        plan_all([str(lesson)], {"OUT.png": out})   # writable, and not the lesson: before the run
+    except OSError as err:
+        print(f"scalelab: smoke test: {err}", file=sys.stderr)
         return 1
     if not seconds > 0:
         print(f"scalelab: smoke test: --smoke-seconds must be > 0, got {seconds}", file=sys.stderr)
