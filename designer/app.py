@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"ScaleLab {simulation.__version__}")
     parser.add_argument("--install-desktop", action="store_true",
                         help="install the launcher (.desktop file, icon, file type) for this user, then exit")
+    parser.add_argument("--smoke-test", metavar="OUT.png",
+                        help="open FILE (else the starter), run it, export the lesson snapshot to OUT.png, quit")
+    parser.add_argument("--smoke-seconds", type=float, default=10.0, metavar="S",
+                        help="simulated seconds that --smoke-test runs (default 10)")
     args, qt_args = parser.parse_known_args(argv)
     if args.install_desktop:
         from .desktop_install import install
@@ -45,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"installed {path}")
         return 0
     app = make_app(qt_args)
+    if args.smoke_test:
+        from .smoke import run
+        return run(app, args.smoke_test, args.file, args.smoke_seconds)
     window = start(args.file)
     code = app.exec()
     del window

@@ -24,4 +24,7 @@ def _export(document: Any, run_seconds: float | None = None, svg: bool = False) 
 
 def main(argv: list[str] | None = None) -> int:
     from simulation.cli import main as cli_main
-    return cli_main(sys.argv[1:] if argv is None else argv, gui=_gui, exporter=_export)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].split("=")[0] == "--smoke-test":   # the app's own option (designer/smoke.py)
+        return _gui(argv)
+    return cli_main(argv, gui=_gui, exporter=_export)

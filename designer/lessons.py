@@ -7,7 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 def _resources() -> Path:
-    """Next to the packages (a checkout, an editable install), else where a wheel puts them."""
+    """In a PyInstaller bundle, its data folder; next to the packages (a checkout, an editable
+    install); else where a wheel puts them."""
+    bundle = getattr(sys, "_MEIPASS", None) if getattr(sys, "frozen", False) else None
+    if bundle and (Path(bundle) / "resources").is_dir():
+        return Path(bundle) / "resources"
     here = Path(__file__).resolve().parent.parent / "resources"
     if here.is_dir():
         return here
