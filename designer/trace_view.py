@@ -20,7 +20,8 @@ from simulation.state import CAUSE_LABELS
 
 MAX_DOTS = 300          # drawing stays cheap whatever the sampling
 MAX_LISTED = 200        # rows in the Requests list (the most recent)
-SHOW_ENDED_S = 1.0      # an answered or failed request stays visible this long (simulated s)
+SHOW_FAILED_S = 1.0     # a failed request stays visible this long (simulated s): one Step
+SHOW_ANSWERED_S = 0.25  # an answered one, more briefly (there are many)
 DOT_RADIUS = 5.0
 COLOURS = {"queueing": "#e6a700", "in_service": "#1f77d4", "failed": "#d62728", "answered": "#2ca02c"}
 STATUS_TEXT = {"queueing": "queueing", "in_service": "in service", "failed": "failed", "answered": "answered"}
@@ -62,7 +63,8 @@ def timeline_lines(trace: Any, label_of=lambda node: node) -> list[str]:
 def status_at(trace: Any, now: float) -> tuple[str, int] | None:
     """(status, hop index) of a trace at ``now``, or None when it is not shown."""
     if trace.outcome != "in_flight" and trace.end_s is not None and trace.end_s <= now:
-        if now - trace.end_s > SHOW_ENDED_S or not trace.hops:
+        keep = SHOW_FAILED_S if trace.outcome == "failed" else SHOW_ANSWERED_S
+        if now - trace.end_s > keep or not trace.hops:
             return None
         return trace.outcome, len(trace.hops) - 1
     for i in range(len(trace.hops) - 1, -1, -1):
@@ -98,7 +100,7 @@ def dot_position(scene, trace: Any, status: str, index: int, now: float) -> QPoi
         return None
     centre = item.pos()
     angle = (trace.key % 360) * math.pi / 180.0
-    on_node = centre + QPointF(math.cos(angle) * 22.0, math.sin(angle) * 22.0)
+    on_node = centre + QPointF(math.cos(angle) * 38.0, math.sin(angle) * 38.0)   # around the card
     if status != "queueing" or index == 0:
         return on_node
     prev = scene.nodes.get(trace.hops[index - 1].node)
@@ -309,7 +311,7 @@ class FollowRequests(QObject):
 
 def install(window) -> FollowRequests:
     """Simulation → Follow requests, the Follow / every-N controls after the speed box,
-    and the Requests dock (beside the inspector)."""
+    and the Requests dock (under the inspector, shown when following)."""
     from .compare_menu import menu_named
     follow = FollowRequests(window)
     window.follow = follow
@@ -326,6 +328,6 @@ def install(window) -> FollowRequests:
             bar.addWidget(follow.check)
             bar.addWidget(follow.spin)
     window._dock("requests", "Requests", follow.panel, Qt.DockWidgetArea.RightDockWidgetArea)
-    window.tabifyDockWidget(window.docks["inspector"], window.docks["requests"])
-    window.docks["inspector"].raise_()
+    window.splitDockWidget(window.docks["inspector"], window.docks["requests"], Qt.Orientation.Vertical)
+    window.docks["requests"].hide()     # shown when Follow requests is turned on
     return follow

@@ -55,7 +55,7 @@ def test_follow_requests_draws_dots_and_shows_a_timeline(qtbot, tmp_path, monkey
         tr = sim.trace(d.key)
         node = scene.nodes[tr.hops[-1].node] if d.status in ("answered", "failed") else None
         if node is not None:
-            assert (d.pos() - node.pos()).manhattanLength() < 40
+            assert (d.pos() - node.pos()).manhattanLength() < 60
     # a click on a dot shows its timeline, one line per hop with the nodes' labels
     dot = dots[0]
     _click_dot(qtbot, window, dot)
