@@ -138,7 +138,7 @@ def _totals(doc, every):
                                                           ("p95", sim.metrics.p95_ms))}, default=str)
 
 
-@pytest.mark.parametrize("lesson", ["lb_demo", "database_scaling", "sticky_sessions"])
+@pytest.mark.parametrize("lesson", ["lb_demo", "database_scaling", "sticky_sessions", "sharding"])
 def test_totals_identical_with_tracing_on_and_off(lesson):
     doc = load(LESSONS / f"{lesson}.scalelab")
     off = _totals(doc, 0)
@@ -154,3 +154,27 @@ def test_bad_interval_is_refused_with_a_message():
     assert sim.tracing == 3
     sim.trace_every(None)
     assert sim.tracing == 0 and sim.traces() == []
+
+
+def _blocking_doc():
+    d = balanced(150.0, 2, 120.0, "least_connections", database=True, workers=4)
+    for web in ("web1", "web2"):
+        d.set_params(web, {"blocking_calls": True})
+    add_event(d, 8.0, "fail", "web1")
+    return d
+
+
+def test_blocking_servers_same_totals_and_consistent_hops():
+    off = Simulation(_blocking_doc())
+    off.advance(15.0)
+    on = Simulation(_blocking_doc())
+    on.trace_every(2, cap=100_000)
+    on.advance(15.0)
+    assert json.dumps(on.totals(), default=str) == json.dumps(off.totals(), default=str)
+    answered = [t for t in on.traces() if t.outcome == "answered"]
+    assert answered
+    for t in answered:
+        assert [h.node for h in t.hops][0] == "lb" and t.hops[-1].node == "db"
+        for a, b in zip(t.hops, t.hops[1:]):
+            assert a.outcome == "forwarded" and a.to == b.node and b.arrived_s == a.end_s
+        assert t.latency_ms == pytest.approx(sum(h.wait_ms + h.service_ms for h in t.hops), abs=1e-6)
