@@ -69,6 +69,8 @@ class MainWindow(QMainWindow):
         acts.build(self)
         from . import compare_menu   # File → Compare, Tools → Load test…
         compare_menu.install(self)
+        from . import trace_view   # Simulation → Follow requests, the Requests dock
+        trace_view.install(self)
         for dock in self.docks.values():
             self.panels_menu.addAction(dock.toggleViewAction())
         self.time_label = QLabel("t = 0.0 s · stopped")

@@ -64,6 +64,7 @@ class RunController(QObject):
         self._frame.setInterval(FRAME_MS)
         self._frame.timeout.connect(self._frame_due)
         self._busy = False              # an engine call is running on the worker thread
+        self.trace_every = 0            # follow every Nth request (trace_view.py); 0: off
         self._update_pending = False
         for sig in (controller.nodeAdded, controller.nodeRemoved, controller.edgeAdded,
                     controller.edgeRemoved, controller.settingsChanged, controller.eventsChanged):
@@ -93,6 +94,8 @@ class RunController(QObject):
             module = engine()
             self.sim = run_in_background(parent, "Preparing the run", "Compiling the topology…",
                                          module.Simulation, self.controller.document)
+            if self.trace_every:
+                self.sim.trace_every(self.trace_every)
             self._chunk_s = MIN_CHUNK_S
             self.max_call_s = 0.0
             self._warned_heavy = False

@@ -36,6 +36,7 @@ from .lifecycle import Lifecycle
 from .metrics import N_BINS, Metrics, percentile_ms
 from .table_routing import Partitioning
 from .page_views import page_view_totals
+from .tracing import Tracing
 from .per_second import PerSecond
 from .replication import Replication
 from .request_state import RequestState
@@ -64,7 +65,7 @@ def _check_work(document: Document, duration_s: float) -> None:
 
 
 class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSecond, Sharding, Partitioning,
-                 Blocking):
+                 Blocking, Tracing):
     """A running simulation of a document. See ``docs/engine-api.md``."""
 
     def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 10.0,
@@ -326,6 +327,8 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         if len(times):
             if keys is not None and self._holding:
                 self._release(keys, times)
+            if keys is not None and self._tracer is not None:
+                self._tracer.failed(cause, keys, times)
             k = CAUSE_INDEX[cause]
             self.failed_by_cause[k] += len(times)
             self.ledger.book_failed(k, times)

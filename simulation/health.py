@@ -110,6 +110,9 @@ class CheckArrivals:
         """``stations.admit``, with the health checks among the arrivals taken out again
         once admitted: their worker time is booked (utilization), nothing else."""
         admitted, full, down = self.stations.admit(batch, in_system)
+        if self._tracer is not None:   # sampled requests only (tracing.py); checks are skipped there
+            self._tracer.admitted(admitted, self.net)
+            self._tracer.admitted(Batch.concat([full, down]), self.net, rejected=True)
         if not ((batch.flags & FLAG_CHECK) != 0).any():
             return admitted, full, down
         is_check = (admitted.flags & FLAG_CHECK) != 0

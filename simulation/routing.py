@@ -253,6 +253,8 @@ class Routing:
         if self._holding:
             self._release(done.key, done.fin)
         lost = (done.flags & FLAG_SESSION_LOST) != 0
+        if self._tracer is not None:
+            self._tracer.answered(done.key, done.fin, lost)
         self._fail("session_lost", done.fin[lost])
         ok = ~lost
         n = int(ok.sum())

@@ -1,0 +1,109 @@
+"""Follow requests: a user turns it on, steps, sees dots on the canvas and clicks
+one (or a row of the Requests list) to read its timeline."""
+from __future__ import annotations
+
+import re
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QToolBar
+
+from designer.trace_view import MAX_DOTS, TraceDot
+from tests.designer.main_window_support import open_main_window
+
+
+def _step_button(window):
+    bar = window.findChild(QToolBar, "mainToolbar")
+    return bar.widgetForAction(window.actions_["step"])
+
+
+def _turn_on(qtbot, window, every: int) -> None:
+    follow = window.follow
+    spin = follow.spin
+    qtbot.mouseClick(follow.check, Qt.MouseButton.LeftButton)
+    spin.setFocus()
+    spin.selectAll()
+    qtbot.keyClicks(spin, str(every))
+    qtbot.keyClick(spin, Qt.Key.Key_Return)
+    assert follow.action.isChecked() and spin.value() == every
+    assert window.run.trace_every == every
+
+
+def _click_dot(qtbot, window, dot: TraceDot) -> None:
+    view = window.canvas
+    view.centerOn(dot.pos())
+    point = view.mapFromScene(dot.pos())
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+
+
+def test_follow_requests_draws_dots_and_shows_a_timeline(qtbot, tmp_path, monkeypatch):
+    window = open_main_window(qtbot, tmp_path, monkeypatch, lesson="lb_demo.scalelab")
+    follow = window.follow
+    assert window.findChild(QToolBar, "mainToolbar").widgetForAction(window.actions_["step"]) is not None
+    assert follow.action in window.menuBar().findChildren(type(follow.action)) or follow.action.text()
+    _turn_on(qtbot, window, 3)
+    for _ in range(3):
+        qtbot.mouseClick(_step_button(window), Qt.MouseButton.LeftButton)
+    sim = window.run.sim
+    assert sim.tracing == 3 and sim.now >= 2.9
+    dots = [d for d in follow.dots if d.scene() is window.canvas.canvas_scene]
+    assert 0 < len(dots) <= MAX_DOTS
+    assert {d.status for d in dots} <= {"queueing", "in_service", "answered", "failed"}
+    assert all(d.key % 3 == 0 for d in dots)
+    # each dot is drawn near the node its request is at (or on the edge leading to it)
+    scene = window.canvas.canvas_scene
+    for d in dots:
+        tr = sim.trace(d.key)
+        node = scene.nodes[tr.hops[-1].node] if d.status in ("answered", "failed") else None
+        if node is not None:
+            assert (d.pos() - node.pos()).manhattanLength() < 60
+    # a click on a dot shows its timeline, one line per hop with the nodes' labels
+    dot = dots[0]
+    _click_dot(qtbot, window, dot)
+    text = follow.timeline.toPlainText()
+    assert follow.selected == dot.key
+    tr = sim.trace(dot.key)
+    lines = text.splitlines()
+    assert len(lines) == len(tr.hops) + 2
+    assert "arrived at Load balancer" in lines[1]
+    assert re.search(r"served 1\.0 ms|waited", lines[1])
+    if len(tr.hops) > 1:
+        assert re.search(r"→ Web [123]", lines[1])
+        assert re.search(r"arrived at Web [123]; waited \d+\.\d ms", lines[2])
+    # choosing a request in the Requests list shows its timeline too
+    row = follow.list.item(follow.list.count() - 1)
+    rect = follow.list.visualItemRect(row)
+    window.docks["requests"].raise_()
+    follow.list.scrollToItem(row)
+    rect = follow.list.visualItemRect(row)
+    qtbot.mouseClick(follow.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    key = int(row.data(Qt.ItemDataRole.UserRole))
+    assert follow.selected == key
+    assert follow.timeline.toPlainText().splitlines()[0].startswith(f"Request {key % 100000:05d}")
+
+
+def test_a_request_sent_to_the_dead_server_says_why_it_failed(qtbot, tmp_path, monkeypatch):
+    window = open_main_window(qtbot, tmp_path, monkeypatch, lesson="lb_demo.scalelab")
+    follow = window.follow
+    _turn_on(qtbot, window, 1)
+    window.run.step(30.0)                      # Web 2 dies at 30 s (the lesson's event)
+    qtbot.mouseClick(_step_button(window), Qt.MouseButton.LeftButton)
+    failed = [d for d in follow.dots if d.status == "failed"]
+    assert failed, "requests sent to Web 2 after it died are drawn as failed"
+    _click_dot(qtbot, window, failed[0])
+    text = follow.timeline.toPlainText()
+    assert "failed: backend down at Web 2" in text
+    assert "→ Web 2" in text
+
+
+def test_turning_it_off_removes_the_dots(qtbot, tmp_path, monkeypatch):
+    window = open_main_window(qtbot, tmp_path, monkeypatch, lesson="lb_demo.scalelab")
+    follow = window.follow
+    _turn_on(qtbot, window, 2)
+    qtbot.mouseClick(_step_button(window), Qt.MouseButton.LeftButton)
+    assert follow.dots
+    window.menuBar()   # the same switch is Simulation → Follow requests
+    follow.action.trigger()
+    assert not follow.check.isChecked() and not follow.dots
+    assert window.run.sim.tracing == 0
+    qtbot.mouseClick(_step_button(window), Qt.MouseButton.LeftButton)
+    assert not follow.dots
