@@ -86,7 +86,15 @@ def run_tasks(tasks: Sequence[Task], jobs: int, sizes: Sequence[float] | None = 
     n = len(tasks)
     sizes = list(sizes) if sizes is not None else [1.0] * n
     jobs = max(1, min(int(jobs), n))
-    if jobs == 1:
+    ctx = q = pool = None
+    if jobs > 1:
+        try:
+            ctx = _context()
+            q = ctx.Queue()
+            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init, initargs=(q,))
+        except (OSError, ImportError, ValueError):   # no semaphores here (e.g. no /dev/shm): one at a time
+            jobs = 1
+    if jobs == 1 or pool is None:
         out: list[Any] = []
         for i in range(n):
             base = sum(sizes[:i])
@@ -98,9 +106,6 @@ def run_tasks(tasks: Sequence[Task], jobs: int, sizes: Sequence[float] | None = 
             if done is not None:
                 done(i, result)
         return out
-    ctx = _context()
-    q = ctx.Queue()
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init, initargs=(q,))
     results: dict[int, Any] = {}
     shown = 0
     reached = [0.0] * n
