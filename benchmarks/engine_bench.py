@@ -54,7 +54,16 @@ SCENARIOS = {
     "S2": dict(rate=90_000.0, n=1000, mu=100.0, duration=60.0, quick=5.0,
                simpy=5.0, simpy_quick=0.5, warmup=10.0, speed_target=100.0,
                simpy_ref=(0.26, "shared/reference/performance-notes.md")),
+    # S3: client → server (2 replicas × 64 workers, 5,000 req/s each) → database (20 connections)
+    "S3": dict(rate=2000.0, n=2, mu=5000.0 / 64, duration=60.0, quick=5.0, simpy=60.0, simpy_quick=5.0,
+               warmup=10.0, speed_target=10.0, simpy_ref=None),
+    # S4: S1's servers at 90 % load behind least_connections / least_response_time
+    "S4lc": dict(rate=900.0, n=10, mu=100.0, duration=600.0, quick=20.0, simpy=600.0, simpy_quick=20.0,
+                 warmup=20.0, speed_target=10.0, simpy_ref=None, algorithm="least_connections"),
+    "S4lrt": dict(rate=900.0, n=10, mu=100.0, duration=600.0, quick=20.0, simpy=600.0, simpy_quick=20.0,
+                  warmup=20.0, speed_target=10.0, simpy_ref=None, algorithm="least_response_time"),
 }
+S3_DB = dict(connections=20, read_capacity_rps=3000.0, write_capacity_rps=1000.0, read_ratio=0.9)
 MEAN_TOLERANCE = 0.02          # S1: |mean − W| / W
 MEMORY_LIMIT_MB = 500.0        # S2
 BIG_QUEUE = 1_000_000
@@ -68,8 +77,67 @@ def theory(rate: float, n: int, mu: float) -> tuple[float, float]:
     return 1.0 / (mu - lam), math.log(20.0) / (mu - lam)
 
 
+def erlang_c(c: int, lam: float, mu: float) -> float:
+    """Mean waiting time in queue of an M/M/c queue (Erlang C), seconds."""
+    a = lam / mu
+    rho = a / c
+    term, total = 1.0, 1.0
+    for k in range(1, c):
+        term *= a / k
+        total += term
+    last = term * a / c / (1 - rho)
+    return last / (total + last) / (c * mu - lam)
+
+
+def theory_mean(name: str) -> tuple[float, str]:
+    """(mean response time in s, how it is obtained) of a scenario."""
+    s = SCENARIOS[name]
+    if name in ("S1", "S2"):
+        return theory(s["rate"], s["n"], s["mu"])[0], "M/M/1 per server"
+    if name == "S3":
+        db = S3_DB
+        w_server = 1 / s["mu"] + erlang_c(64, s["rate"] / s["n"], s["mu"])
+        r = db["read_ratio"]
+        es = r * db["connections"] / db["read_capacity_rps"] + (1 - r) * db["connections"] / db["write_capacity_rps"]
+        es2 = 2 * (r * (db["connections"] / db["read_capacity_rps"]) ** 2
+                   + (1 - r) * (db["connections"] / db["write_capacity_rps"]) ** 2)
+        scv = es2 / es ** 2 - 1
+        wq = erlang_c(db["connections"], s["rate"], 1 / es)
+        return (w_server + es + wq * (1 + scv) / 2,
+                f"server M/M/64 {w_server * 1000:.2f} ms + database M/G/20 (Erlang C {wq * 1000:.2f} ms × "
+                f"(1 + SCV {scv:.2f})/2, Allen–Cunneen) + {es * 1000:.2f} ms service")
+    w = 1 / s["mu"] + erlang_c(s["n"], s["rate"], s["mu"])
+    return w, "M/M/10 with one shared queue (Erlang C): the lower bound of any balancer"
+
+
+def build_s3(seed: int = 1, tick_ms: float | None = None):
+    """S3: Poisson 2,000 req/s → server (2 replicas, 64 workers, 5,000 req/s) → database (20
+    connections, 3,000 reads/s, 1,000 writes/s; 90 % reads)."""
+    from simulation.document import Document, NodeData
+
+    s = SCENARIOS["S3"]
+    d = Document()
+    d.add_node(NodeData("users", "client", params={"rate_rps": s["rate"], "users": 10_000,
+                                                   "read_ratio": S3_DB["read_ratio"]}))
+    d.add_node(NodeData("web", "server", params={"capacity_rps": 5000.0, "workers": 64, "replicas": 2,
+                                                 "service": "exponential", "queue_limit": BIG_QUEUE,
+                                                 "timeout_s": NO_TIMEOUT_S}))
+    d.add_node(NodeData("db", "database", params={k: v for k, v in S3_DB.items() if k != "read_ratio"}
+                        | {"queue_limit": BIG_QUEUE, "timeout_s": NO_TIMEOUT_S}))
+    d.add_edge("users", "web")
+    d.add_edge("web", "db")
+    d.set_settings(seed=seed, **({"tick_ms": tick_ms} if tick_ms is not None else {}))
+    return d
+
+
+def build_s4(algorithm: str, seed: int = 1, tick_ms: float | None = None):
+    """S4: S1's 10 servers at 90 % load behind ``algorithm`` (least_connections, least_response_time)."""
+    s = SCENARIOS["S1"]
+    return build_balanced(s["rate"], s["n"], s["mu"], "nodes", seed, tick_ms, algorithm)
+
+
 def build_balanced(rate: float, n_servers: int, service_rps: float, layout: str = "nodes",
-                   seed: int = 1, tick_ms: float | None = None):
+                   seed: int = 1, tick_ms: float | None = None, algorithm: str = "random"):
     """Client (Poisson ``rate``) → load balancer (random) → ``n_servers`` single-worker servers.
 
     ``layout``: "nodes" — one server node per server; "replicas" — one server node with
@@ -80,7 +148,7 @@ def build_balanced(rate: float, n_servers: int, service_rps: float, layout: str 
     d = Document()
     d.add_node(NodeData("users", "client", params={"rate_rps": rate, "users": 10_000}))
     d.add_node(NodeData("lb", "load_balancer", params={
-        "algorithm": "random", "capacity_rps": LB_CAPACITY, "queue_limit": BIG_QUEUE}))
+        "algorithm": algorithm, "capacity_rps": LB_CAPACITY, "queue_limit": BIG_QUEUE}))
     d.add_edge("users", "lb")
     server = {"capacity_rps": service_rps, "workers": 1, "service": "exponential",
               "queue_limit": BIG_QUEUE, "timeout_s": NO_TIMEOUT_S}
@@ -115,6 +183,10 @@ def build_s2(layout: str = "replicas", seed: int = 1, tick_ms: float | None = No
 def build(scenario: str, layout: str, seed: int, tick_ms: float | None):
     if scenario == "S1":
         return build_s1(seed, tick_ms)
+    if scenario == "S3":
+        return build_s3(seed, tick_ms)
+    if scenario.startswith("S4"):
+        return build_s4(SCENARIOS[scenario]["algorithm"], seed, tick_ms)
     return build_s2(layout, seed, tick_ms)
 
 
@@ -211,7 +283,13 @@ def child_simpy(a: argparse.Namespace) -> dict:
     rss_base = _rss_now_mb()
     c0 = time.process_time()
     t0 = time.perf_counter()
-    r = simpy_models.random_split_mm1(s["rate"], s["n"], s["mu"], a.duration, a.seed)
+    if a.scenario == "S3":
+        r = simpy_models.server_database(s["rate"], 2, 64, 5000.0, S3_DB["connections"], S3_DB["read_capacity_rps"],
+                                         S3_DB["write_capacity_rps"], S3_DB["read_ratio"], a.duration, a.seed)
+    elif a.scenario.startswith("S4"):
+        r = simpy_models.least_balanced(s["rate"], s["n"], s["mu"], a.duration, a.seed, s["algorithm"])
+    else:
+        r = simpy_models.random_split_mm1(s["rate"], s["n"], s["mu"], a.duration, a.seed)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
     maxrss = _maxrss_mb()
@@ -338,14 +416,23 @@ def bench_scenario(name: str, a: argparse.Namespace) -> dict:
     sdur = a.simpy_seconds if a.simpy_seconds else (s["simpy_quick"] if a.quick else s["simpy"])
     sdur = min(sdur, dur)
     w_th, p95_th = theory(s["rate"], s["n"], s["mu"])
+    if name not in ("S1", "S2"):
+        w_th, how = theory_mean(name)
     common = ["--seed", str(a.seed), "--max-window-s", str(a.max_window_s)] + \
         (["--tick-ms", str(a.tick_ms)] if a.tick_ms else [])
-    layouts = ["nodes"] if name == "S1" else ["replicas", "nodes"]
-    print(f"\n== {name}: Poisson {s['rate']:,.0f} req/s → LB (random) → {s['n']:,} × M/M/1 "
+    layouts = ["replicas", "nodes"] if name == "S2" else ["nodes"]
+    if name not in ("S1", "S2"):
+        what = ("Poisson 2,000 req/s → server (2 × 64 workers, 5,000 req/s each) → database (20 connections, "
+                "3,000 reads/s, 1,000 writes/s, 90 % reads)" if name == "S3" else
+                f"Poisson 900 req/s → LB ({s['algorithm']}) → 10 × M/M/1 (μ = 100/s), 90 % load")
+        print(f"\n== {name}: {what}; engine {dur:g} s simulated, SimPy {sdur:g} s; seed {a.seed}")
+        print(f"   theory: mean {w_th * 1000:.2f} ms ({how})   [load average now {loadavg()}]")
+    else:
+        print(f"\n== {name}: Poisson {s['rate']:,.0f} req/s → LB (random) → {s['n']:,} × M/M/1 "
           f"(μ = {s['mu']:g}/s, λ = {s['rate'] / s['n']:g}/s each); engine {dur:g} s simulated, "
           f"SimPy {sdur:g} s; seed {a.seed}")
-    print(f"   theory per server: mean W = {w_th * 1000:.2f} ms, p95 = {p95_th * 1000:.2f} ms   "
-          f"[load average now {loadavg()}]")
+        print(f"   theory per server: mean W = {w_th * 1000:.2f} ms, p95 = {p95_th * 1000:.2f} ms   "
+              f"[load average now {loadavg()}]")
     jobs = [["engine", name, "--layout", layout, "--duration", str(dur), "--horizon",
              str(sdur if sdur < dur else 0)] + common for layout in layouts]
     if not a.no_simpy:
@@ -398,6 +485,11 @@ def bench_scenario(name: str, a: argparse.Namespace) -> dict:
             print(line + "]")
             result["checks"].append({"what": f"{lab} speed ratio", "value": ratio, "value_cpu": ratio_cpu,
                                      "target": s["speed_target"], "ok": ratio >= s["speed_target"]})
+        if s["simpy_ref"] is None:
+            print(f"   {lab}: mean {r['mean_s'] * 1000:.2f} ms, {pct(r['mean_s'], w_th)} from theory"
+                  + (f"; SimPy {simpy_row['mean_s'] * 1000:.2f} ms ({pct(simpy_row['mean_s'], w_th)})"
+                     if simpy_row else "") + "  [information only]")
+            continue
         ref, src = s["simpy_ref"]
         print(f"   {lab}: {r['rate'] / ref:,.1f}× the SimPy rate given in {src} ({ref:g} sim s/wall s; "
               f"the target would be {ref * s['speed_target']:,.0f} sim s/wall s)  [information only]")
@@ -437,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--child":
         return child_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("which", nargs="?", default="all", choices=["S1", "S2", "all"])
+    ap.add_argument("which", nargs="?", default="all", choices=["S1", "S2", "S3", "S4", "all"])
     ap.add_argument("--quick", action="store_true", help="short durations, for a smoke check")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=1, help="timing runs per measurement (the median is shown)")
@@ -451,13 +543,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="print a cProfile of the engine (top 15 by tottime)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     a = ap.parse_args(argv)
-    names = ["S1", "S2"] if a.which == "all" else [a.which]
+    names = {"all": ["S1", "S2", "S3", "S4lc", "S4lrt"], "S4": ["S4lc", "S4lrt"]}.get(a.which, [a.which])
 
     if a.profile:
         for name in names:
             s = SCENARIOS[name]
             dur = s["quick"] if a.quick else s["duration"]
-            for layout in (["nodes"] if name == "S1" else ["replicas", "nodes"]):
+            for layout in (["replicas", "nodes"] if name == "S2" else ["nodes"]):
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "profile", name, "--layout", layout,
                        "--duration", str(dur), "--seed", str(a.seed), "--max-window-s", str(a.max_window_s)] + (["--tick-ms", str(a.tick_ms)] if a.tick_ms else [])
                 subprocess.run(cmd, check=True)

@@ -83,6 +83,119 @@ def random_split_mm1(rate_rps: float, n_servers: int, service_rps: float, durati
     return res
 
 
+def _finish(res: SimpyResult, lats: array, sec_n: list[int], sec_sum: list[float], duration_s: float) -> SimpyResult:
+    res.served = len(lats)
+    res.lat_sum = float(sum(lats))
+    res.per_second_n = sec_n[:int(duration_s)]
+    res.per_second_sum = sec_sum[:int(duration_s)]
+    return res
+
+
+def server_database(rate_rps: float, replicas: int, workers: int, capacity_rps: float, connections: int,
+                    read_rps: float, write_rps: float, read_ratio: float, duration_s: float,
+                    seed: int = 1) -> SimpyResult:
+    """S3: Poisson(rate) → a random one of ``replicas`` servers (``workers`` each, exponential
+    service of mean workers/capacity) → one database (``connections``; exponential queries of
+    mean connections/read_rps for a read, connections/write_rps for a write): tandem queues,
+    the response time is the sum of both sojourns (the engine's non-blocking server)."""
+    rnd = random.Random(seed)
+    expo, unif = rnd.expovariate, rnd.random
+    env = simpy.Environment()
+    timeout = env.timeout
+    servers = [simpy.Resource(env, capacity=workers) for _ in range(replicas)]
+    db = simpy.Resource(env, capacity=connections)
+    mu_server = capacity_rps / workers
+    mu_read, mu_write = read_rps / connections, write_rps / connections
+    res = SimpyResult(duration_s)
+    n_sec = int(duration_s) + 1
+    sec_n, sec_sum = [0] * n_sec, [0.0] * n_sec
+    lats = res.latencies
+    record = lats.append
+
+    def request(server: simpy.Resource, t_arrival: float, read: bool):
+        with server.request() as req:
+            yield req
+            yield timeout(expo(mu_server))
+        with db.request() as req:
+            yield req
+            yield timeout(expo(mu_read if read else mu_write))
+        now = env.now
+        rt = now - t_arrival
+        record(rt)
+        k = int(now)
+        sec_n[k] += 1
+        sec_sum[k] += rt
+
+    def source():
+        process = env.process
+        while True:
+            yield timeout(expo(rate_rps))
+            res.arrived += 1
+            process(request(servers[int(unif() * replicas)], env.now, unif() < read_ratio))
+
+    env.process(source())
+    env.run(until=duration_s)
+    return _finish(res, lats, sec_n, sec_sum, duration_s)
+
+
+def least_balanced(rate_rps: float, n_servers: int, service_rps: float, duration_s: float, seed: int = 1,
+                   algorithm: str = "least_connections", ewma_alpha: float = 0.1) -> SimpyResult:
+    """S4: Poisson(rate) → a balancer that sends each request to the server with the fewest
+    requests in it (``least_connections``), or the lowest (requests + 1) × recent response
+    time (``least_response_time``: an exponentially weighted mean of the server's response
+    times, weight ``ewma_alpha`` per completion, as the engine's); ties go to a random one.
+    Each server is M/M/1 (μ = service_rps)."""
+    rnd = random.Random(seed)
+    expo, unif = rnd.expovariate, rnd.random
+    env = simpy.Environment()
+    timeout = env.timeout
+    servers = [simpy.Resource(env, capacity=1) for _ in range(n_servers)]
+    conn = [0] * n_servers
+    ewma = [1.0 / service_rps] * n_servers
+    lrt = algorithm == "least_response_time"
+    res = SimpyResult(duration_s)
+    n_sec = int(duration_s) + 1
+    sec_n, sec_sum = [0] * n_sec, [0.0] * n_sec
+    lats = res.latencies
+    record = lats.append
+    idx = range(n_servers)
+
+    def request(i: int, t_arrival: float):
+        conn[i] += 1
+        with servers[i].request() as req:
+            yield req
+            yield timeout(expo(service_rps))
+        conn[i] -= 1
+        now = env.now
+        rt = now - t_arrival
+        if lrt:
+            ewma[i] += ewma_alpha * (rt - ewma[i])
+        record(rt)
+        k = int(now)
+        sec_n[k] += 1
+        sec_sum[k] += rt
+
+    def pick() -> int:
+        if lrt:
+            score = [(conn[i] + 1) * ewma[i] for i in idx]
+        else:
+            score = conn
+        best = min(score)
+        ties = [i for i in idx if score[i] == best]
+        return ties[0] if len(ties) == 1 else ties[int(unif() * len(ties))]
+
+    def source():
+        process = env.process
+        while True:
+            yield timeout(expo(rate_rps))
+            res.arrived += 1
+            process(request(pick(), env.now))
+
+    env.process(source())
+    env.run(until=duration_s)
+    return _finish(res, lats, sec_n, sec_sum, duration_s)
+
+
 def s1(duration_s: float = 3600.0, seed: int = 1) -> SimpyResult:
     """S1: 900 req/s → random → 10 servers of 100 req/s."""
     return random_split_mm1(900.0, 10, 100.0, duration_s, seed)

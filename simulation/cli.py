@@ -275,7 +275,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"OK: {len(doc.node_ids())} node{'s' * (len(doc.node_ids()) != 1)}, {edges} edge{'s' * (edges != 1)}")
     print("\n".join(check_lines(doc, structural_spof(doc)) + shard_lines(doc)))
     if args.empirical is not None:
-        _print_empirical(doc, args.empirical)
+        _print_empirical(doc, args.empirical, args.jobs)
     return 0
 
 
@@ -300,14 +300,20 @@ def _check_args(args: argparse.Namespace) -> tuple[str, float | None]:
     return file, None if value is None else float(value)
 
 
-def _print_empirical(doc: Any, seconds: float) -> None:
+def _print_empirical(doc: Any, seconds: float, jobs: int = 1) -> None:
     """Fail each node's machine in turn and print what is lost (see simulation/spof_measure.py)."""
     from .spof_measure import measure, settle_delays
     from .spof_text import empirical_lines
 
     runs = 2 * (sum(doc.kind(n) != "client" for n in doc.node_ids()) + 1)
     bar = Progress(sys.stderr, float(runs), sys.stderr.isatty(), unit="runs", label="failing nodes")
-    lost = measure(doc, seconds=seconds, progress=lambda done, total: bar.update(done))
+    try:
+        lost = measure(doc, seconds=seconds, progress=lambda done, total: bar.update(done), processes=jobs)
+    except BaseException:
+        if bar.drawn:   # end the bar's line so that the error line stands alone
+            bar.stream.write("\n")
+            bar.stream.flush()
+        raise
     bar.finish(float(runs))
     print("\n".join(empirical_lines(doc, lost, seconds, settle_delays(doc))))
 
@@ -344,6 +350,22 @@ def _whole_number(text: str) -> int:
                                          f"({len(text):,} characters)") from None
 
 
+def _jobs(text: str) -> int:
+    """``--jobs N``: a whole number ≥ 1."""
+    n = _whole_number(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def add_jobs_option(p: argparse.ArgumentParser, what: str) -> None:
+    """``--jobs N`` on a subcommand whose runs are independent (``parallel.py``)."""
+    from .parallel import cpu_count
+    p.add_argument("--jobs", "-j", type=_jobs, metavar="N", default=cpu_count(),
+                   help=f"run {what} in N processes at once (default: every core, here {cpu_count()}; "
+                   "1: one after the other in this process); the numbers are the same")
+
+
 # ----- entry point ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="ScaleLab: learn and teach how web applications scale. "
@@ -374,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also fail one machine of each node in turn (replica 0, a database's primary), "
                    "S simulated seconds each (default 60), and print the share of requests lost over the "
                    "second half of the run, without the file's scheduled events")
+    add_jobs_option(p, "the --empirical runs")
     p.set_defaults(func=cmd_check, check_parser=p)
 
     p = sub.add_parser("export", help="render the canvas (and plots after a run) to PNG/SVG without a display",

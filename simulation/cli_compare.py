@@ -52,7 +52,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         a, b = comparing.compare(doc_a, doc_b, seed, duration, (f"A ({args.file_a})", f"B ({args.file_b})"),
-                                 progress=lambda done, total: bar.update(done))
+                                 progress=lambda done, total: bar.update(done), processes=args.jobs)
     except BaseException:
         _end_line(bar)
         raise
@@ -87,7 +87,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     bar = cli.Progress(sys.stderr, total, _show(args), label="sweeping")
     started = time.monotonic()
     try:
-        points = sweeping.sweep(doc, vary, seed, duration, progress=lambda done, _total: bar.update(done))
+        points = sweeping.sweep(doc, vary, seed, duration, progress=lambda done, _total: bar.update(done),
+                                processes=args.jobs)
     except BaseException:
         _end_line(bar)
         raise
@@ -133,6 +134,7 @@ def add_parsers(sub: Any) -> None:
                    "...} ('-': standard output)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal and the runs take over 1 s)")
+    cli.add_jobs_option(p, "A and B")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("sweep", help="run a topology at each value of one parameter (a load test)",
@@ -150,4 +152,5 @@ def add_parsers(sub: Any) -> None:
                    + " ('-': standard output)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal and the runs take over 1 s)")
+    cli.add_jobs_option(p, "the values")
     p.set_defaults(func=cmd_sweep, sweep_parser=p)

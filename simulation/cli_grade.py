@@ -33,6 +33,7 @@ def add_parser(sub: Any) -> None:
                    "its fields, measured, met and text ('-': standard output)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal and the run takes over 1 s)")
+    cli.add_jobs_option(p, "the failure runs of a survives_any_single_failure goal")
     p.set_defaults(func=cmd_grade)
 
 
@@ -66,7 +67,7 @@ def _grade(args: argparse.Namespace) -> int:
         done[0] += 1
         bar.update(done[0])
 
-    results = evaluate(doc.goals, doc, sim, seed=seed, progress=progress)
+    results = evaluate(doc.goals, doc, sim, seed=seed, progress=progress, processes=args.jobs)
     bar.finish(float(done[0]))
     wall = time.monotonic() - started
     data = {"file": str(args.file), "seed": seed, "duration_s": duration,

@@ -78,10 +78,12 @@ def rows(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
 
 def compare(doc_a: Document, doc_b: Document, seed: int, duration_s: float,
             names: tuple[str, str] = ("A", "B"), progress: Callable[[float, float], None] | None = None,
-            cancel: Cancel | None = None) -> tuple[VariantResult, VariantResult]:
+            cancel: Cancel | None = None, processes: int = 1) -> tuple[VariantResult, VariantResult]:
     """Run A and B on the same seed for the same duration (each a pure function of
-    (document, seed, duration)); ``progress(done_s, total_s)`` over both."""
-    a, b = run_variants([(names[0], doc_a), (names[1], doc_b)], seed, duration_s, progress, cancel)
+    (document, seed, duration)); ``progress(done_s, total_s)`` over both; ``processes``
+    > 1: both at once in worker processes (same numbers)."""
+    a, b = run_variants([(names[0], doc_a), (names[1], doc_b)], seed, duration_s, progress, cancel,
+                        processes=processes)
     return a, b
 
 

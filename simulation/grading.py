@@ -131,10 +131,11 @@ def measure_number(sim: Any, goal: Goal) -> float:
 
 
 def survival(doc: Document, seconds: float, seed: int | None = None,
-             progress: Callable[[int, int], None] | None = None) -> Losses:
-    """Fail each node's machine in turn (``spof_measure.measure``): ``{node: Measured}``."""
+             progress: Callable[[int, int], None] | None = None, processes: int = 1) -> Losses:
+    """Fail each node's machine in turn (``spof_measure.measure``, on ``processes``
+    worker processes if > 1): ``{node: Measured}``."""
     from .spof_measure import measure
-    return measure(doc, seconds=seconds, seed=seed, progress=progress)
+    return measure(doc, seconds=seconds, seed=seed, progress=progress, processes=processes)
 
 
 def survival_runs(doc: Document) -> int:
@@ -161,13 +162,15 @@ def _no_spof(doc: Document, goal: Goal) -> GoalResult:
 
 
 def evaluate(goals: list[Goal], doc: Document, sim: Any, losses: dict[float, Losses] | None = None,
-             seed: int | None = None, progress: Callable[[int, int], None] | None = None) -> list[GoalResult]:
+             seed: int | None = None, progress: Callable[[int, int], None] | None = None,
+             processes: int = 1) -> list[GoalResult]:
     """Measure every goal on the finished (or paused) run ``sim`` of ``doc``.
 
     ``losses`` maps a ``seconds`` value to what :func:`survival` measured for it (None:
     cancelled, the goal is not checked); a
     survives_any_single_failure goal whose seconds are missing is measured here
-    (with ``seed``, default the run's; ``progress(done, total)`` after each engine run)."""
+    (with ``seed``, default the run's; ``progress(done, total)`` after each engine run;
+    on ``processes`` worker processes if > 1)."""
     losses = {} if losses is None else losses
     out = []
     for goal in goals:
@@ -176,7 +179,8 @@ def evaluate(goals: list[Goal], doc: Document, sim: Any, losses: dict[float, Los
         elif goal.metric == "survives_any_single_failure":
             if goal.run_seconds not in losses:
                 losses[goal.run_seconds] = survival(doc, goal.run_seconds,
-                                                    getattr(sim, "seed", None) if seed is None else seed, progress)
+                                                    getattr(sim, "seed", None) if seed is None else seed, progress,
+                                                    processes)
             measured = losses[goal.run_seconds]
             out.append(GoalResult(goal, math.nan, None, "not checked (cancelled)") if measured is None
                        else _survives(doc, goal, measured))

@@ -97,35 +97,37 @@ def unlimited(doc: Document) -> Document:
 
 
 def measure(doc: Document, seconds: float = 60.0, seed: int | None = None, *, whole_node: bool = False,
-            overload: bool = True, progress: Callable[[int, int], None] | None = None) -> dict[str, Measured]:
+            overload: bool = True, progress: Callable[[int, int], None] | None = None,
+            processes: int = 1) -> dict[str, Measured]:
     """Fail each node's machine in turn (the whole node if ``whole_node``): ``{node_id: Measured}``.
 
     Each failure is simulated twice: with unlimited capacity (what nothing takes
     over: the SPOF kind and share) and, if ``overload``, as the file is (what is
     lost in all, overload of the machines left included). Clients are not failed.
-    ``progress(done, total)`` is called after each run.
+    ``progress(done, total)`` is called after each run. ``processes`` > 1 runs them in
+    that many worker processes (``parallel.py``): the same numbers, sooner.
     """
+    from .parallel import run_tasks
+
     quiet = without_events(doc)
     if seed is None:
         seed = int(quiet.settings.get("seed", 1))
     since = seconds / 2
     targets = [n for n in quiet.node_ids() if quiet.kind(n) != "client"]
     versions = [unlimited(quiet)] + ([quiet] if overload else [])
-    total = len(versions) * (len(targets) + 1)
-    done = 0
+    runs = [(v, fail) for v in range(len(versions)) for fail in [None] + targets]
+    total = len(runs)
+    tasks = [(_served, (versions[v], seed, since, seconds, fail, whole_node)) for v, fail in runs]
+    finished = [0]
 
-    def run(version: Document, fail: str | None) -> np.ndarray:
-        nonlocal done
-        sim = _Counted(version, seed, since)
-        if fail is not None:
-            sim.fail(fail, None if whole_node else failed_machine(version, fail))
-        sim.advance(seconds)
-        done += 1
+    def done(_i: int, _result: np.ndarray) -> None:
+        finished[0] += 1
         if progress:
-            progress(done, total)
-        return sim.served_by_client
+            progress(finished[0], total)
 
-    served = [(run(v, None), {n: run(v, n) for n in targets}) for v in versions]
+    counts = run_tasks(tasks, processes, done=done)
+    by_run = dict(zip(runs, counts))
+    served = [(by_run[(v, None)], {n: by_run[(v, n)] for n in targets}) for v in range(len(versions))]
     out: dict[str, Measured] = {}
     for n in targets:
         spof_share, worst = _lost(served[0][0], served[0][1][n])
@@ -133,6 +135,16 @@ def measure(doc: Document, seconds: float = 60.0, seed: int | None = None, *, wh
         kind = "full" if worst >= FULL_MIN else "partial" if spof_share >= PARTIAL_MIN else None
         out[n] = Measured(share, spof_share, worst, kind)
     return out
+
+
+def _served(version: Document, seed: int, since: float, seconds: float, fail: str | None,
+            whole_node: bool) -> np.ndarray:
+    """One run: the requests each client had served from ``since`` on, with ``fail`` down."""
+    sim = _Counted(version, seed, since)
+    if fail is not None:
+        sim.fail(fail, None if whole_node else failed_machine(version, fail))
+    sim.advance(seconds)
+    return sim.served_by_client
 
 
 def _lost(baseline: np.ndarray, served: np.ndarray) -> tuple[float, float]:

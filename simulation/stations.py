@@ -14,6 +14,8 @@ than ``timeout_s``: it then stays in flight until ``a + timeout_s`` and fails.
 """
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 from .compiler import CACHE, DATABASE, SERVER, Network
@@ -309,43 +311,90 @@ class Stations:
     def _one_by_one(self, b: Batch, idx: np.ndarray, a_ns: np.ndarray, service: np.ndarray,
                     status: np.ndarray) -> None:
         """The rounds' arithmetic, request by request (``idx`` is in station, arrival order):
-        the same integer nanoseconds and tie rules, without numpy's per-call cost."""
+        the same integer nanoseconds and tie rules, without numpy's per-call cost. A station's
+        constants, workers and count are read once into Python objects and written back at
+        the end. The workers are a heap of (free time, worker index): its top is the first
+        worker with the earliest free time, as ``argmin`` picks (``int(round(x))`` is
+        ``int(np.rint(x))``: both round half to even)."""
         net = self.net
         n_ring = len(self.ring)
         never = int(NEVER_NS)
+        inf = np.inf
+        ring = self.ring
         sts, arr_s, flags = b.st[idx].tolist(), b.arr[idx].tolist(), b.flags[idx].tolist()
+        stations: dict[int, tuple] = {}     # s -> (up, limit, rlen, ring_off, timeout_s, timeout_ns, rate, hold)
+        heaps: dict[int, list[tuple[float, int]]] = {}   # s -> (free time in s, worker), a heap
+        counts: dict[int, int] = {}
+        done_i: list[int] = []
+        starts: list[float] = []
+        fins: list[float] = []
+        full_i: list[int] = []
+        down_i: list[int] = []
+        late_i: list[int] = []
         for k, (i, s, a, a_s, svc) in enumerate(zip(idx.tolist(), sts, a_ns.tolist(), arr_s, service.tolist())):
-            if not self.up[s]:
-                status[i] = DOWN
-                b.start[i] = b.fin[i] = a_s
+            const = stations.get(s)
+            if const is None:
+                timeout_s = float(net.st_timeout[s])
+                const = stations[s] = (bool(self.up[s]), int(net.st_queue_limit[s]), int(self.ring_len[s]),
+                                       int(self.ring_off[s]), timeout_s, int(round(timeout_s * NS)),
+                                       float(self.rate[s]), bool(self.hold[s]))
+                heap = [(f, w) for w, f in enumerate(self.free[s].tolist())]
+                heapq.heapify(heap)
+                heaps[s] = heap
+                counts[s] = int(self.count[s])
+            up, limit, rlen, ring_off, timeout_s, timeout_ns, rate, hold = const
+            if not up:
+                down_i.append(i)
+                done_i.append(i)
+                starts.append(a_s)
+                fins.append(a_s)
                 continue
-            row = self.free[s].tolist()
-            w = min(range(len(row)), key=row.__getitem__)
-            f = int(np.rint(row[w] * NS)) if row[w] != np.inf else never
+            heap = heaps[s]
+            free, w = heap[0]
+            f = int(round(free * NS)) if free != inf else never
             t0 = max(f, a)
-            limit, rlen, cnt = int(net.st_queue_limit[s]), int(self.ring_len[s]), int(self.count[s])
-            slot = int(self.ring_off[s]) + (cnt % rlen if rlen > 0 else 0)
-            oldest = float(self.ring[min(slot, n_ring - 1)]) if rlen > 0 and n_ring else np.inf
+            cnt = counts[s]
+            slot = ring_off + (cnt % rlen if rlen > 0 else 0)
+            oldest = float(ring[min(slot, n_ring - 1)]) if rlen > 0 and n_ring else inf
             full = (t0 > a + TIE_NS) if limit == 0 else (cnt >= rlen and oldest > a_s + TIE_S)
             if limit > RING_CAP:
-                full = (t0 - a) / NS * float(self.rate[s]) >= limit
-            timeout_s = float(net.st_timeout[s])
-            late = (t0 - a) > int(np.rint(timeout_s * NS)) + TIE_NS
+                full = (t0 - a) / NS * rate >= limit
+            late = (t0 - a) > timeout_ns + TIE_NS
             if full:
-                status[i] = QUEUE_FULL
-                b.start[i] = t0 / NS
-                b.fin[i] = (t0 + svc) / NS
+                full_i.append(i)
+                done_i.append(i)
+                starts.append(t0 / NS)
+                fins.append((t0 + svc) / NS)
                 continue
             if late:
-                b.start[i] = b.fin[i] = a_s + timeout_s
-                b.flags[i] |= FLAG_TIMEOUT
+                late_i.append(i)
+                done_i.append(i)
+                starts.append(a_s + timeout_s)
+                fins.append(a_s + timeout_s)
                 continue
             t0_s, t1_s = t0 / NS, (t0 + svc) / NS
-            b.start[i], b.fin[i] = t0_s, t1_s
-            held = bool(self.hold[s]) and not (flags[k] & FLAG_CHECK)
-            self.free[s, w] = np.inf if held else t1_s
+            done_i.append(i)
+            starts.append(t0_s)
+            fins.append(t1_s)
+            held = hold and not (flags[k] & FLAG_CHECK)
+            heapq.heapreplace(heap, (inf if held else t1_s, w))
             if held:
                 self.new_holds.append((b.key[i:i + 1].copy(), np.array([s]), np.array([w]), np.array([t1_s])))
             if rlen > 0:
-                self.ring[slot] = t0_s
-            self.count[s] += 1
+                ring[slot] = t0_s
+            counts[s] = cnt + 1
+        for s, heap in heaps.items():
+            row = [inf] * len(heap)
+            for f, w in heap:
+                row[w] = f
+            self.free[s] = row
+            self.count[s] = counts[s]
+        if done_i:
+            b.start[done_i] = starts
+            b.fin[done_i] = fins
+        if full_i:
+            status[full_i] = QUEUE_FULL
+        if down_i:
+            status[down_i] = DOWN
+        if late_i:
+            b.flags[late_i] |= FLAG_TIMEOUT

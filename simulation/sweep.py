@@ -201,21 +201,20 @@ def variant(doc: Document, vary: Vary, value: float | int) -> Document:
 # ----- running -----------------------------------------------------------------------------------
 def sweep(doc: Document, vary: Vary, seed: int, duration_s: float,
           progress: Callable[[float, float], None] | None = None, cancel: Cancel | None = None,
-          on_point: Callable[[Point], None] | None = None) -> list[Point]:
+          on_point: Callable[[Point], None] | None = None, processes: int = 1) -> list[Point]:
     """Run the document at each value. ``progress(done_s, total_s)`` in simulated seconds over
-    the whole sweep; ``on_point(point)`` as each value finishes; ``cancel()`` stops it."""
+    the whole sweep; ``on_point(point)`` as each value finishes, in order; ``cancel()`` stops it
+    (serial runs only); ``processes`` > 1 runs the values in worker processes (same numbers)."""
     data = document_to_dict(doc)
+    jobs = [(f"{vary.param} = {fmt_number(v)}", _variant_from(data, vary, v)) for v in vary.values]
     points: list[Point] = []
-    total = len(vary.values) * float(duration_s)
-    for i, value in enumerate(vary.values):
-        base = i * float(duration_s)
-        report = None if progress is None else (lambda done, _t, base=base: progress(base + done, total))
-        name = f"{vary.param} = {fmt_number(value)}"
-        (result,) = run_variants([(name, _variant_from(data, vary, value))], seed, duration_s, report, cancel)
-        point = Point(value, result)
-        points.append(point)
+
+    def finished(i: int, result: VariantResult) -> None:
+        points.append(Point(vary.values[i], result))
         if on_point is not None:
-            on_point(point)
+            on_point(points[-1])
+
+    run_variants(jobs, seed, duration_s, progress, cancel, finished, processes=processes)
     return points
 
 

@@ -99,24 +99,40 @@ def run_variant(document: Document, seed: int, duration_s: float, progress: Prog
 def run_variants(jobs: list[tuple[str, Document]], seed: int, duration_s: float,
                  progress: Callable[[float, float], None] | None = None,
                  cancel: Cancel | None = None,
-                 done: Callable[[int, VariantResult], None] | None = None) -> list[VariantResult]:
-    """Run each ``(name, document)`` on the same seed and duration, one after the other.
+                 done: Callable[[int, VariantResult], None] | None = None,
+                 processes: int = 1) -> list[VariantResult]:
+    """Run each ``(name, document)`` on the same seed and duration.
 
     ``progress(done_s, total_s)`` counts simulated seconds over all variants; ``done(i,
-    result)`` is called as each variant finishes. A variant the engine refuses raises
-    :class:`VariantError` with its name in front of the engine's message."""
+    result)`` is called in order as each variant finishes. A variant the engine refuses
+    raises :class:`VariantError` with its name in front of the engine's message.
+    ``processes`` > 1 runs the variants in that many worker processes (``parallel.py``;
+    ``cancel`` is then not consulted: interrupt the caller instead); the results are the
+    same as one after the other."""
+    from .parallel import run_tasks
+
     total = len(jobs) * float(duration_s)
-    results: list[VariantResult] = []
-    for i, (name, doc) in enumerate(jobs):
-        base = i * float(duration_s)
-        report = None if progress is None else (lambda s, base=base: progress(base + s, total))
-        try:
-            result = run_variant(doc, seed, duration_s, report, cancel)
-        except Cancelled:
-            raise
-        except ValueError as e:
-            raise VariantError(f"{name}: {e}") from None
-        results.append(result)
-        if done is not None:
-            done(i, result)
-    return results
+    report = None if progress is None else (lambda s: progress(s, total))
+
+    def serial(i: int, report_i: Callable[[float], None]) -> VariantResult:
+        name, doc = jobs[i]
+        return _named_run(name, doc, seed, duration_s, report_i, cancel)
+
+    tasks = [(_variant_task, (name, doc, seed, duration_s)) for name, doc in jobs]
+    return run_tasks(tasks, processes, [float(duration_s)] * len(jobs), report, done, serial)
+
+
+def _named_run(name: str, doc: Document, seed: int, duration_s: float, progress: Progress | None,
+               cancel: Cancel | None) -> VariantResult:
+    try:
+        return run_variant(doc, seed, duration_s, progress, cancel)
+    except Cancelled:
+        raise
+    except ValueError as e:
+        raise VariantError(f"{name}: {e}") from None
+
+
+def _variant_task(name: str, doc: Document, seed: int, duration_s: float) -> VariantResult:
+    """One variant in a worker process (``parallel.run_tasks``), reporting its progress."""
+    from .parallel import report
+    return _named_run(name, doc, seed, duration_s, report, None)

@@ -68,3 +68,59 @@ def test_s2_topology(bench, layout, n_server_nodes):
     assert len(servers) == n_server_nodes
     assert sum(doc.replicas(s) for s in servers) == 1000
     assert all(doc.param(s, "capacity_rps") == 100 and doc.param(s, "workers") == 1 for s in servers)
+
+
+def test_erlang_c_against_closed_forms(bench):
+    lam, mu = 70.0, 100.0
+    assert bench.erlang_c(1, lam, mu) == pytest.approx(lam / (mu * (mu - lam)))       # M/M/1: Wq = λ/(μ(μ−λ))
+    rho = 150.0 / 200.0                                                              # M/M/2, λ = 150, μ = 100
+    assert bench.erlang_c(2, 150.0, mu) == pytest.approx(2 * rho ** 2 / (1 + rho) / (2 * mu - 150.0))
+
+
+def test_s3_topology_and_short_run_near_theory(bench):
+    doc = bench.build_s3(seed=2)
+    client, web, db = doc.node_ids()
+    assert [doc.kind(n) for n in (client, web, db)] == ["client", "server", "database"]
+    assert doc.successors(client) == [web] and doc.successors(web) == [db]
+    assert (doc.param(client, "rate_rps"), doc.param(client, "read_ratio")) == (2000, 0.9)
+    assert (doc.param(web, "replicas"), doc.param(web, "workers"), doc.param(web, "capacity_rps")) == (2, 64, 5000)
+    assert (doc.param(db, "connections"), doc.param(db, "read_capacity_rps"),
+            doc.param(db, "write_capacity_rps")) == (20, 3000, 1000)
+    w, _ = bench.theory_mean("S3")
+    # server 64/5000 s = 12.8 ms (almost never waits) + database: 8 ms service at ρ = 0.8 plus its wait
+    assert 0.0208 < w < 0.0225
+    sim = Simulation(doc, seed=2)
+    sim.advance(20.0)
+    t = sim.totals()
+    assert t["failed"] == 0 and abs(t["arrived"] - 40_000) < 5 * 40_000 ** 0.5
+    assert t["mean_ms"] / 1000 == pytest.approx(w, rel=0.15)
+
+
+@pytest.mark.parametrize("algorithm", ["least_connections", "least_response_time"])
+def test_s4_topology_and_short_run_between_the_bounds(bench, algorithm):
+    doc = bench.build_s4(algorithm, seed=1)
+    client, lb = doc.node_ids()[:2]
+    assert doc.param(lb, "algorithm") == algorithm and len(_servers(doc)) == 10
+    lower, _ = bench.theory_mean("S4lc" if algorithm == "least_connections" else "S4lrt")
+    assert lower == pytest.approx(0.01 + bench.erlang_c(10, 900.0, 100.0))
+    sim = Simulation(doc, seed=1)
+    sim.advance(20.0)
+    t = sim.totals()
+    assert t["failed"] == 0
+    # no balancer beats one shared queue (M/M/10); a load-aware one beats a random split (M/M/1: 100 ms)
+    assert lower * 1000 < t["mean_ms"] < 100.0
+
+
+def test_simpy_models_of_s3_and_s4_run_near_theory(bench):
+    pytest.importorskip("simpy")
+    import sys
+    sys.path.insert(0, str(BENCH.parent))
+    import simpy_models
+
+    w3, _ = bench.theory_mean("S3")
+    r = simpy_models.server_database(2000.0, 2, 64, 5000.0, 20, 3000.0, 1000.0, 0.9, 10.0, seed=1)
+    assert abs(r.arrived - 20_000) < 5 * 20_000 ** 0.5 and r.mean_s == pytest.approx(w3, rel=0.15)
+    lower, _ = bench.theory_mean("S4lc")
+    for algorithm in ("least_connections", "least_response_time"):
+        r = simpy_models.least_balanced(900.0, 10, 100.0, 20.0, seed=1, algorithm=algorithm)
+        assert lower * 0.8 < r.mean_s < 0.1
