@@ -126,7 +126,7 @@ def build(window) -> None:
     m.addSeparator()
     m.addAction(a["select_all"])
 
-    m = bar.addMenu("&View")
+    m = w.view_menu = bar.addMenu("&View")
     m.addActions([a["zoom_in"], a["zoom_out"], a["fit"]])
     m.addSeparator()
     w.panels_menu = m.addMenu("&Panels")

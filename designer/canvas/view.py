@@ -55,7 +55,9 @@ class CanvasView(QGraphicsView):
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
         self.setOptimizationFlags(QGraphicsView.OptimizationFlag.DontSavePainterState)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        # Zooms keep their own anchor (zoom_by): Qt's AnchorUnderMouse uses the last mouse
+        # move it saw, which the gestures below never pass on.
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
         self.setDragMode(QGraphicsView.DragMode.NoDrag)
         self.setAcceptDrops(True)
@@ -172,10 +174,18 @@ class CanvasView(QGraphicsView):
         return node_id
 
     # ----- zoom and pan --------------------------------------------------------------------------
-    def zoom_by(self, factor: float) -> None:
+    def zoom_by(self, factor: float, anchor: QPoint | None = None) -> None:
+        """Zoom by ``factor`` keeping the scene point at viewport position ``anchor``
+        (default: the viewport's centre) where it is."""
         current = self.transform().m11()
         factor = max(MIN_SCALE / current, min(MAX_SCALE / current, factor))
+        at = anchor if anchor is not None else self.viewport().rect().center()
+        fixed = self.mapToScene(at)
         self.scale(factor, factor)
+        self._grow_scene_rect()
+        moved = self.mapFromScene(fixed) - at
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + moved.x())
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + moved.y())
 
     def zoom_in(self) -> None:
         self.zoom_by(1.25)
@@ -201,7 +211,7 @@ class CanvasView(QGraphicsView):
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt)
         steps = event.angleDelta().y() / 120.0
         if steps:
-            self.zoom_by(1.15 ** steps)
+            self.zoom_by(1.15 ** steps, event.position().toPoint())
             event.accept()
         else:
             super().wheelEvent(event)
@@ -211,6 +221,18 @@ class CanvasView(QGraphicsView):
         needed = self.canvas_scene.itemsBoundingRect().adjusted(-2000, -2000, 2000, 2000)
         if not self.sceneRect().contains(needed):
             self.setSceneRect(self.sceneRect().united(needed))
+
+    def set_text_scale(self, scale: float) -> None:
+        """Presenter mode: node labels ``scale`` × their size."""
+        look.set_text_scale(scale)
+        for node in self.canvas_scene.nodes.values():
+            node.prepareGeometryChange()
+            node.update()
+        self.canvas_scene.update()
+
+    def label_point_size(self) -> float:
+        """The point size node labels are drawn at."""
+        return 9.0 * look.TEXT_SCALE
 
     # ----- live state and export ------------------------------------------------------------------
     def set_live_state(self, states: dict[str, NodeState] | None,

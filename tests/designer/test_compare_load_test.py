@@ -69,10 +69,10 @@ def test_compare_with_another_lesson_overlays_b_and_lists_the_totals(window, dia
     assert len(x) == 8 and y.max() > 0
     legend = [item[1].text for item in plots.plots["throughput"].legend.items]
     assert "A: Starter: a load balance…" in legend                   # titles cut to 24 characters
-    assert "B: Scaling up or out: traf…" in legend
+    assert "B: Scaling out: traffic gr…" in legend
     heading = view.totals.heading.text()
     assert "A: Starter: a load balancer in front of three servers" in heading
-    assert "B: Scaling up or out: traffic doubles, what do you add? (dashed)" in heading
+    assert "B: Scaling out: traffic grows, add servers behind the load balancer (dashed)" in heading
     # the totals table: the same numbers as an independent run of each file on A's seed
     a = run_variant(load(LESSONS / "starter.scalelab"), 1, 8.0)
     b = run_variant(load(LESSONS / "scaling_out.scalelab"), 1, 8.0)

@@ -18,7 +18,7 @@ def window(qtbot, tmp_path, monkeypatch, dialogs):
 
 
 def test_layout_title_and_notes(window):
-    assert window.windowTitle() == "ScaleLab — starter.scalelab[*]"
+    assert window.windowTitle() == "starter.scalelab[*]"
     assert not window.isWindowModified()
     areas = {name: window.dockWidgetArea(dock) for name, dock in window.docks.items()}
     assert areas["palette"] == Qt.DockWidgetArea.LeftDockWidgetArea
