@@ -63,7 +63,7 @@ class MainWindow(QMainWindow):
         self._dock("goals", "Goals", self.goals, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["notes"], self.docks["goals"])
         self.resizeDocks([self.docks["plots"], self.docks["notes"]], [1000, 380], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["plots"]], [360], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["plots"]], [self._plots_height()], Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["palette"], self.docks["inspector"]], [150, 320], Qt.Orientation.Horizontal)
         self._default_state = self.saveState()
 
@@ -240,10 +240,14 @@ class MainWindow(QMainWindow):
         super().resizeEvent(event)
         # Grown again after a shrink: give the plots their room back (Qt gives it all to the canvas).
         dock = self.docks["plots"]
-        wanted = min(360, int(self.height() * 0.42))
+        wanted = self._plots_height()
         if dock.isVisible() and not dock.isFloating() and dock.height() < wanted - 4 and event.oldSize().height() > 0 \
                 and event.size().height() > event.oldSize().height():
             self.resizeDocks([dock], [wanted], Qt.Orientation.Vertical)
+
+    def _plots_height(self) -> int:
+        """The plots dock's usual height: two rows of plots on a large screen, less on a small one."""
+        return max(240, min(480, int(self.height() * 0.45)))
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         if not self.files.maybe_save():

@@ -25,6 +25,7 @@ class SideLegend(pg.LegendItem):
         self.setFlag(self.GraphicsItemFlag.ItemIgnoresTransformations, False)
         self.setBrush(pg.mkBrush(255, 255, 255, 0))
         plot.layout.addItem(self, *LEGEND_CELL)
+        plot.layout.setColumnSpacing(LEGEND_CELL[1] - 1, 6)    # a gap between the data and the legend
         plot.layout.setAlignment(self, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         plot.legend = self
         self.setVisible(False)

@@ -38,7 +38,7 @@ CAUSE_COLOURS = ("#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22
 NODE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                 "#7f7f7f", "#bcbd22", "#17becf")
 MAX_UTIL_CURVES = 40
-MIN_PLOT_W, MIN_PLOT_H = 230, 190   # a plot's least size at scale 1: its data area stays >= ~100 px tall
+MIN_PLOT_W, MIN_PLOT_H = 230, 205   # a plot's least size at scale 1: its data area stays >= ~100 px tall
 LINE_WIDTH = 1.2
 HINT = "Press Run (Space) to fill the plots; hover a plot to read its values."
 
