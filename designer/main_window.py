@@ -93,7 +93,7 @@ class MainWindow(QMainWindow):
         self.canvas.connectionRefused.connect(lambda why: self.statusBar().showMessage(f"Not connected: {why}", 6000))
         self.run.frame.connect(self._frame)
         self.run.stateChanged.connect(self._run_state)
-        self.run.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.run.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.run.errorOccurred.connect(self._run_error)
         self.run.resetDone.connect(self._reset_done)
         self.files.message.connect(lambda text: self.statusBar().showMessage(text, 15000))

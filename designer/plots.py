@@ -34,7 +34,7 @@ SERIES = {   # name -> (label, colour)
     "page_view": ("page view mean", "#333333"),
     "cost": ("Spent", "#8c564b"),
 }
-CAUSE_COLOURS = ("#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
+CAUSE_COLOURS = ("#d62728", "#ff7f0e", "#1f77b4", "#e377c2", "#7f7f7f", "#bcbd22")   # queue full red, backend down blue
 NODE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                 "#7f7f7f", "#bcbd22", "#17becf")
 MAX_UTIL_CURVES = 40

@@ -336,8 +336,11 @@ class CanvasView(QGraphicsView):
         """The right-click menu of a node (also used by tests)."""
         menu = QMenu(self)
         label = self.controller.document.node(node_id).label or node_id
-        menu.addAction(icon("fail"), f"Fail {label}", lambda: self.failRequested.emit(node_id))
-        menu.addAction(icon("recover"), f"Recover {label}", lambda: self.recoverRequested.emit(node_id))
+        live = self.canvas_scene.nodes[node_id].live if node_id in self.canvas_scene.nodes else None
+        if live is None or not live.failed:      # only what can be done to the node as it is now
+            menu.addAction(icon("fail"), f"Fail {label}", lambda: self.failRequested.emit(node_id))
+        if live is None or live.failed:          # (before a run, either: the run starts failed)
+            menu.addAction(icon("recover"), f"Recover {label}", lambda: self.recoverRequested.emit(node_id))
         primaries = int(self.controller.document.params(node_id).get("primaries", 1))
         if primaries > 1:   # a multi-primary database: one primary at a time (replica k is primary k + 1)
             for k in range(primaries):

@@ -169,3 +169,49 @@ def test_presenter_mode_full_screen_and_larger_text(qtbot, lb_window):
     qtbot.keyClick(win, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: not win.isFullScreen(), timeout=3000)
     win.presenter.set_scale(1.0)
+
+
+def test_context_menu_offers_what_the_node_state_allows(window):
+    window.run.step(1.0)
+    texts = lambda: [a.text() for a in window.canvas.node_menu("web2").actions() if a.text()]  # noqa: E731
+    assert "Fail Web 2" in texts() and "Recover Web 2" not in texts()
+    window.canvas.failRequested.emit("web2")
+    assert "Web 2 failed" in window.statusBar().currentMessage()     # the label, not "web2"
+    assert "Recover Web 2" in texts() and "Fail Web 2" not in texts()
+
+
+def test_run_button_keeps_its_width_and_causes_have_distinct_colours(window):
+    from PySide6.QtWidgets import QToolBar
+
+    from designer.plots import CAUSE_COLOURS
+    from simulation.state import FAILURE_CAUSES
+    button = window.findChild(QToolBar, "mainToolbar").widgetForAction(window.actions_["run"])
+    window.run.step(0.5)
+    width = button.width()
+    from designer import actions
+    actions.set_running(window, True)
+    QApplication.processEvents()       # the toolbar lays itself out again
+    assert window.actions_["run"].text() == "&Pause" and button.width() == width
+    actions.set_running(window, False)
+    colour = dict(zip(FAILURE_CAUSES, CAUSE_COLOURS))
+    from PySide6.QtGui import QColor
+    a, b = QColor(colour["queue_full"]), QColor(colour["backend_down"])
+    assert abs(a.hueF() - b.hueF()) > 0.25             # red and blue, not red and brown
+
+
+def test_long_title_shows_its_start_and_paste_makes_a_told_apart_copy(qtbot, window):
+    window.controller.set_meta(title="A very long lesson title " * 6)
+    window.canvas.select_ids([])
+    window.inspector.set_selection([])
+    edit = window.inspector.title_edit
+    assert edit is not None and edit.cursorPosition() == 0
+    view = window.canvas
+    view.select_ids(["web2"])
+    view.copy_selection()
+    (new,) = view.controller.paste(view.copy_selection())
+    doc = window.controller.document
+    assert doc.node(new).label == "Web 2 (copy)"
+    assert (doc.node(new).x, doc.node(new).y) != (doc.node("web2").x, doc.node("web2").y)
+    view.select_ids(["web2"])
+    (again,) = view.controller.paste(view.copy_selection())
+    assert doc.node(again).label == "Web 2 (copy 2)"
