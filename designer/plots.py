@@ -408,7 +408,9 @@ class PlotsPanel(QWidget):
         """Two rows of plots when the panel is wide enough, else a column; never below the
         least size (the scroll area scrolls instead)."""
         width = max(self.scroll.viewport().width(), 1)
-        columns = 4 if width >= 4 * MIN_PLOT_W * self.scale else 2 if width >= 2 * MIN_PLOT_W * self.scale else 1
+        titles = max(plot.titleLabel.item.boundingRect().width() for plot in self.plots.values())
+        need = max(MIN_PLOT_W * self.scale, titles + 60 * self.scale)     # a title never runs off its plot
+        columns = 4 if width >= 4 * need else 2 if width >= 2 * need else 1
         if columns != self._columns:
             self._columns = columns
             grid = {4: {"throughput": (0, 0, 1), "latency": (0, 1, 1), "failures": (0, 2, 2),
