@@ -344,11 +344,18 @@ class PlotsPanel(QWidget):
             curve.opts["antialias"] = on
             curve.updateItems(styleUpdate=True)
         if on:
+            self._size_before = self.size()
+            hidden = self.graphics.minimumHeight() - self.scroll.viewport().height()
+            if hidden > 0:      # scrolled plots: the picture shows all of them
+                self.resize(self.width(), self.height() + hidden)
             self._readout_text = self.readout.text()
             end = float(self._metrics.time_s[self._n - 1]) if self._metrics is not None and self._n else 0.0
             self.readout.setText(f"Simulated {end:.0f} s")
         else:
             self.readout.setText(getattr(self, "_readout_text", ""))
+            if getattr(self, "_size_before", None) is not None and self.size() != self._size_before:
+                self.resize(self._size_before)
+            self._size_before = None
         for line in self._vlines.values():
             line.setVisible(False)
 

@@ -215,3 +215,14 @@ def test_long_title_shows_its_start_and_paste_makes_a_told_apart_copy(qtbot, win
     view.select_ids(["web2"])
     (again,) = view.controller.paste(view.copy_selection())
     assert doc.node(again).label == "Web 2 (copy 2)"
+
+
+def test_exported_plots_show_every_plot_even_when_the_panel_scrolls(qtbot, lb_window):
+    from designer import export
+    plots = lb_window.plots
+    lb_window.run.step(5.0)
+    assert plots.scroll.viewport().height() < plots.graphics.minimumHeight()    # 1280×720: the plots scroll
+    size = plots.size()
+    image = export.plots_image(plots, scale=1.0)
+    assert image.height() >= plots.graphics.minimumHeight()
+    assert plots.size() == size
