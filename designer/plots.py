@@ -12,12 +12,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from simulation.state import CAUSE_LABELS, FAILURE_CAUSES
 
+from .plot_layout import AdaptiveLayout, IntegerAxis
 from .plot_legend import EventLabels, SideLegend
 from .plot_markers import EventMarkers
 
@@ -38,7 +37,6 @@ CAUSE_COLOURS = ("#d62728", "#ff7f0e", "#1f77b4", "#e377c2", "#7f7f7f", "#bcbd22
 NODE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                 "#7f7f7f", "#bcbd22", "#17becf")
 MAX_UTIL_CURVES = 40
-MIN_PLOT_W, MIN_PLOT_H = 230, 205   # a plot's least size at scale 1: its data area stays >= ~100 px tall
 LINE_WIDTH = 1.2
 HINT = "Press Run (Space) to fill the plots; hover a plot to read its values."
 
@@ -90,14 +88,7 @@ def totals_text(metrics: Any, n: int) -> str:
     return text
 
 
-class IntegerAxis(pg.AxisItem):
-    """An axis for counts: ticks on whole numbers only (never 2.6, 2.8, …)."""
-
-    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N802,N803 - pyqtgraph API
-        return [(max(float(step), 1.0), offset) for step, offset in super().tickSpacing(minVal, maxVal, size)]
-
-
-class PlotsPanel(QWidget):
+class PlotsPanel(AdaptiveLayout, QWidget):
     """The plots dock's content."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -389,64 +380,6 @@ class PlotsPanel(QWidget):
             curve.setPen(pg.mkPen(SERIES[key][1], width=LINE_WIDTH * self.scale, style=style))
         for cause, colour in zip(self.cause_curves, CAUSE_COLOURS):
             self.cause_curves[cause].setPen(pg.mkPen(colour, width=LINE_WIDTH * self.scale))
-
-    # ----- size: presenter scale and a layout that adapts ------------------------------
-    def set_scale(self, scale: float) -> None:
-        """Presenter mode: titles, tick labels, legends, event labels and lines ``scale`` × larger."""
-        self.scale = float(scale)
-        font = QFont()
-        font.setPointSizeF(8.0 * self.scale)
-        for plot in self.plots.values():
-            plot.setTitle(plot.title_html, size=f"{9 * self.scale:g}pt")
-            for side in ("left", "bottom"):
-                axis = plot.getAxis(side)
-                axis.setStyle(tickFont=font)
-                axis.label.setFont(font)
-                axis.setLabel(**{**axis.labelStyle, "font-size": f"{8 * self.scale:g}pt"})
-            plot.getAxis("left").setWidth(int(46 * self.scale))
-            plot.legend.set_text_size(8.0 * self.scale)
-        self.event_labels.set_scale(self.scale)
-        self._restyle_fixed()
-        self._restyle_util()
-        self._columns = 0
-        self._arrange()
-
-    def _arrange(self) -> None:
-        """Two rows of plots when the panel is wide enough, else a column; never below the
-        least size (the scroll area scrolls instead)."""
-        width = max(self.scroll.viewport().width(), 1)
-        titles = max(plot.titleLabel.item.boundingRect().width() for plot in self.plots.values())
-        need = max(MIN_PLOT_W * self.scale, titles + 60 * self.scale)     # a title never runs off its plot
-        columns = 4 if width >= 4 * need else 2 if width >= 2 * need else 1
-        if columns != self._columns:
-            self._columns = columns
-            grid = {4: {"throughput": (0, 0, 1), "latency": (0, 1, 1), "failures": (0, 2, 2),
-                        "utilization": (1, 0, 2), "active": (1, 2, 1), "cost": (1, 3, 1)}}.get(columns)
-            if grid is None:
-                grid = {name: (k // columns, k % columns, 1) for k, name in enumerate(self.plots)}
-            layout = self.graphics.ci.layout
-            for plot in self.plots.values():
-                layout.removeItem(plot)
-            for name, (row, col, span) in grid.items():
-                layout.addItem(self.plots[name], row, col, 1, span)
-            rows = 1 + max(r for r, _, _ in grid.values())
-            for r in range(layout.rowCount()):
-                layout.setRowStretchFactor(r, 1 if r < rows else 0)
-            self._rows = rows
-        self.graphics.setMinimumHeight(int(self._rows * MIN_PLOT_H * self.scale))
-
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
-        if watched is self.scroll.viewport() and event.type() == QEvent.Type.Resize:
-            self._arrange()
-        return super().eventFilter(watched, event)
-
-    def data_heights(self) -> dict[str, float]:
-        """Each plot's data area height in pixels (for the layout tests)."""
-        return {name: plot.vb.sceneBoundingRect().height() for name, plot in self.plots.items()}
-
-    def highlighted_width(self, node_id: str) -> float:
-        curve = self.util_curves.get(node_id)
-        return curve.opts["pen"].widthF() if curve is not None else 0.0
 
     # ----- crosshair -------------------------------------------------------------------
     def _mouse_moved(self, event: tuple) -> None:
