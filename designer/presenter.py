@@ -6,7 +6,7 @@ The factor is kept in QSettings (``view/presenter_scale``) and applied at start.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt
 from PySide6.QtGui import QAction, QFont, QKeySequence
 from PySide6.QtWidgets import QApplication, QMainWindow
 
@@ -14,15 +14,26 @@ SCALES = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
 KEY = "view/presenter_scale"
 
 
-class Presenter:
+_BASE_FONT: list[QFont] = []     # the application font before any scaling (shared by every window)
+
+
+def _base_font() -> QFont:
+    if not _BASE_FONT:
+        app = QApplication.instance()
+        font = QFont(app.font()) if app is not None else QFont()
+        if font.pointSizeF() <= 0:
+            font.setPointSizeF(9.0)
+        _BASE_FONT.append(font)
+    return QFont(_BASE_FONT[0])
+
+
+class Presenter(QObject):
     """Full screen and text zoom for one main window."""
 
     def __init__(self, window: QMainWindow) -> None:
+        super().__init__(window)
         self.window = window
-        app = QApplication.instance()
-        self._base_font = QFont(app.font()) if app is not None else QFont()
-        if self._base_font.pointSizeF() <= 0:
-            self._base_font.setPointSizeF(9.0)
+        self._base_font = _base_font()
         self.scale = 1.0
 
         def action(text: str, keys: list[str], slot, tip: str) -> QAction:
@@ -46,6 +57,15 @@ class Presenter:
                                      "Presenter mode: smaller fonts, plot lines and canvas labels")
         self.reset_action = action("&Normal Text Size", ["Ctrl+Shift+0", "Ctrl+Shift+)"], lambda: self.set_scale(1.0),
                                    "Fonts, plot lines and canvas labels at their normal size")
+
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        if watched is self.window and event.type() == QEvent.Type.WindowStateChange:
+            full = self.window.isFullScreen()     # however it changed (F11, the window manager)
+            self.full_screen_action.setChecked(full)
+            self.leave_action.setEnabled(full)
+        return False
 
     def actions(self) -> list[QAction]:
         return [self.full_screen_action, self.bigger_action, self.smaller_action, self.reset_action]
