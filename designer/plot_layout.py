@@ -45,7 +45,7 @@ class AdaptiveLayout:
         least size (the scroll area scrolls instead)."""
         width = max(self.scroll.viewport().width(), 1)
         titles = max(plot.titleLabel.item.boundingRect().width() for plot in self.plots.values())
-        need = max(MIN_PLOT_W * self.scale, titles + 60 * self.scale)     # a title never runs off its plot
+        need = max(MIN_PLOT_W * self.scale, titles + 12 * self.scale)     # a title never runs off its plot
         columns = 4 if width >= 4 * need else 2 if width >= 2 * need else 1
         if columns != self._columns:
             self._columns = columns
