@@ -204,7 +204,7 @@ def test_duplicate_ids() -> None:
 
 def test_unknown_parameter_names_the_kind_and_known_ones() -> None:
     known = ", ".join(KINDS["server"].param_names)
-    assert known.startswith("capacity_rps, workers, service, queue_limit, timeout_s, replicas, sessions")
+    assert known.startswith("capacity_rps, workers, service, queue_limit, timeout_s, replicas, blocking_calls, sessions")
     assert error_of(with_params(2, capacity=5)) == (
         f"node \"web1\", capacity: unknown parameter for a server (known: {known})")
     assert error_of(with_params(3, algorithm="random")).startswith(
