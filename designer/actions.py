@@ -129,7 +129,7 @@ def build(window) -> None:
     m.addSeparator()
     m.addAction(a["select_all"])
 
-    m = bar.addMenu("&View")
+    m = w.view_menu = bar.addMenu("&View")
     m.addActions([a["zoom_in"], a["zoom_out"], a["fit"]])
     m.addSeparator()
     w.panels_menu = m.addMenu("&Panels")
@@ -169,6 +169,12 @@ def build(window) -> None:
         button = tb.widgetForAction(a[key])
         if button is not None:
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    run_button = tb.widgetForAction(a["run"])
+    if run_button is not None:      # as wide as "Pause": the toolbar does not shift when it changes
+        set_running(w, True)
+        wide = run_button.sizeHint().width()
+        set_running(w, False)
+        run_button.setMinimumWidth(max(wide, run_button.sizeHint().width()))
     tb.addWidget(w.speed_box)
     tb.addSeparator()
     tb.addActions([a["zoom_in"], a["zoom_out"], a["fit"]])

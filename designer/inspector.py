@@ -324,6 +324,7 @@ class Inspector(QScrollArea):
             row.set_value(doc.settings[name])
         if self.title_edit is not None and not self.title_edit.hasFocus():
             self.title_edit.setText(str(doc.meta.get("title", "")))
+            self.title_edit.setCursorPosition(0)     # a long title shows its start
         if self.notes_edit is not None and not self.notes_edit.hasFocus():
             notes = str(doc.meta.get("notes", ""))
             huge = needs_plain(notes)

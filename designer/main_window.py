@@ -41,6 +41,7 @@ class MainWindow(QMainWindow):
 
         self.canvas = CanvasView(self.controller)
         self.canvas.setObjectName("canvas")
+        self.canvas.setMinimumSize(320, 200)     # usable on a small screen (the docks give way)
         self.setCentralWidget(self.canvas)
         self.palette = PaletteWidget()
         self.inspector = Inspector(self.controller)
@@ -62,11 +63,15 @@ class MainWindow(QMainWindow):
         self._dock("goals", "Goals", self.goals, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["notes"], self.docks["goals"])
         self.resizeDocks([self.docks["plots"], self.docks["notes"]], [1000, 380], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["plots"]], [360], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["plots"]], [self._plots_height()], Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["palette"], self.docks["inspector"]], [150, 320], Qt.Orientation.Horizontal)
         self._default_state = self.saveState()
 
         acts.build(self)
+        from .presenter import Presenter     # F11, Ctrl+Shift+= / −: View menu
+        self.presenter = Presenter(self)
+        self.view_menu.addSeparator()
+        self.view_menu.addActions(self.presenter.actions())
         from . import compare_menu   # File → Compare, Tools → Load test…
         compare_menu.install(self)
         from . import trace_view   # Simulation → Follow requests, the Requests dock
@@ -90,7 +95,7 @@ class MainWindow(QMainWindow):
         self.canvas.connectionRefused.connect(lambda why: self.statusBar().showMessage(f"Not connected: {why}", 6000))
         self.run.frame.connect(self._frame)
         self.run.stateChanged.connect(self._run_state)
-        self.run.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.run.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.run.errorOccurred.connect(self._run_error)
         self.run.resetDone.connect(self._reset_done)
         self.files.message.connect(lambda text: self.statusBar().showMessage(text, 15000))
@@ -109,6 +114,7 @@ class MainWindow(QMainWindow):
         self._labels_changed()
         self._update_title()
         self.restore_settings()
+        self.presenter.restore()
         self.goals.visibilityWanted.connect(self._show_goals)
         self._show_goals(bool(self.controller.document.goals))
 
@@ -123,6 +129,8 @@ class MainWindow(QMainWindow):
             self._time_span()
             self._plots.highlight(self._selected)
             self._events_changed()
+            if self.presenter.scale != 1.0:
+                self._plots.set_scale(self.presenter.scale)
         return self._plots
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
@@ -216,17 +224,32 @@ class MainWindow(QMainWindow):
         acts.fill_recent(self.recent_menu, self.files.recent_files(), self.open_file, self.files.clear_recent)
 
     def _update_title(self) -> None:
-        self.setWindowTitle(f"ScaleLab — {self.files.name}[*]")
+        self.setWindowTitle(f"{self.files.name}[*]")     # the desktop adds the application's name
         self._update_modified()
 
     def _update_modified(self, *args) -> None:
         self.setWindowModified(self.files.is_modified())
 
     def _document_replaced(self) -> None:
+        if self._plots is not None:
+            self._plots.clear()     # no curve, crosshair or y range of the previous document
         self._labels_changed()
         self._events_changed()
         self._time_span()
         QTimer.singleShot(0, self.canvas, self.canvas.fit_to_view)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        # Grown again after a shrink: give the plots their room back (Qt gives it all to the canvas).
+        dock = self.docks["plots"]
+        wanted = self._plots_height()
+        if dock.isVisible() and not dock.isFloating() and dock.height() < wanted - 4 and event.oldSize().height() > 0 \
+                and event.size().height() > event.oldSize().height():
+            self.resizeDocks([dock], [wanted], Qt.Orientation.Vertical)
+
+    def _plots_height(self) -> int:
+        """The plots dock's usual height: two rows of plots on a large screen, less on a small one."""
+        return max(240, min(480, int(self.height() * 0.45)))
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         if not self.files.maybe_save():

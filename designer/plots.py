@@ -12,10 +12,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from simulation.state import CAUSE_LABELS, FAILURE_CAUSES
 
+from .plot_layout import AdaptiveLayout, IntegerAxis
+from .plot_legend import EventLabels, SideLegend
 from .plot_markers import EventMarkers
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333")
@@ -31,10 +33,11 @@ SERIES = {   # name -> (label, colour)
     "page_view": ("page view mean", "#333333"),
     "cost": ("Spent", "#8c564b"),
 }
-CAUSE_COLOURS = ("#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
+CAUSE_COLOURS = ("#d62728", "#ff7f0e", "#1f77b4", "#e377c2", "#7f7f7f", "#bcbd22")   # queue full red, backend down blue
 NODE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                 "#7f7f7f", "#bcbd22", "#17becf")
 MAX_UTIL_CURVES = 40
+LINE_WIDTH = 1.2
 HINT = "Press Run (Space) to fill the plots; hover a plot to read its values."
 
 
@@ -85,7 +88,7 @@ def totals_text(metrics: Any, n: int) -> str:
     return text
 
 
-class PlotsPanel(QWidget):
+class PlotsPanel(AdaptiveLayout, QWidget):
     """The plots dock's content."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -109,8 +112,17 @@ class PlotsPanel(QWidget):
         top.addWidget(self.totals_label)
         layout.addLayout(top)
         self.graphics = pg.GraphicsLayoutWidget(self)
-        self.graphics.setMinimumHeight(220)
-        layout.addWidget(self.graphics, 1)
+        # Too little room for every plot at its least size: the plots scroll (never squashed).
+        self.scroll = QScrollArea(self)
+        self.scroll.setObjectName("plotsScroll")
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setWidget(self.graphics)
+        self.scroll.setMinimumHeight(120)
+        self.scroll.viewport().installEventFilter(self)
+        layout.addWidget(self.scroll, 1)
+        self.scale = 1.0
+        self._columns = 0
 
         self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
@@ -126,11 +138,10 @@ class PlotsPanel(QWidget):
         self._add_plot("latency", 0, 1, "Latency", "ms", ("p50", "p95", "p99", "page_view"))
         self._add_plot("failures", 0, 2, "Failures by cause", "req/s", (), colspan=2)
         self._add_plot("utilization", 1, 0, "Utilization", "%", (), colspan=2)
-        self._add_plot("active", 1, 2, "Active servers", "", ("active",))
+        self._add_plot("active", 1, 2, "Active servers", "", ("active",), axis=IntegerAxis("left"))
         self._add_plot("cost", 1, 3, "Cost", "$", ("cost",))
-        self.curves["page_view"].setPen(pg.mkPen(SERIES["page_view"][1], width=1.2,
-                                                 style=pg.QtCore.Qt.PenStyle.DashLine))
-        self.plots["utilization"].setYRange(0, 125, padding=0)   # room for the legend above 100%
+        self._restyle_fixed()
+        self.plots["utilization"].setYRange(0, 105, padding=0)
         self.plots["utilization"].enableAutoRange(axis="y", enable=False)
         self.plots["utilization"].getAxis("left").setTicks([[(v, str(v)) for v in (0, 25, 50, 75, 100)]])
         for cause, colour in zip(FAILURE_CAUSES, CAUSE_COLOURS):
@@ -150,38 +161,41 @@ class PlotsPanel(QWidget):
         # All scheduled events of a plot are one item (see plot_markers).
         self.event_markers: dict[str, EventMarkers] = {}
         for name, plot in self.plots.items():
-            markers = EventMarkers(with_labels=name == "throughput")
+            markers = EventMarkers()
             plot.addItem(markers, ignoreBounds=True)
             self.event_markers[name] = markers
+        self.event_labels = EventLabels(self.plots["throughput"], self.event_markers["throughput"])
+        self._arrange()
         self._mouse_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
 
     # ----- building --------------------------------------------------------------------
     def _add_plot(self, name: str, row: int, col: int, title: str, unit: str, series: tuple[str, ...],
-                  colspan: int = 1) -> None:
-        plot = self.graphics.addPlot(row=row, col=col, colspan=colspan)
+                  colspan: int = 1, axis: pg.AxisItem | None = None) -> None:
+        plot = self.graphics.addPlot(row=row, col=col, colspan=colspan,
+                                     axisItems={"left": axis} if axis is not None else None)
         # Fixed series are named in the title, in their colours (a legend that hides no data).
         if series:
             keys = " ".join(f'<span style="color:{SERIES[k][1]}">■ {SERIES[k][0]}</span>' for k in series)
-            plot.setTitle(f"<b>{title}</b>&nbsp;&nbsp;{keys}", size="9pt")
+            plot.title_html = f"<b>{title}</b>&nbsp;&nbsp;{keys}"
         else:
-            plot.setTitle(f"<b>{title}</b>", size="9pt")
+            plot.title_html = f"<b>{title}</b>"
+        plot.setTitle(plot.title_html, size="9pt")
         plot.setLabel("left", unit)
         plot.setLabel("bottom", "simulated time", units="s")
         # No grid: it is drawn with the axes on every frame and costs ~5 ms a frame
         # (the crosshair readout gives exact values instead).
         plot.setMenuEnabled(False)
         plot.setMouseEnabled(x=True, y=False)
-        plot.addLegend(offset=(-4, 4), labelTextSize="8pt", verSpacing=-6, colCount=2 if name == "utilization" else 1)
-        plot.legend.setBrush(pg.mkBrush(255, 255, 255, 200))
+        SideLegend(plot)    # beside the data area, never over it
         self.plots[name] = plot
         for key in series:
             label, colour = SERIES[key]
             self.curves[key] = self._curve(plot, colour, None)
 
-    def _curve(self, plot: pg.PlotItem, colour: str, name: str | None, width: float = 1.2) -> pg.PlotDataItem:
+    def _curve(self, plot: pg.PlotItem, colour: str, name: str | None, width: float = LINE_WIDTH) -> pg.PlotDataItem:
         # Live curves are drawn without antialiasing (about half the cost of a frame);
         # exports switch it on (see for_export).
-        curve = plot.plot([], [], pen=pg.mkPen(colour, width=width), name=name, connect="finite",
+        curve = plot.plot([], [], pen=pg.mkPen(colour, width=width * self.scale), name=name, connect="finite",
                           autoDownsampleFactor=1.0, antialias=False)
         curve.setDownsampling(auto=True, method="peak")
         curve.setClipToView(True)
@@ -204,8 +218,26 @@ class PlotsPanel(QWidget):
         self._node_labels = dict(labels)
         for node_id in list(self.util_curves):
             if node_id not in labels:
-                self.plots["utilization"].removeItem(self.util_curves.pop(node_id))
+                self._remove_util_curve(node_id)
+        self._relabel_util()
         self._restyle_util()
+
+    def _remove_util_curve(self, node_id: str) -> None:
+        curve = self.util_curves.pop(node_id)
+        self.plots["utilization"].legend.removeItem(curve)
+        self.plots["utilization"].removeItem(curve)
+
+    def _relabel_util(self) -> None:
+        """The legend names each curve by its node's current label (renames show at once)."""
+        legend = self.plots["utilization"].legend
+        for sample, label in legend.items:
+            node_id = next((i for i, c in self.util_curves.items() if c is sample.item), None)
+            if node_id is not None and label.text != self._node_labels.get(node_id, node_id):
+                label.setText(self._node_labels.get(node_id, node_id), size=legend.opts["labelTextSize"])
+        legend.updateSize()
+
+    def utilization_legend(self) -> list[str]:
+        return self.plots["utilization"].legend.texts()
 
     def set_events(self, times: Sequence[float], text: Callable[[int], str]) -> None:
         """Mark the lesson's scheduled events on every plot (one item per plot): their times,
@@ -214,11 +246,22 @@ class PlotsPanel(QWidget):
         order = np.argsort(values, kind="stable")
         for markers in self.event_markers.values():
             markers.set_events(values[order], order, text)
+        self.event_labels.update()
 
     def clear(self) -> None:
-        """Empty every curve (Reset)."""
-        for curve in [*self.curves.values(), *self.cause_curves.values(), *self.util_curves.values()]:
+        """Empty every curve and forget the last run's view: no crosshair, no old y ranges,
+        no utilization curves (New, Open, Reset)."""
+        for curve in [*self.curves.values(), *self.cause_curves.values()]:
             curve.setData([], [])
+        for node_id in list(self.util_curves):
+            self._remove_util_curve(node_id)
+        for line in self._vlines.values():
+            line.hide()
+        for name, plot in self.plots.items():
+            if name == "utilization":
+                continue
+            plot.setYRange(0, 1, padding=0)
+            plot.enableAutoRange(axis="y", enable=name != "active")
         for cause in list(self._cause_in_legend):
             self.plots["failures"].legend.removeItem(self.cause_curves[cause])
             self.cause_curves[cause].hide()
@@ -243,7 +286,10 @@ class PlotsPanel(QWidget):
         self.curves["p50"].setData(t, np.asarray(metrics.p50_ms[:n], dtype=float))
         self.curves["p95"].setData(t, np.asarray(metrics.p95_ms[:n], dtype=float))
         self.curves["p99"].setData(t, np.asarray(metrics.p99_ms[:n], dtype=float))
-        self.curves["active"].setData(t, np.asarray(metrics.active_servers[:n], dtype=float))
+        active = np.asarray(metrics.active_servers[:n], dtype=float)
+        self.curves["active"].setData(t, active)
+        top = float(np.nanmax(active, initial=0.0)) if n else 0.0
+        self.plots["active"].setYRange(0, max(1.0, math.ceil(top)) + 0.5, padding=0)   # counts start at 0
         self.curves["page_view"].setData(t, _column(metrics, "page_view_mean_ms", n))
         spent = np.cumsum(np.nan_to_num(_column(metrics, "cost_usd", n)) * _column(metrics, "span_s", n, 1.0))
         self.curves["cost"].setData(t, spent)
@@ -289,11 +335,18 @@ class PlotsPanel(QWidget):
             curve.opts["antialias"] = on
             curve.updateItems(styleUpdate=True)
         if on:
+            self._size_before = self.size()
+            hidden = self.graphics.minimumHeight() - self.scroll.viewport().height()
+            if hidden > 0:      # scrolled plots: the picture shows all of them
+                self.resize(self.width(), self.height() + hidden)
             self._readout_text = self.readout.text()
             end = float(self._metrics.time_s[self._n - 1]) if self._metrics is not None and self._n else 0.0
             self.readout.setText(f"Simulated {end:.0f} s")
         else:
             self.readout.setText(getattr(self, "_readout_text", ""))
+            if getattr(self, "_size_before", None) is not None and self.size() != self._size_before:
+                self.resize(self._size_before)
+            self._size_before = None
         for line in self._vlines.values():
             line.setVisible(False)
 
@@ -311,19 +364,22 @@ class PlotsPanel(QWidget):
         for i, (node_id, curve) in enumerate(self.util_curves.items()):
             colour = pg.mkColor(NODE_COLOURS[i % len(NODE_COLOURS)])
             if node_id in self._highlight:
-                curve.setPen(pg.mkPen(colour, width=3.0))
+                curve.setPen(pg.mkPen(colour, width=3.0 * self.scale))
                 curve.setZValue(10)
             elif any_selected:
                 colour.setAlpha(70)
-                curve.setPen(pg.mkPen(colour, width=1.0))
+                curve.setPen(pg.mkPen(colour, width=1.0 * self.scale))
                 curve.setZValue(0)
             else:
-                curve.setPen(pg.mkPen(colour, width=1.2))
+                curve.setPen(pg.mkPen(colour, width=LINE_WIDTH * self.scale))
                 curve.setZValue(0)
 
-    def highlighted_width(self, node_id: str) -> float:
-        curve = self.util_curves.get(node_id)
-        return curve.opts["pen"].widthF() if curve is not None else 0.0
+    def _restyle_fixed(self) -> None:
+        for key, curve in self.curves.items():
+            style = pg.QtCore.Qt.PenStyle.DashLine if key == "page_view" else pg.QtCore.Qt.PenStyle.SolidLine
+            curve.setPen(pg.mkPen(SERIES[key][1], width=LINE_WIDTH * self.scale, style=style))
+        for cause, colour in zip(self.cause_curves, CAUSE_COLOURS):
+            self.cause_curves[cause].setPen(pg.mkPen(colour, width=LINE_WIDTH * self.scale))
 
     # ----- crosshair -------------------------------------------------------------------
     def _mouse_moved(self, event: tuple) -> None:

@@ -202,11 +202,12 @@ class RunController(QObject):
             self.message.emit(f"Cannot {action} {node_id}: {err}")
             return
         verb = "failed" if action == "fail" else "recovered"
+        name = self.controller.document.node(node_id).label or node_id if node_id in self.controller.document else node_id
         if fresh:
             self._set_state("paused")
-            self.message.emit(f"{node_id} {verb} at t = 0 s. Press Run (Space) to see what happens.")
+            self.message.emit(f"{name} {verb} at t = 0 s. Press Run (Space) to see what happens.")
         else:
-            self.message.emit(f"{node_id} {verb} at t = {self.now:.1f} s.")
+            self.message.emit(f"{name} {verb} at t = {self.now:.1f} s.")
         self.frame.emit()
 
     # ----- slices ----------------------------------------------------------------------

@@ -54,6 +54,7 @@ def clip_to_nodes(doc: Document, text: str, offset: tuple[float, float]
     if not isinstance(raw_nodes, list) or not isinstance(raw_edges, list):
         raise FormatError("clipboard", "nodes and edges must be lists")
     taken: set[str] = set(doc.graph.nodes)
+    labels: set[str] = {n.label for n in doc.nodes()}
     renamed: dict[str, str] = {}
     nodes: list[NodeData] = []
     for i, raw in enumerate(raw_nodes):
@@ -68,6 +69,12 @@ def clip_to_nodes(doc: Document, text: str, offset: tuple[float, float]
         # The node as it will be, checked by the loader's own rules (label length and
         # characters, every parameter, min_replicas ≤ max_replicas, position).
         candidate = dict(raw, id=new_id, x=float(x) + offset[0], y=float(y) + offset[1])
+        label = raw.get("label")
+        if isinstance(label, str) and label in labels:   # "Web 2 (copy)": the copy is told apart
+            label = copy_label(label, labels)
+            candidate["label"] = label
+        if isinstance(label, str):
+            labels.add(label)
         nodes.append(loader_node(candidate, where, Document()))
     edges = []
     among = Document()          # the pasted nodes alone: their edges must be allowed like a file's
@@ -100,6 +107,16 @@ def fresh_id(kind: str, taken: set[str]) -> str:
     while f"{base}{i}" in taken:
         i += 1
     return f"{base}{i}"
+
+
+def copy_label(label: str, taken: set[str]) -> str:
+    """``label (copy)``, or ``label (copy 2)``, … : the first not in ``taken``."""
+    base = label[:180]
+    for n in range(1, len(taken) + 2):
+        candidate = f"{base} (copy)" if n == 1 else f"{base} (copy {n})"
+        if candidate not in taken:
+            return candidate
+    return f"{base} (copy)"
 
 
 def default_label(kind: str, node_id: str) -> str:

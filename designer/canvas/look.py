@@ -25,6 +25,19 @@ GRID_MINOR = QColor("#eef0f3")
 GRID_MAJOR = QColor("#dfe3e8")
 BACKGROUND = QColor("#fbfbfc")
 
+TEXT_SCALE = 1.0    # presenter mode: node labels and badges this many times larger
+
+
+def set_text_scale(scale: float) -> None:
+    """Grow the node labels (font, box) by ``scale``; the label box widens by at most 1.4×
+    so that neighbouring labels do not run into each other."""
+    global TEXT_SCALE, LABEL, NODE_BOUNDS
+    TEXT_SCALE = float(scale)
+    wide = min(TEXT_SCALE, 1.4)
+    LABEL = QRectF(-75 * wide, 35, 150 * wide, 18 * TEXT_SCALE)
+    NODE_BOUNDS = QRectF(-78 * wide, -50, 160 * wide, 88 + 18 * TEXT_SCALE).united(QRectF(-78, -50, 160, 106))
+
+
 LOD_LABELS = 0.45   # below this zoom, labels, handles and badges are not drawn
 LOD_ICONS = 0.18    # below this zoom, nodes are plain coloured squares
 

@@ -186,7 +186,7 @@ class NodeItem(QGraphicsItem):
 
     def _paint_label(self, painter: QPainter) -> None:
         font = QFont(painter.font())
-        font.setPointSizeF(9.0)
+        font.setPointSizeF(9.0 * look.TEXT_SCALE)
         font.setBold(False)
         painter.setFont(font)
         text = painter.fontMetrics().elidedText(self.label, Qt.TextElideMode.ElideRight, int(look.LABEL.width()))

@@ -61,7 +61,9 @@ class CanvasView(AnnotationTools, QGraphicsView):
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
         self.setOptimizationFlags(QGraphicsView.OptimizationFlag.DontSavePainterState)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        # Zooms keep their own anchor (zoom_by): Qt's AnchorUnderMouse uses the last mouse
+        # move it saw, which the gestures below never pass on.
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
         self.setDragMode(QGraphicsView.DragMode.NoDrag)
         self.setAcceptDrops(True)
@@ -192,10 +194,18 @@ class CanvasView(AnnotationTools, QGraphicsView):
         return ids
 
     # ----- zoom and pan --------------------------------------------------------------------------
-    def zoom_by(self, factor: float) -> None:
+    def zoom_by(self, factor: float, anchor: QPoint | None = None) -> None:
+        """Zoom by ``factor`` keeping the scene point at viewport position ``anchor``
+        (default: the viewport's centre) where it is."""
         current = self.transform().m11()
         factor = max(MIN_SCALE / current, min(MAX_SCALE / current, factor))
+        at = anchor if anchor is not None else self.viewport().rect().center()
+        fixed = self.mapToScene(at)
         self.scale(factor, factor)
+        self._grow_scene_rect()
+        moved = self.mapFromScene(fixed) - at
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + moved.x())
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + moved.y())
 
     def zoom_in(self) -> None:
         self.zoom_by(1.25)
@@ -221,7 +231,7 @@ class CanvasView(AnnotationTools, QGraphicsView):
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt)
         steps = event.angleDelta().y() / 120.0
         if steps:
-            self.zoom_by(1.15 ** steps)
+            self.zoom_by(1.15 ** steps, event.position().toPoint())
             event.accept()
         else:
             super().wheelEvent(event)
@@ -231,6 +241,18 @@ class CanvasView(AnnotationTools, QGraphicsView):
         needed = self.canvas_scene.itemsBoundingRect().adjusted(-2000, -2000, 2000, 2000)
         if not self.sceneRect().contains(needed):
             self.setSceneRect(self.sceneRect().united(needed))
+
+    def set_text_scale(self, scale: float) -> None:
+        """Presenter mode: node labels ``scale`` × their size."""
+        look.set_text_scale(scale)
+        for node in self.canvas_scene.nodes.values():
+            node.prepareGeometryChange()
+            node.update()
+        self.canvas_scene.update()
+
+    def label_point_size(self) -> float:
+        """The point size node labels are drawn at."""
+        return 9.0 * look.TEXT_SCALE
 
     # ----- live state and export ------------------------------------------------------------------
     def set_live_state(self, states: dict[str, NodeState] | None,
@@ -356,8 +378,11 @@ class CanvasView(AnnotationTools, QGraphicsView):
         """The right-click menu of a node (also used by tests)."""
         menu = QMenu(self)
         label = self.controller.document.node(node_id).label or node_id
-        menu.addAction(icon("fail"), f"Fail {label}", lambda: self.failRequested.emit(node_id))
-        menu.addAction(icon("recover"), f"Recover {label}", lambda: self.recoverRequested.emit(node_id))
+        live = self.canvas_scene.nodes[node_id].live if node_id in self.canvas_scene.nodes else None
+        if live is None or not live.failed:      # only what can be done to the node as it is now
+            menu.addAction(icon("fail"), f"Fail {label}", lambda: self.failRequested.emit(node_id))
+        if live is None or live.failed:          # (before a run, either: the run starts failed)
+            menu.addAction(icon("recover"), f"Recover {label}", lambda: self.recoverRequested.emit(node_id))
         primaries = int(self.controller.document.params(node_id).get("primaries", 1))
         if primaries > 1:   # a multi-primary database: one primary at a time (replica k is primary k + 1)
             for k in range(primaries):

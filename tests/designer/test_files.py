@@ -20,7 +20,7 @@ def test_save_then_open_round_trips(window, dialogs, tmp_path):
     assert window.file_save()                           # a built-in lesson: Save asks where
     saved = tmp_path / "mine.scalelab"
     assert saved.exists()
-    assert window.windowTitle() == "ScaleLab — mine.scalelab[*]" and not window.isWindowModified()
+    assert window.windowTitle() == "mine.scalelab[*]" and not window.isWindowModified()
     text = saved.read_text(encoding="utf-8")
     assert dumps(load(saved)) == text                   # exact round trip
     window.controller.set_params(["web1"], {"capacity_rps": 50.0})
@@ -87,7 +87,7 @@ def test_dropping_a_file_on_the_window_opens_it(qtbot, window):
     event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
                        Qt.KeyboardModifier.NoModifier)
     window.dropEvent(event)
-    qtbot.waitUntil(lambda: window.windowTitle() == "ScaleLab — sticky_sessions.scalelab[*]", timeout=2000)
+    qtbot.waitUntil(lambda: window.windowTitle() == "sticky_sessions.scalelab[*]", timeout=2000)
     assert window.controller.document.params("lb")["affinity"] == "sticky"
 
 
@@ -104,16 +104,16 @@ def test_start_opens_the_file_given_or_the_starter(qtbot, dialogs, tmp_path, mon
     isolate_profile(tmp_path, monkeypatch)
     win = start(str(LESSONS / "lb_demo.scalelab"))
     qtbot.addWidget(win)
-    assert win.windowTitle() == "ScaleLab — lb_demo.scalelab[*]"
+    assert win.windowTitle() == "lb_demo.scalelab[*]"
     other = start(None)
     qtbot.addWidget(other)
-    assert other.windowTitle() == "ScaleLab — starter.scalelab[*]"
+    assert other.windowTitle() == "starter.scalelab[*]"
     broken = tmp_path / "b.scalelab"
     broken.write_text("[]")
     third = start(str(broken))                  # a broken file: message, then the starter
     qtbot.addWidget(third)
     assert dialogs.shown[-1][0] == "critical" and "must contain a JSON object" in dialogs.shown[-1][2]
-    assert third.windowTitle() == "ScaleLab — starter.scalelab[*]"
+    assert third.windowTitle() == "starter.scalelab[*]"
 
 
 def test_dock_layout_is_remembered(qtbot, window):

@@ -18,7 +18,7 @@ def window(qtbot, tmp_path, monkeypatch, dialogs):
 
 
 def test_layout_title_and_notes(window):
-    assert window.windowTitle() == "ScaleLab — starter.scalelab[*]"
+    assert window.windowTitle() == "starter.scalelab[*]"
     assert not window.isWindowModified()
     areas = {name: window.dockWidgetArea(dock) for name, dock in window.docks.items()}
     assert areas["palette"] == Qt.DockWidgetArea.LeftDockWidgetArea
@@ -78,7 +78,7 @@ def test_right_click_fail_during_a_run_raises_failures(qtbot, window):
     menu = window.canvas.node_menu("web1")
     fail = next(a for a in menu.actions() if a.text().startswith("Fail"))
     fail.trigger()
-    assert "web1 failed" in window.statusBar().currentMessage()
+    assert "Web 1 failed" in window.statusBar().currentMessage()       # its label, not its id
     window.speed_box.setCurrentIndex(window.speed_box.findText("Max"))
     qtbot.waitUntil(lambda: window.run.now >= 12, timeout=15000)
     window.run.pause()

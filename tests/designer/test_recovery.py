@@ -95,7 +95,7 @@ def test_two_crashed_sessions_are_both_offered_newest_first_even_when_launched_w
     assert [r.split(" — ")[0] for r in rows] == ["Newer session", "Older session"]
     assert all("starter.scalelab · autosaved 20" in r for r in rows)
     # The file given stays in this window; both sessions come back, each in a window of its own.
-    assert win.windowTitle() == "ScaleLab — lb_demo.scalelab[*]"
+    assert win.windowTitle() == "lb_demo.scalelab[*]"
     restored = {w.controller.document.meta["title"]: w for w in win.other_windows}
     assert set(restored) == {"Newer session", "Older session"}
     assert restored["Older session"].controller.document.params("web1")["capacity_rps"] == 111
@@ -134,7 +134,7 @@ def test_a_damaged_recovery_file_is_reported_and_set_aside_never_crashing(qtbot,
     # The next launch does not offer (or report) the damaged file again: no dialog at all.
     again = start(None)
     qtbot.addWidget(again)
-    assert again.windowTitle() == "ScaleLab — starter.scalelab[*]"
+    assert again.windowTitle() == "starter.scalelab[*]"
 
 
 def test_later_keeps_every_session_and_discard_deletes_only_the_checked_ones(qtbot, profile):
@@ -145,7 +145,7 @@ def test_later_keeps_every_session_and_discard_deletes_only_the_checked_ones(qtb
     answer_dialog(qtbot, "later")
     win = start(None)
     qtbot.addWidget(win)
-    assert win.windowTitle() == "ScaleLab — starter.scalelab[*]"
+    assert win.windowTitle() == "starter.scalelab[*]"
     assert [e.title for e in recovery.crashed_sessions()[0]] == ["Second", "First"]   # kept, and unlocked again
     for entry in recovery.crashed_sessions()[0]:
         entry.release()

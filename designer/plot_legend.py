@@ -1,0 +1,118 @@
+"""Legends and event labels that never cover the data.
+
+A :class:`SideLegend` is a pyqtgraph legend placed in its own cell of the plot's layout,
+right of the data area (not floating over the curves); it hides itself, and gives its
+room back, while it names nothing. :class:`EventLabels` writes the scheduled events'
+names in a band above the data area (the plot's top-axis row, kept free for them).
+"""
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QPainter
+
+from .plot_markers import COLOUR, LABEL_GAP_PX, MAX_LABELS, EventMarkers
+
+LEGEND_CELL = (2, 3)    # row of the ViewBox, a column right of the right axis
+BAND_PX = 15.0          # height of the event-label band at scale 1
+
+
+class SideLegend(pg.LegendItem):
+    """A legend laid out beside the plot's data area."""
+
+    def __init__(self, plot: pg.PlotItem, text_size_pt: float = 8.0) -> None:
+        super().__init__(offset=None, labelTextSize=f"{text_size_pt:g}pt", verSpacing=-6)
+        self.setFlag(self.GraphicsItemFlag.ItemIgnoresTransformations, False)
+        self.setBrush(pg.mkBrush(255, 255, 255, 0))
+        plot.layout.addItem(self, *LEGEND_CELL)
+        plot.layout.setColumnSpacing(LEGEND_CELL[1] - 1, 6)    # a gap between the data and the legend
+        plot.layout.setAlignment(self, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        plot.legend = self
+        self.setVisible(False)
+
+    def addItem(self, item, name: str) -> None:  # noqa: N802 - pyqtgraph API
+        super().addItem(item, name)
+        self.setVisible(True)
+
+    def removeItem(self, item) -> None:  # noqa: N802 - pyqtgraph API
+        super().removeItem(item)
+        self.setVisible(bool(self.items))
+
+    def clear(self) -> None:
+        super().clear()
+        self.setVisible(False)
+
+    def updateSize(self) -> None:  # noqa: N802 - sized by the plot's layout, not moved to (0, 0)
+        width = height = 0.0
+        for row in range(self.layout.rowCount()):
+            row_height = col_width = 0.0
+            for col in range(self.layout.columnCount()):
+                item = self.layout.itemAt(row, col)
+                if item:
+                    col_width += item.preferredWidth() + 3
+                    row_height = max(row_height, item.preferredHeight())
+            width, height = max(width, col_width), height + row_height
+        self.setMinimumWidth(width + 6)
+        self.setPreferredSize(width + 6, height)
+        self.setMaximumSize(width + 6, height)
+        self.updateGeometry()
+
+    def set_text_size(self, points: float) -> None:
+        self.opts["labelTextSize"] = f"{points:g}pt"
+        for _, label in self.items:
+            label.setText(label.text, size=f"{points:g}pt")
+        self.updateSize()
+
+    def mouseDragEvent(self, ev) -> None:  # noqa: N802 - not draggable over the data
+        ev.ignore()
+
+    def texts(self) -> list[str]:
+        return [label.text for _, label in self.items]
+
+
+class EventLabels(pg.GraphicsObject):
+    """The events' names, drawn in the band above the plot's data area."""
+
+    def __init__(self, plot: pg.PlotItem, markers: EventMarkers) -> None:
+        self.band = plot.getAxis("top")
+        plot.showAxis("top")
+        self.band.setStyle(showValues=False, tickLength=0)
+        self.band.setPen(pg.mkPen(None))
+        super().__init__(self.band)
+        self.plot, self.markers = plot, markers
+        self._font = QFont()
+        self.label_rects: list[QRectF] = []     # in scene coordinates, as last painted
+        self.set_scale(1.0)
+        plot.vb.sigXRangeChanged.connect(lambda *a: self.update())
+
+    def set_scale(self, scale: float) -> None:
+        self._font.setPointSizeF(8.0 * scale)
+        self.band.setHeight(BAND_PX * scale)
+        self.prepareGeometryChange()
+        self.update()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+        return self.band.boundingRect()
+
+    def paint(self, painter: QPainter, *args) -> None:
+        self.label_rects = []
+        first, counts = self.markers.visible_columns()
+        if not len(first):
+            return
+        painter.setFont(self._font)
+        painter.setPen(QColor(COLOUR))
+        metrics = painter.fontMetrics()
+        band = self.boundingRect()
+        last = -1e9
+        for i, n in zip(first[:MAX_LABELS * 4], counts):
+            scene_x = self.plot.vb.mapViewToScene(QPointF(float(self.markers.times[i]), 0)).x()
+            x = self.mapFromScene(QPointF(scene_x, 0)).x()
+            if x - last < LABEL_GAP_PX or x > band.right():
+                continue
+            text = self.markers._text(int(self.markers._order[i])) + (f" (+{n - 1})" if n > 1 else "")
+            rect = QRectF(x + 2, band.top(), metrics.horizontalAdvance(text) + 2, band.height())
+            painter.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
+            self.label_rects.append(self.mapRectToScene(rect))
+            last = x
+            if len(self.label_rects) >= MAX_LABELS:
+                break
