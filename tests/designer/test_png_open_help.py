@@ -57,7 +57,7 @@ def test_open_a_picture_restores_the_topology_and_never_saves_over_it(window, di
     dialogs.open_path = str(png)
     window.actions_["open"].trigger()                   # File → Open, the user picks the PNG
     assert dumps(window.controller.document) == text    # notes, title, events: everything
-    assert window.files.path is None and window.windowTitle() == "ScaleLab — slide.scalelab[*]"
+    assert window.files.path is None and window.windowTitle() == "slide.scalelab[*]"
     assert "slide.png" in window.statusBar().currentMessage()
     assert str(png.resolve()) in window.files.recent_files()
     dialogs.save_path = str(tmp_path / "slide")         # Save asks for a name: the user types "slide"
@@ -100,7 +100,7 @@ def test_dropping_a_picture_on_the_window_opens_its_lesson(qtbot, window, dialog
     drop = QDropEvent(QPointF(60, 60), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
                       Qt.KeyboardModifier.NoModifier)
     window.dropEvent(drop)
-    qtbot.waitUntil(lambda: window.windowTitle() == "ScaleLab — demo.scalelab[*]", timeout=3000)
+    qtbot.waitUntil(lambda: window.windowTitle() == "demo.scalelab[*]", timeout=3000)
     assert dumps(window.controller.document) == text
 
 
