@@ -69,6 +69,8 @@ def start(file: str | None = None):
         opened = True
     if not opened:
         window.open_file(starter_path())
+    from simulation.compiled import warm_in_background
+    window._kernel_warmer = warm_in_background()   # compile the engine's kernels once, off the UI thread
     return window
 
 

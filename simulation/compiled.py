@@ -1,0 +1,177 @@
+"""Compiled kernels: numba when it is installed, the same Python when it is not.
+
+A kernel is a plain Python function over numpy arrays and numbers, written in the
+subset numba compiles (loops, arrays, ints and floats; no Python objects). Decorate
+it with :func:`kernel`:
+
+- with numba, it is compiled on first use (``nopython``, ``cache=True``) and the
+  machine code is kept in the user's cache (``$SCALELAB_CACHE/numba``, else
+  ``~/.cache/scalelab/numba``): a later launch loads it in about 0.1 s. A missing,
+  stale or unwritable cache is rebuilt or bypassed, never an error;
+- without numba, or with ``SCALELAB_JIT=0``, the Python function runs as written:
+  the same integer arithmetic and the same results, only slower. A kernel that
+  numba fails to compile falls back the same way (once, with a warning).
+
+So that the first Run after an install does not wait for the compiler, the app
+starts ``python -m simulation.compiled`` in the background while its window opens
+(:func:`warm_in_background`): it compiles every registered kernel on its sample
+arguments and leaves a marker, so later launches skip it.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+KERNEL_MODULES: tuple[str, ...] = ()   # modules that define kernels (imported by warm())
+_REGISTRY: list["Kernel"] = []
+_numba: Any = None
+_numba_tried = False
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("SCALELAB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "scalelab")
+    return Path(base) / "numba"
+
+
+def jit_enabled() -> bool:
+    """False with SCALELAB_JIT=0, and in the PyInstaller bundle (it ships without numba)."""
+    if getattr(sys, "frozen", False):
+        return False
+    return os.environ.get("SCALELAB_JIT", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def numba_installed() -> bool:
+    """Whether numba can be imported, without importing it (0.2 s): for the app's start."""
+    return jit_enabled() and importlib.util.find_spec("numba") is not None
+
+
+def numba_module() -> Any:
+    """numba, imported once with ScaleLab's cache directory; None without it or with JIT off."""
+    global _numba, _numba_tried
+    if not jit_enabled():
+        return None
+    if not _numba_tried:
+        _numba_tried = True
+        os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir()))
+        try:
+            import numba
+            _numba = numba
+        except Exception:   # not installed, or broken (e.g. no wheel for this Python)
+            _numba = None
+    return _numba
+
+
+class Kernel:
+    """A function that runs compiled when it can and as Python otherwise."""
+
+    def __init__(self, fn: Callable, sample: Callable[[], tuple] | None) -> None:
+        self.py = fn
+        self.sample = sample
+        self.__name__ = fn.__name__
+        self.__doc__ = fn.__doc__
+        self._fn: Callable | None = None
+
+    def __call__(self, *args: Any) -> Any:
+        fn = self._fn
+        if fn is None:
+            return self._first_call(args)
+        return fn(*args)
+
+    def _first_call(self, args: tuple) -> Any:
+        nb = numba_module()
+        if nb is None:
+            self._fn = self.py
+            return self.py(*args)
+        try:
+            try:
+                compiled = nb.njit(cache=True, nogil=True)(self.py)
+                result = compiled(*args)   # compiles (or loads the cache) before it runs: no half-done work
+            except RuntimeError as e:
+                if "cannot cache" not in str(e):
+                    raise
+                compiled = nb.njit(cache=False, nogil=True)(self.py)   # nowhere to cache: compile each launch
+                result = compiled(*args)
+        except nb.core.errors.NumbaError as e:
+            warnings.warn(f"ScaleLab: kernel {self.__name__} runs as Python ({type(e).__name__})", RuntimeWarning)
+            self._fn = self.py
+            return self.py(*args)
+        self._fn = compiled
+        return result
+
+    @property
+    def compiled(self) -> bool:
+        return self._fn is not None and self._fn is not self.py
+
+
+def kernel(sample: Callable[[], tuple] | None = None) -> Callable[[Callable], Kernel]:
+    """Decorator: ``@kernel(sample=lambda: (args...))``. ``sample`` gives small arguments
+    of the exact types the engine passes (int64/float64 arrays, ints, floats); warm()
+    calls the kernel on them to compile it ahead of the first run."""
+    def wrap(fn: Callable) -> Kernel:
+        k = Kernel(fn, sample)
+        _REGISTRY.append(k)
+        return k
+    return wrap
+
+
+def _fingerprint() -> str:
+    """Changes when numba, Python or a kernel's source changes (then the cache is re-warmed)."""
+    h = hashlib.sha256(sys.version.encode())
+    try:
+        h.update(importlib.metadata.version("numba").encode())
+    except importlib.metadata.PackageNotFoundError:
+        h.update(b"none")
+    for name in ("simulation.compiled", *KERNEL_MODULES):
+        spec = importlib.util.find_spec(name)
+        if spec and spec.origin and os.path.exists(spec.origin):
+            h.update(Path(spec.origin).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _marker() -> Path:
+    return cache_dir() / f"warm-{_fingerprint()}"
+
+
+def warm() -> int:
+    """Compile (or load) every kernel on its sample arguments; returns how many compiled."""
+    if numba_module() is None:
+        return 0
+    for name in KERNEL_MODULES:
+        importlib.import_module(name)
+    done = 0
+    for k in _REGISTRY:
+        if k.sample is not None:
+            k(*k.sample())
+            done += k.compiled
+    try:
+        marker = _marker()
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{done} kernels\n")
+    except OSError:
+        pass   # a read-only cache: the kernels compile on first use instead
+    return done
+
+
+def warm_in_background() -> subprocess.Popen | None:
+    """Start warm() in a separate process unless the cache is already warm (or there is
+    nothing to compile). Never raises: a failure only means the first run compiles."""
+    try:
+        if not numba_installed() or not KERNEL_MODULES or _marker().exists():
+            return None
+        return subprocess.Popen([sys.executable, "-m", "simulation.compiled"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except Exception:
+        return None
+
+
+if __name__ == "__main__":
+    print(f"compiled {warm()} kernels into {cache_dir()}")
