@@ -358,13 +358,14 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         p = self.pending[lv]
         if not len(p):
             return
-        served_here = (p.flags & FLAG_TIMEOUT) == 0
-        self.ledger.book_busy(p.st[served_here], p.start[served_here], p.fin[served_here], t0, t1)
-        for k in marks:
-            w = (p.arr <= k) & (p.start > k)
-            if w.any():
-                snap = self._queue_snap.setdefault(int(round(k)), np.zeros(net.n_stations))
-                snap += np.bincount(p.st[w], minlength=net.n_stations)
+        gave = (p.flags & FLAG_TIMEOUT) != 0
+        if gave.any():
+            served_here = ~gave
+            self.ledger.book_busy(p.st[served_here], p.start[served_here], p.fin[served_here], t0, t1)
+        else:
+            self.ledger.book_busy(p.st, p.start, p.fin, t0, t1)
+        if marks:
+            self._snap_waiting(p, marks)
         done = p.fin < t1
         if not done.any():
             return
@@ -379,6 +380,27 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
             if self._track_latency:
                 self._update_ewma(out)
             self._route(out, inbox)
+
+    def _snap_waiting(self, p: Batch, marks: list[float]) -> None:
+        """Add the requests waiting at each whole second of ``marks`` (arrived, not started) to
+        that second's queue snapshot. Request i waits at the marks k with arr_i <= k < start_i:
+        the marks from searchsorted(arr_i) up to searchsorted(start_i), in one pass."""
+        n_st = self.net.n_stations
+        mk = np.asarray(marks)
+        lo = np.searchsorted(mk, p.arr, side="left")
+        cnt = np.searchsorted(mk, p.start, side="left") - lo
+        some = cnt > 0
+        if not some.any():
+            return
+        idx = np.nonzero(some)[0]
+        c = cnt[idx]
+        ends = np.cumsum(c)
+        within = np.arange(int(ends[-1])) - np.repeat(ends - c, c)
+        which = np.repeat(lo[idx], c) + within          # the mark of each (request, mark) pair
+        per = np.bincount(which * n_st + np.repeat(p.st[idx], c), minlength=len(mk) * n_st).reshape(len(mk), n_st)
+        for j in np.nonzero(per.any(axis=1))[0].tolist():
+            snap = self._queue_snap.setdefault(int(round(marks[j])), np.zeros(n_st))
+            snap += per[j]
 
     def _admit_level(self, lv: int, batch: Batch, t1: float) -> None:
         """Admit a level's arrivals of this window. Stations are admitted independently,

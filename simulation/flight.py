@@ -49,7 +49,7 @@ class Batch:
 
     @classmethod
     def empty(cls) -> "Batch":
-        return cls()
+        return cls._raw(_EMPTY_ARRAYS)   # fresh zero-length arrays are never written to: share them
 
     @classmethod
     def _raw(cls, values: tuple) -> "Batch":
@@ -90,12 +90,15 @@ class Batch:
 
     @staticmethod
     def concat(batches: list["Batch"]) -> "Batch":
-        batches = [b for b in batches if len(b)]
-        if not batches:
-            return Batch.empty()
-        if len(batches) == 1:
-            return batches[0]
-        return Batch._raw(tuple(np.concatenate([getattr(b, name) for b in batches]) for name in FIELDS))
+        bs = [b for b in batches if len(b.st)]
+        if len(bs) < 2:
+            return bs[0] if bs else Batch.empty()
+        cat = np.concatenate   # one call per field, written out (this is a hot path)
+        return Batch._raw((cat([b.st for b in bs]), cat([b.birth for b in bs]), cat([b.arr for b in bs]),
+                           cat([b.start for b in bs]), cat([b.fin for b in bs]), cat([b.cls for b in bs]),
+                           cat([b.user for b in bs]), cat([b.flags for b in bs]), cat([b.key for b in bs]),
+                           cat([b.hop for b in bs]), cat([b.item for b in bs])))
 
 
+_EMPTY_ARRAYS = tuple(np.zeros(0, dtype=d) for d in FIELDS.values())
 _EMPTY = Batch()

@@ -328,9 +328,11 @@ class Metrics:
         if rows <= len(self._served):
             return
         size = max(rows, min(2 * len(self._served), limit), 64)
-        self._served = np.concatenate([self._served, np.zeros(size - len(self._served))])
-        self._lat_ns = np.concatenate([self._lat_ns, np.zeros(size - len(self._lat_ns))])
-        self._hist = np.concatenate([self._hist, np.zeros((size - len(self._hist), N_BINS), dtype=np.uint32)])
+        for name in ("_served", "_lat_ns", "_hist"):   # zeros + a copy: new rows are not touched until written
+            old = getattr(self, name)
+            new = np.zeros((size,) + old.shape[1:], dtype=old.dtype)
+            new[:len(old)] = old
+            setattr(self, name, new)
 
     def _finish_rows(self, a: int, b: int, spans: np.ndarray, ends: np.ndarray) -> None:
         """Rows a..b: set time and span, and the percentiles and mean from the exact sums."""

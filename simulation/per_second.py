@@ -9,7 +9,6 @@ import numpy as np
 from .compiler import SERVER
 from .ledger import COUNTERS
 from .machines import station_prices
-from .metrics import percentiles_ms
 from .page_views import page_view_columns
 from .state import CAUSE_INDEX
 
@@ -64,7 +63,7 @@ class PerSecond:
         provisioned = float(existing.sum())
         cost_usd = float(self._station_prices()[existing].sum())   # $ per second (machines.py)
         served = sec["served"].astype(float)
-        pct = percentiles_ms(sec["hist"], (0.5, 0.95, 0.99))
+        pct = np.full((k, 3), np.nan)   # Metrics sets the percentiles from the exact histograms (_finish_rows)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(served > 0, sec["lat_sum"] / np.maximum(served, 1) / 1e6, np.nan)
         failed = sec["failed"].astype(float)
