@@ -43,8 +43,10 @@ class Arrivals(CheckArrivals, EntryFailover):
                 sel = (times >= t0) & (times < t1)
                 if not sel.any():
                     continue
-                times = times[sel]
-                users, cls, keys, flags, items, browser = (np.concatenate([p[f] for p in parts])[sel]
+                whole = bool(sel.all())   # windows on whole seconds: no mask to apply
+                times = times if whole else times[sel]
+                users, cls, keys, flags, items, browser = (np.concatenate([p[f] for p in parts]) if whole
+                                                           else np.concatenate([p[f] for p in parts])[sel]
                                                            for f in range(1, 7))
             if browser.any():   # answered by the browser's cache: never sent
                 self._count("browser_hits", times[browser])
