@@ -1,6 +1,6 @@
 """The stepping engine: windows of simulated time over numpy arrays.
 
-Time advances in *windows* (up to 10 s, or ~100,000 arrivals) that never
+Time advances in *windows* (up to 60 s, or ~100,000 arrivals) that never
 cross a scheduled event, an autoscaling or failover decision, or a health check
 that can change something. Least connections and power of two decide tick by
 tick inside a window (each tick's requests are admitted at once, so the next
@@ -31,7 +31,7 @@ from .compiler import SERVER, EdgeLookup, Network, SimulationError, compile_docu
 from .dispatch import BalancerState, share_cookies
 from .document import Document
 from .flight import FLAG_TIMEOUT, Batch
-from .ledger import COUNTERS, Ledger
+from .ledger import COUNTERS, DenseEdges, Ledger
 from .lifecycle import Lifecycle
 from .metrics import N_BINS, Metrics, percentile_ms
 from .table_routing import Partitioning
@@ -68,7 +68,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
                  Blocking, Tracing):
     """A running simulation of a document. See ``docs/engine-api.md``."""
 
-    def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 10.0,
+    def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 60.0,
                  duration_s: float | None = None) -> None:
         self.document = document
         self.seed = int(document.settings["seed"] if seed is None else seed)
@@ -120,7 +120,8 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         self._has_route = np.diff(net.route_ptr) > 0
         self._is_local_server = (net.st_kind == SERVER) & (net.st_sessions == 0)
         self._is_db_server = (net.st_kind == SERVER) & (net.st_sessions == 1)
-        self._node_edge = EdgeLookup(len(net.node_ids), net.edge_index)   # [a, b] -> edge number or -1
+        n_nodes = len(net.node_ids)   # [a, b] -> edge number or -1
+        self._node_edge = (DenseEdges if n_nodes <= DenseEdges.MAX_NODES else EdgeLookup)(n_nodes, net.edge_index)
         self._last_done = np.zeros(len(net.node_ids))
         self._node_first = np.array([s[0] if len(s) else -1 for s in net.node_stations], dtype=np.int64)
         self._node_count = np.array([len(s) for s in net.node_stations], dtype=np.int64)
@@ -387,16 +388,18 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         the marks from searchsorted(arr_i) up to searchsorted(start_i), in one pass."""
         n_st = self.net.n_stations
         mk = np.asarray(marks)
-        lo = np.searchsorted(mk, p.arr, side="left")
-        cnt = np.searchsorted(mk, p.start, side="left") - lo
-        some = cnt > 0
+        idx = np.nonzero(np.ceil(p.arr) < p.start)[0]   # a whole second in [arr, start): usually few
+        if not len(idx):
+            return
+        lo = np.searchsorted(mk, p.arr[idx], side="left")
+        c = np.searchsorted(mk, p.start[idx], side="left") - lo
+        some = c > 0
         if not some.any():
             return
-        idx = np.nonzero(some)[0]
-        c = cnt[idx]
+        idx, lo, c = idx[some], lo[some], c[some]
         ends = np.cumsum(c)
         within = np.arange(int(ends[-1])) - np.repeat(ends - c, c)
-        which = np.repeat(lo[idx], c) + within          # the mark of each (request, mark) pair
+        which = np.repeat(lo, c) + within          # the mark of each (request, mark) pair
         per = np.bincount(which * n_st + np.repeat(p.st[idx], c), minlength=len(mk) * n_st).reshape(len(mk), n_st)
         for j in np.nonzero(per.any(axis=1))[0].tolist():
             snap = self._queue_snap.setdefault(int(round(marks[j])), np.zeros(n_st))

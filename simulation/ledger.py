@@ -136,3 +136,18 @@ class Ledger:
         ok = station_map >= 0
         self.busy[:, station_map[ok]] = busy[:, ok]
         self.done[:, station_map[ok]] = done[:, ok]
+
+
+class DenseEdges:
+    """``compiler.EdgeLookup`` for small networks: ``lookup[a, b]`` reads an n × n table
+    (edge number or -1) instead of a binary search per request."""
+    MAX_NODES = 512   # 2 MB of int64
+
+    def __init__(self, n_nodes: int, edge_index: dict[tuple[int, int], int]) -> None:
+        n = max(n_nodes, 1)
+        self.table = np.full((n, n), -1, dtype=np.int64)
+        for (a, b), e in edge_index.items():
+            self.table[a, b] = e
+
+    def __getitem__(self, pair: tuple) -> np.ndarray:
+        return self.table[pair]

@@ -44,4 +44,4 @@ def exponential(key: np.ndarray, hop: np.ndarray | int, salt: int) -> np.ndarray
 
 def block_generator(seed: int, stream: int, block: int) -> np.random.Generator:
     """A generator for one (stream, block) pair, e.g. one client's arrivals in one second."""
-    return np.random.default_rng([seed, stream, block])
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, stream, block])))   # = default_rng, faster
