@@ -30,10 +30,9 @@ class Routing:
             self._balance(lb_out, inbox)
         if not len(out):
             return
-        u = uniform(out.key, out.hop, ROUTE)
         cont = self._has_route[out.st]
-        nm = ((out.flags & FLAG_NOT_MODIFIED) != 0) & (net.st_kind[out.st] == SERVER)
-        if nm.any():   # a 304 Not Modified: the server answers without calling the database
+        if ((out.flags & FLAG_NOT_MODIFIED) != 0).any():   # a 304 Not Modified: the server answers without calling the database
+            nm = ((out.flags & FLAG_NOT_MODIFIED) != 0) & (net.st_kind[out.st] == SERVER)
             cont &= ~nm
             self._count("not_modified", out.fin[nm])
         hit = np.zeros(len(out), dtype=bool)
@@ -61,7 +60,7 @@ class Routing:
         cont &= ~hit
         fwd, end = out.split(cont)
         if len(fwd):
-            key = fwd.st + (u[cont] if len(end) else u)
+            key = fwd.st + uniform(fwd.key, fwd.hop, ROUTE)   # elementwise: the same numbers as drawn for all
             idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
             target = self._registered_only(net.route_target[idx], fwd.key, fwd.hop)
             if self._parts is not None:   # only the database that holds the table; joins query both (table_routing.py)
@@ -255,18 +254,19 @@ class Routing:
         lost = (done.flags & FLAG_SESSION_LOST) != 0
         if self._tracer is not None:
             self._tracer.answered(done.key, done.fin, lost)
-        self._fail("session_lost", done.fin[lost])
-        ok = ~lost
-        n = int(ok.sum())
+        if lost.any():
+            self._fail("session_lost", done.fin[lost])
+            done = done.take(~lost)
+        n = len(done)
         if n == 0:
             return
-        lat = done.fin[ok] - done.birth[ok]
+        lat = done.fin - done.birth
         if self._parts is not None:   # served per table (table_routing.py)
-            self._count_tables(done.take(ok))
+            self._count_tables(done)
         self.served += n
         self._lat_ns_total += int(np.rint(lat * 1e9).astype(np.int64).sum())
         self._hist_total += np.bincount(latency_bins(lat), minlength=N_BINS)
-        self.ledger.book_served(done.fin[ok], lat)
+        self.ledger.book_served(done.fin, lat)
     def _update_ewma(self, out: Batch) -> None:
         """Recent response time per station (for least_response_time)."""
         n = self.net.n_stations
