@@ -94,7 +94,7 @@ class Arrivals(CheckArrivals, EntryFailover):
         times = np.interp(gaps[:n] * (cum[-1] / gaps[n]), cum, edges)
         users = c.user_offset + rng.integers(0, c.users, size=n)
         cls = (rng.random(n) >= c.read_ratio).astype(np.int8)
-        keys = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+        keys = rng.bit_generator.random_raw(n)   # = rng.integers(0, 2**64, n, np.uint64), the same draws, faster
         if c.node_id in self._cdf:   # items matter only where something caches them
             cdf = self._cdf[c.node_id]
             items = np.minimum(np.searchsorted(cdf, rng.random(n)), len(cdf) - 1)

@@ -317,9 +317,14 @@ class Metrics:
             for name, block in self._grouped(parts, keys, lo, starts).items():
                 self._keyed(name).write(i0, keys[name], block, limit)
         self._grow_exact(i0 + rows, limit)
-        self._served[i0:i0 + rows] = np.add.reduceat(served, starts)
-        self._lat_ns[i0:i0 + rows] = np.add.reduceat(lat_ns, starts)
-        self._hist[i0:i0 + rows] = np.minimum(np.add.reduceat(hist.astype(np.int64), starts, axis=0), _HIST_MAX)
+        if self.width == 1:   # one second per row: the sums are the values
+            self._served[i0:i0 + rows] = served
+            self._lat_ns[i0:i0 + rows] = lat_ns
+            self._hist[i0:i0 + rows] = np.minimum(hist, _HIST_MAX)
+        else:
+            self._served[i0:i0 + rows] = np.add.reduceat(served, starts)
+            self._lat_ns[i0:i0 + rows] = np.add.reduceat(lat_ns, starts)
+            self._hist[i0:i0 + rows] = np.minimum(np.add.reduceat(hist.astype(np.int64), starts, axis=0), _HIST_MAX)
         ends = np.asarray(parts["cols"][lo:, self.COLUMNS.index("time_s")])[np.r_[starts[1:] - 1, k - 1]]
         self.n = i0 + rows
         self._finish_rows(i0, self.n, np.diff(np.r_[starts, k]).astype(float), ends)
