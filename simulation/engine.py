@@ -48,6 +48,7 @@ from .stations import Stations
 __all__ = ["Simulation", "SimulationError"]
 
 NO_SESSION = -1   # a user without a session yet (see request_state.py)
+BLOCKING_WINDOW_S = 10.0   # the longest window with blocking servers (blocking.py)
 
 
 def _last(series: dict, node: str) -> float:
@@ -133,6 +134,8 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         peak = sum(c.rate_rps * _peak_factor(c.pattern) for c in net.clients)
         self._window_cap = min(self.max_window_s, max(self.tick_s, 100_000.0 / peak if peak > 0 else self.max_window_s))
         self._setup_blocking()   # servers whose workers wait for their downstream calls (blocking.py)
+        if self._holding:   # each sweep of a blocking window looks at the window's arrivals: keep them few
+            self._window_cap = min(self._window_cap, BLOCKING_WINDOW_S)
 
     def _cache_models(self, net: Network) -> dict[int, CacheModel]:
         if not net.caches:
