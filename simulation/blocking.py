@@ -32,9 +32,9 @@ import math
 
 import numpy as np
 
-from .compiler import CACHE, LB, SimulationError
-from .flight import FLAG_CHECK, FLAG_INTERNAL, FLAG_TIMEOUT, Batch
-from .stations import ADMITTED
+from .compiler import CACHE, LB, SERVER, SimulationError
+from .flight import FLAG_CHECK, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
+from .stations import ADMITTED, RING_CAP
 
 PER_STATION = 6   # waiting requests per blocking station decided in one sweep
 CHUNK = 8      # arrivals per blocking station looked at in one sweep (rounds cost grows with it)
@@ -58,6 +58,8 @@ class Blocking:
         self._late_checks: dict[int, Batch] = {}   # health checks at blocking servers still waiting
         self._chunk: dict[int, int] = {}   # per level: arrivals per blocking station looked at in a sweep
         self._cur_inbox: list[list[Batch]] | None = None
+        again = hasattr(self, "_next_sure")
+        self._next_sure = np.full(net.n_stations, -1, dtype=np.int64)
         if not self._holding:
             return
         self._lb = int(net.st_level[hold].min())
@@ -67,6 +69,13 @@ class Blocking:
         # arrive (admission there is decided out of order): see _take_arrivals
         self._local_hold = self._is_local_server & hold
         self._is_local_server = self._is_local_server & ~hold
+        if not again:   # after a recompile, requests in flight may hold nothing: no tighter bounds
+            self._next_sure = _sure_next_stations(self)
+
+    def _forget_bounds(self) -> None:
+        """Some request in flight no longer holds its worker: the bound of
+        ``_sure_next_stations`` no longer holds, for the rest of the run."""
+        self._next_sure[:] = -1
 
     # ----- the table of held workers --------------------------------------------------------
     def _add_holds(self) -> None:
@@ -112,6 +121,8 @@ class Blocking:
         """Stations that went down lose their held workers (their requests go on)."""
         if len(self._h_key) and len(stations):
             gone = np.nonzero(np.isin(self._h_st, stations))[0]
+            if len(gone):
+                self._forget_bounds()
             self._free_held(gone, np.full(len(gone), self.now))
 
     def _undecided_from(self) -> int | float:
@@ -321,7 +332,7 @@ class Blocking:
                 keys.append(p.key[user])
                 if admitted:
                     fin = p.fin[user]
-                    lbs.append(np.where(np.isinf(fin), self.now, fin))   # waiting: at least the window start
+                    lbs.append(self._later_bound(p, user, fin))
                     ends = self._terminal[p.st[user]] | ((p.flags[user] & FLAG_TIMEOUT) != 0)
                     sure.append(ends & (fin < t1))
                 else:
@@ -341,9 +352,66 @@ class Blocking:
         certain = np.nonzero(found & su[i])[0] if len(k) else np.zeros(0, dtype=np.int64)
         if len(lost):   # never expected: every request that leaves releases its worker
             self._held_lost += len(lost)
+            self._forget_bounds()
         done = np.concatenate([certain, lost])
         self._free_held(done, np.concatenate([lb[i[certain]], self._h_booked[lost]]))
         if not len(self._h_key):
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         i = np.minimum(np.searchsorted(k, self._h_key), len(k) - 1)
         return self._h_st, self._h_w, np.maximum(lb[i], self.now)
+
+    def _later_bound(self, p: Batch, user: np.ndarray, fin: np.ndarray) -> np.ndarray:
+        """A lower bound of when admitted requests leave the network: their end here (waiting:
+        the window start); for those whose only next station T cannot refuse them
+        (``_sure_next_stations``), the earlier of their patience there and the moment a
+        connection of T is free (FIFO: everyone already admitted at T goes first), less a
+        microsecond for the rounding to whole nanoseconds. A bound that is higher lets a
+        sweep commit more of the blocking servers' admissions at once; it never changes
+        what is committed (the optimistic and pessimistic trials must still agree)."""
+        lb = np.where(np.isinf(fin), self.now, fin)
+        nxt = self._next_sure[p.st[user]]
+        ok = (nxt >= 0) & np.isfinite(fin) & ((p.flags[user] & (FLAG_TIMEOUT | FLAG_NOT_MODIFIED)) == 0)
+        if ok.any():
+            t = nxt[ok]
+            ok_t = self.stations.up[t]
+            f = fin[ok]
+            free = self.stations.free[t].min(axis=1)
+            bound = np.minimum(f + self.net.st_timeout[t], np.maximum(f, free)) - 1e-6
+            lb[np.nonzero(ok)[0][ok_t]] = np.maximum(f, bound)[ok_t]
+        return lb
+
+
+def _sure_next_stations(sim) -> np.ndarray:
+    """Per station, the one station T its finished requests all go to next when T cannot
+    refuse them, else -1. T: the last station of a request (not a balancer, cache or
+    blocking server), with a waiting room counted exactly (0 < queue limit ≤ RING_CAP),
+    fed only by blocking servers (no client, balancer or other station sends to it) whose
+    workers together are at most T's waiting room. Each request at T then holds one of
+    those workers (from its admission there until it leaves the network), so fewer than
+    that many others are ever at T: T is never full. Not with autoscaling, replicated,
+    sharded or partitioned databases, or joins (their targets change or multiply)."""
+    net, st = sim.net, sim.stations
+    n = net.n_stations
+    out = np.full(n, -1, dtype=np.int64)
+    if sim.scalers or sim._replicated or sim._sharded or sim._parts is not None or sim._joins_on:
+        return out
+    rows = np.repeat(np.arange(n), np.diff(net.route_ptr))
+    feeders_of: dict[int, set[int]] = {}
+    for src, dst in zip(rows.tolist(), net.route_target.tolist()):
+        feeders_of.setdefault(dst, set()).add(src)
+    fed_otherwise = np.zeros(n, dtype=bool)
+    for b in net.balancers:
+        fed_otherwise[b.backends] = True
+    for c in net.clients:
+        for node in c.entries:
+            fed_otherwise[net.node_stations[node]] = True
+    limit = net.st_queue_limit
+    for t, feeders in feeders_of.items():
+        f = np.fromiter(feeders, dtype=np.int64)
+        if (not sim._terminal[t] or st.hold[t] or fed_otherwise[t] or net.st_kind[t] in (LB, CACHE)
+                or not 0 < limit[t] <= RING_CAP or not (st.hold[f] & (net.st_kind[f] == SERVER)).all()
+                or int(net.st_workers[f].sum()) > int(st.ring_len[t])):
+            continue
+        single = [s for s in feeders if net.route_ptr[s + 1] - net.route_ptr[s] == 1]
+        out[single] = t
+    return out

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulation.cli import csv_text
-from simulation.engine import Simulation
+from simulation.engine import Simulation, SimulationError
 from simulation.flight import FIELDS, Batch
 
 from test_blocking_calls import web_db
@@ -107,3 +107,50 @@ def test_the_window_size_changes_nothing_blocking():
     base = _run(doc, 12, 10.0)
     assert base[0]["failed"] > 0
     assert _run(doc, 12, 1.5) == base
+
+
+# ----- blocking servers: the tighter release bounds (blocking._sure_next_stations) -----------------
+
+def _blocking_run(doc, seconds: float, tight: bool) -> tuple:
+    """(totals, CSV, stations with a tighter bound), or the error's text where the run stops
+    (a known limit of the sweeps, issue: a tiny waiting room with a 50-ms patience can make
+    them advance a nanosecond at a time; it must stop the same way with or without)."""
+    sim = Simulation(doc)
+    n_tight = int((sim._next_sure >= 0).sum())
+    if not tight:
+        sim._forget_bounds()
+    try:
+        sim.run_until(seconds)
+    except SimulationError as e:
+        return str(e), None, n_tight if tight else 0
+    assert sim._held_lost == 0
+    return sim.totals(), csv_text(sim), n_tight if tight else 0
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(1, 10_000), rate=st.sampled_from([60.0, 150.0, 260.0]), workers=st.integers(1, 6),
+       replicas=st.integers(1, 3), conns=st.integers(1, 4), db_cap=st.sampled_from([60.0, 150.0, 400.0]),
+       db_limit=st.sampled_from([5, 20, 200]), db_timeout=st.sampled_from([0.05, 0.3, 30.0]),
+       web_timeout=st.sampled_from([0.5, 2.0]), fail_db=st.booleans())
+def test_blocking_tiers_give_the_same_run_with_and_without_the_tighter_bounds(
+        seed, rate, workers, replicas, conns, db_cap, db_limit, db_timeout, web_timeout, fail_db):
+    doc = web_db(rate, blocking=True, workers=workers, capacity=40.0 * workers, replicas=replicas,
+                 db_connections=conns, db_capacity=db_cap, web={"queue_limit": 30, "timeout_s": web_timeout},
+                 db={"queue_limit": db_limit, "timeout_s": db_timeout}, seed=seed, duration=8)
+    if fail_db:
+        from topologies import add_event
+        add_event(doc, 3.0, "fail", "db")
+        add_event(doc, 4.5, "recover", "db")
+    tight = _blocking_run(doc, 8.0, True)
+    plain = _blocking_run(doc, 8.0, False)
+    assert tight[:2] == plain[:2]
+    assert plain[2] == 0 and tight[2] == (replicas if workers * replicas <= db_limit else 0)
+
+
+def test_the_tighter_bounds_apply_to_the_saturated_tier_and_change_nothing():
+    # 2 x 8 blocking workers in front of a database that does 100 reads/s (waiting room 50 >= 16)
+    doc = web_db(200, blocking=True, replicas=2, workers=8, capacity=400, db_connections=2, db_capacity=100,
+                 web={"queue_limit": 100, "timeout_s": 2}, db={"queue_limit": 50, "timeout_s": 30}, duration=15)
+    tight, plain = _blocking_run(doc, 15.0, True), _blocking_run(doc, 15.0, False)
+    assert tight[2] == 2 and tight[:2] == plain[:2]
+    assert tight[0]["failed"] > 0.3 * tight[0]["arrived"]          # saturated: half of 200 req/s cannot be served
