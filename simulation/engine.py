@@ -40,7 +40,7 @@ from .tracing import Tracing
 from .per_second import PerSecond
 from .replication import Replication
 from .request_state import RequestState
-from .routing import Routing
+from .routing import LOAD_AWARE, Routing
 from .sharding import Sharding
 from .state import CAUSE_INDEX, FAILURE_CAUSES, NodeState
 from .stations import Stations
@@ -48,7 +48,7 @@ from .stations import Stations
 __all__ = ["Simulation", "SimulationError"]
 
 NO_SESSION = -1   # a user without a session yet (see request_state.py)
-BLOCKING_WINDOW_S = 10.0   # the longest window with blocking servers (blocking.py)
+SHORT_WINDOW_S = 10.0   # the longest window with blocking servers or load-aware balancers
 
 
 def _last(series: dict, node: str) -> float:
@@ -134,8 +134,9 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         peak = sum(c.rate_rps * _peak_factor(c.pattern) for c in net.clients)
         self._window_cap = min(self.max_window_s, max(self.tick_s, 100_000.0 / peak if peak > 0 else self.max_window_s))
         self._setup_blocking()   # servers whose workers wait for their downstream calls (blocking.py)
-        if self._holding:   # each sweep of a blocking window looks at the window's arrivals: keep them few
-            self._window_cap = min(self._window_cap, BLOCKING_WINDOW_S)
+        if self._holding or any(b.algorithm in LOAD_AWARE for b in net.balancers):
+            # blocking sweeps and tick-by-tick balancing look at the window's arrivals again and again
+            self._window_cap = min(self._window_cap, SHORT_WINDOW_S)
 
     def _cache_models(self, net: Network) -> dict[int, CacheModel]:
         if not net.caches:
