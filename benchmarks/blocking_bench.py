@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))   # this checkout's engine
 
 
 def doc(rate: float, duration: float, blocking: bool):
-    sys.path.insert(0, str(ROOT))
     from simulation.document import Document, NodeData
     d = Document()
     d.add_node(NodeData("users", "client", params={"rate_rps": rate, "users": 10_000, "read_ratio": 1.0}))
