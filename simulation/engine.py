@@ -49,6 +49,7 @@ __all__ = ["Simulation", "SimulationError"]
 
 NO_SESSION = -1   # a user without a session yet (see request_state.py)
 SHORT_WINDOW_S = 10.0   # the longest window with blocking servers or load-aware balancers
+LONG_WINDOW_IN_FLIGHT = 10_000   # longer windows only after one that ended with at most this many in flight
 
 
 def _last(series: dict, node: str) -> float:
@@ -78,6 +79,7 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         self.max_window_s = max_window_s
         self.now = 0.0
         self._clock = 0.0          # the time callers asked for (now lags it by less than a tick)
+        self._few_in_flight = False   # the first window is short: a run that piles up stops early
         self.metrics = Metrics()
         self.arrived = 0
         self.served = 0
@@ -203,8 +205,10 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
             stalls = 0
             self._window(self.now, t1)
             self.now = t1
-            if self.in_flight > MAX_IN_FLIGHT:
+            n_in_flight = self.in_flight
+            if n_in_flight > MAX_IN_FLIGHT:
                 self._too_many_in_flight()
+            self._few_in_flight = n_in_flight <= LONG_WINDOW_IN_FLIGHT
             closed = math.floor(self.now + 1e-9) - self.metrics.seconds
             if self._holding:   # a second stays open while a request that arrived in it is undecided
                 closed = min(closed, self._undecided_from() - self.metrics.seconds)
@@ -225,7 +229,8 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         if self.net.dynamic:  # least response time: one tick at a time
             best = (grid_next, "the tick grid")
         else:
-            best = (max(self._grid_floor(now + self._window_cap), grid_next), "the window size")
+            cap = self._window_cap if self._few_in_flight else min(self._window_cap, SHORT_WINDOW_S)
+            best = (max(self._grid_floor(now + cap), grid_next), "the window size")
 
         def consider(t: float, why: str) -> None:
             nonlocal best
