@@ -19,7 +19,7 @@ import numpy as np
 
 from . import budget
 from .document import Document
-from .partitioning import PartitionError, build_plan
+from .partitioning import PartitionError, build_plan, sequenced_levels
 from .table_routing import StationRoutes, station_routes
 from .sharding import ShardedDatabase
 
@@ -334,6 +334,9 @@ def compile_document(doc: Document) -> Network:
     except PartitionError as e:
         raise SimulationError(str(e)) from None
     partitions = station_routes(plan, len(ids), node_stations, clients) if plan is not None else None
+    if plan is not None and plan.sequence:   # a join's second database after its first (partitioning.py)
+        node_level = sequenced_levels(plan, [levels_of[n] for n in ids])
+        st_level = np.array(node_level, dtype=np.int64)[st_node]
 
     max_level = int(st_level.max()) if n_st else -1
     by_level = np.argsort(st_level, kind="stable")

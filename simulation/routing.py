@@ -64,11 +64,8 @@ class Routing:
             key = fwd.st + (u[cont] if len(end) else u)
             idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
             target = self._registered_only(net.route_target[idx], fwd.key, fwd.hop)
-            if self._parts is not None:   # only the database that holds the table; joins query both (table_routing.py)
-                target, copies, src = self._partition_targets(target, fwd)
-                if len(copies):
-                    self._flow(src, copies.st, copies.fin)
-                    self._deliver(copies, inbox)
+            if self._parts is not None:   # only the database that holds the table (table_routing.py)
+                target = self._partition_targets(target, fwd)
             if self._sharded:   # the shard that owns the key; cross-shard queries to every shard (sharding.py)
                 target, copies, src = self._shard_targets(target, fwd)
                 if len(copies):
@@ -83,6 +80,8 @@ class Routing:
             self._flow(fwd.st, target, fwd.fin)
             nxt = fwd.forward(target)
             self._deliver(nxt, inbox)
+        if self._joins_on:   # a join's first query answered: its second one now (table_routing.py)
+            end = self._join_onward(end, inbox)
         self._finish(end)
     def _flow(self, src_st: np.ndarray, dst_st: np.ndarray, times: np.ndarray) -> None:
         self.ledger.book_edges(self._node_edge[self.net.st_node[src_st], self.net.st_node[dst_st]], times)
