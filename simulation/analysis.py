@@ -169,9 +169,10 @@ def failed_machine(doc: Document, node_id: str) -> int | None:
     return 0 if doc.kind(node_id) != "client" and machines(doc, node_id) >= 2 else None
 
 
-def _own(doc: Document, node_id: str) -> Loss:
+def _own(doc: Document, node_id: str, cross: bool = False) -> Loss:
     """Share of the requests sent to a node by a client or a server (no health
-    checks) that fail while its machine is down."""
+    checks) that fail while its machine is down. ``cross``: the requests are
+    cross-shard queries (at a sharded database they need every shard)."""
     n = machines(doc, node_id)
     p = doc.params(node_id)
     if p.get("autoscale"):   # a replacement boots, and the dead replica keeps its share among n + 1
@@ -179,11 +180,16 @@ def _own(doc: Document, node_id: str) -> Loss:
     if n < 2:
         return ALL
     if doc.kind(node_id) == "database" and int(p.get("shards", 1)) > 1:   # a shard: the requests it owns
-        share = shard_share(doc, node_id, 0)
-        if not int(p["read_replicas"]):
-            return share, share
-        reads = share / (1 + int(p["read_replicas"])) if DEAD_REPLICA_GETS_READS else 0.0   # its primary
-        return reads, 0.0 if float(p["failover_s"]) > 0 else share
+        share = shard_share(doc, node_id, 0, cross=False)
+        group = 1 + int(p["read_replicas"])
+        if group == 1:
+            return (1.0, 1.0) if cross else (share, share)
+        failover = float(p["failover_s"]) > 0
+        if cross:   # its parts go to the same place in every shard, without asking the proxy (sharding.py):
+            # a read whose own place is the dead primary's (1 / group) fails unless its own shard is the dead one
+            return (1 - share) / group, 0.0 if failover else 1.0
+        reads = share / group if DEAD_REPLICA_GETS_READS else 0.0   # its primary
+        return reads, 0.0 if failover else share
     if doc.kind(node_id) == "database":
         reads = 1.0 / n if DEAD_REPLICA_GETS_READS else 0.0
         # several primaries: the proxy moves a dead one's writes to the others
@@ -192,10 +198,10 @@ def _own(doc: Document, node_id: str) -> Loss:
     return 1.0 / n, 1.0 / n
 
 
-def _through(doc: Document, maps: dict[str, _Map], node_id: str) -> _Map:
+def _through(doc: Document, maps: dict[str, _Map], node_id: str, cross: bool = False) -> _Map:
     """Loss of a request sent to ``node_id`` by a client or a server: its own machine, then downstream."""
     m = maps[node_id]
-    o = _own(doc, node_id)
+    o = _own(doc, node_id, cross)
     own = (o[0] + (1 - o[0]) * m.base[0], o[1] + (1 - o[1]) * m.base[1])
     return _Map(m.base, {**m.by, node_id: own})
 
@@ -212,16 +218,16 @@ def _capacity(doc: Document, node_id: str) -> float:
     return float(p["capacity_rps"])
 
 
-def shard_share(doc: Document, node_id: str, shard: int) -> float:
+def shard_share(doc: Document, node_id: str, shard: int, cross: bool = True) -> float:
     """Share of a sharded database's requests that shard ``shard`` owns (items weighted by
-    the clients' Zipf popularity, users equally), plus the cross-shard queries (they need
-    every shard)."""
+    the clients' Zipf popularity, users equally), plus (``cross``) the cross-shard queries
+    of all clients (they need every shard)."""
     from .sharding import owner, query_weights
     p = doc.params(node_id)
-    pop, cross = query_weights(doc, p["shard_key"])
+    pop, share = query_weights(doc, p["shard_key"])
     own = owner(p["shard_scheme"], int(p["shards"]), np.arange(len(pop)), len(pop))
     mine = float(pop[own == shard].sum() / pop.sum()) if pop.sum() > 0 else 0.0
-    return cross + (1 - cross) * mine
+    return share + (1 - share) * mine if cross else mine
 
 
 def _split(doc: Document, node_id: str) -> list[tuple[str, float]]:
@@ -260,9 +266,10 @@ def _both(a: _Map, b: _Map) -> _Map:
     return _Map(f(a.base, b.base), {k: f(a.at(k), b.at(k)) for k in {*a.by, *b.by}})
 
 
-def _loss_maps(doc: Document, hits: dict[str, float], routes: dict | None = None) -> dict[str, _Map]:
+def _loss_maps(doc: Document, hits: dict[str, float], routes: dict | None = None, cross: bool = False) -> dict[str, _Map]:
     """``routes``: a view of the partitioning plan (node -> [(successor, probability,
-    database of a join's second query or None)]); None: the usual split."""
+    database of a join's second query or None)]); None: the usual split. ``cross``: of
+    cross-shard queries (a join's second query is not one: it goes to its key's shard)."""
     maps: dict[str, _Map] = {}
     for node_id in reversed(list(nx.topological_sort(doc.graph))):
         kind = doc.kind(node_id)
@@ -272,11 +279,12 @@ def _loss_maps(doc: Document, hits: dict[str, float], routes: dict | None = None
             maps[node_id] = _balance(doc, maps, node_id)
             continue
         if routes is not None and node_id in routes:
-            m = _mix([(p, _through(doc, maps, s) if d is None else _both(_through(doc, maps, s), _through(doc, maps, d)))
+            m = _mix([(p, _through(doc, maps, s, cross) if d is None
+                       else _both(_through(doc, maps, s, cross), _through(doc, maps, d)))
                       for s, p, d in routes[node_id]])
         else:
             split = _split(doc, node_id)
-            m = _mix([(p, _through(doc, maps, s)) for s, p in split]) if split else _Map(NONE, {})
+            m = _mix([(p, _through(doc, maps, s, cross)) for s, p in split]) if split else _Map(NONE, {})
         if kind == "cache":   # hits are answered here: only misses and writes go on
             miss = 1.0 - hits.get(node_id, 0.0)
             m = _Map((miss * m.base[0], m.base[1]), {b: (miss * r, w) for b, (r, w) in m.by.items()})
@@ -394,15 +402,31 @@ def _cache_hits(doc: Document) -> dict[str, float]:
     return hits
 
 
-def _table_maps(doc: Document, hits: dict[str, float], maps: dict[str, _Map]) -> dict[str, list]:
+def _table_maps(doc: Document, hits: dict[str, float], cross: bool) -> dict[str, list]:
     """For each client with a table mix: [(share of its requests, loss maps of that table
     or join)] (partitioning.py); joins are never cache hits."""
     from .partitioning import doc_plan, plan_views
     plan = doc_plan(doc)
     if plan is None:
         return {}
-    views = [_loss_maps(doc, hits if v < len(plan.tables) else {}, r) for v, r in enumerate(plan_views(plan, doc))]
+    views = [_loss_maps(doc, hits if v < len(plan.tables) else {}, r, cross)
+             for v, r in enumerate(plan_views(plan, doc))]
     return {c: [(w, views[v]) for v, w in ws] for c, ws in plan.client_views(doc.node_ids()).items()}
+
+
+def _client_loss(doc: Document, c: str, classes: list[tuple[dict[str, _Map], dict[str, list]]]) -> _Map:
+    """A client's loss map: over its cross-shard and other queries (``classes``: the maps
+    of plain queries, then of cross-shard ones), and over its tables and joins."""
+    def of(maps: dict[str, _Map], by_table: dict[str, list]) -> _Map:
+        if c in by_table:
+            return _mix([(w, _client_map(doc, tm, c)) for w, tm in by_table[c]])
+        return _client_map(doc, maps, c)
+    x = float(doc.params(c).get("cross_shard_share", 0.0)) if len(classes) > 1 else 0.0
+    if x <= 0:
+        return of(*classes[0])
+    if x >= 1:
+        return of(*classes[1])
+    return _mix([(1 - x, of(*classes[0])), (x, of(*classes[1]))])
 
 
 def structural_spof(doc: Document) -> dict[str, Spof]:
@@ -416,9 +440,12 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
 
     doc = _Cached(doc)   # type: ignore[assignment]
     hits = _cache_hits(doc)
-    maps = _loss_maps(doc, hits)
-    by_table = _table_maps(doc, hits, maps)
     clients = [c for c in doc.node_ids() if doc.kind(c) == "client" and doc.successors(c)]
+    classes = [(_loss_maps(doc, hits), _table_maps(doc, hits, False))]
+    sharded = any(doc.kind(n) == "database" and int(doc.params(n).get("shards", 1)) > 1 for n in doc.node_ids())
+    if sharded and any(float(doc.params(c).get("cross_shard_share", 0.0)) > 0 for c in clients):
+        # cross-shard queries need every shard: a client's own share of them, not the average (sharding.py)
+        classes.append((_loss_maps(doc, hits, cross=True), _table_maps(doc, hits, True)))
     kept = _browser_kept(doc)
     requests = {c: _requests(doc, c, kept) for c in clients}   # browser hits are not requests
     rates = {c: requests[c][0] for c in clients}
@@ -428,7 +455,7 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
     lost: dict[str, list[float]] = {}   # machine -> [reads lost, writes lost] per second
     served = 0.0                         # requests served per second with nothing failed
     for c in clients:
-        m = _mix([(w, _client_map(doc, tm, c)) for w, tm in by_table[c]]) if c in by_table else _client_map(doc, maps, c)
+        m = _client_loss(doc, c, classes)
         rr = requests[c][1]
         base = rr * m.base[0] + (1 - rr) * m.base[1]
         if base >= 1 - 1e-9 or not rates[c]:
