@@ -343,25 +343,39 @@ def zipf_cdf_of(p: dict) -> np.ndarray:
 
 
 def _cache_hits(doc: Document) -> dict[str, float]:
-    """Steady-state read hit ratio of every cache, from the rates that reach it."""
+    """Steady-state read hit ratio of every cache, from the rates that reach it: split as
+    the engine routes them (by table where the document partitions its tables)."""
     caches = [n for n in doc.node_ids() if doc.kind(n) == "cache"]
     if not caches:
         return {}
     from .caching import CacheModel, may_store, zipf_cdf
+    from .partitioning import doc_plan, plan_views
 
     clients = [n for n in doc.node_ids() if doc.kind(n) == "client"]
     rates = {c: float(doc.params(c)["rate_rps"]) for c in clients}
     kept = _browser_kept(doc)    # the reads browsers answer never reach a cache
-    flow = {n: [0.0, 0.0] for n in doc.node_ids()}   # reads/s and writes/s arriving
+    plan = doc_plan(doc)
+    n_views = plan.n_views if plan is not None else 0
+    views = plan_views(plan, doc) if plan is not None else []
+    mixes = plan.client_views(doc.node_ids()) if plan is not None else {}
+    joins = np.arange(n_views + 1) >= (len(plan.tables) if plan is not None else 0)
+    joins[-1] = False      # the last row: requests of clients without a table mix
+    flow = {n: np.zeros((n_views + 1, 2)) for n in doc.node_ids()}   # per view: reads/s and writes/s arriving
     for c in clients:
         p, entries = doc.params(c), doc.successors(c)
         if not entries:
             continue
         share = [1.0] + [0.0] * (len(entries) - 1) if p["entry_policy"] == "failover" else [1 / len(entries)] * len(entries)
+        total, rr = _requests(doc, c, kept)
+        of_view = np.zeros(n_views + 1)
+        if c in mixes:
+            for v, w in mixes[c]:
+                of_view[v] += w
+        else:
+            of_view[-1] = 1.0
         for e, s in zip(entries, share):
-            total, rr = _requests(doc, c, kept)
-            flow[e][0] += total * rr * s
-            flow[e][1] += total * (1 - rr) * s
+            flow[e][:, 0] += total * rr * s * of_view
+            flow[e][:, 1] += total * (1 - rr) * s * of_view
     items = max(int(doc.params(c)["items"]) for c in clients) if clients else 1
     pop = np.zeros(items)
     total = sum(rates.values()) or 1.0
@@ -378,17 +392,17 @@ def _cache_hits(doc: Document) -> dict[str, float]:
         seen = seen / seen.sum() if seen.sum() > 0 else pop
     hits: dict[str, float] = {}
     for n in nx.topological_sort(doc.graph):
-        kind, (r, w) = doc.kind(n), flow[n]
+        kind, f = doc.kind(n), flow[n].copy()
         if kind == "client":
             continue
         if kind == "cache":
             p = doc.params(n)
             model = CacheModel(pop, int(p["capacity_items"]), float(p["ttl_s"]), p["invalidation"] == "on_write")
             model.stores = may_store(doc, n)
-            model.read_rate, model.write_rate = r, w
+            model.read_rate, model.write_rate = float(f[:, 0].sum()), float(f[:, 1].sum())   # joins pass, and count
             model._compute()
             hits[n] = float(np.dot(seen, model.hit))
-            r *= 1.0 - hits[n]
+            f[~joins, 0] *= 1.0 - hits[n]    # a join is never a hit
         if kind == "load_balancer":
             by_capacity = doc.params(n)["algorithm"] in BY_CAPACITY
             ws = {s: (float(doc.params(s).get("capacity_rps", 1.0)) if by_capacity else 1.0) * machines(doc, s)
@@ -396,9 +410,10 @@ def _cache_hits(doc: Document) -> dict[str, float]:
             split = [(s, v / sum(ws.values())) for s, v in ws.items()]
         else:
             split = _split(doc, n)
-        for s, q in split:
-            flow[s][0] += q * r
-            flow[s][1] += q * w
+        for v in range(n_views + 1):
+            routed = views[v].get(n) if v < n_views else None   # by table (partitioning.py), else the pool
+            for s, q, *_ in (routed if routed is not None else split):
+                flow[s][v] += q * f[v]
     return hits
 
 
