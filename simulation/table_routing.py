@@ -75,7 +75,8 @@ class Partitioning:
         self._parts: StationRoutes | None = self.net.partitions
         self._joins_on = self._parts is not None and bool((self._parts.join_view >= 0).any())
         ids = self.net.node_ids
-        if not hasattr(self, "_js_key"):   # the joins under way: key, second database, sender (nodes)
+        if not hasattr(self, "_js_key") or not self._joins_on:   # the joins under way: key, second database,
+            # sender (nodes); a live edit that ends the joins lets those at their first database end there
             self._js_key, self._js_db, self._js_src = np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64)
             self._js_prune_at = 0.0
         elif self._js_names != ids and len(self._js_key):   # a live edit: the same nodes by name
