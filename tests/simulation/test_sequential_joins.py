@@ -145,3 +145,21 @@ def test_second_queries_to_replicas_and_shards_keep_the_books():
         applied = (1 - rr) if "read_replicas" in extra else 0.0
         work = lam * share * (1 + applied) * 0.001
         assert mean_util(sim, "db_flights", 5) == pytest.approx(work / 2, rel=0.06), extra
+
+
+def test_a_first_query_that_gives_up_sends_no_second_one():
+    """The users database is overloaded (µ = 200 for 280/s) and its queries give up after
+    50 ms: the joins that time out there never reach the flights database, which carries
+    its own table plus only the joins that were answered (counted once each, as served)."""
+    lam, j = 400.0, 0.4
+    d = two_databases(lam, j, 200.0, 1000.0)
+    d.set_params("db_users", {"timeout_s": 0.05})
+    sim = Simulation(d)
+    sim.advance(60)
+    t = sim.totals()
+    assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"]
+    assert t["failed"] == t["failed_by_cause"]["timeout"] > 0.1 * t["arrived"]
+    joins_served = t["served_by_table"]["users+flights"] / 60
+    own = (1 - j) * 0.5 * lam
+    assert joins_served < 0.8 * j * lam                      # many joins gave up at the users database
+    assert mean_util(sim, "db_flights") == pytest.approx((own + joins_served) / 1000, rel=0.05)
