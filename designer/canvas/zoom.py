@@ -1,0 +1,76 @@
+"""Zoom and pan of the canvas view: zoom about the cursor or the view centre, fit the
+topology, keep room to scroll, and the presenter's label scale. A mixin of
+:class:`~designer.canvas.view.CanvasView`."""
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QWheelEvent
+
+from . import look
+
+MIN_SCALE, MAX_SCALE = 0.05, 4.0
+
+
+class ZoomPan:
+    """Zooming for a QGraphicsView whose scene is ``canvas_scene``."""
+
+    # ----- zoom and pan --------------------------------------------------------------------------
+    def zoom_by(self, factor: float, anchor: QPoint | None = None) -> None:
+        """Zoom by ``factor`` keeping the scene point at viewport position ``anchor``
+        (default: the viewport's centre) where it is."""
+        current = self.transform().m11()
+        factor = max(MIN_SCALE / current, min(MAX_SCALE / current, factor))
+        at = anchor if anchor is not None else self.viewport().rect().center()
+        fixed = self.mapToScene(at)
+        self.scale(factor, factor)
+        self._grow_scene_rect()
+        moved = self.mapFromScene(fixed) - at
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + moved.x())
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + moved.y())
+
+    def zoom_in(self) -> None:
+        self.zoom_by(1.25)
+
+    def zoom_out(self) -> None:
+        self.zoom_by(0.8)
+
+    def fit_to_view(self) -> None:
+        rect = self.canvas_scene.itemsBoundingRect()
+        if rect.isEmpty():
+            return
+        self._grow_scene_rect()   # room to centre the items, however far they reach
+        self.fitInView(rect.adjusted(-30, -30, 30, 30), Qt.AspectRatioMode.KeepAspectRatio)
+        if self.transform().m11() > 1.5:  # a lone node should not fill the screen
+            self.resetTransform()
+            self.scale(1.5, 1.5)
+            self.centerOn(rect.center())
+        elif self.transform().m11() < MIN_SCALE:
+            self.resetTransform()
+            self.scale(MIN_SCALE, MIN_SCALE)
+            self.centerOn(rect.center())
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt)
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom_by(1.15 ** steps, event.position().toPoint())
+            event.accept()
+        else:
+            super().wheelEvent(event)
+
+    def _grow_scene_rect(self, *_: object) -> None:
+        """Keep room to scroll around the items, wherever they have been moved."""
+        needed = self.canvas_scene.itemsBoundingRect().adjusted(-2000, -2000, 2000, 2000)
+        if not self.sceneRect().contains(needed):
+            self.setSceneRect(self.sceneRect().united(needed))
+
+    def set_text_scale(self, scale: float) -> None:
+        """Presenter mode: node labels ``scale`` × their size."""
+        look.set_text_scale(scale)
+        for node in self.canvas_scene.nodes.values():
+            node.prepareGeometryChange()
+            node.update()
+        self.canvas_scene.update()
+
+    def label_point_size(self) -> float:
+        """The point size node labels are drawn at."""
+        return 9.0 * look.TEXT_SCALE
