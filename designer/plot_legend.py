@@ -111,6 +111,10 @@ class EventLabels(pg.GraphicsObject):
                 continue
             text = self.markers._text(int(self.markers._order[i])) + (f" (+{n - 1})" if n > 1 else "")
             rect = QRectF(x + 2, band.top(), metrics.horizontalAdvance(text) + 2, band.height())
+            if rect.right() > band.right():    # near the right end: the name goes left of its line
+                rect.moveRight(x - 2)
+                if self.label_rects and self.mapRectFromScene(self.label_rects[-1]).right() > rect.left():
+                    continue
             painter.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
             self.label_rects.append(self.mapRectToScene(rect))
             last = x

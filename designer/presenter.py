@@ -112,4 +112,5 @@ class Presenter(QObject):
         if self.window._plots is not None:
             self.window._plots.set_scale(self.scale)
         self.window.canvas.set_text_scale(self.scale)
+        self.window.fit_plots_dock()      # rows of plots for the new size
         self.window.statusBar().showMessage(f"Text size {self.scale:.0%}", 3000)

@@ -22,7 +22,7 @@ from . import look
 from .label_editor import InPlaceEditor
 
 PAD = 6.0                 # text inside its box
-FONT_PT = 10.0
+FONT_PT = 10.0            # at presenter scale 1 (look.TEXT_SCALE multiplies it)
 NOTE_FILL = QColor(255, 249, 219, 240)   # a pale sticky note
 NOTE_BORDER = QColor("#f0c36d")
 GRIP = 5.0                # half size of a handle
@@ -32,8 +32,9 @@ TEXT_Z, ARROW_Z = 0.5, 3.0
 
 
 def note_font() -> QFont:
+    """The text boxes' font: 10 pt × the presenter scale (like the node labels)."""
     font = QFont()
-    font.setPointSizeF(FONT_PT)
+    font.setPointSizeF(FONT_PT * look.TEXT_SCALE)
     return font
 
 

@@ -7,6 +7,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QWheelEvent
 
 from . import look
+from .annotation_items import TextNoteItem, note_font
 
 MIN_SCALE, MAX_SCALE = 0.05, 4.0
 
@@ -64,13 +65,20 @@ class ZoomPan:
             self.setSceneRect(self.sceneRect().united(needed))
 
     def set_text_scale(self, scale: float) -> None:
-        """Presenter mode: node labels ``scale`` × their size."""
+        """Presenter mode: node labels and text boxes ``scale`` × their size (a text box keeps
+        its width and grows as tall as its text needs)."""
         look.set_text_scale(scale)
         for node in self.canvas_scene.nodes.values():
             node.prepareGeometryChange()
             node.update()
+        for item in self.canvas_scene.annotations:
+            if isinstance(item, TextNoteItem):
+                item.set_annotation(item.note)
+        if self._note_editor is not None:
+            self._note_editor.setFont(note_font())
         self.canvas_scene.update()
 
     def label_point_size(self) -> float:
-        """The point size node labels are drawn at."""
-        return 9.0 * look.TEXT_SCALE
+        """The point size node labels show at on screen (at the view's zoom)."""
+        zoom = self.transform().m11()
+        return look.label_point_size(zoom) * zoom
