@@ -32,7 +32,10 @@ class MainWindow(WindowLayout, QMainWindow):
         from .palette import PaletteWidget
         self.setObjectName("mainWindow")
         screen = self.screen().availableGeometry() if self.screen() else None
-        if screen is not None and screen.width() > 800:
+        if screen is not None and screen.width() > 800 and (screen.width() <= 1440 or screen.height() <= 900):
+            self.resize(screen.size())      # a projector or a small laptop: every pixel (maximized below)
+            self.setWindowState(Qt.WindowState.WindowMaximized)
+        elif screen is not None and screen.width() > 800:
             self.resize(min(1600, int(screen.width() * 0.92)), min(1000, int(screen.height() * 0.92)))
         else:
             self.resize(1400, 900)

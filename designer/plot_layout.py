@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import QTabBar
+
+from simulation.state import CAUSE_LABELS
 
 from .window_layout import MIN_PLOT_H, MIN_PLOT_W
 
@@ -17,7 +19,8 @@ SHORT = {"throughput": "Throughput", "latency": "Latency", "failures": "Failures
          "utilization": "Utilization", "active": "Servers up", "cost": "Cost"}
 GRIDS = {   # columns -> rows of (plot, column span)
     4: [[("throughput", 1), ("latency", 1), ("failures", 2)], [("utilization", 2), ("active", 1), ("cost", 1)]],
-    3: [[("throughput", 1), ("latency", 1), ("failures", 1)], [("utilization", 1), ("active", 1), ("cost", 1)]],
+    # three columns: the two plots with a legend beside them share the widest, last column
+    3: [[("throughput", 1), ("latency", 1), ("failures", 1)], [("active", 1), ("cost", 1), ("utilization", 1)]],
     2: [[("throughput", 1), ("latency", 1)], [("failures", 1), ("utilization", 1)], [("active", 1), ("cost", 1)]],
     1: [[(name, 1)] for name in ORDER],
 }
@@ -35,6 +38,7 @@ class AdaptiveLayout:
 
     _page = 0                   # the page (of rows) shown when the rows do not all fit
     _rows_per_page = 0
+    _row_step = 0.0             # a row and the gap below it, in pixels
     _grid_rows: list = []
 
     def set_scale(self, scale: float) -> None:
@@ -78,13 +82,11 @@ class AdaptiveLayout:
         even one row fits)."""
         tabs = self._page_tabs()
         width = max(self.scroll.viewport().width(), 1)
-        titles = max(plot.titleLabel.item.boundingRect().width() for plot in self.plots.values())
-        need = max(MIN_PLOT_W * self.scale, titles + 6 * self.scale)     # a title never runs off its plot
-        columns = next((c for c in (4, 3, 2) if width >= c * need), 1)
+        layout = self.graphics.ci.layout
+        columns = next((c for c in (4, 3, 2) if self._grid_width(GRIDS[c]) <= width), 1)
         if columns != self._columns:
             self._columns = columns
             self._grid_rows = GRIDS[columns]
-            layout = self.graphics.ci.layout
             for plot in self.plots.values():
                 layout.removeItem(plot)
             for row, cells in enumerate(self._grid_rows):
@@ -94,20 +96,24 @@ class AdaptiveLayout:
                     col += span
             for r in range(layout.rowCount()):
                 layout.setRowStretchFactor(r, 1 if r < len(self._grid_rows) else 0)
+        margin, gap = layout.getContentsMargins()[1], layout.verticalSpacing()
         rows, least = len(self._grid_rows), MIN_PLOT_H * self.scale
+
+        def fill(n: int, row: float) -> float:     # the height of n rows with their gaps and margins
+            return n * row + (n - 1) * gap + 2 * margin
+
         height = self.scroll.viewport().height() + (tabs.height() if not tabs.isHidden() else 0)
-        if height >= rows * least:
+        if height >= fill(rows, least):
             per_page, row_height = rows, least
         else:
             height -= tabs.sizeHint().height()
-            per_page = max(1, min(rows - 1, int(height // least)))
-            row_height = max(least, height / per_page)
-        self._rows_per_page = per_page
-        layout = self.graphics.ci.layout
+            per_page = max(1, min(rows - 1, int((height - 2 * margin + gap) // (least + gap))))
+            row_height = max(least, (height - 2 * margin - (per_page - 1) * gap) / per_page)
+        self._rows_per_page, self._row_step = per_page, row_height + gap
         for r in range(rows):       # equal rows (a long legend must not squeeze its neighbours' row)
             layout.setRowMinimumHeight(r, row_height)
             layout.setRowMaximumHeight(r, row_height if per_page < rows else 1e6)
-        self.graphics.setMinimumHeight(int(rows * row_height))
+        self.graphics.setMinimumHeight(int(fill(rows, row_height) + 1))
         paged = per_page < rows
         self.scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff if paged and row_height
                                                <= height + 0.5 else Qt.ScrollBarPolicy.ScrollBarAsNeeded)
@@ -123,7 +129,37 @@ class AdaptiveLayout:
                 tabs.addTab(name)
         tabs.blockSignals(blocked)
         tabs.setVisible(paged)
-        self.show_page(min(self._page, max(len(names) - 1, 0)))
+        if paged:
+            self.show_page(min(self._page, len(names) - 1))
+        else:                   # every row shows (the page is remembered for when they no longer do)
+            self.scroll.verticalScrollBar().setValue(0)
+
+    def _least_width(self, name: str) -> float:
+        """The narrowest a plot can be with all its text whole: its title, axis, data area and
+        side legend (a hidden legend counts at the width of the longest name it may list)."""
+        plot = self.plots[name]
+        least = plot.effectiveSizeHint(Qt.SizeHint.MinimumSize).width()
+        if name in ("failures", "utilization") and not plot.legend.isVisible():
+            font = QFont()
+            font.setPointSizeF(8.0 * self.scale)
+            names = CAUSE_LABELS.values() if name == "failures" else getattr(self, "_node_labels", {}).values()
+            longest = max((QFontMetricsF(font).horizontalAdvance(text[:24]) for text in names), default=0.0)
+            least += longest + 40 * self.scale if longest else 0.0
+        return max(least, MIN_PLOT_W * self.scale)
+
+    def _grid_width(self, grid: list) -> float:
+        """How wide the graphics must be for ``grid`` (columns are shared by the rows)."""
+        layout = self.graphics.ci.layout
+        margin, gap = layout.getContentsMargins()[0], layout.horizontalSpacing()
+        columns = [0.0] * max(sum(span for _, span in row) for row in grid)
+        for row in grid:
+            col = 0
+            for name, span in row:
+                share = (self._least_width(name) - gap * (span - 1)) / span
+                for c in range(col, col + span):
+                    columns[c] = max(columns[c], share)
+                col += span
+        return sum(columns) + gap * (len(columns) - 1) + 2 * margin
 
     def show_page(self, page: int) -> None:
         """Show the ``page``-th group of rows (when they do not all fit)."""
@@ -133,9 +169,8 @@ class AdaptiveLayout:
             blocked = tabs.blockSignals(True)
             tabs.setCurrentIndex(self._page)
             tabs.blockSignals(blocked)
-        rows = max(len(self._grid_rows), 1)
         first = self._page * self._rows_per_page if tabs.count() else 0
-        top = int(self.graphics.minimumHeight() * first / rows)
+        top = int(round(first * self._row_step + (5 if first else 0)))    # not a pixel of the row above
         self.scroll.verticalScrollBar().setValue(top)
         if self.scroll.verticalScrollBar().value() != top:     # the range grows once the layout has run
             QTimer.singleShot(0, self, lambda: self.scroll.verticalScrollBar().setValue(top))

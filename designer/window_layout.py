@@ -12,14 +12,15 @@ from PySide6.QtCore import QEvent, Qt, QTimer
 
 MIN_PLOT_W, MIN_PLOT_H = 230, 205   # a plot's least size at scale 1: its data area stays >= ~100 px tall
 CANVAS_SHARE = 0.45                 # two rows of plots only if the canvas keeps this share of the height
-PANEL_EXTRA = 34                    # the plots panel's readout line and margins, at scale 1
+PANEL_EXTRA = 44                    # the plots panel's readout line and margins, at scale 1
+ROW_GAP = 6                         # between two rows of plots
 TABS_EXTRA = 28                     # the page tabs when not every row shows
 NOTES_WIDTH, NOTES_MIN_WIDTH = 380, 260   # the lesson notes beside the plots (22 % of the window between)
 
 
 def plots_panel_height(rows: int, total_rows: int, scale: float) -> int:
     """The plots panel's height for ``rows`` rows of plots (with page tabs if fewer than all)."""
-    extra = PANEL_EXTRA * scale + (TABS_EXTRA * scale if rows < total_rows else 0)
+    extra = PANEL_EXTRA + (rows - 1) * ROW_GAP + (TABS_EXTRA * scale if rows < total_rows else 0)
     return int(rows * MIN_PLOT_H * scale + extra)
 
 

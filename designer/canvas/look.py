@@ -8,10 +8,11 @@ GRID = 20.0
 CARD = QRectF(-30, -30, 60, 60)          # the node's rounded card, centred on its position
 ICON = QRectF(-20, -20, 40, 40)
 LABEL = QRectF(-75, 35, 150, 18)        # the label's first line (where a double-click renames)
-LABEL_AREA = QRectF(-75, 33, 150, 47)   # where a label may be drawn: down to the card of a node 110 below
+LABEL_AREA = QRectF(-95, 33, 190, 47)   # where a label may be drawn: down to the card of a node 110 below,
+#                                         and short of the label of a node 200 to the side
 HANDLE_CENTER = QPointF(38, 0)
 HANDLE_RADIUS = 6.0
-NODE_BOUNDS = QRectF(-78, -50, 160, 130)  # everything a node may paint (stack, badges, label)
+NODE_BOUNDS = QRectF(-98, -50, 196, 130)  # everything a node may paint (stack, badges, label)
 LABEL_PT = 9.0          # a node label's size at zoom 1 (× the presenter scale)
 MIN_LABEL_PT = 8.5      # ... and the least size it is drawn at on screen, however far out the view is
 
@@ -32,14 +33,13 @@ TEXT_SCALE = 1.0    # presenter mode: node labels and badges this many times lar
 
 
 def set_text_scale(scale: float) -> None:
-    """Grow the node labels (font, box) by ``scale``; the label box widens by at most 1.4×
-    so that neighbouring labels do not run into each other."""
-    global TEXT_SCALE, LABEL, LABEL_AREA, NODE_BOUNDS
+    """Grow the node labels (font, first-line box) by ``scale``; they are still drawn in
+    ``LABEL_AREA`` (two lines, then one, then elided) so that neighbours never run into each other."""
+    global TEXT_SCALE, LABEL, NODE_BOUNDS
     TEXT_SCALE = float(scale)
     wide = min(TEXT_SCALE, 1.4)
     LABEL = QRectF(-75 * wide, 35, 150 * wide, 18 * TEXT_SCALE)
-    LABEL_AREA = QRectF(-75 * wide, 33, 150 * wide, 47)
-    NODE_BOUNDS = QRectF(-78 * wide, -50, 160 * wide, 130).united(LABEL.adjusted(-3, 0, 3, 0))
+    NODE_BOUNDS = QRectF(-98, -50, 196, 130).united(LABEL.adjusted(-3, 0, 3, 0))
 
 
 def label_point_size(zoom: float) -> float:

@@ -3,7 +3,7 @@ topology, keep room to scroll, and the presenter's label scale. A mixin of
 :class:`~designer.canvas.view.CanvasView`."""
 from __future__ import annotations
 
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtGui import QWheelEvent
 
 from . import look
@@ -49,6 +49,30 @@ class ZoomPan:
             self.resetTransform()
             self.scale(MIN_SCALE, MIN_SCALE)
             self.centerOn(rect.center())
+        self._remember_fit()
+
+    def _remember_fit(self) -> None:
+        self._fitted = (self.transform().m11(), self.mapToScene(self.viewport().rect().center()))
+
+    def _still_fitted(self, grown: QPoint | None = None) -> bool:
+        """Neither zoomed nor panned since the last Fit. ``grown``: how much the viewport has
+        just grown, before the view caught up (its centre is then that much further on)."""
+        fitted = getattr(self, "_fitted", None)
+        if not fitted or abs(self.transform().m11() - fitted[0]) > 1e-9:
+            return False
+        centre = self.viewport().rect().center() - (grown / 2 if grown is not None else QPoint())
+        moved = self.mapToScene(centre) - fitted[1]
+        return moved.manhattanLength() <= 3.0 / fitted[0]
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt)
+        """A fitted view stays fitted when the canvas grows or shrinks (the docks settle, the
+        window goes full screen); a zoomed or panned one keeps its zoom."""
+        old = event.oldSize()
+        grown = QPoint(event.size().width() - old.width(), event.size().height() - old.height())
+        fitted = old.isValid() and self._still_fitted(grown)
+        super().resizeEvent(event)
+        if fitted:
+            QTimer.singleShot(0, self, lambda: self._still_fitted() and self.fit_to_view())
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt)
         steps = event.angleDelta().y() / 120.0

@@ -81,9 +81,12 @@ def test_canvas_and_plots_share_a_projector_screen(projector):
     if size == (1920, 1080):
         assert plots.page_names() == [] and sorted(plots.visible_plots()) == sorted(plots.plots)
     else:
-        # one row at a time, the other row a tab away: throughput next to failures
-        assert plots.page_names() == ["Throughput · Latency · Failures", "Utilization · Servers up · Cost"]
-        assert plots.visible_plots() == ["throughput", "latency", "failures"]
+        # one row of two plots at a time (three would cut the legends' names), the others a tab away
+        assert plots.page_names() == ["Throughput · Latency", "Failures · Utilization", "Servers up · Cost"]
+        assert plots.visible_plots() == ["throughput", "latency"]
+    for name, plot in plots.plots.items():      # every plot as wide as its title, axis and legend need
+        assert plot.width() >= plot.effectiveSizeHint(Qt.SizeHint.MinimumSize).width() - 0.5, name
+        assert plot.sceneBoundingRect().right() <= plots.scroll.viewport().width() + 0.5, name
 
 
 def test_no_text_is_drawn_over_other_text_in_the_plots(qtbot, projector):
@@ -173,12 +176,12 @@ def test_plot_rows_follow_the_window_size(qtbot, tmp_path, monkeypatch, dialogs)
     qtbot.waitUntil(lambda: plots.page_names() == [], timeout=3000)
     tall = win.docks["plots"].height()
     win.resize(1280, 720)
-    qtbot.waitUntil(lambda: len(plots.page_names()) == 2, timeout=3000)
+    qtbot.waitUntil(lambda: len(plots.page_names()) == 3, timeout=3000)
     qtbot.waitUntil(lambda: win.docks["plots"].height() < tall - 150, timeout=3000)   # one row, not two
     assert win.canvas.height() >= 300
     tabs = plots._page_tabs()
     QTest.mouseClick(tabs, Qt.MouseButton.LeftButton, pos=tabs.tabRect(1).center())
-    qtbot.waitUntil(lambda: plots.visible_plots() == ["utilization", "active", "cost"], timeout=2000)
+    qtbot.waitUntil(lambda: plots.visible_plots() == ["failures", "utilization"], timeout=2000)
     win.resize(1920, 1080)
     qtbot.waitUntil(lambda: plots.page_names() == [] and len(plots.visible_plots()) == 6, timeout=3000)
     win.files.remove_recovery()
