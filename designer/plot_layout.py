@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QTabBar
 
 from simulation.state import CAUSE_LABELS
 
-from .window_layout import MIN_PLOT_H, MIN_PLOT_W
+from .window_layout import MIN_PLOT_W, least_row_height
 
 ORDER = ("throughput", "latency", "failures", "utilization", "active", "cost")
 SHORT = {"throughput": "Throughput", "latency": "Latency", "failures": "Failures",
@@ -97,7 +97,7 @@ class AdaptiveLayout:
             for r in range(layout.rowCount()):
                 layout.setRowStretchFactor(r, 1 if r < len(self._grid_rows) else 0)
         margin, gap = layout.getContentsMargins()[1], layout.verticalSpacing()
-        rows, least = len(self._grid_rows), MIN_PLOT_H * self.scale
+        rows, least = len(self._grid_rows), least_row_height(self.scale)
 
         def fill(n: int, row: float) -> float:     # the height of n rows with their gaps and margins
             return n * row + (n - 1) * gap + 2 * margin

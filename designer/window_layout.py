@@ -8,6 +8,8 @@ window or the presenter scale changes, until the user drags the separator himsel
 """
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import QEvent, Qt, QTimer
 
 MIN_PLOT_W, MIN_PLOT_H = 230, 205   # a plot's least size at scale 1: its data area stays >= ~100 px tall
@@ -18,10 +20,16 @@ TABS_EXTRA = 28                     # the page tabs when not every row shows
 NOTES_WIDTH, NOTES_MIN_WIDTH = 380, 260   # the lesson notes beside the plots (22 % of the window between)
 
 
+def least_row_height(scale: float) -> float:
+    """A row of plots' least height at presenter ``scale``: it grows with the square root of
+    the scale (the text grows fully), so that larger text still leaves the canvas its room."""
+    return MIN_PLOT_H * math.sqrt(max(scale, 1.0))
+
+
 def plots_panel_height(rows: int, total_rows: int, scale: float) -> int:
     """The plots panel's height for ``rows`` rows of plots (with page tabs if fewer than all)."""
-    extra = PANEL_EXTRA + (rows - 1) * ROW_GAP + (TABS_EXTRA * scale if rows < total_rows else 0)
-    return int(rows * MIN_PLOT_H * scale + extra)
+    extra = PANEL_EXTRA * scale + (rows - 1) * ROW_GAP + (TABS_EXTRA * scale if rows < total_rows else 0)
+    return int(rows * least_row_height(scale) + extra)
 
 
 class WindowLayout:

@@ -28,6 +28,7 @@ REFUSED = QColor("#e03131")
 GRID_MINOR = QColor("#eef0f3")
 GRID_MAJOR = QColor("#dfe3e8")
 BACKGROUND = QColor("#fbfbfc")
+LABEL_HALO = QColor(251, 251, 252, 215)   # behind node labels: lines under them stay faintly visible
 
 TEXT_SCALE = 1.0    # presenter mode: node labels and badges this many times larger
 

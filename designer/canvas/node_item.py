@@ -201,6 +201,10 @@ class NodeItem(QGraphicsItem):
         if not lines:
             return
         painter.setFont(font)
+        painter.setPen(Qt.PenStyle.NoPen)      # a halo of the background: edges never run through the text
+        painter.setBrush(look.LABEL_HALO)
+        pad = rect.height() / len(lines) * 0.12
+        painter.drawRoundedRect(rect.adjusted(-2 * pad, 0, 2 * pad, 0), pad * 2, pad * 2)
         painter.setPen(QColor("#212529"))
         painter.drawText(QRectF(look.LABEL_AREA.left(), rect.top(), look.LABEL_AREA.width(), rect.height()),
                          Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, "\n".join(lines))
