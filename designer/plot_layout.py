@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QTabBar
 
 from simulation.state import CAUSE_LABELS
 
-from .window_layout import MIN_PLOT_W, least_row_height
+from .window_layout import MIN_PLOT_H, MIN_PLOT_W, least_row_height
 
 ORDER = ("throughput", "latency", "failures", "utilization", "active", "cost")
 SHORT = {"throughput": "Throughput", "latency": "Latency", "failures": "Failures",
@@ -96,6 +96,9 @@ class AdaptiveLayout:
                     col += span
             for r in range(layout.rowCount()):
                 layout.setRowStretchFactor(r, 1 if r < len(self._grid_rows) else 0)
+            window = self.window()          # another number of rows: the window may give them another height
+            if hasattr(window, "fit_plots_soon"):
+                window.fit_plots_soon()
         margin, gap = layout.getContentsMargins()[1], layout.verticalSpacing()
         rows, least = len(self._grid_rows), least_row_height(self.scale)
 
@@ -108,7 +111,8 @@ class AdaptiveLayout:
         else:
             height -= tabs.sizeHint().height()
             per_page = max(1, min(rows - 1, int((height - 2 * margin + gap) // (least + gap))))
-            row_height = max(least, (height - 2 * margin - (per_page - 1) * gap) / per_page)
+            # a single row may give up its presenter allowance (down to the size at 100 %) for the canvas
+            row_height = max(least if per_page > 1 else MIN_PLOT_H, (height - 2 * margin - (per_page - 1) * gap) / per_page)
         self._rows_per_page, self._row_step = per_page, row_height + gap
         for r in range(rows):       # equal rows (a long legend must not squeeze its neighbours' row)
             layout.setRowMinimumHeight(r, row_height)

@@ -138,5 +138,5 @@ class Presenter(QObject):
         if self.window._plots is not None:
             self.window._plots.set_scale(self.scale)
         self.window.canvas.set_text_scale(self.scale)
-        self.window.fit_plots_dock()      # rows of plots for the new size
+        self.window.fit_plots_soon(60)    # rows of plots for the new size, once the fonts are laid out
         self.window.statusBar().showMessage(f"Text size {self.scale:.0%}", 3000)

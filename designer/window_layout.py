@@ -14,7 +14,7 @@ from PySide6.QtCore import QEvent, Qt, QTimer
 
 MIN_PLOT_W, MIN_PLOT_H = 230, 205   # a plot's least size at scale 1: its data area stays >= ~100 px tall
 CANVAS_SHARE = 0.45                 # two rows of plots only if the canvas keeps this share of the height
-PANEL_EXTRA = 44                    # the plots panel's readout line and margins, at scale 1
+PANEL_EXTRA = 18                    # the plots panel's readout line and margins, at scale 1
 ROW_GAP = 6                         # between two rows of plots
 TABS_EXTRA = 28                     # the page tabs when not every row shows
 NOTES_WIDTH, NOTES_MIN_WIDTH = 380, 260   # the lesson notes beside the plots (22 % of the window between)
@@ -24,12 +24,6 @@ def least_row_height(scale: float) -> float:
     """A row of plots' least height at presenter ``scale``: it grows with the square root of
     the scale (the text grows fully), so that larger text still leaves the canvas its room."""
     return MIN_PLOT_H * math.sqrt(max(scale, 1.0))
-
-
-def plots_panel_height(rows: int, total_rows: int, scale: float) -> int:
-    """The plots panel's height for ``rows`` rows of plots (with page tabs if fewer than all)."""
-    extra = PANEL_EXTRA * scale + (rows - 1) * ROW_GAP + (TABS_EXTRA * scale if rows < total_rows else 0)
-    return int(rows * least_row_height(scale) + extra)
 
 
 class WindowLayout:
@@ -48,15 +42,30 @@ class WindowLayout:
         return max(self.height() - used, 1)
 
     def _plots_height(self) -> int:
-        """The plots dock's height: two rows of plots when the canvas keeps its share, else one."""
+        """The plots dock's height: two rows of plots when the canvas keeps its share, else one
+        (measured on the panel once it is built: its readout, tabs and margins at this scale)."""
         scale = self.presenter.scale if getattr(self, "presenter", None) is not None else 1.0
-        dock = self.docks["plots"]
-        title = dock.fontMetrics().height() + 10
+        dock, plots = self.docks["plots"], getattr(self, "_plots", None)
+        least = least_row_height(scale)
+        if plots is not None and plots.isVisible() and not dock.isFloating():
+            tabs = plots._page_tabs()
+            fixed = dock.height() - plots.scroll.viewport().height() - (0 if tabs.isHidden() else tabs.height())
+            tabs_height, total = tabs.sizeHint().height(), max(len(plots._grid_rows), 1)
+            margins = 2 * plots.graphics.ci.layout.getContentsMargins()[1]
+        else:
+            fixed = PANEL_EXTRA * scale + dock.fontMetrics().height() + 4
+            tabs_height, total, margins = TABS_EXTRA * scale, 2, 18
+
+        def height(rows: int) -> int:
+            paged = rows < total
+            return int(rows * least + (rows - 1) * ROW_GAP + margins + fixed + (tabs_height if paged else 0)) + 2
+
         room = self._room()
-        two = plots_panel_height(2, 2, scale) + title
-        if room - two >= CANVAS_SHARE * room:
-            return two
-        return plots_panel_height(1, 2, scale) + title
+        if room - height(2) >= CANVAS_SHARE * room:
+            return height(2)
+        full = height(1)          # one row; with larger text, no taller than leaves the canvas its share,
+        least = MIN_PLOT_H        # down to the row's size at 100 % (height() reads ``least``)
+        return max(height(1), min(full, int((1 - CANVAS_SHARE) * room)))
 
     def fit_plots_dock(self, by_hand_too: bool = False) -> None:
         """Give the plots dock its height for the window's size (not over a height the user chose)."""
@@ -76,21 +85,21 @@ class WindowLayout:
             if abs(notes.width() - width) > 2:
                 self.resizeDocks([notes], [width], Qt.Orientation.Horizontal)
 
-    def _fit_soon(self) -> None:
-        """Fit once the window's layout has settled (after a burst of resizes)."""
+    def fit_plots_soon(self, delay_ms: int = 0) -> None:
+        """Fit once the window's layout has settled (after a burst of resizes, or a new text size)."""
         timer = self.__dict__.get("_fit_timer")
         if timer is None:
-            timer = self._fit_timer = QTimer(self, singleShot=True, interval=0)
+            timer = self._fit_timer = QTimer(self, singleShot=True)
             timer.timeout.connect(self.fit_plots_dock)
-        timer.start()
+        timer.start(delay_ms)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
-        self._fit_soon()
+        self.fit_plots_soon()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
-        self._fit_soon()
+        self.fit_plots_soon()
 
     def event(self, event) -> bool:
         """A drag of the separator between the canvas and the plots makes the height the user's."""

@@ -186,7 +186,12 @@ class NodeItem(QGraphicsItem):
 
     def label_layout(self, zoom: float) -> tuple[QFont, list[str], QRectF]:
         """How the label is drawn at view ``zoom``: its font, lines, and the rectangle they
-        fill (item coordinates). No lines when not even one fits under the card."""
+        fill (item coordinates). No lines when not even one fits under the card. (Kept for the
+        next paint at the same zoom: live colours repaint nodes ten times a second.)"""
+        key = (self.label, round(zoom, 4), look.TEXT_SCALE, look.LABEL_AREA.width())
+        cached = self.__dict__.get("_label_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
         font = QFont()
         font.setPointSizeF(look.label_point_size(zoom))
         metrics = QFontMetricsF(font)
@@ -194,6 +199,7 @@ class NodeItem(QGraphicsItem):
         lines = look.label_lines(self.label, metrics, area.width(), int(area.height() // metrics.lineSpacing()))
         width = max((metrics.horizontalAdvance(line) for line in lines), default=0.0)
         rect = QRectF(area.center().x() - width / 2, area.top(), width, len(lines) * metrics.lineSpacing())
+        self._label_cache = (key, (font, lines, rect))
         return font, lines, rect
 
     def _paint_label(self, painter: QPainter, zoom: float) -> None:
