@@ -52,7 +52,9 @@ class AdaptiveLayout:
                 axis = plot.getAxis(side)
                 axis.setStyle(tickFont=font)
                 axis.label.setFont(font)
-                axis.setLabel(**{**axis.labelStyle, "font-size": f"{8 * self.scale:g}pt"})
+                axis.setLabel(axis.labelText or None, axis.labelUnits or None, axis.labelUnitPrefix or None,
+                              **{**axis.labelStyle, "font-size": f"{8 * self.scale:g}pt"})   # (its text too:
+                # pyqtgraph's setLabel with a style alone empties and hides the label)
             plot.getAxis("left").setWidth(int(46 * self.scale))
             plot.legend.set_text_size(8.0 * self.scale)
         self.event_labels.set_scale(self.scale)
@@ -72,6 +74,7 @@ class AdaptiveLayout:
             tabs.setToolTip("Too little height for every plot: pick the row to show "
                             "(a taller window, or a taller plots panel, shows them all)")
             tabs.currentChanged.connect(self.show_page)
+            self.scroll.verticalScrollBar().rangeChanged.connect(self._scroll_to_page)
             tabs.hide()
             self.layout().insertWidget(1, tabs)
         return tabs
@@ -136,7 +139,7 @@ class AdaptiveLayout:
         if paged:
             self.show_page(min(self._page, len(names) - 1))
         else:                   # every row shows (the page is remembered for when they no longer do)
-            self.scroll.verticalScrollBar().setValue(0)
+            self._scroll_to_page()
 
     def _least_width(self, name: str) -> float:
         """The narrowest a plot can be with all its text whole: its title, axis, data area and
@@ -173,11 +176,15 @@ class AdaptiveLayout:
             blocked = tabs.blockSignals(True)
             tabs.setCurrentIndex(self._page)
             tabs.blockSignals(blocked)
-        first = self._page * self._rows_per_page if tabs.count() else 0
+        self._scroll_to_page()
+
+    def _scroll_to_page(self, *_args) -> None:
+        """Scroll to the page's first row (again whenever the scroll range changes: the rows
+        settle after the tabs and the panel do)."""
+        paged = not self._page_tabs().isHidden()
+        first = self._page * self._rows_per_page if paged else 0
         top = int(round(first * self._row_step + (5 if first else 0)))    # not a pixel of the row above
         self.scroll.verticalScrollBar().setValue(top)
-        if self.scroll.verticalScrollBar().value() != top:     # the range grows once the layout has run
-            QTimer.singleShot(0, self, lambda: self.scroll.verticalScrollBar().setValue(top))
 
     def page_names(self) -> list[str]:
         """The page tabs' texts (none while every plot shows)."""

@@ -256,11 +256,22 @@ def test_the_presenter_scale_moves_the_plots_to_one_row(qtbot, tmp_path, monkeyp
     qtbot.waitUntil(lambda: win._plots is not None, timeout=5000)
     plots = win.plots
     qtbot.waitUntil(lambda: plots.page_names() == [], timeout=3000)
+    win.run.step(40.0)
     win.presenter.set_scale(1.5)
     try:
         qtbot.waitUntil(lambda: len(plots.page_names()) >= 2, timeout=3000)
         assert all(h >= 120 for h in plots.data_heights().values())     # larger text, still a data area
         assert win.canvas.height() >= 400
+        for page in range(len(plots.page_names())):      # axis names kept, and no text over other text
+            plots.show_page(page)
+            qtbot.wait(20)
+            rects = _text_rects(plots)
+            assert _overlaps(rects) == [], page
+            labels = [name for name, _ in rects if name.endswith("bottom label")]
+            assert len(labels) == len(plots.visible_plots()) >= 1, (page, labels)
+        assert plots.plots["throughput"].getAxis("left").labelText == "req/s"
     finally:
         win.presenter.set_scale(1.0)
+    axis = plots.plots["latency"].getAxis("bottom")
+    assert axis.label.isVisible() and axis.labelText == "simulated time"
     win.files.remove_recovery()
