@@ -8,13 +8,14 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QFontMetricsF, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from tests.designer.main_window_support import LESSONS, open_main_window
+from tests.designer.main_window_support import LESSONS, open_main_window, wait_settled
 
 
 @pytest.fixture
 def lb_window(qtbot, tmp_path, monkeypatch, dialogs):
     win = open_main_window(qtbot, tmp_path, monkeypatch, "lb_demo.scalelab", size=(1280, 720))
     qtbot.waitUntil(lambda: win._plots is not None, timeout=5000)
+    wait_settled(qtbot, win)
     yield win
     win.files.remove_recovery()
 

@@ -13,7 +13,7 @@ from PySide6.QtGui import QImage, QPainter
 from PySide6.QtTest import QTest
 
 from designer.canvas import look
-from tests.designer.main_window_support import LESSONS, open_main_window
+from tests.designer.main_window_support import LESSONS, open_main_window, wait_settled
 
 
 def _largest_lesson() -> str:
@@ -30,7 +30,7 @@ CANVAS_LEAST = {(1280, 720): (640, 300), (1920, 1080): (1000, 450)}
 def projector(request, qtbot, tmp_path, monkeypatch, dialogs):
     win = open_main_window(qtbot, tmp_path, monkeypatch, LARGEST, size=request.param)
     qtbot.waitUntil(lambda: win._plots is not None, timeout=5000)
-    qtbot.wait(100)                      # the docks take their heights after the first frames
+    wait_settled(qtbot, win)             # the docks take their heights after the first frames
     win.run.step(40.0)                   # heartbeats: Slow 2 fails at 30 s (legends, an event label)
     win.canvas.fit_to_view()
     qtbot.wait(50)
@@ -190,7 +190,7 @@ def test_plot_rows_follow_the_window_size(qtbot, tmp_path, monkeypatch, dialogs)
 def test_a_separator_the_user_dragged_stays_until_reset_layout(qtbot, tmp_path, monkeypatch, dialogs):
     win = open_main_window(qtbot, tmp_path, monkeypatch, "lb_demo.scalelab", size=(1920, 1080))
     qtbot.waitUntil(lambda: win._plots is not None, timeout=5000)
-    qtbot.wait(100)
+    wait_settled(qtbot, win)
     dock = win.docks["plots"]
     auto = dock.height()
     y = (win.canvas.geometry().bottom() + dock.geometry().top()) // 2 + 1     # the separator above the plots
