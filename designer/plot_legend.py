@@ -111,6 +111,15 @@ class EventLabels(pg.GraphicsObject):
                 continue
             text = self.markers._text(int(self.markers._order[i])) + (f" (+{n - 1})" if n > 1 else "")
             rect = QRectF(x + 2, band.top(), metrics.horizontalAdvance(text) + 2, band.height())
+            if rect.right() > band.right():    # near the right end: left of its line, else shortened
+                left = QRectF(rect).translated(-rect.width() - 4, 0)
+                if not self.label_rects or self.mapRectFromScene(self.label_rects[-1]).right() <= left.left():
+                    rect = left
+                elif band.right() - rect.left() >= 40:
+                    rect.setRight(band.right())
+                    text = metrics.elidedText(text, Qt.TextElideMode.ElideRight, int(rect.width()) - 2)
+                else:
+                    continue
             painter.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
             self.label_rects.append(self.mapRectToScene(rect))
             last = x
