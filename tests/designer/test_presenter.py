@@ -229,3 +229,35 @@ def test_exported_plots_show_every_plot_even_when_the_panel_scrolls(qtbot, lb_wi
     from designer.window_layout import MIN_PLOT_H
     assert image.height() >= len(plots._grid_rows) * MIN_PLOT_H     # every row of plots, not one page
     assert plots.size() == size
+
+
+def _heading_points(win) -> list[float]:
+    sizes = []
+    block = win.notes.document().begin()
+    while block.isValid():
+        if block.blockFormat().headingLevel() == 1:
+            it = block.begin()
+            while not it.atEnd():
+                sizes.append(it.fragment().charFormat().fontPointSize())
+                it += 1
+        block = block.next()
+    return sizes
+
+
+def test_lesson_title_heading_stays_whole_and_follows_the_text_size(qtbot, lb_window):
+    win = lb_window
+    base = win.notes.font().pointSizeF()
+    sizes = _heading_points(win)
+    assert sizes and max(sizes) == pytest.approx(base * 1.35)          # not Qt's xx-large (about 2.3x)
+    win.presenter.set_scale(2.0)
+    qtbot.waitUntil(lambda: win.notes.font().pointSizeF() == pytest.approx(base * 2.0), timeout=2000)
+    qtbot.waitUntil(lambda: max(_heading_points(win)) == pytest.approx(base * 2.0 * 1.35), timeout=2000)
+    # the title's longest word fits on one line of the panel at 200 %
+    title = win.controller.document.meta["title"]
+    block = win.notes.document().begin()
+    while block.isValid() and block.blockFormat().headingLevel() != 1:
+        block = block.next()
+    font = block.begin().fragment().charFormat().font()
+    longest = max(title.split(), key=len)
+    assert QFontMetricsF(font).horizontalAdvance(longest) < win.notes.viewport().width()
+    win.presenter.set_scale(1.0)
