@@ -1,5 +1,5 @@
 """The plots panel's size: one presenter scale for titles, ticks, legends and lines, and a
-grid that reflows (four columns, two or one) and scrolls rather than squash a plot below
+grid that reflows (three columns, two or one) and scrolls rather than squash a plot below
 a readable size. Mixed into :class:`designer.plots.PlotsPanel`."""
 from __future__ import annotations
 
@@ -46,13 +46,11 @@ class AdaptiveLayout:
         width = max(self.scroll.viewport().width(), 1)
         titles = max(plot.titleLabel.item.boundingRect().width() for plot in self.plots.values())
         need = max(MIN_PLOT_W * self.scale, titles + 12 * self.scale)     # a title never runs off its plot
-        columns = 4 if width >= 4 * need else 2 if width >= 2 * need else 1
+        columns = 3 if width >= 3 * need else 2 if width >= 2 * need else 1
         if columns != self._columns:
             self._columns = columns
-            grid = {4: {"throughput": (0, 0, 1), "latency": (0, 1, 1), "failures": (0, 2, 2),
-                        "utilization": (1, 0, 2), "active": (1, 2, 1), "cost": (1, 3, 1)}}.get(columns)
-            if grid is None:
-                grid = {name: (k // columns, k % columns, 1) for k, name in enumerate(self.plots)}
+            # One column per plot (no spans): plots stacked in a column share their time axis's x.
+            grid = {name: (k // columns, k % columns, 1) for k, name in enumerate(self.plots)}
             layout = self.graphics.ci.layout
             for plot in self.plots.values():
                 layout.removeItem(plot)

@@ -2,10 +2,14 @@
 
 A :class:`SideLegend` is a pyqtgraph legend placed in its own cell of the plot's layout,
 right of the data area (not floating over the curves); it hides itself, and gives its
-room back, while it names nothing. :class:`EventLabels` writes the scheduled events'
+room back, while no legend of the panel names anything. While one does, every legend
+cell is as wide as the widest (``set_reserve``), so that plots stacked in a column have
+their time axes at the same x. :class:`EventLabels` writes the scheduled events'
 names in a band above the data area (the plot's top-axis row, kept free for them).
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -28,19 +32,33 @@ class SideLegend(pg.LegendItem):
         plot.layout.setColumnSpacing(LEGEND_CELL[1] - 1, 6)    # a gap between the data and the legend
         plot.layout.setAlignment(self, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         plot.legend = self
+        self.reserve = 0.0          # the width kept for the cell even with fewer names (alignment)
+        self.content_width = 0.0    # the width its names need (0 without names)
+        self.content_changed: Callable[[], None] | None = None
         self.setVisible(False)
 
     def addItem(self, item, name: str) -> None:  # noqa: N802 - pyqtgraph API
         super().addItem(item, name)
-        self.setVisible(True)
+        self._show_if_needed()
 
     def removeItem(self, item) -> None:  # noqa: N802 - pyqtgraph API
         super().removeItem(item)
-        self.setVisible(bool(self.items))
+        self._show_if_needed()
 
     def clear(self) -> None:
         super().clear()
-        self.setVisible(False)
+        self._show_if_needed()
+
+    def _show_if_needed(self) -> None:
+        self.setVisible(bool(self.items) or self.reserve > 0)
+
+    def set_reserve(self, width: float) -> None:
+        """Keep the cell ``width`` wide even when the names need less (0: only what they need)."""
+        if abs(width - self.reserve) < 0.5:
+            return
+        self.reserve = float(width)
+        self.updateSize()
+        self._show_if_needed()
 
     def updateSize(self) -> None:  # noqa: N802 - sized by the plot's layout, not moved to (0, 0)
         width = height = 0.0
@@ -52,10 +70,16 @@ class SideLegend(pg.LegendItem):
                     col_width += item.preferredWidth() + 3
                     row_height = max(row_height, item.preferredHeight())
             width, height = max(width, col_width), height + row_height
-        self.setMinimumWidth(width + 6)
-        self.setPreferredSize(width + 6, height)
-        self.setMaximumSize(width + 6, height)
+        content = width + 6 if getattr(self, "items", None) else 0.0
+        changed = abs(content - getattr(self, "content_width", 0.0)) >= 0.5
+        self.content_width = content
+        width = max(content, getattr(self, "reserve", 0.0))
+        self.setMinimumWidth(width)
+        self.setPreferredSize(width, height)
+        self.setMaximumSize(width, height)
         self.updateGeometry()
+        if changed and getattr(self, "content_changed", None) is not None:
+            self.content_changed()
 
     def set_text_size(self, points: float) -> None:
         self.opts["labelTextSize"] = f"{points:g}pt"

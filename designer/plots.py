@@ -12,7 +12,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from simulation.state import CAUSE_LABELS, FAILURE_CAUSES
 
@@ -88,6 +89,37 @@ def totals_text(metrics: Any, n: int) -> str:
     return text
 
 
+def natural_width(axis: pg.AxisItem) -> float:
+    """The width pyqtgraph would give a left axis for its tick labels and title (its own rule)."""
+    style = axis.style
+    if not style["showValues"]:
+        w = 0.0
+    else:
+        w = float(axis.textWidth if style["autoExpandTextSpace"] else style["tickTextWidth"])
+        w += style["tickTextOffset"][0]
+    w += max(0, style["tickLength"])
+    if axis.label.isVisible():
+        w += axis.label.boundingRect().height() * 0.8
+    return w
+
+
+class TimeAlignedAxis(pg.AxisItem):
+    """A left axis that says when its tick labels need more (or less) room, so that the
+    panel can give every plot the same width (:meth:`PlotsPanel.align_time_axes`)."""
+
+    text_width_changed: Callable[[], None] | None = None
+
+    def _updateMaxTextSize(self, x: int) -> None:  # noqa: N802 - pyqtgraph hook
+        before = self.textWidth
+        super()._updateMaxTextSize(x)
+        if self.textWidth != before and self.text_width_changed is not None:
+            self.text_width_changed()
+
+
+class TimeAlignedIntegerAxis(TimeAlignedAxis, IntegerAxis):
+    """Counts (whole ticks) on an aligned axis."""
+
+
 class PlotsPanel(AdaptiveLayout, QWidget):
     """The plots dock's content."""
 
@@ -133,12 +165,21 @@ class PlotsPanel(AdaptiveLayout, QWidget):
         self._node_labels: dict[str, str] = {}
         self._metrics: Any = None
         self._n = 0
+        # Markers: the lesson's scheduled events, and the fail/recover clicks of the run.
+        self._scheduled: tuple[np.ndarray, Callable[[int], str]] = (np.empty(0), str)
+        self._manual: list[tuple[float, Callable[[], str]]] = []
+        self._markers_until: float | None = None     # an export shows only what happened before
+        self._run: Any = None
+        self._reached: float | None = None
+        self._default_span: tuple[float, float] | None = None
+        self._align_timer = QTimer(self, singleShot=True, interval=0)
+        self._align_timer.timeout.connect(self.align_time_axes)
 
         self._add_plot("throughput", 0, 0, "Throughput", "req/s", ("offered", "served", "failed"))
         self._add_plot("latency", 0, 1, "Latency", "ms", ("p50", "p95", "p99", "page_view"))
         self._add_plot("failures", 0, 2, "Failures by cause", "req/s", (), colspan=2)
         self._add_plot("utilization", 1, 0, "Utilization", "%", (), colspan=2)
-        self._add_plot("active", 1, 2, "Active servers", "", ("active",), axis=IntegerAxis("left"))
+        self._add_plot("active", 1, 2, "Active servers", "", ("active",), axis=TimeAlignedIntegerAxis("left"))
         self._add_plot("cost", 1, 3, "Cost", "$", ("cost",))
         self._restyle_fixed()
         self.plots["utilization"].setYRange(0, 105, padding=0)
@@ -171,22 +212,27 @@ class PlotsPanel(AdaptiveLayout, QWidget):
     # ----- building --------------------------------------------------------------------
     def _add_plot(self, name: str, row: int, col: int, title: str, unit: str, series: tuple[str, ...],
                   colspan: int = 1, axis: pg.AxisItem | None = None) -> None:
-        plot = self.graphics.addPlot(row=row, col=col, colspan=colspan,
-                                     axisItems={"left": axis} if axis is not None else None)
+        axis = axis if axis is not None else TimeAlignedAxis("left")
+        axis.text_width_changed = self._align_timer.start
+        plot = self.graphics.addPlot(row=row, col=col, colspan=colspan, axisItems={"left": axis})
         # Fixed series are named in the title, in their colours (a legend that hides no data).
         if series:
             keys = " ".join(f'<span style="color:{SERIES[k][1]}">■ {SERIES[k][0]}</span>' for k in series)
             plot.title_html = f"<b>{title}</b>&nbsp;&nbsp;{keys}"
         else:
             plot.title_html = f"<b>{title}</b>"
-        plot.setTitle(plot.title_html, size="9pt")
+        plot.setTitle(plot.title_html, size="9pt", justify="left")
+        # The title spans the data and the legend cell: a long title does not widen the data
+        # area of its column beyond the others'.
+        plot.layout.removeItem(plot.titleLabel)
+        plot.layout.addItem(plot.titleLabel, 0, 1, 1, 3)
         plot.setLabel("left", unit)
         plot.setLabel("bottom", "simulated time", units="s")
         # No grid: it is drawn with the axes on every frame and costs ~5 ms a frame
         # (the crosshair readout gives exact values instead).
         plot.setMenuEnabled(False)
         plot.setMouseEnabled(x=True, y=False)
-        SideLegend(plot)    # beside the data area, never over it
+        SideLegend(plot).content_changed = self._align_timer.start    # beside the data area, never over it
         self.plots[name] = plot
         for key in series:
             label, colour = SERIES[key]
@@ -242,10 +288,61 @@ class PlotsPanel(AdaptiveLayout, QWidget):
     def set_events(self, times: Sequence[float], text: Callable[[int], str]) -> None:
         """Mark the lesson's scheduled events on every plot (one item per plot): their times,
         and ``text(i)`` describing event ``i`` (asked only for the labels drawn)."""
-        values = np.asarray(times, dtype=float)
-        order = np.argsort(values, kind="stable")
+        self._scheduled = (np.asarray(times, dtype=float), text)
+        self._update_markers()
+
+    def set_manual_events(self, events: Sequence[tuple[float, Callable[[], str]]]) -> None:
+        """Mark the nodes failed or recovered by hand during the run, like scheduled events:
+        ``(time, text())`` each (the text is asked when drawn, so renames show)."""
+        self._manual = list(events)
+        self._update_markers()
+
+    def attach_run(self, run: Any) -> None:
+        """Follow a :class:`~designer.run_controller.RunController`: its manual fail/recover
+        clicks are marked, and exports end at the time it reached."""
+        from .events_editor import describe
+        self._run = run
+
+        def manual_changed() -> None:
+            doc = run.controller.document
+            self.set_manual_events([(ev.at_s, lambda ev=ev: describe(doc, ev)) for ev in run.manual_events])
+
+        run.manualEventsChanged.connect(manual_changed)
+        manual_changed()
+
+    def set_reached(self, seconds: float | None) -> None:
+        """The simulated time the run reached (headless exports, without a run controller)."""
+        self._reached = None if seconds is None else float(seconds)
+
+    def reached(self) -> float:
+        """Where the run is: the run controller's time, else what :meth:`set_reached` said,
+        else the last row of the metrics."""
+        if self._run is not None and self._run.sim is not None:
+            return float(self._run.now)
+        if self._reached is not None:
+            return self._reached
+        return float(self._metrics.time_s[self._n - 1]) if self._metrics is not None and self._n else 0.0
+
+    def marker_texts(self, name: str = "throughput") -> list[tuple[float, str]]:
+        """The markers a plot holds, in time order: (time, label) each (what the tests read)."""
+        markers = self.event_markers[name]
+        return [(float(markers.times[k]), markers._text(int(markers._order[k]))) for k in range(markers.count())]
+
+    def _update_markers(self) -> None:
+        sched_t, sched_text = self._scheduled
+        manual = self._manual
+        times = np.concatenate([sched_t, np.asarray([t for t, _ in manual], dtype=float)])
+        n_sched = len(sched_t)
+
+        def text(i: int) -> str:
+            return sched_text(i) if i < n_sched else manual[i - n_sched][1]()
+
+        index = np.arange(len(times))
+        if self._markers_until is not None:
+            index = index[times < self._markers_until - 1e-9]      # not yet happened: not in the picture
+        order = index[np.argsort(times[index], kind="stable")]
         for markers in self.event_markers.values():
-            markers.set_events(values[order], order, text)
+            markers.set_events(times[order], order, text)
         self.event_labels.update()
 
     def clear(self) -> None:
@@ -267,6 +364,7 @@ class PlotsPanel(AdaptiveLayout, QWidget):
             self.cause_curves[cause].hide()
         self._cause_in_legend.clear()
         self._metrics, self._n = None, 0
+        self._reached = None
         self.readout.setText(HINT)
         self.totals_label.setText("")
 
@@ -317,6 +415,15 @@ class PlotsPanel(AdaptiveLayout, QWidget):
         """Show ``0..seconds`` on the time axis (the whole run fills it from left to right)."""
         for plot in self.plots.values():
             plot.setXRange(0, max(float(seconds), 1.0), padding=0.01)
+        self._default_span = tuple(self.plots["throughput"].vb.viewRange()[0])
+
+    def shows_default_span(self) -> bool:
+        """The time axis is as :meth:`set_time_span` left it (not zoomed or panned by the user)."""
+        if self._default_span is None:
+            return True
+        lo, hi = self.plots["throughput"].vb.viewRange()[0]
+        tol = 1e-6 * max(1.0, abs(self._default_span[1]))
+        return abs(lo - self._default_span[0]) <= tol and abs(hi - self._default_span[1]) <= tol
 
     def fit_time(self) -> None:
         """Show the whole run on the time axis (used before an export)."""
@@ -330,7 +437,10 @@ class PlotsPanel(AdaptiveLayout, QWidget):
         return [*self.curves.values(), *self.cause_curves.values(), *self.util_curves.values()]
 
     def for_export(self, on: bool) -> None:
-        """Smooth curves, a summary instead of the hover readout, no crosshair, while rendering an image."""
+        """Ready for a picture, or back: smooth curves, a summary instead of the hover readout,
+        no crosshair, and a time axis from 0 to the time the run reached (the whole duration
+        is for watching a run; a picture shows what happened). A time range the user zoomed
+        or panned to is kept. Markers show only what happened before that time."""
         for curve in self.all_curves():
             curve.opts["antialias"] = on
             curve.updateItems(styleUpdate=True)
@@ -340,15 +450,65 @@ class PlotsPanel(AdaptiveLayout, QWidget):
             if hidden > 0:      # scrolled plots: the picture shows all of them
                 self.resize(self.width(), self.height() + hidden)
             self._readout_text = self.readout.text()
-            end = float(self._metrics.time_s[self._n - 1]) if self._metrics is not None and self._n else 0.0
+            end = self.reached() if self._n else 0.0
             self.readout.setText(f"Simulated {end:.0f} s")
+            self._range_before = self.plots["throughput"].vb.viewRange()[0] if self._n else None
+            if self._n and self.shows_default_span():
+                self._set_x_range(0.0, max(end, 1.0), padding=0.01)
+                self._markers_until = end
+                self._update_markers()
         else:
             self.readout.setText(getattr(self, "_readout_text", ""))
             if getattr(self, "_size_before", None) is not None and self.size() != self._size_before:
                 self.resize(self._size_before)
             self._size_before = None
+            if self._markers_until is not None:
+                self._markers_until = None
+                self._update_markers()
+            if getattr(self, "_range_before", None) is not None:
+                self._set_x_range(*self._range_before, padding=0)
+                self._range_before = None
         for line in self._vlines.values():
             line.setVisible(False)
+        self.align_time_axes()
+        app = QApplication.instance()
+        if app is not None:
+            app.processEvents()      # the plots' layouts take the new axis widths before drawing
+
+    def _set_x_range(self, lo: float, hi: float, padding: float) -> None:
+        for plot in self.plots.values():
+            plot.setXRange(lo, hi, padding=padding)
+
+    # ----- one time axis ---------------------------------------------------------------
+    def _arrange(self) -> None:
+        super()._arrange()
+        self.align_time_axes()
+
+    def align_time_axes(self) -> None:
+        """Plots stacked in a column map a time to the same x: every left axis as wide as the
+        widest one needs, and every legend cell as wide as the widest legend."""
+        axes = [plot.getAxis("left") for plot in self.plots.values()]
+        width = int(math.ceil(max(natural_width(a) for a in axes)))
+        for axis in axes:
+            if axis.fixedWidth != width:
+                axis.setWidth(width)
+        legends = [plot.legend for plot in self.plots.values()]
+        reserve = max((legend.content_width for legend in legends), default=0.0)
+        for legend in legends:
+            legend.set_reserve(reserve)
+        # Columns of one width when they fit: every plot then has the same seconds per pixel.
+        grid, columns = self.graphics.ci.layout, max(self._columns, 1)
+        least = max(plot.minimumWidth() for plot in self.plots.values())
+        room = self.scroll.viewport().width() - 12
+        for c in range(grid.columnCount()):
+            grid.setColumnStretchFactor(c, 1 if c < columns else 0)
+            grid.setColumnMinimumWidth(c, least if c < columns and least * columns <= room else 0)
+
+    def time_to_scene_x(self) -> dict[str, tuple[float, float]]:
+        """Each plot's scene x of t = 0 and of the end of the time range (for the alignment tests)."""
+        end = self.plots["throughput"].vb.viewRange()[0][1]
+        return {name: (plot.vb.mapViewToScene(pg.QtCore.QPointF(0.0, 0.0)).x(),
+                       plot.vb.mapViewToScene(pg.QtCore.QPointF(end, 0.0)).x()) for name, plot in self.plots.items()}
 
     def has_data(self) -> bool:
         return self._n > 0
