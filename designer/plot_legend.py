@@ -15,10 +15,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QPainter
 
-from .plot_markers import COLOUR, LABEL_GAP_PX, MAX_LABELS, EventMarkers
+from .plot_markers import COLOUR, MAX_LABELS, EventMarkers
 
 LEGEND_CELL = (2, 3)    # row of the ViewBox, a column right of the right axis
 BAND_PX = 15.0          # height of the event-label band at scale 1
+LABEL_PAD_PX = 6.0      # least room between two event labels
 
 
 class SideLegend(pg.LegendItem):
@@ -106,6 +107,7 @@ class EventLabels(pg.GraphicsObject):
         self.plot, self.markers = plot, markers
         self._font = QFont()
         self.label_rects: list[QRectF] = []     # in scene coordinates, as last painted
+        self.drawn: list[str] = []              # their texts
         self.set_scale(1.0)
         plot.vb.sigXRangeChanged.connect(lambda *a: self.update())
 
@@ -119,7 +121,7 @@ class EventLabels(pg.GraphicsObject):
         return self.band.boundingRect()
 
     def paint(self, painter: QPainter, *args) -> None:
-        self.label_rects = []
+        self.label_rects, self.drawn = [], []
         first, counts = self.markers.visible_columns()
         if not len(first):
             return
@@ -127,16 +129,28 @@ class EventLabels(pg.GraphicsObject):
         painter.setPen(QColor(COLOUR))
         metrics = painter.fontMetrics()
         band = self.boundingRect()
-        last = -1e9
+        # A label per marker where there is room; a marker too close to the previous label is
+        # counted in it ("fail Web 1 (+2)"): no event goes unmentioned.
+        labels: list[list] = []      # [x, marker index, events]
         for i, n in zip(first[:MAX_LABELS * 4], counts):
             scene_x = self.plot.vb.mapViewToScene(QPointF(float(self.markers.times[i]), 0)).x()
             x = self.mapFromScene(QPointF(scene_x, 0)).x()
-            if x - last < LABEL_GAP_PX or x > band.right():
-                continue
-            text = self.markers._text(int(self.markers._order[i])) + (f" (+{n - 1})" if n > 1 else "")
+            if x > band.right():
+                break
+            if labels and (x < labels[-1][0] + self._width(metrics, labels[-1]) + LABEL_PAD_PX
+                           or len(labels) >= MAX_LABELS):
+                labels[-1][2] += int(n)
+            else:
+                labels.append([x, i, int(n)])
+        for x, i, n in labels:
+            text = self._text(i, n)
             rect = QRectF(x + 2, band.top(), metrics.horizontalAdvance(text) + 2, band.height())
             painter.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
             self.label_rects.append(self.mapRectToScene(rect))
-            last = x
-            if len(self.label_rects) >= MAX_LABELS:
-                break
+            self.drawn.append(text)
+
+    def _text(self, i: int, n: int) -> str:
+        return self.markers._text(int(self.markers._order[i])) + (f" (+{n - 1})" if n > 1 else "")
+
+    def _width(self, metrics, label: list) -> float:
+        return metrics.horizontalAdvance(self._text(label[1], label[2])) + 2

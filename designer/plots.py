@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from simulation.state import CAUSE_LABELS, FAILURE_CAUSES
 
@@ -471,9 +471,10 @@ class PlotsPanel(AdaptiveLayout, QWidget):
         for line in self._vlines.values():
             line.setVisible(False)
         self.align_time_axes()
-        app = QApplication.instance()
-        if app is not None:
-            app.processEvents()      # the plots' layouts take the new axis widths before drawing
+        # The layouts take the new widths now (the event loop could also resize the panel back).
+        self.graphics.ci.layout.activate()
+        for plot in self.plots.values():
+            plot.layout.activate()
 
     def _set_x_range(self, lo: float, hi: float, padding: float) -> None:
         for plot in self.plots.values():
