@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from simulation.state import CAUSE_LABELS, FAILURE_CAUSES
@@ -444,6 +444,9 @@ class PlotsPanel(AdaptiveLayout, QWidget):
         for curve in self.all_curves():
             curve.opts["antialias"] = on
             curve.updateItems(styleUpdate=True)
+        # The picture shows every plot: no scroll bar over the legends.
+        self.scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff if on
+                                               else Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         if on:
             self._size_before = self.size()
             hidden = self.graphics.minimumHeight() - self.scroll.viewport().height()
@@ -476,6 +479,11 @@ class PlotsPanel(AdaptiveLayout, QWidget):
         for plot in self.plots.values():
             plot.layout.activate()
 
+    def set_scale(self, scale: float) -> None:
+        super().set_scale(scale)
+        for markers in self.event_markers.values():
+            markers.set_scale(self.scale)
+
     def _set_x_range(self, lo: float, hi: float, padding: float) -> None:
         for plot in self.plots.values():
             plot.setXRange(lo, hi, padding=padding)
@@ -487,23 +495,41 @@ class PlotsPanel(AdaptiveLayout, QWidget):
 
     def align_time_axes(self) -> None:
         """Plots stacked in a column map a time to the same x: every left axis as wide as the
-        widest one needs, and every legend cell as wide as the widest legend."""
+        widest one needs, every legend cell as wide as the widest legend of its column, and
+        the columns of one width when they fit."""
         axes = [plot.getAxis("left") for plot in self.plots.values()]
         width = int(math.ceil(max(natural_width(a) for a in axes)))
         for axis in axes:
             if axis.fixedWidth != width:
                 axis.setWidth(width)
-        legends = [plot.legend for plot in self.plots.values()]
-        reserve = max((legend.content_width for legend in legends), default=0.0)
-        for legend in legends:
-            legend.set_reserve(reserve)
-        # Columns of one width when they fit: every plot then has the same seconds per pixel.
         grid, columns = self.graphics.ci.layout, max(self._columns, 1)
+        stacks: dict[tuple[int, int], list[SideLegend]] = {}    # (first column, span) -> its legends
+        for plot, cell in self._grid_cells().items():
+            stacks.setdefault(cell, []).append(plot.legend)
+        for legends in stacks.values():
+            reserve = max(legend.content_width for legend in legends)
+            for legend in legends:
+                legend.set_reserve(reserve)
+        # Columns of one width when they fit.
         least = max(plot.minimumWidth() for plot in self.plots.values())
         room = self.scroll.viewport().width() - 12
         for c in range(grid.columnCount()):
             grid.setColumnStretchFactor(c, 1 if c < columns else 0)
             grid.setColumnMinimumWidth(c, least if c < columns and least * columns <= room else 0)
+
+    def _grid_cells(self) -> dict[pg.PlotItem, tuple[int, int]]:
+        """Each plot's first column in the panel's grid, and how many columns it spans."""
+        grid, cells = self.graphics.ci.layout, {}
+        plots = set(self.plots.values())
+        for r in range(grid.rowCount()):
+            for c in range(grid.columnCount()):
+                item = grid.itemAt(r, c)
+                if item in plots and item not in cells:
+                    span = 1
+                    while c + span < grid.columnCount() and grid.itemAt(r, c + span) is item:
+                        span += 1
+                    cells[item] = (c, span)
+        return cells
 
     def time_to_scene_x(self) -> dict[str, tuple[float, float]]:
         """Each plot's scene x of t = 0 and of the end of the time range (for the alignment tests)."""

@@ -162,8 +162,6 @@ def test_stacked_plots_put_a_time_at_the_same_x(qtbot, tmp_path, monkeypatch, di
         for k in (0, 1):                  # t = 0 and the end of the axis
             values = [xs[name][k] for name in names]
             assert max(values) - min(values) < 0.5, (size, names, values)
-    ends = {round(xs[n][1] - xs[n][0]) for n in plots.plots}
-    assert len(ends) == 1, ends           # equal columns: the same seconds per pixel everywhere
     win.files.remove_recovery()
 
 
