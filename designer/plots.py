@@ -495,27 +495,45 @@ class PlotsPanel(AdaptiveLayout, QWidget):
 
     def align_time_axes(self) -> None:
         """Plots stacked in a column map a time to the same x: every left axis as wide as the
-        widest one needs, every legend cell as wide as the widest legend of its column, and
-        the columns of one width when they fit."""
+        widest one needs, every legend cell as wide as the widest legend of its column; and,
+        when they fit, columns that give every plot a data area of the same width."""
         axes = [plot.getAxis("left") for plot in self.plots.values()]
         width = int(math.ceil(max(natural_width(a) for a in axes)))
         for axis in axes:
             if axis.fixedWidth != width:
                 axis.setWidth(width)
         grid, columns = self.graphics.ci.layout, max(self._columns, 1)
+        cells = self._grid_cells()
         stacks: dict[tuple[int, int], list[SideLegend]] = {}    # (first column, span) -> its legends
-        for plot, cell in self._grid_cells().items():
+        for plot, cell in cells.items():
             stacks.setdefault(cell, []).append(plot.legend)
         for legends in stacks.values():
             reserve = max(legend.content_width for legend in legends)
             for legend in legends:
                 legend.set_reserve(reserve)
-        # Columns of one width when they fit.
-        least = max(plot.minimumWidth() for plot in self.plots.values())
-        room = self.scroll.viewport().width() - 12
+        self._equal_data_widths(grid, columns, cells)
+
+    def _equal_data_widths(self, grid, columns: int, cells: dict) -> None:
+        """Columns as wide as one data area plus their own axis and legend: every plot then
+        has the same seconds per pixel. Where that does not fit, the layout decides."""
+        left, _, right, _ = grid.getContentsMargins()
+        room = self.scroll.viewport().width() - left - right - grid.horizontalSpacing() * (columns - 1) - 2
+        # What differs between columns is the legend cell (hidden, it still holds its least size).
+        extra = [0.0] * columns
+        for plot, (c, _) in cells.items():
+            if c < columns:
+                extra[c] = max(extra[c], plot.legend.effectiveSizeHint(Qt.SizeHint.PreferredSize).width())
+        widths = [(room - sum(extra)) / columns + e for e in extra]
+        fits = all(span == 1 for _, span in cells.values()) and all(
+            plot.minimumWidth() <= widths[c] for plot, (c, _) in cells.items() if c < columns)
         for c in range(grid.columnCount()):
             grid.setColumnStretchFactor(c, 1 if c < columns else 0)
-            grid.setColumnMinimumWidth(c, least if c < columns and least * columns <= room else 0)
+            if fits and c < columns:
+                grid.setColumnFixedWidth(c, widths[c])
+            else:
+                grid.setColumnMinimumWidth(c, 0)
+                grid.setColumnPreferredWidth(c, 0)
+                grid.setColumnMaximumWidth(c, 1e6)
 
     def _grid_cells(self) -> dict[pg.PlotItem, tuple[int, int]]:
         """Each plot's first column in the panel's grid, and how many columns it spans."""

@@ -162,6 +162,8 @@ def test_stacked_plots_put_a_time_at_the_same_x(qtbot, tmp_path, monkeypatch, di
         for k in (0, 1):                  # t = 0 and the end of the axis
             values = [xs[name][k] for name in names]
             assert max(values) - min(values) < 0.5, (size, names, values)
+    widths = [xs[n][1] - xs[n][0] for n in plots.plots]
+    assert max(widths) - min(widths) < 1.0, widths      # and the same seconds per pixel in every column
     win.files.remove_recovery()
 
 
