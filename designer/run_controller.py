@@ -68,6 +68,7 @@ class RunController(QObject):
         self._frame.setInterval(FRAME_MS)
         self._frame.timeout.connect(self._frame_due)
         self._busy = False              # an engine call is running on the worker thread
+        self._pending: list[tuple[str, str, int | None]] = []   # fail/recover asked during that call
         self.trace_every = 0            # follow every Nth request (trace_view.py); 0: off
         self.manual_events: list[ScheduledEvent] = []   # fail/recover clicks of this run, at their times
         self._update_pending = False
@@ -176,6 +177,7 @@ class RunController(QObject):
         self._slice.stop()
         self._frame.stop()
         self.sim = None
+        self._pending = []
         self._set_state("stopped")
         had_manual, self.manual_events = bool(self.manual_events), []
         if had_manual:
@@ -197,8 +199,8 @@ class RunController(QObject):
     def _failure_action(self, action: str, node_id: str, replica: int | None) -> None:
         doc = self.controller.document
         name = (doc.node(node_id).label or node_id) if node_id in doc else node_id
-        if self._busy:
-            self._refuse(f"Cannot {action} {name} in the middle of an engine step; try again.")
+        if self._busy:      # asked from a timer or a signal while an engine call runs: right after it
+            self._pending.append((action, node_id, replica))
             return
         fresh = self.sim is None
         if not self._ensure_sim():
@@ -309,6 +311,10 @@ class RunController(QObject):
             return False
         finally:
             self._busy = False
+        if self.sim is sim and self._pending:
+            pending, self._pending = self._pending, []
+            for action in pending:
+                self._failure_action(*action)
         return self.sim is sim          # False when a reset came while the call ran
 
     # ----- edits during a run ----------------------------------------------------------

@@ -265,3 +265,28 @@ def test_follow_request_dots_are_not_exported(qtbot, lb, dialogs, tmp_path):
     assert export.canvas_svg(lb.canvas).count(b"<path") == svg_with_dots.count(b"<path")
     follow.refresh()
     assert follow.dots and all(d.isVisible() for d in follow.dots)     # still on the live canvas
+
+
+def test_a_failure_asked_during_an_engine_call_happens_right_after_it(qtbot, lb):
+    """A fail that arrives while the engine computes (a timer, a signal) is not refused:
+    it happens when the call returns, and is marked then."""
+    from PySide6.QtCore import QTimer
+    import time
+    run = lb.run
+    click(qtbot, lb, "step")
+    sim = run.sim
+    slow_advance = sim.advance
+
+    def slow(seconds):
+        time.sleep(0.15)                      # long enough for the timer to fire meanwhile
+        slow_advance(seconds)
+
+    sim.advance = slow
+    fired = []
+    QTimer.singleShot(20, lambda: (fired.append(run._busy), menu_action(lb, "web1", "Fail Web 1").trigger()))
+    click(qtbot, lb, "step")
+    assert fired == [True]                    # it came during a call
+    assert lb.canvas.canvas_scene.nodes["web1"].live.failed
+    (t, text), = [m for m in lb.plots.marker_texts() if "Web 1" in m[1]]
+    assert text == "fail Web 1" and 1.0 < t <= 2.0
+    assert "Cannot" not in lb.statusBar().currentMessage()
