@@ -8,7 +8,7 @@ them. They are refreshed on a timer by the run controller, not per engine slice:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -17,9 +17,11 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLay
 
 from simulation.state import CAUSE_LABELS, FAILURE_CAUSES
 
-from .plot_layout import AdaptiveLayout, IntegerAxis
+from .plot_layout import AdaptiveLayout
 from .plot_legend import EventLabels, SideLegend
+from .plot_events import PlotEvents
 from .plot_markers import EventMarkers
+from .plot_time_axis import TimeAlignedAxis, TimeAlignedIntegerAxis, TimeAxis
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333")
 
@@ -89,38 +91,7 @@ def totals_text(metrics: Any, n: int) -> str:
     return text
 
 
-def natural_width(axis: pg.AxisItem) -> float:
-    """The width pyqtgraph would give a left axis for its tick labels and title (its own rule)."""
-    style = axis.style
-    if not style["showValues"]:
-        w = 0.0
-    else:
-        w = float(axis.textWidth if style["autoExpandTextSpace"] else style["tickTextWidth"])
-        w += style["tickTextOffset"][0]
-    w += max(0, style["tickLength"])
-    if axis.label.isVisible():
-        w += axis.label.boundingRect().height() * 0.8
-    return w
-
-
-class TimeAlignedAxis(pg.AxisItem):
-    """A left axis that says when its tick labels need more (or less) room, so that the
-    panel can give every plot the same width (:meth:`PlotsPanel.align_time_axes`)."""
-
-    text_width_changed: Callable[[], None] | None = None
-
-    def _updateMaxTextSize(self, x: int) -> None:  # noqa: N802 - pyqtgraph hook
-        before = self.textWidth
-        super()._updateMaxTextSize(x)
-        if self.textWidth != before and self.text_width_changed is not None:
-            self.text_width_changed()
-
-
-class TimeAlignedIntegerAxis(TimeAlignedAxis, IntegerAxis):
-    """Counts (whole ticks) on an aligned axis."""
-
-
-class PlotsPanel(AdaptiveLayout, QWidget):
+class PlotsPanel(PlotEvents, TimeAxis, AdaptiveLayout, QWidget):
     """The plots dock's content."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -165,12 +136,7 @@ class PlotsPanel(AdaptiveLayout, QWidget):
         self._node_labels: dict[str, str] = {}
         self._metrics: Any = None
         self._n = 0
-        # Markers: the lesson's scheduled events, and the fail/recover clicks of the run.
-        self._scheduled: tuple[np.ndarray, Callable[[int], str]] = (np.empty(0), str)
-        self._manual: list[tuple[float, Callable[[], str]]] = []
-        self._markers_until: float | None = None     # an export shows only what happened before
-        self._run: Any = None
-        self._reached: float | None = None
+        self._init_events()     # the lesson's scheduled events, and the fail/recover clicks of the run
         self._default_span: tuple[float, float] | None = None
         self._align_timer = QTimer(self, singleShot=True, interval=0)
         self._align_timer.timeout.connect(self.align_time_axes)
@@ -247,17 +213,6 @@ class PlotsPanel(AdaptiveLayout, QWidget):
         curve.setClipToView(True)
         return curve
 
-    def _x_range_changed(self, source: pg.ViewBox, x_range: tuple) -> None:
-        if self._syncing:
-            return
-        self._syncing = True
-        try:
-            for plot in self.plots.values():
-                if plot.vb is not source:
-                    plot.setXRange(*x_range, padding=0)
-        finally:
-            self._syncing = False
-
     # ----- data ------------------------------------------------------------------------
     def set_node_labels(self, labels: dict[str, str]) -> None:
         """Names shown in the utilization legend (node id -> label), servers first."""
@@ -284,66 +239,6 @@ class PlotsPanel(AdaptiveLayout, QWidget):
 
     def utilization_legend(self) -> list[str]:
         return self.plots["utilization"].legend.texts()
-
-    def set_events(self, times: Sequence[float], text: Callable[[int], str]) -> None:
-        """Mark the lesson's scheduled events on every plot (one item per plot): their times,
-        and ``text(i)`` describing event ``i`` (asked only for the labels drawn)."""
-        self._scheduled = (np.asarray(times, dtype=float), text)
-        self._update_markers()
-
-    def set_manual_events(self, events: Sequence[tuple[float, Callable[[], str]]]) -> None:
-        """Mark the nodes failed or recovered by hand during the run, like scheduled events:
-        ``(time, text())`` each (the text is asked when drawn, so renames show)."""
-        self._manual = list(events)
-        self._update_markers()
-
-    def attach_run(self, run: Any) -> None:
-        """Follow a :class:`~designer.run_controller.RunController`: its manual fail/recover
-        clicks are marked, and exports end at the time it reached."""
-        from .events_editor import describe
-        self._run = run
-
-        def manual_changed() -> None:
-            doc = run.controller.document
-            self.set_manual_events([(ev.at_s, lambda ev=ev: describe(doc, ev)) for ev in run.manual_events])
-
-        run.manualEventsChanged.connect(manual_changed)
-        manual_changed()
-
-    def set_reached(self, seconds: float | None) -> None:
-        """The simulated time the run reached (headless exports, without a run controller)."""
-        self._reached = None if seconds is None else float(seconds)
-
-    def reached(self) -> float:
-        """Where the run is: the run controller's time, else what :meth:`set_reached` said,
-        else the last row of the metrics."""
-        if self._run is not None and self._run.sim is not None:
-            return float(self._run.now)
-        if self._reached is not None:
-            return self._reached
-        return float(self._metrics.time_s[self._n - 1]) if self._metrics is not None and self._n else 0.0
-
-    def marker_texts(self, name: str = "throughput") -> list[tuple[float, str]]:
-        """The markers a plot holds, in time order: (time, label) each (what the tests read)."""
-        markers = self.event_markers[name]
-        return [(float(markers.times[k]), markers._text(int(markers._order[k]))) for k in range(markers.count())]
-
-    def _update_markers(self) -> None:
-        sched_t, sched_text = self._scheduled
-        manual = self._manual
-        times = np.concatenate([sched_t, np.asarray([t for t, _ in manual], dtype=float)])
-        n_sched = len(sched_t)
-
-        def text(i: int) -> str:
-            return sched_text(i) if i < n_sched else manual[i - n_sched][1]()
-
-        index = np.arange(len(times))
-        if self._markers_until is not None:
-            index = index[times < self._markers_until - 1e-9]      # not yet happened: not in the picture
-        order = index[np.argsort(times[index], kind="stable")]
-        for markers in self.event_markers.values():
-            markers.set_events(times[order], order, text)
-        self.event_labels.update()
 
     def clear(self) -> None:
         """Empty every curve and forget the last run's view: no crosshair, no old y ranges,
@@ -411,28 +306,6 @@ class PlotsPanel(AdaptiveLayout, QWidget):
                 self._restyle_util()
             curve.setData(t, 100.0 * np.asarray(util[node_id][:n], dtype=float))
 
-    def set_time_span(self, seconds: float) -> None:
-        """Show ``0..seconds`` on the time axis (the whole run fills it from left to right)."""
-        for plot in self.plots.values():
-            plot.setXRange(0, max(float(seconds), 1.0), padding=0.01)
-        self._default_span = tuple(self.plots["throughput"].vb.viewRange()[0])
-
-    def shows_default_span(self) -> bool:
-        """The time axis is as :meth:`set_time_span` left it (not zoomed or panned by the user)."""
-        if self._default_span is None:
-            return True
-        lo, hi = self.plots["throughput"].vb.viewRange()[0]
-        tol = 1e-6 * max(1.0, abs(self._default_span[1]))
-        return abs(lo - self._default_span[0]) <= tol and abs(hi - self._default_span[1]) <= tol
-
-    def fit_time(self) -> None:
-        """Show the whole run on the time axis (used before an export)."""
-        if self._metrics is not None and self._n:
-            t = self._metrics.time_s[: self._n]
-            for plot in self.plots.values():
-                plot.setXRange(float(t[0]) - 1, float(t[-1]) + 1, padding=0)
-                plot.enableAutoRange(axis="x")
-
     def all_curves(self) -> list[pg.PlotDataItem]:
         return [*self.curves.values(), *self.cause_curves.values(), *self.util_curves.values()]
 
@@ -478,82 +351,6 @@ class PlotsPanel(AdaptiveLayout, QWidget):
         self.graphics.ci.layout.activate()
         for plot in self.plots.values():
             plot.layout.activate()
-
-    def set_scale(self, scale: float) -> None:
-        super().set_scale(scale)
-        for markers in self.event_markers.values():
-            markers.set_scale(self.scale)
-
-    def _set_x_range(self, lo: float, hi: float, padding: float) -> None:
-        for plot in self.plots.values():
-            plot.setXRange(lo, hi, padding=padding)
-
-    # ----- one time axis ---------------------------------------------------------------
-    def _arrange(self) -> None:
-        super()._arrange()
-        self.align_time_axes()
-
-    def align_time_axes(self) -> None:
-        """Plots stacked in a column map a time to the same x: every left axis as wide as the
-        widest one needs, every legend cell as wide as the widest legend of its column; and,
-        when they fit, columns that give every plot a data area of the same width."""
-        axes = [plot.getAxis("left") for plot in self.plots.values()]
-        width = int(math.ceil(max(natural_width(a) for a in axes)))
-        for axis in axes:
-            if axis.fixedWidth != width:
-                axis.setWidth(width)
-        grid, columns = self.graphics.ci.layout, max(self._columns, 1)
-        cells = self._grid_cells()
-        stacks: dict[tuple[int, int], list[SideLegend]] = {}    # (first column, span) -> its legends
-        for plot, cell in cells.items():
-            stacks.setdefault(cell, []).append(plot.legend)
-        for legends in stacks.values():
-            reserve = max(legend.content_width for legend in legends)
-            for legend in legends:
-                legend.set_reserve(reserve)
-        self._equal_data_widths(grid, columns, cells)
-
-    def _equal_data_widths(self, grid, columns: int, cells: dict) -> None:
-        """Columns as wide as one data area plus their own axis and legend: every plot then
-        has the same seconds per pixel. Where that does not fit, the layout decides."""
-        left, _, right, _ = grid.getContentsMargins()
-        room = self.scroll.viewport().width() - left - right - grid.horizontalSpacing() * (columns - 1) - 2
-        # What differs between columns is the legend cell (hidden, it still holds its least size).
-        extra = [0.0] * columns
-        for plot, (c, _) in cells.items():
-            if c < columns:
-                extra[c] = max(extra[c], plot.legend.effectiveSizeHint(Qt.SizeHint.PreferredSize).width())
-        widths = [(room - sum(extra)) / columns + e for e in extra]
-        fits = all(span == 1 for _, span in cells.values()) and all(
-            plot.minimumWidth() <= widths[c] for plot, (c, _) in cells.items() if c < columns)
-        for c in range(grid.columnCount()):
-            grid.setColumnStretchFactor(c, 1 if c < columns else 0)
-            if fits and c < columns:
-                grid.setColumnFixedWidth(c, widths[c])
-            else:
-                grid.setColumnMinimumWidth(c, 0)
-                grid.setColumnPreferredWidth(c, 0)
-                grid.setColumnMaximumWidth(c, 1e6)
-
-    def _grid_cells(self) -> dict[pg.PlotItem, tuple[int, int]]:
-        """Each plot's first column in the panel's grid, and how many columns it spans."""
-        grid, cells = self.graphics.ci.layout, {}
-        plots = set(self.plots.values())
-        for r in range(grid.rowCount()):
-            for c in range(grid.columnCount()):
-                item = grid.itemAt(r, c)
-                if item in plots and item not in cells:
-                    span = 1
-                    while c + span < grid.columnCount() and grid.itemAt(r, c + span) is item:
-                        span += 1
-                    cells[item] = (c, span)
-        return cells
-
-    def time_to_scene_x(self) -> dict[str, tuple[float, float]]:
-        """Each plot's scene x of t = 0 and of the end of the time range (for the alignment tests)."""
-        end = self.plots["throughput"].vb.viewRange()[0][1]
-        return {name: (plot.vb.mapViewToScene(pg.QtCore.QPointF(0.0, 0.0)).x(),
-                       plot.vb.mapViewToScene(pg.QtCore.QPointF(end, 0.0)).x()) for name, plot in self.plots.items()}
 
     def has_data(self) -> bool:
         return self._n > 0
