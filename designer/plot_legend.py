@@ -36,6 +36,7 @@ class SideLegend(pg.LegendItem):
         self.reserve = 0.0          # the width kept for the cell even with fewer names (alignment)
         self.content_width = 0.0    # the width its names need (0 without names)
         self.content_changed: Callable[[], None] | None = None
+        self.updateSize()           # no room while empty (not the layout's default margins)
         self.setVisible(False)
 
     def addItem(self, item, name: str) -> None:  # noqa: N802 - pyqtgraph API

@@ -103,17 +103,29 @@ class TimeAxis:
 
     def _equal_data_widths(self, grid, columns: int, cells: dict) -> None:
         """Columns as wide as one data area plus their own axis and legend: every plot then
-        has the same seconds per pixel. Where that does not fit, the layout decides."""
+        has the same seconds per pixel. A column whose title needs more gets that (the others
+        share what is left, alike); where even that does not fit, the layout decides."""
         left, _, right, _ = grid.getContentsMargins()
         room = self.scroll.viewport().width() - left - right - grid.horizontalSpacing() * (columns - 1) - 2
         # What differs between columns is the legend cell (hidden, it still holds its least size).
-        extra = [0.0] * columns
+        extra, least = [0.0] * columns, [0.0] * columns
         for plot, (c, _) in cells.items():
             if c < columns:
                 extra[c] = max(extra[c], plot.legend.effectiveSizeHint(Qt.SizeHint.PreferredSize).width())
-        widths = [(room - sum(extra)) / columns + e for e in extra]
-        fits = all(span == 1 for _, span in cells.values()) and all(
-            plot.minimumWidth() <= widths[c] for plot, (c, _) in cells.items() if c < columns)
+                least[c] = max(least[c], plot.minimumWidth())
+        fixed: dict[int, float] = {}
+        data = 0.0
+        for _ in range(columns):         # at most one more column fixed per round
+            free = [c for c in range(columns) if c not in fixed]
+            if not free:
+                break
+            data = (room - sum(fixed.values()) - sum(extra[c] for c in free)) / len(free)
+            over = [c for c in free if least[c] > data + extra[c]]
+            if not over:
+                break
+            fixed.update((c, least[c]) for c in over)
+        widths = [fixed.get(c, data + extra[c]) for c in range(columns)]
+        fits = all(span == 1 for _, span in cells.values()) and sum(widths) <= room + 0.5 and data > 0
         for c in range(grid.columnCount()):
             grid.setColumnStretchFactor(c, 1 if c < columns else 0)
             if fits and c < columns:
