@@ -213,7 +213,7 @@ class RunController(QObject):
         except (KeyError, ValueError) as err:
             self._refuse(f"Cannot {action} {name}: {err}")
             return
-        # Marked on the plots like a scheduled event (plots.py reads ``manual_events``).
+        # Marked on the plots like a scheduled event (plot_events.py reads ``manual_events``).
         self.manual_events.append(ScheduledEvent(self.now, action, node_id, replica))
         self.manualEventsChanged.emit()
         verb = "failed" if action == "fail" else "recovered"
