@@ -104,6 +104,8 @@ class MainWindow(WindowLayout, QMainWindow):
         self.run.resetDone.connect(self._reset_done)
         self.files.message.connect(lambda text: self.statusBar().showMessage(text, 15000))
         self.controller.editRefused.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        from . import status_messages   # refusals go once something succeeds
+        status_messages.install(self)
         self.files.pathChanged.connect(self._update_title)
         self.files.dirtyChanged.connect(self._update_modified)
         self.controller.undo_stack.cleanChanged.connect(self._update_modified)
@@ -129,6 +131,7 @@ class MainWindow(WindowLayout, QMainWindow):
             from .plots import PlotsPanel
             self._plots = PlotsPanel()
             self.docks["plots"].setWidget(self._plots)
+            self._plots.attach_run(self.run)     # manual fail/recover markers, exports to the time reached
             self._labels_changed()
             self._time_span()
             self._plots.highlight(self._selected)

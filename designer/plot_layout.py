@@ -1,5 +1,6 @@
 """The plots panel's size: one presenter scale for titles, ticks, legends and lines, and a
-grid that reflows to the panel. Columns follow the width (four, three, two or one); when
+grid that reflows to the panel. Columns follow the width (three, two or one: one plot per
+cell, so the plots stacked in a column share their time axis's x, plot_time_axis.py); when
 the height holds fewer rows than the grid has, the rows become pages behind tabs
 ("Throughput · Latency · Failures" | "Utilization · Servers up · Cost"), each row at least
 its readable height, never squashed. Mixed into :class:`designer.plots.PlotsPanel`."""
@@ -18,7 +19,6 @@ ORDER = ("throughput", "latency", "failures", "utilization", "active", "cost")
 SHORT = {"throughput": "Throughput", "latency": "Latency", "failures": "Failures",
          "utilization": "Utilization", "active": "Servers up", "cost": "Cost"}
 GRIDS = {   # columns -> rows of (plot, column span)
-    4: [[("throughput", 1), ("latency", 1), ("failures", 2)], [("utilization", 2), ("active", 1), ("cost", 1)]],
     # three columns: the two plots with a legend beside them share the widest, last column
     3: [[("throughput", 1), ("latency", 1), ("failures", 1)], [("active", 1), ("cost", 1), ("utilization", 1)]],
     2: [[("throughput", 1), ("latency", 1)], [("failures", 1), ("utilization", 1)], [("active", 1), ("cost", 1)]],
@@ -86,7 +86,7 @@ class AdaptiveLayout:
         tabs = self._page_tabs()
         width = max(self.scroll.viewport().width(), 1)
         layout = self.graphics.ci.layout
-        columns = next((c for c in (4, 3, 2) if self._grid_width(GRIDS[c]) <= width), 1)
+        columns = next((c for c in (3, 2) if self._grid_width(GRIDS[c]) <= width), 1)
         if columns != self._columns:
             self._columns = columns
             self._grid_rows = GRIDS[columns]

@@ -301,6 +301,11 @@ class CanvasView(AnnotationTools, ContextMenus, ZoomPan, CanvasActions, QGraphic
         QToolTip.showText(self.viewport().mapToGlobal(at), text, self)
         self.connectionRefused.emit(reason)
 
+    def clear_refusal(self) -> None:
+        """Something succeeded since: no banner, no status tip about the refused connection."""
+        self._refusal.hide()
+        self.setStatusTip("")
+
     def refusal_text(self) -> str:
         return self._refusal.text() if self._refusal.isVisible() else ""
 
