@@ -145,7 +145,7 @@ def balance_exact(sim: Any, out: Batch, which: np.ndarray, present: list[int]) -
         sim.ewma[:] = ewma
         upto[stations] = np.maximum(upto[stations], last)
     chosen = target[inv[:n]]
-    sim._last_exact = (chosen, fin[inv[:n]])   # for the tests: the kernel's own end times
+    sim._last_exact = (out.key, chosen, fin[inv[:n]])   # for the tests: the kernel's own choices and end times
     for bs, need in choosers:
         got = chosen[need]
         newly = (got >= 0) & (fixed[need] == -1)
@@ -170,9 +170,19 @@ def _ewma_upto(sim: Any) -> np.ndarray:
 
 def update_ewma(sim: Any, done: Batch) -> None:
     """Responses completed at their stations (user requests, not given up): into the
-    EWMA in time order, each once (see least_choice.py)."""
-    if not len(done):
+    EWMA in time order, each once (see least_choice.py). Only the backends of least
+    response time balancers keep one."""
+    if getattr(sim, "_lrt_of", None) is not sim.net:
+        sim._lrt_of = sim.net
+        sim._lrt_st = np.zeros(sim.net.n_stations, dtype=bool)
+        for bs in sim.balancers:
+            if bs.bal.algorithm == "least_response_time":
+                sim._lrt_st[bs.bal.backends] = True
+    keep = sim._lrt_st[done.st]
+    if not keep.any():
         return
-    rt = done.fin - done.arr
-    order = np.lexsort((rt, done.fin, done.st))
-    ewma_apply(done.st[order].astype(np.int64), done.fin[order], rt[order], sim.ewma, _ewma_upto(sim))
+    st, fin = done.st[keep], done.fin[keep]
+    rt = fin - done.arr[keep]
+    order = np.argsort(fin, kind="stable")
+    order = order[np.argsort(st[order], kind="stable")]
+    ewma_apply(st[order], fin[order], rt[order], sim.ewma, _ewma_upto(sim))

@@ -262,14 +262,34 @@ def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, 
 @kernel(sample=lambda: (np.zeros(1, dtype=np.int64), np.zeros(1), np.full(1, 0.01), np.full(1, 0.01),
                         np.full(1, -np.inf)))
 def ewma_apply(st, fin, rt, ewma, upto):
-    """The responses that completed (sorted by station, end, response time), in time
-    order into each station's EWMA, skipping those already counted (end ≤ ``upto``)."""
-    for i in range(len(st)):
+    """The responses that completed (sorted by station, then end), in time order into
+    each station's EWMA (equal ends: by response time, as the choice kernel's heap),
+    skipping those already counted (end ≤ ``upto``)."""
+    n = len(st)
+    i = 0
+    while i < n:
         s = st[i]
-        if fin[i] > upto[s]:
-            ewma[s] += EWMA_ALPHA * (rt[i] - ewma[s])
-    for i in range(len(st)):
+        f = fin[i]
+        j = i + 1
+        while j < n and st[j] == s and fin[j] == f:
+            j += 1
+        if f > upto[s]:
+            if j - i == 1:
+                ewma[s] += EWMA_ALPHA * (rt[i] - ewma[s])
+            else:
+                run = np.sort(rt[i:j])
+                for q in range(j - i):
+                    ewma[s] += EWMA_ALPHA * (run[q] - ewma[s])
+        i = j
+    for i in range(n):
         s = st[i]
         if fin[i] > upto[s]:
             upto[s] = fin[i]
     return 0
+
+
+def load_kernels(lrt: bool) -> None:
+    """Compile or load the kernels now (a simulation's setup), not in its first window."""
+    for k in ((choose_and_admit, ewma_apply) if lrt else (choose_and_admit,)):
+        if k._fn is None and k.sample is not None:
+            k(*k.sample())
