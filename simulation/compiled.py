@@ -174,4 +174,5 @@ def warm_in_background() -> subprocess.Popen | None:
 
 
 if __name__ == "__main__":
-    print(f"compiled {warm()} kernels into {cache_dir()}")
+    from simulation import compiled as _module   # the registry the kernel modules fill, not __main__'s copy
+    print(f"compiled {_module.warm()} kernels into {cache_dir()}")
