@@ -120,8 +120,10 @@ def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, 
                 ch = 2 * k + 1
                 if ch >= size:
                     break
-                if ch + 1 < size and (hf[ch + 1] < hf[ch] or (hf[ch + 1] == hf[ch] and (hs[ch + 1] < hs[ch] or (hs[ch + 1] == hs[ch] and hr[ch + 1] < hr[ch])))):
-                    ch += 1
+                if ch + 1 < size:
+                    d = ch + 1
+                    if hf[d] < hf[ch] or (hf[d] == hf[ch] and (hs[d] < hs[ch] or (hs[d] == hs[ch] and hr[d] < hr[ch]))):
+                        ch = d
                 if (hf[ch] < lf or (hf[ch] == lf and (hs[ch] < ls or (hs[ch] == ls and hr[ch] < lr)))):
                     hf[k] = hf[ch]
                     hs[k] = hs[ch]

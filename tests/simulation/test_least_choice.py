@@ -208,3 +208,26 @@ def test_compiled_and_python_kernels_give_the_same_numbers(affinity):
         runs[jit] = json.loads(r.stdout.strip().splitlines()[-1])
     assert runs["1"] == runs["0"]
     assert runs["1"]["least_connections"][0] > 9_000
+
+
+def test_two_balancers_in_front_of_the_same_servers_see_each_others_requests():
+    # two entry points, half the traffic each, least connections over the same 10 servers:
+    # each counts the other's requests too, so together they are one JSQ dispatcher
+    from simulation.document import Document, NodeData
+    d = Document()
+    for k in (1, 2):
+        d.add_node(NodeData(f"users{k}", "client", params={"rate_rps": LAM / 2, "users": 5_000}))
+        d.add_node(NodeData(f"lb{k}", "load_balancer", params={"algorithm": "least_connections",
+                                                               "capacity_rps": 10_000_000, "queue_limit": 1_000_000}))
+        d.add_edge(f"users{k}", f"lb{k}")
+    for i in range(1, N + 1):
+        d.add_node(NodeData(f"web{i}", "server", params={"capacity_rps": MU, "workers": 1,
+                                                         "queue_limit": 1_000_000, "timeout_s": 3600}))
+        for k in (1, 2):
+            d.add_edge(f"lb{k}", f"web{i}")
+    d.set_settings(seed=4)
+    sim = Simulation(d)
+    sim.advance(150.0)
+    got = sim.totals()["mean_ms"]
+    ref = _reference("least_connections", 300.0, seed=6)
+    assert got == pytest.approx(ref, rel=0.06), (got, ref)
