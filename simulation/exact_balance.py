@@ -18,7 +18,9 @@ import numpy as np
 
 from .compiler import SERVER
 from .flight import FLAG_CHECK, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
+from .compiled import numba_module
 from .least_choice import ALGO_CODE, ALGO_FIXED, choose_and_admit, ewma_apply
+from .least_choice_py import choose_and_admit_py
 from .randomness import PICK, PICK2, SERVICE, TIE, exponential, uniform
 from .stations import NS
 
@@ -133,7 +135,8 @@ def balance_exact(sim: Any, out: Batch, which: np.ndarray, present: list[int]) -
     track = int(sim._track_latency)
     upto = _ewma_upto(sim)
     ewma = sim.ewma.copy()
-    last = choose_and_admit(
+    choose = choose_and_admit if numba_module() is not None else choose_and_admit_py   # same numbers
+    last = choose(
         ts, a_ns, draw[order], svc_fixed[order], cls[order], flags[order], bal[order], fixed_all[order],
         u[0], u[1], u[2], algo, cand_ptr, cand_st,
         stn.free.copy(), stn.ring.copy(), stn.ring_off, stn.ring_len, stn.count.copy(), stn.up.astype(np.int64),

@@ -231,3 +231,27 @@ def test_two_balancers_in_front_of_the_same_servers_see_each_others_requests():
     got = sim.totals()["mean_ms"]
     ref = _reference("least_connections", 300.0, seed=6)
     assert got == pytest.approx(ref, rel=0.06), (got, ref)
+
+
+def test_the_kernel_as_python_and_the_python_version_give_the_kernels_numbers(monkeypatch):
+    # the compiled kernel (when numba is here), the kernel's own Python, and the CPython
+    # version the app uses without numba (least_choice_py.py): identical results
+    from simulation import exact_balance
+    from simulation.least_choice import choose_and_admit as k
+
+    def run(mode):
+        with monkeypatch.context() as m:
+            if mode == "kernel.py":
+                m.setattr(exact_balance, "choose_and_admit", k.py)
+            elif mode == "lists":
+                m.setattr(exact_balance, "numba_module", lambda: None)
+            d = balanced(1700.0, 12, 150.0, "least_response_time", seed=2, workers=2, affinity="sticky")
+            sim = Simulation(d)
+            sim.advance(4.0)
+            t = sim.totals()
+            return t["served"], t["mean_ms"], t["p99_ms"], sim.ewma.tolist()
+
+    ref = run("default")
+    assert ref[0] > 6_000
+    assert run("kernel.py") == ref
+    assert run("lists") == ref
