@@ -25,6 +25,7 @@ from .randomness import PICK, PICK2, SERVICE, TIE, exponential, uniform
 from .stations import NS
 
 LOAD_AWARE_ALL = tuple(ALGO_CODE)
+READMIT = False   # tests: admit on copies in the kernel, then for real through Stations.admit
 
 
 def exact_applies(sim: Any, present: list[int]) -> bool:
@@ -131,19 +132,22 @@ def balance_exact(sim: Any, out: Batch, which: np.ndarray, present: list[int]) -
     ts = t[order]
     a_ns = np.rint(ts * NS).astype(np.int64)
     target = np.empty(n + m, dtype=np.int64)
-    fin = np.empty(n + m)
+    fin, start = np.empty(n + m), np.empty(n + m)
+    state = np.empty(n + m, dtype=np.int64)
     track = int(sim._track_latency)
     upto = _ewma_upto(sim)
     ewma = sim.ewma.copy()
+    direct = not READMIT   # the kernel's admission is the real one (READMIT: on copies, then Stations.admit)
     choose = choose_and_admit if numba_module() is not None else choose_and_admit_py   # same numbers
     last = choose(
         ts, a_ns, draw[order], svc_fixed[order], cls[order], flags[order], bal[order], fixed_all[order],
         u[0], u[1], u[2], algo, cand_ptr, cand_st,
-        stn.free.copy(), stn.ring.copy(), stn.ring_off, stn.ring_len, stn.count.copy(), stn.up.astype(np.int64),
-        net.st_queue_limit, net.st_timeout, np.rint(net.st_timeout * NS).astype(np.int64), stn.rate,
+        stn.free if direct else stn.free.copy(), stn.ring if direct else stn.ring.copy(), stn.ring_off,
+        stn.ring_len, stn.count if direct else stn.count.copy(), stn.up.astype(np.int64),
+        net.st_queue_limit, net.st_timeout, stn._timeout_ns, stn.rate,
         net.st_mean_read, net.st_mean_write, net.st_deterministic.astype(np.int64), net.st_nm_cost,
         (net.st_kind == SERVER).astype(np.int64), ewma, upto.copy(), track,
-        pre.arr, pre.fin, pre.st, pre_rt, target, fin)
+        pre.arr, pre.fin, pre.st, pre_rt, target, fin, start, state)
     if track:
         sim.ewma[:] = ewma
         upto[stations] = np.maximum(upto[stations], last)
@@ -156,10 +160,54 @@ def balance_exact(sim: Any, out: Batch, which: np.ndarray, present: list[int]) -
     none = chosen < 0
     if none.any():
         sim._fail("no_healthy_backend", out.fin[none], out.key[none])
-        out, chosen = out.take(~none), chosen[~none]
-    if len(out):
-        sim._flow(out.st, chosen, out.fin)
-    sim._admit_all(Batch.concat([out.forward(chosen), checks]) if m else out.forward(chosen))
+    if not none.all():
+        sim._flow(out.st[~none], chosen[~none], out.fin[~none])
+    if not direct:
+        if none.any():
+            out, chosen = out.take(~none), chosen[~none]
+        sim._admit_all(Batch.concat([out.forward(chosen), checks]) if m else out.forward(chosen))
+        return
+    fwd = out.forward(np.maximum(chosen, 0))
+    b = (Batch.concat([fwd, checks]) if m else fwd).take(order)     # in the kernel's order
+    b.start, b.fin = start, fin
+    if none.any():
+        b, state = b.take(state >= 0), state[state >= 0]
+    _admitted(sim, b, state)
+
+
+def _admitted(sim: Any, b: Batch, state: np.ndarray) -> None:
+    """What ``Routing._admit_all`` does after ``Stations.admit``, for requests the kernel
+    admitted (``state``: 0 admitted, 1 queue full, 2 down, 3 gives up): in the order
+    ``Stations.admit`` leaves them (by station, then time), level by level."""
+    late = state == 3
+    if late.any():
+        b.flags[late] |= FLAG_TIMEOUT
+    status = np.where(late, 0, state).astype(np.int8)
+    by_st = np.argsort(b.st, kind="stable")
+    b, status = b.take(by_st), status[by_st]
+    lv_of = sim.net.st_level[b.st]
+    levels = np.unique(lv_of)
+    for lv in levels.tolist():
+        part, st_part = (b, status) if len(levels) == 1 else (b.take(lv_of == lv), status[lv_of == lv])
+        sim.stations.last = (part, st_part)
+        admitted, full, down = part.take(st_part == 0), part.take(st_part == 1), part.take(st_part == 2)
+        if sim._tracer is not None:   # as health.py's _admit_users
+            sim._tracer.admitted(admitted, sim.net)
+            sim._tracer.admitted(Batch.concat([full, down]), sim.net, rejected=True)
+        is_check = (admitted.flags & FLAG_CHECK) != 0
+        if is_check.any():
+            checks, admitted = admitted.split(is_check)
+            ran = (checks.flags & FLAG_TIMEOUT) == 0      # a check that would wait too long never runs
+            if ran.any():
+                cs, c0, c1 = checks.st[ran], checks.start[ran], checks.fin[ran]
+                sim.ledger.book_busy(cs, c0, c1, float(c0.min()), float(c1.max()))
+        full = full.take((full.flags & FLAG_CHECK) == 0) if len(full) else full
+        down = down.take((down.flags & FLAG_CHECK) == 0) if len(down) else down
+        full, down = full.users_only(), down.users_only()
+        sim._fail("queue_full", full.arr, full.key)
+        sim._fail("backend_down", down.arr, down.key)
+        sim._sessions(admitted)
+        sim.pending[lv] = Batch.concat([sim.pending[lv], admitted])
 
 
 def _ewma_upto(sim: Any) -> np.ndarray:

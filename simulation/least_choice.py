@@ -48,7 +48,7 @@ def _sample() -> tuple:
             np.full(n_st, 1.0), np.full(n_st, 10**9, dtype=np.int64), np.full(n_st, 100.0), np.full(n_st, 0.01),
             np.full(n_st, 0.01), np.zeros(n_st, dtype=np.int64), np.ones(n_st), np.ones(n_st, dtype=np.int64),
             np.full(n_st, 0.01), np.full(n_st, -np.inf), 1, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64),
-            np.zeros(0), np.zeros(1, dtype=np.int64), np.zeros(1))
+            np.zeros(0), np.zeros(1, dtype=np.int64), np.zeros(1), np.zeros(1), np.zeros(1, dtype=np.int64))
 
 
 @kernel(sample=_sample)
@@ -56,7 +56,7 @@ def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, 
                      algo, cand_ptr, cand_st,
                      free, ring, ring_off, ring_len, count, up, limit, timeout_s, timeout_ns, rate,
                      mean_read, mean_write, det, nm_cost, is_server, ewma, upto, track,
-                     pre_arr, pre_fin, pre_st, pre_rt, target, fin_out):
+                     pre_arr, pre_fin, pre_st, pre_rt, target, fin_out, start_out, state):
     """Choose a backend for each request (in time order) and admit it there.
 
     Per request i: ``t_s``/``a_ns`` its arrival (s, ns), ``draw`` its standard
@@ -68,7 +68,9 @@ def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, 
     same new user). ``cand_ptr``/``cand_st``: each balancer's candidate stations.
     The station arrays are copies (modified). ``pre_*``: the requests already at the
     candidates, by arrival (``pre_rt`` -1 where not an EWMA sample). Writes
-    ``target`` (station, -1: none) and ``fin_out``; returns the last time seen."""
+    ``target`` (station, -1: none), ``fin_out``, ``start_out`` and ``state`` (0
+    admitted, 1 queue full, 2 down, 3 gives up at its patience, -1 no backend);
+    returns the last time seen."""
     n = len(t_s)
     n_st = len(up)
     c = free.shape[1]
@@ -189,12 +191,16 @@ def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, 
         target[i] = s
         if s < 0:
             fin_out[i] = t
+            start_out[i] = t
+            state[i] = -1
             continue
         # admission at s: Stations._one_by_one's arithmetic
         a_s = t
         a = a_ns[i]
         if up[s] == 0:
             fin_out[i] = a_s
+            start_out[i] = a_s
+            state[i] = 2
             continue
         if svc_fixed[i] >= 0.0:
             service = svc_fixed[i]
@@ -228,13 +234,19 @@ def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, 
         late = (t0 - a) > timeout_ns[s] + TIE_NS
         if full:
             fin_out[i] = (t0 + svc) / NS
+            start_out[i] = t0 / NS
+            state[i] = 1
             continue
         check = (flags[i] & 2) != 0
         if late:
             fin = a_s + timeout_s[s]
+            start_out[i] = fin
+            state[i] = 3
             rt = -1.0
         else:
             fin = (t0 + svc) / NS
+            start_out[i] = t0 / NS
+            state[i] = 0
             rt = fin - a_s
             free[s, w] = fin
             if rlen > 0:

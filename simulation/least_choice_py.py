@@ -16,7 +16,7 @@ def choose_and_admit_py(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_ti
                         algo, cand_ptr, cand_st,
                         free, ring, ring_off, ring_len, count, up, limit, timeout_s, timeout_ns, rate,
                         mean_read, mean_write, det, nm_cost, is_server, ewma, upto, track,
-                        pre_arr, pre_fin, pre_st, pre_rt, target, fin_out) -> float:
+                        pre_arr, pre_fin, pre_st, pre_rt, target, fin_out, start_out, state) -> float:
     """See least_choice.choose_and_admit (same arguments, same effects)."""
     inf = np.inf
     n = len(t_s)
@@ -40,6 +40,8 @@ def choose_and_admit_py(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_ti
     last_t = -inf
     targets = [0] * n
     fins = [0.0] * n
+    starts = [0.0] * n
+    states = [0] * n
     ts, as_, dr, sf = t_s.tolist(), a_ns.tolist(), draw.tolist(), svc_fixed.tolist()
     cl, fl, bl, fx = cls.tolist(), flags.tolist(), bal.tolist(), fixed.tolist()
     ut, ua, ub = u_tie.tolist(), u_a.tolist(), u_b.tolist()
@@ -85,11 +87,13 @@ def choose_and_admit_py(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_ti
                 s = int(cand[tied[min(int(ut[i] * len(tied)), len(tied) - 1)]])
         targets[i] = s
         if s < 0:
-            fins[i] = t
+            fins[i] = starts[i] = t
+            states[i] = -1
             continue
         a = as_[i]
         if not up_l[s]:
-            fins[i] = t
+            fins[i] = starts[i] = t
+            states[i] = 2
             continue
         if sf[i] >= 0.0:
             service = sf[i]
@@ -116,12 +120,16 @@ def choose_and_admit_py(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_ti
             full = (t0 - a) / NS * rate_l[s] >= lim
         if full:
             fins[i] = (t0 + svc) / NS
+            starts[i] = t0 / NS
+            states[i] = 1
             continue
         if (t0 - a) > to_ns_l[s] + TIE_NS:
-            fin = t + to_s_l[s]
+            fin = starts[i] = t + to_s_l[s]
+            states[i] = 3
             rt = -1.0
         else:
             fin = (t0 + svc) / NS
+            starts[i] = t0 / NS
             rt = fin - t
             row[w] = fin
             if rlen > 0:
@@ -134,6 +142,8 @@ def choose_and_admit_py(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_ti
         push(heap, (fin, s, rt))
     target[:] = targets
     fin_out[:] = fins
+    start_out[:] = starts
+    state[:] = states
     ewma[:] = ew
     for s, row in free_rows.items():
         free[s] = row

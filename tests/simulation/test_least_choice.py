@@ -113,7 +113,7 @@ def _kernel_case(pre_at_b: int, requests: int, algo: int = ALGO_LC):
     t = np.full(n, 0.001)
     free = np.zeros((n_st, 1))
     free[2, 0] = float(pre_at_b)
-    target, fin = np.empty(n, dtype=np.int64), np.empty(n)
+    target, fin, start, state = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
     choose_and_admit(
         t, np.rint(t * 1e9).astype(np.int64), np.ones(n), np.full(n, -1.0), np.zeros(n, dtype=np.int64),
         np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.full(n, -1, dtype=np.int64),
@@ -124,7 +124,7 @@ def _kernel_case(pre_at_b: int, requests: int, algo: int = ALGO_LC):
         np.full(n_st, 0.01), np.ones(n_st, dtype=np.int64), np.ones(n_st), np.ones(n_st, dtype=np.int64),
         np.full(n_st, 0.01), np.full(n_st, -np.inf), 0,
         np.zeros(pre_at_b), np.arange(1.0, pre_at_b + 1), np.full(pre_at_b, 2, dtype=np.int64), np.full(pre_at_b, -1.0),
-        target, fin)
+        target, fin, start, state)
     return target, fin
 
 
@@ -154,16 +154,21 @@ def _capture(sim: Simulation) -> list[tuple[np.ndarray, np.ndarray]]:
     return seen
 
 
-def test_the_kernels_admission_is_the_stations_own():
-    # queues that fill, patience that runs out, 2 workers, a server failing: every end
-    # time the kernel computed is the one the stations' admission computes
-    d = balanced(1900.0, 4, 250.0, "least_connections", seed=7, workers=2)
+def _stressed(algorithm: str = "least_connections"):
+    d = balanced(1900.0, 4, 250.0, algorithm, seed=7, workers=2, interval=0.5)
     for i in range(1, 5):
         d.set_params(f"web{i}", {"queue_limit": 6, "timeout_s": 0.03})
-
     add_event(d, 2.0, "fail", "web2")
     add_event(d, 4.0, "recover", "web2")
-    sim = Simulation(d)
+    return d
+
+
+def test_the_kernels_admission_is_the_stations_own(monkeypatch):
+    # queues that fill, patience that runs out, 2 workers, a server failing, health checks:
+    # every end time the kernel computed is the one the stations' admission computes
+    from simulation import exact_balance
+    monkeypatch.setattr(exact_balance, "READMIT", True)
+    sim = Simulation(_stressed())
     seen = _capture(sim)
     sim.advance(8.0)
     t = sim.totals()
@@ -177,6 +182,24 @@ def test_the_kernels_admission_is_the_stations_own():
         assert np.array_equal(bfin[pos], fin)          # bit for bit
         compared += len(key)
     assert compared > 10_000
+
+
+@pytest.mark.parametrize("algorithm", ["least_connections", "least_response_time", "power_of_two"])
+def test_the_kernels_own_admission_gives_what_the_stations_admission_gives(algorithm, monkeypatch):
+    # the engine keeps the kernel's admission (no second pass): the same run as admitting
+    # again through Stations.admit, down to the per-second rows and the stations' state
+    from simulation import exact_balance
+    runs = []
+    for readmit in (False, True):
+        monkeypatch.setattr(exact_balance, "READMIT", readmit)
+        sim = Simulation(_stressed(algorithm))
+        sim.advance(8.0)
+        runs.append((sim.totals(), sim.metrics.mean_ms, sim.metrics.served_rps, sim.stations.free.copy(),
+                     sim.stations.count.copy(), sim.ewma.copy(), sorted(map(float, sim.pending[2].fin))))
+    a, b = runs
+    assert a[0] == b[0]
+    for x, y in zip(a[1:], b[1:]):
+        assert np.array_equal(np.asarray(x, dtype=float), np.asarray(y, dtype=float), equal_nan=True)
 
 
 _SCRIPT = """
