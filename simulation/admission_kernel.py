@@ -5,13 +5,16 @@ and ``Stations._rounds`` (stations.py): a request arriving at ``a`` takes the
 first worker with the earliest free time at ``max(free, a)``; it is refused when
 its waiting room is full, gives up when it would wait past its patience. With
 numba installed, stations.py admits every request that is not in closed form
-through this kernel; without it, through its own Python loops (same numbers).
+through this kernel once it is loaded (:func:`load_in_background`); until then, or
+without numba, through its own Python loops (same numbers).
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-from .compiled import kernel
+from .compiled import kernel, numba_installed
 
 NS = 1e9
 TIE_S = 1e-7
@@ -98,3 +101,26 @@ def admit_sequential(st, a_ns, a_s, svc, check, free, ring, ring_off, ring_len, 
             ring[slot] = t0_s
         count[s] = cnt + 1
     return holds
+
+
+_loader: threading.Thread | None = None
+
+
+def load_in_background() -> None:
+    """Import numba and load (or compile) the engine's kernels in a background thread,
+    once per process. Until a kernel is ready the engine takes its Python path, which
+    gives the same numbers: so a run never waits for numba (the app's window stays
+    responsive) and switching mid-run changes nothing."""
+    global _loader
+    if _loader is None and numba_installed():
+        _loader = threading.Thread(target=_load, name="scalelab-kernels", daemon=True)
+        _loader.start()
+
+
+def _load() -> None:
+    from . import least_choice
+    for k in (admit_sequential, least_choice.choose_and_admit, least_choice.ewma_apply):
+        try:
+            k(*k.sample())
+        except Exception:   # a kernel that cannot load leaves the Python path in place
+            pass

@@ -28,7 +28,6 @@ import numpy as np
 
 from .compiler import Balancer
 from .health import HealthChecks
-from .least_choice import ALGO_CODE, load_kernels
 from .randomness import PICK, PICK2, TIE, mix64, uniform
 
 RING_POINTS = 160
@@ -87,8 +86,6 @@ class BalancerState:
         self._wrr: np.ndarray | None = None
         self._ring_points: np.ndarray | None = None
         self._ring_owner: np.ndarray | None = None
-        if bal.algorithm in ALGO_CODE:   # request by request (exact_balance.py): its kernels ready at setup
-            load_kernels(bal.algorithm == "least_response_time")
 
     def candidates(self, registered: np.ndarray | None = None) -> np.ndarray:
         ok = self.health.believed_up if registered is None else self.health.believed_up & registered

@@ -18,7 +18,6 @@ import numpy as np
 
 from .compiler import SERVER
 from .flight import FLAG_CHECK, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
-from .compiled import numba_module
 from .least_choice import ALGO_CODE, ALGO_FIXED, choose_and_admit, ewma_apply
 from .least_choice_py import choose_and_admit_py
 from .randomness import PICK, PICK2, SERVICE, TIE, exponential, uniform
@@ -138,7 +137,7 @@ def balance_exact(sim: Any, out: Batch, which: np.ndarray, present: list[int]) -
     upto = _ewma_upto(sim)
     ewma = sim.ewma.copy()
     direct = not READMIT   # the kernel's admission is the real one (READMIT: on copies, then Stations.admit)
-    choose = choose_and_admit if numba_module() is not None else choose_and_admit_py   # same numbers
+    choose = choose_and_admit if choose_and_admit.compiled else choose_and_admit_py   # the same numbers
     last = choose(
         ts, a_ns, draw[order], svc_fixed[order], cls[order], flags[order], bal[order], fixed_all[order],
         u[0], u[1], u[2], algo, cand_ptr, cand_st,
@@ -236,4 +235,5 @@ def update_ewma(sim: Any, done: Batch) -> None:
     rt = fin - done.arr[keep]
     order = np.argsort(fin, kind="stable")
     order = order[np.argsort(st[order], kind="stable")]
-    ewma_apply(st[order], fin[order], rt[order], sim.ewma, _ewma_upto(sim))
+    apply = ewma_apply if ewma_apply.compiled else ewma_apply.py   # the same numbers
+    apply(st[order], fin[order], rt[order], sim.ewma, _ewma_upto(sim))

@@ -301,9 +301,3 @@ def ewma_apply(st, fin, rt, ewma, upto):
             upto[s] = fin[i]
     return 0
 
-
-def load_kernels(lrt: bool) -> None:
-    """Compile or load the kernels now (a simulation's setup), not in its first window."""
-    for k in ((choose_and_admit, ewma_apply) if lrt else (choose_and_admit,)):
-        if k._fn is None and k.sample is not None:
-            k(*k.sample())

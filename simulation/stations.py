@@ -18,8 +18,7 @@ import heapq
 
 import numpy as np
 
-from .admission_kernel import admit_sequential
-from .compiled import numba_module
+from .admission_kernel import admit_sequential, load_in_background
 from .compiler import CACHE, DATABASE, SERVER, Network
 from .flight import FLAG_CHECK, FLAG_DB_SESSION, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
 from .randomness import SERVICE, SESSION_READ, exponential
@@ -86,9 +85,8 @@ class Stations:
         self.hold = np.asarray(getattr(net, "st_blocking", np.zeros(n, dtype=bool)), dtype=bool)
         self.new_holds: list[tuple[np.ndarray, ...]] = []
         self.last: tuple[Batch, np.ndarray] | None = None   # (sorted batch, status) of the last admission
-        self.compiled = numba_module() is not None   # admit one by one with the compiled kernel
-        if self.compiled and admit_sequential.sample is not None and not admit_sequential.compiled:
-            admit_sequential(*admit_sequential.sample())   # compiled or loaded now, not in the first window
+        self.compiled = True   # the compiled kernel admits one by one, once it is loaded (admission_kernel.py)
+        load_in_background()
         self._timeout_ns = np.rint(net.st_timeout * NS).astype(np.int64)
 
     # ----- failures -----------------------------------------------------------------
@@ -192,7 +190,7 @@ class Stations:
             rounds &= ~dead
         if rounds.any():
             idx = np.nonzero(rounds)[0]
-            if self.compiled:   # one by one, compiled (admission_kernel.py): cheaper than rounds in any case
+            if self.compiled and admit_sequential.compiled:   # one by one, compiled: cheaper than rounds
                 self._one_by_one_compiled(b, idx, a_ns[idx], service[idx], status)
             elif len(idx) <= SCALAR_PER_ROUND * (int(rank[idx].max()) + 1):   # few requests, many rounds
                 self._one_by_one(b, idx, a_ns[idx], service[idx], status)

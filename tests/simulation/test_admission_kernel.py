@@ -50,6 +50,8 @@ def _batches(net, seed):
 
 
 def _run(mode, seed, monkeypatch):
+    from simulation.admission_kernel import admit_sequential
+    admit_sequential(*admit_sequential.sample())   # loaded now (with numba: compiled)
     net = _network()
     st = Stations(net, 0.0)
     st.compiled = mode == "compiled"

@@ -208,6 +208,9 @@ sys.path.insert(0, {root!r})
 sys.path.insert(0, {root!r} + "/tests/simulation")
 from topologies import balanced
 from simulation.engine import Simulation
+from simulation import admission_kernel, least_choice
+for k in (admission_kernel.admit_sequential, least_choice.choose_and_admit, least_choice.ewma_apply):
+    k(*k.sample())   # loaded now (with numba: compiled), not in the background
 out = {{}}
 for algo in ("least_connections", "least_response_time", "power_of_two"):
     d = balanced(1800.0, 20, 100.0, algo, seed=9, affinity={aff!r})
@@ -262,12 +265,21 @@ def test_the_kernel_as_python_and_the_python_version_give_the_kernels_numbers(mo
     from simulation import exact_balance
     from simulation.least_choice import choose_and_admit as k
 
+    class Ready:   # the kernel's Python, as if it were the loaded kernel
+        compiled = True
+        __call__ = staticmethod(k.py)
+
+    class NotReady:
+        compiled = False
+
+    k(*k.sample())   # loaded (compiled with numba; its Python without)
+
     def run(mode):
         with monkeypatch.context() as m:
             if mode == "kernel.py":
-                m.setattr(exact_balance, "choose_and_admit", k.py)
+                m.setattr(exact_balance, "choose_and_admit", Ready())
             elif mode == "lists":
-                m.setattr(exact_balance, "numba_module", lambda: None)
+                m.setattr(exact_balance, "choose_and_admit", NotReady())
             d = balanced(1700.0, 12, 150.0, "least_response_time", seed=2, workers=2, affinity="sticky")
             sim = Simulation(d)
             sim.advance(4.0)
