@@ -209,10 +209,13 @@ def compile_document(doc: Document) -> Network:
         route_ptr=route_ptr_a, route_target=route_target_a, route_cum=route_cum,
         clients=clients, balancers=balancers, st_balancer=st_balancer, levels=levels,
         edge_index=edge_index, edges=edges, total_users=offset,
-        # least response time, and multi-primary databases (replication.py): one-tick windows
-        dynamic=any(b.algorithm == "least_response_time" for b in balancers) or any(d.primaries > 1 for d in databases)
+        # multi-primary databases (replication.py), load-aware balancers with blocking servers, least
+        # response time in front of databases or caches (exact_balance.py's slower path): one-tick windows
+        dynamic=any(d.primaries > 1 for d in databases)
+        or any(b.algorithm == "least_response_time" and any(cols[2][int(s)] in (DATABASE, CACHE) for s in b.backends)
+               for b in balancers)
         or (any(params[i].get("blocking_calls", False) for i in range(len(ids)) if kinds[i] == "server")
-            and any(b.algorithm in ("least_connections", "power_of_two") for b in balancers)),
+            and any(b.algorithm in ("least_connections", "power_of_two", "least_response_time") for b in balancers)),
         scalers=scalers,
         caches=caches,
         failovers=failovers,
