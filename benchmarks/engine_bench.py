@@ -239,7 +239,10 @@ def _maxrss_mb() -> float:
 # ----- children -------------------------------------------------------------------------------------
 def child_engine(a: argparse.Namespace) -> dict:
     import numpy as np  # noqa: F401  (imports before the baseline RSS)
+    from simulation import compiled
     from simulation.engine import Simulation
+
+    compiled.warm()   # numba's import and the compiled kernels' load, once per process, as the imports
 
     rss_base = _rss_now_mb()
     if a.tracemalloc:

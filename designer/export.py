@@ -200,7 +200,10 @@ def render_headless(document: Any, run_seconds: float | None = None,
 
     Without ``run_seconds``: the canvas at 2× on white. With it: the simulation runs
     that long first, the canvas shows its live state, and the PNG is a lesson
-    snapshot (title, canvas, plots). Raises ``SimulationError`` (a ValueError) if the
+    snapshot (title, canvas, plots) whose plots end at that same instant, with the
+    app's markers for the lesson's events that happened before it (an event due
+    exactly at ``run_seconds`` happens when a run goes on: neither the canvas nor the
+    plots show it yet). Raises ``SimulationError`` (a ValueError) if the
     document cannot be simulated and ``OSError`` if nothing could be drawn.
     """
     ensure_app()
@@ -213,6 +216,7 @@ def render_headless(document: Any, run_seconds: float | None = None,
     try:
         if run_seconds:
             from simulation.engine import Simulation
+            from .events_editor import describe
             from .plots import PlotsPanel, node_labels
             sim = Simulation(document)
             sim.advance(float(run_seconds))
@@ -222,9 +226,11 @@ def render_headless(document: Any, run_seconds: float | None = None,
             plots.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
             plots.show()
             plots.set_node_labels(node_labels(document))
+            events = list(document.events)
+            # The app's markers: the lesson's events (plots_image keeps those before sim.now).
+            plots.set_events([ev.at_s for ev in events], lambda i: describe(document, events[i]))
+            plots.set_reached(sim.now)     # the time axis ends where the canvas's state is
             plots.refresh(sim.metrics)
-            ensure_app().processEvents()
-            plots.fit_time()
             ensure_app().processEvents()
         view.fit_to_view()
         if plots is not None:

@@ -20,9 +20,10 @@ from .goals_panel import GoalsPanel
 from .inspector import Inspector
 from .notes import NotesPanel
 from .run_controller import RunController
+from .window_layout import WindowLayout
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowLayout, QMainWindow):
     """One window, one document."""
 
     def __init__(self, document: Document | None = None, parent: QWidget | None = None) -> None:
@@ -31,7 +32,10 @@ class MainWindow(QMainWindow):
         from .palette import PaletteWidget
         self.setObjectName("mainWindow")
         screen = self.screen().availableGeometry() if self.screen() else None
-        if screen is not None and screen.width() > 800:
+        if screen is not None and screen.width() > 800 and (screen.width() <= 1440 or screen.height() <= 900):
+            self.resize(screen.size())      # a projector or a small laptop: every pixel (maximized below)
+            self.setWindowState(Qt.WindowState.WindowMaximized)
+        elif screen is not None and screen.width() > 800:
             self.resize(min(1600, int(screen.width() * 0.92)), min(1000, int(screen.height() * 0.92)))
         else:
             self.resize(1400, 900)
@@ -100,6 +104,8 @@ class MainWindow(QMainWindow):
         self.run.resetDone.connect(self._reset_done)
         self.files.message.connect(lambda text: self.statusBar().showMessage(text, 15000))
         self.controller.editRefused.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        from . import status_messages   # refusals go once something succeeds
+        status_messages.install(self)
         self.files.pathChanged.connect(self._update_title)
         self.files.dirtyChanged.connect(self._update_modified)
         self.controller.undo_stack.cleanChanged.connect(self._update_modified)
@@ -125,6 +131,7 @@ class MainWindow(QMainWindow):
             from .plots import PlotsPanel
             self._plots = PlotsPanel()
             self.docks["plots"].setWidget(self._plots)
+            self._plots.attach_run(self.run)     # manual fail/recover markers, exports to the time reached
             self._labels_changed()
             self._time_span()
             self._plots.highlight(self._selected)
@@ -186,6 +193,7 @@ class MainWindow(QMainWindow):
         for dock in self.docks.values():
             dock.show()
         self._show_goals(bool(self.controller.document.goals))
+        self.fit_plots_dock(by_hand_too=True)
 
     def _show_goals(self, wanted: bool) -> None:
         """The Goals panel is there only for a document with goals (raised over the notes)."""
@@ -237,19 +245,6 @@ class MainWindow(QMainWindow):
         self._events_changed()
         self._time_span()
         QTimer.singleShot(0, self.canvas, self.canvas.fit_to_view)
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        super().resizeEvent(event)
-        # Grown again after a shrink: give the plots their room back (Qt gives it all to the canvas).
-        dock = self.docks["plots"]
-        wanted = self._plots_height()
-        if dock.isVisible() and not dock.isFloating() and dock.height() < wanted - 4 and event.oldSize().height() > 0 \
-                and event.size().height() > event.oldSize().height():
-            self.resizeDocks([dock], [wanted], Qt.Orientation.Vertical)
-
-    def _plots_height(self) -> int:
-        """The plots dock's usual height: two rows of plots on a large screen, less on a small one."""
-        return max(240, min(480, int(self.height() * 0.45)))
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         if not self.files.maybe_save():

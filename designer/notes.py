@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import re
 
+from PySide6.QtCore import QEvent
+from PySide6.QtGui import QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QTextBrowser
 
 MAX_MARKDOWN = 50_000
 LONG_RUN = 300
 _RUN_RE = re.compile(r"\S{%d,}" % LONG_RUN)
 _ZWSP = "\u200b"
+# Heading sizes relative to the panel's font. Qt's Markdown makes a level-1 heading
+# xx-large (about 2.3x), which in a narrow panel at presenter scale breaks the title
+# mid-word; these stay readable and keep a one-word title whole.
+HEADING_SCALE = {1: 1.35, 2: 1.2, 3: 1.1}
 
 
 def needs_plain(text: str) -> bool:
@@ -65,3 +71,26 @@ class NotesPanel(QTextBrowser):
             # Add the title as a heading unless the notes start with one.
             text = notes if notes.lstrip().startswith("#") or not title else f"# {title}\n\n{notes}"
             self.setMarkdown(text)
+            self._size_headings()
+
+    def _size_headings(self) -> None:
+        """Headings at HEADING_SCALE of the panel's font (which follows the presenter scale)."""
+        base = self.font().pointSizeF()
+        if base <= 0:
+            return
+        block = self.document().begin()
+        while block.isValid():
+            level = block.blockFormat().headingLevel()
+            if level:
+                fmt = QTextCharFormat()
+                fmt.setFontPointSize(base * HEADING_SCALE.get(level, 1.0))
+                fmt.setProperty(QTextCharFormat.Property.FontSizeAdjustment, 0)
+                cursor = QTextCursor(block)
+                cursor.movePosition(QTextCursor.MoveOperation.EndOfBlock, QTextCursor.MoveMode.KeepAnchor)
+                cursor.mergeCharFormat(fmt)
+            block = block.next()
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange and not self.plain:
+            self.refresh()   # the presenter scale changed the application font: headings follow

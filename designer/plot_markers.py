@@ -2,7 +2,7 @@
 
 One pyqtgraph item per event (an InfiniteLine) makes 5,000 events cost minutes to add
 and remove. This item holds the times in a numpy array and, when painted, draws one
-dotted line per screen pixel column that holds events (so 100,000 events draw at most
+dashed line per screen pixel column that holds events (so 100,000 events draw at most
 a few hundred lines), with a label where there is room (``fail Web 1 (+3)`` when
 several events share a pixel).
 """
@@ -19,10 +19,11 @@ COLOUR = "#b71c1c"
 MAX_LINES = 2_000       # drawn per paint (one per pixel column at most)
 LABEL_GAP_PX = 70       # a label needs this much room after the previous one
 MAX_LABELS = 60
+LINE_WIDTH = 1.2        # pixels at presenter scale 1 (as the curves)
 
 
 class EventMarkers(pg.GraphicsObject):
-    """Vertical dotted lines at the events' times across the whole view height."""
+    """Vertical dashed lines at the events' times across the whole view height."""
 
     def __init__(self, with_labels: bool = False) -> None:
         super().__init__()
@@ -30,7 +31,7 @@ class EventMarkers(pg.GraphicsObject):
         self.times = np.empty(0)
         self._order = np.empty(0, dtype=int)
         self._text: Callable[[int], str] = str
-        self._pen = QPen(QColor(COLOUR), 1, Qt.PenStyle.DotLine)
+        self._pen = QPen(QColor(COLOUR), LINE_WIDTH, Qt.PenStyle.DashLine)    # seen on a projector too
         self._pen.setCosmetic(True)
         self._font = QFont()
         self._font.setPointSizeF(8.0)
@@ -41,6 +42,11 @@ class EventMarkers(pg.GraphicsObject):
         ``text(index)`` describing one (asked only for the few labels drawn)."""
         self.times, self._order, self._text = times, order, text
         self.prepareGeometryChange()
+        self.update()
+
+    def set_scale(self, scale: float) -> None:
+        """Presenter mode: lines ``scale`` × wider."""
+        self._pen.setWidthF(LINE_WIDTH * scale)
         self.update()
 
     def count(self) -> int:

@@ -8,17 +8,20 @@ them. They are refreshed on a timer by the run controller, not per engine slice:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from simulation.state import CAUSE_LABELS, FAILURE_CAUSES
 
-from .plot_layout import AdaptiveLayout, IntegerAxis
+from .plot_layout import AdaptiveLayout
 from .plot_legend import EventLabels, SideLegend
+from .plot_events import PlotEvents
 from .plot_markers import EventMarkers
+from .plot_time_axis import TimeAlignedAxis, TimeAlignedIntegerAxis, TimeAxis
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333")
 
@@ -88,7 +91,7 @@ def totals_text(metrics: Any, n: int) -> str:
     return text
 
 
-class PlotsPanel(AdaptiveLayout, QWidget):
+class PlotsPanel(PlotEvents, TimeAxis, AdaptiveLayout, QWidget):
     """The plots dock's content."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -133,12 +136,16 @@ class PlotsPanel(AdaptiveLayout, QWidget):
         self._node_labels: dict[str, str] = {}
         self._metrics: Any = None
         self._n = 0
+        self._init_events()     # the lesson's scheduled events, and the fail/recover clicks of the run
+        self._default_span: tuple[float, float] | None = None
+        self._align_timer = QTimer(self, singleShot=True, interval=0)
+        self._align_timer.timeout.connect(self.align_time_axes)
 
         self._add_plot("throughput", 0, 0, "Throughput", "req/s", ("offered", "served", "failed"))
         self._add_plot("latency", 0, 1, "Latency", "ms", ("p50", "p95", "p99", "page_view"))
         self._add_plot("failures", 0, 2, "Failures by cause", "req/s", (), colspan=2)
         self._add_plot("utilization", 1, 0, "Utilization", "%", (), colspan=2)
-        self._add_plot("active", 1, 2, "Active servers", "", ("active",), axis=IntegerAxis("left"))
+        self._add_plot("active", 1, 2, "Active servers", "", ("active",), axis=TimeAlignedIntegerAxis("left"))
         self._add_plot("cost", 1, 3, "Cost", "$", ("cost",))
         self._restyle_fixed()
         self.plots["utilization"].setYRange(0, 105, padding=0)
@@ -171,22 +178,27 @@ class PlotsPanel(AdaptiveLayout, QWidget):
     # ----- building --------------------------------------------------------------------
     def _add_plot(self, name: str, row: int, col: int, title: str, unit: str, series: tuple[str, ...],
                   colspan: int = 1, axis: pg.AxisItem | None = None) -> None:
-        plot = self.graphics.addPlot(row=row, col=col, colspan=colspan,
-                                     axisItems={"left": axis} if axis is not None else None)
+        axis = axis if axis is not None else TimeAlignedAxis("left")
+        axis.text_width_changed = self._align_timer.start
+        plot = self.graphics.addPlot(row=row, col=col, colspan=colspan, axisItems={"left": axis})
         # Fixed series are named in the title, in their colours (a legend that hides no data).
         if series:
             keys = " ".join(f'<span style="color:{SERIES[k][1]}">■ {SERIES[k][0]}</span>' for k in series)
             plot.title_html = f"<b>{title}</b>&nbsp;&nbsp;{keys}"
         else:
             plot.title_html = f"<b>{title}</b>"
-        plot.setTitle(plot.title_html, size="9pt")
+        plot.setTitle(plot.title_html, size="9pt", justify="left")
+        # The title spans the data and the legend cell: a long title does not widen the data
+        # area of its column beyond the others'.
+        plot.layout.removeItem(plot.titleLabel)
+        plot.layout.addItem(plot.titleLabel, 0, 1, 1, 3)
         plot.setLabel("left", unit)
         plot.setLabel("bottom", "simulated time", units="s")
         # No grid: it is drawn with the axes on every frame and costs ~5 ms a frame
         # (the crosshair readout gives exact values instead).
         plot.setMenuEnabled(False)
         plot.setMouseEnabled(x=True, y=False)
-        SideLegend(plot)    # beside the data area, never over it
+        SideLegend(plot).content_changed = self._align_timer.start    # beside the data area, never over it
         self.plots[name] = plot
         for key in series:
             label, colour = SERIES[key]
@@ -200,17 +212,6 @@ class PlotsPanel(AdaptiveLayout, QWidget):
         curve.setDownsampling(auto=True, method="peak")
         curve.setClipToView(True)
         return curve
-
-    def _x_range_changed(self, source: pg.ViewBox, x_range: tuple) -> None:
-        if self._syncing:
-            return
-        self._syncing = True
-        try:
-            for plot in self.plots.values():
-                if plot.vb is not source:
-                    plot.setXRange(*x_range, padding=0)
-        finally:
-            self._syncing = False
 
     # ----- data ------------------------------------------------------------------------
     def set_node_labels(self, labels: dict[str, str]) -> None:
@@ -239,15 +240,6 @@ class PlotsPanel(AdaptiveLayout, QWidget):
     def utilization_legend(self) -> list[str]:
         return self.plots["utilization"].legend.texts()
 
-    def set_events(self, times: Sequence[float], text: Callable[[int], str]) -> None:
-        """Mark the lesson's scheduled events on every plot (one item per plot): their times,
-        and ``text(i)`` describing event ``i`` (asked only for the labels drawn)."""
-        values = np.asarray(times, dtype=float)
-        order = np.argsort(values, kind="stable")
-        for markers in self.event_markers.values():
-            markers.set_events(values[order], order, text)
-        self.event_labels.update()
-
     def clear(self) -> None:
         """Empty every curve and forget the last run's view: no crosshair, no old y ranges,
         no utilization curves (New, Open, Reset)."""
@@ -267,6 +259,7 @@ class PlotsPanel(AdaptiveLayout, QWidget):
             self.cause_curves[cause].hide()
         self._cause_in_legend.clear()
         self._metrics, self._n = None, 0
+        self._reached = None
         self.readout.setText(HINT)
         self.totals_label.setText("")
 
@@ -313,42 +306,51 @@ class PlotsPanel(AdaptiveLayout, QWidget):
                 self._restyle_util()
             curve.setData(t, 100.0 * np.asarray(util[node_id][:n], dtype=float))
 
-    def set_time_span(self, seconds: float) -> None:
-        """Show ``0..seconds`` on the time axis (the whole run fills it from left to right)."""
-        for plot in self.plots.values():
-            plot.setXRange(0, max(float(seconds), 1.0), padding=0.01)
-
-    def fit_time(self) -> None:
-        """Show the whole run on the time axis (used before an export)."""
-        if self._metrics is not None and self._n:
-            t = self._metrics.time_s[: self._n]
-            for plot in self.plots.values():
-                plot.setXRange(float(t[0]) - 1, float(t[-1]) + 1, padding=0)
-                plot.enableAutoRange(axis="x")
-
     def all_curves(self) -> list[pg.PlotDataItem]:
         return [*self.curves.values(), *self.cause_curves.values(), *self.util_curves.values()]
 
     def for_export(self, on: bool) -> None:
-        """Smooth curves, a summary instead of the hover readout, no crosshair, while rendering an image."""
+        """Ready for a picture, or back: smooth curves, a summary instead of the hover readout,
+        no crosshair, and a time axis from 0 to the time the run reached (the whole duration
+        is for watching a run; a picture shows what happened). A time range the user zoomed
+        or panned to is kept. Markers show only what happened before that time."""
         for curve in self.all_curves():
             curve.opts["antialias"] = on
             curve.updateItems(styleUpdate=True)
+        # The picture shows every plot: no scroll bar over the legends.
+        self.scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff if on
+                                               else Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         if on:
             self._size_before = self.size()
             hidden = self.graphics.minimumHeight() - self.scroll.viewport().height()
             if hidden > 0:      # scrolled plots: the picture shows all of them
                 self.resize(self.width(), self.height() + hidden)
             self._readout_text = self.readout.text()
-            end = float(self._metrics.time_s[self._n - 1]) if self._metrics is not None and self._n else 0.0
+            end = self.reached() if self._n else 0.0
             self.readout.setText(f"Simulated {end:.0f} s")
+            self._range_before = self.plots["throughput"].vb.viewRange()[0] if self._n else None
+            if self._n and self.shows_default_span():
+                self._set_x_range(0.0, max(end, 1.0), padding=0.01)
+                self._markers_until = end
+                self._update_markers()
         else:
             self.readout.setText(getattr(self, "_readout_text", ""))
             if getattr(self, "_size_before", None) is not None and self.size() != self._size_before:
                 self.resize(self._size_before)
             self._size_before = None
+            if self._markers_until is not None:
+                self._markers_until = None
+                self._update_markers()
+            if getattr(self, "_range_before", None) is not None:
+                self._set_x_range(*self._range_before, padding=0)
+                self._range_before = None
         for line in self._vlines.values():
             line.setVisible(False)
+        self.align_time_axes()
+        # The layouts take the new widths now (the event loop could also resize the panel back).
+        self.graphics.ci.layout.activate()
+        for plot in self.plots.values():
+            plot.layout.activate()
 
     def has_data(self) -> bool:
         return self._n > 0

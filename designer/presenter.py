@@ -7,8 +7,8 @@ The factor is kept in QSettings (``view/presenter_scale``) and applied at start.
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, QSettings, Qt
-from PySide6.QtGui import QAction, QFont, QKeySequence
-from PySide6.QtWidgets import QApplication, QMainWindow
+from PySide6.QtGui import QAction, QFont, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
 SCALES = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
 KEY = "view/presenter_scale"
@@ -58,14 +58,39 @@ class Presenter(QObject):
         self.reset_action = action("&Normal Text Size", ["Ctrl+Shift+0", "Ctrl+Shift+)"], lambda: self.set_scale(1.0),
                                    "Fonts, plot lines and canvas labels at their normal size")
 
-        window.installEventFilter(self)
+        self._was_maximized = False
+        window.installEventFilter(self)    # also the text-size keys that no widget in it took
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
-        if watched is self.window and event.type() == QEvent.Type.WindowStateChange:
+        kind = event.type()
+        if watched is self.window and kind == QEvent.Type.WindowStateChange:
             full = self.window.isFullScreen()     # however it changed (F11, the window manager)
             self.full_screen_action.setChecked(full)
             self.leave_action.setEnabled(full)
+        elif kind in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) and isinstance(event, QKeyEvent):
+            return self._text_size_key(watched, event)
         return False
+
+    def _text_size_key(self, watched, event: QKeyEvent) -> bool:
+        """Ctrl+Shift+= / − / 0 change the text size wherever the focus is in this window.
+
+        Handled here, not as plain shortcuts: on a real keyboard Shift+= arrives as "+", so
+        Ctrl+Shift+= is also Ctrl++ (the canvas's Zoom In) and the shortcut map, finding
+        two actions, runs neither ("ambiguous shortcut"). The override event and then the
+        key press come up from the focus widget to the window, where this filter takes them."""
+        mods = event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+                                    | Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.MetaModifier)
+        action = {Qt.Key.Key_Plus: self.bigger_action, Qt.Key.Key_Equal: self.bigger_action,
+                  Qt.Key.Key_Minus: self.smaller_action, Qt.Key.Key_Underscore: self.smaller_action,
+                  Qt.Key.Key_0: self.reset_action, Qt.Key.Key_ParenRight: self.reset_action}.get(event.key())
+        if action is None or mods != Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier:
+            return False
+        if not isinstance(watched, QWidget) or watched.window() is not self.window:
+            return False
+        event.accept()       # an accepted override: no shortcut; the key press comes to us next
+        if event.type() == QEvent.Type.KeyPress:
+            action.trigger()
+        return True
 
     def actions(self) -> list[QAction]:
         return [self.full_screen_action, self.bigger_action, self.smaller_action, self.reset_action]
@@ -75,13 +100,14 @@ class Presenter(QObject):
         if self.window.isFullScreen():
             self.leave_full_screen()
         else:
+            self._was_maximized = self.window.isMaximized()
             self.window.showFullScreen()
             self.full_screen_action.setChecked(True)
             self.leave_action.setEnabled(True)
 
     def leave_full_screen(self) -> None:
-        if self.window.isFullScreen():
-            self.window.showNormal()
+        if self.window.isFullScreen():    # back to how it was: a maximized window stays maximized
+            self.window.showMaximized() if self._was_maximized else self.window.showNormal()
         self.full_screen_action.setChecked(False)
         self.leave_action.setEnabled(False)
 
@@ -112,4 +138,5 @@ class Presenter(QObject):
         if self.window._plots is not None:
             self.window._plots.set_scale(self.scale)
         self.window.canvas.set_text_scale(self.scale)
+        self.window.fit_plots_soon(60)    # rows of plots for the new size, once the fonts are laid out
         self.window.statusBar().showMessage(f"Text size {self.scale:.0%}", 3000)

@@ -19,6 +19,8 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 
+from simulation.document import ScheduledEvent
+
 SLICE_BUDGET_S = 0.025      # wall time per engine slice; a click waits at most about this long
 CALL_TARGET_S = 0.010       # wall time aimed at per engine call
 MIN_CHUNK_S = 1e-4          # smallest simulated time per call (the engine's windows may be shorter than a tick)
@@ -45,6 +47,8 @@ class RunController(QObject):
     errorOccurred = Signal(str)    # the document cannot be simulated (compile error)
     resetDone = Signal()
     finished = Signal()            # the run reached its duration (the goals panel checks the goals)
+    refused = Signal(str)          # a command that could not be done now (also sent as ``message``)
+    manualEventsChanged = Signal()  # a node failed or recovered by hand (``manual_events``), or a reset
 
     def __init__(self, controller, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -64,7 +68,9 @@ class RunController(QObject):
         self._frame.setInterval(FRAME_MS)
         self._frame.timeout.connect(self._frame_due)
         self._busy = False              # an engine call is running on the worker thread
+        self._pending: list[tuple[str, str, int | None]] = []   # fail/recover asked during that call
         self.trace_every = 0            # follow every Nth request (trace_view.py); 0: off
+        self.manual_events: list[ScheduledEvent] = []   # fail/recover clicks of this run, at their times
         self._update_pending = False
         for sig in (controller.nodeAdded, controller.nodeRemoved, controller.edgeAdded,
                     controller.edgeRemoved, controller.settingsChanged, controller.eventsChanged):
@@ -124,8 +130,8 @@ class RunController(QObject):
         if self.running or not self._ensure_sim():
             return
         if self.now >= self.end_time() - 1e-9:
-            self.message.emit(f"The run reached its duration ({self.end_time():g} s). "
-                              "Reset to start again, or raise the duration.")
+            self._refuse(f"The run reached its duration ({self.end_time():g} s). "
+                         "Reset to start again, or raise the duration.")
             return
         self._reanchor()
         self._slice.start(0 if self.speed is None else 10)
@@ -171,7 +177,11 @@ class RunController(QObject):
         self._slice.stop()
         self._frame.stop()
         self.sim = None
+        self._pending = []
         self._set_state("stopped")
+        had_manual, self.manual_events = bool(self.manual_events), []
+        if had_manual:
+            self.manualEventsChanged.emit()
         self.resetDone.emit()
 
     def set_speed(self, speed: float | None) -> None:
@@ -187,8 +197,10 @@ class RunController(QObject):
         self._failure_action("recover", node_id, replica)
 
     def _failure_action(self, action: str, node_id: str, replica: int | None) -> None:
-        if self._busy:
-            self.message.emit(f"Cannot {action} {node_id} in the middle of an engine step; try again.")
+        doc = self.controller.document
+        name = (doc.node(node_id).label or node_id) if node_id in doc else node_id
+        if self._busy:      # asked from a timer or a signal while an engine call runs: right after it
+            self._pending.append((action, node_id, replica))
             return
         fresh = self.sim is None
         if not self._ensure_sim():
@@ -199,16 +211,25 @@ class RunController(QObject):
             else:
                 getattr(self.sim, action)(node_id, replica=replica)
         except (KeyError, ValueError) as err:
-            self.message.emit(f"Cannot {action} {node_id}: {err}")
+            self._refuse(f"Cannot {action} {name}: {err}")
             return
+        # Marked on the plots like a scheduled event (plot_events.py reads ``manual_events``).
+        self.manual_events.append(ScheduledEvent(self.now, action, node_id, replica))
+        self.manualEventsChanged.emit()
         verb = "failed" if action == "fail" else "recovered"
-        name = self.controller.document.node(node_id).label or node_id if node_id in self.controller.document else node_id
+        if replica is not None:
+            name = f"replica {replica} of {name}"
         if fresh:
             self._set_state("paused")
             self.message.emit(f"{name} {verb} at t = 0 s. Press Run (Space) to see what happens.")
         else:
             self.message.emit(f"{name} {verb} at t = {self.now:.1f} s.")
         self.frame.emit()
+
+    def _refuse(self, text: str) -> None:
+        """Say why a command was not done; the status bar drops it once something succeeds."""
+        self.message.emit(text)
+        self.refused.emit(text)
 
     # ----- slices ----------------------------------------------------------------------
     def _reanchor(self) -> None:
@@ -290,6 +311,10 @@ class RunController(QObject):
             return False
         finally:
             self._busy = False
+        if self.sim is sim and self._pending:
+            pending, self._pending = self._pending, []
+            for action in pending:
+                self._failure_action(*action)
         return self.sim is sim          # False when a reset came while the call ran
 
     # ----- edits during a run ----------------------------------------------------------

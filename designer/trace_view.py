@@ -4,6 +4,8 @@ listing them, and a timeline of the one you click.
 
 The engine records the traces (``Simulation.trace_every``, simulation/tracing.py);
 this module only reads them at each frame and draws at most ``MAX_DOTS`` dots.
+The dots are not drawn in exported pictures (canvas PNG/SVG, snapshot): a picture
+shows the topology and its state, as ``scalelab export`` does.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from PySide6.QtWidgets import (QCheckBox, QGraphicsEllipseItem, QGraphicsItem, Q
                                QWidget)
 
 from simulation.state import CAUSE_LABELS
+
+from .canvas.export import NOT_EXPORTED
 
 MAX_DOTS = 300          # drawing stays cheap whatever the sampling
 MAX_LISTED = 200        # rows in the Requests list (the most recent)
@@ -89,6 +93,7 @@ class TraceDot(QGraphicsEllipseItem):
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, False)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)   # clicks go through the view's filter
         self.setToolTip(f"Request {key % 100000:05d}: {STATUS_TEXT[status]} (click for its timeline)")
+        self.setData(NOT_EXPORTED, True)     # a live overlay: exported pictures show the topology only
 
 
 def dot_position(scene, trace: Any, status: str, index: int, now: float) -> QPointF | None:

@@ -44,7 +44,6 @@ overload are left out: ``empirical_spof`` measures them.
 """
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
@@ -53,6 +52,7 @@ import networkx as nx
 import numpy as np
 
 from .document import Document
+from .steady_traffic import BY_CAPACITY, _browser_kept, _cache_hits, _requests, _split, machines  # noqa: F401
 
 # Shares below this are not reported (by either analysis): noise, not a lesson.
 PARTIAL_MIN = 0.02
@@ -62,8 +62,6 @@ FULL_MIN = 0.99
 # The app's database proxy stops sending reads to a dead copy once its monitor
 # notices (replication.py), so a dead copy loses no reads for good.
 DEAD_REPLICA_GETS_READS = False
-# Load balancer algorithms that spread by capacity (the others: equally per machine).
-BY_CAPACITY = ("weighted_round_robin", "least_connections", "least_response_time", "power_of_two")
 
 Loss = tuple[float, float]          # share of the reads and of the writes lost
 NONE: Loss = (0.0, 0.0)
@@ -153,25 +151,16 @@ class _Cached:
 
 
 # ----- machines ------------------------------------------------------------------------------------
-def machines(doc: Document, node_id: str) -> int:
-    """Machines of a node that serve when a run starts (an autoscaled server: its starting replicas)."""
-    p = doc.params(node_id)
-    if p.get("autoscale"):
-        return min(max(int(p["replicas"]), int(p["min_replicas"])), int(p["max_replicas"]))
-    if "read_replicas" in p:
-        return (int(p.get("primaries", 1)) + int(p["read_replicas"])) * int(p.get("shards", 1))
-    return int(p.get("replicas", 1))
-
-
 def failed_machine(doc: Document, node_id: str) -> int | None:
     """The replica failed to ask "what if one machine fails": replica 0 (a database's
     primary) where there are several, ``None`` (the whole node) otherwise."""
     return 0 if doc.kind(node_id) != "client" and machines(doc, node_id) >= 2 else None
 
 
-def _own(doc: Document, node_id: str) -> Loss:
+def _own(doc: Document, node_id: str, cross: bool = False) -> Loss:
     """Share of the requests sent to a node by a client or a server (no health
-    checks) that fail while its machine is down."""
+    checks) that fail while its machine is down. ``cross``: the requests are
+    cross-shard queries (at a sharded database they need every shard)."""
     n = machines(doc, node_id)
     p = doc.params(node_id)
     if p.get("autoscale"):   # a replacement boots, and the dead replica keeps its share among n + 1
@@ -179,11 +168,16 @@ def _own(doc: Document, node_id: str) -> Loss:
     if n < 2:
         return ALL
     if doc.kind(node_id) == "database" and int(p.get("shards", 1)) > 1:   # a shard: the requests it owns
-        share = shard_share(doc, node_id, 0)
-        if not int(p["read_replicas"]):
-            return share, share
-        reads = share / (1 + int(p["read_replicas"])) if DEAD_REPLICA_GETS_READS else 0.0   # its primary
-        return reads, 0.0 if float(p["failover_s"]) > 0 else share
+        share = shard_share(doc, node_id, 0, cross=False)
+        group = 1 + int(p["read_replicas"])
+        if group == 1:
+            return (1.0, 1.0) if cross else (share, share)
+        failover = float(p["failover_s"]) > 0
+        if cross:   # its parts go to the same place in every shard, without asking the proxy (sharding.py):
+            # a read whose own place is the dead primary's (1 / group) fails unless its own shard is the dead one
+            return (1 - share) / group, 0.0 if failover else 1.0
+        reads = share / group if DEAD_REPLICA_GETS_READS else 0.0   # its primary
+        return reads, 0.0 if failover else share
     if doc.kind(node_id) == "database":
         reads = 1.0 / n if DEAD_REPLICA_GETS_READS else 0.0
         # several primaries: the proxy moves a dead one's writes to the others
@@ -192,43 +186,24 @@ def _own(doc: Document, node_id: str) -> Loss:
     return 1.0 / n, 1.0 / n
 
 
-def _through(doc: Document, maps: dict[str, _Map], node_id: str) -> _Map:
+def _through(doc: Document, maps: dict[str, _Map], node_id: str, cross: bool = False) -> _Map:
     """Loss of a request sent to ``node_id`` by a client or a server: its own machine, then downstream."""
     m = maps[node_id]
-    o = _own(doc, node_id)
+    o = _own(doc, node_id, cross)
     own = (o[0] + (1 - o[0]) * m.base[0], o[1] + (1 - o[1]) * m.base[1])
     return _Map(m.base, {**m.by, node_id: own})
 
 
-def _capacity(doc: Document, node_id: str) -> float:
-    """The weight a server gives a downstream node (as ``compiler._node_capacity``)."""
-    p = doc.params(node_id)
-    kind = doc.kind(node_id)
-    if kind == "server":
-        return float(p["capacity_rps"]) * int(p["replicas"])
-    if kind == "database":
-        return float(p["read_capacity_rps"]) * (int(p.get("primaries", 1)) + int(p["read_replicas"])) \
-            * int(p.get("shards", 1))
-    return float(p["capacity_rps"])
-
-
-def shard_share(doc: Document, node_id: str, shard: int) -> float:
+def shard_share(doc: Document, node_id: str, shard: int, cross: bool = True) -> float:
     """Share of a sharded database's requests that shard ``shard`` owns (items weighted by
-    the clients' Zipf popularity, users equally), plus the cross-shard queries (they need
-    every shard)."""
+    the clients' Zipf popularity, users equally), plus (``cross``) the cross-shard queries
+    of all clients (they need every shard)."""
     from .sharding import owner, query_weights
     p = doc.params(node_id)
-    pop, cross = query_weights(doc, p["shard_key"])
+    pop, share = query_weights(doc, p["shard_key"])
     own = owner(p["shard_scheme"], int(p["shards"]), np.arange(len(pop)), len(pop))
     mine = float(pop[own == shard].sum() / pop.sum()) if pop.sum() > 0 else 0.0
-    return cross + (1 - cross) * mine
-
-
-def _split(doc: Document, node_id: str) -> list[tuple[str, float]]:
-    """Where a server, cache or database sends its calls, with probabilities."""
-    succ = doc.successors(node_id)
-    caps = [_capacity(doc, s) for s in succ]
-    return [(s, c / sum(caps)) for s, c in zip(succ, caps)]
+    return share + (1 - share) * mine if cross else mine
 
 
 def _balance(doc: Document, maps: dict[str, _Map], lb: str) -> _Map:
@@ -260,9 +235,10 @@ def _both(a: _Map, b: _Map) -> _Map:
     return _Map(f(a.base, b.base), {k: f(a.at(k), b.at(k)) for k in {*a.by, *b.by}})
 
 
-def _loss_maps(doc: Document, hits: dict[str, float], routes: dict | None = None) -> dict[str, _Map]:
+def _loss_maps(doc: Document, hits: dict[str, float], routes: dict | None = None, cross: bool = False) -> dict[str, _Map]:
     """``routes``: a view of the partitioning plan (node -> [(successor, probability,
-    database of a join's second query or None)]); None: the usual split."""
+    database of a join's second query or None)]); None: the usual split. ``cross``: of
+    cross-shard queries (a join's second query is not one: it goes to its key's shard)."""
     maps: dict[str, _Map] = {}
     for node_id in reversed(list(nx.topological_sort(doc.graph))):
         kind = doc.kind(node_id)
@@ -272,11 +248,12 @@ def _loss_maps(doc: Document, hits: dict[str, float], routes: dict | None = None
             maps[node_id] = _balance(doc, maps, node_id)
             continue
         if routes is not None and node_id in routes:
-            m = _mix([(p, _through(doc, maps, s) if d is None else _both(_through(doc, maps, s), _through(doc, maps, d)))
+            m = _mix([(p, _through(doc, maps, s, cross) if d is None
+                       else _both(_through(doc, maps, s, cross), _through(doc, maps, d)))
                       for s, p, d in routes[node_id]])
         else:
             split = _split(doc, node_id)
-            m = _mix([(p, _through(doc, maps, s)) for s, p in split]) if split else _Map(NONE, {})
+            m = _mix([(p, _through(doc, maps, s, cross)) for s, p in split]) if split else _Map(NONE, {})
         if kind == "cache":   # hits are answered here: only misses and writes go on
             miss = 1.0 - hits.get(node_id, 0.0)
             m = _Map((miss * m.base[0], m.base[1]), {b: (miss * r, w) for b, (r, w) in m.by.items()})
@@ -295,114 +272,31 @@ def _client_map(doc: Document, maps: dict[str, _Map], client: str) -> _Map:
     return first
 
 
-# ----- cache hit ratios ---------------------------------------------------------------------------
-def _browser_kept(doc: Document) -> dict[str, np.ndarray]:
-    """Per client whose browsers cache (max-age > 0): the share of each item's reads that still
-    become requests in the steady state, 1 − rM / (1 + rM) (docs/engine.md, Browser caching)."""
-    from .compiler import _browser_policies
-    ids = doc.node_ids()
-    if not any(doc.kind(n) == "server" and float(doc.params(n)["cache_max_age_s"]) > 0 for n in ids):
-        return {}
-    index = {n: i for i, n in enumerate(ids)}
-    params = [doc.params(n) for n in ids]
-    policies = _browser_policies(doc, ids, [doc.kind(n) for n in ids], params,
-                                 [[index[t] for t in doc.successors(n)] for n in ids])
-    out = {}
-    for i, (age, _) in policies.items():
-        p = params[i]
-        if age > 0 and math.isfinite(age):
-            pmf = np.diff(np.r_[0.0, zipf_cdf_of(p)])
-            r = float(p["rate_rps"]) * float(p["read_ratio"]) / int(p["users"]) * pmf
-            out[ids[i]] = 1.0 / (1.0 + r * age)
-    return out
-
-
-def _requests(doc: Document, client: str, kept: dict[str, np.ndarray]) -> tuple[float, float]:
-    """(requests/s, read share) of a client's requests that reach the system (browser hits never do)."""
-    p = doc.params(client)
-    rate, rr = float(p["rate_rps"]), float(p["read_ratio"])
-    if client not in kept:
-        return rate, rr
-    pmf = np.diff(np.r_[0.0, zipf_cdf_of(p)])
-    reads = rr * float(np.dot(pmf, kept[client]))
-    total = reads + (1.0 - rr)
-    return rate * total, (reads / total if total > 0 else rr)
-
-
-def zipf_cdf_of(p: dict) -> np.ndarray:
-    from .caching import zipf_cdf
-    return zipf_cdf(int(p["items"]), float(p["zipf_s"]))
-
-
-def _cache_hits(doc: Document) -> dict[str, float]:
-    """Steady-state read hit ratio of every cache, from the rates that reach it."""
-    caches = [n for n in doc.node_ids() if doc.kind(n) == "cache"]
-    if not caches:
-        return {}
-    from .caching import CacheModel, may_store, zipf_cdf
-
-    clients = [n for n in doc.node_ids() if doc.kind(n) == "client"]
-    rates = {c: float(doc.params(c)["rate_rps"]) for c in clients}
-    kept = _browser_kept(doc)    # the reads browsers answer never reach a cache
-    flow = {n: [0.0, 0.0] for n in doc.node_ids()}   # reads/s and writes/s arriving
-    for c in clients:
-        p, entries = doc.params(c), doc.successors(c)
-        if not entries:
-            continue
-        share = [1.0] + [0.0] * (len(entries) - 1) if p["entry_policy"] == "failover" else [1 / len(entries)] * len(entries)
-        for e, s in zip(entries, share):
-            total, rr = _requests(doc, c, kept)
-            flow[e][0] += total * rr * s
-            flow[e][1] += total * (1 - rr) * s
-    items = max(int(doc.params(c)["items"]) for c in clients) if clients else 1
-    pop = np.zeros(items)
-    total = sum(rates.values()) or 1.0
-    for c in clients:
-        pmf = np.diff(np.r_[0.0, zipf_cdf(int(doc.params(c)["items"]), float(doc.params(c)["zipf_s"]))])
-        pop[:len(pmf)] += (rates[c] or total / len(clients)) / total * pmf
-    pop /= pop.sum()
-    seen = pop    # the items of the reads that reach the caches
-    if kept:
-        seen = np.zeros(items)
-        for c in clients:
-            pmf = np.diff(np.r_[0.0, zipf_cdf_of(doc.params(c))])
-            seen[:len(pmf)] += rates[c] * float(doc.params(c)["read_ratio"]) * pmf * kept.get(c, 1.0)
-        seen = seen / seen.sum() if seen.sum() > 0 else pop
-    hits: dict[str, float] = {}
-    for n in nx.topological_sort(doc.graph):
-        kind, (r, w) = doc.kind(n), flow[n]
-        if kind == "client":
-            continue
-        if kind == "cache":
-            p = doc.params(n)
-            model = CacheModel(pop, int(p["capacity_items"]), float(p["ttl_s"]), p["invalidation"] == "on_write")
-            model.stores = may_store(doc, n)
-            model.read_rate, model.write_rate = r, w
-            model._compute()
-            hits[n] = float(np.dot(seen, model.hit))
-            r *= 1.0 - hits[n]
-        if kind == "load_balancer":
-            by_capacity = doc.params(n)["algorithm"] in BY_CAPACITY
-            ws = {s: (float(doc.params(s).get("capacity_rps", 1.0)) if by_capacity else 1.0) * machines(doc, s)
-                  for s in doc.successors(n)}
-            split = [(s, v / sum(ws.values())) for s, v in ws.items()]
-        else:
-            split = _split(doc, n)
-        for s, q in split:
-            flow[s][0] += q * r
-            flow[s][1] += q * w
-    return hits
-
-
-def _table_maps(doc: Document, hits: dict[str, float], maps: dict[str, _Map]) -> dict[str, list]:
+def _table_maps(doc: Document, hits: dict[str, float], cross: bool) -> dict[str, list]:
     """For each client with a table mix: [(share of its requests, loss maps of that table
     or join)] (partitioning.py); joins are never cache hits."""
     from .partitioning import doc_plan, plan_views
     plan = doc_plan(doc)
     if plan is None:
         return {}
-    views = [_loss_maps(doc, hits if v < len(plan.tables) else {}, r) for v, r in enumerate(plan_views(plan, doc))]
+    views = [_loss_maps(doc, hits if v < len(plan.tables) else {}, r, cross)
+             for v, r in enumerate(plan_views(plan, doc))]
     return {c: [(w, views[v]) for v, w in ws] for c, ws in plan.client_views(doc.node_ids()).items()}
+
+
+def _client_loss(doc: Document, c: str, classes: list[tuple[dict[str, _Map], dict[str, list]]]) -> _Map:
+    """A client's loss map: over its cross-shard and other queries (``classes``: the maps
+    of plain queries, then of cross-shard ones), and over its tables and joins."""
+    def of(maps: dict[str, _Map], by_table: dict[str, list]) -> _Map:
+        if c in by_table:
+            return _mix([(w, _client_map(doc, tm, c)) for w, tm in by_table[c]])
+        return _client_map(doc, maps, c)
+    x = float(doc.params(c).get("cross_shard_share", 0.0)) if len(classes) > 1 else 0.0
+    if x <= 0:
+        return of(*classes[0])
+    if x >= 1:
+        return of(*classes[1])
+    return _mix([(1 - x, of(*classes[0])), (x, of(*classes[1]))])
 
 
 def structural_spof(doc: Document) -> dict[str, Spof]:
@@ -416,9 +310,12 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
 
     doc = _Cached(doc)   # type: ignore[assignment]
     hits = _cache_hits(doc)
-    maps = _loss_maps(doc, hits)
-    by_table = _table_maps(doc, hits, maps)
     clients = [c for c in doc.node_ids() if doc.kind(c) == "client" and doc.successors(c)]
+    classes = [(_loss_maps(doc, hits), _table_maps(doc, hits, False))]
+    sharded = any(doc.kind(n) == "database" and int(doc.params(n).get("shards", 1)) > 1 for n in doc.node_ids())
+    if sharded and any(float(doc.params(c).get("cross_shard_share", 0.0)) > 0 for c in clients):
+        # cross-shard queries need every shard: a client's own share of them, not the average (sharding.py)
+        classes.append((_loss_maps(doc, hits, cross=True), _table_maps(doc, hits, True)))
     kept = _browser_kept(doc)
     requests = {c: _requests(doc, c, kept) for c in clients}   # browser hits are not requests
     rates = {c: requests[c][0] for c in clients}
@@ -428,7 +325,7 @@ def structural_spof(doc: Document) -> dict[str, Spof]:
     lost: dict[str, list[float]] = {}   # machine -> [reads lost, writes lost] per second
     served = 0.0                         # requests served per second with nothing failed
     for c in clients:
-        m = _mix([(w, _client_map(doc, tm, c)) for w, tm in by_table[c]]) if c in by_table else _client_map(doc, maps, c)
+        m = _client_loss(doc, c, classes)
         rr = requests[c][1]
         base = rr * m.base[0] + (1 - rr) * m.base[1]
         if base >= 1 - 1e-9 or not rates[c]:

@@ -333,7 +333,8 @@ class Blocking:
                 if admitted:
                     fin = p.fin[user]
                     lbs.append(self._later_bound(p, user, fin))
-                    ends = self._terminal[p.st[user]] | ((p.flags[user] & FLAG_TIMEOUT) != 0)
+                    ends = (self._terminal[p.st[user]] & ~self._join_waits(p.key[user])) \
+                        | ((p.flags[user] & FLAG_TIMEOUT) != 0)   # a join's first database: not its last
                     sure.append(ends & (fin < t1))
                 else:
                     lbs.append(p.arr[user])

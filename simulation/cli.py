@@ -12,27 +12,24 @@ and ``export`` are provided by the designer, which calls :func:`main` with them
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
-import math
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Sequence
 
 from . import __version__
 from . import outputs
 from .fileformat import load
 from .kinds import SIMULATION_PARAMS
 from .params import FormatError, check_value
+from .cli_progress import Progress  # (cli.Progress: cli_compare, cli_grade)
+from .cli_summary import CSV_COLUMNS, csv_text, summary_dict, summary_text  # noqa: F401
 
 PROG = "scalelab"
 SUBCOMMANDS = ("simulate", "check", "export", "compare", "sweep", "grade")
-# The CSV's first columns, fixed by DESIGN.md; the engine's other per-second columns follow.
-CSV_COLUMNS = ("time_s", "offered_rps", "served_rps", "failed_rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
-               "active_servers")
 SLICE_S = 1.0  # simulated seconds between two progress updates
 
 
@@ -45,56 +42,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{PROG}: {message} (see '{self.prog} --help')\n")
-
-
-# ----- progress ---------------------------------------------------------------------------------
-class Progress:
-    """A carriage-return progress bar on a stream, shown only for runs longer than ``delay`` s."""
-
-    def __init__(self, stream: TextIO, total_s: float, enabled: bool, delay: float | None = None, width: int = 30,
-                 unit: str = "s", label: str = "simulating") -> None:
-        if delay is None:  # the environment variable lets tests see the bar without a slow run
-            delay = float(os.environ.get("SCALELAB_PROGRESS_DELAY", "1.0"))
-        self.stream, self.total_s, self.enabled = stream, total_s, enabled
-        self.unit, self.label = unit, label
-        self.delay, self.width = delay, width
-        self.start = time.monotonic()
-        self.last_draw = 0.0
-        self.drawn = False
-
-    def update(self, done_s: float, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        elapsed = now - self.start
-        if not force and (elapsed < self.delay or now - self.last_draw < 0.1):
-            return
-        self.last_draw = now
-        frac = min(max(done_s / self.total_s, 0.0), 1.0) if self.total_s > 0 else 1.0
-        filled = int(round(frac * self.width))
-        eta = elapsed * (1 - frac) / frac if frac > 0 else math.inf
-        eta_text = _duration(eta) if math.isfinite(eta) else "?"
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:5.1f}%  "
-                          f"{done_s:,.0f}/{self.total_s:,.0f} {self.unit}  ETA {eta_text}   ")
-        self.stream.flush()
-        self.drawn = True
-
-    def finish(self, done_s: float) -> None:
-        """Draw the final state and end the line (only if a bar was shown at all)."""
-        if self.drawn:
-            self.update(done_s, force=True)
-            self.stream.write("\n")
-            self.stream.flush()
-            self.drawn = False
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
 
 
 # ----- simulate ---------------------------------------------------------------------------------
@@ -121,86 +68,6 @@ def run_simulation(doc: Any, duration_s: float, seed: int, progress: Progress | 
     if progress:
         progress.finish(sim.now)
     return sim
-
-
-def _cell(value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.6g}"
-
-
-def csv_text(sim: Any) -> str:
-    """One row per simulated second: the fixed columns, ``util:<node>``, ``failed:<cause>``."""
-    from .state import FAILURE_CAUSES
-
-    m = sim.metrics
-    util = m.util
-    ids = sim.document.node_ids()
-    shard_cols = [f"{n}#{s}" for n in ids for s in range(64) if f"{n}#{s}" in util]   # sharding.py
-    order = ([n for n in ids if n in util] + shard_cols
-             + sorted(set(util) - set(ids) - set(shard_cols)))
-    causes = m.failed_by_cause
-    fixed = list(CSV_COLUMNS) + [c for c in getattr(m, "COLUMNS", ()) if c not in CSV_COLUMNS]
-    several = [n for n in order if n in sim.net.node_ids
-               and len(sim.net.node_stations[sim.net.node_ids.index(n)]) > 1] if hasattr(sim, "net") else []
-    util_max = m.util_max
-    columns = (fixed + [f"util:{n}" for n in order] + [f"util_max:{n}" for n in several]
-               + [f"failed:{c}" for c in FAILURE_CAUSES])
-    series = ([getattr(m, c) for c in fixed] + [util[n] for n in order] + [util_max[n] for n in several]
-              + [causes[c] for c in FAILURE_CAUSES])
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for i in range(m.n):
-        writer.writerow([_cell(float(s[i])) for s in series])
-    return out.getvalue()
-
-
-def summary_dict(sim: Any, duration_s: float, seed: int, file: str) -> dict[str, Any]:
-    """``sim.totals()`` plus what the run was; NaN (nothing served) becomes null."""
-    totals = dict(sim.totals())
-    for key, value in totals.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            totals[key] = None
-    totals.update(duration_s=duration_s, seed=seed, file=file)
-    return totals
-
-
-def summary_text(s: dict[str, Any], wall_s: float) -> str:
-    arrived = s["arrived"]
-
-    def share(n: int) -> str:
-        return f" ({n / arrived * 100:.1f} %)" if arrived else ""
-
-    def ms(key: str) -> str:
-        return "—" if s[key] is None else f"{s[key]:.1f} ms"
-
-    causes = ", ".join(f"{c} {n:,}" for c, n in s["failed_by_cause"].items() if n)
-    lines = [
-        f"{s['file']}: {s['duration_s']:g} s simulated (seed {s['seed']}) in {wall_s:.1f} s",
-        f"  arrived        {arrived:,}",
-        f"  served         {s['served']:,}{share(s['served'])}",
-        f"  failed         {s['failed']:,}{share(s['failed'])}" + (f": {causes}" if causes else ""),
-        f"  in flight      {s['in_flight']:,}",
-        f"  latency        mean {ms('mean_ms')}, p50 {ms('p50_ms')}, p95 {ms('p95_ms')}, p99 {ms('p99_ms')}",
-        f"  sessions lost  {s['sessions_lost']:,}",
-    ]
-    for key, label in (("browser_hits", "browser hits"), ("not_modified", "304 answers"),
-                       ("stale_reads", "stale reads"), ("forged_accepted", "forged cookies believed"),
-                       ("forged_rejected", "forged cookies refused"), ("write_conflicts", "write conflicts"),
-                       ("id_collisions", "id collisions")):
-        if s.get(key):
-            lines.append(f"  {label:<14} {s[key]:,}")
-    if s.get("browser_hits"):
-        lines.append(f"  page views     {s['page_views']:,}: {s['browser_hit_share'] * 100:.1f} % from the browser "
-                     f"cache, mean {ms('page_view_mean_ms')}" + (f", {s['stale_page_views']:,} stale"
-                                                                 if s.get("stale_page_views") else ""))
-    if s.get("server_hours"):
-        lines.append(f"  cost           ${s['cost_usd']:,.{2 if s['cost_usd'] >= 1 else 4}f}, "
-                     f"{s['server_hours']:,.3g} server-hours")
-    return "\n".join(lines)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -251,71 +118,6 @@ def _report(targets: dict[str, outputs.Target], text: str | None = None) -> None
     lines = ([text] if text else []) + [f"wrote {t.shown}" for t in targets.values() if t.kind != "stdout"]
     if lines:
         print("\n".join(lines), file=stream)
-
-
-# ----- check ------------------------------------------------------------------------------------
-EMPIRICAL_S = 60.0  # simulated seconds per failure when --empirical has no value
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    from .analysis import structural_spof
-    from .compiler import compile_document
-    from .sharding import check_lines as shard_lines
-    from .spof_text import check_lines
-
-    try:
-        args.file, args.empirical = _check_args(args)
-    except SystemExit as e:  # a usage error, already printed
-        return e.code if isinstance(e.code, int) else 2
-    if args.empirical is not None:
-        args.empirical = float(_setting("duration_s", args.empirical, "--empirical"))
-    doc = load(args.file)
-    compile_document(doc)  # what the engine refuses is invalid too (SimulationError)
-    edges = len(doc.edges())
-    print(f"OK: {len(doc.node_ids())} node{'s' * (len(doc.node_ids()) != 1)}, {edges} edge{'s' * (edges != 1)}")
-    print("\n".join(check_lines(doc, structural_spof(doc)) + shard_lines(doc)))
-    if args.empirical is not None:
-        _print_empirical(doc, args.empirical, args.jobs)
-    return 0
-
-
-def _check_args(args: argparse.Namespace) -> tuple[str, float | None]:
-    """FILE and the --empirical seconds, whatever their order: argparse gives a FILE
-    written right after --empirical (``check --empirical FILE``) to --empirical."""
-    file, value = args.file, args.empirical
-
-    def number(text: str | None) -> bool:
-        try:
-            float(text)  # type: ignore[arg-type]
-            return True
-        except (TypeError, ValueError):
-            return False
-
-    if isinstance(value, str) and not number(value):   # (without a value it is the float EMPIRICAL_S)
-        if file is not None and not number(file):
-            args.check_parser.error(f"argument --empirical: invalid float value: {value!r}")
-        file, value = value, (file if file is not None else EMPIRICAL_S)
-    if file is None:
-        args.check_parser.error("the following arguments are required: FILE")
-    return file, None if value is None else float(value)
-
-
-def _print_empirical(doc: Any, seconds: float, jobs: int = 1) -> None:
-    """Fail each node's machine in turn and print what is lost (see simulation/spof_measure.py)."""
-    from .spof_measure import measure, settle_delays
-    from .spof_text import empirical_lines
-
-    runs = 2 * (sum(doc.kind(n) != "client" for n in doc.node_ids()) + 1)
-    bar = Progress(sys.stderr, float(runs), sys.stderr.isatty(), unit="runs", label="failing nodes")
-    try:
-        lost = measure(doc, seconds=seconds, progress=lambda done, total: bar.update(done), processes=jobs)
-    except BaseException:
-        if bar.drawn:   # end the bar's line so that the error line stands alone
-            bar.stream.write("\n")
-            bar.stream.flush()
-        raise
-    bar.finish(float(runs))
-    print("\n".join(empirical_lines(doc, lost, seconds, settle_delays(doc))))
 
 
 # ----- export -----------------------------------------------------------------------------------
@@ -388,16 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="progress bar on stderr (default: when stderr is a terminal and the run takes over 1 s)")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("check", help="validate a file and list its single points of failure",
-                       description="Validate FILE; print 'OK: N nodes, M edges' and its single points of failure. "
-                       "Exit code 1 if the file is invalid.")
-    p.add_argument("file", metavar="FILE", nargs="?", help="a .scalelab file")
-    p.add_argument("--empirical", metavar="S", nargs="?", const=EMPIRICAL_S,
-                   help="also fail one machine of each node in turn (replica 0, a database's primary), "
-                   "S simulated seconds each (default 60), and print the share of requests lost over the "
-                   "second half of the run, without the file's scheduled events")
-    add_jobs_option(p, "the --empirical runs")
-    p.set_defaults(func=cmd_check, check_parser=p)
+    from .cli_check import add_parser as add_check   # check and check --empirical (cli_check.py)
+    add_check(sub)
 
     p = sub.add_parser("export", help="render the canvas (and plots after a run) to PNG/SVG without a display",
                        description="Render FILE's canvas to an image without a display.")

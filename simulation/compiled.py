@@ -30,7 +30,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-KERNEL_MODULES: tuple[str, ...] = ()   # modules that define kernels (imported by warm())
+KERNEL_MODULES: tuple[str, ...] = ("simulation.least_choice", "simulation.admission_kernel")   # modules that define kernels (imported by warm())
 _REGISTRY: list["Kernel"] = []
 _numba: Any = None
 _numba_tried = False
@@ -174,4 +174,5 @@ def warm_in_background() -> subprocess.Popen | None:
 
 
 if __name__ == "__main__":
-    print(f"compiled {warm()} kernels into {cache_dir()}")
+    from simulation import compiled as _module   # the registry the kernel modules fill, not __main__'s copy
+    print(f"compiled {_module.warm()} kernels into {cache_dir()}")

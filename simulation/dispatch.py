@@ -6,8 +6,8 @@ among those its health checks believe to be up:
 - ``random``: uniform choice (each backend then sees a thinned Poisson stream).
 - ``round_robin``: the k-th request goes to backend k mod n.
 - ``weighted_round_robin``: NGINX's smooth weighted round robin, weights ∝ capacity.
-- ``least_connections``: fewest requests in the backend (queued + in service);
-  within a tick, requests fill the least loaded backends first (ties random).
+- ``least_connections``: fewest requests in the backend (queued + in service),
+  counted when each request arrives (exact_balance.py; ties random).
 - ``least_response_time``: lowest (connections + 1) × recent response time.
 - ``power_of_two``: two random backends, the one with fewer connections.
 - ``consistent_hash``: the user's id on a ring with 160 points per backend
@@ -166,9 +166,9 @@ class BalancerState:
             b += b >= a
             return np.where(c[a] <= c[b], a, b)
         if algo == "least_connections":
-            return _fill_least(c, np.ones(n), m, tick)
+            return _fill_least(c, np.ones(n), uniform(keys, hops, TIE))
         if algo == "least_response_time":
-            return _fill_least(c, np.maximum(lat[cand], 1e-6), m, tick)
+            return _fill_least(c, np.maximum(lat[cand], 1e-6), uniform(keys, hops, TIE))
         raise AssertionError(algo)
 
 
@@ -196,25 +196,17 @@ def carry_cookies(old: list[BalancerState], new: list[BalancerState], station_ma
             bs.cookie[take] = moved[take]
 
 
-def _fill_least(load: np.ndarray, cost: np.ndarray, m: int, tick: int) -> np.ndarray:
-    """Greedy fill: each request goes to the backend with the lowest (load+1)×cost,
-    counting the requests already placed in this window. Done in rounds of one
-    request per backend: a full round gives every backend one request, in the
-    order of its scores, so all full rounds are computed at once (one sort per
-    row); the last, partial round takes the lowest scores. No loop over rounds."""
-    n = len(load)
-    full, rest = divmod(m, n)
-    out = np.empty(m, dtype=np.int64)
-    if full:
-        r = np.arange(full, dtype=np.uint64)[:, None]
-        keys = r * np.uint64(n * n) + np.arange(n, dtype=np.uint64)[None, :]     # round r starts at done = r·n
-        jitter = uniform(keys.ravel(), tick, TIE).reshape(full, n)                # random ties
-        score = (load[None, :] + np.arange(full, dtype=float)[:, None] + 1.0) * cost * (1.0 + jitter * 1e-9)
-        out[:full * n] = np.argsort(score, axis=1, kind="stable").ravel()
-    if rest:
-        done = full * n
-        jitter = uniform(np.arange(n, dtype=np.uint64) + np.uint64(n * done), tick, TIE)
-        score = (load + float(full) + 1.0) * cost * (1.0 + jitter * 1e-9)
-        best = np.argpartition(score, rest - 1)[:rest]
-        out[done:] = best[np.argsort(score[best], kind="stable")]
+def _fill_least(load: np.ndarray, cost: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Greedy, request by request: each goes to the backend with the lowest
+    (load + 1) × cost, counting the requests already placed (ties: the uniform
+    ``u`` of the request picks among the tied backends). Used by the slower
+    tick-by-tick path only; exact_balance.py also counts the departures."""
+    load = np.asarray(load, dtype=float).copy()
+    out = np.empty(len(u), dtype=np.int64)
+    for i, ui in enumerate(u.tolist()):   # one pass over the tick's requests (a handful)
+        score = (load + 1.0) * cost
+        tied = np.flatnonzero(score == score.min())
+        pick = int(tied[min(int(ui * len(tied)), len(tied) - 1)])
+        out[i] = pick
+        load[pick] += 1.0
     return out

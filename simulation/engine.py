@@ -429,16 +429,12 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
         self._admit(lv, batch)
         if self._sharded:   # cross-shard queries end with their slowest shard (sharding.py)
             self._join_shards(lv)
-        if self._joins_on:   # joins over two databases pay both (table_routing.py)
-            self._join_level(lv)
 
     def _admit(self, lv: int, batch: Batch) -> None:
         if not len(batch):
             return
         in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
         admitted, full, down = self._admit_users(batch, in_system)
-        if self._joins_on:
-            admitted = self._join_admitted(admitted, full, down)
         if self._sharded:
             self._shard_rejects(full, down)
         full, down = full.users_only(), down.users_only()

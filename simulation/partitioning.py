@@ -10,14 +10,13 @@ that join the two ``join_tables`` (empty: the two most-used tables of its mix).
   downstream nodes get none of it. Within those, by capacity, as before.
 - A join whose tables are held by two different databases queries both, one after
   the other (an app that runs two queries and joins in code): the request goes on
-  to one of them (the deeper one in the graph; the first join table on a tie) and,
-  where its path leaves the other, the server sends the second query straight to
-  that database (past any cache: joins are never cache hits). Both are admitted when
-  the server sends them; the request answers after its own path plus the second
-  query's response time, and fails if either is refused (queue full, database down)
-  or gives up. The second query is internal work (not a user request), like a
-  cross-shard copy (sharding.py), told apart by its key (kept until its request
-  reaches its own database); a write it makes is applied by the replicas.
+  to one of them (the deeper one in the graph; on a tie the one that comes first in
+  the file) and, when that one answers, the server sends the second query straight
+  to the other database (past any cache: joins are never cache hits). The request
+  answers when the second query answers, and fails if either is refused (queue
+  full, database down) or gives up; a failed first query sends no second one. The
+  engine processes a level at a time, so the compiler puts each join's second
+  database on a level deeper than its first (``sequenced_levels``).
 - With no table mix anywhere, nothing changes: a server splits its calls over its
   databases in proportion to capacity, as if they were copies (a pool).
 
@@ -51,6 +50,7 @@ class Plan:
     client_join: dict[int, tuple[float, int]]          # client node -> (join share, join view)
     routes: dict[tuple[int, int], list[tuple[int, float, int]]] = field(default_factory=dict)
     # (node, view) -> [(successor, probability, database of the second query or -1)]
+    sequence: set[tuple[int, int]] = field(default_factory=set)   # (first database, second database) of joins
 
     @property
     def n_views(self) -> int:
@@ -188,8 +188,8 @@ def build_plan(ids: list[str], kinds: list[str], params: list[dict], succ_of: li
                     continue
                 if ha < 0 or hb < 0 or ha == hb:
                     go, other = (a if ha >= 0 else b), None     # one database does the whole join
-                else:
-                    go, other = (a, b) if level(ha) >= level(hb) else (b, a)
+                else:   # the deeper database first; on a tie the first in the file (one order for all joins)
+                    go, other = (a, b) if (level(ha), -ha) > (level(hb), -hb) else (b, a)
             elig = [j for j in succ_of[n] if leads(j, go)]
             if not elig:
                 continue
@@ -197,7 +197,24 @@ def build_plan(ids: list[str], kinds: list[str], params: list[dict], succ_of: li
             plan.routes[(n, v)] = [(j, float(c / caps.sum()),
                                     holder(n, other) if other is not None and not leads(j, other) else -1)
                                    for j, c in zip(elig, caps)]
+            if any(d >= 0 for _, _, d in plan.routes[(n, v)]):
+                plan.sequence.add((holder(n, go), holder(n, other)))
     return plan
+
+
+def sequenced_levels(plan: Plan | None, level: list[int]) -> list[int]:
+    """Node levels with each join's second database deeper than its first, so that the
+    engine, which processes a level at a time, sends the second query when the first
+    answers. Databases send nowhere and the first database of a join is the higher in
+    one total order (level, then file order), so the result is still a topological order."""
+    out = list(level)
+    if plan is None or not plan.sequence:
+        return out
+    for first in sorted({a for a, _ in plan.sequence}, key=lambda d: (-level[d], d)):
+        for a, b in sorted(plan.sequence):
+            if a == first:
+                out[b] = max(out[b], out[a] + 1)
+    return out
 
 
 def _join_pair(p: dict, mix: dict[str, float], name: str) -> tuple[str, str]:

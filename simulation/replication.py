@@ -180,7 +180,7 @@ class Replication:
         user = (b.flags & FLAG_INTERNAL) == 0
         node = net.st_node[b.st].astype(np.int64)
         key = (node << ITEM_BITS) | np.minimum(b.item, (1 << ITEM_BITS) - 1)
-        writes = np.nonzero(at_db & (user | self._is_join_copy(b)) & (b.cls == 1) & (self.primary[b.st] == b.st)
+        writes = np.nonzero(at_db & user & (b.cls == 1) & (self.primary[b.st] == b.st)
                             & ((b.flags & FLAG_TIMEOUT) == 0))[0]
         w_key, w_fin = self._recent_writes
         if len(writes):

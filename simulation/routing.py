@@ -1,5 +1,5 @@
-"""Where finished requests go: load balancers choose a backend (tick by tick when
-they look at connections), servers call downstream nodes, caches answer hits,
+"""Where finished requests go: load balancers choose a backend (request by request
+when they look at connections: exact_balance.py), servers call downstream nodes, caches answer hits,
 and the rest are answered.
 
 A part of :class:`simulation.engine.Simulation` (a mixin: it works on the
@@ -10,12 +10,12 @@ import numpy as np
 
 from .compiler import CACHE, LB, SERVER
 from .dispatch import BalancerState
+from .exact_balance import LOAD_AWARE_ALL, balance_exact, exact_applies, update_ewma
 from .flight import Batch, FLAG_NOT_MODIFIED, FLAG_SESSION_LOST
 from .metrics import latency_bins, N_BINS
 from .randomness import CACHE_HIT, CACHE_STALE, ROUTE, uniform
 
-LOAD_AWARE = ("least_connections", "power_of_two")   # decided tick by tick inside a window
-EWMA_ALPHA = 0.1                                     # weight of a new response time (least_response_time)
+LOAD_AWARE = LOAD_AWARE_ALL   # on the slower path (exact_balance.py says when): decided tick by tick
 
 
 class Routing:
@@ -63,11 +63,8 @@ class Routing:
             key = fwd.st + uniform(fwd.key, fwd.hop, ROUTE)   # elementwise: the same numbers as drawn for all
             idx = np.minimum(np.searchsorted(self._route_key, key, side="left"), len(self._route_key) - 1)
             target = self._registered_only(net.route_target[idx], fwd.key, fwd.hop)
-            if self._parts is not None:   # only the database that holds the table; joins query both (table_routing.py)
-                target, copies, src = self._partition_targets(target, fwd)
-                if len(copies):
-                    self._flow(src, copies.st, copies.fin)
-                    self._deliver(copies, inbox)
+            if self._parts is not None:   # only the database that holds the table (table_routing.py)
+                target = self._partition_targets(target, fwd)
             if self._sharded:   # the shard that owns the key; cross-shard queries to every shard (sharding.py)
                 target, copies, src = self._shard_targets(target, fwd)
                 if len(copies):
@@ -82,12 +79,18 @@ class Routing:
             self._flow(fwd.st, target, fwd.fin)
             nxt = fwd.forward(target)
             self._deliver(nxt, inbox)
+        if self._joins_on:   # a join's first query answered: its second one now (table_routing.py)
+            end = self._join_onward(end, inbox)
         self._finish(end)
     def _flow(self, src_st: np.ndarray, dst_st: np.ndarray, times: np.ndarray) -> None:
         self.ledger.book_edges(self._node_edge[self.net.st_node[src_st], self.net.st_node[dst_st]], times)
     def _balance(self, out: Batch, inbox: list[list[Batch]]) -> None:
         net = self.net
         which = net.st_balancer[out.st]
+        present = np.unique(which).tolist() if len(self.balancers) > 1 else [0]
+        if any(self.balancers[b].bal.algorithm in LOAD_AWARE_ALL for b in present) and exact_applies(self, present):
+            balance_exact(self, out, which, present)   # request by request (exact_balance.py)
+            return
         if len(self.balancers) > 1 and self._together(which):
             self._balance_together(out, which)
             return
@@ -98,11 +101,7 @@ class Routing:
             if bs.bal.algorithm in LOAD_AWARE:
                 self._balance_by_tick(bs, mine)
                 continue
-            conn = lat = None
-            if bs.bal.algorithm == "least_response_time":
-                conn = self._connections()[backends]
-                lat = self.ewma[backends]
-            pos = bs.choose(mine.user, mine.key, mine.hop, conn, lat, int(round(self.now / self.tick_s)),
+            pos = bs.choose(mine.user, mine.key, mine.hop, None, None, int(round(self.now / self.tick_s)),
                             self.stations.registered[backends])
             none = pos < 0
             if none.any():
@@ -144,8 +143,6 @@ class Routing:
                 conn = lat = None
                 if bs.bal.algorithm in LOAD_AWARE:
                     conn = self._connections_at(k * dt, backends)
-                elif bs.bal.algorithm == "least_response_time":
-                    conn = self._connections()[backends]
                     lat = self.ewma[backends]
                 pos = bs.choose(mine.user, mine.key, mine.hop, conn, lat, k, self.stations.registered[backends])
                 none = pos < 0
@@ -173,9 +170,10 @@ class Routing:
         return conn[backends]
 
     def _balance_by_tick(self, bs: BalancerState, out: Batch) -> None:
-        """Least connections and power of two: decide tick by tick with the connection
-        counts at the start of each tick, and admit each tick's requests at once, so the
-        next tick's counts include them. The window may be long; decisions stay fresh."""
+        """The slower path of the load-aware balancers (exact_balance.py says when): decide
+        tick by tick with the connection counts at the start of each tick (plus the
+        requests placed in the tick), and admit each tick's requests at once, so the next
+        tick's counts include them."""
         net = self.net
         backends = bs.bal.backends
         levels = np.unique(net.st_level[backends])
@@ -194,7 +192,8 @@ class Routing:
                                         minlength=net.n_stations)
             if self._holding:
                 conn += self._held_count(tau)
-            pos = bs.choose(mine.user, mine.key, mine.hop, conn[backends], None, k, self.stations.registered[backends])
+            pos = bs.choose(mine.user, mine.key, mine.hop, conn[backends], self.ewma[backends], k,
+                            self.stations.registered[backends])
             none = pos < 0
             if none.any():
                 self._fail("no_healthy_backend", mine.fin[none], mine.key[none])
@@ -207,11 +206,18 @@ class Routing:
             self._admit_now(mine.forward(target))
     def _admit_now(self, batch: Batch) -> None:
         """Admit requests at their stations right away (they join the pending requests)."""
+        self._admit_all(batch, take_checks=True)
+
+    def _admit_all(self, batch: Batch, take_checks: bool = False) -> None:
+        """Admit requests at their stations right away, with the health checks due there
+        by then (``take_checks``) or with the ones the batch holds."""
+        if not len(batch):
+            return
         lv_of = self.net.st_level[batch.st]
         for lv in np.unique(lv_of):
             lv = int(lv)
             part = batch if len(np.unique(lv_of)) == 1 else batch.take(lv_of == lv)
-            if not (self._holding and lv >= self._lb):
+            if take_checks and not (self._holding and lv >= self._lb):
                 part = Batch.concat([part, self._due_checks(lv, float(part.arr.max()), part.st)])   # checks due by now
             if self._holding and lv >= self._lb:   # blocking servers admit in their sweeps (blocking.py)
                 self._cur_inbox[lv].append(part)
@@ -268,13 +274,9 @@ class Routing:
         self._hist_total += np.bincount(latency_bins(lat), minlength=N_BINS)
         self.ledger.book_served(done.fin, lat)
     def _update_ewma(self, out: Batch) -> None:
-        """Recent response time per station (for least_response_time)."""
-        n = self.net.n_stations
-        k = np.bincount(out.st, minlength=n)
-        seen = k > 0
-        mean = np.bincount(out.st, weights=out.fin - out.arr, minlength=n)[seen] / k[seen]
-        w = 1.0 - (1.0 - EWMA_ALPHA) ** k[seen]
-        self.ewma[seen] += w * (mean - self.ewma[seen])
+        """Recent response time per station (for least_response_time): each response
+        into its station's EWMA when it completes, in time order (exact_balance.py)."""
+        update_ewma(self, out)
     def _forget_cache_states(self) -> None:
         """Cache states older than any request still waiting at the cache are not needed."""
         for st, model in self._caches.items():

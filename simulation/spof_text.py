@@ -38,6 +38,16 @@ def full_reason(doc: Document, node_id: str, clients: list[str]) -> str:
     if kind == "database" and int(doc.params(node_id).get("read_replicas", 0)):
         return (f"Every server of {who} writes to this database's primary: its read replicas "
                 "cannot take writes (single-primary replication) unless failover is on")
+    if kind == "database" and int(doc.params(node_id).get("shards", 1)) > 1:   # sharding.py
+        if any(float(doc.params(c).get("cross_shard_share", 0.0)) > 0 for c in clients):
+            return (f"Every query of {who} joins across shards and needs every shard of this database: "
+                    "one dead shard fails them all")
+        return f"Every key that {who} query is owned by one shard of this database; it has no replica"
+    if kind == "database" and doc.params(node_id).get("tables"):   # partitioning.py
+        tables = doc.params(node_id)["tables"]
+        return (f"Every query of {who} needs this database: it is the only home of table"
+                f"{'s' if len(tables) > 1 else ''} {', '.join(tables)}, which each of their queries "
+                "reads or joins")
     if kind == "database" or (kind == "server" and _called_by_servers(doc, node_id)):
         return f"Every server of {who} calls this {what}; it has no replica"
     if kind == "server":
@@ -62,9 +72,14 @@ def _why_partial(doc: Document, node_id: str, reads: float, writes: float) -> st
             float(doc.params(c).get("cross_shard_share", 0)) > 0 for c in doc.node_ids() if doc.kind(c) == "client") else ""
         return f"a shard is the only home of the keys it owns: the queries for its keys fail{cross}"
     if kind == "database" and n >= 2:
+        cross = int(p.get("shards", 1)) > 1 and reads > 1e-9
         if float(p["failover_s"]) <= 0:
-            tail = "; the reads sent to it fail too" if reads > 1e-9 else ""
+            tail = ("; the cross-shard queries that read at its place in the other shards fail too" if cross
+                    else "; the reads sent to it fail too" if reads > 1e-9 else "")
             return f"only its primary takes writes and no read replica is promoted (failover is off){tail}"
+        if cross:
+            return ("a read replica takes over the writes, but a cross-shard query sends its parts to the same "
+                    "place in every shard without asking the proxy: those at the dead primary's place fail")
         return "a read replica takes over the writes, but the servers keep sending the dead primary its share of reads"
     if p.get("autoscale") and any(doc.kind(q) != "load_balancer" for q in preds):
         return ("the autoscaler replaces a dead replica, but nothing checks their health: the dead one keeps "

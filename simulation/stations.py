@@ -18,6 +18,7 @@ import heapq
 
 import numpy as np
 
+from .admission_kernel import admit_sequential, load_in_background
 from .compiler import CACHE, DATABASE, SERVER, Network
 from .flight import FLAG_CHECK, FLAG_DB_SESSION, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
 from .randomness import SERVICE, SESSION_READ, exponential
@@ -84,6 +85,9 @@ class Stations:
         self.hold = np.asarray(getattr(net, "st_blocking", np.zeros(n, dtype=bool)), dtype=bool)
         self.new_holds: list[tuple[np.ndarray, ...]] = []
         self.last: tuple[Batch, np.ndarray] | None = None   # (sorted batch, status) of the last admission
+        self.compiled = True   # the compiled kernel admits one by one, once it is loaded (admission_kernel.py)
+        load_in_background()
+        self._timeout_ns = np.rint(net.st_timeout * NS).astype(np.int64)
 
     # ----- failures -----------------------------------------------------------------
     def refresh_up(self, now: float) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +190,9 @@ class Stations:
             rounds &= ~dead
         if rounds.any():
             idx = np.nonzero(rounds)[0]
-            if len(idx) <= SCALAR_PER_ROUND * (int(rank[idx].max()) + 1):   # few requests, many rounds
+            if self.compiled and admit_sequential.compiled:   # one by one, compiled: cheaper than rounds
+                self._one_by_one_compiled(b, idx, a_ns[idx], service[idx], status)
+            elif len(idx) <= SCALAR_PER_ROUND * (int(rank[idx].max()) + 1):   # few requests, many rounds
                 self._one_by_one(b, idx, a_ns[idx], service[idx], status)
             else:
                 self._rounds(b, idx, a_ns[idx], rank[idx], service[idx], status)
@@ -307,6 +313,29 @@ class Stations:
                 if has_ring.any():
                     self.ring[slot[ok][has_ring]] = t0_s[ok][has_ring]
                 self.count[so] += 1
+
+    def _one_by_one_compiled(self, b: Batch, idx: np.ndarray, a_ns: np.ndarray, service: np.ndarray,
+                             status: np.ndarray) -> None:
+        """``_one_by_one`` in the compiled kernel (admission_kernel.py): the same numbers."""
+        net = self.net
+        m = len(idx)
+        start, fin = np.empty(m), np.empty(m)
+        st_status = np.empty(m, dtype=np.int8)
+        late = np.empty(m, dtype=np.int64)
+        worker = np.empty(m, dtype=np.int64)
+        st = b.st[idx]
+        holds = admit_sequential(st, a_ns, b.arr[idx], service, ((b.flags[idx] & FLAG_CHECK) != 0).astype(np.int64),
+                                 self.free, self.ring, self.ring_off, self.ring_len, self.count,
+                                 self.up.astype(np.int64), net.st_queue_limit, net.st_timeout, self._timeout_ns,
+                                 self.rate, self.hold.astype(np.int64), start, fin, st_status, late, worker)
+        b.start[idx] = start
+        b.fin[idx] = fin
+        status[idx] = st_status
+        if late.any():
+            b.flags[idx[late != 0]] |= FLAG_TIMEOUT
+        if holds:
+            h = worker >= 0
+            self.new_holds.append((b.key[idx[h]], st[h], worker[h], fin[h]))
 
     def _one_by_one(self, b: Batch, idx: np.ndarray, a_ns: np.ndarray, service: np.ndarray,
                     status: np.ndarray) -> None:

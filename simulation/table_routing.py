@@ -1,12 +1,16 @@
 """The engine's side of partitioning by table (the plan is in partitioning.py): each
 request's table, its route towards the database that holds it, and joins over two
-databases — the second query, sent by the server straight to the other database, and
-the request paying its response time (or failing with it) once it reaches its own.
+databases, one query after the other.
 
-The second query is internal work (not a user request), like a cross-shard copy
-(sharding.py), told apart by its key, which a small store keeps (with how the query
-went) until its request reaches its own database; a write it makes is applied by the
-read replicas (replication.py).
+A join leaves its server towards its first database like any request, and a small
+store keeps (by the request's key) where its second query goes and who sends it.
+When the first query answers, the request itself goes on to the second database,
+arriving at that moment (the server sends the second query when it has the first
+one's rows): latency adds, the second database's queue sees the query when it really
+comes, and a first query that fails or gives up sends no second one. The compiler
+puts the second database on a deeper level (``partitioning.sequenced_levels``), so
+the engine admits it in the same window. A blocking server's worker stays held until
+the second query answers (``_join_waits``).
 
 A part of :class:`simulation.engine.Simulation` (a mixin: it works on the simulation's
 own state), plus ``station_routes``, the plan compiled over stations (compiler.py).
@@ -17,13 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .flight import FLAG_INTERNAL, FLAG_TIMEOUT, Batch
+from .flight import FLAG_INTERNAL, Batch
 from .partitioning import Plan
-from .randomness import ROUTE, mix64, uniform
+from .randomness import ROUTE, uniform
 
 TABLE, JOIN, JOIN_PLACE = 111, 112, 113     # salts (randomness.py uses 1..17, sharding.py 101)
-_COPY_SALT = np.uint64(0x7F4A7C159E3779B9)
-PENDING, OK, FULL, DOWN, GAVE_UP = -1, 0, 1, 2, 3
+DATABASE = 2           # compiler.DATABASE (the compiler imports this module)
+PRUNE_EVERY_S = 5.0    # how often the store drops the joins whose request is gone (failed on its way)
 
 
 @dataclass
@@ -70,11 +74,18 @@ class Partitioning:
     def _setup_partitioning(self) -> None:
         self._parts: StationRoutes | None = self.net.partitions
         self._joins_on = self._parts is not None and bool((self._parts.join_view >= 0).any())
-        if not hasattr(self, "_join_store"):   # a live edit keeps the joins under way
-            self._join_store = (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int8), np.zeros(0), np.zeros(0))
-            self._join_held: list[np.ndarray] = []
-        timeouts = self.net.st_timeout
-        self._join_horizon = 2.0 * float(timeouts.max() if len(timeouts) else 30.0) + 120.0
+        ids = self.net.node_ids
+        if not hasattr(self, "_js_key") or not self._joins_on:   # the joins under way: key, second database,
+            # sender (nodes); a live edit that ends the joins lets those at their first database end there
+            self._js_key, self._js_db, self._js_src = np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+            self._js_prune_at = 0.0
+        elif self._js_names != ids and len(self._js_key):   # a live edit: the same nodes by name
+            where = {n: i for i, n in enumerate(ids)}
+            db = np.array([where.get(self._js_names[d], -1) for d in self._js_db.tolist()], dtype=np.int64)
+            src = np.array([where.get(self._js_names[d], -1) for d in self._js_src.tolist()], dtype=np.int64)
+            keep = db >= 0                  # a removed second database: the join ends at its first
+            self._js_key, self._js_db, self._js_src = self._js_key[keep], db[keep], src[keep]
+        self._js_names = list(ids)
         self._sharded_of = {sd.node_index: sd for sd in self.net.shards}
         views = self._parts.views if self._parts is not None else []
         old = getattr(self, "_served_by_view", {})
@@ -101,37 +112,51 @@ class Partitioning:
     def _is_join(self, b: Batch) -> np.ndarray:
         return self._views(b) >= len(self._parts.tables)
 
-    def _partition_targets(self, target: np.ndarray, b: Batch) -> tuple[np.ndarray, Batch, np.ndarray]:
+    def _partition_targets(self, target: np.ndarray, b: Batch) -> np.ndarray:
         """Requests leaving a server or cache go towards the database that holds their
-        table; joins that leave the other table's database here send it their second query."""
+        table; joins that leave the other table's database here are noted: their
+        second query goes there when the first answers (``_join_onward``)."""
         pt = self._parts
         views = self._views(b)
         row = np.where(views >= 0, pt.row_of[self.net.st_node[b.st], np.maximum(views, 0)], -1)
         m = np.nonzero(row >= 0)[0]
         if not len(m):
-            return target, Batch.empty(), np.zeros(0, dtype=np.int64)
+            return target
         u = uniform(b.key[m], b.hop[m], ROUTE)
         idx = np.minimum(np.searchsorted(pt.cum, row[m] + u, side="left"), len(pt.cum) - 1)
         target = target.copy()
         target[m] = pt.target[idx]
         dbs = pt.copy[idx]
-        need = m[dbs >= 0]
-        if not len(need):
-            return target, Batch.empty(), np.zeros(0, dtype=np.int64)
-        src = b.take(need)
-        at = self._copy_stations(dbs[dbs >= 0], src)
-        with np.errstate(over="ignore"):
-            key = mix64(src.key ^ _COPY_SALT)
-        copies = Batch._raw((at, src.birth, src.fin, src.fin.copy(), src.fin.copy(), src.cls, src.user,
-                             np.full(len(src), FLAG_INTERNAL, dtype=np.int8), key, src.hop + 1, src.item))
-        status = np.full(len(key), PENDING, dtype=np.int8)
-        if self._replicated:   # the proxy: reads to the copies it believes up, writes to the primary
-            copies.st = self._database_targets(at, copies)
-            nowhere = copies.st < 0
-            status[nowhere] = DOWN
-            copies, src = copies.take(~nowhere), src.take(~nowhere)
-        self._join_remember(key, status, np.zeros(len(key)), b.fin[need])
-        return target, copies, src.st
+        two = dbs >= 0
+        if two.any():
+            self._join_remember(b.key[m[two]], dbs[two], self.net.st_node[b.st[m[two]]])
+        return target
+
+    def _join_onward(self, end: Batch, inbox: list[list[Batch]]) -> Batch:
+        """Requests done at a database whose join still needs its second query go on to
+        the second database now; returns the ones that end here."""
+        if len(self._js_key) and len(end):
+            at_db = np.nonzero((self.net.st_kind[end.st] == DATABASE) & ((end.flags & FLAG_INTERNAL) == 0))[0]
+            i = self._join_find(end.key[at_db])
+            if (i >= 0).any():
+                idx, i = at_db[i >= 0], i[i >= 0]
+                second, db, src = end.take(idx), self._js_db[i], self._js_src[i]
+                self._join_forget(i)
+                rest = np.ones(len(end), dtype=bool)
+                rest[idx] = False
+                end = end.take(rest)
+                at = self._copy_stations(db, second)
+                if self._replicated:   # the proxy: reads to the copies it believes up, writes to the primary
+                    at = self._database_targets(at, second)
+                    nowhere = at < 0
+                    if nowhere.any():
+                        self._fail("no_healthy_backend", second.fin[nowhere], second.key[nowhere])
+                        second, at, src = second.take(~nowhere), at[~nowhere], src[~nowhere]
+                self.ledger.book_edges(self._node_edge[src, self.net.st_node[at]], second.fin)
+                self._deliver(second.forward(at), inbox)
+        if self.now >= self._js_prune_at:
+            self._join_prune(inbox)
+        return end
 
     def _copy_stations(self, dbs: np.ndarray, src: Batch) -> np.ndarray:
         """The station of each second query: in the shard that owns its key (sharding.py),
@@ -152,86 +177,42 @@ class Partitioning:
             out[mine] = np.where(src.cls[mine] == 1, self.primary[base], at)
         return out
 
-    def _join_remember(self, key, status, resp, sent) -> None:
-        k, s, r, t = self._join_store
-        keep = t >= self.now - self._join_horizon       # never asked for any more: their request failed on its way
-        k, s, r, t = (np.concatenate([k[keep], key]), np.concatenate([s[keep], status]),
-                      np.concatenate([r[keep], resp]), np.concatenate([t[keep], sent]))
+    # ----- the store of joins under way (sorted by key) --------------------------------------------
+    def _join_remember(self, key: np.ndarray, db: np.ndarray, src: np.ndarray) -> None:
+        keep = ~np.isin(self._js_key, key)     # sent again (a second server on its path): the latest counts
+        k = np.concatenate([self._js_key[keep], key])
         order = np.argsort(k, kind="stable")
-        self._join_store = (k[order], s[order], r[order], t[order])
+        self._js_key = k[order]
+        self._js_db = np.concatenate([self._js_db[keep], db])[order]
+        self._js_src = np.concatenate([self._js_src[keep], src])[order]
 
     def _join_find(self, keys: np.ndarray) -> np.ndarray:
-        k = self._join_store[0]
-        if not len(k):
+        """Each key's entry in the store, -1 where it has none."""
+        k = self._js_key
+        if not len(k) or not len(keys):
             return np.full(len(keys), -1, dtype=np.int64)
         i = np.minimum(np.searchsorted(k, keys), len(k) - 1)
         return np.where(k[i] == keys, i, -1)
 
-    def _join_admitted(self, admitted: Batch, full: Batch, down: Batch) -> Batch:
-        """After admission: note how each second query went, then let the requests that
-        reached their own database pay it (or fail with it). Returns ``admitted``."""
-        for b, code in ((admitted, OK), (full, FULL), (down, DOWN)):
-            m = (b.flags & FLAG_INTERNAL) != 0
-            if m.any():
-                i = self._join_find(b.key[m])
-                ok = i >= 0
-                st = self._join_store[1]
-                if code == OK:
-                    st[i[ok]] = np.where((b.flags[m][ok] & FLAG_TIMEOUT) != 0, GAVE_UP, OK)
-                    self._join_store[2][i[ok]] = (b.fin[m] - b.arr[m])[ok]
-                else:
-                    st[i[ok]] = code
-        return self._join_pay(admitted, held_ok=True)
+    def _join_forget(self, i: np.ndarray) -> None:
+        keep = np.ones(len(self._js_key), dtype=bool)
+        keep[i] = False
+        self._js_key, self._js_db, self._js_src = self._js_key[keep], self._js_db[keep], self._js_src[keep]
 
-    def _is_join_copy(self, b: Batch) -> np.ndarray:
-        """Which of these are the second queries of joins (replication.py ships their writes)."""
-        if not self._joins_on:
-            return np.zeros(len(b), dtype=bool)
-        return ((b.flags & FLAG_INTERNAL) != 0) & (self._join_find(b.key) >= 0)
-
-    def _join_pay(self, b: Batch, held_ok: bool) -> Batch:
-        if not len(b) or not len(self._join_store[0]):
-            return b
-        user = np.nonzero(((b.flags & FLAG_INTERNAL) == 0) & (self.net.st_kind[b.st] == 2))[0]   # at a database
-        if not len(user):
-            return b
-        with np.errstate(over="ignore"):
-            i = self._join_find(mix64(b.key[user] ^ _COPY_SALT))
-        has = i >= 0
-        user, i = user[has], i[has]
-        status = self._join_store[1][i]
-        if held_ok and (status == PENDING).any():   # its second query comes later in this level (a writer first)
-            self._join_held.append(b.key[user[status == PENDING]])
-        done = status != PENDING
-        user, i, status = user[done], i[done], status[done]
-        if not len(user):
-            return b
-        b.flags, b.fin, b.start = b.flags.copy(), b.fin.copy(), b.start.copy()
-        for code, cause in ((FULL, "queue_full"), (DOWN, "backend_down")):
-            bad = user[status == code]
-            if len(bad):
-                self._fail(cause, b.arr[bad], b.key[bad])   # frees a blocking server's worker
-                b.flags[bad] |= FLAG_INTERNAL       # its own query's work goes on; nobody waits for it
-        go = (status == OK) | (status == GAVE_UP)
-        pay = user[go]
-        pay_ok = (b.flags[pay] & FLAG_TIMEOUT) == 0  # gave up at its own database: fails there
-        shift = self._join_store[2][i[go]][pay_ok]
-        v = pay[pay_ok]
-        b.fin[v] += shift
-        b.start[v] += shift                          # its own work keeps its length
-        b.flags[user[status == GAVE_UP]] |= FLAG_TIMEOUT
-        self._join_store[1][i] = PENDING - 1          # used: dropped at the next clean-up
-        self._join_store[3][i] = -np.inf
-        return b
-
-    def _join_level(self, lv: int) -> None:
-        """End of a level's admission: the requests that waited for a second query admitted after them."""
-        if not self._join_held:
+    def _join_prune(self, inbox: list[list[Batch]]) -> None:
+        """Drop the joins whose request is no longer in flight (it failed before its first
+        database answered). Called from routing, where every request in flight is pending
+        or in the inbox."""
+        self._js_prune_at = self.now + PRUNE_EVERY_S
+        if not len(self._js_key):
             return
-        keys, self._join_held = np.concatenate(self._join_held), []
-        p = self.pending[lv]
-        m = np.isin(p.key, keys) & ((p.flags & FLAG_INTERNAL) == 0)
-        if m.any():
-            part = self._join_pay(p.take(m), held_ok=False)
-            p.flags, p.fin, p.start = p.flags.copy(), p.fin.copy(), p.start.copy()
-            p.flags[m], p.fin[m], p.start[m] = part.flags, part.fin, part.start
+        alive = np.concatenate([p.key for p in self.pending] + [b.key for lv in inbox for b in lv])
+        keep = np.isin(self._js_key, alive)
+        self._js_key, self._js_db, self._js_src = self._js_key[keep], self._js_db[keep], self._js_src[keep]
+
+    def _join_waits(self, keys: np.ndarray) -> np.ndarray:
+        """Which of these requests still have a second query to send (blocking.py: a worker
+        held for one of them is not released when it ends at its first database)."""
+        if not self._joins_on:
+            return np.zeros(len(keys), dtype=bool)
+        return self._join_find(keys) >= 0

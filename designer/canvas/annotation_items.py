@@ -12,16 +12,17 @@ import math
 from typing import Callable
 
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
-from PySide6.QtGui import (QBrush, QColor, QFocusEvent, QFont, QFontMetricsF, QKeyEvent, QPainter, QPainterPath,
-                           QPainterPathStroker, QPen, QPolygonF, QTextCursor)
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsTextItem, QStyle, QStyleOptionGraphicsItem, QWidget
+from PySide6.QtGui import (QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPainterPathStroker, QPen,
+                           QPolygonF)
+from PySide6.QtWidgets import QGraphicsItem, QStyle, QStyleOptionGraphicsItem, QWidget
 
 from simulation.annotations import Arrow, TextNote, color_of
 
 from . import look
+from .label_editor import InPlaceEditor
 
 PAD = 6.0                 # text inside its box
-FONT_PT = 10.0
+FONT_PT = 10.0            # at presenter scale 1 (look.TEXT_SCALE multiplies it)
 NOTE_FILL = QColor(255, 249, 219, 240)   # a pale sticky note
 NOTE_BORDER = QColor("#f0c36d")
 GRIP = 5.0                # half size of a handle
@@ -31,8 +32,9 @@ TEXT_Z, ARROW_Z = 0.5, 3.0
 
 
 def note_font() -> QFont:
+    """The text boxes' font: 10 pt × the presenter scale (like the node labels)."""
     font = QFont()
-    font.setPointSizeF(FONT_PT)
+    font.setPointSizeF(FONT_PT * look.TEXT_SCALE)
     return font
 
 
@@ -205,56 +207,22 @@ def make_annotation_item(annotation) -> TextNoteItem | ArrowItem:
     return TextNoteItem(annotation) if annotation.type == "text" else ArrowItem(annotation)
 
 
-class TextNoteEditor(QGraphicsTextItem):
+class TextNoteEditor(InPlaceEditor):
     """Editing a text box in place. Enter or clicking elsewhere commits (``on_done(text)``),
     Shift+Enter starts a new line, Escape cancels (``on_done(None)``)."""
 
+    multi_line = True
+
     def __init__(self, item: TextNoteItem, on_done: Callable[[str | None], None]):
-        super().__init__()
+        super().__init__(item.note.text, on_done)
         self.item = item
-        self.on_done = on_done
-        self._closed = False
         self.setFont(note_font())
-        self.setPlainText(item.note.text)
         self.setDefaultTextColor(QColor(color_of(item.note)))
         self.document().setDocumentMargin(0)
-        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextEditorInteraction)
         self.setTextWidth(item.note.box_width - 2 * PAD)
-        self.setZValue(20)
         self.setPos(item.mapToScene(QPointF(PAD, PAD)))
-        item.editing = True
-        item.update()
+        self._editing(True)
 
-    def begin(self, select_all: bool = True) -> None:
-        self.setFocus(Qt.FocusReason.MouseFocusReason)
-        cursor = self.textCursor()
-        if select_all:
-            cursor.select(QTextCursor.SelectionType.Document)
-        else:
-            cursor.movePosition(QTextCursor.MoveOperation.End)
-        self.setTextCursor(cursor)
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt)
-        enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-        if enter and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
-            self.close(self.toPlainText())
-        elif enter:
-            self.textCursor().insertText("\n")
-        elif event.key() == Qt.Key.Key_Escape:
-            self.close(None)
-        else:
-            super().keyPressEvent(event)
-
-    def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802 (Qt)
-        super().focusOutEvent(event)
-        self.close(self.toPlainText())
-
-    def close(self, text: str | None) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self.item.editing = False
+    def _editing(self, on: bool) -> None:
+        self.item.editing = on
         self.item.update()
-        if self.scene() is not None:
-            self.scene().removeItem(self)
-        self.on_done(text)

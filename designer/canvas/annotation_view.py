@@ -93,10 +93,9 @@ class AnnotationTools:
                                            "Change colour")
 
     def _close_editors(self) -> None:
-        if self._editor is not None:
-            self._editor.close(self._editor.toPlainText().strip())
-        if self._note_editor is not None:
-            self._note_editor.close(self._note_editor.toPlainText())
+        for editor in (self._editor, self._note_editor):
+            if editor is not None:
+                editor.commit()
 
     def _annotations_renumbered(self, index: int) -> None:
         """Annotations came or went (undo, paste): gestures holding indices cannot finish."""

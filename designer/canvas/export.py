@@ -1,4 +1,8 @@
-"""Rendering the canvas to an image or an SVG file (for slides and the headless exporter)."""
+"""Rendering the canvas to an image or an SVG file (for slides and the headless exporter).
+
+Items marked with :data:`NOT_EXPORTED` (the dots of followed requests, a live overlay of
+sampled requests) are left out of every picture: an export shows the topology and its
+state, the same from the app and from ``scalelab export``."""
 from __future__ import annotations
 
 import math
@@ -11,12 +15,24 @@ from PySide6.QtSvg import QSvgGenerator
 from .scene import CanvasScene
 
 MARGIN = 20.0
+NOT_EXPORTED = 0x5CA1    # QGraphicsItem.data key: an item set True here is not drawn in exports
+
+
+def _not_exported(scene: CanvasScene) -> list:
+    return [item for item in scene.items() if item.data(NOT_EXPORTED)]
 
 
 def export_rect(scene: CanvasScene) -> QRectF:
     """The items' bounding rectangle with a margin (a small default canvas when empty)."""
     scene.refresh_spof()
-    rect = scene.itemsBoundingRect()
+    skipped = set(_not_exported(scene))
+    if not skipped:
+        rect = scene.itemsBoundingRect()
+    else:
+        rect = QRectF()
+        for item in scene.items():
+            if item not in skipped and item.topLevelItem() not in skipped:
+                rect = rect.united(item.sceneBoundingRect())
     if rect.isEmpty():
         rect = QRectF(0, 0, 200, 120)
     return rect.adjusted(-MARGIN, -MARGIN, MARGIN, MARGIN)
@@ -54,13 +70,18 @@ def render_to_svg(scene: CanvasScene, path: str | Path, title: str = "ScaleLab t
 def _render(scene: CanvasScene, painter: QPainter, target: QRectF, source: QRectF) -> None:
     # The selection is hidden without telling anyone (no selectionChanged round trip).
     selected = scene.selectedItems()
+    hidden = [item for item in _not_exported(scene) if item.isVisible()]
     blocked = scene.blockSignals(True)
     scene.set_exporting(True)
     try:
         for item in selected:
             item.setSelected(False)
+        for item in hidden:
+            item.setVisible(False)
         scene.render(painter, target, source, Qt.AspectRatioMode.KeepAspectRatio)
     finally:
+        for item in hidden:
+            item.setVisible(True)
         for item in selected:
             item.setSelected(True)
         scene.set_exporting(False)

@@ -1,6 +1,7 @@
 """Kind icons: SVG files rendered once into pixmaps (never per paint).
 
-Painting into an SVG file draws the vector icon instead, so exported SVGs stay sharp.
+Painting into an SVG file draws the vector icon instead, so exported SVGs stay sharp
+(a faded icon too: no embedded bitmap).
 """
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QIcon, QImage, QPainter, QPixmap
+from PySide6.QtGui import QIcon, QImage, QPainter, QPicture, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
 from ..lessons import ICONS_DIR as ICON_DIR
@@ -55,7 +56,16 @@ def draw_icon(painter: QPainter, name: str, rect: QRectF, vector: bool = False) 
         painter.save()
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
-        svg_renderer(name).render(painter, rect)
+        if painter.opacity() < 1.0:
+            # Qt's SVG renderer paints a faded icon (a failed node's) into a bitmap layer;
+            # recorded as vector commands and replayed, each shape keeps the opacity instead.
+            picture = QPicture()
+            recorder = QPainter(picture)
+            svg_renderer(name).render(recorder, rect)
+            recorder.end()
+            painter.drawPicture(0, 0, picture)
+        else:
+            svg_renderer(name).render(painter, rect)
         painter.restore()
     else:
         painter.drawPixmap(rect, icon_pixmap(name), QRectF(0, 0, PIXMAP_SIZE, PIXMAP_SIZE))

@@ -1,57 +1,51 @@
-"""Editing a node's label in place: a text item over the label, committed on Enter or focus loss."""
+"""Editing text in place on the canvas: one key handling for a node's label and an
+annotation's text. Enter (or clicking elsewhere) commits, Escape cancels; a multi-line
+editor takes Shift+Enter as a new line."""
 from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QFocusEvent, QFont, QKeyEvent, QTextCursor
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QFocusEvent, QFont, QKeyEvent, QTextCursor, QTextOption
 from PySide6.QtWidgets import QGraphicsTextItem
 
 from . import look
 from .node_item import NodeItem
 
 
-class LabelEditor(QGraphicsTextItem):
-    """Enter or clicking elsewhere commits (``on_done(text)``); Escape cancels (``on_done(None)``)."""
+class InPlaceEditor(QGraphicsTextItem):
+    """A text item that reports once: ``on_done(text)`` on commit, ``on_done(None)`` on cancel.
+    Subclasses say what the edited item shows meanwhile (:meth:`_editing`)."""
 
-    def __init__(self, node: NodeItem, on_done: Callable[[str | None], None]):
-        super().__init__(node.label)
-        self.node = node
+    multi_line = False
+
+    def __init__(self, text: str, on_done: Callable[[str | None], None]):
+        super().__init__()
+        self.setPlainText(text)
         self.on_done = on_done
         self._closed = False
-        font = QFont(self.font())
-        font.setPointSizeF(9.0)
-        self.setFont(font)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextEditorInteraction)
-        self.setTextWidth(look.LABEL.width())
-        self.document().setDefaultTextOption(self._centered())
         self.setZValue(20)
-        self.setPos(node.mapToScene(look.LABEL.topLeft()) - self.boundingRect().topLeft()
-                    + self._nudge())
-        node.editing_label = True
-        node.update()
 
-    @staticmethod
-    def _centered():
-        from PySide6.QtGui import QTextOption
-        option = QTextOption()
-        option.setAlignment(Qt.AlignmentFlag.AlignHCenter)
-        return option
+    def text(self) -> str:
+        """What a commit would save."""
+        return self.toPlainText()
 
-    @staticmethod
-    def _nudge():
-        from PySide6.QtCore import QPointF
-        return QPointF(0, -4)
-
-    def begin(self) -> None:
+    def begin(self, select_all: bool = True) -> None:
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         cursor = self.textCursor()
-        cursor.select(QTextCursor.SelectionType.Document)
+        if select_all:
+            cursor.select(QTextCursor.SelectionType.Document)
+        else:
+            cursor.movePosition(QTextCursor.MoveOperation.End)
         self.setTextCursor(cursor)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt)
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-            self.close(self.toPlainText().strip())
+        enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        if enter and self.multi_line and event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self.textCursor().insertText("\n")
+        elif enter:
+            self.commit()
         elif event.key() == Qt.Key.Key_Escape:
             self.close(None)
         else:
@@ -59,14 +53,43 @@ class LabelEditor(QGraphicsTextItem):
 
     def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802 (Qt)
         super().focusOutEvent(event)
-        self.close(self.toPlainText().strip())
+        self.commit()
+
+    def commit(self) -> None:
+        self.close(self.text())
 
     def close(self, text: str | None) -> None:
         if self._closed:
             return
         self._closed = True
-        self.node.editing_label = False
-        self.node.update()
+        self._editing(False)
         if self.scene() is not None:
             self.scene().removeItem(self)
         self.on_done(text)
+
+    def _editing(self, on: bool) -> None:
+        """Hide (``on``) or show again what the edited item draws under the editor."""
+
+
+class LabelEditor(InPlaceEditor):
+    """A node's label, over the label; one line (the label is committed stripped)."""
+
+    def __init__(self, node: NodeItem, on_done: Callable[[str | None], None]):
+        super().__init__(node.label, on_done)
+        self.node = node
+        font = QFont(self.font())
+        font.setPointSizeF(9.0 * look.TEXT_SCALE)
+        self.setFont(font)
+        self.setTextWidth(look.LABEL.width())
+        option = QTextOption()
+        option.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        self.document().setDefaultTextOption(option)
+        self.setPos(node.mapToScene(look.LABEL.topLeft()) - self.boundingRect().topLeft() + QPointF(0, -4))
+        self._editing(True)
+
+    def text(self) -> str:
+        return self.toPlainText().strip()
+
+    def _editing(self, on: bool) -> None:
+        self.node.editing_label = on
+        self.node.update()

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFontMetricsF
 
 GRID = 20.0
 CARD = QRectF(-30, -30, 60, 60)          # the node's rounded card, centred on its position
 ICON = QRectF(-20, -20, 40, 40)
-LABEL = QRectF(-75, 35, 150, 18)
+LABEL = QRectF(-75, 35, 150, 18)        # the label's first line (where a double-click renames)
+LABEL_AREA = QRectF(-95, 33, 190, 47)   # where a label may be drawn: down to the card of a node 110 below,
+#                                         and short of the label of a node 200 to the side
 HANDLE_CENTER = QPointF(38, 0)
 HANDLE_RADIUS = 6.0
-NODE_BOUNDS = QRectF(-78, -50, 160, 106)  # everything a node may paint (stack, badges, label)
+NODE_BOUNDS = QRectF(-98, -50, 196, 130)  # everything a node may paint (stack, badges, label)
+LABEL_PT = 9.0          # a node label's size at zoom 1 (× the presenter scale)
+MIN_LABEL_PT = 8.5      # ... and the least size it is drawn at on screen, however far out the view is
 
 IDLE_FILL = QColor("#ffffff")
 FAILED_FILL = QColor("#dee2e6")
@@ -24,21 +28,52 @@ REFUSED = QColor("#e03131")
 GRID_MINOR = QColor("#eef0f3")
 GRID_MAJOR = QColor("#dfe3e8")
 BACKGROUND = QColor("#fbfbfc")
+LABEL_HALO = QColor(251, 251, 252, 215)   # behind node labels: lines under them stay faintly visible
 
 TEXT_SCALE = 1.0    # presenter mode: node labels and badges this many times larger
 
 
 def set_text_scale(scale: float) -> None:
-    """Grow the node labels (font, box) by ``scale``; the label box widens by at most 1.4×
-    so that neighbouring labels do not run into each other."""
+    """Grow the node labels (font, first-line box) by ``scale``; they are still drawn in
+    ``LABEL_AREA`` (two lines, then one, then elided) so that neighbours never run into each other."""
     global TEXT_SCALE, LABEL, NODE_BOUNDS
     TEXT_SCALE = float(scale)
     wide = min(TEXT_SCALE, 1.4)
     LABEL = QRectF(-75 * wide, 35, 150 * wide, 18 * TEXT_SCALE)
-    NODE_BOUNDS = QRectF(-78 * wide, -50, 160 * wide, 88 + 18 * TEXT_SCALE).united(QRectF(-78, -50, 160, 106))
+    NODE_BOUNDS = QRectF(-98, -50, 196, 130).united(LABEL.adjusted(-3, 0, 3, 0))
 
 
-LOD_LABELS = 0.45   # below this zoom, labels, handles and badges are not drawn
+def label_point_size(zoom: float) -> float:
+    """A node label's font size in scene points at view ``zoom``: 9 pt × the presenter
+    scale, and larger when zoomed out so that it never shows below 8.5 pt × that scale."""
+    return max(LABEL_PT, MIN_LABEL_PT / max(zoom, 1e-6)) * TEXT_SCALE
+
+
+def label_lines(text: str, metrics: QFontMetricsF, width: float, max_lines: int) -> list[str]:
+    """``text`` wrapped at words into lines at most ``width`` wide, at most ``max_lines``
+    of them; what does not fit is elided with "…" (a word longer than a line too)."""
+    from PySide6.QtCore import Qt
+    if max_lines < 1 or not text:
+        return []
+    lines: list[str] = []
+    words: list[str] = []
+    for word in text.split():      # a number keeps its unit ("5 s", "100 ms") on its line
+        if words and len(word) <= 2 and word.isalpha() and words[-1][-1:].isdigit():
+            words[-1] = f"{words[-1]}\u00a0{word}"
+        else:
+            words.append(word)
+    while words and len(lines) < max_lines:
+        line = words.pop(0)
+        while words and metrics.horizontalAdvance(f"{line} {words[0]}") <= width:
+            line = f"{line} {words.pop(0)}"
+        if words and len(lines) == max_lines - 1:      # the last line: the rest, elided
+            line = f"{line} {' '.join(words)}"
+            words = []
+        lines.append(metrics.elidedText(line, Qt.TextElideMode.ElideRight, width))
+    return lines
+
+
+LOD_LABELS = 0.45   # below this zoom, handles and badges are not drawn (labels: while a line fits, see node_item)
 LOD_ICONS = 0.18    # below this zoom, nodes are plain coloured squares
 
 

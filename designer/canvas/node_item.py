@@ -7,7 +7,7 @@ per device (``DeviceCoordinateCache``) and uses pre-rendered icon pixmaps.
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPaintEngine, QPainterPath, QPen
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPaintEngine, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem, QStyle, QStyleOptionGraphicsItem, QWidget
 
 from simulation.kinds import KINDS
@@ -142,10 +142,10 @@ class NodeItem(QGraphicsItem):
         painter.setOpacity(1.0)
         if failed:
             self._paint_cross(painter)
+        if not self.editing_label:
+            self._paint_label(painter, lod)
         if lod < look.LOD_LABELS:
             return
-        if not self.editing_label:
-            self._paint_label(painter)
         if self.shards > 1:
             self._badge(painter, QPointF(24, -34), f"{self.shards} shards", QColor("#343a40"))
         elif replicas > 1:
@@ -184,14 +184,36 @@ class NodeItem(QGraphicsItem):
         painter.drawLine(r.topLeft(), r.bottomRight())
         painter.drawLine(r.topRight(), r.bottomLeft())
 
-    def _paint_label(self, painter: QPainter) -> None:
-        font = QFont(painter.font())
-        font.setPointSizeF(9.0 * look.TEXT_SCALE)
-        font.setBold(False)
+    def label_layout(self, zoom: float) -> tuple[QFont, list[str], QRectF]:
+        """How the label is drawn at view ``zoom``: its font, lines, and the rectangle they
+        fill (item coordinates). No lines when not even one fits under the card. (Kept for the
+        next paint at the same zoom: live colours repaint nodes ten times a second.)"""
+        key = (self.label, round(zoom, 4), look.TEXT_SCALE, look.LABEL_AREA.width())
+        cached = self.__dict__.get("_label_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        font = QFont()
+        font.setPointSizeF(look.label_point_size(zoom))
+        metrics = QFontMetricsF(font)
+        area = look.LABEL_AREA
+        lines = look.label_lines(self.label, metrics, area.width(), int(area.height() // metrics.lineSpacing()))
+        width = max((metrics.horizontalAdvance(line) for line in lines), default=0.0)
+        rect = QRectF(area.center().x() - width / 2, area.top(), width, len(lines) * metrics.lineSpacing())
+        self._label_cache = (key, (font, lines, rect))
+        return font, lines, rect
+
+    def _paint_label(self, painter: QPainter, zoom: float) -> None:
+        font, lines, rect = self.label_layout(zoom)
+        if not lines:
+            return
         painter.setFont(font)
-        text = painter.fontMetrics().elidedText(self.label, Qt.TextElideMode.ElideRight, int(look.LABEL.width()))
+        painter.setPen(Qt.PenStyle.NoPen)      # a halo of the background: edges never run through the text
+        painter.setBrush(look.LABEL_HALO)
+        pad = rect.height() / len(lines) * 0.12
+        painter.drawRoundedRect(rect.adjusted(-2 * pad, 0, 2 * pad, 0), pad * 2, pad * 2)
         painter.setPen(QColor("#212529"))
-        painter.drawText(look.LABEL, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, text)
+        painter.drawText(QRectF(look.LABEL_AREA.left(), rect.top(), look.LABEL_AREA.width(), rect.height()),
+                         Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, "\n".join(lines))
 
     @staticmethod
     def _badge(painter: QPainter, center: QPointF, text: str, color: QColor) -> None:

@@ -1,7 +1,9 @@
-"""The canvas view: where users drop, connect, select, move, zoom and pan.
+"""The canvas view: where users drop, connect, select, move and edit in place.
 
 Mouse gestures are :mod:`interactions` objects; edit operations go through the
-:class:`DocumentController` so that each one is an undo step.
+:class:`DocumentController` so that each one is an undo step. Zoom and pan
+(:mod:`zoom`), the keyboard actions (:mod:`view_actions`), the node menu
+(:mod:`context_menus`) and the annotation tools (:mod:`annotation_view`) are mixins.
 """
 from __future__ import annotations
 
@@ -10,28 +12,27 @@ from typing import Iterable
 
 import shiboken6
 from PySide6.QtCore import QPoint, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import (QAction, QContextMenuEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent,
-                           QHelpEvent, QImage, QKeyEvent, QKeySequence, QMouseEvent, QPainter,
-                           QWheelEvent)
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsView, QLabel, QMenu, QToolTip, QWidget
+from PySide6.QtGui import (QDragEnterEvent, QDragMoveEvent, QDropEvent, QHelpEvent, QImage, QKeyEvent,
+                           QMouseEvent, QPainter)
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsView, QLabel, QToolTip, QWidget
 
 from simulation.kinds import KINDS
 from simulation.params import FormatError
 from simulation.state import NodeState
 
 from . import KIND_MIME, export, look
-from .annotation_items import ArrowItem, TextNoteEditor, TextNoteItem
+from .annotation_items import TextNoteEditor, TextNoteItem
 from .annotation_view import AnnotationTools
+from .context_menus import ContextMenus
 from .grid import draw_grid
-from .icons import icon
 from .interactions import Interaction, interaction_for
 from .label_editor import LabelEditor
 from .scene import CanvasScene
+from .view_actions import CanvasActions
+from .zoom import ZoomPan
 
-MIN_SCALE, MAX_SCALE = 0.05, 4.0
 
-
-class CanvasView(AnnotationTools, QGraphicsView):
+class CanvasView(AnnotationTools, ContextMenus, ZoomPan, CanvasActions, QGraphicsView):
     connectionRefused = Signal(str)
     failRequested = Signal(str)
     recoverRequested = Signal(str)
@@ -80,50 +81,6 @@ class CanvasView(AnnotationTools, QGraphicsView):
         self._refusal_timer = QTimer(self, singleShot=True, interval=4000, timeout=self._refusal.hide)
         self._make_actions()
         QTimer.singleShot(0, self.fit_to_view)
-
-    # ----- actions (also for the main window's Edit and View menus) ---------------------------
-    def _make_actions(self) -> None:
-        def action(text: str, keys, slot, tip: str, icon_name: str = "") -> QAction:
-            a = QAction(text, self)
-            if icon_name:
-                a.setIcon(icon(icon_name))
-            a.setShortcuts(keys if isinstance(keys, list) else [QKeySequence(keys)])
-            a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            a.setStatusTip(tip)
-            a.setToolTip(tip)
-            a.triggered.connect(slot)
-            self.addAction(a)
-            return a
-
-        K = QKeySequence.StandardKey
-        self.delete_action = action("&Delete", [QKeySequence(K.Delete), QKeySequence(Qt.Key.Key_Backspace)],
-                                    self.delete_selection, "Delete the selected nodes and connections", "delete")
-        self.copy_action = action("&Copy", K.Copy, self.copy_selection, "Copy the selected nodes")
-        self.cut_action = action("Cu&t", K.Cut, self.cut_selection, "Cut the selected nodes")
-        self.paste_action = action("&Paste", K.Paste, self.paste, "Paste nodes")
-        self.duplicate_action = action("D&uplicate", "Ctrl+D", self.duplicate_selection,
-                                       "Duplicate the selected nodes")
-        self.select_all_action = action("Select &All", K.SelectAll, self.select_all, "Select every node")
-        self.zoom_in_action = action("Zoom &In", [QKeySequence(K.ZoomIn), QKeySequence("Ctrl+=")],
-                                     self.zoom_in, "Zoom in", "zoom_in")
-        self.zoom_out_action = action("Zoom &Out", K.ZoomOut, self.zoom_out, "Zoom out", "zoom_out")
-        self.fit_action = action("&Fit to View", "F", self.fit_to_view, "Show the whole topology", "fit_view")
-        self.add_text_action = action("Add &Text", "T", self.add_text_at_center,
-                                      "Add a text box to the canvas (for slides; double-click it to edit)")
-        self.add_arrow_action = action("Add A&rrow", "A", lambda: self.set_arrow_tool(True),
-                                       "Draw an arrow: drag on the canvas from where it starts to where it points")
-
-    def edit_actions(self) -> list[QAction]:
-        """Delete, Copy, Cut, Paste, Duplicate, Select All: for the Edit menu."""
-        return [self.cut_action, self.copy_action, self.paste_action, self.duplicate_action,
-                self.delete_action, self.select_all_action]
-
-    def annotation_actions(self) -> list[QAction]:
-        """Add Text, Add Arrow: for the Edit menu and the toolbar."""
-        return [self.add_text_action, self.add_arrow_action]
-
-    def view_actions(self) -> list[QAction]:
-        return [self.zoom_in_action, self.zoom_out_action, self.fit_action]
 
     # ----- selection ---------------------------------------------------------------------------
     def selected_ids(self) -> list[str]:
@@ -192,67 +149,6 @@ class CanvasView(AnnotationTools, QGraphicsView):
         ids = self.controller.duplicate(self.selected_ids(), self.selected_annotations())
         self._select_new(ids, before)
         return ids
-
-    # ----- zoom and pan --------------------------------------------------------------------------
-    def zoom_by(self, factor: float, anchor: QPoint | None = None) -> None:
-        """Zoom by ``factor`` keeping the scene point at viewport position ``anchor``
-        (default: the viewport's centre) where it is."""
-        current = self.transform().m11()
-        factor = max(MIN_SCALE / current, min(MAX_SCALE / current, factor))
-        at = anchor if anchor is not None else self.viewport().rect().center()
-        fixed = self.mapToScene(at)
-        self.scale(factor, factor)
-        self._grow_scene_rect()
-        moved = self.mapFromScene(fixed) - at
-        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + moved.x())
-        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + moved.y())
-
-    def zoom_in(self) -> None:
-        self.zoom_by(1.25)
-
-    def zoom_out(self) -> None:
-        self.zoom_by(0.8)
-
-    def fit_to_view(self) -> None:
-        rect = self.canvas_scene.itemsBoundingRect()
-        if rect.isEmpty():
-            return
-        self._grow_scene_rect()   # room to centre the items, however far they reach
-        self.fitInView(rect.adjusted(-30, -30, 30, 30), Qt.AspectRatioMode.KeepAspectRatio)
-        if self.transform().m11() > 1.5:  # a lone node should not fill the screen
-            self.resetTransform()
-            self.scale(1.5, 1.5)
-            self.centerOn(rect.center())
-        elif self.transform().m11() < MIN_SCALE:
-            self.resetTransform()
-            self.scale(MIN_SCALE, MIN_SCALE)
-            self.centerOn(rect.center())
-
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt)
-        steps = event.angleDelta().y() / 120.0
-        if steps:
-            self.zoom_by(1.15 ** steps, event.position().toPoint())
-            event.accept()
-        else:
-            super().wheelEvent(event)
-
-    def _grow_scene_rect(self, *_: object) -> None:
-        """Keep room to scroll around the items, wherever they have been moved."""
-        needed = self.canvas_scene.itemsBoundingRect().adjusted(-2000, -2000, 2000, 2000)
-        if not self.sceneRect().contains(needed):
-            self.setSceneRect(self.sceneRect().united(needed))
-
-    def set_text_scale(self, scale: float) -> None:
-        """Presenter mode: node labels ``scale`` × their size."""
-        look.set_text_scale(scale)
-        for node in self.canvas_scene.nodes.values():
-            node.prepareGeometryChange()
-            node.update()
-        self.canvas_scene.update()
-
-    def label_point_size(self) -> float:
-        """The point size node labels are drawn at."""
-        return 9.0 * look.TEXT_SCALE
 
     # ----- live state and export ------------------------------------------------------------------
     def set_live_state(self, states: dict[str, NodeState] | None,
@@ -357,54 +253,6 @@ class CanvasView(AnnotationTools, QGraphicsView):
         self._editor.begin()
         return self._editor
 
-    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 (Qt)
-        pos = self.mapToScene(event.pos())
-        top = self.canvas_scene.top_item(pos)
-        if isinstance(top, (TextNoteItem, ArrowItem)):
-            if not top.isSelected():
-                self.set_selection({top})
-            self.annotation_menu(self.selected_annotations()).exec(event.globalPos())
-            return
-        node = self.canvas_scene.node_at(pos)
-        if node is None:
-            if top is None:
-                self.canvas_menu(pos.x(), pos.y()).exec(event.globalPos())
-            return
-        if not node.isSelected():
-            self.set_selection({node})
-        self.node_menu(node.node_id).exec(event.globalPos())
-
-    def node_menu(self, node_id: str) -> QMenu:
-        """The right-click menu of a node (also used by tests)."""
-        menu = QMenu(self)
-        label = self.controller.document.node(node_id).label or node_id
-        live = self.canvas_scene.nodes[node_id].live if node_id in self.canvas_scene.nodes else None
-        if live is None or not live.failed:      # only what can be done to the node as it is now
-            menu.addAction(icon("fail"), f"Fail {label}", lambda: self.failRequested.emit(node_id))
-        if live is None or live.failed:          # (before a run, either: the run starts failed)
-            menu.addAction(icon("recover"), f"Recover {label}", lambda: self.recoverRequested.emit(node_id))
-        primaries = int(self.controller.document.params(node_id).get("primaries", 1))
-        if primaries > 1:   # a multi-primary database: one primary at a time (replica k is primary k + 1)
-            for k in range(primaries):
-                menu.addAction(icon("fail"), f"Fail primary {k + 1} of {label}",
-                               lambda k=k: self.failReplicaRequested.emit(node_id, k))
-            for k in range(primaries):
-                menu.addAction(icon("recover"), f"Recover primary {k + 1} of {label}",
-                               lambda k=k: self.recoverReplicaRequested.emit(node_id, k))
-        params = self.controller.document.params(node_id)
-        if int(params.get("shards", 1)) > 1:   # one shard: replica shard × (1 + read_replicas)
-            per = 1 + int(params["read_replicas"])
-            fail, recover = menu.addMenu("Fail one shard"), menu.addMenu("Recover one shard")
-            for s in range(int(params["shards"])):
-                fail.addAction(f"Shard {s}", lambda s=s: self.shardFailRequested.emit(node_id, s * per))
-                recover.addAction(f"Shard {s}", lambda s=s: self.shardRecoverRequested.emit(node_id, s * per))
-        menu.addSeparator()
-        menu.addAction("Properties…", lambda: self.propertiesRequested.emit(node_id))
-        menu.addAction("Rename", lambda: self.edit_label(node_id))
-        menu.addSeparator()
-        menu.addAction(self.delete_action)
-        return menu
-
     def viewportEvent(self, event) -> bool:  # noqa: N802 (Qt)
         if isinstance(event, QHelpEvent) and self._interaction is None:
             node = self.canvas_scene.node_at(self.mapToScene(event.pos()))
@@ -452,6 +300,11 @@ class CanvasView(AnnotationTools, QGraphicsView):
         self.setStatusTip(text)
         QToolTip.showText(self.viewport().mapToGlobal(at), text, self)
         self.connectionRefused.emit(reason)
+
+    def clear_refusal(self) -> None:
+        """Something succeeded since: no banner, no status tip about the refused connection."""
+        self._refusal.hide()
+        self.setStatusTip("")
 
     def refusal_text(self) -> str:
         return self._refusal.text() if self._refusal.isVisible() else ""

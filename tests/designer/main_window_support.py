@@ -71,6 +71,13 @@ def open_main_window(qtbot, tmp_path: Path, monkeypatch, lesson: str = "starter.
     return win
 
 
+def wait_settled(qtbot, win) -> None:
+    """Wait until the docks stop moving (the window fits the plots dock to the panel's grid)."""
+    sizes = []
+    qtbot.waitUntil(lambda: sizes.append((win.docks["plots"].size(), win.docks["notes"].size())) or
+                    (len(sizes) >= 3 and sizes[-1] == sizes[-2] == sizes[-3]), timeout=3000)
+
+
 def assert_undo_redo_replays(ctl, snapshots: list[str]) -> None:
     """Undo walks back through ``snapshots`` (saved texts) exactly, redo forward again."""
     from simulation.fileformat import dumps

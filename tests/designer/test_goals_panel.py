@@ -30,7 +30,7 @@ def test_a_challenge_lists_its_goals_before_a_run(qtbot, window):
     assert panel.status.text().startswith("Run the simulation to check the goals")
     assert panel.rows() == [("–", "served share ≥ 99 %", "not measured yet"),
                             ("–", "p95 latency ≤ 100 ms", "not measured yet"),
-                            ("–", "cost ≤ 270 server-s", "not measured yet")]
+                            ("–", "cost ≤ 1,620 server-s", "not measured yet")]
     open_lesson(qtbot, window, "starter.scalelab")
     assert not window.docks["goals"].isVisible()
 
@@ -44,11 +44,11 @@ def test_the_end_of_a_run_checks_the_goals_and_an_edit_makes_them_stale(qtbot, w
     # the same file and seed headless give the same numbers: the panel shows them
     doc = load(CHEAPEST)
     sim = Simulation(doc)
-    sim.advance(10)
+    sim.advance(60)
     expected = evaluate(doc.goals, doc, sim)
     assert [r.met for r in expected] == [True, True, False]
     assert panel.rows() == [(r.mark, f"{r.title} {r.target}", r.measured_text) for r in expected]
-    assert panel.rows()[2] == ("✗", "cost ≤ 270 server-s", "400 server-s")
+    assert panel.rows()[2] == ("✗", "cost ≤ 1,620 server-s", "2,400 server-s")
     assert panel.status.text().startswith("2 of 3 goals met.")
     qtbot.waitUntil(lambda: any(m.isVisible() for m in panel.findChildren(QLabel) if m.text() == "✗"), timeout=3000)
     red = [m for m in panel.findChildren(QLabel) if m.text() == "✗" and m.isVisible()]
@@ -60,7 +60,7 @@ def test_the_end_of_a_run_checks_the_goals_and_an_edit_makes_them_stale(qtbot, w
     with qtbot.waitSignal(panel.checked, timeout=60000):
         qtbot.mouseClick(panel.check_button, Qt.MouseButton.LeftButton)
     assert [row[0] for row in panel.rows()] == ["✓", "✓", "✓"]
-    assert panel.rows()[2] == ("✓", "cost ≤ 270 server-s", "270 server-s")
+    assert panel.rows()[2] == ("✓", "cost ≤ 1,620 server-s", "1,620 server-s")
     assert panel.status.text().startswith("All goals met")
 
 

@@ -1,0 +1,303 @@
+"""Load-aware balancing decided request by request (least connections, least
+response time, power of two), as HAProxy's ``leastconn``, NGINX's ``least_conn``
+and ``least_time`` and Envoy's P2C do.
+
+When a request reaches the balancer at time t, the balancer counts the requests
+at each candidate backend at t: those admitted there before (in earlier windows,
+or a moment ago by this same balancer or another one in front of the same
+backends) that arrived by t and have not finished by t. Because a FIFO station
+fixes a request's start and end the moment it is admitted, the choice and the
+admission are one sequential pass over the requests in time order: the kernel
+:func:`choose_and_admit` does both, on copies of the stations' state, with the
+exact integer-nanosecond arithmetic of ``Stations._one_by_one``. It only returns
+the targets (and, for the tests, the end times): the engine then admits the
+requests through the ordinary ``Stations.admit``, which computes the same times.
+So nothing depends on the tick nor on how a run is sliced into windows.
+
+Least response time keeps, per backend, an EWMA of its recent response times,
+updated when each response completes, in time order (ties by end time, then
+response time): the kernel applies the departures it passes, ``ewma_apply`` the
+ones the engine settles; a per-station mark (``upto``) makes each departure count
+exactly once, whichever of the two sees it first.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .compiled import kernel
+
+ALGO_FIXED, ALGO_LC, ALGO_LRT, ALGO_P2C = 0, 1, 2, 3
+ALGO_CODE = {"least_connections": ALGO_LC, "least_response_time": ALGO_LRT, "power_of_two": ALGO_P2C}
+EWMA_ALPHA = 0.1        # weight of a new response time (least_response_time)
+LAT_FLOOR = 1e-6        # a backend's EWMA is at least 1 µs in the score
+NS = 1e9
+TIE_S = 1e-7
+TIE_NS = 100
+RING_CAP = 4096
+NEVER_NS = 2**62
+
+
+def _sample() -> tuple:
+    n_st, c = 3, 1
+    f = np.zeros(1)
+    i = np.zeros(1, dtype=np.int64)
+    return (f, i, f, f, i, i, i, i, f, f, f,
+            np.array([ALGO_LC], dtype=np.int64), np.array([0, 2], dtype=np.int64), np.array([1, 2], dtype=np.int64),
+            np.zeros((n_st, c)), np.zeros(0), np.zeros(n_st, dtype=np.int64), np.zeros(n_st, dtype=np.int64),
+            np.zeros(n_st, dtype=np.int64), np.ones(n_st, dtype=np.int64), np.full(n_st, 10, dtype=np.int64),
+            np.full(n_st, 1.0), np.full(n_st, 10**9, dtype=np.int64), np.full(n_st, 100.0), np.full(n_st, 0.01),
+            np.full(n_st, 0.01), np.zeros(n_st, dtype=np.int64), np.ones(n_st), np.ones(n_st, dtype=np.int64),
+            np.full(n_st, 0.01), np.full(n_st, -np.inf), 1, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64),
+            np.zeros(0), np.zeros(1, dtype=np.int64), np.zeros(1), np.zeros(1), np.zeros(1, dtype=np.int64))
+
+
+@kernel(sample=_sample)
+def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, u_a, u_b,
+                     algo, cand_ptr, cand_st,
+                     free, ring, ring_off, ring_len, count, up, limit, timeout_s, timeout_ns, rate,
+                     mean_read, mean_write, det, nm_cost, is_server, ewma, upto, track,
+                     pre_arr, pre_fin, pre_st, pre_rt, target, fin_out, start_out, state):
+    """Choose a backend for each request (in time order) and admit it there.
+
+    Per request i: ``t_s``/``a_ns`` its arrival (s, ns), ``draw`` its standard
+    exponential service draw, ``svc_fixed`` its service in s when fixed (health
+    checks; else < 0), ``flags`` bit 1 a 304 answer, bit 2 a health check (occupies
+    a worker, not a connection), ``bal`` its balancer (an index into ``algo``),
+    ``fixed`` a station it must go to (a cookie, a blind balancer, a check; else -1;
+    -2: the station chosen for request ``-3 - fixed``, an earlier request of the
+    same new user). ``cand_ptr``/``cand_st``: each balancer's candidate stations.
+    The station arrays are copies (modified). ``pre_*``: the requests already at the
+    candidates, by arrival (``pre_rt`` -1 where not an EWMA sample). Writes
+    ``target`` (station, -1: none), ``fin_out``, ``start_out`` and ``state`` (0
+    admitted, 1 queue full, 2 down, 3 gives up at its patience, -1 no backend);
+    returns the last time seen."""
+    n = len(t_s)
+    n_st = len(up)
+    c = free.shape[1]
+    n_ring = len(ring)
+    cap = len(pre_arr) + n + 1
+    hf = np.empty(cap)
+    hs = np.empty(cap, dtype=np.int64)
+    hr = np.empty(cap)
+    size = 0
+    conn = np.zeros(n_st, dtype=np.int64)
+    j = 0
+    n_pre = len(pre_arr)
+    last_t = -np.inf
+    for i in range(n):
+        t = t_s[i]
+        last_t = t
+        # the requests already there that arrived by t join the count (and the departures)
+        while j < n_pre and pre_arr[j] <= t:
+            s = pre_st[j]
+            conn[s] += 1
+            k = size
+            size += 1
+            while k > 0:
+                p = (k - 1) // 2
+                if (pre_fin[j] < hf[p] or (pre_fin[j] == hf[p] and (s < hs[p] or (s == hs[p] and pre_rt[j] < hr[p])))):
+                    hf[k] = hf[p]
+                    hs[k] = hs[p]
+                    hr[k] = hr[p]
+                    k = p
+                else:
+                    break
+            hf[k] = pre_fin[j]
+            hs[k] = s
+            hr[k] = pre_rt[j]
+            j += 1
+        # those that finished by t leave (in time order: the EWMA sees them so)
+        while size > 0 and hf[0] <= t:
+            s = hs[0]
+            conn[s] -= 1
+            r = hr[0]
+            if track != 0 and r >= 0.0 and hf[0] > upto[s]:
+                ewma[s] += EWMA_ALPHA * (r - ewma[s])
+            size -= 1
+            lf = hf[size]
+            ls = hs[size]
+            lr = hr[size]
+            k = 0
+            while True:
+                ch = 2 * k + 1
+                if ch >= size:
+                    break
+                if ch + 1 < size:
+                    d = ch + 1
+                    if hf[d] < hf[ch] or (hf[d] == hf[ch] and (hs[d] < hs[ch] or (hs[d] == hs[ch] and hr[d] < hr[ch]))):
+                        ch = d
+                if (hf[ch] < lf or (hf[ch] == lf and (hs[ch] < ls or (hs[ch] == ls and hr[ch] < lr)))):
+                    hf[k] = hf[ch]
+                    hs[k] = hs[ch]
+                    hr[k] = hr[ch]
+                    k = ch
+                else:
+                    break
+            if size > 0:
+                hf[k] = lf
+                hs[k] = ls
+                hr[k] = lr
+        # the choice
+        s = fixed[i]
+        if s == -2:
+            s = -1
+        elif s < -2:
+            s = target[-3 - s]
+        elif s == -1:
+            b = bal[i]
+            lo = cand_ptr[b]
+            m = cand_ptr[b + 1] - lo
+            code = algo[b]
+            if m == 0:
+                s = -1
+            elif code == ALGO_P2C:
+                if m == 1:
+                    s = cand_st[lo]
+                else:
+                    x = min(int(u_a[i] * m), m - 1)
+                    y = min(int(u_b[i] * (m - 1)), m - 2)
+                    if y >= x:
+                        y += 1
+                    sx = cand_st[lo + x]
+                    sy = cand_st[lo + y]
+                    s = sx if conn[sx] <= conn[sy] else sy
+            else:
+                best = np.inf
+                ties = 0
+                for q in range(lo, lo + m):
+                    sq = cand_st[q]
+                    if code == ALGO_LRT:
+                        score = (conn[sq] + 1.0) * max(ewma[sq], LAT_FLOOR)
+                    else:
+                        score = conn[sq] + 0.0
+                    if score < best:
+                        best = score
+                        ties = 1
+                    elif score == best:
+                        ties += 1
+                pick = min(int(u_tie[i] * ties), ties - 1)
+                s = -1
+                for q in range(lo, lo + m):
+                    sq = cand_st[q]
+                    if code == ALGO_LRT:
+                        score = (conn[sq] + 1.0) * max(ewma[sq], LAT_FLOOR)
+                    else:
+                        score = conn[sq] + 0.0
+                    if score == best:
+                        if pick == 0:
+                            s = sq
+                            break
+                        pick -= 1
+        target[i] = s
+        if s < 0:
+            fin_out[i] = t
+            start_out[i] = t
+            state[i] = -1
+            continue
+        # admission at s: Stations._one_by_one's arithmetic
+        a_s = t
+        a = a_ns[i]
+        if up[s] == 0:
+            fin_out[i] = a_s
+            start_out[i] = a_s
+            state[i] = 2
+            continue
+        if svc_fixed[i] >= 0.0:
+            service = svc_fixed[i]
+        else:
+            mean = mean_write[s] if cls[i] == 1 else mean_read[s]
+            service = mean if det[s] != 0 else draw[i] * mean
+            if (flags[i] & 1) != 0 and is_server[s] != 0:
+                service = service * nm_cost[s]
+        svc = np.int64(np.rint(service * NS))
+        if svc < 0:
+            svc = np.int64(0)
+        w = 0
+        fw = free[s, 0]
+        for q in range(1, c):
+            if free[s, q] < fw:
+                fw = free[s, q]
+                w = q
+        f = np.int64(NEVER_NS) if fw == np.inf else np.int64(np.rint(fw * NS))
+        t0 = max(f, a)
+        cnt = count[s]
+        rlen = ring_len[s]
+        slot = ring_off[s] + (cnt % rlen if rlen > 0 else 0)
+        oldest = ring[min(slot, n_ring - 1)] if rlen > 0 and n_ring > 0 else np.inf
+        lim = limit[s]
+        if lim == 0:
+            full = t0 > a + TIE_NS
+        else:
+            full = cnt >= rlen and oldest > a_s + TIE_S
+        if lim > RING_CAP:
+            full = (t0 - a) / NS * rate[s] >= lim
+        late = (t0 - a) > timeout_ns[s] + TIE_NS
+        if full:
+            fin_out[i] = (t0 + svc) / NS
+            start_out[i] = t0 / NS
+            state[i] = 1
+            continue
+        check = (flags[i] & 2) != 0
+        if late:
+            fin = a_s + timeout_s[s]
+            start_out[i] = fin
+            state[i] = 3
+            rt = -1.0
+        else:
+            fin = (t0 + svc) / NS
+            start_out[i] = t0 / NS
+            state[i] = 0
+            rt = fin - a_s
+            free[s, w] = fin
+            if rlen > 0:
+                ring[slot] = t0 / NS
+            count[s] = cnt + 1
+        fin_out[i] = fin
+        if check:
+            continue
+        conn[s] += 1
+        k = size
+        size += 1
+        while k > 0:
+            p = (k - 1) // 2
+            if (fin < hf[p] or (fin == hf[p] and (s < hs[p] or (s == hs[p] and rt < hr[p])))):
+                hf[k] = hf[p]
+                hs[k] = hs[p]
+                hr[k] = hr[p]
+                k = p
+            else:
+                break
+        hf[k] = fin
+        hs[k] = s
+        hr[k] = rt
+    return last_t
+
+
+@kernel(sample=lambda: (np.zeros(1, dtype=np.int64), np.zeros(1), np.full(1, 0.01), np.full(1, 0.01),
+                        np.full(1, -np.inf)))
+def ewma_apply(st, fin, rt, ewma, upto):
+    """The responses that completed (sorted by station, then end), in time order into
+    each station's EWMA (equal ends: by response time, as the choice kernel's heap),
+    skipping those already counted (end ≤ ``upto``)."""
+    n = len(st)
+    i = 0
+    while i < n:
+        s = st[i]
+        f = fin[i]
+        j = i + 1
+        while j < n and st[j] == s and fin[j] == f:
+            j += 1
+        if f > upto[s]:
+            if j - i == 1:
+                ewma[s] += EWMA_ALPHA * (rt[i] - ewma[s])
+            else:
+                run = np.sort(rt[i:j])
+                for q in range(j - i):
+                    ewma[s] += EWMA_ALPHA * (run[q] - ewma[s])
+        i = j
+    for i in range(n):
+        s = st[i]
+        if fin[i] > upto[s]:
+            upto[s] = fin[i]
+    return 0
+
