@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 def start(file: str | None = None):
     """Show the main window with FILE (else the starter lesson); crashed sessions' work is
     offered in any case (a restored lesson takes this window when no FILE was given)."""
+    from simulation.compiled import warm_in_background
+    warm_in_background()   # first launch: compile the engine's kernels in another process (runs start at once meanwhile)
     from .main_window import MainWindow
     window = MainWindow()
     window.show()
@@ -69,8 +71,6 @@ def start(file: str | None = None):
         opened = True
     if not opened:
         window.open_file(starter_path())
-    from simulation.compiled import warm_in_background
-    window._kernel_warmer = warm_in_background()   # compile the engine's kernels once, off the UI thread
     return window
 
 

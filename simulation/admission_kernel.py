@@ -118,7 +118,8 @@ def load_in_background() -> None:
 
 
 def _load() -> None:
-    from . import least_choice
+    from . import compiled, least_choice
+    compiled.wait_for_warmer()
     for k in (admit_sequential, least_choice.choose_and_admit, least_choice.ewma_apply):
         try:
             k(*k.sample())

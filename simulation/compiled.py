@@ -34,6 +34,7 @@ KERNEL_MODULES: tuple[str, ...] = ("simulation.least_choice", "simulation.admiss
 _REGISTRY: list["Kernel"] = []
 _numba: Any = None
 _numba_tried = False
+warmer: subprocess.Popen | None = None   # the warm-up process started by warm_in_background()
 
 
 def cache_dir() -> Path:
@@ -167,10 +168,24 @@ def warm_in_background() -> subprocess.Popen | None:
     try:
         if not numba_installed() or not KERNEL_MODULES or _marker().exists():
             return None
-        return subprocess.Popen([sys.executable, "-m", "simulation.compiled"], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        global warmer
+        warmer = subprocess.Popen([sys.executable, "-m", "simulation.compiled"], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return warmer
     except Exception:
         return None
+
+
+def wait_for_warmer(timeout_s: float = 300.0) -> None:
+    """Wait (without holding the GIL) for the warm-up process this app started, if any: the
+    kernels then load from its cache instead of compiling a second time in this process,
+    where the compiler would compete with the window for the interpreter."""
+    proc = warmer
+    if proc is not None:
+        try:
+            proc.wait(timeout=timeout_s)
+        except Exception:
+            pass   # still compiling (or gone): compile here after all
 
 
 if __name__ == "__main__":
