@@ -39,6 +39,7 @@ from .stations import ADMITTED, RING_CAP
 PER_STATION = 6   # waiting requests per blocking station decided in one sweep
 CHUNK = 8      # arrivals per blocking station looked at in one sweep (rounds cost grows with it)
 STEP_S = 1e-9   # a horizon moves at least one nanosecond past the event that sets it
+HUGE_COUNT = 2**40   # "the waiting room may overflow": keeps a trial off the closed form
 
 
 class Blocking:
@@ -311,12 +312,18 @@ class Blocking:
         real = self.stations
         st = copy.copy(real)
         st.free, st.ring, st.count, st.new_holds = real.free.copy(), real.ring.copy(), real.count.copy(), []
+        in_system = np.bincount(self.pending[int(self.net.st_level[cand.st[0]])].st, minlength=self.net.n_stations)
         if optimistic:
             s, w, lb = unc
             st.free[s, w] = lb
             st.hold = np.zeros_like(real.hold)
-        st.admit(cand.take(np.arange(len(cand))), np.bincount(self.pending[int(self.net.st_level[cand.st[0]])].st,
-                                                              minlength=self.net.n_stations))
+            # the same arithmetic as the real admission, which never takes the single-worker
+            # closed form at a blocking server: that form trusts ``in_system`` for the waiting
+            # room, a count at the horizon that misses the requests already gone downstream,
+            # so for requests that arrived before the horizon it could admit what the waiting
+            # room refuses, and the two trials would differ for ever (1-ns sweeps to the cap)
+            in_system = np.where(real.hold, HUGE_COUNT, in_system)
+        st.admit(cand.take(np.arange(len(cand))), in_system)
         return st.last
 
     def _known_releases(self, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
