@@ -118,10 +118,5 @@ def load_in_background() -> None:
 
 
 def _load() -> None:
-    from . import compiled, least_choice
-    compiled.wait_for_warmer()
-    for k in (admit_sequential, least_choice.choose_and_admit, least_choice.ewma_apply):
-        try:
-            k(*k.sample())
-        except Exception:   # a kernel that cannot load leaves the Python path in place
-            pass
+    from . import compiled
+    compiled.load_all()

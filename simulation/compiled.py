@@ -162,6 +162,24 @@ def warm() -> int:
     return done
 
 
+def load_all() -> None:
+    """Load (or compile) every registered kernel in this process, each on its sample
+    arguments, after the warm-up process (if any) has filled the cache. A kernel that
+    cannot load leaves its Python path in place. Called from a background thread
+    (admission_kernel.load_in_background): the engine checks ``kernel.compiled``."""
+    if numba_module() is None:
+        return
+    wait_for_warmer()
+    for name in KERNEL_MODULES:
+        importlib.import_module(name)
+    for k in list(_REGISTRY):
+        if k.sample is not None:
+            try:
+                k(*k.sample())
+            except Exception:   # the Python path stays in place
+                pass
+
+
 def warm_in_background() -> subprocess.Popen | None:
     """Start warm() in a separate process unless the cache is already warm (or there is
     nothing to compile). Never raises: a failure only means the first run compiles."""
