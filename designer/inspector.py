@@ -80,6 +80,11 @@ class PatternEditor(QGroupBox):
             row.committed.connect(self._field_committed)
             self.rows[sub.name] = row
 
+    def clear_errors(self) -> None:
+        self.error.hide()
+        for row in self.rows.values():
+            row.show_error("")
+
     def _variant_chosen(self, index: int) -> None:
         variant = self.variant.itemData(index)
         if variant != self._value.get("type"):
@@ -347,7 +352,19 @@ class Inspector(QScrollArea):
             self.controller.set_params(list(self._ids), {name: value})
         except FormatError as err:
             return err.message or str(err)
+        self._edit_went_through()
         return ""
+
+    def _edit_went_through(self) -> None:
+        """An edit was applied: earlier refusals beside other fields no longer apply (those
+        fields show the values in force), as a refusal in the status bar goes once the next
+        action succeeds. A refusal of the notes stays: the refused text is still in the editor."""
+        for row in self.rows.values():
+            row.show_error("")
+        if self.pattern is not None:
+            self.pattern.clear_errors()
+        for name in ("label", "title"):
+            self._show_text_error(name, "")
 
     def _commit_row(self, name: str, value: Any) -> None:
         problem = self._commit_param(name, value)
@@ -362,6 +379,8 @@ class Inspector(QScrollArea):
         except FormatError as err:
             self.rows[name].show_error(f"Refused: {err.message or err}")
             self.rows[name].revert()
+            return
+        self._edit_went_through()
 
     def _commit_label(self) -> None:
         if self.label_edit is None or len(self._ids) != 1:
@@ -376,7 +395,7 @@ class Inspector(QScrollArea):
             self._show_text_error("label", err.message)
             self.label_edit.setText(current)
             return
-        self._show_text_error("label", "")
+        self._edit_went_through()
 
     def _commit_title(self) -> None:
         if self.title_edit is None or self.title_edit.text() == self.controller.document.meta.get("title", ""):
@@ -387,7 +406,7 @@ class Inspector(QScrollArea):
             self._show_text_error("title", err.message)
             self.title_edit.setText(str(self.controller.document.meta.get("title", "")))
             return
-        self._show_text_error("title", "")
+        self._edit_went_through()
 
     def _set_notes_text(self, text: str, notes: str | None) -> None:
         # Wrapping a huge text or a very long word takes quadratic time (see notes.py).

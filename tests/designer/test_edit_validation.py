@@ -46,6 +46,14 @@ def test_inspector_refuses_a_201_character_label_with_the_reason(qtbot, setup):
     assert load_text_round_trip(controller) == "y" * 200
 
 
+def type_into_spin(qtbot, inspector, name: str, text: str) -> None:
+    spin = inspector.rows[name].editor.widget
+    spin.setFocus()
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin.lineEdit(), text)
+    qtbot.keyClick(spin, Qt.Key.Key_Return)
+
+
 def load_text_round_trip(controller) -> str:
     return loads(writable_text(controller.document)).node("web1").label
 
@@ -82,17 +90,29 @@ def test_min_replicas_above_max_is_refused_in_the_inspector_and_nothing_is_pushe
     controller, inspector = setup
     inspector.set_selection(["web1"])
     steps = controller.undo_stack.count()
+    type_into_spin(qtbot, inspector, "min_replicas", "12")     # max_replicas is 10
     spin = inspector.rows["min_replicas"].editor.widget
-    spin.setFocus()
-    spin.lineEdit().selectAll()
-    qtbot.keyClicks(spin.lineEdit(), "12")                     # max_replicas is 10
-    qtbot.keyClick(spin, Qt.Key.Key_Return)
     row = inspector.rows["min_replicas"]
     assert row.error.isVisible()
     assert row.error.text() == "Refused: must be ≤ max_replicas (10), got 12"
     assert controller.document.params("web1")["min_replicas"] == 1
     assert controller.undo_stack.count() == steps             # no half-applied command on the stack
     assert spin.value() == 1
+
+
+def test_a_refusal_beside_a_field_goes_once_another_edit_goes_through(qtbot, setup):
+    controller, inspector = setup
+    inspector.set_selection(["web1"])
+    type_into_spin(qtbot, inspector, "min_replicas", "12")     # refused: max_replicas is 10
+    type_label(qtbot, inspector, "x" * 201)                     # refused: too long
+    min_error, label_error = inspector.rows["min_replicas"].error, inspector.text_errors["label"]
+    assert min_error.isVisible() and label_error.isVisible()
+    type_into_spin(qtbot, inspector, "max_replicas", "12")     # another field, accepted
+    assert controller.document.params("web1")["max_replicas"] == 12
+    assert not min_error.isVisible() and not label_error.isVisible()
+    assert inspector.rows["min_replicas"].editor.widget.value() == 1   # the field still shows the value in force
+    type_into_spin(qtbot, inspector, "min_replicas", "13")     # refused again: its own error is back
+    assert min_error.isVisible() and min_error.text() == "Refused: must be ≤ max_replicas (12), got 13"
 
 
 def test_fewer_replicas_than_a_scheduled_event_needs_is_refused(setup):
