@@ -31,16 +31,27 @@ BACKGROUND = QColor("#fbfbfc")
 LABEL_HALO = QColor(251, 251, 252, 215)   # behind node labels: lines under them stay faintly visible
 
 TEXT_SCALE = 1.0    # presenter mode: node labels and badges this many times larger
+BADGE_SCALE = 1.0   # badges grow with it up to MAX_BADGE_SCALE (wider ones would cover the neighbours)
+MAX_BADGE_SCALE = 1.75
+BADGE_PT = 7.5      # a badge's font at scale 1, bold
+BADGE_H = 16.0      # its height at scale 1
+BADGE_MAX_W = 80.0  # the widest badge at scale 1 ("×3 primaries" is about 66)
+TOP_BADGE_EDGE = -26.0      # the bottom edge of the badges above the card (they grow upwards)
+BOTTOM_BADGE_EDGE = 32.0    # the bottom edge of the badges at the card's foot (they grow upwards, over the card)
 
 
 def set_text_scale(scale: float) -> None:
     """Grow the node labels (font, first-line box) by ``scale``; they are still drawn in
     ``LABEL_AREA`` (two lines, then one, then elided) so that neighbours never run into each other."""
-    global TEXT_SCALE, LABEL, NODE_BOUNDS
+    global TEXT_SCALE, BADGE_SCALE, LABEL, NODE_BOUNDS
     TEXT_SCALE = float(scale)
+    BADGE_SCALE = min(TEXT_SCALE, MAX_BADGE_SCALE)
     wide = min(TEXT_SCALE, 1.4)
     LABEL = QRectF(-75 * wide, 35, 150 * wide, 18 * TEXT_SCALE)
-    NODE_BOUNDS = QRectF(-98, -50, 196, 130).united(LABEL.adjusted(-3, 0, 3, 0))
+    reach = BADGE_MAX_W * BADGE_SCALE + 12     # badges grow outwards from x = ±4..12 (node_item._badge)
+    badges = QRectF(-reach, TOP_BADGE_EDGE - BADGE_H * BADGE_SCALE - 2, 2 * reach, BADGE_H * BADGE_SCALE + 2)
+    NODE_BOUNDS = QRectF(-98, -50, 196, 130).united(LABEL.adjusted(-3, 0, 3, 0)).united(badges)
+
 
 
 def label_point_size(zoom: float) -> float:

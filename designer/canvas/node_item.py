@@ -146,17 +146,18 @@ class NodeItem(QGraphicsItem):
             self._paint_label(painter, lod)
         if lod < look.LOD_LABELS:
             return
+        top, foot = look.TOP_BADGE_EDGE, look.BOTTOM_BADGE_EDGE
         if self.shards > 1:
-            self._badge(painter, QPointF(24, -34), f"{self.shards} shards", QColor("#343a40"))
+            self._badge(painter, 12, top, f"{self.shards} shards", QColor("#343a40"))
         elif replicas > 1:
-            self._badge(painter, QPointF(24, -34), f"×{replicas}", QColor("#343a40"))
+            self._badge(painter, 12, top, f"×{replicas}", QColor("#343a40"))
         if self.primaries > 1:
-            self._badge(painter, QPointF(40, 24), f"×{self.primaries} primaries", QColor("#5f3dc4"))
+            self._badge(painter, 4, foot, f"×{self.primaries} primaries", QColor("#5f3dc4"))
         if live is not None:
             if live.queue >= 0.5:
-                self._badge(painter, QPointF(-26, -34), f"q {look.fmt_rate(live.queue)}", QColor("#e8590c"))
+                self._badge(painter, -12, top, f"q {look.fmt_rate(live.queue)}", QColor("#e8590c"))
             if 0 < live.replicas_up < live.replicas:
-                self._badge(painter, QPointF(-26, 24), f"{live.replicas_up}/{live.replicas} up", look.SPOF)
+                self._badge(painter, -4, foot, f"{live.replicas_up}/{live.replicas} up", look.SPOF)
         if self.has_handle and not self.exporting:
             painter.setPen(QPen(look.BORDER, 1.5))
             painter.setBrush(QBrush(QColor("#ffffff")))
@@ -216,16 +217,21 @@ class NodeItem(QGraphicsItem):
                          Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, "\n".join(lines))
 
     @staticmethod
-    def _badge(painter: QPainter, center: QPointF, text: str, color: QColor) -> None:
+    def _badge(painter: QPainter, x: float, bottom: float, text: str, color: QColor) -> None:
+        """A pill with ``text``, its bottom edge at ``bottom``; it starts at ``x`` and grows
+        away from the node's centre (to the right for x > 0, to the left for x < 0), and with
+        the presenter's text size (look.BADGE_SCALE)."""
+        k = look.BADGE_SCALE
         font = QFont(painter.font())
-        font.setPointSizeF(7.5)
+        font.setPointSizeF(look.BADGE_PT * k)
         font.setBold(True)
         painter.setFont(font)
-        w = painter.fontMetrics().horizontalAdvance(text) + 10
-        rect = QRectF(center.x() - w / 2, center.y() - 8, w, 16)
+        w = painter.fontMetrics().horizontalAdvance(text) + 10 * k
+        h = look.BADGE_H * k
+        rect = QRectF(x if x > 0 else x - w, bottom - h, w, h)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(color)
-        painter.drawRoundedRect(rect, 8, 8)
+        painter.drawRoundedRect(rect, h / 2, h / 2)
         painter.setPen(QColor("#ffffff"))
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
 

@@ -275,3 +275,41 @@ def test_the_presenter_scale_moves_the_plots_to_one_row(qtbot, tmp_path, monkeyp
     axis = plots.plots["latency"].getAxis("bottom")
     assert axis.label.isVisible() and axis.labelText == "simulated time"
     win.files.remove_recovery()
+
+
+def _badge_box(view, node_id: str) -> tuple[int, int, bool]:
+    """Width and height (in scene units ×2) of the dark replica badge painted above a node's
+    card, and whether it stays inside what the node says it paints (its bounding rect)."""
+    item = view.canvas_scene.nodes[node_id]
+    rect = item.sceneBoundingRect()
+    image = QImage(int(rect.width()) * 2, int(rect.height()) * 2, QImage.Format.Format_ARGB32)
+    image.fill(Qt.GlobalColor.white)
+    painter = QPainter(image)
+    view.canvas_scene.render(painter, QRectF(image.rect()), rect)
+    painter.end()
+    card_top = int((item.mapToScene(look.CARD.topLeft()).y() - rect.top()) * 2)
+    badge = [(x, y) for y in range(0, card_top + 6) for x in range(image.width())
+             if abs(image.pixelColor(x, y).red() - 0x34) < 12 and abs(image.pixelColor(x, y).blue() - 0x40) < 12
+             and image.pixelColor(x, y).green() < 0x48]
+    xs, ys = [p[0] for p in badge], [p[1] for p in badge]
+    inside = min(xs) > 0 and min(ys) > 0 and max(xs) < image.width() - 1
+    return max(xs) - min(xs), max(ys) - min(ys), inside
+
+
+def test_count_badges_grow_with_the_presenter_scale(qtbot, window):
+    view = window.canvas
+    window.controller.set_params(["web1"], {"replicas": 12})
+    qtbot.wait(20)
+    w1, h1, inside1 = _badge_box(view, "web1")
+    try:
+        window.presenter.set_scale(1.75)
+        qtbot.wait(20)
+        w2, h2, inside2 = _badge_box(view, "web1")
+        window.presenter.set_scale(3.0)      # badges stop growing at 1.75× (they would cover the neighbours)
+        qtbot.wait(20)
+        w3, h3, _ = _badge_box(view, "web1")
+    finally:
+        window.presenter.set_scale(1.0)
+    assert inside1 and inside2
+    assert h2 == pytest.approx(h1 * 1.75, rel=0.15) and w2 == pytest.approx(w1 * 1.75, rel=0.2), (w1, h1, w2, h2)
+    assert (w3, h3) == (w2, h2)
