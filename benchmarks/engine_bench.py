@@ -62,8 +62,14 @@ SCENARIOS = {
                  warmup=20.0, speed_target=10.0, simpy_ref=None, algorithm="least_connections"),
     "S4lrt": dict(rate=900.0, n=10, mu=100.0, duration=600.0, quick=20.0, simpy=600.0, simpy_quick=20.0,
                   warmup=20.0, speed_target=10.0, simpy_ref=None, algorithm="least_response_time"),
+    # S5: a blocking tier (thread-per-request servers holding a worker during their database call):
+    # client → server (4 replicas × 1 sync worker, 300 req/s) → database (100 connections, 0.5 ms
+    # queries). "No topology slower than SimPy" (issue 11): target ≥ 1×.
+    "S5": dict(rate=900.0, n=4, mu=300.0, duration=20.0, quick=3.0, simpy=20.0, simpy_quick=3.0,
+               warmup=5.0, speed_target=1.0, simpy_ref=None),
 }
 S3_DB = dict(connections=20, read_capacity_rps=3000.0, write_capacity_rps=1000.0, read_ratio=0.9)
+S5_DB = dict(connections=100, read_capacity_rps=200_000.0, write_capacity_rps=200_000.0, read_ratio=1.0)
 MEAN_TOLERANCE = 0.02          # S1: |mean − W| / W
 MEMORY_LIMIT_MB = 500.0        # S2
 BIG_QUEUE = 1_000_000
@@ -111,6 +117,14 @@ def theory_mean(name: str) -> tuple[float, str]:
         return (w_server + es + wq * (1 + scv) / 2,
                 f"server M/M/64 {w_server * 1000:.2f} ms + database M/G/20 (Erlang C {wq * 1000:.2f} ms × "
                 f"(1 + SCV {scv:.2f})/2, Allen–Cunneen) + {es * 1000:.2f} ms service")
+    if name == "S5":   # each server: M/G/1 whose service is its own work + the query (exp + exp), the
+        a_s = 1 / s["mu"]   # database's queue negligible (load 0.45 %); Pollaczek–Khinchine
+        b_s = S5_DB["connections"] / S5_DB["read_capacity_rps"]
+        lam = s["rate"] / s["n"]
+        es, es2 = a_s + b_s, 2 * (a_s * a_s + a_s * b_s + b_s * b_s)
+        rho = lam * es
+        return es + lam * es2 / (2 * (1 - rho)), f"M/G/1 per server, service exp({a_s * 1000:.2f} ms) + " \
+            f"exp({b_s * 1000:.2f} ms) held, ρ = {rho:.3f} (Pollaczek–Khinchine)"
     w = 1 / s["mu"] + erlang_c(s["n"], s["rate"], s["mu"])
     return w, "M/M/10 with one shared queue (Erlang C): the lower bound of any balancer"
 
@@ -128,6 +142,25 @@ def build_s3(seed: int = 1, tick_ms: float | None = None):
                                                  "service": "exponential", "queue_limit": BIG_QUEUE,
                                                  "timeout_s": NO_TIMEOUT_S}))
     d.add_node(NodeData("db", "database", params={k: v for k, v in S3_DB.items() if k != "read_ratio"}
+                        | {"queue_limit": BIG_QUEUE, "timeout_s": NO_TIMEOUT_S}))
+    d.add_edge("users", "web")
+    d.add_edge("web", "db")
+    d.set_settings(seed=seed, **({"tick_ms": tick_ms} if tick_ms is not None else {}))
+    return d
+
+
+def build_s5(seed: int = 1, tick_ms: float | None = None):
+    """S5: Poisson 900 req/s → server (4 replicas × 1 worker, 300 req/s, ``blocking_calls``) →
+    database (100 connections, 200,000 reads/s: 0.5-ms queries)."""
+    from simulation.document import Document, NodeData
+
+    s = SCENARIOS["S5"]
+    d = Document()
+    d.add_node(NodeData("users", "client", params={"rate_rps": s["rate"], "users": 10_000, "read_ratio": 1.0}))
+    d.add_node(NodeData("web", "server", params={"capacity_rps": s["mu"], "workers": 1, "replicas": s["n"],
+                                                 "blocking_calls": True, "service": "exponential",
+                                                 "queue_limit": BIG_QUEUE, "timeout_s": NO_TIMEOUT_S}))
+    d.add_node(NodeData("db", "database", params={k: v for k, v in S5_DB.items() if k != "read_ratio"}
                         | {"queue_limit": BIG_QUEUE, "timeout_s": NO_TIMEOUT_S}))
     d.add_edge("users", "web")
     d.add_edge("web", "db")
@@ -190,6 +223,8 @@ def build(scenario: str, layout: str, seed: int, tick_ms: float | None):
         return build_s1(seed, tick_ms)
     if scenario == "S3":
         return build_s3(seed, tick_ms)
+    if scenario == "S5":
+        return build_s5(seed, tick_ms)
     if scenario.startswith("S4"):
         return build_s4(SCENARIOS[scenario]["algorithm"], seed, tick_ms)
     return build_s2(layout, seed, tick_ms)
@@ -294,6 +329,10 @@ def child_simpy(a: argparse.Namespace) -> dict:
     if a.scenario == "S3":
         r = simpy_models.server_database(s["rate"], 2, 64, 5000.0, S3_DB["connections"], S3_DB["read_capacity_rps"],
                                          S3_DB["write_capacity_rps"], S3_DB["read_ratio"], a.duration, a.seed)
+    elif a.scenario == "S5":
+        r = simpy_models.server_database(s["rate"], s["n"], 1, s["mu"], S5_DB["connections"],
+                                         S5_DB["read_capacity_rps"], S5_DB["write_capacity_rps"],
+                                         S5_DB["read_ratio"], a.duration, a.seed, blocking=True)
     elif a.scenario.startswith("S4"):
         r = simpy_models.least_balanced(s["rate"], s["n"], s["mu"], a.duration, a.seed, s["algorithm"])
     else:
@@ -418,6 +457,11 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def times(ratio: float) -> str:
+    """A speed ratio: one decimal, or two significant digits below 1 (0.012×, not 0.0×)."""
+    return f"{ratio:,.1f}×" if ratio >= 1 or not ratio > 0 else f"{ratio:.2g}×"
+
+
 def bench_scenario(name: str, a: argparse.Namespace) -> dict:
     s = SCENARIOS[name]
     dur = s["quick"] if a.quick else s["duration"]
@@ -432,6 +476,8 @@ def bench_scenario(name: str, a: argparse.Namespace) -> dict:
     if name not in ("S1", "S2"):
         what = ("Poisson 2,000 req/s → server (2 × 64 workers, 5,000 req/s each) → database (20 connections, "
                 "3,000 reads/s, 1,000 writes/s, 90 % reads)" if name == "S3" else
+                "Poisson 900 req/s → server (4 × 1 blocking worker, 300 req/s) → database (100 connections, "
+                "0.5-ms queries): the worker is held during the query" if name == "S5" else
                 f"Poisson 900 req/s → LB ({s['algorithm']}) → 10 × M/M/1 (μ = 100/s), 90 % load")
         print(f"\n== {name}: {what}; engine {dur:g} s simulated, SimPy {sdur:g} s; seed {a.seed}")
         print(f"   theory: mean {w_th * 1000:.2f} ms ({how})   [load average now {loadavg()}]")
@@ -486,8 +532,8 @@ def bench_scenario(name: str, a: argparse.Namespace) -> dict:
         if simpy_row:
             ratio = r["rate"] / simpy_row["rate"]
             ratio_cpu = r["rate_cpu"] / simpy_row["rate_cpu"]
-            line = (f"   {lab}: {ratio:,.1f}× SimPy's rate (target ≥ {s['speed_target']:g}×)  "
-                    f"{verdict(ratio >= s['speed_target'])}   [by CPU time: {ratio_cpu:,.1f}×")
+            line = (f"   {lab}: {times(ratio)} SimPy's rate (target ≥ {s['speed_target']:g}×)  "
+                    f"{verdict(ratio >= s['speed_target'])}   [by CPU time: {times(ratio_cpu)}")
             if "head" in r:
                 line += f"; wall, same horizon as SimPy: {r['head']['rate'] / simpy_row['rate']:,.1f}×"
             print(line + "]")
@@ -537,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--child":
         return child_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("which", nargs="?", default="all", choices=["S1", "S2", "S3", "S4", "all"])
+    ap.add_argument("which", nargs="?", default="all", choices=["S1", "S2", "S3", "S4", "S5", "all"])
     ap.add_argument("--quick", action="store_true", help="short durations, for a smoke check")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=1, help="timing runs per measurement (the median is shown)")
@@ -551,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="print a cProfile of the engine (top 15 by tottime)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     a = ap.parse_args(argv)
-    names = {"all": ["S1", "S2", "S3", "S4lc", "S4lrt"], "S4": ["S4lc", "S4lrt"]}.get(a.which, [a.which])
+    names = {"all": ["S1", "S2", "S3", "S4lc", "S4lrt", "S5"], "S4": ["S4lc", "S4lrt"]}.get(a.which, [a.which])
 
     if a.profile:
         for name in names:

@@ -93,11 +93,12 @@ def _finish(res: SimpyResult, lats: array, sec_n: list[int], sec_sum: list[float
 
 def server_database(rate_rps: float, replicas: int, workers: int, capacity_rps: float, connections: int,
                     read_rps: float, write_rps: float, read_ratio: float, duration_s: float,
-                    seed: int = 1) -> SimpyResult:
+                    seed: int = 1, blocking: bool = False) -> SimpyResult:
     """S3: Poisson(rate) → a random one of ``replicas`` servers (``workers`` each, exponential
     service of mean workers/capacity) → one database (``connections``; exponential queries of
     mean connections/read_rps for a read, connections/write_rps for a write): tandem queues,
-    the response time is the sum of both sojourns (the engine's non-blocking server)."""
+    the response time is the sum of both sojourns (the engine's non-blocking server). With
+    ``blocking`` the server's worker is held until the query answers (``blocking_calls``)."""
     rnd = random.Random(seed)
     expo, unif = rnd.expovariate, rnd.random
     env = simpy.Environment()
@@ -112,13 +113,19 @@ def server_database(rate_rps: float, replicas: int, workers: int, capacity_rps: 
     lats = res.latencies
     record = lats.append
 
+    def query(read: bool):
+        with db.request() as req:
+            yield req
+            yield timeout(expo(mu_read if read else mu_write))
+
     def request(server: simpy.Resource, t_arrival: float, read: bool):
         with server.request() as req:
             yield req
             yield timeout(expo(mu_server))
-        with db.request() as req:
-            yield req
-            yield timeout(expo(mu_read if read else mu_write))
+            if blocking:
+                yield from query(read)
+        if not blocking:
+            yield from query(read)
         now = env.now
         rt = now - t_arrival
         record(rt)

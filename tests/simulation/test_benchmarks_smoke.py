@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from simulation.engine import Simulation
@@ -124,3 +125,36 @@ def test_simpy_models_of_s3_and_s4_run_near_theory(bench):
     for algorithm in ("least_connections", "least_response_time"):
         r = simpy_models.least_balanced(900.0, 10, 100.0, 20.0, seed=1, algorithm=algorithm)
         assert lower * 0.8 < r.mean_s < 0.1
+
+
+def test_s5_is_a_blocking_tier_and_its_theory_matches_a_lindley_recursion(bench):
+    doc = bench.build_s5(seed=1)
+    client, web, db = doc.node_ids()
+    assert [doc.kind(n) for n in (client, web, db)] == ["client", "server", "database"]
+    assert doc.successors(web) == [db] and doc.param(web, "blocking_calls") is True
+    assert (doc.param(web, "replicas"), doc.param(web, "workers"), doc.param(web, "capacity_rps")) == (4, 1, 300)
+    w, _ = bench.theory_mean("S5")
+    # one server: Poisson 225/s, service = its own exp(1/300 s) + the held query exp(0.5 ms)
+    rng = np.random.default_rng(5)
+    n = 400_000
+    gaps = rng.exponential(1 / 225.0, n)
+    service = rng.exponential(1 / 300.0, n) + rng.exponential(0.0005, n)
+    wait, waits = 0.0, np.empty(n)
+    for i in range(n):   # Lindley: W_{i+1} = max(0, W_i + S_i − A_{i+1})
+        waits[i] = wait
+        wait = max(0.0, wait + service[i] - gaps[i])
+    assert w == pytest.approx(float((waits + service)[n // 10:].mean()), rel=0.06)
+
+
+def test_simpy_blocking_model_holds_the_worker_during_the_query(bench):
+    pytest.importorskip("simpy")
+    import sys
+    sys.path.insert(0, str(BENCH.parent))
+    import simpy_models
+
+    w, _ = bench.theory_mean("S5")
+    held = simpy_models.server_database(900.0, 4, 1, 300.0, 100, 200_000.0, 200_000.0, 1.0, 60.0, seed=2, blocking=True)
+    free = simpy_models.server_database(900.0, 4, 1, 300.0, 100, 200_000.0, 200_000.0, 1.0, 60.0, seed=2)
+    assert held.mean_s == pytest.approx(w, rel=0.2)
+    # not held: M/M/1 at 225/300 = 0.75 (13.3 ms) + the query (0.5 ms), far below the blocking tier
+    assert free.mean_s == pytest.approx(1 / 75 + 0.0005, rel=0.2) and held.mean_s > 1.5 * free.mean_s
