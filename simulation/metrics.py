@@ -19,46 +19,12 @@ one-second resolution for the live display and the autoscaler (``latest``,
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from .keyed_rows import Keyed, group_mean
+from .latency_hist import BIN_RATIO, LAT_MIN_MS, N_BINS, latency_bins, percentile_ms, percentiles_ms  # noqa: F401
 from .page_views import BROWSER_HIT_MS
 from .state import FAILURE_CAUSES
-
-LAT_MIN_MS = 0.01
-BIN_RATIO = 1.01
-N_BINS = int(math.ceil(math.log(1e7 / LAT_MIN_MS) / math.log(BIN_RATIO))) + 1
-_LOG_RATIO = math.log(BIN_RATIO)
-
-
-def latency_bins(latency_s: np.ndarray) -> np.ndarray:
-    ms = np.maximum(np.asarray(latency_s) * 1000.0, LAT_MIN_MS)
-    return np.minimum((np.log(ms / LAT_MIN_MS) / _LOG_RATIO).astype(np.int64), N_BINS - 1)
-
-
-def percentile_ms(hist: np.ndarray, q: float) -> float:
-    """The q-quantile (0..1) of a latency histogram, interpolated within its bin."""
-    return float(percentiles_ms(np.asarray(hist)[None, :], (q,))[0, 0])
-
-
-def percentiles_ms(hists: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
-    """Quantiles of each row of ``hists`` (rows × bins): an array rows × len(qs); NaN for empty rows."""
-    hists = np.asarray(hists, dtype=np.float64)
-    cum = np.cumsum(hists, axis=1)
-    total = cum[:, -1]
-    out = np.full((len(hists), len(qs)), np.nan)
-    for j, q in enumerate(qs):
-        target = q * total
-        i = (cum < target[:, None]).sum(axis=1)
-        i = np.minimum(i, N_BINS - 1)
-        rows = np.arange(len(hists))
-        below = np.where(i > 0, cum[rows, np.maximum(i - 1, 0)], 0.0)
-        here = hists[rows, i]
-        frac = np.where(here > 0, (target - below) / np.where(here > 0, here, 1.0), 0.0)
-        out[:, j] = np.where(total > 0, LAT_MIN_MS * BIN_RATIO ** (i + frac), np.nan)
-    return out
-
 
 MAX_ROWS = 4096            # rows at one second each before they are merged in pairs
 MIN_ROWS = 64              # the fewest rows a run keeps (the widest networks)
@@ -68,84 +34,17 @@ RECENT_CELLS = 2_000_000   # ... but no more values than this (~16 MB)
 _HIST_MAX = np.iinfo(np.uint32).max
 
 
+def _clip_into(dst: np.ndarray, counts: np.ndarray) -> None:
+    """Histogram counts into the stored ``uint32`` rows ``dst``, at most ``_HIST_MAX`` each."""
+    if counts.size and counts.max() > _HIST_MAX:
+        counts = np.minimum(counts, _HIST_MAX)
+    np.copyto(dst, counts, casting="unsafe")
+
+
 def row_cap(columns: int) -> int:
     """Rows kept for this many values per row: a power of two in [MIN_ROWS, MAX_ROWS]."""
     fit = max(METRIC_CELLS // max(columns, 1), 1)
     return int(min(MAX_ROWS, max(MIN_ROWS, 1 << (fit.bit_length() - 1))))
-
-
-def _mean_of(a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray) -> np.ndarray:
-    """Span-weighted mean of two rows of values, ignoring NaN (a key absent for part of the span)."""
-    wa = np.where(np.isnan(a), 0.0, wa)
-    wb = np.where(np.isnan(b), 0.0, wb)
-    w = wa + wb
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(w > 0, (np.nan_to_num(a) * wa + np.nan_to_num(b) * wb) / np.where(w > 0, w, 1.0), np.nan)
-
-
-def _group_mean(block: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Per group of consecutive rows (one second each): the mean of each column, NaN ignored."""
-    ok = ~np.isnan(block)
-    total = np.add.reduceat(np.where(ok, block, 0.0), starts, axis=0)
-    count = np.add.reduceat(ok.astype(float), starts, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
-
-
-class Keyed:
-    """Rows × keys series (one column per node or edge), NaN before a key appeared."""
-
-    def __init__(self) -> None:
-        self.keys: dict = {}
-        self.data = np.full((0, 0), np.nan)
-        self._last_keys: list = []
-        self._last_idx: list[int] = []
-
-    @property
-    def width(self) -> int:
-        return len(self.keys)
-
-    def write(self, i0: int, keys: list, block: np.ndarray, limit: int) -> None:
-        """Write ``block`` (rows × len(keys)) at rows i0.. for these keys; grow to at most ``limit`` rows
-        beyond what is needed."""
-        for k in keys:
-            if k not in self.keys:
-                self.keys[k] = len(self.keys)
-        rows, cols = i0 + block.shape[0], len(self.keys)
-        if rows > self.data.shape[0] or cols > self.data.shape[1]:
-            grow = max(rows, min(2 * self.data.shape[0], limit), 64) if rows > self.data.shape[0] else self.data.shape[0]
-            new = np.full((grow, max(cols, self.data.shape[1])), np.nan)
-            new[:self.data.shape[0], :self.data.shape[1]] = self.data
-            self.data = new
-        if keys != self._last_keys:         # the same keys as last time (the usual case): no lookups
-            self._last_keys, self._last_idx = list(keys), [self.keys[k] for k in keys]
-        idx = self._last_idx
-        if len(idx) == self.data.shape[1] and idx == list(range(len(idx))):
-            self.data[i0:rows] = block
-        else:
-            self.data[i0:rows, idx] = block
-
-    def combine(self, row: int, wa: float, block_row: np.ndarray, keys: list, wb: float) -> None:
-        """Merge one row of new values (for ``keys``) into ``row``, weighted by spans."""
-        for k in keys:
-            if k not in self.keys:
-                self.write(row, [k], np.full((1, 1), np.nan), row + 1)
-        idx = [self.keys[k] for k in keys]
-        cur = self.data[row, idx]
-        self.data[row, idx] = _mean_of(cur, np.full(len(idx), wa), block_row, np.full(len(idx), wb))
-
-    def merge_pairs(self, n: int, spans: np.ndarray) -> None:
-        """Rows (0,1), (2,3), ... of the first ``n`` become rows 0, 1, ...; an odd last row moves alone."""
-        half = n // 2
-        a, b = self.data[0:2 * half:2], self.data[1:2 * half:2]
-        sa, sb = spans[0:2 * half:2, None], spans[1:2 * half:2, None]
-        self.data[:half] = _mean_of(a, np.broadcast_to(sa, a.shape), b, np.broadcast_to(sb, b.shape))
-        if n % 2:
-            self.data[half] = self.data[n - 1]
-        self.data[(n + 1) // 2:n] = np.nan
-
-    def view(self, n: int) -> dict:
-        return {k: self.data[:n, j] for k, j in self.keys.items()}
 
 
 class Metrics:
@@ -282,7 +181,7 @@ class Metrics:
         for name, block in parts.items():
             if name == "flow" and not keys["flow"]:
                 continue
-            out[name] = _group_mean(np.asarray(block, dtype=float)[lo:], starts)
+            out[name] = group_mean(np.asarray(block, dtype=float)[lo:], starts)
         return out
 
     def _keyed(self, name: str) -> Keyed:
@@ -320,7 +219,7 @@ class Metrics:
         if self.width == 1:   # one second per row: the sums are the values
             self._served[i0:i0 + rows] = served
             self._lat_ns[i0:i0 + rows] = lat_ns
-            self._hist[i0:i0 + rows] = np.minimum(hist, _HIST_MAX)
+            _clip_into(self._hist[i0:i0 + rows], hist)
         else:
             self._served[i0:i0 + rows] = np.add.reduceat(served, starts)
             self._lat_ns[i0:i0 + rows] = np.add.reduceat(lat_ns, starts)
@@ -333,11 +232,14 @@ class Metrics:
         if rows <= len(self._served):
             return
         size = max(rows, min(2 * len(self._served), limit), 64)
-        for name in ("_served", "_lat_ns", "_hist"):   # zeros + a copy: new rows are not touched until written
-            old = getattr(self, name)
-            new = np.zeros((size,) + old.shape[1:], dtype=old.dtype)
-            new[:len(old)] = old
-            setattr(self, name, new)
+        for name in ("_served", "_lat_ns", "_hist"):
+            try:       # in place (realloc: the histograms are not copied), the new rows zero
+                getattr(self, name).resize((size,) + getattr(self, name).shape[1:])
+            except ValueError:   # a view of it is held elsewhere: zeros and a copy
+                old = getattr(self, name)
+                new = np.zeros((size,) + old.shape[1:], dtype=old.dtype)
+                new[:len(old)] = old
+                setattr(self, name, new)
 
     def _finish_rows(self, a: int, b: int, spans: np.ndarray, ends: np.ndarray) -> None:
         """Rows a..b: set time and span, and the percentiles and mean from the exact sums."""

@@ -53,7 +53,13 @@ class PerSecond:
         if len(starts):
             util_max[:, has] = np.maximum.reduceat(st_util, starts, axis=1)
         util_max = np.where(np.isfinite(util_max), util_max, 0.0)
-        waiting = np.stack([self._queue_snap.pop(first + r, np.zeros(net.n_stations)) for r in range(k)])
+        waiting = np.zeros((k, net.n_stations))    # requests waiting at each whole second (engine._snap_waiting)
+        snaps = self._queue_snap
+        if snaps:
+            for r in range(k):
+                snap = snaps.pop(first + r, None)
+                if snap is not None:
+                    waiting[r] = snap
         queue = per_node(waiting)
         self._last_done = per_node(sec["done"].astype(float))[-1]
         keep = [i for i in range(n_nodes) if net.node_kind[i] != "client"]
