@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .hist_rows import HistRows
 from .keyed_rows import Keyed, group_mean
 from .latency_hist import BIN_RATIO, LAT_MIN_MS, N_BINS, latency_bins, percentile_ms, percentiles_ms  # noqa: F401
 from .page_views import BROWSER_HIT_MS
@@ -31,14 +32,11 @@ MIN_ROWS = 64              # the fewest rows a run keeps (the widest networks)
 METRIC_CELLS = 16_000_000  # values in all rows together (~128 MB)
 RECENT_S = 3600            # seconds of per-second utilization kept for the autoscaler (its longest interval)
 RECENT_CELLS = 2_000_000   # ... but no more values than this (~16 MB)
-_HIST_MAX = np.iinfo(np.uint32).max
 
 
-def _clip_into(dst: np.ndarray, counts: np.ndarray) -> None:
-    """Histogram counts into the stored ``uint32`` rows ``dst``, at most ``_HIST_MAX`` each."""
-    if counts.size and counts.max() > _HIST_MAX:
-        counts = np.minimum(counts, _HIST_MAX)
-    np.copyto(dst, counts, casting="unsafe")
+def _nan_to_0(x: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num`` for counts (finite or NaN), without its overhead."""
+    return np.where(np.isnan(x), 0.0, x)
 
 
 def row_cap(columns: int) -> int:
@@ -67,7 +65,7 @@ class Metrics:
         self._queue = Keyed()
         self._replicas = Keyed()
         self._flow = Keyed()
-        self._hist = np.zeros((0, N_BINS), dtype=np.uint32)
+        self._hist = HistRows()           # latency histogram of each row
         self._served = np.zeros(0)        # requests served in each row (exact)
         self._lat_ns = np.zeros(0)        # their latencies, nanoseconds (exact)
         self._latest: dict[str, dict] = {}
@@ -110,7 +108,7 @@ class Metrics:
         """For a window of rows (a boolean mask over the ``n`` rows): their merged latency
         histogram, the requests served and the sum of their latencies (ns) (grading.py)."""
         rows = np.asarray(rows, dtype=bool)
-        return (self._hist[:self.n][rows].sum(axis=0, dtype=np.int64), float(self._served[:self.n][rows].sum()),
+        return (self._hist.sum_rows(rows), float(self._served[:self.n][rows].sum()),
                 float(self._lat_ns[:self.n][rows].sum()))
 
     def cost_totals(self) -> dict[str, float]:
@@ -197,7 +195,7 @@ class Metrics:
             self._keyed(name).combine(row, span, block[0], keys[name], float(m))
         self._served[row] += served.sum()
         self._lat_ns[row] += lat_ns.sum()
-        self._hist[row] = np.minimum(self._hist[row].astype(np.int64) + hist.sum(axis=0), _HIST_MAX)
+        self._hist.add(row, hist.sum(axis=0))
         self._finish_rows(row, row + 1, np.array([span + m]), np.array([end_time]))
 
     def _append(self, parts: dict, keys: dict, lo: int, served: np.ndarray, lat_ns: np.ndarray,
@@ -219,34 +217,37 @@ class Metrics:
         if self.width == 1:   # one second per row: the sums are the values
             self._served[i0:i0 + rows] = served
             self._lat_ns[i0:i0 + rows] = lat_ns
-            _clip_into(self._hist[i0:i0 + rows], hist)
+            self._hist.write(i0, hist)
         else:
             self._served[i0:i0 + rows] = np.add.reduceat(served, starts)
             self._lat_ns[i0:i0 + rows] = np.add.reduceat(lat_ns, starts)
-            self._hist[i0:i0 + rows] = np.minimum(np.add.reduceat(hist.astype(np.int64), starts, axis=0), _HIST_MAX)
-        ends = np.asarray(parts["cols"][lo:, self.COLUMNS.index("time_s")])[np.r_[starts[1:] - 1, k - 1]]
+            self._hist.write(i0, np.add.reduceat(hist.astype(np.int64), starts, axis=0))
+        times = parts["cols"][lo:, self.COLUMNS.index("time_s")]
         self.n = i0 + rows
-        self._finish_rows(i0, self.n, np.diff(np.r_[starts, k]).astype(float), ends)
+        if self.width == 1:
+            self._finish_rows(i0, self.n, np.ones(k), times)
+        else:
+            self._finish_rows(i0, self.n, np.diff(np.r_[starts, k]).astype(float), times[np.r_[starts[1:] - 1, k - 1]])
 
     def _grow_exact(self, rows: int, limit: int) -> None:
         if rows <= len(self._served):
             return
         size = max(rows, min(2 * len(self._served), limit), 64)
-        for name in ("_served", "_lat_ns", "_hist"):
-            try:       # in place (realloc: the histograms are not copied), the new rows zero
-                getattr(self, name).resize((size,) + getattr(self, name).shape[1:])
-            except ValueError:   # a view of it is held elsewhere: zeros and a copy
-                old = getattr(self, name)
-                new = np.zeros((size,) + old.shape[1:], dtype=old.dtype)
-                new[:len(old)] = old
-                setattr(self, name, new)
+        # the histograms at once for all the rows a run keeps: never copied as the rows grow (a page
+        # of zeros is only touched when a row is written)
+        self._hist.grow(max(size, limit))
+        for name in ("_served", "_lat_ns"):
+            old = getattr(self, name)
+            new = np.zeros((size,) + old.shape[1:], dtype=old.dtype)
+            new[:len(old)] = old
+            setattr(self, name, new)
 
     def _finish_rows(self, a: int, b: int, spans: np.ndarray, ends: np.ndarray) -> None:
         """Rows a..b: set time and span, and the percentiles and mean from the exact sums."""
         c = self._cols
         c.data[a:b, c.keys["span_s"]] = spans
         c.data[a:b, c.keys["time_s"]] = ends
-        pct = percentiles_ms(self._hist[a:b], (0.5, 0.95, 0.99))
+        pct = self._hist.percentiles_ms(a, b, (0.5, 0.95, 0.99))
         for j, name in enumerate(("p50_ms", "p95_ms", "p99_ms")):
             c.data[a:b, c.keys[name]] = pct[:, j]
         served = self._served[a:b]
@@ -254,8 +255,8 @@ class Metrics:
             c.data[a:b, c.keys["mean_ms"]] = np.where(served > 0, self._lat_ns[a:b] / np.maximum(served, 1) / 1e6,
                                                       np.nan)
             # page views (page_views.py), from the same exact sums: browser hits answer in 0 ms
-            hits = np.nan_to_num(c.data[a:b, c.keys["browser_hits"]]) * spans
-            views = np.nan_to_num(c.data[a:b, c.keys["page_views"]]) * spans
+            hits = _nan_to_0(c.data[a:b, c.keys["browser_hits"]]) * spans
+            views = _nan_to_0(c.data[a:b, c.keys["page_views"]]) * spans
             c.data[a:b, c.keys["page_view_mean_ms"]] = np.where(
                 served + hits > 0, (self._lat_ns[a:b] / 1e6 + hits * BROWSER_HIT_MS) / np.maximum(served + hits, 1),
                 np.nan)
@@ -275,11 +276,7 @@ class Metrics:
             if n % 2:
                 arr[half] = arr[n - 1]
             arr[m:n] = 0
-        h = self._hist
-        h[:half] = np.minimum(h[0:2 * half:2].astype(np.int64) + h[1:2 * half:2], _HIST_MAX)
-        if n % 2:
-            h[half] = h[n - 1]
-        h[m:n] = 0
+        self._hist.merge_pairs(n)
         new_spans = np.add.reduceat(spans, np.arange(0, n, 2))
         new_ends = ends[np.r_[np.arange(1, n, 2), [n - 1] if n % 2 else []].astype(np.int64)]
         self.n = m
