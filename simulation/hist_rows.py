@@ -6,6 +6,10 @@ every count so far; the bins outside it are zero. The window widens when a laten
 falls outside it (a few times per run). Counts are ``uint32``, at most ``HIST_MAX``
 per bin (they saturate). Merged rows, windows of rows and percentiles give exactly
 what full-width rows would.
+
+Room for rows is made ahead (Metrics asks for all the rows a run keeps at once), but
+uninitialised: a row is defined once written (``write``), so memory is only touched,
+and copied when the array is replaced, for the rows in use.
 """
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ CHUNK = 256     # the window's ends are multiples of this (or N_BINS): it widens
 
 
 class HistRows:
-    """Rows × bins counts (``data``: rows × (hi - lo), the columns are bins lo..hi-1)."""
+    """Rows × bins counts (``data``: rows × (hi - lo), the columns are bins lo..hi-1). Rows
+    from the first one not yet written on are undefined: callers say how many are in use."""
 
     def __init__(self) -> None:
         self.data = np.zeros((0, 0), dtype=np.uint32)
@@ -33,16 +38,16 @@ class HistRows:
     def __len__(self) -> int:
         return len(self.data)
 
-    def grow(self, size: int) -> None:
-        """Room for ``size`` rows (the new rows zero)."""
+    def grow(self, size: int, used: int) -> None:
+        """Room for ``size`` rows; the first ``used`` are kept."""
         if size > len(self.data):
-            new = np.zeros((size, self.data.shape[1]), dtype=np.uint32)
-            new[:len(self.data)] = self.data
+            new = np.empty((size, self.data.shape[1]), dtype=np.uint32)
+            new[:used] = self.data[:used]
             self.data = new
 
     def _cover(self, colmax: np.ndarray, used: int) -> None:
-        """Widen the window to the bins where ``colmax`` (per bin, full width) is not zero (rows
-        from ``used`` on are all zero)."""
+        """Widen the window to the bins where ``colmax`` (per bin, full width) is not zero (the
+        first ``used`` rows are kept)."""
         nz = np.flatnonzero(colmax)
         if not len(nz):
             return
@@ -52,7 +57,8 @@ class HistRows:
         if a >= self.lo and b <= self.hi:
             return
         a, b = a // CHUNK * CHUNK, min(-(-b // CHUNK) * CHUNK, N_BINS)
-        new = np.zeros((len(self.data), b - a), dtype=np.uint32)
+        new = np.empty((len(self.data), b - a), dtype=np.uint32)
+        new[:used] = 0
         if self.hi > self.lo:
             new[:used, self.lo - a:self.hi - a] = self.data[:used]
         self.data, self.lo, self.hi = new, a, b

@@ -33,7 +33,9 @@ class Keyed:
         self.keys: dict = {}
         self.data = np.full((0, 0), np.nan)
         self._last_keys: list = []
-        self._last_idx: list[int] = []
+        self._last_idx: list[int] | np.ndarray = []
+        self._last_in_order = False    # the last keys are all the keys, in column order
+        self._last_size = 0            # len(self.keys) when they were looked up
 
     @property
     def width(self) -> int:
@@ -42,22 +44,25 @@ class Keyed:
     def write(self, i0: int, keys: list, block: np.ndarray, limit: int) -> None:
         """Write ``block`` (rows × len(keys)) at rows i0.. for these keys; grow to at most ``limit`` rows
         beyond what is needed."""
-        for k in keys:
-            if k not in self.keys:
-                self.keys[k] = len(self.keys)
+        # the same keys as last time (the usual case): no lookups
+        if len(self.keys) != self._last_size or keys != self._last_keys:
+            for k in keys:
+                if k not in self.keys:
+                    self.keys[k] = len(self.keys)
+            idx = [self.keys[k] for k in keys]
+            self._last_keys, self._last_size = list(keys), len(self.keys)
+            self._last_in_order = len(idx) == len(self.keys) and idx == list(range(len(idx)))
+            self._last_idx = np.array(idx, dtype=np.int64)
         rows, cols = i0 + block.shape[0], len(self.keys)
         if rows > self.data.shape[0] or cols > self.data.shape[1]:
             grow = max(rows, min(2 * self.data.shape[0], limit), 64) if rows > self.data.shape[0] else self.data.shape[0]
             new = np.full((grow, max(cols, self.data.shape[1])), np.nan)
             new[:self.data.shape[0], :self.data.shape[1]] = self.data
             self.data = new
-        if keys != self._last_keys:         # the same keys as last time (the usual case): no lookups
-            self._last_keys, self._last_idx = list(keys), [self.keys[k] for k in keys]
-        idx = self._last_idx
-        if len(idx) == self.data.shape[1] and idx == list(range(len(idx))):
+        if self._last_in_order and self.data.shape[1] == cols:
             self.data[i0:rows] = block
         else:
-            self.data[i0:rows, idx] = block
+            self.data[i0:rows, self._last_idx] = block
 
     def combine(self, row: int, wa: float, block_row: np.ndarray, keys: list, wb: float) -> None:
         """Merge one row of new values (for ``keys``) into ``row``, weighted by spans."""

@@ -233,9 +233,9 @@ class Metrics:
         if rows <= len(self._served):
             return
         size = max(rows, min(2 * len(self._served), limit), 64)
-        # the histograms at once for all the rows a run keeps: never copied as the rows grow (a page
-        # of zeros is only touched when a row is written)
-        self._hist.grow(max(size, limit))
+        # room for the histograms of all the rows a run keeps at once: not copied as the rows grow
+        # (and a row's memory is only touched when it is written: hist_rows.py)
+        self._hist.grow(max(size, limit), self.n)
         for name in ("_served", "_lat_ns"):
             old = getattr(self, name)
             new = np.zeros((size,) + old.shape[1:], dtype=old.dtype)

@@ -56,7 +56,7 @@ def random_rows(rng: np.random.Generator, rows: int) -> np.ndarray:
 
 def stored(h: np.ndarray) -> HistRows:
     s = HistRows()
-    s.grow(len(h))
+    s.grow(len(h), 0)
     s.write(0, h)
     return s
 
@@ -140,7 +140,7 @@ def test_stored_rows_widen_saturate_merge_and_sum_like_full_width_rows():
     rng = np.random.default_rng(5)
     full = np.zeros((40, lh.N_BINS), dtype=np.int64)
     s = HistRows()
-    s.grow(40)
+    s.grow(40, 0)
     n = 0
     for block in range(6):            # latencies move: the window widens as they do
         k = int(rng.integers(1, 7))
@@ -169,7 +169,7 @@ def test_stored_rows_widen_saturate_merge_and_sum_like_full_width_rows():
         merged = np.vstack([merged, full[n - 1:n]])
     m = len(merged)
     assert np.array_equal(s.dense(0, m), merged)
-    assert not s.data[m:].any()
+    assert not s.data[m:n].any()
     assert np.array_equal(s.percentiles_ms(0, m, QS), direct_ms(merged, QS), equal_nan=True)
 
 
