@@ -19,133 +19,30 @@ one-second resolution for the live display and the autoscaler (``latest``,
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from .hist_rows import HistRows
+from .keyed_rows import Keyed, group_mean
+from .latency_hist import BIN_RATIO, LAT_MIN_MS, N_BINS, latency_bins, percentile_ms, percentiles_ms  # noqa: F401
 from .page_views import BROWSER_HIT_MS
 from .state import FAILURE_CAUSES
-
-LAT_MIN_MS = 0.01
-BIN_RATIO = 1.01
-N_BINS = int(math.ceil(math.log(1e7 / LAT_MIN_MS) / math.log(BIN_RATIO))) + 1
-_LOG_RATIO = math.log(BIN_RATIO)
-
-
-def latency_bins(latency_s: np.ndarray) -> np.ndarray:
-    ms = np.maximum(np.asarray(latency_s) * 1000.0, LAT_MIN_MS)
-    return np.minimum((np.log(ms / LAT_MIN_MS) / _LOG_RATIO).astype(np.int64), N_BINS - 1)
-
-
-def percentile_ms(hist: np.ndarray, q: float) -> float:
-    """The q-quantile (0..1) of a latency histogram, interpolated within its bin."""
-    return float(percentiles_ms(np.asarray(hist)[None, :], (q,))[0, 0])
-
-
-def percentiles_ms(hists: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
-    """Quantiles of each row of ``hists`` (rows × bins): an array rows × len(qs); NaN for empty rows."""
-    hists = np.asarray(hists, dtype=np.float64)
-    cum = np.cumsum(hists, axis=1)
-    total = cum[:, -1]
-    out = np.full((len(hists), len(qs)), np.nan)
-    for j, q in enumerate(qs):
-        target = q * total
-        i = (cum < target[:, None]).sum(axis=1)
-        i = np.minimum(i, N_BINS - 1)
-        rows = np.arange(len(hists))
-        below = np.where(i > 0, cum[rows, np.maximum(i - 1, 0)], 0.0)
-        here = hists[rows, i]
-        frac = np.where(here > 0, (target - below) / np.where(here > 0, here, 1.0), 0.0)
-        out[:, j] = np.where(total > 0, LAT_MIN_MS * BIN_RATIO ** (i + frac), np.nan)
-    return out
-
 
 MAX_ROWS = 4096            # rows at one second each before they are merged in pairs
 MIN_ROWS = 64              # the fewest rows a run keeps (the widest networks)
 METRIC_CELLS = 16_000_000  # values in all rows together (~128 MB)
 RECENT_S = 3600            # seconds of per-second utilization kept for the autoscaler (its longest interval)
 RECENT_CELLS = 2_000_000   # ... but no more values than this (~16 MB)
-_HIST_MAX = np.iinfo(np.uint32).max
+
+
+def _nan_to_0(x: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num`` for counts (finite or NaN), without its overhead."""
+    return np.where(np.isnan(x), 0.0, x)
 
 
 def row_cap(columns: int) -> int:
     """Rows kept for this many values per row: a power of two in [MIN_ROWS, MAX_ROWS]."""
     fit = max(METRIC_CELLS // max(columns, 1), 1)
     return int(min(MAX_ROWS, max(MIN_ROWS, 1 << (fit.bit_length() - 1))))
-
-
-def _mean_of(a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray) -> np.ndarray:
-    """Span-weighted mean of two rows of values, ignoring NaN (a key absent for part of the span)."""
-    wa = np.where(np.isnan(a), 0.0, wa)
-    wb = np.where(np.isnan(b), 0.0, wb)
-    w = wa + wb
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(w > 0, (np.nan_to_num(a) * wa + np.nan_to_num(b) * wb) / np.where(w > 0, w, 1.0), np.nan)
-
-
-def _group_mean(block: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Per group of consecutive rows (one second each): the mean of each column, NaN ignored."""
-    ok = ~np.isnan(block)
-    total = np.add.reduceat(np.where(ok, block, 0.0), starts, axis=0)
-    count = np.add.reduceat(ok.astype(float), starts, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
-
-
-class Keyed:
-    """Rows × keys series (one column per node or edge), NaN before a key appeared."""
-
-    def __init__(self) -> None:
-        self.keys: dict = {}
-        self.data = np.full((0, 0), np.nan)
-        self._last_keys: list = []
-        self._last_idx: list[int] = []
-
-    @property
-    def width(self) -> int:
-        return len(self.keys)
-
-    def write(self, i0: int, keys: list, block: np.ndarray, limit: int) -> None:
-        """Write ``block`` (rows × len(keys)) at rows i0.. for these keys; grow to at most ``limit`` rows
-        beyond what is needed."""
-        for k in keys:
-            if k not in self.keys:
-                self.keys[k] = len(self.keys)
-        rows, cols = i0 + block.shape[0], len(self.keys)
-        if rows > self.data.shape[0] or cols > self.data.shape[1]:
-            grow = max(rows, min(2 * self.data.shape[0], limit), 64) if rows > self.data.shape[0] else self.data.shape[0]
-            new = np.full((grow, max(cols, self.data.shape[1])), np.nan)
-            new[:self.data.shape[0], :self.data.shape[1]] = self.data
-            self.data = new
-        if keys != self._last_keys:         # the same keys as last time (the usual case): no lookups
-            self._last_keys, self._last_idx = list(keys), [self.keys[k] for k in keys]
-        idx = self._last_idx
-        if len(idx) == self.data.shape[1] and idx == list(range(len(idx))):
-            self.data[i0:rows] = block
-        else:
-            self.data[i0:rows, idx] = block
-
-    def combine(self, row: int, wa: float, block_row: np.ndarray, keys: list, wb: float) -> None:
-        """Merge one row of new values (for ``keys``) into ``row``, weighted by spans."""
-        for k in keys:
-            if k not in self.keys:
-                self.write(row, [k], np.full((1, 1), np.nan), row + 1)
-        idx = [self.keys[k] for k in keys]
-        cur = self.data[row, idx]
-        self.data[row, idx] = _mean_of(cur, np.full(len(idx), wa), block_row, np.full(len(idx), wb))
-
-    def merge_pairs(self, n: int, spans: np.ndarray) -> None:
-        """Rows (0,1), (2,3), ... of the first ``n`` become rows 0, 1, ...; an odd last row moves alone."""
-        half = n // 2
-        a, b = self.data[0:2 * half:2], self.data[1:2 * half:2]
-        sa, sb = spans[0:2 * half:2, None], spans[1:2 * half:2, None]
-        self.data[:half] = _mean_of(a, np.broadcast_to(sa, a.shape), b, np.broadcast_to(sb, b.shape))
-        if n % 2:
-            self.data[half] = self.data[n - 1]
-        self.data[(n + 1) // 2:n] = np.nan
-
-    def view(self, n: int) -> dict:
-        return {k: self.data[:n, j] for k, j in self.keys.items()}
 
 
 class Metrics:
@@ -168,7 +65,7 @@ class Metrics:
         self._queue = Keyed()
         self._replicas = Keyed()
         self._flow = Keyed()
-        self._hist = np.zeros((0, N_BINS), dtype=np.uint32)
+        self._hist = HistRows()           # latency histogram of each row
         self._served = np.zeros(0)        # requests served in each row (exact)
         self._lat_ns = np.zeros(0)        # their latencies, nanoseconds (exact)
         self._latest: dict[str, dict] = {}
@@ -211,7 +108,7 @@ class Metrics:
         """For a window of rows (a boolean mask over the ``n`` rows): their merged latency
         histogram, the requests served and the sum of their latencies (ns) (grading.py)."""
         rows = np.asarray(rows, dtype=bool)
-        return (self._hist[:self.n][rows].sum(axis=0, dtype=np.int64), float(self._served[:self.n][rows].sum()),
+        return (self._hist.sum_rows(rows), float(self._served[:self.n][rows].sum()),
                 float(self._lat_ns[:self.n][rows].sum()))
 
     def cost_totals(self) -> dict[str, float]:
@@ -282,7 +179,7 @@ class Metrics:
         for name, block in parts.items():
             if name == "flow" and not keys["flow"]:
                 continue
-            out[name] = _group_mean(np.asarray(block, dtype=float)[lo:], starts)
+            out[name] = group_mean(np.asarray(block, dtype=float)[lo:], starts)
         return out
 
     def _keyed(self, name: str) -> Keyed:
@@ -298,7 +195,7 @@ class Metrics:
             self._keyed(name).combine(row, span, block[0], keys[name], float(m))
         self._served[row] += served.sum()
         self._lat_ns[row] += lat_ns.sum()
-        self._hist[row] = np.minimum(self._hist[row].astype(np.int64) + hist.sum(axis=0), _HIST_MAX)
+        self._hist.add(row, hist.sum(axis=0))
         self._finish_rows(row, row + 1, np.array([span + m]), np.array([end_time]))
 
     def _append(self, parts: dict, keys: dict, lo: int, served: np.ndarray, lat_ns: np.ndarray,
@@ -320,20 +217,26 @@ class Metrics:
         if self.width == 1:   # one second per row: the sums are the values
             self._served[i0:i0 + rows] = served
             self._lat_ns[i0:i0 + rows] = lat_ns
-            self._hist[i0:i0 + rows] = np.minimum(hist, _HIST_MAX)
+            self._hist.write(i0, hist)
         else:
             self._served[i0:i0 + rows] = np.add.reduceat(served, starts)
             self._lat_ns[i0:i0 + rows] = np.add.reduceat(lat_ns, starts)
-            self._hist[i0:i0 + rows] = np.minimum(np.add.reduceat(hist.astype(np.int64), starts, axis=0), _HIST_MAX)
-        ends = np.asarray(parts["cols"][lo:, self.COLUMNS.index("time_s")])[np.r_[starts[1:] - 1, k - 1]]
+            self._hist.write(i0, np.add.reduceat(hist.astype(np.int64), starts, axis=0))
+        times = parts["cols"][lo:, self.COLUMNS.index("time_s")]
         self.n = i0 + rows
-        self._finish_rows(i0, self.n, np.diff(np.r_[starts, k]).astype(float), ends)
+        if self.width == 1:
+            self._finish_rows(i0, self.n, np.ones(k), times)
+        else:
+            self._finish_rows(i0, self.n, np.diff(np.r_[starts, k]).astype(float), times[np.r_[starts[1:] - 1, k - 1]])
 
     def _grow_exact(self, rows: int, limit: int) -> None:
         if rows <= len(self._served):
             return
         size = max(rows, min(2 * len(self._served), limit), 64)
-        for name in ("_served", "_lat_ns", "_hist"):   # zeros + a copy: new rows are not touched until written
+        # room for the histograms of all the rows a run keeps at once: not copied as the rows grow
+        # (and a row's memory is only touched when it is written: hist_rows.py)
+        self._hist.grow(max(size, limit), self.n)
+        for name in ("_served", "_lat_ns"):
             old = getattr(self, name)
             new = np.zeros((size,) + old.shape[1:], dtype=old.dtype)
             new[:len(old)] = old
@@ -344,7 +247,7 @@ class Metrics:
         c = self._cols
         c.data[a:b, c.keys["span_s"]] = spans
         c.data[a:b, c.keys["time_s"]] = ends
-        pct = percentiles_ms(self._hist[a:b], (0.5, 0.95, 0.99))
+        pct = self._hist.percentiles_ms(a, b, (0.5, 0.95, 0.99))
         for j, name in enumerate(("p50_ms", "p95_ms", "p99_ms")):
             c.data[a:b, c.keys[name]] = pct[:, j]
         served = self._served[a:b]
@@ -352,8 +255,8 @@ class Metrics:
             c.data[a:b, c.keys["mean_ms"]] = np.where(served > 0, self._lat_ns[a:b] / np.maximum(served, 1) / 1e6,
                                                       np.nan)
             # page views (page_views.py), from the same exact sums: browser hits answer in 0 ms
-            hits = np.nan_to_num(c.data[a:b, c.keys["browser_hits"]]) * spans
-            views = np.nan_to_num(c.data[a:b, c.keys["page_views"]]) * spans
+            hits = _nan_to_0(c.data[a:b, c.keys["browser_hits"]]) * spans
+            views = _nan_to_0(c.data[a:b, c.keys["page_views"]]) * spans
             c.data[a:b, c.keys["page_view_mean_ms"]] = np.where(
                 served + hits > 0, (self._lat_ns[a:b] / 1e6 + hits * BROWSER_HIT_MS) / np.maximum(served + hits, 1),
                 np.nan)
@@ -373,11 +276,7 @@ class Metrics:
             if n % 2:
                 arr[half] = arr[n - 1]
             arr[m:n] = 0
-        h = self._hist
-        h[:half] = np.minimum(h[0:2 * half:2].astype(np.int64) + h[1:2 * half:2], _HIST_MAX)
-        if n % 2:
-            h[half] = h[n - 1]
-        h[m:n] = 0
+        self._hist.merge_pairs(n)
         new_spans = np.add.reduceat(spans, np.arange(0, n, 2))
         new_ends = ends[np.r_[np.arange(1, n, 2), [n - 1] if n % 2 else []].astype(np.int64)]
         self.n = m

@@ -9,7 +9,6 @@ import numpy as np
 from .compiler import SERVER
 from .ledger import COUNTERS
 from .machines import station_prices
-from .page_views import page_view_columns
 from .state import CAUSE_INDEX
 
 
@@ -22,6 +21,17 @@ class PerSecond:
             self._prices = (net, station_prices(self.document, net.node_ids, net.st_node, net.st_kind == SERVER))
         return self._prices[1]
 
+    def _net_rows(self) -> tuple[np.ndarray, list[str], list, np.ndarray]:
+        """Per compiled network: the nodes that get metric rows (not clients), their ids, the
+        edges, and which stations are servers."""
+        cached = getattr(self, "_rows_of_net", None)
+        if cached is None or cached[0] is not self.net:
+            net = self.net
+            keep = [i for i in range(len(net.node_ids)) if net.node_kind[i] != "client"]
+            self._rows_of_net = (net, (np.array(keep, dtype=np.int64), [net.node_ids[i] for i in keep], list(net.edges),
+                                       net.st_kind == SERVER))
+        return self._rows_of_net[1]
+
     def _close_seconds(self, k: int) -> None:
         """Turn the ledger's k oldest seconds into metric rows (all at once)."""
         net = self.net
@@ -30,7 +40,8 @@ class PerSecond:
         up = self.stations.up
         n_nodes = len(net.node_ids)
         node_of = net.st_node
-        cap = np.bincount(node_of, weights=net.st_workers * up, minlength=n_nodes)
+        st_cap = net.st_workers * up
+        cap = np.bincount(node_of, weights=st_cap, minlength=n_nodes)
         ups = np.bincount(node_of, weights=up.astype(float), minlength=n_nodes)
 
         # a node's stations are contiguous and in node order: sum them by segments
@@ -46,40 +57,42 @@ class PerSecond:
         busy = per_node(sec["busy"])
         util = np.where(cap > 0, np.minimum(busy / np.where(cap > 0, cap, 1.0), 1.0), 0.0)
         # the busiest replica that is up: a saturated primary is not hidden by idle copies
-        st_cap = net.st_workers * up
         with np.errstate(invalid="ignore", divide="ignore"):
             st_util = np.where(st_cap > 0, np.minimum(sec["busy"] / np.where(st_cap > 0, st_cap, 1), 1.0), -np.inf)
         util_max = np.full((k, n_nodes), -np.inf)
         if len(starts):
             util_max[:, has] = np.maximum.reduceat(st_util, starts, axis=1)
         util_max = np.where(np.isfinite(util_max), util_max, 0.0)
-        waiting = np.stack([self._queue_snap.pop(first + r, np.zeros(net.n_stations)) for r in range(k)])
+        # requests waiting at each whole second (engine._snap_waiting)
+        none, pop = np.zeros(net.n_stations), self._queue_snap.pop
+        waiting = np.array([pop(s, none) for s in range(first, first + k)], dtype=float).reshape(k, net.n_stations)
         queue = per_node(waiting)
-        self._last_done = per_node(sec["done"].astype(float))[-1]
-        keep = [i for i in range(n_nodes) if net.node_kind[i] != "client"]
-        nodes = [net.node_ids[i] for i in keep]
-        servers_up = float(((net.st_kind == SERVER) & up).sum())
-        existing = (net.st_kind == SERVER) & self.stations.provisioned & ~self.stations.failed
+        self._last_done = np.zeros(n_nodes)      # the last second's completions per node
+        if len(starts):
+            self._last_done[has] = np.add.reduceat(sec["done"][-1].astype(float), starts)
+        keep, nodes, edges, is_server = self._net_rows()
+        servers_up = float((is_server & up).sum())
+        existing = is_server & self.stations.provisioned & ~self.stations.failed
         provisioned = float(existing.sum())
         cost_usd = float(self._station_prices()[existing].sum())   # $ per second (machines.py)
-        served = sec["served"].astype(float)
-        pct = np.full((k, 3), np.nan)   # Metrics sets the percentiles from the exact histograms (_finish_rows)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(served > 0, sec["lat_sum"] / np.maximum(served, 1) / 1e6, np.nan)
+        offered = sec["offered"].astype(float)
         failed = sec["failed"].astype(float)
+        counts = sec["counts"].astype(float)
+        # Metrics sets the percentiles, means and shares from the exact histograms and sums (_finish_rows)
+        later = np.full(k, np.nan)
         columns = {
             "time_s": np.arange(first, first + k, dtype=float),
-            "offered_rps": sec["offered"].astype(float),
-            "served_rps": served,
+            "offered_rps": offered,
+            "served_rps": sec["served"].astype(float),
             "failed_rps": failed.sum(axis=1),
-            "p50_ms": pct[:, 0], "p95_ms": pct[:, 1], "p99_ms": pct[:, 2],
-            "mean_ms": mean,
+            "p50_ms": later, "p95_ms": later, "p99_ms": later, "mean_ms": later,
             "active_servers": np.full(k, servers_up),
             "sessions_lost": failed[:, CAUSE_INDEX["session_lost"]],
             "cost_server_s": np.full(k, provisioned),
             "cost_usd": np.full(k, cost_usd),
-            **{name: sec["counts"][:, i].astype(float) for i, name in enumerate(COUNTERS)},
-            **page_view_columns(sec["offered"], sec["served"], sec["lat_sum"], sec["counts"]),
+            **{name: counts[:, i] for i, name in enumerate(COUNTERS)},
+            "page_views": offered + counts[:, COUNTERS.index("browser_hits")],   # as page_views.page_view_columns
+            "page_view_mean_ms": later, "browser_hit_share": later,
         }
         util, queue, ups, util_max = util[:, keep], queue[:, keep], np.repeat(ups[None, keep], k, axis=0), util_max[:, keep]
         if net.shards:   # each shard (its primary and replicas) of a sharded database as "<node>#<shard>"
@@ -94,5 +107,5 @@ class PerSecond:
             util, util_max = np.hstack([util, su]), np.hstack([util_max, su])
             queue = np.hstack([queue, per_shard(waiting)])
             ups = np.hstack([ups, np.repeat(per_shard(up.astype(float))[None, :], k, axis=0)])
-        self.metrics.extend(columns, failed, nodes, util, queue, ups, list(net.edges), sec["edges"].astype(float),
+        self.metrics.extend(columns, failed, nodes, util, queue, ups, edges, sec["edges"].astype(float),
                             hist=sec["hist"], lat_ns=sec["lat_sum"], util_max=util_max)
