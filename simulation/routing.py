@@ -12,7 +12,7 @@ from .compiler import CACHE, LB, SERVER
 from .dispatch import BalancerState
 from .exact_balance import LOAD_AWARE_ALL, balance_exact, exact_applies, update_ewma
 from .flight import Batch, FLAG_NOT_MODIFIED, FLAG_SESSION_LOST
-from .metrics import latency_bins, N_BINS
+from .ledger import DenseEdges
 from .randomness import CACHE_HIT, CACHE_STALE, ROUTE, uniform
 
 LOAD_AWARE = LOAD_AWARE_ALL   # on the slower path (exact_balance.py says when): decided tick by tick
@@ -83,13 +83,17 @@ class Routing:
             end = self._join_onward(end, inbox)
         self._finish(end)
     def _flow(self, src_st: np.ndarray, dst_st: np.ndarray, times: np.ndarray) -> None:
-        self.ledger.book_edges(self._node_edge[self.net.st_node[src_st], self.net.st_node[dst_st]], times)
+        lookup = self._node_edge
+        if isinstance(lookup, DenseEdges) and self.ledger.book_flows(lookup.table, self.net.st_node, src_st, dst_st, times):
+            return   # one compiled pass
+        self.ledger.book_edges(lookup[self.net.st_node[src_st], self.net.st_node[dst_st]], times)
     def _balance(self, out: Batch, inbox: list[list[Batch]]) -> None:
         net = self.net
-        which = net.st_balancer[out.st]
-        present = np.unique(which).tolist() if len(self.balancers) > 1 else [0]
+        several = len(self.balancers) > 1
+        which = net.st_balancer[out.st] if several else None
+        present = np.unique(which).tolist() if several else [0]
         if any(self.balancers[b].bal.algorithm in LOAD_AWARE_ALL for b in present) and exact_applies(self, present):
-            balance_exact(self, out, which, present)   # request by request (exact_balance.py)
+            balance_exact(self, out, net.st_balancer[out.st] if which is None else which, present)   # request by request (exact_balance.py)
             return
         if len(self.balancers) > 1 and self._together(which):
             self._balance_together(out, which)
@@ -110,7 +114,11 @@ class Routing:
                 pos = pos[~none]
             target = backends[pos]
             self._flow(mine.st, target, mine.fin)
-            self._deliver(mine.forward(target), inbox)
+            levels = net.st_level[backends]
+            if len(mine) and (levels == levels[0]).all():   # the backends are on one level (as usual)
+                inbox[int(levels[0])].append(mine.forward(target))
+            else:
+                self._deliver(mine.forward(target), inbox)
     def _together(self, which: np.ndarray) -> bool:
         """Whether these balancers must decide together, tick by tick: a load-aware one
         among several (its connection counts must see the others' requests in time
@@ -270,9 +278,7 @@ class Routing:
         if self._parts is not None:   # served per table (table_routing.py)
             self._count_tables(done)
         self.served += n
-        self._lat_ns_total += int(np.rint(lat * 1e9).astype(np.int64).sum())
-        self._hist_total += np.bincount(latency_bins(lat), minlength=N_BINS)
-        self.ledger.book_served(done.fin, lat)
+        self._lat_ns_total += self.ledger.book_answered(done.fin, lat, self._hist_total)
     def _update_ewma(self, out: Batch) -> None:
         """Recent response time per station (for least_response_time): each response
         into its station's EWMA when it completes, in time order (exact_balance.py)."""
