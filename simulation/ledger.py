@@ -72,17 +72,21 @@ class Ledger:
         flat = r * N_BINS + (latency_bins(latency) if bins is None else bins)
         self.hist += np.bincount(flat, minlength=self.rows * N_BINS)[:self.rows * N_BINS].reshape(self.rows, N_BINS)
 
-    def book_answered(self, times: np.ndarray, latency: np.ndarray, hist_total: np.ndarray) -> int:
+    def book_answered(self, times: np.ndarray, latency: np.ndarray, hist_total: np.ndarray,
+                      where: np.ndarray = _NO_DONE) -> int:
         """``book_served``, and the latencies into the run's histogram ``hist_total`` (in
-        place); returns their sum in integer nanoseconds. One pass when compiled."""
+        place); returns their sum in integer nanoseconds. One pass when compiled. With
+        ``where`` (not empty): of the requests where it is true."""
         bins = latency_bins(latency)
         if _k.book_served.compiled:
-            args = (times, latency, bins, self.base)
+            args = (where, times, latency, bins, self.base)
             total = _k.book_served(*args, self.served, self.lat_sum, self.hist, hist_total)
             if total < 0:   # a second beyond the open rows: make room, then book
-                self._rows_of(times)
+                self._rows_of(times[where] if len(where) else times)
                 total = _k.book_served(*args, self.served, self.lat_sum, self.hist, hist_total)
             return int(total)
+        if len(where):
+            times, latency, bins = times[where], latency[where], bins[where]
         self.book_served(times, latency, bins)
         hist_total += np.bincount(bins, minlength=N_BINS)
         return int(np.rint(latency * 1e9).astype(np.int64).sum())

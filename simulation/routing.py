@@ -19,11 +19,12 @@ LOAD_AWARE = LOAD_AWARE_ALL   # on the slower path (exact_balance.py says when):
 
 
 class Routing:
-    def _route(self, out: Batch, inbox: list[list[Batch]]) -> None:
+    def _route(self, out: Batch, inbox: list[list[Batch]], lb_only: bool = False) -> None:
+        """Send finished requests on; ``lb_only``: all of them are at load balancers."""
         net = self.net
-        is_lb = net.st_kind[out.st] == LB
-        if is_lb.any():
-            lb_out, out = out.split(is_lb)
+        is_lb = None if lb_only else net.st_kind[out.st] == LB
+        if lb_only or is_lb.any():
+            lb_out, out = (out, Batch.empty()) if lb_only else out.split(is_lb)
             fin = lb_out.fin
             if len(fin) > 1 and (fin[1:] < fin[:-1]).any():
                 lb_out = lb_out.take(np.argsort(fin, kind="stable"))

@@ -45,7 +45,7 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
       ``done_rows``: as ``Ledger.book_done``.
 
     ``busy`` and ``done_rows`` must have at least ``max(ceil(t1) - base, 1)`` rows.
-    Returns (finished, finished internal, finished with a ``skip`` flag)."""
+    Returns (finished, finished internal, the flags of the finished ones or-ed together)."""
     n = len(st)
     width = busy.shape[1]
     rlo = max(np.int64(np.floor(t0)) - base, 0)
@@ -60,7 +60,7 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
     want_done = len(done) > 0
     n_done = 0
     n_internal = 0
-    n_skip = 0
+    union = 0
     for i in range(n):
         s = st[i]
         a_s = start[i]
@@ -76,8 +76,7 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
             done[i] = d
             if d:
                 n_done += 1
-                if (fl & skip) != 0:
-                    n_skip += 1
+                union |= fl
                 if (fl & internal) != 0:
                     n_internal += 1
                 else:
@@ -108,7 +107,7 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
         for r in range(nr):
             for c in range(width):
                 busy[rlo + r, c] += cross[r, c]
-    return n_done, n_internal, n_skip
+    return n_done, n_internal, union
 
 
 def _rows_sample() -> tuple:
@@ -163,32 +162,35 @@ def count_flows(src_st, dst_st, times, st_node, table, base, out):
 
 
 def _served_sample() -> tuple:
-    return (np.array([0.5, 2.5]), np.array([0.1, 0.2]), np.array([3, 4], dtype=np.int64), 0,
+    return (np.zeros(0, dtype=np.bool_), np.array([0.5, 2.5]), np.array([0.1, 0.2]), np.array([3, 4], dtype=np.int64), 0,
             np.zeros(4, dtype=np.int64), np.zeros(4), np.zeros((4, 8), dtype=np.int64), np.zeros(8, dtype=np.int64))
 
 
 @kernel(sample=_served_sample)
-def book_served(fin, lat, bins, base, served, lat_sum, hist, hist_total):
-    """Served requests by second of ``fin``: counts, latency sums in whole nanoseconds
-    (added in index order, as ``np.bincount`` does) and latency histogram (``bins``:
-    ``metrics.latency_bins(lat)``), plus the run's histogram ``hist_total``: as
-    ``Ledger.book_served`` and ``Routing._finish``. Returns the sum of the latencies in
-    integer nanoseconds, or -1 (writing nothing) when the ledger has too few rows."""
+def book_served(mask, fin, lat, bins, base, served, lat_sum, hist, hist_total):
+    """Served requests by second of ``fin`` (all of them, or those where ``mask`` is true
+    if it is not empty): counts, latency sums in whole nanoseconds (added in index order,
+    as ``np.bincount`` does) and latency histogram (``bins``: ``metrics.latency_bins(lat)``),
+    plus the run's histogram ``hist_total``: as ``Ledger.book_served`` and
+    ``Routing._finish``. Returns the sum of the latencies in integer nanoseconds, or -1
+    (writing nothing) when the ledger has too few rows."""
     n = len(fin)
+    every = len(mask) == 0
     rows = served.shape[0]
     for i in range(n):
-        if max(np.int64(np.floor(fin[i])) - base, 0) >= rows:
+        if (every or mask[i]) and max(np.int64(np.floor(fin[i])) - base, 0) >= rows:
             return -1
     tmp = np.zeros(rows)
     total = 0
     for i in range(n):
-        r = max(np.int64(np.floor(fin[i])) - base, 0)
-        ns = np.rint(lat[i] * 1e9)
-        served[r] += 1
-        tmp[r] += ns
-        hist[r, bins[i]] += 1
-        hist_total[bins[i]] += 1
-        total += np.int64(ns)
+        if every or mask[i]:
+            r = max(np.int64(np.floor(fin[i])) - base, 0)
+            ns = np.rint(lat[i] * 1e9)
+            served[r] += 1
+            tmp[r] += ns
+            hist[r, bins[i]] += 1
+            hist_total[bins[i]] += 1
+            total += np.int64(ns)
     for r in range(rows):
         lat_sum[r] += tmp[r]
     return total
