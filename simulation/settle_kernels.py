@@ -214,3 +214,28 @@ def random_pick(keys, hops, salt, n):
         p = np.int64(np.float64(z >> _S11) * _UNIT * n)
         out[i] = p if p < n - 1 else n - 1
     return out
+
+
+def _compress_sample() -> tuple:
+    n, i64, i8 = 3, np.int64, np.int8
+    return (np.array([True, False, True]), 2, np.zeros(n, dtype=i64), np.zeros(n), np.zeros(n), np.zeros(n),
+            np.zeros(n), np.zeros(n, dtype=i8), np.zeros(n, dtype=i64), np.zeros(n, dtype=i8),
+            np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=i8), np.zeros(n, dtype=i64))
+
+
+@kernel(sample=_compress_sample)
+def compress(mask, m, st, birth, arr, start, fin, cls, user, flags, key, hop, item):
+    """A Batch's fields (flight.FIELDS order) where ``mask`` is true (``m`` of them), in
+    one pass over the mask: ``Batch.take(mask)``."""
+    o_st, o_birth, o_arr = np.empty(m, dtype=st.dtype), np.empty(m, dtype=birth.dtype), np.empty(m, dtype=arr.dtype)
+    o_start, o_fin, o_cls = np.empty(m, dtype=start.dtype), np.empty(m, dtype=fin.dtype), np.empty(m, dtype=cls.dtype)
+    o_user, o_flags, o_key = np.empty(m, dtype=user.dtype), np.empty(m, dtype=flags.dtype), np.empty(m, dtype=key.dtype)
+    o_hop, o_item = np.empty(m, dtype=hop.dtype), np.empty(m, dtype=item.dtype)
+    j = 0
+    for i in range(len(mask)):
+        if mask[i]:
+            o_st[j], o_birth[j], o_arr[j], o_start[j] = st[i], birth[i], arr[i], start[i]
+            o_fin[j], o_cls[j], o_user[j], o_flags[j] = fin[i], cls[i], user[i], flags[i]
+            o_key[j], o_hop[j], o_item[j] = key[i], hop[i], item[i]
+            j += 1
+    return o_st, o_birth, o_arr, o_start, o_fin, o_cls, o_user, o_flags, o_key, o_hop, o_item

@@ -15,10 +15,31 @@ import math
 import numpy as np
 
 from .compiler import CACHE, LB
-from .flight import FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
+from .flight import FIELDS, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
+from .settle_kernels import compress
 
 _NOT_PLAIN = FLAG_TIMEOUT | FLAG_SESSION_LOST | FLAG_NOT_MODIFIED | FLAG_INTERNAL   # answered otherwise
 _ALL = np.zeros(0, dtype=np.bool_)   # book_answered's ``where``: every request
+_DTYPES = tuple(np.dtype(d) for d in FIELDS.values())
+
+
+def _plain(p: Batch) -> bool:
+    """Whether the kernels can take ``p``'s fields as they are: FIELDS' dtypes, contiguous
+    (any other layout would compile them again, for seconds)."""
+    return all(a.dtype == d and a.flags.c_contiguous for a, d in zip(
+        (p.st, p.birth, p.arr, p.start, p.fin, p.cls, p.user, p.flags, p.key, p.hop, p.item), _DTYPES))
+
+
+def _where(p: Batch, mask: np.ndarray, m: int) -> Batch:
+    """``p.take(mask)`` for a mask true ``m`` times (in one pass when compiled)."""
+    if m == 0:
+        return Batch.empty()
+    if m == len(p):
+        return p
+    if compress.compiled and _plain(p):
+        return Batch._raw(compress(mask, m, p.st, p.birth, p.arr, p.start, p.fin, p.cls, p.user, p.flags, p.key,
+                                   p.hop, p.item))
+    return p.take(mask)
 
 
 class Window:
@@ -46,7 +67,7 @@ class Window:
         if not len(p):
             return
         lb_only, answers = self._level_shape(lv)
-        if self.ledger.can_scan(p.st, p.start, p.fin, t0, t1):
+        if self.ledger.can_scan(p.st, p.start, p.fin, t0, t1) and _plain(p):
             out = self._scan_level(lv, p, t0, t1, marks, answers)
         else:
             out = self._settle_numpy(lv, p, t0, t1, marks)
@@ -88,12 +109,12 @@ class Window:
             return None
         if answers and not flags & _NOT_PLAIN and self._plain_answers:
             self._answer_where(p, done, n_done)   # what _route would do, without taking them out first
-            self.pending[lv] = p.take(~done) if n_done < len(p) else Batch.empty()
+            self.pending[lv] = _where(p, ~done, len(p) - n_done)
             return None
         if n_done == len(p):
             out, self.pending[lv] = p, Batch.empty()
         else:
-            out, self.pending[lv] = p.take(done), p.take(~done)
+            out, self.pending[lv] = _where(p, done, n_done), _where(p, ~done, len(p) - n_done)
         return out.users_only() if n_internal else out
 
     @property
