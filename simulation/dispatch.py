@@ -98,7 +98,8 @@ class BalancerState:
             return
         self._cache_key = key
         algo = self.bal.algorithm   # only what the algorithm reads (a ring of 1,000 backends takes ~10 ms)
-        self._wrr = smooth_wrr_sequence(self.bal.weights[cand]) if len(cand) and algo == "weighted_round_robin" else None
+        wrr = len(cand) and algo == "weighted_round_robin"
+        self._wrr = smooth_wrr_sequence(self.bal.weights[cand]) if wrr else None
         if len(cand) and algo == "consistent_hash":
             base = self.keys[cand][:, None] * np.uint64(1_000_003) + np.arange(RING_POINTS, dtype=np.uint64)[None, :]
             pts = mix64(base).ravel()

@@ -24,6 +24,11 @@ _NO_SNAP = np.zeros((0, 0), dtype=np.int64)
 _NO_DONE = np.zeros(0, dtype=np.bool_)
 
 
+def _fits(a: np.ndarray, dtype: type) -> bool:
+    """Whether a kernel takes ``a`` as it is (another dtype or layout would compile it again)."""
+    return isinstance(a, np.ndarray) and a.dtype == dtype and a.flags.c_contiguous
+
+
 class Ledger:
     def __init__(self, first_second: int, n_causes: int, n_stations: int, n_edges: int) -> None:
         self.base = first_second          # the oldest open second
@@ -104,7 +109,7 @@ class Ledger:
         self._book_2d("done", stations, times, self.n_stations)
 
     def book_edges(self, edges: np.ndarray, times: np.ndarray) -> None:
-        if _k.count_rows.compiled:
+        if _k.count_rows.compiled and _fits(edges, np.int64) and _fits(times, np.float64):
             self._book_2d("edges", edges, times, self.n_edges)   # the kernel skips edge -1
             return
         keep = edges >= 0
@@ -114,10 +119,11 @@ class Ledger:
                    times: np.ndarray) -> bool:
         """``book_edges(table[st_node[src_st], st_node[dst_st]], times)`` in one pass, when
         compiled (returns False otherwise: the caller books through ``book_edges``)."""
-        if not _k.count_flows.compiled:
+        if not (_k.count_flows.compiled and _fits(times, np.float64) and _fits(st_node, np.int64)
+                and _fits(table, np.int64)):
             return False
         if len(times) and self.n_edges:
-            src_st, dst_st = src_st.astype(np.int64, copy=False), dst_st.astype(np.int64, copy=False)
+            src_st, dst_st = np.ascontiguousarray(src_st, dtype=np.int64), np.ascontiguousarray(dst_st, dtype=np.int64)
             need = _k.count_flows(src_st, dst_st, times, st_node, table, self.base, self.edges)
             if need:
                 self._grow(need)
@@ -127,7 +133,7 @@ class Ledger:
     def _book_2d(self, attr: str, cols: np.ndarray, times: np.ndarray, width: int) -> None:
         if not len(cols) or width == 0:
             return
-        if _k.count_rows.compiled and cols.dtype == np.int64 and times.dtype == np.float64:
+        if _k.count_rows.compiled and _fits(cols, np.int64) and _fits(times, np.float64):
             need = _k.count_rows(times, cols, self.base, getattr(self, attr))
             if need:
                 self._grow(need)
@@ -169,8 +175,8 @@ class Ledger:
     def can_scan(st: np.ndarray, start: np.ndarray, fin: np.ndarray, t0: float, t1: float) -> bool:
         """Whether :meth:`scan` applies: its kernel is loaded, the window is finite and the
         arrays have the kernel's dtypes (another dtype would compile it again)."""
-        return (_k.scan_level.compiled and math.isfinite(t0) and math.isfinite(t1) and st.dtype == np.int64
-                and start.dtype == np.float64 and fin.dtype == np.float64)
+        return (_k.scan_level.compiled and math.isfinite(t0) and math.isfinite(t1) and _fits(st, np.int64)
+                and _fits(start, np.float64) and _fits(fin, np.float64))
 
     def scan(self, st: np.ndarray, start: np.ndarray, fin: np.ndarray, arr: np.ndarray, flags: np.ndarray,
              skip: int, t0: float, t1: float, marks: np.ndarray = _NO_MARKS, snap: np.ndarray = _NO_SNAP,

@@ -85,16 +85,18 @@ class Routing:
         self._finish(end)
     def _flow(self, src_st: np.ndarray, dst_st: np.ndarray, times: np.ndarray) -> None:
         lookup = self._node_edge
-        if isinstance(lookup, DenseEdges) and self.ledger.book_flows(lookup.table, self.net.st_node, src_st, dst_st, times):
+        st_node = self.net.st_node
+        if isinstance(lookup, DenseEdges) and self.ledger.book_flows(lookup.table, st_node, src_st, dst_st, times):
             return   # one compiled pass
-        self.ledger.book_edges(lookup[self.net.st_node[src_st], self.net.st_node[dst_st]], times)
+        self.ledger.book_edges(lookup[st_node[src_st], st_node[dst_st]], times)
     def _balance(self, out: Batch, inbox: list[list[Batch]]) -> None:
         net = self.net
         several = len(self.balancers) > 1
         which = net.st_balancer[out.st] if several else None
         present = np.unique(which).tolist() if several else [0]
         if any(self.balancers[b].bal.algorithm in LOAD_AWARE_ALL for b in present) and exact_applies(self, present):
-            balance_exact(self, out, net.st_balancer[out.st] if which is None else which, present)   # request by request (exact_balance.py)
+            which = net.st_balancer[out.st] if which is None else which
+            balance_exact(self, out, which, present)   # request by request (exact_balance.py)
             return
         if len(self.balancers) > 1 and self._together(which):
             self._balance_together(out, which)

@@ -162,8 +162,9 @@ def count_flows(src_st, dst_st, times, st_node, table, base, out):
 
 
 def _served_sample() -> tuple:
-    return (np.zeros(0, dtype=np.bool_), np.array([0.5, 2.5]), np.array([0.1, 0.2]), np.array([3, 4], dtype=np.int64), 0,
-            np.zeros(4, dtype=np.int64), np.zeros(4), np.zeros((4, 8), dtype=np.int64), np.zeros(8, dtype=np.int64))
+    i64 = np.int64
+    return (np.zeros(0, dtype=np.bool_), np.array([0.5, 2.5]), np.array([0.1, 0.2]), np.array([3, 4], dtype=i64), 0,
+            np.zeros(4, dtype=i64), np.zeros(4), np.zeros((4, 8), dtype=i64), np.zeros(8, dtype=i64))
 
 
 @kernel(sample=_served_sample)
