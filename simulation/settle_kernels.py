@@ -57,6 +57,10 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
     n_marks = len(marks)
     m0 = marks[0] if n_marks else 0.0
     m_last = marks[n_marks - 1] if n_marks else 0.0
+    step = n_marks > 0 and m0 == np.floor(m0) and abs(m0) < 2.0**52   # marks m0, m0 + 1, ...: no search
+    for j in range(n_marks):
+        if marks[j] != m0 + j:
+            step = False
     want_done = len(done) > 0
     n_done = 0
     n_internal = 0
@@ -66,9 +70,13 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
         a_s = start[i]
         f = fin[i]
         fl = flags[i]
-        if n_marks and np.ceil(arr[i]) < a_s and arr[i] <= m_last and a_s > m0:   # waits across a mark
-            lo_m = np.searchsorted(marks, arr[i], side="left")
-            hi_m = np.searchsorted(marks, a_s, side="left")
+        if n_marks and a_s > m0 and arr[i] <= m_last and np.ceil(arr[i]) < a_s:   # waits across a mark
+            if step:   # the marks below x: ceil(x) - m0 of them, for m0 < x <= the last
+                lo_m = 0 if arr[i] <= m0 else np.int64(np.ceil(arr[i]) - m0)
+                hi_m = n_marks if a_s > m_last else np.int64(np.ceil(a_s) - m0)
+            else:
+                lo_m = np.searchsorted(marks, arr[i], side="left")
+                hi_m = np.searchsorted(marks, a_s, side="left")
             for j in range(lo_m, hi_m):
                 snap[j, s] += 1
         if want_done:

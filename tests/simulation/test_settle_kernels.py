@@ -139,6 +139,26 @@ def test_scan_equals_the_numpy_bookings(case, seed):
         assert union == int(np.bitwise_or.reduce(p.flags[want_done].astype(np.int64))) if n_done else union == 0
 
 
+@pytest.mark.parametrize("marks", [[1.0, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0], [-1.0, 0.0], [7.0], [0.0, 5.0, 6.0, 9.0]])
+@pytest.mark.parametrize("python", [False, True])
+def test_snapshot_counts_at_any_marks(marks, python):
+    """Consecutive whole seconds are counted without a search; other whole seconds with one."""
+    rng = np.random.default_rng(len(marks))
+    p = _pending(rng, 300, 3, -1.0, 8.0)
+    p.start[:5] = np.inf                        # never starts (waits at every later mark)
+    p.arr[5:8] = -np.inf
+    mk = np.asarray(marks)
+    per = np.zeros((len(mk), 3), dtype=np.int64)
+    led = Ledger(0, 6, 3, 0)
+    led._grow(10)
+    with np.errstate(invalid="ignore"):
+        (K.scan_level.py if python else K.scan_level)(
+            p.st, p.start, p.fin, p.arr, p.flags, FLAG_TIMEOUT, FLAG_INTERNAL, -1.0, 8.0, 0, led.busy, mk, per,
+            np.empty(len(p), dtype=np.bool_), led.done)
+    want = np.stack([np.bincount(p.st[(p.arr <= k) & (p.start > k)], minlength=3) for k in marks])
+    assert np.array_equal(per, want)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_scan_books_what_the_definitions_say(seed):
     """Per request, by hand: busy time = length of [start, fin) ∩ [t0, t1) ∩ each second;
