@@ -65,6 +65,15 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
     n_done = 0
     n_internal = 0
     union = 0
+    # Requests come grouped by station: consecutive ones usually add to the same cell, so
+    # its running sum stays in a register until the cell changes (the same additions, in
+    # the same order, without a store and load between two of them).
+    cell = -1       # same's flat cell being summed in ``acc``
+    acc = 0.0
+    d_row = -1      # done_rows' cell being counted in ``d_count``
+    d_st = 0
+    d_count = 0
+    flat = same.reshape(nr * width)
     for i in range(n):
         s = st[i]
         a_s = start[i]
@@ -88,8 +97,12 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
                 if (fl & internal) != 0:
                     n_internal += 1
                 else:
-                    r = np.int64(np.floor(f)) - base
-                    done_rows[max(r, 0), s] += 1
+                    r = max(np.int64(np.floor(f)) - base, 0)
+                    if r != d_row or s != d_st:
+                        if d_count:
+                            done_rows[d_row, d_st] += d_count
+                        d_row, d_st, d_count = r, s, 0
+                    d_count += 1
         if (fl & skip) != 0:
             continue
         lo = a_s if a_s > t0 else t0
@@ -99,7 +112,13 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
         r0 = max(np.int64(np.floor(lo)) - base, 0)
         r1 = max(np.int64(np.ceil(hi)) - 1 - base, 0)
         if r0 == r1:
-            same[r0 - rlo, s] += hi - lo
+            c = (r0 - rlo) * width + s
+            if c != cell:
+                if cell >= 0:
+                    flat[cell] = acc
+                cell = c
+                acc = flat[c]
+            acc += hi - lo
         else:
             any_cross = True
             for k in range(r0, r1 + 1):
@@ -108,6 +127,10 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
                 ov = (hi if hi < b else b) - (lo if lo > a else a)
                 if ov > 0:
                     cross[k - rlo, s] += ov
+    if cell >= 0:
+        flat[cell] = acc
+    if d_count:
+        done_rows[d_row, d_st] += d_count
     for r in range(nr):
         for c in range(width):
             busy[rlo + r, c] += same[r, c]
