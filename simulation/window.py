@@ -16,6 +16,7 @@ import numpy as np
 
 from .compiler import CACHE, LB
 from .flight import FIELDS, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
+from .routing import Routing
 from .settle_kernels import compress
 
 _NOT_PLAIN = FLAG_TIMEOUT | FLAG_SESSION_LOST | FLAG_NOT_MODIFIED | FLAG_INTERNAL   # answered otherwise
@@ -120,9 +121,11 @@ class Window:
     @property
     def _plain_answers(self) -> bool:
         """Whether a request answered at a server is only booked: no held workers to free, no
-        traced requests, no tables or joins to count, no response times to follow."""
+        traced requests, no tables or joins to count, no response times to follow, and
+        ``_route``/``_finish`` are Routing's own (spof_measure's runs count what they get)."""
         return (not self._holding and self._tracer is None and self._parts is None and not self._joins_on
-                and not self._track_latency)
+                and not self._track_latency and type(self)._finish is Routing._finish   # no subclass hook
+                and type(self)._route is Routing._route)
 
     def _answer_where(self, p: Batch, done: np.ndarray, n_done: int) -> None:
         """``Routing._finish`` of the requests of ``p`` where ``done``, all plain user requests

@@ -317,3 +317,22 @@ def test_the_packaged_path_without_numba_gives_the_same_run():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == _run("lb_unequal", 20.0)
+
+
+def test_a_subclass_that_counts_in_finish_sees_every_answer():
+    """Answered requests go through ``_finish`` where a subclass hooks it (spof_measure's
+    counted runs), also when the level could book them straight from its pending requests."""
+    from simulation.engine import Simulation
+    from simulation.fileformat import load
+
+    class Counting(Simulation):
+        def _finish(self, done):
+            super()._finish(done)
+            self.seen = getattr(self, "seen", 0) + int(len(done))
+
+    doc = load(str(ROOT / "resources" / "lessons" / "starter.scalelab"))
+    sim = Counting(doc, duration_s=20.0)
+    sim.advance(20.0)
+    plain = Simulation(doc, duration_s=20.0)
+    plain.advance(20.0)
+    assert sim.served > 1000 and sim.seen == sim.served == plain.served
