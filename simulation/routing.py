@@ -116,12 +116,30 @@ class Routing:
                 mine = mine.take(~none)
                 pos = pos[~none]
             target = backends[pos]
-            self._flow(mine.st, target, mine.fin)
+            edges = self._edges_to_backends(int(bi))
+            if edges is None:
+                self._flow(mine.st, target, mine.fin)
+            else:   # the same edge numbers as _flow, looked up once per backend instead of per request
+                self.ledger.book_edges(edges[pos], mine.fin)
             levels = net.st_level[backends]
             if len(mine) and (levels == levels[0]).all():   # the backends are on one level (as usual)
                 inbox[int(levels[0])].append(mine.forward(target))
             else:
                 self._deliver(mine.forward(target), inbox)
+    def _edges_to_backends(self, bi: int) -> np.ndarray | None:
+        """Balancer ``bi``'s edge (number, or -1) to each backend position, when all its
+        stations are on its own node (else None: ``_flow`` looks them up per request)."""
+        cache = self.__dict__.get("_backend_edges")
+        if cache is None or cache[0] is not self.net:
+            cache = self._backend_edges = (self.net, {})
+        if bi not in cache[1]:
+            net, bal = self.net, self.balancers[bi].bal
+            own = np.flatnonzero(net.st_balancer == bi)
+            src = np.full(len(bal.backends), bal.node_index, dtype=np.int64)
+            cache[1][bi] = (np.ascontiguousarray(self._node_edge[src, net.st_node[bal.backends]], dtype=np.int64)
+                            if len(own) and (net.st_node[own] == bal.node_index).all() else None)
+        return cache[1][bi]
+
     def _together(self, which: np.ndarray) -> bool:
         """Whether these balancers must decide together, tick by tick: a load-aware one
         among several (its connection counts must see the others' requests in time

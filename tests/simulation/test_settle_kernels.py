@@ -336,3 +336,36 @@ def test_a_subclass_that_counts_in_finish_sees_every_answer():
     plain = Simulation(doc, duration_s=20.0)
     plain.advance(20.0)
     assert sim.served > 1000 and sim.seen == sim.served == plain.served
+
+
+def _wide_doc(servers: int):
+    from simulation.document import Document, NodeData
+    d = Document()
+    d.add_node(NodeData("users", "client", params={"rate_rps": 3000.0, "users": 5000}))
+    d.add_node(NodeData("lb", "load_balancer", params={"algorithm": "random", "capacity_rps": 1e6}))
+    d.add_edge("users", "lb")
+    for i in range(servers):
+        d.add_node(NodeData(f"s{i}", "server", params={"capacity_rps": 10.0}))
+        d.add_edge("lb", f"s{i}")
+    d.set_settings(seed=5, duration_s=3.0)
+    return d
+
+
+@pytest.mark.parametrize("servers", [20, 600])   # 600: more nodes than the dense edge table takes
+def test_balancer_flows_per_backend_equal_the_lookup_per_request(servers, monkeypatch):
+    from simulation.cli import csv_text
+    from simulation.engine import Simulation
+    from simulation.routing import Routing
+
+    def run():
+        sim = Simulation(_wide_doc(servers), duration_s=3.0)
+        sim.advance(3.0)
+        return csv_text(sim), sim.totals(), sim.metrics.latest("flow")
+
+    fast = run()
+    with numpy_path():
+        assert run() == fast
+    monkeypatch.setattr(Routing, "_edges_to_backends", lambda self, bi: None)   # _flow, request by request
+    assert run() == fast
+    flows = fast[2]
+    assert sum(v for (a, b), v in flows.items() if a == "lb") == pytest.approx(flows[("users", "lb")], abs=60)
