@@ -184,7 +184,7 @@ class Ledger:
         """``book_busy`` of the requests without a ``skip`` flag, plus (optionally) the
         waiting counts at ``marks`` into ``snap`` and the finished requests (``done``, booked
         by ``book_done`` unless ``internal``), in one compiled pass (settle_kernels.scan_level).
-        Returns (finished, finished internal, finished with a ``skip`` flag)."""
+        Returns (finished, finished internal, the flags of the finished or-ed together)."""
         self._grow(int(math.ceil(t1)) - self.base)
         return _k.scan_level(st, start, fin, arr, flags, skip, internal, float(t0), float(t1), self.base,
                              self.busy, marks, snap, done, self.done)

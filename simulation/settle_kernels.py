@@ -50,7 +50,7 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
     width = busy.shape[1]
     rlo = max(np.int64(np.floor(t0)) - base, 0)
     rhi = max(np.int64(np.ceil(t1)) - 1 - base, 0)
-    nr = rhi - rlo + 1
+    nr = max(rhi - rlo + 1, 0)   # none if t1 < t0: nothing is booked then
     same = np.zeros((nr, width))
     cross = np.zeros((nr, width))
     any_cross = False
