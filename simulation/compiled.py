@@ -30,7 +30,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-KERNEL_MODULES: tuple[str, ...] = ("simulation.least_choice", "simulation.admission_kernel", "simulation.latency_hist")   # modules that define kernels (imported by warm())
+KERNEL_MODULES: tuple[str, ...] = ("simulation.least_choice", "simulation.admission_kernel", "simulation.latency_hist",
+                                  "simulation.settle_kernels")   # modules that define kernels (imported by warm())
 _REGISTRY: list["Kernel"] = []
 _numba: Any = None
 _numba_tried = False

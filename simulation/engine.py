@@ -30,13 +30,14 @@ from .caching import CacheModel, may_store, zipf_cdf
 from .compiler import SERVER, EdgeLookup, Network, SimulationError, compile_document
 from .dispatch import BalancerState, share_cookies
 from .document import Document
-from .flight import FLAG_TIMEOUT, Batch
+from .flight import Batch
 from .ledger import COUNTERS, DenseEdges, Ledger
 from .lifecycle import Lifecycle
 from .metrics import N_BINS, Metrics, percentile_ms
 from .table_routing import Partitioning
 from .page_views import page_view_totals
 from .tracing import Tracing
+from .window import Window
 from .per_second import PerSecond
 from .replication import Replication
 from .request_state import RequestState
@@ -66,7 +67,7 @@ def _check_work(document: Document, duration_s: float) -> None:
         raise SimulationError(str(e)) from None
 
 
-class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSecond, Sharding, Partitioning,
+class Simulation(Window, Arrivals, Lifecycle, RequestState, Replication, Routing, PerSecond, Sharding, Partitioning,
                  Blocking, Tracing):
     """A running simulation of a document. See ``docs/engine-api.md``."""
 
@@ -342,105 +343,3 @@ class Simulation(Arrivals, Lifecycle, RequestState, Replication, Routing, PerSec
             k = CAUSE_INDEX[cause]
             self.failed_by_cause[k] += len(times)
             self.ledger.book_failed(k, times)
-
-    # ----- one window ---------------------------------------------------------------------
-    def _window(self, t0: float, t1: float) -> None:
-        net = self.net
-        inbox: list[list[Batch]] = [[] for _ in net.levels]
-        self._generate(t0, t1, inbox)
-        if self._readmit:
-            self._readmit_waiting(inbox)
-        marks = [float(k) for k in range(math.floor(t0) + 1, math.floor(t1 + 1e-9) + 1)]
-        if self._holding:   # blocking servers: sweeps over the levels (blocking.py)
-            self._blocking_window(t0, t1, inbox, marks)
-        else:
-            for lv in range(len(net.levels)):
-                checks = self._due_checks(lv)   # health checks at this level's backends (health.py)
-                if inbox[lv] or len(checks) or (self._replicated and lv in self._apply_levels):
-                    self._admit_level(lv, Batch.concat(inbox[lv] + [checks]), t1)
-                self._settle_level(lv, t0, t1, marks, inbox)
-        if self._caches:
-            self._forget_cache_states()
-
-    def _settle_level(self, lv: int, t0: float, t1: float, marks: list[float], inbox: list[list[Batch]]) -> None:
-        """Book a level's work in [t0, t1) and route its requests that finish before t1."""
-        net = self.net
-        p = self.pending[lv]
-        if not len(p):
-            return
-        gave = (p.flags & FLAG_TIMEOUT) != 0
-        if gave.any():
-            served_here = ~gave
-            self.ledger.book_busy(p.st[served_here], p.start[served_here], p.fin[served_here], t0, t1)
-        else:
-            self.ledger.book_busy(p.st, p.start, p.fin, t0, t1)
-        if marks:
-            self._snap_waiting(p, marks)
-        done = p.fin < t1
-        if not done.any():
-            return
-        out, self.pending[lv] = p.split(done)
-        out = out.users_only()          # internal work (replicas applying writes) ends here
-        self.ledger.book_done(out.st, out.fin)
-        gave_up = (out.flags & FLAG_TIMEOUT) != 0
-        if gave_up.any():
-            self._fail("timeout", out.fin[gave_up], out.key[gave_up])
-            out = out.take(~gave_up)
-        if len(out):
-            if self._track_latency:
-                self._update_ewma(out)
-            self._route(out, inbox)
-
-    def _snap_waiting(self, p: Batch, marks: list[float]) -> None:
-        """Add the requests waiting at each whole second of ``marks`` (arrived, not started) to
-        that second's queue snapshot. Request i waits at the marks k with arr_i <= k < start_i:
-        the marks from searchsorted(arr_i) up to searchsorted(start_i), in one pass."""
-        n_st = self.net.n_stations
-        mk = np.asarray(marks)
-        idx = np.nonzero(np.ceil(p.arr) < p.start)[0]   # a whole second in [arr, start): usually few
-        if not len(idx):
-            return
-        lo = np.searchsorted(mk, p.arr[idx], side="left")
-        c = np.searchsorted(mk, p.start[idx], side="left") - lo
-        some = c > 0
-        if not some.any():
-            return
-        idx, lo, c = idx[some], lo[some], c[some]
-        ends = np.cumsum(c)
-        within = np.arange(int(ends[-1])) - np.repeat(ends - c, c)
-        which = np.repeat(lo, c) + within          # the mark of each (request, mark) pair
-        per = np.bincount(which * n_st + np.repeat(p.st[idx], c), minlength=len(mk) * n_st).reshape(len(mk), n_st)
-        for j in np.nonzero(per.any(axis=1))[0].tolist():
-            snap = self._queue_snap.setdefault(int(round(marks[j])), np.zeros(n_st))
-            snap += per[j]
-
-    def _admit_level(self, lv: int, batch: Batch, t1: float) -> None:
-        """Admit a level's arrivals of this window. Stations are admitted independently,
-        so the writers of replicated databases go first: the writes they commit before
-        ``t1`` reach the replicas in this same window, in time order with their reads."""
-        if self._replicated and lv in self._apply_levels:
-            first = Batch.empty()
-            if len(batch):
-                first, batch = batch.split(self._is_writer(batch.st))
-            if self._ids:   # primaries of multi-primary databases apply each other's writes in time order
-                first = Batch.concat([first, self._due_applies(lv, t1, writers=True)])
-            self._admit(lv, first)
-            batch = Batch.concat([batch, self._due_applies(lv, t1, writers=False if self._ids else None)])
-        self._admit(lv, batch)
-        if self._sharded:   # cross-shard queries end with their slowest shard (sharding.py)
-            self._join_shards(lv)
-
-    def _admit(self, lv: int, batch: Batch) -> None:
-        if not len(batch):
-            return
-        in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
-        admitted, full, down = self._admit_users(batch, in_system)
-        if self._sharded:
-            self._shard_rejects(full, down)
-        full, down = full.users_only(), down.users_only()
-        self._fail("queue_full", full.arr, full.key)
-        self._fail("backend_down", down.arr, down.key)
-        self._sessions(admitted)
-        self.pending[lv] = Batch.concat([self.pending[lv], admitted])
-
-    # ----- per-second metrics ---------------------------------------------------------------

@@ -7,13 +7,26 @@ per-second metrics.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from . import settle_kernels as _k
 from .metrics import N_BINS, latency_bins
 
 # Events that are neither served nor failed requests, counted per second.
 COUNTERS = ("forged_accepted", "forged_rejected", "stale_reads", "browser_hits", "not_modified",
             "write_conflicts", "id_collisions", "stale_page_views")
+
+
+_NO_MARKS = np.zeros(0)
+_NO_SNAP = np.zeros((0, 0), dtype=np.int64)
+_NO_DONE = np.zeros(0, dtype=np.bool_)
+
+
+def _fits(a: np.ndarray, dtype: type) -> bool:
+    """Whether a kernel takes ``a`` as it is (another dtype or layout would compile it again)."""
+    return isinstance(a, np.ndarray) and a.dtype == dtype and a.flags.c_contiguous
 
 
 class Ledger:
@@ -55,13 +68,33 @@ class Ledger:
         r = self._rows_of(times)
         self.offered[:self.rows] += np.bincount(r, minlength=self.rows)[:self.rows]
 
-    def book_served(self, times: np.ndarray, latency: np.ndarray) -> None:
+    def book_served(self, times: np.ndarray, latency: np.ndarray, bins: np.ndarray | None = None) -> None:
+        """Served requests by second of ``times``; ``bins``: ``latency_bins(latency)`` if known."""
         r = self._rows_of(times)
         self.served += np.bincount(r, minlength=self.rows)[:self.rows]
         # whole nanoseconds: float sums of integers below 2**53 are exact in any order
         self.lat_sum += np.bincount(r, weights=np.rint(latency * 1e9), minlength=self.rows)[:self.rows]
-        flat = r * N_BINS + latency_bins(latency)
+        flat = r * N_BINS + (latency_bins(latency) if bins is None else bins)
         self.hist += np.bincount(flat, minlength=self.rows * N_BINS)[:self.rows * N_BINS].reshape(self.rows, N_BINS)
+
+    def book_answered(self, times: np.ndarray, latency: np.ndarray, hist_total: np.ndarray,
+                      where: np.ndarray = _NO_DONE) -> int:
+        """``book_served``, and the latencies into the run's histogram ``hist_total`` (in
+        place); returns their sum in integer nanoseconds. One pass when compiled. With
+        ``where`` (not empty): of the requests where it is true."""
+        bins = latency_bins(latency)
+        if _k.book_served.compiled:
+            args = (where, times, latency, bins, self.base)
+            total = _k.book_served(*args, self.served, self.lat_sum, self.hist, hist_total)
+            if total < 0:   # a second beyond the open rows: make room, then book
+                self._rows_of(times[where] if len(where) else times)
+                total = _k.book_served(*args, self.served, self.lat_sum, self.hist, hist_total)
+            return int(total)
+        if len(where):
+            times, latency, bins = times[where], latency[where], bins[where]
+        self.book_served(times, latency, bins)
+        hist_total += np.bincount(bins, minlength=N_BINS)
+        return int(np.rint(latency * 1e9).astype(np.int64).sum())
 
     def book_failed(self, cause: int, times: np.ndarray) -> None:
         r = self._rows_of(np.atleast_1d(times))
@@ -76,11 +109,35 @@ class Ledger:
         self._book_2d("done", stations, times, self.n_stations)
 
     def book_edges(self, edges: np.ndarray, times: np.ndarray) -> None:
+        if _k.count_rows.compiled and _fits(edges, np.int64) and _fits(times, np.float64):
+            self._book_2d("edges", edges, times, self.n_edges)   # the kernel skips edge -1
+            return
         keep = edges >= 0
         self._book_2d("edges", edges[keep], times[keep], self.n_edges)
 
+    def book_flows(self, table: np.ndarray, st_node: np.ndarray, src_st: np.ndarray, dst_st: np.ndarray,
+                   times: np.ndarray) -> bool:
+        """``book_edges(table[st_node[src_st], st_node[dst_st]], times)`` in one pass, when
+        compiled (returns False otherwise: the caller books through ``book_edges``)."""
+        if not (_k.count_flows.compiled and _fits(times, np.float64) and _fits(st_node, np.int64)
+                and _fits(table, np.int64)):
+            return False
+        if len(times) and self.n_edges:
+            src_st, dst_st = np.ascontiguousarray(src_st, dtype=np.int64), np.ascontiguousarray(dst_st, dtype=np.int64)
+            need = _k.count_flows(src_st, dst_st, times, st_node, table, self.base, self.edges)
+            if need:
+                self._grow(need)
+                _k.count_flows(src_st, dst_st, times, st_node, table, self.base, self.edges)
+        return True
+
     def _book_2d(self, attr: str, cols: np.ndarray, times: np.ndarray, width: int) -> None:
         if not len(cols) or width == 0:
+            return
+        if _k.count_rows.compiled and _fits(cols, np.int64) and _fits(times, np.float64):
+            need = _k.count_rows(times, cols, self.base, getattr(self, attr))
+            if need:
+                self._grow(need)
+                _k.count_rows(times, cols, self.base, getattr(self, attr))
             return
         r = self._rows_of(times)
         arr = getattr(self, attr)
@@ -88,6 +145,9 @@ class Ledger:
 
     def book_busy(self, stations: np.ndarray, start: np.ndarray, fin: np.ndarray, t0: float, t1: float) -> None:
         """Busy time of service intervals [start, fin) clipped to the window, split by second."""
+        if self.can_scan(stations, start, fin, t0, t1):
+            self.scan(stations, start, fin, start, np.zeros(len(stations), dtype=np.int8), 0, t0, t1)
+            return
         lo = np.maximum(start, t0)
         hi = np.minimum(fin, t1)
         keep = hi > lo
@@ -110,6 +170,24 @@ class Ledger:
                 m = ov > 0
                 if m.any():
                     self.busy[k] += np.bincount(s[m], weights=ov[m], minlength=width)
+
+    @staticmethod
+    def can_scan(st: np.ndarray, start: np.ndarray, fin: np.ndarray, t0: float, t1: float) -> bool:
+        """Whether :meth:`scan` applies: its kernel is loaded, the window is finite and the
+        arrays have the kernel's dtypes (another dtype would compile it again)."""
+        return (_k.scan_level.compiled and math.isfinite(t0) and math.isfinite(t1) and _fits(st, np.int64)
+                and _fits(start, np.float64) and _fits(fin, np.float64))
+
+    def scan(self, st: np.ndarray, start: np.ndarray, fin: np.ndarray, arr: np.ndarray, flags: np.ndarray,
+             skip: int, t0: float, t1: float, marks: np.ndarray = _NO_MARKS, snap: np.ndarray = _NO_SNAP,
+             done: np.ndarray = _NO_DONE, internal: int = 0) -> tuple[int, int, int]:
+        """``book_busy`` of the requests without a ``skip`` flag, plus (optionally) the
+        waiting counts at ``marks`` into ``snap`` and the finished requests (``done``, booked
+        by ``book_done`` unless ``internal``), in one compiled pass (settle_kernels.scan_level).
+        Returns (finished, finished internal, the flags of the finished or-ed together)."""
+        self._grow(int(math.ceil(t1)) - self.base)
+        return _k.scan_level(st, start, fin, arr, flags, skip, internal, float(t0), float(t1), self.base,
+                             self.busy, marks, snap, done, self.done)
 
     # ----- closing ------------------------------------------------------------------------
     FIELDS = ("offered", "served", "lat_sum", "hist", "failed", "busy", "done", "edges", "counts")

@@ -12,18 +12,19 @@ from .compiler import CACHE, LB, SERVER
 from .dispatch import BalancerState
 from .exact_balance import LOAD_AWARE_ALL, balance_exact, exact_applies, update_ewma
 from .flight import Batch, FLAG_NOT_MODIFIED, FLAG_SESSION_LOST
-from .metrics import latency_bins, N_BINS
+from .ledger import DenseEdges
 from .randomness import CACHE_HIT, CACHE_STALE, ROUTE, uniform
 
 LOAD_AWARE = LOAD_AWARE_ALL   # on the slower path (exact_balance.py says when): decided tick by tick
 
 
 class Routing:
-    def _route(self, out: Batch, inbox: list[list[Batch]]) -> None:
+    def _route(self, out: Batch, inbox: list[list[Batch]], lb_only: bool = False) -> None:
+        """Send finished requests on; ``lb_only``: all of them are at load balancers."""
         net = self.net
-        is_lb = net.st_kind[out.st] == LB
-        if is_lb.any():
-            lb_out, out = out.split(is_lb)
+        is_lb = None if lb_only else net.st_kind[out.st] == LB
+        if lb_only or is_lb.any():
+            lb_out, out = (out, Batch.empty()) if lb_only else out.split(is_lb)
             fin = lb_out.fin
             if len(fin) > 1 and (fin[1:] < fin[:-1]).any():
                 lb_out = lb_out.take(np.argsort(fin, kind="stable"))
@@ -83,12 +84,18 @@ class Routing:
             end = self._join_onward(end, inbox)
         self._finish(end)
     def _flow(self, src_st: np.ndarray, dst_st: np.ndarray, times: np.ndarray) -> None:
-        self.ledger.book_edges(self._node_edge[self.net.st_node[src_st], self.net.st_node[dst_st]], times)
+        lookup = self._node_edge
+        st_node = self.net.st_node
+        if isinstance(lookup, DenseEdges) and self.ledger.book_flows(lookup.table, st_node, src_st, dst_st, times):
+            return   # one compiled pass
+        self.ledger.book_edges(lookup[st_node[src_st], st_node[dst_st]], times)
     def _balance(self, out: Batch, inbox: list[list[Batch]]) -> None:
         net = self.net
-        which = net.st_balancer[out.st]
-        present = np.unique(which).tolist() if len(self.balancers) > 1 else [0]
+        several = len(self.balancers) > 1
+        which = net.st_balancer[out.st] if several else None
+        present = np.unique(which).tolist() if several else [0]
         if any(self.balancers[b].bal.algorithm in LOAD_AWARE_ALL for b in present) and exact_applies(self, present):
+            which = net.st_balancer[out.st] if which is None else which
             balance_exact(self, out, which, present)   # request by request (exact_balance.py)
             return
         if len(self.balancers) > 1 and self._together(which):
@@ -109,8 +116,30 @@ class Routing:
                 mine = mine.take(~none)
                 pos = pos[~none]
             target = backends[pos]
-            self._flow(mine.st, target, mine.fin)
-            self._deliver(mine.forward(target), inbox)
+            edges = self._edges_to_backends(int(bi))
+            if edges is None:
+                self._flow(mine.st, target, mine.fin)
+            else:   # the same edge numbers as _flow, looked up once per backend instead of per request
+                self.ledger.book_edges(edges[pos], mine.fin)
+            levels = net.st_level[backends]
+            if len(mine) and (levels == levels[0]).all():   # the backends are on one level (as usual)
+                inbox[int(levels[0])].append(mine.forward(target))
+            else:
+                self._deliver(mine.forward(target), inbox)
+    def _edges_to_backends(self, bi: int) -> np.ndarray | None:
+        """Balancer ``bi``'s edge (number, or -1) to each backend position, when all its
+        stations are on its own node (else None: ``_flow`` looks them up per request)."""
+        cache = self.__dict__.get("_backend_edges")
+        if cache is None or cache[0] is not self.net:
+            cache = self._backend_edges = (self.net, {})
+        if bi not in cache[1]:
+            net, bal = self.net, self.balancers[bi].bal
+            own = np.flatnonzero(net.st_balancer == bi)
+            src = np.full(len(bal.backends), bal.node_index, dtype=np.int64)
+            cache[1][bi] = (np.ascontiguousarray(self._node_edge[src, net.st_node[bal.backends]], dtype=np.int64)
+                            if len(own) and (net.st_node[own] == bal.node_index).all() else None)
+        return cache[1][bi]
+
     def _together(self, which: np.ndarray) -> bool:
         """Whether these balancers must decide together, tick by tick: a load-aware one
         among several (its connection counts must see the others' requests in time
@@ -270,9 +299,7 @@ class Routing:
         if self._parts is not None:   # served per table (table_routing.py)
             self._count_tables(done)
         self.served += n
-        self._lat_ns_total += int(np.rint(lat * 1e9).astype(np.int64).sum())
-        self._hist_total += np.bincount(latency_bins(lat), minlength=N_BINS)
-        self.ledger.book_served(done.fin, lat)
+        self._lat_ns_total += self.ledger.book_answered(done.fin, lat, self._hist_total)
     def _update_ewma(self, out: Batch) -> None:
         """Recent response time per station (for least_response_time): each response
         into its station's EWMA when it completes, in time order (exact_balance.py)."""
