@@ -366,7 +366,7 @@ class Blocking:
         if not len(self._h_key):
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         i = np.minimum(np.searchsorted(k, self._h_key), len(k) - 1)
-        return self._h_st, self._h_w, np.maximum(lb[i], self.now)
+        return self._h_st, self._h_w, np.minimum(np.maximum(lb[i], self.now), t1)
 
     def _later_bound(self, p: Batch, user: np.ndarray, fin: np.ndarray) -> np.ndarray:
         """A lower bound of when admitted requests leave the network: their end here (waiting:
