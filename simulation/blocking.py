@@ -175,7 +175,7 @@ class Blocking:
                     k = mark_pos[lv]
                     while k < len(marks) and (marks[k] <= F or F >= t1):
                         k += 1
-                    self._settle_level(lv, H[lv], F, marks[mark_pos[lv]:k], inbox)
+                    self._settle_decided(lv, H[lv], F, marks[mark_pos[lv]:k], inbox)
                     mark_pos[lv], H[lv], moved = k, F, True
                 cap = min(cap, H[lv])
             if all(h >= t1 for h in H.values()):
@@ -196,6 +196,37 @@ class Blocking:
         if len(lo) and (t1 > lo).any():
             self.ledger.book_busy(self._h_st, lo, np.full(len(lo), t1), t0, t1)
             self._h_booked = np.maximum(lo, t1)
+
+    def _settle_decided(self, lv: int, h: float, F: float, marks: list[float], inbox: list[list[Batch]]) -> None:
+        """``_settle_level``, with the undecided requests of a blocking level (start = +inf)
+        kept out of the whole seconds' queue snapshots: some of them will be refused at their
+        arrival (their waiting room was full). Each is added to the snapshots it waited
+        through once it is decided (``_snap_decided``). Undecided requests are the tail of
+        the level's pending batch (``_put_back`` appends them), so taking them out and back
+        keeps its order."""
+        p = self.pending[lv]
+        und = np.isinf(p.start) if marks and lv in self._hold_levels and len(p) else None
+        if und is None or not und.any():
+            self._settle_level(lv, h, F, marks, inbox)
+            return
+        tail, self.pending[lv] = p.split(und)
+        self._settle_level(lv, h, F, marks, inbox)
+        self.pending[lv] = Batch.concat([self.pending[lv], tail])
+
+    def _snap_decided(self, lv: int, keys: np.ndarray, h: float) -> None:
+        """Requests just decided at a blocking level (``keys``) that are admitted wait at the
+        whole seconds up to the level's horizon ``h`` that passed while they were undecided:
+        add them to those seconds' queue snapshots (the seconds are still open:
+        ``_undecided_from``)."""
+        p = self.pending[lv]
+        got = np.isin(p.key, keys) & np.isfinite(p.start) & ((p.flags & (FLAG_CHECK | FLAG_INTERNAL)) == 0)
+        if not got.any():
+            return
+        b = p.take(got)
+        lo = max(math.ceil(float(b.arr.min())), self.metrics.seconds + 1)
+        marks = [float(k) for k in range(lo, math.floor(h) + 1)]
+        if marks:
+            self._snap_waiting(b, marks)
 
     def _admit_whole_level(self, lv: int, inbox: list[list[Batch]], t1: float) -> None:
         checks = self._due_checks(lv)
@@ -301,6 +332,8 @@ class Blocking:
         if len(admit) or (self._replicated and lv in self._apply_levels):
             self._admit_level(lv, admit, F)
             self._add_holds()
+            if len(deferred):
+                self._snap_decided(lv, deferred.key, h)
         self._put_back(lv, Batch.concat([cand.take(~keep) if len(cand) else cand, later, other.take(~now_other)]),
                        F, inbox)
         return F
