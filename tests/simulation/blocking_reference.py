@@ -46,9 +46,15 @@ class Entry:
 @dataclass
 class Outcome:
     """What became of a user request: answered or failed (cause) at ``t`` (ns)."""
+
+    @property
+    def refused_at_web(self) -> bool:
+        return self.cause == "queue_full" and self.web_start is None and self.t == self.arrived
+
     outcome: str
     cause: str | None
     t: int
+    arrived: int
     web_start: int | None = None
 
 
@@ -68,6 +74,7 @@ class BlockingTier:
         self.out: dict[int, Outcome] = {}
         self.db_service: dict[int, int] = {}
         self.web_start: dict[int, int] = {}
+        self.arrival: dict[int, int] = {}
         self.waiting_marks: dict[int, list[int]] = {}   # whole second -> waiting per replica
         if db_fail is not None:
             self._push(db_fail, DB_FAIL, None)
@@ -122,7 +129,7 @@ class BlockingTier:
         if e in self.queue[e.replica]:
             self.queue[e.replica].remove(e)
         if not e.check:
-            self.out[e.key] = Outcome("failed", "queue_full", e.a)
+            self.out[e.key] = Outcome("failed", "queue_full", e.a, e.a)
 
     def _serve(self, r: int, t: int) -> None:
         q = self.queue[r]
@@ -142,13 +149,14 @@ class BlockingTier:
             e.status = "gave_up"
             self.queue[e.replica].remove(e)
             if not e.check:
-                self.out[e.key] = Outcome("failed", "timeout", e.a + self.web_T)
+                self.out[e.key] = Outcome("failed", "timeout", e.a + self.web_T, e.a)
 
     def _web_done(self, t: int, e: Entry) -> None:
         if e.check:
             self._release(t, e.replica)
             return
         self.web_start[e.key] = e.start
+        self.arrival[e.key] = e.a
         self._db_arrive(t, e.key, e.replica)
 
     def _release(self, t: int, replica: int) -> None:
@@ -156,7 +164,7 @@ class BlockingTier:
         self._serve(replica, t)
 
     def _end(self, t: int, key: int, replica: int, outcome: str, cause: str | None) -> None:
-        self.out[key] = Outcome(outcome, cause, t, self.web_start.get(key))
+        self.out[key] = Outcome(outcome, cause, t, self.arrival[key], self.web_start[key])
         self._push(t, RELEASE, replica)
 
     # ----- the database ------------------------------------------------------------------
@@ -199,6 +207,16 @@ class BlockingTier:
         self.db_starts = []
 
     def _mark(self, m: int) -> None:
-        """Requests waiting at the web replicas at ``m``: arrived, not started nor gone, and
-        (once known) not refused; an undecided one counts when it will be admitted."""
-        self.waiting_marks[m] = [[e for e in q] for q in self.queue]
+        """Remember who is in the web replicas' queues at ``m`` (decided or not)."""
+        self.waiting_marks[m] = [list(q) for q in self.queue]
+
+    def waiting_at(self, m: int) -> int:
+        """User requests waiting at the web tier at ``m``, once their fate is known: those
+        that start after ``m`` and those still waiting to give up (refused ones never waited)."""
+        return sum(1 for q in self.waiting_marks[m] for e in q if not e.check and (
+            (e.status == "started" and e.start > m) or (e.status == "gave_up" and e.a + self.web_T > m)))
+
+    def in_system_at(self, t: int) -> int:
+        """User requests at the tier (web or database) at ``t``: arrived and not yet ended
+        (a refused request never was there)."""
+        return sum(1 for o in self.out.values() if o.arrived <= t < o.t and not o.refused_at_web)
