@@ -14,7 +14,7 @@ horizon ``H`` (events before it are final; a level never runs ahead of the level
 that feed it). At a blocking level, the waiting requests are admitted twice on copies
 of the stations: pessimistically (workers whose release is unknown are held for ever)
 and optimistically (they are free at a lower bound of their release: where their
-request now is). Admission is monotone in the workers' free times, so where the two
+request now is, never beyond the window's end, where a failure may free them). Admission is monotone in the workers' free times, so where the two
 agree (per station, up to the first request where they differ) the outcome is the
 true one and is committed; the rest waits (``start = +inf`` in ``pending``) until
 the downstream has advanced. The level's horizon then moves to the optimistic start
