@@ -134,6 +134,22 @@ def test_the_whole_seconds_queues_are_the_event_models():
         assert later <= 2 * 30
 
 
+def test_the_sweeps_reproducers_queue_stays_in_its_waiting_rooms():
+    """test_blocking_sweeps.py's reproducer: one-worker blocking servers whose waiting rooms
+    (2 x 30) overflow. The queue shown was 223-408 for seconds 1-6 (undecided requests, most
+    of them refused at their arrival, counted as waiting); now the event model's."""
+    case = tier(260, workers=1, replicas=2, conns=2, db_cap=60, web_limit=30, web_timeout=2, db_limit=5,
+                db_timeout=0.05, seed=60, fail=None, duration=60)
+    sim, ref, wrong = compare(case, 8.0)
+    assert wrong == []
+    shown = [int(q) for q in sim.metrics.queue["web"]]
+    assert len(shown) >= 5 and shown == [ref.waiting_at(ns(m)) for m in range(1, len(shown) + 1)]
+    for m, q in enumerate(shown, start=1):   # beyond the rooms only those about to give up
+        gave = sum(1 for r in ref.waiting_marks[ns(m)] for e in r if e.status == "gave_up" and e.a + ref.web_T > ns(m))
+        assert q - gave <= 2 * 30
+    assert max(shown[:5]) <= 60 and min(shown[:5]) >= 55    # full rooms: 60, 60, 59, 59, 60
+
+
 def test_in_flight_at_the_end_is_the_event_models():
     sim, ref, _ = compare(the_file_of_the_old_xfail(), 8.0)
     at_lb = sum(1 for tr in sim.traces() if tr.outcome == "in_flight" and tr.hops[-1].node == "lb")
