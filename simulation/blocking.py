@@ -14,7 +14,7 @@ horizon ``H`` (events before it are final; a level never runs ahead of the level
 that feed it). At a blocking level, the waiting requests are admitted twice on copies
 of the stations: pessimistically (workers whose release is unknown are held for ever)
 and optimistically (they are free at a lower bound of their release: where their
-request now is). Admission is monotone in the workers' free times, so where the two
+request now is, never beyond the window's end, where a failure may free them). Admission is monotone in the workers' free times, so where the two
 agree (per station, up to the first request where they differ) the outcome is the
 true one and is committed; the rest waits (``start = +inf`` in ``pending``) until
 the downstream has advanced. The level's horizon then moves to the optimistic start
@@ -32,9 +32,10 @@ import math
 
 import numpy as np
 
-from .compiler import CACHE, LB, SERVER, SimulationError
-from .flight import FLAG_CHECK, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
-from .stations import ADMITTED, RING_CAP
+from .blocking_holds import HeldWorkers, _sure_next_stations
+from .compiler import CACHE, LB, SimulationError
+from .flight import FLAG_CHECK, FLAG_INTERNAL, FLAG_TIMEOUT, Batch
+from .stations import ADMITTED
 
 PER_STATION = 6   # waiting requests per blocking station decided in one sweep
 CHUNK = 8      # arrivals per blocking station looked at in one sweep (rounds cost grows with it)
@@ -42,7 +43,7 @@ STEP_S = 1e-9   # a horizon moves at least one nanosecond past the event that se
 HUGE_COUNT = 2**40   # "the waiting room may overflow": keeps a trial off the closed form
 
 
-class Blocking:
+class Blocking(HeldWorkers):
     def _setup_blocking(self) -> None:
         net = self.net
         hold = self.stations.hold
@@ -73,59 +74,6 @@ class Blocking:
         if not again:   # after a recompile, requests in flight may hold nothing: no tighter bounds
             self._next_sure = _sure_next_stations(self)
 
-    def _forget_bounds(self) -> None:
-        """Some request in flight no longer holds its worker: the bound of
-        ``_sure_next_stations`` no longer holds, for the rest of the run."""
-        self._next_sure[:] = -1
-
-    # ----- the table of held workers --------------------------------------------------------
-    def _add_holds(self) -> None:
-        nh = self.stations.new_holds
-        if not nh:
-            return
-        self.stations.new_holds = []
-        fin = np.concatenate([h[3] for h in nh])
-        self._h_key = np.concatenate([self._h_key] + [h[0] for h in nh])
-        self._h_st = np.concatenate([self._h_st] + [h[1] for h in nh])
-        self._h_w = np.concatenate([self._h_w] + [h[2] for h in nh])
-        self._h_from = np.concatenate([self._h_from, fin])
-        self._h_booked = np.concatenate([self._h_booked, fin])
-
-    def _free_held(self, idx: np.ndarray, t: np.ndarray) -> None:
-        """Free the workers of entries ``idx`` at times ``t`` (booking their held time)."""
-        if not len(idx):
-            return
-        s, w = self._h_st[idx], self._h_w[idx]
-        t = np.maximum(t, self._h_from[idx])
-        up = self.stations.up[s] & np.isinf(self.stations.free[s, w])
-        self.stations.free[s[up], w[up]] = t[up]
-        lo = self._h_booked[idx]
-        if len(t) and (t > lo).any():
-            self.ledger.book_busy(s, lo, t, float(lo.min()), float(t.max()))
-        keep = np.ones(len(self._h_key), dtype=bool)
-        keep[idx] = False
-        for name in ("_h_key", "_h_st", "_h_w", "_h_from", "_h_booked"):
-            setattr(self, name, getattr(self, name)[keep])
-
-    def _release(self, keys: np.ndarray, times: np.ndarray) -> None:
-        """Requests leaving the network (answered or failed) at ``times`` free their workers."""
-        if not len(self._h_key) or not len(keys):
-            return
-        hit = np.nonzero(np.isin(self._h_key, keys))[0]
-        if not len(hit):
-            return
-        order = np.argsort(keys, kind="stable")
-        i = np.searchsorted(keys[order], self._h_key[hit])
-        self._free_held(hit, np.asarray(times, dtype=float)[order][i])
-
-    def _drop_holds(self, stations: np.ndarray) -> None:
-        """Stations that went down lose their held workers (their requests go on)."""
-        if len(self._h_key) and len(stations):
-            gone = np.nonzero(np.isin(self._h_st, stations))[0]
-            if len(gone):
-                self._forget_bounds()
-            self._free_held(gone, np.full(len(gone), self.now))
-
     def _undecided_from(self) -> int | float:
         """The first second in which a request still waits undecided at a blocking server
         (its failure, if it fails at arrival, is booked in that second): keep it open."""
@@ -137,11 +85,6 @@ class Blocking:
                 if w.any():
                     first = min(first, math.floor(float(p.arr[w].min())))
         return first
-
-    def _held_count(self, tau: float) -> np.ndarray:
-        """Workers held at each station at ``tau`` beyond their own service (connections)."""
-        past = self._h_from <= tau
-        return np.bincount(self._h_st[past], minlength=self.net.n_stations)
 
     def _readmit_waiting(self, inbox: list[list[Batch]]) -> None:
         """After a recompile: requests left waiting (start = +inf) at stations that no
@@ -175,7 +118,7 @@ class Blocking:
                     k = mark_pos[lv]
                     while k < len(marks) and (marks[k] <= F or F >= t1):
                         k += 1
-                    self._settle_level(lv, H[lv], F, marks[mark_pos[lv]:k], inbox)
+                    self._settle_decided(lv, H[lv], F, marks[mark_pos[lv]:k], inbox)
                     mark_pos[lv], H[lv], moved = k, F, True
                 cap = min(cap, H[lv])
             if all(h >= t1 for h in H.values()):
@@ -196,6 +139,37 @@ class Blocking:
         if len(lo) and (t1 > lo).any():
             self.ledger.book_busy(self._h_st, lo, np.full(len(lo), t1), t0, t1)
             self._h_booked = np.maximum(lo, t1)
+
+    def _settle_decided(self, lv: int, h: float, F: float, marks: list[float], inbox: list[list[Batch]]) -> None:
+        """``_settle_level``, with the undecided requests of a blocking level (start = +inf)
+        kept out of the whole seconds' queue snapshots: some of them will be refused at their
+        arrival (their waiting room was full). Each is added to the snapshots it waited
+        through once it is decided (``_snap_decided``). Undecided requests are the tail of
+        the level's pending batch (``_put_back`` appends them), so taking them out and back
+        keeps its order."""
+        p = self.pending[lv]
+        und = np.isinf(p.start) if marks and lv in self._hold_levels and len(p) else None
+        if und is None or not und.any():
+            self._settle_level(lv, h, F, marks, inbox)
+            return
+        tail, self.pending[lv] = p.split(und)
+        self._settle_level(lv, h, F, marks, inbox)
+        self.pending[lv] = Batch.concat([self.pending[lv], tail])
+
+    def _snap_decided(self, lv: int, keys: np.ndarray, h: float) -> None:
+        """Requests just decided at a blocking level (``keys``) that are admitted wait at the
+        whole seconds up to the level's horizon ``h`` that passed while they were undecided:
+        add them to those seconds' queue snapshots (the seconds are still open:
+        ``_undecided_from``)."""
+        p = self.pending[lv]
+        got = np.isin(p.key, keys) & np.isfinite(p.start) & ((p.flags & (FLAG_CHECK | FLAG_INTERNAL)) == 0)
+        if not got.any():
+            return
+        b = p.take(got)
+        lo = max(math.ceil(float(b.arr.min())), self.metrics.seconds + 1)
+        marks = [float(k) for k in range(lo, math.floor(h) + 1)]
+        if marks:
+            self._snap_waiting(b, marks)
 
     def _admit_whole_level(self, lv: int, inbox: list[list[Batch]], t1: float) -> None:
         checks = self._due_checks(lv)
@@ -301,6 +275,8 @@ class Blocking:
         if len(admit) or (self._replicated and lv in self._apply_levels):
             self._admit_level(lv, admit, F)
             self._add_holds()
+            if len(deferred):
+                self._snap_decided(lv, deferred.key, h)
         self._put_back(lv, Batch.concat([cand.take(~keep) if len(cand) else cand, later, other.take(~now_other)]),
                        F, inbox)
         return F
@@ -326,100 +302,3 @@ class Blocking:
         st.admit(cand.take(np.arange(len(cand))), in_system)
         return st.last
 
-    def _known_releases(self, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Free the workers whose request will surely leave before ``t1`` at that time (at
-        its last station, or giving up); return (station, worker, lower bound) of the others."""
-        keys, lbs, sure = [], [], []
-        for lv in range(self._lb, len(self.net.levels)):
-            parts = [(self.pending[lv], True)] + [(b, False) for b in self._cur_inbox[lv]]
-            for p, admitted in parts:
-                if not len(p):
-                    continue
-                user = (p.flags & (FLAG_CHECK | FLAG_INTERNAL)) == 0
-                keys.append(p.key[user])
-                if admitted:
-                    fin = p.fin[user]
-                    lbs.append(self._later_bound(p, user, fin))
-                    ends = (self._terminal[p.st[user]] & ~self._join_waits(p.key[user])) \
-                        | ((p.flags[user] & FLAG_TIMEOUT) != 0)   # a join's first database: not its last
-                    sure.append(ends & (fin < t1))
-                else:
-                    lbs.append(p.arr[user])
-                    sure.append(np.zeros(int(user.sum()), dtype=bool))
-        n = len(self._h_key)
-        if not n:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-        k = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
-        order = np.argsort(k, kind="stable")
-        k = k[order]
-        lb = np.concatenate(lbs)[order] if lbs else np.zeros(0)
-        su = np.concatenate(sure)[order] if sure else np.zeros(0, dtype=bool)
-        i = np.minimum(np.searchsorted(k, self._h_key), max(len(k) - 1, 0))
-        found = (k[i] == self._h_key) if len(k) else np.zeros(n, dtype=bool)
-        lost = np.nonzero(~found)[0]
-        certain = np.nonzero(found & su[i])[0] if len(k) else np.zeros(0, dtype=np.int64)
-        if len(lost):   # never expected: every request that leaves releases its worker
-            self._held_lost += len(lost)
-            self._forget_bounds()
-        done = np.concatenate([certain, lost])
-        self._free_held(done, np.concatenate([lb[i[certain]], self._h_booked[lost]]))
-        if not len(self._h_key):
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-        i = np.minimum(np.searchsorted(k, self._h_key), len(k) - 1)
-        return self._h_st, self._h_w, np.maximum(lb[i], self.now)
-
-    def _later_bound(self, p: Batch, user: np.ndarray, fin: np.ndarray) -> np.ndarray:
-        """A lower bound of when admitted requests leave the network: their end here (waiting:
-        the window start); for those whose only next station T cannot refuse them
-        (``_sure_next_stations``), the earlier of their patience there and the moment a
-        connection of T is free (FIFO: everyone already admitted at T goes first), less a
-        microsecond for the rounding to whole nanoseconds. A bound that is higher lets a
-        sweep commit more of the blocking servers' admissions at once; it never changes
-        what is committed (the optimistic and pessimistic trials must still agree)."""
-        lb = np.where(np.isinf(fin), self.now, fin)
-        nxt = self._next_sure[p.st[user]]
-        ok = (nxt >= 0) & np.isfinite(fin) & ((p.flags[user] & (FLAG_TIMEOUT | FLAG_NOT_MODIFIED)) == 0)
-        if ok.any():
-            t = nxt[ok]
-            ok_t = self.stations.up[t]
-            f = fin[ok]
-            free = self.stations.free[t].min(axis=1)
-            bound = np.minimum(f + self.net.st_timeout[t], np.maximum(f, free)) - 1e-6
-            lb[np.nonzero(ok)[0][ok_t]] = np.maximum(f, bound)[ok_t]
-        return lb
-
-
-def _sure_next_stations(sim) -> np.ndarray:
-    """Per station, the one station T its finished requests all go to next when T cannot
-    refuse them, else -1. T: the last station of a request (not a balancer, cache or
-    blocking server), with a waiting room counted exactly (0 < queue limit ≤ RING_CAP),
-    fed only by blocking servers (no client, balancer or other station sends to it) whose
-    workers together are at most T's waiting room. Each request at T then holds one of
-    those workers (from its admission there until it leaves the network), so fewer than
-    that many others are ever at T: T is never full. Not with autoscaling, replicated,
-    sharded or partitioned databases, or joins (their targets change or multiply)."""
-    net, st = sim.net, sim.stations
-    n = net.n_stations
-    out = np.full(n, -1, dtype=np.int64)
-    if sim.scalers or sim._replicated or sim._sharded or sim._parts is not None or sim._joins_on:
-        return out
-    rows = np.repeat(np.arange(n), np.diff(net.route_ptr))
-    feeders_of: dict[int, set[int]] = {}
-    for src, dst in zip(rows.tolist(), net.route_target.tolist()):
-        feeders_of.setdefault(dst, set()).add(src)
-    fed_otherwise = np.zeros(n, dtype=bool)
-    for b in net.balancers:
-        fed_otherwise[b.backends] = True
-    for c in net.clients:
-        for node in c.entries:
-            fed_otherwise[net.node_stations[node]] = True
-    limit = net.st_queue_limit
-    for t, feeders in feeders_of.items():
-        f = np.fromiter(feeders, dtype=np.int64)
-        if (not sim._terminal[t] or st.hold[t] or fed_otherwise[t] or net.st_kind[t] in (LB, CACHE)
-                or not 0 < limit[t] <= RING_CAP or not (st.hold[f] & (net.st_kind[f] == SERVER)).all()
-                or int(net.st_workers[f].sum()) > int(st.ring_len[t])):
-            continue
-        single = [s for s in feeders if net.route_ptr[s + 1] - net.route_ptr[s] == 1]
-        out[single] = t
-    return out

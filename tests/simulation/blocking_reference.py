@@ -1,0 +1,222 @@
+"""An independent event-by-event model of a blocking tier, to check the engine's sweeps.
+
+Arrivals (at the web replicas, as round robin sent them) → blocking web servers with
+``c`` workers each, a waiting room and a patience → a database with ``k`` connections,
+a waiting room and a patience, which may fail and recover. A web worker is held from
+the start of its request's service until that request's database query ends, gives
+up, is refused or is lost: then the worker takes the next request of its replica's
+FIFO queue. Health checks are requests at the web replicas that hold a worker for
+their cost only. A heapq of events in integer nanoseconds (as the engine's admission),
+one request at a time, nothing shared with the engine's code.
+
+The waiting room follows the engine's definition (docs/engine.md): a request is
+refused when ``queue_limit`` requests admitted before it at its replica will start
+after its arrival (those that will give up do not count). A per-event model does not
+know that at the arrival, so an arrival stays *undecided* in the queue until every
+request that was waiting when it arrived is resolved (started, gone or refused); it is
+then refused (failing at its arrival) or admitted. The database's starts are known at
+its arrivals (nothing holds its connections), so it decides there.
+
+Ties within ``TIE`` ns are decided as the engine decides them (stations.TIE_NS).
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+TIE = 100   # ns (simulation.stations.TIE_NS)
+
+# event kinds, in the order they are handled at one instant: releases first (the engine
+# starts a request at max(free, arrival)), then arrivals, then give-ups (at T + TIE)
+RELEASE, DB_FAIL, DB_RECOVER, WEB_DONE, ARRIVE, DB_END, WEB_PATIENCE = range(7)
+
+
+@dataclass
+class Entry:
+    key: int
+    a: int
+    replica: int
+    check: bool
+    service: int
+    status: str = "undecided"     # undecided, admitted, started, refused, gave_up
+    start: int | None = None
+    ahead: list = field(default_factory=list)   # those waiting when it arrived
+
+
+@dataclass
+class Outcome:
+    """What became of a user request: answered or failed (cause) at ``t`` (ns)."""
+
+    @property
+    def refused_at_web(self) -> bool:
+        return self.cause == "queue_full" and self.web_start is None and self.t == self.arrived
+
+    outcome: str
+    cause: str | None
+    t: int
+    arrived: int
+    web_start: int | None = None
+
+
+class BlockingTier:
+    def __init__(self, *, replicas: int, workers: int, web_limit: int, web_timeout: int, connections: int,
+                 db_limit: int, db_timeout: int, db_fail: int | None = None, db_recover: int | None = None) -> None:
+        self.c, self.web_limit, self.web_T = workers, web_limit, web_timeout
+        self.k, self.db_limit, self.db_T = connections, db_limit, db_timeout
+        self.free = [workers] * replicas
+        self.queue: list[list[Entry]] = [[] for _ in range(replicas)]
+        self.db_free = [0] * connections
+        self.db_starts: list[int] = []        # starts of the database's admitted requests
+        self.db_up = True
+        self.db_live: dict[int, int] = {}     # key -> replica of the requests at the database
+        self.events: list[tuple] = []
+        self.seq = 0
+        self.out: dict[int, Outcome] = {}
+        self.db_service: dict[int, int] = {}
+        self.web_start: dict[int, int] = {}
+        self.arrival: dict[int, int] = {}
+        self.waiting_marks: dict[int, list[int]] = {}   # whole second -> waiting per replica
+        if db_fail is not None:
+            self._push(db_fail, DB_FAIL, None)
+        if db_recover is not None:
+            self._push(db_recover, DB_RECOVER, None)
+
+    def _push(self, t: int, kind: int, data) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (t, kind, self.seq, data))
+
+    def add_request(self, key: int, arrival: int, replica: int, web_service: int, db_service: int) -> None:
+        self.db_service[key] = db_service
+        self._push(arrival, ARRIVE, Entry(key, arrival, replica, False, web_service))
+
+    def add_check(self, arrival: int, replica: int, cost: int) -> None:
+        self._push(arrival, ARRIVE, Entry(-1, arrival, replica, True, cost))
+
+    def run(self, until: int, marks: list[int] = ()) -> dict[int, Outcome]:
+        marks = sorted(m for m in marks if m < until)
+        while self.events and self.events[0][0] < until:
+            t, kind, _, data = heapq.heappop(self.events)
+            while marks and marks[0] < t:   # the waiting requests at a whole second
+                self._mark(marks.pop(0))
+            getattr(self, ("_release", "_db_fail", "_db_recover", "_web_done", "_arrive", "_db_end",
+                           "_web_patience")[kind])(t, data)
+        return self.out
+
+    # ----- the web replicas --------------------------------------------------------------
+    def _arrive(self, t: int, e: Entry) -> None:
+        q = self.queue[e.replica]
+        e.ahead = list(q)
+        if self.web_limit == 0 and not (self.free[e.replica] and not q):
+            self._refuse(e)
+            return
+        q.append(e)
+        self._push(t + self.web_T + TIE, WEB_PATIENCE, e)
+        self._serve(e.replica, t)
+
+    def _decide(self, e: Entry) -> bool:
+        """Admit or refuse an undecided request (everyone waiting when it came is resolved)."""
+        if e.status == "undecided":
+            assert all(x.status in ("started", "refused", "gave_up") for x in e.ahead)
+            waiting = sum(1 for x in e.ahead if x.status == "started" and x.start > e.a + TIE)
+            if self.web_limit and waiting >= self.web_limit:
+                self._refuse(e)
+                return False
+            e.status = "admitted"
+        return True
+
+    def _refuse(self, e: Entry) -> None:
+        e.status = "refused"
+        if e in self.queue[e.replica]:
+            self.queue[e.replica].remove(e)
+        if not e.check:
+            self.out[e.key] = Outcome("failed", "queue_full", e.a, e.a)
+
+    def _serve(self, r: int, t: int) -> None:
+        q = self.queue[r]
+        while q and self.free[r]:
+            e = q[0]
+            if not self._decide(e):
+                continue
+            q.pop(0)
+            e.status, e.start = "started", t
+            self.free[r] -= 1
+            self._push(t + e.service, WEB_DONE, e)
+
+    def _web_patience(self, t: int, e: Entry) -> None:
+        if e.status in ("started", "refused"):
+            return
+        if self._decide(e):
+            e.status = "gave_up"
+            self.queue[e.replica].remove(e)
+            if not e.check:
+                self.out[e.key] = Outcome("failed", "timeout", e.a + self.web_T, e.a)
+
+    def _web_done(self, t: int, e: Entry) -> None:
+        if e.check:
+            self._release(t, e.replica)
+            return
+        self.web_start[e.key] = e.start
+        self.arrival[e.key] = e.a
+        self._db_arrive(t, e.key, e.replica)
+
+    def _release(self, t: int, replica: int) -> None:
+        self.free[replica] += 1
+        self._serve(replica, t)
+
+    def _end(self, t: int, key: int, replica: int, outcome: str, cause: str | None) -> None:
+        self.out[key] = Outcome(outcome, cause, t, self.arrival[key], self.web_start[key])
+        self._push(t, RELEASE, replica)
+
+    # ----- the database ------------------------------------------------------------------
+    def _db_arrive(self, t: int, key: int, replica: int) -> None:
+        if not self.db_up:
+            self._end(t, key, replica, "failed", "backend_down")
+            return
+        w = min(range(self.k), key=lambda i: (self.db_free[i], i))
+        start = max(self.db_free[w], t)
+        if self.db_limit == 0:
+            full = start > t + TIE
+        else:
+            full = sum(1 for s in self.db_starts if s > t + TIE) >= self.db_limit
+        if full:
+            self._end(t, key, replica, "failed", "queue_full")
+        elif start - t > self.db_T + TIE:
+            self.db_live[key] = replica
+            self._push(t + self.db_T, DB_END, (key, "timeout"))
+        else:
+            self.db_starts.append(start)
+            self.db_free[w] = start + self.db_service[key]
+            self.db_live[key] = replica
+            self._push(self.db_free[w], DB_END, (key, None))
+
+    def _db_end(self, t: int, data) -> None:
+        key, cause = data
+        replica = self.db_live.pop(key, None)
+        if replica is not None:   # not lost in a failure before
+            self._end(t, key, replica, "answered" if cause is None else "failed", cause)
+
+    def _db_fail(self, t: int, _) -> None:
+        self.db_up = False
+        for key, replica in list(self.db_live.items()):
+            self._end(t, key, replica, "failed", "node_failed")
+        self.db_live.clear()
+
+    def _db_recover(self, t: int, _) -> None:
+        self.db_up = True
+        self.db_free = [t] * self.k
+        self.db_starts = []
+
+    def _mark(self, m: int) -> None:
+        """Remember who is in the web replicas' queues at ``m`` (decided or not)."""
+        self.waiting_marks[m] = [list(q) for q in self.queue]
+
+    def waiting_at(self, m: int) -> int:
+        """User requests waiting at the web tier at ``m``, once their fate is known: those
+        that start after ``m`` and those still waiting to give up (refused ones never waited)."""
+        return sum(1 for q in self.waiting_marks[m] for e in q if not e.check and (
+            (e.status == "started" and e.start > m) or (e.status == "gave_up" and e.a + self.web_T > m)))
+
+    def in_system_at(self, t: int) -> int:
+        """User requests at the tier (web or database) at ``t``: arrived and not yet ended
+        (a refused request never was there)."""
+        return sum(1 for o in self.out.values() if o.arrived <= t < o.t and not o.refused_at_web)
