@@ -1,12 +1,14 @@
-"""Stations' admission request by request, compiled (simulation/compiled.py).
+"""Stations' admission of a whole batch, compiled (simulation/compiled.py).
 
-The same integer-nanosecond arithmetic and tie rules as ``Stations._one_by_one``
-and ``Stations._rounds`` (stations.py): a request arriving at ``a`` takes the
-first worker with the earliest free time at ``max(free, a)``; it is refused when
-its waiting room is full, gives up when it would wait past its patience. With
-numba installed, stations.py admits every request that is not in closed form
-through this kernel once it is loaded (:func:`load_in_background`); until then, or
-without numba, through its own Python loops (same numbers).
+The same integer-nanosecond arithmetic and tie rules as the numpy path
+(admission_numpy.py): :func:`order_by_station` puts a batch in the order
+``Stations.admit`` admits it (by station, then arrival, ties in batch order);
+:func:`admit_sorted` admits it: single-worker stations whose waiting room cannot
+overflow in closed form (Lindley's recursion as a running maximum, the numpy
+path's very formula), the others request by request through :func:`admit_one`,
+which the balancers' kernel (least_choice.py) calls too. With numba installed,
+stations.py takes this path once the kernels are loaded (:func:`load_in_background`);
+until then, or without numba, its numpy path (same numbers).
 """
 from __future__ import annotations
 
@@ -14,93 +16,380 @@ import threading
 
 import numpy as np
 
-from .compiled import kernel, numba_installed
+from .compiled import helper, kernel, numba_installed
+from .flight import FLAG_CHECK, FLAG_NOT_MODIFIED, FLAG_TIMEOUT
+from .network import SERVER
 
 NS = 1e9
-TIE_S = 1e-7
+TIE_S = 1e-7    # see stations.py
 TIE_NS = 100
 RING_CAP = 4096
 NEVER_NS = 2**62
+MAX_I64 = 2**63 - 1
 ADMITTED, QUEUE_FULL, DOWN = 0, 1, 2
+GIVES_UP = 3    # admit_one: admitted, but gives up at its patience (nothing committed)
 
 
-def _sample() -> tuple:
-    n_st, c, n = 2, 2, 3
-    i64 = np.int64
-    return (np.array([0, 0, 1], dtype=i64), np.array([0, 5, 9], dtype=i64), np.array([0.0, 5e-9, 9e-9]),
-            np.full(n, 10**7, dtype=i64), np.zeros(n, dtype=i64), np.zeros((n_st, c)), np.full(8, -np.inf),
-            np.array([0, 4], dtype=i64), np.full(n_st, 4, dtype=i64), np.zeros(n_st, dtype=i64),
-            np.ones(n_st, dtype=i64), np.full(n_st, 4, dtype=i64), np.ones(n_st), np.full(n_st, 10**9, dtype=i64),
-            np.full(n_st, 100.0), np.zeros(n_st, dtype=i64), np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int8),
-            np.zeros(n, dtype=i64), np.zeros(n, dtype=i64))
-
-
-@kernel(sample=_sample)
-def admit_sequential(st, a_ns, a_s, svc, check, free, ring, ring_off, ring_len, count, up, limit, timeout_s,
-                     timeout_ns, rate, hold, start, fin, status, late, worker):
-    """Admit requests in station, arrival order (``a_ns``/``a_s``: arrival in ns and s,
-    ``svc``: service in ns, ``check``: 1 for a health check). Updates ``free`` (s),
-    ``ring`` and ``count`` in place; writes ``start``, ``fin`` (s), ``status``, ``late``
-    (1: gives up at its patience) and ``worker`` (the worker it holds, for blocking
-    servers' user requests; else -1). Returns how many hold a worker."""
+@helper
+def admit_one(s, a, t, svc, held, free, ring, ring_off, ring_len, count, limit, timeout_ns, rate):
+    """One request at station ``s`` (up), arriving at ``a`` ns (``t`` s), service ``svc`` ns:
+    it takes the first worker with the earliest free time at ``t0 = max(free, a)``.
+    Returns ``(state, t0, worker)``: ADMITTED (committed: the worker is busy until
+    ``t0 + svc``, or for ever when ``held``, the ring and count move on), QUEUE_FULL
+    (its waiting room is full) or GIVES_UP (it would wait past its patience); the
+    last two change nothing."""
     n_ring = len(ring)
     c = free.shape[1]
+    w = 0
+    fw = free[s, 0]
+    for q in range(1, c):
+        if free[s, q] < fw:
+            fw = free[s, q]
+            w = q
+    f = np.int64(NEVER_NS) if fw == np.inf else np.int64(np.rint(fw * NS))
+    t0 = max(f, a)
+    cnt = count[s]
+    rlen = ring_len[s]
+    slot = ring_off[s] + (cnt % rlen if rlen > 0 else 0)
+    oldest = ring[min(slot, n_ring - 1)] if rlen > 0 and n_ring > 0 else np.inf
+    lim = limit[s]
+    if lim == 0:
+        full = t0 > a + TIE_NS
+    else:
+        full = cnt >= rlen and oldest > t + TIE_S
+    if lim > RING_CAP:   # beyond the ring: estimate the waiting line from the wait itself
+        full = (t0 - a) / NS * rate[s] >= lim
+    if full:
+        return QUEUE_FULL, t0, w
+    if (t0 - a) > timeout_ns[s] + TIE_NS:
+        return GIVES_UP, t0, w
+    free[s, w] = np.inf if held else (t0 + svc) / NS
+    if rlen > 0:
+        ring[slot] = t0 / NS
+    count[s] = cnt + 1
+    return ADMITTED, t0, w
+
+
+def _order_sample() -> tuple:
+    return (np.array([1, 0, 1], dtype=np.int64), np.array([0.2, 0.1, 0.1]), np.zeros(3, dtype=np.int64),
+            np.zeros(2, dtype=np.int64), np.zeros(order_work(3, 2), dtype=np.int64), np.zeros(6))
+
+
+def order_work(n: int, n_stations: int) -> int:
+    """How many int64 of scratch ``order_by_station`` needs (and 2 n float64)."""
+    return 3 * n + 1 + n_stations
+
+
+@kernel(sample=_order_sample)
+def order_by_station(st, arr, perm, counts, work, fwork):
+    """The order in which ``Stations.admit`` admits a batch: by station, then arrival,
+    ties in batch order (numpy: ``lexsort((arr, st))``, or the stable argsort by station
+    when the arrivals are in time order). Writes ``counts`` (requests per station) and,
+    unless it returns 0 (one station, arrivals in time order: the batch's own order),
+    ``perm``; returns 1. A batch out of time order is a few runs in time order (windows
+    concatenated): a natural merge sort puts it in time order first (stable), then a
+    counting sort by station (stable). ``work``/``fwork``: scratch (see :func:`order_work`;
+    the caller keeps it, as fresh memory costs a page fault every 4 kB)."""
+    n = len(st)
+    counts[:] = 0
+    s0 = st[0]
+    runs = 1
+    single = True
+    for i in range(1, n):
+        if arr[i] < arr[i - 1]:
+            runs += 1
+        if st[i] != s0:
+            single = False
+    if runs == 1 and single:
+        counts[s0] = n
+        return 0
+    for i in range(n):
+        counts[st[i]] += 1
+    pos = work[3 * n + 1:3 * n + 1 + len(counts)]
+    acc = 0
+    for s in range(len(counts)):
+        pos[s] = acc
+        acc += counts[s]
+    if runs == 1:
+        for i in range(n):   # a counting sort: stable
+            s = st[i]
+            perm[pos[s]] = i
+            pos[s] += 1
+    else:
+        by_time = _merge_runs(arr, runs, work, fwork)
+        for k in range(n):
+            i = by_time[k]
+            s = st[i]
+            perm[pos[s]] = i
+            pos[s] += 1
+    return 1
+
+
+@helper
+def _merge_runs(arr, runs, work, fwork):
+    """The stable order of ``arr`` by value, ``arr`` being ``runs`` non-decreasing runs:
+    adjacent runs merged pairwise until one is left (in ``work[:2 n]``, ``fwork``)."""
+    n = len(arr)
+    bounds = work[2 * n:2 * n + runs + 1]
+    bounds[0] = 0
+    r = 1
+    for i in range(1, n):
+        if arr[i] < arr[i - 1]:
+            bounds[r] = i
+            r += 1
+    bounds[runs] = n
+    src, key = work[:n], fwork[:n]
+    dst, dkey = work[n:2 * n], fwork[n:2 * n]
+    for i in range(n):
+        src[i] = i
+        key[i] = arr[i]
+    while runs > 1:
+        merged = 0
+        for r in range(0, runs, 2):
+            lo = bounds[r]
+            if r + 1 == runs:
+                dst[lo:n] = src[lo:n]
+                dkey[lo:n] = key[lo:n]
+            else:
+                _merge(src, key, lo, bounds[r + 1], bounds[r + 2], dst, dkey)
+            bounds[merged] = lo
+            merged += 1
+        bounds[merged] = n
+        runs = merged
+        src, dst = dst, src
+        key, dkey = dkey, key
+    return src
+
+
+@helper
+def _merge(src, key, lo, mid, hi, dst, dkey):
+    """Merge the sorted runs [lo, mid) and [mid, hi) of (src, key) into dst, dkey (stable:
+    on equal keys the first run first). A run much shorter than the other is placed
+    by binary search (a window's late stragglers), else a linear merge."""
+    na, nb = mid - lo, hi - mid
+    k = lo
+    if nb * 20 < na:     # each element of the short second run after the first run's keys <= it
+        a = lo
+        for j in range(mid, hi):
+            x = key[j]
+            p, q = a, mid
+            while p < q:
+                m = (p + q) >> 1
+                if key[m] <= x:
+                    p = m + 1
+                else:
+                    q = m
+            dst[k:k + p - a] = src[a:p]
+            dkey[k:k + p - a] = key[a:p]
+            k += p - a
+            a = p
+            dst[k] = src[j]
+            dkey[k] = x
+            k += 1
+        dst[k:hi] = src[a:mid]
+        dkey[k:hi] = key[a:mid]
+    elif na * 20 < nb:   # each element of the short first run before the second run's keys >= it
+        b = mid
+        for i in range(lo, mid):
+            x = key[i]
+            p, q = b, hi
+            while p < q:
+                m = (p + q) >> 1
+                if key[m] < x:
+                    p = m + 1
+                else:
+                    q = m
+            dst[k:k + p - b] = src[b:p]
+            dkey[k:k + p - b] = key[b:p]
+            k += p - b
+            b = p
+            dst[k] = src[i]
+            dkey[k] = x
+            k += 1
+        dst[k:hi] = src[b:hi]
+        dkey[k:hi] = key[b:hi]
+    else:
+        i, j = lo, mid
+        while i < mid and j < hi:
+            if key[j] < key[i]:
+                dst[k] = src[j]
+                dkey[k] = key[j]
+                j += 1
+            else:
+                dst[k] = src[i]
+                dkey[k] = key[i]
+                i += 1
+            k += 1
+        dst[k:k + mid - i] = src[i:mid]
+        dkey[k:k + mid - i] = key[i:mid]
+        k += mid - i
+        dst[k:hi] = src[j:hi]
+        dkey[k:hi] = key[j:hi]
+
+
+def _sorted_sample() -> tuple:
+    n_st, c, n = 2, 2, 3
+    i64 = np.int64
+    return (np.array([0, 0, 1], dtype=i64), np.array([0.0, 5e-9, 9e-9]), np.zeros(n, dtype=np.int8),
+            np.zeros(n, dtype=np.int8), np.ones(n), np.full(n, 10**7, dtype=i64), True,
+            np.zeros(n_st, dtype=i64), np.array([1, 2], dtype=i64), np.ones(n_st, dtype=np.bool_),
+            np.full(n_st, 4, dtype=i64), np.zeros(n_st, dtype=np.bool_), np.ones(n_st),
+            np.full(n_st, 10**9, dtype=i64), np.full(n_st, 100.0), np.full(n_st, 0.01), np.full(n_st, 0.02),
+            np.zeros(n_st, dtype=np.bool_), np.zeros(n, dtype=i64), np.full(1, 0.001), np.ones(n_st, dtype=i64),
+            np.full(n_st, 0.2), np.zeros((n_st, c)), np.full(8, -np.inf), np.array([0, 4], dtype=i64),
+            np.full(n_st, 4, dtype=i64), np.zeros(n_st, dtype=i64), np.zeros(n), np.zeros(n),
+            np.zeros(n, dtype=np.int8), np.zeros(n, dtype=i64), np.zeros(n, dtype=i64))
+
+
+@kernel(sample=_sorted_sample)
+def admit_sorted(st, a_s, cls, flags, draws, svc, svc_given, in_system, workers, up, limit, hold, timeout_s,
+                 timeout_ns, rate, mean_read, mean_write, det, item, check_cost, kind, nm_cost, free, ring, ring_off,
+                 ring_len, count, start, fin, status, worker, work):
+    """Admit a batch in ``order_by_station``'s order: ``a_s`` arrivals (s), ``svc``
+    service (ns), ``in_system`` requests at each station when the window starts.
+    Unless ``svc_given``, first writes ``svc`` as ``Stations._service_ns`` computes it
+    when no request reads a session at a store: the station's mean (by ``cls``), times
+    the request's standard exponential ``draws`` unless ``det``, times ``nm_cost`` for a
+    304 at a server; a health check costs its balancer's (``item``) ``check_cost`` at a
+    server (``kind``), the mean elsewhere. Updates ``free`` (s),
+    ``ring`` and ``count``; writes ``start``, ``fin`` (s), ``status``, FLAG_TIMEOUT into
+    ``flags`` (gives up at its patience, then ``start`` = ``fin`` = the give-up time) and,
+    when ``worker`` is not empty, the worker each request holds (blocking servers' user
+    requests; else -1). ``work``: int64 scratch of at least ``len(st)``. Returns (how
+    many are not admitted, how many hold a worker).
+
+    A group (one station's requests) is in closed form when its station has one
+    worker, is up, holds no workers and its waiting room cannot overflow, unless a
+    request of it would wait past its patience or wait at all with no waiting room:
+    then, as the other groups, request by request. As in the numpy path, no group is
+    in closed form when the offsets that path keeps its groups apart with would not
+    fit in int64."""
+    n = len(st)
+    a_ns = work[:n]   # arrivals in ns (scratch kept by the caller: no page faults)
+    for i in range(n):
+        t = a_s[i]
+        a_ns[i] = np.int64(np.rint(t * NS)) if np.isfinite(t) else np.int64(NEVER_NS)
+    if not svc_given:
+        for i in range(n):
+            s = st[i]
+            m = mean_write[s] if cls[i] == 1 else mean_read[s]
+            f = flags[i]
+            if f & FLAG_CHECK:
+                v = check_cost[item[i]] if kind[s] == SERVER else m
+            else:
+                v = m if det[s] else draws[i] * m
+                if f & FLAG_NOT_MODIFIED and kind[s] == SERVER:
+                    v = v * nm_cost[s]
+            v = np.rint(v * NS)
+            svc[i] = np.int64(v) if not v <= 0.0 else 0   # np.maximum(v, 0): NaN stays NaN
+    # pass 1: the easy groups, and the range of values the numpy path's offsets must cover
+    n_easy = 0
+    lo_v = np.int64(MAX_I64)
+    hi_v = -lo_v - 1
+    lo = 0
+    while lo < n:
+        s = st[lo]
+        hi = lo + 1
+        while hi < n and st[hi] == s:
+            hi += 1
+        if workers[s] == 1 and up[s] and in_system[s] + (hi - lo) <= limit[s] and not hold[s]:
+            n_easy += 1
+            g = free[s, 0]
+            g_free = np.int64(np.rint(g * NS)) if np.isfinite(g) else np.int64(NEVER_NS)
+            lo_v = min(lo_v, g_free)
+            hi_v = max(hi_v, g_free)
+            c = np.int64(0)
+            for i in range(lo, hi):
+                x = a_ns[i] - c          # a_k - C_{k-1}
+                lo_v = min(lo_v, x)
+                hi_v = max(hi_v, x)
+                c += svc[i]
+        lo = hi
+    closed = n_easy > 0
+    if closed:   # numpy: span * (groups + 1) >= 2**62 sends every group to the rounds
+        if lo_v < 0 and hi_v > MAX_I64 + lo_v:
+            closed = False
+        elif hi_v - lo_v >= 2**62:
+            closed = False
+        else:
+            closed = hi_v - lo_v + 1 < (2**62 + n_easy) // (n_easy + 1)
+    # pass 2: admit group by group (stations are independent: the order does not matter)
+    rejected = 0
     holds = 0
-    for k in range(len(st)):
-        s = st[k]
-        a = a_ns[k]
-        t = a_s[k]
-        worker[k] = -1
-        late[k] = 0
-        if up[s] == 0:
-            status[k] = DOWN
-            start[k] = t
-            fin[k] = t
-            continue
-        w = 0
-        fw = free[s, 0]
-        for q in range(1, c):
-            if free[s, q] < fw:
-                fw = free[s, q]
-                w = q
-        f = np.int64(NEVER_NS) if fw == np.inf else np.int64(np.rint(fw * NS))
-        t0 = max(f, a)
-        cnt = count[s]
-        rlen = ring_len[s]
-        slot = ring_off[s] + (cnt % rlen if rlen > 0 else 0)
-        oldest = ring[min(slot, n_ring - 1)] if rlen > 0 and n_ring > 0 else np.inf
-        lim = limit[s]
-        if lim == 0:
-            full = t0 > a + TIE_NS
-        else:
-            full = cnt >= rlen and oldest > t + TIE_S
-        if lim > RING_CAP:
-            full = (t0 - a) / NS * rate[s] >= lim
-        if full:
-            status[k] = QUEUE_FULL
-            start[k] = t0 / NS
-            fin[k] = (t0 + svc[k]) / NS
-            continue
-        status[k] = ADMITTED
-        if (t0 - a) > timeout_ns[s] + TIE_NS:
-            late[k] = 1
-            start[k] = t + timeout_s[s]
-            fin[k] = t + timeout_s[s]
-            continue
-        t0_s = t0 / NS
-        t1_s = (t0 + svc[k]) / NS
-        start[k] = t0_s
-        fin[k] = t1_s
-        if hold[s] != 0 and check[k] == 0:
-            free[s, w] = np.inf
-            worker[k] = w
-            holds += 1
-        else:
-            free[s, w] = t1_s
-        if rlen > 0:
-            ring[slot] = t0_s
-        count[s] = cnt + 1
-    return holds
+    track = len(worker) > 0
+    lo = 0
+    while lo < n:
+        s = st[lo]
+        hi = lo + 1
+        while hi < n and st[hi] == s:
+            hi += 1
+        size = hi - lo
+        one_by_one = True
+        if closed and workers[s] == 1 and up[s] and in_system[s] + size <= limit[s] and not hold[s]:
+            g = free[s, 0]
+            g_free = np.int64(np.rint(g * NS)) if np.isfinite(g) else np.int64(NEVER_NS)
+            c = np.int64(0)
+            m = g_free
+            wait = np.int64(-MAX_I64 - 1)    # the longest wait in the group
+            for i in range(lo, hi):
+                x = a_ns[i] - c
+                c += svc[i]
+                m = max(m, x)
+                d = m + c                # D_k = max(free, max_j a_j - C_{j-1}) + C_k
+                b = d - svc[i]
+                wait = max(wait, b - a_ns[i])
+                start[i] = b / NS
+                fin[i] = d / NS
+                status[i] = ADMITTED
+            lim = limit[s]
+            if not (wait > timeout_ns[s] + TIE_NS or (lim == 0 and wait > TIE_NS)):
+                one_by_one = False
+                free[s, 0] = fin[hi - 1]
+                rlen = ring_len[s]
+                if rlen > 0:
+                    off = ring_off[s]
+                    cnt = count[s]
+                    for k in range(max(size - rlen, 0), size):
+                        ring[off + (cnt + k) % rlen] = start[lo + k]
+                count[s] += size
+                if track:
+                    worker[lo:hi] = -1
+        if one_by_one and not up[s]:   # a station that is down admits nothing
+            one_by_one = False
+            for i in range(lo, hi):
+                status[i] = DOWN
+                start[i] = a_s[i]
+                fin[i] = a_s[i]
+            rejected += size
+            if track:
+                worker[lo:hi] = -1
+        if one_by_one:
+            for i in range(lo, hi):
+                held = hold[s] and (flags[i] & FLAG_CHECK) == 0
+                state, t0, w = admit_one(s, a_ns[i], a_s[i], svc[i], held, free, ring, ring_off, ring_len,
+                                         count, limit, timeout_ns, rate)
+                if track:
+                    worker[i] = -1
+                if state == QUEUE_FULL:
+                    status[i] = QUEUE_FULL
+                    start[i] = t0 / NS
+                    fin[i] = (t0 + svc[i]) / NS
+                    rejected += 1
+                elif state == GIVES_UP:
+                    status[i] = ADMITTED
+                    flags[i] |= FLAG_TIMEOUT
+                    start[i] = a_s[i] + timeout_s[s]
+                    fin[i] = a_s[i] + timeout_s[s]
+                else:
+                    status[i] = ADMITTED
+                    start[i] = t0 / NS
+                    fin[i] = (t0 + svc[i]) / NS
+                    if held:
+                        holds += 1
+                        if track:
+                            worker[i] = w
+        lo = hi
+    return rejected, holds
 
 
 _loader: threading.Thread | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from simulation import admission_numpy
 from simulation import stations as stations_mod
 from simulation.compiler import compile_document
 from simulation.document import Document, NodeData
@@ -50,12 +51,13 @@ def _batches(net, seed):
 
 
 def _run(mode, seed, monkeypatch):
-    from simulation.admission_kernel import admit_sequential
-    admit_sequential(*admit_sequential.sample())   # loaded now (with numba: compiled)
+    from simulation.admission_kernel import admit_sorted, order_by_station
+    for k in (admit_sorted, order_by_station):
+        k(*k.sample())   # loaded now (with numba: compiled)
     net = _network()
     st = Stations(net, 0.0)
     st.compiled = mode == "compiled"
-    monkeypatch.setattr(stations_mod, "SCALAR_PER_ROUND", 10**9 if mode == "one_by_one" else 0)
+    monkeypatch.setattr(admission_numpy, "SCALAR_PER_ROUND", 10**9 if mode == "one_by_one" else 0)
     results = []
     for i, batch in enumerate(_batches(net, seed)):
         if i == 3:   # a station goes down for a batch, then comes back
