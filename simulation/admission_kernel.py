@@ -19,6 +19,7 @@ import numpy as np
 from .compiled import helper, kernel, numba_installed
 from .flight import FLAG_CHECK, FLAG_NOT_MODIFIED, FLAG_TIMEOUT
 from .network import SERVER
+from .randomness import _GOLDEN, _HOP, _MUL1, _MUL2, _SALT
 
 NS = 1e9
 TIE_S = 1e-7    # see stations.py
@@ -227,6 +228,31 @@ def _merge(src, key, lo, mid, hi, dst, dkey):
         dkey[k:hi] = key[j:hi]
 
 
+@kernel(sample=lambda: (np.arange(3, dtype=np.uint64), np.ones(3, dtype=np.int8), np.uint64(1), np.zeros(3)))
+def uniform_draws(key, hop, salt, out):
+    """``randomness.uniform(key, hop, salt)`` into ``out``: the same integer hash (the
+    exponential's logarithm stays in numpy, which may round differently from numba's)."""
+    salt_mix = salt * _SALT
+    for i in range(len(key)):
+        z = (key[i] ^ salt_mix ^ (np.uint64(hop[i]) * _HOP)) + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MUL1
+        z = (z ^ (z >> np.uint64(27))) * _MUL2
+        z = z ^ (z >> np.uint64(31))
+        out[i] = np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    return 0
+
+
+@helper
+def _service_ns(m, v, f, item, at_server, nm_cost, check_cost):
+    """One request's service in ns (``Stations._service_ns``): ``v`` its work at mean ``m``."""
+    if f & FLAG_CHECK:
+        v = check_cost[item] if at_server else m
+    elif f & FLAG_NOT_MODIFIED and at_server:
+        v = v * nm_cost
+    v = np.rint(v * NS)
+    return np.int64(v) if not v <= 0.0 else np.int64(0)   # np.maximum(v, 0): NaN stays NaN
+
+
 def _sorted_sample() -> tuple:
     n_st, c, n = 2, 2, 3
     i64 = np.int64
@@ -238,7 +264,7 @@ def _sorted_sample() -> tuple:
             np.zeros(n_st, dtype=np.bool_), np.zeros(n, dtype=i64), np.full(1, 0.001), np.ones(n_st, dtype=i64),
             np.full(n_st, 0.2), np.zeros((n_st, c)), np.full(8, -np.inf), np.array([0, 4], dtype=i64),
             np.full(n_st, 4, dtype=i64), np.zeros(n_st, dtype=i64), np.zeros(n), np.zeros(n),
-            np.zeros(n, dtype=np.int8), np.zeros(n, dtype=i64), np.zeros(n, dtype=i64))
+            np.zeros(n, dtype=np.int8), np.zeros(n, dtype=i64), np.zeros(3 * n + n_st, dtype=i64))
 
 
 @kernel(sample=_sorted_sample)
@@ -255,8 +281,8 @@ def admit_sorted(st, a_s, cls, flags, draws, svc, svc_given, in_system, workers,
     ``ring`` and ``count``; writes ``start``, ``fin`` (s), ``status``, FLAG_TIMEOUT into
     ``flags`` (gives up at its patience, then ``start`` = ``fin`` = the give-up time) and,
     when ``worker`` is not empty, the worker each request holds (blocking servers' user
-    requests; else -1). ``work``: int64 scratch of at least ``len(st)``. Returns (how
-    many are not admitted, how many hold a worker).
+    requests; else -1). ``work``: int64 scratch of ``3 len(st) + len(up)`` at least.
+    Returns (how many are not admitted, how many hold a worker).
 
     A group (one station's requests) is in closed form when its station has one
     worker, is up, holds no workers and its waiting room cannot overflow, unless a
@@ -270,19 +296,37 @@ def admit_sorted(st, a_s, cls, flags, draws, svc, svc_given, in_system, workers,
         t = a_s[i]
         a_ns[i] = np.int64(np.rint(t * NS)) if np.isfinite(t) else np.int64(NEVER_NS)
     if not svc_given:
+        bits = 0
         for i in range(n):
-            s = st[i]
-            m = mean_write[s] if cls[i] == 1 else mean_read[s]
-            f = flags[i]
-            if f & FLAG_CHECK:
-                v = check_cost[item[i]] if kind[s] == SERVER else m
+            bits |= flags[i]
+        plain = (bits & (FLAG_CHECK | FLAG_NOT_MODIFIED)) == 0   # no health check, no 304
+        lo = 0
+        while lo < n:
+            s = st[lo]
+            hi = lo + 1
+            while hi < n and st[hi] == s:
+                hi += 1
+            mr = mean_read[s]
+            mw = mean_write[s]
+            if not plain:
+                at_server = kind[s] == SERVER
+                for i in range(lo, hi):
+                    m = mw if cls[i] == 1 else mr
+                    svc[i] = _service_ns(m, m if det[s] else draws[i] * m, flags[i], item[i], at_server,
+                                         nm_cost[s], check_cost)
+            elif det[s]:
+                for i in range(lo, hi):
+                    v = np.rint((mw if cls[i] == 1 else mr) * NS)
+                    svc[i] = np.int64(v) if not v <= 0.0 else np.int64(0)
             else:
-                v = m if det[s] else draws[i] * m
-                if f & FLAG_NOT_MODIFIED and kind[s] == SERVER:
-                    v = v * nm_cost[s]
-            v = np.rint(v * NS)
-            svc[i] = np.int64(v) if not v <= 0.0 else 0   # np.maximum(v, 0): NaN stays NaN
-    # pass 1: the easy groups, and the range of values the numpy path's offsets must cover
+                for i in range(lo, hi):
+                    v = np.rint((draws[i] * (mw if cls[i] == 1 else mr)) * NS)
+                    svc[i] = np.int64(v) if not v <= 0.0 else np.int64(0)
+            lo = hi
+    # pass 1: the easy groups in closed form (committed in pass 2 when the numpy path's
+    # offsets fit), with the range of values those offsets must cover
+    b_ns = work[2 * n:3 * n]      # closed-form starts in ns
+    good = work[3 * n:]           # per station: its easy group kept its patience and waiting room
     n_easy = 0
     lo_v = np.int64(MAX_I64)
     hi_v = -lo_v - 1
@@ -295,15 +339,22 @@ def admit_sorted(st, a_s, cls, flags, draws, svc, svc_given, in_system, workers,
         if workers[s] == 1 and up[s] and in_system[s] + (hi - lo) <= limit[s] and not hold[s]:
             n_easy += 1
             g = free[s, 0]
-            g_free = np.int64(np.rint(g * NS)) if np.isfinite(g) else np.int64(NEVER_NS)
-            lo_v = min(lo_v, g_free)
-            hi_v = max(hi_v, g_free)
+            m = np.int64(np.rint(g * NS)) if np.isfinite(g) else np.int64(NEVER_NS)
+            lo_v = min(lo_v, m)
+            hi_v = max(hi_v, m)
             c = np.int64(0)
+            wait = np.int64(-MAX_I64 - 1)    # the longest wait in the group
             for i in range(lo, hi):
-                x = a_ns[i] - c          # a_k - C_{k-1}
+                x = a_ns[i] - c              # a_k - C_{k-1}
                 lo_v = min(lo_v, x)
                 hi_v = max(hi_v, x)
                 c += svc[i]
+                m = max(m, x)
+                b = (m + c) - svc[i]         # D_k = max(free, max_j a_j - C_{j-1}) + C_k; start D_k - S_k
+                b_ns[i] = b
+                wait = max(wait, b - a_ns[i])
+            lim = limit[s]
+            good[s] = not (wait > timeout_ns[s] + TIE_NS or (lim == 0 and wait > TIE_NS))
         lo = hi
     closed = n_easy > 0
     if closed:   # numpy: span * (groups + 1) >= 2**62 sends every group to the rounds
@@ -313,7 +364,9 @@ def admit_sorted(st, a_s, cls, flags, draws, svc, svc_given, in_system, workers,
             closed = False
         else:
             closed = hi_v - lo_v + 1 < (2**62 + n_easy) // (n_easy + 1)
-    # pass 2: admit group by group (stations are independent: the order does not matter)
+    # pass 2: commit the closed form, admit the other groups (stations are independent);
+    # a start of b_ns and an end of b_ns + svc (ns) for all but those down or giving up
+    special = 0
     rejected = 0
     holds = 0
     track = len(worker) > 0
@@ -325,42 +378,28 @@ def admit_sorted(st, a_s, cls, flags, draws, svc, svc_given, in_system, workers,
             hi += 1
         size = hi - lo
         one_by_one = True
-        if closed and workers[s] == 1 and up[s] and in_system[s] + size <= limit[s] and not hold[s]:
-            g = free[s, 0]
-            g_free = np.int64(np.rint(g * NS)) if np.isfinite(g) else np.int64(NEVER_NS)
-            c = np.int64(0)
-            m = g_free
-            wait = np.int64(-MAX_I64 - 1)    # the longest wait in the group
-            for i in range(lo, hi):
-                x = a_ns[i] - c
-                c += svc[i]
-                m = max(m, x)
-                d = m + c                # D_k = max(free, max_j a_j - C_{j-1}) + C_k
-                b = d - svc[i]
-                wait = max(wait, b - a_ns[i])
-                start[i] = b / NS
-                fin[i] = d / NS
-                status[i] = ADMITTED
-            lim = limit[s]
-            if not (wait > timeout_ns[s] + TIE_NS or (lim == 0 and wait > TIE_NS)):
-                one_by_one = False
-                free[s, 0] = fin[hi - 1]
-                rlen = ring_len[s]
-                if rlen > 0:
-                    off = ring_off[s]
-                    cnt = count[s]
-                    for k in range(max(size - rlen, 0), size):
-                        ring[off + (cnt + k) % rlen] = start[lo + k]
-                count[s] += size
-                if track:
-                    worker[lo:hi] = -1
+        if closed and workers[s] == 1 and up[s] and in_system[s] + size <= limit[s] and not hold[s] and good[s]:
+            one_by_one = False
+            status[lo:hi] = ADMITTED
+            free[s, 0] = (b_ns[hi - 1] + svc[hi - 1]) / NS
+            rlen = ring_len[s]
+            if rlen > 0:   # the ring keeps the starts of the last ring_len requests
+                k0 = max(size - rlen, 0)
+                p = (count[s] + k0) % rlen
+                off = ring_off[s]
+                for k in range(lo + k0, hi):
+                    ring[off + p] = b_ns[k] / NS
+                    p += 1
+                    if p == rlen:
+                        p = 0
+            count[s] += size
+            if track:
+                worker[lo:hi] = -1
         if one_by_one and not up[s]:   # a station that is down admits nothing
             one_by_one = False
-            for i in range(lo, hi):
-                status[i] = DOWN
-                start[i] = a_s[i]
-                fin[i] = a_s[i]
+            status[lo:hi] = DOWN
             rejected += size
+            special += size
             if track:
                 worker[lo:hi] = -1
         if one_by_one:
@@ -370,25 +409,30 @@ def admit_sorted(st, a_s, cls, flags, draws, svc, svc_given, in_system, workers,
                                          count, limit, timeout_ns, rate)
                 if track:
                     worker[i] = -1
+                status[i] = state
+                b_ns[i] = t0
                 if state == QUEUE_FULL:
-                    status[i] = QUEUE_FULL
-                    start[i] = t0 / NS
-                    fin[i] = (t0 + svc[i]) / NS
                     rejected += 1
                 elif state == GIVES_UP:
-                    status[i] = ADMITTED
-                    flags[i] |= FLAG_TIMEOUT
-                    start[i] = a_s[i] + timeout_s[s]
-                    fin[i] = a_s[i] + timeout_s[s]
-                else:
-                    status[i] = ADMITTED
-                    start[i] = t0 / NS
-                    fin[i] = (t0 + svc[i]) / NS
-                    if held:
-                        holds += 1
-                        if track:
-                            worker[i] = w
+                    special += 1
+                elif held:
+                    holds += 1
+                    if track:
+                        worker[i] = w
         lo = hi
+    for i in range(n):   # in s (one loop over all: vectorised)
+        start[i] = b_ns[i] / NS
+        fin[i] = (b_ns[i] + svc[i]) / NS
+    if special:
+        for i in range(n):
+            if status[i] == DOWN:
+                start[i] = a_s[i]
+                fin[i] = a_s[i]
+            elif status[i] == GIVES_UP:   # admitted: it gives up at its patience
+                status[i] = ADMITTED
+                flags[i] |= FLAG_TIMEOUT
+                start[i] = a_s[i] + timeout_s[st[i]]
+                fin[i] = a_s[i] + timeout_s[st[i]]
     return rejected, holds
 
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 from .admission_kernel import (ADMITTED, DOWN, NEVER_NS, NS, QUEUE_FULL, RING_CAP, TIE_NS, TIE_S, admit_sorted,
-                               load_in_background, order_by_station, order_work)
+                               load_in_background, order_by_station, order_work, uniform_draws)
 from .admission_numpy import NumpyAdmission, to_ns
 from .compiler import CACHE, DATABASE, SERVER, Network
-from .flight import FLAG_CHECK, FLAG_DB_SESSION, FLAG_NOT_MODIFIED, Batch
+from .flight import FIELDS, FLAG_CHECK, FLAG_DB_SESSION, FLAG_NOT_MODIFIED, Batch
 from .randomness import SERVICE, SESSION_READ, exponential
 
 # RING_CAP: exact waiting-room accounting up to this many waiting requests per replica.
@@ -36,6 +36,12 @@ __all__ = ["ADMITTED", "DOWN", "NEVER_NS", "NS", "QUEUE_FULL", "RING_CAP", "TIE_
 
 
 _NO_DRAWS = np.zeros(0)
+_SERVICE_SALT = np.uint64(SERVICE)
+
+
+def _contiguous(b: Batch) -> bool:
+    """The kernels are compiled for contiguous arrays (any other layout would compile again)."""
+    return all(getattr(b, f).flags.c_contiguous for f in FIELDS)
 
 
 def to_s(ns: np.ndarray) -> np.ndarray:
@@ -111,7 +117,8 @@ class Stations(NumpyAdmission):
         if n == 0:
             e = Batch.empty()
             return e, e, e
-        if self.compiled and admit_sorted.compiled and order_by_station.compiled:
+        if self.compiled and admit_sorted.compiled and order_by_station.compiled and uniform_draws.compiled \
+                and _contiguous(batch):
             rejected, status, b = self._admit_compiled(batch, in_system)
         else:
             status, b = self._admit_in_numpy(batch, in_system)
@@ -137,7 +144,11 @@ class Stations(NumpyAdmission):
             service, given, draws = self._service_ns(b, gst), True, _NO_DRAWS
         else:   # the kernel multiplies the draws by the means
             service, given = work[n:2 * n], False
-            draws = _NO_DRAWS if net.st_deterministic[gst].all() else exponential(b.key, b.hop, SERVICE)
+            draws = _NO_DRAWS
+            if not net.st_deterministic[gst].all():   # randomness.exponential: the hash compiled, log1p in numpy
+                draws = fwork[:n]
+                uniform_draws(b.key, b.hop, _SERVICE_SALT, draws)
+                np.negative(np.log1p(np.negative(draws, out=draws), out=draws), out=draws)
         b.start = np.empty(n)
         b.fin = np.empty(n)
         status = np.empty(n, dtype=np.int8)
