@@ -17,8 +17,8 @@ request's admission shared by two kernels): they run as Python in the fallback;
 when a kernel compiles, it is compiled against ``numba.njit`` versions of the
 helpers it names (its module keeps the plain ones, so ``kernel.py`` stays pure
 Python). Numba's cache knows only a kernel's own file, so the compiled kernel's
-name carries a hash of its helpers' source: editing a helper in another file
-compiles the kernel again instead of loading a stale cache.
+name carries a hash of its helpers' files and of the constants they read: editing
+a helper in another file compiles the kernel again instead of loading a stale cache.
 
 So that the first Run after an install does not wait for the compiler, the app
 starts ``python -m simulation.compiled`` in the background while its window opens
@@ -34,6 +34,7 @@ import importlib.util
 import os
 import subprocess
 import inspect
+import marshal
 import sys
 import types
 import warnings
@@ -153,17 +154,24 @@ def _helpers_of(fn: Callable) -> dict[str, Callable]:
 
 
 def _helper_digest(fn: Callable, seen: set | None = None) -> str:
-    """A hash of the source of the helpers ``fn`` calls, directly or through other helpers."""
+    """A hash of what ``fn``'s compiled code depends on beyond its own file: the files of
+    the helpers it calls (directly or through other helpers) and the constants they all
+    read (numba freezes global values into the machine code)."""
     seen = set() if seen is None else seen
     h = hashlib.sha256()
+    g = fn.__globals__
+    for name in sorted(set(fn.__code__.co_names)):
+        value = g.get(name)
+        if isinstance(value, (int, float, str, bytes, tuple)) or type(value).__module__ == "numpy":
+            h.update(f"{name}={value!r};".encode())
     for name, hf in sorted(_helpers_of(fn).items()):
         if hf in seen:
             continue
         seen.add(hf)
         try:
-            h.update(inspect.getsource(hf).encode())
+            h.update(Path(inspect.getsourcefile(hf) or "").read_bytes())
         except (OSError, TypeError):
-            h.update(hf.__code__.co_code)
+            h.update(marshal.dumps(hf.__code__))
         h.update(_helper_digest(hf, seen).encode())
     return h.hexdigest()[:12]
 

@@ -9,8 +9,8 @@ backends) that arrived by t and have not finished by t. Because a FIFO station
 fixes a request's start and end the moment it is admitted, the choice and the
 admission are one sequential pass over the requests in time order: the kernel
 :func:`choose_and_admit` does both, on copies of the stations' state, with the
-exact integer-nanosecond arithmetic of ``Stations.admit`` (``admission_kernel.admit_one``). It only returns
-the targets (and, for the tests, the end times): the engine then admits the
+exact integer-nanosecond arithmetic of ``Stations.admit`` (the same
+``admission_kernel.admit_one``). It only returns the targets (and, for the tests, the end times): the engine then admits the
 requests through the ordinary ``Stations.admit``, which computes the same times.
 So nothing depends on the tick nor on how a run is sliced into windows.
 
