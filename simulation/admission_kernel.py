@@ -168,49 +168,12 @@ def _merge(src, key, lo, mid, hi, dst, dkey):
     on equal keys the first run first). A run much shorter than the other is placed
     by binary search (a window's late stragglers), else a linear merge."""
     na, nb = mid - lo, hi - mid
-    k = lo
-    if nb * 20 < na:     # each element of the short second run after the first run's keys <= it
-        a = lo
-        for j in range(mid, hi):
-            x = key[j]
-            p, q = a, mid
-            while p < q:
-                m = (p + q) >> 1
-                if key[m] <= x:
-                    p = m + 1
-                else:
-                    q = m
-            dst[k:k + p - a] = src[a:p]
-            dkey[k:k + p - a] = key[a:p]
-            k += p - a
-            a = p
-            dst[k] = src[j]
-            dkey[k] = x
-            k += 1
-        dst[k:hi] = src[a:mid]
-        dkey[k:hi] = key[a:mid]
-    elif na * 20 < nb:   # each element of the short first run before the second run's keys >= it
-        b = mid
-        for i in range(lo, mid):
-            x = key[i]
-            p, q = b, hi
-            while p < q:
-                m = (p + q) >> 1
-                if key[m] < x:
-                    p = m + 1
-                else:
-                    q = m
-            dst[k:k + p - b] = src[b:p]
-            dkey[k:k + p - b] = key[b:p]
-            k += p - b
-            b = p
-            dst[k] = src[i]
-            dkey[k] = x
-            k += 1
-        dst[k:hi] = src[b:hi]
-        dkey[k:hi] = key[b:hi]
+    if nb * 20 < na:
+        _insert_run(src, key, lo, mid, mid, hi, dst, dkey, lo, True)
+    elif na * 20 < nb:
+        _insert_run(src, key, mid, hi, lo, mid, dst, dkey, lo, False)
     else:
-        i, j = lo, mid
+        i, j, k = lo, mid, lo
         while i < mid and j < hi:
             if key[j] < key[i]:
                 dst[k] = src[j]
@@ -226,6 +189,32 @@ def _merge(src, key, lo, mid, hi, dst, dkey):
         k += mid - i
         dst[k:hi] = src[j:hi]
         dkey[k:hi] = key[j:hi]
+
+
+@helper
+def _insert_run(src, key, lo, hi, s_lo, s_hi, dst, dkey, k, after_equal):
+    """Merge the short run [s_lo, s_hi) into the long run [lo, hi), writing from ``k``:
+    each short element goes after the long run's smaller keys, found by binary search,
+    and after (``after_equal``: the short run is the later one) or before its equal ones."""
+    a = lo
+    for j in range(s_lo, s_hi):
+        x = key[j]
+        p, q = a, hi
+        while p < q:
+            m = (p + q) >> 1
+            if key[m] < x or (after_equal and key[m] == x):
+                p = m + 1
+            else:
+                q = m
+        dst[k:k + p - a] = src[a:p]
+        dkey[k:k + p - a] = key[a:p]
+        k += p - a
+        a = p
+        dst[k] = src[j]
+        dkey[k] = x
+        k += 1
+    dst[k:k + hi - a] = src[a:hi]
+    dkey[k:k + hi - a] = key[a:hi]
 
 
 @kernel(sample=lambda: (np.arange(3, dtype=np.uint64), np.ones(3, dtype=np.int8), np.uint64(1), np.zeros(3)))
@@ -251,6 +240,16 @@ def _service_ns(m, v, f, item, at_server, nm_cost, check_cost):
         v = v * nm_cost
     v = np.rint(v * NS)
     return np.int64(v) if not v <= 0.0 else np.int64(0)   # np.maximum(v, 0): NaN stays NaN
+
+
+@helper
+def _group_end(st, lo):
+    """The end of the run of requests at station ``st[lo]`` (a batch sorted by station)."""
+    s = st[lo]
+    hi = lo + 1
+    while hi < len(st) and st[hi] == s:
+        hi += 1
+    return hi
 
 
 def _sorted_sample() -> tuple:
@@ -303,9 +302,7 @@ def admit_sorted(st, a_s, cls, flags, draws, svc, svc_given, in_system, workers,
         lo = 0
         while lo < n:
             s = st[lo]
-            hi = lo + 1
-            while hi < n and st[hi] == s:
-                hi += 1
+            hi = _group_end(st, lo)
             mr = mean_read[s]
             mw = mean_write[s]
             if not plain:
@@ -333,9 +330,7 @@ def admit_sorted(st, a_s, cls, flags, draws, svc, svc_given, in_system, workers,
     lo = 0
     while lo < n:
         s = st[lo]
-        hi = lo + 1
-        while hi < n and st[hi] == s:
-            hi += 1
+        hi = _group_end(st, lo)
         if workers[s] == 1 and up[s] and in_system[s] + (hi - lo) <= limit[s] and not hold[s]:
             n_easy += 1
             g = free[s, 0]
@@ -373,9 +368,7 @@ def admit_sorted(st, a_s, cls, flags, draws, svc, svc_given, in_system, workers,
     lo = 0
     while lo < n:
         s = st[lo]
-        hi = lo + 1
-        while hi < n and st[hi] == s:
-            hi += 1
+        hi = _group_end(st, lo)
         size = hi - lo
         one_by_one = True
         if closed and workers[s] == 1 and up[s] and in_system[s] + size <= limit[s] and not hold[s] and good[s]:

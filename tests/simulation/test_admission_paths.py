@@ -7,10 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from admission_nets import servers_network as _network
 from simulation import admission_kernel as ak
 from simulation import admission_numpy
-from simulation.compiler import compile_document
-from simulation.document import Document, NodeData
 from simulation.flight import FIELDS, FLAG_CHECK, FLAG_DB_SESSION, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
 from simulation.randomness import SERVICE, exponential, uniform
 from simulation.stations import ADMITTED, DOWN, QUEUE_FULL, Stations
@@ -22,23 +21,6 @@ KERNELS = (ak.order_by_station, ak.admit_sorted, ak.uniform_draws)
 def _loaded():
     for k in KERNELS:
         k(*k.sample())   # loaded now (with numba: compiled)
-
-
-def _network(servers, database=False):
-    """servers: (workers, queue_limit, timeout_s, service, blocking) per server node."""
-    d = Document()
-    d.add_node(NodeData("users", "client", params={"rate_rps": 10.0, "users": 100}))
-    for i, (workers, limit, timeout, service, blocking) in enumerate(servers):
-        d.add_node(NodeData(f"s{i}", "server", params={"capacity_rps": 80.0 * workers, "workers": workers,
-                                                       "queue_limit": limit, "timeout_s": timeout,
-                                                       "service": service, "blocking_calls": blocking}))
-        d.add_edge("users", f"s{i}")
-    if database or any(s[4] for s in servers):
-        d.add_node(NodeData("db", "database", params={"connections": 2, "read_capacity_rps": 300.0,
-                                                      "write_capacity_rps": 100.0, "queue_limit": 30}))
-        for i in range(len(servers)):
-            d.add_edge(f"s{i}", "db")
-    return compile_document(d)
 
 
 MIXED = [(1, 3, 0.05, "exponential", False), (2, 0, 1.0, "deterministic", False),
