@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from .admission_kernel import (ADMITTED, DOWN, NEVER_NS, NS, QUEUE_FULL, RING_CAP, TIE_NS, TIE_S, admit_sorted,
-                               load_in_background, order_by_station, order_work, uniform_draws)
+                               load_in_background, uniform_draws)
+from .admission_order import order_by_station, order_work
 from .admission_numpy import NumpyAdmission, to_ns
 from .compiler import CACHE, DATABASE, SERVER, Network
 from .flight import FIELDS, FLAG_CHECK, FLAG_DB_SESSION, FLAG_NOT_MODIFIED, Batch
@@ -167,7 +168,7 @@ class Stations(NumpyAdmission):
 
     def _scratch(self, n_int: int, n_float: int) -> tuple[np.ndarray, np.ndarray]:
         """Scratch arrays for the kernels, kept from one admission to the next: fresh
-        memory would cost a page fault per 4 kB written (~10 % of an admission)."""
+        memory costs a page fault per 4 kB written, more than the sort that fills it."""
         if len(self._work) < n_int or len(self._fwork) < n_float:
             self._work = np.empty(max(n_int, 2 * len(self._work)), dtype=np.int64)
             self._fwork = np.empty(max(n_float, 2 * len(self._fwork)))

@@ -40,8 +40,9 @@ def _batches(net, seed):
 
 
 def _run(mode, seed, monkeypatch):
-    from simulation.admission_kernel import admit_sorted, order_by_station
-    for k in (admit_sorted, order_by_station):
+    from simulation.admission_kernel import admit_sorted, uniform_draws
+    from simulation.admission_order import order_by_station
+    for k in (admit_sorted, order_by_station, uniform_draws):
         k(*k.sample())   # loaded now (with numba: compiled)
     net = _network()
     st = Stations(net, 0.0)

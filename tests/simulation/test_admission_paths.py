@@ -1,6 +1,6 @@
 """Stations.admit's two paths give the same numbers: the compiled kernels
-(admission_kernel.py: order_by_station, uniform_draws, admit_sorted) and the numpy
-path (admission_numpy.py), on random batches that exercise every rule; and both
+(admission_order.order_by_station; admission_kernel: uniform_draws, admit_sorted) and the
+numpy path (admission_numpy.py), on random batches that exercise every rule; and both
 agree with an independent FIFO recursion where theory gives one."""
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import pytest
 from admission_nets import servers_network as _network
 from simulation import admission_kernel as ak
 from simulation import admission_numpy
+from simulation import admission_order as ao
 from simulation.flight import FIELDS, FLAG_CHECK, FLAG_DB_SESSION, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
 from simulation.randomness import SERVICE, exponential, uniform
 from simulation.stations import ADMITTED, DOWN, QUEUE_FULL, Stations
 
-KERNELS = (ak.order_by_station, ak.admit_sorted, ak.uniform_draws)
+KERNELS = (ao.order_by_station, ak.admit_sorted, ak.uniform_draws)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -207,9 +208,9 @@ def test_order_by_station_is_numpys_order():
         else:
             arr = rng.random(n)
         expect = np.lexsort((arr, st)) if (np.diff(arr) < 0).any() else np.argsort(st, kind="stable")
-        for k in (ak.order_by_station, ak.order_by_station.py):
+        for k in (ao.order_by_station, ao.order_by_station.py):
             perm, counts = np.empty(n, dtype=np.int64), np.empty(n_st, dtype=np.int64)
-            work, fwork = np.empty(ak.order_work(n, n_st), dtype=np.int64), np.empty(2 * n)
+            work, fwork = np.empty(ao.order_work(n, n_st), dtype=np.int64), np.empty(2 * n)
             if k(st, arr, perm, counts, work, fwork) == 0:
                 perm = np.arange(n)
                 assert (np.diff(arr) >= 0).all() and (st == st[0]).all()
