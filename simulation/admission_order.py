@@ -13,7 +13,8 @@ from .compiled import helper, kernel
 
 def _order_sample() -> tuple:
     return (np.array([1, 0, 1], dtype=np.int64), np.array([0.2, 0.1, 0.1]), np.zeros(3, dtype=np.int64),
-            np.zeros(2, dtype=np.int64), np.zeros(order_work(3, 2), dtype=np.int64), np.zeros(6))
+            np.zeros(2, dtype=np.int64), np.zeros(order_work(3, 2), dtype=np.int64), np.zeros(6),
+            np.zeros(3, dtype=np.int64), np.zeros(3))
 
 
 def order_work(n: int, n_stations: int) -> int:
@@ -22,12 +23,12 @@ def order_work(n: int, n_stations: int) -> int:
 
 
 @kernel(sample=_order_sample)
-def order_by_station(st, arr, perm, counts, work, fwork):
+def order_by_station(st, arr, perm, counts, work, fwork, st_out, arr_out):
     """The order in which ``Stations.admit`` admits a batch: by station, then arrival,
     ties in batch order (numpy: ``lexsort((arr, st))``, or the stable argsort by station
     when the arrivals are in time order). Writes ``counts`` (requests per station) and,
     unless it returns 0 (one station, arrivals in time order: the batch's own order),
-    ``perm``; returns 1. A batch out of time order is a few runs in time order (windows
+    ``perm`` and the sorted stations and arrivals (``st_out``, ``arr_out``); returns 1. A batch out of time order is a few runs in time order (windows
     concatenated): a natural merge sort puts it in time order first (stable), then a
     counting sort by station (stable). ``work``/``fwork``: scratch (see :func:`order_work`;
     the caller keeps it, as fresh memory costs a page fault every 4 kB)."""
@@ -54,15 +55,21 @@ def order_by_station(st, arr, perm, counts, work, fwork):
     if runs == 1:
         for i in range(n):   # a counting sort: stable
             s = st[i]
-            perm[pos[s]] = i
-            pos[s] += 1
+            p = pos[s]
+            perm[p] = i
+            st_out[p] = s
+            arr_out[p] = arr[i]
+            pos[s] = p + 1
     else:
         by_time = _merge_runs(arr, runs, work, fwork)
         for k in range(n):
             i = by_time[k]
             s = st[i]
-            perm[pos[s]] = i
-            pos[s] += 1
+            p = pos[s]
+            perm[p] = i
+            st_out[p] = s
+            arr_out[p] = arr[i]
+            pos[s] = p + 1
     return 1
 
 

@@ -135,11 +135,19 @@ class Stations(NumpyAdmission):
         n = len(batch)
         net = self.net
         counts = np.empty(net.n_stations, dtype=np.int64)
-        perm = np.empty(n, dtype=np.int64)
-        work, fwork = self._scratch(order_work(n, len(counts)), 2 * n)
-        # the batch's own order (one station, in time order): views, as the numpy path
-        sort = order_by_station(batch.st, batch.arr, perm, counts, work, fwork)
-        b = batch.take(perm) if sort else batch.take(slice(None))
+        used = order_work(n, len(counts))
+        work, fwork = self._scratch(used + n, 2 * n)
+        perm = work[used:used + n]
+        # sorted: the kernel wrote the stations and arrivals, start and end come below;
+        # else the batch's own order (one station, in time order): views, as the numpy path
+        st, arr = np.empty(n, dtype=np.int64), np.empty(n)
+        if order_by_station(batch.st, batch.arr, perm, counts, work, fwork, st, arr):
+            b = Batch._raw((st, batch.birth[perm], arr, np.empty(n), np.empty(n), batch.cls[perm], batch.user[perm],
+                            batch.flags[perm], batch.key[perm], batch.hop[perm], batch.item[perm]))
+        else:
+            b = batch.take(slice(None))
+            b.start = np.empty(n)
+            b.fin = np.empty(n)
         gst = np.flatnonzero(counts)
         if np.bitwise_or.reduce(b.flags) & FLAG_DB_SESSION and self.is_store[gst].any():   # session reads
             service, given, draws = self._service_ns(b, gst), True, _NO_DRAWS
@@ -150,8 +158,6 @@ class Stations(NumpyAdmission):
                 draws = fwork[:n]
                 uniform_draws(b.key, b.hop, _SERVICE_SALT, draws)
                 np.negative(np.log1p(np.negative(draws, out=draws), out=draws), out=draws)
-        b.start = np.empty(n)
-        b.fin = np.empty(n)
         status = np.empty(n, dtype=np.int8)
         worker = np.empty(n if self.hold.any() else 0, dtype=np.int64)
         rejected, holds = admit_sorted(b.st, b.arr, b.cls, b.flags, draws, service, given,

@@ -211,9 +211,12 @@ def test_order_by_station_is_numpys_order():
         for k in (ao.order_by_station, ao.order_by_station.py):
             perm, counts = np.empty(n, dtype=np.int64), np.empty(n_st, dtype=np.int64)
             work, fwork = np.empty(ao.order_work(n, n_st), dtype=np.int64), np.empty(2 * n)
-            if k(st, arr, perm, counts, work, fwork) == 0:
+            st_out, arr_out = np.empty(n, dtype=np.int64), np.empty(n)
+            if k(st, arr, perm, counts, work, fwork, st_out, arr_out) == 0:
                 perm = np.arange(n)
                 assert (np.diff(arr) >= 0).all() and (st == st[0]).all()
+            else:
+                assert np.array_equal(st_out, st[perm]) and np.array_equal(arr_out, arr[perm])
             assert np.array_equal(perm, expect)
             assert np.array_equal(counts, np.bincount(st, minlength=n_st))
 
