@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from .allocator import keep_freed_memory
 from .arrivals import Arrivals
 from .autoscaling import Autoscaler
 from .blocking import Blocking
@@ -73,6 +74,7 @@ class Simulation(Window, Arrivals, Lifecycle, RequestState, Replication, Routing
 
     def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 60.0,
                  duration_s: float | None = None) -> None:
+        keep_freed_memory()   # the engine's arrays reuse freed memory instead of fresh pages (allocator.py)
         self.document = document
         self.seed = int(document.settings["seed"] if seed is None else seed)
         self.rng = np.random.default_rng(self.seed)
