@@ -30,7 +30,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-KERNEL_MODULES: tuple[str, ...] = ("simulation.least_choice", "simulation.admission_kernel")   # modules that define kernels (imported by warm())
+KERNEL_MODULES: tuple[str, ...] = ("simulation.least_choice", "simulation.admission_kernel", "simulation.arrival_kernel")   # modules that define kernels (imported by warm())
 _REGISTRY: list["Kernel"] = []
 _numba: Any = None
 _numba_tried = False

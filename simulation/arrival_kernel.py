@@ -1,0 +1,122 @@
+"""Arrivals of a window, from the draws of its seconds to requests, compiled (compiled.py).
+
+The arithmetic after numpy's draws, second by second, exactly as the numpy path of
+``arrival_blocks.py`` does it: the running sum of the exponential gaps (``cumsum``,
+left to right), their scaling to [0, Λ), ``np.interp`` through the second's tick grid
+(the same slope, product and sum as numpy's C code), users by Lemire's method on
+32-bit words (numpy's ``Generator.integers``, rejections included), reads/writes
+and items from 53-bit doubles (``Generator.random``) and the keys (raw words). Only
+IEEE additions, multiplications, divisions and integer operations: no log or exp,
+so the compiled and the Python/numpy paths give the same bits.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .compiled import kernel
+
+M32 = np.uint64(0xFFFFFFFF)
+TO_DOUBLE = 1.0 / 9007199254740992.0
+
+
+def _sample() -> tuple:
+    i64, f64 = np.int64, np.float64
+    e = np.array([0.5, 1.0, 0.7], dtype=f64)
+    r = np.arange(1, 14, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    return (e, np.array([0, 3], dtype=i64), r, np.array([0, 13], dtype=i64), np.array([2], dtype=i64),
+            np.array([0.0, 1.0, 2.0], dtype=f64), np.array([5.0, 5.5, 6.0], dtype=f64), np.array([0, 3], dtype=i64),
+            10, 0, 0.9, np.array([0.5, 1.0], dtype=f64), np.zeros(2, dtype=f64), np.zeros(2, dtype=i64),
+            np.zeros(2, dtype=np.int8), np.zeros(2, dtype=np.uint64), np.zeros(2, dtype=i64), np.zeros(1, dtype=i64))
+
+
+@kernel(sample=_sample)
+def finish_blocks(e, e_start, raw, r_start, n, xp, fp, g_start, users, user_off, read_ratio, cdf,
+                  times, user, cls, keys, item, short):
+    """Block i (a simulated second) has ``n[i]`` arrivals, its ``n[i] + 1`` exponential
+    draws at ``e[e_start[i]:]`` (summed in place), its raw words at ``raw[r_start[i]:
+    r_start[i + 1]]`` (users' 32-bit words, then reads/writes, keys and, with a
+    ``cdf``, items) and its tick grid at ``xp``/``fp[g_start[i]:g_start[i + 1]]``.
+    Outputs go to position ``sum(n[:i])`` on. ``short[i] = 1`` when rejections used
+    more words than were drawn (the caller then draws that second again)."""
+    threshold = np.uint64((2**32 - users) % users) if users > 1 else np.uint64(0)
+    span = np.uint64(users)
+    with_items = len(cdf) > 0
+    kinds = 3 if with_items else 2
+    out = 0
+    for i in range(len(n)):
+        m = n[i]
+        short[i] = 0
+        s = e_start[i]
+        acc = e[s]
+        for k in range(1, m + 1):
+            acc = acc + e[s + k]
+            e[s + k] = acc
+        lo, hi = g_start[i], g_start[i + 1]
+        scale = xp[hi - 1] / e[s + m]
+        j = lo
+        for k in range(m):
+            x = e[s + k] * scale
+            while j < hi - 1 and xp[j + 1] <= x:
+                j += 1
+            while j > lo and xp[j] > x:
+                j -= 1
+            if x != x:
+                t = x
+            elif x < xp[lo]:
+                t = fp[lo]
+            elif j == hi - 1:
+                t = fp[hi - 1]
+            elif xp[j] == x:
+                t = fp[j]
+            else:
+                slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+                t = slope * (x - xp[j]) + fp[j]
+                if t != t:
+                    t = slope * (x - xp[j + 1]) + fp[j + 1]
+                    if t != t and fp[j] == fp[j + 1]:
+                        t = fp[j]
+            times[out + k] = t
+        r0, r1 = r_start[i], r_start[i + 1]
+        w = 0   # 32-bit words used, low half of each raw word first
+        for k in range(m if users > 1 else 0):
+            while True:
+                if r0 + (w >> 1) >= r1:
+                    short[i] = 1
+                    break
+                word = raw[r0 + (w >> 1)]
+                word = word & M32 if (w & 1) == 0 else word >> np.uint64(32)
+                w += 1
+                prod = word * span
+                if (prod & M32) >= threshold:
+                    break
+            if short[i] == 1:
+                break
+            user[out + k] = user_off + np.int64(prod >> np.uint64(32))
+        if users <= 1:
+            for k in range(m):
+                user[out + k] = user_off
+        p = r0 + ((w + 1) >> 1)
+        if short[i] == 0 and p + kinds * m > r1:
+            short[i] = 1
+        if short[i] == 0:
+            for k in range(m):
+                u = np.float64(raw[p + k] >> np.uint64(11)) * TO_DOUBLE
+                cls[out + k] = 1 if u >= read_ratio else 0
+                keys[out + k] = raw[p + m + k]
+            if with_items:
+                last = len(cdf) - 1
+                for k in range(m):
+                    u = np.float64(raw[p + 2 * m + k] >> np.uint64(11)) * TO_DOUBLE
+                    a, b = 0, len(cdf)
+                    while a < b:   # np.searchsorted(cdf, u), side "left"
+                        mid = (a + b) >> 1
+                        if cdf[mid] < u:
+                            a = mid + 1
+                        else:
+                            b = mid
+                    item[out + k] = min(a, last)
+            else:
+                for k in range(m):
+                    item[out + k] = 0
+        out += m
+    return out
