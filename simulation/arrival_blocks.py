@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from .arrival_kernel import finish_blocks
+from .arrival_kernel import constant_grid, finish_blocks
 from .arrival_seeds import BlockSeeds
 from .patterns import rate_factor
 
@@ -119,7 +119,11 @@ class ClientStream:
         second starts in them (b1 − b0 + 1 offsets)."""
         count = b1 - b0
         c = self.c
-        xp, fp, gs = tick_grid(b0, count, self.dt, c.rate_rps, c.pattern)
+        use_kernel = finish_blocks.compiled if self.compiled is None else self.compiled
+        if use_kernel and c.pattern["type"] == "constant" and constant_grid.compiled:
+            xp, fp, gs = constant_grid(b0, count, self.dt, float(c.rate_rps))
+        else:
+            xp, fp, gs = tick_grid(b0, count, self.dt, c.rate_rps, c.pattern)
         lam = xp[gs[1:] - 1].tolist()
         n = np.empty(count, dtype=np.int64)
         es, rs = [], []
@@ -139,7 +143,6 @@ class ClientStream:
         np.cumsum([len(r) for r in rs], out=r_start[1:])
         out_start = np.zeros(count + 1, dtype=np.int64)
         np.cumsum(n, out=out_start[1:])
-        use_kernel = finish_blocks.compiled if self.compiled is None else self.compiled
         if use_kernel:
             total = int(out_start[-1])
             times, users = np.empty(total), np.empty(total, dtype=np.int64)

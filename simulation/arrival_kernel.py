@@ -11,6 +11,8 @@ so the compiled and the Python/numpy paths give the same bits.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .compiled import kernel
@@ -29,6 +31,40 @@ def _sample() -> tuple:
             np.zeros(2, dtype=np.int8), np.zeros(2, dtype=np.uint64), np.zeros(2, dtype=i64), np.zeros(1, dtype=i64))
 
 
+@kernel(sample=lambda: (3, 2, 0.3, 100.0))
+def constant_grid(b0, count, dt, rate):
+    """``arrival_blocks.tick_grid`` for a constant rate: (xp, fp, start), the same numbers."""
+    total = 0
+    for i in range(count):
+        b = float(b0 + i)
+        total += max(math.ceil((b + 1) / dt - 1e-9) - (math.floor(b / dt + 1e-9) + 1), 0) + 2
+    xp = np.empty(total)
+    fp = np.empty(total)
+    start = np.empty(count + 1, dtype=np.int64)
+    pos = 0
+    for i in range(count):
+        b = float(b0 + i)
+        first = pos
+        start[i] = pos
+        fp[pos] = b
+        xp[pos] = 0.0
+        pos += 1
+        for k in range(math.floor(b / dt + 1e-9) + 1, math.ceil((b + 1) / dt - 1e-9)):
+            v = k * dt
+            if v > b and v < b + 1.0:
+                fp[pos] = v
+                pos += 1
+        fp[pos] = b + 1.0
+        pos += 1
+        acc = rate * (fp[first + 1] - fp[first])
+        xp[first + 1] = acc
+        for j in range(first + 2, pos):
+            acc = acc + rate * (fp[j] - fp[j - 1])
+            xp[j] = acc
+    start[count] = pos
+    return xp[:pos], fp[:pos], start
+
+
 @kernel(sample=_sample)
 def finish_blocks(e, e_start, raw, r_start, n, xp, fp, g_start, users, user_off, read_ratio, cdf,
                   times, user, cls, keys, item, short):
@@ -43,6 +79,7 @@ def finish_blocks(e, e_start, raw, r_start, n, xp, fp, g_start, users, user_off,
     with_items = len(cdf) > 0
     kinds = 3 if with_items else 2
     out = 0
+    slopes = np.empty(len(xp))
     for i in range(len(n)):
         m = n[i]
         short[i] = 0
@@ -52,6 +89,9 @@ def finish_blocks(e, e_start, raw, r_start, n, xp, fp, g_start, users, user_off,
             acc = acc + e[s + k]
             e[s + k] = acc
         lo, hi = g_start[i], g_start[i + 1]
+        for j in range(lo, hi - 1):   # as np.interp precomputes them (unused where xp does not grow)
+            d = xp[j + 1] - xp[j]
+            slopes[j] = (fp[j + 1] - fp[j]) / d if d != 0 else 0.0
         scale = xp[hi - 1] / e[s + m]
         j = lo
         for k in range(m):
@@ -69,7 +109,7 @@ def finish_blocks(e, e_start, raw, r_start, n, xp, fp, g_start, users, user_off,
             elif xp[j] == x:
                 t = fp[j]
             else:
-                slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+                slope = slopes[j]
                 t = slope * (x - xp[j]) + fp[j]
                 if t != t:
                     t = slope * (x - xp[j + 1]) + fp[j + 1]
