@@ -111,7 +111,8 @@ class ClientStream:
         self.seeds = BlockSeeds(seed, c.stream)
         self.kinds = 3 if cdf is not None else 2
         self.cls_at = _threshold(c.read_ratio)
-        self.last: tuple[int, tuple] | None = None
+        self.last: tuple[int, tuple] | None = None   # the last second generated (set by the caller)
+        self._scratch: dict[str, np.ndarray] = {}
         self.compiled: bool | None = None   # force a path (tests); None: the kernel once it is loaded
 
     def blocks(self, b0: int, b1: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
@@ -126,21 +127,32 @@ class ClientStream:
             xp, fp, gs = tick_grid(b0, count, self.dt, c.rate_rps, c.pattern)
         lam = xp[gs[1:] - 1].tolist()
         n = np.empty(count, dtype=np.int64)
-        es, rs = [], []
+        rs = []
         seeds, bg = self.seeds, self.seeds.bit_generator
         two = c.users > 1
+        kinds = self.kinds
+        expect = sum(lam)
+        e = self._buffer("e", int(expect + 10 * math.sqrt(expect) + 2 * count + 64), np.float64)
+        pos = 0
         for i in range(count):
             g = seeds.use(b0 + i)
             m = int(g.poisson(lam[i]))
             n[i] = m
-            es.append(g.standard_exponential(m + 1))
-            rs.append(bg.random_raw(((m + 1) >> 1 if two else 0) + self.kinds * m + RAW_SLACK))
-        e = np.concatenate(es) if count > 1 else es[0]
-        raw = np.concatenate(rs) if count > 1 else rs[0]
+            if pos + m + 1 > len(e):
+                e = self._buffer("e", 2 * (pos + m + 1), np.float64, keep=pos)
+            g.standard_exponential(out=e[pos:pos + m + 1])
+            pos += m + 1
+            rs.append(bg.random_raw(((m + 1) >> 1 if two else 0) + kinds * m + RAW_SLACK))
+        r_len = ((n + 1) >> 1 if two else 0) + kinds * n + RAW_SLACK
+        if count > 1:
+            raw = self._buffer("r", int(r_len.sum()), np.uint64)[:int(r_len.sum())]
+            np.concatenate(rs, out=raw)
+        else:
+            raw = rs[0]
         e_start = np.zeros(count + 1, dtype=np.int64)
         np.cumsum(n + 1, out=e_start[1:])
         r_start = np.zeros(count + 1, dtype=np.int64)
-        np.cumsum([len(r) for r in rs], out=r_start[1:])
+        np.cumsum(r_len, out=r_start[1:])
         out_start = np.zeros(count + 1, dtype=np.int64)
         np.cumsum(n, out=out_start[1:])
         if use_kernel:
@@ -160,10 +172,18 @@ class ClientStream:
             ref = reference_block(self.seeds.use(b0 + i), c, xp[gs[i]:gs[i + 1]], fp[gs[i]:gs[i + 1]], self.cdf)
             for arr, new in zip((times, users, cls, keys, items), ref):
                 arr[a:b] = new
-        arrays = (times, users, cls, keys, items)
-        a = out_start[-2]
-        self.last = (b1 - 1, tuple(x[a:] for x in arrays))
-        return arrays, out_start
+        return (times, users, cls, keys, items), out_start
+
+    def _buffer(self, name: str, size: int, dtype, keep: int = 0) -> np.ndarray:
+        """A scratch array of at least ``size`` kept between windows (fresh memory from the
+        system costs more than filling it); ``keep``: leading entries to carry over."""
+        buf = self._scratch.get(name)
+        if buf is None or len(buf) < size:
+            new = np.empty(max(size, 2 * len(buf) if buf is not None else 0), dtype=dtype)
+            if keep:
+                new[:keep] = buf[:keep]
+            self._scratch[name] = buf = new
+        return buf
 
     def _finish_numpy(self, e, e_start, raw, r_start, n, lam, xp, fp, gs, out_start):
         """The kernel's arithmetic with numpy calls (one set per second, vectorised over the window)."""
@@ -187,7 +207,7 @@ class ClientStream:
                 item_raw.append(rest[2])
         cat = (lambda parts: np.concatenate(parts)) if count > 1 else (lambda parts: parts[0])
         times = cat(times)
-        cls_raw, keys = cat(cls_raw), cat(keys_raw)
+        cls_raw, keys = cat(cls_raw), np.concatenate(keys_raw)   # keys: never a view of the scratch buffer
         redo: list[int] = []
         if two:
             prod = np.multiply(cat(words), np.uint64(c.users), dtype=np.uint64)

@@ -44,17 +44,25 @@ class Arrivals(CheckArrivals, EntryFailover):
                     continue
             n = len(times)
             entry_nodes = np.asarray(c.entries)
+            one = None   # the entry node of all of them, if there is one
             if c.failover:   # the active of the pair, dead or not (takeovers bound the windows)
-                node = np.full(n, self._active_entry(c))
+                one = self._active_entry(c)
             elif len(entry_nodes) == 1:
-                node = np.full(n, entry_nodes[0])
+                one = int(entry_nodes[0])
+            if one is not None:
+                node = np.full(n, one)
+                first = int(self._node_first[one])
+                st = self._pick_replica(node, keys) if self._node_count[one] != 1 else np.full(n, first)
+                edge = np.full(n, self._node_edge[c.node_index, np.array([one])][0])
             else:
                 node = entry_nodes[np.minimum((uniform(keys, 0, ENTRY) * len(entry_nodes)).astype(np.int64),
                                               len(entry_nodes) - 1)]
-            st = self._registered_only(self._pick_replica(node, keys), keys, 0)
+                st = self._pick_replica(node, keys)
+                edge = self._node_edge[c.node_index, node]
+            st = self._registered_only(st, keys, 0)
             self.arrived += n
             self.ledger.book_offered(times)
-            self.ledger.book_edges(self._node_edge[c.node_index, node], times)
+            self.ledger.book_edges(edge, times)
             self._deliver(Batch(st=st, birth=times, arr=times, cls=cls, user=users, key=keys, flags=flags,
                                 item=items), inbox)
     def _window_arrivals(self, c, t0: float, t1: float) -> tuple[np.ndarray, ...] | None:
