@@ -115,9 +115,10 @@ class ClientStream:
         self._scratch: dict[str, np.ndarray] = {}
         self.compiled: bool | None = None   # force a path (tests); None: the kernel once it is loaded
 
-    def blocks(self, b0: int, b1: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-        """(times, users, cls, keys, items) of seconds [b0, b1) end to end, and where each
-        second starts in them (b1 − b0 + 1 offsets)."""
+    def blocks(self, b0: int, b1: int) -> tuple[tuple[np.ndarray, ...], np.ndarray, bool]:
+        """(times, users, cls, keys, items) of seconds [b0, b1) end to end (items None without
+        a cdf: all 0), where each second starts in them (b1 − b0 + 1 offsets), and whether
+        the times are known to be in order."""
         count = b1 - b0
         c = self.c
         use_kernel = finish_blocks.compiled if self.compiled is None else self.compiled
@@ -159,20 +160,23 @@ class ClientStream:
             total = int(out_start[-1])
             times, users = np.empty(total), np.empty(total, dtype=np.int64)
             cls, keys = np.empty(total, dtype=np.int8), np.empty(total, dtype=np.uint64)
-            items = np.empty(total, dtype=np.int64)
+            items = np.empty(total if self.cdf is not None else 0, dtype=np.int64)
             short = np.zeros(count, dtype=np.int64)
-            finish_blocks(e, e_start, raw, r_start, n, xp, fp, gs, c.users, c.user_offset, c.read_ratio,
+            in_order = finish_blocks(e, e_start, raw, r_start, n, xp, fp, gs, c.users, c.user_offset, c.read_ratio,
                           self.cdf if self.cdf is not None else np.zeros(0), times, users, cls, keys, items, short)
             redo = np.flatnonzero(short).tolist()
         else:
             times, users, cls, keys, items, redo = self._finish_numpy(e, e_start, raw, r_start, n, lam, xp, fp, gs,
                                                                      out_start)
+            in_order = False   # not checked: windows cut by masks
         for i in redo:   # more rejections than slack: draw that second the plain way
             a, b = out_start[i], out_start[i + 1]
             ref = reference_block(self.seeds.use(b0 + i), c, xp[gs[i]:gs[i + 1]], fp[gs[i]:gs[i + 1]], self.cdf)
-            for arr, new in zip((times, users, cls, keys, items), ref):
-                arr[a:b] = new
-        return (times, users, cls, keys, items), out_start
+            for arr, new in zip((times, users, cls, keys, items if self.cdf is not None else None), ref):
+                if arr is not None:
+                    arr[a:b] = new
+            in_order = in_order and bool((times[max(a - 1, 0):b + 1][1:] >= times[max(a - 1, 0):b + 1][:-1]).all())
+        return (times, users, cls, keys, items if self.cdf is not None else None), out_start, bool(in_order)
 
     def _buffer(self, name: str, size: int, dtype, keep: int = 0) -> np.ndarray:
         """A scratch array of at least ``size`` kept between windows (fresh memory from the
@@ -234,7 +238,7 @@ class ClientStream:
             u = (cat(item_raw) >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
             items = np.minimum(np.searchsorted(self.cdf, u), len(self.cdf) - 1)
         else:
-            items = np.zeros(len(times), dtype=np.int64)
+            items = None
         return times, users, cls, keys, items, redo
 
     def _exact_users(self, raw: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray] | None:

@@ -72,13 +72,16 @@ def finish_blocks(e, e_start, raw, r_start, n, xp, fp, g_start, users, user_off,
     draws at ``e[e_start[i]:]`` (summed in place), its raw words at ``raw[r_start[i]:
     r_start[i + 1]]`` (users' 32-bit words, then reads/writes, keys and, with a
     ``cdf``, items) and its tick grid at ``xp``/``fp[g_start[i]:g_start[i + 1]]``.
-    Outputs go to position ``sum(n[:i])`` on. ``short[i] = 1`` when rejections used
-    more words than were drawn (the caller then draws that second again)."""
+    Outputs go to position ``sum(n[:i])`` on (``item`` only with a ``cdf``). ``short[i] = 1``
+    when rejections used more words than were drawn (the caller then draws that second
+    again). Returns 1 if all times are in order (then windows may cut them by bisection)."""
     threshold = np.uint64((2**32 - users) % users) if users > 1 else np.uint64(0)
     span = np.uint64(users)
     with_items = len(cdf) > 0
     kinds = 3 if with_items else 2
     out = 0
+    in_order = 1
+    prev = -np.inf
     slopes = np.empty(len(xp))
     for i in range(len(n)):
         m = n[i]
@@ -116,6 +119,9 @@ def finish_blocks(e, e_start, raw, r_start, n, xp, fp, g_start, users, user_off,
                     if t != t and fp[j] == fp[j + 1]:
                         t = fp[j]
             times[out + k] = t
+            if not t >= prev:
+                in_order = 0
+            prev = t
         r0, r1 = r_start[i], r_start[i + 1]
         w = 0   # 32-bit words used, low half of each raw word first
         for k in range(m if users > 1 else 0):
@@ -155,8 +161,5 @@ def finish_blocks(e, e_start, raw, r_start, n, xp, fp, g_start, users, user_off,
                         else:
                             b = mid
                     item[out + k] = min(a, last)
-            else:
-                for k in range(m):
-                    item[out + k] = 0
         out += m
-    return out
+    return in_order

@@ -35,7 +35,7 @@ class Arrivals(CheckArrivals, EntryFailover):
             if got is None:
                 continue
             times, users, cls, keys, flags, items, browser = got
-            if browser.any():   # answered by the browser's cache: never sent
+            if browser is not None and browser.any():   # answered by the browser's cache: never sent
                 self._count("browser_hits", times[browser])
                 self._count_stale_views(c, times[browser], keys[browser], items[browser])
                 keep = ~browser
@@ -67,46 +67,61 @@ class Arrivals(CheckArrivals, EntryFailover):
                                 item=items), inbox)
     def _window_arrivals(self, c, t0: float, t1: float) -> tuple[np.ndarray, ...] | None:
         """Client ``c``'s (times, users, cls, keys, flags, items, browser) in [t0, t1), or None:
-        whole seconds generated together (arrival_blocks.py), the last one kept for the next window."""
+        whole seconds generated together (arrival_blocks.py), the last one kept for the next
+        window. ``browser`` is None where no browser caches."""
         if not FAST_ARRIVALS:
             return self._window_arrivals_plain(c, t0, t1)
         b0, b1 = math.floor(t0), math.ceil(t1)
         st = self._blocks.get((c.node_id, "stream"))
         if st is None:
             st = self._blocks[(c.node_id, "stream")] = ClientStream(self.seed, c, self.tick_s, self._cdf.get(c.node_id))
-        groups = []
+        groups = []   # (arrays, times in order)
         if st.last is not None and st.last[0] == b0:
-            groups.append(st.last[1])
+            groups.append(st.last[1:])
             b0 += 1
         if b0 < b1:
             groups.append(self._new_blocks(st, c, b0, b1))
-        if b1 - math.floor(t0) == 1:   # the usual case: slices of one cached second, no copies
-            i, j = np.searchsorted(groups[0][0], (t0, t1))
-            return None if i == j else tuple(a[i:j] for a in groups[0])
         parts = []
-        for g in groups:
-            sel = (g[0] >= t0) & (g[0] < t1)
-            parts.append(g if sel.all() else tuple(a[sel] for a in g))   # windows on whole seconds: no mask
-        if not any(len(p[0]) for p in parts):
+        for g, in_order in groups:
+            t = g[0]
+            if in_order or b1 - math.floor(t0) == 1:   # one second: bisection, as it always was
+                i, j = np.searchsorted(t, (t0, t1))
+                parts.append(g if i == 0 and j == len(t) else tuple(None if a is None else a[i:j] for a in g))
+            else:   # several: the requests in [t0, t1), in order or not
+                sel = (t >= t0) & (t < t1)
+                parts.append(g if sel.all() else tuple(None if a is None else a[sel] for a in g))
+        n = sum(len(p[0]) for p in parts)
+        if not n:
             return None
-        return parts[0] if len(parts) == 1 else tuple(np.concatenate(k) for k in zip(*parts))
+        out = []
+        for k, zero in enumerate((None, None, None, None, np.int8, np.int64, None)):
+            cols = [p[k] for p in parts]
+            if all(a is None for a in cols):   # all 0 / False: made at the end, not carried along
+                out.append(np.zeros(n, dtype=zero) if zero is not None else None)
+            else:
+                cols = [a if a is not None else np.zeros(len(p[0]), dtype=zero or bool) for a, p in zip(cols, parts)]
+                out.append(cols[0] if len(cols) == 1 else np.concatenate(cols))
+        return tuple(out)
 
-    def _new_blocks(self, st: ClientStream, c, b0: int, b1: int) -> tuple[np.ndarray, ...]:
-        """Seconds [b0, b1) of ``c``, with forged flags and browser caches; keeps the last."""
-        (times, users, cls, keys, items), start = st.blocks(b0, b1)
-        flags = np.zeros(len(times), dtype=np.int8)
+    def _new_blocks(self, st: ClientStream, c, b0: int, b1: int) -> tuple[tuple, bool]:
+        """Seconds [b0, b1) of ``c``, with forged flags and browser caches (None: all 0/False),
+        and whether their times are in order; keeps the last second for the next window."""
+        (times, users, cls, keys, items), start, in_order = st.blocks(b0, b1)
+        flags = None
+        if c.forged_share > 0 or c.max_age_s > 0 or c.etag:
+            flags = np.zeros(len(times), dtype=np.int8)
         if c.forged_share > 0:
             flags[uniform(keys, 0, FORGE) < c.forged_share] = FLAG_FORGED
+        browser = None
         if c.max_age_s > 0 or c.etag:   # second by second, on the same arrays as ever
             s = start.tolist()
+            items = items if items is not None else np.zeros(len(times), dtype=np.int64)
             browser = np.concatenate([self._browser_cache(c, times[a:b], cls[a:b], keys[a:b], items[a:b], flags[a:b])
                                       for a, b in zip(s[:-1], s[1:])])
-        else:
-            browser = np.zeros(len(times), dtype=bool)
         out = (times, users, cls, keys, flags, items, browser)
         a = start[-2]
-        st.last = (b1 - 1, tuple(x[a:] for x in out))
-        return out
+        st.last = (b1 - 1, tuple(None if x is None else x[a:] for x in out), in_order)
+        return out, in_order
 
     def _window_arrivals_plain(self, c, t0: float, t1: float) -> tuple[np.ndarray, ...] | None:
         """:meth:`_window_arrivals` second by second (the reference; big-endian machines)."""

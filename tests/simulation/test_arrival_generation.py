@@ -42,6 +42,15 @@ def plain(seed, c, block, dt, cdf):
     return reference_block(rng, c, cum, edges, cdf)
 
 
+def generated(st: ClientStream, b0: int, b1: int):
+    """``st.blocks`` with items made explicit (None: all 0), checking the in-order claim."""
+    (times, users, cls, keys, items), start, in_order = st.blocks(b0, b1)
+    if in_order:
+        assert (times[1:] >= times[:-1]).all()
+    items = np.zeros(len(times), dtype=np.int64) if items is None else items
+    return (times, users, cls, keys, items), start
+
+
 def assert_same(got, want, where):
     for name, a, b in zip(("times", "users", "cls", "keys", "items"), got, want):
         assert a.dtype == b.dtype, f"{where}: {name} dtype {a.dtype} != {b.dtype}"
@@ -119,7 +128,7 @@ def test_window_of_seconds_equals_second_by_second(case, path):
         finish_blocks._fn, constant_grid._fn = finish_blocks.py, constant_grid.py
     try:
         for b0, b1 in [(0, 1), (1, 7), (7, 8), (100, 104)]:
-            (times, *rest), start = st.blocks(b0, b1)
+            (times, *rest), start = generated(st, b0, b1)
             for i in range(b1 - b0):
                 a, b = start[i], start[i + 1]
                 assert_same([x[a:b] for x in (times, *rest)], plain(5, c, b0 + i, dt, cdf), f"second {b0 + i}")
@@ -137,7 +146,7 @@ def test_many_rejections_are_drawn_exactly(compiled):
         c = client(rate, users, offset=3)
         st = ClientStream(9, c, 0.01, None)
         st.compiled = compiled
-        (times, *rest), start = st.blocks(0, 6)
+        (times, *rest), start = generated(st, 0, 6)
         for i in range(6):
             a, b = start[i], start[i + 1]
             assert_same([x[a:b] for x in (times, *rest)], plain(9, c, i, 0.01, None), f"{users} users, second {i}")
@@ -158,7 +167,7 @@ def test_random_clients_kernel_equals_numpy_path():
         for compiled in (True, False):
             st = ClientStream(seed, c, dt, cdf)
             st.compiled = compiled
-            outs.append(st.blocks(b0, b0 + count))
+            outs.append(generated(st, b0, b0 + count))
         for a, b in zip(outs[0][0], outs[1][0]):
             assert np.array_equal(a, b) and a.dtype == b.dtype
         assert np.array_equal(outs[0][1], outs[1][1])
