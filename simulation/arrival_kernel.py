@@ -146,13 +146,13 @@ def finish_blocks(e, e_start, raw, r_start, n, xp, fp, g_start, users, user_off,
             short[i] = 1
         if short[i] == 0:
             for k in range(m):
-                u = np.float64(raw[p + k] >> np.uint64(11)) * TO_DOUBLE
+                u = np.float64(np.int64(raw[p + k] >> np.uint64(11))) * TO_DOUBLE   # < 2**53: exact
                 cls[out + k] = 1 if u >= read_ratio else 0
                 keys[out + k] = raw[p + m + k]
             if with_items:
                 last = len(cdf) - 1
                 for k in range(m):
-                    u = np.float64(raw[p + 2 * m + k] >> np.uint64(11)) * TO_DOUBLE
+                    u = np.float64(np.int64(raw[p + 2 * m + k] >> np.uint64(11))) * TO_DOUBLE
                     a, b = 0, len(cdf)
                     while a < b:   # np.searchsorted(cdf, u), side "left"
                         mid = (a + b) >> 1
