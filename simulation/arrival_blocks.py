@@ -162,8 +162,10 @@ class ClientStream:
             cls, keys = np.empty(total, dtype=np.int8), np.empty(total, dtype=np.uint64)
             items = np.empty(total if self.cdf is not None else 0, dtype=np.int64)
             short = np.zeros(count, dtype=np.int64)
-            in_order = finish_blocks(e, e_start, raw, r_start, n, xp, fp, gs, c.users, c.user_offset, c.read_ratio,
-                          self.cdf if self.cdf is not None else np.zeros(0), times, users, cls, keys, items, short)
+            in_order = finish_blocks(e, e_start, raw, r_start, n, xp, fp, gs, c.users, c.user_offset,
+                                     np.uint64(self.cls_at or 0), self.cls_at is not None,
+                                     self.cdf if self.cdf is not None else np.zeros(0), times, users, cls, keys, items,
+                                     short)
             redo = np.flatnonzero(short).tolist()
         else:
             times, users, cls, keys, items, redo = self._finish_numpy(e, e_start, raw, r_start, n, lam, xp, fp, gs,

@@ -27,7 +27,7 @@ def _sample() -> tuple:
     r = np.arange(1, 14, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     return (e, np.array([0, 3], dtype=i64), r, np.array([0, 13], dtype=i64), np.array([2], dtype=i64),
             np.array([0.0, 1.0, 2.0], dtype=f64), np.array([5.0, 5.5, 6.0], dtype=f64), np.array([0, 3], dtype=i64),
-            10, 0, 0.9, np.array([0.5, 1.0], dtype=f64), np.zeros(2, dtype=f64), np.zeros(2, dtype=i64),
+            10, 0, np.uint64(2**63), True, np.array([0.5, 1.0], dtype=f64), np.zeros(2, dtype=f64), np.zeros(2, dtype=i64),
             np.zeros(2, dtype=np.int8), np.zeros(2, dtype=np.uint64), np.zeros(2, dtype=i64), np.zeros(1, dtype=i64))
 
 
@@ -66,13 +66,14 @@ def constant_grid(b0, count, dt, rate):
 
 
 @kernel(sample=_sample)
-def finish_blocks(e, e_start, raw, r_start, n, xp, fp, g_start, users, user_off, read_ratio, cdf,
+def finish_blocks(e, e_start, raw, r_start, n, xp, fp, g_start, users, user_off, cls_at, reads_below_1, cdf,
                   times, user, cls, keys, item, short):
     """Block i (a simulated second) has ``n[i]`` arrivals, its ``n[i] + 1`` exponential
     draws at ``e[e_start[i]:]`` (summed in place), its raw words at ``raw[r_start[i]:
     r_start[i + 1]]`` (users' 32-bit words, then reads/writes, keys and, with a
     ``cdf``, items) and its tick grid at ``xp``/``fp[g_start[i]:g_start[i + 1]]``.
-    Outputs go to position ``sum(n[:i])`` on (``item`` only with a ``cdf``). ``short[i] = 1``
+    A request writes (cls 1) when its raw word w has (w >> 11) / 2**53 >= read_ratio,
+    i.e. w >= ``cls_at`` (``reads_below_1`` False: none does). Outputs go to position ``sum(n[:i])`` on (``item`` only with a ``cdf``). ``short[i] = 1``
     when rejections used more words than were drawn (the caller then draws that second
     again). Returns 1 if all times are in order (then windows may cut them by bisection)."""
     threshold = np.uint64((2**32 - users) % users) if users > 1 else np.uint64(0)
@@ -80,7 +81,7 @@ def finish_blocks(e, e_start, raw, r_start, n, xp, fp, g_start, users, user_off,
     with_items = len(cdf) > 0
     kinds = 3 if with_items else 2
     out = 0
-    in_order = 1
+    in_order = True
     prev = -np.inf
     slopes = np.empty(len(xp))
     for i in range(len(n)):
@@ -119,35 +120,37 @@ def finish_blocks(e, e_start, raw, r_start, n, xp, fp, g_start, users, user_off,
                     if t != t and fp[j] == fp[j + 1]:
                         t = fp[j]
             times[out + k] = t
-            if not t >= prev:
-                in_order = 0
+            in_order &= t >= prev   # False for a NaN too
             prev = t
         r0, r1 = r_start[i], r_start[i + 1]
-        w = 0   # 32-bit words used, low half of each raw word first
-        for k in range(m if users > 1 else 0):
-            while True:
-                if r0 + (w >> 1) >= r1:
+        rp = r0   # raw words taken; each gives two 32-bit words, the low half first
+        k = 0
+        if users > 1:
+            while k < m:
+                if rp >= r1:
                     short[i] = 1
                     break
-                word = raw[r0 + (w >> 1)]
-                word = word & M32 if (w & 1) == 0 else word >> np.uint64(32)
-                w += 1
-                prod = word * span
+                word = raw[rp]
+                rp += 1
+                prod = (word & M32) * span
+                if (prod & M32) >= threshold:   # else rejected: the next word instead
+                    user[out + k] = user_off + np.int64(prod >> np.uint64(32))
+                    k += 1
+                    if k == m:   # the high half stays buffered, unused
+                        break
+                prod = (word >> np.uint64(32)) * span
                 if (prod & M32) >= threshold:
-                    break
-            if short[i] == 1:
-                break
-            user[out + k] = user_off + np.int64(prod >> np.uint64(32))
-        if users <= 1:
+                    user[out + k] = user_off + np.int64(prod >> np.uint64(32))
+                    k += 1
+        else:
             for k in range(m):
                 user[out + k] = user_off
-        p = r0 + ((w + 1) >> 1)
+        p = rp
         if short[i] == 0 and p + kinds * m > r1:
             short[i] = 1
         if short[i] == 0:
             for k in range(m):
-                u = np.float64(np.int64(raw[p + k] >> np.uint64(11))) * TO_DOUBLE   # < 2**53: exact
-                cls[out + k] = 1 if u >= read_ratio else 0
+                cls[out + k] = 1 if raw[p + k] >= cls_at and reads_below_1 else 0
                 keys[out + k] = raw[p + m + k]
             if with_items:
                 last = len(cdf) - 1
@@ -162,4 +165,4 @@ def finish_blocks(e, e_start, raw, r_start, n, xp, fp, g_start, users, user_off,
                             b = mid
                     item[out + k] = min(a, last)
         out += m
-    return in_order
+    return 1 if in_order else 0
