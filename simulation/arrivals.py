@@ -69,7 +69,7 @@ class Arrivals(CheckArrivals, EntryFailover):
         """Client ``c``'s (times, users, cls, keys, flags, items, browser) in [t0, t1), or None:
         whole seconds generated together (arrival_blocks.py), the last one kept for the next
         window. ``browser`` is None where no browser caches."""
-        if not FAST_ARRIVALS:
+        if not FAST_ARRIVALS or c.users > 2**32:   # (users ≤ 10⁷ in a file: the Lemire words are 32-bit)
             return self._window_arrivals_plain(c, t0, t1)
         b0, b1 = math.floor(t0), math.ceil(t1)
         st = self._blocks.get((c.node_id, "stream"))
