@@ -50,9 +50,8 @@ class Arrivals(CheckArrivals, EntryFailover):
             elif len(entry_nodes) == 1:
                 one = int(entry_nodes[0])
             if one is not None:
-                node = np.full(n, one)
                 first = int(self._node_first[one])
-                st = self._pick_replica(node, keys) if self._node_count[one] != 1 else np.full(n, first)
+                st = self._pick_replica(np.full(n, one), keys) if self._node_count[one] != 1 else np.full(n, first)
                 edge = np.full(n, self._node_edge[c.node_index, np.array([one])][0])
             else:
                 node = entry_nodes[np.minimum((uniform(keys, 0, ENTRY) * len(entry_nodes)).astype(np.int64),
@@ -73,7 +72,7 @@ class Arrivals(CheckArrivals, EntryFailover):
             return self._window_arrivals_plain(c, t0, t1)
         b0, b1 = math.floor(t0), math.ceil(t1)
         st = self._blocks.get((c.node_id, "stream"))
-        if st is None:
+        if st is None or st.c is not c:   # (a live edit builds new clients, and _setup empties _blocks)
             st = self._blocks[(c.node_id, "stream")] = ClientStream(self.seed, c, self.tick_s, self._cdf.get(c.node_id))
         groups = []   # (arrays, times in order)
         if st.last is not None and st.last[0] == b0:
