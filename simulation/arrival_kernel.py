@@ -97,31 +97,43 @@ def finish_blocks(e, e_start, raw, r_start, n, xp, fp, g_start, users, user_off,
             d = xp[j + 1] - xp[j]
             slopes[j] = (fp[j + 1] - fp[j]) / d if d != 0 else 0.0
         scale = xp[hi - 1] / e[s + m]
-        j = lo
-        for k in range(m):
+        # x = e[s + k] * scale does not decrease with k (sums of non-negative draws times a
+        # non-negative number), so the segments are walked once, as np.interp's search finds
+        # them: the last j with xp[j] <= x, then slope × (x − xp[j]) + fp[j] (fp[j] at x = xp[j]).
+        k = 0
+        x = e[s] * scale
+        for j in range(lo, hi - 1):
+            if k >= m:
+                break
+            upper = xp[j + 1]
+            if not x < upper:
+                continue
+            base, f0, slope = xp[j], fp[j], slopes[j]
+            while True:
+                if x <= base:   # x = xp[j] (x < xp[lo] cannot happen: fp[lo] = f0 then anyway)
+                    t = f0
+                else:
+                    t = slope * (x - base) + f0
+                    if t != t:   # as numpy: from the other end, then the flat value
+                        t = slope * (x - upper) + fp[j + 1]
+                        if t != t and f0 == fp[j + 1]:
+                            t = f0
+                times[out + k] = t
+                in_order &= t >= prev   # False for a NaN too
+                prev = t
+                k += 1
+                if k >= m:
+                    break
+                x = e[s + k] * scale
+                if not x < upper:
+                    break
+        while k < m:   # at or beyond the last point (numpy's right value), or NaN
             x = e[s + k] * scale
-            while j < hi - 1 and xp[j + 1] <= x:
-                j += 1
-            while j > lo and xp[j] > x:
-                j -= 1
-            if x != x:
-                t = x
-            elif x < xp[lo]:
-                t = fp[lo]
-            elif j == hi - 1:
-                t = fp[hi - 1]
-            elif xp[j] == x:
-                t = fp[j]
-            else:
-                slope = slopes[j]
-                t = slope * (x - xp[j]) + fp[j]
-                if t != t:
-                    t = slope * (x - xp[j + 1]) + fp[j + 1]
-                    if t != t and fp[j] == fp[j + 1]:
-                        t = fp[j]
+            t = x if x != x else fp[hi - 1]
             times[out + k] = t
-            in_order &= t >= prev   # False for a NaN too
+            in_order &= t >= prev
             prev = t
+            k += 1
         r0, r1 = r_start[i], r_start[i + 1]
         rp = r0   # raw words taken; each gives two 32-bit words, the low half first
         k = 0

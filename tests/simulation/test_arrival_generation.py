@@ -151,7 +151,7 @@ def test_window_of_seconds_equals_second_by_second(case, path):
         saved = finish_blocks._fn, constant_grid._fn
         finish_blocks._fn, constant_grid._fn = finish_blocks.py, constant_grid.py
     try:
-        for b0, b1 in [(0, 1), (1, 7), (7, 8), (100, 104)]:
+        for b0, b1 in [(0, 1), (1, 7), (7, 8), (100, 104), (10**7, 10**7 + 2)]:   # and huge times
             (times, *rest), start = generated(st, b0, b1)
             for i in range(b1 - b0):
                 a, b = start[i], start[i + 1]
