@@ -77,10 +77,7 @@ class Ledger:
 
     def book_edges(self, edges: np.ndarray, times: np.ndarray) -> None:
         keep = edges >= 0
-        if keep.all():   # e.g. a client's arrivals: no copies
-            self._book_2d("edges", edges, times, self.n_edges)
-        else:
-            self._book_2d("edges", edges[keep], times[keep], self.n_edges)
+        self._book_2d("edges", edges[keep], times[keep], self.n_edges)
 
     def _book_2d(self, attr: str, cols: np.ndarray, times: np.ndarray, width: int) -> None:
         if not len(cols) or width == 0:
