@@ -14,12 +14,14 @@ import math
 
 import numpy as np
 
+from .arrival_blocks import FAST, ClientStream, block_grid, reference_block
 from .flight import Batch, FLAG_FORGED, FLAG_NOT_MODIFIED
 from .health import CheckArrivals
-from .patterns import rate_factor
 from .page_views import stale_share
 from .randomness import block_generator, BROWSER, BROWSER_STALE, ENTRY, FORGE, NOT_MODIFIED, REPLICA, uniform
 from .redundancy import EntryFailover
+
+FAST_ARRIVALS = FAST   # whole windows of seconds at once; False: second by second (the same numbers)
 
 
 class Arrivals(CheckArrivals, EntryFailover):
@@ -29,26 +31,11 @@ class Arrivals(CheckArrivals, EntryFailover):
         for c in net.clients:
             if not c.entries or c.rate_rps <= 0 or c.node_id in self._clients_down:
                 continue
-            blocks = range(math.floor(t0), math.ceil(t1))
-            if len(blocks) == 1:   # the usual case: slices of one cached second, no copies
-                bt, bu, bc, bk, bf, bi, bb = self._client_block(c, blocks[0])
-                i, j = np.searchsorted(bt, (t0, t1))
-                if i == j:
-                    continue
-                times, users, cls, keys, flags, items, browser = (bt[i:j], bu[i:j], bc[i:j], bk[i:j], bf[i:j],
-                                                                  bi[i:j], bb[i:j])
-            else:
-                parts = [self._client_block(c, blk) for blk in blocks]
-                times = np.concatenate([p[0] for p in parts])
-                sel = (times >= t0) & (times < t1)
-                if not sel.any():
-                    continue
-                whole = bool(sel.all())   # windows on whole seconds: no mask to apply
-                times = times if whole else times[sel]
-                users, cls, keys, flags, items, browser = (np.concatenate([p[f] for p in parts]) if whole
-                                                           else np.concatenate([p[f] for p in parts])[sel]
-                                                           for f in range(1, 7))
-            if browser.any():   # answered by the browser's cache: never sent
+            got = self._window_arrivals(c, t0, t1)
+            if got is None:
+                continue
+            times, users, cls, keys, flags, items, browser = got
+            if browser is not None and browser.any():   # answered by the browser's cache: never sent
                 self._count("browser_hits", times[browser])
                 self._count_stale_views(c, times[browser], keys[browser], items[browser])
                 keep = ~browser
@@ -57,50 +44,116 @@ class Arrivals(CheckArrivals, EntryFailover):
                     continue
             n = len(times)
             entry_nodes = np.asarray(c.entries)
+            one = None   # the entry node of all of them, if there is one
             if c.failover:   # the active of the pair, dead or not (takeovers bound the windows)
-                node = np.full(n, self._active_entry(c))
+                one = self._active_entry(c)
             elif len(entry_nodes) == 1:
-                node = np.full(n, entry_nodes[0])
+                one = int(entry_nodes[0])
+            if one is not None:
+                first = int(self._node_first[one])
+                st = self._pick_replica(np.full(n, one), keys) if self._node_count[one] != 1 else np.full(n, first)
+                edge = np.full(n, self._node_edge[c.node_index, np.array([one])][0])
             else:
                 node = entry_nodes[np.minimum((uniform(keys, 0, ENTRY) * len(entry_nodes)).astype(np.int64),
                                               len(entry_nodes) - 1)]
-            st = self._registered_only(self._pick_replica(node, keys), keys, 0)
+                st = self._pick_replica(node, keys)
+                edge = self._node_edge[c.node_index, node]
+            st = self._registered_only(st, keys, 0)
             self.arrived += n
             self.ledger.book_offered(times)
-            self.ledger.book_edges(self._node_edge[c.node_index, node], times)
+            self.ledger.book_edges(edge, times)
             self._deliver(Batch(st=st, birth=times, arr=times, cls=cls, user=users, key=keys, flags=flags,
                                 item=items), inbox)
+    def _window_arrivals(self, c, t0: float, t1: float) -> tuple[np.ndarray, ...] | None:
+        """Client ``c``'s (times, users, cls, keys, flags, items, browser) in [t0, t1), or None:
+        whole seconds generated together (arrival_blocks.py), the last one kept for the next
+        window. ``browser`` is None where no browser caches."""
+        if not FAST_ARRIVALS or c.users > 2**32:   # (users ≤ 10⁷ in a file: the Lemire words are 32-bit)
+            return self._window_arrivals_plain(c, t0, t1)
+        b0, b1 = math.floor(t0), math.ceil(t1)
+        st = self._blocks.get((c.node_id, "stream"))
+        if st is None or st.c is not c:   # (a live edit builds new clients, and _setup empties _blocks)
+            st = self._blocks[(c.node_id, "stream")] = ClientStream(self.seed, c, self.tick_s, self._cdf.get(c.node_id))
+        groups = []   # (arrays, times in order)
+        if st.last is not None and st.last[0] == b0:
+            groups.append(st.last[1:])
+            b0 += 1
+        if b0 < b1:
+            groups.append(self._new_blocks(st, c, b0, b1))
+        parts = []
+        for g, in_order in groups:
+            t = g[0]
+            if in_order or b1 - math.floor(t0) == 1:   # one second: bisection, as it always was
+                i, j = np.searchsorted(t, (t0, t1))
+                parts.append(g if i == 0 and j == len(t) else tuple(None if a is None else a[i:j] for a in g))
+            else:   # several: the requests in [t0, t1), in order or not
+                sel = (t >= t0) & (t < t1)
+                parts.append(g if sel.all() else tuple(None if a is None else a[sel] for a in g))
+        n = sum(len(p[0]) for p in parts)
+        if not n:
+            return None
+        out = []
+        for k, zero in enumerate((None, None, None, None, np.int8, np.int64, None)):
+            cols = [p[k] for p in parts]
+            if all(a is None for a in cols):   # all 0 / False: made at the end, not carried along
+                out.append(np.zeros(n, dtype=zero) if zero is not None else None)
+            else:
+                cols = [a if a is not None else np.zeros(len(p[0]), dtype=zero or bool) for a, p in zip(cols, parts)]
+                out.append(cols[0] if len(cols) == 1 else np.concatenate(cols))
+        return tuple(out)
+
+    def _new_blocks(self, st: ClientStream, c, b0: int, b1: int) -> tuple[tuple, bool]:
+        """Seconds [b0, b1) of ``c``, with forged flags and browser caches (None: all 0/False),
+        and whether their times are in order; keeps the last second for the next window."""
+        (times, users, cls, keys, items), start, in_order = st.blocks(b0, b1)
+        flags = None
+        if c.forged_share > 0 or c.max_age_s > 0 or c.etag:
+            flags = np.zeros(len(times), dtype=np.int8)
+        if c.forged_share > 0:
+            flags[uniform(keys, 0, FORGE) < c.forged_share] = FLAG_FORGED
+        browser = None
+        if c.max_age_s > 0 or c.etag:   # second by second, on the same arrays as ever
+            s = start.tolist()
+            items = items if items is not None else np.zeros(len(times), dtype=np.int64)
+            browser = np.concatenate([self._browser_cache(c, times[a:b], cls[a:b], keys[a:b], items[a:b], flags[a:b])
+                                      for a, b in zip(s[:-1], s[1:])])
+        out = (times, users, cls, keys, flags, items, browser)
+        a = start[-2]
+        st.last = (b1 - 1, tuple(None if x is None else x[a:] for x in out), in_order)
+        return out, in_order
+
+    def _window_arrivals_plain(self, c, t0: float, t1: float) -> tuple[np.ndarray, ...] | None:
+        """:meth:`_window_arrivals` second by second (the reference; big-endian machines)."""
+        blocks = range(math.floor(t0), math.ceil(t1))
+        if len(blocks) == 1:
+            bt, bu, bc, bk, bf, bi, bb = self._client_block(c, blocks[0])
+            i, j = np.searchsorted(bt, (t0, t1))
+            if i == j:
+                return None
+            return bt[i:j], bu[i:j], bc[i:j], bk[i:j], bf[i:j], bi[i:j], bb[i:j]
+        parts = [self._client_block(c, blk) for blk in blocks]
+        times = np.concatenate([p[0] for p in parts])
+        sel = (times >= t0) & (times < t1)
+        if not sel.any():
+            return None
+        whole = bool(sel.all())
+        return tuple(np.concatenate([p[f] for p in parts]) if whole else np.concatenate([p[f] for p in parts])[sel]
+                     for f in range(7))
+
     def _client_block(self, c, block: int) -> tuple[np.ndarray, ...]:
-        """One client's arrivals in the simulated second ``block`` (cached): a Poisson
-        process whose rate follows the pattern tick by tick; users, reads/writes, keys."""
+        """One client's arrivals in the simulated second ``block`` (cached), the plain way: a
+        Poisson process whose rate follows the pattern tick by tick; users, reads/writes, keys."""
         cache = self._blocks.get(c.node_id)
         if cache is not None and cache[0] == block:
             return cache[1]
-        rng = block_generator(self.seed, c.stream, block)
-        dt = self.tick_s
-        inner = np.arange(math.floor(block / dt + 1e-9) + 1, math.ceil((block + 1) / dt - 1e-9)) * dt
-        edges = np.concatenate([[block], inner[(inner > block) & (inner < block + 1)], [block + 1.0]])
-        lens = np.diff(edges)
-        if c.pattern["type"] == "constant":
-            lam = c.rate_rps * lens
-        else:
-            lam = c.rate_rps * np.maximum(rate_factor(c.pattern, 0.5 * (edges[:-1] + edges[1:])), 0.0) * lens
         # A Poisson process with a piecewise-constant rate, in time order without a sort:
         # N ~ Poisson(Λ); sorted uniforms on [0, Λ) as normalised sums of exponentials;
-        # mapped through the inverse of the cumulative rate.
-        cum = np.concatenate([[0.0], np.cumsum(lam)])
-        n = int(rng.poisson(cum[-1]))
-        gaps = np.cumsum(rng.standard_exponential(n + 1))
-        times = np.interp(gaps[:n] * (cum[-1] / gaps[n]), cum, edges)
-        users = c.user_offset + rng.integers(0, c.users, size=n)
-        cls = (rng.random(n) >= c.read_ratio).astype(np.int8)
-        keys = rng.bit_generator.random_raw(n)   # = rng.integers(0, 2**64, n, np.uint64), the same draws, faster
-        if c.node_id in self._cdf:   # items matter only where something caches them
-            cdf = self._cdf[c.node_id]
-            items = np.minimum(np.searchsorted(cdf, rng.random(n)), len(cdf) - 1)
-        else:
-            items = np.zeros(n, dtype=np.int64)
-        flags = np.zeros(n, dtype=np.int8)
+        # mapped through the inverse of the cumulative rate. Items matter only where
+        # something caches them.
+        cum, edges = block_grid(block, self.tick_s, c.rate_rps, c.pattern)
+        times, users, cls, keys, items = reference_block(block_generator(self.seed, c.stream, block), c, cum, edges,
+                                                         self._cdf.get(c.node_id))
+        flags = np.zeros(len(times), dtype=np.int8)
         if c.forged_share > 0:
             flags[uniform(keys, 0, FORGE) < c.forged_share] = FLAG_FORGED
         browser = self._browser_cache(c, times, cls, keys, items, flags)
