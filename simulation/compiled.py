@@ -12,6 +12,14 @@ it with :func:`kernel`:
   the same integer arithmetic and the same results, only slower. A kernel that
   numba fails to compile falls back the same way (once, with a warning).
 
+A kernel may call plain functions marked :func:`helper` (same subset, e.g. one
+request's admission shared by two kernels): they run as Python in the fallback;
+when a kernel compiles, it is compiled against ``numba.njit`` versions of the
+helpers it names (its module keeps the plain ones, so ``kernel.py`` stays pure
+Python). Numba's cache knows only a kernel's own file, so the compiled kernel's
+name carries a hash of its helpers' files and of the constants they read: editing
+a helper in another file compiles the kernel again instead of loading a stale cache.
+
 So that the first Run after an install does not wait for the compiler, the app
 starts ``python -m simulation.compiled`` in the background while its window opens
 (:func:`warm_in_background`): it compiles every registered kernel on its sample
@@ -25,13 +33,16 @@ import importlib.metadata
 import importlib.util
 import os
 import subprocess
+import inspect
+import marshal
 import sys
+import types
 import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-KERNEL_MODULES: tuple[str, ...] = ("simulation.least_choice", "simulation.admission_kernel", "simulation.latency_hist",
-                                  "simulation.settle_kernels")   # modules that define kernels (imported by warm())
+KERNEL_MODULES: tuple[str, ...] = ("simulation.least_choice", "simulation.admission_kernel", "simulation.admission_order",
+                                  "simulation.latency_hist", "simulation.settle_kernels")   # modules that define kernels (imported by warm())
 _REGISTRY: list["Kernel"] = []
 _numba: Any = None
 _numba_tried = False
@@ -94,13 +105,14 @@ class Kernel:
             self._fn = self.py
             return self.py(*args)
         try:
+            fn = _with_compiled_helpers(self.py, nb)
             try:
-                compiled = nb.njit(cache=True, nogil=True)(self.py)
+                compiled = nb.njit(cache=True, nogil=True)(fn)
                 result = compiled(*args)   # compiles (or loads the cache) before it runs: no half-done work
             except RuntimeError as e:
                 if "cannot cache" not in str(e):
                     raise
-                compiled = nb.njit(cache=False, nogil=True)(self.py)   # nowhere to cache: compile each launch
+                compiled = nb.njit(cache=False, nogil=True)(fn)   # nowhere to cache: compile each launch
                 result = compiled(*args)
         except nb.core.errors.NumbaError as e:
             warnings.warn(f"ScaleLab: kernel {self.__name__} runs as Python ({type(e).__name__})", RuntimeWarning)
@@ -123,6 +135,78 @@ def kernel(sample: Callable[[], tuple] | None = None) -> Callable[[Callable], Ke
         _REGISTRY.append(k)
         return k
     return wrap
+
+
+def helper(fn: Callable) -> Callable:
+    """Decorator: a plain function that kernels call (see the module docstring). Returns
+    ``fn`` itself: called from Python (the fallback) it is ordinary Python."""
+    fn.__scalelab_helper__ = True
+    return fn
+
+
+_COMPILED_HELPERS: dict[Callable, Any] = {}
+
+
+def _helpers_of(fn: Callable) -> dict[str, Callable]:
+    """The helper functions ``fn`` names among its globals."""
+    g = fn.__globals__
+    return {name: g[name] for name in fn.__code__.co_names
+            if callable(g.get(name)) and getattr(g[name], "__scalelab_helper__", False)}
+
+
+def _helper_digest(fn: Callable, seen: set | None = None) -> str:
+    """A hash of what ``fn``'s compiled code depends on beyond its own file: the files of
+    the helpers it calls (directly or through other helpers) and the constants they all
+    read (numba freezes global values into the machine code)."""
+    seen = set() if seen is None else seen
+    h = hashlib.sha256()
+    g = fn.__globals__
+    for name in sorted(set(fn.__code__.co_names)):
+        value = g.get(name)
+        if isinstance(value, (int, float, str, bytes, tuple)) or type(value).__module__ == "numpy":
+            h.update(f"{name}={value!r};".encode())
+    for name, hf in sorted(_helpers_of(fn).items()):
+        if hf in seen:
+            continue
+        seen.add(hf)
+        try:
+            h.update(Path(inspect.getsourcefile(hf) or "").read_bytes())
+        except (OSError, TypeError):
+            h.update(marshal.dumps(hf.__code__))
+        h.update(_helper_digest(hf, seen).encode())
+    return h.hexdigest()[:12]
+
+
+def _with_compiled_helpers(fn: Callable, nb: Any) -> Callable:
+    """``fn`` itself when it calls no helper; else a copy of it whose helper globals are
+    their ``njit`` versions, named with the helpers' hash (so numba's cache, which only
+    watches ``fn``'s own file, never loads a kernel built on an older helper)."""
+    helpers = _helpers_of(fn)
+    if not helpers:
+        return fn
+    glb = dict(fn.__globals__)
+    for name, hf in helpers.items():
+        glb[name] = _compiled_helper(hf, nb)
+    copy = types.FunctionType(fn.__code__, glb, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = f"{fn.__qualname__}_h{_helper_digest(fn)}"
+    copy.__module__ = fn.__module__
+    copy.__doc__ = fn.__doc__
+    return copy
+
+
+def _compiled_helper(fn: Callable, nb: Any) -> Any:
+    """The ``njit`` version of a helper (compiled lazily, for the types a kernel calls it with)."""
+    done = _COMPILED_HELPERS.get(fn)
+    if done is None:
+        py = _with_compiled_helpers(fn, nb)
+        try:
+            done = nb.njit(cache=True, nogil=True)(py)
+        except RuntimeError as e:
+            if "cannot cache" not in str(e):
+                raise
+            done = nb.njit(cache=False, nogil=True)(py)   # nowhere to cache (no source file)
+        _COMPILED_HELPERS[fn] = done
+    return done
 
 
 def _fingerprint() -> str:

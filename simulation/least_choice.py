@@ -9,8 +9,8 @@ backends) that arrived by t and have not finished by t. Because a FIFO station
 fixes a request's start and end the moment it is admitted, the choice and the
 admission are one sequential pass over the requests in time order: the kernel
 :func:`choose_and_admit` does both, on copies of the stations' state, with the
-exact integer-nanosecond arithmetic of ``Stations._one_by_one``. It only returns
-the targets (and, for the tests, the end times): the engine then admits the
+exact integer-nanosecond arithmetic of ``Stations.admit`` (the same
+``admission_kernel.admit_one``). It only returns the targets (and, for the tests, the end times): the engine then admits the
 requests through the ordinary ``Stations.admit``, which computes the same times.
 So nothing depends on the tick nor on how a run is sliced into windows.
 
@@ -24,17 +24,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .admission_kernel import GIVES_UP, NS, QUEUE_FULL, admit_one
 from .compiled import kernel
 
 ALGO_FIXED, ALGO_LC, ALGO_LRT, ALGO_P2C = 0, 1, 2, 3
 ALGO_CODE = {"least_connections": ALGO_LC, "least_response_time": ALGO_LRT, "power_of_two": ALGO_P2C}
 EWMA_ALPHA = 0.1        # weight of a new response time (least_response_time)
 LAT_FLOOR = 1e-6        # a backend's EWMA is at least 1 µs in the score
-NS = 1e9
-TIE_S = 1e-7
-TIE_NS = 100
-RING_CAP = 4096
-NEVER_NS = 2**62
 
 
 def _sample() -> tuple:
@@ -73,8 +69,6 @@ def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, 
     returns the last time seen."""
     n = len(t_s)
     n_st = len(up)
-    c = free.shape[1]
-    n_ring = len(ring)
     cap = len(pre_arr) + n + 1
     hf = np.empty(cap)
     hs = np.empty(cap, dtype=np.int64)
@@ -194,7 +188,7 @@ def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, 
             start_out[i] = t
             state[i] = -1
             continue
-        # admission at s: Stations._one_by_one's arithmetic
+        # admission at s: Stations.admit's arithmetic
         a_s = t
         a = a_ns[i]
         if up[s] == 0:
@@ -212,33 +206,15 @@ def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, 
         svc = np.int64(np.rint(service * NS))
         if svc < 0:
             svc = np.int64(0)
-        w = 0
-        fw = free[s, 0]
-        for q in range(1, c):
-            if free[s, q] < fw:
-                fw = free[s, q]
-                w = q
-        f = np.int64(NEVER_NS) if fw == np.inf else np.int64(np.rint(fw * NS))
-        t0 = max(f, a)
-        cnt = count[s]
-        rlen = ring_len[s]
-        slot = ring_off[s] + (cnt % rlen if rlen > 0 else 0)
-        oldest = ring[min(slot, n_ring - 1)] if rlen > 0 and n_ring > 0 else np.inf
-        lim = limit[s]
-        if lim == 0:
-            full = t0 > a + TIE_NS
-        else:
-            full = cnt >= rlen and oldest > a_s + TIE_S
-        if lim > RING_CAP:
-            full = (t0 - a) / NS * rate[s] >= lim
-        late = (t0 - a) > timeout_ns[s] + TIE_NS
-        if full:
+        code, t0, w = admit_one(s, a, a_s, svc, False, free, ring, ring_off, ring_len, count, limit, timeout_ns,
+                                rate)
+        if code == QUEUE_FULL:
             fin_out[i] = (t0 + svc) / NS
             start_out[i] = t0 / NS
             state[i] = 1
             continue
         check = (flags[i] & 2) != 0
-        if late:
+        if code == GIVES_UP:
             fin = a_s + timeout_s[s]
             start_out[i] = fin
             state[i] = 3
@@ -248,10 +224,6 @@ def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, 
             start_out[i] = t0 / NS
             state[i] = 0
             rt = fin - a_s
-            free[s, w] = fin
-            if rlen > 0:
-                ring[slot] = t0 / NS
-            count[s] = cnt + 1
         fin_out[i] = fin
         if check:
             continue

@@ -9,7 +9,8 @@ import heapq
 
 import numpy as np
 
-from .least_choice import ALGO_LRT, ALGO_P2C, EWMA_ALPHA, LAT_FLOOR, NEVER_NS, NS, RING_CAP, TIE_NS, TIE_S
+from .admission_kernel import NEVER_NS, NS, RING_CAP, TIE_NS, TIE_S
+from .least_choice import ALGO_LRT, ALGO_P2C, EWMA_ALPHA, LAT_FLOOR
 
 
 def choose_and_admit_py(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, u_a, u_b,

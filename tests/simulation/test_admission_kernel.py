@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from admission_nets import servers_network
+from simulation import admission_numpy
 from simulation import stations as stations_mod
-from simulation.compiler import compile_document
-from simulation.document import Document, NodeData
 from simulation.flight import FLAG_CHECK, FLAG_TIMEOUT, Batch
 from simulation.stations import Stations
 
@@ -20,17 +20,7 @@ SERVERS = [  # workers, queue_limit, timeout_s, service, blocking
 
 
 def _network():
-    d = Document()
-    d.add_node(NodeData("users", "client", params={"rate_rps": 10.0, "users": 100}))
-    for i, (workers, limit, timeout, service, blocking) in enumerate(SERVERS):
-        d.add_node(NodeData(f"s{i}", "server", params={"capacity_rps": 80.0 * workers, "workers": workers,
-                                                       "queue_limit": limit, "timeout_s": timeout,
-                                                       "service": service, "blocking_calls": blocking}))
-        d.add_edge("users", f"s{i}")
-    if SERVERS[3][4]:
-        d.add_node(NodeData("db", "database", params={}))
-        d.add_edge("s3", "db")
-    return compile_document(d)
+    return servers_network(SERVERS)
 
 
 def _batches(net, seed):
@@ -50,12 +40,14 @@ def _batches(net, seed):
 
 
 def _run(mode, seed, monkeypatch):
-    from simulation.admission_kernel import admit_sequential
-    admit_sequential(*admit_sequential.sample())   # loaded now (with numba: compiled)
+    from simulation.admission_kernel import admit_sorted, uniform_draws
+    from simulation.admission_order import order_by_station
+    for k in (admit_sorted, order_by_station, uniform_draws):
+        k(*k.sample())   # loaded now (with numba: compiled)
     net = _network()
     st = Stations(net, 0.0)
     st.compiled = mode == "compiled"
-    monkeypatch.setattr(stations_mod, "SCALAR_PER_ROUND", 10**9 if mode == "one_by_one" else 0)
+    monkeypatch.setattr(admission_numpy, "SCALAR_PER_ROUND", 10**9 if mode == "one_by_one" else 0)
     results = []
     for i, batch in enumerate(_batches(net, seed)):
         if i == 3:   # a station goes down for a batch, then comes back

@@ -92,3 +92,47 @@ def test_a_kernel_without_a_cache_location_still_compiles():
     k = compiled.Kernel(ns["add_one"], None)
     assert k(41) == 42
     assert k.compiled
+
+
+@compiled.helper
+def _start_of(free, a):
+    """A helper: one request's start at a single worker (a kernel calls it)."""
+    return max(free, a)
+
+
+def _lindley_with_helper(arr_ns, svc_ns, out):
+    free = 0
+    for i in range(len(arr_ns)):
+        free = _start_of(free, arr_ns[i]) + svc_ns[i]
+        out[i] = free
+    return free
+
+
+def test_a_kernel_calling_a_helper_gives_the_same_numbers_compiled_or_not():
+    k = compiled.Kernel(_lindley_with_helper, _sample)
+    a, s, out = _sample()
+    last = k(a, s, out)
+    ref = np.zeros_like(out)
+    assert _lindley(a, s, ref) == last and np.array_equal(out, ref)   # the plain Lindley recursion
+    py_out = np.zeros_like(out)
+    assert k.py(a, s, py_out) == last and np.array_equal(py_out, ref)
+    # the module keeps the plain helper: the Python path stays Python
+    assert _lindley_with_helper.__globals__["_start_of"] is _start_of
+    if compiled.numba_module() is not None:
+        assert k.compiled
+
+
+def test_a_changed_helper_renames_the_compiled_kernel():
+    # numba's cache watches only the kernel's own file: the compiled copy's name carries a
+    # hash of the helpers' source, so an edited helper (in any file) compiles afresh
+    def kernel_using(helper_src: str) -> str:
+        ns: dict = {"helper": compiled.helper}
+        exec(helper_src + "\ndef kern(x):\n    return step(x) + 1\n", ns)
+        return compiled._helper_digest(ns["kern"])
+    one = kernel_using("@helper\ndef step(x):\n    return x * 2\n")
+    assert one == kernel_using("@helper\ndef step(x):\n    return x * 2\n")
+    assert one != kernel_using("@helper\ndef step(x):\n    return x * 3\n")
+    if compiled.numba_module() is not None:
+        copy = compiled._with_compiled_helpers(_lindley_with_helper, compiled.numba_module())
+        assert copy.__qualname__ == f"_lindley_with_helper_h{compiled._helper_digest(_lindley_with_helper)}"
+        assert copy.__code__ is _lindley_with_helper.__code__

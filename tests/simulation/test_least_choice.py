@@ -208,8 +208,9 @@ sys.path.insert(0, {root!r})
 sys.path.insert(0, {root!r} + "/tests/simulation")
 from topologies import balanced
 from simulation.engine import Simulation
-from simulation import admission_kernel, least_choice
-for k in (admission_kernel.admit_sequential, least_choice.choose_and_admit, least_choice.ewma_apply):
+from simulation import admission_kernel, admission_order, least_choice
+for k in (admission_kernel.admit_sorted, admission_kernel.uniform_draws, admission_order.order_by_station,
+          least_choice.choose_and_admit, least_choice.ewma_apply):
     k(*k.sample())   # loaded now (with numba: compiled), not in the background
 out = {{}}
 for algo in ("least_connections", "least_response_time", "power_of_two"):
