@@ -140,3 +140,43 @@ def test_the_shown_queue_never_exceeds_the_waiting_rooms():
     t = sim.totals()
     assert len(shown) >= 19 and t["failed_by_cause"]["timeout"] > 0 and t["failed_by_cause"]["queue_full"] > 0
     assert shown.max() <= 2 * 30 and shown.min() >= 40     # nearly full rooms, never more
+
+
+def test_every_admission_path_counts_the_places_alike(monkeypatch):
+    """Least-connections over 4 servers whose rooms (6) fill and whose patience (30 ms) runs
+    out: the balancers' compiled kernel, its Python and the CPython version
+    (least_choice_py.py) give the same numbers, and so does the stations' own admission
+    (rounds and one by one) readmitting the same requests."""
+    from simulation import admission_numpy, exact_balance
+    from simulation.least_choice import choose_and_admit as k
+    from test_least_choice import _stressed
+
+    class Ready:   # the kernel's Python, as if it were the loaded kernel
+        compiled = True
+        __call__ = staticmethod(k.py)
+
+    class NotReady:
+        compiled = False
+
+    k(*k.sample())
+
+    def run(mode: str) -> tuple:
+        with monkeypatch.context() as m:
+            if mode == "kernel.py":
+                m.setattr(exact_balance, "choose_and_admit", Ready())
+            elif mode == "lists":
+                m.setattr(exact_balance, "choose_and_admit", NotReady())
+            elif mode in ("rounds", "one_by_one"):   # the stations admit (numpy), not the kernel
+                m.setattr(exact_balance, "READMIT", True)
+                m.setattr(admission_numpy, "SCALAR_PER_ROUND", 10**9 if mode == "one_by_one" else 0)
+            sim = Simulation(_stressed())
+            if mode in ("rounds", "one_by_one"):
+                sim.stations.compiled = False
+            sim.advance(3.0)
+            t = sim.totals()
+            return t["served"], t["failed_by_cause"]["queue_full"], t["failed_by_cause"]["timeout"], t["mean_ms"]
+
+    ref = run("default")
+    assert ref[1] > 100 and ref[2] > 100
+    for mode in ("kernel.py", "lists", "rounds", "one_by_one"):
+        assert run(mode) == ref, mode
