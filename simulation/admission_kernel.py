@@ -38,8 +38,9 @@ def admit_one(s, a, t, svc, held, free, ring, ring_off, ring_len, count, limit, 
     it takes the first worker with the earliest free time at ``t0 = max(free, a)``.
     Returns ``(state, t0, worker)``: ADMITTED (committed: the worker is busy until
     ``t0 + svc``, or for ever when ``held``, the ring and count move on), QUEUE_FULL
-    (its waiting room is full) or GIVES_UP (it would wait past its patience); the
-    last two change nothing."""
+    (its waiting room is full: changes nothing) or GIVES_UP (it would wait past its
+    patience: it holds its place in the waiting room until then, so the ring records
+    its give-up time and the count moves on; no worker is taken)."""
     n_ring = len(ring)
     c = free.shape[1]
     w = 0
@@ -63,7 +64,10 @@ def admit_one(s, a, t, svc, held, free, ring, ring_off, ring_len, count, limit, 
         full = (t0 - a) / NS * rate[s] >= lim
     if full:
         return QUEUE_FULL, t0, w
-    if (t0 - a) > timeout_ns[s] + TIE_NS:
+    if (t0 - a) > timeout_ns[s] + TIE_NS:   # it keeps its place until it gives up (FIFO: in order)
+        if rlen > 0:
+            ring[slot] = (a + timeout_ns[s]) / NS
+        count[s] = cnt + 1
         return GIVES_UP, t0, w
     free[s, w] = np.inf if held else (t0 + svc) / NS
     if rlen > 0:

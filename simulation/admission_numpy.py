@@ -182,6 +182,13 @@ class NumpyAdmission:
             b.fin[idx] = np.where(give_up, patience, t1_s)
             if give_up.any():
                 b.flags[idx[give_up]] |= FLAG_TIMEOUT
+                # it keeps its place in the waiting room until it gives up (admit_one)
+                sg = s[give_up]
+                g_ring = rlen[give_up] > 0
+                if g_ring.any():
+                    give_up_ns = a[give_up] + np.rint(net.st_timeout[sg] * NS).astype(np.int64)
+                    self.ring[slot[give_up][g_ring]] = give_up_ns[g_ring] / NS
+                self.count[sg] += 1
             if ok.any():
                 so, wo = s[ok], w[ok]
                 held = self.hold[so] & ((b.flags[idx[ok]] & FLAG_CHECK) == 0)
@@ -251,11 +258,14 @@ class NumpyAdmission:
                 starts.append(t0 / NS)
                 fins.append((t0 + svc) / NS)
                 continue
-            if late:
+            if late:   # it keeps its place in the waiting room until it gives up
                 late_i.append(i)
                 done_i.append(i)
                 starts.append(a_s + timeout_s)
                 fins.append(a_s + timeout_s)
+                if rlen > 0:
+                    ring[slot] = (a + timeout_ns) / NS
+                counts[s] = cnt + 1
                 continue
             t0_s, t1_s = t0 / NS, (t0 + svc) / NS
             done_i.append(i)

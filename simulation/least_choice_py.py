@@ -124,10 +124,13 @@ def choose_and_admit_py(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_ti
             starts[i] = t0 / NS
             states[i] = 1
             continue
-        if (t0 - a) > to_ns_l[s] + TIE_NS:
+        if (t0 - a) > to_ns_l[s] + TIE_NS:   # keeps its place in the waiting room until it gives up
             fin = starts[i] = t + to_s_l[s]
             states[i] = 3
             rt = -1.0
+            if rlen > 0:
+                ring[slot] = (a + to_ns_l[s]) / NS
+            count_l[s] = cnt + 1
         else:
             fin = (t0 + svc) / NS
             starts[i] = t0 / NS

@@ -10,7 +10,10 @@ compiled kernels when numba is installed (admission_kernel.py), else in numpy
 
 A request is rejected (queue full) when ``queue_limit`` admitted requests are
 still waiting at its arrival; it gives up (timeout) when it would wait longer
-than ``timeout_s``: it then stays in flight until ``a + timeout_s`` and fails.
+than ``timeout_s``: it then stays in flight, holding its place in the waiting room,
+until ``a + timeout_s`` and fails. With one patience per station and FIFO, requests
+leave the waiting room (start or give up) in arrival order, so a ring of the times the
+last ``queue_limit`` admitted requests leave it decides a refusal exactly.
 """
 from __future__ import annotations
 

@@ -10,12 +10,14 @@ their cost only. A heapq of events in integer nanoseconds (as the engine's admis
 one request at a time, nothing shared with the engine's code.
 
 The waiting room follows the engine's definition (docs/engine.md): a request is
-refused when ``queue_limit`` requests admitted before it at its replica will start
-after its arrival (those that will give up do not count). A per-event model does not
-know that at the arrival, so an arrival stays *undecided* in the queue until every
-request that was waiting when it arrived is resolved (started, gone or refused); it is
-then refused (failing at its arrival) or admitted. The database's starts are known at
-its arrivals (nothing holds its connections), so it decides there.
+refused when ``queue_limit`` requests admitted before it at its replica are still
+waiting after its arrival: each keeps its place until it starts or gives up (at its
+arrival + patience). Whether a request ahead starts within the tie tolerance of the
+arrival is not known at the arrival, so an arrival stays *undecided* in the queue
+until every request that was waiting when it arrived is resolved (started, gone or
+refused); it is then refused (failing at its arrival) or admitted. The database's
+starts are known at its arrivals (nothing holds its connections), so it decides there,
+counting the requests admitted before that start or give up after the arrival.
 
 Ties within ``TIE`` ns are decided as the engine decides them (stations.TIE_NS).
 """
@@ -66,7 +68,7 @@ class BlockingTier:
         self.free = [workers] * replicas
         self.queue: list[list[Entry]] = [[] for _ in range(replicas)]
         self.db_free = [0] * connections
-        self.db_starts: list[int] = []        # starts of the database's admitted requests
+        self.db_leaves: list[int] = []        # when the database's admitted requests leave its waiting room
         self.db_up = True
         self.db_live: dict[int, int] = {}     # key -> replica of the requests at the database
         self.events: list[tuple] = []
@@ -117,7 +119,8 @@ class BlockingTier:
         """Admit or refuse an undecided request (everyone waiting when it came is resolved)."""
         if e.status == "undecided":
             assert all(x.status in ("started", "refused", "gave_up") for x in e.ahead)
-            waiting = sum(1 for x in e.ahead if x.status == "started" and x.start > e.a + TIE)
+            waiting = sum(1 for x in e.ahead if (x.status == "started" and x.start > e.a + TIE)
+                          or (x.status == "gave_up" and x.a + self.web_T > e.a + TIE))
             if self.web_limit and waiting >= self.web_limit:
                 self._refuse(e)
                 return False
@@ -177,14 +180,15 @@ class BlockingTier:
         if self.db_limit == 0:
             full = start > t + TIE
         else:
-            full = sum(1 for s in self.db_starts if s > t + TIE) >= self.db_limit
+            full = sum(1 for s in self.db_leaves if s > t + TIE) >= self.db_limit
         if full:
             self._end(t, key, replica, "failed", "queue_full")
-        elif start - t > self.db_T + TIE:
+        elif start - t > self.db_T + TIE:   # waits in the waiting room until it gives up
+            self.db_leaves.append(t + self.db_T)
             self.db_live[key] = replica
             self._push(t + self.db_T, DB_END, (key, "timeout"))
         else:
-            self.db_starts.append(start)
+            self.db_leaves.append(start)
             self.db_free[w] = start + self.db_service[key]
             self.db_live[key] = replica
             self._push(self.db_free[w], DB_END, (key, None))
@@ -204,7 +208,7 @@ class BlockingTier:
     def _db_recover(self, t: int, _) -> None:
         self.db_up = True
         self.db_free = [t] * self.k
-        self.db_starts = []
+        self.db_leaves = []
 
     def _mark(self, m: int) -> None:
         """Remember who is in the web replicas' queues at ``m`` (decided or not)."""
