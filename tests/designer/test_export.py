@@ -11,7 +11,7 @@ from PySide6.QtGui import QImage
 
 from designer import export
 from designer.main_window import MainWindow
-from tests.designer.main_window_support import LESSONS, Dialogs, isolate_profile
+from tests.designer.main_window_support import LESSONS, Dialogs, isolate_profile, wait_settled
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,16 +51,18 @@ def test_canvas_png_is_twice_the_scene_and_not_blank(window, tmp_path):
     assert QImage(str(transparent)).pixelColor(1, 1).alpha() == 0
 
 
-def test_svg_plots_and_snapshot(window, tmp_path):
+def test_svg_plots_and_snapshot(qtbot, window, tmp_path):
     window.run.step(5.0)
     window.plots.refresh(window.run.sim.metrics)
     svg = tmp_path / "canvas.svg"
     export.export_canvas_svg(window.canvas, svg)
     assert b"<svg" in svg.read_bytes()
+    wait_settled(qtbot, window)          # the docks take their sizes after the first frames (slower under load)
+    width = window.plots.width()
     plots = tmp_path / "plots.png"
     export.export_plots_png(window.plots, plots)
     image = QImage(str(plots))
-    assert image.width() == 2 * window.plots.width() and distinct_colours(image) > 10
+    assert image.width() == 2 * width and distinct_colours(image) > 10
     snap = tmp_path / "snap.png"
     export.export_snapshot_png("Starter", window.canvas, window.plots, snap)
     image = QImage(str(snap))
