@@ -33,6 +33,7 @@ import math
 import numpy as np
 
 from .blocking_holds import HeldWorkers, _sure_next_stations
+from .blocking_window import EventWindow
 from .compiler import CACHE, LB, SimulationError
 from .flight import FLAG_CHECK, FLAG_INTERNAL, FLAG_TIMEOUT, Batch
 from .stations import ADMITTED
@@ -43,7 +44,7 @@ STEP_S = 1e-9   # a horizon moves at least one nanosecond past the event that se
 HUGE_COUNT = 2**40   # "the waiting room may overflow": keeps a trial off the closed form
 
 
-class Blocking(HeldWorkers):
+class Blocking(HeldWorkers, EventWindow):
     def _setup_blocking(self) -> None:
         net = self.net
         hold = self.stations.hold
@@ -60,6 +61,11 @@ class Blocking(HeldWorkers):
         self._late_checks: dict[int, Batch] = {}   # health checks at blocking servers still waiting
         self._chunk: dict[int, int] = {}   # per level: arrivals per blocking station looked at in a sweep
         self._cur_inbox: list[list[Batch]] | None = None
+        self._sessioned = np.zeros(0, dtype=np.uint64)   # arrivals put back whose sessions moved already
+        self._ev_depth = None          # a tier decided event by event (blocking_window.py)
+        self._ev_expect = None
+        self._ev_windows = self.__dict__.get("_ev_windows", 0)
+        self._ev_fallbacks = self.__dict__.get("_ev_fallbacks", 0)
         again = hasattr(self, "_next_sure")
         self._next_sure = np.full(net.n_stations, -1, dtype=np.int64)
         if not self._holding:
@@ -73,6 +79,7 @@ class Blocking(HeldWorkers):
         self._is_local_server = self._is_local_server & ~hold
         if not again:   # after a recompile, requests in flight may hold nothing: no tighter bounds
             self._next_sure = _sure_next_stations(self)
+        self._ev_depth = self._event_depth()
 
     def _undecided_from(self) -> int | float:
         """The first second in which a request still waits undecided at a blocking server
@@ -104,6 +111,10 @@ class Blocking(HeldWorkers):
         for lv in range(self._lb):   # below the blocking servers nothing depends on their releases
             self._admit_whole_level(lv, inbox, t1)
             self._settle_level(lv, t0, t1, marks, inbox)
+        if self._ev_depth is not None and self._event_window(t0, t1, inbox, marks):
+            self._cur_inbox = None
+            self._book_held_to(t0, t1)
+            return
         H = {lv: t0 for lv in range(self._lb, n_lv)}
         mark_pos = {lv: 0 for lv in H}
         events = sum(len(b) for lv in H for b in inbox[lv]) + sum(len(self.pending[lv]) for lv in H)
@@ -134,7 +145,10 @@ class Blocking(HeldWorkers):
                                   f"in {limit} sweeps")
         self._bump = None
         self._cur_inbox = None
-        # held time beyond the servers' own service, up to the end of the window
+        self._book_held_to(t0, t1)
+
+    def _book_held_to(self, t0: float, t1: float) -> None:
+        """Held time beyond the servers' own service, up to the end of the window."""
         lo = self._h_booked
         if len(lo) and (t1 > lo).any():
             self.ledger.book_busy(self._h_st, lo, np.full(len(lo), t1), t0, t1)
@@ -187,7 +201,13 @@ class Blocking(HeldWorkers):
                 inbox[lv].append(later)
             arrivals = now_part
             if self._local_hold.any() and len(arrivals):
-                self._local_sessions(arrivals, self._local_hold[arrivals.st] & ((arrivals.flags & FLAG_CHECK) == 0))
+                at = self._local_hold[arrivals.st] & ((arrivals.flags & FLAG_CHECK) == 0)
+                if len(self._sessioned):   # taken before and put back (_put_back): their sessions moved then
+                    again = np.isin(arrivals.key, self._sessioned)
+                    if again.any():
+                        at &= ~again
+                        self._sessioned = np.setdiff1d(self._sessioned, arrivals.key[again])
+                self._local_sessions(arrivals, at)
         late = self._late_checks.pop(lv, None)
         if late is not None:
             due, wait = late.split(late.arr < before)
@@ -197,7 +217,12 @@ class Blocking(HeldWorkers):
         return Batch.concat([arrivals, self._due_checks(lv, float(np.nextafter(before, -np.inf)))])
 
     def _admit_arrivals(self, lv: int, cap: float, inbox: list[list[Batch]]) -> float:
+        """Admit a level without blocking servers up to ``cap``. Arrivals at one instant (with
+        deterministic service, at a database after a failure freed many workers at once) go
+        in the order of their keys: not of the sweeps that routed them (blocking_events.py)."""
         batch = self._take_arrivals(lv, cap, inbox)
+        if len(batch) > 1:
+            batch = batch.take(np.lexsort((batch.key, batch.arr)))
         if len(batch) or (self._replicated and lv in self._apply_levels):
             self._admit_level(lv, batch, cap)
         return cap
@@ -218,7 +243,10 @@ class Blocking(HeldWorkers):
             w.fin = np.full(len(w), np.inf)
             self.pending[lv] = Batch.concat([self.pending[lv], w])
         if not came.all():
-            inbox[lv].append(rest.take(~came))
+            back = rest.take(~came)
+            if self._local_hold.any():   # their sessions have moved (_take_arrivals): not again
+                self._sessioned = np.union1d(self._sessioned, back.key)
+            inbox[lv].append(back)
 
     def _advance_level(self, lv: int, h: float, cap: float, t1: float, inbox: list[list[Batch]]) -> float:
         """Admit what is decided at a level with blocking servers; returns its new horizon."""

@@ -50,6 +50,8 @@ class HeldWorkers:
 
     def _release(self, keys: np.ndarray, times: np.ndarray) -> None:
         """Requests leaving the network (answered or failed) at ``times`` free their workers."""
+        if self._ev_expect is not None:   # an event window booked them already (blocking_window.py)
+            self._check_release(keys, times)
         if not len(self._h_key) or not len(keys):
             return
         hit = np.nonzero(np.isin(self._h_key, keys))[0]

@@ -109,11 +109,14 @@ class CheckArrivals:
     def _admit_users(self, batch: Batch, in_system: np.ndarray) -> tuple[Batch, Batch, Batch]:
         """``stations.admit``, with the health checks among the arrivals taken out again
         once admitted: their worker time is booked (utilization), nothing else."""
-        admitted, full, down = self.stations.admit(batch, in_system)
+        return self._users_of(*self.stations.admit(batch, in_system))
+
+    def _users_of(self, admitted: Batch, full: Batch, down: Batch) -> tuple[Batch, Batch, Batch]:
+        """An admission's outcome with its health checks taken out (their worker time booked)."""
         if self._tracer is not None:   # sampled requests only (tracing.py); checks are skipped there
             self._tracer.admitted(admitted, self.net)
             self._tracer.admitted(Batch.concat([full, down]), self.net, rejected=True)
-        if not ((batch.flags & FLAG_CHECK) != 0).any():
+        if not any(len(b) and ((b.flags & FLAG_CHECK) != 0).any() for b in (admitted, full, down)):
             return admitted, full, down
         is_check = (admitted.flags & FLAG_CHECK) != 0
         if is_check.any():

@@ -209,7 +209,10 @@ class Window:
         if not len(batch):
             return
         in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
-        admitted, full, down = self._admit_users(batch, in_system)
+        self._commit_admission(lv, *self._admit_users(batch, in_system))
+
+    def _commit_admission(self, lv: int, admitted: Batch, full: Batch, down: Batch) -> None:
+        """What follows a level's admission: refusals fail, sessions move, the admitted wait."""
         if self._sharded:
             self._shard_rejects(full, down)
         full, down = full.users_only(), down.users_only()

@@ -9,6 +9,8 @@ every request must end the same way at the same nanosecond, and the whole second
 queues must be the same."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,6 +25,14 @@ from test_blocking_calls import web_db
 from topologies import add_event
 
 NS = 10**9
+
+
+@pytest.fixture(params=["events", "sweeps"], autouse=True)
+def path(request, monkeypatch):
+    """Every test on both ways the engine decides a blocking tier: event by event
+    (blocking_window.py, where the tier has its shape) and in sweeps (blocking.py)."""
+    monkeypatch.setenv("SCALELAB_BLOCKING_EVENTS", "1" if request.param == "events" else "0")
+    return request.param
 
 
 def ns(seconds: float) -> int:
@@ -50,6 +60,8 @@ def compare(case: dict, until: float, tight: bool = True) -> tuple[Simulation, B
         sim._forget_bounds()
     sim.run_until(until)
     assert sim._held_lost == 0
+    events = os.environ["SCALELAB_BLOCKING_EVENTS"] == "1"
+    assert (sim._ev_windows > 0) == events   # the path the test is about was taken
     net = sim.net
     web_st = int(net.node_stations[net.node_ids.index("web")][0])
     db_st = int(net.node_stations[net.node_ids.index("db")][0])
@@ -109,7 +121,7 @@ def test_a_database_failure_with_and_without_the_tighter_bound_matches_the_event
     assert t["failed_by_cause"]["backend_down"] > 100 and t["failed_by_cause"]["node_failed"] > 0
 
 
-def test_the_event_model_catches_release_bounds_beyond_the_window(monkeypatch):
+def test_the_event_model_catches_release_bounds_beyond_the_window(monkeypatch, path):
     """Before the fix, a held worker's release was bounded below by its request's end at the
     database even when the window ended (at the failure) before it: the sweeps committed
     give-ups at the web servers that the failure, freeing the workers at 3.0 s, prevents.
@@ -119,6 +131,8 @@ def test_the_event_model_catches_release_bounds_beyond_the_window(monkeypatch):
                 db_timeout=0.05, seed=546, fail=(3.0, 4.5), duration=8)
     sim, _, wrong = compare(case, 8.0)
     assert wrong == [] and sim.totals()["failed_by_cause"]["timeout"] > 500   # 1026 give-ups, all right
+    if path == "events":
+        return   # the bound is the sweeps' (the event window needs none)
     monkeypatch.setattr(HeldWorkers, "_release_floor", lambda self, lb, t1: lb)
     sim, _, wrong = compare(case, 8.0)
     assert len(wrong) > 100                                   # 732 requests end otherwise
@@ -162,7 +176,7 @@ def test_in_flight_at_the_end_is_the_event_models():
     assert sim.totals()["in_flight"] - at_lb == ref.in_system_at(ns(8.0))
 
 
-@settings(max_examples=14, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=14, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(1, 10_000), rate=st.sampled_from([60.0, 150.0, 260.0]), workers=st.integers(1, 3),
        replicas=st.integers(1, 3), conns=st.integers(1, 3), db_cap=st.sampled_from([60.0, 150.0, 400.0]),
        db_limit=st.sampled_from([0, 2, 5, 50]), db_timeout=st.sampled_from([0.02, 0.1, 30.0]),

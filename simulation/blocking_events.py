@@ -1,0 +1,305 @@
+"""A window of a blocking tier, event by event (compiled: simulation/compiled.py).
+
+The tier is blocking servers B (``blocking_calls``) and the stations downstream of them
+D: servers that do not block and databases, which requests cross one after another
+(a journey: each request's stations and services there are known in advance, its
+splits being hashes of its key). A request takes a worker of B and holds it until it
+leaves the network: when its last station answers it, or a station refuses it, or it
+gives up. B's admission therefore needs release times that D decides later, which
+the sweeps of blocking.py find with two trials per sweep, about one sweep of numpy
+per request. This kernel decides the same in one pass over the window's events:
+
+- B's requests are taken per station in arrival order (FIFO). A held worker whose
+  release is still unknown has a lower bound of it: the end of its request's service
+  at B (only B's failure, which loses the requests waiting at B too, frees it
+  sooner); once its request is at a station after ``t1`` (or waits there past it),
+  ``t1``, where a failure may lose it. A station's first waiting request is decided
+  when ``admit_one``'s outcome is the same with the unknown workers free at their
+  lower bounds as with them held for ever (the sweeps' two trials, for one request);
+  it is then admitted with ``admit_one`` itself, on copies of the stations' arrays.
+- D's arrivals are admitted (``admit_one``, on the copies) in time order, each once
+  no request still undecided at B can reach D earlier. A journey's end frees its
+  worker at B.
+
+A station's undecided requests stay undecided (the rest of its arrivals too: FIFO),
+as in the sweeps; blocking_window.py puts them back to wait for the next window.
+Every step decides a request or moves a journey on by one station, so the loop ends
+after at most (requests × stations on a journey) steps (by construction).
+
+The engine then admits D itself, level by level, as it always does; blocking_window.py
+checks that every release it sees is the one predicted here. Arrivals at one station
+at one instant (deterministic service) are taken in the order of their keys, here and
+there (blocking.py, ``_admit_arrivals``). Only a service of zero nanoseconds at B can
+leave that order open: the kernel then gives up (TIE) and the window takes the sweeps.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NEVER_NS, NS, QUEUE_FULL, RING_CAP, TIE_NS, TIE_S, admit_one
+from .compiled import helper, kernel
+
+UNDECIDED = -1
+TIE = -1   # the kernel's answer when D's order would depend on a tie
+
+
+@helper
+def _outcome(s, a, t, f, ring, ring_off, ring_len, count, limit, timeout_ns, rate):
+    """``admit_one``'s decision for a request arriving at ``a`` ns (``t`` s) at station
+    ``s`` whose earliest worker is free at ``f`` ns, without committing anything:
+    (state, start in ns)."""
+    n_ring = len(ring)
+    t0 = max(f, a)
+    cnt = count[s]
+    rlen = ring_len[s]
+    slot = ring_off[s] + (cnt % rlen if rlen > 0 else 0)
+    oldest = ring[min(slot, n_ring - 1)] if rlen > 0 and n_ring > 0 else np.inf
+    lim = limit[s]
+    if lim == 0:
+        full = t0 > a + TIE_NS
+    else:
+        full = cnt >= rlen and oldest > t + TIE_S
+    if lim > RING_CAP:
+        full = (t0 - a) / NS * rate[s] >= lim
+    if full:
+        return QUEUE_FULL, t0
+    if (t0 - a) > timeout_ns[s] + TIE_NS:
+        return GIVES_UP, t0
+    return ADMITTED, t0
+
+
+@helper
+def _to_ns(x):
+    return np.int64(NEVER_NS) if x == np.inf else np.int64(np.rint(x * NS))
+
+
+@helper
+def _heap_push(ht, hk, hi, n, t, key, i):
+    """Push event ``i`` at time ``t`` on the binary heap of the first ``n`` entries of
+    ``ht``/``hk``/``hi``, ordered by time, then request key; returns n + 1."""
+    k = n
+    while k > 0:
+        p = (k - 1) // 2
+        if ht[p] < t or (ht[p] == t and hk[p] <= key):
+            break
+        ht[k] = ht[p]
+        hk[k] = hk[p]
+        hi[k] = hi[p]
+        k = p
+    ht[k] = t
+    hk[k] = key
+    hi[k] = i
+    return n + 1
+
+
+@helper
+def _heap_pop(ht, hk, hi, n):
+    """Remove the top of the heap of ``n`` entries; returns n - 1."""
+    n -= 1
+    t = ht[n]
+    key = hk[n]
+    i = hi[n]
+    k = 0
+    while True:
+        c = 2 * k + 1
+        if c >= n:
+            break
+        if c + 1 < n and (ht[c + 1] < ht[c] or (ht[c + 1] == ht[c] and hk[c + 1] < hk[c])):
+            c += 1
+        if ht[c] > t or (ht[c] == t and hk[c] >= key):
+            break
+        ht[k] = ht[c]
+        hk[k] = hk[c]
+        hi[k] = hi[c]
+        k = c
+    if n > 0:
+        ht[k] = t
+        hk[k] = key
+        hi[k] = i
+    return n
+
+
+def _sample() -> tuple:
+    i64, f64, u64 = np.int64, np.float64, np.uint64
+    n_st, c = 3, 2
+    return (np.array([0, 0, 1], dtype=i64), np.array([0.1, 0.2, 0.15]), np.arange(3, dtype=u64),
+            np.full(3, 10**6, dtype=i64), np.ones(3, dtype=np.bool_), np.ones(3, dtype=np.bool_),
+            np.array([0.05]), np.array([7], dtype=u64), np.array([0], dtype=i64), np.array([0], dtype=i64),
+            np.full((4, 1), 2, dtype=i64), np.full((4, 1), 5 * 10**5, dtype=i64),
+            np.full((n_st, c), np.nan), np.zeros((n_st, c)), np.full(12, -np.inf, dtype=f64),
+            np.array([0, 4, 8], dtype=i64), np.full(n_st, 4, dtype=i64), np.zeros(n_st, dtype=i64),
+            np.full(n_st, 4, dtype=i64), np.full(n_st, 10**9, dtype=i64), np.ones(n_st), np.full(n_st, 100.0),
+            np.ones(n_st, dtype=np.bool_), 1.0,
+            np.zeros(3, dtype=np.int8), np.zeros(3, dtype=i64), np.zeros(3, dtype=i64), np.zeros(3), np.zeros(1),
+            np.zeros(4 * 4 + 3 * n_st, dtype=i64), np.zeros(4), np.zeros(4, dtype=u64))
+
+
+@kernel(sample=_sample)
+def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js,
+                    unk, free, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up, t1,
+                    status, start, worker, c_rel, e_rel, work, fwork, kwork):
+    """Decide a window of a blocking tier (see the module docstring).
+
+    Candidates at B, sorted by station then arrival (``Stations.admit``'s order): station
+    ``c_st``, arrival ``c_a`` (s), key ``c_key``, service ``c_svc`` (ns), ``c_held`` (takes and
+    holds a worker: a user request), ``c_down`` (once served at B it goes on downstream;
+    else it is answered at B). Journeys: row i < len(c_st) of ``jp`` (stations, -1 after
+    the last) and ``js`` (services there, ns) is candidate i's after B; row len(c_st) + k
+    is request k's, already on its way, reaching ``jp``'s first station at ``e_t[k]`` (s)
+    and holding worker ``e_bw[k]`` of B station ``e_bst[k]`` (-1: none). ``unk[s, w]``: NaN
+    where worker w of s is free at ``free[s, w]``; else it is held with its release
+    unknown, at least ``unk`` (s). ``free``, ``ring``, ``count``: copies of the stations'
+    arrays, updated.
+
+    Writes per candidate ``status`` (ADMITTED, QUEUE_FULL, DOWN, GIVES_UP or UNDECIDED),
+    ``start`` (ns), ``worker`` and ``c_rel`` (when its held worker is released, inf if
+    not before ``t1``); ``e_rel`` likewise. Arrivals at one station at one instant are
+    admitted in the order of their keys. Scratch: ``work`` int64 of at least
+    ``3 (len(c_st) + len(e_t)) + 3 n_stations``, ``fwork`` float64 and ``kwork`` uint64 of
+    at least ``len(c_st) + len(e_t)``. Returns how many candidates were decided, or TIE."""
+    n = len(c_st)
+    ne = len(e_t)
+    n_st = free.shape[0]
+    c = free.shape[1]
+    m = n + ne
+    depth = jp.shape[1]
+    hi = work[:m]             # heap: journey * depth + the station it arrives at (one event per journey)
+    minsvc = work[m:m + n]    # the least service at B of the requests from i on at i's station that go to D
+    head = work[2 * m:2 * m + n_st]
+    gend = work[2 * m + n_st:2 * m + 2 * n_st]
+    bound = work[2 * m + 2 * n_st:2 * m + 3 * n_st]   # blocked station: no arrival at D from it before this
+    dirty = work[2 * m + 3 * n_st:3 * m + 3 * n_st]   # stack of stations to look at again
+    ht = fwork[:m]
+    hk = kwork[:m]
+    for s in range(n_st):
+        head[s] = -1
+        gend[s] = -1
+        bound[s] = NEVER_NS
+    for i in range(n):
+        status[i] = UNDECIDED
+        worker[i] = -1
+        c_rel[i] = np.inf
+    lo = 0
+    while lo < n:   # the stations' groups, and their least services from the end
+        s = c_st[lo]
+        hi_ = lo + 1
+        while hi_ < n and c_st[hi_] == s:
+            hi_ += 1
+        head[s] = lo
+        gend[s] = hi_
+        best = np.int64(NEVER_NS)
+        for i in range(hi_ - 1, lo - 1, -1):
+            if c_held[i] and c_down[i] and c_svc[i] < best:
+                best = c_svc[i]
+            minsvc[i] = best
+        lo = hi_
+    n_heap = 0
+    for j in range(ne):
+        e_rel[j] = np.inf
+        n_heap = _heap_push(ht, hk, hi, n_heap, e_t[j], e_key[j], (n + j) * depth)
+    n_dirty = 0
+    for s in range(n_st):
+        if head[s] >= 0:
+            dirty[n_dirty] = s
+            n_dirty += 1
+    decided = 0
+    while True:
+        # every station's first waiting request that can be decided now
+        while n_dirty > 0:
+            n_dirty -= 1
+            s = dirty[n_dirty]
+            while head[s] < gend[s]:
+                i = head[s]
+                a = np.int64(np.rint(c_a[i] * NS))
+                if not up[s]:
+                    status[i] = DOWN
+                    start[i] = a
+                    head[s] += 1
+                    decided += 1
+                    continue
+                fk = np.inf
+                fu = np.inf
+                for w in range(c):
+                    if free[s, w] < fk:
+                        fk = free[s, w]
+                    u = unk[s, w]
+                    if u == u and u < fu:
+                        fu = u
+                fk_ns = _to_ns(fk)
+                fo_ns = _to_ns(min(fk, fu))
+                if fo_ns != fk_ns:
+                    sp, tp = _outcome(s, a, c_a[i], fk_ns, ring, ring_off, ring_len, count, limit, timeout_ns, rate)
+                    so, to = _outcome(s, a, c_a[i], fo_ns, ring, ring_off, ring_len, count, limit, timeout_ns, rate)
+                    if sp != so or (sp == ADMITTED and tp != to):   # depends on a release still unknown
+                        bound[s] = (max(a, fo_ns) + minsvc[i]) if minsvc[i] < NEVER_NS else NEVER_NS
+                        break
+                held = c_held[i]
+                state, t0, w = admit_one(s, a, c_a[i], c_svc[i], held, free, ring, ring_off, ring_len, count,
+                                         limit, timeout_ns, rate)
+                status[i] = state
+                start[i] = t0
+                head[s] += 1
+                decided += 1
+                bound[s] = NEVER_NS
+                if state == ADMITTED and held:
+                    worker[i] = w
+                    fin = (t0 + c_svc[i]) / NS
+                    if fin >= t1:   # only B's failure, which loses the requests waiting there, frees it sooner
+                        unk[s, w] = fin
+                    elif c_down[i]:
+                        unk[s, w] = fin
+                        n_heap = _heap_push(ht, hk, hi, n_heap, fin, c_key[i], i * depth)
+                    else:   # answered at B: released at the end of its service
+                        free[s, w] = fin
+                        c_rel[i] = fin
+        if n_heap == 0:
+            break
+        d = ht[0]
+        d_ns = _to_ns(d)
+        least = np.int64(NEVER_NS)
+        for s in range(n_st):
+            if head[s] >= 0 and head[s] < gend[s] and bound[s] < least:
+                least = bound[s]
+        if d_ns >= least:   # an arrival downstream not yet known might tie with it (a zero service at B)
+            return TIE
+        x = hi[0]
+        key = hk[0]
+        n_heap = _heap_pop(ht, hk, hi, n_heap)
+        j = x // depth   # journey j arrives at its h-th station downstream
+        h = x - j * depth
+        dst, dsvc = jp[j, h], js[j, h]
+        if j < n:
+            bs, bw = c_st[j], worker[j]
+        else:
+            bs, bw = e_bst[j - n], e_bw[j - n]
+        r = d   # when it leaves the network (refused, or its station is down: at once)
+        onward = False
+        if up[dst]:
+            state, t0, w = admit_one(dst, d_ns, d, dsvc, False, free, ring, ring_off, ring_len, count, limit,
+                                     timeout_ns, rate)
+            if state == ADMITTED:
+                r = (t0 + dsvc) / NS
+                if h + 1 < depth and jp[j, h + 1] >= 0:   # then on to the next station
+                    if r < t1:
+                        n_heap = _heap_push(ht, hk, hi, n_heap, r, key, x + 1)
+                        onward = True
+                    else:
+                        r = np.inf   # there after t1 (a failure at t1 may lose it there)
+            elif state == GIVES_UP:
+                r = d + timeout_s[dst]
+        if bs >= 0:
+            if onward:   # its release is no sooner than its next arrival (this keeps B's bounds above the heap's top)
+                unk[bs, bw] = r
+            elif r < t1:
+                free[bs, bw] = r
+                unk[bs, bw] = np.nan
+                if j < n:
+                    c_rel[j] = r
+                else:
+                    e_rel[j - n] = r
+            else:
+                unk[bs, bw] = t1
+            if head[bs] >= 0 and head[bs] < gend[bs]:
+                dirty[n_dirty] = bs
+                n_dirty += 1
+    return decided
