@@ -17,15 +17,16 @@ microsecond per request compiled instead of a millisecond of numpy.
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
 
 from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NS, QUEUE_FULL
 from .blocking_events import TIE, UNDECIDED, blocking_events
-from .compiler import DATABASE, SERVER, SimulationError
+from .compiler import CACHE, DATABASE, SERVER, SimulationError
 from .flight import FLAG_CHECK, FLAG_DB_SESSION, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
-from .randomness import ROUTE, uniform
+from .randomness import CACHE_HIT, ROUTE, uniform
 
 
 def events_enabled() -> bool:
@@ -44,8 +45,9 @@ class EventWindow:
         if not st.hold[levels[lb]].all():
             return None
         n = net.n_stations
-        down = net.st_level > lb   # downstream: servers that do not block and databases, fed by the tier only
-        if (st.hold[down].any() or ((net.st_kind[down] != SERVER) & (net.st_kind[down] != DATABASE)).any()
+        down = net.st_level > lb   # downstream: servers that do not block, caches, databases, fed by the tier only
+        kind = net.st_kind[down]
+        if (st.hold[down].any() or ((kind != SERVER) & (kind != DATABASE) & (kind != CACHE)).any()
                 or (~st.registered[down]).any()):
             return None
         if self._local_hold.any() and self._is_local_server[down].any():
@@ -64,6 +66,8 @@ class EventWindow:
         for a in self.scalers:
             if down[a.sc.first:a.sc.end].any():
                 return None
+        # a cache's hits follow its state second by second (caching.py): windows then end at whole seconds
+        self._ev_caches = bool((kind == CACHE).any())
         return max(len(levels) - lb - 1, 1)
 
     def _event_window(self, t0: float, t1: float, inbox: list[list[Batch]], marks: list[float]) -> bool:
@@ -72,6 +76,8 @@ class EventWindow:
         request is not found): then the sweeps take it."""
         lv = self._lb
         st, net = self.stations, self.net
+        if self._ev_caches and math.floor(t0 + 1e-9) != math.floor(t1 - 1e-9):
+            return False   # a cache's hits would change inside the window (see _event_depth)
         pend = self.pending[lv]
         waiting = np.isinf(pend.start) if len(pend) else np.zeros(0, dtype=bool)
         cand = self._event_candidates(pend, waiting, inbox, t1)
@@ -192,14 +198,16 @@ class EventWindow:
         c_svc = st._service_ns(cand, np.unique(cand.st)) if len(cand) else np.zeros(0, dtype=np.int64)
         c_down = user & ((cand.flags & FLAG_NOT_MODIFIED) == 0) & self._has_route[cand.st]
         db_session = np.where(self._is_db_server[cand.st], FLAG_DB_SESSION, 0).astype(cand.flags.dtype)
-        jp_c, js_c = self._journeys(cand.take(c_down), cand.flags[c_down] | db_session[c_down])
+        jp_c, js_c = self._journeys(cand.take(c_down), cand.flags[c_down] | db_session[c_down], t1)
         # on their way: finished at B or at a station downstream before t1, with a station to go to
         ways = [busy] + [self.pending[k] for k in range(lb + 1, len(net.levels))]
         on = Batch.concat(ways)
         moving = (((on.flags & (FLAG_CHECK | FLAG_TIMEOUT | FLAG_NOT_MODIFIED)) == 0) & (on.fin < t1)
                   & self._has_route[on.st]) if len(on) else np.zeros(0, dtype=bool)
+        if self._ev_caches and moving.any():   # a hit at a cache is answered there
+            moving[moving] = ~self._cache_hits(on.take(moving), np.floor(on.arr[moving]))
         ev = on.take(moving)
-        jp_e, js_e = self._journeys(ev, ev.flags)
+        jp_e, js_e = self._journeys(ev, ev.flags, t1)
         depth = self._ev_depth
         jp = np.full((len(cand) + len(ev), depth), -1, dtype=np.int64)
         js = np.zeros((len(cand) + len(ev), depth), dtype=np.int64)
@@ -233,12 +241,14 @@ class EventWindow:
             unk[hs[later], hw[later]] = t1
         return (c_svc, user, c_down, ev.fin, ev.key, e_bst, e_bw, e_entry, jp, js, unk, free, done_entry, done_t)
 
-    def _journeys(self, b: Batch, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _journeys(self, b: Batch, flags: np.ndarray, t1: float) -> tuple[np.ndarray, np.ndarray]:
         """The stations requests ``b`` (finished at their stations, with ``flags`` as they
         leave) cross downstream, and their services there (ns), as routing and admission
         will draw them: the split is a hash of key and hop (``Routing._route``), the service
         ``Stations._service_ns`` (a session read at the first store after a server that
-        keeps sessions in the database)."""
+        keeps sessions in the database). A read that hits a cache ends there: with
+        caches, the window is one whole second, in which every arrival at a cache that
+        the kernel admits sees the same state."""
         depth = self._ev_depth
         jp = np.full((len(b), depth), -1, dtype=np.int64)
         js = np.zeros((len(b), depth), dtype=np.int64)
@@ -261,8 +271,28 @@ class EventWindow:
             jp[alive, h] = nxt
             flags[alive] = there.flags | np.where(self._is_db_server[nxt], FLAG_DB_SESSION, 0).astype(flags.dtype)
             cur[alive] = nxt
-            alive = alive[self._has_route[nxt]]
+            on = self._has_route[nxt]
+            if self._ev_caches:
+                on &= ~self._cache_hits(there, np.full(len(there), math.floor(t1 - 1e-9)))
+            alive = alive[on]
         return jp, js
+
+    def _cache_hits(self, b: Batch, second: np.ndarray) -> np.ndarray:
+        """Which of requests ``b``, at their stations, are reads that hit a cache, for
+        arrivals there in ``second`` (``Routing._route``'s draw, from the same state)."""
+        hit = np.zeros(len(b), dtype=bool)
+        at = (self.net.st_kind[b.st] == CACHE) & (b.cls == 0)
+        if not at.any():
+            return hit
+        u = uniform(b.key, b.hop, CACHE_HIT)
+        for s in np.unique(b.st[at]).tolist():
+            model = self._caches[s]
+            mine = at & (b.st == s)
+            for k in np.unique(second[mine]).tolist():
+                part = mine & (second == k)
+                p_hit = model.state_at(int(k))[0]
+                hit[part] = u[part] < p_hit[np.minimum(b.item[part], len(p_hit) - 1)]
+        return hit
 
     @staticmethod
     def _lookup(keys: np.ndarray, values: np.ndarray, want: np.ndarray) -> np.ndarray:

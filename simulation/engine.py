@@ -240,6 +240,8 @@ class Simulation(Window, Arrivals, Lifecycle, RequestState, Replication, Routing
             if now + 1e-9 < t < best[0]:
                 best = (t, why)
 
+        if self._ev_caches:   # blocking servers in front of a cache decided event by event (blocking_window.py)
+            consider(math.floor(now + 1e-9) + 1.0, "a whole second (a cache behind blocking servers)")
         if self._event_pos < len(self._events):
             ev = self._events[self._event_pos]
             consider(ev.at_s, f'the scheduled event at {ev.at_s:g} s ("{ev.node}")')

@@ -66,8 +66,8 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
          web_limit: int, web_timeout: float, db_limit: int, db_timeout: float, deterministic: bool,
          sessions: str, etag: bool, read_ratio: float, duration: float, downstream: str = "db") -> Document:
     """Client → round robin → ``webs`` blocking web nodes → ``downstream``: one database
-    ("db"), two (each web node splits its queries: "two_dbs"), or a server that does not
-    block and calls the database ("api")."""
+    ("db"), two (each web node splits its queries: "two_dbs"), a server that does not
+    block and calls the database ("api"), or a cache in front of the database ("cache")."""
     d = Document()
     d.add_node(NodeData("users", "client", params={"rate_rps": rate, "users": 300, "read_ratio": read_ratio,
                                                    "items": 50, "pattern": {"type": "steps", "times_s": [3.0],
@@ -85,6 +85,9 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
         d.add_node(NodeData("api", "server", params={"capacity_rps": 300.0, "workers": 2, "replicas": 2,
                                                      "queue_limit": 20, "timeout_s": 0.3, "sessions": sessions}))
         d.add_edge("api", "db")
+    if downstream == "cache":
+        d.add_node(NodeData("cache", "cache", params={"capacity_items": 20, "ttl_s": 0.5, "connections": 2, "capacity_rps": 2000.0}))
+        d.add_edge("cache", "db")
     for k in range(webs):
         d.add_node(NodeData(f"web{k}", "server", params={
             "capacity_rps": 40.0 * workers, "workers": workers, "replicas": replicas, "blocking_calls": True,
@@ -93,7 +96,7 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
             "service": "deterministic" if deterministic and k == 0 else "exponential",
             "etag": etag, "cache_max_age_s": 0.2 if etag else 0.0}))
         d.add_edge("lb", f"web{k}")
-        d.add_edge(f"web{k}", "api" if downstream == "api" else "db")
+        d.add_edge(f"web{k}", downstream if downstream in ("api", "cache") else "db")
         if downstream == "two_dbs":
             d.add_edge(f"web{k}", "db2")
     d.set_settings(seed=seed, duration_s=duration)
@@ -108,7 +111,7 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
        web_timeout=st.sampled_from([0.05, 0.5, 2.0]), db_limit=st.sampled_from([0, 2, 50]),
        db_timeout=st.sampled_from([0.02, 0.2, 1.0]), deterministic=st.booleans(),
        sessions=st.sampled_from(["cookie", "local", "database"]), etag=st.booleans(),
-       read_ratio=st.sampled_from([1.0, 0.7]), downstream=st.sampled_from(["db", "db", "two_dbs", "api"]),
+       read_ratio=st.sampled_from([1.0, 0.7]), downstream=st.sampled_from(["db", "two_dbs", "api", "cache"]),
        failures=st.sampled_from([(), (("db", 1.0, 1.6),), (("web0", 0.7, 2.2),), (("db", 2.5, 2.6), ("web0", 0.3, 1.1))]))
 def test_random_tiers_decided_event_by_event_are_the_sweeps_request_by_request(
         monkeypatch, seed, rate, webs, replicas, workers, conns, db_cap, web_limit, web_timeout, db_limit, db_timeout,
@@ -167,10 +170,10 @@ def test_a_blocking_tier_is_the_pollaczek_khinchine_queue_of_its_held_time():
 
 
 def test_which_tiers_are_decided_event_by_event():
-    """Servers that call several databases, or servers that do not block in between, are
-    journeys the event window follows; a cache (its hits depend on its state second by
-    second) or a replicated database (its reads follow the proxy, its replicas apply
-    writes) are left to the sweeps."""
+    """Servers that call several databases, servers that do not block in between, and
+    caches (with windows of a whole second at most: a cache's hits follow its state
+    second by second) are journeys the event window follows; a replicated database (its
+    reads follow the proxy, its replicas apply writes) is left to the sweeps."""
     def shape(extra) -> Simulation:
         doc = web_db(50.0, blocking=True, workers=1, duration=5)
         extra(doc)
@@ -198,7 +201,7 @@ def test_which_tiers_are_decided_event_by_event():
     assert shape(lambda d: None)._ev_depth == 1
     assert shape(second_db)._ev_depth == 1
     assert shape(api)._ev_depth == 2
-    assert shape(cache)._ev_depth is None
+    assert shape(cache)._ev_depth == 2 and shape(cache)._ev_caches
     assert shape(replicas)._ev_depth is None
 
 
