@@ -65,7 +65,7 @@ SCENARIOS = {
     # S5: a blocking tier (thread-per-request servers holding a worker during their database call):
     # client → server (4 replicas × 1 sync worker, 300 req/s) → database (100 connections, 0.5 ms
     # queries). "No topology slower than SimPy" (issue 11): target ≥ 1×.
-    "S5": dict(rate=900.0, n=4, mu=300.0, duration=20.0, quick=3.0, simpy=20.0, simpy_quick=3.0,
+    "S5": dict(rate=900.0, n=4, mu=300.0, duration=120.0, quick=10.0, simpy=20.0, simpy_quick=3.0,
                warmup=5.0, speed_target=1.0, simpy_ref=None),
 }
 S3_DB = dict(connections=20, read_capacity_rps=3000.0, write_capacity_rps=1000.0, read_ratio=0.9)

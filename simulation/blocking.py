@@ -64,6 +64,7 @@ class Blocking(HeldWorkers, EventWindow):
         self._sessioned = np.zeros(0, dtype=np.uint64)   # arrivals put back whose sessions moved already
         self._ev_depth = None          # a tier decided event by event (blocking_window.py)
         self._ev_caches = False
+        self._ev_tie = np.zeros(0, dtype=bool)
         self._ev_expect = None
         self._ev_windows = self.__dict__.get("_ev_windows", 0)
         self._ev_fallbacks = self.__dict__.get("_ev_fallbacks", 0)

@@ -41,6 +41,8 @@ from .compiled import helper, kernel
 
 UNDECIDED = -1
 TIE = -1   # the kernel's answer when D's order would depend on a tie
+END = -1       # a journey's stations: no more
+NOWHERE = -2   # the proxy knows of no copy of the database that can take it: it fails on leaving
 
 
 @helper
@@ -126,6 +128,7 @@ def _sample() -> tuple:
             np.full(3, 10**6, dtype=i64), np.ones(3, dtype=np.bool_), np.ones(3, dtype=np.bool_),
             np.array([0.05]), np.array([7], dtype=u64), np.array([0], dtype=i64), np.array([0], dtype=i64),
             np.full((4, 1), 2, dtype=i64), np.full((4, 1), 5 * 10**5, dtype=i64),
+            np.full((4, 1), -1, dtype=i64), np.zeros((4, 1), dtype=i64), np.zeros(n_st, dtype=np.bool_),
             np.full((n_st, c), np.nan), np.zeros((n_st, c)), np.full(12, -np.inf, dtype=f64),
             np.array([0, 4, 8], dtype=i64), np.full(n_st, 4, dtype=i64), np.zeros(n_st, dtype=i64),
             np.full(n_st, 4, dtype=i64), np.full(n_st, 10**9, dtype=i64), np.ones(n_st), np.full(n_st, 100.0),
@@ -135,8 +138,8 @@ def _sample() -> tuple:
 
 
 @kernel(sample=_sample)
-def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js,
-                    unk, free, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up, t1,
+def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n,
+                    tie_st, unk, free, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up, t1,
                     status, start, worker, c_rel, e_rel, work, fwork, kwork):
     """Decide a window of a blocking tier (see the module docstring).
 
@@ -145,8 +148,13 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
     holds a worker: a user request), ``c_down`` (once served at B it goes on downstream;
     else it is answered at B). Journeys: row i < len(c_st) of ``jp`` (stations, -1 after
     the last) and ``js`` (services there, ns) is candidate i's after B; row len(c_st) + k
-    is request k's, already on its way, reaching ``jp``'s first station at ``e_t[k]`` (s)
-    and holding worker ``e_bw[k]`` of B station ``e_bst[k]`` (-1: none). ``unk[s, w]``: NaN
+    is request k's, already on its way, reaching ``jp``'s first station at ``e_t[k]`` (s; inf:
+    not yet, a replica's apply job that a write at its primary starts) and holding worker
+    ``e_bw[k]`` of B station ``e_bst[k]`` (-1: none). A journey admitted at its h-th station
+    starts journeys ``ja_first[j, h]`` to ``+ ja_n[j, h]`` there when it ends its service
+    (a write at a primary: every replica applies it). At stations ``tie_st`` (replicated
+    databases, where the engine admits apply jobs after the other arrivals) two arrivals
+    at one instant make the kernel give up (TIE). ``unk[s, w]``: NaN
     where worker w of s is free at ``free[s, w]``; else it is held with its release
     unknown, at least ``unk`` (s). ``free``, ``ring``, ``count``: copies of the stations'
     arrays, updated.
@@ -194,9 +202,11 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
             minsvc[i] = best
         lo = hi_
     n_heap = 0
+    last_d = np.full(n_st, -np.inf)   # the last arrival taken at each station of tie_st
     for j in range(ne):
         e_rel[j] = np.inf
-        n_heap = _heap_push(ht, hk, hi, n_heap, e_t[j], e_key[j], (n + j) * depth)
+        if e_t[j] < np.inf:
+            n_heap = _heap_push(ht, hk, hi, n_heap, e_t[j], e_key[j], (n + j) * depth)
     n_dirty = 0
     for s in range(n_st):
         if head[s] >= 0:
@@ -272,14 +282,21 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
             bs, bw = c_st[j], worker[j]
         else:
             bs, bw = e_bst[j - n], e_bw[j - n]
-        r = d   # when it leaves the network (refused, or its station is down: at once)
+        r = d   # when it leaves the network (refused, nowhere to go, or its station is down: at once)
         onward = False
-        if up[dst]:
+        if dst >= 0 and tie_st[dst]:
+            if d == last_d[dst]:
+                return TIE
+            last_d[dst] = d
+        if dst >= 0 and up[dst]:
             state, t0, w = admit_one(dst, d_ns, d, dsvc, False, free, ring, ring_off, ring_len, count, limit,
                                      timeout_ns, rate)
             if state == ADMITTED:
                 r = (t0 + dsvc) / NS
-                if h + 1 < depth and jp[j, h + 1] >= 0:   # then on to the next station
+                for q in range(ja_first[j, h], ja_first[j, h] + ja_n[j, h]):   # apply jobs of a write
+                    if r < t1:
+                        n_heap = _heap_push(ht, hk, hi, n_heap, r, e_key[q - n], q * depth)
+                if h + 1 < depth and jp[j, h + 1] != END:   # then on to the next station
                     if r < t1:
                         n_heap = _heap_push(ht, hk, hi, n_heap, r, key, x + 1)
                         onward = True

@@ -1,16 +1,17 @@
 """A window of a blocking tier decided event by event (blocking_events.py) instead of sweeps.
 
-A part of :class:`simulation.blocking.Blocking`. The tier must have the common shape:
-every station from the lowest blocking level up is either a blocking server B that
-calls exactly one node D with one station, or such a D, which ends its requests (a
-database or a server without downstream calls), fed by blocking servers only; no
-autoscaling, replication, sharding, tables or joins. Anything else takes the sweeps.
+A part of :class:`simulation.blocking.Blocking`. The tier must have a common shape
+(``_event_depth``): every station from the lowest blocking level up is a blocking server
+B, or, downstream of them and fed by them only, a server that does not block, a cache
+or a single-primary database (with or without read replicas); no sharding, tables or
+joins, no balancer or autoscaled server downstream. Anything else takes the sweeps.
 
-The kernel decides B's admissions of the window exactly as the sweeps do, and predicts
-when each held worker is released. This module commits B's admissions, then settles
-B, admits and settles D as every window does: D's answers, refusals and give-ups
-release the workers, and each release must be the one predicted (else a
-SimulationError: a bug, never a silently wrong number). The same numbers as the
+The kernel decides B's admissions of the window exactly as the sweeps do, following
+each request's journey downstream (blocking_journeys.py), and predicts when each held
+worker is released. This module commits B's admissions, then settles B and admits and
+settles the levels downstream as every window does: their answers, refusals and
+give-ups release the workers, and each release must be the one predicted, and no other
+(else a SimulationError: a bug, never a silently wrong number). The same numbers as the
 sweeps, request by request (tests/simulation/test_blocking_events.py), in about a
 microsecond per request compiled instead of a millisecond of numpy.
 ``SCALELAB_BLOCKING_EVENTS=0`` turns it off.
@@ -23,23 +24,23 @@ import os
 import numpy as np
 
 from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NS, QUEUE_FULL
-from .blocking_events import TIE, UNDECIDED, blocking_events
+from .blocking_events import END, TIE, UNDECIDED, blocking_events
+from .blocking_journeys import Journeys
 from .compiler import CACHE, DATABASE, SERVER, SimulationError
-from .flight import FLAG_CHECK, FLAG_DB_SESSION, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
-from .randomness import CACHE_HIT, ROUTE, uniform
+from .flight import FLAG_CHECK, FLAG_DB_SESSION, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
 
 
 def events_enabled() -> bool:
     return os.environ.get("SCALELAB_BLOCKING_EVENTS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-class EventWindow:
+class EventWindow(Journeys):
     def _event_depth(self) -> int | None:
         """How many stations a journey downstream of the blocking servers crosses at most,
         when the tier has the shape this module decides; else None."""
         net, st = self.net, self.stations
-        if (not events_enabled() or self._replicated or self._sharded or self._parts is not None
-                or self._joins_on):
+        if (not events_enabled() or self._sharded or self._parts is not None or self._joins_on
+                or any(db.primaries > 1 for db in net.databases)):
             return None
         lb, levels = self._lb, net.levels
         if not st.hold[levels[lb]].all():
@@ -68,12 +69,17 @@ class EventWindow:
                 return None
         # a cache's hits follow its state second by second (caching.py): windows then end at whole seconds
         self._ev_caches = bool((kind == CACHE).any())
+        self._ev_tie = np.zeros(n, dtype=bool)   # replicated databases: ties there are left to the sweeps
+        for db in net.databases:
+            self._ev_tie[db.stations] = True
+            if not down[db.stations].all():
+                return None
         return max(len(levels) - lb - 1, 1)
 
     def _event_window(self, t0: float, t1: float, inbox: list[list[Batch]], marks: list[float]) -> bool:
         """Decide the window of the blocking tier event by event; False (nothing changed)
-        when the kernel cannot (two arrivals at one instant at D, or a held worker whose
-        request is not found): then the sweeps take it."""
+        when the kernel cannot (two arrivals at one instant whose order only the sweeps
+        know, or a held worker whose request is not found): then the sweeps take it."""
         lv = self._lb
         st, net = self.stations, self.net
         if self._ev_caches and math.floor(t0 + 1e-9) != math.floor(t1 - 1e-9):
@@ -85,7 +91,8 @@ class EventWindow:
         inputs = self._event_inputs(cand, pend.take(~waiting), t1)
         if inputs is None:
             return False
-        (c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, unk, free, done_entry, done_t) = inputs
+        (c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, unk, free, done_entry,
+         done_t) = inputs
         n, ne = len(cand), len(e_t)
         ring, count = st.ring.copy(), st.count.copy()
         status = np.empty(n, dtype=np.int8)
@@ -95,7 +102,8 @@ class EventWindow:
         work = np.empty(3 * (n + ne) + 3 * net.n_stations + 1, dtype=np.int64)
         fwork = np.empty(n + ne + 1)
         kwork = np.empty(n + ne + 1, dtype=np.uint64)
-        args = (cand.st, cand.arr, cand.key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js, unk, free, ring,
+        args = (cand.st, cand.arr, cand.key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n,
+                self._ev_tie, unk, free, ring,
                 st.ring_off, st.ring_len, count, net.st_queue_limit, st._timeout_ns, net.st_timeout, st.rate, st.up,
                 float(t1), status, start_ns, worker, c_rel, e_rel, work, fwork, kwork)
         got = blocking_events(*args) if blocking_events.compiled else blocking_events.py(*args)
@@ -188,41 +196,58 @@ class EventWindow:
         return Batch.concat(parts)
 
     def _event_inputs(self, cand: Batch, busy: Batch, t1: float) -> tuple | None:
-        """The kernel's arrays: services at B, the journeys downstream of the candidates and
-        of the requests already on their way that move on in the window (``busy``: those
-        admitted at B; the levels below hold the others), the held workers' state. None
-        when a held worker's request is nowhere (the sweeps count that as lost)."""
+        """The kernel's arrays: services at B, the journeys downstream of the candidates, of
+        the requests already on their way that move on in the window (``busy``: those
+        admitted at B; the levels below hold the others) and of the apply jobs of
+        replicated databases, the held workers' state. None when a held worker's request
+        is nowhere (the sweeps count that as lost)."""
         st, net, lb = self.stations, self.net, self._lb
         n_st, c = st.free.shape
         user = (cand.flags & FLAG_CHECK) == 0
         c_svc = st._service_ns(cand, np.unique(cand.st)) if len(cand) else np.zeros(0, dtype=np.int64)
         c_down = user & ((cand.flags & FLAG_NOT_MODIFIED) == 0) & self._has_route[cand.st]
         db_session = np.where(self._is_db_server[cand.st], FLAG_DB_SESSION, 0).astype(cand.flags.dtype)
-        jp_c, js_c = self._journeys(cand.take(c_down), cand.flags[c_down] | db_session[c_down], t1)
+        jc = self._journeys(cand.take(c_down), cand.flags[c_down] | db_session[c_down], t1)
         # on their way: finished at B or at a station downstream before t1, with a station to go to
         ways = [busy] + [self.pending[k] for k in range(lb + 1, len(net.levels))]
         on = Batch.concat(ways)
-        moving = (((on.flags & (FLAG_CHECK | FLAG_TIMEOUT | FLAG_NOT_MODIFIED)) == 0) & (on.fin < t1)
-                  & self._has_route[on.st]) if len(on) else np.zeros(0, dtype=bool)
+        moving = (((on.flags & (FLAG_CHECK | FLAG_TIMEOUT | FLAG_NOT_MODIFIED | FLAG_INTERNAL)) == 0)
+                  & (on.fin < t1) & self._has_route[on.st]) if len(on) else np.zeros(0, dtype=bool)
         if self._ev_caches and moving.any():   # a hit at a cache is answered there
             moving[moving] = ~self._cache_hits(on.take(moving), np.floor(on.arr[moving]))
         ev = on.take(moving)
-        jp_e, js_e = self._journeys(ev, ev.flags, t1)
+        je = self._journeys(ev, ev.flags, t1)
+        # apply jobs shipped before the window that reach their replica in it (Replication._due_applies)
+        d = self._delayed if self._replicated else Batch.empty()
+        due = d.take(d.arr < t1) if len(d) else d
+        n, n_ev, n_ac, n_ae = len(cand), len(ev), len(jc[4]), len(je[4])
+        n_rows = n + n_ev + n_ac + n_ae + len(due)
         depth = self._ev_depth
-        jp = np.full((len(cand) + len(ev), depth), -1, dtype=np.int64)
-        js = np.zeros((len(cand) + len(ev), depth), dtype=np.int64)
+        jp = np.full((n_rows, depth), END, dtype=np.int64)
+        js = np.zeros((n_rows, depth), dtype=np.int64)
+        ja_first = np.full((n_rows, depth), -1, dtype=np.int64)
+        ja_n = np.zeros((n_rows, depth), dtype=np.int64)
         rows = np.flatnonzero(c_down)
-        jp[rows], js[rows] = jp_c, js_c
-        jp[len(cand):], js[len(cand):] = jp_e, js_e
-        e_bst = np.full(len(ev), -1, dtype=np.int64)
-        e_bw = np.full(len(ev), -1, dtype=np.int64)
-        e_entry = np.full(len(ev), -1, dtype=np.int64)
+        base_c, base_e = n + n_ev, n + n_ev + n_ac   # the apply jobs of the candidates, then of the others
+        jp[rows], js[rows], ja_n[rows] = jc[0], jc[1], jc[3]
+        ja_first[rows] = np.where(jc[2] >= 0, jc[2] + base_c, -1)
+        jp[n:n + n_ev], js[n:n + n_ev], ja_n[n:n + n_ev] = je[0], je[1], je[3]
+        ja_first[n:n + n_ev] = np.where(je[2] >= 0, je[2] + base_e, -1)
+        jobs = slice(base_c, n_rows)
+        jp[jobs, 0] = np.concatenate([jc[4], je[4], due.st])
+        js[jobs, 0] = np.concatenate([jc[5], je[5], st._service_ns(due, np.unique(due.st)) if len(due)
+                                      else np.zeros(0, dtype=np.int64)])
+        e_t = np.concatenate([ev.fin, np.full(n_ac + n_ae, np.inf), due.arr])
+        e_key = np.concatenate([ev.key, jc[6], je[6], due.key])
+        e_bst = np.full(len(e_t), -1, dtype=np.int64)
+        e_bw = np.full(len(e_t), -1, dtype=np.int64)
+        e_entry = np.full(len(e_t), -1, dtype=np.int64)
         free = st.free.copy()
         unk = np.full((n_st, c), np.nan)
         done_entry, done_t = np.zeros(0, dtype=np.int64), np.zeros(0)
         if len(self._h_key):
             hk, hs, hw, h_from = self._h_key, self._h_st, self._h_w, self._h_from
-            pos = self._lookup(ev.key, np.arange(len(ev), dtype=float), hk)   # on its way in the window
+            pos = self._lookup(ev.key, np.arange(n_ev, dtype=float), hk)   # on its way in the window
             is_ev = ~np.isnan(pos)
             j = pos[is_ev].astype(np.int64)
             e_bst[j], e_bw[j], e_entry[j] = hs[is_ev], hw[is_ev], np.flatnonzero(is_ev)
@@ -239,60 +264,8 @@ class EventWindow:
             unk[hs[at_b], hw[at_b]] = own[at_b]
             later = rest & ~gone & np.isnan(own)   # downstream after t1 (a failure at t1 may lose it)
             unk[hs[later], hw[later]] = t1
-        return (c_svc, user, c_down, ev.fin, ev.key, e_bst, e_bw, e_entry, jp, js, unk, free, done_entry, done_t)
-
-    def _journeys(self, b: Batch, flags: np.ndarray, t1: float) -> tuple[np.ndarray, np.ndarray]:
-        """The stations requests ``b`` (finished at their stations, with ``flags`` as they
-        leave) cross downstream, and their services there (ns), as routing and admission
-        will draw them: the split is a hash of key and hop (``Routing._route``), the service
-        ``Stations._service_ns`` (a session read at the first store after a server that
-        keeps sessions in the database). A read that hits a cache ends there: with
-        caches, the window is one whole second, in which every arrival at a cache that
-        the kernel admits sees the same state."""
-        depth = self._ev_depth
-        jp = np.full((len(b), depth), -1, dtype=np.int64)
-        js = np.zeros((len(b), depth), dtype=np.int64)
-        if not len(b):
-            return jp, js
-        net, st = self.net, self.stations
-        cur, hop, flags = b.st.copy(), b.hop.copy(), flags.copy()
-        alive = np.flatnonzero(self._has_route[cur])
-        for h in range(depth):
-            if not len(alive):
-                break
-            key, hp = b.key[alive], hop[alive]
-            draw = cur[alive] + uniform(key, hp, ROUTE)
-            idx = np.minimum(np.searchsorted(self._route_key, draw, side="left"), len(self._route_key) - 1)
-            nxt = self._registered_only(net.route_target[idx], key, hp)
-            hop[alive] = hp + 1
-            there = Batch._raw((nxt, b.birth[alive], b.fin[alive], b.start[alive], b.fin[alive], b.cls[alive],
-                                b.user[alive], flags[alive], key, hop[alive], b.item[alive]))
-            js[alive, h] = st._service_ns(there, np.unique(nxt))
-            jp[alive, h] = nxt
-            flags[alive] = there.flags | np.where(self._is_db_server[nxt], FLAG_DB_SESSION, 0).astype(flags.dtype)
-            cur[alive] = nxt
-            on = self._has_route[nxt]
-            if self._ev_caches:
-                on &= ~self._cache_hits(there, np.full(len(there), math.floor(t1 - 1e-9)))
-            alive = alive[on]
-        return jp, js
-
-    def _cache_hits(self, b: Batch, second: np.ndarray) -> np.ndarray:
-        """Which of requests ``b``, at their stations, are reads that hit a cache, for
-        arrivals there in ``second`` (``Routing._route``'s draw, from the same state)."""
-        hit = np.zeros(len(b), dtype=bool)
-        at = (self.net.st_kind[b.st] == CACHE) & (b.cls == 0)
-        if not at.any():
-            return hit
-        u = uniform(b.key, b.hop, CACHE_HIT)
-        for s in np.unique(b.st[at]).tolist():
-            model = self._caches[s]
-            mine = at & (b.st == s)
-            for k in np.unique(second[mine]).tolist():
-                part = mine & (second == k)
-                p_hit = model.state_at(int(k))[0]
-                hit[part] = u[part] < p_hit[np.minimum(b.item[part], len(p_hit) - 1)]
-        return hit
+        return (c_svc, user, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, unk, free,
+                done_entry, done_t)
 
     @staticmethod
     def _lookup(keys: np.ndarray, values: np.ndarray, want: np.ndarray) -> np.ndarray:
@@ -312,8 +285,12 @@ class EventWindow:
             self.ledger.book_busy(s, lo, t, float(lo.min()), float(t.max()))
 
     def _check_release(self, keys: np.ndarray, times: np.ndarray) -> None:
-        """A release the event window predicted must come at the predicted time."""
+        """A release the event window predicted must come at the predicted time, and no
+        other release may come (the kernel found them all)."""
         ek, et, seen = self._ev_expect
+        if len(keys) and len(self._h_key) and np.isin(keys, self._h_key).any():
+            raise SimulationError("blocking servers: a worker was released that the event window did not "
+                                  "predict (please report this)")
         if not len(ek) or not len(keys):
             return
         i = np.minimum(np.searchsorted(ek, keys), len(ek) - 1)

@@ -67,16 +67,18 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
          sessions: str, etag: bool, read_ratio: float, duration: float, downstream: str = "db") -> Document:
     """Client → round robin → ``webs`` blocking web nodes → ``downstream``: one database
     ("db"), two (each web node splits its queries: "two_dbs"), a server that does not
-    block and calls the database ("api"), or a cache in front of the database ("cache")."""
+    block and calls the database ("api"), a cache in front of the database ("cache"), or
+    a database with two read replicas, a proxy and failover ("replicated")."""
     d = Document()
     d.add_node(NodeData("users", "client", params={"rate_rps": rate, "users": 300, "read_ratio": read_ratio,
                                                    "items": 50, "pattern": {"type": "steps", "times_s": [3.0],
                                                                             "factors": [0.0]}}))
     d.add_node(NodeData("lb", "load_balancer", params={"algorithm": "round_robin", "capacity_rps": 1e6}))
     d.add_edge("users", "lb")
+    replicated = {"read_replicas": 2, "failover_s": 0.4, "monitor_interval_s": 0.25} if downstream == "replicated" else {}
     d.add_node(NodeData("db", "database", params={"connections": conns, "read_capacity_rps": db_cap,
                                                   "write_capacity_rps": db_cap / 2, "queue_limit": db_limit,
-                                                  "timeout_s": db_timeout}))
+                                                  "timeout_s": db_timeout, **replicated}))
     if downstream == "two_dbs":
         d.add_node(NodeData("db2", "database", params={"connections": 2, "read_capacity_rps": 200.0,
                                                        "write_capacity_rps": 100.0, "queue_limit": 3,
@@ -103,7 +105,7 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
     return d
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(1, 10_000), rate=st.sampled_from([60.0, 200.0, 500.0]), webs=st.integers(1, 2),
        replicas=st.integers(1, 3), workers=st.integers(1, 3), conns=st.integers(1, 4),
@@ -111,7 +113,7 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
        web_timeout=st.sampled_from([0.05, 0.5, 2.0]), db_limit=st.sampled_from([0, 2, 50]),
        db_timeout=st.sampled_from([0.02, 0.2, 1.0]), deterministic=st.booleans(),
        sessions=st.sampled_from(["cookie", "local", "database"]), etag=st.booleans(),
-       read_ratio=st.sampled_from([1.0, 0.7]), downstream=st.sampled_from(["db", "two_dbs", "api", "cache"]),
+       read_ratio=st.sampled_from([1.0, 0.7]), downstream=st.sampled_from(["db", "two_dbs", "api", "cache", "replicated"]),
        failures=st.sampled_from([(), (("db", 1.0, 1.6),), (("web0", 0.7, 2.2),), (("db", 2.5, 2.6), ("web0", 0.3, 1.1))]))
 def test_random_tiers_decided_event_by_event_are_the_sweeps_request_by_request(
         monkeypatch, seed, rate, webs, replicas, workers, conns, db_cap, web_limit, web_timeout, db_limit, db_timeout,
@@ -170,10 +172,11 @@ def test_a_blocking_tier_is_the_pollaczek_khinchine_queue_of_its_held_time():
 
 
 def test_which_tiers_are_decided_event_by_event():
-    """Servers that call several databases, servers that do not block in between, and
-    caches (with windows of a whole second at most: a cache's hits follow its state
-    second by second) are journeys the event window follows; a replicated database (its
-    reads follow the proxy, its replicas apply writes) is left to the sweeps."""
+    """Servers that call several databases, servers that do not block in between, caches
+    (with windows of a whole second at most: a cache's hits follow its state second by
+    second) and databases with read replicas are journeys the event window follows; a
+    second tier of blocking servers, a balancer downstream or several primaries are left
+    to the sweeps."""
     def shape(extra) -> Simulation:
         doc = web_db(50.0, blocking=True, workers=1, duration=5)
         extra(doc)
@@ -198,11 +201,28 @@ def test_which_tiers_are_decided_event_by_event():
     def replicas(d):
         d.set_params("db", {"read_replicas": 2})
 
+    def primaries(d):
+        d.set_params("db", {"primaries": 2})
+
+    def chain(d):
+        api(d)
+        d.set_params("api", {"blocking_calls": True})
+
+    def balancer(d):
+        api(d)
+        d.remove_edge("web", "api")
+        d.add_node(NodeData("lb2", "load_balancer", params={}))
+        d.add_edge("web", "lb2")
+        d.add_edge("lb2", "api")
+
     assert shape(lambda d: None)._ev_depth == 1
     assert shape(second_db)._ev_depth == 1
     assert shape(api)._ev_depth == 2
     assert shape(cache)._ev_depth == 2 and shape(cache)._ev_caches
-    assert shape(replicas)._ev_depth is None
+    assert shape(replicas)._ev_depth == 1
+    assert shape(primaries)._ev_depth is None
+    assert shape(chain)._ev_depth is None
+    assert shape(balancer)._ev_depth is None
 
 
 def test_arrivals_at_one_instant_at_the_database_are_taken_in_the_same_order(monkeypatch):

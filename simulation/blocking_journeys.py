@@ -1,0 +1,127 @@
+"""Where requests go after a blocking server, and what they cost there, drawn in advance.
+
+A part of :class:`simulation.blocking.Blocking` (blocking_window.py's event window): a
+request's journey downstream is fixed before it starts, as routing and admission will
+draw it, because every choice is a hash of the request's key and hop and of state that
+does not change inside a window: the split over downstream nodes (``Routing._route``),
+the copy of a replicated database the proxy sends it to (``_database_targets``: writes to
+the primary, reads to a copy it believes up), whether a read hits a cache (the cache's
+state of the window's second: such windows never cross a whole second), and each
+service (``Stations._service_ns``: a session read at the first store after a server that
+keeps sessions in the database). A write committed at a primary makes every replica
+apply it (``Replication._ship``): those apply jobs are journeys of their own, started
+when the write ends.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .blocking_events import END, NOWHERE
+from .compiler import CACHE
+from .flight import FLAG_DB_SESSION, FLAG_INTERNAL, Batch
+from .randomness import APPLY, CACHE_HIT, ROUTE, mix64, uniform
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+class Journeys:
+    def _journeys(self, b: Batch, flags: np.ndarray, t1: float) -> tuple:
+        """Journeys of requests ``b``, finished at their stations (``flags`` as they leave):
+        (stations, services in ns) per request and hop (END after the last, NOWHERE where
+        the proxy knows of no copy: it fails on leaving), and the apply jobs the writes
+        start: per request and hop the first of them and how many, and their stations,
+        services and keys."""
+        depth = self._ev_depth
+        n = len(b)
+        jp = np.full((n, depth), END, dtype=np.int64)
+        js = np.zeros((n, depth), dtype=np.int64)
+        ja_first = np.full((n, depth), -1, dtype=np.int64)
+        ja_n = np.zeros((n, depth), dtype=np.int64)
+        applies: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        n_applies = 0
+        net, st = self.net, self.stations
+        cur, hop, flags = b.st.copy(), b.hop.copy(), flags.copy()
+        alive = np.flatnonzero(self._has_route[cur]) if n else np.zeros(0, dtype=np.int64)
+        for h in range(depth):
+            if not len(alive):
+                break
+            key, hp = b.key[alive], hop[alive]
+            draw = cur[alive] + uniform(key, hp, ROUTE)
+            idx = np.minimum(np.searchsorted(self._route_key, draw, side="left"), len(self._route_key) - 1)
+            nxt = self._registered_only(net.route_target[idx], key, hp)
+            if self._replicated:   # writes to the primary, reads to the copies the proxy believes up
+                here = Batch._raw((cur[alive], b.birth[alive], b.fin[alive], b.start[alive], b.fin[alive],
+                                   b.cls[alive], b.user[alive], flags[alive], key, hp, b.item[alive]))
+                nxt = self._database_targets(nxt, here)
+                lost = nxt < 0
+                if lost.any():
+                    jp[alive[lost], h] = NOWHERE
+                    alive, nxt, key, hp = alive[~lost], nxt[~lost], key[~lost], hp[~lost]
+                    if not len(alive):
+                        break
+            hop[alive] = hp + 1
+            there = Batch._raw((nxt, b.birth[alive], b.fin[alive], b.start[alive], b.fin[alive], b.cls[alive],
+                                b.user[alive], flags[alive], key, hop[alive], b.item[alive]))
+            js[alive, h] = st._service_ns(there, np.unique(nxt))
+            jp[alive, h] = nxt
+            if self._replicated:
+                n_applies = self._apply_jobs(there, alive, h, ja_first, ja_n, applies, n_applies)
+            flags[alive] = there.flags | np.where(self._is_db_server[nxt], FLAG_DB_SESSION, 0).astype(flags.dtype)
+            cur[alive] = nxt
+            on = self._has_route[nxt]
+            if self._ev_caches:
+                on &= ~self._cache_hits(there, np.full(len(there), math.floor(t1 - 1e-9)))
+            alive = alive[on]
+        if applies:
+            a_st, a_svc, a_key = (np.concatenate([a[k] for a in applies]) for k in range(3))
+        else:
+            a_st, a_svc, a_key = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint64)
+        return jp, js, ja_first, ja_n, a_st, a_svc, a_key
+
+    def _apply_jobs(self, there: Batch, rows: np.ndarray, h: int, ja_first: np.ndarray, ja_n: np.ndarray,
+                    applies: list, n_applies: int) -> int:
+        """The apply jobs of the user writes among ``there`` (at hop ``h`` of journeys ``rows``)
+        that reach a primary: one per other copy of its database, as ``Replication._ship``
+        makes them (keys, hops and services). Returns how many jobs there are now."""
+        db_k = self._db_of_station[there.st]
+        w = np.flatnonzero((db_k >= 0) & (self.primary[there.st] == there.st) & (there.cls == 1)
+                           & ((there.flags & FLAG_INTERNAL) == 0))
+        for j in np.unique(db_k[w]).tolist():
+            db = self.net.databases[j]
+            mine = w[db_k[w] == j]
+            others = [int(s) for s in db.stations.tolist() if s != int(self.primary[db.stations[0]])]
+            if not others or not len(mine):
+                continue
+            k = len(others)
+            ja_first[rows[mine], h] = n_applies + np.arange(len(mine)) * k
+            ja_n[rows[mine], h] = k
+            s = np.tile(np.asarray(others, dtype=np.int64), len(mine))   # row-major: each write's jobs together
+            src = np.repeat(mine, k)
+            with np.errstate(over="ignore"):
+                key = mix64(there.key[src] ^ (np.uint64(1) + s.astype(np.uint64)) * _GOLDEN) ^ np.uint64(APPLY)
+            job = Batch._raw((s, there.fin[src], there.fin[src], there.fin[src], there.fin[src], there.cls[src],
+                              there.user[src], np.full(len(s), FLAG_INTERNAL, dtype=there.flags.dtype), key,
+                              there.hop[src] + 1, there.item[src]))
+            applies.append((s, self.stations._service_ns(job, np.unique(s)), key))
+            n_applies += len(s)
+        return n_applies
+
+    def _cache_hits(self, b: Batch, second: np.ndarray) -> np.ndarray:
+        """Which of requests ``b``, at their stations, are reads that hit a cache, for
+        arrivals there in ``second`` (``Routing._route``'s draw, from the same state)."""
+        hit = np.zeros(len(b), dtype=bool)
+        at = (self.net.st_kind[b.st] == CACHE) & (b.cls == 0)
+        if not at.any():
+            return hit
+        u = uniform(b.key, b.hop, CACHE_HIT)
+        for s in np.unique(b.st[at]).tolist():
+            model = self._caches[s]
+            mine = at & (b.st == s)
+            for k in np.unique(second[mine]).tolist():
+                part = mine & (second == k)
+                p_hit = model.state_at(int(k))[0]
+                hit[part] = u[part] < p_hit[np.minimum(b.item[part], len(p_hit) - 1)]
+        return hit
+
