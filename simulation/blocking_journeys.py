@@ -4,7 +4,7 @@ A part of :class:`simulation.blocking.Blocking` (blocking_window.py's event wind
 request's journey downstream is fixed before it starts, as routing and admission will
 draw it, because every choice is a hash of the request's key and hop and of state that
 does not change inside a window: the split over downstream nodes (``Routing._route``),
-the copy of a replicated database the proxy sends it to (``_database_targets``: writes to
+the shard that owns its key, the copy of a replicated database the proxy sends it to (``_database_targets``: writes to
 the primary, reads to a copy it believes up), whether a read hits a cache (the cache's
 state of the window's second: such windows never cross a whole second), and each
 service (``Stations._service_ns``: a session read at the first store after a server that
@@ -51,9 +51,12 @@ class Journeys:
             draw = cur[alive] + uniform(key, hp, ROUTE)
             idx = np.minimum(np.searchsorted(self._route_key, draw, side="left"), len(self._route_key) - 1)
             nxt = self._registered_only(net.route_target[idx], key, hp)
-            if self._replicated:   # writes to the primary, reads to the copies the proxy believes up
+            if self._sharded or self._replicated:
                 here = Batch._raw((cur[alive], b.birth[alive], b.fin[alive], b.start[alive], b.fin[alive],
                                    b.cls[alive], b.user[alive], flags[alive], key, hp, b.item[alive]))
+            if self._sharded:   # the shard that owns the key (no cross-shard queries here: _event_depth)
+                nxt = self._shard_targets(nxt, here)[0]
+            if self._replicated:   # writes to the primary, reads to the copies the proxy believes up
                 nxt = self._database_targets(nxt, here)
                 lost = nxt < 0
                 if lost.any():

@@ -3,8 +3,8 @@
 A part of :class:`simulation.blocking.Blocking`. The tier must have a common shape
 (``_event_depth``): every station from the lowest blocking level up is a blocking server
 B, or, downstream of them and fed by them only, a server that does not block, a cache
-or a single-primary database (with or without read replicas); no sharding, tables or
-joins, no balancer or autoscaled server downstream. Anything else takes the sweeps.
+or a single-primary database (with or without read replicas, sharded or not); no
+cross-shard queries, tables or joins, no balancer or autoscaled server downstream. Anything else takes the sweeps.
 
 The kernel decides B's admissions of the window exactly as the sweeps do, following
 each request's journey downstream (blocking_journeys.py), and predicts when each held
@@ -39,7 +39,8 @@ class EventWindow(Journeys):
         """How many stations a journey downstream of the blocking servers crosses at most,
         when the tier has the shape this module decides; else None."""
         net, st = self.net, self.stations
-        if (not events_enabled() or self._sharded or self._parts is not None or self._joins_on
+        cross = self._sharded and bool(len(self._cross_share)) and bool(self._cross_share.any())
+        if (not events_enabled() or cross or self._parts is not None or self._joins_on
                 or any(db.primaries > 1 for db in net.databases)):
             return None
         lb, levels = self._lb, net.levels

@@ -68,14 +68,16 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
     """Client → round robin → ``webs`` blocking web nodes → ``downstream``: one database
     ("db"), two (each web node splits its queries: "two_dbs"), a server that does not
     block and calls the database ("api"), a cache in front of the database ("cache"), or
-    a database with two read replicas, a proxy and failover ("replicated")."""
+    a database with two read replicas, a proxy and failover ("replicated"), or three shards
+    by item with a read replica each ("sharded")."""
     d = Document()
     d.add_node(NodeData("users", "client", params={"rate_rps": rate, "users": 300, "read_ratio": read_ratio,
                                                    "items": 50, "pattern": {"type": "steps", "times_s": [3.0],
                                                                             "factors": [0.0]}}))
     d.add_node(NodeData("lb", "load_balancer", params={"algorithm": "round_robin", "capacity_rps": 1e6}))
     d.add_edge("users", "lb")
-    replicated = {"read_replicas": 2, "failover_s": 0.4, "monitor_interval_s": 0.25} if downstream == "replicated" else {}
+    replicated = ({"read_replicas": 2, "failover_s": 0.4, "monitor_interval_s": 0.25} if downstream == "replicated"
+                  else {"shards": 3, "read_replicas": 1} if downstream == "sharded" else {})
     d.add_node(NodeData("db", "database", params={"connections": conns, "read_capacity_rps": db_cap,
                                                   "write_capacity_rps": db_cap / 2, "queue_limit": db_limit,
                                                   "timeout_s": db_timeout, **replicated}))
@@ -113,7 +115,7 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
        web_timeout=st.sampled_from([0.05, 0.5, 2.0]), db_limit=st.sampled_from([0, 2, 50]),
        db_timeout=st.sampled_from([0.02, 0.2, 1.0]), deterministic=st.booleans(),
        sessions=st.sampled_from(["cookie", "local", "database"]), etag=st.booleans(),
-       read_ratio=st.sampled_from([1.0, 0.7]), downstream=st.sampled_from(["db", "two_dbs", "api", "cache", "replicated"]),
+       read_ratio=st.sampled_from([1.0, 0.7]), downstream=st.sampled_from(["db", "two_dbs", "api", "cache", "replicated", "sharded"]),
        failures=st.sampled_from([(), (("db", 1.0, 1.6),), (("web0", 0.7, 2.2),), (("db", 2.5, 2.6), ("web0", 0.3, 1.1))]))
 def test_random_tiers_decided_event_by_event_are_the_sweeps_request_by_request(
         monkeypatch, seed, rate, webs, replicas, workers, conns, db_cap, web_limit, web_timeout, db_limit, db_timeout,
@@ -174,9 +176,9 @@ def test_a_blocking_tier_is_the_pollaczek_khinchine_queue_of_its_held_time():
 def test_which_tiers_are_decided_event_by_event():
     """Servers that call several databases, servers that do not block in between, caches
     (with windows of a whole second at most: a cache's hits follow its state second by
-    second) and databases with read replicas are journeys the event window follows; a
-    second tier of blocking servers, a balancer downstream or several primaries are left
-    to the sweeps."""
+    second), databases with read replicas and shards are journeys the event window
+    follows; a second tier of blocking servers, a balancer downstream, several primaries
+    or queries across shards are left to the sweeps."""
     def shape(extra) -> Simulation:
         doc = web_db(50.0, blocking=True, workers=1, duration=5)
         extra(doc)
@@ -204,6 +206,13 @@ def test_which_tiers_are_decided_event_by_event():
     def primaries(d):
         d.set_params("db", {"primaries": 2})
 
+    def shards(d):
+        d.set_params("db", {"shards": 4})
+
+    def cross_shard(d):
+        shards(d)
+        d.set_params("users", {"cross_shard_share": 0.1})
+
     def chain(d):
         api(d)
         d.set_params("api", {"blocking_calls": True})
@@ -220,7 +229,9 @@ def test_which_tiers_are_decided_event_by_event():
     assert shape(api)._ev_depth == 2
     assert shape(cache)._ev_depth == 2 and shape(cache)._ev_caches
     assert shape(replicas)._ev_depth == 1
+    assert shape(shards)._ev_depth == 1
     assert shape(primaries)._ev_depth is None
+    assert shape(cross_shard)._ev_depth is None
     assert shape(chain)._ev_depth is None
     assert shape(balancer)._ev_depth is None
 
