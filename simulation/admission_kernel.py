@@ -33,23 +33,11 @@ GIVES_UP = 3    # admit_one: admitted, but gives up at its patience (nothing com
 
 
 @helper
-def admit_one(s, a, t, svc, held, free, ring, ring_off, ring_len, count, limit, timeout_ns, rate):
-    """One request at station ``s`` (up), arriving at ``a`` ns (``t`` s), service ``svc`` ns:
-    it takes the first worker with the earliest free time at ``t0 = max(free, a)``.
-    Returns ``(state, t0, worker)``: ADMITTED (committed: the worker is busy until
-    ``t0 + svc``, or for ever when ``held``, the ring and count move on), QUEUE_FULL
-    (its waiting room is full: changes nothing) or GIVES_UP (it would wait past its
-    patience: it holds its place in the waiting room until then, so the ring records
-    its give-up time and the count moves on; no worker is taken)."""
+def decide_one(s, a, t, f, ring, ring_off, ring_len, count, limit, timeout_ns, rate):
+    """What ``admit_one`` decides for a request arriving at ``a`` ns (``t`` s) at station
+    ``s`` (up) whose earliest worker is free at ``f`` ns, without committing anything:
+    ``(state, t0, slot)``, its start ``t0 = max(f, a)`` and its place in the ring."""
     n_ring = len(ring)
-    c = free.shape[1]
-    w = 0
-    fw = free[s, 0]
-    for q in range(1, c):
-        if free[s, q] < fw:
-            fw = free[s, q]
-            w = q
-    f = np.int64(NEVER_NS) if fw == np.inf else np.int64(np.rint(fw * NS))
     t0 = max(f, a)
     cnt = count[s]
     rlen = ring_len[s]
@@ -63,16 +51,41 @@ def admit_one(s, a, t, svc, held, free, ring, ring_off, ring_len, count, limit, 
     if lim > RING_CAP:   # beyond the ring: estimate the waiting line from the wait itself
         full = (t0 - a) / NS * rate[s] >= lim
     if full:
-        return QUEUE_FULL, t0, w
+        return QUEUE_FULL, t0, slot
     if (t0 - a) > timeout_ns[s] + TIE_NS:   # it keeps its place until it gives up (FIFO: in order)
-        if rlen > 0:
+        return GIVES_UP, t0, slot
+    return ADMITTED, t0, slot
+
+
+@helper
+def admit_one(s, a, t, svc, held, free, ring, ring_off, ring_len, count, limit, timeout_ns, rate):
+    """One request at station ``s`` (up), arriving at ``a`` ns (``t`` s), service ``svc`` ns:
+    it takes the first worker with the earliest free time at ``t0 = max(free, a)``.
+    Returns ``(state, t0, worker)``: ADMITTED (committed: the worker is busy until
+    ``t0 + svc``, or for ever when ``held``, the ring and count move on), QUEUE_FULL
+    (its waiting room is full: changes nothing) or GIVES_UP (it would wait past its
+    patience: it holds its place in the waiting room until then, so the ring records
+    its give-up time and the count moves on; no worker is taken)."""
+    c = free.shape[1]
+    w = 0
+    fw = free[s, 0]
+    for q in range(1, c):
+        if free[s, q] < fw:
+            fw = free[s, q]
+            w = q
+    f = np.int64(NEVER_NS) if fw == np.inf else np.int64(np.rint(fw * NS))
+    state, t0, slot = decide_one(s, a, t, f, ring, ring_off, ring_len, count, limit, timeout_ns, rate)
+    if state == QUEUE_FULL:
+        return QUEUE_FULL, t0, w
+    if state == GIVES_UP:
+        if ring_len[s] > 0:
             ring[slot] = (a + timeout_ns[s]) / NS
-        count[s] = cnt + 1
+        count[s] += 1
         return GIVES_UP, t0, w
     free[s, w] = np.inf if held else (t0 + svc) / NS
-    if rlen > 0:
+    if ring_len[s] > 0:
         ring[slot] = t0 / NS
-    count[s] = cnt + 1
+    count[s] += 1
     return ADMITTED, t0, w
 
 

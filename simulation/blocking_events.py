@@ -36,38 +36,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NEVER_NS, NS, QUEUE_FULL, RING_CAP, TIE_NS, TIE_S, admit_one
+from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NEVER_NS, NS, admit_one, decide_one
 from .compiled import helper, kernel
 
 UNDECIDED = -1
 TIE = -1   # the kernel's answer when D's order would depend on a tie
 END = -1       # a journey's stations: no more
 NOWHERE = -2   # the proxy knows of no copy of the database that can take it: it fails on leaving
-
-
-@helper
-def _outcome(s, a, t, f, ring, ring_off, ring_len, count, limit, timeout_ns, rate):
-    """``admit_one``'s decision for a request arriving at ``a`` ns (``t`` s) at station
-    ``s`` whose earliest worker is free at ``f`` ns, without committing anything:
-    (state, start in ns)."""
-    n_ring = len(ring)
-    t0 = max(f, a)
-    cnt = count[s]
-    rlen = ring_len[s]
-    slot = ring_off[s] + (cnt % rlen if rlen > 0 else 0)
-    oldest = ring[min(slot, n_ring - 1)] if rlen > 0 and n_ring > 0 else np.inf
-    lim = limit[s]
-    if lim == 0:
-        full = t0 > a + TIE_NS
-    else:
-        full = cnt >= rlen and oldest > t + TIE_S
-    if lim > RING_CAP:
-        full = (t0 - a) / NS * rate[s] >= lim
-    if full:
-        return QUEUE_FULL, t0
-    if (t0 - a) > timeout_ns[s] + TIE_NS:
-        return GIVES_UP, t0
-    return ADMITTED, t0
 
 
 @helper
@@ -238,8 +213,10 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
                 fk_ns = _to_ns(fk)
                 fo_ns = _to_ns(min(fk, fu))
                 if fo_ns != fk_ns:
-                    sp, tp = _outcome(s, a, c_a[i], fk_ns, ring, ring_off, ring_len, count, limit, timeout_ns, rate)
-                    so, to = _outcome(s, a, c_a[i], fo_ns, ring, ring_off, ring_len, count, limit, timeout_ns, rate)
+                    sp, tp, _ = decide_one(s, a, c_a[i], fk_ns, ring, ring_off, ring_len, count, limit, timeout_ns,
+                                           rate)
+                    so, to, _ = decide_one(s, a, c_a[i], fo_ns, ring, ring_off, ring_len, count, limit, timeout_ns,
+                                           rate)
                     if sp != so or (sp == ADMITTED and tp != to):   # depends on a release still unknown
                         bound[s] = (max(a, fo_ns) + minsvc[i]) if minsvc[i] < NEVER_NS else NEVER_NS
                         break
