@@ -59,14 +59,20 @@ def decide_one(s, a, t, f, ring, ring_off, ring_len, count, limit, timeout_ns, r
 
 @helper
 def admit_one(s, a, t, svc, held, free, ring, ring_off, ring_len, count, limit, timeout_ns, rate):
-    """One request at station ``s`` (up), arriving at ``a`` ns (``t`` s), service ``svc`` ns:
-    it takes the first worker with the earliest free time at ``t0 = max(free, a)``.
-    Returns ``(state, t0, worker)``: ADMITTED (committed: the worker is busy until
-    ``t0 + svc``, or for ever when ``held``, the ring and count move on), QUEUE_FULL
-    (its waiting room is full: changes nothing) or GIVES_UP (it would wait past its
-    patience: it holds its place in the waiting room until then, so the ring records
-    its give-up time and the count moves on; no worker is taken)."""
-    c = free.shape[1]
+    """``admit_at`` looking at every column of ``free`` (those beyond a station's workers
+    are never free: the same worker and times)."""
+    return admit_at(s, a, t, svc, held, free, free.shape[1], ring, ring_off, ring_len, count, limit, timeout_ns, rate)
+
+
+@helper
+def admit_at(s, a, t, svc, held, free, c, ring, ring_off, ring_len, count, limit, timeout_ns, rate):
+    """One request at station ``s`` (up, ``c`` workers), arriving at ``a`` ns (``t`` s),
+    service ``svc`` ns: it takes the first worker with the earliest free time at
+    ``t0 = max(free, a)``. Returns ``(state, t0, worker)``: ADMITTED (committed: the
+    worker is busy until ``t0 + svc``, or for ever when ``held``, the ring and count move
+    on), QUEUE_FULL (its waiting room is full: changes nothing) or GIVES_UP (it would
+    wait past its patience: it holds its place in the waiting room until then, so the
+    ring records its give-up time and the count moves on; no worker is taken)."""
     w = 0
     fw = free[s, 0]
     for q in range(1, c):
@@ -270,8 +276,8 @@ def admit_sorted(st, a_s, cls, flags, draws, svc, svc_given, in_system, workers,
         if one_by_one:
             for i in range(lo, hi):
                 held = hold[s] and (flags[i] & FLAG_CHECK) == 0
-                state, t0, w = admit_one(s, a_ns[i], a_s[i], svc[i], held, free, ring, ring_off, ring_len,
-                                         count, limit, timeout_ns, rate)
+                state, t0, w = admit_at(s, a_ns[i], a_s[i], svc[i], held, free, workers[s], ring, ring_off,
+                                        ring_len, count, limit, timeout_ns, rate)
                 if track:
                     worker[i] = -1
                 status[i] = state

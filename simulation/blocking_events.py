@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NEVER_NS, NS, admit_one, decide_one
+from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NEVER_NS, NS, admit_at, decide_one
 from .compiled import helper, kernel
 
 UNDECIDED = -1
@@ -48,6 +48,17 @@ NOWHERE = -2   # the proxy knows of no copy of the database that can take it: it
 @helper
 def _to_ns(x):
     return np.int64(NEVER_NS) if x == np.inf else np.int64(np.rint(x * NS))
+
+
+@helper
+def _set_min(tree, p2, s, v):
+    """Set leaf ``s`` of a tree of minima (``tree[1]``: the least of the ``p2`` leaves)."""
+    k = p2 + s
+    tree[k] = v
+    k //= 2
+    while k >= 1:
+        tree[k] = min(tree[2 * k], tree[2 * k + 1])
+        k //= 2
 
 
 @helper
@@ -104,7 +115,7 @@ def _sample() -> tuple:
             np.array([0.05]), np.array([7], dtype=u64), np.array([0], dtype=i64), np.array([0], dtype=i64),
             np.full((4, 1), 2, dtype=i64), np.full((4, 1), 5 * 10**5, dtype=i64),
             np.full((4, 1), -1, dtype=i64), np.zeros((4, 1), dtype=i64), np.zeros(n_st, dtype=np.bool_),
-            np.full((n_st, c), np.nan), np.zeros((n_st, c)), np.full(12, -np.inf, dtype=f64),
+            np.full((n_st, c), np.nan), np.zeros((n_st, c)), np.full(n_st, c, dtype=i64), np.full(12, -np.inf, dtype=f64),
             np.array([0, 4, 8], dtype=i64), np.full(n_st, 4, dtype=i64), np.zeros(n_st, dtype=i64),
             np.full(n_st, 4, dtype=i64), np.full(n_st, 10**9, dtype=i64), np.ones(n_st), np.full(n_st, 100.0),
             np.ones(n_st, dtype=np.bool_), 1.0,
@@ -114,7 +125,8 @@ def _sample() -> tuple:
 
 @kernel(sample=_sample)
 def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n,
-                    tie_st, unk, free, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up, t1,
+                    tie_st, unk, free, workers, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up,
+                    t1,
                     status, start, worker, c_rel, e_rel, work, fwork, kwork):
     """Decide a window of a blocking tier (see the module docstring).
 
@@ -132,7 +144,7 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
     at one instant make the kernel give up (TIE). ``unk[s, w]``: NaN
     where worker w of s is free at ``free[s, w]``; else it is held with its release
     unknown, at least ``unk`` (s). ``free``, ``ring``, ``count``: copies of the stations'
-    arrays, updated.
+    arrays, updated; ``workers``: each station's.
 
     Writes per candidate ``status`` (ADMITTED, QUEUE_FULL, DOWN, GIVES_UP or UNDECIDED),
     ``start`` (ns), ``worker`` and ``c_rel`` (when its held worker is released, inf if
@@ -143,21 +155,23 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
     n = len(c_st)
     ne = len(e_t)
     n_st = free.shape[0]
-    c = free.shape[1]
     m = n + ne
     depth = jp.shape[1]
     hi = work[:m]             # heap: journey * depth + the station it arrives at (one event per journey)
     minsvc = work[m:m + n]    # the least service at B of the requests from i on at i's station that go to D
     head = work[2 * m:2 * m + n_st]
     gend = work[2 * m + n_st:2 * m + 2 * n_st]
-    bound = work[2 * m + 2 * n_st:2 * m + 3 * n_st]   # blocked station: no arrival at D from it before this
+    # per blocked station, no arrival downstream from it before this (ns): a tree of minima over the stations
+    p2 = 1
+    while p2 < n_st:
+        p2 *= 2
+    bound = np.full(2 * p2, np.int64(NEVER_NS))
     dirty = work[2 * m + 3 * n_st:3 * m + 3 * n_st]   # stack of stations to look at again
     ht = fwork[:m]
     hk = kwork[:m]
     for s in range(n_st):
         head[s] = -1
         gend[s] = -1
-        bound[s] = NEVER_NS
     for i in range(n):
         status[i] = UNDECIDED
         worker[i] = -1
@@ -204,7 +218,7 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
                     continue
                 fk = np.inf
                 fu = np.inf
-                for w in range(c):
+                for w in range(workers[s]):
                     if free[s, w] < fk:
                         fk = free[s, w]
                     u = unk[s, w]
@@ -218,16 +232,17 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
                     so, to, _ = decide_one(s, a, c_a[i], fo_ns, ring, ring_off, ring_len, count, limit, timeout_ns,
                                            rate)
                     if sp != so or (sp == ADMITTED and tp != to):   # depends on a release still unknown
-                        bound[s] = (max(a, fo_ns) + minsvc[i]) if minsvc[i] < NEVER_NS else NEVER_NS
+                        _set_min(bound, p2, s, (max(a, fo_ns) + minsvc[i]) if minsvc[i] < NEVER_NS else NEVER_NS)
                         break
                 held = c_held[i]
-                state, t0, w = admit_one(s, a, c_a[i], c_svc[i], held, free, ring, ring_off, ring_len, count,
-                                         limit, timeout_ns, rate)
+                state, t0, w = admit_at(s, a, c_a[i], c_svc[i], held, free, workers[s], ring, ring_off, ring_len,
+                                        count, limit, timeout_ns, rate)
                 status[i] = state
                 start[i] = t0
                 head[s] += 1
                 decided += 1
-                bound[s] = NEVER_NS
+                if bound[p2 + s] != NEVER_NS:
+                    _set_min(bound, p2, s, NEVER_NS)
                 if state == ADMITTED and held:
                     worker[i] = w
                     fin = (t0 + c_svc[i]) / NS
@@ -243,11 +258,7 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
             break
         d = ht[0]
         d_ns = _to_ns(d)
-        least = np.int64(NEVER_NS)
-        for s in range(n_st):
-            if head[s] >= 0 and head[s] < gend[s] and bound[s] < least:
-                least = bound[s]
-        if d_ns >= least:   # an arrival downstream not yet known might tie with it (a zero service at B)
+        if d_ns >= bound[1]:   # an arrival downstream not yet known might tie with it (a zero service at B)
             return TIE
         x = hi[0]
         key = hk[0]
@@ -266,8 +277,8 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
                 return TIE
             last_d[dst] = d
         if dst >= 0 and up[dst]:
-            state, t0, w = admit_one(dst, d_ns, d, dsvc, False, free, ring, ring_off, ring_len, count, limit,
-                                     timeout_ns, rate)
+            state, t0, w = admit_at(dst, d_ns, d, dsvc, False, free, workers[dst], ring, ring_off, ring_len, count,
+                                    limit, timeout_ns, rate)
             if state == ADMITTED:
                 r = (t0 + dsvc) / NS
                 for q in range(ja_first[j, h], ja_first[j, h] + ja_n[j, h]):   # apply jobs of a write

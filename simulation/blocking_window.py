@@ -104,7 +104,7 @@ class EventWindow(Journeys):
         fwork = np.empty(n + ne + 1)
         kwork = np.empty(n + ne + 1, dtype=np.uint64)
         args = (cand.st, cand.arr, cand.key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n,
-                self._ev_tie, unk, free, ring,
+                self._ev_tie, unk, free, net.st_workers, ring,
                 st.ring_off, st.ring_len, count, net.st_queue_limit, st._timeout_ns, net.st_timeout, st.rate, st.up,
                 float(t1), status, start_ns, worker, c_rel, e_rel, work, fwork, kwork)
         got = blocking_events(*args) if blocking_events.compiled else blocking_events.py(*args)
