@@ -2,9 +2,10 @@
 
 A part of :class:`simulation.blocking.Blocking`. The tier must have a common shape
 (``_event_depth``): every station from the lowest blocking level up is a blocking server
-B, or, downstream of them and fed by them only, a server that does not block, a cache
-or a single-primary database (with or without read replicas, sharded or not); no
-cross-shard queries, tables or joins, no balancer or autoscaled server downstream. Anything else takes the sweeps.
+B, a server, cache or database beside them (admitted as usual), or, downstream and fed
+by that level only, a server that does not block, a cache or a single-primary database
+(with or without read replicas, sharded or not); no cross-shard queries, tables or
+joins, no balancer or autoscaled server downstream. Anything else takes the sweeps.
 
 The kernel decides B's admissions of the window exactly as the sweeps do, following
 each request's journey downstream (blocking_journeys.py), and predicts when each held
@@ -18,6 +19,7 @@ microsecond per request compiled instead of a millisecond of numpy.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 
@@ -26,7 +28,7 @@ import numpy as np
 from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NS, QUEUE_FULL
 from .blocking_events import END, TIE, UNDECIDED, blocking_events
 from .blocking_journeys import Journeys
-from .compiler import CACHE, DATABASE, SERVER, SimulationError
+from .compiler import CACHE, DATABASE, LB, SERVER, SimulationError
 from .flight import FLAG_CHECK, FLAG_DB_SESSION, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
 
 
@@ -44,8 +46,11 @@ class EventWindow(Journeys):
                 or any(db.primaries > 1 for db in net.databases)):
             return None
         lb, levels = self._lb, net.levels
-        if not st.hold[levels[lb]].all():
+        beside = levels[lb][~st.hold[levels[lb]]]   # stations that do not block at the blocking servers' level
+        if (net.st_kind[beside] == LB).any():
             return None
+        if self._local_hold.any() and self._is_local_server[beside].any():
+            return None   # one session per user moved by two kinds of servers: its order is the sweeps'
         n = net.n_stations
         down = net.st_level > lb   # downstream: servers that do not block, caches, databases, fed by the tier only
         kind = net.st_kind[down]
@@ -87,9 +92,12 @@ class EventWindow(Journeys):
             return False   # a cache's hits would change inside the window (see _event_depth)
         pend = self.pending[lv]
         waiting = np.isinf(pend.start) if len(pend) else np.zeros(0, dtype=bool)
-        cand = self._event_candidates(pend, waiting, inbox, t1)
-        cand = cand.take(np.lexsort((cand.arr, cand.st)))
-        inputs = self._event_inputs(cand, pend.take(~waiting), t1)
+        every = self._event_candidates(pend, waiting, inbox, t1)
+        cand = every.take(np.lexsort((every.arr, every.st)))
+        beside = ~st.hold[cand.st]   # at stations that do not block: admitted as usual (on copies here)
+        if beside.any():
+            cand = cand.take(~beside)
+        inputs = self._event_inputs(cand, Batch.concat([pend.take(~waiting), self._preview(lv, every)]), t1)
         if inputs is None:
             return False
         (c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, unk, free, done_entry,
@@ -116,6 +124,10 @@ class EventWindow(Journeys):
         deferred, self.pending[lv] = pend.split(waiting)
         real = Batch.concat([deferred, self._take_arrivals(lv, t1, inbox)])
         real = real.take(np.lexsort((real.arr, real.st)))
+        others = ~st.hold[real.st]
+        if others.any():
+            self._admit_level(lv, real.take(others), t1)
+            real = real.take(~others)
         if len(real) != n or not np.array_equal(real.key, cand.key):
             raise SimulationError("blocking servers: the window's arrivals changed while it was decided")
         dec = status != UNDECIDED
@@ -180,6 +192,23 @@ class EventWindow(Journeys):
             self._ev_expect = None
         return True
 
+    def _preview(self, lv: int, every: Batch) -> Batch:
+        """Admit the arrivals at the level's stations that do not block on copies of the
+        stations (as ``_admit_level`` will admit them for real): the admitted, whose
+        journeys downstream may start in the window."""
+        others = every.take(~self.stations.hold[every.st]) if len(every) else every
+        if not len(others):
+            return Batch.empty()
+        real = self.stations
+        trial = copy.copy(real)
+        trial.free, trial.ring, trial.count, trial.new_holds = real.free.copy(), real.ring.copy(), real.count.copy(), []
+        in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
+        admitted = trial.admit(others, in_system)[0]
+        if len(admitted) and self._is_db_server[admitted.st].any():   # as _sessions will mark them
+            admitted.flags = admitted.flags | np.where(self._is_db_server[admitted.st], FLAG_DB_SESSION,
+                                                       0).astype(admitted.flags.dtype)
+        return admitted
+
     def _event_candidates(self, pend: Batch, waiting: np.ndarray, inbox: list[list[Batch]], t1: float) -> Batch:
         """The requests ``_take_arrivals`` would give the blocking level up to ``t1``, after
         those waiting undecided, without taking them (nothing changes yet)."""
@@ -212,8 +241,9 @@ class EventWindow(Journeys):
         # on their way: finished at B or at a station downstream before t1, with a station to go to
         ways = [busy] + [self.pending[k] for k in range(lb + 1, len(net.levels))]
         on = Batch.concat(ways)
-        moving = (((on.flags & (FLAG_CHECK | FLAG_TIMEOUT | FLAG_NOT_MODIFIED | FLAG_INTERNAL)) == 0)
-                  & (on.fin < t1) & self._has_route[on.st]) if len(on) else np.zeros(0, dtype=bool)
+        moving = (((on.flags & (FLAG_CHECK | FLAG_TIMEOUT | FLAG_INTERNAL)) == 0) & (on.fin < t1)
+                  & self._has_route[on.st] & ~(((on.flags & FLAG_NOT_MODIFIED) != 0) & (net.st_kind[on.st] == SERVER))
+                  ) if len(on) else np.zeros(0, dtype=bool)
         if self._ev_caches and moving.any():   # a hit at a cache is answered there
             moving[moving] = ~self._cache_hits(on.take(moving), np.floor(on.arr[moving]))
         ev = on.take(moving)

@@ -67,12 +67,14 @@ def assert_same(doc: Document, until: float, monkeypatch, drained: bool = True) 
 
 def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conns: int, db_cap: float,
          web_limit: int, web_timeout: float, db_limit: int, db_timeout: float, deterministic: bool,
-         sessions: str, etag: bool, read_ratio: float, duration: float, downstream: str = "db") -> Document:
+         sessions: str, etag: bool, read_ratio: float, duration: float, downstream: str = "db",
+         mixed: bool = False) -> Document:
     """Client → round robin → ``webs`` blocking web nodes → ``downstream``: one database
     ("db"), two (each web node splits its queries: "two_dbs"), a server that does not
     block and calls the database ("api"), a cache in front of the database ("cache"), or
     a database with two read replicas, a proxy and failover ("replicated"), or three shards
-    by item with a read replica each ("sharded")."""
+    by item with a read replica each ("sharded"). ``mixed``: the second web node does not
+    block."""
     d = Document()
     d.add_node(NodeData("users", "client", params={"rate_rps": rate, "users": 300, "read_ratio": read_ratio,
                                                    "items": 50, "pattern": {"type": "steps", "times_s": [3.0],
@@ -97,9 +99,11 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
         d.add_edge("cache", "db")
     for k in range(webs):
         d.add_node(NodeData(f"web{k}", "server", params={
-            "capacity_rps": 40.0 * workers, "workers": workers, "replicas": replicas, "blocking_calls": True,
+            "capacity_rps": 40.0 * workers, "workers": workers, "replicas": replicas,
+            "blocking_calls": not (mixed and k == 1),
             "queue_limit": web_limit, "timeout_s": web_timeout,
-            "sessions": "cookie" if downstream == "api" and sessions != "cookie" else sessions,
+            "sessions": "cookie" if ((downstream == "api" and sessions != "cookie")
+                                     or (mixed and k == 1 and sessions == "local")) else sessions,
             "service": "deterministic" if deterministic and k == 0 else "exponential",
             "etag": etag, "cache_max_age_s": 0.2 if etag else 0.0}))
         d.add_edge("lb", f"web{k}")
@@ -110,7 +114,7 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
     return d
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(1, 10_000), rate=st.sampled_from([60.0, 200.0, 500.0]), webs=st.integers(1, 2),
        replicas=st.integers(1, 3), workers=st.integers(1, 3), conns=st.integers(1, 4),
@@ -118,15 +122,15 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
        web_timeout=st.sampled_from([0.05, 0.5, 2.0]), db_limit=st.sampled_from([0, 2, 50]),
        db_timeout=st.sampled_from([0.02, 0.2, 1.0]), deterministic=st.booleans(),
        sessions=st.sampled_from(["cookie", "local", "database"]), etag=st.booleans(),
-       read_ratio=st.sampled_from([1.0, 0.7]), downstream=st.sampled_from(["db", "two_dbs", "api", "cache", "replicated", "sharded"]),
+       read_ratio=st.sampled_from([1.0, 0.7]), mixed=st.booleans(), downstream=st.sampled_from(["db", "two_dbs", "api", "cache", "replicated", "sharded"]),
        failures=st.sampled_from([(), (("db", 1.0, 1.6),), (("web0", 0.7, 2.2),), (("db", 2.5, 2.6), ("web0", 0.3, 1.1))]))
 def test_random_tiers_decided_event_by_event_are_the_sweeps_request_by_request(
         monkeypatch, seed, rate, webs, replicas, workers, conns, db_cap, web_limit, web_timeout, db_limit, db_timeout,
-        deterministic, sessions, etag, read_ratio, downstream, failures):
+        deterministic, sessions, etag, read_ratio, mixed, downstream, failures):
     doc = tier(seed, rate, webs=webs, replicas=replicas, workers=workers, conns=conns, db_cap=db_cap,
                web_limit=web_limit, web_timeout=web_timeout, db_limit=db_limit, db_timeout=db_timeout,
                deterministic=deterministic, sessions=sessions, etag=etag, read_ratio=read_ratio, duration=8,
-               downstream=downstream)
+               downstream=downstream, mixed=mixed)
     for node, down, up in failures:
         add_event(doc, down, "fail", node, 0 if node.startswith("web") else None)
         add_event(doc, up, "recover", node, 0 if node.startswith("web") else None)
@@ -177,7 +181,7 @@ def test_a_blocking_tier_is_the_pollaczek_khinchine_queue_of_its_held_time():
 
 
 def test_which_tiers_are_decided_event_by_event():
-    """Servers that call several databases, servers that do not block in between, caches
+    """Servers that call several databases, servers that do not block in between or beside, caches
     (with windows of a whole second at most: a cache's hits follow its state second by
     second), databases with read replicas and shards are journeys the event window
     follows; a second tier of blocking servers, a balancer downstream, several primaries
@@ -227,7 +231,17 @@ def test_which_tiers_are_decided_event_by_event():
         d.add_edge("web", "lb2")
         d.add_edge("lb2", "api")
 
+    def beside(d):   # a server that does not block next to the blocking one, behind one balancer
+        d.add_node(NodeData("lb", "load_balancer", params={}))
+        d.remove_edge("users", "web")
+        d.add_edge("users", "lb")
+        d.add_edge("lb", "web")
+        d.add_node(NodeData("async", "server", params={}))
+        d.add_edge("lb", "async")
+        d.add_edge("async", "db")
+
     assert shape(lambda d: None)._ev_depth == 1
+    assert shape(beside)._ev_depth == 1
     assert shape(second_db)._ev_depth == 1
     assert shape(api)._ev_depth == 2
     assert shape(cache)._ev_depth == 2 and shape(cache)._ev_caches
