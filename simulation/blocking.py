@@ -18,7 +18,9 @@ request now is, never beyond the window's end, where a failure may free them). A
 agree (per station, up to the first request where they differ) the outcome is the
 true one and is committed; the rest waits (``start = +inf`` in ``pending``) until
 the downstream has advanced. The level's horizon then moves to the optimistic start
-of its first undecided request: nothing it sends later can arrive earlier. Each
+of its first undecided request: nothing it sends later can arrive earlier (where the
+optimistic trial has it give up, the earliest a worker of its station can be free:
+``_first_start``). Each
 sweep advances some level past at least one event, so the loop is bounded by the
 window's events (a cap turns a bug into an error instead of a hang). A request that is
 at its last station (a database, a server without downstream calls) and ends inside
@@ -284,13 +286,15 @@ class Blocking(HeldWorkers, EventWindow):
             pos = np.arange(len(cand))
             first = np.full(self.net.n_stations, len(cand))
             self._chunk[lv] = CHUNK if differ.any() else min(self._chunk.get(lv, CHUNK) * 2, 64 * CHUNK)
+            last = np.full(self.net.n_stations, -np.inf)
             if differ.any():
                 np.minimum.at(first, cand.st[differ], pos[differ])
                 j = np.unique(first[cand.st[differ]])
-                F = min(F, float((self._first_start(cand, bo, so, j, unc) + STEP_S).min()))
+                low = self._first_start(cand, bo, so, j, unc)
+                F = min(F, float((low + STEP_S).min()))
+                last[cand.st[j]] = low   # nothing from j on at its station starts sooner (_first_start)
             if len(later):   # the next waiting request starts after the last one started before it
                 started = (so == ADMITTED) & ((bo.flags & FLAG_TIMEOUT) == 0)
-                last = np.full(self.net.n_stations, -np.inf)
                 np.maximum.at(last, cand.st[started], bo.start[started])
                 F = min(F, float(np.maximum(nxt_arr, last[nxt_st]).min()))
             if self._bump is not None:
@@ -322,7 +326,8 @@ class Blocking(HeldWorkers, EventWindow):
         requests take them). Without that, a waiting room beyond the ring (its fullness
         estimated from the wait: refused while a release is unknown) kept the level's
         horizon at the give-up, short of the release that decides it (at the end of the
-        holding request's own service here): the windows did not settle."""
+        holding request's own service here): the windows did not settle. The requests
+        after ``j`` at its station (looked at in this sweep or not) start no sooner either."""
         t = np.where(so[j] == ADMITTED, bo.start[j], cand.arr[j])
         gave_up = (so[j] == ADMITTED) & ((bo.flags[j] & FLAG_TIMEOUT) != 0)
         if gave_up.any():

@@ -12,6 +12,8 @@ at 3 s, so that by 8 s every request has ended on both paths.
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from simulation.engine import Simulation
 
@@ -71,3 +73,46 @@ def test_a_shape_only_the_sweeps_take_runs_to_the_end(monkeypatch):
     assert sim._ev_depth is None and sim._ev_windows == 0 and sim._held_lost == 0
     assert t["in_flight"] == 0 and t["arrived"] == t["served"] + t["failed"] > 150
     assert t["failed_by_cause"]["timeout"] > 0 and t["served"] > 0
+
+
+def test_more_requests_waiting_than_a_sweep_looks_at_while_the_first_gives_up(monkeypatch):
+    """A sweep looks at six waiting requests per station (blocking.PER_STATION); the next
+    one's start was bounded by the last start among those six, and when the first of them
+    gives up (the optimistic trial) none starts: the horizon stayed at the seventh's
+    arrival, before the release that decides the first. Here a 2-s patience and a database
+    failure leave dozens waiting at the web server behind requests that give up."""
+    doc = tier(6140, 60.0, webs=1, replicas=1, workers=1, conns=4, db_cap=80.0, web_limit=4097, web_timeout=2.0,
+               db_limit=50, db_timeout=0.02, deterministic=False, sessions="database", etag=True, read_ratio=0.7,
+               duration=8)
+    add_event(doc, 1.0, "fail", "db")
+    add_event(doc, 1.6, "recover", "db")
+    fast = assert_same(doc, 8.0, monkeypatch)
+    web = [h for tr in fast.traces() for h in tr.hops if h.node == "web0"]
+    gave_up = [h for h in web if h.cause == "timeout" and h.start_s is None]
+    assert gave_up
+    behind = max(sum(1 for o in web if g.arrived_s < o.arrived_s < g.end_s) for g in gave_up)
+    assert behind > 6
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(1, 10_000), rate=st.sampled_from([60.0, 200.0]), webs=st.integers(1, 2),
+       replicas=st.integers(1, 3), workers=st.integers(1, 3), conns=st.integers(1, 4),
+       db_cap=st.sampled_from([80.0, 300.0, 2000.0]), web_limit=st.sampled_from([4097, 5000, 10_000]),
+       web_timeout=st.sampled_from([0.05, 0.3, 2.0]), db_limit=st.sampled_from([0, 2, 50]),
+       db_timeout=st.sampled_from([0.02, 0.2, 1.0]), deterministic=st.booleans(),
+       sessions=st.sampled_from(["cookie", "local", "database"]), etag=st.booleans(),
+       downstream=st.sampled_from(["db", "two_dbs", "api", "cache"]),
+       failures=st.sampled_from([(), (("db", 1.0, 1.6),), (("web0", 0.7, 2.2),)]))
+def test_random_tiers_beyond_the_ring_are_the_event_window(monkeypatch, seed, rate, webs, replicas, workers, conns,
+                                                          db_cap, web_limit, web_timeout, db_limit, db_timeout,
+                                                          deterministic, sessions, etag, downstream, failures):
+    """test_blocking_events.py's random tiers, with the web servers' rooms beyond the ring."""
+    doc = tier(seed, rate, webs=webs, replicas=replicas, workers=workers, conns=conns, db_cap=db_cap,
+               web_limit=web_limit, web_timeout=web_timeout, db_limit=db_limit, db_timeout=db_timeout,
+               deterministic=deterministic, sessions=sessions, etag=etag, read_ratio=0.7, duration=8,
+               downstream=downstream)
+    for node, down, up in failures:
+        add_event(doc, down, "fail", node, 0 if node.startswith("web") else None)
+        add_event(doc, up, "recover", node, 0 if node.startswith("web") else None)
+    assert_same(doc, 8.0, monkeypatch)
