@@ -18,7 +18,9 @@ request now is, never beyond the window's end, where a failure may free them). A
 agree (per station, up to the first request where they differ) the outcome is the
 true one and is committed; the rest waits (``start = +inf`` in ``pending``) until
 the downstream has advanced. The level's horizon then moves to the optimistic start
-of its first undecided request: nothing it sends later can arrive earlier. Each
+of its first undecided request: nothing it sends later can arrive earlier (where the
+optimistic trial has it give up, the earliest a worker of its station can be free:
+``_first_start``). Each
 sweep advances some level past at least one event, so the loop is bounded by the
 window's events (a cap turns a bug into an error instead of a hang). A request that is
 at its last station (a database, a server without downstream calls) and ends inside
@@ -285,13 +287,15 @@ class Blocking(HeldWorkers, EventWindow):
             pos = np.arange(len(cand))
             first = np.full(self.net.n_stations, len(cand))
             self._chunk[lv] = CHUNK if differ.any() else min(self._chunk.get(lv, CHUNK) * 2, 64 * CHUNK)
+            last = np.full(self.net.n_stations, -np.inf)
             if differ.any():
                 np.minimum.at(first, cand.st[differ], pos[differ])
                 j = np.unique(first[cand.st[differ]])
-                F = min(F, float((np.where(so[j] == ADMITTED, bo.start[j], cand.arr[j]) + STEP_S).min()))
+                low = self._first_start(cand, bo, so, j, unc)
+                F = min(F, float((low + STEP_S).min()))
+                last[cand.st[j]] = low   # nothing from j on at its station starts sooner (_first_start)
             if len(later):   # the next waiting request starts after the last one started before it
                 started = (so == ADMITTED) & ((bo.flags & FLAG_TIMEOUT) == 0)
-                last = np.full(self.net.n_stations, -np.inf)
                 np.maximum.at(last, cand.st[started], bo.start[started])
                 F = min(F, float(np.maximum(nxt_arr, last[nxt_st]).min()))
             if self._bump is not None:
@@ -310,6 +314,30 @@ class Blocking(HeldWorkers, EventWindow):
         self._put_back(lv, Batch.concat([cand.take(~keep) if len(cand) else cand, later, other.take(~now_other)]),
                        F, inbox)
         return F
+
+    def _first_start(self, cand: Batch, bo: Batch, so: np.ndarray, j: np.ndarray,
+                     unc: tuple[np.ndarray, ...]) -> np.ndarray:
+        """For each station's first undecided request ``j``: no request from it on at its
+        station starts (nor, then, goes downstream) before the returned time. Its optimistic
+        start, where the optimistic trial admits it. Where that trial has it give up (its
+        earliest start is past its patience), it gives up or is refused in truth too (the
+        wait only grows with later releases): the give-up time then, or, when later, the
+        earliest a worker of its station can be free (every worker's free time is at least
+        its optimistic one before the batch, and the workers' least free time only grows as
+        requests take them). Without that, a waiting room beyond the ring (its fullness
+        estimated from the wait: refused while a release is unknown) kept the level's
+        horizon at the give-up, short of the release that decides it (at the end of the
+        holding request's own service here): the windows did not settle. The requests
+        after ``j`` at its station (looked at in this sweep or not) start no sooner either."""
+        t = np.where(so[j] == ADMITTED, bo.start[j], cand.arr[j])
+        gave_up = (so[j] == ADMITTED) & ((bo.flags[j] & FLAG_TIMEOUT) != 0)
+        if gave_up.any():
+            s, w, lb = unc
+            free = self.stations.free.copy()
+            free[s, w] = lb
+            earliest = np.maximum(cand.arr[j], free[cand.st[j]].min(axis=1))
+            t = np.where(gave_up, np.maximum(t, earliest), t)
+        return t
 
     def _trial(self, cand: Batch, unc: tuple[np.ndarray, ...], optimistic: bool) -> tuple[Batch, np.ndarray]:
         """Admit ``cand`` on a copy of the stations: pessimistic (unknown releases never

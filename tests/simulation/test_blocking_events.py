@@ -281,9 +281,8 @@ def test_arrivals_at_one_instant_at_the_database_are_taken_in_the_same_order(mon
 def test_a_waiting_room_beyond_the_ring_with_a_short_patience_runs_to_the_end(monkeypatch):
     """More than 4,096 places (the room is then estimated from the wait: stations.py) and a
     patience shorter than the database's answers: a request's fate at the web server waits
-    for a release only the database decides. The sweeps cannot settle such a window (known:
-    benchmarks/README.md); the event window decides it, every request ends, and the
-    counts add up."""
+    for a release only the database decides. The event window decides it, every request
+    ends, and the counts add up (the sweeps: test_blocking_sweeps_ring.py)."""
     monkeypatch.setenv("SCALELAB_BLOCKING_EVENTS", "1")
     doc = tier(1, 60.0, webs=1, replicas=1, workers=1, conns=1, db_cap=80.0, web_limit=10_000, web_timeout=0.05,
                db_limit=0, db_timeout=0.02, deterministic=False, sessions="cookie", etag=False, read_ratio=1.0,
