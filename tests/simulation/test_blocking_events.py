@@ -13,7 +13,6 @@ decide them the same way).
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
