@@ -196,6 +196,10 @@ def compile_document(doc: Document) -> Network:
     edges = doc.edges()
     edge_index = {(index[s], index[t]): k for k, (s, t) in enumerate(edges)}
     st_workers = np.array(cols[3], dtype=np.int64)
+    # a blocking server holds its worker until its downstream calls return: without any, the
+    # request leaves at the end of its service there, as at any server (no held time, no sweeps)
+    blocks = [kinds[i] == "server" and bool(params[i].get("blocking_calls", False)) and bool(succ_of[i])
+              for i in range(len(ids))]
     return Network(
         node_ids=ids, node_kind=kinds, node_stations=node_stations,
         st_node=st_node, st_replica=np.array(cols[1], dtype=np.int64), st_kind=np.array(cols[2], dtype=np.int64),
@@ -214,7 +218,7 @@ def compile_document(doc: Document) -> Network:
         dynamic=any(d.primaries > 1 for d in databases)
         or any(b.algorithm == "least_response_time" and any(cols[2][int(s)] in (DATABASE, CACHE) for s in b.backends)
                for b in balancers)
-        or (any(params[i].get("blocking_calls", False) for i in range(len(ids)) if kinds[i] == "server")
+        or (any(blocks[i] for i in range(len(ids)))
             and any(b.algorithm in ("least_connections", "power_of_two", "least_response_time") for b in balancers)),
         scalers=scalers,
         caches=caches,
@@ -226,8 +230,7 @@ def compile_document(doc: Document) -> Network:
         estimate=estimate,
         shards=shards,
         partitions=partitions,
-        st_blocking=np.array([kinds[i] == "server" and bool(params[i].get("blocking_calls", False)) for i in cols[0]],
-                             dtype=bool),
+        st_blocking=np.array([blocks[i] for i in cols[0]], dtype=bool),
     )
 
 

@@ -164,3 +164,29 @@ def test_requests_are_conserved_at_every_moment():
         tot = sim.totals()
         assert tot["arrived"] == tot["served"] + tot["failed"] + tot["in_flight"]
     assert sim._held_lost == 0
+
+
+@pytest.mark.parametrize("algorithm", ["least_connections", "power_of_two", "round_robin"])
+def test_a_blocking_server_without_downstream_calls_is_an_ordinary_server(algorithm):
+    """Sync workers hold their worker until the downstream calls return: with none, the
+    request leaves at the end of its service, as at any server. The same numbers,
+    request for request, whatever the balancer (the load-aware ones count the same
+    connections), overloaded (queue full, timeouts) and with a failure."""
+    def doc(blocking: bool) -> Document:
+        d = Document()
+        d.add_node(NodeData("users", "client", params={"rate_rps": 260, "users": 2000}))
+        d.add_node(NodeData("lb", "load_balancer", params={"algorithm": algorithm}))
+        for name, cap in (("big", 200.0), ("small", 50.0)):
+            d.add_node(NodeData(name, "server", params={"capacity_rps": cap, "workers": 2, "queue_limit": 40,
+                                                        "timeout_s": 0.5, "blocking_calls": blocking}))
+            d.add_edge("lb", name)
+        d.add_edge("users", "lb")
+        add_event(d, 8.0, "fail", "big")
+        add_event(d, 12.0, "recover", "big")
+        d.set_settings(seed=4, duration_s=20)
+        return d
+    off, on = run(doc(False), 20), run(doc(True), 20)
+    t = on.totals()
+    assert t["served"] > 3000 and t["failed"] > 50     # overloaded: it is a real test of the same numbers
+    assert t == off.totals()
+    assert csv_text(on) == csv_text(off)
