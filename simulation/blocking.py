@@ -34,6 +34,7 @@ import math
 
 import numpy as np
 
+from .balanced_window import BalancedWindow
 from .blocking_holds import HeldWorkers, _sure_next_stations
 from .blocking_window import EventWindow
 from .compiler import CACHE, LB, SimulationError
@@ -46,7 +47,7 @@ STEP_S = 1e-9   # a horizon moves at least one nanosecond past the event that se
 HUGE_COUNT = 2**40   # "the waiting room may overflow": keeps a trial off the closed form
 
 
-class Blocking(HeldWorkers, EventWindow):
+class Blocking(HeldWorkers, EventWindow, BalancedWindow):
     def _setup_blocking(self) -> None:
         net = self.net
         hold = self.stations.hold
@@ -72,6 +73,9 @@ class Blocking(HeldWorkers, EventWindow):
         self._ev_fallbacks = self.__dict__.get("_ev_fallbacks", 0)
         again = hasattr(self, "_next_sure")
         self._next_sure = np.full(net.n_stations, -1, dtype=np.int64)
+        self._ev_bal = None            # balancers that choose in the event window (balanced_window.py)
+        self._ev_lb_out: list[Batch] = []
+        self._one_tick = bool(net.dynamic)
         if not self._holding:
             return
         self._lb = int(net.st_level[hold].min())
@@ -84,6 +88,7 @@ class Blocking(HeldWorkers, EventWindow):
         if not again:   # after a recompile, requests in flight may hold nothing: no tighter bounds
             self._next_sure = _sure_next_stations(self)
         self._ev_depth = self._event_depth()
+        self._balanced_setup()
 
     def _undecided_from(self) -> int | float:
         """The first second in which a request still waits undecided at a blocking server
@@ -115,6 +120,12 @@ class Blocking(HeldWorkers, EventWindow):
         for lv in range(self._lb):   # below the blocking servers nothing depends on their releases
             self._admit_whole_level(lv, inbox, t1)
             self._settle_level(lv, t0, t1, marks, inbox)
+        if self._ev_bal is not None:
+            if self._balanced_window(t0, t1, inbox, marks):
+                self._cur_inbox = None
+                self._book_held_to(t0, t1)
+                return
+            self._route_diverted()   # the kernel could not: tick by tick, then the other paths
         if self._ev_depth is not None and self._event_window(t0, t1, inbox, marks):
             self._cur_inbox = None
             self._book_held_to(t0, t1)

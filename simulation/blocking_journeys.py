@@ -43,7 +43,14 @@ class Journeys:
         n_applies = 0
         net, st = self.net, self.stations
         cur, hop, flags = b.st.copy(), b.hop.copy(), flags.copy()
-        alive = np.flatnonzero(self._has_route[cur]) if n else np.zeros(0, dtype=np.int64)
+        # a join's second query (table_routing.py): the database node it goes to once its
+        # first database answers (-1: none, or sent already)
+        join = None
+        if self._joins_on:
+            i = self._join_find(b.key)
+            join = np.where(i >= 0, self._js_db[np.maximum(i, 0)], -1) if len(self._js_db) else np.full(n, -1)
+        on = self._has_route[cur] if join is None else self._has_route[cur] | (join >= 0)
+        alive = np.flatnonzero(on) if n else np.zeros(0, dtype=np.int64)
         for h in range(depth):
             if not len(alive):
                 break
@@ -51,11 +58,22 @@ class Journeys:
             draw = cur[alive] + uniform(key, hp, ROUTE)
             idx = np.minimum(np.searchsorted(self._route_key, draw, side="left"), len(self._route_key) - 1)
             nxt = self._registered_only(net.route_target[idx], key, hp)
-            if self._sharded or self._replicated:
+            if self._sharded or self._replicated or self._parts is not None:
                 here = Batch._raw((cur[alive], b.birth[alive], b.fin[alive], b.start[alive], b.fin[alive],
                                    b.cls[alive], b.user[alive], flags[alive], key, hp, b.item[alive]))
+            second = None
+            if join is not None:   # at its first database: on to the second (Partitioning._join_onward)
+                second = (join[alive] >= 0) & ~self._has_route[cur[alive]]
+            if self._parts is not None:   # towards the database that holds the table
+                nxt, dbs = self._partition_plan(nxt, here)
+                if join is not None:
+                    two = (dbs >= 0) & ~second
+                    join[alive[two]] = dbs[two]
             if self._sharded:   # the shard that owns the key (no cross-shard queries here: _event_depth)
                 nxt = self._shard_targets(nxt, here)[0]
+            if second is not None and second.any():
+                nxt[second] = self._copy_stations(join[alive[second]], here.take(second))
+                join[alive[second]] = -1
             if self._replicated:   # writes to the primary, reads to the copies the proxy believes up
                 nxt = self._database_targets(nxt, here)
                 lost = nxt < 0
@@ -75,7 +93,12 @@ class Journeys:
             cur[alive] = nxt
             on = self._has_route[nxt]
             if self._ev_caches:
-                on &= ~self._cache_hits(there, np.full(len(there), math.floor(t1 - 1e-9)))
+                hits = self._cache_hits(there, np.full(len(there), math.floor(t1 - 1e-9)))
+                if join is not None and hits.any():   # a cache holds items, not joins (Routing._route)
+                    hits &= ~self._is_join(there)
+                on &= ~hits
+            if join is not None:
+                on |= join[alive] >= 0
             alive = alive[on]
         if applies:
             a_st, a_svc, a_key = (np.concatenate([a[k] for a in applies]) for k in range(3))

@@ -4,8 +4,9 @@ A part of :class:`simulation.blocking.Blocking`. The tier must have a common sha
 (``_event_depth``): every station from the lowest blocking level up is a blocking server
 B, a server, cache or database beside them (admitted as usual), or, downstream and fed
 by that level only, a server that does not block, a cache or a single-primary database
-(with or without read replicas, sharded or not); no cross-shard queries, tables or
-joins, no balancer or autoscaled server downstream. Anything else takes the sweeps.
+(with or without read replicas, sharded or not, holding tables, joins included); no
+cross-shard queries, no balancer or autoscaled server downstream. Anything else takes
+the sweeps.
 
 The kernel decides B's admissions of the window exactly as the sweeps do, following
 each request's journey downstream (blocking_journeys.py), and predicts when each held
@@ -42,8 +43,7 @@ class EventWindow(Journeys):
         when the tier has the shape this module decides; else None."""
         net, st = self.net, self.stations
         cross = self._sharded and bool(len(self._cross_share)) and bool(self._cross_share.any())
-        if (not events_enabled() or cross or self._parts is not None or self._joins_on
-                or any(db.primaries > 1 for db in net.databases)):
+        if not events_enabled() or cross or any(db.primaries > 1 for db in net.databases):
             return None
         lb, levels = self._lb, net.levels
         beside = levels[lb][~st.hold[levels[lb]]]   # stations that do not block at the blocking servers' level
@@ -130,6 +130,22 @@ class EventWindow(Journeys):
             real = real.take(~others)
         if len(real) != n or not np.array_equal(real.key, cand.key):
             raise SimulationError("blocking servers: the window's arrivals changed while it was decided")
+        self._commit_events(lv, real, status, start_ns, c_svc, worker, c_rel, e_rel, e_entry, done_entry, done_t,
+                            (free, ring, count), deferred, t0, t1, inbox, marks)
+        return True
+
+    def _commit_events(self, lv: int, real: Batch, status: np.ndarray, start_ns: np.ndarray, c_svc: np.ndarray,
+                       worker: np.ndarray, c_rel: np.ndarray, e_rel: np.ndarray, e_entry: np.ndarray,
+                       done_entry: np.ndarray, done_t: np.ndarray, copies: tuple, deferred: Batch, t0: float,
+                       t1: float, inbox: list[list[Batch]], marks: list[float]) -> None:
+        """Book a window the kernel decided: the blocking servers' admissions (``real``, in
+        the kernel's order, with its ``status``, ``start_ns``, services ``c_svc``, workers and
+        releases) and their stations' state (``copies``: free, ring, count), then settle the
+        levels from ``lv`` up as every window does, checking each release against the
+        kernel's (``_check_release``)."""
+        st, net = self.stations, self.net
+        free, ring, count = copies
+        n = len(real)
         dec = status != UNDECIDED
         b_st = np.flatnonzero(st.hold)
         st.free[b_st] = free[b_st]
@@ -190,7 +206,6 @@ class EventWindow(Journeys):
                                       f"free before {t1:.6f} s were not released (please report this)")
         finally:
             self._ev_expect = None
-        return True
 
     def _preview(self, lv: int, every: Batch) -> Batch:
         """Admit the arrivals at the level's stations that do not block on copies of the
@@ -242,7 +257,8 @@ class EventWindow(Journeys):
         ways = [busy] + [self.pending[k] for k in range(lb + 1, len(net.levels))]
         on = Batch.concat(ways)
         moving = (((on.flags & (FLAG_CHECK | FLAG_TIMEOUT | FLAG_INTERNAL)) == 0) & (on.fin < t1)
-                  & self._has_route[on.st] & ~(((on.flags & FLAG_NOT_MODIFIED) != 0) & (net.st_kind[on.st] == SERVER))
+                  & (self._has_route[on.st] | self._join_waits(on.key))   # a join: on to its second database
+                  & ~(((on.flags & FLAG_NOT_MODIFIED) != 0) & (net.st_kind[on.st] == SERVER))
                   ) if len(on) else np.zeros(0, dtype=bool)
         if self._ev_caches and moving.any():   # a hit at a cache is answered there
             moving[moving] = ~self._cache_hits(on.take(moving), np.floor(on.arr[moving]))

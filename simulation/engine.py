@@ -229,7 +229,7 @@ class Simulation(Window, Arrivals, Lifecycle, RequestState, Replication, Routing
         one that is still due after the boundary actions ran would be skipped here."""
         now = self.now
         grid_next = self._grid_floor(now) + self.tick_s
-        if self.net.dynamic:  # least response time: one tick at a time
+        if self._one_tick:  # least response time, ...: one tick at a time (balanced_window.py says which)
             best = (grid_next, "the tick grid")
         else:
             cap = self._window_cap if self._few_in_flight else min(self._window_cap, SHORT_WINDOW_S)

@@ -90,6 +90,10 @@ class Routing:
             return   # one compiled pass
         self.ledger.book_edges(lookup[st_node[src_st], st_node[dst_st]], times)
     def _balance(self, out: Batch, inbox: list[list[Batch]]) -> None:
+        if self._ev_bal is not None:   # chosen in the blocking servers' event window (balanced_window.py)
+            out = self._divert(out)
+            if not len(out):
+                return
         net = self.net
         several = len(self.balancers) > 1
         which = net.st_balancer[out.st] if several else None

@@ -116,21 +116,29 @@ class Partitioning:
         """Requests leaving a server or cache go towards the database that holds their
         table; joins that leave the other table's database here are noted: their
         second query goes there when the first answers (``_join_onward``)."""
+        target, second = self._partition_plan(target, b)
+        two = np.flatnonzero(second >= 0)
+        if len(two):
+            self._join_remember(b.key[two], second[two], self.net.st_node[b.st[two]])
+        return target
+
+    def _partition_plan(self, target: np.ndarray, b: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """``_partition_targets`` without noting anything: (targets, the database node of
+        each join's second query, -1 for the others). blocking_journeys.py draws journeys
+        with it."""
         pt = self._parts
+        second = np.full(len(b), -1, dtype=np.int64)
         views = self._views(b)
         row = np.where(views >= 0, pt.row_of[self.net.st_node[b.st], np.maximum(views, 0)], -1)
         m = np.nonzero(row >= 0)[0]
         if not len(m):
-            return target
+            return target, second
         u = uniform(b.key[m], b.hop[m], ROUTE)
         idx = np.minimum(np.searchsorted(pt.cum, row[m] + u, side="left"), len(pt.cum) - 1)
         target = target.copy()
         target[m] = pt.target[idx]
-        dbs = pt.copy[idx]
-        two = dbs >= 0
-        if two.any():
-            self._join_remember(b.key[m[two]], dbs[two], self.net.st_node[b.st[m[two]]])
-        return target
+        second[m] = pt.copy[idx]
+        return target, second
 
     def _join_onward(self, end: Batch, inbox: list[list[Batch]]) -> Batch:
         """Requests done at a database whose join still needs its second query go on to

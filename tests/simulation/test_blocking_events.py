@@ -71,17 +71,21 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
     """Client → round robin → ``webs`` blocking web nodes → ``downstream``: one database
     ("db"), two (each web node splits its queries: "two_dbs"), a server that does not
     block and calls the database ("api"), a cache in front of the database ("cache"), or
-    a database with two read replicas, a proxy and failover ("replicated"), or three shards
-    by item with a read replica each ("sharded"). ``mixed``: the second web node does not
-    block."""
+    a database with two read replicas, a proxy and failover ("replicated"), three shards
+    by item with a read replica each ("sharded"), or three databases holding a table each,
+    a quarter of the requests joining two of them ("tables"). ``mixed``: the second web
+    node does not block."""
     d = Document()
+    tables = {"table_mix": {"a": 0.5, "b": 0.3, "c": 0.2}, "join_share": 0.25, "join_tables": ["a", "b"]} \
+        if downstream == "tables" else {}
     d.add_node(NodeData("users", "client", params={"rate_rps": rate, "users": 300, "read_ratio": read_ratio,
                                                    "items": 50, "pattern": {"type": "steps", "times_s": [3.0],
-                                                                            "factors": [0.0]}}))
+                                                                            "factors": [0.0]}, **tables}))
     d.add_node(NodeData("lb", "load_balancer", params={"algorithm": "round_robin", "capacity_rps": 1e6}))
     d.add_edge("users", "lb")
     replicated = ({"read_replicas": 2, "failover_s": 0.4, "monitor_interval_s": 0.25} if downstream == "replicated"
-                  else {"shards": 3, "read_replicas": 1} if downstream == "sharded" else {})
+                  else {"shards": 3, "read_replicas": 1} if downstream == "sharded"
+                  else {"tables": ["a"], "read_replicas": 1} if downstream == "tables" else {})
     d.add_node(NodeData("db", "database", params={"connections": conns, "read_capacity_rps": db_cap,
                                                   "write_capacity_rps": db_cap / 2, "queue_limit": db_limit,
                                                   "timeout_s": db_timeout, **replicated}))
@@ -89,6 +93,11 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
         d.add_node(NodeData("db2", "database", params={"connections": 2, "read_capacity_rps": 200.0,
                                                        "write_capacity_rps": 100.0, "queue_limit": 3,
                                                        "timeout_s": 0.1}))
+    if downstream == "tables":   # three databases, one table each; a quarter of the requests join a and b
+        for name, table in (("db2", "b"), ("db3", "c")):
+            d.add_node(NodeData(name, "database", params={"connections": 2, "read_capacity_rps": 200.0,
+                                                          "write_capacity_rps": 100.0, "queue_limit": 3,
+                                                          "timeout_s": 0.1, "tables": [table]}))
     if downstream == "api":
         d.add_node(NodeData("api", "server", params={"capacity_rps": 300.0, "workers": 2, "replicas": 2,
                                                      "queue_limit": 20, "timeout_s": 0.3, "sessions": sessions}))
@@ -107,8 +116,10 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
             "etag": etag, "cache_max_age_s": 0.2 if etag else 0.0}))
         d.add_edge("lb", f"web{k}")
         d.add_edge(f"web{k}", downstream if downstream in ("api", "cache") else "db")
-        if downstream == "two_dbs":
+        if downstream in ("two_dbs", "tables"):
             d.add_edge(f"web{k}", "db2")
+        if downstream == "tables":
+            d.add_edge(f"web{k}", "db3")
     d.set_settings(seed=seed, duration_s=duration)
     return d
 
@@ -121,7 +132,8 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
        web_timeout=st.sampled_from([0.05, 0.5, 2.0]), db_limit=st.sampled_from([0, 2, 50]),
        db_timeout=st.sampled_from([0.02, 0.2, 1.0]), deterministic=st.booleans(),
        sessions=st.sampled_from(["cookie", "local", "database"]), etag=st.booleans(),
-       read_ratio=st.sampled_from([1.0, 0.7]), mixed=st.booleans(), downstream=st.sampled_from(["db", "two_dbs", "api", "cache", "replicated", "sharded"]),
+       read_ratio=st.sampled_from([1.0, 0.7]), mixed=st.booleans(),
+       downstream=st.sampled_from(["db", "two_dbs", "api", "cache", "replicated", "sharded", "tables"]),
        failures=st.sampled_from([(), (("db", 1.0, 1.6),), (("web0", 0.7, 2.2),), (("db", 2.5, 2.6), ("web0", 0.3, 1.1))]))
 def test_random_tiers_decided_event_by_event_are_the_sweeps_request_by_request(
         monkeypatch, seed, rate, webs, replicas, workers, conns, db_cap, web_limit, web_timeout, db_limit, db_timeout,
@@ -219,6 +231,12 @@ def test_which_tiers_are_decided_event_by_event():
         shards(d)
         d.set_params("users", {"cross_shard_share": 0.1})
 
+    def tables(d):
+        d.set_params("users", {"table_mix": {"a": 0.6, "b": 0.4}, "join_share": 0.2, "join_tables": ["a", "b"]})
+        d.set_params("db", {"tables": ["a"]})
+        d.add_node(NodeData("db2", "database", params={"tables": ["b"]}))
+        d.add_edge("web", "db2")
+
     def chain(d):
         api(d)
         d.set_params("api", {"blocking_calls": True})
@@ -248,6 +266,7 @@ def test_which_tiers_are_decided_event_by_event():
     assert shape(shards)._ev_depth == 1
     assert shape(primaries)._ev_depth is None
     assert shape(cross_shard)._ev_depth is None
+    assert shape(tables)._ev_depth == 2   # a join's second query after its first
     assert shape(chain)._ev_depth is None
     assert shape(balancer)._ev_depth is None
 
@@ -334,3 +353,21 @@ def test_random_files_with_random_failures_end_every_request_as_the_sweeps_do(mo
     one_only = [k for k in a if (a[k][0] == "in_flight") != (b[k][0] == "in_flight")]
     assert all(births[k] > 8.0 - 3.0 for k in one_only)
     assert len(one_only) <= 0.02 * len(a) + 20
+
+
+@pytest.mark.parametrize("seed, rate, fail", [(1, 200.0, None), (2, 500.0, ("db2", 1.0, 1.8)), (3, 500.0, ("db", 0.8, 2.0)),
+                                              (4, 60.0, None)])
+def test_tables_and_joins_decided_event_by_event_are_the_sweeps_request_by_request(monkeypatch, seed, rate, fail):
+    """Partitioning by table (table_routing.py): each request goes to the database that
+    holds its table; a join's second query goes to the other database when its first one
+    answers, and the blocking worker is held until then. Its journey downstream is drawn
+    in advance like any other: the same outcomes, request by request, as the sweeps."""
+    doc = tier(seed, rate, webs=2, replicas=2, workers=2, conns=2, db_cap=300.0, web_limit=5, web_timeout=0.5,
+               db_limit=3, db_timeout=0.2, deterministic=False, sessions="cookie", etag=False, read_ratio=0.8,
+               duration=8, downstream="tables")
+    if fail is not None:
+        add_event(doc, fail[1], "fail", fail[0])
+        add_event(doc, fail[2], "recover", fail[0])
+    fast = assert_same(doc, 8.0, monkeypatch)
+    t = fast.totals()
+    assert t["served_by_table"]["a+b"] > 20

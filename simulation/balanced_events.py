@@ -1,0 +1,380 @@
+"""A window of blocking servers behind load-aware balancers, event by event (compiled).
+
+Least connections and power of two choose, for each request, the backend with the
+fewest requests in progress *at that instant* (HAProxy's ``leastconn``, Envoy's P2C).
+In front of blocking servers B a request is in progress until it leaves the network,
+which the stations downstream decide later; so here the window is played out as a
+discrete-event simulation in time order, in which every count is known when it is
+needed: each balancer's choice, B's FIFO queues and the journeys downstream (the
+stations and services each request crosses after B, drawn in advance as for
+blocking_events.py).
+
+B's stations are FIFO with ``workers`` workers: a request that finds a worker free
+starts at once (the one free the longest, as ``admit_at``); else it waits if fewer
+than ``queue_limit`` wait (0: no waiting room), or is refused at once (queue full);
+a waiting request gives up at its patience (arrival + ``timeout_s``); a freed worker
+takes the first waiting request. A user request holds its worker until it leaves the
+network (its journey's end, or a refusal or give-up downstream); a health check, for
+its own cost only. Downstream stations admit in time order with ``admit_at``, as
+everywhere.
+
+Events at one instant: give-ups, then departures and freed workers, then arrivals
+downstream, then arrivals at B (a request leaving at t is not counted by a choice at
+t; a worker freed at t serves an arrival at t), each kind in the order of request keys.
+Every event is handled once and adds at most a bounded number of later ones (a
+request's journey has at most ``depth`` stations), so the loop ends (by construction).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NS, QUEUE_FULL, admit_at
+from .blocking_events import END, TIE, UNDECIDED
+from .compiled import helper, kernel
+
+NO_BACKEND = 4      # the balancer had no backend to offer (no_healthy_backend)
+P_GIVE_UP, P_LEAVE, P_FREE, P_DOWN = 0, 1, 2, 3   # event kinds, in their order at one instant
+ALGO_LC, ALGO_P2C = 1, 3   # least_choice.ALGO_CODE
+
+
+@helper
+def _push(ht, hp, hk, hx, n, t, p, key, x):
+    """Push event ``x`` (kind ``p``) at time ``t`` (s) on the heap of ``n`` entries, ordered by
+    time, kind, key; returns n + 1."""
+    k = n
+    while k > 0:
+        q = (k - 1) // 2
+        if ht[q] < t or (ht[q] == t and (hp[q] < p or (hp[q] == p and hk[q] <= key))):
+            break
+        ht[k] = ht[q]
+        hp[k] = hp[q]
+        hk[k] = hk[q]
+        hx[k] = hx[q]
+        k = q
+    ht[k] = t
+    hp[k] = p
+    hk[k] = key
+    hx[k] = x
+    return n + 1
+
+
+@helper
+def _pop(ht, hp, hk, hx, n):
+    """Remove the top of the heap of ``n`` entries; returns n - 1."""
+    n -= 1
+    t = ht[n]
+    p = hp[n]
+    key = hk[n]
+    x = hx[n]
+    k = 0
+    while True:
+        c = 2 * k + 1
+        if c >= n:
+            break
+        d = c + 1
+        if d < n and (ht[d] < ht[c] or (ht[d] == ht[c] and (hp[d] < hp[c] or (hp[d] == hp[c] and hk[d] < hk[c])))):
+            c = d
+        if ht[c] > t or (ht[c] == t and (hp[c] > p or (hp[c] == p and hk[c] >= key))):
+            break
+        ht[k] = ht[c]
+        hp[k] = hp[c]
+        hk[k] = hk[c]
+        hx[k] = hx[c]
+        k = c
+    if n > 0:
+        ht[k] = t
+        hp[k] = p
+        hk[k] = key
+        hx[k] = x
+    return n
+
+
+@helper
+def _choose(i, b, algo, cand_ptr, cand_st, pres, u_tie, u_a, u_b):
+    """The backend balancer ``b`` picks for request ``i`` (-1: none): fewest requests in
+    progress (ties: a hash of the request picks among the tied), or the fewer of two
+    drawn at random (power of two), as least_choice.choose_and_admit."""
+    lo = cand_ptr[b]
+    m = cand_ptr[b + 1] - lo
+    if m == 0:
+        return -1
+    if algo[b] == ALGO_P2C:
+        if m == 1:
+            return cand_st[lo]
+        x = min(int(u_a[i] * m), m - 1)
+        y = min(int(u_b[i] * (m - 1)), m - 2)
+        if y >= x:
+            y += 1
+        sx = cand_st[lo + x]
+        sy = cand_st[lo + y]
+        return sx if pres[sx] <= pres[sy] else sy
+    best = pres[cand_st[lo]]
+    ties = 0
+    for q in range(lo, lo + m):
+        c = pres[cand_st[q]]
+        if c < best:
+            best = c
+            ties = 1
+        elif c == best:
+            ties += 1
+    pick = min(int(u_tie[i] * ties), ties - 1)
+    for q in range(lo, lo + m):
+        if pres[cand_st[q]] == best:
+            if pick == 0:
+                return cand_st[q]
+            pick -= 1
+    return -1
+
+
+def _sample() -> tuple:
+    i64, u64 = np.int64, np.uint64
+    n, n_st, c = 3, 3, 2
+    return (np.array([0.1, 0.2, 0.3]), np.arange(n, dtype=u64), np.array([-1, -1, 1], dtype=i64),
+            np.zeros(n, dtype=i64), np.full((n, 1), 10**6, dtype=i64), np.ones(n, dtype=np.bool_),
+            np.ones(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_), np.full(n, 0.5), np.full(n, 0.25),
+            np.full(n, 0.75), np.array([ALGO_LC], dtype=i64), np.array([0, 2], dtype=i64),
+            np.array([0, 1], dtype=i64), np.zeros(n_st, dtype=i64), np.zeros(n_st, dtype=i64),
+            np.array([0.05]), np.array([7], dtype=u64), np.array([0], dtype=i64), np.array([0], dtype=i64),
+            np.full((n + 1, 1), 2, dtype=i64), np.full((n + 1, 1), 5 * 10**5, dtype=i64),
+            np.full((n + 1, 1), -1, dtype=i64), np.zeros((n + 1, 1), dtype=i64), np.zeros(n_st, dtype=np.bool_),
+            np.array([0.5]), np.array([0], dtype=i64),
+            np.zeros((n_st, c)), np.full(n_st, c, dtype=i64), np.full(12, -np.inf), np.array([0, 4, 8], dtype=i64),
+            np.full(n_st, 4, dtype=i64), np.zeros(n_st, dtype=i64), np.full(n_st, 4, dtype=i64),
+            np.full(n_st, 10**9, dtype=i64), np.ones(n_st), np.full(n_st, 100.0), np.ones(n_st, dtype=np.bool_),
+            np.ones(n_st, dtype=np.bool_), 1.0,
+            np.zeros(n, dtype=np.int8), np.zeros(n, dtype=i64), np.zeros(n, dtype=i64), np.zeros(n, dtype=i64),
+            np.zeros(n), np.zeros(1))
+
+
+@kernel(sample=_sample)
+def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_tie, u_a, u_b,
+                    algo, cand_ptr, cand_st, grp, pres,
+                    e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, tie_st, l_t, l_st,
+                    free, workers, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up, is_b,
+                    t1,
+                    status, start, worker, target, c_rel, e_rel):
+    """Play out a window (see the module docstring). Requests at B, ``c_*``: arrival (s),
+    key, station (-1: balancer ``c_bal`` chooses), service in ns per service group
+    (column ``grp[station]``), ``c_held`` (a user request: holds its worker, counts as
+    a connection), ``c_down`` (goes on downstream once served at B), ``c_queued`` (waiting
+    at its station since an earlier window: the queues start with them, in this order).
+    The others are in arrival order (time, then key). ``u_*``: each request's draws for
+    the choice. ``algo``, ``cand_ptr``/``cand_st``: each balancer's algorithm and
+    candidates. ``pres``: user requests in progress at each station (updated).
+
+    Journeys: rows of ``jp``/``js``/``ja_*`` as in blocking_events.blocking_events; the
+    requests already on their way reach their first station at ``e_t`` (inf: apply jobs),
+    holding worker ``e_bw`` of B station ``e_bst`` (-1: none). ``l_t``/``l_st``: releases
+    already known (a user leaves B station ``l_st`` then; ``free`` has its worker's time).
+    ``free``, ``ring``, ``count``: copies of the stations' arrays (updated); ``is_b``: B's
+    stations.
+
+    Writes per request ``status`` (ADMITTED, QUEUE_FULL, DOWN, GIVES_UP, NO_BACKEND, or
+    UNDECIDED: still waiting at ``t1``), ``start`` (ns), ``worker``, ``target`` (its
+    station) and ``c_rel`` (when its worker is released, inf if not before ``t1``);
+    ``e_rel`` likewise. Returns how many requests were decided, or TIE (two arrivals at
+    one instant at a replicated database: the engine's order there is not this one)."""
+    n = len(c_a)
+    ne = len(e_t)
+    n_st = free.shape[0]
+    depth = jp.shape[1]
+    # pending events at once: per request its give-up and one step (a journey's or a release's
+    # two), per apply job one, per worker of B its release, the releases known
+    cap = 4 * (n + ne) + len(l_t) + n_st * free.shape[1] + 16
+    ht = np.empty(cap)
+    hp = np.empty(cap, dtype=np.int64)
+    hk = np.empty(cap, dtype=np.uint64)
+    hx = np.empty(cap, dtype=np.int64)
+    nh = 0
+    # FIFO queues at B: a linked list per station
+    q_head = np.full(n_st, -1, dtype=np.int64)
+    q_tail = np.full(n_st, -1, dtype=np.int64)
+    q_next = np.full(n, -1, dtype=np.int64)
+    waiting = np.zeros(n_st, dtype=np.int64)
+    last_d = np.full(n_st, -np.inf)
+    for i in range(n):
+        status[i] = UNDECIDED
+        worker[i] = -1
+        c_rel[i] = np.inf
+        target[i] = c_st[i]
+    for j in range(ne):
+        e_rel[j] = np.inf
+        if e_t[j] < np.inf:
+            nh = _push(ht, hp, hk, hx, nh, e_t[j], P_DOWN, e_key[j], (n + j) * depth)
+    for k in range(len(l_t)):
+        if l_t[k] < t1:
+            nh = _push(ht, hp, hk, hx, nh, l_t[k], P_LEAVE, np.uint64(0), l_st[k])
+    for s in range(n_st):
+        if is_b[s]:
+            for w in range(workers[s]):
+                f = free[s, w]
+                if f > -np.inf and f < t1:
+                    nh = _push(ht, hp, hk, hx, nh, f, P_FREE, np.uint64(w), s * free.shape[1] + w)
+    first = 0
+    while first < n and c_queued[first]:   # the queues carried over, with their patience
+        i = first
+        s = c_st[i]
+        if q_tail[s] >= 0:
+            q_next[q_tail[s]] = i
+        else:
+            q_head[s] = i
+        q_tail[s] = i
+        waiting[s] += 1
+        nh = _push(ht, hp, hk, hx, nh, c_a[i] + timeout_s[s], P_GIVE_UP, c_key[i], i)
+        first += 1
+    nxt = first
+    decided = 0
+    while True:
+        take_arrival = nxt < n and (nh == 0 or c_a[nxt] < ht[0])
+        if take_arrival:
+            i = nxt
+            nxt += 1
+            a = c_a[i]
+            a_ns = np.int64(np.rint(a * NS))
+            s = c_st[i]
+            if s < 0:
+                s = _choose(i, c_bal[i], algo, cand_ptr, cand_st, pres, u_tie, u_a, u_b)
+                target[i] = s
+                if s < 0:
+                    status[i] = NO_BACKEND
+                    start[i] = a_ns
+                    decided += 1
+                    continue
+            if not up[s]:
+                status[i] = DOWN
+                start[i] = a_ns
+                decided += 1
+                continue
+            # a free worker: the first with the earliest free time (admit_at's choice)
+            w = 0
+            fw = free[s, 0]
+            for q in range(1, workers[s]):
+                if free[s, q] < fw:
+                    fw = free[s, q]
+                    w = q
+            if fw == np.inf or np.int64(np.rint(fw * NS)) > a_ns:
+                if waiting[s] >= limit[s]:   # the waiting room is full (or there is none)
+                    status[i] = QUEUE_FULL
+                    start[i] = a_ns
+                    decided += 1
+                    continue
+                if q_tail[s] >= 0:
+                    q_next[q_tail[s]] = i
+                else:
+                    q_head[s] = i
+                q_tail[s] = i
+                waiting[s] += 1
+                if c_held[i]:
+                    pres[s] += 1
+                nh = _push(ht, hp, hk, hx, nh, a + timeout_s[s], P_GIVE_UP, c_key[i], i)
+                continue
+            if c_held[i]:
+                pres[s] += 1
+            x = i
+            t0 = a_ns
+        else:
+            if nh == 0 or ht[0] >= t1:
+                break
+            d = ht[0]
+            p = hp[0]
+            key = hk[0]
+            x = hx[0]
+            nh = _pop(ht, hp, hk, hx, nh)
+            if p == P_LEAVE:
+                pres[x] -= 1
+                continue
+            if p == P_GIVE_UP:
+                if status[x] == UNDECIDED:   # still waiting: it gives up (a freed worker skips it)
+                    s = target[x]
+                    status[x] = GIVES_UP
+                    start[x] = np.int64(np.rint(c_a[x] * NS))
+                    waiting[s] -= 1
+                    if c_held[x]:
+                        pres[s] -= 1
+                    if ring_len[s] > 0:
+                        ring[ring_off[s] + count[s] % ring_len[s]] = c_a[x] + timeout_s[s]
+                    count[s] += 1
+                    decided += 1
+                continue
+            if p == P_FREE:
+                s = x // free.shape[1]
+                w = x - s * free.shape[1]
+                if free[s, w] != d:
+                    continue   # taken since
+                i = q_head[s]
+                while i >= 0 and status[i] != UNDECIDED:
+                    i = q_next[i]
+                q_head[s] = i if i < 0 else q_next[i]
+                if q_head[s] < 0:
+                    q_tail[s] = -1
+                if i < 0:
+                    continue
+                waiting[s] -= 1
+                x = i
+                t0 = np.int64(np.rint(d * NS))
+            else:   # P_DOWN: journey x // depth arrives at its (x % depth)-th station downstream
+                j = x // depth
+                h = x - j * depth
+                dst, dsvc = jp[j, h], js[j, h]
+                if j < n:
+                    bs, bw = target[j], worker[j]
+                else:
+                    bs, bw = e_bst[j - n], e_bw[j - n]
+                r = d
+                onward = False
+                if dst >= 0 and tie_st[dst]:
+                    if d == last_d[dst]:
+                        return TIE
+                    last_d[dst] = d
+                if dst >= 0 and up[dst]:
+                    d_ns = np.int64(np.rint(d * NS))
+                    state, u0, uw = admit_at(dst, d_ns, d, dsvc, False, free, workers[dst], ring, ring_off,
+                                             ring_len, count, limit, timeout_ns, rate)
+                    if state == ADMITTED:
+                        r = (u0 + dsvc) / NS
+                        for q in range(ja_first[j, h], ja_first[j, h] + ja_n[j, h]):   # apply jobs of a write
+                            if r < t1:
+                                nh = _push(ht, hp, hk, hx, nh, r, P_DOWN, e_key[q - n], q * depth)
+                        if h + 1 < depth and jp[j, h + 1] != END:
+                            if r < t1:
+                                nh = _push(ht, hp, hk, hx, nh, r, P_DOWN, key, x + 1)
+                            onward = True
+                    elif state == GIVES_UP:
+                        r = d + timeout_s[dst]
+                if bs >= 0 and not onward:   # it leaves the network: its worker at B is free
+                    if r < t1:
+                        free[bs, bw] = r
+                        if j < n:
+                            c_rel[j] = r
+                        else:
+                            e_rel[j - n] = r
+                        nh = _push(ht, hp, hk, hx, nh, r, P_FREE, np.uint64(bw), bs * free.shape[1] + bw)
+                        nh = _push(ht, hp, hk, hx, nh, r, P_LEAVE, np.uint64(0), bs)
+                continue
+        # request x starts at B station target[x] at t0 (ns) on worker w (a free one, or the one freed)
+        s = target[x]
+        status[x] = ADMITTED
+        start[x] = t0
+        if c_held[x]:   # the worker it holds (a health check's is free at the end of its own cost)
+            worker[x] = w
+        decided += 1
+        if ring_len[s] > 0:
+            ring[ring_off[s] + count[s] % ring_len[s]] = t0 / NS
+        count[s] += 1
+        svc = c_svc[x, grp[s]]
+        fin = (t0 + svc) / NS
+        if not c_held[x]:   # a health check: its own cost
+            free[s, w] = fin
+            if fin < t1:
+                nh = _push(ht, hp, hk, hx, nh, fin, P_FREE, np.uint64(w), s * free.shape[1] + w)
+        elif fin >= t1:     # in its own service until after t1: released later
+            free[s, w] = np.inf
+        elif c_down[x]:
+            free[s, w] = np.inf
+            nh = _push(ht, hp, hk, hx, nh, fin, P_DOWN, c_key[x], x * depth)
+        else:               # answered at B: free at the end of its service
+            free[s, w] = fin
+            c_rel[x] = fin
+            nh = _push(ht, hp, hk, hx, nh, fin, P_FREE, np.uint64(w), s * free.shape[1] + w)
+            nh = _push(ht, hp, hk, hx, nh, fin, P_LEAVE, np.uint64(0), s)
+    return decided

@@ -1,0 +1,214 @@
+"""Load-aware balancers in front of blocking servers, request by request (balanced_events.py).
+
+A part of :class:`simulation.blocking.Blocking`. When least-connections or power-of-two
+balancers feed a tier of blocking servers B that the event window can follow
+(``_event_depth``), their requests are not routed when they leave the balancer: the
+window's kernel chooses each one's backend at that instant, with the requests in
+progress at each backend then (those that wait, are served, or are held by their calls
+downstream), in one discrete-event pass over the window. Windows then need not be one
+tick long, and the choices do not depend on the tick. This module decides whether a
+topology qualifies, keeps the balancers' requests aside (``_divert``), builds the
+kernel's inputs and commits its results through ``_commit_events``, the event window's.
+
+Qualifies: every balancer in front of B is least connections or power of two without
+sticky cookies; B's stations are the only ones at their level, share one set of
+downstream routes and one way of keeping sessions (not local); and the event window
+takes the tier. Else the balancers keep the tick-by-tick path (routing.py) in one-tick
+windows. ``SCALELAB_BLOCKING_EVENTS=0`` turns both off.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .balanced_events import ALGO_LC, ALGO_P2C, NO_BACKEND, balanced_events
+from .blocking_events import TIE
+from .compiler import CACHE, DATABASE, SimulationError
+from .flight import FLAG_CHECK, Batch
+from .randomness import PICK, PICK2, TIE as TIE_SALT, uniform
+
+ALGOS = {"least_connections": ALGO_LC, "power_of_two": ALGO_P2C}
+
+
+class BalancedWindow:
+    def _balanced_setup(self) -> None:
+        """Which balancers choose inside the event window (``self._ev_bal``: their indices,
+        or None), and whether windows must still be one tick long (``self._one_tick``)."""
+        net, st = self.net, self.stations
+        self._ev_bal = None
+        self._ev_lb_out = []
+        in_front = [i for i, bs in enumerate(self.balancers) if st.hold[bs.bal.backends].any()]
+        if in_front and self._ev_depth is not None and self._balanced_shape(in_front):
+            self._ev_bal = np.asarray(in_front, dtype=np.int64)
+        # one-tick windows only for what still needs them (compiler.py's ``dynamic``): several
+        # primaries, least response time in front of stores, load-aware balancers in front of
+        # blocking servers or downstream of them that do not choose here
+        aware = ("least_connections", "power_of_two", "least_response_time")
+        chosen_here = set(in_front) if self._ev_bal is not None else set()
+        self._one_tick = bool(net.dynamic) and (
+            any(d.primaries > 1 for d in net.databases)
+            or any(bs.bal.algorithm == "least_response_time"
+                   and np.isin(net.st_kind[bs.bal.backends], (DATABASE, CACHE)).any() for bs in self.balancers)
+            or any(bs.bal.algorithm in aware and i not in chosen_here
+                   and (net.st_level[bs.bal.backends] >= self._lb).any() for i, bs in enumerate(self.balancers)))
+
+    def _balanced_shape(self, in_front: list[int]) -> bool:
+        net, st = self.net, self.stations
+        lb = self._lb
+        level = net.levels[lb]
+        if (~st.hold[level]).any() or self._local_hold.any():
+            return False
+        for i in in_front:
+            bs = self.balancers[i]
+            if bs.bal.algorithm not in ALGOS or bs.cookie is not None:
+                return False
+            if (~st.hold[bs.bal.backends]).any() or (net.st_level[bs.bal.backends] != lb).any():
+                return False
+        # one journey downstream whichever backend is chosen: the same routes, the same sessions
+        rows = [(net.route_target[net.route_ptr[s]:net.route_ptr[s + 1]].tobytes(),
+                 net.route_cum[net.route_ptr[s]:net.route_ptr[s + 1]].tobytes(),
+                 bool(self._is_db_server[s]), bool(self._has_route[s])) for s in level.tolist()]
+        return len(set(rows)) == 1
+
+    def _divert(self, out: Batch) -> Batch:
+        """Keep aside the requests leaving the balancers that choose in the event window;
+        returns the others."""
+        which = self.net.st_balancer[out.st]
+        mine = np.isin(which, self._ev_bal)
+        if not mine.any():
+            return out
+        self._ev_lb_out.append(out.take(mine))
+        return out.take(~mine)
+
+    def _route_diverted(self) -> None:
+        """The fallback: route the requests kept aside tick by tick (routing.py)."""
+        kept, self._ev_lb_out = self._ev_lb_out, []
+        if not kept:
+            return
+        out = Batch.concat(kept)
+        out = out.take(np.argsort(out.fin, kind="stable"))
+        which = self.net.st_balancer[out.st]
+        for bi in np.unique(which).tolist():
+            self._balance_by_tick(self.balancers[int(bi)], out.take(which == bi))
+
+    def _balanced_window(self, t0: float, t1: float, inbox: list[list[Batch]], marks: list[float]) -> bool:
+        """Decide the window with the balancers' choices (see the module docstring); False
+        (nothing changed) when the kernel cannot: the caller routes the requests kept
+        aside tick by tick and takes the other paths."""
+        lv = self._lb
+        st, net = self.stations, self.net
+        pend = self.pending[lv]
+        waiting = np.isinf(pend.start) if len(pend) else np.zeros(0, dtype=bool)
+        every = self._event_candidates(pend, waiting, inbox, t1)
+        lbq = Batch.concat(self._ev_lb_out) if self._ev_lb_out else Batch.empty()
+        bal_of = net.st_balancer[lbq.st] if len(lbq) else np.zeros(0, dtype=np.int64)
+        pos = {int(b): k for k, b in enumerate(self._ev_bal.tolist())}
+        cand_lists = []
+        for b in self._ev_bal.tolist():
+            bs = self.balancers[b]
+            cand_lists.append(bs.bal.backends[bs.candidates(st.registered[bs.bal.backends])].astype(np.int64))
+        placeholder = np.array([c[0] if len(c) else self.balancers[b].bal.backends[0]
+                                for b, c in zip(self._ev_bal.tolist(), cand_lists)], dtype=np.int64)
+        local_bal = np.array([pos[int(b)] for b in bal_of], dtype=np.int64)
+        fwd = lbq.forward(placeholder[local_bal]) if len(lbq) else Batch.empty()
+        # the kernel's order: those waiting at B since before, by station and arrival; then every
+        # arrival by time and key
+        queued = every.arr < t0
+        n_q = int(queued.sum())
+        allc = Batch.concat([every, fwd])
+        is_lb = np.r_[np.zeros(len(every), dtype=bool), np.ones(len(fwd), dtype=bool)]
+        q_idx = np.flatnonzero(np.r_[queued, np.zeros(len(fwd), dtype=bool)])
+        q_idx = q_idx[np.lexsort((allc.key[q_idx], allc.arr[q_idx], allc.st[q_idx]))]
+        a_idx = np.flatnonzero(~np.r_[queued, np.zeros(len(fwd), dtype=bool)])
+        a_idx = a_idx[np.lexsort((allc.key[a_idx], allc.arr[a_idx]))]
+        perm = np.r_[q_idx, a_idx].astype(np.int64)
+        cand = allc.take(perm)
+        lb_row = is_lb[perm]
+        busy = pend.take(~waiting)
+        inputs = self._event_inputs(cand, busy, t1)
+        if inputs is None:
+            return False
+        (_, c_held, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, _, free, done_entry,
+         done_t) = inputs
+        # services at each kind of backend (stations alike in means and behaviour share a column)
+        b_st = np.flatnonzero(st.hold)
+        sig = np.stack([net.st_mean_read[b_st], net.st_mean_write[b_st], net.st_deterministic[b_st].astype(float),
+                        net.st_nm_cost[b_st]], axis=1)
+        _, rep_pos, g_of = np.unique(sig, axis=0, return_index=True, return_inverse=True)
+        grp = np.zeros(net.n_stations, dtype=np.int64)
+        grp[b_st] = np.asarray(g_of).ravel()
+        n = len(cand)
+        c_svc = np.zeros((n, len(rep_pos)), dtype=np.int64)
+        for g, p in enumerate(rep_pos.tolist()):
+            if n:
+                alike = cand.take(np.arange(n))
+                alike.st = np.full(n, b_st[p], dtype=cand.st.dtype)
+                c_svc[:, g] = st._service_ns(alike, b_st[p:p + 1])
+        c_st = np.where(lb_row, -1, cand.st).astype(np.int64)
+        c_bal = np.zeros(n, dtype=np.int64)
+        c_bal[lb_row] = local_bal[perm[lb_row] - len(every)]
+        u = [np.zeros(n) for _ in range(3)]
+        if lb_row.any():   # the draws of least_choice.py: of the request as it leaves its balancer
+            k, h = cand.key[lb_row], cand.hop[lb_row] - 1
+            for arr, salt in zip(u, (TIE_SALT, PICK, PICK2)):
+                arr[lb_row] = uniform(k, h, salt)
+        algo = np.array([ALGOS[self.balancers[b].bal.algorithm] for b in self._ev_bal.tolist()], dtype=np.int64)
+        cand_ptr = np.zeros(len(cand_lists) + 1, dtype=np.int64)
+        cand_ptr[1:] = np.cumsum([len(c) for c in cand_lists])
+        cand_st = np.concatenate(cand_lists) if cand_lists else np.zeros(0, dtype=np.int64)
+        pres = self._users_in_progress(t0)
+        l_st = self._h_st[done_entry].astype(np.int64)
+        ring, count = st.ring.copy(), st.count.copy()
+        status = np.empty(n, dtype=np.int8)
+        start_ns = np.empty(n, dtype=np.int64)
+        worker = np.empty(n, dtype=np.int64)
+        target = np.empty(n, dtype=np.int64)
+        c_rel, e_rel = np.empty(n), np.empty(len(e_t))
+        c_queued = np.zeros(n, dtype=bool)
+        c_queued[:n_q] = True
+        args = (cand.arr, cand.key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u[0], u[1], u[2], algo, cand_ptr,
+                cand_st, grp, pres, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, self._ev_tie, done_t, l_st,
+                free, net.st_workers, ring, st.ring_off, st.ring_len, count, net.st_queue_limit, st._timeout_ns,
+                net.st_timeout, st.rate, st.up, st.hold, float(t1), status, start_ns, worker, target, c_rel, e_rel)
+        got = balanced_events(*args) if balanced_events.compiled else balanced_events.py(*args)
+        if got == TIE:
+            self._ev_fallbacks += 1
+            return False
+        self._ev_windows += 1
+        self._ev_lb_out = []
+        # the balancers' choices: where each request went (or failed: no healthy backend)
+        lb_pos = np.flatnonzero(lb_row)
+        none = lb_pos[status[lb_pos] == NO_BACKEND]
+        if len(none):
+            self._fail("no_healthy_backend", cand.arr[none], cand.key[none])
+        went = lb_pos[status[lb_pos] != NO_BACKEND]
+        if len(went):
+            src = lbq.st[perm[went] - len(every)]
+            self._flow(src, target[went], cand.arr[went])
+        cand.st = np.where(lb_row, np.maximum(target, 0), cand.st).astype(cand.st.dtype)
+        keep = status != NO_BACKEND
+        # the same arrivals, taken as every window takes them, in the kernel's order
+        deferred, self.pending[lv] = pend.split(waiting)
+        real = Batch.concat([deferred, self._take_arrivals(lv, t1, inbox)])
+        if len(real) != len(every) or not np.array_equal(real.key, every.key):
+            raise SimulationError("blocking servers: the window's arrivals changed while it was decided")
+        real = Batch.concat([real, fwd]).take(perm)
+        real.st = cand.st
+        svc_row = c_svc[np.arange(n), grp[cand.st]] if n else np.zeros(0, dtype=np.int64)
+        sel = np.flatnonzero(keep)
+        self._commit_events(lv, real.take(sel), status[sel], start_ns[sel], svc_row[sel], worker[sel],
+                            c_rel[sel], e_rel, e_entry, done_entry, done_t, (free, ring, count), deferred, t0, t1,
+                            inbox, marks)
+        return True
+
+    def _users_in_progress(self, t: float) -> np.ndarray:
+        """User requests at each blocking server at ``t``: waiting, in service, or held by
+        their calls downstream (health checks are not connections)."""
+        net = self.net
+        p = self.pending[self._lb]
+        pres = np.zeros(net.n_stations, dtype=np.int64)
+        if len(p):
+            here = ((p.flags & FLAG_CHECK) == 0) & self.stations.hold[p.st] & (p.arr <= t) & (p.fin > t)
+            pres += np.bincount(p.st[here], minlength=net.n_stations)
+        pres += self._held_count(t).astype(np.int64)
+        return pres
+

@@ -1,0 +1,284 @@
+"""Least connections and power of two in front of blocking servers, request by request.
+
+The engine chooses each request's backend inside the blocking servers' event window
+(simulation/balanced_window.py, kernel balanced_events.py), with the user requests in
+progress at each backend at that instant. ``balanced_reference.BalancedTier`` plays out
+the same tier one event at a time with a heap: the same instants at which requests leave
+the balancer (from the engine's tracer), the same service times and choice draws (the
+engine's counter-based draws, recomputed from each request's key), nothing else shared.
+Every request must go to the same replica and end the same way at the same nanosecond."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulation.cli import csv_text
+from simulation.document import Document, NodeData
+from simulation.engine import Simulation
+from simulation.fileformat import dumps, load, loads
+from simulation.randomness import PICK, PICK2, SERVICE, TIE, exponential, uniform
+
+from balanced_reference import BalancedTier, Req
+from random_topologies import random_topology
+from test_trust import assert_same_however_sliced
+from topologies import add_event
+from wallclock import within
+
+NS = 10**9
+
+
+def ns(seconds: float) -> int:
+    return int(round(seconds * NS))
+
+
+def tier(algorithm: str, rate: float, *, replicas: int = 3, workers: int = 2, limit: int = 8, patience: float = 0.2,
+         connections: int = 3, db_rps: float = 150.0, web_rps: float = 240.0, seed: int = 1,
+         duration: float = 20.0, tick_ms: float = 10.0, sticky: bool = False) -> Document:
+    d = Document()
+    d.add_node(NodeData("users", "client", params={"rate_rps": rate, "users": 5000, "read_ratio": 1.0}))
+    d.add_node(NodeData("lb", "load_balancer", params={"algorithm": algorithm, "capacity_rps": 1e6,
+                                                       **({"affinity": "sticky"} if sticky else {})}))
+    d.add_node(NodeData("web", "server", params={"capacity_rps": web_rps, "workers": workers, "replicas": replicas,
+                                                 "blocking_calls": True, "queue_limit": limit,
+                                                 "timeout_s": patience}))
+    d.add_node(NodeData("db", "database", params={"connections": connections, "read_capacity_rps": db_rps,
+                                                  "queue_limit": 100_000, "timeout_s": 3600}))
+    d.add_edge("users", "lb")
+    d.add_edge("lb", "web")
+    d.add_edge("web", "db")
+    d.set_settings(seed=seed, duration_s=duration, tick_ms=tick_ms)
+    return d
+
+
+def compare(doc: Document, until: float, algorithm: str) -> tuple[Simulation, list, dict]:
+    """Run the engine and the reference; the requests they disagree on, and the
+    reference's outcomes by cause (of the requests the engine finished by ``until``)."""
+    sim = Simulation(doc)
+    assert sim._ev_bal is not None and not sim._one_tick   # the path this file is about
+    sim.trace_every(1, cap=10**7)
+    sim.run_until(until)
+    assert sim._held_lost == 0 and sim._ev_windows > 0 and sim._ev_fallbacks == 0
+    net = sim.net
+    web_st = int(net.node_stations[net.node_ids.index("web")][0])
+    db_st = int(net.node_stations[net.node_ids.index("db")][0])
+    p = doc.node("web").params
+    ref = BalancedTier(replicas=int(p["replicas"]), workers=int(p["workers"]), limit=int(p["queue_limit"]),
+                       patience=ns(float(p["timeout_s"])), connections=int(doc.node("db").params["connections"]),
+                       algorithm=algorithm)
+    def add(key: int, arrived: float, hop: int) -> None:
+        k = np.uint64(key)
+        u = [float(uniform(np.array([k]), np.array([hop - 1]), salt)[0]) for salt in (TIE, PICK, PICK2)]
+        ref.add(Req(key, ns(arrived), ns(float(exponential(k, hop, SERVICE)) * float(net.st_mean_read[web_st])),
+                    ns(float(exponential(k, hop + 1, SERVICE)) * float(net.st_mean_read[db_st])), *u))
+
+    traces = sim.traces()
+    for tr in traces:
+        at = [i for i, h in enumerate(tr.hops) if h.node == "web"]
+        if at:   # else still at the balancer
+            add(tr.key, tr.hops[at[0]].arrived_s, at[0])
+    waiting = sim.pending[sim._lb]   # waiting at a replica at the end: not traced there yet
+    for i in np.flatnonzero(np.isinf(waiting.start)):
+        add(int(waiting.key[i]), float(waiting.arr[i]), int(waiting.hop[i]))
+    for b in sim.balancers:   # health checks: a worker for their cost at every replica
+        k = np.arange(int(np.ceil((until - b.health.anchor) / b.health.interval)) + 1)
+        for t in b.health.anchor + k * b.health.interval:
+            if 0 <= t < until:
+                for r in range(ref.n):
+                    ref.add(Req(-1 - len(ref.reqs), ns(t), ns(b.bal.check_cost_s), 0, check_replica=r))
+    ref.run()
+    by_key = {r.key: r for r in ref.reqs if r.check_replica < 0}
+    wrong, causes = [], {"answered": 0, "queue_full": 0, "timeout": 0}
+    for tr in traces:
+        if tr.outcome == "in_flight" or tr.key not in by_key:
+            continue
+        r = by_key[tr.key]
+        at = [i for i, h in enumerate(tr.hops) if h.node == "web"]
+        if r.state == "refused":
+            want = ("failed", "queue_full", r.t)
+        elif r.state == "gave_up":
+            want = ("failed", "timeout", r.t + ref.T)
+        else:
+            want = ("answered", None, r.end)
+        causes[want[1] or "answered"] += 1
+        got = (tr.outcome, tr.cause, ns(tr.end_s))
+        if got[:2] != want[:2] or abs(got[2] - want[2]) > 1 or tr.hops[at[0]].replica != r.replica:
+            wrong.append((tr.key, got, tr.hops[at[0]].replica, want, r.replica))
+    return sim, wrong, causes
+
+
+@pytest.mark.parametrize("algorithm", ["least_connections", "power_of_two"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_each_choice_and_each_outcome_matches_the_event_model(algorithm, seed):
+    # the database (3 × 50 queries/s) is the bottleneck: web workers are held, queues fill
+    sim, wrong, causes = compare(tier(algorithm, 190.0, seed=seed), 15.0, algorithm)
+    assert wrong == []
+    assert causes["answered"] > 1500 and causes["queue_full"] > 100 and causes["timeout"] > 20, causes
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_least_connections_notices_a_slow_server_that_round_robin_overloads(seed):
+    """Lesson 4b with sync workers: a fast and a slow web node (both call the database).
+    The slow one's requests stay longer, so least connections sends it fewer and nothing
+    times out there; round robin gives it half and its queue overflows."""
+    def doc(algorithm: str) -> Document:
+        d = Document()
+        d.add_node(NodeData("users", "client", params={"rate_rps": 150.0, "users": 5000, "read_ratio": 1.0}))
+        d.add_node(NodeData("lb", "load_balancer", params={"algorithm": algorithm, "capacity_rps": 1e6}))
+        d.add_node(NodeData("db", "database", params={"connections": 8, "read_capacity_rps": 800.0}))
+        for name, rps in (("fast", 400.0), ("slow", 80.0)):
+            d.add_node(NodeData(name, "server", params={"capacity_rps": rps, "workers": 4, "blocking_calls": True,
+                                                        "queue_limit": 20, "timeout_s": 1.0}))
+            d.add_edge("lb", name)
+            d.add_edge(name, "db")
+        d.add_edge("users", "lb")
+        d.set_settings(seed=seed, duration_s=30.0)
+        return d
+    runs = {}
+    for algorithm in ("least_connections", "round_robin"):
+        sim = Simulation(doc(algorithm))
+        assert (sim._ev_bal is not None) == (algorithm == "least_connections")
+        sim.run_until(30.0)
+        t = sim.totals()
+        assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"] and sim._held_lost == 0
+        runs[algorithm] = (t, sim.node_states()["slow"].utilization)
+    lc, rr = runs["least_connections"][0], runs["round_robin"][0]
+    # the slow node's 4 workers are each held ~50 ms of its own work + ~10 ms of query: ~67 req/s
+    # at most, and round robin sends it 75; the fast node does ~200 req/s (150 arrive in all)
+    assert rr["failed"] > 100 and lc["failed"] < rr["failed"] / 20, (lc["failed"], rr["failed"])
+    assert lc["p95_ms"] < rr["p95_ms"] / 2
+    assert runs["least_connections"][1] < runs["round_robin"][1]   # the slow node is less busy
+
+
+def test_the_numbers_do_not_depend_on_how_the_run_is_stepped():
+    assert_same_however_sliced(tier("least_connections", 190.0, seed=4, duration=12.0), 12.0)
+
+
+def test_nor_on_the_tick():
+    """The choice is per request, at its instant: a finer tick changes nothing."""
+    a, b = Simulation(tier("least_connections", 190.0, seed=5)), Simulation(tier("least_connections", 190.0, seed=5,
+                                                                                 tick_ms=2.5))
+    a.run_until(10.0)
+    b.run_until(10.0)
+    assert a.totals() == b.totals()
+
+
+def test_windows_are_no_longer_one_tick_long():
+    sim = Simulation(tier("least_connections", 190.0, seed=6))
+    sim.run_until(10.0)
+    assert sim._ev_windows < 20     # windows of up to 10 s, not 1,000 windows of one tick
+
+
+@pytest.mark.parametrize("why", ["least_response_time", "sticky"])
+def test_other_balancers_keep_the_tick_by_tick_path(why):
+    doc = tier("least_response_time" if why != "sticky" else "least_connections", 190.0, sticky=why == "sticky")
+    sim = Simulation(doc)
+    assert sim._ev_bal is None and sim._one_tick
+    sim.run_until(5.0)
+    t = sim.totals()
+    assert t["served"] > 500 and sim._held_lost == 0
+
+
+def test_a_failed_replica_and_the_database_failing_keep_every_request_accounted_for():
+    doc = tier("least_connections", 190.0, seed=7, duration=20.0)
+    add_event(doc, 4.0, "fail", "web", 1)
+    add_event(doc, 9.0, "recover", "web", 1)
+    add_event(doc, 12.0, "fail", "db")
+    add_event(doc, 13.5, "recover", "db")
+    sim = Simulation(doc)
+    assert sim._ev_bal is not None
+    for k in range(1, 41):   # stepped as the app steps it
+        sim.run_until(k * 0.5)
+        t = sim.totals()
+        assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"]
+    assert sim._held_lost == 0 and sim._ev_fallbacks == 0
+    causes = sim.totals()["failed_by_cause"]
+    assert causes["backend_down"] > 0 and causes["node_failed"] + causes["backend_down"] > 0
+
+
+def test_the_database_scaling_lesson_with_sync_workers_runs_in_long_windows():
+    doc = loads(dumps(load("resources/lessons/database_scaling.scalelab")))
+    for n in doc.nodes():
+        if n.kind == "server":
+            n.params["blocking_calls"] = True
+    sim = Simulation(doc)
+    assert sim._ev_bal is not None and not sim._one_tick
+    sim.run_until(60.0)
+    t = sim.totals()
+    assert sim._held_lost == 0 and sim._ev_windows < 200
+    assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"]
+    assert t["served"] > 20_000
+    assert csv_text(sim)
+
+
+def _random_balanced_files(n: int) -> list[int]:
+    """Seeds of random_topologies that, with every server set to sync workers and every
+    balancer to least connections or power of two, have balancers choosing in the window."""
+    seeds = []
+    for seed in range(400):
+        doc = _balanced(seed)
+        if Simulation(doc)._ev_bal is not None:
+            seeds.append(seed)
+            if len(seeds) == n:
+                break
+    return seeds
+
+
+def _balanced(seed: int) -> Document:
+    doc = loads(dumps(random_topology(seed, duration_s=8.0)))
+    rng = np.random.default_rng(seed)
+    for node in doc.nodes():
+        if node.kind == "server":
+            node.params["blocking_calls"] = True
+        elif node.kind == "load_balancer":
+            node.params["algorithm"] = str(rng.choice(["least_connections", "power_of_two"]))
+            node.params["affinity"] = "none"
+    return loads(dumps(doc))
+
+
+@pytest.mark.parametrize("seed", _random_balanced_files(8))
+def test_random_files_with_random_clicks_keep_every_request_and_hold(seed):
+    """Random files (autoscaling, caches, replicas, sessions, 304s, scheduled failures),
+    stepped at random with random fail and recover clicks: every request is answered,
+    failed or in flight at every step, no held worker is lost, nothing hangs."""
+    doc = _balanced(seed)
+    rng = np.random.default_rng(1000 + seed)
+    nodes = [n.id for n in doc.nodes() if n.kind != "client"]
+    with within(120, f"balanced random_topology({seed})"):
+        sim = Simulation(doc)
+        t = 0.0
+        while t < 8.0:
+            t = min(8.0, t + float(rng.uniform(0.05, 1.5)))
+            sim.run_until(t)
+            if rng.random() < 0.4:
+                node = str(rng.choice(nodes))
+                (sim.fail if rng.random() < 0.5 else sim.recover)(node)
+            tot = sim.totals()
+            assert tot["arrived"] == tot["served"] + tot["failed"] + tot["in_flight"]
+        assert sim._held_lost == 0
+
+
+@pytest.mark.parametrize("seed", _random_balanced_files(3))
+def test_random_files_give_the_same_numbers_however_they_are_stepped(seed):
+    with within(240, f"balanced random_topology({seed})"):
+        assert_same_however_sliced(_balanced(seed), 8.0, seed)
+
+
+def test_the_compiled_kernel_and_its_python_give_the_same_numbers(monkeypatch):
+    import simulation.balanced_window as window
+    kernel = window.balanced_events
+
+    class PythonOnly:
+        compiled = False
+        py = staticmethod(kernel.py)
+
+    doc = tier("power_of_two", 190.0, seed=8, duration=8.0)
+    add_event(doc, 3.0, "fail", "db")
+    add_event(doc, 3.4, "recover", "db")
+    runs = []
+    for k in (kernel, PythonOnly):
+        monkeypatch.setattr(window, "balanced_events", k)
+        sim = Simulation(doc)
+        sim.run_until(8.0)
+        assert sim._ev_windows > 0
+        runs.append((sim.totals(), csv_text(sim)))
+    assert runs[0] == runs[1]
