@@ -33,6 +33,7 @@ from .blocking_events import END, TIE, UNDECIDED
 from .compiled import helper, kernel
 
 NO_BACKEND = 4      # the balancer had no backend to offer (no_healthy_backend)
+NONE2 = -2          # a journey that has not reached a second-tier blocking server
 P_GIVE_UP, P_LEAVE, P_FREE, P_DOWN = 0, 1, 2, 3   # event kinds, in their order at one instant
 ALGO_LC, ALGO_P2C = 1, 3   # least_choice.ALGO_CODE
 
@@ -90,6 +91,57 @@ def _pop(ht, hp, hk, hx, n):
 
 
 @helper
+def _end(j, r, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel, e_rel,
+         ht, hp, hk, hx, nh, t1):
+    """Journey ``j`` leaves the network at ``r``: the workers it holds (at B, and at a
+    second-tier station) are free then; returns the heap's size."""
+    if r >= t1:
+        return nh   # released after the window (a failure at t1 may free them sooner)
+    if j < n:
+        bs, bw = target[j], worker[j]
+    else:
+        bs, bw = e_bst[j - n], e_bw[j - n]
+    if bs >= 0 and bw >= 0:
+        free[bs, bw] = r
+        if j < n:
+            c_rel[j] = r
+        else:
+            e_rel[j - n] = r
+        nh = _push(ht, hp, hk, hx, nh, r, P_FREE, np.uint64(bw), bs * free.shape[1] + bw)
+        nh = _push(ht, hp, hk, hx, nh, r, P_LEAVE, np.uint64(0), bs)
+    if j_status2[j] == ADMITTED and j_w2[j] >= 0:
+        s2, w2 = j_st2[j], j_w2[j]
+        free[s2, w2] = r
+        j_rel2[j] = r
+        nh = _push(ht, hp, hk, hx, nh, r, P_FREE, np.uint64(w2), s2 * free.shape[1] + w2)
+    return nh
+
+
+@helper
+def _start2(j, s, w, t0, n, depth, c_key, e_key, jp, js, j_st2, j_w2, j_status2, j_start2, j_hop2, j_rel2, target, worker,
+            e_bst, e_bw, free, ring, ring_off, ring_len, count, c_rel, e_rel, ht, hp, hk, hx, nh, t1):
+    """Journey ``j`` starts at second-tier station ``s`` on worker ``w`` at ``t0`` (ns): it
+    holds the worker until the journey ends; returns the heap's size."""
+    h = j_hop2[j]
+    key = c_key[j] if j < n else e_key[j - n]
+    j_status2[j] = ADMITTED
+    j_start2[j] = t0
+    j_w2[j] = w
+    if ring_len[s] > 0:
+        ring[ring_off[s] + count[s] % ring_len[s]] = t0 / NS
+    count[s] += 1
+    free[s, w] = np.inf
+    fin = (t0 + js[j, h]) / NS
+    if fin < t1:
+        if h + 1 < depth and jp[j, h + 1] != END:
+            nh = _push(ht, hp, hk, hx, nh, fin, P_DOWN, key, j * depth + h + 1)
+        else:
+            nh = _end(j, fin, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel, e_rel,
+                      ht, hp, hk, hx, nh, t1)
+    return nh
+
+
+@helper
 def _choose(i, b, algo, cand_ptr, cand_st, pres, u_tie, u_a, u_b):
     """The backend balancer ``b`` picks for request ``i`` (-1: none): fewest requests in
     progress (ties: a hash of the request picks among the tied), or the fewer of two
@@ -141,9 +193,12 @@ def _sample() -> tuple:
             np.zeros((n_st, c)), np.full(n_st, c, dtype=i64), np.full(12, -np.inf), np.array([0, 4, 8], dtype=i64),
             np.full(n_st, 4, dtype=i64), np.zeros(n_st, dtype=i64), np.full(n_st, 4, dtype=i64),
             np.full(n_st, 10**9, dtype=i64), np.ones(n_st), np.full(n_st, 100.0), np.ones(n_st, dtype=np.bool_),
-            np.ones(n_st, dtype=np.bool_), 1.0,
+            np.ones(n_st, dtype=np.bool_), np.zeros(n_st, dtype=np.bool_), np.zeros(1, dtype=np.bool_),
+            np.full(1, -1, dtype=i64), np.full(1, -1, dtype=i64), 1.0,
             np.zeros(n, dtype=np.int8), np.zeros(n, dtype=i64), np.zeros(n, dtype=i64), np.zeros(n, dtype=i64),
-            np.zeros(n), np.zeros(1))
+            np.zeros(n), np.zeros(1),
+            np.zeros(n + 1, dtype=i64), np.zeros(n + 1, dtype=i64), np.zeros(n + 1, dtype=np.int8),
+            np.zeros(n + 1, dtype=i64), np.zeros(n + 1, dtype=i64), np.zeros(n + 1), np.zeros(n + 1))
 
 
 @kernel(sample=_sample)
@@ -151,8 +206,10 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                     algo, cand_ptr, cand_st, grp, pres,
                     e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, tie_st, l_t, l_st,
                     free, workers, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up, is_b,
+                    is_b2, e_q2, e_bst2, e_bw2,
                     t1,
-                    status, start, worker, target, c_rel, e_rel):
+                    status, start, worker, target, c_rel, e_rel,
+                    j_st2, j_w2, j_status2, j_start2, j_hop2, j_a2, j_rel2):
     """Play out a window (see the module docstring). Requests at B, ``c_*``: arrival (s),
     key, station (-1: balancer ``c_bal`` chooses), service in ns per service group
     (column ``grp[station]``), ``c_held`` (a user request: holds its worker, counts as
@@ -169,6 +226,14 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
     ``free``, ``ring``, ``count``: copies of the stations' arrays (updated); ``is_b``: B's
     stations.
 
+    A second tier of blocking servers (``is_b2``: stations downstream that hold their
+    worker until the journey ends too) takes its arrivals from the journeys, with the
+    same FIFO rules. A journey already on its way may hold a worker there (``e_bst2``,
+    ``e_bw2``) or wait in its queue (``e_q2``: since ``e_t``, its row starting there, in
+    the queue's order). Per journey row: ``j_st2``/``j_w2`` its station and worker there,
+    ``j_status2`` (-2: none), ``j_start2`` (ns), ``j_hop2`` (its hop there), ``j_a2``
+    (its arrival there) and ``j_rel2`` (the release, inf if not before ``t1``).
+
     Writes per request ``status`` (ADMITTED, QUEUE_FULL, DOWN, GIVES_UP, NO_BACKEND, or
     UNDECIDED: still waiting at ``t1``), ``start`` (ns), ``worker``, ``target`` (its
     station) and ``c_rel`` (when its worker is released, inf if not before ``t1``);
@@ -180,7 +245,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
     depth = jp.shape[1]
     # pending events at once: per request its give-up and one step (a journey's or a release's
     # two), per apply job one, per worker of B its release, the releases known
-    cap = 4 * (n + ne) + len(l_t) + n_st * free.shape[1] + 16
+    cap = 6 * (n + ne) + len(l_t) + n_st * free.shape[1] + 16
     ht = np.empty(cap)
     hp = np.empty(cap, dtype=np.int64)
     hk = np.empty(cap, dtype=np.uint64)
@@ -197,15 +262,39 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
         worker[i] = -1
         c_rel[i] = np.inf
         target[i] = c_st[i]
+    q2_next = np.full(n + ne, -1, dtype=np.int64)
+    for j in range(n + ne):
+        j_st2[j] = -1
+        j_w2[j] = -1
+        j_status2[j] = NONE2
+        j_rel2[j] = np.inf
+        j_hop2[j] = -1
     for j in range(ne):
         e_rel[j] = np.inf
-        if e_t[j] < np.inf:
+        if e_bst2[j] >= 0:   # holds a worker of the second tier since before
+            j_st2[n + j] = e_bst2[j]
+            j_w2[n + j] = e_bw2[j]
+            j_status2[n + j] = ADMITTED
+        if e_q2[j]:          # waits in the queue of its second-tier station (in this order)
+            s2 = jp[n + j, 0]
+            j_st2[n + j] = s2
+            j_status2[n + j] = UNDECIDED
+            j_hop2[n + j] = 0
+            j_a2[n + j] = e_t[j]
+            if q_tail[s2] >= 0:
+                q2_next[q_tail[s2]] = n + j
+            else:
+                q_head[s2] = n + j
+            q_tail[s2] = n + j
+            waiting[s2] += 1
+            nh = _push(ht, hp, hk, hx, nh, e_t[j] + timeout_s[s2], P_GIVE_UP, e_key[j], -1 - (n + j))
+        elif e_t[j] < np.inf:
             nh = _push(ht, hp, hk, hx, nh, e_t[j], P_DOWN, e_key[j], (n + j) * depth)
     for k in range(len(l_t)):
         if l_t[k] < t1:
             nh = _push(ht, hp, hk, hx, nh, l_t[k], P_LEAVE, np.uint64(0), l_st[k])
     for s in range(n_st):
-        if is_b[s]:
+        if is_b[s] or is_b2[s]:
             for w in range(workers[s]):
                 f = free[s, w]
                 if f > -np.inf and f < t1:
@@ -283,6 +372,18 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
             if p == P_LEAVE:
                 pres[x] -= 1
                 continue
+            if p == P_GIVE_UP and x < 0:   # a journey waiting at the second tier
+                jr = -1 - x
+                if j_status2[jr] == UNDECIDED:
+                    s = j_st2[jr]
+                    j_status2[jr] = GIVES_UP
+                    waiting[s] -= 1
+                    if ring_len[s] > 0:
+                        ring[ring_off[s] + count[s] % ring_len[s]] = j_a2[jr] + timeout_s[s]
+                    count[s] += 1
+                    nh = _end(jr, d, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel,
+                              e_rel, ht, hp, hk, hx, nh, t1)
+                continue
             if p == P_GIVE_UP:
                 if status[x] == UNDECIDED:   # still waiting: it gives up (a freed worker skips it)
                     s = target[x]
@@ -301,6 +402,19 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                 w = x - s * free.shape[1]
                 if free[s, w] != d:
                     continue   # taken since
+                if is_b2[s]:   # the first journey waiting there starts
+                    jr = q_head[s]
+                    while jr >= 0 and j_status2[jr] != UNDECIDED:
+                        jr = q2_next[jr]
+                    q_head[s] = jr if jr < 0 else q2_next[jr]
+                    if q_head[s] < 0:
+                        q_tail[s] = -1
+                    if jr >= 0:
+                        waiting[s] -= 1
+                        nh = _start2(jr, s, w, np.int64(np.rint(d * NS)), n, depth, c_key, e_key, jp, js, j_st2, j_w2,
+                                     j_status2, j_start2, j_hop2, j_rel2, target, worker, e_bst, e_bw, free, ring,
+                                     ring_off, ring_len, count, c_rel, e_rel, ht, hp, hk, hx, nh, t1)
+                    continue
                 i = q_head[s]
                 while i >= 0 and status[i] != UNDECIDED:
                     i = q_next[i]
@@ -316,12 +430,41 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                 j = x // depth
                 h = x - j * depth
                 dst, dsvc = jp[j, h], js[j, h]
-                if j < n:
-                    bs, bw = target[j], worker[j]
-                else:
-                    bs, bw = e_bst[j - n], e_bw[j - n]
                 r = d
                 onward = False
+                if dst >= 0 and is_b2[dst]:   # at a blocking server of the second tier
+                    d_ns = np.int64(np.rint(d * NS))
+                    j_st2[j] = dst
+                    j_hop2[j] = h
+                    j_a2[j] = d
+                    if not up[dst]:
+                        j_status2[j] = DOWN
+                    else:
+                        w = 0
+                        fw = free[dst, 0]
+                        for q in range(1, workers[dst]):
+                            if free[dst, q] < fw:
+                                fw = free[dst, q]
+                                w = q
+                        if fw != np.inf and np.int64(np.rint(fw * NS)) <= d_ns:
+                            nh = _start2(j, dst, w, d_ns, n, depth, c_key, e_key, jp, js, j_st2, j_w2, j_status2, j_start2,
+                                         j_hop2, j_rel2, target, worker, e_bst, e_bw, free, ring, ring_off,
+                                         ring_len, count, c_rel, e_rel, ht, hp, hk, hx, nh, t1)
+                            continue
+                        if waiting[dst] < limit[dst]:   # it waits (in order), with its patience
+                            j_status2[j] = UNDECIDED
+                            if q_tail[dst] >= 0:
+                                q2_next[q_tail[dst]] = j
+                            else:
+                                q_head[dst] = j
+                            q_tail[dst] = j
+                            waiting[dst] += 1
+                            nh = _push(ht, hp, hk, hx, nh, d + timeout_s[dst], P_GIVE_UP, key, -1 - j)
+                            continue
+                        j_status2[j] = QUEUE_FULL
+                    nh = _end(j, d, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel,
+                              e_rel, ht, hp, hk, hx, nh, t1)
+                    continue
                 if dst >= 0 and tie_st[dst]:
                     if d == last_d[dst]:
                         return TIE
@@ -341,15 +484,9 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                             onward = True
                     elif state == GIVES_UP:
                         r = d + timeout_s[dst]
-                if bs >= 0 and not onward:   # it leaves the network: its worker at B is free
-                    if r < t1:
-                        free[bs, bw] = r
-                        if j < n:
-                            c_rel[j] = r
-                        else:
-                            e_rel[j - n] = r
-                        nh = _push(ht, hp, hk, hx, nh, r, P_FREE, np.uint64(bw), bs * free.shape[1] + bw)
-                        nh = _push(ht, hp, hk, hx, nh, r, P_LEAVE, np.uint64(0), bs)
+                if not onward:   # it leaves the network: the workers it holds are free
+                    nh = _end(j, r, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel,
+                              e_rel, ht, hp, hk, hx, nh, t1)
                 continue
         # request x starts at B station target[x] at t0 (ns) on worker w (a free one, or the one freed)
         s = target[x]

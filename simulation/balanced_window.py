@@ -39,6 +39,8 @@ class BalancedWindow:
         in_front = [i for i, bs in enumerate(self.balancers) if st.hold[bs.bal.backends].any()]
         if in_front and self._ev_depth is not None and self._balanced_shape(in_front):
             self._ev_bal = np.asarray(in_front, dtype=np.int64)
+        # a second tier of blocking servers: only this pass follows it (blocking_window._event_depth)
+        self._ev_des = self._ev_bal is not None or (self._ev_depth is not None and self._ev_chain is not None)
         # one-tick windows only for what still needs them (compiler.py's ``dynamic``): several
         # primaries, least response time in front of stores, load-aware balancers in front of
         # blocking servers or downstream of them that do not choose here
@@ -101,13 +103,14 @@ class BalancedWindow:
         every = self._event_candidates(pend, waiting, inbox, t1)
         lbq = Batch.concat(self._ev_lb_out) if self._ev_lb_out else Batch.empty()
         bal_of = net.st_balancer[lbq.st] if len(lbq) else np.zeros(0, dtype=np.int64)
-        pos = {int(b): k for k, b in enumerate(self._ev_bal.tolist())}
+        bals = self._ev_bal.tolist() if self._ev_bal is not None else []
+        pos = {int(b): k for k, b in enumerate(bals)}
         cand_lists = []
-        for b in self._ev_bal.tolist():
+        for b in bals:
             bs = self.balancers[b]
             cand_lists.append(bs.bal.backends[bs.candidates(st.registered[bs.bal.backends])].astype(np.int64))
         placeholder = np.array([c[0] if len(c) else self.balancers[b].bal.backends[0]
-                                for b, c in zip(self._ev_bal.tolist(), cand_lists)], dtype=np.int64)
+                                for b, c in zip(bals, cand_lists)], dtype=np.int64)
         local_bal = np.array([pos[int(b)] for b in bal_of], dtype=np.int64)
         fwd = lbq.forward(placeholder[local_bal]) if len(lbq) else Batch.empty()
         # the kernel's order: those waiting at B since before, by station and arrival; then every
@@ -151,7 +154,7 @@ class BalancedWindow:
             k, h = cand.key[lb_row], cand.hop[lb_row] - 1
             for arr, salt in zip(u, (TIE_SALT, PICK, PICK2)):
                 arr[lb_row] = uniform(k, h, salt)
-        algo = np.array([ALGOS[self.balancers[b].bal.algorithm] for b in self._ev_bal.tolist()], dtype=np.int64)
+        algo = np.array([ALGOS[self.balancers[b].bal.algorithm] for b in bals], dtype=np.int64)
         cand_ptr = np.zeros(len(cand_lists) + 1, dtype=np.int64)
         cand_ptr[1:] = np.cumsum([len(c) for c in cand_lists])
         cand_st = np.concatenate(cand_lists) if cand_lists else np.zeros(0, dtype=np.int64)
@@ -162,13 +165,34 @@ class BalancedWindow:
         start_ns = np.empty(n, dtype=np.int64)
         worker = np.empty(n, dtype=np.int64)
         target = np.empty(n, dtype=np.int64)
-        c_rel, e_rel = np.empty(n), np.empty(len(e_t))
         c_queued = np.zeros(n, dtype=bool)
         c_queued[:n_q] = True
+        b1 = st.hold & (net.st_level == lv)
+        b2 = st.hold & ~b1
+        sec = None
+        if self._ev_chain is not None:   # a second tier of blocking servers (second_tier.py)
+            e = dict(e_t=e_t, e_key=e_key, e_bst=e_bst, e_bw=e_bw, e_entry=e_entry, jp=jp, js=js,
+                     ja_first=ja_first, ja_n=ja_n)
+            sec = self._second_inputs(t1, n, e, free)
+            if sec is None:
+                return False
+            e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n = (
+                e[k] for k in ("e_t", "e_key", "e_bst", "e_bw", "e_entry", "jp", "js", "ja_first", "ja_n"))
+        ne = len(e_t)
+        c_rel, e_rel = np.empty(n), np.empty(ne)
+        if sec is not None:
+            e_q2, e_bst2, e_bw2 = sec.e_q2, sec.e_bst2, sec.e_bw2
+        else:
+            e_q2 = np.zeros(ne, dtype=bool)
+            e_bst2, e_bw2 = np.full(ne, -1, dtype=np.int64), np.full(ne, -1, dtype=np.int64)
+        m = n + ne
+        second = (np.full(m, -1, dtype=np.int64), np.full(m, -1, dtype=np.int64), np.full(m, -2, dtype=np.int8),
+                  np.zeros(m, dtype=np.int64), np.full(m, -1, dtype=np.int64), np.zeros(m), np.full(m, np.inf))
         args = (cand.arr, cand.key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u[0], u[1], u[2], algo, cand_ptr,
                 cand_st, grp, pres, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, self._ev_tie, done_t, l_st,
                 free, net.st_workers, ring, st.ring_off, st.ring_len, count, net.st_queue_limit, st._timeout_ns,
-                net.st_timeout, st.rate, st.up, st.hold, float(t1), status, start_ns, worker, target, c_rel, e_rel)
+                net.st_timeout, st.rate, st.up, b1, b2, e_q2, e_bst2, e_bw2, float(t1), status, start_ns, worker, target,
+                c_rel, e_rel, *second)
         got = balanced_events(*args) if balanced_events.compiled else balanced_events.py(*args)
         if got == TIE:
             self._ev_fallbacks += 1
@@ -195,9 +219,20 @@ class BalancedWindow:
         real.st = cand.st
         svc_row = c_svc[np.arange(n), grp[cand.st]] if n else np.zeros(0, dtype=np.int64)
         sel = np.flatnonzero(keep)
-        self._commit_events(lv, real.take(sel), status[sel], start_ns[sel], svc_row[sel], worker[sel],
-                            c_rel[sel], e_rel, e_entry, done_entry, done_t, (free, ring, count), deferred, t0, t1,
-                            inbox, marks)
+        if sec is not None:
+            sec.keys = np.concatenate([cand.key, e_key])
+            sec.out, sec.js = second, js
+            if not keep.all():   # the kernel's rows of the requests kept, then the e rows
+                rows = np.r_[sel, n + np.arange(ne)]
+                sec.keys, sec.js = sec.keys[rows], js[rows]
+                sec.out = tuple(a[rows] for a in second)
+        self._ev_sec = sec
+        try:
+            self._commit_events(lv, real.take(sel), status[sel], start_ns[sel], svc_row[sel], worker[sel],
+                                c_rel[sel], e_rel, e_entry, done_entry, done_t, (free, ring, count), deferred, t0,
+                                t1, inbox, marks)
+        finally:
+            self._ev_sec = None
         return True
 
     def _users_in_progress(self, t: float) -> np.ndarray:

@@ -37,6 +37,7 @@ import numpy as np
 from .balanced_window import BalancedWindow
 from .blocking_holds import HeldWorkers, _sure_next_stations
 from .blocking_window import EventWindow
+from .second_tier import SecondTierWindow
 from .compiler import CACHE, LB, SimulationError
 from .flight import FLAG_CHECK, FLAG_INTERNAL, FLAG_TIMEOUT, Batch
 from .stations import ADMITTED
@@ -47,7 +48,7 @@ STEP_S = 1e-9   # a horizon moves at least one nanosecond past the event that se
 HUGE_COUNT = 2**40   # "the waiting room may overflow": keeps a trial off the closed form
 
 
-class Blocking(HeldWorkers, EventWindow, BalancedWindow):
+class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
     def _setup_blocking(self) -> None:
         net = self.net
         hold = self.stations.hold
@@ -66,6 +67,9 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow):
         self._cur_inbox: list[list[Batch]] | None = None
         self._sessioned = np.zeros(0, dtype=np.uint64)   # arrivals put back whose sessions moved already
         self._ev_depth = None          # a tier decided event by event (blocking_window.py)
+        self._ev_chain = None          # the level of a second tier of blocking servers it follows
+        self._ev_des = False           # decided by balanced_window.py's pass
+        self._ev_sec = None            # that pass's second tier, while it is booked
         self._ev_caches = False
         self._ev_tie = np.zeros(0, dtype=bool)
         self._ev_expect = None
@@ -120,13 +124,13 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow):
         for lv in range(self._lb):   # below the blocking servers nothing depends on their releases
             self._admit_whole_level(lv, inbox, t1)
             self._settle_level(lv, t0, t1, marks, inbox)
-        if self._ev_bal is not None:
+        if self._ev_des:
             if self._balanced_window(t0, t1, inbox, marks):
                 self._cur_inbox = None
                 self._book_held_to(t0, t1)
                 return
             self._route_diverted()   # the kernel could not: tick by tick, then the other paths
-        if self._ev_depth is not None and self._event_window(t0, t1, inbox, marks):
+        if self._ev_depth is not None and self._ev_chain is None and self._event_window(t0, t1, inbox, marks):
             self._cur_inbox = None
             self._book_held_to(t0, t1)
             return

@@ -54,7 +54,14 @@ class EventWindow(Journeys):
         n = net.n_stations
         down = net.st_level > lb   # downstream: servers that do not block, caches, databases, fed by the tier only
         kind = net.st_kind[down]
-        if (st.hold[down].any() or ((kind != SERVER) & (kind != DATABASE) & (kind != CACHE)).any()
+        self._ev_chain = None
+        if st.hold[down].any():   # a second tier of blocking servers: balanced_window.py's pass only
+            lv2 = np.unique(net.st_level[st.hold & down])
+            if (len(lv2) != 1 or (~st.hold[levels[int(lv2[0])]]).any() or self._local_hold.any()
+                    or self._joins_on or len(beside)):
+                return None
+            self._ev_chain = int(lv2[0])
+        if (((kind != SERVER) & (kind != DATABASE) & (kind != CACHE)).any()
                 or (~st.registered[down]).any()):
             return None
         if self._local_hold.any() and self._is_local_server[down].any():
@@ -181,10 +188,15 @@ class EventWindow(Journeys):
             st.new_holds.append((real.key[keep_new], real.st[keep_new], worker[keep_new], fin_all[keep_new]))
         self._book_held(real.st[rel_new], fin_all[rel_new], c_rel[rel_new])
         ev_done = np.isfinite(e_rel) & (e_entry >= 0)
-        gone = np.concatenate([done_entry, e_entry[ev_done]])
-        times = np.concatenate([done_t, e_rel[ev_done]])
-        exp_key = np.concatenate([real.key[rel_new], self._h_key[gone]])
-        exp_t = np.concatenate([c_rel[rel_new], times])
+        sec = self._ev_sec   # a second tier of blocking servers (second_tier.py)
+        g2, t2, k2, r2 = self._second_releases(sec, len(status)) if sec is not None else \
+            (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.uint64), np.zeros(0))
+        gone = np.concatenate([done_entry, e_entry[ev_done], g2])
+        times = np.concatenate([done_t, e_rel[ev_done], t2])
+        exp_key = np.concatenate([real.key[rel_new], self._h_key[gone], k2])
+        exp_t = np.concatenate([c_rel[rel_new], times, r2])
+        exp_key, first = np.unique(exp_key, return_index=True)   # a request holding workers at both tiers
+        exp_t = exp_t[first]
         self._book_held(self._h_st[gone], self._h_booked[gone], np.maximum(times, self._h_from[gone]))
         keep = np.ones(len(self._h_key), dtype=bool)
         keep[gone] = False
@@ -198,7 +210,9 @@ class EventWindow(Journeys):
         self._ev_expect = (exp_key[order], exp_t[order], np.zeros(len(order), dtype=bool))
         try:
             for k in range(lv, len(net.levels)):
-                if k > lv:
+                if sec is not None and k == sec.level:
+                    self._commit_second(k, t0, t1, inbox, sec)
+                elif k > lv:
                     self._admit_arrivals(k, t1, inbox)
                 self._settle_decided(k, t0, t1, marks, inbox)
             if not self._ev_expect[2].all():
@@ -292,12 +306,15 @@ class EventWindow(Journeys):
         free = st.free.copy()
         unk = np.full((n_st, c), np.nan)
         done_entry, done_t = np.zeros(0, dtype=np.int64), np.zeros(0)
-        if len(self._h_key):
-            hk, hs, hw, h_from = self._h_key, self._h_st, self._h_w, self._h_from
+        # the workers held at B (a second tier's: second_tier.py)
+        hsel = np.arange(len(self._h_key)) if self._ev_chain is None else \
+            np.flatnonzero(net.st_level[self._h_st] == lb)
+        if len(hsel):
+            hk, hs, hw, h_from = self._h_key[hsel], self._h_st[hsel], self._h_w[hsel], self._h_from[hsel]
             pos = self._lookup(ev.key, np.arange(n_ev, dtype=float), hk)   # on its way in the window
             is_ev = ~np.isnan(pos)
             j = pos[is_ev].astype(np.int64)
-            e_bst[j], e_bw[j], e_entry[j] = hs[is_ev], hw[is_ev], np.flatnonzero(is_ev)
+            e_bst[j], e_bw[j], e_entry[j] = hs[is_ev], hw[is_ev], hsel[is_ev]
             unk[hs[is_ev], hw[is_ev]] = ev.fin[j]   # no sooner than its next arrival
             fin = self._lookup(on.key, on.fin, hk)       # else where it is: it leaves at its end there
             own = self._lookup(busy.key, busy.fin, hk)   # still at B
@@ -305,7 +322,7 @@ class EventWindow(Journeys):
             if not (is_ev | rest).all():
                 return None
             gone = rest & (fin < t1)   # at its last station, or giving up, or a 304 answered at B
-            done_entry, done_t = np.flatnonzero(gone), np.maximum(fin[gone], h_from[gone])
+            done_entry, done_t = hsel[gone], np.maximum(fin[gone], h_from[gone])
             free[hs[gone], hw[gone]] = done_t
             at_b = rest & ~gone & ~np.isnan(own)   # in its own service at B until after t1
             unk[hs[at_b], hw[at_b]] = own[at_b]

@@ -1,45 +1,67 @@
-"""An independent event model of a load-aware balancer in front of blocking servers.
+"""An independent event model of blocking servers, with a load-aware balancer in front
+and, optionally, a second tier of blocking servers behind them.
 
-Requests leave the balancer at given instants. The balancer sends each one to the
+Requests leave the balancer at given instants. The balancer sends each one to the web
 replica with the fewest user requests in progress at that instant (waiting, in
-service, or holding their worker while the database works for them); ties go to the
-k-th tied replica, k drawn from the request (``least_connections``), or to the fewer
-of two replicas drawn from the request (``power_of_two``). A replica has ``c`` workers
-and a FIFO queue: a request that finds no worker free waits if fewer than ``limit``
-wait, else it is refused at once (queue full); it gives up at arrival + ``patience``.
-A user request holds its worker through its own service and its database query (a
-FIFO database with ``k`` connections and room for all); a health check, for its own
-cost. A heapq of events in integer nanoseconds, nothing shared with the engine.
-At one instant: give-ups, then freed workers and departures, then database arrivals,
-then arrivals at the replicas.
+service, or holding their worker while the calls downstream run); ties go to the k-th
+tied replica, k drawn from the request (``least_connections``), or to the fewer of two
+replicas drawn from the request (``power_of_two``), or the request names its replica
+(``fixed``). A replica of either tier has its workers and a FIFO queue: a request that
+finds no worker free waits if fewer than its ``limit`` wait, else it is refused at once
+(queue full); it gives up at its arrival there + its patience. A user request holds its
+web worker (and its API worker, with a second tier) until its database query ends, or
+it is refused or gives up on its way; the database is FIFO with ``k`` connections and
+room for all. A health check holds a web worker for its own cost. A heapq of events in
+integer nanoseconds, nothing shared with the engine. At one instant: give-ups, then
+freed workers, then arrivals downstream, then arrivals at the web replicas.
 """
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-GIVE_UP, FREE, DB_ARRIVE, ARRIVE = range(4)
+GIVE_UP, FREE, DOWNSTREAM, ARRIVE = range(4)
+WEB, API, DB = 0, 1, 2
 
 
 @dataclass
 class Req:
     key: int
     t: int              # leaves the balancer (ns)
-    web: int            # service at the replica (ns)
+    web: int            # service at the web replica (ns)
     db: int             # query at the database (ns)
     u_tie: float = 0.0
     u_a: float = 0.0
     u_b: float = 0.0
-    check_replica: int = -1   # >= 0: a health check at that replica
-    replica: int = -1
-    state: str = "new"      # new, waiting, started, refused, gave_up
-    end: int | None = None  # answered (user) or done (check)
+    check_replica: int = -1   # >= 0: a health check at that web replica
+    replica: int = -1         # its web replica (given, or chosen by the balancer)
+    api: int = 0              # service at the API (second tier), ns
+    api_replica: int = -1     # its API replica (the web server's split: given)
+    state: str = "new"        # new, waiting, started, refused, gave_up (at the web tier)
+    state2: str = "none"      # the same at the API tier
+    t2: int | None = None     # arrival at the API
+    end: int | None = None    # answered (user) or done (check)
+    held: list = field(default_factory=list)   # (tier, replica) of the workers it holds
+
+
+@dataclass
+class Tier:
+    replicas: int
+    workers: int
+    limit: int
+    patience: int
+
+    def __post_init__(self) -> None:
+        self.busy = [0] * self.replicas
+        self.queue: list[list[int]] = [[] for _ in range(self.replicas)]
 
 
 class BalancedTier:
     def __init__(self, *, replicas: int, workers: int, limit: int, patience: int, connections: int,
-                 algorithm: str) -> None:
-        self.n, self.c, self.limit, self.T, self.k = replicas, workers, limit, patience, connections
+                 algorithm: str, api: Tier | None = None) -> None:
+        self.web = Tier(replicas, workers, limit, patience)
+        self.api = api
+        self.n, self.T, self.k = replicas, patience, connections
         self.algorithm = algorithm
         self.reqs: list[Req] = []
 
@@ -47,6 +69,8 @@ class BalancedTier:
         self.reqs.append(req)
 
     def _choose(self, r: Req, load: list[int]) -> int:
+        if self.algorithm == "fixed":
+            return r.replica
         if self.algorithm == "power_of_two":
             m = self.n
             x = min(int(r.u_a * m), m - 1)
@@ -60,55 +84,81 @@ class BalancedTier:
 
     def run(self) -> None:
         ev: list[tuple] = []
+        self.ev = ev
         for i, r in enumerate(self.reqs):
-            heapq.heappush(ev, (r.t, ARRIVE, r.key, i))
-        busy = [0] * self.n
-        queue: list[list[int]] = [[] for _ in range(self.n)]
-        load = [0] * self.n          # user requests in progress
-        db_free = [0] * self.k
+            heapq.heappush(ev, (r.t, ARRIVE, r.key, i, WEB))
+        self.load = [0] * self.n          # user requests in progress at each web replica
+        self.db_free = [0] * self.k
         while ev:
-            t, kind, _, i = heapq.heappop(ev)
+            t, kind, _, i, tier = heapq.heappop(ev)
             r = self.reqs[i]
             if kind == ARRIVE:
                 user = r.check_replica < 0
-                rep = self._choose(r, load) if user else r.check_replica
-                r.replica = rep
-                if busy[rep] < self.c:
-                    self._start(i, t, busy, load, ev)
-                elif len(queue[rep]) < self.limit:
-                    r.state = "waiting"
-                    queue[rep].append(i)
-                    load[rep] += user
-                    heapq.heappush(ev, (t + self.T, GIVE_UP, r.key, i))
-                else:
-                    r.state = "refused"
+                r.replica = self._choose(r, self.load) if user else r.check_replica
+                self._arrive(i, t, WEB, r.replica)
             elif kind == GIVE_UP:
-                if r.state == "waiting":
-                    r.state = "gave_up"
-                    queue[r.replica].remove(i)
-                    load[r.replica] -= r.check_replica < 0
-            elif kind == DB_ARRIVE:
-                j = min(range(self.k), key=lambda q: db_free[q])
-                end = max(t, db_free[j]) + r.db
-                db_free[j] = end
-                r.end = end
-                heapq.heappush(ev, (end, FREE, r.key, i))
-            else:   # FREE: request i leaves its worker at replica r.replica
-                rep = r.replica
-                busy[rep] -= 1
-                load[rep] -= r.check_replica < 0
-                if queue[rep]:
-                    j = queue[rep].pop(0)
-                    load[rep] -= self.reqs[j].check_replica < 0   # counted again in _start
-                    self._start(j, t, busy, load, ev)
+                state = r.state if tier == WEB else r.state2
+                if state == "waiting":
+                    q = self.web if tier == WEB else self.api
+                    q.queue[r.replica if tier == WEB else r.api_replica].remove(i)
+                    self._set(r, tier, "gave_up")
+                    self._leave(i, t)
+            elif kind == DOWNSTREAM:
+                if tier == API:
+                    r.t2 = t
+                    self._arrive(i, t, API, r.api_replica)
+                else:
+                    j = min(range(self.k), key=lambda q: self.db_free[q])
+                    end = max(t, self.db_free[j]) + r.db
+                    self.db_free[j] = end
+                    r.end = end
+                    heapq.heappush(ev, (end, FREE, r.key, i, DB))
+            else:   # FREE: request i ends (a check: its web worker; a user: every worker it holds)
+                self._leave(i, t)
 
-    def _start(self, i: int, t: int, busy: list[int], load: list[int], ev: list) -> None:
-        r = self.reqs[i]
-        r.state = "started"
-        busy[r.replica] += 1
-        if r.check_replica < 0:
-            load[r.replica] += 1
-            heapq.heappush(ev, (t + r.web, DB_ARRIVE, r.key, i))
+    def _set(self, r: Req, tier: int, state: str) -> None:
+        if tier == WEB:
+            r.state = state
         else:
+            r.state2 = state
+
+    def _arrive(self, i: int, t: int, tier: int, rep: int) -> None:
+        r = self.reqs[i]
+        q = self.web if tier == WEB else self.api
+        if tier == WEB and r.check_replica < 0:
+            self.load[rep] += 1
+        if q.busy[rep] < q.workers:
+            self._start(i, t, tier, rep)
+        elif len(q.queue[rep]) < q.limit:
+            self._set(r, tier, "waiting")
+            q.queue[rep].append(i)
+            heapq.heappush(self.ev, (t + q.patience, GIVE_UP, r.key, i, tier))
+        else:
+            self._set(r, tier, "refused")
+            self._leave(i, t)
+
+    def _start(self, i: int, t: int, tier: int, rep: int) -> None:
+        r = self.reqs[i]
+        q = self.web if tier == WEB else self.api
+        self._set(r, tier, "started")
+        q.busy[rep] += 1
+        r.held.append((tier, rep))
+        if r.check_replica >= 0:
             r.end = t + r.web
-            heapq.heappush(ev, (r.end, FREE, r.key, i))
+            heapq.heappush(self.ev, (r.end, FREE, r.key, i, WEB))
+        elif tier == WEB:
+            heapq.heappush(self.ev, (t + r.web, DOWNSTREAM, r.key, i, API if self.api else DB))
+        else:
+            heapq.heappush(self.ev, (t + r.api, DOWNSTREAM, r.key, i, DB))
+
+    def _leave(self, i: int, t: int) -> None:
+        """Request i leaves the network at t: its workers take the next in their queues."""
+        r = self.reqs[i]
+        if r.check_replica < 0 and r.replica >= 0:
+            self.load[r.replica] -= 1
+        held, r.held = r.held, []
+        for tier, rep in held:
+            q = self.web if tier == WEB else self.api
+            q.busy[rep] -= 1
+            if q.queue[rep]:
+                self._start(q.queue[rep].pop(0), t, tier, rep)

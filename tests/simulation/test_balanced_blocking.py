@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from simulation.cli import csv_text
 from simulation.document import Document, NodeData
@@ -18,7 +20,7 @@ from simulation.engine import Simulation
 from simulation.fileformat import dumps, load, loads
 from simulation.randomness import PICK, PICK2, SERVICE, TIE, exponential, uniform
 
-from balanced_reference import BalancedTier, Req
+from balanced_reference import BalancedTier, Req, Tier
 from random_topologies import random_topology
 from test_trust import assert_same_however_sliced
 from topologies import add_event
@@ -33,7 +35,9 @@ def ns(seconds: float) -> int:
 
 def tier(algorithm: str, rate: float, *, replicas: int = 3, workers: int = 2, limit: int = 8, patience: float = 0.2,
          connections: int = 3, db_rps: float = 150.0, web_rps: float = 240.0, seed: int = 1,
-         duration: float = 20.0, tick_ms: float = 10.0, sticky: bool = False) -> Document:
+         duration: float = 20.0, tick_ms: float = 10.0, sticky: bool = False, api: dict | None = None) -> Document:
+    """users → balancer → web (blocking) → database; with ``api`` (its parameters), web →
+    api (blocking too) → database."""
     d = Document()
     d.add_node(NodeData("users", "client", params={"rate_rps": rate, "users": 5000, "read_ratio": 1.0}))
     d.add_node(NodeData("lb", "load_balancer", params={"algorithm": algorithm, "capacity_rps": 1e6,
@@ -45,7 +49,12 @@ def tier(algorithm: str, rate: float, *, replicas: int = 3, workers: int = 2, li
                                                   "queue_limit": 100_000, "timeout_s": 3600}))
     d.add_edge("users", "lb")
     d.add_edge("lb", "web")
-    d.add_edge("web", "db")
+    if api is not None:
+        d.add_node(NodeData("api", "server", params={"blocking_calls": True, **api}))
+        d.add_edge("web", "api")
+        d.add_edge("api", "db")
+    else:
+        d.add_edge("web", "db")
     d.set_settings(seed=seed, duration_s=duration, tick_ms=tick_ms)
     return d
 
@@ -54,31 +63,56 @@ def compare(doc: Document, until: float, algorithm: str) -> tuple[Simulation, li
     """Run the engine and the reference; the requests they disagree on, and the
     reference's outcomes by cause (of the requests the engine finished by ``until``)."""
     sim = Simulation(doc)
-    assert sim._ev_bal is not None and not sim._one_tick   # the path this file is about
+    if algorithm != "fixed":
+        assert sim._ev_bal is not None and not sim._one_tick   # the path this file is about
+    assert sim._ev_des
     sim.trace_every(1, cap=10**7)
     sim.run_until(until)
     assert sim._held_lost == 0 and sim._ev_windows > 0 and sim._ev_fallbacks == 0
     net = sim.net
     web_st = int(net.node_stations[net.node_ids.index("web")][0])
     db_st = int(net.node_stations[net.node_ids.index("db")][0])
+    chain = "api" in net.node_ids
+    api_st = int(net.node_stations[net.node_ids.index("api")][0]) if chain else -1
     p = doc.node("web").params
+    second = None
+    if chain:
+        a = doc.params("api")
+        second = Tier(int(a["replicas"]), int(a["workers"]), int(a["queue_limit"]), ns(float(a["timeout_s"])))
     ref = BalancedTier(replicas=int(p["replicas"]), workers=int(p["workers"]), limit=int(p["queue_limit"]),
                        patience=ns(float(p["timeout_s"])), connections=int(doc.node("db").params["connections"]),
-                       algorithm=algorithm)
-    def add(key: int, arrived: float, hop: int) -> None:
+                       algorithm=algorithm, api=second)
+    mean = net.st_mean_read
+
+    def add(key: int, arrived: float, hop: int, replica: int, api_replica: int) -> None:
         k = np.uint64(key)
         u = [float(uniform(np.array([k]), np.array([hop - 1]), salt)[0]) for salt in (TIE, PICK, PICK2)]
-        ref.add(Req(key, ns(arrived), ns(float(exponential(k, hop, SERVICE)) * float(net.st_mean_read[web_st])),
-                    ns(float(exponential(k, hop + 1, SERVICE)) * float(net.st_mean_read[db_st])), *u))
+        draw = [float(exponential(k, hop + x, SERVICE)) for x in range(3)]
+        if chain:
+            ref.add(Req(key, ns(arrived), ns(draw[0] * float(mean[web_st])), ns(draw[2] * float(mean[db_st])), *u,
+                        replica=replica, api=ns(draw[1] * float(mean[api_st])), api_replica=api_replica))
+        else:
+            ref.add(Req(key, ns(arrived), ns(draw[0] * float(mean[web_st])), ns(draw[1] * float(mean[db_st])), *u,
+                        replica=replica))
 
     traces = sim.traces()
+    api_of = {}
     for tr in traces:
         at = [i for i, h in enumerate(tr.hops) if h.node == "web"]
+        at2 = [h.replica for h in tr.hops if h.node == "api"]
+        api_of[tr.key] = at2[0] if at2 else 0
         if at:   # else still at the balancer
-            add(tr.key, tr.hops[at[0]].arrived_s, at[0])
+            add(tr.key, tr.hops[at[0]].arrived_s, at[0], tr.hops[at[0]].replica, api_of[tr.key])
     waiting = sim.pending[sim._lb]   # waiting at a replica at the end: not traced there yet
     for i in np.flatnonzero(np.isinf(waiting.start)):
-        add(int(waiting.key[i]), float(waiting.arr[i]), int(waiting.hop[i]))
+        add(int(waiting.key[i]), float(waiting.arr[i]), int(waiting.hop[i]),
+            int(net.st_replica[waiting.st[i]]), 0)
+    if chain:   # waiting at the API at the end: their API replica
+        w2 = sim.pending[sim._ev_chain]
+        for i in np.flatnonzero(np.isinf(w2.start)):
+            for r in ref.reqs:
+                if r.key == int(w2.key[i]):
+                    r.api_replica = int(net.st_replica[w2.st[i]])
     for b in sim.balancers:   # health checks: a worker for their cost at every replica
         k = np.arange(int(np.ceil((until - b.health.anchor) / b.health.interval)) + 1)
         for t in b.health.anchor + k * b.health.interval:
@@ -97,6 +131,10 @@ def compare(doc: Document, until: float, algorithm: str) -> tuple[Simulation, li
             want = ("failed", "queue_full", r.t)
         elif r.state == "gave_up":
             want = ("failed", "timeout", r.t + ref.T)
+        elif r.state2 == "refused":
+            want = ("failed", "queue_full", r.t2)
+        elif r.state2 == "gave_up":
+            want = ("failed", "timeout", r.t2 + ref.api.patience)
         else:
             want = ("answered", None, r.end)
         causes[want[1] or "answered"] += 1
@@ -147,6 +185,24 @@ def test_least_connections_notices_a_slow_server_that_round_robin_overloads(seed
     assert rr["failed"] > 100 and lc["failed"] < rr["failed"] / 20, (lc["failed"], rr["failed"])
     assert lc["p95_ms"] < rr["p95_ms"] / 2
     assert runs["least_connections"][1] < runs["round_robin"][1]   # the slow node is less busy
+
+
+API = {"capacity_rps": 120.0, "workers": 1, "replicas": 2, "queue_limit": 3, "timeout_s": 0.1}
+
+
+@pytest.mark.parametrize("algorithm", ["round_robin", "least_connections"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_second_tier_of_blocking_servers_matches_the_event_model(algorithm, seed):
+    """web → api → database, both tiers sync: a request holds its web worker and its API
+    worker until its query ends (or it is refused or gives up on the way). The API tier
+    and the database are the bottlenecks: both tiers' queues fill, refuse and time out."""
+    doc = tier(algorithm, 170.0, seed=seed, workers=3, api=API, db_rps=180.0)
+    sim, wrong, causes = compare(doc, 15.0, "fixed" if algorithm == "round_robin" else algorithm)
+    assert sim._ev_chain is not None
+    assert wrong == []
+    assert causes["answered"] > 800 and causes["queue_full"] > 100 and causes["timeout"] > 20, causes
+    at_api = [tr for tr in sim.traces() if tr.outcome == "failed" and tr.hops[-1].node == "api"]
+    assert len(at_api) > 50   # refused or timed out at the API, holding a web worker until then
 
 
 def test_the_numbers_do_not_depend_on_how_the_run_is_stepped():
@@ -282,3 +338,63 @@ def test_the_compiled_kernel_and_its_python_give_the_same_numbers(monkeypatch):
         assert sim._ev_windows > 0
         runs.append((sim.totals(), csv_text(sim)))
     assert runs[0] == runs[1]
+
+
+def test_a_second_tier_gives_the_same_numbers_however_the_run_is_stepped():
+    assert_same_however_sliced(tier("least_connections", 170.0, seed=9, workers=3, api=API, db_rps=180.0,
+                                    duration=12.0), 12.0)
+
+
+@pytest.mark.parametrize("downstream", ["db", "cache", "replicated", "sharded"])
+def test_a_second_tier_with_failures_and_clicks_keeps_every_request_and_hold(downstream):
+    """web → api → (cache →) database, both tiers sync; the API, the database and a web
+    replica fail and recover (scheduled and clicked); stepped as the app steps it."""
+    doc = tier("round_robin", 170.0, seed=11, workers=3, api=API, db_rps=180.0, duration=20.0)
+    if downstream == "cache":
+        doc.remove_edge("api", "db")
+        doc.add_node(NodeData("cache", "cache", params={"capacity_items": 50, "ttl_s": 1.0}))
+        doc.add_edge("api", "cache")
+        doc.add_edge("cache", "db")
+        doc.set_params("users", {"items": 200, "read_ratio": 0.9})
+    elif downstream == "replicated":
+        doc.set_params("db", {"read_replicas": 2, "failover_s": 0.5})
+        doc.set_params("users", {"read_ratio": 0.8})
+    elif downstream == "sharded":
+        doc.set_params("db", {"shards": 3})
+    add_event(doc, 3.0, "fail", "api", 0)
+    add_event(doc, 5.0, "recover", "api", 0)
+    add_event(doc, 9.0, "fail", "db")
+    add_event(doc, 10.5, "recover", "db")
+    sim = Simulation(doc)
+    assert sim._ev_des and sim._ev_chain is not None
+    rng = np.random.default_rng(3)
+    for k in range(1, 81):
+        sim.run_until(k * 0.25)
+        if k in (50, 60):
+            (sim.fail if k == 50 else sim.recover)("web", 1)
+        t = sim.totals()
+        assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"]
+        if rng.random() < 0.1:
+            sim.run_until(k * 0.25 + float(rng.uniform(0, 0.1)))
+    assert sim._held_lost == 0 and sim._ev_fallbacks == 0 and sim._ev_windows > 0
+    causes = sim.totals()["failed_by_cause"]
+    assert causes["backend_down"] + causes["node_failed"] > 0 and sim.totals()["served"] > 1000
+
+
+@settings(max_examples=16, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(1, 10_000), rate=st.sampled_from([60.0, 170.0, 400.0]),
+       algorithm=st.sampled_from(["round_robin", "least_connections", "power_of_two"]),
+       replicas=st.integers(1, 3), workers=st.integers(1, 3), limit=st.sampled_from([0, 2, 8]),
+       patience=st.sampled_from([0.05, 0.3, 5.0]), chain=st.booleans(), api_replicas=st.integers(1, 3),
+       api_workers=st.integers(1, 2), api_limit=st.sampled_from([0, 3, 20]),
+       api_patience=st.sampled_from([0.05, 0.3, 5.0]), connections=st.integers(1, 4))
+def test_random_tiers_match_the_event_model(seed, rate, algorithm, replicas, workers, limit, patience, chain,
+                                            api_replicas, api_workers, api_limit, api_patience, connections):
+    api = {"capacity_rps": 150.0 * api_workers, "workers": api_workers, "replicas": api_replicas,
+           "queue_limit": api_limit, "timeout_s": api_patience} if chain else None
+    doc = tier(algorithm, rate, replicas=replicas, workers=workers, limit=limit, patience=patience,
+               connections=connections, db_rps=60.0 * connections, seed=seed, duration=6.0, api=api)
+    if algorithm == "round_robin" and not chain:
+        return   # the event window of blocking_window.py decides it (test_blocking_reference.py)
+    sim, wrong, causes = compare(doc, 6.0, "fixed" if algorithm == "round_robin" else algorithm)
+    assert wrong == []

@@ -195,8 +195,8 @@ def test_which_tiers_are_decided_event_by_event():
     """Servers that call several databases, servers that do not block in between or beside, caches
     (with windows of a whole second at most: a cache's hits follow its state second by
     second), databases with read replicas and shards are journeys the event window
-    follows; a second tier of blocking servers, a balancer downstream, several primaries
-    or queries across shards are left to the sweeps."""
+    follows, and a second tier of blocking servers too (in balanced_window.py's pass); a
+    balancer downstream, several primaries or queries across shards are left to the sweeps."""
     def shape(extra) -> Simulation:
         doc = web_db(50.0, blocking=True, workers=1, duration=5)
         extra(doc)
@@ -267,7 +267,8 @@ def test_which_tiers_are_decided_event_by_event():
     assert shape(primaries)._ev_depth is None
     assert shape(cross_shard)._ev_depth is None
     assert shape(tables)._ev_depth == 2   # a join's second query after its first
-    assert shape(chain)._ev_depth is None
+    assert shape(chain)._ev_depth == 2 and shape(chain)._ev_chain is not None   # balanced_window.py's pass
+    assert shape(chain)._ev_des and not shape(api)._ev_des
     assert shape(balancer)._ev_depth is None
 
 

@@ -1,0 +1,176 @@
+"""A second tier of blocking servers behind the first (web → api → database, both sync).
+
+A part of :class:`simulation.blocking.Blocking`, for balanced_window.py's pass
+(balanced_events.py). A request admitted at a blocking web server B holds its worker
+there until it leaves the network; on its way it reaches a blocking API server B2,
+whose worker it holds too, until the same moment. B2's stations are FIFO queues like
+B's, fed by the journeys; the kernel decides them, and this module gives it the state
+carried over from earlier windows (the requests waiting at B2, the B2 workers held by
+requests further on) and books B2's admissions and releases, which the engine's own
+settling then must match (``_check_release``). Shapes: every blocking server
+downstream is on one level, alone there, with no sessions kept in memory and no joins
+(``EventWindow._event_depth``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NS, QUEUE_FULL
+from .blocking_events import END, UNDECIDED
+from .compiler import SimulationError
+from .flight import FLAG_TIMEOUT, Batch
+
+
+@dataclass
+class SecondTier:
+    """The second tier's side of a window: inputs, then the kernel's answers."""
+    level: int
+    e_q2: np.ndarray            # per e row: waiting at a B2 station since before
+    e_bst2: np.ndarray          # per e row: the B2 station and worker it holds (-1: none)
+    e_bw2: np.ndarray
+    e_entry2: np.ndarray        # per e row: its hold entry at B2 (-1: none)
+    done2: np.ndarray           # hold entries at B2 whose release is known (their request ends in the window)
+    done2_t: np.ndarray
+    keys: np.ndarray = None     # per journey row (candidates, then e rows): the request's key
+    out: tuple = None           # j_st2, j_w2, j_status2, j_start2, j_hop2, j_a2, j_rel2
+    js: np.ndarray = None
+
+
+class SecondTierWindow:
+    def _second_inputs(self, t1: float, n: int, e: dict, free: np.ndarray) -> SecondTier | None:
+        """Add to the kernel's journeys (``e``: e_t, e_key, e_bst, e_bw, e_entry, jp, js,
+        ja_first, ja_n, arrays over all journey rows) the requests waiting at B2 since
+        before, each a journey that starts at its B2 station; and find the B2 workers
+        held by requests further on. None when a held worker's request is nowhere."""
+        net, st = self.net, self.stations
+        lv2, depth = self._ev_chain, self._ev_depth
+        p2 = self.pending[lv2]
+        wait = np.isinf(p2.start) if len(p2) else np.zeros(0, dtype=bool)
+        w = p2.take(wait)
+        if len(w):
+            w = w.take(np.lexsort((w.key, w.arr, w.st)))   # each queue in its order
+        nw = len(w)
+        jw = self._journeys(w, w.flags, t1)   # from B2 on
+        na = len(jw[4])
+        base = n + len(e["e_t"])              # the first of the new rows
+        jp = np.full((nw + na, depth), END, dtype=np.int64)
+        js = np.zeros((nw + na, depth), dtype=np.int64)
+        jaf = np.full((nw + na, depth), -1, dtype=np.int64)
+        jan = np.zeros((nw + na, depth), dtype=np.int64)
+        if nw:
+            jp[:nw, 0] = w.st
+            js[:nw, 0] = st._service_ns(w, np.unique(w.st))
+            jp[:nw, 1:] = jw[0][:, :depth - 1]
+            js[:nw, 1:] = jw[1][:, :depth - 1]
+            jaf[:nw, 1:] = np.where(jw[2][:, :depth - 1] >= 0, jw[2][:, :depth - 1] + base + nw, -1)
+            jan[:nw, 1:] = jw[3][:, :depth - 1]
+        if na:
+            jp[nw:, 0] = jw[4]
+            js[nw:, 0] = jw[5]
+        # their workers at B (released when they leave), found by key among the holds at B
+        lvl = net.st_level[self._h_st] if len(self._h_key) else np.zeros(0, dtype=np.int64)
+        at_b1 = np.flatnonzero(lvl == self._lb)
+        at_b2 = np.flatnonzero(lvl == lv2)
+        i1 = self._lookup(self._h_key[at_b1], at_b1.astype(float), w.key) if nw else np.zeros(0)
+        w_bst = np.full(nw, -1, dtype=np.int64)
+        w_bw = np.full(nw, -1, dtype=np.int64)
+        w_entry = np.full(nw, -1, dtype=np.int64)
+        ok = ~np.isnan(i1)
+        if ok.any():
+            k = i1[ok].astype(np.int64)
+            w_bst[ok], w_bw[ok], w_entry[ok] = self._h_st[k], self._h_w[k], k
+        e["e_t"] = np.concatenate([e["e_t"], w.arr, np.full(na, np.inf)])
+        e["e_key"] = np.concatenate([e["e_key"], w.key, jw[6]])
+        e["e_bst"] = np.concatenate([e["e_bst"], w_bst, np.full(na, -1, dtype=np.int64)])
+        e["e_bw"] = np.concatenate([e["e_bw"], w_bw, np.full(na, -1, dtype=np.int64)])
+        e["e_entry"] = np.concatenate([e["e_entry"], w_entry, np.full(na, -1, dtype=np.int64)])
+        for name, extra in (("jp", jp), ("js", js), ("ja_first", jaf), ("ja_n", jan)):
+            e[name] = np.concatenate([e[name], extra])
+        ne = len(e["e_t"])
+        e_q2 = np.zeros(ne, dtype=bool)
+        e_q2[ne - nw - na:ne - na] = True
+        # the B2 workers held by requests on their way (by key), or whose release is known
+        e_bst2 = np.full(ne, -1, dtype=np.int64)
+        e_bw2 = np.full(ne, -1, dtype=np.int64)
+        e_entry2 = np.full(ne, -1, dtype=np.int64)
+        done2, done2_t = np.zeros(0, dtype=np.int64), np.zeros(0)
+        if len(at_b2):
+            pos = self._lookup(e["e_key"], np.arange(ne, dtype=float), self._h_key[at_b2])
+            is_ev = ~np.isnan(pos)
+            r = pos[is_ev].astype(np.int64)
+            hit = at_b2[is_ev]
+            e_bst2[r], e_bw2[r], e_entry2[r] = self._h_st[hit], self._h_w[hit], hit
+            on = Batch.concat([self.pending[k] for k in range(lv2, len(net.levels))])
+            fin = self._lookup(on.key, on.fin, self._h_key[at_b2])
+            rest = ~is_ev & ~np.isnan(fin)
+            if not (is_ev | rest).all():
+                return None
+            gone = rest & (fin < t1)   # at its last station: it leaves at its end there
+            done2 = at_b2[gone]
+            done2_t = np.maximum(fin[gone], self._h_from[done2])
+            free[self._h_st[done2], self._h_w[done2]] = done2_t
+        return SecondTier(lv2, e_q2, e_bst2, e_bw2, e_entry2, done2, done2_t)
+
+    def _second_releases(self, sec: SecondTier, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """After the kernel: (hold entries at B2 released in the window, their times; keys
+        and times of the B2 holds taken and released in it)."""
+        j_st2, j_w2, j_status2, j_start2, j_hop2, j_a2, j_rel2 = sec.out
+        ne = len(sec.e_q2)
+        e_done = np.flatnonzero((sec.e_entry2 >= 0) & np.isfinite(j_rel2[n:n + ne]))
+        entries = np.concatenate([sec.done2, sec.e_entry2[e_done]])
+        times = np.concatenate([sec.done2_t, j_rel2[n + e_done]])
+        new = (j_status2 == ADMITTED) & np.isfinite(j_rel2)
+        new[n:n + ne] &= sec.e_entry2 < 0
+        return entries, times, sec.keys[new], j_rel2[new]
+
+    def _commit_second(self, k: int, t0: float, t1: float, inbox: list[list[Batch]], sec: SecondTier) -> None:
+        """Book B2's admissions of the window as the kernel decided them (the arrivals the
+        first tier's settling sent, and those waiting since before)."""
+        st, net = self.stations, self.net
+        j_st2, j_w2, j_status2, j_start2, j_hop2, j_a2, j_rel2 = sec.out
+        pend = self.pending[k]
+        waiting = np.isinf(pend.start) if len(pend) else np.zeros(0, dtype=bool)
+        deferred, self.pending[k] = pend.split(waiting)
+        real = Batch.concat([deferred, self._take_arrivals(k, t1, inbox)])
+        row = self._lookup(sec.keys, np.arange(len(sec.keys), dtype=float), real.key)
+        if np.isnan(row).any():
+            raise SimulationError("blocking servers: a request reached the second tier that the window did not see "
+                                  "(please report this)")
+        row = row.astype(np.int64)
+        status = j_status2[row]
+        if (status == -2).any() or (j_st2[row] != real.st).any():
+            raise SimulationError("blocking servers: the second tier's arrivals changed while the window was decided")
+        dec = status != UNDECIDED
+        b = real.take(dec)
+        r = row[dec]
+        s_dec = status[dec].astype(np.int8)
+        svc = sec.js[r, np.maximum(j_hop2[r], 0)]
+        b.start = j_start2[r] / NS
+        b.fin = (j_start2[r] + svc) / NS
+        down = s_dec == DOWN
+        full = s_dec == QUEUE_FULL
+        for m in (down, full):
+            b.start[m] = b.arr[m]
+            b.fin[m] = b.arr[m]
+        gave = s_dec == GIVES_UP
+        if gave.any():
+            b.flags = b.flags.copy()
+            b.flags[gave] |= FLAG_TIMEOUT
+            b.start[gave] = b.arr[gave] + net.st_timeout[b.st[gave]]
+            b.fin[gave] = b.start[gave]
+            s_dec = np.where(gave, ADMITTED, s_dec).astype(np.int8)
+        st.last = (b, s_dec)
+        self._commit_admission(k, *self._users_of(b.take(s_dec == ADMITTED), b.take(full), b.take(down)))
+        held = (status[dec] == ADMITTED) & (j_w2[r] >= 0)
+        rel = j_rel2[r]
+        now = held & np.isfinite(rel)
+        self._book_held(b.st[now], b.fin[now], rel[now])
+        later = held & ~np.isfinite(rel)
+        if later.any():
+            st.new_holds.append((b.key[later], b.st[later], j_w2[r][later], b.fin[later]))
+            self._add_holds()
+        if len(deferred):
+            self._snap_decided(k, deferred.key, t0)
+        self._put_back(k, real.take(~dec), t1, inbox)
