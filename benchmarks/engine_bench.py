@@ -67,6 +67,11 @@ SCENARIOS = {
     # queries). "No topology slower than SimPy" (issue 11): target ≥ 1×.
     "S5": dict(rate=900.0, n=4, mu=300.0, duration=120.0, quick=10.0, simpy=20.0, simpy_quick=3.0,
                warmup=5.0, speed_target=1.0, simpy_ref=None),
+    # S6: two tiers of sync workers behind least connections: client → LB → web (4 × 2 sync workers,
+    # 1,000 req/s each) → api (4 × 2 sync workers, 800 req/s each) → database (S5's). Also "no
+    # topology slower than SimPy": target ≥ 1×.
+    "S6": dict(rate=1200.0, n=4, mu=1000.0, duration=120.0, quick=10.0, simpy=20.0, simpy_quick=3.0,
+               warmup=5.0, speed_target=1.0, simpy_ref=None, api_mu=800.0, workers=2),
 }
 S3_DB = dict(connections=20, read_capacity_rps=3000.0, write_capacity_rps=1000.0, read_ratio=0.9)
 S5_DB = dict(connections=100, read_capacity_rps=200_000.0, write_capacity_rps=200_000.0, read_ratio=1.0)
@@ -125,6 +130,9 @@ def theory_mean(name: str) -> tuple[float, str]:
         rho = lam * es
         return es + lam * es2 / (2 * (1 - rho)), f"M/G/1 per server, service exp({a_s * 1000:.2f} ms) + " \
             f"exp({b_s * 1000:.2f} ms) held, ρ = {rho:.3f} (Pollaczek–Khinchine)"
+    if name == "S6":   # no closed form: the sum of the three services is a lower bound; SimPy's mean is the check
+        es = s["workers"] / s["mu"] + s["workers"] / s["api_mu"] + S5_DB["connections"] / S5_DB["read_capacity_rps"]
+        return es, "no closed form: the three services without waiting (a lower bound); compare with SimPy's mean"
     w = 1 / s["mu"] + erlang_c(s["n"], s["rate"], s["mu"])
     return w, "M/M/10 with one shared queue (Erlang C): the lower bound of any balancer"
 
@@ -218,6 +226,29 @@ def build_s2(layout: str = "replicas", seed: int = 1, tick_ms: float | None = No
     return build_balanced(s["rate"], s["n"], s["mu"], layout, seed, tick_ms)
 
 
+def build_s6(seed: int = 1, tick_ms: float | None = None):
+    """S6: Poisson 1,200 req/s → least connections → web (4 × 2 sync workers, 1,000 req/s) → api
+    (4 × 2 sync workers, 800 req/s) → database (100 connections, 0.5-ms queries)."""
+    from simulation.document import Document, NodeData
+
+    s = SCENARIOS["S6"]
+    big = {"queue_limit": BIG_QUEUE, "timeout_s": NO_TIMEOUT_S, "blocking_calls": True, "service": "exponential"}
+    d = Document()
+    d.add_node(NodeData("users", "client", params={"rate_rps": s["rate"], "users": 10_000, "read_ratio": 1.0}))
+    d.add_node(NodeData("lb", "load_balancer", params={"algorithm": "least_connections",
+                                                       "capacity_rps": LB_CAPACITY}))
+    d.add_node(NodeData("web", "server", params={"capacity_rps": s["mu"], "workers": s["workers"],
+                                                 "replicas": s["n"], **big}))
+    d.add_node(NodeData("api", "server", params={"capacity_rps": s["api_mu"], "workers": s["workers"],
+                                                 "replicas": s["n"], **big}))
+    d.add_node(NodeData("db", "database", params={k: v for k, v in S5_DB.items() if k != "read_ratio"}
+                        | {"queue_limit": BIG_QUEUE, "timeout_s": NO_TIMEOUT_S}))
+    for a, b in (("users", "lb"), ("lb", "web"), ("web", "api"), ("api", "db")):
+        d.add_edge(a, b)
+    d.set_settings(seed=seed, **({"tick_ms": tick_ms} if tick_ms is not None else {}))
+    return d
+
+
 def build(scenario: str, layout: str, seed: int, tick_ms: float | None):
     if scenario == "S1":
         return build_s1(seed, tick_ms)
@@ -225,6 +256,8 @@ def build(scenario: str, layout: str, seed: int, tick_ms: float | None):
         return build_s3(seed, tick_ms)
     if scenario == "S5":
         return build_s5(seed, tick_ms)
+    if scenario == "S6":
+        return build_s6(seed, tick_ms)
     if scenario.startswith("S4"):
         return build_s4(SCENARIOS[scenario]["algorithm"], seed, tick_ms)
     return build_s2(layout, seed, tick_ms)
@@ -333,6 +366,9 @@ def child_simpy(a: argparse.Namespace) -> dict:
         r = simpy_models.server_database(s["rate"], s["n"], 1, s["mu"], S5_DB["connections"],
                                          S5_DB["read_capacity_rps"], S5_DB["write_capacity_rps"],
                                          S5_DB["read_ratio"], a.duration, a.seed, blocking=True)
+    elif a.scenario == "S6":
+        r = simpy_models.sync_chain(s["rate"], s["n"], s["workers"], s["mu"], s["n"], s["workers"], s["api_mu"],
+                                    S5_DB["connections"], S5_DB["read_capacity_rps"], a.duration, a.seed)
     elif a.scenario.startswith("S4"):
         r = simpy_models.least_balanced(s["rate"], s["n"], s["mu"], a.duration, a.seed, s["algorithm"])
     else:
@@ -478,6 +514,9 @@ def bench_scenario(name: str, a: argparse.Namespace) -> dict:
                 "3,000 reads/s, 1,000 writes/s, 90 % reads)" if name == "S3" else
                 "Poisson 900 req/s → server (4 × 1 blocking worker, 300 req/s) → database (100 connections, "
                 "0.5-ms queries): the worker is held during the query" if name == "S5" else
+                "Poisson 1,200 req/s → LB (least_connections) → web (4 × 2 sync workers, 1,000 req/s) → api "
+                "(4 × 2 sync workers, 800 req/s) → database (0.5-ms queries): both tiers hold their workers"
+                if name == "S6" else
                 f"Poisson 900 req/s → LB ({s['algorithm']}) → 10 × M/M/1 (μ = 100/s), 90 % load")
         print(f"\n== {name}: {what}; engine {dur:g} s simulated, SimPy {sdur:g} s; seed {a.seed}")
         print(f"   theory: mean {w_th * 1000:.2f} ms ({how})   [load average now {loadavg()}]")
@@ -583,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--child":
         return child_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("which", nargs="?", default="all", choices=["S1", "S2", "S3", "S4", "S5", "all"])
+    ap.add_argument("which", nargs="?", default="all", choices=["S1", "S2", "S3", "S4", "S5", "S6", "all"])
     ap.add_argument("--quick", action="store_true", help="short durations, for a smoke check")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=1, help="timing runs per measurement (the median is shown)")
@@ -597,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="print a cProfile of the engine (top 15 by tottime)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     a = ap.parse_args(argv)
-    names = {"all": ["S1", "S2", "S3", "S4lc", "S4lrt", "S5"], "S4": ["S4lc", "S4lrt"]}.get(a.which, [a.which])
+    names = {"all": ["S1", "S2", "S3", "S4lc", "S4lrt", "S5", "S6"], "S4": ["S4lc", "S4lrt"]}.get(a.which, [a.which])
 
     if a.profile:
         for name in names:

@@ -203,6 +203,66 @@ def least_balanced(rate_rps: float, n_servers: int, service_rps: float, duration
     return _finish(res, lats, sec_n, sec_sum, duration_s)
 
 
+def sync_chain(rate_rps: float, n_web: int, web_workers: int, web_rps: float, n_api: int, api_workers: int,
+               api_rps: float, connections: int, db_rps: float, duration_s: float, seed: int = 1) -> SimpyResult:
+    """S6: Poisson(rate) → least connections (the web replica with the fewest requests in it,
+    ties at random) → web (``n_web`` replicas × ``web_workers`` sync workers, exponential
+    service of mean web_workers/web_rps) → a random one of ``n_api`` API replicas (sync
+    workers too) → a database (``connections``, exponential queries of mean
+    connections/db_rps). A web worker is held until the API answers, an API worker until
+    the query answers (``blocking_calls`` at both tiers)."""
+    rnd = random.Random(seed)
+    expo, unif = rnd.expovariate, rnd.random
+    env = simpy.Environment()
+    timeout = env.timeout
+    webs = [simpy.Resource(env, capacity=web_workers) for _ in range(n_web)]
+    apis = [simpy.Resource(env, capacity=api_workers) for _ in range(n_api)]
+    db = simpy.Resource(env, capacity=connections)
+    mu_web, mu_api, mu_db = web_rps / web_workers, api_rps / api_workers, db_rps / connections
+    conn = [0] * n_web
+    idx = range(n_web)
+    res = SimpyResult(duration_s)
+    n_sec = int(duration_s) + 1
+    sec_n, sec_sum = [0] * n_sec, [0.0] * n_sec
+    lats = res.latencies
+    record = lats.append
+
+    def request(i: int, t_arrival: float):
+        conn[i] += 1
+        with webs[i].request() as w:
+            yield w
+            yield timeout(expo(mu_web))
+            with apis[int(unif() * n_api)].request() as a:
+                yield a
+                yield timeout(expo(mu_api))
+                with db.request() as q:
+                    yield q
+                    yield timeout(expo(mu_db))
+        conn[i] -= 1
+        now = env.now
+        rt = now - t_arrival
+        record(rt)
+        k = int(now)
+        sec_n[k] += 1
+        sec_sum[k] += rt
+
+    def pick() -> int:
+        best = min(conn)
+        ties = [i for i in idx if conn[i] == best]
+        return ties[0] if len(ties) == 1 else ties[int(unif() * len(ties))]
+
+    def source():
+        process = env.process
+        while True:
+            yield timeout(expo(rate_rps))
+            res.arrived += 1
+            process(request(pick(), env.now))
+
+    env.process(source())
+    env.run(until=duration_s)
+    return _finish(res, lats, sec_n, sec_sum, duration_s)
+
+
 def s1(duration_s: float = 3600.0, seed: int = 1) -> SimpyResult:
     """S1: 900 req/s → random → 10 servers of 100 req/s."""
     return random_split_mm1(900.0, 10, 100.0, duration_s, seed)

@@ -158,3 +158,27 @@ def test_simpy_blocking_model_holds_the_worker_during_the_query(bench):
     assert held.mean_s == pytest.approx(w, rel=0.2)
     # not held: M/M/1 at 225/300 = 0.75 (13.3 ms) + the query (0.5 ms), far below the blocking tier
     assert free.mean_s == pytest.approx(1 / 75 + 0.0005, rel=0.2) and held.mean_s > 1.5 * free.mean_s
+
+
+def test_s6_is_two_sync_tiers_behind_least_connections_and_agrees_with_its_simpy_model(bench):
+    doc = bench.build_s6(seed=1)
+    lb, web, api, db = (n for n in doc.node_ids() if doc.kind(n) != "client")
+    assert doc.param(lb, "algorithm") == "least_connections"
+    assert doc.successors(web) == [api] and doc.successors(api) == [db]
+    assert doc.param(web, "blocking_calls") is True and doc.param(api, "blocking_calls") is True
+    sim = Simulation(doc)
+    assert sim._ev_bal is not None and sim._ev_chain is not None   # the discrete-event pass takes it
+    sim.run_until(30.0)
+    t = sim.totals()
+    lower, _ = bench.theory_mean("S6")
+    assert t["failed"] == 0 and t["mean_ms"] / 1000 > lower
+    simpy = pytest.importorskip("simpy")
+    assert simpy
+    import sys
+    sys.path.insert(0, str(BENCH.parent))
+    import simpy_models
+
+    s = bench.SCENARIOS["S6"]
+    ref = simpy_models.sync_chain(s["rate"], s["n"], s["workers"], s["mu"], s["n"], s["workers"], s["api_mu"], 100,
+                                  200_000.0, 30.0, seed=2)
+    assert t["mean_ms"] / 1000 == pytest.approx(ref.mean_s, rel=0.05)   # two independent runs of one model
