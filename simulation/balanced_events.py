@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NS, QUEUE_FULL, admit_at
-from .blocking_events import END, TIE, UNDECIDED
+from .blocking_events import END, TIE, UNDECIDED, admit_parts
 from .compiled import helper, kernel
 
 NO_BACKEND = 4      # the balancer had no backend to offer (no_healthy_backend)
@@ -188,7 +188,9 @@ def _sample() -> tuple:
             np.array([0, 1], dtype=i64), np.zeros(n_st, dtype=i64), np.zeros(n_st, dtype=i64),
             np.array([0.05]), np.array([7], dtype=u64), np.array([0], dtype=i64), np.array([0], dtype=i64),
             np.full((n + 1, 1), 2, dtype=i64), np.full((n + 1, 1), 5 * 10**5, dtype=i64),
-            np.full((n + 1, 1), -1, dtype=i64), np.zeros((n + 1, 1), dtype=i64), np.zeros(n_st, dtype=np.bool_),
+            np.full((n + 1, 1), -1, dtype=i64), np.zeros((n + 1, 1), dtype=i64),
+            np.zeros((n + 1, 1), dtype=i64), np.zeros((n + 1, 1), dtype=i64), np.zeros(0, dtype=i64),
+            np.zeros(0, dtype=i64), np.zeros(n_st, dtype=np.bool_),
             np.array([0.5]), np.array([0], dtype=i64),
             np.zeros((n_st, c)), np.full(n_st, c, dtype=i64), np.full(12, -np.inf), np.array([0, 4, 8], dtype=i64),
             np.full(n_st, 4, dtype=i64), np.zeros(n_st, dtype=i64), np.full(n_st, 4, dtype=i64),
@@ -204,7 +206,7 @@ def _sample() -> tuple:
 @kernel(sample=_sample)
 def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_tie, u_a, u_b,
                     algo, cand_ptr, cand_st, grp, pres,
-                    e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, tie_st, l_t, l_st,
+                    e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, px_first, px_n, px_st, px_svc, tie_st, l_t, l_st,
                     free, workers, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up, is_b,
                     is_b2, e_q2, e_bst2, e_bw2,
                     t1,
@@ -219,7 +221,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
     the choice. ``algo``, ``cand_ptr``/``cand_st``: each balancer's algorithm and
     candidates. ``pres``: user requests in progress at each station (updated).
 
-    Journeys: rows of ``jp``/``js``/``ja_*`` as in blocking_events.blocking_events; the
+    Journeys: rows of ``jp``/``js``/``ja_*``/``px_*`` as in blocking_events.blocking_events; the
     requests already on their way reach their first station at ``e_t`` (inf: apply jobs),
     holding worker ``e_bw`` of B station ``e_bst`` (-1: none). ``l_t``/``l_st``: releases
     already known (a user leaves B station ``l_st`` then; ``free`` has its worker's time).
@@ -469,21 +471,32 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                     if d == last_d[dst]:
                         return TIE
                     last_d[dst] = d
+                d_ns = np.int64(np.rint(d * NS))
+                state = DOWN
                 if dst >= 0 and up[dst]:
-                    d_ns = np.int64(np.rint(d * NS))
                     state, u0, uw = admit_at(dst, d_ns, d, dsvc, False, free, workers[dst], ring, ring_off,
                                              ring_len, count, limit, timeout_ns, rate)
-                    if state == ADMITTED:
-                        r = (u0 + dsvc) / NS
-                        for q in range(ja_first[j, h], ja_first[j, h] + ja_n[j, h]):   # apply jobs of a write
-                            if r < t1:
-                                nh = _push(ht, hp, hk, hx, nh, r, P_DOWN, e_key[q - n], q * depth)
+                worst, rmax = 0, -np.inf
+                if px_n[j, h] > 0:   # a cross-shard query: its parts at the other shards
+                    worst, rmax = admit_parts(j, h, d, d_ns, px_first, px_n, px_st, px_svc, tie_st, last_d, free,
+                                              workers, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s,
+                                              rate, up)
+                    if worst < 0:
+                        return TIE
+                if dst >= 0 and up[dst]:
+                    if state == ADMITTED:   # a write ships its apply jobs when it ends
+                        own = (u0 + dsvc) / NS
+                        for q in range(ja_first[j, h], ja_first[j, h] + ja_n[j, h]):
+                            if own < t1:
+                                nh = _push(ht, hp, hk, hx, nh, own, P_DOWN, e_key[q - n], q * depth)
+                    if state == ADMITTED and worst == 0:
+                        r = max((u0 + dsvc) / NS, rmax)   # a cross-shard query answers with its slowest part
                         if h + 1 < depth and jp[j, h + 1] != END:
                             if r < t1:
                                 nh = _push(ht, hp, hk, hx, nh, r, P_DOWN, key, x + 1)
                             onward = True
-                    elif state == GIVES_UP:
-                        r = d + timeout_s[dst]
+                    elif state == GIVES_UP and worst == 0:
+                        r = max(d + timeout_s[dst], rmax)
                 if not onward:   # it leaves the network: the workers it holds are free
                     nh = _end(j, r, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel,
                               e_rel, ht, hp, hk, hx, nh, t1)

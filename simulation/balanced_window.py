@@ -131,7 +131,7 @@ class BalancedWindow:
         if inputs is None:
             return False
         (_, c_held, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, _, free, done_entry,
-         done_t) = inputs
+         done_t, parts) = inputs
         # services at each kind of backend (stations alike in means and behaviour share a column)
         b_st = np.flatnonzero(st.hold)
         sig = np.stack([net.st_mean_read[b_st], net.st_mean_write[b_st], net.st_deterministic[b_st].astype(float),
@@ -172,12 +172,12 @@ class BalancedWindow:
         sec = None
         if self._ev_chain is not None:   # a second tier of blocking servers (second_tier.py)
             e = dict(e_t=e_t, e_key=e_key, e_bst=e_bst, e_bw=e_bw, e_entry=e_entry, jp=jp, js=js,
-                     ja_first=ja_first, ja_n=ja_n)
+                     ja_first=ja_first, ja_n=ja_n, parts=parts)
             sec = self._second_inputs(t1, n, e, free)
             if sec is None:
                 return False
-            e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n = (
-                e[k] for k in ("e_t", "e_key", "e_bst", "e_bw", "e_entry", "jp", "js", "ja_first", "ja_n"))
+            e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, parts = (
+                e[k] for k in ("e_t", "e_key", "e_bst", "e_bw", "e_entry", "jp", "js", "ja_first", "ja_n", "parts"))
         ne = len(e_t)
         c_rel, e_rel = np.empty(n), np.empty(ne)
         if sec is not None:
@@ -189,7 +189,7 @@ class BalancedWindow:
         second = (np.full(m, -1, dtype=np.int64), np.full(m, -1, dtype=np.int64), np.full(m, -2, dtype=np.int8),
                   np.zeros(m, dtype=np.int64), np.full(m, -1, dtype=np.int64), np.zeros(m), np.full(m, np.inf))
         args = (cand.arr, cand.key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u[0], u[1], u[2], algo, cand_ptr,
-                cand_st, grp, pres, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, self._ev_tie, done_t, l_st,
+                cand_st, grp, pres, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, *parts, self._ev_tie, done_t, l_st,
                 free, net.st_workers, ring, st.ring_off, st.ring_len, count, net.st_queue_limit, st._timeout_ns,
                 net.st_timeout, st.rate, st.up, b1, b2, e_q2, e_bst2, e_bw2, float(t1), status, start_ns, worker, target,
                 c_rel, e_rel, *second)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NEVER_NS, NS, admit_at, decide_one
+from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NEVER_NS, NS, QUEUE_FULL, admit_at, decide_one
 from .compiled import helper, kernel
 
 UNDECIDED = -1
@@ -107,6 +107,36 @@ def _heap_pop(ht, hk, hi, n):
     return n
 
 
+@helper
+def admit_parts(j, h, d, d_ns, px_first, px_n, px_st, px_svc, tie_st, last_d, free, workers, ring, ring_off,
+                ring_len, count, limit, timeout_ns, timeout_s, rate, up):
+    """Admit the parts of a cross-shard query (journey ``j`` at its ``h``-th station, at
+    ``d``): an internal copy at every other shard, at once (sharding.py). Returns (the
+    worst refusal: 0 none, 1 queue full, 2 down; the latest end of the admitted parts,
+    their give-ups' times included; -1 when two arrivals at one instant at a replicated
+    database make the order the engine's own, TIE)."""
+    worst = 0
+    rmax = -np.inf
+    for q in range(px_first[j, h], px_first[j, h] + px_n[j, h]):
+        ps = px_st[q]
+        if tie_st[ps]:
+            if d == last_d[ps]:
+                return -1, rmax
+            last_d[ps] = d
+        if not up[ps]:
+            worst = 2
+            continue
+        state, u0, _ = admit_at(ps, d_ns, d, px_svc[q], False, free, workers[ps], ring, ring_off, ring_len, count,
+                                limit, timeout_ns, rate)
+        if state == QUEUE_FULL:
+            worst = max(worst, 1)
+        elif state == GIVES_UP:
+            rmax = max(rmax, d + timeout_s[ps])
+        else:
+            rmax = max(rmax, (u0 + px_svc[q]) / NS)
+    return worst, rmax
+
+
 def _sample() -> tuple:
     i64, f64, u64 = np.int64, np.float64, np.uint64
     n_st, c = 3, 2
@@ -114,7 +144,9 @@ def _sample() -> tuple:
             np.full(3, 10**6, dtype=i64), np.ones(3, dtype=np.bool_), np.ones(3, dtype=np.bool_),
             np.array([0.05]), np.array([7], dtype=u64), np.array([0], dtype=i64), np.array([0], dtype=i64),
             np.full((4, 1), 2, dtype=i64), np.full((4, 1), 5 * 10**5, dtype=i64),
-            np.full((4, 1), -1, dtype=i64), np.zeros((4, 1), dtype=i64), np.zeros(n_st, dtype=np.bool_),
+            np.full((4, 1), -1, dtype=i64), np.zeros((4, 1), dtype=i64),
+            np.zeros((4, 1), dtype=i64), np.zeros((4, 1), dtype=i64), np.zeros(0, dtype=i64), np.zeros(0, dtype=i64),
+            np.zeros(n_st, dtype=np.bool_),
             np.full((n_st, c), np.nan), np.zeros((n_st, c)), np.full(n_st, c, dtype=i64), np.full(12, -np.inf, dtype=f64),
             np.array([0, 4, 8], dtype=i64), np.full(n_st, 4, dtype=i64), np.zeros(n_st, dtype=i64),
             np.full(n_st, 4, dtype=i64), np.full(n_st, 10**9, dtype=i64), np.ones(n_st), np.full(n_st, 100.0),
@@ -125,6 +157,7 @@ def _sample() -> tuple:
 
 @kernel(sample=_sample)
 def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n,
+                    px_first, px_n, px_st, px_svc,
                     tie_st, unk, free, workers, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up,
                     t1,
                     status, start, worker, c_rel, e_rel, work, fwork, kwork):
@@ -141,7 +174,10 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
     starts journeys ``ja_first[j, h]`` to ``+ ja_n[j, h]`` there when it ends its service
     (a write at a primary: every replica applies it). At stations ``tie_st`` (replicated
     databases, where the engine admits apply jobs after the other arrivals) two arrivals
-    at one instant make the kernel give up (TIE). ``unk[s, w]``: NaN
+    at one instant make the kernel give up (TIE). A cross-shard query's parts at the other
+    shards (``px_*``: per journey row and hop the first part and how many; each part's
+    station and service) are admitted with it; it ends with the slowest and fails at once
+    when one is refused (``admit_parts``). ``unk[s, w]``: NaN
     where worker w of s is free at ``free[s, w]``; else it is held with its release
     unknown, at least ``unk`` (s). ``free``, ``ring``, ``count``: copies of the stations'
     arrays, updated; ``workers``: each station's.
@@ -276,22 +312,32 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
             if d == last_d[dst]:
                 return TIE
             last_d[dst] = d
+        state = DOWN
         if dst >= 0 and up[dst]:
             state, t0, w = admit_at(dst, d_ns, d, dsvc, False, free, workers[dst], ring, ring_off, ring_len, count,
                                     limit, timeout_ns, rate)
-            if state == ADMITTED:
-                r = (t0 + dsvc) / NS
-                for q in range(ja_first[j, h], ja_first[j, h] + ja_n[j, h]):   # apply jobs of a write
-                    if r < t1:
-                        n_heap = _heap_push(ht, hk, hi, n_heap, r, e_key[q - n], q * depth)
+        worst, rmax = 0, -np.inf
+        if px_n[j, h] > 0:   # a cross-shard query: its parts at the other shards (even with no copy of its own)
+            worst, rmax = admit_parts(j, h, d, d_ns, px_first, px_n, px_st, px_svc, tie_st, last_d, free, workers,
+                                      ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up)
+            if worst < 0:
+                return TIE
+        if dst >= 0 and up[dst]:
+            if state == ADMITTED:   # a write ships its apply jobs when it ends (Replication._replication)
+                own = (t0 + dsvc) / NS
+                for q in range(ja_first[j, h], ja_first[j, h] + ja_n[j, h]):
+                    if own < t1:
+                        n_heap = _heap_push(ht, hk, hi, n_heap, own, e_key[q - n], q * depth)
+            if state == ADMITTED and worst == 0:
+                r = max((t0 + dsvc) / NS, rmax)   # a cross-shard query answers with its slowest part
                 if h + 1 < depth and jp[j, h + 1] != END:   # then on to the next station
                     if r < t1:
                         n_heap = _heap_push(ht, hk, hi, n_heap, r, key, x + 1)
                         onward = True
                     else:
                         r = np.inf   # there after t1 (a failure at t1 may lose it there)
-            elif state == GIVES_UP:
-                r = d + timeout_s[dst]
+            elif state == GIVES_UP and worst == 0:
+                r = max(d + timeout_s[dst], rmax)
         if bs >= 0:
             if onward:   # its release is no sooner than its next arrival (this keeps B's bounds above the heap's top)
                 unk[bs, bw] = r

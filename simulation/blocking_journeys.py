@@ -32,7 +32,8 @@ class Journeys:
         (stations, services in ns) per request and hop (END after the last, NOWHERE where
         the proxy knows of no copy: it fails on leaving), and the apply jobs the writes
         start: per request and hop the first of them and how many, and their stations,
-        services and keys."""
+        services and keys; last, a cross-shard query's parts at the other shards: per
+        request and hop the first and how many, and their stations and services."""
         depth = self._ev_depth
         n = len(b)
         jp = np.full((n, depth), END, dtype=np.int64)
@@ -41,6 +42,10 @@ class Journeys:
         ja_n = np.zeros((n, depth), dtype=np.int64)
         applies: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         n_applies = 0
+        px_first = np.zeros((n, depth), dtype=np.int64)   # cross-shard parts (sharding.py), per row and hop
+        px_n = np.zeros((n, depth), dtype=np.int64)
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        n_parts = 0
         net, st = self.net, self.stations
         cur, hop, flags = b.st.copy(), b.hop.copy(), flags.copy()
         # a join's second query (table_routing.py): the database node it goes to once its
@@ -69,8 +74,10 @@ class Journeys:
                 if join is not None:
                     two = (dbs >= 0) & ~second
                     join[alive[two]] = dbs[two]
-            if self._sharded:   # the shard that owns the key (no cross-shard queries here: _event_depth)
-                nxt = self._shard_targets(nxt, here)[0]
+            if self._sharded:   # the shard that owns the key; a cross-shard query's copies at the others
+                nxt, copies, _ = self._shard_targets(nxt, here)
+                if len(copies):
+                    n_parts = self._cross_parts(copies, alive, key, h, px_first, px_n, parts, n_parts)
             if second is not None and second.any():
                 nxt[second] = self._copy_stations(join[alive[second]], here.take(second))
                 join[alive[second]] = -1
@@ -104,7 +111,27 @@ class Journeys:
             a_st, a_svc, a_key = (np.concatenate([a[k] for a in applies]) for k in range(3))
         else:
             a_st, a_svc, a_key = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint64)
-        return jp, js, ja_first, ja_n, a_st, a_svc, a_key
+        if parts:
+            p_st, p_svc = (np.concatenate([p[k] for p in parts]) for k in range(2))
+        else:
+            p_st, p_svc = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return jp, js, ja_first, ja_n, a_st, a_svc, a_key, (px_first, px_n, p_st, p_svc)
+
+    def _cross_parts(self, copies: Batch, alive: np.ndarray, key: np.ndarray, h: int, px_first: np.ndarray,
+                     px_n: np.ndarray, parts: list, n_parts: int) -> int:
+        """Note the copies of cross-shard queries (``Sharding._shard_targets``: each copy's
+        ``item`` is its query's key) as the parts of the journeys ``alive`` at hop ``h``;
+        returns how many parts there are now."""
+        parent = copies.item.view(np.uint64)
+        order = np.lexsort((copies.key, parent))   # each query's parts together (in the order of their keys)
+        copies, parent = copies.take(order), parent[order]
+        row = self._lookup(key, np.arange(len(key), dtype=float), parent).astype(np.int64)
+        uniq, first, counts = np.unique(parent, return_index=True, return_counts=True)
+        r = alive[row[first]]
+        px_first[r, h] = n_parts + first
+        px_n[r, h] = counts
+        parts.append((copies.st.astype(np.int64), self.stations._service_ns(copies, np.unique(copies.st))))
+        return n_parts + len(copies)
 
     def _apply_jobs(self, there: Batch, rows: np.ndarray, h: int, ja_first: np.ndarray, ja_n: np.ndarray,
                     applies: list, n_applies: int) -> int:

@@ -4,9 +4,9 @@ A part of :class:`simulation.blocking.Blocking`. The tier must have a common sha
 (``_event_depth``): every station from the lowest blocking level up is a blocking server
 B, a server, cache or database beside them (admitted as usual), or, downstream and fed
 by that level only, a server that does not block, a cache or a single-primary database
-(with or without read replicas, sharded or not, holding tables, joins included); no
-cross-shard queries, no balancer or autoscaled server downstream. Anything else takes
-the sweeps.
+(with or without read replicas, sharded or not, cross-shard queries included, holding
+tables, joins included); no balancer or autoscaled server downstream, a second tier of
+blocking servers only in balanced_window.py's pass. Anything else takes the sweeps.
 
 The kernel decides B's admissions of the window exactly as the sweeps do, following
 each request's journey downstream (blocking_journeys.py), and predicts when each held
@@ -42,8 +42,7 @@ class EventWindow(Journeys):
         """How many stations a journey downstream of the blocking servers crosses at most,
         when the tier has the shape this module decides; else None."""
         net, st = self.net, self.stations
-        cross = self._sharded and bool(len(self._cross_share)) and bool(self._cross_share.any())
-        if not events_enabled() or cross or any(db.primaries > 1 for db in net.databases):
+        if not events_enabled() or any(db.primaries > 1 for db in net.databases):
             return None
         lb, levels = self._lb, net.levels
         beside = levels[lb][~st.hold[levels[lb]]]   # stations that do not block at the blocking servers' level
@@ -108,7 +107,7 @@ class EventWindow(Journeys):
         if inputs is None:
             return False
         (c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, unk, free, done_entry,
-         done_t) = inputs
+         done_t, parts) = inputs
         n, ne = len(cand), len(e_t)
         ring, count = st.ring.copy(), st.count.copy()
         status = np.empty(n, dtype=np.int8)
@@ -119,7 +118,7 @@ class EventWindow(Journeys):
         fwork = np.empty(n + ne + 1)
         kwork = np.empty(n + ne + 1, dtype=np.uint64)
         args = (cand.st, cand.arr, cand.key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n,
-                self._ev_tie, unk, free, net.st_workers, ring,
+                *parts, self._ev_tie, unk, free, net.st_workers, ring,
                 st.ring_off, st.ring_len, count, net.st_queue_limit, st._timeout_ns, net.st_timeout, st.rate, st.up,
                 float(t1), status, start_ns, worker, c_rel, e_rel, work, fwork, kwork)
         got = blocking_events(*args) if blocking_events.compiled else blocking_events.py(*args)
@@ -294,6 +293,13 @@ class EventWindow(Journeys):
         ja_first[rows] = np.where(jc[2] >= 0, jc[2] + base_c, -1)
         jp[n:n + n_ev], js[n:n + n_ev], ja_n[n:n + n_ev] = je[0], je[1], je[3]
         ja_first[n:n + n_ev] = np.where(je[2] >= 0, je[2] + base_e, -1)
+        # cross-shard queries: their parts at the other shards (candidates' first, then the others')
+        pc, pe = jc[7], je[7]
+        px_first = np.zeros((n_rows, depth), dtype=np.int64)
+        px_n = np.zeros((n_rows, depth), dtype=np.int64)
+        px_first[rows], px_n[rows] = pc[0], pc[1]
+        px_first[n:n + n_ev], px_n[n:n + n_ev] = pe[0] + len(pc[2]), pe[1]
+        parts = (px_first, px_n, np.concatenate([pc[2], pe[2]]), np.concatenate([pc[3], pe[3]]))
         jobs = slice(base_c, n_rows)
         jp[jobs, 0] = np.concatenate([jc[4], je[4], due.st])
         js[jobs, 0] = np.concatenate([jc[5], je[5], st._service_ns(due, np.unique(due.st)) if len(due)
@@ -329,7 +335,7 @@ class EventWindow(Journeys):
             later = rest & ~gone & np.isnan(own)   # downstream after t1 (a failure at t1 may lose it)
             unk[hs[later], hw[later]] = t1
         return (c_svc, user, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, unk, free,
-                done_entry, done_t)
+                done_entry, done_t, parts)
 
     @staticmethod
     def _lookup(keys: np.ndarray, values: np.ndarray, want: np.ndarray) -> np.ndarray:

@@ -88,6 +88,13 @@ class SecondTierWindow:
         e["e_entry"] = np.concatenate([e["e_entry"], w_entry, np.full(na, -1, dtype=np.int64)])
         for name, extra in (("jp", jp), ("js", js), ("ja_first", jaf), ("ja_n", jan)):
             e[name] = np.concatenate([e[name], extra])
+        px_first, px_n, px_st, px_svc = e["parts"]   # cross-shard parts of the new rows' journeys, a hop later
+        pf, pn = np.zeros((nw + na, depth), dtype=np.int64), np.zeros((nw + na, depth), dtype=np.int64)
+        if nw:
+            pf[:nw, 1:] = jw[7][0][:, :depth - 1] + len(px_st)
+            pn[:nw, 1:] = jw[7][1][:, :depth - 1]
+        e["parts"] = (np.concatenate([px_first, pf]), np.concatenate([px_n, pn]),
+                      np.concatenate([px_st, jw[7][2]]), np.concatenate([px_svc, jw[7][3]]))
         ne = len(e["e_t"])
         e_q2 = np.zeros(ne, dtype=bool)
         e_q2[ne - nw - na:ne - na] = True

@@ -72,19 +72,20 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
     ("db"), two (each web node splits its queries: "two_dbs"), a server that does not
     block and calls the database ("api"), a cache in front of the database ("cache"), or
     a database with two read replicas, a proxy and failover ("replicated"), three shards
-    by item with a read replica each ("sharded"), or three databases holding a table each,
-    a quarter of the requests joining two of them ("tables"). ``mixed``: the second web
+    by item with a read replica each ("sharded"; "cross": 30 % of the queries go to every
+    shard), or three databases holding a table each, a quarter of the requests joining two
+    of them ("tables"). ``mixed``: the second web
     node does not block."""
     d = Document()
     tables = {"table_mix": {"a": 0.5, "b": 0.3, "c": 0.2}, "join_share": 0.25, "join_tables": ["a", "b"]} \
-        if downstream == "tables" else {}
+        if downstream == "tables" else {"cross_shard_share": 0.3} if downstream == "cross" else {}
     d.add_node(NodeData("users", "client", params={"rate_rps": rate, "users": 300, "read_ratio": read_ratio,
                                                    "items": 50, "pattern": {"type": "steps", "times_s": [3.0],
                                                                             "factors": [0.0]}, **tables}))
     d.add_node(NodeData("lb", "load_balancer", params={"algorithm": "round_robin", "capacity_rps": 1e6}))
     d.add_edge("users", "lb")
     replicated = ({"read_replicas": 2, "failover_s": 0.4, "monitor_interval_s": 0.25} if downstream == "replicated"
-                  else {"shards": 3, "read_replicas": 1} if downstream == "sharded"
+                  else {"shards": 3, "read_replicas": 1} if downstream in ("sharded", "cross")
                   else {"tables": ["a"], "read_replicas": 1} if downstream == "tables" else {})
     d.add_node(NodeData("db", "database", params={"connections": conns, "read_capacity_rps": db_cap,
                                                   "write_capacity_rps": db_cap / 2, "queue_limit": db_limit,
@@ -133,7 +134,7 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
        db_timeout=st.sampled_from([0.02, 0.2, 1.0]), deterministic=st.booleans(),
        sessions=st.sampled_from(["cookie", "local", "database"]), etag=st.booleans(),
        read_ratio=st.sampled_from([1.0, 0.7]), mixed=st.booleans(),
-       downstream=st.sampled_from(["db", "two_dbs", "api", "cache", "replicated", "sharded", "tables"]),
+       downstream=st.sampled_from(["db", "two_dbs", "api", "cache", "replicated", "sharded", "cross", "tables"]),
        failures=st.sampled_from([(), (("db", 1.0, 1.6),), (("web0", 0.7, 2.2),), (("db", 2.5, 2.6), ("web0", 0.3, 1.1))]))
 def test_random_tiers_decided_event_by_event_are_the_sweeps_request_by_request(
         monkeypatch, seed, rate, webs, replicas, workers, conns, db_cap, web_limit, web_timeout, db_limit, db_timeout,
@@ -195,8 +196,9 @@ def test_which_tiers_are_decided_event_by_event():
     """Servers that call several databases, servers that do not block in between or beside, caches
     (with windows of a whole second at most: a cache's hits follow its state second by
     second), databases with read replicas and shards are journeys the event window
-    follows, and a second tier of blocking servers too (in balanced_window.py's pass); a
-    balancer downstream, several primaries or queries across shards are left to the sweeps."""
+    follows, queries across shards and a second tier of blocking servers too (the latter in
+    balanced_window.py's pass); a balancer downstream or several primaries are left to the
+    sweeps."""
     def shape(extra) -> Simulation:
         doc = web_db(50.0, blocking=True, workers=1, duration=5)
         extra(doc)
@@ -265,7 +267,7 @@ def test_which_tiers_are_decided_event_by_event():
     assert shape(replicas)._ev_depth == 1
     assert shape(shards)._ev_depth == 1
     assert shape(primaries)._ev_depth is None
-    assert shape(cross_shard)._ev_depth is None
+    assert shape(cross_shard)._ev_depth == 1   # the parts at the other shards go with the query
     assert shape(tables)._ev_depth == 2   # a join's second query after its first
     assert shape(chain)._ev_depth == 2 and shape(chain)._ev_chain is not None   # balanced_window.py's pass
     assert shape(chain)._ev_des and not shape(api)._ev_des
@@ -372,3 +374,19 @@ def test_tables_and_joins_decided_event_by_event_are_the_sweeps_request_by_reque
     fast = assert_same(doc, 8.0, monkeypatch)
     t = fast.totals()
     assert t["served_by_table"]["a+b"] > 20
+
+
+
+@pytest.mark.parametrize("seed, rate, fail", [(1, 200.0, None), (2, 500.0, ("db", 1.0, 1.8)), (3, 60.0, None)])
+def test_cross_shard_queries_decided_event_by_event_are_the_sweeps_request_by_request(monkeypatch, seed, rate, fail):
+    """A cross-shard query (sharding.py) goes to every shard: its parts are admitted with
+    it, it answers with the slowest and fails at once if one is refused. Its journey
+    carries the parts: the same outcomes, request by request, as the sweeps."""
+    doc = tier(seed, rate, webs=1, replicas=2, workers=2, conns=2, db_cap=400.0, web_limit=5, web_timeout=0.5,
+               db_limit=3, db_timeout=0.2, deterministic=False, sessions="cookie", etag=False, read_ratio=0.8,
+               duration=8, downstream="cross")
+    if fail is not None:
+        add_event(doc, fail[1], "fail", fail[0])
+        add_event(doc, fail[2], "recover", fail[0])
+    fast = assert_same(doc, 8.0, monkeypatch)
+    assert fast.totals()["served"] > 100
