@@ -31,11 +31,12 @@ import numpy as np
 from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NS, QUEUE_FULL, admit_at
 from .blocking_events import END, TIE, UNDECIDED, admit_parts
 from .compiled import helper, kernel
+from .least_choice import EWMA_ALPHA, LAT_FLOOR
 
 NO_BACKEND = 4      # the balancer had no backend to offer (no_healthy_backend)
 NONE2 = -2          # a journey that has not reached a second-tier blocking server
-P_GIVE_UP, P_LEAVE, P_FREE, P_DOWN = 0, 1, 2, 3   # event kinds, in their order at one instant
-ALGO_LC, ALGO_P2C = 1, 3   # least_choice.ALGO_CODE
+P_GIVE_UP, P_LEAVE, P_FREE, P_DOWN, P_EWMA = 0, 1, 2, 3, 4   # event kinds, in their order at one instant
+ALGO_LC, ALGO_LRT, ALGO_P2C = 1, 2, 3   # least_choice.ALGO_CODE
 
 
 @helper
@@ -142,9 +143,18 @@ def _start2(j, s, w, t0, n, depth, c_key, e_key, jp, js, j_st2, j_w2, j_status2,
 
 
 @helper
-def _choose(i, b, algo, cand_ptr, cand_st, pres, u_tie, u_a, u_b):
-    """The backend balancer ``b`` picks for request ``i`` (-1: none): fewest requests in
-    progress (ties: a hash of the request picks among the tied), or the fewer of two
+def _score(s, lrt, pres, ewma):
+    """What a balancer minimises: requests in progress, or (those + 1) × the recent
+    response time (least response time), as least_choice.choose_and_admit."""
+    if lrt:
+        return (pres[s] + 1.0) * max(ewma[s], LAT_FLOOR)
+    return pres[s] + 0.0
+
+
+@helper
+def _choose(i, b, algo, cand_ptr, cand_st, pres, ewma, u_tie, u_a, u_b):
+    """The backend balancer ``b`` picks for request ``i`` (-1: none): the lowest score (ties:
+    a hash of the request picks among the tied), or the fewer requests in progress of two
     drawn at random (power of two), as least_choice.choose_and_admit."""
     lo = cand_ptr[b]
     m = cand_ptr[b + 1] - lo
@@ -160,10 +170,11 @@ def _choose(i, b, algo, cand_ptr, cand_st, pres, u_tie, u_a, u_b):
         sx = cand_st[lo + x]
         sy = cand_st[lo + y]
         return sx if pres[sx] <= pres[sy] else sy
-    best = pres[cand_st[lo]]
+    lrt = algo[b] == ALGO_LRT
+    best = np.inf
     ties = 0
     for q in range(lo, lo + m):
-        c = pres[cand_st[q]]
+        c = _score(cand_st[q], lrt, pres, ewma)
         if c < best:
             best = c
             ties = 1
@@ -171,7 +182,7 @@ def _choose(i, b, algo, cand_ptr, cand_st, pres, u_tie, u_a, u_b):
             ties += 1
     pick = min(int(u_tie[i] * ties), ties - 1)
     for q in range(lo, lo + m):
-        if pres[cand_st[q]] == best:
+        if _score(cand_st[q], lrt, pres, ewma) == best:
             if pick == 0:
                 return cand_st[q]
             pick -= 1
@@ -186,6 +197,8 @@ def _sample() -> tuple:
             np.ones(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_), np.full(n, 0.5), np.full(n, 0.25),
             np.full(n, 0.75), np.array([ALGO_LC], dtype=i64), np.array([0, 2], dtype=i64),
             np.array([0, 1], dtype=i64), np.zeros(n_st, dtype=i64), np.zeros(n_st, dtype=i64),
+            np.full(n_st, 0.01), np.full(n_st, -np.inf), np.full(n_st, -np.inf), np.zeros(0),
+            np.zeros(0, dtype=i64), np.zeros(0),
             np.array([0.05]), np.array([7], dtype=u64), np.array([0], dtype=i64), np.array([0], dtype=i64),
             np.full((n + 1, 1), 2, dtype=i64), np.full((n + 1, 1), 5 * 10**5, dtype=i64),
             np.full((n + 1, 1), -1, dtype=i64), np.zeros((n + 1, 1), dtype=i64),
@@ -205,7 +218,7 @@ def _sample() -> tuple:
 
 @kernel(sample=_sample)
 def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_tie, u_a, u_b,
-                    algo, cand_ptr, cand_st, grp, pres,
+                    algo, cand_ptr, cand_st, grp, pres, ewma, upto, last, w_t, w_st, w_rt,
                     e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, px_first, px_n, px_st, px_svc, tie_st, l_t, l_st,
                     free, workers, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up, is_b,
                     is_b2, e_q2, e_bst2, e_bw2,
@@ -219,7 +232,12 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
     at its station since an earlier window: the queues start with them, in this order).
     The others are in arrival order (time, then key). ``u_*``: each request's draws for
     the choice. ``algo``, ``cand_ptr``/``cand_st``: each balancer's algorithm and
-    candidates. ``pres``: user requests in progress at each station (updated).
+    candidates. ``pres``: user requests in progress at each station (updated). Least
+    response time's ``ewma`` per station (updated) takes each user request's response time
+    at its B station when its service there ends, in time order, unless it ended by
+    ``upto`` (counted already); ``last``: the latest end taken per station (written; empty:
+    no balancer keeps an EWMA).
+    ``w_*``: such ends at B of requests admitted before (time, station, response time).
 
     Journeys: rows of ``jp``/``js``/``ja_*``/``px_*`` as in blocking_events.blocking_events; the
     requests already on their way reach their first station at ``e_t`` (inf: apply jobs),
@@ -247,7 +265,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
     depth = jp.shape[1]
     # pending events at once: per request its give-up and one step (a journey's or a release's
     # two), per apply job one, per worker of B its release, the releases known
-    cap = 6 * (n + ne) + len(l_t) + n_st * free.shape[1] + 16
+    cap = 7 * (n + ne) + len(l_t) + len(w_t) + n_st * free.shape[1] + 16
     ht = np.empty(cap)
     hp = np.empty(cap, dtype=np.int64)
     hk = np.empty(cap, dtype=np.uint64)
@@ -301,6 +319,9 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                 f = free[s, w]
                 if f > -np.inf and f < t1:
                     nh = _push(ht, hp, hk, hx, nh, f, P_FREE, np.uint64(w), s * free.shape[1] + w)
+    for k in range(len(w_t)):
+        if w_t[k] < t1:
+            nh = _push(ht, hp, hk, hx, nh, w_t[k], P_EWMA, np.uint64(k), -1 - k)
     first = 0
     while first < n and c_queued[first]:   # the queues carried over, with their patience
         i = first
@@ -324,7 +345,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
             a_ns = np.int64(np.rint(a * NS))
             s = c_st[i]
             if s < 0:
-                s = _choose(i, c_bal[i], algo, cand_ptr, cand_st, pres, u_tie, u_a, u_b)
+                s = _choose(i, c_bal[i], algo, cand_ptr, cand_st, pres, ewma, u_tie, u_a, u_b)
                 target[i] = s
                 if s < 0:
                     status[i] = NO_BACKEND
@@ -373,6 +394,16 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
             nh = _pop(ht, hp, hk, hx, nh)
             if p == P_LEAVE:
                 pres[x] -= 1
+                continue
+            if p == P_EWMA:   # a response at B ends: into its station's recent response time
+                if x >= 0:
+                    s, rt = target[x], d - c_a[x]
+                else:
+                    s, rt = w_st[-1 - x], w_rt[-1 - x]
+                if d > upto[s]:
+                    ewma[s] += EWMA_ALPHA * (rt - ewma[s])
+                    if d > last[s]:
+                        last[s] = d
                 continue
             if p == P_GIVE_UP and x < 0:   # a journey waiting at the second tier
                 jr = -1 - x
@@ -513,6 +544,8 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
         count[s] += 1
         svc = c_svc[x, grp[s]]
         fin = (t0 + svc) / NS
+        if c_held[x] and fin < t1 and len(last) > 0:   # least response time keeps its EWMA
+            nh = _push(ht, hp, hk, hx, nh, fin, P_EWMA, c_key[x], x)
         if not c_held[x]:   # a health check: its own cost
             free[s, w] = fin
             if fin < t1:

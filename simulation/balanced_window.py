@@ -10,23 +10,24 @@ tick long, and the choices do not depend on the tick. This module decides whethe
 topology qualifies, keeps the balancers' requests aside (``_divert``), builds the
 kernel's inputs and commits its results through ``_commit_events``, the event window's.
 
-Qualifies: every balancer in front of B is least connections or power of two without
-sticky cookies; B's stations are the only ones at their level, share one set of
-downstream routes and one way of keeping sessions (not local); and the event window
-takes the tier. Else the balancers keep the tick-by-tick path (routing.py) in one-tick
+Qualifies: the balancers in front of B are load-aware (least connections, least response
+time, power of two) or blind (they route as usual, before), none with sticky cookies;
+B's stations are the only ones at their level, share one set of downstream routes and
+one way of keeping sessions (not local); and the event window takes the tier. Else the balancers keep the tick-by-tick path (routing.py) in one-tick
 windows. ``SCALELAB_BLOCKING_EVENTS=0`` turns both off.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .balanced_events import ALGO_LC, ALGO_P2C, NO_BACKEND, balanced_events
+from .balanced_events import ALGO_LC, ALGO_LRT, ALGO_P2C, NO_BACKEND, balanced_events
 from .blocking_events import TIE
 from .compiler import CACHE, DATABASE, SimulationError
-from .flight import FLAG_CHECK, Batch
+from .exact_balance import _ewma_upto
+from .flight import FLAG_CHECK, FLAG_TIMEOUT, Batch
 from .randomness import PICK, PICK2, TIE as TIE_SALT, uniform
 
-ALGOS = {"least_connections": ALGO_LC, "power_of_two": ALGO_P2C}
+ALGOS = {"least_connections": ALGO_LC, "least_response_time": ALGO_LRT, "power_of_two": ALGO_P2C}
 
 
 class BalancedWindow:
@@ -37,15 +38,16 @@ class BalancedWindow:
         self._ev_bal = None
         self._ev_lb_out = []
         in_front = [i for i, bs in enumerate(self.balancers) if st.hold[bs.bal.backends].any()]
-        if in_front and self._ev_depth is not None and self._balanced_shape(in_front):
-            self._ev_bal = np.asarray(in_front, dtype=np.int64)
+        aware = [i for i in in_front if self.balancers[i].bal.algorithm in ALGOS]
+        if aware and self._ev_depth is not None and self._balanced_shape(in_front):
+            self._ev_bal = np.asarray(aware, dtype=np.int64)   # blind ones route as usual, before
         # a second tier of blocking servers: only this pass follows it (blocking_window._event_depth)
         self._ev_des = self._ev_bal is not None or (self._ev_depth is not None and self._ev_chain is not None)
         # one-tick windows only for what still needs them (compiler.py's ``dynamic``): several
         # primaries, least response time in front of stores, load-aware balancers in front of
         # blocking servers or downstream of them that do not choose here
         aware = ("least_connections", "power_of_two", "least_response_time")
-        chosen_here = set(in_front) if self._ev_bal is not None else set()
+        chosen_here = set(self._ev_bal.tolist()) if self._ev_bal is not None else set()
         self._one_tick = bool(net.dynamic) and (
             any(d.primaries > 1 for d in net.databases)
             or any(bs.bal.algorithm == "least_response_time"
@@ -59,9 +61,9 @@ class BalancedWindow:
         level = net.levels[lb]
         if (~st.hold[level]).any() or self._local_hold.any():
             return False
-        for i in in_front:
+        for i in in_front:   # blind ones too: no cookies shared with a load-aware one
             bs = self.balancers[i]
-            if bs.bal.algorithm not in ALGOS or bs.cookie is not None:
+            if bs.cookie is not None:
                 return False
             if (~st.hold[bs.bal.backends]).any() or (net.st_level[bs.bal.backends] != lb).any():
                 return False
@@ -159,6 +161,14 @@ class BalancedWindow:
         cand_ptr[1:] = np.cumsum([len(c) for c in cand_lists])
         cand_st = np.concatenate(cand_lists) if cand_lists else np.zeros(0, dtype=np.int64)
         pres = self._users_in_progress(t0)
+        # least response time: the EWMA of each backend, and the responses at B that end in the window
+        track = any(self.balancers[b].bal.algorithm == "least_response_time" for b in bals)
+        ewma = self.ewma.copy()
+        upto = _ewma_upto(self)
+        last = np.full(net.n_stations if track else 0, -np.inf)
+        w = busy.take(((busy.flags & (FLAG_CHECK | FLAG_TIMEOUT)) == 0) & (busy.fin >= t0) & (busy.fin < t1)) \
+            if track and len(busy) else Batch.empty()
+        w_t, w_st, w_rt = w.fin, w.st.astype(np.int64), w.fin - w.arr
         l_st = self._h_st[done_entry].astype(np.int64)
         ring, count = st.ring.copy(), st.count.copy()
         status = np.empty(n, dtype=np.int8)
@@ -189,7 +199,7 @@ class BalancedWindow:
         second = (np.full(m, -1, dtype=np.int64), np.full(m, -1, dtype=np.int64), np.full(m, -2, dtype=np.int8),
                   np.zeros(m, dtype=np.int64), np.full(m, -1, dtype=np.int64), np.zeros(m), np.full(m, np.inf))
         args = (cand.arr, cand.key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u[0], u[1], u[2], algo, cand_ptr,
-                cand_st, grp, pres, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, *parts, self._ev_tie, done_t, l_st,
+                cand_st, grp, pres, ewma, upto, last, w_t, w_st, w_rt, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, *parts, self._ev_tie, done_t, l_st,
                 free, net.st_workers, ring, st.ring_off, st.ring_len, count, net.st_queue_limit, st._timeout_ns,
                 net.st_timeout, st.rate, st.up, b1, b2, e_q2, e_bst2, e_bw2, float(t1), status, start_ns, worker, target,
                 c_rel, e_rel, *second)
@@ -199,6 +209,9 @@ class BalancedWindow:
             return False
         self._ev_windows += 1
         self._ev_lb_out = []
+        if track:   # the responses taken (Routing's update_ewma skips them: they end by upto)
+            self.ewma[:] = ewma
+            np.maximum(upto, last, out=upto)
         # the balancers' choices: where each request went (or failed: no healthy backend)
         lb_pos = np.flatnonzero(lb_row)
         none = lb_pos[status[lb_pos] == NO_BACKEND]

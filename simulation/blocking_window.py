@@ -5,7 +5,7 @@ A part of :class:`simulation.blocking.Blocking`. The tier must have a common sha
 B, a server, cache or database beside them (admitted as usual), or, downstream and fed
 by that level only, a server that does not block, a cache or a single-primary database
 (with or without read replicas, sharded or not, cross-shard queries included, holding
-tables, joins included); no balancer or autoscaled server downstream, a second tier of
+tables, joins included, autoscaled or not); no balancer downstream, a second tier of
 blocking servers only in balanced_window.py's pass. Anything else takes the sweeps.
 
 The kernel decides B's admissions of the window exactly as the sweeps do, following
@@ -60,8 +60,7 @@ class EventWindow(Journeys):
                     or self._joins_on or len(beside)):
                 return None
             self._ev_chain = int(lv2[0])
-        if (((kind != SERVER) & (kind != DATABASE) & (kind != CACHE)).any()
-                or (~st.registered[down]).any()):
+        if ((kind != SERVER) & (kind != DATABASE) & (kind != CACHE)).any():
             return None
         if self._local_hold.any() and self._is_local_server[down].any():
             return None   # one session per user moved by two tiers: its order is the sweeps' (by chunks)
@@ -76,9 +75,6 @@ class EventWindow(Journeys):
             for node in c.entries:
                 if down[net.node_stations[node]].any():
                     return None
-        for a in self.scalers:
-            if down[a.sc.first:a.sc.end].any():
-                return None
         # a cache's hits follow its state second by second (caching.py): windows then end at whole seconds
         self._ev_caches = bool((kind == CACHE).any())
         self._ev_tie = np.zeros(n, dtype=bool)   # replicated databases: ties there are left to the sweeps

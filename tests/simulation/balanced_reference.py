@@ -4,9 +4,11 @@ and, optionally, a second tier of blocking servers behind them.
 Requests leave the balancer at given instants. The balancer sends each one to the web
 replica with the fewest user requests in progress at that instant (waiting, in
 service, or holding their worker while the calls downstream run); ties go to the k-th
-tied replica, k drawn from the request (``least_connections``), or to the fewer of two
-replicas drawn from the request (``power_of_two``), or the request names its replica
-(``fixed``). A replica of either tier has its workers and a FIFO queue: a request that
+tied replica, k drawn from the request (``least_connections``; ``least_response_time``:
+the lowest (requests + 1) × an EWMA of the replica's response times, weight 0.1, each
+taken when a request's service at the web replica ends, from its arrival there), or to
+the fewer of two replicas drawn from the request (``power_of_two``), or the request
+names its replica (``fixed``). A replica of either tier has its workers and a FIFO queue: a request that
 finds no worker free waits if fewer than its ``limit`` wait, else it is refused at once
 (queue full); it gives up at its arrival there + its patience. A user request holds its
 web worker (and its API worker, with a second tier) until its database query ends, or
@@ -20,7 +22,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-GIVE_UP, FREE, DOWNSTREAM, ARRIVE = range(4)
+GIVE_UP, FREE, DOWNSTREAM, EWMA, ARRIVE = range(5)
+ALPHA, FLOOR = 0.1, 1e-6   # least response time: weight of a new response; the least EWMA in the score
 WEB, API, DB = 0, 1, 2
 
 
@@ -35,6 +38,7 @@ class Req:
     u_b: float = 0.0
     check_replica: int = -1   # >= 0: a health check at that web replica
     replica: int = -1         # its web replica (given, or chosen by the balancer)
+    fixed: bool = False       # sent by a blind balancer beside the load-aware one: ``replica`` is given
     api: int = 0              # service at the API (second tier), ns
     api_replica: int = -1     # its API replica (the web server's split: given)
     state: str = "new"        # new, waiting, started, refused, gave_up (at the web tier)
@@ -58,7 +62,8 @@ class Tier:
 
 class BalancedTier:
     def __init__(self, *, replicas: int, workers: int, limit: int, patience: int, connections: int,
-                 algorithm: str, api: Tier | None = None) -> None:
+                 algorithm: str, api: Tier | None = None, ewma: list[float] | None = None) -> None:
+        self.ewma = list(ewma) if ewma is not None else [0.0] * replicas
         self.web = Tier(replicas, workers, limit, patience)
         self.api = api
         self.n, self.T, self.k = replicas, patience, connections
@@ -69,7 +74,7 @@ class BalancedTier:
         self.reqs.append(req)
 
     def _choose(self, r: Req, load: list[int]) -> int:
-        if self.algorithm == "fixed":
+        if self.algorithm == "fixed" or r.fixed:
             return r.replica
         if self.algorithm == "power_of_two":
             m = self.n
@@ -78,8 +83,12 @@ class BalancedTier:
             if y >= x:
                 y += 1
             return x if load[x] <= load[y] else y
-        best = min(load)
-        tied = [i for i in range(self.n) if load[i] == best]
+        if self.algorithm == "least_response_time":
+            score = [(load[i] + 1.0) * max(self.ewma[i], FLOOR) for i in range(self.n)]
+        else:
+            score = [float(x) for x in load]
+        best = min(score)
+        tied = [i for i in range(self.n) if score[i] == best]
         return tied[min(int(r.u_tie * len(tied)), len(tied) - 1)]
 
     def run(self) -> None:
@@ -103,6 +112,8 @@ class BalancedTier:
                     q.queue[r.replica if tier == WEB else r.api_replica].remove(i)
                     self._set(r, tier, "gave_up")
                     self._leave(i, t)
+            elif kind == EWMA:   # its service at the web replica ends (ns → s)
+                self.ewma[r.replica] += ALPHA * ((t - r.t) / 1e9 - self.ewma[r.replica])
             elif kind == DOWNSTREAM:
                 if tier == API:
                     r.t2 = t
@@ -148,6 +159,7 @@ class BalancedTier:
             heapq.heappush(self.ev, (r.end, FREE, r.key, i, WEB))
         elif tier == WEB:
             heapq.heappush(self.ev, (t + r.web, DOWNSTREAM, r.key, i, API if self.api else DB))
+            heapq.heappush(self.ev, (t + r.web, EWMA, r.key, i, WEB))
         else:
             heapq.heappush(self.ev, (t + r.api, DOWNSTREAM, r.key, i, DB))
 

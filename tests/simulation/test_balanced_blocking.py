@@ -79,21 +79,22 @@ def compare(doc: Document, until: float, algorithm: str) -> tuple[Simulation, li
     if chain:
         a = doc.params("api")
         second = Tier(int(a["replicas"]), int(a["workers"]), int(a["queue_limit"]), ns(float(a["timeout_s"])))
+    web_sts = net.node_stations[net.node_ids.index("web")]
     ref = BalancedTier(replicas=int(p["replicas"]), workers=int(p["workers"]), limit=int(p["queue_limit"]),
                        patience=ns(float(p["timeout_s"])), connections=int(doc.node("db").params["connections"]),
-                       algorithm=algorithm, api=second)
+                       algorithm=algorithm, api=second, ewma=[float(net.st_mean_read[s]) for s in web_sts])
     mean = net.st_mean_read
 
-    def add(key: int, arrived: float, hop: int, replica: int, api_replica: int) -> None:
+    def add(key: int, arrived: float, hop: int, replica: int, api_replica: int, fixed: bool = False) -> None:
         k = np.uint64(key)
         u = [float(uniform(np.array([k]), np.array([hop - 1]), salt)[0]) for salt in (TIE, PICK, PICK2)]
         draw = [float(exponential(k, hop + x, SERVICE)) for x in range(3)]
         if chain:
             ref.add(Req(key, ns(arrived), ns(draw[0] * float(mean[web_st])), ns(draw[2] * float(mean[db_st])), *u,
-                        replica=replica, api=ns(draw[1] * float(mean[api_st])), api_replica=api_replica))
+                        replica=replica, api=ns(draw[1] * float(mean[api_st])), api_replica=api_replica, fixed=fixed))
         else:
             ref.add(Req(key, ns(arrived), ns(draw[0] * float(mean[web_st])), ns(draw[1] * float(mean[db_st])), *u,
-                        replica=replica))
+                        replica=replica, fixed=fixed))
 
     traces = sim.traces()
     api_of = {}
@@ -102,11 +103,14 @@ def compare(doc: Document, until: float, algorithm: str) -> tuple[Simulation, li
         at2 = [h.replica for h in tr.hops if h.node == "api"]
         api_of[tr.key] = at2[0] if at2 else 0
         if at:   # else still at the balancer
-            add(tr.key, tr.hops[at[0]].arrived_s, at[0], tr.hops[at[0]].replica, api_of[tr.key])
+            add(tr.key, tr.hops[at[0]].arrived_s, at[0], tr.hops[at[0]].replica, api_of[tr.key],
+                fixed=tr.hops[0].node == "rr")   # sent by a blind balancer beside the load-aware one
+    via = {tr.key: tr.hops[0].node for tr in traces if tr.hops}
     waiting = sim.pending[sim._lb]   # waiting at a replica at the end: not traced there yet
     for i in np.flatnonzero(np.isinf(waiting.start)):
-        add(int(waiting.key[i]), float(waiting.arr[i]), int(waiting.hop[i]),
-            int(net.st_replica[waiting.st[i]]), 0)
+        key = int(waiting.key[i])
+        add(key, float(waiting.arr[i]), int(waiting.hop[i]), int(net.st_replica[waiting.st[i]]), 0,
+            fixed=via.get(key) == "rr")
     if chain:   # waiting at the API at the end: their API replica
         w2 = sim.pending[sim._ev_chain]
         for i in np.flatnonzero(np.isinf(w2.start)):
@@ -144,7 +148,7 @@ def compare(doc: Document, until: float, algorithm: str) -> tuple[Simulation, li
     return sim, wrong, causes
 
 
-@pytest.mark.parametrize("algorithm", ["least_connections", "power_of_two"])
+@pytest.mark.parametrize("algorithm", ["least_connections", "power_of_two", "least_response_time"])
 @pytest.mark.parametrize("seed", [1, 2])
 def test_each_choice_and_each_outcome_matches_the_event_model(algorithm, seed):
     # the database (3 × 50 queries/s) is the bottleneck: web workers are held, queues fill
@@ -224,9 +228,9 @@ def test_windows_are_no_longer_one_tick_long():
     assert sim._ev_windows < 20     # windows of up to 10 s, not 1,000 windows of one tick
 
 
-@pytest.mark.parametrize("why", ["least_response_time", "sticky"])
+@pytest.mark.parametrize("why", ["sticky"])
 def test_other_balancers_keep_the_tick_by_tick_path(why):
-    doc = tier("least_response_time" if why != "sticky" else "least_connections", 190.0, sticky=why == "sticky")
+    doc = tier("least_connections", 190.0, sticky=True)
     sim = Simulation(doc)
     assert sim._ev_bal is None and sim._one_tick
     sim.run_until(5.0)
@@ -319,15 +323,21 @@ def test_random_files_give_the_same_numbers_however_they_are_stepped(seed):
         assert_same_however_sliced(_balanced(seed), 8.0, seed)
 
 
-def test_the_compiled_kernel_and_its_python_give_the_same_numbers(monkeypatch):
+@pytest.mark.parametrize("algorithm, api", [("power_of_two", None), ("least_response_time", None),
+                                           ("least_connections", API)])
+def test_the_compiled_kernel_and_its_python_give_the_same_numbers(monkeypatch, algorithm, api):
     import simulation.balanced_window as window
+    from simulation.compiled import load_all
+    load_all()
     kernel = window.balanced_events
+    from simulation.compiled import numba_installed
+    assert kernel.compiled or not numba_installed()   # numba compiles it (a warning would say it could not)
 
     class PythonOnly:
         compiled = False
         py = staticmethod(kernel.py)
 
-    doc = tier("power_of_two", 190.0, seed=8, duration=8.0)
+    doc = tier(algorithm, 190.0, seed=8, duration=8.0, workers=3, api=api)
     add_event(doc, 3.0, "fail", "db")
     add_event(doc, 3.4, "recover", "db")
     runs = []
@@ -383,7 +393,7 @@ def test_a_second_tier_with_failures_and_clicks_keeps_every_request_and_hold(dow
 
 @settings(max_examples=16, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(1, 10_000), rate=st.sampled_from([60.0, 170.0, 400.0]),
-       algorithm=st.sampled_from(["round_robin", "least_connections", "power_of_two"]),
+       algorithm=st.sampled_from(["round_robin", "least_connections", "power_of_two", "least_response_time"]),
        replicas=st.integers(1, 3), workers=st.integers(1, 3), limit=st.sampled_from([0, 2, 8]),
        patience=st.sampled_from([0.05, 0.3, 5.0]), chain=st.booleans(), api_replicas=st.integers(1, 3),
        api_workers=st.integers(1, 2), api_limit=st.sampled_from([0, 3, 20]),
@@ -398,3 +408,17 @@ def test_random_tiers_match_the_event_model(seed, rate, algorithm, replicas, wor
         return   # the event window of blocking_window.py decides it (test_blocking_reference.py)
     sim, wrong, causes = compare(doc, 6.0, "fixed" if algorithm == "round_robin" else algorithm)
     assert wrong == []
+
+
+def test_a_blind_balancer_beside_a_load_aware_one_routes_as_usual_and_is_counted():
+    """Round robin and least connections in front of the same sync servers: least
+    connections counts the requests round robin sent too (they are in progress there)."""
+    doc = tier("least_connections", 120.0, seed=12, duration=10.0)
+    doc.add_node(NodeData("users2", "client", params={"rate_rps": 60.0, "users": 1000, "read_ratio": 1.0}))
+    doc.add_node(NodeData("rr", "load_balancer", params={"algorithm": "round_robin", "capacity_rps": 1e6}))
+    doc.add_edge("users2", "rr")
+    doc.add_edge("rr", "web")
+    sim, wrong, causes = compare(doc, 10.0, "least_connections")
+    assert len(sim._ev_bal) == 1
+    assert wrong == [] and causes["answered"] > 1000 and causes["queue_full"] > 50, causes
+    assert_same_however_sliced(doc, 10.0)

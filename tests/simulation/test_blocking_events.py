@@ -99,9 +99,13 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
             d.add_node(NodeData(name, "database", params={"connections": 2, "read_capacity_rps": 200.0,
                                                           "write_capacity_rps": 100.0, "queue_limit": 3,
                                                           "timeout_s": 0.1, "tables": [table]}))
-    if downstream == "api":
+    if downstream in ("api", "autoscaled"):
+        scale = {"autoscale": True, "min_replicas": 1, "max_replicas": 4, "scale_interval_s": 1.0,
+                 "scale_down_delay_s": 1.0, "boot_time_s": 0.5, "target_utilization": 0.3} \
+            if downstream == "autoscaled" else {}
         d.add_node(NodeData("api", "server", params={"capacity_rps": 300.0, "workers": 2, "replicas": 2,
-                                                     "queue_limit": 20, "timeout_s": 0.3, "sessions": sessions}))
+                                                     "queue_limit": 20, "timeout_s": 0.3, "sessions": sessions,
+                                                     **scale}))
         d.add_edge("api", "db")
     if downstream == "cache":
         d.add_node(NodeData("cache", "cache", params={"capacity_items": 20, "ttl_s": 0.5, "connections": 2, "capacity_rps": 2000.0}))
@@ -111,12 +115,13 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
             "capacity_rps": 40.0 * workers, "workers": workers, "replicas": replicas,
             "blocking_calls": not (mixed and k == 1),
             "queue_limit": web_limit, "timeout_s": web_timeout,
-            "sessions": "cookie" if ((downstream == "api" and sessions != "cookie")
+            "sessions": "cookie" if ((downstream in ("api", "autoscaled") and sessions != "cookie")
                                      or (mixed and k == 1 and sessions == "local")) else sessions,
             "service": "deterministic" if deterministic and k == 0 else "exponential",
             "etag": etag, "cache_max_age_s": 0.2 if etag else 0.0}))
         d.add_edge("lb", f"web{k}")
-        d.add_edge(f"web{k}", downstream if downstream in ("api", "cache") else "db")
+        d.add_edge(f"web{k}", "api" if downstream == "autoscaled" else downstream if downstream in ("api", "cache")
+                   else "db")
         if downstream in ("two_dbs", "tables"):
             d.add_edge(f"web{k}", "db2")
         if downstream == "tables":
@@ -134,7 +139,8 @@ def tier(seed: int, rate: float, *, webs: int, replicas: int, workers: int, conn
        db_timeout=st.sampled_from([0.02, 0.2, 1.0]), deterministic=st.booleans(),
        sessions=st.sampled_from(["cookie", "local", "database"]), etag=st.booleans(),
        read_ratio=st.sampled_from([1.0, 0.7]), mixed=st.booleans(),
-       downstream=st.sampled_from(["db", "two_dbs", "api", "cache", "replicated", "sharded", "cross", "tables"]),
+       downstream=st.sampled_from(["db", "two_dbs", "api", "autoscaled", "cache", "replicated", "sharded", "cross",
+                                   "tables"]),
        failures=st.sampled_from([(), (("db", 1.0, 1.6),), (("web0", 0.7, 2.2),), (("db", 2.5, 2.6), ("web0", 0.3, 1.1))]))
 def test_random_tiers_decided_event_by_event_are_the_sweeps_request_by_request(
         monkeypatch, seed, rate, webs, replicas, workers, conns, db_cap, web_limit, web_timeout, db_limit, db_timeout,
@@ -390,3 +396,23 @@ def test_cross_shard_queries_decided_event_by_event_are_the_sweeps_request_by_re
         add_event(doc, fail[2], "recover", fail[0])
     fast = assert_same(doc, 8.0, monkeypatch)
     assert fast.totals()["served"] > 100
+
+
+def test_an_autoscaled_server_downstream_decided_event_by_event_is_the_sweeps_request_by_request(monkeypatch):
+    """Blocking web servers calling an autoscaled API tier: the autoscaler adds and removes
+    replicas only between windows (engine.py), so within a window the journeys' routes
+    are fixed. The same outcomes, request by request, as the sweeps; the tier does scale."""
+    doc = tier(3, 500.0, webs=1, replicas=3, workers=3, conns=3, db_cap=2000.0, web_limit=40, web_timeout=2.0,
+               db_limit=50, db_timeout=1.0, deterministic=False, sessions="cookie", etag=False, read_ratio=0.9,
+               duration=8, downstream="autoscaled")
+    doc.set_params("users", {"pattern": {"type": "steps", "times_s": [6.0], "factors": [0.0]}})
+    monkeypatch.setenv("SCALELAB_BLOCKING_EVENTS", "1")
+    sim = Simulation(doc)
+    assert sim._ev_depth is not None
+    counts = set()
+    for k in range(1, 17):
+        sim.run_until(k * 0.5)
+        counts.add(sim.node_states()["api"].replicas)
+    assert len(counts) > 1, counts   # the autoscaler changed the API tier while the window decided it
+    fast = assert_same(doc, 8.0, monkeypatch)
+    assert fast.totals()["served"] > 1000
