@@ -62,13 +62,11 @@ def test_sweeps_beyond_the_ring_are_the_event_window_request_by_request(monkeypa
 
 
 def test_a_shape_only_the_sweeps_take_runs_to_the_end(monkeypatch):
-    """A sharded database with queries across shards downstream (never decided event by
-    event): the same big room and short patience settle, every request ends, and the
-    counts add up."""
+    """A database with two primaries downstream (never decided event by event): the same
+    big room and short patience settle, every request ends, and the counts add up."""
     monkeypatch.setenv("SCALELAB_BLOCKING_EVENTS", "1")
     doc = ring_tier(10_000, 0.05, 2, True)
-    doc.set_params("db", {"shards": 2})
-    doc.set_params("users", {"cross_shard_share": 0.2})
+    doc.set_params("db", {"primaries": 2})
     sim = Simulation(doc)
     sim.run_until(8.0)
     t = sim.totals()
