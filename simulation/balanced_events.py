@@ -31,7 +31,7 @@ import numpy as np
 from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NS, QUEUE_FULL, admit_at
 from .blocking_events import END, TIE, UNDECIDED, admit_parts
 from .compiled import helper, kernel
-from .least_choice import EWMA_ALPHA, LAT_FLOOR
+from .least_choice import EWMA_ALPHA, choose_backend
 
 NO_BACKEND = 4      # the balancer had no backend to offer (no_healthy_backend)
 NONE2 = -2          # a journey that has not reached a second-tier blocking server
@@ -140,53 +140,6 @@ def _start2(j, s, w, t0, n, depth, c_key, e_key, jp, js, j_st2, j_w2, j_status2,
             nh = _end(j, fin, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel, e_rel,
                       ht, hp, hk, hx, nh, t1)
     return nh
-
-
-@helper
-def _score(s, lrt, pres, ewma):
-    """What a balancer minimises: requests in progress, or (those + 1) × the recent
-    response time (least response time), as least_choice.choose_and_admit."""
-    if lrt:
-        return (pres[s] + 1.0) * max(ewma[s], LAT_FLOOR)
-    return pres[s] + 0.0
-
-
-@helper
-def _choose(i, b, algo, cand_ptr, cand_st, pres, ewma, u_tie, u_a, u_b):
-    """The backend balancer ``b`` picks for request ``i`` (-1: none): the lowest score (ties:
-    a hash of the request picks among the tied), or the fewer requests in progress of two
-    drawn at random (power of two), as least_choice.choose_and_admit."""
-    lo = cand_ptr[b]
-    m = cand_ptr[b + 1] - lo
-    if m == 0:
-        return -1
-    if algo[b] == ALGO_P2C:
-        if m == 1:
-            return cand_st[lo]
-        x = min(int(u_a[i] * m), m - 1)
-        y = min(int(u_b[i] * (m - 1)), m - 2)
-        if y >= x:
-            y += 1
-        sx = cand_st[lo + x]
-        sy = cand_st[lo + y]
-        return sx if pres[sx] <= pres[sy] else sy
-    lrt = algo[b] == ALGO_LRT
-    best = np.inf
-    ties = 0
-    for q in range(lo, lo + m):
-        c = _score(cand_st[q], lrt, pres, ewma)
-        if c < best:
-            best = c
-            ties = 1
-        elif c == best:
-            ties += 1
-    pick = min(int(u_tie[i] * ties), ties - 1)
-    for q in range(lo, lo + m):
-        if _score(cand_st[q], lrt, pres, ewma) == best:
-            if pick == 0:
-                return cand_st[q]
-            pick -= 1
-    return -1
 
 
 def _sample() -> tuple:
@@ -345,7 +298,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
             a_ns = np.int64(np.rint(a * NS))
             s = c_st[i]
             if s < 0:
-                s = _choose(i, c_bal[i], algo, cand_ptr, cand_st, pres, ewma, u_tie, u_a, u_b)
+                s = choose_backend(i, c_bal[i], algo, cand_ptr, cand_st, pres, ewma, u_tie, u_a, u_b)
                 target[i] = s
                 if s < 0:
                     status[i] = NO_BACKEND

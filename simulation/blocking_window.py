@@ -155,23 +155,7 @@ class EventWindow(Journeys):
         for s in b_st.tolist():
             a = st.ring_off[s]
             st.ring[a:a + st.ring_len[s]] = ring[a:a + st.ring_len[s]]
-        b = real.take(dec)
-        s_dec, t0_ns, svc = status[dec], start_ns[dec], c_svc[dec]
-        b.start = t0_ns / NS
-        b.fin = (t0_ns + svc) / NS
-        down = s_dec == DOWN
-        b.start[down] = b.arr[down]
-        b.fin[down] = b.arr[down]
-        gave = s_dec == GIVES_UP
-        if gave.any():
-            b.flags = b.flags.copy()
-            b.flags[gave] |= FLAG_TIMEOUT
-            b.start[gave] = b.arr[gave] + net.st_timeout[b.st[gave]]
-            b.fin[gave] = b.start[gave]
-            s_dec = np.where(gave, ADMITTED, s_dec).astype(np.int8)
-        st.last = (b, s_dec)
-        self._commit_admission(lv, *self._users_of(b.take(s_dec == ADMITTED), b.take(s_dec == QUEUE_FULL),
-                                                   b.take(down)))
+        b = self._admit_decided(lv, real.take(dec), status[dec], start_ns[dec], c_svc[dec])
         # held workers: those released in this window are booked now (the releases D makes
         # below must match); the others are listed until their request leaves
         held = dec & (worker >= 0)
@@ -215,6 +199,28 @@ class EventWindow(Journeys):
                                       f"free before {t1:.6f} s were not released (please report this)")
         finally:
             self._ev_expect = None
+
+    def _admit_decided(self, lv: int, b: Batch, s_dec: np.ndarray, t0_ns: np.ndarray, svc: np.ndarray) -> Batch:
+        """Book the admissions a kernel decided at blocking servers (``s_dec``: ADMITTED,
+        QUEUE_FULL, DOWN or GIVES_UP; starts in ns and services): refusals fail, a give-up
+        waits until its patience ends (FLAG_TIMEOUT), the admitted wait. Returns ``b`` with
+        its times."""
+        b.start = t0_ns / NS
+        b.fin = (t0_ns + svc) / NS
+        down = s_dec == DOWN
+        b.start[down] = b.arr[down]
+        b.fin[down] = b.arr[down]
+        gave = s_dec == GIVES_UP
+        if gave.any():
+            b.flags = b.flags.copy()
+            b.flags[gave] |= FLAG_TIMEOUT
+            b.start[gave] = b.arr[gave] + self.net.st_timeout[b.st[gave]]
+            b.fin[gave] = b.start[gave]
+            s_dec = np.where(gave, ADMITTED, s_dec).astype(np.int8)
+        self.stations.last = (b, s_dec)
+        self._commit_admission(lv, *self._users_of(b.take(s_dec == ADMITTED), b.take(s_dec == QUEUE_FULL),
+                                                   b.take(s_dec == DOWN)))
+        return b
 
     def _preview(self, lv: int, every: Batch) -> Batch:
         """Admit the arrivals at the level's stations that do not block on copies of the

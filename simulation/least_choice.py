@@ -25,12 +25,61 @@ from __future__ import annotations
 import numpy as np
 
 from .admission_kernel import GIVES_UP, NS, QUEUE_FULL, admit_one
-from .compiled import kernel
+from .compiled import helper, kernel
 
 ALGO_FIXED, ALGO_LC, ALGO_LRT, ALGO_P2C = 0, 1, 2, 3
 ALGO_CODE = {"least_connections": ALGO_LC, "least_response_time": ALGO_LRT, "power_of_two": ALGO_P2C}
 EWMA_ALPHA = 0.1        # weight of a new response time (least_response_time)
 LAT_FLOOR = 1e-6        # a backend's EWMA is at least 1 µs in the score
+
+
+@helper
+def _score(s, lrt, conn, ewma):
+    """What a balancer minimises: requests in progress, or (those + 1) × the recent
+    response time (least response time)."""
+    if lrt:
+        return (conn[s] + 1.0) * max(ewma[s], LAT_FLOOR)
+    return conn[s] + 0.0
+
+
+@helper
+def choose_backend(i, b, algo, cand_ptr, cand_st, conn, ewma, u_tie, u_a, u_b):
+    """The backend balancer ``b`` picks for request ``i`` (-1: none) among its candidates
+    ``cand_st[cand_ptr[b]:cand_ptr[b + 1]]``, with ``conn`` requests in progress at each
+    station: the lowest score (ties: the request's draw ``u_tie`` picks among the tied,
+    in candidate order), or the fewer of two drawn with ``u_a``/``u_b`` (power of two).
+    Shared with balanced_events.py."""
+    lo = cand_ptr[b]
+    m = cand_ptr[b + 1] - lo
+    if m == 0:
+        return -1
+    if algo[b] == ALGO_P2C:
+        if m == 1:
+            return cand_st[lo]
+        x = min(int(u_a[i] * m), m - 1)
+        y = min(int(u_b[i] * (m - 1)), m - 2)
+        if y >= x:
+            y += 1
+        sx = cand_st[lo + x]
+        sy = cand_st[lo + y]
+        return sx if conn[sx] <= conn[sy] else sy
+    lrt = algo[b] == ALGO_LRT
+    best = np.inf
+    ties = 0
+    for q in range(lo, lo + m):
+        c = _score(cand_st[q], lrt, conn, ewma)
+        if c < best:
+            best = c
+            ties = 1
+        elif c == best:
+            ties += 1
+    pick = min(int(u_tie[i] * ties), ties - 1)
+    for q in range(lo, lo + m):
+        if _score(cand_st[q], lrt, conn, ewma) == best:
+            if pick == 0:
+                return cand_st[q]
+            pick -= 1
+    return -1
 
 
 def _sample() -> tuple:
@@ -138,50 +187,7 @@ def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, 
         elif s < -2:
             s = target[-3 - s]
         elif s == -1:
-            b = bal[i]
-            lo = cand_ptr[b]
-            m = cand_ptr[b + 1] - lo
-            code = algo[b]
-            if m == 0:
-                s = -1
-            elif code == ALGO_P2C:
-                if m == 1:
-                    s = cand_st[lo]
-                else:
-                    x = min(int(u_a[i] * m), m - 1)
-                    y = min(int(u_b[i] * (m - 1)), m - 2)
-                    if y >= x:
-                        y += 1
-                    sx = cand_st[lo + x]
-                    sy = cand_st[lo + y]
-                    s = sx if conn[sx] <= conn[sy] else sy
-            else:
-                best = np.inf
-                ties = 0
-                for q in range(lo, lo + m):
-                    sq = cand_st[q]
-                    if code == ALGO_LRT:
-                        score = (conn[sq] + 1.0) * max(ewma[sq], LAT_FLOOR)
-                    else:
-                        score = conn[sq] + 0.0
-                    if score < best:
-                        best = score
-                        ties = 1
-                    elif score == best:
-                        ties += 1
-                pick = min(int(u_tie[i] * ties), ties - 1)
-                s = -1
-                for q in range(lo, lo + m):
-                    sq = cand_st[q]
-                    if code == ALGO_LRT:
-                        score = (conn[sq] + 1.0) * max(ewma[sq], LAT_FLOOR)
-                    else:
-                        score = conn[sq] + 0.0
-                    if score == best:
-                        if pick == 0:
-                            s = sq
-                            break
-                        pick -= 1
+            s = choose_backend(i, bal[i], algo, cand_ptr, cand_st, conn, ewma, u_tie, u_a, u_b)
         target[i] = s
         if s < 0:
             fin_out[i] = t

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NS, QUEUE_FULL
+from .admission_kernel import ADMITTED
 from .blocking_events import END, UNDECIDED
 from .compiler import SimulationError
-from .flight import FLAG_TIMEOUT, Batch
+from .flight import Batch
 
 
 @dataclass
@@ -135,7 +135,7 @@ class SecondTierWindow:
     def _commit_second(self, k: int, t0: float, t1: float, inbox: list[list[Batch]], sec: SecondTier) -> None:
         """Book B2's admissions of the window as the kernel decided them (the arrivals the
         first tier's settling sent, and those waiting since before)."""
-        st, net = self.stations, self.net
+        st = self.stations
         j_st2, j_w2, j_status2, j_start2, j_hop2, j_a2, j_rel2 = sec.out
         pend = self.pending[k]
         waiting = np.isinf(pend.start) if len(pend) else np.zeros(0, dtype=bool)
@@ -150,26 +150,9 @@ class SecondTierWindow:
         if (status == -2).any() or (j_st2[row] != real.st).any():
             raise SimulationError("blocking servers: the second tier's arrivals changed while the window was decided")
         dec = status != UNDECIDED
-        b = real.take(dec)
         r = row[dec]
-        s_dec = status[dec].astype(np.int8)
-        svc = sec.js[r, np.maximum(j_hop2[r], 0)]
-        b.start = j_start2[r] / NS
-        b.fin = (j_start2[r] + svc) / NS
-        down = s_dec == DOWN
-        full = s_dec == QUEUE_FULL
-        for m in (down, full):
-            b.start[m] = b.arr[m]
-            b.fin[m] = b.arr[m]
-        gave = s_dec == GIVES_UP
-        if gave.any():
-            b.flags = b.flags.copy()
-            b.flags[gave] |= FLAG_TIMEOUT
-            b.start[gave] = b.arr[gave] + net.st_timeout[b.st[gave]]
-            b.fin[gave] = b.start[gave]
-            s_dec = np.where(gave, ADMITTED, s_dec).astype(np.int8)
-        st.last = (b, s_dec)
-        self._commit_admission(k, *self._users_of(b.take(s_dec == ADMITTED), b.take(full), b.take(down)))
+        b = self._admit_decided(k, real.take(dec), status[dec].astype(np.int8), j_start2[r],
+                                sec.js[r, np.maximum(j_hop2[r], 0)])
         held = (status[dec] == ADMITTED) & (j_w2[r] >= 0)
         rel = j_rel2[r]
         now = held & np.isfinite(rel)
