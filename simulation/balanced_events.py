@@ -179,7 +179,8 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                     status, start, worker, target, c_rel, e_rel,
                     j_st2, j_w2, j_status2, j_start2, j_hop2, j_a2, j_rel2):
     """Play out a window (see the module docstring). Requests at B, ``c_*``: arrival (s),
-    key, station (-1: balancer ``c_bal`` chooses), service in ns per service group
+    key, station (-1: balancer ``c_bal`` chooses; -3 - k: where request k went, a sticky
+    user's first request of the window), service in ns per service group
     (column ``grp[station]``), ``c_held`` (a user request: holds its worker, counts as
     a connection), ``c_down`` (goes on downstream once served at B), ``c_queued`` (waiting
     at its station since an earlier window: the queues start with them, in this order).
@@ -298,7 +299,10 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
             a_ns = np.int64(np.rint(a * NS))
             s = c_st[i]
             if s < 0:
-                s = choose_backend(i, c_bal[i], algo, cand_ptr, cand_st, pres, ewma, u_tie, u_a, u_b)
+                if s <= -3:   # a sticky user's later request: where its first one of the window went
+                    s = target[-3 - s]
+                else:
+                    s = choose_backend(i, c_bal[i], algo, cand_ptr, cand_st, pres, ewma, u_tie, u_a, u_b)
                 target[i] = s
                 if s < 0:
                     status[i] = NO_BACKEND

@@ -11,7 +11,7 @@ topology qualifies, keeps the balancers' requests aside (``_divert``), builds th
 kernel's inputs and commits its results through ``_commit_events``, the event window's.
 
 Qualifies: the balancers in front of B are load-aware (least connections, least response
-time, power of two) or blind (they route as usual, before), none with sticky cookies;
+time, power of two; sticky or not) or blind without sticky cookies (they route as usual);
 B's stations are the only ones at their level, share one set of downstream routes and
 one way of keeping sessions (not local); and the event window takes the tier. Else the balancers keep the tick-by-tick path (routing.py) in one-tick
 windows. ``SCALELAB_BLOCKING_EVENTS=0`` turns both off.
@@ -61,9 +61,9 @@ class BalancedWindow:
         level = net.levels[lb]
         if (~st.hold[level]).any() or self._local_hold.any():
             return False
-        for i in in_front:   # blind ones too: no cookies shared with a load-aware one
+        for i in in_front:   # a blind one with sticky cookies: the tick-by-tick path (routing.py)
             bs = self.balancers[i]
-            if bs.cookie is not None:
+            if bs.cookie is not None and bs.bal.algorithm not in ALGOS:
                 return False
             if (~st.hold[bs.bal.backends]).any() or (net.st_level[bs.bal.backends] != lb).any():
                 return False
@@ -149,6 +149,7 @@ class BalancedWindow:
                 alike.st = np.full(n, b_st[p], dtype=cand.st.dtype)
                 c_svc[:, g] = st._service_ns(alike, b_st[p:p + 1])
         c_st = np.where(lb_row, -1, cand.st).astype(np.int64)
+        leads = self._sticky_rows(cand, lb_row, c_st, perm[lb_row] - len(every), bal_of, bals, cand_lists)
         c_bal = np.zeros(n, dtype=np.int64)
         c_bal[lb_row] = local_bal[perm[lb_row] - len(every)]
         u = [np.zeros(n) for _ in range(3)]
@@ -209,6 +210,9 @@ class BalancedWindow:
             return False
         self._ev_windows += 1
         self._ev_lb_out = []
+        for jar, rows in leads:   # a sticky user's first request of the window sets its cookie
+            got = target[rows]
+            jar[cand.user[rows][got >= 0]] = got[got >= 0]
         if track:   # the responses taken (Routing's update_ewma skips them: they end by upto)
             self.ewma[:] = ewma
             np.maximum(upto, last, out=upto)
@@ -247,6 +251,37 @@ class BalancedWindow:
         finally:
             self._ev_sec = None
         return True
+
+    def _sticky_rows(self, cand: Batch, lb_row: np.ndarray, c_st: np.ndarray, q: np.ndarray, bal_of: np.ndarray,
+                     bals: list[int], cand_lists: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Sticky balancers (dispatch.py's cookies, shared by the balancers in front of the
+        same backends): a request whose cookie names a candidate goes there (``c_st``); the
+        first request of the window of each other user chooses, the user's later ones follow
+        it (-3 - its row). Returns (cookie jar, the rows that choose) to set the cookies after."""
+        rows = np.flatnonzero(lb_row)
+        out = []
+        by_jar: dict[int, list] = {}
+        for k, b in enumerate(bals):
+            bs = self.balancers[b]
+            if bs.cookie is None:
+                continue
+            mine = rows[bal_of[q] == b]
+            if not len(mine):
+                continue
+            named = bs.cookie[cand.user[mine]]
+            valid = np.isin(named, cand_lists[k]) & (named >= 0)
+            c_st[mine[valid]] = named[valid]
+            by_jar.setdefault(id(bs.cookie), [bs.cookie, []])[1].append(mine[~valid])
+        for jar, parts in by_jar.values():
+            need = np.sort(np.concatenate(parts))   # in the kernel's order (time, then key)
+            if not len(need):
+                continue
+            _, first, inverse = np.unique(cand.user[need], return_index=True, return_inverse=True)
+            lead = need[first][np.asarray(inverse).ravel()]
+            follow = lead != need
+            c_st[need[follow]] = -3 - lead[follow]
+            out.append((jar, need[~follow]))
+        return out
 
     def _users_in_progress(self, t: float) -> np.ndarray:
         """User requests at each blocking server at ``t``: waiting, in service, or held by

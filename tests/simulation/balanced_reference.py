@@ -8,7 +8,8 @@ tied replica, k drawn from the request (``least_connections``; ``least_response_
 the lowest (requests + 1) × an EWMA of the replica's response times, weight 0.1, each
 taken when a request's service at the web replica ends, from its arrival there), or to
 the fewer of two replicas drawn from the request (``power_of_two``), or the request
-names its replica (``fixed``). A replica of either tier has its workers and a FIFO queue: a request that
+names its replica (``fixed``). With ``sticky``, a user's first request chooses and the later ones go where
+it went (a cookie). A replica of either tier has its workers and a FIFO queue: a request that
 finds no worker free waits if fewer than its ``limit`` wait, else it is refused at once
 (queue full); it gives up at its arrival there + its patience. A user request holds its
 web worker (and its API worker, with a second tier) until its database query ends, or
@@ -39,6 +40,7 @@ class Req:
     check_replica: int = -1   # >= 0: a health check at that web replica
     replica: int = -1         # its web replica (given, or chosen by the balancer)
     fixed: bool = False       # sent by a blind balancer beside the load-aware one: ``replica`` is given
+    user: int = -1
     api: int = 0              # service at the API (second tier), ns
     api_replica: int = -1     # its API replica (the web server's split: given)
     state: str = "new"        # new, waiting, started, refused, gave_up (at the web tier)
@@ -62,8 +64,10 @@ class Tier:
 
 class BalancedTier:
     def __init__(self, *, replicas: int, workers: int, limit: int, patience: int, connections: int,
-                 algorithm: str, api: Tier | None = None, ewma: list[float] | None = None) -> None:
+                 algorithm: str, api: Tier | None = None, ewma: list[float] | None = None,
+                 sticky: bool = False) -> None:
         self.ewma = list(ewma) if ewma is not None else [0.0] * replicas
+        self.cookie: dict[int, int] | None = {} if sticky else None   # user -> replica (sticky affinity)
         self.web = Tier(replicas, workers, limit, patience)
         self.api = api
         self.n, self.T, self.k = replicas, patience, connections
@@ -76,6 +80,13 @@ class BalancedTier:
     def _choose(self, r: Req, load: list[int]) -> int:
         if self.algorithm == "fixed" or r.fixed:
             return r.replica
+        if self.cookie is not None:   # sticky: the replica that served the user first
+            if r.user not in self.cookie:
+                self.cookie[r.user] = self._least(r, load)
+            return self.cookie[r.user]
+        return self._least(r, load)
+
+    def _least(self, r: Req, load: list[int]) -> int:
         if self.algorithm == "power_of_two":
             m = self.n
             x = min(int(r.u_a * m), m - 1)

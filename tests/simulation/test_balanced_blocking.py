@@ -82,19 +82,22 @@ def compare(doc: Document, until: float, algorithm: str) -> tuple[Simulation, li
     web_sts = net.node_stations[net.node_ids.index("web")]
     ref = BalancedTier(replicas=int(p["replicas"]), workers=int(p["workers"]), limit=int(p["queue_limit"]),
                        patience=ns(float(p["timeout_s"])), connections=int(doc.node("db").params["connections"]),
-                       algorithm=algorithm, api=second, ewma=[float(net.st_mean_read[s]) for s in web_sts])
+                       algorithm=algorithm, api=second, ewma=[float(net.st_mean_read[s]) for s in web_sts],
+                       sticky=doc.params("lb").get("affinity") == "sticky")
     mean = net.st_mean_read
 
-    def add(key: int, arrived: float, hop: int, replica: int, api_replica: int, fixed: bool = False) -> None:
+    def add(key: int, arrived: float, hop: int, replica: int, api_replica: int, fixed: bool = False,
+            user: int = -1) -> None:
         k = np.uint64(key)
         u = [float(uniform(np.array([k]), np.array([hop - 1]), salt)[0]) for salt in (TIE, PICK, PICK2)]
         draw = [float(exponential(k, hop + x, SERVICE)) for x in range(3)]
         if chain:
             ref.add(Req(key, ns(arrived), ns(draw[0] * float(mean[web_st])), ns(draw[2] * float(mean[db_st])), *u,
-                        replica=replica, api=ns(draw[1] * float(mean[api_st])), api_replica=api_replica, fixed=fixed))
+                        replica=replica, api=ns(draw[1] * float(mean[api_st])), api_replica=api_replica, fixed=fixed,
+                        user=user))
         else:
             ref.add(Req(key, ns(arrived), ns(draw[0] * float(mean[web_st])), ns(draw[1] * float(mean[db_st])), *u,
-                        replica=replica, fixed=fixed))
+                        replica=replica, fixed=fixed, user=user))
 
     traces = sim.traces()
     api_of = {}
@@ -104,13 +107,13 @@ def compare(doc: Document, until: float, algorithm: str) -> tuple[Simulation, li
         api_of[tr.key] = at2[0] if at2 else 0
         if at:   # else still at the balancer
             add(tr.key, tr.hops[at[0]].arrived_s, at[0], tr.hops[at[0]].replica, api_of[tr.key],
-                fixed=tr.hops[0].node == "rr")   # sent by a blind balancer beside the load-aware one
+                fixed=tr.hops[0].node == "rr", user=tr.user)   # "rr": a blind balancer beside the load-aware one
     via = {tr.key: tr.hops[0].node for tr in traces if tr.hops}
     waiting = sim.pending[sim._lb]   # waiting at a replica at the end: not traced there yet
     for i in np.flatnonzero(np.isinf(waiting.start)):
         key = int(waiting.key[i])
         add(key, float(waiting.arr[i]), int(waiting.hop[i]), int(net.st_replica[waiting.st[i]]), 0,
-            fixed=via.get(key) == "rr")
+            fixed=via.get(key) == "rr", user=int(waiting.user[i]))
     if chain:   # waiting at the API at the end: their API replica
         w2 = sim.pending[sim._ev_chain]
         for i in np.flatnonzero(np.isinf(w2.start)):
@@ -228,9 +231,29 @@ def test_windows_are_no_longer_one_tick_long():
     assert sim._ev_windows < 20     # windows of up to 10 s, not 1,000 windows of one tick
 
 
-@pytest.mark.parametrize("why", ["sticky"])
-def test_other_balancers_keep_the_tick_by_tick_path(why):
-    doc = tier("least_connections", 190.0, sticky=True)
+@pytest.mark.parametrize("algorithm", ["least_connections", "power_of_two"])
+def test_a_sticky_balancer_sends_each_user_where_it_went_first(algorithm):
+    """Sticky affinity: a user's first request chooses (fewest in progress), the later ones
+    follow the cookie, window after window; request by request as the event model."""
+    doc = tier(algorithm, 190.0, seed=13, sticky=True)
+    doc.set_params("users", {"users": 300})   # users come back often
+    sim, wrong, causes = compare(doc, 12.0, algorithm)
+    assert wrong == [] and causes["answered"] > 1000, causes
+    homes: dict[int, set] = {}
+    for tr in sim.traces():
+        for h in tr.hops:
+            if h.node == "web":
+                homes.setdefault(tr.user, set()).add(h.replica)
+    assert max(len(v) for v in homes.values()) == 1 and len(homes) > 250   # every user kept one replica
+
+
+def test_a_sticky_blind_balancer_keeps_the_tick_by_tick_path():
+    doc = tier("round_robin", 190.0, sticky=True)
+    doc.add_node(NodeData("users2", "client", params={"rate_rps": 60.0, "users": 1000, "read_ratio": 1.0}))
+    doc.add_node(NodeData("lc", "load_balancer", params={"algorithm": "least_connections", "capacity_rps": 1e6,
+                                                         "affinity": "sticky"}))
+    doc.add_edge("users2", "lc")
+    doc.add_edge("lc", "web")
     sim = Simulation(doc)
     assert sim._ev_bal is None and sim._one_tick
     sim.run_until(5.0)
@@ -397,13 +420,14 @@ def test_a_second_tier_with_failures_and_clicks_keeps_every_request_and_hold(dow
        replicas=st.integers(1, 3), workers=st.integers(1, 3), limit=st.sampled_from([0, 2, 8]),
        patience=st.sampled_from([0.05, 0.3, 5.0]), chain=st.booleans(), api_replicas=st.integers(1, 3),
        api_workers=st.integers(1, 2), api_limit=st.sampled_from([0, 3, 20]),
-       api_patience=st.sampled_from([0.05, 0.3, 5.0]), connections=st.integers(1, 4))
+       api_patience=st.sampled_from([0.05, 0.3, 5.0]), connections=st.integers(1, 4), sticky=st.booleans())
 def test_random_tiers_match_the_event_model(seed, rate, algorithm, replicas, workers, limit, patience, chain,
-                                            api_replicas, api_workers, api_limit, api_patience, connections):
+                                            api_replicas, api_workers, api_limit, api_patience, connections, sticky):
     api = {"capacity_rps": 150.0 * api_workers, "workers": api_workers, "replicas": api_replicas,
            "queue_limit": api_limit, "timeout_s": api_patience} if chain else None
     doc = tier(algorithm, rate, replicas=replicas, workers=workers, limit=limit, patience=patience,
-               connections=connections, db_rps=60.0 * connections, seed=seed, duration=6.0, api=api)
+               connections=connections, db_rps=60.0 * connections, seed=seed, duration=6.0, api=api,
+               sticky=sticky and algorithm != "round_robin")
     if algorithm == "round_robin" and not chain:
         return   # the event window of blocking_window.py decides it (test_blocking_reference.py)
     sim, wrong, causes = compare(doc, 6.0, "fixed" if algorithm == "round_robin" else algorithm)
