@@ -53,13 +53,13 @@ class EventWindow(Journeys):
         n = net.n_stations
         down = net.st_level > lb   # downstream: servers that do not block, caches, databases, fed by the tier only
         kind = net.st_kind[down]
-        self._ev_chain = None
+        chain = None
         if st.hold[down].any():   # a second tier of blocking servers: balanced_window.py's pass only
             lv2 = np.unique(net.st_level[st.hold & down])
             if (len(lv2) != 1 or (~st.hold[levels[int(lv2[0])]]).any() or self._local_hold.any()
                     or self._joins_on or len(beside)):
                 return None
-            self._ev_chain = int(lv2[0])
+            chain = int(lv2[0])
         if ((kind != SERVER) & (kind != DATABASE) & (kind != CACHE)).any():
             return None
         if self._local_hold.any() and self._is_local_server[down].any():
@@ -82,6 +82,7 @@ class EventWindow(Journeys):
             self._ev_tie[db.stations] = True
             if not down[db.stations].all():
                 return None
+        self._ev_chain = chain
         return max(len(levels) - lb - 1, 1)
 
     def _event_window(self, t0: float, t1: float, inbox: list[list[Batch]], marks: list[float]) -> bool:
