@@ -18,6 +18,9 @@ until every request that was waiting when it arrived is resolved (started, gone 
 refused); it is then refused (failing at its arrival) or admitted. The database's
 starts are known at its arrivals (nothing holds its connections), so it decides there,
 counting the requests admitted before that start or give up after the arrival.
+With no waiting room (``queue_limit`` 0) an arrival waits at most ``TIE`` ns: it is
+refused unless a worker is released by then (as ``decide_one``: refused when its start
+is more than ``TIE`` after its arrival).
 
 Ties within ``TIE`` ns are decided as the engine decides them (stations.TIE_NS).
 """
