@@ -196,6 +196,20 @@ def test_no_waiting_room_admits_a_request_whose_worker_is_released_within_the_ti
     assert [int(q) for q in shown] == [ref.waiting_at(ns(m)) for m in range(1, len(shown) + 1)]
 
 
+def test_the_queues_after_the_event_models_last_event_are_its_marks():
+    """Hypothesis found it once arrivals with no waiting room wait only the tie tolerance
+    (not their patience): one worker, no waiting room, 150 req/s; nothing happens in the
+    event model after the last request leaves (before 4 s), so its mark at 4 s was never
+    taken. The queues stay as they are after the last event: all empty, as the engine shows."""
+    case = tier(150.0, workers=1, replicas=1, conns=1, db_cap=60.0, web_limit=0, web_timeout=0.1, db_limit=0,
+                db_timeout=0.02, seed=3, fail=None, duration=4)
+    sim, ref, wrong = compare(case, 4.0, False)
+    assert wrong == []
+    assert max(o.t for o in ref.out.values()) < ns(4.0)   # no event left at 4 s
+    shown = sim.metrics.queue["web"]
+    assert len(shown) == 4 and [int(q) for q in shown] == [ref.waiting_at(ns(m)) for m in range(1, 5)] == [0] * 4
+
+
 @settings(max_examples=14, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(1, 10_000), rate=st.sampled_from([60.0, 150.0, 260.0]), workers=st.integers(1, 3),
        replicas=st.integers(1, 3), conns=st.integers(1, 3), db_cap=st.sampled_from([60.0, 150.0, 400.0]),
