@@ -18,6 +18,9 @@ until every request that was waiting when it arrived is resolved (started, gone 
 refused); it is then refused (failing at its arrival) or admitted. The database's
 starts are known at its arrivals (nothing holds its connections), so it decides there,
 counting the requests admitted before that start or give up after the arrival.
+With no waiting room (``queue_limit`` 0) an arrival waits at most ``TIE`` ns: it is
+refused unless a worker is released by then (as ``decide_one``: refused when its start
+is more than ``TIE`` after its arrival).
 
 Ties within ``TIE`` ns are decided as the engine decides them (stations.TIE_NS).
 """
@@ -102,17 +105,18 @@ class BlockingTier:
                 self._mark(marks.pop(0))
             getattr(self, ("_release", "_db_fail", "_db_recover", "_web_done", "_arrive", "_db_end",
                            "_web_patience")[kind])(t, data)
+        for m in marks:   # after the last event before ``until``: the queues stay as they are
+            self._mark(m)
         return self.out
 
     # ----- the web replicas --------------------------------------------------------------
     def _arrive(self, t: int, e: Entry) -> None:
         q = self.queue[e.replica]
         e.ahead = list(q)
-        if self.web_limit == 0 and not (self.free[e.replica] and not q):
-            self._refuse(e)
-            return
         q.append(e)
-        self._push(t + self.web_T + TIE, WEB_PATIENCE, e)
+        # no waiting room: refused unless it starts within the tie tolerance (a worker
+        # released up to TIE ns after its arrival takes it, as the engine decides)
+        self._push(t + (TIE if self.web_limit == 0 else self.web_T + TIE), WEB_PATIENCE, e)
         self._serve(e.replica, t)
 
     def _decide(self, e: Entry) -> bool:
@@ -148,7 +152,9 @@ class BlockingTier:
     def _web_patience(self, t: int, e: Entry) -> None:
         if e.status in ("started", "refused"):
             return
-        if self._decide(e):
+        if self.web_limit == 0:   # no worker within the tie tolerance
+            self._refuse(e)
+        elif self._decide(e):
             e.status = "gave_up"
             self.queue[e.replica].remove(e)
             if not e.check:

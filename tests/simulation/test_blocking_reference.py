@@ -176,6 +176,40 @@ def test_in_flight_at_the_end_is_the_event_models():
     assert sim.totals()["in_flight"] - at_lb == ref.in_system_at(ns(8.0))
 
 
+def test_no_waiting_room_admits_a_request_whose_worker_is_released_within_the_tie():
+    """Hypothesis found it: with no waiting room at the web servers (queue_limit 0), the
+    request arriving at 0.935567805 s finds its 3 workers held, but one is released 44 ns
+    later (its request's query ends at 0.935567849 s). The engine admits it (a start within
+    TIE_NS = 100 ns of the arrival is no wait); the event model used to refuse it, then
+    admitted the next arrival (0.937208726 s) on that worker, whose query took a database
+    connection the engine left free: 16 requests ended otherwise."""
+    case = tier(260.0, workers=3, replicas=1, conns=2, db_cap=60.0, web_limit=0, web_timeout=0.1, db_limit=2,
+                db_timeout=0.02, seed=328, fail=None, duration=4)
+    sim, ref, wrong = compare(case, 4.0, False)
+    assert wrong == []
+    tied = [tr for tr in sim.traces() if tr.hops and tr.hops[0].node == "web" and tr.hops[0].start_s is not None
+            and 0 < ns(tr.hops[0].start_s) - ns(tr.hops[0].arrived_s) <= 100]
+    assert len(tied) >= 1                                   # the 44 ns start (and any other like it)
+    for tr in tied:
+        assert tr.outcome == "answered" and ref.out[tr.key].web_start == ns(tr.hops[0].start_s)
+    shown = sim.metrics.queue["web"]
+    assert [int(q) for q in shown] == [ref.waiting_at(ns(m)) for m in range(1, len(shown) + 1)]
+
+
+def test_the_queues_after_the_event_models_last_event_are_its_marks():
+    """Hypothesis found it once arrivals with no waiting room wait only the tie tolerance
+    (not their patience): one worker, no waiting room, 150 req/s; nothing happens in the
+    event model after the last request leaves (before 4 s), so its mark at 4 s was never
+    taken. The queues stay as they are after the last event: all empty, as the engine shows."""
+    case = tier(150.0, workers=1, replicas=1, conns=1, db_cap=60.0, web_limit=0, web_timeout=0.1, db_limit=0,
+                db_timeout=0.02, seed=3, fail=None, duration=4)
+    sim, ref, wrong = compare(case, 4.0, False)
+    assert wrong == []
+    assert max(o.t for o in ref.out.values()) < ns(4.0)   # no event left at 4 s
+    shown = sim.metrics.queue["web"]
+    assert len(shown) == 4 and [int(q) for q in shown] == [ref.waiting_at(ns(m)) for m in range(1, 5)] == [0] * 4
+
+
 @settings(max_examples=14, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(1, 10_000), rate=st.sampled_from([60.0, 150.0, 260.0]), workers=st.integers(1, 3),
        replicas=st.integers(1, 3), conns=st.integers(1, 3), db_cap=st.sampled_from([60.0, 150.0, 400.0]),
