@@ -330,7 +330,7 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
                 F = max(F, min(self._bump, cap))
             F = max(F, h)
             keep = (pos < first[cand.st]) & (cand.arr < F)
-            refused = self._note_waiting(cand, ~keep, bo, so, sp, first, low_at) & (cand.arr < F)
+            self._note_waiting(cand, ~keep, bo, so, sp, first, low_at)
         else:
             F = max(F, h)
         now_other = other.arr < F
@@ -340,9 +340,6 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
             self._add_holds()
             if len(deferred):
                 self._snap_decided(lv, deferred.key, h)
-        if len(cand) and refused.any():   # surely refused at their arrival, behind undecided ones
-            self._commit_admission(lv, *self._users_of(Batch.empty(), cand.take(refused), Batch.empty()))
-            keep = keep | refused
         self._put_back(lv, Batch.concat([cand.take(~keep) if len(cand) else cand, later, other.take(~now_other)]),
                        F, inbox)
         return F

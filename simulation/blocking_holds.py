@@ -140,7 +140,7 @@ class HeldWorkers:
         return lb, sure
 
     def _note_waiting(self, cand: Batch, undecided: np.ndarray, bo: Batch, so: np.ndarray, sp: np.ndarray,
-                      first: np.ndarray, low_at: np.ndarray) -> np.ndarray:
+                      first: np.ndarray, low_at: np.ndarray) -> None:
         """What the sweep's trials tell of the requests it leaves undecided at blocking
         stations (``cand`` in the trials' order; ``so``/``sp``: their statuses in the
         optimistic/pessimistic trial; ``first``: per station, the position of the first
@@ -156,9 +156,7 @@ class HeldWorkers:
         while none of those from ``first`` on has left the waiting room: the room then holds
         what both trials count, so where they agree it is refused (surely, at its arrival)
         or admitted (it leaves no sooner than ``low_at``, or its give-up). The others may be
-        refused at their arrival. All of this stays true as the bounds of releases rise.
-        Returns where ``cand`` is surely refused from ``first`` on: the sweep commits those
-        refusals at once (a failure at the window's end must not take them instead)."""
+        refused at their arrival. All of this stays true as the bounds of releases rise."""
         idx = np.flatnonzero(undecided)
         s = cand.st[idx]
         a = cand.arr[idx]
@@ -175,15 +173,12 @@ class HeldWorkers:
         room = ~exact & (a < low_at[s]) & (a < cand.arr[j] + T) & (o == p)
         lb[room & adm] = np.minimum(np.maximum(a, low_at[s]), a + T)[room & adm]
         sure[room & (o == QUEUE_FULL)] = True
-        refused = np.zeros(len(cand), dtype=bool)
-        refused[idx[room & (o == QUEUE_FULL)]] = True
         keep = ~np.isin(self._w_key, cand.key)
         key = np.concatenate([self._w_key[keep], cand.key[idx]])
         order = np.argsort(key, kind="stable")
         self._w_key = key[order]
         self._w_lb = np.concatenate([self._w_lb[keep], lb])[order]
         self._w_sure = np.concatenate([self._w_sure[keep], sure])[order]
-        return refused
 
     def _release_floor(self, lb: np.ndarray, t1: float) -> np.ndarray:
         """Lower bounds of releases never beyond the window's end ``t1``: what happens there (a

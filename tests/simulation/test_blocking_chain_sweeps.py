@@ -172,7 +172,9 @@ def test_the_reproducer_gives_the_discrete_event_pass_numbers(monkeypatch):
 def assert_same_as_the_pass(doc: Document, until: float, monkeypatch, clicks=()) -> dict:
     """The sweeps and the discrete-event pass end every request the same way at the same
     nanosecond (± 1 for rounding); ``clicks``: (time, fail|recover, node, replica) done
-    between two calls of run_until, as a user clicks."""
+    between two calls of run_until, as a user clicks. The one documented difference
+    (docs/engine.md): a request the sweeps had not decided yet when its server failed is
+    lost there (node_failed, at the click), though it had been refused before."""
     out = {}
     for flag in ("0", "1"):
         monkeypatch.setenv("SCALELAB_BLOCKING_EVENTS", flag)
@@ -190,9 +192,13 @@ def assert_same_as_the_pass(doc: Document, until: float, monkeypatch, clicks=())
                          if tr.outcome != "in_flight"})
     (t0, ends0), (t1, ends1) = out["0"], out["1"]
     both = ends0.keys() & ends1.keys()
-    wrong = [(k, ends0[k], ends1[k]) for k in both
+    clicked = {ns(c[0]) for c in clicks if c[1] == "fail"}
+    undecided = [k for k in both if ends0[k][1] == "node_failed" and ends0[k][2] in clicked
+                 and ends1[k][0] == "failed" and ends1[k][2] <= ends0[k][2]]
+    wrong = [(k, ends0[k], ends1[k]) for k in both - set(undecided)
              if ends0[k][:2] != ends1[k][:2] or abs(ends0[k][2] - ends1[k][2]) > 1]
-    assert wrong == []
+    assert wrong == [] and len(undecided) <= 10
+    assert t0["served"] == t1["served"]
     assert len(both) > 0.95 * max(len(ends0), len(ends1))   # only the last instants' in flight differ
     assert abs(t0["mean_ms"] - t1["mean_ms"]) < 0.02 * t1["mean_ms"]
     return t0
