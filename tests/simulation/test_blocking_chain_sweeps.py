@@ -174,7 +174,8 @@ def assert_same_as_the_pass(doc: Document, until: float, monkeypatch, clicks=())
     nanosecond (± 1 for rounding); ``clicks``: (time, fail|recover, node, replica) done
     between two calls of run_until, as a user clicks. The one documented difference
     (docs/engine.md): a request the sweeps had not decided yet when its server failed is
-    lost there (node_failed, at the click), though it had been refused before."""
+    lost there (node_failed, at the click), though it had been refused before (within
+    one patience of the web servers: only the requests ahead of it were undecided)."""
     out = {}
     for flag in ("0", "1"):
         monkeypatch.setenv("SCALELAB_BLOCKING_EVENTS", flag)
@@ -193,11 +194,12 @@ def assert_same_as_the_pass(doc: Document, until: float, monkeypatch, clicks=())
     (t0, ends0), (t1, ends1) = out["0"], out["1"]
     both = ends0.keys() & ends1.keys()
     clicked = {ns(c[0]) for c in clicks if c[1] == "fail"}
+    patience = ns(float(doc.params("web")["timeout_s"]))
     undecided = [k for k in both if ends0[k][1] == "node_failed" and ends0[k][2] in clicked
-                 and ends1[k][0] == "failed" and ends1[k][2] <= ends0[k][2]]
+                 and ends1[k][0] == "failed" and ends0[k][2] - patience <= ends1[k][2] <= ends0[k][2]]
     wrong = [(k, ends0[k], ends1[k]) for k in both - set(undecided)
              if ends0[k][:2] != ends1[k][:2] or abs(ends0[k][2] - ends1[k][2]) > 1]
-    assert wrong == [] and len(undecided) <= 10
+    assert wrong == []
     assert t0["served"] == t1["served"]
     assert len(both) > 0.95 * max(len(ends0), len(ends1))   # only the last instants' in flight differ
     assert abs(t0["mean_ms"] - t1["mean_ms"]) < 0.02 * t1["mean_ms"]
