@@ -189,8 +189,8 @@ class HeldWorkers:
         return np.minimum(lb, t1)
 
     def _later_bound(self, p: Batch, user: np.ndarray, fin: np.ndarray) -> np.ndarray:
-        """A lower bound of when admitted requests leave the network: their end here (waiting:
-        the window start); for those whose only next station T cannot refuse them
+        """A lower bound of when admitted requests leave the network: their end here (waiting
+        undecided: ``_wait_bound``); for those whose only next station T cannot refuse them
         (``_sure_next_stations``), the earlier of their patience there and the moment a
         connection of T is free (FIFO: everyone already admitted at T goes first), less a
         microsecond for the rounding to whole nanoseconds. A bound that is higher lets a
