@@ -58,6 +58,9 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
         self._h_w = np.zeros(0, dtype=np.int64)
         self._h_from = np.zeros(0)     # end of the server's own service: held beyond it
         self._h_booked = np.zeros(0)   # busy time booked up to here
+        self._w_key = np.zeros(0, dtype=np.uint64)   # requests waiting undecided at blocking servers,
+        self._w_lb = np.zeros(0)                      # a lower bound of their release (_note_waiting)
+        self._w_sure = np.zeros(0, dtype=bool)        # and whether they surely leave then
         self._held_lost = 0            # entries whose request vanished unreleased (a bug if > 0)
         self._readmit = True           # after a (re)compile: waiting requests at non-blocking stations
         self._bump: float | None = None
@@ -135,9 +138,12 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
             self._book_held_to(t0, t1)
             return
         H = {lv: t0 for lv in range(self._lb, n_lv)}
+        self._w_key, self._w_lb, self._w_sure = self._w_key[:0], self._w_lb[:0], self._w_sure[:0]   # afresh per window
         mark_pos = {lv: 0 for lv in H}
         events = sum(len(b) for lv in H for b in inbox[lv]) + sum(len(self.pending[lv]) for lv in H)
-        limit = 4 * (events + len(self._h_key)) + 64 * (n_lv + 1)
+        # each request can be an event at every level from the blocking servers up (behind a
+        # second tier of blocking servers, its arrivals there come during the sweeps)
+        limit = 4 * (events * len(H) + len(self._h_key)) + 64 * (n_lv + 1)
         for _ in range(limit):
             moved = False
             cap = t1
@@ -291,11 +297,16 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
             head = np.r_[True, cand.st[1:] != cand.st[:-1]]
             rank = np.arange(len(cand)) - np.maximum.accumulate(np.where(head, np.arange(len(cand)), 0))
             per_station = max(PER_STATION, self._chunk.get(lv, CHUNK))
+            # behind the first tier of blocking servers every request holds a worker of that tier
+            # (few of them wait), whose release the first tier needs: all are looked at
+            # (_note_waiting), not only the first few
+            if lv != self._lb:
+                per_station = len(cand)
             if (rank >= per_station).any():   # decide the first few per station; the next ones wait
                 later = cand.take(rank >= per_station)
                 nxt_st, nxt_arr = cand.st[rank == per_station], cand.arr[rank == per_station]
                 cand = cand.take(rank < per_station)
-            unc = self._known_releases(t1)
+            unc = self._known_releases(t1, Batch.concat([cand, later, other]))
             (bo, so), (bp, sp) = self._trial(cand, unc, True), self._trial(cand, unc, False)
             both = (so == ADMITTED) & (sp == ADMITTED)
             differ = (so != sp) | (both & ((bo.start != bp.start) | (((bo.flags ^ bp.flags) & FLAG_TIMEOUT) != 0)))
@@ -303,12 +314,14 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
             first = np.full(self.net.n_stations, len(cand))
             self._chunk[lv] = CHUNK if differ.any() else min(self._chunk.get(lv, CHUNK) * 2, 64 * CHUNK)
             last = np.full(self.net.n_stations, -np.inf)
+            low_at = np.full(self.net.n_stations, np.inf)
             if differ.any():
                 np.minimum.at(first, cand.st[differ], pos[differ])
                 j = np.unique(first[cand.st[differ]])
                 low = self._first_start(cand, bo, so, j, unc)
                 F = min(F, float((low + STEP_S).min()))
                 last[cand.st[j]] = low   # nothing from j on at its station starts sooner (_first_start)
+                low_at[cand.st[j]] = low
             if len(later):   # the next waiting request starts after the last one started before it
                 started = (so == ADMITTED) & ((bo.flags & FLAG_TIMEOUT) == 0)
                 np.maximum.at(last, cand.st[started], bo.start[started])
@@ -317,6 +330,7 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
                 F = max(F, min(self._bump, cap))
             F = max(F, h)
             keep = (pos < first[cand.st]) & (cand.arr < F)
+            self._note_waiting(cand, ~keep, bo, so, sp, first, low_at)
         else:
             F = max(F, h)
         now_other = other.arr < F

@@ -11,7 +11,7 @@ import numpy as np
 
 from .compiler import CACHE, LB, SERVER
 from .flight import FLAG_CHECK, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
-from .stations import RING_CAP
+from .stations import ADMITTED, QUEUE_FULL, RING_CAP
 
 
 class HeldWorkers:
@@ -74,12 +74,17 @@ class HeldWorkers:
         past = self._h_from <= tau
         return np.bincount(self._h_st[past], minlength=self.net.n_stations)
 
-    def _known_releases(self, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _known_releases(self, t1: float, in_hand: Batch | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Free the workers whose request will surely leave before ``t1`` at that time (at
-        its last station, or giving up); return (station, worker, lower bound) of the others."""
+        its last station, or giving up); return (station, worker, lower bound) of the others.
+        ``in_hand``: the requests a sweep took out of the level it admits (neither pending nor
+        in the inbox now). Behind a second tier of blocking servers they hold workers of the
+        first: without them, those workers counted as lost and were freed at once."""
         keys, lbs, sure = [], [], []
         for lv in range(self._lb, len(self.net.levels)):
             parts = [(self.pending[lv], True)] + [(b, False) for b in self._cur_inbox[lv]]
+            if in_hand is not None and lv == self._lb:   # taken out of their level, not admitted there yet
+                parts.append((in_hand, False))
             for p, admitted in parts:
                 if not len(p):
                     continue
@@ -90,10 +95,14 @@ class HeldWorkers:
                     lbs.append(self._later_bound(p, user, fin))
                     ends = (self._terminal[p.st[user]] & ~self._join_waits(p.key[user])) \
                         | ((p.flags[user] & FLAG_TIMEOUT) != 0)   # a join's first database: not its last
-                    sure.append(ends & (fin < t1))
+                    if self._w_sure.any():   # waiting undecided (start = +inf): _note_waiting may know
+                        wait = np.isinf(fin)
+                        ends[wait] = self._wait_bound(p.key[user][wait], p.arr[user][wait])[1]
+                    sure.append(ends & (lbs[-1] < t1))
                 else:
-                    lbs.append(p.arr[user])
-                    sure.append(np.zeros(int(user.sum()), dtype=bool))
+                    lb, gone = self._wait_bound(p.key[user], p.arr[user])
+                    lbs.append(lb)
+                    sure.append(gone & (lb < t1))
         n = len(self._h_key)
         if not n:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
@@ -116,6 +125,61 @@ class HeldWorkers:
         i = np.minimum(np.searchsorted(k, self._h_key), len(k) - 1)
         return self._h_st, self._h_w, self._release_floor(np.maximum(lb[i], self.now), t1)
 
+    def _wait_bound(self, keys: np.ndarray, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For requests not yet admitted at their station (arrived at ``arr``): a lower bound
+        of when they leave the network (their arrival: they may be refused there, or what
+        ``_note_waiting`` found), and whether they surely leave then."""
+        lb = np.array(arr, dtype=float)
+        sure = np.zeros(len(lb), dtype=bool)
+        k = self._w_key
+        if len(k) and len(keys):
+            i = np.minimum(np.searchsorted(k, keys), len(k) - 1)
+            hit = k[i] == keys
+            lb[hit] = np.maximum(lb[hit], self._w_lb[i[hit]])
+            sure[hit] = self._w_sure[i[hit]]
+        return lb, sure
+
+    def _note_waiting(self, cand: Batch, undecided: np.ndarray, bo: Batch, so: np.ndarray, sp: np.ndarray,
+                      first: np.ndarray, low_at: np.ndarray) -> None:
+        """What the sweep's trials tell of the requests it leaves undecided at blocking
+        stations (``cand`` in the trials' order; ``so``/``sp``: their statuses in the
+        optimistic/pessimistic trial; ``first``: per station, the position of the first
+        request where the trials differ; ``low_at``: per station, no request from it on
+        starts sooner, ``_first_start``). Behind a second tier of blocking servers these
+        requests hold workers of the first tier, whose admission needs their release: with
+        only their arrival as its bound, the first tier's horizon waited on the second's and
+        the second's on the first's (the sweeps crept one nanosecond at a time).
+
+        Before ``first`` the trials are the truth (left undecided only as they arrive past
+        the horizon): a refusal or give-up is sure, a start a bound. From ``first`` on, a
+        request that arrives before ``low_at`` and before the first one's give-up arrives
+        while none of those from ``first`` on has left the waiting room: the room then holds
+        what both trials count, so where they agree it is refused (surely, at its arrival)
+        or admitted (it leaves no sooner than ``low_at``, or its give-up). The others may be
+        refused at their arrival. All of this stays true as the bounds of releases rise."""
+        idx = np.flatnonzero(undecided)
+        s = cand.st[idx]
+        a = cand.arr[idx]
+        lb = a.copy()
+        sure = np.zeros(len(idx), dtype=bool)
+        o, p = so[idx], sp[idx]
+        gave_up = (bo.flags[idx] & FLAG_TIMEOUT) != 0
+        exact = idx < first[s]
+        adm = o == ADMITTED
+        lb[exact & adm] = np.where(gave_up, bo.fin[idx], bo.start[idx])[exact & adm]
+        sure[exact] = (o[exact] == QUEUE_FULL) | (adm[exact] & gave_up[exact])
+        j = np.minimum(first[s], len(cand) - 1)
+        T = self.net.st_timeout[s]
+        room = ~exact & (a < low_at[s]) & (a < cand.arr[j] + T) & (o == p)
+        lb[room & adm] = np.minimum(np.maximum(a, low_at[s]), a + T)[room & adm]
+        sure[room & (o == QUEUE_FULL)] = True
+        keep = ~np.isin(self._w_key, cand.key)
+        key = np.concatenate([self._w_key[keep], cand.key[idx]])
+        order = np.argsort(key, kind="stable")
+        self._w_key = key[order]
+        self._w_lb = np.concatenate([self._w_lb[keep], lb])[order]
+        self._w_sure = np.concatenate([self._w_sure[keep], sure])[order]
+
     def _release_floor(self, lb: np.ndarray, t1: float) -> np.ndarray:
         """Lower bounds of releases never beyond the window's end ``t1``: what happens there (a
         scheduled failure, or one a user clicks between two windows) can lose a request still
@@ -125,14 +189,17 @@ class HeldWorkers:
         return np.minimum(lb, t1)
 
     def _later_bound(self, p: Batch, user: np.ndarray, fin: np.ndarray) -> np.ndarray:
-        """A lower bound of when admitted requests leave the network: their end here (waiting:
-        the window start); for those whose only next station T cannot refuse them
+        """A lower bound of when admitted requests leave the network: their end here (waiting
+        undecided: ``_wait_bound``); for those whose only next station T cannot refuse them
         (``_sure_next_stations``), the earlier of their patience there and the moment a
         connection of T is free (FIFO: everyone already admitted at T goes first), less a
         microsecond for the rounding to whole nanoseconds. A bound that is higher lets a
         sweep commit more of the blocking servers' admissions at once; it never changes
         what is committed (the optimistic and pessimistic trials must still agree)."""
-        lb = np.where(np.isinf(fin), self.now, fin)
+        lb = fin.copy()
+        wait = np.isinf(fin)
+        if wait.any():   # waiting undecided at a blocking server (start = +inf)
+            lb[wait] = self._wait_bound(p.key[user][wait], p.arr[user][wait])[0]
         nxt = self._next_sure[p.st[user]]
         ok = (nxt >= 0) & np.isfinite(fin) & ((p.flags[user] & (FLAG_TIMEOUT | FLAG_NOT_MODIFIED)) == 0)
         if ok.any():
