@@ -30,116 +30,12 @@ import numpy as np
 
 from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NS, QUEUE_FULL, admit_at
 from .blocking_events import END, TIE, UNDECIDED, admit_parts
-from .compiled import helper, kernel
+from .compiled import kernel
+from .balanced_steps import NONE2, P_DOWN, P_EWMA, P_FREE, P_GIVE_UP, P_LEAVE, end_journey, pop, push, start_second
 from .least_choice import EWMA_ALPHA, choose_backend
 
 NO_BACKEND = 4      # the balancer had no backend to offer (no_healthy_backend)
-NONE2 = -2          # a journey that has not reached a second-tier blocking server
-P_GIVE_UP, P_LEAVE, P_FREE, P_DOWN, P_EWMA = 0, 1, 2, 3, 4   # event kinds, in their order at one instant
 ALGO_LC, ALGO_LRT, ALGO_P2C = 1, 2, 3   # least_choice.ALGO_CODE
-
-
-@helper
-def _push(ht, hp, hk, hx, n, t, p, key, x):
-    """Push event ``x`` (kind ``p``) at time ``t`` (s) on the heap of ``n`` entries, ordered by
-    time, kind, key; returns n + 1."""
-    k = n
-    while k > 0:
-        q = (k - 1) // 2
-        if ht[q] < t or (ht[q] == t and (hp[q] < p or (hp[q] == p and hk[q] <= key))):
-            break
-        ht[k] = ht[q]
-        hp[k] = hp[q]
-        hk[k] = hk[q]
-        hx[k] = hx[q]
-        k = q
-    ht[k] = t
-    hp[k] = p
-    hk[k] = key
-    hx[k] = x
-    return n + 1
-
-
-@helper
-def _pop(ht, hp, hk, hx, n):
-    """Remove the top of the heap of ``n`` entries; returns n - 1."""
-    n -= 1
-    t = ht[n]
-    p = hp[n]
-    key = hk[n]
-    x = hx[n]
-    k = 0
-    while True:
-        c = 2 * k + 1
-        if c >= n:
-            break
-        d = c + 1
-        if d < n and (ht[d] < ht[c] or (ht[d] == ht[c] and (hp[d] < hp[c] or (hp[d] == hp[c] and hk[d] < hk[c])))):
-            c = d
-        if ht[c] > t or (ht[c] == t and (hp[c] > p or (hp[c] == p and hk[c] >= key))):
-            break
-        ht[k] = ht[c]
-        hp[k] = hp[c]
-        hk[k] = hk[c]
-        hx[k] = hx[c]
-        k = c
-    if n > 0:
-        ht[k] = t
-        hp[k] = p
-        hk[k] = key
-        hx[k] = x
-    return n
-
-
-@helper
-def _end(j, r, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel, e_rel,
-         ht, hp, hk, hx, nh, t1):
-    """Journey ``j`` leaves the network at ``r``: the workers it holds (at B, and at a
-    second-tier station) are free then; returns the heap's size."""
-    if r >= t1:
-        return nh   # released after the window (a failure at t1 may free them sooner)
-    if j < n:
-        bs, bw = target[j], worker[j]
-    else:
-        bs, bw = e_bst[j - n], e_bw[j - n]
-    if bs >= 0 and bw >= 0:
-        free[bs, bw] = r
-        if j < n:
-            c_rel[j] = r
-        else:
-            e_rel[j - n] = r
-        nh = _push(ht, hp, hk, hx, nh, r, P_FREE, np.uint64(bw), bs * free.shape[1] + bw)
-        nh = _push(ht, hp, hk, hx, nh, r, P_LEAVE, np.uint64(0), bs)
-    if j_status2[j] == ADMITTED and j_w2[j] >= 0:
-        s2, w2 = j_st2[j], j_w2[j]
-        free[s2, w2] = r
-        j_rel2[j] = r
-        nh = _push(ht, hp, hk, hx, nh, r, P_FREE, np.uint64(w2), s2 * free.shape[1] + w2)
-    return nh
-
-
-@helper
-def _start2(j, s, w, t0, n, depth, c_key, e_key, jp, js, j_st2, j_w2, j_status2, j_start2, j_hop2, j_rel2, target, worker,
-            e_bst, e_bw, free, ring, ring_off, ring_len, count, c_rel, e_rel, ht, hp, hk, hx, nh, t1):
-    """Journey ``j`` starts at second-tier station ``s`` on worker ``w`` at ``t0`` (ns): it
-    holds the worker until the journey ends; returns the heap's size."""
-    h = j_hop2[j]
-    key = c_key[j] if j < n else e_key[j - n]
-    j_status2[j] = ADMITTED
-    j_start2[j] = t0
-    j_w2[j] = w
-    if ring_len[s] > 0:
-        ring[ring_off[s] + count[s] % ring_len[s]] = t0 / NS
-    count[s] += 1
-    free[s, w] = np.inf
-    fin = (t0 + js[j, h]) / NS
-    if fin < t1:
-        if h + 1 < depth and jp[j, h + 1] != END:
-            nh = _push(ht, hp, hk, hx, nh, fin, P_DOWN, key, j * depth + h + 1)
-        else:
-            nh = _end(j, fin, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel, e_rel,
-                      ht, hp, hk, hx, nh, t1)
-    return nh
 
 
 def _sample() -> tuple:
@@ -261,21 +157,21 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                 q_head[s2] = n + j
             q_tail[s2] = n + j
             waiting[s2] += 1
-            nh = _push(ht, hp, hk, hx, nh, e_t[j] + timeout_s[s2], P_GIVE_UP, e_key[j], -1 - (n + j))
+            nh = push(ht, hp, hk, hx, nh, e_t[j] + timeout_s[s2], P_GIVE_UP, e_key[j], -1 - (n + j))
         elif e_t[j] < np.inf:
-            nh = _push(ht, hp, hk, hx, nh, e_t[j], P_DOWN, e_key[j], (n + j) * depth)
+            nh = push(ht, hp, hk, hx, nh, e_t[j], P_DOWN, e_key[j], (n + j) * depth)
     for k in range(len(l_t)):
         if l_t[k] < t1:
-            nh = _push(ht, hp, hk, hx, nh, l_t[k], P_LEAVE, np.uint64(0), l_st[k])
+            nh = push(ht, hp, hk, hx, nh, l_t[k], P_LEAVE, np.uint64(0), l_st[k])
     for s in range(n_st):
         if is_b[s] or is_b2[s]:
             for w in range(workers[s]):
                 f = free[s, w]
                 if f > -np.inf and f < t1:
-                    nh = _push(ht, hp, hk, hx, nh, f, P_FREE, np.uint64(w), s * free.shape[1] + w)
+                    nh = push(ht, hp, hk, hx, nh, f, P_FREE, np.uint64(w), s * free.shape[1] + w)
     for k in range(len(w_t)):
         if w_t[k] < t1:
-            nh = _push(ht, hp, hk, hx, nh, w_t[k], P_EWMA, np.uint64(k), -1 - k)
+            nh = push(ht, hp, hk, hx, nh, w_t[k], P_EWMA, np.uint64(k), -1 - k)
     first = 0
     while first < n and c_queued[first]:   # the queues carried over, with their patience
         i = first
@@ -286,7 +182,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
             q_head[s] = i
         q_tail[s] = i
         waiting[s] += 1
-        nh = _push(ht, hp, hk, hx, nh, c_a[i] + timeout_s[s], P_GIVE_UP, c_key[i], i)
+        nh = push(ht, hp, hk, hx, nh, c_a[i] + timeout_s[s], P_GIVE_UP, c_key[i], i)
         first += 1
     nxt = first
     decided = 0
@@ -335,7 +231,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                 waiting[s] += 1
                 if c_held[i]:
                     pres[s] += 1
-                nh = _push(ht, hp, hk, hx, nh, a + timeout_s[s], P_GIVE_UP, c_key[i], i)
+                nh = push(ht, hp, hk, hx, nh, a + timeout_s[s], P_GIVE_UP, c_key[i], i)
                 continue
             if c_held[i]:
                 pres[s] += 1
@@ -348,7 +244,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
             p = hp[0]
             key = hk[0]
             x = hx[0]
-            nh = _pop(ht, hp, hk, hx, nh)
+            nh = pop(ht, hp, hk, hx, nh)
             if p == P_LEAVE:
                 pres[x] -= 1
                 continue
@@ -371,8 +267,8 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                     if ring_len[s] > 0:
                         ring[ring_off[s] + count[s] % ring_len[s]] = j_a2[jr] + timeout_s[s]
                     count[s] += 1
-                    nh = _end(jr, d, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel,
-                              e_rel, ht, hp, hk, hx, nh, t1)
+                    nh = end_journey(jr, d, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel,
+                                     e_rel, ht, hp, hk, hx, nh, t1)
                 continue
             if p == P_GIVE_UP:
                 if status[x] == UNDECIDED:   # still waiting: it gives up (a freed worker skips it)
@@ -401,9 +297,10 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                         q_tail[s] = -1
                     if jr >= 0:
                         waiting[s] -= 1
-                        nh = _start2(jr, s, w, np.int64(np.rint(d * NS)), n, depth, c_key, e_key, jp, js, j_st2, j_w2,
-                                     j_status2, j_start2, j_hop2, j_rel2, target, worker, e_bst, e_bw, free, ring,
-                                     ring_off, ring_len, count, c_rel, e_rel, ht, hp, hk, hx, nh, t1)
+                        nh = start_second(jr, s, w, np.int64(np.rint(d * NS)), n, depth, c_key, e_key, jp, js,
+                                          j_st2, j_w2, j_status2, j_start2, j_hop2, j_rel2, target, worker, e_bst,
+                                          e_bw, free, ring, ring_off, ring_len, count, c_rel, e_rel, ht, hp, hk, hx,
+                                          nh, t1)
                     continue
                 i = q_head[s]
                 while i >= 0 and status[i] != UNDECIDED:
@@ -437,9 +334,9 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                                 fw = free[dst, q]
                                 w = q
                         if fw != np.inf and np.int64(np.rint(fw * NS)) <= d_ns:
-                            nh = _start2(j, dst, w, d_ns, n, depth, c_key, e_key, jp, js, j_st2, j_w2, j_status2, j_start2,
-                                         j_hop2, j_rel2, target, worker, e_bst, e_bw, free, ring, ring_off,
-                                         ring_len, count, c_rel, e_rel, ht, hp, hk, hx, nh, t1)
+                            nh = start_second(j, dst, w, d_ns, n, depth, c_key, e_key, jp, js, j_st2, j_w2, j_status2,
+                                              j_start2, j_hop2, j_rel2, target, worker, e_bst, e_bw, free, ring,
+                                              ring_off, ring_len, count, c_rel, e_rel, ht, hp, hk, hx, nh, t1)
                             continue
                         if waiting[dst] < limit[dst]:   # it waits (in order), with its patience
                             j_status2[j] = UNDECIDED
@@ -449,11 +346,11 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                                 q_head[dst] = j
                             q_tail[dst] = j
                             waiting[dst] += 1
-                            nh = _push(ht, hp, hk, hx, nh, d + timeout_s[dst], P_GIVE_UP, key, -1 - j)
+                            nh = push(ht, hp, hk, hx, nh, d + timeout_s[dst], P_GIVE_UP, key, -1 - j)
                             continue
                         j_status2[j] = QUEUE_FULL
-                    nh = _end(j, d, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel,
-                              e_rel, ht, hp, hk, hx, nh, t1)
+                    nh = end_journey(j, d, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel,
+                                     e_rel, ht, hp, hk, hx, nh, t1)
                     continue
                 if dst >= 0 and tie_st[dst]:
                     if d == last_d[dst]:
@@ -476,18 +373,18 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                         own = (u0 + dsvc) / NS
                         for q in range(ja_first[j, h], ja_first[j, h] + ja_n[j, h]):
                             if own < t1:
-                                nh = _push(ht, hp, hk, hx, nh, own, P_DOWN, e_key[q - n], q * depth)
+                                nh = push(ht, hp, hk, hx, nh, own, P_DOWN, e_key[q - n], q * depth)
                     if state == ADMITTED and worst == 0:
                         r = max((u0 + dsvc) / NS, rmax)   # a cross-shard query answers with its slowest part
                         if h + 1 < depth and jp[j, h + 1] != END:
                             if r < t1:
-                                nh = _push(ht, hp, hk, hx, nh, r, P_DOWN, key, x + 1)
+                                nh = push(ht, hp, hk, hx, nh, r, P_DOWN, key, x + 1)
                             onward = True
                     elif state == GIVES_UP and worst == 0:
                         r = max(d + timeout_s[dst], rmax)
                 if not onward:   # it leaves the network: the workers it holds are free
-                    nh = _end(j, r, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel,
-                              e_rel, ht, hp, hk, hx, nh, t1)
+                    nh = end_journey(j, r, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel,
+                                     e_rel, ht, hp, hk, hx, nh, t1)
                 continue
         # request x starts at B station target[x] at t0 (ns) on worker w (a free one, or the one freed)
         s = target[x]
@@ -502,19 +399,19 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
         svc = c_svc[x, grp[s]]
         fin = (t0 + svc) / NS
         if c_held[x] and fin < t1 and len(last) > 0:   # least response time keeps its EWMA
-            nh = _push(ht, hp, hk, hx, nh, fin, P_EWMA, c_key[x], x)
+            nh = push(ht, hp, hk, hx, nh, fin, P_EWMA, c_key[x], x)
         if not c_held[x]:   # a health check: its own cost
             free[s, w] = fin
             if fin < t1:
-                nh = _push(ht, hp, hk, hx, nh, fin, P_FREE, np.uint64(w), s * free.shape[1] + w)
+                nh = push(ht, hp, hk, hx, nh, fin, P_FREE, np.uint64(w), s * free.shape[1] + w)
         elif fin >= t1:     # in its own service until after t1: released later
             free[s, w] = np.inf
         elif c_down[x]:
             free[s, w] = np.inf
-            nh = _push(ht, hp, hk, hx, nh, fin, P_DOWN, c_key[x], x * depth)
+            nh = push(ht, hp, hk, hx, nh, fin, P_DOWN, c_key[x], x * depth)
         else:               # answered at B: free at the end of its service
             free[s, w] = fin
             c_rel[x] = fin
-            nh = _push(ht, hp, hk, hx, nh, fin, P_FREE, np.uint64(w), s * free.shape[1] + w)
-            nh = _push(ht, hp, hk, hx, nh, fin, P_LEAVE, np.uint64(0), s)
+            nh = push(ht, hp, hk, hx, nh, fin, P_FREE, np.uint64(w), s * free.shape[1] + w)
+            nh = push(ht, hp, hk, hx, nh, fin, P_LEAVE, np.uint64(0), s)
     return decided

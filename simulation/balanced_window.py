@@ -13,8 +13,9 @@ kernel's inputs and commits its results through ``_commit_events``, the event wi
 Qualifies: the balancers in front of B are load-aware (least connections, least response
 time, power of two; sticky or not) or blind without sticky cookies (they route as usual);
 B's stations are the only ones at their level, share one set of downstream routes and
-one way of keeping sessions (not local); and the event window takes the tier. Else the balancers keep the tick-by-tick path (routing.py) in one-tick
-windows. ``SCALELAB_BLOCKING_EVENTS=0`` turns both off.
+one way of keeping sessions (not local); and the event window takes the tier. Else the
+balancers keep the tick-by-tick path (routing.py) in one-tick windows.
+``SCALELAB_BLOCKING_EVENTS=0`` turns both off.
 """
 from __future__ import annotations
 
@@ -200,10 +201,11 @@ class BalancedWindow:
         second = (np.full(m, -1, dtype=np.int64), np.full(m, -1, dtype=np.int64), np.full(m, -2, dtype=np.int8),
                   np.zeros(m, dtype=np.int64), np.full(m, -1, dtype=np.int64), np.zeros(m), np.full(m, np.inf))
         args = (cand.arr, cand.key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u[0], u[1], u[2], algo, cand_ptr,
-                cand_st, grp, pres, ewma, upto, last, w_t, w_st, w_rt, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, *parts, self._ev_tie, done_t, l_st,
+                cand_st, grp, pres, ewma, upto, last, w_t, w_st, w_rt, e_t, e_key, e_bst, e_bw, jp, js, ja_first,
+                ja_n, *parts, self._ev_tie, done_t, l_st,
                 free, net.st_workers, ring, st.ring_off, st.ring_len, count, net.st_queue_limit, st._timeout_ns,
-                net.st_timeout, st.rate, st.up, b1, b2, e_q2, e_bst2, e_bw2, float(t1), status, start_ns, worker, target,
-                c_rel, e_rel, *second)
+                net.st_timeout, st.rate, st.up, b1, b2, e_q2, e_bst2, e_bw2, float(t1), status, start_ns, worker,
+                target, c_rel, e_rel, *second)
         got = balanced_events(*args) if balanced_events.compiled else balanced_events.py(*args)
         if got == TIE:
             self._ev_fallbacks += 1

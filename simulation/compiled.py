@@ -44,7 +44,8 @@ from typing import Any, Callable
 KERNEL_MODULES: tuple[str, ...] = ("simulation.least_choice", "simulation.admission_kernel", "simulation.admission_order",
                                   "simulation.latency_hist", "simulation.settle_kernels",
                                   "simulation.arrival_kernel", "simulation.blocking_events",
-                                  "simulation.balanced_events")   # modules that define kernels (imported by warm())
+                                  "simulation.balanced_steps", "simulation.balanced_events")   # modules that define
+# kernels or their helpers (imported by warm(); their sources are the warm-up marker's fingerprint)
 _REGISTRY: list["Kernel"] = []
 _numba: Any = None
 _numba_tried = False
