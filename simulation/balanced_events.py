@@ -31,7 +31,8 @@ import numpy as np
 from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NS, QUEUE_FULL, admit_at
 from .blocking_events import END, TIE, UNDECIDED, admit_parts
 from .compiled import kernel
-from .balanced_steps import NONE2, P_DOWN, P_EWMA, P_FREE, P_GIVE_UP, P_LEAVE, end_journey, pop, push, start_second
+from .balanced_steps import (NONE2, P_DOWN, P_EWMA, P_FREE, P_GIVE_UP, P_LEAVE, end_journey, enqueue, pop, push,
+                             start_second)
 from .least_choice import EWMA_ALPHA, choose_backend
 
 NO_BACKEND = 4      # the balancer had no backend to offer (no_healthy_backend)
@@ -151,11 +152,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
             j_status2[n + j] = UNDECIDED
             j_hop2[n + j] = 0
             j_a2[n + j] = e_t[j]
-            if q_tail[s2] >= 0:
-                q2_next[q_tail[s2]] = n + j
-            else:
-                q_head[s2] = n + j
-            q_tail[s2] = n + j
+            enqueue(q_head, q_tail, q2_next, s2, n + j)
             waiting[s2] += 1
             nh = push(ht, hp, hk, hx, nh, e_t[j] + timeout_s[s2], P_GIVE_UP, e_key[j], -1 - (n + j))
         elif e_t[j] < np.inf:
@@ -176,11 +173,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
     while first < n and c_queued[first]:   # the queues carried over, with their patience
         i = first
         s = c_st[i]
-        if q_tail[s] >= 0:
-            q_next[q_tail[s]] = i
-        else:
-            q_head[s] = i
-        q_tail[s] = i
+        enqueue(q_head, q_tail, q_next, s, i)
         waiting[s] += 1
         nh = push(ht, hp, hk, hx, nh, c_a[i] + timeout_s[s], P_GIVE_UP, c_key[i], i)
         first += 1
@@ -223,11 +216,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                     start[i] = a_ns
                     decided += 1
                     continue
-                if q_tail[s] >= 0:
-                    q_next[q_tail[s]] = i
-                else:
-                    q_head[s] = i
-                q_tail[s] = i
+                enqueue(q_head, q_tail, q_next, s, i)
                 waiting[s] += 1
                 if c_held[i]:
                     pres[s] += 1
@@ -340,11 +329,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                             continue
                         if waiting[dst] < limit[dst]:   # it waits (in order), with its patience
                             j_status2[j] = UNDECIDED
-                            if q_tail[dst] >= 0:
-                                q2_next[q_tail[dst]] = j
-                            else:
-                                q_head[dst] = j
-                            q_tail[dst] = j
+                            enqueue(q_head, q_tail, q2_next, dst, j)
                             waiting[dst] += 1
                             nh = push(ht, hp, hk, hx, nh, d + timeout_s[dst], P_GIVE_UP, key, -1 - j)
                             continue

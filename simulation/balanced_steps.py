@@ -66,6 +66,16 @@ def pop(ht, hp, hk, hx, n):
 
 
 @helper
+def enqueue(q_head, q_tail, q_next, s, i):
+    """Add ``i`` at the end of station ``s``'s FIFO queue (a linked list: ``q_next``)."""
+    if q_tail[s] >= 0:
+        q_next[q_tail[s]] = i
+    else:
+        q_head[s] = i
+    q_tail[s] = i
+
+
+@helper
 def end_journey(j, r, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel, e_rel,
                 ht, hp, hk, hx, nh, t1):
     """Journey ``j`` leaves the network at ``r``: the workers it holds (at B, and at a

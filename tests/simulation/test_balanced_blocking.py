@@ -18,19 +18,13 @@ from simulation.cli import csv_text
 from simulation.document import Document, NodeData
 from simulation.engine import Simulation
 from simulation.fileformat import dumps, load, loads
-from simulation.randomness import PICK, PICK2, SERVICE, TIE, exponential, uniform
 
-from balanced_reference import BalancedTier, Req, Tier
+from balanced_reference import against_the_model
 from random_topologies import random_topology
 from test_trust import assert_same_however_sliced
 from topologies import add_event
 from wallclock import within
 
-NS = 10**9
-
-
-def ns(seconds: float) -> int:
-    return int(round(seconds * NS))
 
 
 def tier(algorithm: str, rate: float, *, replicas: int = 3, workers: int = 2, limit: int = 8, patience: float = 0.2,
@@ -69,85 +63,7 @@ def compare(doc: Document, until: float, algorithm: str) -> tuple[Simulation, li
     sim.trace_every(1, cap=10**7)
     sim.run_until(until)
     assert sim._held_lost == 0 and sim._ev_windows > 0 and sim._ev_fallbacks == 0
-    net = sim.net
-    web_st = int(net.node_stations[net.node_ids.index("web")][0])
-    db_st = int(net.node_stations[net.node_ids.index("db")][0])
-    chain = "api" in net.node_ids
-    api_st = int(net.node_stations[net.node_ids.index("api")][0]) if chain else -1
-    p = doc.node("web").params
-    second = None
-    if chain:
-        a = doc.params("api")
-        second = Tier(int(a["replicas"]), int(a["workers"]), int(a["queue_limit"]), ns(float(a["timeout_s"])))
-    web_sts = net.node_stations[net.node_ids.index("web")]
-    ref = BalancedTier(replicas=int(p["replicas"]), workers=int(p["workers"]), limit=int(p["queue_limit"]),
-                       patience=ns(float(p["timeout_s"])), connections=int(doc.node("db").params["connections"]),
-                       algorithm=algorithm, api=second, ewma=[float(net.st_mean_read[s]) for s in web_sts],
-                       sticky=doc.params("lb").get("affinity") == "sticky")
-    mean = net.st_mean_read
-
-    def add(key: int, arrived: float, hop: int, replica: int, api_replica: int, fixed: bool = False,
-            user: int = -1) -> None:
-        k = np.uint64(key)
-        u = [float(uniform(np.array([k]), np.array([hop - 1]), salt)[0]) for salt in (TIE, PICK, PICK2)]
-        draw = [float(exponential(k, hop + x, SERVICE)) for x in range(3)]
-        if chain:
-            ref.add(Req(key, ns(arrived), ns(draw[0] * float(mean[web_st])), ns(draw[2] * float(mean[db_st])), *u,
-                        replica=replica, api=ns(draw[1] * float(mean[api_st])), api_replica=api_replica, fixed=fixed,
-                        user=user))
-        else:
-            ref.add(Req(key, ns(arrived), ns(draw[0] * float(mean[web_st])), ns(draw[1] * float(mean[db_st])), *u,
-                        replica=replica, fixed=fixed, user=user))
-
-    traces = sim.traces()
-    api_of = {}
-    for tr in traces:
-        at = [i for i, h in enumerate(tr.hops) if h.node == "web"]
-        at2 = [h.replica for h in tr.hops if h.node == "api"]
-        api_of[tr.key] = at2[0] if at2 else 0
-        if at:   # else still at the balancer
-            add(tr.key, tr.hops[at[0]].arrived_s, at[0], tr.hops[at[0]].replica, api_of[tr.key],
-                fixed=tr.hops[0].node == "rr", user=tr.user)   # "rr": a blind balancer beside the load-aware one
-    via = {tr.key: tr.hops[0].node for tr in traces if tr.hops}
-    waiting = sim.pending[sim._lb]   # waiting at a replica at the end: not traced there yet
-    for i in np.flatnonzero(np.isinf(waiting.start)):
-        key = int(waiting.key[i])
-        add(key, float(waiting.arr[i]), int(waiting.hop[i]), int(net.st_replica[waiting.st[i]]), 0,
-            fixed=via.get(key) == "rr", user=int(waiting.user[i]))
-    if chain:   # waiting at the API at the end: their API replica
-        w2 = sim.pending[sim._ev_chain]
-        for i in np.flatnonzero(np.isinf(w2.start)):
-            for r in ref.reqs:
-                if r.key == int(w2.key[i]):
-                    r.api_replica = int(net.st_replica[w2.st[i]])
-    for b in sim.balancers:   # health checks: a worker for their cost at every replica
-        k = np.arange(int(np.ceil((until - b.health.anchor) / b.health.interval)) + 1)
-        for t in b.health.anchor + k * b.health.interval:
-            if 0 <= t < until:
-                for r in range(ref.n):
-                    ref.add(Req(-1 - len(ref.reqs), ns(t), ns(b.bal.check_cost_s), 0, check_replica=r))
-    ref.run()
-    by_key = {r.key: r for r in ref.reqs if r.check_replica < 0}
-    wrong, causes = [], {"answered": 0, "queue_full": 0, "timeout": 0}
-    for tr in traces:
-        if tr.outcome == "in_flight" or tr.key not in by_key:
-            continue
-        r = by_key[tr.key]
-        at = [i for i, h in enumerate(tr.hops) if h.node == "web"]
-        if r.state == "refused":
-            want = ("failed", "queue_full", r.t)
-        elif r.state == "gave_up":
-            want = ("failed", "timeout", r.t + ref.T)
-        elif r.state2 == "refused":
-            want = ("failed", "queue_full", r.t2)
-        elif r.state2 == "gave_up":
-            want = ("failed", "timeout", r.t2 + ref.api.patience)
-        else:
-            want = ("answered", None, r.end)
-        causes[want[1] or "answered"] += 1
-        got = (tr.outcome, tr.cause, ns(tr.end_s))
-        if got[:2] != want[:2] or abs(got[2] - want[2]) > 1 or tr.hops[at[0]].replica != r.replica:
-            wrong.append((tr.key, got, tr.hops[at[0]].replica, want, r.replica))
+    wrong, causes = against_the_model(sim, doc, until, algorithm)
     return sim, wrong, causes
 
 

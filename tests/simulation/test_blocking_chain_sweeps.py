@@ -10,16 +10,14 @@ by default (balanced_window.py + second_tier.py), checked against the same model
 test_balanced_blocking.py."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulation.document import Document, NodeData
 from simulation.engine import Simulation
-from simulation.randomness import PICK, PICK2, SERVICE, TIE, exponential, uniform
 
-from balanced_reference import BalancedTier, Req, Tier
+from balanced_reference import against_the_model
 from topologies import add_event
 
 NS = 10**9
@@ -67,67 +65,9 @@ def run(doc: Document, until: float) -> Simulation:
 
 def compare(doc: Document, until: float) -> tuple[Simulation, list, dict]:
     """Run the sweeps and the reference; the requests they disagree on, and the reference's
-    outcomes by cause (of the requests the engine finished by ``until``). As
-    test_balanced_blocking.compare, for the sweeps."""
+    outcomes by cause (of the requests the engine finished by ``until``)."""
     sim = run(doc, until)
-    net = sim.net
-    web_st, api_st, db_st = (int(net.node_stations[net.node_ids.index(n)][0]) for n in ("web", "api", "db"))
-    p, a = doc.params("web"), doc.params("api")
-    ref = BalancedTier(replicas=int(p["replicas"]), workers=int(p["workers"]), limit=int(p["queue_limit"]),
-                       patience=ns(float(p["timeout_s"])), connections=int(doc.params("db")["connections"]),
-                       algorithm="fixed",
-                       api=Tier(int(a["replicas"]), int(a["workers"]), int(a["queue_limit"]), ns(float(a["timeout_s"]))))
-    mean = net.st_mean_read
-
-    def add(key: int, arrived: float, hop: int, replica: int, api_replica: int) -> None:
-        k = np.uint64(key)
-        u = [float(uniform(np.array([k]), np.array([hop - 1]), salt)[0]) for salt in (TIE, PICK, PICK2)]
-        draw = [float(exponential(k, hop + x, SERVICE)) for x in range(3)]
-        ref.add(Req(key, ns(arrived), ns(draw[0] * float(mean[web_st])), ns(draw[2] * float(mean[db_st])), *u,
-                    replica=replica, api=ns(draw[1] * float(mean[api_st])), api_replica=api_replica))
-
-    traces = sim.traces()
-    for tr in traces:
-        at = [i for i, h in enumerate(tr.hops) if h.node == "web"]
-        at2 = [h.replica for h in tr.hops if h.node == "api"]
-        if at:   # else still at the balancer
-            add(tr.key, tr.hops[at[0]].arrived_s, at[0], tr.hops[at[0]].replica, at2[0] if at2 else 0)
-    lv_web, lv_api = int(net.st_level[web_st]), int(net.st_level[api_st])
-    waiting = sim.pending[lv_web]   # waiting at a web replica at the end: not traced there yet
-    for i in np.flatnonzero(np.isinf(waiting.start)):
-        add(int(waiting.key[i]), float(waiting.arr[i]), int(waiting.hop[i]), int(net.st_replica[waiting.st[i]]), 0)
-    w2 = sim.pending[lv_api]   # waiting at the API at the end: their API replica
-    for i in np.flatnonzero(np.isinf(w2.start)):
-        for r in ref.reqs:
-            if r.key == int(w2.key[i]):
-                r.api_replica = int(net.st_replica[w2.st[i]])
-    for b in sim.balancers:   # health checks: a worker for their cost at every replica
-        k = np.arange(int(np.ceil((until - b.health.anchor) / b.health.interval)) + 1)
-        for t in b.health.anchor + k * b.health.interval:
-            if 0 <= t < until:
-                for r in range(ref.n):
-                    ref.add(Req(-1 - len(ref.reqs), ns(t), ns(b.bal.check_cost_s), 0, check_replica=r))
-    ref.run()
-    by_key = {r.key: r for r in ref.reqs if r.check_replica < 0}
-    wrong, causes = [], {"answered": 0, "queue_full": 0, "timeout": 0}
-    for tr in traces:
-        if tr.outcome == "in_flight" or tr.key not in by_key:
-            continue
-        r = by_key[tr.key]
-        if r.state == "refused":
-            want = ("failed", "queue_full", r.t)
-        elif r.state == "gave_up":
-            want = ("failed", "timeout", r.t + ref.T)
-        elif r.state2 == "refused":
-            want = ("failed", "queue_full", r.t2)
-        elif r.state2 == "gave_up":
-            want = ("failed", "timeout", r.t2 + ref.api.patience)
-        else:
-            want = ("answered", None, r.end)
-        causes[want[1] or "answered"] += 1
-        got = (tr.outcome, tr.cause, ns(tr.end_s))
-        if got[:2] != want[:2] or abs(got[2] - want[2]) > 1:
-            wrong.append((tr.key, got, want))
+    wrong, causes = against_the_model(sim, doc, until, "fixed")
     return sim, wrong, causes
 
 
