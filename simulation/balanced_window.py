@@ -40,7 +40,7 @@ class BalancedWindow:
         self._ev_lb_out = []
         in_front = [i for i, bs in enumerate(self.balancers) if st.hold[bs.bal.backends].any()]
         aware = [i for i in in_front if self.balancers[i].bal.algorithm in ALGOS]
-        if aware and self._ev_depth is not None and self._balanced_shape(in_front):
+        if aware and self._ev_depth is not None and not self._ev_choice and self._balanced_shape(in_front):
             self._ev_bal = np.asarray(aware, dtype=np.int64)   # blind ones route as usual, before
         # a second tier of blocking servers: only this pass follows it (blocking_window._event_depth)
         self._ev_des = self._ev_bal is not None or (self._ev_depth is not None and self._ev_chain is not None)
@@ -134,7 +134,7 @@ class BalancedWindow:
         if inputs is None:
             return False
         (_, c_held, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, _, free, done_entry,
-         done_t, parts) = inputs
+         done_t, parts, _) = inputs
         # services at each kind of backend (stations alike in means and behaviour share a column)
         b_st = np.flatnonzero(st.hold)
         sig = np.stack([net.st_mean_read[b_st], net.st_mean_write[b_st], net.st_deterministic[b_st].astype(float),

@@ -81,6 +81,7 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
         again = hasattr(self, "_next_sure")
         self._next_sure = np.full(net.n_stations, -1, dtype=np.int64)
         self._ev_bal = None            # balancers that choose in the event window (balanced_window.py)
+        self._ev_choice: list[int] = []   # balancers downstream that it follows (choice_hops.py)
         self._ev_lb_out: list[Batch] = []
         self._one_tick = bool(net.dynamic)
         if not self._holding:

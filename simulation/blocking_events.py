@@ -43,6 +43,7 @@ UNDECIDED = -1
 TIE = -1   # the kernel's answer when D's order would depend on a tie
 END = -1       # a journey's stations: no more
 NOWHERE = -2   # the proxy knows of no copy of the database that can take it: it fails on leaving
+CHOICE = -3    # CHOICE - c: the backend that round-robin balancer c gives it as it leaves (choice_hops.py)
 
 
 @helper
@@ -137,6 +138,22 @@ def admit_parts(j, h, d, d_ns, px_first, px_n, px_st, px_svc, tie_st, last_d, fr
     return worst, rmax
 
 
+@helper
+def round_robin_next(c, u, f, ch_ptr, ch_seq, ch_rr, mean_r, mean_w, det, nm_cost):
+    """The next backend station of round-robin balancer ``c`` (``ch_seq[ch_ptr[c]:ch_ptr[c + 1]]``
+    is its sequence, ``ch_rr[c]`` its counter, advanced) and the service there (ns) of a request
+    with exponential draw ``u`` and flags ``f`` (1: a write, 2: a 304), as
+    ``Stations._service_ns`` computes it."""
+    a = ch_ptr[c]
+    s = ch_seq[a + ch_rr[c] % (ch_ptr[c + 1] - a)]
+    ch_rr[c] += 1
+    mean = mean_w[s] if f & 1 else mean_r[s]
+    x = mean if det[s] else u * mean
+    if f & 2:
+        x = x * nm_cost[s]
+    return s, max(np.int64(np.rint(x * NS)), np.int64(0))
+
+
 def _sample() -> tuple:
     i64, f64, u64 = np.int64, np.float64, np.uint64
     n_st, c = 3, 2
@@ -146,6 +163,8 @@ def _sample() -> tuple:
             np.full((4, 1), 2, dtype=i64), np.full((4, 1), 5 * 10**5, dtype=i64),
             np.full((4, 1), -1, dtype=i64), np.zeros((4, 1), dtype=i64),
             np.zeros((4, 1), dtype=i64), np.zeros((4, 1), dtype=i64), np.zeros(0, dtype=i64), np.zeros(0, dtype=i64),
+            np.zeros((4, 1)), np.zeros((4, 1), dtype=np.int8), np.zeros(1, dtype=i64), np.zeros(0, dtype=i64),
+            np.zeros(0, dtype=i64), np.ones(n_st), np.ones(n_st), np.zeros(n_st, dtype=np.bool_), np.ones(n_st),
             np.zeros(n_st, dtype=np.bool_),
             np.full((n_st, c), np.nan), np.zeros((n_st, c)), np.full(n_st, c, dtype=i64), np.full(12, -np.inf, dtype=f64),
             np.array([0, 4, 8], dtype=i64), np.full(n_st, 4, dtype=i64), np.zeros(n_st, dtype=i64),
@@ -157,7 +176,7 @@ def _sample() -> tuple:
 
 @kernel(sample=_sample)
 def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n,
-                    px_first, px_n, px_st, px_svc,
+                    px_first, px_n, px_st, px_svc, ch_u, ch_f, ch_ptr, ch_seq, ch_rr, mean_r, mean_w, det, nm_cost,
                     tie_st, unk, free, workers, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up,
                     t1,
                     status, start, worker, c_rel, e_rel, work, fwork, kwork):
@@ -177,7 +196,12 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
     at one instant make the kernel give up (TIE). A cross-shard query's parts at the other
     shards (``px_*``: per journey row and hop the first part and how many; each part's
     station and service) are admitted with it; it ends with the slowest and fails at once
-    when one is refused (``admit_parts``). ``unk[s, w]``: NaN
+    when one is refused (``admit_parts``). A journey's station ``CHOICE - c`` is the next
+    backend of round-robin balancer ``c`` as the request leaves it (``round_robin_next``: its
+    sequence ``ch_seq[ch_ptr[c]:ch_ptr[c + 1]]`` and counter ``ch_rr[c]``, advanced; the
+    service there from the draw ``ch_u`` and flags ``ch_f`` of that hop and the stations'
+    ``mean_r``, ``mean_w``, ``det``, ``nm_cost``); two choices of one balancer at one instant
+    make the kernel give up (TIE: the engine's order there is its own). ``unk[s, w]``: NaN
     where worker w of s is free at ``free[s, w]``; else it is held with its release
     unknown, at least ``unk`` (s). ``free``, ``ring``, ``count``: copies of the stations'
     arrays, updated; ``workers``: each station's.
@@ -228,6 +252,7 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
         lo = hi_
     n_heap = 0
     last_d = np.full(n_st, -np.inf)   # the last arrival taken at each station of tie_st
+    last_c = np.full(len(ch_ptr) - 1, -np.inf)   # the last choice of each round-robin balancer
     for j in range(ne):
         e_rel[j] = np.inf
         if e_t[j] < np.inf:
@@ -302,6 +327,13 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
         j = x // depth   # journey j arrives at its h-th station downstream
         h = x - j * depth
         dst, dsvc = jp[j, h], js[j, h]
+        if dst <= CHOICE:   # leaves a round-robin balancer: its next backend
+            c = CHOICE - dst
+            if d == last_c[c]:
+                return TIE
+            last_c[c] = d
+            dst, dsvc = round_robin_next(c, ch_u[j, h], ch_f[j, h], ch_ptr, ch_seq, ch_rr, mean_r, mean_w, det,
+                                         nm_cost)
         if j < n:
             bs, bw = c_st[j], worker[j]
         else:

@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from .blocking_events import END, NOWHERE
+from .choice_hops import ChoiceHops
 from .compiler import CACHE
 from .flight import FLAG_DB_SESSION, FLAG_INTERNAL, Batch
 from .randomness import APPLY, CACHE_HIT, ROUTE, mix64, uniform
@@ -26,14 +27,16 @@ from .randomness import APPLY, CACHE_HIT, ROUTE, mix64, uniform
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
-class Journeys:
+class Journeys(ChoiceHops):
     def _journeys(self, b: Batch, flags: np.ndarray, t1: float) -> tuple:
         """Journeys of requests ``b``, finished at their stations (``flags`` as they leave):
         (stations, services in ns) per request and hop (END after the last, NOWHERE where
         the proxy knows of no copy: it fails on leaving), and the apply jobs the writes
         start: per request and hop the first of them and how many, and their stations,
-        services and keys; last, a cross-shard query's parts at the other shards: per
-        request and hop the first and how many, and their stations and services."""
+        services and keys; then a cross-shard query's parts at the other shards: per
+        request and hop the first and how many, and their stations and services; last,
+        for a round-robin balancer's choice (choice_hops.py), per request and hop the
+        draw and flags of the service at the backend the kernel will choose."""
         depth = self._ev_depth
         n = len(b)
         jp = np.full((n, depth), END, dtype=np.int64)
@@ -46,6 +49,8 @@ class Journeys:
         px_n = np.zeros((n, depth), dtype=np.int64)
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         n_parts = 0
+        ch_u = np.zeros((n, depth))   # round-robin choices downstream (choice_hops.py)
+        ch_f = np.zeros((n, depth), dtype=np.int8)
         net, st = self.net, self.stations
         cur, hop, flags = b.st.copy(), b.hop.copy(), flags.copy()
         # a join's second query (table_routing.py): the database node it goes to once its
@@ -54,7 +59,7 @@ class Journeys:
         if self._joins_on:
             i = self._join_find(b.key)
             join = np.where(i >= 0, self._js_db[np.maximum(i, 0)], -1) if len(self._js_db) else np.full(n, -1)
-        on = self._has_route[cur] if join is None else self._has_route[cur] | (join >= 0)
+        on = self._goes_on(cur) if join is None else self._goes_on(cur) | (join >= 0)
         alive = np.flatnonzero(on) if n else np.zeros(0, dtype=np.int64)
         for h in range(depth):
             if not len(alive):
@@ -63,12 +68,24 @@ class Journeys:
             draw = cur[alive] + uniform(key, hp, ROUTE)
             idx = np.minimum(np.searchsorted(self._route_key, draw, side="left"), len(self._route_key) - 1)
             nxt = self._registered_only(net.route_target[idx], key, hp)
+            code = None
+            if self._ev_choice:   # leaving a balancer (choice_hops.py)
+                at = np.flatnonzero(self._choice_at[cur[alive]] >= 0)
+                if len(at):
+                    code = np.zeros(len(alive), dtype=np.int64)
+                    nxt[at], code[at] = self._choose_hop(cur[alive[at]], b, key[at], hp[at], alive[at])
+                    lost = nxt == NOWHERE
+                    if lost.any():   # no backend left: it fails as it leaves
+                        jp[alive[lost], h] = NOWHERE
+                        alive, nxt, key, hp, code = alive[~lost], nxt[~lost], key[~lost], hp[~lost], code[~lost]
+                        if not len(alive):
+                            break
             if self._sharded or self._replicated or self._parts is not None:
                 here = Batch._raw((cur[alive], b.birth[alive], b.fin[alive], b.start[alive], b.fin[alive],
                                    b.cls[alive], b.user[alive], flags[alive], key, hp, b.item[alive]))
             second = None
             if join is not None:   # at its first database: on to the second (Partitioning._join_onward)
-                second = (join[alive] >= 0) & ~self._has_route[cur[alive]]
+                second = (join[alive] >= 0) & ~self._goes_on(cur[alive])
             if self._parts is not None:   # towards the database that holds the table
                 nxt, dbs = self._partition_plan(nxt, here)
                 if join is not None:
@@ -87,6 +104,7 @@ class Journeys:
                 if lost.any():
                     jp[alive[lost], h] = NOWHERE
                     alive, nxt, key, hp = alive[~lost], nxt[~lost], key[~lost], hp[~lost]
+                    code = None if code is None else code[~lost]
                     if not len(alive):
                         break
             hop[alive] = hp + 1
@@ -94,11 +112,15 @@ class Journeys:
                                 b.user[alive], flags[alive], key, hop[alive], b.item[alive]))
             js[alive, h] = st._service_ns(there, np.unique(nxt))
             jp[alive, h] = nxt
+            if code is not None and code.any():   # the kernel chooses the backend: its draw and flags there
+                k = np.flatnonzero(code)
+                jp[alive[k], h] = code[k]
+                ch_u[alive[k], h], ch_f[alive[k], h] = self._choice_draws(there.take(k))
             if self._replicated:
                 n_applies = self._apply_jobs(there, alive, h, ja_first, ja_n, applies, n_applies)
             flags[alive] = there.flags | np.where(self._is_db_server[nxt], FLAG_DB_SESSION, 0).astype(flags.dtype)
             cur[alive] = nxt
-            on = self._has_route[nxt]
+            on = self._goes_on(nxt)
             if self._ev_caches:
                 hits = self._cache_hits(there, np.full(len(there), math.floor(t1 - 1e-9)))
                 if join is not None and hits.any():   # a cache holds items, not joins (Routing._route)
@@ -115,7 +137,7 @@ class Journeys:
             p_st, p_svc = (np.concatenate([p[k] for p in parts]) for k in range(2))
         else:
             p_st, p_svc = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return jp, js, ja_first, ja_n, a_st, a_svc, a_key, (px_first, px_n, p_st, p_svc)
+        return jp, js, ja_first, ja_n, a_st, a_svc, a_key, (px_first, px_n, p_st, p_svc), (ch_u, ch_f)
 
     def _cross_parts(self, copies: Batch, alive: np.ndarray, key: np.ndarray, h: int, px_first: np.ndarray,
                      px_n: np.ndarray, parts: list, n_parts: int) -> int:

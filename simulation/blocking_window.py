@@ -60,7 +60,7 @@ class EventWindow(Journeys):
                     or self._joins_on or len(beside)):
                 return None
             chain = int(lv2[0])
-        if ((kind != SERVER) & (kind != DATABASE) & (kind != CACHE)).any():
+        if ((kind != SERVER) & (kind != DATABASE) & (kind != CACHE) & (kind != LB)).any():
             return None
         if self._local_hold.any() and self._is_local_server[down].any():
             return None   # one session per user moved by two tiers: its order is the sweeps' (by chunks)
@@ -68,9 +68,10 @@ class EventWindow(Journeys):
         into = down[net.route_target]
         if (net.st_level[rows[into]] < lb).any():
             return None
-        for b in net.balancers:
-            if down[b.backends].any():
-                return None
+        if not self._choice_shape(down) or (self._ev_choice and chain is not None):
+            return None   # a balancer downstream: only the ones choice_hops.py follows
+        if ((net.st_kind == LB) & down & (self._choice_at < 0)).any():
+            return None
         for c in net.clients:
             for node in c.entries:
                 if down[net.node_stations[node]].any():
@@ -104,7 +105,7 @@ class EventWindow(Journeys):
         if inputs is None:
             return False
         (c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, unk, free, done_entry,
-         done_t, parts) = inputs
+         done_t, parts, choice) = inputs
         n, ne = len(cand), len(e_t)
         ring, count = st.ring.copy(), st.count.copy()
         status = np.empty(n, dtype=np.int8)
@@ -115,7 +116,8 @@ class EventWindow(Journeys):
         fwork = np.empty(n + ne + 1)
         kwork = np.empty(n + ne + 1, dtype=np.uint64)
         args = (cand.st, cand.arr, cand.key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n,
-                *parts, self._ev_tie, unk, free, net.st_workers, ring,
+                *parts, *choice, net.st_mean_read, net.st_mean_write, net.st_deterministic, net.st_nm_cost,
+                self._ev_tie, unk, free, net.st_workers, ring,
                 st.ring_off, st.ring_len, count, net.st_queue_limit, st._timeout_ns, net.st_timeout, st.rate, st.up,
                 float(t1), status, start_ns, worker, c_rel, e_rel, work, fwork, kwork)
         got = blocking_events(*args) if blocking_events.compiled else blocking_events.py(*args)
@@ -273,7 +275,7 @@ class EventWindow(Journeys):
         ways = [busy] + [self.pending[k] for k in range(lb + 1, len(net.levels))]
         on = Batch.concat(ways)
         moving = (((on.flags & (FLAG_CHECK | FLAG_TIMEOUT | FLAG_INTERNAL)) == 0) & (on.fin < t1)
-                  & (self._has_route[on.st] | self._join_waits(on.key))   # a join: on to its second database
+                  & (self._goes_on(on.st) | self._join_waits(on.key))   # a join: on to its second database
                   & ~(((on.flags & FLAG_NOT_MODIFIED) != 0) & (net.st_kind[on.st] == SERVER))
                   ) if len(on) else np.zeros(0, dtype=bool)
         if self._ev_caches and moving.any():   # a hit at a cache is answered there
@@ -283,6 +285,8 @@ class EventWindow(Journeys):
         # apply jobs shipped before the window that reach their replica in it (Replication._due_applies)
         d = self._delayed if self._replicated else Batch.empty()
         due = d.take(d.arr < t1) if len(d) else d
+        if self._ev_choice:   # a balancer's health checks at its backends downstream (choice_hops.py)
+            due = Batch.concat([due, self._downstream_checks(t1)])
         n, n_ev, n_ac, n_ae = len(cand), len(ev), len(jc[4]), len(je[4])
         n_rows = n + n_ev + n_ac + n_ae + len(due)
         depth = self._ev_depth
@@ -303,6 +307,9 @@ class EventWindow(Journeys):
         px_first[rows], px_n[rows] = pc[0], pc[1]
         px_first[n:n + n_ev], px_n[n:n + n_ev] = pe[0] + len(pc[2]), pe[1]
         parts = (px_first, px_n, np.concatenate([pc[2], pe[2]]), np.concatenate([pc[3], pe[3]]))
+        ch_u, ch_f = np.zeros((n_rows, depth)), np.zeros((n_rows, depth), dtype=np.int8)
+        ch_u[rows], ch_f[rows] = jc[8]
+        ch_u[n:n + n_ev], ch_f[n:n + n_ev] = je[8]
         jobs = slice(base_c, n_rows)
         jp[jobs, 0] = np.concatenate([jc[4], je[4], due.st])
         js[jobs, 0] = np.concatenate([jc[5], je[5], st._service_ns(due, np.unique(due.st)) if len(due)
@@ -338,7 +345,7 @@ class EventWindow(Journeys):
             later = rest & ~gone & np.isnan(own)   # downstream after t1 (a failure at t1 may lose it)
             unk[hs[later], hw[later]] = t1
         return (c_svc, user, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, unk, free,
-                done_entry, done_t, parts)
+                done_entry, done_t, parts, (ch_u, ch_f, *self._choice_sequences()))
 
     @staticmethod
     def _lookup(keys: np.ndarray, values: np.ndarray, want: np.ndarray) -> np.ndarray:

@@ -203,8 +203,9 @@ def test_which_tiers_are_decided_event_by_event():
     (with windows of a whole second at most: a cache's hits follow its state second by
     second), databases with read replicas and shards are journeys the event window
     follows, queries across shards and a second tier of blocking servers too (the latter in
-    balanced_window.py's pass); a balancer downstream or several primaries are left to the
-    sweeps."""
+    balanced_window.py's pass), and a round-robin or hashing balancer downstream
+    (choice_hops.py); a load-aware balancer downstream or several primaries are left to
+    the sweeps."""
     def shape(extra) -> Simulation:
         doc = web_db(50.0, blocking=True, workers=1, duration=5)
         extra(doc)
@@ -277,7 +278,13 @@ def test_which_tiers_are_decided_event_by_event():
     assert shape(tables)._ev_depth == 2   # a join's second query after its first
     assert shape(chain)._ev_depth == 2 and shape(chain)._ev_chain is not None   # balanced_window.py's pass
     assert shape(chain)._ev_des and not shape(api)._ev_des
-    assert shape(balancer)._ev_depth is None
+    assert shape(balancer)._ev_depth == 3 and shape(balancer)._ev_choice == [0]   # lb2 → api → db
+
+    def aware(d):
+        balancer(d)
+        d.set_params("lb2", {"algorithm": "least_connections"})
+
+    assert shape(aware)._ev_depth is None
 
 
 def test_arrivals_at_one_instant_at_the_database_are_taken_in_the_same_order(monkeypatch):

@@ -1,0 +1,139 @@
+"""Balancers downstream of blocking servers in the event window (web → balancer → API).
+
+A part of :class:`simulation.blocking.Blocking`. A request held by a blocking server
+may cross a load balancer on its way downstream; the event window (blocking_window.py)
+then needs the backend the balancer gives it as it leaves. The balancer chooses as
+``BalancerState.choose`` does in ``Routing._balance``, from the backends its health
+checks and the autoscaler leave it at the window's start (neither changes inside a
+window: windows end at every check that can change a backend's state and at every
+autoscaling step):
+
+- ``random`` and ``consistent_hash`` are hashes of the request (its key and hop, or its
+  user): the journey takes its backend when it is drawn (blocking_journeys.py);
+- ``round_robin`` and ``weighted_round_robin`` give the next backend of their sequence
+  to each request in the order they leave: the kernel makes that choice when it gets
+  there, in time order (``blocking_events.round_robin_next``), from the balancer's
+  counter at the window's start, and computes the service at the backend from the
+  request's draw. Two requests leaving one balancer at the same instant would take the
+  engine's order, not the kernel's: the window then takes the sweeps.
+
+The balancer's health checks reach its backends as requests (health.py): they take
+workers there, so they are journeys of one station in the window too.
+
+Qualifies: the balancer and its backends are downstream of the tier and fed by it only;
+the backends are servers that do not block, on one level, with one set of routes and
+one way of keeping sessions (whichever is chosen, the rest of the journey is the same);
+no sticky cookies, no load-aware algorithm (they count requests in progress: the sweeps
+take those), no second tier of blocking servers.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .blocking_events import CHOICE, NOWHERE
+from .compiler import SERVER
+from .flight import FLAG_NOT_MODIFIED, Batch
+from .randomness import SERVICE, exponential
+
+HASHED = ("random", "consistent_hash")
+COUNTED = ("round_robin", "weighted_round_robin")
+
+
+class ChoiceHops:
+    def _choice_shape(self, down: np.ndarray) -> bool:
+        """Note the balancers with backends ``down`` (downstream of the blocking servers)
+        that the event window follows (``self._ev_choice``: their indices; per station,
+        ``self._choice_at``: its place there, or -1); False if one does not qualify."""
+        net, st = self.net, self.stations
+        self._ev_choice = []
+        self._choice_at = np.full(net.n_stations, -1, dtype=np.int64)
+        fed = np.zeros(net.n_stations, dtype=bool)
+        for b in net.balancers:
+            fed[b.backends] = True
+        ptr = net.route_ptr
+        for i, bs in enumerate(self.balancers):
+            b, be = bs.bal, bs.bal.backends
+            if not down[be].any():
+                continue
+            if (not down[b.station] or fed[b.station] or b.algorithm not in HASHED + COUNTED
+                    or bs.cookie is not None or not down[be].all() or (net.st_kind[be] != SERVER).any()
+                    or st.hold[be].any() or (net.st_level[be] != net.st_level[be[0]]).any()):
+                return False
+            rows = {(net.route_target[ptr[s]:ptr[s + 1]].tobytes(), net.route_cum[ptr[s]:ptr[s + 1]].tobytes(),
+                     bool(self._is_db_server[s]), bool(self._is_local_server[s])) for s in be.tolist()}
+            if len(rows) != 1:
+                return False
+            self._choice_at[b.station] = len(self._ev_choice)
+            self._ev_choice.append(i)
+        return True
+
+    def _goes_on(self, st: np.ndarray) -> np.ndarray:
+        """Whether a request that ends at stations ``st`` goes on downstream: they route
+        it, or they are a balancer the window follows."""
+        on = self._has_route[st]
+        if self._ev_choice:
+            on = on | (self._choice_at[st] >= 0)
+        return on
+
+    def _choose_hop(self, cur: np.ndarray, b: Batch, key: np.ndarray, hop: np.ndarray,
+                    rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For requests ``rows`` of ``b`` at balancers ``cur`` (with ``key``, ``hop`` there):
+        their backends (NOWHERE when none is left; for a round-robin balancer, its first
+        backend, whose routes the others share), and the code of the kernel's choice
+        (CHOICE - c; 0 where the backend is known already)."""
+        nxt = np.full(len(cur), NOWHERE, dtype=np.int64)
+        code = np.zeros(len(cur), dtype=np.int64)
+        for c, i in enumerate(self._ev_choice):
+            bs = self.balancers[i]
+            mine = np.flatnonzero(cur == bs.bal.station)
+            if not len(mine):
+                continue
+            backends = bs.bal.backends
+            registered = self.stations.registered[backends]
+            cand = bs.candidates(registered)
+            if not len(cand):
+                continue   # no backend: it fails as it leaves (no_healthy_backend)
+            if bs.bal.algorithm in COUNTED:
+                nxt[mine] = backends[cand[0]]
+                code[mine] = CHOICE - c
+            else:
+                r = rows[mine]
+                nxt[mine] = backends[bs.choose(b.user[r], key[mine], hop[mine], None, None, 0, registered)]
+        return nxt, code
+
+    @staticmethod
+    def _choice_draws(there: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """What the kernel needs to compute a request's service at a backend it chooses
+        (``Stations._service_ns``): its exponential draw there, and its flags (1: a write,
+        2: a 304)."""
+        f = (there.cls == 1).astype(np.int8) | np.where((there.flags & FLAG_NOT_MODIFIED) != 0, 2, 0).astype(np.int8)
+        return exponential(there.key, there.hop, SERVICE), f
+
+    def _choice_sequences(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The kernel's round-robin sequences (backend stations, from each balancer's
+        counter on): (ptr, stations, counters); empty for the hashed balancers."""
+        seqs, rr = [], []
+        for i in self._ev_choice:
+            bs = self.balancers[i]
+            backends = bs.bal.backends
+            cand = bs.candidates(self.stations.registered[backends])
+            if bs.bal.algorithm in COUNTED and len(cand):
+                bs._refresh(cand)
+                order = cand if bs.bal.algorithm == "round_robin" else cand[bs._wrr]
+                seqs.append(backends[order].astype(np.int64))
+            else:
+                seqs.append(np.zeros(0, dtype=np.int64))
+            rr.append(bs.rr)
+        ptr = np.zeros(len(seqs) + 1, dtype=np.int64)
+        ptr[1:] = np.cumsum([len(s) for s in seqs])
+        stations = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64)
+        return ptr, stations, np.asarray(rr, dtype=np.int64)
+
+    def _downstream_checks(self, t1: float) -> Batch:
+        """The health checks that reach stations downstream of the blocking servers before
+        ``t1`` (taken later by ``_admit_arrivals``; here they are only looked at)."""
+        checks = getattr(self, "_checks", None)
+        if checks is None:
+            return Batch.empty()
+        parts = [c.take(c.arr < t1) for c in checks[self._lb + 1:] if len(c)]
+        return Batch.concat(parts) if parts else Batch.empty()
