@@ -49,6 +49,7 @@ class BalancedWindow:
         # blocking servers or downstream of them that do not choose here
         aware = ("least_connections", "power_of_two", "least_response_time")
         chosen_here = set(self._ev_bal.tolist()) if self._ev_bal is not None else set()
+        chosen_here |= set(self._ev_choice)   # downstream, in the event window (choice_hops.py)
         self._one_tick = bool(net.dynamic) and (
             any(d.primaries > 1 for d in net.databases)
             or any(bs.bal.algorithm == "least_response_time"

@@ -37,13 +37,15 @@ from __future__ import annotations
 import numpy as np
 
 from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NEVER_NS, NS, QUEUE_FULL, admit_at, decide_one
+from .choice_kernel import chosen_service, round_robin_next
 from .compiled import helper, kernel
+from .least_choice import choose_backend, presence_push, presence_until
 
 UNDECIDED = -1
 TIE = -1   # the kernel's answer when D's order would depend on a tie
 END = -1       # a journey's stations: no more
 NOWHERE = -2   # the proxy knows of no copy of the database that can take it: it fails on leaving
-CHOICE = -3    # CHOICE - c: the backend that round-robin balancer c gives it as it leaves (choice_hops.py)
+CHOICE = -3    # CHOICE - c: the backend that balancer c gives it as it leaves (choice_hops.py)
 
 
 @helper
@@ -138,22 +140,6 @@ def admit_parts(j, h, d, d_ns, px_first, px_n, px_st, px_svc, tie_st, last_d, fr
     return worst, rmax
 
 
-@helper
-def round_robin_next(c, u, f, ch_ptr, ch_seq, ch_rr, mean_r, mean_w, det, nm_cost):
-    """The next backend station of round-robin balancer ``c`` (``ch_seq[ch_ptr[c]:ch_ptr[c + 1]]``
-    is its sequence, ``ch_rr[c]`` its counter, advanced) and the service there (ns) of a request
-    with exponential draw ``u`` and flags ``f`` (1: a write, 2: a 304), as
-    ``Stations._service_ns`` computes it."""
-    a = ch_ptr[c]
-    s = ch_seq[a + ch_rr[c] % (ch_ptr[c + 1] - a)]
-    ch_rr[c] += 1
-    mean = mean_w[s] if f & 1 else mean_r[s]
-    x = mean if det[s] else u * mean
-    if f & 2:
-        x = x * nm_cost[s]
-    return s, max(np.int64(np.rint(x * NS)), np.int64(0))
-
-
 def _sample() -> tuple:
     i64, f64, u64 = np.int64, np.float64, np.uint64
     n_st, c = 3, 2
@@ -164,7 +150,9 @@ def _sample() -> tuple:
             np.full((4, 1), -1, dtype=i64), np.zeros((4, 1), dtype=i64),
             np.zeros((4, 1), dtype=i64), np.zeros((4, 1), dtype=i64), np.zeros(0, dtype=i64), np.zeros(0, dtype=i64),
             np.zeros((4, 1)), np.zeros((4, 1), dtype=np.int8), np.zeros(1, dtype=i64), np.zeros(0, dtype=i64),
-            np.zeros(0, dtype=i64), np.ones(n_st), np.ones(n_st), np.zeros(n_st, dtype=np.bool_), np.ones(n_st),
+            np.zeros(0, dtype=i64), np.zeros(0, dtype=i64), np.zeros(4), np.zeros(4), np.zeros(4), np.zeros(0),
+            np.zeros(0, dtype=i64), np.zeros(0), np.zeros(n_st), np.full(n_st, -np.inf), 0,
+            np.ones(n_st), np.ones(n_st), np.zeros(n_st, dtype=np.bool_), np.ones(n_st),
             np.zeros(n_st, dtype=np.bool_),
             np.full((n_st, c), np.nan), np.zeros((n_st, c)), np.full(n_st, c, dtype=i64), np.full(12, -np.inf, dtype=f64),
             np.array([0, 4, 8], dtype=i64), np.full(n_st, 4, dtype=i64), np.zeros(n_st, dtype=i64),
@@ -176,7 +164,8 @@ def _sample() -> tuple:
 
 @kernel(sample=_sample)
 def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n,
-                    px_first, px_n, px_st, px_svc, ch_u, ch_f, ch_ptr, ch_seq, ch_rr, mean_r, mean_w, det, nm_cost,
+                    px_first, px_n, px_st, px_svc, ch_u, ch_f, ch_ptr, ch_seq, ch_rr, ch_algo, u_tie, u_a, u_b,
+                    pre_fin, pre_st, pre_rt, ewma, upto, track, mean_r, mean_w, det, nm_cost,
                     tie_st, unk, free, workers, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up,
                     t1,
                     status, start, worker, c_rel, e_rel, work, fwork, kwork):
@@ -196,12 +185,16 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
     at one instant make the kernel give up (TIE). A cross-shard query's parts at the other
     shards (``px_*``: per journey row and hop the first part and how many; each part's
     station and service) are admitted with it; it ends with the slowest and fails at once
-    when one is refused (``admit_parts``). A journey's station ``CHOICE - c`` is the next
-    backend of round-robin balancer ``c`` as the request leaves it (``round_robin_next``: its
-    sequence ``ch_seq[ch_ptr[c]:ch_ptr[c + 1]]`` and counter ``ch_rr[c]``, advanced; the
-    service there from the draw ``ch_u`` and flags ``ch_f`` of that hop and the stations'
-    ``mean_r``, ``mean_w``, ``det``, ``nm_cost``); two choices of one balancer at one instant
-    make the kernel give up (TIE: the engine's order there is its own). ``unk[s, w]``: NaN
+    when one is refused (``admit_parts``). A journey's station ``CHOICE - c`` is the backend
+    balancer ``c`` gives the request as it leaves it (choice_kernel.py): ``ch_seq[ch_ptr[c]:
+    ch_ptr[c + 1]]`` is its round-robin sequence (``ch_algo[c]`` 0; counter ``ch_rr[c]``,
+    advanced) or its candidates (``ch_algo[c]``: least_choice's code; the draws ``u_tie``,
+    ``u_a``, ``u_b`` at journey row * depth + hop; the requests in progress at the backends
+    when the window starts: ``pre_fin``, ``pre_st``, ``pre_rt``; least response time's
+    ``ewma``, ``upto`` and ``track``, copies); the service there comes from the draw ``ch_u``
+    and flags ``ch_f`` of that hop and the stations' ``mean_r``, ``mean_w``, ``det``,
+    ``nm_cost``. Two choices of one balancer at one instant make the kernel give up (TIE:
+    the engine's order there is its own). ``unk[s, w]``: NaN
     where worker w of s is free at ``free[s, w]``; else it is held with its release
     unknown, at least ``unk`` (s). ``free``, ``ring``, ``count``: copies of the stations'
     arrays, updated; ``workers``: each station's.
@@ -252,7 +245,16 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
         lo = hi_
     n_heap = 0
     last_d = np.full(n_st, -np.inf)   # the last arrival taken at each station of tie_st
-    last_c = np.full(len(ch_ptr) - 1, -np.inf)   # the last choice of each round-robin balancer
+    last_c = np.full(len(ch_ptr) - 1, -np.inf)   # the last choice of each balancer downstream
+    # requests in progress at the load-aware balancers' backends: a heap of their ends
+    n_pres = 0
+    conn = np.zeros(n_st, dtype=np.int64)
+    hf = np.empty(len(pre_fin) + m * depth + 1)
+    hs = np.empty(len(pre_fin) + m * depth + 1, dtype=np.int64)
+    hr = np.empty(len(pre_fin) + m * depth + 1)
+    for q in range(len(pre_fin)):
+        conn[pre_st[q]] += 1
+        n_pres = presence_push(hf, hs, hr, n_pres, pre_fin[q], pre_st[q], pre_rt[q])
     for j in range(ne):
         e_rel[j] = np.inf
         if e_t[j] < np.inf:
@@ -327,13 +329,20 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
         j = x // depth   # journey j arrives at its h-th station downstream
         h = x - j * depth
         dst, dsvc = jp[j, h], js[j, h]
-        if dst <= CHOICE:   # leaves a round-robin balancer: its next backend
+        aware = False
+        if dst <= CHOICE:   # leaves a balancer: the backend it gives
             c = CHOICE - dst
             if d == last_c[c]:
                 return TIE
             last_c[c] = d
-            dst, dsvc = round_robin_next(c, ch_u[j, h], ch_f[j, h], ch_ptr, ch_seq, ch_rr, mean_r, mean_w, det,
-                                         nm_cost)
+            if ch_algo[c] == 0:
+                dst = round_robin_next(c, ch_ptr, ch_seq, ch_rr)
+            else:
+                aware = True
+                n_pres = presence_until(d, hf, hs, hr, n_pres, conn, ewma, upto, track)
+                dst = choose_backend(x, c, ch_algo, ch_ptr, ch_seq, conn, ewma, u_tie, u_a, u_b)
+            if dst >= 0:
+                dsvc = chosen_service(dst, ch_u[j, h], ch_f[j, h], mean_r, mean_w, det, nm_cost)
         if j < n:
             bs, bw = c_st[j], worker[j]
         else:
@@ -348,6 +357,12 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
         if dst >= 0 and up[dst]:
             state, t0, w = admit_at(dst, d_ns, d, dsvc, False, free, workers[dst], ring, ring_off, ring_len, count,
                                     limit, timeout_ns, rate)
+        if aware and dst >= 0 and up[dst] and (state == ADMITTED or state == GIVES_UP):   # in progress there
+            conn[dst] += 1
+            if state == ADMITTED:
+                n_pres = presence_push(hf, hs, hr, n_pres, (t0 + dsvc) / NS, dst, (t0 + dsvc) / NS - d)
+            else:
+                n_pres = presence_push(hf, hs, hr, n_pres, d + timeout_s[dst], dst, -1.0)
         worst, rmax = 0, -np.inf
         if px_n[j, h] > 0:   # a cross-shard query: its parts at the other shards (even with no copy of its own)
             worst, rmax = admit_parts(j, h, d, d_ns, px_first, px_n, px_st, px_svc, tie_st, last_d, free, workers,

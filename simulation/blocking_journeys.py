@@ -35,8 +35,8 @@ class Journeys(ChoiceHops):
         start: per request and hop the first of them and how many, and their stations,
         services and keys; then a cross-shard query's parts at the other shards: per
         request and hop the first and how many, and their stations and services; last,
-        for a round-robin balancer's choice (choice_hops.py), per request and hop the
-        draw and flags of the service at the backend the kernel will choose."""
+        for a balancer's choice the kernel makes (choice_hops.py), per request and hop the
+        draw and flags of the service at the backend and the draws of the choice."""
         depth = self._ev_depth
         n = len(b)
         jp = np.full((n, depth), END, dtype=np.int64)
@@ -49,8 +49,8 @@ class Journeys(ChoiceHops):
         px_n = np.zeros((n, depth), dtype=np.int64)
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         n_parts = 0
-        ch_u = np.zeros((n, depth))   # round-robin choices downstream (choice_hops.py)
-        ch_f = np.zeros((n, depth), dtype=np.int8)
+        # the kernel's choices at balancers downstream (choice_hops.py): service draw, flags, choice draws
+        ch = [np.zeros((n, depth)), np.zeros((n, depth), dtype=np.int8), *(np.zeros((n, depth)) for _ in range(3))]
         net, st = self.net, self.stations
         cur, hop, flags = b.st.copy(), b.hop.copy(), flags.copy()
         # a join's second query (table_routing.py): the database node it goes to once its
@@ -115,7 +115,8 @@ class Journeys(ChoiceHops):
             if code is not None and code.any():   # the kernel chooses the backend: its draw and flags there
                 k = np.flatnonzero(code)
                 jp[alive[k], h] = code[k]
-                ch_u[alive[k], h], ch_f[alive[k], h] = self._choice_draws(there.take(k))
+                for arr, v in zip(ch, self._choice_draws(there.take(k))):
+                    arr[alive[k], h] = v
             if self._replicated:
                 n_applies = self._apply_jobs(there, alive, h, ja_first, ja_n, applies, n_applies)
             flags[alive] = there.flags | np.where(self._is_db_server[nxt], FLAG_DB_SESSION, 0).astype(flags.dtype)
@@ -137,7 +138,7 @@ class Journeys(ChoiceHops):
             p_st, p_svc = (np.concatenate([p[k] for p in parts]) for k in range(2))
         else:
             p_st, p_svc = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return jp, js, ja_first, ja_n, a_st, a_svc, a_key, (px_first, px_n, p_st, p_svc), (ch_u, ch_f)
+        return jp, js, ja_first, ja_n, a_st, a_svc, a_key, (px_first, px_n, p_st, p_svc), ch
 
     def _cross_parts(self, copies: Batch, alive: np.ndarray, key: np.ndarray, h: int, px_first: np.ndarray,
                      px_n: np.ndarray, parts: list, n_parts: int) -> int:

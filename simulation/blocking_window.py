@@ -116,7 +116,8 @@ class EventWindow(Journeys):
         fwork = np.empty(n + ne + 1)
         kwork = np.empty(n + ne + 1, dtype=np.uint64)
         args = (cand.st, cand.arr, cand.key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n,
-                *parts, *choice, net.st_mean_read, net.st_mean_write, net.st_deterministic, net.st_nm_cost,
+                *parts, *self._kernel_choices(choice), net.st_mean_read, net.st_mean_write, net.st_deterministic,
+                net.st_nm_cost,
                 self._ev_tie, unk, free, net.st_workers, ring,
                 st.ring_off, st.ring_len, count, net.st_queue_limit, st._timeout_ns, net.st_timeout, st.rate, st.up,
                 float(t1), status, start_ns, worker, c_rel, e_rel, work, fwork, kwork)
@@ -307,9 +308,9 @@ class EventWindow(Journeys):
         px_first[rows], px_n[rows] = pc[0], pc[1]
         px_first[n:n + n_ev], px_n[n:n + n_ev] = pe[0] + len(pc[2]), pe[1]
         parts = (px_first, px_n, np.concatenate([pc[2], pe[2]]), np.concatenate([pc[3], pe[3]]))
-        ch_u, ch_f = np.zeros((n_rows, depth)), np.zeros((n_rows, depth), dtype=np.int8)
-        ch_u[rows], ch_f[rows] = jc[8]
-        ch_u[n:n + n_ev], ch_f[n:n + n_ev] = je[8]
+        ch = [np.zeros((n_rows, depth), dtype=a.dtype) for a in jc[8]]   # choices downstream (choice_hops.py)
+        for arr, c_part, e_part in zip(ch, jc[8], je[8]):
+            arr[rows], arr[n:n + n_ev] = c_part, e_part
         jobs = slice(base_c, n_rows)
         jp[jobs, 0] = np.concatenate([jc[4], je[4], due.st])
         js[jobs, 0] = np.concatenate([jc[5], je[5], st._service_ns(due, np.unique(due.st)) if len(due)
@@ -345,7 +346,7 @@ class EventWindow(Journeys):
             later = rest & ~gone & np.isnan(own)   # downstream after t1 (a failure at t1 may lose it)
             unk[hs[later], hw[later]] = t1
         return (c_svc, user, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, unk, free,
-                done_entry, done_t, parts, (ch_u, ch_f, *self._choice_sequences()))
+                done_entry, done_t, parts, ch)
 
     @staticmethod
     def _lookup(keys: np.ndarray, values: np.ndarray, want: np.ndarray) -> np.ndarray:

@@ -3,28 +3,32 @@
 A part of :class:`simulation.blocking.Blocking`. A request held by a blocking server
 may cross a load balancer on its way downstream; the event window (blocking_window.py)
 then needs the backend the balancer gives it as it leaves. The balancer chooses as
-``BalancerState.choose`` does in ``Routing._balance``, from the backends its health
-checks and the autoscaler leave it at the window's start (neither changes inside a
-window: windows end at every check that can change a backend's state and at every
-autoscaling step):
+``Routing._balance`` does, from the backends its health checks and the autoscaler
+leave it at the window's start (neither changes inside a window: windows end at every
+check that can change a backend's state and at every autoscaling step):
 
 - ``random`` and ``consistent_hash`` are hashes of the request (its key and hop, or its
   user): the journey takes its backend when it is drawn (blocking_journeys.py);
 - ``round_robin`` and ``weighted_round_robin`` give the next backend of their sequence
   to each request in the order they leave: the kernel makes that choice when it gets
-  there, in time order (``blocking_events.round_robin_next``), from the balancer's
-  counter at the window's start, and computes the service at the backend from the
-  request's draw. Two requests leaving one balancer at the same instant would take the
-  engine's order, not the kernel's: the window then takes the sweeps.
+  there, in time order (choice_kernel.py), from the balancer's counter at the window's
+  start;
+- ``least_connections``, ``least_response_time`` and ``power_of_two`` choose at that
+  instant with the requests then in progress at each backend (and the EWMA of the
+  responses completed by then), as ``least_choice.choose_and_admit`` does: the kernel
+  keeps the count, and the engine books the window with that same exact choice
+  (exact_balance.py), not the tick-by-tick one. Nothing then depends on the tick.
 
-The balancer's health checks reach its backends as requests (health.py): they take
-workers there, so they are journeys of one station in the window too.
+The kernel computes the service at the backend from the request's draw. Two requests
+leaving one balancer at the same instant would take the engine's order, not the
+kernel's: the window then takes the sweeps (and a load-aware balancer its
+tick-by-tick path there). The balancer's health checks reach its backends as requests
+(health.py): they take workers there, so they are journeys of one station too.
 
 Qualifies: the balancer and its backends are downstream of the tier and fed by it only;
 the backends are servers that do not block, on one level, with one set of routes and
 one way of keeping sessions (whichever is chosen, the rest of the journey is the same);
-no sticky cookies, no load-aware algorithm (they count requests in progress: the sweeps
-take those), no second tier of blocking servers.
+no sticky cookies (the users' pins are the sweeps'), no second tier of blocking servers.
 """
 from __future__ import annotations
 
@@ -32,11 +36,14 @@ import numpy as np
 
 from .blocking_events import CHOICE, NOWHERE
 from .compiler import SERVER
-from .flight import FLAG_NOT_MODIFIED, Batch
-from .randomness import SERVICE, exponential
+from .exact_balance import _ewma_upto
+from .flight import FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
+from .least_choice import ALGO_CODE
+from .randomness import PICK, PICK2, SERVICE, TIE, exponential, uniform
 
 HASHED = ("random", "consistent_hash")
 COUNTED = ("round_robin", "weighted_round_robin")
+AWARE = tuple(ALGO_CODE)   # least connections, least response time, power of two
 
 
 class ChoiceHops:
@@ -55,7 +62,7 @@ class ChoiceHops:
             b, be = bs.bal, bs.bal.backends
             if not down[be].any():
                 continue
-            if (not down[b.station] or fed[b.station] or b.algorithm not in HASHED + COUNTED
+            if (not down[b.station] or fed[b.station] or b.algorithm not in HASHED + COUNTED + AWARE
                     or bs.cookie is not None or not down[be].all() or (net.st_kind[be] != SERVER).any()
                     or st.hold[be].any() or (net.st_level[be] != net.st_level[be[0]]).any()):
                 return False
@@ -93,7 +100,7 @@ class ChoiceHops:
             cand = bs.candidates(registered)
             if not len(cand):
                 continue   # no backend: it fails as it leaves (no_healthy_backend)
-            if bs.bal.algorithm in COUNTED:
+            if bs.bal.algorithm not in HASHED:
                 nxt[mine] = backends[cand[0]]
                 code[mine] = CHOICE - c
             else:
@@ -102,32 +109,55 @@ class ChoiceHops:
         return nxt, code
 
     @staticmethod
-    def _choice_draws(there: Batch) -> tuple[np.ndarray, np.ndarray]:
-        """What the kernel needs to compute a request's service at a backend it chooses
-        (``Stations._service_ns``): its exponential draw there, and its flags (1: a write,
-        2: a 304)."""
+    def _choice_draws(there: Batch) -> tuple[np.ndarray, ...]:
+        """What the kernel needs for a request's choice (``there``: at the backend it stands
+        for): its exponential service draw there and its flags (1: a write, 2: a 304), as
+        ``Stations._service_ns``; the draws of least_choice.py's choice (ties, power of two)
+        of the request as it leaves the balancer."""
         f = (there.cls == 1).astype(np.int8) | np.where((there.flags & FLAG_NOT_MODIFIED) != 0, 2, 0).astype(np.int8)
-        return exponential(there.key, there.hop, SERVICE), f
+        hop = there.hop - 1
+        return (exponential(there.key, there.hop, SERVICE), f,
+                *(uniform(there.key, hop, salt) for salt in (TIE, PICK, PICK2)))
 
-    def _choice_sequences(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The kernel's round-robin sequences (backend stations, from each balancer's
-        counter on): (ptr, stations, counters); empty for the hashed balancers."""
-        seqs, rr = [], []
+    def _choice_inputs(self) -> tuple:
+        """The kernel's balancers downstream: per balancer its round-robin sequence from its
+        counter on (backend stations) or its candidates (load-aware), the counters and the
+        algorithms; the requests in progress at the load-aware ones' backends (ends,
+        stations, response times: -1 where not an EWMA sample); least response time's EWMA
+        and marks (copies) and whether it is kept."""
+        seqs, rr, algo = [], [], []
+        aware = np.zeros(self.net.n_stations, dtype=bool)
         for i in self._ev_choice:
             bs = self.balancers[i]
             backends = bs.bal.backends
             cand = bs.candidates(self.stations.registered[backends])
-            if bs.bal.algorithm in COUNTED and len(cand):
+            code = ALGO_CODE.get(bs.bal.algorithm, 0)
+            if code:
+                seqs.append(backends[cand].astype(np.int64))   # least_choice's candidates, in its order
+                aware[backends] = True
+            elif bs.bal.algorithm in COUNTED and len(cand):
                 bs._refresh(cand)
                 order = cand if bs.bal.algorithm == "round_robin" else cand[bs._wrr]
                 seqs.append(backends[order].astype(np.int64))
             else:
                 seqs.append(np.zeros(0, dtype=np.int64))
             rr.append(bs.rr)
+            algo.append(code)
         ptr = np.zeros(len(seqs) + 1, dtype=np.int64)
         ptr[1:] = np.cumsum([len(s) for s in seqs])
         stations = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64)
-        return ptr, stations, np.asarray(rr, dtype=np.int64)
+        pre = Batch.concat([p.take(aware[p.st]) for p in self.pending if len(p)]) if aware.any() else Batch.empty()
+        sample = (pre.flags & (FLAG_TIMEOUT | FLAG_INTERNAL)) == 0
+        pre_rt = np.where(sample, pre.fin - pre.arr, -1.0)
+        return (ptr, stations, np.asarray(rr, dtype=np.int64), np.asarray(algo, dtype=np.int64),
+                pre.fin.copy(), pre.st.astype(np.int64), pre_rt, self.ewma.copy(), _ewma_upto(self).copy(),
+                int(self._track_latency))
+
+    def _kernel_choices(self, ch: list[np.ndarray]) -> tuple:
+        """blocking_events' arguments for the choices downstream, from the journeys' ``ch``
+        (service draws, flags, draws of the choice: per journey row and hop)."""
+        ptr, seq, rr, algo, *rest = self._choice_inputs()
+        return (ch[0], ch[1], ptr, seq, rr, algo, *(np.ascontiguousarray(u).ravel() for u in ch[2:]), *rest)
 
     def _downstream_checks(self, t1: float) -> Batch:
         """The health checks that reach stations downstream of the blocking servers before

@@ -5,7 +5,8 @@ through the ordinary stations' admission.
 
 The exact path applies when every backend of the balancers involved is a plain
 FIFO station admitted on the spot: servers (also autoscaled slots, sessions,
-304s) not making blocking calls, and not behind a blocking server. Databases and
+304s) not making blocking calls, and not behind a blocking server unless the
+event window follows the balancer (choice_hops.py: its kernel chose the same way). Databases and
 caches behind a balancer (a session read adds service), blocking servers, and
 balancers that stick users with a cookie shared with a blind balancer take the
 tick-by-tick path in routing.py instead.
@@ -41,7 +42,8 @@ def exact_applies(sim: Any, present: list[int]) -> bool:
     if stn.hold[st].any() or stn.is_store[st].any():
         return False
     if sim._holding and (sim.net.st_level[st] >= sim._lb).any():
-        return False
+        # downstream of blocking servers: only while the event window books what it chose the same way
+        return sim._ev_expect is not None and all(b in sim._ev_choice for b in present)
     return True
 
 

@@ -82,6 +82,64 @@ def choose_backend(i, b, algo, cand_ptr, cand_st, conn, ewma, u_tie, u_a, u_b):
     return -1
 
 
+@helper
+def presence_push(hf, hs, hr, size, fin, s, rt):
+    """Add a request in progress at ``s`` until ``fin`` (response time ``rt``, -1: not an
+    EWMA sample) to the heap of the first ``size`` entries; returns size + 1."""
+    k = size
+    while k > 0:
+        p = (k - 1) // 2
+        if fin < hf[p] or (fin == hf[p] and (s < hs[p] or (s == hs[p] and rt < hr[p]))):
+            hf[k] = hf[p]
+            hs[k] = hs[p]
+            hr[k] = hr[p]
+            k = p
+        else:
+            break
+    hf[k] = fin
+    hs[k] = s
+    hr[k] = rt
+    return size + 1
+
+
+@helper
+def presence_until(t, hf, hs, hr, size, conn, ewma, upto, track):
+    """Take the requests that finished by ``t`` out of the count ``conn`` (and into their
+    station's EWMA, in order, when ``track`` and not counted before: ``upto``); returns
+    the heap's new size."""
+    while size > 0 and hf[0] <= t:
+        s = hs[0]
+        conn[s] -= 1
+        r = hr[0]
+        if track != 0 and r >= 0.0 and hf[0] > upto[s]:
+            ewma[s] += EWMA_ALPHA * (r - ewma[s])
+        size -= 1
+        lf = hf[size]
+        ls = hs[size]
+        lr = hr[size]
+        k = 0
+        while True:
+            ch = 2 * k + 1
+            if ch >= size:
+                break
+            if ch + 1 < size:
+                d = ch + 1
+                if hf[d] < hf[ch] or (hf[d] == hf[ch] and (hs[d] < hs[ch] or (hs[d] == hs[ch] and hr[d] < hr[ch]))):
+                    ch = d
+            if hf[ch] < lf or (hf[ch] == lf and (hs[ch] < ls or (hs[ch] == ls and hr[ch] < lr))):
+                hf[k] = hf[ch]
+                hs[k] = hs[ch]
+                hr[k] = hr[ch]
+                k = ch
+            else:
+                break
+        if size > 0:
+            hf[k] = lf
+            hs[k] = ls
+            hr[k] = lr
+    return size
+
+
 def _sample() -> tuple:
     n_st, c = 3, 1
     f = np.zeros(1)
@@ -134,52 +192,10 @@ def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, 
         while j < n_pre and pre_arr[j] <= t:
             s = pre_st[j]
             conn[s] += 1
-            k = size
-            size += 1
-            while k > 0:
-                p = (k - 1) // 2
-                if (pre_fin[j] < hf[p] or (pre_fin[j] == hf[p] and (s < hs[p] or (s == hs[p] and pre_rt[j] < hr[p])))):
-                    hf[k] = hf[p]
-                    hs[k] = hs[p]
-                    hr[k] = hr[p]
-                    k = p
-                else:
-                    break
-            hf[k] = pre_fin[j]
-            hs[k] = s
-            hr[k] = pre_rt[j]
+            size = presence_push(hf, hs, hr, size, pre_fin[j], s, pre_rt[j])
             j += 1
         # those that finished by t leave (in time order: the EWMA sees them so)
-        while size > 0 and hf[0] <= t:
-            s = hs[0]
-            conn[s] -= 1
-            r = hr[0]
-            if track != 0 and r >= 0.0 and hf[0] > upto[s]:
-                ewma[s] += EWMA_ALPHA * (r - ewma[s])
-            size -= 1
-            lf = hf[size]
-            ls = hs[size]
-            lr = hr[size]
-            k = 0
-            while True:
-                ch = 2 * k + 1
-                if ch >= size:
-                    break
-                if ch + 1 < size:
-                    d = ch + 1
-                    if hf[d] < hf[ch] or (hf[d] == hf[ch] and (hs[d] < hs[ch] or (hs[d] == hs[ch] and hr[d] < hr[ch]))):
-                        ch = d
-                if (hf[ch] < lf or (hf[ch] == lf and (hs[ch] < ls or (hs[ch] == ls and hr[ch] < lr)))):
-                    hf[k] = hf[ch]
-                    hs[k] = hs[ch]
-                    hr[k] = hr[ch]
-                    k = ch
-                else:
-                    break
-            if size > 0:
-                hf[k] = lf
-                hs[k] = ls
-                hr[k] = lr
+        size = presence_until(t, hf, hs, hr, size, conn, ewma, upto, track)
         # the choice
         s = fixed[i]
         if s == -2:
@@ -234,20 +250,7 @@ def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, 
         if check:
             continue
         conn[s] += 1
-        k = size
-        size += 1
-        while k > 0:
-            p = (k - 1) // 2
-            if (fin < hf[p] or (fin == hf[p] and (s < hs[p] or (s == hs[p] and rt < hr[p])))):
-                hf[k] = hf[p]
-                hs[k] = hs[p]
-                hr[k] = hr[p]
-                k = p
-            else:
-                break
-        hf[k] = fin
-        hs[k] = s
-        hr[k] = rt
+        size = presence_push(hf, hs, hr, size, fin, s, rt)
     return last_t
 
 

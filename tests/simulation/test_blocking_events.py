@@ -203,9 +203,9 @@ def test_which_tiers_are_decided_event_by_event():
     (with windows of a whole second at most: a cache's hits follow its state second by
     second), databases with read replicas and shards are journeys the event window
     follows, queries across shards and a second tier of blocking servers too (the latter in
-    balanced_window.py's pass), and a round-robin or hashing balancer downstream
-    (choice_hops.py); a load-aware balancer downstream or several primaries are left to
-    the sweeps."""
+    balanced_window.py's pass), and a balancer downstream without sticky cookies
+    (choice_hops.py); a sticky one downstream or several primaries are left to the
+    sweeps."""
     def shape(extra) -> Simulation:
         doc = web_db(50.0, blocking=True, workers=1, duration=5)
         extra(doc)
@@ -284,7 +284,12 @@ def test_which_tiers_are_decided_event_by_event():
         balancer(d)
         d.set_params("lb2", {"algorithm": "least_connections"})
 
-    assert shape(aware)._ev_depth is None
+    def sticky(d):
+        balancer(d)
+        d.set_params("lb2", {"affinity": "sticky"})
+
+    assert shape(aware)._ev_depth == 3 and not shape(aware)._one_tick
+    assert shape(sticky)._ev_depth is None
 
 
 def test_arrivals_at_one_instant_at_the_database_are_taken_in_the_same_order(monkeypatch):
