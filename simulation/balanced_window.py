@@ -13,7 +13,9 @@ kernel's inputs and commits its results through ``_commit_events``, the event wi
 Qualifies: the balancers in front of B are load-aware (least connections, least response
 time, power of two; sticky or not) or blind without sticky cookies (they route as usual);
 B's stations are the only ones at their level, share one set of downstream routes and
-one way of keeping sessions (not local); and the event window takes the tier. Else the
+one way of keeping sessions (in memory only when every user request reaches B through
+the load-aware balancers: the sessions then move in each user's arrival order once they
+chose, ``_sessions_follow``); and the event window takes the tier. Else the
 balancers keep the tick-by-tick path (routing.py) in one-tick windows.
 ``SCALELAB_BLOCKING_EVENTS=0`` turns both off.
 """
@@ -61,7 +63,9 @@ class BalancedWindow:
         net, st = self.net, self.stations
         lb = self._lb
         level = net.levels[lb]
-        if (~st.hold[level]).any() or self._local_hold.any():
+        if (~st.hold[level]).any():
+            return False
+        if self._local_hold.any() and not self._sessions_follow(in_front):
             return False
         for i in in_front:   # a blind one with sticky cookies: the tick-by-tick path (routing.py)
             bs = self.balancers[i]
@@ -72,8 +76,22 @@ class BalancedWindow:
         # one journey downstream whichever backend is chosen: the same routes, the same sessions
         rows = [(net.route_target[net.route_ptr[s]:net.route_ptr[s + 1]].tobytes(),
                  net.route_cum[net.route_ptr[s]:net.route_ptr[s + 1]].tobytes(),
-                 bool(self._is_db_server[s]), bool(self._has_route[s])) for s in level.tolist()]
+                 bool(self._is_db_server[s]), bool(self._local_hold[s]), bool(self._has_route[s]))
+                for s in level.tolist()]
         return len(set(rows)) == 1
+
+    def _sessions_follow(self, in_front: list[int]) -> bool:
+        """Sessions in the blocking servers' memory: the pass can move them (in each user's
+        arrival order, once the balancers chose) when every user request reaches those
+        servers through the load-aware balancers it decides for: no blind balancer, no
+        call and no client straight to them."""
+        net = self.net
+        b_st = net.levels[self._lb]
+        if any(self.balancers[i].bal.algorithm not in ALGOS for i in in_front):
+            return False
+        if np.isin(net.route_target, b_st).any():
+            return False
+        return not any(np.isin(net.node_stations[node], b_st).any() for c in net.clients for node in c.entries)
 
     def _divert(self, out: Batch) -> Batch:
         """Keep aside the requests leaving the balancers that choose in the event window;
@@ -237,6 +255,8 @@ class BalancedWindow:
             raise SimulationError("blocking servers: the window's arrivals changed while it was decided")
         real = Batch.concat([real, fwd]).take(perm)
         real.st = cand.st
+        if self._local_hold.any():   # sessions in memory move in each user's arrival order (_sessions_follow)
+            self._local_sessions(real, lb_row & keep & self._local_hold[real.st])
         svc_row = c_svc[np.arange(n), grp[cand.st]] if n else np.zeros(0, dtype=np.int64)
         sel = np.flatnonzero(keep)
         if sec is not None:

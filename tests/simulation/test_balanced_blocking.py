@@ -76,6 +76,23 @@ def test_each_choice_and_each_outcome_matches_the_event_model(algorithm, seed):
     assert causes["answered"] > 1500 and causes["queue_full"] > 100 and causes["timeout"] > 20, causes
 
 
+@pytest.mark.parametrize("algorithm", ["least_connections", "power_of_two", "least_response_time"])
+def test_sessions_in_the_servers_memory_move_with_the_balancers_choices(algorithm):
+    """Sessions kept in the blocking servers' memory (the sessions lesson with sync
+    workers) do not change any time, only which answers count: the same requests, choices
+    and ends as the event model, and a request loses its session exactly when its user's
+    previous request reached another replica (recounted here from where each went)."""
+    doc = tier(algorithm, 190.0, seed=3)
+    doc.set_params("web", {"sessions": "local"})
+    doc.set_params("users", {"users": 300})   # users come back: their sessions matter
+    sim, wrong, causes = compare(doc, 15.0, algorithm)
+    assert wrong == []
+    visits = sorted((tr.user, h.arrived_s, tr.key, h.replica, tr.outcome == "answered" or tr.cause == "session_lost")
+                    for tr in sim.traces() for h in tr.hops if h.node == "web")
+    lost = sum(1 for prev, cur in zip(visits, visits[1:]) if prev[0] == cur[0] and prev[3] != cur[3] and cur[4])
+    assert sim.totals()["sessions_lost"] == lost > 100
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_least_connections_notices_a_slow_server_that_round_robin_overloads(seed):
     """Lesson 4b with sync workers: a fast and a slow web node (both call the database).
