@@ -33,6 +33,13 @@ from .randomness import PICK, PICK2, TIE as TIE_SALT, uniform
 ALGOS = {"least_connections": ALGO_LC, "least_response_time": ALGO_LRT, "power_of_two": ALGO_P2C}
 
 
+def lrt_in_front_of_stores(net, balancers: list) -> bool:
+    """Least response time in front of databases or caches (a session read adds service
+    there): exact_balance.py's slower path, in one-tick windows."""
+    return any(bs.bal.algorithm == "least_response_time"
+               and np.isin(net.st_kind[bs.bal.backends], (DATABASE, CACHE)).any() for bs in balancers)
+
+
 class BalancedWindow:
     def _balanced_setup(self) -> None:
         """Which balancers choose inside the event window (``self._ev_bal``: their indices,
@@ -46,16 +53,15 @@ class BalancedWindow:
             self._ev_bal = np.asarray(aware, dtype=np.int64)   # blind ones route as usual, before
         # a second tier of blocking servers: only this pass follows it (blocking_window._event_depth)
         self._ev_des = self._ev_bal is not None or (self._ev_depth is not None and self._ev_chain is not None)
-        # one-tick windows only for what still needs them (compiler.py's ``dynamic``): several
-        # primaries, least response time in front of stores, load-aware balancers in front of
-        # blocking servers or downstream of them that do not choose here
+        # one-tick windows only for what still needs them (compiler.py's ``dynamic``): least
+        # response time in front of stores, load-aware balancers in front of blocking servers or
+        # downstream of them that do not choose here (several primaries: windows no longer
+        # than the replication lag, Blocking._setup_blocking)
         aware = ("least_connections", "power_of_two", "least_response_time")
         chosen_here = set(self._ev_bal.tolist()) if self._ev_bal is not None else set()
         chosen_here |= set(self._ev_choice)   # downstream, in the event window (choice_hops.py)
         self._one_tick = bool(net.dynamic) and (
-            any(d.primaries > 1 for d in net.databases)
-            or any(bs.bal.algorithm == "least_response_time"
-                   and np.isin(net.st_kind[bs.bal.backends], (DATABASE, CACHE)).any() for bs in self.balancers)
+            lrt_in_front_of_stores(net, self.balancers)
             or any(bs.bal.algorithm in aware and i not in chosen_here
                    and (net.st_level[bs.bal.backends] >= self._lb).any() for i, bs in enumerate(self.balancers)))
 

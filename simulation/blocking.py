@@ -34,7 +34,7 @@ import math
 
 import numpy as np
 
-from .balanced_window import BalancedWindow
+from .balanced_window import BalancedWindow, lrt_in_front_of_stores
 from .blocking_holds import HeldWorkers, _sure_next_stations
 from .blocking_window import EventWindow
 from .second_tier import SecondTierWindow
@@ -83,7 +83,12 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
         self._ev_bal = None            # balancers that choose in the event window (balanced_window.py)
         self._ev_choice: list[int] = []   # balancers downstream that it follows (choice_hops.py)
         self._ev_lb_out: list[Batch] = []
-        self._one_tick = bool(net.dynamic)
+        self._one_tick = bool(net.dynamic) and lrt_in_front_of_stores(net, self.balancers)   # (_balanced_setup)
+        # several primaries: a write one commits reaches the others after the lag (replication.py's
+        # _mp_delay), so a window no longer than the lag admits at each primary only writes
+        # committed before it started, in time order with its own requests
+        lags = [d.lag_s for d in net.databases if d.primaries > 1]
+        self._mp_cap = max(self.tick_s, math.floor(min(lags) / self.tick_s + 1e-9) * self.tick_s) if lags else None
         if not self._holding:
             return
         self._lb = int(net.st_level[hold].min())

@@ -234,9 +234,10 @@ class Replication:
 
     def _mp_delay(self, station: int) -> float:
         """When another primary applies a write: after the lag, and at least one tick
-        later. Multi-primary databases run in one-tick windows (compiler.py), so the
-        writes a primary applies in a window were all committed before it started, and
-        are admitted with its own requests in time order, however the run is sliced."""
+        later. With multi-primary databases windows are no longer than that
+        (``Blocking._setup_blocking``'s ``_mp_cap``), so the writes a primary applies in a
+        window were all committed before it started, and are admitted with its own
+        requests in time order, however the run is sliced."""
         return max(float(self._mp_lag[station]), self.tick_s)
 
     def _multi_primary(self, w: Batch, key: np.ndarray, b: Batch, b_key: np.ndarray, reads: np.ndarray) -> None:

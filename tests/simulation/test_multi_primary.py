@@ -211,3 +211,34 @@ def test_several_primaries_and_several_shards_together_are_refused_with_the_reas
     d.add_edge("app", "db")
     with pytest.raises(SimulationError, match=r'database "db": several primaries and several shards together'):
         compile_document(d)
+
+
+@pytest.mark.parametrize("lag_ms", [5.0, 60.0, 250.0])
+def test_windows_as_long_as_the_lag_give_the_one_tick_numbers(monkeypatch, lag_ms):
+    """A write committed at one primary reaches the others after the lag (at least one
+    tick), so windows no longer than the lag admit at each primary only the writes
+    committed before they started: the same numbers as one-tick windows, in a tenth of
+    the windows or fewer once the lag spans ten ticks."""
+    d = multi(3, lag_ms, rate=600, items=15, insert_share=0.5, read_replicas=1)
+    add_event(d, 2.3, "fail", "db", replica=1)
+    add_event(d, 4.1, "recover", "db", replica=1)
+    long = Simulation(d)
+    ends = []
+    boundary = long._next_boundary
+
+    def spy() -> tuple[float, str]:
+        end = boundary()
+        ends.append(end[0])
+        return end
+
+    monkeypatch.setattr(long, "_next_boundary", spy)
+    long.advance(6.0)
+    short = Simulation(d)
+    short._mp_cap = short.tick_s   # one tick at a time, as before
+    short.advance(6.0)
+    assert long.totals() == short.totals()
+    assert long.totals()["write_conflicts"] > 0 and long.totals()["stale_reads"] > 0
+    lengths = np.diff([0.0] + sorted(set(ends)))
+    assert lengths.max() <= max(lag_ms / 1000, long.tick_s) + 1e-9
+    if lag_ms >= 10 * 10.0:
+        assert len(set(ends)) < 6.0 / long.tick_s / 10
