@@ -375,7 +375,8 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
         s = target[x]
         status[x] = ADMITTED
         start[x] = t0
-        if c_held[x]:   # the worker it holds (a health check's is free at the end of its own cost)
+        hold = c_held[x] and is_b[s]   # a server beside B that does not block holds nothing
+        if hold:   # the worker it holds (a health check's is free at the end of its own cost)
             worker[x] = w
         decided += 1
         if ring_len[s] > 0:
@@ -385,10 +386,14 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
         fin = (t0 + svc) / NS
         if c_held[x] and fin < t1 and len(last) > 0:   # least response time keeps its EWMA
             nh = push(ht, hp, hk, hx, nh, fin, P_EWMA, c_key[x], x)
-        if not c_held[x]:   # a health check: its own cost
+        if not hold:   # a health check, or a request at a server that does not block: its own cost
             free[s, w] = fin
             if fin < t1:
                 nh = push(ht, hp, hk, hx, nh, fin, P_FREE, np.uint64(w), s * free.shape[1] + w)
+                if c_held[x]:   # a user request: in progress there until then, then on downstream
+                    nh = push(ht, hp, hk, hx, nh, fin, P_LEAVE, np.uint64(0), s)
+                    if c_down[x]:
+                        nh = push(ht, hp, hk, hx, nh, fin, P_DOWN, c_key[x], x * depth)
         elif fin >= t1:     # in its own service until after t1: released later
             free[s, w] = np.inf
         elif c_down[x]:

@@ -12,7 +12,8 @@ kernel's inputs and commits its results through ``_commit_events``, the event wi
 
 Qualifies: the balancers in front of B are load-aware (least connections, least response
 time, power of two; sticky or not) or blind without sticky cookies (they route as usual);
-B's stations are the only ones at their level, share one set of downstream routes and
+the stations at B's level (B, and servers beside them that do not block: their requests
+hold nothing once served there) share one set of downstream routes and
 one way of keeping sessions (in memory only when every user request reaches B through
 the load-aware balancers: the sessions then move in each user's arrival order once they
 chose, ``_sessions_follow``); and the event window takes the tier. Else the
@@ -69,15 +70,13 @@ class BalancedWindow:
         net, st = self.net, self.stations
         lb = self._lb
         level = net.levels[lb]
-        if (~st.hold[level]).any():
-            return False
         if self._local_hold.any() and not self._sessions_follow(in_front):
             return False
         for i in in_front:   # a blind one with sticky cookies: the tick-by-tick path (routing.py)
             bs = self.balancers[i]
             if bs.cookie is not None and bs.bal.algorithm not in ALGOS:
                 return False
-            if (~st.hold[bs.bal.backends]).any() or (net.st_level[bs.bal.backends] != lb).any():
+            if (net.st_level[bs.bal.backends] != lb).any():
                 return False
         # one journey downstream whichever backend is chosen: the same routes, the same sessions
         rows = [(net.route_target[net.route_ptr[s]:net.route_ptr[s + 1]].tobytes(),
@@ -161,7 +160,7 @@ class BalancedWindow:
         (_, c_held, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, _, free, done_entry,
          done_t, parts, _) = inputs
         # services at each kind of backend (stations alike in means and behaviour share a column)
-        b_st = np.flatnonzero(st.hold)
+        b_st = np.flatnonzero(st.hold | (net.st_level == lv))   # B, a second tier, servers beside B
         sig = np.stack([net.st_mean_read[b_st], net.st_mean_write[b_st], net.st_deterministic[b_st].astype(float),
                         net.st_nm_cost[b_st]], axis=1)
         _, rep_pos, g_of = np.unique(sig, axis=0, return_index=True, return_inverse=True)
@@ -276,7 +275,7 @@ class BalancedWindow:
         try:
             self._commit_events(lv, real.take(sel), status[sel], start_ns[sel], svc_row[sel], worker[sel],
                                 c_rel[sel], e_rel, e_entry, done_entry, done_t, (free, ring, count), deferred, t0,
-                                t1, inbox, marks)
+                                t1, inbox, marks, decided=st.hold | (net.st_level == lv))
         finally:
             self._ev_sec = None
         return True
@@ -313,13 +312,13 @@ class BalancedWindow:
         return out
 
     def _users_in_progress(self, t: float) -> np.ndarray:
-        """User requests at each blocking server at ``t``: waiting, in service, or held by
-        their calls downstream (health checks are not connections)."""
+        """User requests at each server of the blocking servers' level at ``t``: waiting, in
+        service, or held by their calls downstream (health checks are not connections)."""
         net = self.net
         p = self.pending[self._lb]
         pres = np.zeros(net.n_stations, dtype=np.int64)
         if len(p):
-            here = ((p.flags & FLAG_CHECK) == 0) & self.stations.hold[p.st] & (p.arr <= t) & (p.fin > t)
+            here = ((p.flags & FLAG_CHECK) == 0) & (p.arr <= t) & (p.fin > t)
             pres += np.bincount(p.st[here], minlength=net.n_stations)
         pres += self._held_count(t).astype(np.int64)
         return pres

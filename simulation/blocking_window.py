@@ -143,17 +143,19 @@ class EventWindow(Journeys):
     def _commit_events(self, lv: int, real: Batch, status: np.ndarray, start_ns: np.ndarray, c_svc: np.ndarray,
                        worker: np.ndarray, c_rel: np.ndarray, e_rel: np.ndarray, e_entry: np.ndarray,
                        done_entry: np.ndarray, done_t: np.ndarray, copies: tuple, deferred: Batch, t0: float,
-                       t1: float, inbox: list[list[Batch]], marks: list[float]) -> None:
+                       t1: float, inbox: list[list[Batch]], marks: list[float],
+                       decided: np.ndarray | None = None) -> None:
         """Book a window the kernel decided: the blocking servers' admissions (``real``, in
         the kernel's order, with its ``status``, ``start_ns``, services ``c_svc``, workers and
         releases) and their stations' state (``copies``: free, ring, count), then settle the
         levels from ``lv`` up as every window does, checking each release against the
-        kernel's (``_check_release``)."""
+        kernel's (``_check_release``). ``decided``: the stations whose state the kernel
+        decided (else the blocking servers')."""
         st, net = self.stations, self.net
         free, ring, count = copies
         n = len(real)
         dec = status != UNDECIDED
-        b_st = np.flatnonzero(st.hold)
+        b_st = np.flatnonzero(st.hold if decided is None else decided)
         st.free[b_st] = free[b_st]
         st.count[b_st] = count[b_st]
         for s in b_st.tolist():

@@ -14,7 +14,11 @@ finds no worker free waits if fewer than its ``limit`` wait, else it is refused 
 (queue full); it gives up at its arrival there + its patience. A user request holds its
 web worker (and its API worker, with a second tier) until its database query ends, or
 it is refused or gives up on its way; the database is FIFO with ``k`` connections and
-room for all. A health check holds a web worker for its own cost. A heapq of events in
+room for all. Replicas in ``beside`` do not block (a server beside the web servers,
+behind the same balancer): their worker is free, and the request stops counting there,
+when its own service ends; its query then runs holding nothing. With ``means``, a
+request's service at the web replica is its draw × that replica's mean. A health
+check holds a web worker for its own cost. A heapq of events in
 integer nanoseconds, nothing shared with the engine. At one instant: give-ups, then
 freed workers, then arrivals downstream, then arrivals at the web replicas.
 """
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 
 GIVE_UP, FREE, DOWNSTREAM, EWMA, ARRIVE = range(5)
 ALPHA, FLOOR = 0.1, 1e-6   # least response time: weight of a new response; the least EWMA in the score
-WEB, API, DB = 0, 1, 2
+WEB, API, DB, ASYNC = 0, 1, 2, 3
 
 
 @dataclass
@@ -43,11 +47,13 @@ class Req:
     user: int = -1
     api: int = 0              # service at the API (second tier), ns
     api_replica: int = -1     # its API replica (the web server's split: given)
+    draw: float = -1.0        # its exponential draw at the web tier (with ``means``: web = draw × mean there)
     state: str = "new"        # new, waiting, started, refused, gave_up (at the web tier)
     state2: str = "none"      # the same at the API tier
     t2: int | None = None     # arrival at the API
     end: int | None = None    # answered (user) or done (check)
     held: list = field(default_factory=list)   # (tier, replica) of the workers it holds
+    counted: bool = True      # still counts as in progress at its web replica (when it got there)
 
 
 @dataclass
@@ -65,7 +71,8 @@ class Tier:
 class BalancedTier:
     def __init__(self, *, replicas: int, workers: int, limit: int, patience: int, connections: int,
                  algorithm: str, api: Tier | None = None, ewma: list[float] | None = None,
-                 sticky: bool = False) -> None:
+                 sticky: bool = False, beside: frozenset = frozenset(), means: list[float] | None = None) -> None:
+        self.beside, self.means = beside, means
         self.ewma = list(ewma) if ewma is not None else [0.0] * replicas
         self.cookie: dict[int, int] | None = {} if sticky else None   # user -> replica (sticky affinity)
         self.web = Tier(replicas, workers, limit, patience)
@@ -115,6 +122,8 @@ class BalancedTier:
             if kind == ARRIVE:
                 user = r.check_replica < 0
                 r.replica = self._choose(r, self.load) if user else r.check_replica
+                if user and self.means is not None:
+                    r.web = int(round(r.draw * self.means[r.replica] * 1e9))
                 self._arrive(i, t, WEB, r.replica)
             elif kind == GIVE_UP:
                 state = r.state if tier == WEB else r.state2
@@ -135,6 +144,11 @@ class BalancedTier:
                     self.db_free[j] = end
                     r.end = end
                     heapq.heappush(ev, (end, FREE, r.key, i, DB))
+            elif tier == ASYNC:   # its service at a replica that does not block ends: the worker is free
+                r.held.remove((WEB, r.replica))
+                self.load[r.replica] -= 1
+                r.counted = False
+                self._free(WEB, r.replica, t)
             else:   # FREE: request i ends (a check: its web worker; a user: every worker it holds)
                 self._leave(i, t)
 
@@ -169,6 +183,8 @@ class BalancedTier:
             r.end = t + r.web
             heapq.heappush(self.ev, (r.end, FREE, r.key, i, WEB))
         elif tier == WEB:
+            if rep in self.beside:
+                heapq.heappush(self.ev, (t + r.web, FREE, r.key, i, ASYNC))
             heapq.heappush(self.ev, (t + r.web, DOWNSTREAM, r.key, i, API if self.api else DB))
             heapq.heappush(self.ev, (t + r.web, EWMA, r.key, i, WEB))
         else:
@@ -177,20 +193,25 @@ class BalancedTier:
     def _leave(self, i: int, t: int) -> None:
         """Request i leaves the network at t: its workers take the next in their queues."""
         r = self.reqs[i]
-        if r.check_replica < 0 and r.replica >= 0:
+        if r.check_replica < 0 and r.replica >= 0 and r.counted:
             self.load[r.replica] -= 1
+            r.counted = False
         held, r.held = r.held, []
         for tier, rep in held:
-            q = self.web if tier == WEB else self.api
-            q.busy[rep] -= 1
-            if q.queue[rep]:
-                self._start(q.queue[rep].pop(0), t, tier, rep)
+            self._free(tier, rep, t)
+
+    def _free(self, tier: int, rep: int, t: int) -> None:
+        q = self.web if tier == WEB else self.api
+        q.busy[rep] -= 1
+        if q.queue[rep]:
+            self._start(q.queue[rep].pop(0), t, tier, rep)
 
 
 def against_the_model(sim, doc, until: float, algorithm: str) -> tuple[list, dict]:
     """Feed this model what the engine ``sim`` (run to ``until`` with tracing on every
     request) saw of the topology ``doc`` (users → lb → web, → api, → db; a second
-    balancer "rr" beside "lb" sends fixed requests): when each request left its
+    balancer "rr" beside "lb" sends fixed requests; "web2", a server that does not block,
+    beside "web" behind "lb", with its workers, waiting room and patience): when each request left its
     balancer, its service draws (the engine's counter-based ones, recomputed from its
     key), the health checks; run it; return the requests the two end differently (or
     at another replica) and the model's outcomes by cause, of those the engine finished.
@@ -215,10 +236,21 @@ def against_the_model(sim, doc, until: float, algorithm: str) -> tuple[list, dic
         a = doc.params("api")
         second = Tier(int(a["replicas"]), int(a["workers"]), int(a["queue_limit"]), ns(float(a["timeout_s"])))
     web_sts = net.node_stations[net.node_ids.index("web")]
-    ref = BalancedTier(replicas=int(p["replicas"]), workers=int(p["workers"]), limit=int(p["queue_limit"]),
+    beside = "web2" in net.node_ids
+    if beside:   # the replicas are the balancer's backends: web's, then web2's
+        web_sts = [b for b in sim.balancers if net.node_ids[b.bal.node_index] == "lb"][0].bal.backends
+    position = {int(s): k for k, s in enumerate(web_sts)}
+    webs = ("web", "web2")
+
+    def pos(node: str, replica: int) -> int:
+        return position[int(net.node_stations[net.node_ids.index(node)][replica])]
+
+    ref = BalancedTier(replicas=len(web_sts), workers=int(p["workers"]), limit=int(p["queue_limit"]),
                        patience=ns(float(p["timeout_s"])), connections=int(doc.node("db").params["connections"]),
                        algorithm=algorithm, api=second, ewma=[float(net.st_mean_read[s]) for s in web_sts],
-                       sticky=doc.params("lb").get("affinity") == "sticky")
+                       sticky=doc.params("lb").get("affinity") == "sticky",
+                       beside=frozenset(k for k, s in enumerate(web_sts) if net.node_ids[net.st_node[s]] == "web2"),
+                       means=[float(net.st_mean_read[s]) for s in web_sts] if beside else None)
     mean = net.st_mean_read
 
     def add(key: int, arrived: float, hop: int, replica: int, api_replica: int, fixed: bool = False,
@@ -229,25 +261,26 @@ def against_the_model(sim, doc, until: float, algorithm: str) -> tuple[list, dic
         if chain:
             ref.add(Req(key, ns(arrived), ns(draw[0] * float(mean[web_st])), ns(draw[2] * float(mean[db_st])), *u,
                         replica=replica, api=ns(draw[1] * float(mean[api_st])), api_replica=api_replica, fixed=fixed,
-                        user=user))
+                        user=user, draw=draw[0]))
         else:
             ref.add(Req(key, ns(arrived), ns(draw[0] * float(mean[web_st])), ns(draw[1] * float(mean[db_st])), *u,
-                        replica=replica, fixed=fixed, user=user))
+                        replica=replica, fixed=fixed, user=user, draw=draw[0]))
 
     traces = sim.traces()
     api_of = {}
     for tr in traces:
-        at = [i for i, h in enumerate(tr.hops) if h.node == "web"]
+        at = [i for i, h in enumerate(tr.hops) if h.node in webs]
         at2 = [h.replica for h in tr.hops if h.node == "api"]
         api_of[tr.key] = at2[0] if at2 else 0
         if at:   # else still at the balancer
-            add(tr.key, tr.hops[at[0]].arrived_s, at[0], tr.hops[at[0]].replica, api_of[tr.key],
+            add(tr.key, tr.hops[at[0]].arrived_s, at[0], pos(tr.hops[at[0]].node, tr.hops[at[0]].replica),
+                api_of[tr.key],
                 fixed=tr.hops[0].node == "rr", user=tr.user)   # "rr": a blind balancer beside the load-aware one
     via = {tr.key: tr.hops[0].node for tr in traces if tr.hops}
     waiting = sim.pending[sim._lb]   # waiting at a replica at the end: not traced there yet
     for i in np.flatnonzero(np.isinf(waiting.start)):
         key = int(waiting.key[i])
-        add(key, float(waiting.arr[i]), int(waiting.hop[i]), int(net.st_replica[waiting.st[i]]), 0,
+        add(key, float(waiting.arr[i]), int(waiting.hop[i]), position[int(waiting.st[i])], 0,
             fixed=via.get(key) == "rr", user=int(waiting.user[i]))
     if chain:   # waiting at the API at the end: their API replica
         w2 = sim.pending[int(net.st_level[api_st])]
@@ -268,7 +301,8 @@ def against_the_model(sim, doc, until: float, algorithm: str) -> tuple[list, dic
         if tr.outcome == "in_flight" or tr.key not in by_key:
             continue
         r = by_key[tr.key]
-        at = [i for i, h in enumerate(tr.hops) if h.node == "web"]
+        at = [i for i, h in enumerate(tr.hops) if h.node in webs]
+        went = pos(tr.hops[at[0]].node, tr.hops[at[0]].replica)
         if r.state == "refused":
             want = ("failed", "queue_full", r.t)
         elif r.state == "gave_up":
@@ -283,6 +317,6 @@ def against_the_model(sim, doc, until: float, algorithm: str) -> tuple[list, dic
         got = (tr.outcome, tr.cause, ns(tr.end_s))
         if tr.cause == "session_lost":   # answered without the session it had elsewhere: the same times
             got = ("answered", None, got[2])
-        if got[:2] != want[:2] or abs(got[2] - want[2]) > 1 or tr.hops[at[0]].replica != r.replica:
-            wrong.append((tr.key, got, tr.hops[at[0]].replica, want, r.replica))
+        if got[:2] != want[:2] or abs(got[2] - want[2]) > 1 or went != r.replica:
+            wrong.append((tr.key, got, went, want, r.replica))
     return wrong, causes

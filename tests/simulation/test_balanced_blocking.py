@@ -93,6 +93,26 @@ def test_sessions_in_the_servers_memory_move_with_the_balancers_choices(algorith
     assert sim.totals()["sessions_lost"] == lost > 100
 
 
+@pytest.mark.parametrize("algorithm", ["least_connections", "power_of_two", "least_response_time"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_server_that_does_not_block_beside_the_blocking_ones_matches_the_event_model(algorithm, seed):
+    """A non-blocking server (web2: async, twice as fast) behind the same balancer as the
+    blocking web servers: its worker is free, and its request no longer counts there, at
+    the end of its own service; the query then runs holding nothing. Each choice and each
+    outcome as the event model's, and the balancer sends it more than its share."""
+    doc = tier(algorithm, 190.0, seed=seed)
+    doc.add_node(NodeData("web2", "server", params={"capacity_rps": 480.0, "workers": 2, "queue_limit": 8,
+                                                    "timeout_s": 0.2}))
+    doc.add_edge("lb", "web2")
+    doc.add_edge("web2", "db")
+    sim, wrong, causes = compare(doc, 15.0, algorithm)
+    assert wrong == []
+    assert causes["answered"] > 1500 and causes["timeout"] > 0, causes   # the database saturates
+    f = sim.metrics.flow
+    share = float(f[("lb", "web2")].sum()) / float(f[("lb", "web")].sum() + f[("lb", "web2")].sum())
+    assert share > 0.4   # one of four replicas, but never held by the database
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_least_connections_notices_a_slow_server_that_round_robin_overloads(seed):
     """Lesson 4b with sync workers: a fast and a slow web node (both call the database).
@@ -353,9 +373,11 @@ def test_a_second_tier_with_failures_and_clicks_keeps_every_request_and_hold(dow
        replicas=st.integers(1, 3), workers=st.integers(1, 3), limit=st.sampled_from([0, 2, 8]),
        patience=st.sampled_from([0.05, 0.3, 5.0]), chain=st.booleans(), api_replicas=st.integers(1, 3),
        api_workers=st.integers(1, 2), api_limit=st.sampled_from([0, 3, 20]),
-       api_patience=st.sampled_from([0.05, 0.3, 5.0]), connections=st.integers(1, 4), sticky=st.booleans())
+       api_patience=st.sampled_from([0.05, 0.3, 5.0]), connections=st.integers(1, 4), sticky=st.booleans(),
+       beside=st.booleans())
 def test_random_tiers_match_the_event_model(seed, rate, algorithm, replicas, workers, limit, patience, chain,
-                                            api_replicas, api_workers, api_limit, api_patience, connections, sticky):
+                                            api_replicas, api_workers, api_limit, api_patience, connections, sticky,
+                                            beside):
     api = {"capacity_rps": 150.0 * api_workers, "workers": api_workers, "replicas": api_replicas,
            "queue_limit": api_limit, "timeout_s": api_patience} if chain else None
     doc = tier(algorithm, rate, replicas=replicas, workers=workers, limit=limit, patience=patience,
@@ -363,6 +385,11 @@ def test_random_tiers_match_the_event_model(seed, rate, algorithm, replicas, wor
                sticky=sticky and algorithm != "round_robin")
     if algorithm == "round_robin" and not chain:
         return   # the event window of blocking_window.py decides it (test_blocking_reference.py)
+    if beside and not chain:   # a server that does not block beside the blocking ones, behind the balancer
+        doc.add_node(NodeData("web2", "server", params={"capacity_rps": 120.0 * workers, "workers": workers,
+                                                        "queue_limit": limit, "timeout_s": patience}))
+        doc.add_edge("lb", "web2")
+        doc.add_edge("web2", "db")
     sim, wrong, causes = compare(doc, 6.0, "fixed" if algorithm == "round_robin" else algorithm)
     assert wrong == []
 
