@@ -164,10 +164,11 @@ class Journeys(ChoiceHops):
         db_k = self._db_of_station[there.st]
         w = np.flatnonzero((db_k >= 0) & (self.primary[there.st] == there.st) & (there.cls == 1)
                            & ((there.flags & FLAG_INTERNAL) == 0))
-        for j in np.unique(db_k[w]).tolist():
-            db = self.net.databases[j]
-            mine = w[db_k[w] == j]
-            others = [int(s) for s in db.stations.tolist() if s != int(self.primary[db.stations[0]])]
+        for ws in np.unique(there.st[w]).tolist():   # each primary's writes (several primaries: each one's)
+            db = self.net.databases[int(self._db_of_station[ws])]
+            mine = w[there.st[w] == ws]
+            # the other copies; other primaries get it after the lag, beyond the window (_mp_cap)
+            others = [int(s) for s in db.stations.tolist() if s != ws and self._mp_primary[s] < 0]
             if not others or not len(mine):
                 continue
             k = len(others)

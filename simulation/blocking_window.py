@@ -42,7 +42,7 @@ class EventWindow(Journeys):
         """How many stations a journey downstream of the blocking servers crosses at most,
         when the tier has the shape this module decides; else None."""
         net, st = self.net, self.stations
-        if not events_enabled() or any(db.primaries > 1 for db in net.databases):
+        if not events_enabled():
             return None
         lb, levels = self._lb, net.levels
         beside = levels[lb][~st.hold[levels[lb]]]   # stations that do not block at the blocking servers' level

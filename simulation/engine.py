@@ -134,6 +134,7 @@ class Simulation(Window, Arrivals, Lifecycle, RequestState, Replication, Routing
         if not hasattr(self, "ledger"):
             self.ledger = Ledger(0, len(FAILURE_CAUSES), net.n_stations, len(net.edges))
         self._queue_snap: dict[int, np.ndarray] = {}
+        self._state_snap: dict[int, tuple[np.ndarray, np.ndarray]] = {}   # per open second (per_second.py)
         self._blocks: dict[str, tuple] = {}
         # A window holds its requests in memory (~400 bytes each): keep it to ~100,000 arrivals.
         peak = sum(c.rate_rps * _peak_factor(c.pattern) for c in net.clients)
@@ -207,6 +208,7 @@ class Simulation(Window, Arrivals, Lifecycle, RequestState, Replication, Routing
                 continue
             stalls = 0
             self._window(self.now, t1)
+            self._note_state(self.now, t1)   # the state each second's metric row shows (per_second.py)
             self.now = t1
             n_in_flight = self.in_flight
             if n_in_flight > MAX_IN_FLIGHT:

@@ -32,17 +32,34 @@ class PerSecond:
                                        net.st_kind == SERVER))
         return self._rows_of_net[1]
 
+    def _note_state(self, t0: float, t1: float) -> None:
+        """The stations that served during the window [t0, t1) (and the servers that
+        existed, for the cost): each second it overlaps keeps the state of its last window,
+        whenever it is closed (a second stays open while a request that arrived in it is
+        undecided at a blocking server, past failures and boots that change the state)."""
+        st = self.stations
+        snap = (st.up.copy(), st.provisioned & ~st.failed)
+        for sec in range(int(np.floor(t0 + 1e-9)), int(np.ceil(t1 - 1e-9))):
+            self._state_snap[sec] = snap
+
+    def _states_of(self, first: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(up, existing) per station for the rows first … first + k - 1 (k × stations; row s
+        is the second [s - 1, s)): as ``_note_state`` kept them, else as now."""
+        st, n = self.stations, self.net.n_stations
+        now = (st.up, st.provisioned & ~st.failed)
+        rows = [self._state_snap.pop(first - 1 + i, now) for i in range(k)]
+        rows = [r if len(r[0]) == n else now for r in rows]   # kept before a live edit changed the stations
+        return np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+
     def _close_seconds(self, k: int) -> None:
         """Turn the ledger's k oldest seconds into metric rows (all at once)."""
         net = self.net
         sec = self.ledger.pop_seconds(k)
         first = self.metrics.seconds + 1
-        up = self.stations.up
+        up_rows, exist_rows = self._states_of(first, k)
         n_nodes = len(net.node_ids)
         node_of = net.st_node
-        st_cap = net.st_workers * up
-        cap = np.bincount(node_of, weights=st_cap, minlength=n_nodes)
-        ups = np.bincount(node_of, weights=up.astype(float), minlength=n_nodes)
+        st_cap = net.st_workers * up_rows                       # k × stations: each second's own state
 
         # a node's stations are contiguous and in node order: sum them by segments
         has = self._node_count > 0
@@ -54,6 +71,7 @@ class PerSecond:
                 out[:, has] = np.add.reduceat(rows, starts, axis=1)
             return out
 
+        cap, ups = per_node(st_cap.astype(float)), per_node(up_rows.astype(float))
         busy = per_node(sec["busy"])
         util = np.where(cap > 0, np.minimum(busy / np.where(cap > 0, cap, 1.0), 1.0), 0.0)
         # the busiest replica that is up: a saturated primary is not hidden by idle copies
@@ -71,10 +89,11 @@ class PerSecond:
         if len(starts):
             self._last_done[has] = np.add.reduceat(sec["done"][-1].astype(float), starts)
         keep, nodes, edges, is_server = self._net_rows()
-        servers_up = float((is_server & up).sum())
-        existing = is_server & self.stations.provisioned & ~self.stations.failed
-        provisioned = float(existing.sum())
-        cost_usd = float(self._station_prices()[existing].sum())   # $ per second (machines.py)
+        servers_up = (is_server & up_rows).sum(axis=1).astype(float)
+        existing = is_server & exist_rows
+        provisioned = existing.sum(axis=1).astype(float)
+        prices = self._station_prices()
+        cost_usd = np.array([float(prices[row].sum()) for row in existing])   # $ per second (machines.py)
         offered = sec["offered"].astype(float)
         failed = sec["failed"].astype(float)
         counts = sec["counts"].astype(float)
@@ -86,15 +105,15 @@ class PerSecond:
             "served_rps": sec["served"].astype(float),
             "failed_rps": failed.sum(axis=1),
             "p50_ms": later, "p95_ms": later, "p99_ms": later, "mean_ms": later,
-            "active_servers": np.full(k, servers_up),
+            "active_servers": servers_up,
             "sessions_lost": failed[:, CAUSE_INDEX["session_lost"]],
-            "cost_server_s": np.full(k, provisioned),
-            "cost_usd": np.full(k, cost_usd),
+            "cost_server_s": provisioned,
+            "cost_usd": cost_usd,
             **{name: counts[:, i] for i, name in enumerate(COUNTERS)},
             "page_views": offered + counts[:, COUNTERS.index("browser_hits")],   # as page_views.page_view_columns
             "page_view_mean_ms": later, "browser_hit_share": later,
         }
-        util, queue, ups, util_max = util[:, keep], queue[:, keep], np.repeat(ups[None, keep], k, axis=0), util_max[:, keep]
+        util, queue, ups, util_max = util[:, keep], queue[:, keep], ups[:, keep], util_max[:, keep]
         if net.shards:   # each shard (its primary and replicas) of a sharded database as "<node>#<shard>"
             groups = [(a, sd.group) for sd in net.shards for a in (sd.first + sd.group * np.arange(sd.n)).tolist()]
             nodes = nodes + [f"{net.node_ids[sd.node_index]}#{s}" for sd in net.shards for s in range(sd.n)]
@@ -106,6 +125,6 @@ class PerSecond:
             su = np.where(g_cap > 0, np.minimum(per_shard(sec["busy"]) / np.where(g_cap > 0, g_cap, 1.0), 1.0), 0.0)
             util, util_max = np.hstack([util, su]), np.hstack([util_max, su])
             queue = np.hstack([queue, per_shard(waiting)])
-            ups = np.hstack([ups, np.repeat(per_shard(up.astype(float))[None, :], k, axis=0)])
+            ups = np.hstack([ups, per_shard(up_rows.astype(float))])
         self.metrics.extend(columns, failed, nodes, util, queue, ups, edges, sec["edges"].astype(float),
                             hist=sec["hist"], lat_ns=sec["lat_sum"], util_max=util_max)
