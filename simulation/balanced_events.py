@@ -58,12 +58,13 @@ def _sample() -> tuple:
             np.zeros((n_st, c)), np.full(n_st, c, dtype=i64), np.full(12, -np.inf), np.array([0, 4, 8], dtype=i64),
             np.full(n_st, 4, dtype=i64), np.zeros(n_st, dtype=i64), np.full(n_st, 4, dtype=i64),
             np.full(n_st, 10**9, dtype=i64), np.ones(n_st), np.full(n_st, 100.0), np.ones(n_st, dtype=np.bool_),
-            np.ones(n_st, dtype=np.bool_), np.zeros(n_st, dtype=np.bool_), np.zeros(1, dtype=np.bool_),
-            np.full(1, -1, dtype=i64), np.full(1, -1, dtype=i64), 1.0,
+            np.ones(n_st, dtype=np.bool_), np.full(n_st, -1, dtype=i64), np.full(1, -1, dtype=i64),
+            np.full((1, 1), -1, dtype=i64), np.full((1, 1), -1, dtype=i64), 1.0,
             np.zeros(n, dtype=np.int8), np.zeros(n, dtype=i64), np.zeros(n, dtype=i64), np.zeros(n, dtype=i64),
             np.zeros(n), np.zeros(1),
-            np.zeros(n + 1, dtype=i64), np.zeros(n + 1, dtype=i64), np.zeros(n + 1, dtype=np.int8),
-            np.zeros(n + 1, dtype=i64), np.zeros(n + 1, dtype=i64), np.zeros(n + 1), np.zeros(n + 1))
+            np.zeros((n + 1, 1), dtype=i64), np.zeros((n + 1, 1), dtype=i64), np.zeros((n + 1, 1), dtype=np.int8),
+            np.zeros((n + 1, 1), dtype=i64), np.zeros((n + 1, 1), dtype=i64), np.zeros((n + 1, 1)),
+            np.zeros((n + 1, 1)))
 
 
 @kernel(sample=_sample)
@@ -71,7 +72,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                     algo, cand_ptr, cand_st, grp, pres, ewma, upto, last, w_t, w_st, w_rt,
                     e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, px_first, px_n, px_st, px_svc, tie_st, l_t, l_st,
                     free, workers, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up, is_b,
-                    is_b2, e_q2, e_bst2, e_bw2,
+                    tier2, e_q2, e_bst2, e_bw2,
                     t1,
                     status, start, worker, target, c_rel, e_rel,
                     j_st2, j_w2, j_status2, j_start2, j_hop2, j_a2, j_rel2):
@@ -97,11 +98,12 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
     ``free``, ``ring``, ``count``: copies of the stations' arrays (updated); ``is_b``: B's
     stations.
 
-    A second tier of blocking servers (``is_b2``: stations downstream that hold their
-    worker until the journey ends too) takes its arrivals from the journeys, with the
-    same FIFO rules. A journey already on its way may hold a worker there (``e_bst2``,
-    ``e_bw2``) or wait in its queue (``e_q2``: since ``e_t``, its row starting there, in
-    the queue's order). Per journey row: ``j_st2``/``j_w2`` its station and worker there,
+    Tiers of blocking servers downstream (``tier2``: per station, its tier g, else -1;
+    their stations hold their worker until the journey ends too) take their arrivals
+    from the journeys, with the same FIFO rules. A journey already on its way may hold a
+    worker at tier g (``e_bst2[., g]``, ``e_bw2[., g]``) or wait in a queue (``e_q2``: the
+    tier, else -1; since ``e_t``, its row starting there, in the queue's order). Per
+    journey row and tier (columns g): ``j_st2``/``j_w2`` its station and worker there,
     ``j_status2`` (-2: none), ``j_start2`` (ns), ``j_hop2`` (its hop there), ``j_a2``
     (its arrival there) and ``j_rel2`` (the release, inf if not before ``t1``).
 
@@ -134,34 +136,38 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
         c_rel[i] = np.inf
         target[i] = c_st[i]
     q2_next = np.full(n + ne, -1, dtype=np.int64)
+    n_tiers = j_st2.shape[1]
     for j in range(n + ne):
-        j_st2[j] = -1
-        j_w2[j] = -1
-        j_status2[j] = NONE2
-        j_rel2[j] = np.inf
-        j_hop2[j] = -1
+        for g in range(n_tiers):
+            j_st2[j, g] = -1
+            j_w2[j, g] = -1
+            j_status2[j, g] = NONE2
+            j_rel2[j, g] = np.inf
+            j_hop2[j, g] = -1
     for j in range(ne):
         e_rel[j] = np.inf
-        if e_bst2[j] >= 0:   # holds a worker of the second tier since before
-            j_st2[n + j] = e_bst2[j]
-            j_w2[n + j] = e_bw2[j]
-            j_status2[n + j] = ADMITTED
-        if e_q2[j]:          # waits in the queue of its second-tier station (in this order)
+        for g in range(n_tiers):
+            if e_bst2[j, g] >= 0:   # holds a worker of that tier since before
+                j_st2[n + j, g] = e_bst2[j, g]
+                j_w2[n + j, g] = e_bw2[j, g]
+                j_status2[n + j, g] = ADMITTED
+        if e_q2[j] >= 0:     # waits in the queue of its station of tier e_q2 (in this order)
+            g = e_q2[j]
             s2 = jp[n + j, 0]
-            j_st2[n + j] = s2
-            j_status2[n + j] = UNDECIDED
-            j_hop2[n + j] = 0
-            j_a2[n + j] = e_t[j]
+            j_st2[n + j, g] = s2
+            j_status2[n + j, g] = UNDECIDED
+            j_hop2[n + j, g] = 0
+            j_a2[n + j, g] = e_t[j]
             enqueue(q_head, q_tail, q2_next, s2, n + j)
             waiting[s2] += 1
-            nh = push(ht, hp, hk, hx, nh, e_t[j] + timeout_s[s2], P_GIVE_UP, e_key[j], -1 - (n + j))
+            nh = push(ht, hp, hk, hx, nh, e_t[j] + timeout_s[s2], P_GIVE_UP, e_key[j], -1 - ((n + j) * n_tiers + g))
         elif e_t[j] < np.inf:
             nh = push(ht, hp, hk, hx, nh, e_t[j], P_DOWN, e_key[j], (n + j) * depth)
     for k in range(len(l_t)):
         if l_t[k] < t1:
             nh = push(ht, hp, hk, hx, nh, l_t[k], P_LEAVE, np.uint64(0), l_st[k])
     for s in range(n_st):
-        if is_b[s] or is_b2[s]:
+        if is_b[s] or tier2[s] >= 0:
             for w in range(workers[s]):
                 f = free[s, w]
                 if f > -np.inf and f < t1:
@@ -247,14 +253,15 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                     if d > last[s]:
                         last[s] = d
                 continue
-            if p == P_GIVE_UP and x < 0:   # a journey waiting at the second tier
-                jr = -1 - x
-                if j_status2[jr] == UNDECIDED:
-                    s = j_st2[jr]
-                    j_status2[jr] = GIVES_UP
+            if p == P_GIVE_UP and x < 0:   # a journey waiting at a tier downstream
+                jr = (-1 - x) // n_tiers
+                g = (-1 - x) - jr * n_tiers
+                if j_status2[jr, g] == UNDECIDED:
+                    s = j_st2[jr, g]
+                    j_status2[jr, g] = GIVES_UP
                     waiting[s] -= 1
                     if ring_len[s] > 0:
-                        ring[ring_off[s] + count[s] % ring_len[s]] = j_a2[jr] + timeout_s[s]
+                        ring[ring_off[s] + count[s] % ring_len[s]] = j_a2[jr, g] + timeout_s[s]
                     count[s] += 1
                     nh = end_journey(jr, d, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel,
                                      e_rel, ht, hp, hk, hx, nh, t1)
@@ -277,16 +284,17 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                 w = x - s * free.shape[1]
                 if free[s, w] != d:
                     continue   # taken since
-                if is_b2[s]:   # the first journey waiting there starts
+                if tier2[s] >= 0:   # the first journey waiting there starts
+                    g = tier2[s]
                     jr = q_head[s]
-                    while jr >= 0 and j_status2[jr] != UNDECIDED:
+                    while jr >= 0 and j_status2[jr, g] != UNDECIDED:
                         jr = q2_next[jr]
                     q_head[s] = jr if jr < 0 else q2_next[jr]
                     if q_head[s] < 0:
                         q_tail[s] = -1
                     if jr >= 0:
                         waiting[s] -= 1
-                        nh = start_second(jr, s, w, np.int64(np.rint(d * NS)), n, depth, c_key, e_key, jp, js,
+                        nh = start_second(jr, g, s, w, np.int64(np.rint(d * NS)), n, depth, c_key, e_key, jp, js,
                                           j_st2, j_w2, j_status2, j_start2, j_hop2, j_rel2, target, worker, e_bst,
                                           e_bw, free, ring, ring_off, ring_len, count, c_rel, e_rel, ht, hp, hk, hx,
                                           nh, t1)
@@ -308,13 +316,14 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                 dst, dsvc = jp[j, h], js[j, h]
                 r = d
                 onward = False
-                if dst >= 0 and is_b2[dst]:   # at a blocking server of the second tier
+                if dst >= 0 and tier2[dst] >= 0:   # at a blocking server of a tier downstream
+                    g = tier2[dst]
                     d_ns = np.int64(np.rint(d * NS))
-                    j_st2[j] = dst
-                    j_hop2[j] = h
-                    j_a2[j] = d
+                    j_st2[j, g] = dst
+                    j_hop2[j, g] = h
+                    j_a2[j, g] = d
                     if not up[dst]:
-                        j_status2[j] = DOWN
+                        j_status2[j, g] = DOWN
                     else:
                         w = 0
                         fw = free[dst, 0]
@@ -323,17 +332,18 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                                 fw = free[dst, q]
                                 w = q
                         if fw != np.inf and np.int64(np.rint(fw * NS)) <= d_ns:
-                            nh = start_second(j, dst, w, d_ns, n, depth, c_key, e_key, jp, js, j_st2, j_w2, j_status2,
+                            nh = start_second(j, g, dst, w, d_ns, n, depth, c_key, e_key, jp, js, j_st2, j_w2,
+                                              j_status2,
                                               j_start2, j_hop2, j_rel2, target, worker, e_bst, e_bw, free, ring,
                                               ring_off, ring_len, count, c_rel, e_rel, ht, hp, hk, hx, nh, t1)
                             continue
                         if waiting[dst] < limit[dst]:   # it waits (in order), with its patience
-                            j_status2[j] = UNDECIDED
+                            j_status2[j, g] = UNDECIDED
                             enqueue(q_head, q_tail, q2_next, dst, j)
                             waiting[dst] += 1
-                            nh = push(ht, hp, hk, hx, nh, d + timeout_s[dst], P_GIVE_UP, key, -1 - j)
+                            nh = push(ht, hp, hk, hx, nh, d + timeout_s[dst], P_GIVE_UP, key, -1 - (j * n_tiers + g))
                             continue
-                        j_status2[j] = QUEUE_FULL
+                        j_status2[j, g] = QUEUE_FULL
                     nh = end_journey(j, d, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel,
                                      e_rel, ht, hp, hk, hx, nh, t1)
                     continue

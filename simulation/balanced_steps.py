@@ -9,7 +9,7 @@ from .admission_kernel import ADMITTED, NS
 from .blocking_events import END
 from .compiled import helper
 
-NONE2 = -2          # a journey that has not reached a second-tier blocking server
+NONE2 = -2          # a journey that has not reached that tier of blocking servers downstream
 P_GIVE_UP, P_LEAVE, P_FREE, P_DOWN, P_EWMA = 0, 1, 2, 3, 4   # event kinds, in their order at one instant
 
 
@@ -67,7 +67,9 @@ def pop(ht, hp, hk, hx, n):
 
 @helper
 def enqueue(q_head, q_tail, q_next, s, i):
-    """Add ``i`` at the end of station ``s``'s FIFO queue (a linked list: ``q_next``)."""
+    """Add ``i`` at the end of station ``s``'s FIFO queue (a linked list: ``q_next``). A
+    journey may wait at one tier, start there, then wait at the next: its old link goes."""
+    q_next[i] = -1
     if q_tail[s] >= 0:
         q_next[q_tail[s]] = i
     else:
@@ -78,8 +80,8 @@ def enqueue(q_head, q_tail, q_next, s, i):
 @helper
 def end_journey(j, r, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_rel2, free, c_rel, e_rel,
                 ht, hp, hk, hx, nh, t1):
-    """Journey ``j`` leaves the network at ``r``: the workers it holds (at B, and at a
-    second-tier station) are free then; returns the heap's size."""
+    """Journey ``j`` leaves the network at ``r``: the workers it holds (at B, and at the
+    tiers of blocking servers downstream) are free then; returns the heap's size."""
     if r >= t1:
         return nh   # released after the window (a failure at t1 may free them sooner)
     if j < n:
@@ -94,25 +96,27 @@ def end_journey(j, r, n, target, worker, e_bst, e_bw, j_st2, j_w2, j_status2, j_
             e_rel[j - n] = r
         nh = push(ht, hp, hk, hx, nh, r, P_FREE, np.uint64(bw), bs * free.shape[1] + bw)
         nh = push(ht, hp, hk, hx, nh, r, P_LEAVE, np.uint64(0), bs)
-    if j_status2[j] == ADMITTED and j_w2[j] >= 0:
-        s2, w2 = j_st2[j], j_w2[j]
-        free[s2, w2] = r
-        j_rel2[j] = r
-        nh = push(ht, hp, hk, hx, nh, r, P_FREE, np.uint64(w2), s2 * free.shape[1] + w2)
+    for g in range(j_st2.shape[1]):   # and every tier of blocking servers further on
+        if j_status2[j, g] == ADMITTED and j_w2[j, g] >= 0:
+            s2, w2 = j_st2[j, g], j_w2[j, g]
+            free[s2, w2] = r
+            j_rel2[j, g] = r
+            nh = push(ht, hp, hk, hx, nh, r, P_FREE, np.uint64(w2), s2 * free.shape[1] + w2)
     return nh
 
 
 @helper
-def start_second(j, s, w, t0, n, depth, c_key, e_key, jp, js, j_st2, j_w2, j_status2, j_start2, j_hop2, j_rel2,
+def start_second(j, g, s, w, t0, n, depth, c_key, e_key, jp, js, j_st2, j_w2, j_status2, j_start2, j_hop2, j_rel2,
                  target, worker, e_bst, e_bw, free, ring, ring_off, ring_len, count, c_rel, e_rel, ht, hp, hk, hx,
                  nh, t1):
-    """Journey ``j`` starts at second-tier station ``s`` on worker ``w`` at ``t0`` (ns): it
-    holds the worker until the journey ends; returns the heap's size."""
-    h = j_hop2[j]
+    """Journey ``j`` starts at station ``s`` of tier ``g`` of blocking servers downstream on
+    worker ``w`` at ``t0`` (ns): it holds the worker until the journey ends; returns the
+    heap's size."""
+    h = j_hop2[j, g]
     key = c_key[j] if j < n else e_key[j - n]
-    j_status2[j] = ADMITTED
-    j_start2[j] = t0
-    j_w2[j] = w
+    j_status2[j, g] = ADMITTED
+    j_start2[j, g] = t0
+    j_w2[j, g] = w
     if ring_len[s] > 0:
         ring[ring_off[s] + count[s] % ring_len[s]] = t0 / NS
     count[s] += 1

@@ -52,7 +52,7 @@ class BalancedWindow:
         aware = [i for i in in_front if self.balancers[i].bal.algorithm in ALGOS]
         if aware and self._ev_depth is not None and not self._ev_choice and self._balanced_shape(in_front):
             self._ev_bal = np.asarray(aware, dtype=np.int64)   # blind ones route as usual, before
-        # a second tier of blocking servers: only this pass follows it (blocking_window._event_depth)
+        # tiers of blocking servers downstream: only this pass follows them (blocking_window._event_depth)
         self._ev_des = self._ev_bal is not None or (self._ev_depth is not None and self._ev_chain is not None)
         # one-tick windows only for what still needs them (compiler.py's ``dynamic``): least
         # response time in front of stores, load-aware balancers in front of blocking servers or
@@ -204,9 +204,11 @@ class BalancedWindow:
         c_queued = np.zeros(n, dtype=bool)
         c_queued[:n_q] = True
         b1 = st.hold & (net.st_level == lv)
-        b2 = st.hold & ~b1
+        tier2 = np.full(net.n_stations, -1, dtype=np.int64)   # tiers of blocking servers downstream (second_tier.py)
+        for g, k in enumerate(self._ev_chain or ()):
+            tier2[st.hold & (net.st_level == k)] = g
         sec = None
-        if self._ev_chain is not None:   # a second tier of blocking servers (second_tier.py)
+        if self._ev_chain is not None:
             e = dict(e_t=e_t, e_key=e_key, e_bst=e_bst, e_bw=e_bw, e_entry=e_entry, jp=jp, js=js,
                      ja_first=ja_first, ja_n=ja_n, parts=parts)
             sec = self._second_inputs(t1, n, e, free)
@@ -219,16 +221,17 @@ class BalancedWindow:
         if sec is not None:
             e_q2, e_bst2, e_bw2 = sec.e_q2, sec.e_bst2, sec.e_bw2
         else:
-            e_q2 = np.zeros(ne, dtype=bool)
-            e_bst2, e_bw2 = np.full(ne, -1, dtype=np.int64), np.full(ne, -1, dtype=np.int64)
-        m = n + ne
-        second = (np.full(m, -1, dtype=np.int64), np.full(m, -1, dtype=np.int64), np.full(m, -2, dtype=np.int8),
-                  np.zeros(m, dtype=np.int64), np.full(m, -1, dtype=np.int64), np.zeros(m), np.full(m, np.inf))
+            e_q2 = np.full(ne, -1, dtype=np.int64)
+            e_bst2, e_bw2 = np.full((ne, 1), -1, dtype=np.int64), np.full((ne, 1), -1, dtype=np.int64)
+        m, g2 = n + ne, e_bst2.shape[1]
+        second = (np.full((m, g2), -1, dtype=np.int64), np.full((m, g2), -1, dtype=np.int64),
+                  np.full((m, g2), -2, dtype=np.int8), np.zeros((m, g2), dtype=np.int64),
+                  np.full((m, g2), -1, dtype=np.int64), np.zeros((m, g2)), np.full((m, g2), np.inf))
         args = (cand.arr, cand.key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u[0], u[1], u[2], algo, cand_ptr,
                 cand_st, grp, pres, ewma, upto, last, w_t, w_st, w_rt, e_t, e_key, e_bst, e_bw, jp, js, ja_first,
                 ja_n, *parts, self._ev_tie, done_t, l_st,
                 free, net.st_workers, ring, st.ring_off, st.ring_len, count, net.st_queue_limit, st._timeout_ns,
-                net.st_timeout, st.rate, st.up, b1, b2, e_q2, e_bst2, e_bw2, float(t1), status, start_ns, worker,
+                net.st_timeout, st.rate, st.up, b1, tier2, e_q2, e_bst2, e_bw2, float(t1), status, start_ns, worker,
                 target, c_rel, e_rel, *second)
         got = balanced_events(*args) if balanced_events.compiled else balanced_events.py(*args)
         if got == TIE:

@@ -70,7 +70,7 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
         self._cur_inbox: list[list[Batch]] | None = None
         self._sessioned = np.zeros(0, dtype=np.uint64)   # arrivals put back whose sessions moved already
         self._ev_depth = None          # a tier decided event by event (blocking_window.py)
-        self._ev_chain = None          # the level of a second tier of blocking servers it follows
+        self._ev_chain = None          # the levels of the tiers of blocking servers downstream it follows
         self._ev_des = False           # decided by balanced_window.py's pass
         self._ev_sec = None            # that pass's second tier, while it is booked
         self._ev_caches = False

@@ -5,8 +5,8 @@ A part of :class:`simulation.blocking.Blocking`. The tier must have a common sha
 B, a server, cache or database beside them (admitted as usual), or, downstream and fed
 by that level only, a server that does not block, a cache or a single-primary database
 (with or without read replicas, sharded or not, cross-shard queries included, holding
-tables, joins included, autoscaled or not); no balancer downstream, a second tier of
-blocking servers only in balanced_window.py's pass. Anything else takes the sweeps.
+tables, joins included, autoscaled or not), or a balancer (choice_hops.py); tiers of
+blocking servers downstream only in balanced_window.py's pass. Anything else takes the sweeps.
 
 The kernel decides B's admissions of the window exactly as the sweeps do, following
 each request's journey downstream (blocking_journeys.py), and predicts when each held
@@ -54,12 +54,12 @@ class EventWindow(Journeys):
         down = net.st_level > lb   # downstream: servers that do not block, caches, databases, fed by the tier only
         kind = net.st_kind[down]
         chain = None
-        if st.hold[down].any():   # a second tier of blocking servers: balanced_window.py's pass only
+        if st.hold[down].any():   # tiers of blocking servers downstream: balanced_window.py's pass only
             lv2 = np.unique(net.st_level[st.hold & down])
-            if (len(lv2) != 1 or (~st.hold[levels[int(lv2[0])]]).any() or self._local_hold.any()
+            if (any((~st.hold[levels[int(k)]]).any() for k in lv2) or self._local_hold.any()
                     or self._joins_on or len(beside)):
                 return None
-            chain = int(lv2[0])
+            chain = tuple(int(k) for k in lv2)
         if ((kind != SERVER) & (kind != DATABASE) & (kind != CACHE) & (kind != LB)).any():
             return None
         if self._local_hold.any() and self._is_local_server[down].any():
@@ -195,7 +195,7 @@ class EventWindow(Journeys):
         self._ev_expect = (exp_key[order], exp_t[order], np.zeros(len(order), dtype=bool))
         try:
             for k in range(lv, len(net.levels)):
-                if sec is not None and k == sec.level:
+                if sec is not None and k in sec.levels:
                     self._commit_second(k, t0, t1, inbox, sec)
                 elif k > lv:
                     self._admit_arrivals(k, t1, inbox)
