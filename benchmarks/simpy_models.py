@@ -263,6 +263,71 @@ def sync_chain(rate_rps: float, n_web: int, web_workers: int, web_rps: float, n_
     return _finish(res, lats, sec_n, sec_sum, duration_s)
 
 
+def tiers(rate_rps: float, layers: list[dict], connections: int, db_rps: float, duration_s: float,
+          seed: int = 1) -> SimpyResult:
+    """Poisson(rate) through ``layers`` of servers in turn, then a database (``connections``,
+    exponential queries of mean connections/db_rps). Each layer: ``n`` replicas of
+    ``workers`` workers, exponential service of mean workers/rps, the replica chosen by
+    round robin (``pick`` "rr", in the order the requests reach the layer) or at random;
+    ``blocking``: its worker is held until everything after it answers (sync workers),
+    else it is free at the end of its own service."""
+    rnd = random.Random(seed)
+    expo, unif = rnd.expovariate, rnd.random
+    env = simpy.Environment()
+    timeout = env.timeout
+    pools = [[simpy.Resource(env, capacity=lay["workers"]) for _ in range(lay["n"])] for lay in layers]
+    mus = [lay["rps"] / lay["workers"] for lay in layers]
+    rr = [0] * len(layers)
+    db = simpy.Resource(env, capacity=connections)
+    mu_db = db_rps / connections
+    res = SimpyResult(duration_s)
+    n_sec = int(duration_s) + 1
+    sec_n, sec_sum = [0] * n_sec, [0.0] * n_sec
+    lats = res.latencies
+    record = lats.append
+
+    def rest(k: int):
+        if k == len(layers):
+            with db.request() as q:
+                yield q
+                yield timeout(expo(mu_db))
+            return
+        lay = layers[k]
+        if lay["pick"] == "rr":
+            i = rr[k] % lay["n"]
+            rr[k] += 1
+        else:
+            i = int(unif() * lay["n"])
+        req = pools[k][i].request()
+        yield req
+        yield timeout(expo(mus[k]))
+        if not lay["blocking"]:
+            pools[k][i].release(req)
+        yield env.process(rest(k + 1))
+        if lay["blocking"]:
+            pools[k][i].release(req)
+
+    def request(t_arrival: float):
+        yield env.process(rest(0))
+        now = env.now
+        rt = now - t_arrival
+        record(rt)
+        k = int(now)
+        sec_n[k] += 1
+        sec_sum[k] += rt
+
+    def source():
+        process = env.process
+        while True:
+            yield timeout(expo(rate_rps))
+            res.arrived += 1
+            process(request(env.now))
+
+    env.process(source())
+    env.run(until=duration_s)
+    return _finish(res, lats, sec_n, sec_sum, duration_s)
+
+
 def s1(duration_s: float = 3600.0, seed: int = 1) -> SimpyResult:
     """S1: 900 req/s → random → 10 servers of 100 req/s."""
     return random_split_mm1(900.0, 10, 100.0, duration_s, seed)

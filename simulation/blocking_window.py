@@ -3,9 +3,9 @@
 A part of :class:`simulation.blocking.Blocking`. The tier must have a common shape
 (``_event_depth``): every station from the lowest blocking level up is a blocking server
 B, a server, cache or database beside them (admitted as usual), or, downstream and fed
-by that level only, a server that does not block, a cache or a single-primary database
-(with or without read replicas, sharded or not, cross-shard queries included, holding
-tables, joins included, autoscaled or not), or a balancer (choice_hops.py); tiers of
+by that level only, a server that does not block, a cache or a database (one primary
+or several, with or without read replicas, sharded or not, cross-shard queries included,
+holding tables, joins included, autoscaled or not), or a balancer (choice_hops.py); tiers of
 blocking servers downstream only in balanced_window.py's pass. Anything else takes the sweeps.
 
 The kernel decides B's admissions of the window exactly as the sweeps do, following
