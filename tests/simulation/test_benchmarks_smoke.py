@@ -182,3 +182,27 @@ def test_s6_is_two_sync_tiers_behind_least_connections_and_agrees_with_its_simpy
     ref = simpy_models.sync_chain(s["rate"], s["n"], s["workers"], s["mu"], s["n"], s["workers"], s["api_mu"], 100,
                                   200_000.0, 30.0, seed=2)
     assert t["mean_ms"] / 1000 == pytest.approx(ref.mean_s, rel=0.05)   # two independent runs of one model
+
+
+@pytest.mark.parametrize("name", ["lb_downstream", "three_tiers"])
+def test_blocking_shapes_are_their_simpy_networks(name):
+    """benchmarks/blocking_shapes.py: the shapes with a SimPy model (a balancer downstream
+    of sync workers; three sync tiers) give the model's mean response (two 120-s runs of
+    each, independent seeds)."""
+    simpy = pytest.importorskip("simpy")
+    assert simpy
+    import sys
+    sys.path.insert(0, str(BENCH.parent))
+    import blocking_shapes
+    import simpy_models
+
+    doc, layers, rate = blocking_shapes.shape(name)
+    means = []
+    for seed in (2, 3):
+        doc.set_settings(seed=seed, duration_s=120.0)
+        sim = Simulation(doc)
+        assert sim._ev_depth is not None   # the event window, not the sweeps
+        sim.run_until(120.0)
+        means.append(sim.totals()["mean_ms"] / 1000)
+    ref = [simpy_models.tiers(rate, layers, 20, 3000.0, 120.0, seed=s).mean_s for s in (4, 5)]
+    assert np.mean(means) == pytest.approx(np.mean(ref), rel=0.03)
