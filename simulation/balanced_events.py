@@ -51,7 +51,7 @@ def _sample() -> tuple:
             np.zeros(0, dtype=i64), np.zeros(0),
             np.array([0.05]), np.array([7], dtype=u64), np.array([0], dtype=i64), np.array([0], dtype=i64),
             np.full((n + 1, 1), 2, dtype=i64), np.full((n + 1, 1), 5 * 10**5, dtype=i64),
-            np.full((n + 1, 1), -1, dtype=i64), np.zeros((n + 1, 1), dtype=i64),
+            np.full((n + 1, 1), -1, dtype=i64), np.zeros((n + 1, 1), dtype=i64), np.zeros(1),
             np.zeros((n + 1, 1), dtype=i64), np.zeros((n + 1, 1), dtype=i64), np.zeros(0, dtype=i64),
             np.zeros(0, dtype=i64), np.zeros(n_st, dtype=np.bool_),
             np.array([0.5]), np.array([0], dtype=i64),
@@ -70,7 +70,8 @@ def _sample() -> tuple:
 @kernel(sample=_sample)
 def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_tie, u_a, u_b,
                     algo, cand_ptr, cand_st, grp, pres, ewma, upto, last, w_t, w_st, w_rt,
-                    e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, px_first, px_n, px_st, px_svc, tie_st, l_t, l_st,
+                    e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, e_delay, px_first, px_n, px_st, px_svc, tie_st,
+                    l_t, l_st,
                     free, workers, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up, is_b,
                     tier2, e_q2, e_bst2, e_bw2,
                     t1,
@@ -91,7 +92,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
     no balancer keeps an EWMA).
     ``w_*``: such ends at B of requests admitted before (time, station, response time).
 
-    Journeys: rows of ``jp``/``js``/``ja_*``/``px_*`` as in blocking_events.blocking_events; the
+    Journeys: rows of ``jp``/``js``/``ja_*``/``e_delay``/``px_*`` as in blocking_events.blocking_events; the
     requests already on their way reach their first station at ``e_t`` (inf: apply jobs),
     holding worker ``e_bw`` of B station ``e_bst`` (-1: none). ``l_t``/``l_st``: releases
     already known (a user leaves B station ``l_st`` then; ``free`` has its worker's time).
@@ -367,8 +368,8 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                     if state == ADMITTED:   # a write ships its apply jobs when it ends
                         own = (u0 + dsvc) / NS
                         for q in range(ja_first[j, h], ja_first[j, h] + ja_n[j, h]):
-                            if own < t1:
-                                nh = push(ht, hp, hk, hx, nh, own, P_DOWN, e_key[q - n], q * depth)
+                            if own + e_delay[q - n] < t1:   # another primary's: after the lag
+                                nh = push(ht, hp, hk, hx, nh, own + e_delay[q - n], P_DOWN, e_key[q - n], q * depth)
                     if state == ADMITTED and worst == 0:
                         r = max((u0 + dsvc) / NS, rmax)   # a cross-shard query answers with its slowest part
                         if h + 1 < depth and jp[j, h + 1] != END:

@@ -158,7 +158,7 @@ class BalancedWindow:
         if inputs is None:
             return False
         (_, c_held, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, _, free, done_entry,
-         done_t, parts, _) = inputs
+         done_t, parts, _, e_delay) = inputs
         # services at each kind of backend (stations alike in means and behaviour share a column)
         b_st = np.flatnonzero(st.hold | (net.st_level == lv))   # B, a second tier, servers beside B
         sig = np.stack([net.st_mean_read[b_st], net.st_mean_write[b_st], net.st_deterministic[b_st].astype(float),
@@ -210,12 +210,13 @@ class BalancedWindow:
         sec = None
         if self._ev_chain is not None:
             e = dict(e_t=e_t, e_key=e_key, e_bst=e_bst, e_bw=e_bw, e_entry=e_entry, jp=jp, js=js,
-                     ja_first=ja_first, ja_n=ja_n, parts=parts)
+                     ja_first=ja_first, ja_n=ja_n, parts=parts, e_delay=e_delay)
             sec = self._second_inputs(t1, n, e, free)
             if sec is None:
                 return False
-            e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, parts = (
-                e[k] for k in ("e_t", "e_key", "e_bst", "e_bw", "e_entry", "jp", "js", "ja_first", "ja_n", "parts"))
+            e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, parts, e_delay = (
+                e[k] for k in ("e_t", "e_key", "e_bst", "e_bw", "e_entry", "jp", "js", "ja_first", "ja_n", "parts",
+                               "e_delay"))
         ne = len(e_t)
         c_rel, e_rel = np.empty(n), np.empty(ne)
         if sec is not None:
@@ -229,7 +230,7 @@ class BalancedWindow:
                   np.full((m, g2), -1, dtype=np.int64), np.zeros((m, g2)), np.full((m, g2), np.inf))
         args = (cand.arr, cand.key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u[0], u[1], u[2], algo, cand_ptr,
                 cand_st, grp, pres, ewma, upto, last, w_t, w_st, w_rt, e_t, e_key, e_bst, e_bw, jp, js, ja_first,
-                ja_n, *parts, self._ev_tie, done_t, l_st,
+                ja_n, e_delay, *parts, self._ev_tie, done_t, l_st,
                 free, net.st_workers, ring, st.ring_off, st.ring_len, count, net.st_queue_limit, st._timeout_ns,
                 net.st_timeout, st.rate, st.up, b1, tier2, e_q2, e_bst2, e_bw2, float(t1), status, start_ns, worker,
                 target, c_rel, e_rel, *second)

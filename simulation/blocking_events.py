@@ -147,7 +147,7 @@ def _sample() -> tuple:
             np.full(3, 10**6, dtype=i64), np.ones(3, dtype=np.bool_), np.ones(3, dtype=np.bool_),
             np.array([0.05]), np.array([7], dtype=u64), np.array([0], dtype=i64), np.array([0], dtype=i64),
             np.full((4, 1), 2, dtype=i64), np.full((4, 1), 5 * 10**5, dtype=i64),
-            np.full((4, 1), -1, dtype=i64), np.zeros((4, 1), dtype=i64),
+            np.full((4, 1), -1, dtype=i64), np.zeros((4, 1), dtype=i64), np.zeros(1),
             np.zeros((4, 1), dtype=i64), np.zeros((4, 1), dtype=i64), np.zeros(0, dtype=i64), np.zeros(0, dtype=i64),
             np.zeros((4, 1)), np.zeros((4, 1), dtype=np.int8), np.zeros(1, dtype=i64), np.zeros(0, dtype=i64),
             np.zeros(0, dtype=i64), np.zeros(0, dtype=i64), np.zeros(4), np.zeros(4), np.zeros(4), np.zeros(0),
@@ -163,7 +163,7 @@ def _sample() -> tuple:
 
 
 @kernel(sample=_sample)
-def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n,
+def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, e_delay,
                     px_first, px_n, px_st, px_svc, ch_u, ch_f, ch_ptr, ch_seq, ch_rr, ch_algo, u_tie, u_a, u_b,
                     pre_fin, pre_st, pre_rt, ewma, upto, track, mean_r, mean_w, det, nm_cost,
                     tie_st, unk, free, workers, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up,
@@ -180,7 +180,8 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
     not yet, a replica's apply job that a write at its primary starts) and holding worker
     ``e_bw[k]`` of B station ``e_bst[k]`` (-1: none). A journey admitted at its h-th station
     starts journeys ``ja_first[j, h]`` to ``+ ja_n[j, h]`` there when it ends its service
-    (a write at a primary: every replica applies it). At stations ``tie_st`` (replicated
+    (a write at a primary: every replica applies it), each ``e_delay`` (per e row) later
+    (another primary: after the lag). At stations ``tie_st`` (replicated
     databases, where the engine admits apply jobs after the other arrivals) two arrivals
     at one instant make the kernel give up (TIE). A cross-shard query's parts at the other
     shards (``px_*``: per journey row and hop the first part and how many; each part's
@@ -373,8 +374,8 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
             if state == ADMITTED:   # a write ships its apply jobs when it ends (Replication._replication)
                 own = (t0 + dsvc) / NS
                 for q in range(ja_first[j, h], ja_first[j, h] + ja_n[j, h]):
-                    if own < t1:
-                        n_heap = _heap_push(ht, hk, hi, n_heap, own, e_key[q - n], q * depth)
+                    if own + e_delay[q - n] < t1:   # another primary's: after the lag
+                        n_heap = _heap_push(ht, hk, hi, n_heap, own + e_delay[q - n], e_key[q - n], q * depth)
             if state == ADMITTED and worst == 0:
                 r = max((t0 + dsvc) / NS, rmax)   # a cross-shard query answers with its slowest part
                 if h + 1 < depth and jp[j, h + 1] != END:   # then on to the next station

@@ -34,9 +34,11 @@ class Journeys(ChoiceHops):
         the proxy knows of no copy: it fails on leaving), and the apply jobs the writes
         start: per request and hop the first of them and how many, and their stations,
         services and keys; then a cross-shard query's parts at the other shards: per
-        request and hop the first and how many, and their stations and services; last,
+        request and hop the first and how many, and their stations and services; then,
         for a balancer's choice the kernel makes (choice_hops.py), per request and hop the
-        draw and flags of the service at the backend and the draws of the choice."""
+        draw and flags of the service at the backend and the draws of the choice; last,
+        each apply job's delay (0 at a read replica; the lag at another primary:
+        ``Replication._mp_delay``)."""
         depth = self._ev_depth
         n = len(b)
         jp = np.full((n, depth), END, dtype=np.int64)
@@ -131,14 +133,15 @@ class Journeys(ChoiceHops):
                 on |= join[alive] >= 0
             alive = alive[on]
         if applies:
-            a_st, a_svc, a_key = (np.concatenate([a[k] for a in applies]) for k in range(3))
+            a_st, a_svc, a_key, a_delay = (np.concatenate([a[k] for a in applies]) for k in range(4))
         else:
-            a_st, a_svc, a_key = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint64)
+            a_st, a_svc, a_key, a_delay = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint64), \
+                np.zeros(0)
         if parts:
             p_st, p_svc = (np.concatenate([p[k] for p in parts]) for k in range(2))
         else:
             p_st, p_svc = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return jp, js, ja_first, ja_n, a_st, a_svc, a_key, (px_first, px_n, p_st, p_svc), ch
+        return jp, js, ja_first, ja_n, a_st, a_svc, a_key, (px_first, px_n, p_st, p_svc), ch, a_delay
 
     def _cross_parts(self, copies: Batch, alive: np.ndarray, key: np.ndarray, h: int, px_first: np.ndarray,
                      px_n: np.ndarray, parts: list, n_parts: int) -> int:
@@ -167,8 +170,8 @@ class Journeys(ChoiceHops):
         for ws in np.unique(there.st[w]).tolist():   # each primary's writes (several primaries: each one's)
             db = self.net.databases[int(self._db_of_station[ws])]
             mine = w[there.st[w] == ws]
-            # the other copies; other primaries get it after the lag, beyond the window (_mp_cap)
-            others = [int(s) for s in db.stations.tolist() if s != ws and self._mp_primary[s] < 0]
+            # the other copies (other primaries after the lag: Replication._mp_delay)
+            others = [int(s) for s in db.stations.tolist() if s != ws]
             if not others or not len(mine):
                 continue
             k = len(others)
@@ -181,7 +184,8 @@ class Journeys(ChoiceHops):
             job = Batch._raw((s, there.fin[src], there.fin[src], there.fin[src], there.fin[src], there.cls[src],
                               there.user[src], np.full(len(s), FLAG_INTERNAL, dtype=there.flags.dtype), key,
                               there.hop[src] + 1, there.item[src]))
-            applies.append((s, self.stations._service_ns(job, np.unique(s)), key))
+            delay = np.array([self._mp_delay(x) if self._mp_primary[x] >= 0 else 0.0 for x in others])
+            applies.append((s, self.stations._service_ns(job, np.unique(s)), key, np.tile(delay, len(mine))))
             n_applies += len(s)
         return n_applies
 

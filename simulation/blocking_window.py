@@ -105,7 +105,7 @@ class EventWindow(Journeys):
         if inputs is None:
             return False
         (c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, unk, free, done_entry,
-         done_t, parts, choice) = inputs
+         done_t, parts, choice, e_delay) = inputs
         n, ne = len(cand), len(e_t)
         ring, count = st.ring.copy(), st.count.copy()
         status = np.empty(n, dtype=np.int8)
@@ -116,6 +116,7 @@ class EventWindow(Journeys):
         fwork = np.empty(n + ne + 1)
         kwork = np.empty(n + ne + 1, dtype=np.uint64)
         args = (cand.st, cand.arr, cand.key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n,
+                e_delay,
                 *parts, *self._kernel_choices(choice), net.st_mean_read, net.st_mean_write, net.st_deterministic,
                 net.st_nm_cost,
                 self._ev_tie, unk, free, net.st_workers, ring,
@@ -319,6 +320,7 @@ class EventWindow(Journeys):
                                       else np.zeros(0, dtype=np.int64)])
         e_t = np.concatenate([ev.fin, np.full(n_ac + n_ae, np.inf), due.arr])
         e_key = np.concatenate([ev.key, jc[6], je[6], due.key])
+        e_delay = np.concatenate([np.zeros(n_ev), jc[9], je[9], np.zeros(len(due))])   # apply jobs' delays
         e_bst = np.full(len(e_t), -1, dtype=np.int64)
         e_bw = np.full(len(e_t), -1, dtype=np.int64)
         e_entry = np.full(len(e_t), -1, dtype=np.int64)
@@ -348,7 +350,7 @@ class EventWindow(Journeys):
             later = rest & ~gone & np.isnan(own)   # downstream after t1 (a failure at t1 may lose it)
             unk[hs[later], hw[later]] = t1
         return (c_svc, user, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, unk, free,
-                done_entry, done_t, parts, ch)
+                done_entry, done_t, parts, ch, e_delay)
 
     @staticmethod
     def _lookup(keys: np.ndarray, values: np.ndarray, want: np.ndarray) -> np.ndarray:

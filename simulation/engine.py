@@ -236,8 +236,8 @@ class Simulation(Window, Arrivals, Lifecycle, RequestState, Replication, Routing
         else:
             cap = self._window_cap if self._few_in_flight else min(self._window_cap, SHORT_WINDOW_S)
             best = (max(self._grid_floor(now + cap), grid_next), "the window size")
-            if self._mp_cap is not None and self._mp_cap < cap:   # several primaries (Blocking._setup_blocking)
-                best = (max(self._grid_floor(now + self._mp_cap), grid_next), "the replication lag between primaries")
+            if self._mp_cap is not None and self._mp_cap < cap:   # set by a test or a benchmark (blocking.py)
+                best = (max(self._grid_floor(now + self._mp_cap), grid_next), "the window cap")
 
         def consider(t: float, why: str) -> None:
             nonlocal best

@@ -188,7 +188,12 @@ class Replication:
             w_fin = np.concatenate([w_fin, b.fin[writes]])
             self._ship(b.take(writes))
         if self._ids:
-            self._multi_primary(b.take(writes), key[writes], b, key, at_db & user & (b.cls == 0))
+            args = (b.take(writes), key[writes], b, key, at_db & user & (b.cls == 0))
+            later = self.__dict__.get("_mp_later")
+            if later is not None:   # counted once for all the stretches of a level (Window._admit_primaries)
+                later.append(args)
+            else:
+                self._multi_primary(*args)
         lag = self.lag[b.st]
         reads = np.nonzero(at_db & user & (b.cls == 0) & (lag > 0))[0]
         if len(reads) and len(w_key):
@@ -234,10 +239,10 @@ class Replication:
 
     def _mp_delay(self, station: int) -> float:
         """When another primary applies a write: after the lag, and at least one tick
-        later. With multi-primary databases windows are no longer than that
-        (``Blocking._setup_blocking``'s ``_mp_cap``), so the writes a primary applies in a
-        window were all committed before it started, and are admitted with its own
-        requests in time order, however the run is sliced."""
+        later. The primaries' arrivals are admitted in stretches no longer than that
+        (``Window._admit_primaries``), so the writes a primary applies in a stretch were all
+        committed before it started, and are admitted with its own requests in time
+        order, however the run is sliced."""
         return max(float(self._mp_lag[station]), self.tick_s)
 
     def _multi_primary(self, w: Batch, key: np.ndarray, b: Batch, b_key: np.ndarray, reads: np.ndarray) -> None:
@@ -262,7 +267,11 @@ class Replication:
         new[:len(o_key)] -= earlier_conflicts(o_key, o_st, o_fin, lag[:len(o_key)])
         if new.any():   # each pair once, at its later commit
             self._count("write_conflicts", np.repeat(a_fin, new))
-        keep = a_fin > self.now - self._max_lag - 1e-9    # older writes cannot conflict with later ones
+        lo = np.full(len(a_fin), self.now)
+        floor = self.__dict__.get("_mp_floor")   # (level, time): no later arrival at that level before it
+        if floor is not None:
+            lo[self.net.st_level[a_st] == floor[0]] = max(self.now, floor[1])
+        keep = a_fin > lo - self._max_lag - 1e-9    # older writes cannot conflict with later ones
         self._mp_writes = (a_key[keep], a_st[keep], a_fin[keep])
         # inserts: the client's insert_share of its writes takes the next auto-increment id
         who = np.searchsorted(self._client_first_user, w.user, side="right") - 1

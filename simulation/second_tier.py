@@ -125,6 +125,7 @@ class SecondTierWindow:
         e["e_bst"] = np.concatenate([e["e_bst"], w_bst, np.full(na, -1, dtype=np.int64)])
         e["e_bw"] = np.concatenate([e["e_bw"], w_bw, np.full(na, -1, dtype=np.int64)])
         e["e_entry"] = np.concatenate([e["e_entry"], w_entry, np.full(na, -1, dtype=np.int64)])
+        e["e_delay"] = np.concatenate([e["e_delay"], np.zeros(nw), jw[9]])
         for name, extra in (("jp", jp), ("js", js), ("ja_first", jaf), ("ja_n", jan)):
             e[name] = np.concatenate([e[name], extra])
         px_first, px_n, px_st, px_svc = e["parts"]   # cross-shard parts of the new rows' journeys, a hop later

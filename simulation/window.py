@@ -198,12 +198,49 @@ class Window:
             if len(batch):
                 first, batch = batch.split(self._is_writer(batch.st))
             if self._ids:   # primaries of multi-primary databases apply each other's writes in time order
-                first = Batch.concat([first, self._due_applies(lv, t1, writers=True)])
-            self._admit(lv, first)
+                self._admit_primaries(lv, first, t1)
+            else:
+                self._admit(lv, first)
             batch = Batch.concat([batch, self._due_applies(lv, t1, writers=False if self._ids else None)])
         self._admit(lv, batch)
         if self._sharded:   # cross-shard queries end with their slowest shard (sharding.py)
             self._join_shards(lv)
+
+    def _admit_primaries(self, lv: int, first: Batch, t1: float) -> None:
+        """The arrivals at the writers of level ``lv`` (``first``: before ``t1``) with the
+        writes the primaries of multi-primary databases apply from each other, in stretches
+        no longer than the shortest delay of those (``_mp_delay``): a write admitted in a
+        stretch reaches the other primaries after it, so each stretch admits every arrival
+        it has in time order, however long the window. Each stretch admits at least its
+        first arrival or job, and jobs start no jobs: the loop ends."""
+        net = self.net
+        at_lv = (self._mp_primary >= 0) & (net.st_level == lv)
+        step = min((self._mp_delay(int(s)) for s in np.flatnonzero(at_lv)), default=math.inf)
+        if len(first) > 1:
+            first = first.take(np.argsort(first.arr, kind="stable"))
+        self._mp_later: list[tuple] | None = []   # conflicts, stale reads, ids: counted once, at the end
+        floor = None
+        try:
+            while True:
+                d = self._delayed
+                jobs = d.arr[at_lv[d.st]] if len(d) else d.arr
+                start = min(float(first.arr[0]) if len(first) else math.inf,
+                            float(jobs.min()) if len(jobs) else math.inf)
+                if start >= t1:
+                    break
+                floor = start if floor is None else floor
+                end = min(start + step, t1)
+                k = int(np.searchsorted(first.arr, end, side="left"))   # sorted: the stretch's arrivals lead
+                part, first = first.take(slice(0, k)), first.take(slice(k, None))
+                self._admit(lv, Batch.concat([part, self._due_applies(lv, end, writers=True)]))
+        finally:
+            later, self._mp_later = self._mp_later, None
+        if later:   # in arrival order, as one batch: the same counts as stretch by stretch
+            self._mp_floor = (lv, floor)   # what this level admits from now on arrives after it
+            w, w_key, b, b_key, reads = (Batch.concat([x[0] for x in later]), np.concatenate([x[1] for x in later]),
+                                         Batch.concat([x[2] for x in later]), np.concatenate([x[3] for x in later]),
+                                         np.concatenate([x[4] for x in later]))
+            self._multi_primary(w, w_key, b, b_key, reads)
 
     def _admit(self, lv: int, batch: Batch) -> None:
         if not len(batch):
