@@ -242,3 +242,33 @@ def test_long_windows_give_the_one_tick_numbers(monkeypatch, lag_ms):
     assert long.totals()["id_collisions"] > 0
     lengths = np.diff([0.0] + sorted(set(ends)))
     assert lengths.max() > max(lag_ms / 1000, long.tick_s) and len(set(ends)) < 6.0 / long.tick_s / 10
+
+
+@pytest.mark.parametrize("algorithm", ["round_robin", "least_connections"])
+def test_sync_workers_in_front_of_two_primaries_in_long_windows(algorithm):
+    """Sync app servers in front of two primaries: the event window (round robin) or the
+    discrete-event pass (least connections) start each write's apply job at the other
+    primary after the lag, inside windows longer than it; every held worker's release
+    is the engine's (else an error), and nothing depends on the tick or the steps."""
+    def sim_of(tick: float) -> Simulation:
+        d = multi(2, 40, rate=300, items=10, insert_share=0.3, read_replicas=1)
+        d.set_params("app", {"blocking_calls": True, "workers": 4, "capacity_rps": 400})
+        d.remove_edge("users", "app")
+        d.add_node(NodeData("lb", "load_balancer", params={"algorithm": algorithm}))
+        d.add_edge("users", "lb")
+        d.add_edge("lb", "app")
+        d.set_settings(tick_ms=tick)
+        add_event(d, 2.2, "fail", "db", replica=0)
+        add_event(d, 3.5, "recover", "db", replica=0)
+        return Simulation(d)
+
+    whole = sim_of(10.0)
+    whole.advance(6.0)
+    assert whole._ev_windows > 0 and whole._ev_des == (algorithm != "round_robin") and whole._held_lost == 0
+    assert whole._ev_fallbacks < whole._ev_windows
+    fine = sim_of(2.0)
+    for _ in range(30):
+        fine.advance(0.2)
+    assert fine.totals() == whole.totals()
+    t = whole.totals()
+    assert t["write_conflicts"] > 0 and t["served"] > 1000
