@@ -54,20 +54,19 @@ class BalancedWindow:
             self._ev_bal = np.asarray(aware, dtype=np.int64)   # blind ones route as usual, before
         # tiers of blocking servers downstream: only this pass follows them (blocking_window._event_depth)
         self._ev_des = self._ev_bal is not None or (self._ev_depth is not None and self._ev_chain is not None)
-        # one-tick windows only for what still needs them (compiler.py's ``dynamic``): least
-        # response time in front of stores, load-aware balancers in front of blocking servers or
-        # downstream of them that do not choose here (several primaries: windows no longer
-        # than the replication lag, Blocking._setup_blocking)
+        # one-tick windows only for what still needs them: least response time in front of
+        # stores, load-aware balancers in front of blocking servers or downstream of them that do
+        # not choose here
         aware = ("least_connections", "power_of_two", "least_response_time")
         chosen_here = set(self._ev_bal.tolist()) if self._ev_bal is not None else set()
         chosen_here |= set(self._ev_choice)   # downstream, in the event window (choice_hops.py)
-        self._one_tick = bool(net.dynamic) and (
+        self._one_tick = (
             lrt_in_front_of_stores(net, self.balancers)
             or any(bs.bal.algorithm in aware and i not in chosen_here
                    and (net.st_level[bs.bal.backends] >= self._lb).any() for i, bs in enumerate(self.balancers)))
 
     def _balanced_shape(self, in_front: list[int]) -> bool:
-        net, st = self.net, self.stations
+        net = self.net
         lb = self._lb
         level = net.levels[lb]
         if self._local_hold.any() and not self._sessions_follow(in_front):

@@ -83,7 +83,7 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
         self._ev_bal = None            # balancers that choose in the event window (balanced_window.py)
         self._ev_choice: list[int] = []   # balancers downstream that it follows (choice_hops.py)
         self._ev_lb_out: list[Batch] = []
-        self._one_tick = bool(net.dynamic) and lrt_in_front_of_stores(net, self.balancers)   # (_balanced_setup)
+        self._one_tick = lrt_in_front_of_stores(net, self.balancers)   # with blocking servers: _balanced_setup
         # several primaries: their levels are admitted in stretches no longer than the lag
         # (window.py's _admit_primaries), so windows can be long (a balancer never sends to a
         # database: their requests all come through the level's admission)

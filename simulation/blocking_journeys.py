@@ -52,7 +52,9 @@ class Journeys(ChoiceHops):
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         n_parts = 0
         # the kernel's choices at balancers downstream (choice_hops.py): service draw, flags, choice draws
-        ch = [np.zeros((n, depth)), np.zeros((n, depth), dtype=np.int8), *(np.zeros((n, depth)) for _ in range(3))]
+        rows_ch = n if self._ev_choice else 0   # none without such balancers (the kernel never reads them)
+        ch = [np.zeros((rows_ch, depth)), np.zeros((rows_ch, depth), dtype=np.int8),
+              *(np.zeros((rows_ch, depth)) for _ in range(3))]
         net, st = self.net, self.stations
         cur, hop, flags = b.st.copy(), b.hop.copy(), flags.copy()
         # a join's second query (table_routing.py): the database node it goes to once its

@@ -311,9 +311,11 @@ class EventWindow(Journeys):
         px_first[rows], px_n[rows] = pc[0], pc[1]
         px_first[n:n + n_ev], px_n[n:n + n_ev] = pe[0] + len(pc[2]), pe[1]
         parts = (px_first, px_n, np.concatenate([pc[2], pe[2]]), np.concatenate([pc[3], pe[3]]))
-        ch = [np.zeros((n_rows, depth), dtype=a.dtype) for a in jc[8]]   # choices downstream (choice_hops.py)
-        for arr, c_part, e_part in zip(ch, jc[8], je[8]):
-            arr[rows], arr[n:n + n_ev] = c_part, e_part
+        # choices at balancers downstream (choice_hops.py): none without such balancers
+        ch = [np.zeros((n_rows if self._ev_choice else 0, depth), dtype=a.dtype) for a in jc[8]]
+        if self._ev_choice:
+            for arr, c_part, e_part in zip(ch, jc[8], je[8]):
+                arr[rows], arr[n:n + n_ev] = c_part, e_part
         jobs = slice(base_c, n_rows)
         jp[jobs, 0] = np.concatenate([jc[4], je[4], due.st])
         js[jobs, 0] = np.concatenate([jc[5], je[5], st._service_ns(due, np.unique(due.st)) if len(due)

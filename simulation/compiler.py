@@ -213,13 +213,6 @@ def compile_document(doc: Document) -> Network:
         route_ptr=route_ptr_a, route_target=route_target_a, route_cum=route_cum,
         clients=clients, balancers=balancers, st_balancer=st_balancer, levels=levels,
         edge_index=edge_index, edges=edges, total_users=offset,
-        # multi-primary databases (replication.py), load-aware balancers with blocking servers, least
-        # response time in front of databases or caches (exact_balance.py's slower path): one-tick windows
-        dynamic=any(d.primaries > 1 for d in databases)
-        or any(b.algorithm == "least_response_time" and any(cols[2][int(s)] in (DATABASE, CACHE) for s in b.backends)
-               for b in balancers)
-        or (any(blocks[i] for i in range(len(ids)))
-            and any(b.algorithm in ("least_connections", "power_of_two", "least_response_time") for b in balancers)),
         scalers=scalers,
         caches=caches,
         failovers=failovers,

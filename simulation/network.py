@@ -148,7 +148,6 @@ class Network:
     edge_index: dict[tuple[int, int], int]  # (source node, target node) -> edge number
     edges: list[tuple[str, str]]
     total_users: int
-    dynamic: bool                          # some balancer needs one-tick windows (least response time)
     scalers: list["Scaler"] = field(default_factory=list)
     st_primary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # database replicas -> primary
     st_lag: np.ndarray = field(default_factory=lambda: np.zeros(0))       # replication lag of read replicas, s

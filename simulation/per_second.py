@@ -58,7 +58,6 @@ class PerSecond:
         first = self.metrics.seconds + 1
         up_rows, exist_rows = self._states_of(first, k)
         n_nodes = len(net.node_ids)
-        node_of = net.st_node
         st_cap = net.st_workers * up_rows                       # k × stations: each second's own state
 
         # a node's stations are contiguous and in node order: sum them by segments

@@ -86,7 +86,7 @@ class SecondTierWindow:
         """Append to ``e`` the requests waiting at tier ``g`` (level ``lv2``) since before, each
         a journey that starts at its station there (then the apply jobs their journeys start),
         with the worker each holds at B; returns the rows of the waiting ones."""
-        net, st, depth = self.net, self.stations, self._ev_depth
+        st, depth = self.stations, self._ev_depth
         p2 = self.pending[lv2]
         wait = np.isinf(p2.start) if len(p2) else np.zeros(0, dtype=bool)
         w = p2.take(wait)
