@@ -33,7 +33,8 @@ def shape(name: str):
     from simulation.document import Document, NodeData
     d = Document()
     front = "least_connections" if name in ("sessions_local_lc", "async_beside_lc") else "round_robin"
-    rate = {"multi_primary_2000": 2000.0, "three_tiers": 150.0}.get(name, 200.0)   # below saturation
+    rate = {"multi_primary_2000": 2000.0, "three_tiers": 150.0, "tiers_sessions": 150.0,
+            "tiers_async_beside": 150.0}.get(name, 200.0)   # below saturation
     d.add_node(NodeData("users", "client", params={"rate_rps": rate, "users": 1000, "read_ratio": 1.0}))
     d.add_node(NodeData("lb", "load_balancer", params={"algorithm": front, "capacity_rps": 1e6}))
     d.add_node(NodeData("web", "server", params={**WEB, **({"sessions": "local"} if name == "sessions_local_lc"
@@ -66,6 +67,31 @@ def shape(name: str):
         d.add_node(NodeData("web2", "server", params={"capacity_rps": 200.0, "workers": 8}))
         d.add_edge("lb", "web2")
         d.add_edge("web2", "db")
+    elif name == "sticky_downstream":   # web (sync) → sticky round-robin balancer → API → database
+        d.add_node(NodeData("lb2", "load_balancer", params={"algorithm": "round_robin", "affinity": "sticky",
+                                                            "capacity_rps": 1e6}))
+        d.add_node(NodeData("api", "server", params={"capacity_rps": 150.0, "workers": 2, "replicas": 3}))
+        for a, b in (("web", "lb2"), ("lb2", "api"), ("api", "db")):
+            d.add_edge(a, b)
+        layers = [{"n": 2, "workers": 8, "rps": 200.0, "blocking": True, "pick": "rr"},
+                  {"n": 3, "workers": 2, "rps": 150.0, "blocking": False, "pick": "sticky"}]
+    elif name == "sticky_front":   # a sticky round-robin balancer in front of sync web servers
+        d.set_params("lb", {"affinity": "sticky"})
+        d.add_edge("web", "db")
+        layers = [{"n": 2, "workers": 8, "rps": 200.0, "blocking": True, "pick": "sticky"}]
+    elif name in ("tiers_sessions", "tiers_async_beside"):   # two sync tiers, and sessions or an async server
+        d.add_node(NodeData("api", "server", params={"capacity_rps": 300.0, "workers": 8, "replicas": 3,
+                                                     "blocking_calls": True}))
+        d.add_edge("web", "api")
+        d.add_edge("api", "db")
+        if name == "tiers_sessions":   # SimPy: the same network (a lost session costs no time: a flag)
+            d.set_params("web", {"sessions": "local"})
+            layers = [{"n": 2, "workers": 8, "rps": 200.0, "blocking": True, "pick": "rr"},
+                      {"n": 3, "workers": 8, "rps": 300.0, "blocking": True, "pick": "random"}]
+        else:
+            d.add_node(NodeData("web2", "server", params={"capacity_rps": 200.0, "workers": 8}))
+            d.add_edge("lb", "web2")
+            d.add_edge("web2", "db")
     elif name.startswith("multi_primary"):
         d.add_edge("web", "db")
         d.set_params("db", {"primaries": 2, "connections": 40, "read_capacity_rps": 6000.0,
@@ -79,7 +105,8 @@ def shape(name: str):
 
 
 SHAPES = ["lb_downstream", "lb_downstream_lc", "three_tiers", "sessions_local_lc", "async_beside_lc",
-          "multi_primary_sync", "multi_primary_2000"]
+          "multi_primary_sync", "multi_primary_2000", "sticky_downstream", "sticky_front", "tiers_sessions",
+          "tiers_async_beside"]
 
 
 def child(name: str, duration: float, which: str) -> dict:

@@ -264,11 +264,13 @@ def sync_chain(rate_rps: float, n_web: int, web_workers: int, web_rps: float, n_
 
 
 def tiers(rate_rps: float, layers: list[dict], connections: int, db_rps: float, duration_s: float,
-          seed: int = 1) -> SimpyResult:
+          seed: int = 1, users: int = 1000) -> SimpyResult:
     """Poisson(rate) through ``layers`` of servers in turn, then a database (``connections``,
-    exponential queries of mean connections/db_rps). Each layer: ``n`` replicas of
-    ``workers`` workers, exponential service of mean workers/rps, the replica chosen by
-    round robin (``pick`` "rr", in the order the requests reach the layer) or at random;
+    exponential queries of mean connections/db_rps). Each request comes from one of ``users``
+    users at random. Each layer: ``n`` replicas of ``workers`` workers, exponential service
+    of mean workers/rps, the replica chosen by round robin (``pick`` "rr", in the order the
+    requests reach the layer), at random, or "sticky" (round robin for a user's first request,
+    then the replica it went to);
     ``blocking``: its worker is held until everything after it answers (sync workers),
     else it is free at the end of its own service."""
     rnd = random.Random(seed)
@@ -278,6 +280,7 @@ def tiers(rate_rps: float, layers: list[dict], connections: int, db_rps: float, 
     pools = [[simpy.Resource(env, capacity=lay["workers"]) for _ in range(lay["n"])] for lay in layers]
     mus = [lay["rps"] / lay["workers"] for lay in layers]
     rr = [0] * len(layers)
+    pinned = [{} for _ in layers]
     db = simpy.Resource(env, capacity=connections)
     mu_db = db_rps / connections
     res = SimpyResult(duration_s)
@@ -286,15 +289,17 @@ def tiers(rate_rps: float, layers: list[dict], connections: int, db_rps: float, 
     lats = res.latencies
     record = lats.append
 
-    def rest(k: int):
+    def rest(k: int, user: int):
         if k == len(layers):
             with db.request() as q:
                 yield q
                 yield timeout(expo(mu_db))
             return
         lay = layers[k]
-        if lay["pick"] == "rr":
-            i = rr[k] % lay["n"]
+        if lay["pick"] == "sticky" and user in pinned[k]:
+            i = pinned[k][user]
+        elif lay["pick"] in ("rr", "sticky"):
+            i = pinned[k][user] = rr[k] % lay["n"]
             rr[k] += 1
         else:
             i = int(unif() * lay["n"])
@@ -303,12 +308,12 @@ def tiers(rate_rps: float, layers: list[dict], connections: int, db_rps: float, 
         yield timeout(expo(mus[k]))
         if not lay["blocking"]:
             pools[k][i].release(req)
-        yield env.process(rest(k + 1))
+        yield env.process(rest(k + 1, user))
         if lay["blocking"]:
             pools[k][i].release(req)
 
     def request(t_arrival: float):
-        yield env.process(rest(0))
+        yield env.process(rest(0, int(unif() * users)))
         now = env.now
         rt = now - t_arrival
         record(rt)

@@ -46,6 +46,7 @@ TIE = -1   # the kernel's answer when D's order would depend on a tie
 END = -1       # a journey's stations: no more
 NOWHERE = -2   # the proxy knows of no copy of the database that can take it: it fails on leaving
 CHOICE = -3    # CHOICE - c: the backend that balancer c gives it as it leaves (choice_hops.py)
+NOT_STICKY = -2   # pins[c, :] of a balancer downstream without cookies (else: a backend station, or -1)
 
 
 @helper
@@ -152,6 +153,8 @@ def _sample() -> tuple:
             np.zeros((4, 1)), np.zeros((4, 1), dtype=np.int8), np.zeros(1, dtype=i64), np.zeros(0, dtype=i64),
             np.zeros(0, dtype=i64), np.zeros(0, dtype=i64), np.zeros(4), np.zeros(4), np.zeros(4), np.zeros(0),
             np.zeros(0, dtype=i64), np.zeros(0), np.zeros(n_st), np.full(n_st, -np.inf), 0,
+            np.zeros((4, 1), dtype=i64), np.zeros((4, 1), dtype=i64), np.zeros((0, n_st), dtype=np.bool_),
+            np.zeros((0, 0), dtype=i64),
             np.ones(n_st), np.ones(n_st), np.zeros(n_st, dtype=np.bool_), np.ones(n_st),
             np.zeros(n_st, dtype=np.bool_),
             np.full((n_st, c), np.nan), np.zeros((n_st, c)), np.full(n_st, c, dtype=i64), np.full(12, -np.inf, dtype=f64),
@@ -165,7 +168,8 @@ def _sample() -> tuple:
 @kernel(sample=_sample)
 def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, e_delay,
                     px_first, px_n, px_st, px_svc, ch_u, ch_f, ch_ptr, ch_seq, ch_rr, ch_algo, u_tie, u_a, u_b,
-                    pre_fin, pre_st, pre_rt, ewma, upto, track, mean_r, mean_w, det, nm_cost,
+                    pre_fin, pre_st, pre_rt, ewma, upto, track, ch_slot, ch_alt, ch_ok, pins,
+                    mean_r, mean_w, det, nm_cost,
                     tie_st, unk, free, workers, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up,
                     t1,
                     status, start, worker, c_rel, e_rel, work, fwork, kwork):
@@ -192,7 +196,11 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
     advanced) or its candidates (``ch_algo[c]``: least_choice's code; the draws ``u_tie``,
     ``u_a``, ``u_b`` at journey row * depth + hop; the requests in progress at the backends
     when the window starts: ``pre_fin``, ``pre_st``, ``pre_rt``; least response time's
-    ``ewma``, ``upto`` and ``track``, copies); the service there comes from the draw ``ch_u``
+    ``ewma``, ``upto`` and ``track``, copies; ``ch_algo[c]`` -1: a hash, the backend it gives
+    at ``ch_alt``). A sticky balancer (``pins[c]``: each user slot's backend, -1 none; a
+    copy of its cookies) sends the user of slot ``ch_slot[j, h]`` where the cookie says if
+    that backend is a candidate (``ch_ok[c, station]``), else chooses and pins the user
+    there; the service there comes from the draw ``ch_u``
     and flags ``ch_f`` of that hop and the stations' ``mean_r``, ``mean_w``, ``det``,
     ``nm_cost``. Two choices of one balancer at one instant make the kernel give up (TIE:
     the engine's order there is its own). ``unk[s, w]``: NaN
@@ -336,12 +344,22 @@ def blocking_events(c_st, c_a, c_key, c_svc, c_held, c_down, e_t, e_key, e_bst, 
             if d == last_c[c]:
                 return TIE
             last_c[c] = d
-            if ch_algo[c] == 0:
-                dst = round_robin_next(c, ch_ptr, ch_seq, ch_rr)
-            else:
+            pinned = -1
+            if pins.shape[1] and pins[c, ch_slot[j, h]] >= 0 and ch_ok[c, pins[c, ch_slot[j, h]]]:
+                pinned = pins[c, ch_slot[j, h]]   # its cookie names a backend the balancer may use
+            if ch_algo[c] > 0:
                 aware = True
                 n_pres = presence_until(d, hf, hs, hr, n_pres, conn, ewma, upto, track)
+            if pinned >= 0:
+                dst = pinned
+            elif ch_algo[c] == 0:
+                dst = round_robin_next(c, ch_ptr, ch_seq, ch_rr)
+            elif ch_algo[c] < 0:
+                dst = ch_alt[j, h]
+            else:
                 dst = choose_backend(x, c, ch_algo, ch_ptr, ch_seq, conn, ewma, u_tie, u_a, u_b)
+            if pins.shape[1] and pinned < 0 and dst >= 0 and pins[c, ch_slot[j, h]] != NOT_STICKY:
+                pins[c, ch_slot[j, h]] = dst
             if dst >= 0:
                 dsvc = chosen_service(dst, ch_u[j, h], ch_f[j, h], mean_r, mean_w, det, nm_cost)
         if j < n:

@@ -36,7 +36,8 @@ class Journeys(ChoiceHops):
         services and keys; then a cross-shard query's parts at the other shards: per
         request and hop the first and how many, and their stations and services; then,
         for a balancer's choice the kernel makes (choice_hops.py), per request and hop the
-        draw and flags of the service at the backend and the draws of the choice; last,
+        draw and flags of the service at the backend, the draws of the choice, the user and
+        the backend a hash gives; last,
         each apply job's delay (0 at a read replica; the lag at another primary:
         ``Replication._mp_delay``)."""
         depth = self._ev_depth
@@ -54,7 +55,8 @@ class Journeys(ChoiceHops):
         # the kernel's choices at balancers downstream (choice_hops.py): service draw, flags, choice draws
         rows_ch = n if self._ev_choice else 0   # none without such balancers (the kernel never reads them)
         ch = [np.zeros((rows_ch, depth)), np.zeros((rows_ch, depth), dtype=np.int8),
-              *(np.zeros((rows_ch, depth)) for _ in range(3))]
+              *(np.zeros((rows_ch, depth)) for _ in range(3)), np.zeros((rows_ch, depth), dtype=np.int64),
+              np.full((rows_ch, depth), -1, dtype=np.int64)]
         net, st = self.net, self.stations
         cur, hop, flags = b.st.copy(), b.hop.copy(), flags.copy()
         # a join's second query (table_routing.py): the database node it goes to once its

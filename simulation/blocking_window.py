@@ -29,9 +29,11 @@ import numpy as np
 from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NS, QUEUE_FULL
 from .blocking_events import END, TIE, UNDECIDED, blocking_events
 from .blocking_journeys import Journeys
+from .least_choice import ALGO_CODE
 from .compiler import CACHE, DATABASE, LB, SERVER, SimulationError
 from .flight import FLAG_CHECK, FLAG_DB_SESSION, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
 
+AWARE = tuple(ALGO_CODE)   # least connections, least response time, power of two
 
 def events_enabled() -> bool:
     return os.environ.get("SCALELAB_BLOCKING_EVENTS", "1").strip().lower() not in ("0", "false", "no", "off")
@@ -56,9 +58,10 @@ class EventWindow(Journeys):
         chain = None
         if st.hold[down].any():   # tiers of blocking servers downstream: balanced_window.py's pass only
             lv2 = np.unique(net.st_level[st.hold & down])
-            if (any((~st.hold[levels[int(k)]]).any() for k in lv2) or self._local_hold.any()
-                    or self._joins_on or len(beside)):
-                return None
+            aware = [bs for bs in self.balancers if bs.bal.algorithm in AWARE and st.hold[bs.bal.backends].any()]
+            if (any((~st.hold[levels[int(k)]]).any() for k in lv2) or self._local_hold[down].any()
+                    or self._joins_on or (len(beside) and aware)):
+                return None   # servers beside B behind a load-aware balancer: journeys that hang on its choice
             chain = tuple(int(k) for k in lv2)
         if ((kind != SERVER) & (kind != DATABASE) & (kind != CACHE) & (kind != LB)).any():
             return None

@@ -19,6 +19,13 @@ check that can change a backend's state and at every autoscaling step):
   keeps the count, and the engine books the window with that same exact choice
   (exact_balance.py), not the tick-by-tick one. Nothing then depends on the tick.
 
+A sticky balancer (dispatch.py) sends a request whose cookie names one of its candidates
+there; the others choose as above and the user is pinned to that backend from then on,
+in time order, as dispatch.py's ``choose`` does for requests in time order. The kernel
+works on a copy of the cookies of the window's users; the engine sets the real ones
+when it routes the requests (and must find the same backends: blocking_holds.py checks
+every release the kernel predicted).
+
 The kernel computes the service at the backend from the request's draw. Two requests
 leaving one balancer at the same instant would take the engine's order, not the
 kernel's: the window then takes the sweeps (and a load-aware balancer its
@@ -28,13 +35,14 @@ tick-by-tick path there). The balancer's health checks reach its backends as req
 Qualifies: the balancer and its backends are downstream of the tier and fed by it only;
 the backends are servers that do not block, on one level, with one set of routes and
 one way of keeping sessions (whichever is chosen, the rest of the journey is the same);
-no sticky cookies (the users' pins are the sweeps'), no second tier of blocking servers.
+cookies of its own (not shared with another balancer: the engine would set them in its
+order, balancer by balancer); no second tier of blocking servers.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .blocking_events import CHOICE, NOWHERE
+from .blocking_events import CHOICE, NOT_STICKY, NOWHERE
 from .compiler import SERVER
 from .exact_balance import _ewma_upto
 from .flight import FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
@@ -62,8 +70,9 @@ class ChoiceHops:
             b, be = bs.bal, bs.bal.backends
             if not down[be].any():
                 continue
+            shared = bs.cookie is not None and sum(o.cookie is bs.cookie for o in self.balancers) > 1
             if (not down[b.station] or fed[b.station] or b.algorithm not in HASHED + COUNTED + AWARE
-                    or bs.cookie is not None or not down[be].all() or (net.st_kind[be] != SERVER).any()
+                    or shared or not down[be].all() or (net.st_kind[be] != SERVER).any()
                     or st.hold[be].any() or (net.st_level[be] != net.st_level[be[0]]).any()):
                 return False
             rows = {(net.route_target[ptr[s]:ptr[s + 1]].tobytes(), net.route_cum[ptr[s]:ptr[s + 1]].tobytes(),
@@ -103,9 +112,12 @@ class ChoiceHops:
             if bs.bal.algorithm not in HASHED:
                 nxt[mine] = backends[cand[0]]
                 code[mine] = CHOICE - c
-            else:
+            else:   # its hash (a sticky one's, for a user without a valid cookie: the kernel reads the cookie)
                 r = rows[mine]
-                nxt[mine] = backends[bs.choose(b.user[r], key[mine], hop[mine], None, None, 0, registered)]
+                bs._refresh(cand)
+                nxt[mine] = backends[cand[bs._pick(len(mine), cand, b.user[r], key[mine], hop[mine], None, None, 0)]]
+                if bs.cookie is not None:
+                    code[mine] = CHOICE - c
         return nxt, code
 
     @staticmethod
@@ -113,11 +125,13 @@ class ChoiceHops:
         """What the kernel needs for a request's choice (``there``: at the backend it stands
         for): its exponential service draw there and its flags (1: a write, 2: a 304), as
         ``Stations._service_ns``; the draws of least_choice.py's choice (ties, power of two)
-        of the request as it leaves the balancer."""
+        of the request as it leaves the balancer; its user (a sticky balancer's cookie) and
+        that backend (a hash's choice)."""
         f = (there.cls == 1).astype(np.int8) | np.where((there.flags & FLAG_NOT_MODIFIED) != 0, 2, 0).astype(np.int8)
         hop = there.hop - 1
         return (exponential(there.key, there.hop, SERVICE), f,
-                *(uniform(there.key, hop, salt) for salt in (TIE, PICK, PICK2)))
+                *(uniform(there.key, hop, salt) for salt in (TIE, PICK, PICK2)),
+                there.user.astype(np.int64), there.st.astype(np.int64))
 
     def _choice_inputs(self) -> tuple:
         """The kernel's balancers downstream: per balancer its round-robin sequence from its
@@ -131,8 +145,8 @@ class ChoiceHops:
             bs = self.balancers[i]
             backends = bs.bal.backends
             cand = bs.candidates(self.stations.registered[backends])
-            code = ALGO_CODE.get(bs.bal.algorithm, 0)
-            if code:
+            code = ALGO_CODE.get(bs.bal.algorithm, -1 if bs.bal.algorithm in HASHED else 0)
+            if code > 0:
                 seqs.append(backends[cand].astype(np.int64))   # least_choice's candidates, in its order
                 aware[backends] = True
             elif bs.bal.algorithm in COUNTED and len(cand):
@@ -155,9 +169,32 @@ class ChoiceHops:
 
     def _kernel_choices(self, ch: list[np.ndarray]) -> tuple:
         """blocking_events' arguments for the choices downstream, from the journeys' ``ch``
-        (service draws, flags, draws of the choice: per journey row and hop)."""
+        (service draws, flags, draws of the choice, users, hashes' backends: per journey row
+        and hop)."""
         ptr, seq, rr, algo, *rest = self._choice_inputs()
-        return (ch[0], ch[1], ptr, seq, rr, algo, *(np.ascontiguousarray(u).ravel() for u in ch[2:]), *rest)
+        slot, ok, pins = self._sticky_inputs(ch[5])
+        return (ch[0], ch[1], ptr, seq, rr, algo, *(np.ascontiguousarray(u).ravel() for u in ch[2:5]), *rest,
+                slot, ch[6], ok, pins)
+
+    def _sticky_inputs(self, users: np.ndarray) -> tuple:
+        """The sticky balancers downstream (dispatch.py's cookies, each balancer's own): per
+        journey row and hop the user's slot, the hashes' backends, which stations each
+        balancer may send to, and each slot's cookie at each balancer (a copy; NOT_STICKY
+        for a balancer without cookies). Empty without sticky balancers."""
+        n_st = self.net.n_stations
+        sticky = [c for c, i in enumerate(self._ev_choice) if self.balancers[i].cookie is not None]
+        if not sticky or not users.size:
+            return np.zeros((0, 0), dtype=np.int64), np.zeros((0, n_st), dtype=np.bool_), np.zeros((0, 0), dtype=np.int64)
+        uniq, slot = np.unique(users, return_inverse=True)
+        ok = np.zeros((len(self._ev_choice), n_st), dtype=np.bool_)
+        pins = np.full((len(self._ev_choice), len(uniq)), NOT_STICKY, dtype=np.int64)
+        for c, i in enumerate(self._ev_choice):
+            bs = self.balancers[i]
+            backends = bs.bal.backends
+            ok[c, backends[bs.candidates(self.stations.registered[backends])]] = True
+            if bs.cookie is not None:
+                pins[c] = bs.cookie[uniq]
+        return np.asarray(slot, dtype=np.int64).reshape(users.shape), ok, pins
 
     def _downstream_checks(self, t1: float) -> Batch:
         """The health checks that reach stations downstream of the blocking servers before

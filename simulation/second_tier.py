@@ -9,7 +9,8 @@ decides them, and this module gives it the state carried over from earlier windo
 requests waiting at each tier, the workers held there by requests further on) and books
 each tier's admissions and releases, which the engine's own settling then must match
 (``_check_release``). Shapes: every level with blocking servers downstream has only
-blocking servers, with no sessions kept in memory and no joins
+blocking servers, with no sessions kept in memory (the first tier may keep them) and no
+joins; servers beside the first tier only behind blind balancers
 (``EventWindow._event_depth``).
 """
 from __future__ import annotations

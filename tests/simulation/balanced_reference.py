@@ -16,7 +16,8 @@ web worker (and its API worker, with a second tier) until its database query end
 it is refused or gives up on its way; the database is FIFO with ``k`` connections and
 room for all. Replicas in ``beside`` do not block (a server beside the web servers,
 behind the same balancer): their worker is free, and the request stops counting there,
-when its own service ends; its query then runs holding nothing. With ``means``, a
+when its own service ends; its query (straight to the database, with a second tier
+too) then runs holding nothing. With ``means``, a
 request's service at the web replica is its draw × that replica's mean. A health
 check holds a web worker for its own cost. A heapq of events in
 integer nanoseconds, nothing shared with the engine. At one instant: give-ups, then
@@ -48,6 +49,7 @@ class Req:
     api: int = 0              # service at the API (second tier), ns
     api_replica: int = -1     # its API replica (the web server's split: given)
     draw: float = -1.0        # its exponential draw at the web tier (with ``means``: web = draw × mean there)
+    db2: int = 0              # with a second tier: its query straight from a replica in ``beside`` (ns)
     state: str = "new"        # new, waiting, started, refused, gave_up (at the web tier)
     state2: str = "none"      # the same at the API tier
     t2: int | None = None     # arrival at the API
@@ -140,7 +142,7 @@ class BalancedTier:
                     self._arrive(i, t, API, r.api_replica)
                 else:
                     j = min(range(self.k), key=lambda q: self.db_free[q])
-                    end = max(t, self.db_free[j]) + r.db
+                    end = max(t, self.db_free[j]) + (r.db2 if self.api and r.replica in self.beside else r.db)
                     self.db_free[j] = end
                     r.end = end
                     heapq.heappush(ev, (end, FREE, r.key, i, DB))
@@ -185,7 +187,8 @@ class BalancedTier:
         elif tier == WEB:
             if rep in self.beside:
                 heapq.heappush(self.ev, (t + r.web, FREE, r.key, i, ASYNC))
-            heapq.heappush(self.ev, (t + r.web, DOWNSTREAM, r.key, i, API if self.api else DB))
+            down = API if self.api and rep not in self.beside else DB   # beside: straight to the database
+            heapq.heappush(self.ev, (t + r.web, DOWNSTREAM, r.key, i, down))
             heapq.heappush(self.ev, (t + r.web, EWMA, r.key, i, WEB))
         else:
             heapq.heappush(self.ev, (t + r.api, DOWNSTREAM, r.key, i, DB))
@@ -261,7 +264,7 @@ def against_the_model(sim, doc, until: float, algorithm: str) -> tuple[list, dic
         if chain:
             ref.add(Req(key, ns(arrived), ns(draw[0] * float(mean[web_st])), ns(draw[2] * float(mean[db_st])), *u,
                         replica=replica, api=ns(draw[1] * float(mean[api_st])), api_replica=api_replica, fixed=fixed,
-                        user=user, draw=draw[0]))
+                        user=user, draw=draw[0], db2=ns(draw[1] * float(mean[db_st]))))
         else:
             ref.add(Req(key, ns(arrived), ns(draw[0] * float(mean[web_st])), ns(draw[1] * float(mean[db_st])), *u,
                         replica=replica, fixed=fixed, user=user, draw=draw[0]))

@@ -87,10 +87,41 @@ def test_sessions_in_the_servers_memory_move_with_the_balancers_choices(algorith
     doc.set_params("users", {"users": 300})   # users come back: their sessions matter
     sim, wrong, causes = compare(doc, 15.0, algorithm)
     assert wrong == []
-    visits = sorted((tr.user, h.arrived_s, tr.key, h.replica, tr.outcome == "answered" or tr.cause == "session_lost")
-                    for tr in sim.traces() for h in tr.hops if h.node == "web")
-    lost = sum(1 for prev, cur in zip(visits, visits[1:]) if prev[0] == cur[0] and prev[3] != cur[3] and cur[4])
-    assert sim.totals()["sessions_lost"] == lost > 100
+    assert sim.totals()["sessions_lost"] == recount_lost_sessions(sim) > 100
+
+
+@pytest.mark.parametrize("algorithm", ["round_robin", "least_connections"])
+def test_sessions_in_the_first_of_two_sync_tiers_are_the_event_models(algorithm):
+    """Sync web servers keeping sessions in memory in front of a sync API: the pass
+    decides both tiers in long windows (not the sweeps); every request as the event
+    model's, and the lost sessions recounted from where each request went."""
+    api = {"capacity_rps": 300.0, "workers": 2, "replicas": 2, "queue_limit": 5, "timeout_s": 0.3}
+    doc = tier(algorithm, 190.0, seed=3, api=api)
+    doc.set_params("web", {"sessions": "local"})
+    doc.set_params("users", {"users": 300})
+    sim, wrong, causes = compare(doc, 15.0, "fixed" if algorithm == "round_robin" else algorithm)
+    assert sim._ev_chain is not None and sim._ev_windows < 100   # long windows: not one per tick
+    assert wrong == [] and causes["answered"] > 1500 and causes["queue_full"] > 100, causes
+    assert sim.totals()["sessions_lost"] == recount_lost_sessions(sim) > 500
+
+
+def test_an_async_server_beside_the_first_of_two_sync_tiers_is_the_event_models():
+    """Behind round robin: sync web servers in front of a sync API, and beside them an
+    async server that queries the database straight (its worker is free, and it holds
+    nothing, once its own service ends). Every request as the event model's, in long
+    windows, and the async server's requests answer faster."""
+    api = {"capacity_rps": 300.0, "workers": 2, "replicas": 2, "queue_limit": 5, "timeout_s": 0.3}
+    doc = tier("round_robin", 190.0, seed=4, api=api)
+    doc.add_node(NodeData("web2", "server", params={"capacity_rps": 480.0, "workers": 2, "queue_limit": 8,
+                                                    "timeout_s": 0.2}))
+    doc.add_edge("lb", "web2")
+    doc.add_edge("web2", "db")
+    sim, wrong, causes = compare(doc, 15.0, "fixed")
+    assert sim._ev_chain is not None and sim._ev_windows < 100
+    assert wrong == [] and causes["answered"] > 1500, causes
+    ms = {n: [tr.end_s - tr.hops[1].arrived_s for tr in sim.traces() if tr.outcome == "answered"
+              and tr.hops[1].node == n] for n in ("web", "web2")}
+    assert np.mean(ms["web2"]) < np.mean(ms["web"])
 
 
 @pytest.mark.parametrize("algorithm", ["least_connections", "power_of_two", "least_response_time"])
@@ -374,10 +405,14 @@ def test_a_second_tier_with_failures_and_clicks_keeps_every_request_and_hold(dow
        patience=st.sampled_from([0.05, 0.3, 5.0]), chain=st.booleans(), api_replicas=st.integers(1, 3),
        api_workers=st.integers(1, 2), api_limit=st.sampled_from([0, 3, 20]),
        api_patience=st.sampled_from([0.05, 0.3, 5.0]), connections=st.integers(1, 4), sticky=st.booleans(),
-       beside=st.booleans())
+       beside=st.booleans(), local=st.booleans())
 def test_random_tiers_match_the_event_model(seed, rate, algorithm, replicas, workers, limit, patience, chain,
                                             api_replicas, api_workers, api_limit, api_patience, connections, sticky,
-                                            beside):
+                                            beside, local):
+    """Random tiers behind a load-aware balancer or round robin: one tier or two, sessions
+    in the web servers' memory or not, a server that does not block beside them (behind
+    round robin with two tiers: a load-aware balancer's journeys would hang on its
+    choice), each request as the event model's; lost sessions recounted."""
     api = {"capacity_rps": 150.0 * api_workers, "workers": api_workers, "replicas": api_replicas,
            "queue_limit": api_limit, "timeout_s": api_patience} if chain else None
     doc = tier(algorithm, rate, replicas=replicas, workers=workers, limit=limit, patience=patience,
@@ -385,13 +420,29 @@ def test_random_tiers_match_the_event_model(seed, rate, algorithm, replicas, wor
                sticky=sticky and algorithm != "round_robin")
     if algorithm == "round_robin" and not chain:
         return   # the event window of blocking_window.py decides it (test_blocking_reference.py)
-    if beside and not chain:   # a server that does not block beside the blocking ones, behind the balancer
+    beside = beside and (not chain or algorithm == "round_robin")
+    local = local and not beside   # (one way of keeping sessions at the balancer's backends, docs/engine.md)
+    if beside:   # a server that does not block beside them
         doc.add_node(NodeData("web2", "server", params={"capacity_rps": 120.0 * workers, "workers": workers,
                                                         "queue_limit": limit, "timeout_s": patience}))
         doc.add_edge("lb", "web2")
         doc.add_edge("web2", "db")
+    if local:   # sessions in the web servers' memory; users come back
+        doc.set_params("web", {"sessions": "local"})
+        doc.set_params("users", {"users": 200})
     sim, wrong, causes = compare(doc, 6.0, "fixed" if algorithm == "round_robin" else algorithm)
     assert wrong == []
+    if local:
+        assert sim.totals()["sessions_lost"] == recount_lost_sessions(sim)
+
+
+def recount_lost_sessions(sim: Simulation) -> int:
+    """The sessions a run lost, from where each user request went: a request loses its
+    session when its user's previous request reached another web replica (and it was
+    answered: a failed one is counted as failed)."""
+    visits = sorted((tr.user, h.arrived_s, tr.key, h.replica, tr.outcome == "answered" or tr.cause == "session_lost")
+                    for tr in sim.traces() for h in tr.hops if h.node == "web")
+    return sum(1 for prev, cur in zip(visits, visits[1:]) if prev[0] == cur[0] and prev[3] != cur[3] and cur[4])
 
 
 def test_a_blind_balancer_beside_a_load_aware_one_routes_as_usual_and_is_counted():

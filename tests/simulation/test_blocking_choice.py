@@ -77,16 +77,17 @@ ALGORITHMS = ["round_robin", "weighted_round_robin", "random", "consistent_hash"
        second_api=st.booleans(), deterministic=st.booleans(), etag=st.booleans(),
        read_ratio=st.sampled_from([1.0, 0.7]), interval=st.sampled_from([0.25, 1.0]),
        web_limit=st.sampled_from([0, 5, 400]), sessions=st.sampled_from(["cookie", "database", "local"]),
+       sticky=st.booleans(),
        failures=st.sampled_from([(), (("api", 0, 1.0, 3.2),), (("api", 1, 0.6, 4.0), ("api2", None, 2.0, 2.7)),
                                  (("db", None, 1.0, 1.6),), (("web", 0, 0.7, 2.2), ("api", 0, 2.5, 5.0))]))
 def test_random_tiers_with_a_balancer_downstream_are_the_sweeps_request_by_request(
         monkeypatch, seed, algorithm, rate, web_workers, web_replicas, api_workers, api_replicas, api_limit,
         api_timeout, api_capacity, second_api, deterministic, etag, read_ratio, interval, web_limit, sessions,
-        failures):
+        sticky, failures):
     doc = lb_between(seed, rate, algorithm, web_workers=web_workers, web_replicas=web_replicas,
                      api_workers=api_workers, api_replicas=api_replicas, api_limit=api_limit, api_timeout=api_timeout,
                      api_capacity=api_capacity, second_api=second_api, deterministic=deterministic, etag=etag,
-                     read_ratio=read_ratio, interval=interval, web_limit=web_limit, sessions=sessions)
+                     read_ratio=read_ratio, interval=interval, web_limit=web_limit, sessions=sessions, sticky=sticky)
     for node, replica, down, up in failures:
         if node == "api2" and not second_api:
             continue
@@ -112,24 +113,73 @@ def test_the_window_takes_the_balancer_downstream_and_is_much_faster(monkeypatch
     assert t["failed_by_cause"]["queue_full"] > 100 and t["served"] > 500
 
 
-@pytest.mark.parametrize("change", ["sticky", "second_tier"])
+def api_of_users(sim: Simulation) -> dict[int, set]:
+    """The API replicas each user's requests went to."""
+    went: dict[int, set] = {}
+    for tr in sim.traces():
+        api = [(h.node, h.replica) for h in tr.hops if h.node in ("api", "api2")]
+        if api:
+            went.setdefault(tr.user, set()).add(api[0])
+    return went
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS + ["least_connections"])
+def test_a_sticky_balancer_downstream_pins_each_user_in_the_window(monkeypatch, algorithm):
+    """Sticky cookies downstream of blocking servers: the event window follows them. Each
+    user's requests all reach the API replica its first one reached (no failure: no
+    redispatch), the numbers are the sweeps', and round robin spreads the users over
+    the three replicas by turns (the counts differ by at most one)."""
+    doc = lb_between(5, 150.0, algorithm, sticky=True, duration=4.0, stop=3.5)
+    fast = run(doc, 4.0, True, monkeypatch) if algorithm == "least_connections" else assert_same(doc, 4.0, monkeypatch)
+    assert fast._ev_depth is not None and fast._ev_windows > 0 and fast._ev_fallbacks < fast._ev_windows
+    t = fast.totals()
+    assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"] and t["served"] > 300
+    went = api_of_users(fast)
+    assert len(went) > 150 and all(len(v) == 1 for v in went.values())
+    if algorithm == "round_robin":
+        per = np.bincount([["api", "api2"].index(n) * 2 + r for (n, r), in went.values()], minlength=3)
+        assert per.max() - per.min() <= 1
+
+
+def test_a_failed_replica_loses_its_sticky_users_to_the_others(monkeypatch):
+    """HAProxy's redispatch: when the health checks take the pinned replica out, its users
+    are dispatched again and pinned to the new one; the others keep theirs."""
+    doc = lb_between(9, 150.0, "round_robin", sticky=True, duration=6.0, stop=4.5, interval=0.25)
+    add_event(doc, 2.0, "fail", "api", 0)
+    fast = assert_same(doc, 6.0, monkeypatch)
+    assert fast._ev_windows > 0
+    before, after = {}, {}
+    for tr in fast.traces():
+        api = [(h.node, h.replica, h.arrived_s) for h in tr.hops if h.node in ("api", "api2")]
+        if api and (api[0][2] < 2.0 or api[0][2] > 3.5):   # before the failure; once the checks took it out
+            (before if api[0][2] < 2.0 else after).setdefault(tr.user, set()).add(api[0][:2])
+    moved = [u for u, v in before.items() if v == {("api", 0)} and u in after]
+    kept = [u for u, v in before.items() if ("api", 0) not in v and u in after]
+    assert moved and kept
+    assert all(("api", 0) not in after[u] and len(after[u]) == 1 for u in moved)
+    assert all(after[u] == before[u] for u in kept)
+
+
+@pytest.mark.parametrize("change", ["shared_cookies", "second_tier"])
 def test_shapes_the_window_does_not_follow_take_the_sweeps(monkeypatch, change):
-    """Sticky cookies downstream move users' pins the kernel does not follow; a second
-    tier of blocking servers behind the balancer is another pass's."""
-    doc = lb_between(5, 150.0, "round_robin", sticky=change == "sticky", duration=3.0, stop=2.5)
+    """Two sticky balancers sharing their users' cookies (the engine sets them balancer by
+    balancer); a second tier of blocking servers behind the balancer is another pass's."""
+    doc = lb_between(5, 150.0, "round_robin", sticky=True, duration=3.0, stop=2.5)
     if change == "second_tier":
+        doc.set_params("lb2", {"affinity": "none"})
         doc.set_params("api", {"blocking_calls": True})
         doc.set_params("api2", {"blocking_calls": True})
+    else:   # a second sticky balancer in front of the same API: one cookie per user for both
+        doc.add_node(NodeData("lb3", "load_balancer", params={"algorithm": "round_robin", "capacity_rps": 1e6,
+                                                              "affinity": "sticky"}))
+        for a, b in (("web", "lb3"), ("lb3", "api"), ("lb3", "api2")):
+            doc.add_edge(a, b)
     sim = run(doc, 3.0, True, monkeypatch)   # the window on, but these take the sweeps
     assert sim._ev_depth is None and sim._ev_windows == 0
     t = sim.totals()
     assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"] and t["served"] > 300
-    if change == "sticky":   # each user's requests after its first go where the first went
-        went = {}
-        for tr in sim.traces():
-            api = [(h.node, h.replica) for h in tr.hops if h.node in ("api", "api2")]
-            if api:
-                went.setdefault(tr.user, set()).add(api[0])
+    if change == "shared_cookies":   # each user's requests after its first go where the first went
+        went = api_of_users(sim)
         assert went and all(len(v) == 1 for v in went.values())
 
 
@@ -256,20 +306,20 @@ AWARE = ["least_connections", "least_response_time", "power_of_two"]
 @given(seed=st.integers(1, 10_000), algorithm=st.sampled_from(AWARE), rate=st.sampled_from([60.0, 250.0]),
        api_workers=st.integers(1, 2), api_replicas=st.integers(1, 3), api_limit=st.sampled_from([0, 3, 50]),
        api_timeout=st.sampled_from([0.03, 1.0]), deterministic=st.booleans(), etag=st.booleans(),
-       read_ratio=st.sampled_from([1.0, 0.7]),
+       read_ratio=st.sampled_from([1.0, 0.7]), sticky=st.booleans(),
        failures=st.sampled_from([(), (("api", 0, 1.0, 3.2),), (("web", 0, 0.7, 2.2), ("api2", None, 2.5, 4.0))]))
 def test_load_aware_balancers_downstream_choose_the_same_whatever_the_tick_and_the_steps(
         seed, algorithm, rate, api_workers, api_replicas, api_limit, api_timeout, deterministic, etag, read_ratio,
-        failures):
+        sticky, failures):
     """Least connections, least response time and power of two downstream of blocking
     servers choose at the instant each request leaves the balancer, with the requests in
-    progress then: the engine's own choice (exact_balance.py) and the event window's
-    kernel agree on every held worker's release (else a SimulationError), and nothing
-    depends on the tick or on the app's steps."""
+    progress then (sticky: for a user without a valid cookie): the engine's own choice
+    (exact_balance.py) and the event window's kernel agree on every held worker's release
+    (else a SimulationError), and nothing depends on the tick or on the app's steps."""
     def sim_of(tick: float) -> Simulation:
         doc = lb_between(seed, rate, algorithm, api_workers=api_workers, api_replicas=api_replicas,
                          api_limit=api_limit, api_timeout=api_timeout, deterministic=deterministic, etag=etag,
-                         read_ratio=read_ratio, duration=6.0, stop=4.0)
+                         read_ratio=read_ratio, duration=6.0, stop=4.0, sticky=sticky)
         doc.set_settings(tick_ms=tick)
         for node, replica, down, up in failures:
             replica = None if replica is None else min(replica, api_replicas - 1) if node == "api" else replica

@@ -232,9 +232,9 @@ def test_which_tiers_are_decided_event_by_event():
     (with windows of a whole second at most: a cache's hits follow its state second by
     second), databases with read replicas and shards are journeys the event window
     follows, queries across shards and a second tier of blocking servers too (the latter in
-    balanced_window.py's pass), and a balancer downstream without sticky cookies
-    (choice_hops.py); a sticky one downstream or several primaries are left to the
-    sweeps."""
+    balanced_window.py's pass, with sessions in the first tier's memory or an async
+    server beside it), and a balancer downstream (choice_hops.py), sticky too; two sticky
+    balancers downstream sharing their users' cookies are left to the sweeps."""
     def shape(extra) -> Simulation:
         doc = web_db(50.0, blocking=True, workers=1, duration=5)
         extra(doc)
@@ -317,8 +317,29 @@ def test_which_tiers_are_decided_event_by_event():
         balancer(d)
         d.set_params("lb2", {"affinity": "sticky"})
 
+    def shared_cookies(d):
+        sticky(d)
+        d.add_node(NodeData("lb3", "load_balancer", params={"affinity": "sticky"}))
+        for a, b in (("web", "lb3"), ("lb3", "api")):
+            d.add_edge(a, b)
+
+    def chain_sessions(d):
+        chain(d)
+        d.set_params("web", {"sessions": "local"})
+
+    def chain_beside(d):
+        beside(d)
+        chain(d)
+
+    def chain_beside_aware(d):   # the journey after the web tier would hang on the balancer's choice
+        chain_beside(d)
+        d.set_params("lb", {"algorithm": "least_connections"})
+
     assert shape(aware)._ev_depth == 3 and not shape(aware)._one_tick
-    assert shape(sticky)._ev_depth is None
+    assert shape(sticky)._ev_depth == 3 and shape(sticky)._ev_choice == [0]
+    assert shape(shared_cookies)._ev_depth is None
+    assert shape(chain_sessions)._ev_chain is not None and shape(chain_beside)._ev_chain is not None
+    assert shape(chain_beside_aware)._ev_depth is None
 
 
 def test_arrivals_at_one_instant_at_the_database_are_taken_in_the_same_order(monkeypatch):
