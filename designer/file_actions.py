@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from simulation.document import Document
 from simulation.fileformat import FILE_SUFFIX, atomic_write_text, dumps, load
+from simulation.layout import arranged
 from simulation.params import FormatError
 from simulation.png_embed import is_png
 
@@ -146,7 +147,18 @@ class FileManager(QObject):
         else:
             self._set_document(doc, path.resolve(), path.name)
             self.add_recent(path.resolve())
+        self._arrange_stacked(path.name)
         return True
+
+    def _arrange_stacked(self, name: str) -> None:
+        """Nodes sharing one position (a file written without positions) are laid out by
+        level, as one step the user can undo, and the status bar says so."""
+        doc = self._controller.document
+        moves = arranged(doc)
+        if moves:
+            self._controller.move_nodes({i: ((doc.node(i).x, doc.node(i).y), p) for i, p in moves.items()})
+            self.message.emit(f"{len(moves)} nodes of {name} were on top of each other (no positions in the file): "
+                              f"laid out by level. Edit ▸ Undo puts them back.")
 
     def save(self) -> bool:
         if self.path is None:

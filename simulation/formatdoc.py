@@ -247,12 +247,22 @@ def docs_text() -> str:
         "| --- | --- | --- | --- |",
         "| `id` | string | yes | 1–64 letters, digits, `_`, `.` or `-`; unique in the file; edges and events refer to it |",
         "| `kind` | string | yes | " + ", ".join(f"`{k}`" for k in KINDS) + " |",
-        f"| `label` | string | no | the name shown on the canvas (at most {200} characters) |",
-        "| `x`, `y` | number | no | position on the canvas, between −10,000,000 and 10,000,000 (default 0) |",
+        f"| `label` | string | no | the name shown on the canvas (at most {200} characters; without one, the id"
+        " is shown) |",
+        "| `x`, `y` | number | no | position on the canvas, between −10,000,000 and 10,000,000 (default 0; see"
+        " below) |",
         "| `params` | object | no | the kind's parameters; omitted ones take their defaults |",
         "",
         "Only the parameters that were set are written back, so a saved file stays short and a",
         "default changed in a later ScaleLab applies to files that never set it.",
+        "",
+        "A file written by hand or by a script may leave out `x` and `y`: its nodes would then all",
+        "sit at one point. When the app opens a file, the nodes that share their exact position",
+        "with another node are laid out left to right by level (clients first, each node one",
+        "column right of the longest chain of connections that leads to it), below any nodes that",
+        "have places of their own (`simulation/layout.py`). This is one step of the undo history:",
+        "the file shows as modified, Save writes the new positions, and Edit ▸ Undo puts the nodes",
+        "back. The headless command line ignores positions.",
         "",
     ]
     for name, kind in KINDS.items():

@@ -188,8 +188,10 @@ class NodeItem(QGraphicsItem):
     def label_layout(self, zoom: float) -> tuple[QFont, list[str], QRectF]:
         """How the label is drawn at view ``zoom``: its font, lines, and the rectangle they
         fill (item coordinates). No lines when not even one fits under the card. (Kept for the
-        next paint at the same zoom: live colours repaint nodes ten times a second.)"""
-        key = (self.label, round(zoom, 4), look.TEXT_SCALE, look.LABEL_AREA.width())
+        next paint at the same zoom: live colours repaint nodes ten times a second.) A node
+        without a label shows its id (a file written by hand may give none)."""
+        text = self.label or self.node_id
+        key = (text, round(zoom, 4), look.TEXT_SCALE, look.LABEL_AREA.width())
         cached = self.__dict__.get("_label_cache")
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -197,7 +199,7 @@ class NodeItem(QGraphicsItem):
         font.setPointSizeF(look.label_point_size(zoom))
         metrics = QFontMetricsF(font)
         area = look.LABEL_AREA
-        lines = look.label_lines(self.label, metrics, area.width(), int(area.height() // metrics.lineSpacing()))
+        lines = look.label_lines(text, metrics, area.width(), int(area.height() // metrics.lineSpacing()))
         width = max((metrics.horizontalAdvance(line) for line in lines), default=0.0)
         rect = QRectF(area.center().x() - width / 2, area.top(), width, len(lines) * metrics.lineSpacing())
         self._label_cache = (key, (font, lines, rect))

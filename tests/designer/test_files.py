@@ -127,3 +127,38 @@ def test_dock_layout_is_remembered(qtbot, window):
     assert again.dockWidgetArea(again.docks["notes"]) == Qt.DockWidgetArea.RightDockWidgetArea
     again.reset_layout()
     assert again.dockWidgetArea(again.docks["notes"]) == Qt.DockWidgetArea.BottomDockWidgetArea
+
+
+def test_a_file_without_positions_opens_laid_out_and_undo_puts_the_pile_back(window, dialogs, tmp_path):
+    """A file written by a script, with no x and y: its nodes would all sit at one point.
+    They open laid out left to right by level (apart on the canvas, each named by its id),
+    as one step that marks the file modified and that Undo takes back; the status bar says
+    what happened."""
+    path = tmp_path / "scripted.scalelab"
+    nodes = [("users", "client"), ("lb", "load_balancer"), ("web", "server"), ("api", "server"), ("db", "database")]
+    path.write_text(json.dumps({
+        "format": "scalelab", "version": 1,
+        "nodes": [{"id": i, "kind": k} for i, k in nodes],
+        "edges": [{"source": a, "target": b} for a, b in (("users", "lb"), ("lb", "web"), ("lb", "api"),
+                                                          ("web", "db"), ("api", "db"))]}))
+    assert window.open_file(path)
+    doc = window.controller.document
+    scene = window.canvas.canvas_scene
+    boxes = [scene.nodes[i].sceneBoundingRect() for i, _ in nodes]
+    assert not any(a.intersects(b) for k, a in enumerate(boxes) for b in boxes[k + 1:])
+    assert scene.nodes["web"].label_layout(1.0)[1] == ["web"]   # no label in the file: its id is shown
+    x = {i: doc.node(i).x for i, _ in nodes}
+    assert x["users"] < x["lb"] < x["web"] == x["api"] < x["db"]
+    assert window.isWindowModified() and "laid out by level" in window.statusBar().currentMessage()
+    window.controller.undo_stack.undo()
+    assert {(doc.node(i).x, doc.node(i).y) for i, _ in nodes} == {(0.0, 0.0)}
+    assert not window.isWindowModified()
+
+
+def test_a_lesson_opens_where_its_author_put_each_node(window, dialogs):
+    """The built-in lessons have their positions: nothing moves, nothing is modified."""
+    for lesson in sorted(LESSONS.glob("*.scalelab")):
+        before = {n.id: (n.x, n.y) for n in load(lesson).nodes()}
+        assert window.files.open_path(lesson, ask=False)
+        doc = window.controller.document
+        assert {n.id: (n.x, n.y) for n in doc.nodes()} == before and not window.isWindowModified(), lesson.name
