@@ -62,7 +62,7 @@ class BalancedWindow:
         chosen_here |= set(self._ev_choice)   # downstream, in the event window (choice_hops.py)
         self._one_tick = (
             lrt_in_front_of_stores(net, self.balancers)
-            or any(bs.bal.algorithm in aware and i not in chosen_here
+            or any(bs.bal.algorithm in aware and i not in chosen_here and net.reached()[bs.bal.station]
                    and (net.st_level[bs.bal.backends] >= self._lb).any() for i, bs in enumerate(self.balancers)))
 
     def _balanced_shape(self, in_front: list[int]) -> bool:
@@ -81,7 +81,7 @@ class BalancedWindow:
         rows = [(net.route_target[net.route_ptr[s]:net.route_ptr[s + 1]].tobytes(),
                  net.route_cum[net.route_ptr[s]:net.route_ptr[s + 1]].tobytes(),
                  bool(self._is_db_server[s]), bool(self._local_hold[s]), bool(self._has_route[s]))
-                for s in level.tolist()]
+                for s in level[net.reached()[level]].tolist()]
         return len(set(rows)) == 1
 
     def _sessions_follow(self, in_front: list[int]) -> bool:
@@ -93,7 +93,8 @@ class BalancedWindow:
         b_st = net.levels[self._lb]
         if any(self.balancers[i].bal.algorithm not in ALGOS for i in in_front):
             return False
-        if np.isin(net.route_target, b_st).any():
+        rows = np.repeat(np.arange(net.n_stations), np.diff(net.route_ptr))
+        if np.isin(net.route_target[net.reached()[rows]], b_st).any():
             return False
         return not any(np.isin(net.node_stations[node], b_st).any() for c in net.clients for node in c.entries)
 

@@ -47,19 +47,22 @@ class EventWindow(Journeys):
         if not events_enabled():
             return None
         lb, levels = self._lb, net.levels
-        beside = levels[lb][~st.hold[levels[lb]]]   # stations that do not block at the blocking servers' level
+        reached = net.reached()   # (no request reaches a node not yet connected: it changes nothing)
+        beside = levels[lb][~st.hold[levels[lb]] & reached[levels[lb]]]   # at B's level, not blocking
         if (net.st_kind[beside] == LB).any():
             return None
         if self._local_hold.any() and self._is_local_server[beside].any():
             return None   # one session per user moved by two kinds of servers: its order is the sweeps'
         n = net.n_stations
-        down = net.st_level > lb   # downstream: servers that do not block, caches, databases, fed by the tier only
+        down = (net.st_level > lb) & reached   # downstream: servers that do not block, caches, databases, fed
+        # by the tier only
         kind = net.st_kind[down]
         chain = None
         if st.hold[down].any():   # tiers of blocking servers downstream: balanced_window.py's pass only
             lv2 = np.unique(net.st_level[st.hold & down])
             aware = [bs for bs in self.balancers if bs.bal.algorithm in AWARE and st.hold[bs.bal.backends].any()]
-            if (any((~st.hold[levels[int(k)]]).any() for k in lv2) or self._local_hold[down].any()
+            if (any((~st.hold[levels[int(k)]] & reached[levels[int(k)]]).any() for k in lv2)
+                    or self._local_hold[down].any()
                     or self._joins_on or (len(beside) and aware)):
                 return None   # servers beside B behind a load-aware balancer: journeys that hang on its choice
             chain = tuple(int(k) for k in lv2)
@@ -68,7 +71,7 @@ class EventWindow(Journeys):
         if self._local_hold.any() and self._is_local_server[down].any():
             return None   # one session per user moved by two tiers: its order is the sweeps' (by chunks)
         rows = np.repeat(np.arange(n), np.diff(net.route_ptr))
-        into = down[net.route_target]
+        into = down[net.route_target] & reached[rows]
         if (net.st_level[rows[into]] < lb).any():
             return None
         if not self._choice_shape(down) or (self._ev_choice and chain is not None):
@@ -84,7 +87,7 @@ class EventWindow(Journeys):
         self._ev_tie = np.zeros(n, dtype=bool)   # replicated databases: ties there are left to the sweeps
         for db in net.databases:
             self._ev_tie[db.stations] = True
-            if not down[db.stations].all():
+            if reached[db.stations].any() and not down[db.stations].all():
                 return None
         self._ev_chain = chain
         return max(len(levels) - lb - 1, 1)
@@ -292,8 +295,8 @@ class EventWindow(Journeys):
         # apply jobs shipped before the window that reach their replica in it (Replication._due_applies)
         d = self._delayed if self._replicated else Batch.empty()
         due = d.take(d.arr < t1) if len(d) else d
-        if self._ev_choice:   # a balancer's health checks at its backends downstream (choice_hops.py)
-            due = Batch.concat([due, self._downstream_checks(t1)])
+        # a balancer's health checks at its backends downstream (choice_hops.py; or one no request reaches)
+        due = Batch.concat([due, self._downstream_checks(t1)])
         n, n_ev, n_ac, n_ae = len(cand), len(ev), len(jc[4]), len(je[4])
         n_rows = n + n_ev + n_ac + n_ae + len(due)
         depth = self._ev_depth

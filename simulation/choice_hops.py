@@ -66,10 +66,11 @@ class ChoiceHops:
         for b in net.balancers:
             fed[b.backends] = True
         ptr = net.route_ptr
+        reached = net.reached()
         for i, bs in enumerate(self.balancers):
             b, be = bs.bal, bs.bal.backends
-            if not down[be].any():
-                continue
+            if not down[be].any() or not reached[b.station]:
+                continue   # (one that no request reaches sends only its health checks: journeys of their own)
             shared = bs.cookie is not None and sum(o.cookie is bs.cookie for o in self.balancers) > 1
             if (not down[b.station] or fed[b.station] or b.algorithm not in HASHED + COUNTED + AWARE
                     or shared or not down[be].all() or (net.st_kind[be] != SERVER).any()

@@ -197,9 +197,11 @@ def compile_document(doc: Document) -> Network:
     edge_index = {(index[s], index[t]): k for k, (s, t) in enumerate(edges)}
     st_workers = np.array(cols[3], dtype=np.int64)
     # a blocking server holds its worker until its downstream calls return: without any, the
-    # request leaves at the end of its service there, as at any server (no held time, no sweeps)
+    # request leaves at the end of its service there, as at any server (no held time, no sweeps);
+    # nor does one that no client's requests reach (health checks there hold nothing either)
+    reached = _reached(kinds, succ_of)
     blocks = [kinds[i] == "server" and bool(params[i].get("blocking_calls", False)) and bool(succ_of[i])
-              for i in range(len(ids))]
+              and reached[i] for i in range(len(ids))]
     return Network(
         node_ids=ids, node_kind=kinds, node_stations=node_stations,
         st_node=st_node, st_replica=np.array(cols[1], dtype=np.int64), st_kind=np.array(cols[2], dtype=np.int64),
@@ -224,7 +226,21 @@ def compile_document(doc: Document) -> Network:
         shards=shards,
         partitions=partitions,
         st_blocking=np.array([blocks[i] for i in cols[0]], dtype=bool),
+        st_reached=np.array([reached[i] for i in cols[0]], dtype=bool),
     )
+
+
+def _reached(kinds: list[str], succ_of: list[list[int]]) -> list[bool]:
+    """Per node: whether the clients' requests can reach it (along the connections)."""
+    seen = [k == "client" for k in kinds]
+    todo = [i for i, k in enumerate(seen) if k]
+    while todo:   # each node is pushed at most once
+        i = todo.pop()
+        for j in succ_of[i]:
+            if not seen[j]:
+                seen[j] = True
+                todo.append(j)
+    return seen
 
 
 def _browser_policies(doc: Document, ids: list[str], kinds: list[str], params: list[dict],

@@ -159,6 +159,15 @@ class Network:
     shards: list[ShardedDatabase] = field(default_factory=list)   # sharded databases (sharding.py)
     partitions: StationRoutes | None = None   # routes by table (table_routing.py); None: no table mix
     st_blocking: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # servers with blocking_calls
+    # stations some client's requests can reach (a node dropped on the canvas and not yet
+    # connected is not): empty means all
+    st_reached: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def reached(self) -> np.ndarray:
+        """Per station: whether user requests can reach it."""
+        if len(self.st_reached) == self.n_stations:
+            return self.st_reached
+        return np.ones(self.n_stations, dtype=bool)
 
     @property
     def n_stations(self) -> int:

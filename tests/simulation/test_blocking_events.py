@@ -495,3 +495,26 @@ def test_an_autoscaled_server_downstream_decided_event_by_event_is_the_sweeps_re
     assert len(counts) > 1, counts   # the autoscaler changed the API tier while the window decided it
     fast = assert_same(doc, 8.0, monkeypatch)
     assert fast.totals()["served"] > 1000
+
+
+def test_nodes_no_request_reaches_change_nothing(monkeypatch):
+    """A class drops servers on the canvas and connects them only onward (to the database)
+    before wiring them in: one with sync workers, one async, and a least-connections
+    balancer in front of the unwired sync one. No request reaches them, so the sync tier in
+    use is still decided event by event (not the sweeps, not in one-tick windows), and
+    every request ends exactly as in the same file without them."""
+    def doc(unwired: bool) -> Document:
+        d = web_db(300.0, blocking=True, workers=2, replicas=3, db_connections=2, db_capacity=500.0, duration=4.0)
+        if unwired:
+            d.add_node(NodeData("later", "server", params={"blocking_calls": True, "replicas": 2}))
+            d.add_node(NodeData("spare", "server", params={"sessions": "local"}))
+            d.add_node(NodeData("lb_later", "load_balancer", params={"algorithm": "least_connections"}))
+            for a, b in (("later", "db"), ("spare", "db"), ("lb_later", "later")):
+                d.add_edge(a, b)
+        return d
+
+    plain, wired = run(doc(False), 4.0, True, monkeypatch), run(doc(True), 4.0, True, monkeypatch)
+    assert wired._ev_depth is not None and not wired._one_tick and not wired.stations.hold[
+        wired.net.node_stations[wired.net.node_ids.index("later")]].any()
+    assert outcomes(wired) == outcomes(plain) and wired.totals()["served"] > 800
+    assert wired.totals()["failed_by_cause"] == plain.totals()["failed_by_cause"]
