@@ -29,11 +29,12 @@ import numpy as np
 from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NS, QUEUE_FULL
 from .blocking_events import END, TIE, UNDECIDED, blocking_events
 from .blocking_journeys import Journeys
-from .least_choice import ALGO_CODE
 from .compiler import CACHE, DATABASE, LB, SERVER, SimulationError
 from .flight import FLAG_CHECK, FLAG_DB_SESSION, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
+from .least_choice import ALGO_CODE
 
 AWARE = tuple(ALGO_CODE)   # least connections, least response time, power of two
+
 
 def events_enabled() -> bool:
     return os.environ.get("SCALELAB_BLOCKING_EVENTS", "1").strip().lower() not in ("0", "false", "no", "off")

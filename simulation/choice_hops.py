@@ -69,7 +69,7 @@ class ChoiceHops:
         reached = net.reached()
         for i, bs in enumerate(self.balancers):
             b, be = bs.bal, bs.bal.backends
-            if not down[be].any() or not reached[b.station]:
+            if not down[be].any() or (not reached[b.station] and not st.hold[be].any()):
                 continue   # (one that no request reaches sends only its health checks: journeys of their own)
             shared = bs.cookie is not None and sum(o.cookie is bs.cookie for o in self.balancers) > 1
             if (not down[b.station] or fed[b.station] or b.algorithm not in HASHED + COUNTED + AWARE

@@ -355,3 +355,17 @@ def test_least_connections_downstream_spares_the_slower_replica():
     assert share["rr"] == pytest.approx(1 / 3, abs=0.002)
     assert share["lc"] < 0.3
     assert lc.totals()["mean_ms"] < rr.totals()["mean_ms"]
+
+
+def test_an_unwired_balancers_health_checks_reach_the_api_in_the_window(monkeypatch):
+    """A balancer dropped in front of the API but not yet fed by anything: no request
+    leaves it, only its health checks (every 0.1 s, 5 ms each) take API workers. The
+    window still follows the balancer in use downstream, and every request ends as in
+    the sweeps."""
+    doc = lb_between(5, 150.0, "round_robin", duration=4.0, stop=3.0, check_ms=5.0, interval=0.25)
+    doc.add_node(NodeData("lb_unwired", "load_balancer", params={"algorithm": "least_connections",
+                                                                 "health_interval_s": 0.1,
+                                                                 "health_check_cost_ms": 5.0}))
+    doc.add_edge("lb_unwired", "api")
+    fast = assert_same(doc, 4.0, monkeypatch)
+    assert fast._ev_depth is not None and len(fast._ev_choice) == 1 and not fast._one_tick
