@@ -77,10 +77,12 @@ class BalancedWindow:
                 return False
             if (net.st_level[bs.bal.backends] != lb).any():
                 return False
-        # one journey downstream whichever backend is chosen: the same routes, the same sessions
+        # one journey downstream whichever backend is chosen: the same routes, and sessions in
+        # the database at all or none (sessions in memory or in cookies change no journey: the
+        # ones in memory move in each user's order at commit, at those servers only)
         rows = [(net.route_target[net.route_ptr[s]:net.route_ptr[s + 1]].tobytes(),
                  net.route_cum[net.route_ptr[s]:net.route_ptr[s + 1]].tobytes(),
-                 bool(self._is_db_server[s]), bool(self._local_hold[s]), bool(self._has_route[s]))
+                 bool(self._is_db_server[s]), bool(self._has_route[s]))
                 for s in level[net.reached()[level]].tolist()]
         return len(set(rows)) == 1
 

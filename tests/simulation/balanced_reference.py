@@ -213,8 +213,8 @@ class BalancedTier:
 def against_the_model(sim, doc, until: float, algorithm: str) -> tuple[list, dict]:
     """Feed this model what the engine ``sim`` (run to ``until`` with tracing on every
     request) saw of the topology ``doc`` (users → lb → web, → api, → db; a second
-    balancer "rr" beside "lb" sends fixed requests; "web2", a server that does not block,
-    beside "web" behind "lb", with its workers, waiting room and patience): when each request left its
+    balancer "rr" beside "lb" sends fixed requests; other servers beside "web" behind "lb",
+    with web's workers, waiting room and patience: those that do not block are ``beside``): when each request left its
     balancer, its service draws (the engine's counter-based ones, recomputed from its
     key), the health checks; run it; return the requests the two end differently (or
     at another replica) and the model's outcomes by cause, of those the engine finished.
@@ -239,11 +239,12 @@ def against_the_model(sim, doc, until: float, algorithm: str) -> tuple[list, dic
         a = doc.params("api")
         second = Tier(int(a["replicas"]), int(a["workers"]), int(a["queue_limit"]), ns(float(a["timeout_s"])))
     web_sts = net.node_stations[net.node_ids.index("web")]
-    beside = "web2" in net.node_ids
-    if beside:   # the replicas are the balancer's backends: web's, then web2's
-        web_sts = [b for b in sim.balancers if net.node_ids[b.bal.node_index] == "lb"][0].bal.backends
+    front = [b for b in sim.balancers if net.node_ids[b.bal.node_index] == "lb"][0].bal.backends
+    webs = tuple(dict.fromkeys(net.node_ids[net.st_node[s]] for s in front))   # "web", and "web2", "web_b", ...
+    beside = len(webs) > 1
+    if beside:   # the replicas are the balancer's backends: web's, then the others'
+        web_sts = front
     position = {int(s): k for k, s in enumerate(web_sts)}
-    webs = ("web", "web2")
 
     def pos(node: str, replica: int) -> int:
         return position[int(net.node_stations[net.node_ids.index(node)][replica])]
@@ -252,7 +253,7 @@ def against_the_model(sim, doc, until: float, algorithm: str) -> tuple[list, dic
                        patience=ns(float(p["timeout_s"])), connections=int(doc.node("db").params["connections"]),
                        algorithm=algorithm, api=second, ewma=[float(net.st_mean_read[s]) for s in web_sts],
                        sticky=doc.params("lb").get("affinity") == "sticky",
-                       beside=frozenset(k for k, s in enumerate(web_sts) if net.node_ids[net.st_node[s]] == "web2"),
+                       beside=frozenset(k for k, s in enumerate(web_sts) if not sim.stations.hold[s]),
                        means=[float(net.st_mean_read[s]) for s in web_sts] if beside else None)
     mean = net.st_mean_read
 

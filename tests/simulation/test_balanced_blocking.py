@@ -90,6 +90,29 @@ def test_sessions_in_the_servers_memory_move_with_the_balancers_choices(algorith
     assert sim.totals()["sessions_lost"] == recount_lost_sessions(sim) > 100
 
 
+@pytest.mark.parametrize("algorithm", ["least_connections", "power_of_two", "least_response_time"])
+def test_sync_servers_keeping_sessions_in_memory_and_in_cookies_behind_one_balancer(algorithm):
+    """Two kinds of sync web servers behind one load-aware balancer: "web" keeps sessions in
+    memory, "web_b" in cookies. The journeys are the same whichever is chosen, so the
+    pass decides them (long windows, not one tick): every choice and outcome as the event
+    model's, and a request loses its session exactly when its user's previous visit to a
+    server keeping sessions in memory was to another replica (a visit to web_b moves
+    nothing)."""
+    doc = tier(algorithm, 190.0, seed=1, replicas=2)
+    doc.set_params("web", {"sessions": "local"})
+    doc.set_params("users", {"users": 300})
+    p = doc.params("web")
+    doc.add_node(NodeData("web_b", "server", params={
+        **{k: p[k] for k in ("capacity_rps", "workers", "blocking_calls", "queue_limit", "timeout_s")},
+        "sessions": "cookie"}))
+    doc.add_edge("lb", "web_b")
+    doc.add_edge("web_b", "db")
+    sim, wrong, causes = compare(doc, 15.0, algorithm)
+    assert sim._ev_windows < 100 and wrong == [] and causes["answered"] > 1500, causes
+    assert sim.totals()["sessions_lost"] == recount_lost_sessions(sim) > 300
+    assert sim.metrics.flow[("lb", "web_b")].sum() > 500
+
+
 @pytest.mark.parametrize("algorithm", ["round_robin", "least_connections"])
 def test_sessions_in_the_first_of_two_sync_tiers_are_the_event_models(algorithm):
     """Sync web servers keeping sessions in memory in front of a sync API: the pass
