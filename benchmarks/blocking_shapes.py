@@ -32,7 +32,7 @@ def shape(name: str):
     """(the engine's document, its SimPy layers or None, the rate) of shape ``name``."""
     from simulation.document import Document, NodeData
     d = Document()
-    front = "least_connections" if name in ("sessions_local_lc", "async_beside_lc") else "round_robin"
+    front = "least_connections" if name in ("sessions_local_lc", "async_beside_lc", "groups_lc") else "round_robin"
     rate = {"multi_primary_2000": 2000.0, "three_tiers": 150.0, "tiers_sessions": 150.0,
             "tiers_async_beside": 150.0}.get(name, 200.0)   # below saturation
     d.add_node(NodeData("users", "client", params={"rate_rps": rate, "users": 1000, "read_ratio": 1.0}))
@@ -92,6 +92,11 @@ def shape(name: str):
             d.add_node(NodeData("web2", "server", params={"capacity_rps": 200.0, "workers": 8}))
             d.add_edge("lb", "web2")
             d.add_edge("web2", "db")
+    elif name == "groups_lc":   # least connections → sync web (→ async API → db) and async web2 (→ db)
+        d.add_node(NodeData("api", "server", params={"capacity_rps": 300.0, "workers": 8, "replicas": 2}))
+        d.add_node(NodeData("web2", "server", params={"capacity_rps": 200.0, "workers": 8}))
+        for a, b in (("web", "api"), ("api", "db"), ("lb", "web2"), ("web2", "db")):
+            d.add_edge(a, b)
     elif name.startswith("multi_primary"):
         d.add_edge("web", "db")
         d.set_params("db", {"primaries": 2, "connections": 40, "read_capacity_rps": 6000.0,
@@ -106,7 +111,7 @@ def shape(name: str):
 
 SHAPES = ["lb_downstream", "lb_downstream_lc", "three_tiers", "sessions_local_lc", "async_beside_lc",
           "multi_primary_sync", "multi_primary_2000", "sticky_downstream", "sticky_front", "tiers_sessions",
-          "tiers_async_beside"]
+          "tiers_async_beside", "groups_lc"]
 
 
 def child(name: str, duration: float, which: str) -> dict:

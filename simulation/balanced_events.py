@@ -59,7 +59,8 @@ def _sample() -> tuple:
             np.full(n_st, 4, dtype=i64), np.zeros(n_st, dtype=i64), np.full(n_st, 4, dtype=i64),
             np.full(n_st, 10**9, dtype=i64), np.ones(n_st), np.full(n_st, 100.0), np.ones(n_st, dtype=np.bool_),
             np.ones(n_st, dtype=np.bool_), np.full(n_st, -1, dtype=i64), np.full(1, -1, dtype=i64),
-            np.full((1, 1), -1, dtype=i64), np.full((1, 1), -1, dtype=i64), 1.0,
+            np.full((1, 1), -1, dtype=i64), np.full((1, 1), -1, dtype=i64),
+            np.full(n_st, -1, dtype=i64), np.zeros((n, 1), dtype=i64), np.ones((n, 1), dtype=np.bool_), 1.0,
             np.zeros(n, dtype=np.int8), np.zeros(n, dtype=i64), np.zeros(n, dtype=i64), np.zeros(n, dtype=i64),
             np.zeros(n), np.zeros(1),
             np.zeros((n + 1, 1), dtype=i64), np.zeros((n + 1, 1), dtype=i64), np.zeros((n + 1, 1), dtype=np.int8),
@@ -73,7 +74,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                     e_t, e_key, e_bst, e_bw, jp, js, ja_first, ja_n, e_delay, px_first, px_n, px_st, px_svc, tie_st,
                     l_t, l_st,
                     free, workers, ring, ring_off, ring_len, count, limit, timeout_ns, timeout_s, rate, up, is_b,
-                    tier2, e_q2, e_bst2, e_bw2,
+                    tier2, e_q2, e_bst2, e_bw2, jgrp, alt_row, alt_down,
                     t1,
                     status, start, worker, target, c_rel, e_rel,
                     j_st2, j_w2, j_status2, j_start2, j_hop2, j_a2, j_rel2):
@@ -107,6 +108,12 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
     journey row and tier (columns g): ``j_st2``/``j_w2`` its station and worker there,
     ``j_status2`` (-2: none), ``j_start2`` (ns), ``j_hop2`` (its hop there), ``j_a2``
     (its arrival there) and ``j_rel2`` (the release, inf if not before ``t1``).
+
+    Backends whose journeys differ (other calls, or sessions in the database: ``jgrp``,
+    each station's journey group at B's level, servers beside B included; -1 elsewhere): a request a balancer chooses for starts, at a
+    station of group g, the journey of row ``alt_row[i, g]`` (its own row, or one drawn
+    for that group: copied into its own; -1: none) and goes on downstream if
+    ``alt_down[i, g]``.
 
     Writes per request ``status`` (ADMITTED, QUEUE_FULL, DOWN, GIVES_UP, NO_BACKEND, or
     UNDECIDED: still waiting at ``t1``), ``start`` (ns), ``worker``, ``target`` (its
@@ -168,7 +175,7 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
         if l_t[k] < t1:
             nh = push(ht, hp, hk, hx, nh, l_t[k], P_LEAVE, np.uint64(0), l_st[k])
     for s in range(n_st):
-        if is_b[s] or tier2[s] >= 0:
+        if is_b[s] or tier2[s] >= 0 or jgrp[s] >= 0:   # (jgrp: B's level, servers beside B too)
             for w in range(workers[s]):
                 f = free[s, w]
                 if f > -np.inf and f < t1:
@@ -384,6 +391,17 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
                 continue
         # request x starts at B station target[x] at t0 (ns) on worker w (a free one, or the one freed)
         s = target[x]
+        if jgrp[s] >= 0:   # the journey of the group the balancer chose
+            r = alt_row[x, jgrp[s]]
+            c_down[x] = alt_down[x, jgrp[s]]
+            if r >= 0 and r != x:
+                for h in range(depth):
+                    jp[x, h] = jp[r, h]
+                    js[x, h] = js[r, h]
+                    ja_first[x, h] = ja_first[r, h]
+                    ja_n[x, h] = ja_n[r, h]
+                    px_first[x, h] = px_first[r, h]
+                    px_n[x, h] = px_n[r, h]
         status[x] = ADMITTED
         start[x] = t0
         hold = c_held[x] and is_b[s]   # a server beside B that does not block holds nothing

@@ -29,6 +29,7 @@ from .blocking_events import TIE
 from .compiler import CACHE, DATABASE, SimulationError
 from .exact_balance import _ewma_upto
 from .flight import FLAG_CHECK, FLAG_TIMEOUT, Batch
+from .journey_groups import JourneyGroups
 from .randomness import PICK, PICK2, TIE as TIE_SALT, uniform
 
 ALGOS = {"least_connections": ALGO_LC, "least_response_time": ALGO_LRT, "power_of_two": ALGO_P2C}
@@ -41,7 +42,7 @@ def lrt_in_front_of_stores(net, balancers: list) -> bool:
                and np.isin(net.st_kind[bs.bal.backends], (DATABASE, CACHE)).any() for bs in balancers)
 
 
-class BalancedWindow:
+class BalancedWindow(JourneyGroups):
     def _balanced_setup(self) -> None:
         """Which balancers choose inside the event window (``self._ev_bal``: their indices,
         or None), and whether windows must still be one tick long (``self._one_tick``)."""
@@ -68,7 +69,6 @@ class BalancedWindow:
     def _balanced_shape(self, in_front: list[int]) -> bool:
         net = self.net
         lb = self._lb
-        level = net.levels[lb]
         if self._local_hold.any() and not self._sessions_follow(in_front):
             return False
         for i in in_front:   # a blind one with sticky cookies: the tick-by-tick path (routing.py)
@@ -77,14 +77,11 @@ class BalancedWindow:
                 return False
             if (net.st_level[bs.bal.backends] != lb).any():
                 return False
-        # one journey downstream whichever backend is chosen: the same routes, and sessions in
-        # the database at all or none (sessions in memory or in cookies change no journey: the
-        # ones in memory move in each user's order at commit, at those servers only)
-        rows = [(net.route_target[net.route_ptr[s]:net.route_ptr[s + 1]].tobytes(),
-                 net.route_cum[net.route_ptr[s]:net.route_ptr[s + 1]].tobytes(),
-                 bool(self._is_db_server[s]), bool(self._has_route[s]))
-                for s in level[net.reached()[level]].tolist()]
-        return len(set(rows)) == 1
+        # with tiers of blocking servers downstream, one journey whichever backend is chosen:
+        # the same routes, and sessions in the database at all or none (sessions in memory or
+        # in cookies change no journey: the ones in memory move in each user's order at
+        # commit, at those servers only); else one per group (journey_groups.py)
+        return self._ev_chain is None or len(self._journey_groups()[1]) == 1
 
     def _sessions_follow(self, in_front: list[int]) -> bool:
         """Sessions in the blocking servers' memory: the pass can move them (in each user's
@@ -161,6 +158,13 @@ class BalancedWindow:
             return False
         (_, c_held, c_down, e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, _, free, done_entry,
          done_t, parts, _, e_delay) = inputs
+        names = ("e_t", "e_key", "e_bst", "e_bw", "e_entry", "jp", "js", "ja_first", "ja_n", "parts", "e_delay")
+        # backends whose journeys differ: one per group (journey_groups.py; with tiers downstream, one)
+        e = dict(zip(names, (e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, parts, e_delay)),
+                 c_down=c_down)
+        own = lb_row if self._ev_chain is None else np.zeros(len(cand), dtype=bool)
+        jgrp, alt_row, alt_down = self._alt_journeys(cand, own, t1, e)
+        e_t, e_key, e_bst, e_bw, e_entry, jp, js, ja_first, ja_n, parts, e_delay = (e[k] for k in names)
         # services at each kind of backend (stations alike in means and behaviour share a column)
         b_st = np.flatnonzero(st.hold | (net.st_level == lv))   # B, a second tier, servers beside B
         sig = np.stack([net.st_mean_read[b_st], net.st_mean_write[b_st], net.st_deterministic[b_st].astype(float),
@@ -197,7 +201,7 @@ class BalancedWindow:
         w = busy.take(((busy.flags & (FLAG_CHECK | FLAG_TIMEOUT)) == 0) & (busy.fin >= t0) & (busy.fin < t1)) \
             if track and len(busy) else Batch.empty()
         w_t, w_st, w_rt = w.fin, w.st.astype(np.int64), w.fin - w.arr
-        l_st = self._h_st[done_entry].astype(np.int64)
+        l_t, l_st = self._known_leaves(busy, done_t, self._h_st[done_entry].astype(np.int64), t0, t1)
         ring, count = st.ring.copy(), st.count.copy()
         status = np.empty(n, dtype=np.int8)
         start_ns = np.empty(n, dtype=np.int64)
@@ -232,9 +236,10 @@ class BalancedWindow:
                   np.full((m, g2), -1, dtype=np.int64), np.zeros((m, g2)), np.full((m, g2), np.inf))
         args = (cand.arr, cand.key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u[0], u[1], u[2], algo, cand_ptr,
                 cand_st, grp, pres, ewma, upto, last, w_t, w_st, w_rt, e_t, e_key, e_bst, e_bw, jp, js, ja_first,
-                ja_n, e_delay, *parts, self._ev_tie, done_t, l_st,
+                ja_n, e_delay, *parts, self._ev_tie, l_t, l_st,
                 free, net.st_workers, ring, st.ring_off, st.ring_len, count, net.st_queue_limit, st._timeout_ns,
-                net.st_timeout, st.rate, st.up, b1, tier2, e_q2, e_bst2, e_bw2, float(t1), status, start_ns, worker,
+                net.st_timeout, st.rate, st.up, b1, tier2, e_q2, e_bst2, e_bw2, jgrp, alt_row, alt_down, float(t1),
+                status, start_ns, worker,
                 target, c_rel, e_rel, *second)
         got = balanced_events(*args) if balanced_events.compiled else balanced_events.py(*args)
         if got == TIE:
@@ -316,6 +321,17 @@ class BalancedWindow:
             c_st[need[follow]] = -3 - lead[follow]
             out.append((jar, need[~follow]))
         return out
+
+    def _known_leaves(self, busy: Batch, done_t: np.ndarray, done_st: np.ndarray, t0: float,
+                      t1: float) -> tuple[np.ndarray, np.ndarray]:
+        """When user requests in progress at B's level at ``t0`` stop counting there in the
+        window, where known: the held workers released (``done_*``), and the requests that
+        hold none (at a server beside B, in their own service until then; or giving up)."""
+        if not len(busy):
+            return done_t, done_st
+        own = (((busy.flags & FLAG_CHECK) == 0) & (busy.arr <= t0) & (busy.fin > t0) & (busy.fin < t1)
+               & ~np.isin(busy.key, self._h_key))
+        return np.concatenate([done_t, busy.fin[own]]), np.concatenate([done_st, busy.st[own].astype(np.int64)])
 
     def _users_in_progress(self, t: float) -> np.ndarray:
         """User requests at each server of the blocking servers' level at ``t``: waiting, in

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 GIVE_UP, FREE, DOWNSTREAM, EWMA, ARRIVE = range(5)
 ALPHA, FLOOR = 0.1, 1e-6   # least response time: weight of a new response; the least EWMA in the score
-WEB, API, DB, ASYNC = 0, 1, 2, 3
+WEB, API, DB, ASYNC, API_ASYNC = 0, 1, 2, 3, 4
 
 
 @dataclass
@@ -64,6 +64,7 @@ class Tier:
     workers: int
     limit: int
     patience: int
+    blocking: bool = True   # the API: holds its worker until the query ends (else until its own service does)
 
     def __post_init__(self) -> None:
         self.busy = [0] * self.replicas
@@ -146,6 +147,10 @@ class BalancedTier:
                     self.db_free[j] = end
                     r.end = end
                     heapq.heappush(ev, (end, FREE, r.key, i, DB))
+            elif tier == API_ASYNC:   # its service at an API that does not block ends: that worker is free
+                if (API, r.api_replica) in r.held:
+                    r.held.remove((API, r.api_replica))
+                    self._free(API, r.api_replica, t)
             elif tier == ASYNC:   # its service at a replica that does not block ends: the worker is free
                 r.held.remove((WEB, r.replica))
                 self.load[r.replica] -= 1
@@ -191,6 +196,8 @@ class BalancedTier:
             heapq.heappush(self.ev, (t + r.web, DOWNSTREAM, r.key, i, down))
             heapq.heappush(self.ev, (t + r.web, EWMA, r.key, i, WEB))
         else:
+            if not self.api.blocking:
+                heapq.heappush(self.ev, (t + r.api, FREE, r.key, i, API_ASYNC))
             heapq.heappush(self.ev, (t + r.api, DOWNSTREAM, r.key, i, DB))
 
     def _leave(self, i: int, t: int) -> None:
@@ -237,7 +244,8 @@ def against_the_model(sim, doc, until: float, algorithm: str) -> tuple[list, dic
     second = None
     if chain:
         a = doc.params("api")
-        second = Tier(int(a["replicas"]), int(a["workers"]), int(a["queue_limit"]), ns(float(a["timeout_s"])))
+        second = Tier(int(a["replicas"]), int(a["workers"]), int(a["queue_limit"]), ns(float(a["timeout_s"])),
+                      blocking=bool(a.get("blocking_calls", False)))
     web_sts = net.node_stations[net.node_ids.index("web")]
     front = [b for b in sim.balancers if net.node_ids[b.bal.node_index] == "lb"][0].bal.backends
     webs = tuple(dict.fromkeys(net.node_ids[net.st_node[s]] for s in front))   # "web", and "web2", "web_b", ...
