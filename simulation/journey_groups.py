@@ -22,8 +22,12 @@ from .flight import FLAG_CHECK, FLAG_DB_SESSION, FLAG_NOT_MODIFIED, Batch
 class JourneyGroups:
     def _journey_groups(self) -> tuple[np.ndarray, list[int]]:
         """Per station, the journey group of each server at B's level that requests reach
-        (-1 elsewhere), and one station of each group."""
+        (-1 elsewhere), and one station of each group (kept until the network is compiled
+        again)."""
         net = self.net
+        cached = self.__dict__.get("_jg_cache")
+        if cached is not None and cached[0] is net:
+            return cached[1], cached[2]
         level = net.levels[self._lb]
         jgrp = np.full(net.n_stations, -1, dtype=np.int64)
         sig: dict[tuple, int] = {}
@@ -36,6 +40,7 @@ class JourneyGroups:
                 sig[key] = len(rep)
                 rep.append(s)
             jgrp[s] = sig[key]
+        self._jg_cache = (net, jgrp, rep)
         return jgrp, rep
 
     def _alt_journeys(self, cand: Batch, lb_row: np.ndarray, t1: float, e: dict) -> tuple[np.ndarray, ...]:
