@@ -72,3 +72,15 @@ def test_random_graphs_end_quickly_and_overlap_nowhere():
             assert len(pos) == n and len(set(pos.values())) == n
             if n <= 30:
                 assert apart(pos)
+
+
+def test_twenty_thousand_nodes_in_a_chain_are_laid_out_at_once():
+    """An attacker's (or a script's) file: a chain of 20,000 nodes without positions."""
+    d = Document()
+    for k in range(20_000):
+        d.add_node(NodeData(f"n{k}", "server"))
+        if k:
+            d.add_edge(f"n{k - 1}", f"n{k}")
+    with within(30, "laying out 20,000 nodes"):
+        pos = arranged(d)
+    assert pos["n19999"][0] == 19_999 * COLUMN and len(set(pos.values())) == 20_000
