@@ -512,3 +512,22 @@ def test_a_blind_balancer_beside_a_load_aware_one_routes_as_usual_and_is_counted
     assert len(sim._ev_bal) == 1
     assert wrong == [] and causes["answered"] > 1000 and causes["queue_full"] > 50, causes
     assert_same_however_sliced(doc, 10.0)
+
+
+@pytest.mark.parametrize("shape", ["sessions_rr", "sessions_lc", "beside_rr"])
+def test_two_sync_tiers_with_sessions_or_an_async_server_beside_however_stepped(shape):
+    """Sessions in the first tier's memory, or an async server beside it: the same numbers
+    however the run is stepped (windows ending at every step carry the queues, the held
+    workers, the sessions and the async server's busy workers over)."""
+    api = {"capacity_rps": 300.0, "workers": 2, "replicas": 2, "queue_limit": 5, "timeout_s": 0.3}
+    doc = tier("least_connections" if shape == "sessions_lc" else "round_robin", 190.0, seed=3, api=api)
+    if shape == "beside_rr":
+        doc.add_node(NodeData("web2", "server", params={"capacity_rps": 480.0, "workers": 2, "queue_limit": 8,
+                                                        "timeout_s": 0.2}))
+        doc.add_edge("lb", "web2")
+        doc.add_edge("web2", "db")
+    else:
+        doc.set_params("web", {"sessions": "local"})
+        doc.set_params("users", {"users": 300})
+    assert Simulation(doc)._ev_chain is not None
+    assert_same_however_sliced(doc, 6.0)

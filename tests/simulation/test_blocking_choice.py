@@ -369,3 +369,11 @@ def test_an_unwired_balancers_health_checks_reach_the_api_in_the_window(monkeypa
     doc.add_edge("lb_unwired", "api")
     fast = assert_same(doc, 4.0, monkeypatch)
     assert fast._ev_depth is not None and len(fast._ev_choice) == 1 and not fast._one_tick
+
+
+@pytest.mark.parametrize("algorithm", ["round_robin", "random", "least_connections"])
+def test_a_sticky_balancer_downstream_gives_the_same_numbers_however_the_run_is_stepped(algorithm):
+    """The users' cookies live between windows (the kernel pins on a copy; the engine sets
+    them): the app's steps change nothing."""
+    from test_trust import assert_same_however_sliced
+    assert_same_however_sliced(lb_between(5, 150.0, algorithm, sticky=True, duration=6.0, stop=5.0), 6.0)
