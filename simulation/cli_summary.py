@@ -7,6 +7,8 @@ import io
 import math
 from typing import Any
 
+import numpy as np
+
 # The CSV's first columns, fixed by DESIGN.md; the engine's other per-second columns follow.
 CSV_COLUMNS = ("time_s", "offered_rps", "served_rps", "failed_rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
                "active_servers")
@@ -38,7 +40,7 @@ def csv_text(sim: Any) -> str:
     columns = (fixed + [f"util:{n}" for n in order] + [f"util_max:{n}" for n in several]
                + [f"failed:{c}" for c in FAILURE_CAUSES])
     series = ([getattr(m, c) for c in fixed] + [util[n] for n in order] + [util_max[n] for n in several]
-              + [causes[c] for c in FAILURE_CAUSES])
+              + [causes.get(c, np.zeros(m.n)) for c in FAILURE_CAUSES])   # (no second closed yet: none)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
@@ -53,7 +55,7 @@ def summary_dict(sim: Any, duration_s: float, seed: int, file: str) -> dict[str,
     for key, value in totals.items():
         if isinstance(value, float) and not math.isfinite(value):
             totals[key] = None
-    totals.update(duration_s=duration_s, seed=seed, file=file)
+    totals.update(duration_s=duration_s, seed=seed, file=file, seconds_written=int(sim.metrics.n))
     return totals
 
 
@@ -86,6 +88,10 @@ def summary_text(s: dict[str, Any], wall_s: float) -> str:
         lines.append(f"  page views     {s['page_views']:,}: {s['browser_hit_share'] * 100:.1f} % from the browser "
                      f"cache, mean {ms('page_view_mean_ms')}" + (f", {s['stale_page_views']:,} stale"
                                                                  if s.get("stale_page_views") else ""))
+    whole = int(math.floor(s["duration_s"] + 1e-9))
+    if s.get("seconds_written", whole) < whole:   # seconds stay open while a request waits undecided
+        lines.append(f"  per second     {s['seconds_written']:,} of {whole:,} seconds written: the others still wait "
+                     f"for requests queued at servers with blocking_calls (run longer to see them)")
     if s.get("server_hours"):
         lines.append(f"  cost           ${s['cost_usd']:,.{2 if s['cost_usd'] >= 1 else 4}f}, "
                      f"{s['server_hours']:,.3g} server-hours")
