@@ -42,10 +42,14 @@ def outcomes(sim: Simulation) -> dict:
     return {tr.key: (tr.outcome, tr.cause, None if tr.end_s is None else round(tr.end_s * 1e9)) for tr in sim.traces()}
 
 
-def assert_same(doc: Document, until: float, monkeypatch, drained: bool = True) -> Simulation:
+def assert_same(doc: Document, until: float, monkeypatch, drained: bool = True, decided: bool = True) -> Simulation:
     fast = run(doc, until, True, monkeypatch)
     slow = run(doc, until, False, monkeypatch)
-    assert fast._ev_windows > 0 and slow._ev_windows == 0
+    # the event window decided windows (``decided``), or at least tried: a window it gives up
+    # on (a tie at one instant that only the engine's order decides) is the sweeps'; with
+    # deterministic service at a replicated database and long windows, every window may be
+    assert (fast._ev_windows > 0 if decided else fast._ev_windows + fast._ev_fallbacks > 0)
+    assert slow._ev_windows == 0
     if drained:
         assert fast.in_flight == 0 and slow.in_flight == 0
     fo, so = outcomes(fast), outcomes(slow)
@@ -162,7 +166,7 @@ def test_random_tiers_decided_event_by_event_are_the_sweeps_request_by_request(
     for node, down, up in failures:
         add_event(doc, down, "fail", node, 0 if node.startswith("web") else None)
         add_event(doc, up, "recover", node, 0 if node.startswith("web") else None)
-    assert_same(doc, 8.0, monkeypatch)
+    assert_same(doc, 8.0, monkeypatch, decided=False)   # (e.g. deterministic service at two primaries: all ties)
 
 
 def test_the_second_before_a_failure_shows_its_own_utilization(monkeypatch):
