@@ -109,11 +109,11 @@ def balanced_events(c_a, c_key, c_st, c_bal, c_svc, c_held, c_down, c_queued, u_
     ``j_status2`` (-2: none), ``j_start2`` (ns), ``j_hop2`` (its hop there), ``j_a2``
     (its arrival there) and ``j_rel2`` (the release, inf if not before ``t1``).
 
-    Backends whose journeys differ (other calls, or sessions in the database: ``jgrp``,
-    each station's journey group at B's level, servers beside B included; -1 elsewhere): a request a balancer chooses for starts, at a
-    station of group g, the journey of row ``alt_row[i, g]`` (its own row, or one drawn
-    for that group: copied into its own; -1: none) and goes on downstream if
-    ``alt_down[i, g]``.
+    Backends whose journeys differ (other calls, or sessions in the database): ``jgrp`` is
+    each station's journey group at B's level (servers beside B included; -1 elsewhere).
+    A request that starts at a station of group g takes the journey of row
+    ``alt_row[i, g]`` (its own row, or one drawn for that group: copied into its own; -1:
+    none) and goes on downstream if ``alt_down[i, g]``.
 
     Writes per request ``status`` (ADMITTED, QUEUE_FULL, DOWN, GIVES_UP, NO_BACKEND, or
     UNDECIDED: still waiting at ``t1``), ``start`` (ns), ``worker``, ``target`` (its
