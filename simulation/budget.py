@@ -188,13 +188,15 @@ def estimate(ids: list[str], kinds: list[str], params: list[dict], succ_of: list
         over(e.backends, MAX_BACKENDS, f"{where[i]} has {_n(b)} backend replicas ({_n(e.backends)} for all "
              f"balancers); at most {_n(MAX_BACKENDS)}")
 
-    # Per-user state: a session slot, and a sticky cookie per sticky balancer (at most; balancers
-    # in front of the same backends share one).
+    # Per-user state: a session slot per level of servers that keep sessions in memory (at most
+    # one per such server), and a sticky cookie per sticky balancer (at most; balancers in front
+    # of the same backends share one).
     users = [(int(params[i]["users"]), i) for i in range(n) if kinds[i] == "client"]
     sticky = sum(1 for i in range(n) if kinds[i] == "load_balancer" and params[i]["affinity"] == "sticky")
-    per_user = 4 + 4 * sticky
+    local = sum(1 for i in range(n) if kinds[i] == "server" and params[i]["sessions"] == "local")
+    per_user = 4 * local + 4 * sticky
     e.user_bytes = sum(u for u, _ in users) * per_user
-    if users:
+    if users and per_user:
         u, i = max(users)
         over(e.user_bytes, MAX_USER_BYTES, f"{where[i]}: users = {_n(u)} ({_n(e.user_bytes // per_user)} users in "
              f"all × {per_user} bytes = {_mb(e.user_bytes)}); at most {_mb(MAX_USER_BYTES)} of user state")

@@ -50,6 +50,16 @@ from .stations import Stations
 __all__ = ["Simulation", "SimulationError"]
 
 NO_SESSION = -1   # a user without a session yet (see request_state.py)
+
+
+def session_slots(net: Network) -> tuple[np.ndarray, int]:
+    """Each station's row of the users' sessions (-1: it keeps none in memory) and the
+    number of rows: one per level with servers that keep sessions in memory."""
+    local = (net.st_kind == SERVER) & (net.st_sessions == 0)
+    levels = np.unique(net.st_level[local])
+    slot = np.full(net.n_stations, -1, dtype=np.int64)
+    slot[local] = np.searchsorted(levels, net.st_level[local])
+    return slot, len(levels)
 SHORT_WINDOW_S = 10.0   # the longest window with blocking servers or load-aware balancers
 LONG_WINDOW_IN_FLIGHT = 10_000   # longer windows only after one that ended with at most this many in flight
 
@@ -107,7 +117,8 @@ class Simulation(Window, Arrivals, Lifecycle, RequestState, Replication, Routing
             bs.health.next_check += self.now
         self.pending = [Batch.empty() for _ in net.levels]
         self.scalers = [Autoscaler(sc, self.now) for sc in net.scalers]
-        self.sessions = np.full(net.total_users, NO_SESSION, dtype=np.int32)
+        self._session_slot, n_slots = session_slots(net)
+        self.sessions = np.full((n_slots, net.total_users), NO_SESSION, dtype=np.int32)   # per level, per user
         self.ewma = net.st_mean_read.copy()
         self._replicated = bool(net.databases)
         self.primary = net.st_primary.copy()    # changes when a replica is promoted

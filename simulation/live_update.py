@@ -24,9 +24,33 @@ def _keys(net) -> list[tuple[str, int]]:
     return [(net.node_ids[n], int(r)) for n, r in zip(net.st_node, net.st_replica)]
 
 
+def _carry_sessions(sim: "Simulation", old: np.ndarray, old_slot: np.ndarray, mapping: np.ndarray) -> None:
+    """Each level's sessions go to the level where its servers are now: a session on a
+    replica that still keeps sessions in memory stays there; one on a replica that is gone
+    (or was lost before) is lost (the user is logged out at the next request)."""
+    new_slot = sim._session_slot
+    for row in range(old.shape[0]):
+        mapped = mapping[old_slot == row]
+        rows = new_slot[mapped[mapped >= 0]]
+        rows = rows[rows >= 0]
+        if not len(rows):
+            continue   # its servers are gone or keep sessions elsewhere now: nothing to lose
+        s = old[row].astype(np.int64)
+        valid = s >= 0
+        to = np.full(len(s), -1, dtype=np.int64)
+        to[valid] = mapping[s[valid]]
+        orphan = (s == -2) | (valid & (to < 0))
+        sim.sessions[int(np.bincount(rows).argmax()), orphan] = -2
+        moved = np.flatnonzero(to >= 0)
+        there = new_slot[to[moved]]
+        keep = there >= 0
+        sim.sessions[there[keep], moved[keep]] = to[moved[keep]].astype(np.int32)
+
+
 def migrate(sim: "Simulation", document: "Document") -> None:
     old_net, old_st, old_bal = sim.net, sim.stations, sim.balancers
     old_pending, old_sessions, old_ewma = sim.pending, sim.sessions, sim.ewma
+    old_slot = sim._session_slot
     sim._old_scalers = sim.scalers
     old_primary, old_lag, old_down = sim.primary, sim.lag, dict(sim._down_since)
     old_monitors, old_delayed, old_writes = sim._monitors, sim._delayed, sim._recent_writes
@@ -103,12 +127,8 @@ def migrate(sim: "Simulation", document: "Document") -> None:
             bs.health.anchor = prev.health.anchor   # health checks keep their times
     carry_cookies(old_bal, sim.balancers, mapping)   # sticky pins live in the users' cookies
     # sessions: kept when the user population is unchanged
-    if len(old_sessions) == len(sim.sessions):
-        s = old_sessions.astype(np.int64)
-        valid = s >= 0
-        s[valid] = mapping[s[valid]]
-        s[valid & (s < 0)] = -2
-        sim.sessions[:] = np.where(old_sessions == -2, -2, s).astype(np.int32)
+    if old_sessions.shape[1] == sim.sessions.shape[1]:
+        _carry_sessions(sim, old_sessions, old_slot, mapping)
     old_scalers = {old_net.node_ids[a.sc.node_index]: a for a in getattr(sim, "_old_scalers", [])}
     for a in sim.scalers:
         prev = old_scalers.get(new_net.node_ids[a.sc.node_index])

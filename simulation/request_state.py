@@ -42,22 +42,25 @@ class RequestState:
 
     def _local_sessions(self, b: Batch, at_local: np.ndarray) -> None:
         """Sessions in a server's memory: a request finds its user's session where the
-        user's previous request (in time order) left it, or loses it."""
+        user's previous request (in time order) to the servers of its level left it, or
+        loses it. The servers of one level are the alternatives a request can go to (one
+        application: one session cookie); each level keeps its own (web → API: two)."""
         local = np.nonzero(at_local)[0]
         if len(local):
-            # A user's requests in time order: each one finds the session where the
-            # previous one left it (the first one finds it where the last window did).
-            order = local[np.lexsort((b.arr[local], b.user[local]))]
+            # A user's requests at one level in time order: each one finds the session where
+            # the previous one left it (the first one finds it where the last window did).
+            order = local[np.lexsort((b.arr[local], b.user[local], self._session_slot[b.st[local]]))]
             u = b.user[order]
             s = b.st[order].astype(np.int32)
+            slot = self._session_slot[s]
             first = np.ones(len(order), dtype=bool)
-            first[1:] = u[1:] != u[:-1]
+            first[1:] = (u[1:] != u[:-1]) | (slot[1:] != slot[:-1])
             prev = np.empty(len(order), dtype=np.int32)
-            prev[first] = self.sessions[u[first]]
+            prev[first] = self.sessions[slot[first], u[first]]
             prev[~first] = s[np.nonzero(~first)[0] - 1]
             lost = (prev == ORPHANED) | ((prev >= 0) & (prev != s))
             if lost.any():
                 b.flags[order[lost]] |= FLAG_SESSION_LOST
             last = np.ones(len(order), dtype=bool)
             last[:-1] = first[1:]
-            self.sessions[u[last]] = s[last]
+            self.sessions[slot[last], u[last]] = s[last]

@@ -107,6 +107,8 @@ def test_too_many_stations_backends_users_and_items_are_refused():
         d.add_node(NodeData(f"c{i}", "client", params={"users": 10_000_000}))
         d.add_node(NodeData(f"lb{i}", "load_balancer", params={"affinity": "sticky"}))
         d.add_edge(f"c{i}", f"lb{i}")
+    d.add_node(NodeData("web", "server", params={"sessions": "local"}))   # a session slot per user
+    d.add_edge("lb0", "web")
     with pytest.raises(SimulationError, match=r'^client "c5": users = 10,000,000 \(60,000,000 users in all × 28 bytes'):
         compile_document(d)
     d = Document()
@@ -127,7 +129,8 @@ def test_parts_that_fit_alone_but_not_together_are_refused():
     d.add_node(NodeData("db", "database", params={"read_replicas": 1}))
     for i in range(3):
         d.add_node(NodeData(f"lb{i}", "load_balancer", params={"affinity": "sticky"}))
-        d.add_node(NodeData(f"web{i}", "server", params={"replicas": 10_000, "workers": 250, "queue_limit": 800}))
+        d.add_node(NodeData(f"web{i}", "server", params={"replicas": 10_000, "workers": 250, "queue_limit": 800,
+                                                         "sessions": "local" if i == 0 else "cookie"}))
         d.add_node(NodeData(f"cache{i}", "cache"))
         d.add_edge(f"lb{i}", f"web{i}")
         d.add_edge(f"web{i}", f"cache{i}")
@@ -200,7 +203,7 @@ def test_the_estimate_matches_what_is_built():
     d = Document()
     d.add_node(NodeData("users", "client", params={"users": 5000}))
     d.add_node(NodeData("lb", "load_balancer", params={"algorithm": "consistent_hash", "affinity": "sticky"}))
-    d.add_node(NodeData("web", "server", params={"replicas": 7, "workers": 3, "queue_limit": 5000}))
+    d.add_node(NodeData("web", "server", params={"replicas": 7, "workers": 3, "queue_limit": 5000, "sessions": "local"}))
     d.add_node(NodeData("auto", "server", params={"autoscale": True, "max_replicas": 4, "workers": 16}))
     d.add_node(NodeData("cache", "cache", params={"connections": 8}))
     d.add_node(NodeData("db", "database", params={"read_replicas": 2, "connections": 40, "queue_limit": 20}))
@@ -214,8 +217,10 @@ def test_the_estimate_matches_what_is_built():
     assert e.waiting_slots == len(sim.stations.ring) == 4096 + 4096 * 7 + 1000 * 4 + 4096 + 20 * 3
     assert e.routes == len(net.route_target) == 7 * (1 + 3) + 4 * 1 + 1 * 3
     assert e.backends == sum(len(b.backends) for b in net.balancers) == 11
-    # a session slot and a sticky cookie per user
+    # a session slot (one level of servers keeps sessions in memory) and a sticky cookie per user
     assert e.user_bytes == 5000 * (4 + 4) == sim.sessions.nbytes + sim.balancers[0].cookie.nbytes
+    d.set_params("web", {"sessions": "cookie"})   # none in memory: no session slots at all
+    assert Simulation(d).sessions.nbytes == 0 == compile_document(d).estimate.user_bytes - 5000 * 4
 
 
 # ----- in flight: bounded while running ---------------------------------------------------------------
