@@ -39,7 +39,7 @@ from .blocking_holds import HeldWorkers, _sure_next_stations
 from .blocking_window import EventWindow
 from .second_tier import SecondTierWindow
 from .compiler import CACHE, LB, SimulationError
-from .flight import FLAG_CHECK, FLAG_INTERNAL, FLAG_TIMEOUT, Batch
+from .flight import FLAG_CHECK, FLAG_INTERNAL, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
 from .stations import ADMITTED
 
 PER_STATION = 6   # waiting requests per blocking station decided in one sweep
@@ -68,7 +68,6 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
         self._late_checks: dict[int, Batch] = {}   # health checks at blocking servers still waiting
         self._chunk: dict[int, int] = {}   # per level: arrivals per blocking station looked at in a sweep
         self._cur_inbox: list[list[Batch]] | None = None
-        self._sessioned = np.zeros(0, dtype=np.uint64)   # arrivals put back whose sessions moved already
         self._ev_depth = None          # a tier decided event by event (blocking_window.py)
         self._ev_chain = None          # the levels of the tiers of blocking servers downstream it follows
         self._ev_des = False           # decided by balanced_window.py's pass
@@ -94,9 +93,10 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
         self._hold_levels = set(np.unique(net.st_level[hold]).tolist())
         self._terminal = ~self._has_route & (net.st_kind != LB) & (net.st_kind != CACHE)
         # local sessions at blocking servers follow their requests in arrival order, when they
-        # arrive (admission there is decided out of order): see _take_arrivals
+        # arrive (admission there is decided out of order): see _take_arrivals, _sweep_sessions
         self._local_hold = self._is_local_server & hold
         self._is_local_server = self._is_local_server & ~hold
+        self._sweep_moves = {int(lv) for lv in np.unique(net.st_level[self._local_hold])}
         if not again:   # after a recompile, requests in flight may hold nothing: no tighter bounds
             self._next_sure = _sure_next_stations(self)
         self._ev_depth = self._event_depth()
@@ -221,8 +221,10 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
             self._admit_level(lv, Batch.concat(inbox[lv] + [checks]), t1)
         inbox[lv] = []
 
-    def _take_arrivals(self, lv: int, before: float, inbox: list[list[Batch]]) -> Batch:
-        """The level's arrivals (and health checks) before ``before``; the rest stay."""
+    def _take_arrivals(self, lv: int, before: float, inbox: list[list[Batch]], move: bool = True) -> Batch:
+        """The level's arrivals (and health checks) before ``before``; the rest stay. The
+        sessions of those at blocking servers keeping them in memory move now (``move``),
+        or in ``_sweep_sessions``."""
         arrivals = Batch.concat(inbox[lv])
         inbox[lv] = []
         if len(arrivals):
@@ -230,14 +232,8 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
             if len(later):
                 inbox[lv].append(later)
             arrivals = now_part
-            if self._local_hold.any() and len(arrivals):
-                at = self._local_hold[arrivals.st] & ((arrivals.flags & FLAG_CHECK) == 0)
-                if len(self._sessioned):   # taken before and put back (_put_back): their sessions moved then
-                    again = np.isin(arrivals.key, self._sessioned)
-                    if again.any():
-                        at &= ~again
-                        self._sessioned = np.setdiff1d(self._sessioned, arrivals.key[again])
-                self._local_sessions(arrivals, at)
+            if move and self._local_hold.any() and len(arrivals):
+                self._local_sessions(arrivals, self._local_hold[arrivals.st] & ((arrivals.flags & FLAG_CHECK) == 0))
         late = self._late_checks.pop(lv, None)
         if late is not None:
             due, wait = late.split(late.arr < before)
@@ -273,10 +269,7 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
             w.fin = np.full(len(w), np.inf)
             self.pending[lv] = Batch.concat([self.pending[lv], w])
         if not came.all():
-            back = rest.take(~came)
-            if self._local_hold.any():   # their sessions have moved (_take_arrivals): not again
-                self._sessioned = np.union1d(self._sessioned, back.key)
-            inbox[lv].append(back)
+            inbox[lv].append(rest.take(~came))
 
     def _advance_level(self, lv: int, h: float, cap: float, t1: float, inbox: list[list[Batch]]) -> float:
         """Admit what is decided at a level with blocking servers; returns its new horizon."""
@@ -291,7 +284,8 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
         chunk = self._chunk.get(lv, CHUNK) * n_hold   # grows while nothing waits, back to CHUNK when something does
         if len(arrivals) > chunk:
             cap = min(cap, float(np.partition(arrivals.arr, chunk)[chunk]))
-        batch = Batch.concat([deferred, self._take_arrivals(lv, cap, inbox)])
+        moves = lv in self._sweep_moves
+        batch = Batch.concat([deferred, self._take_arrivals(lv, cap, inbox, move=not moves)])
         hold = self.stations.hold[batch.st]
         cand, other = batch.split(hold)
         later = Batch.empty()
@@ -340,14 +334,42 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
             F = max(F, h)
         now_other = other.arr < F
         admit = Batch.concat([cand.take(keep) if len(cand) else cand, other.take(now_other)])
-        if len(admit) or (self._replicated and lv in self._apply_levels):
-            self._admit_level(lv, admit, F)
-            self._add_holds()
-            if len(deferred):
-                self._snap_decided(lv, deferred.key, h)
-        self._put_back(lv, Batch.concat([cand.take(~keep) if len(cand) else cand, later, other.take(~now_other)]),
-                       F, inbox)
+        if moves:
+            self._moves_later = []
+        try:
+            if len(admit) or (self._replicated and lv in self._apply_levels):
+                self._admit_level(lv, admit, F)
+                self._add_holds()
+                if len(deferred):
+                    self._snap_decided(lv, deferred.key, h)
+            self._put_back(lv, Batch.concat([cand.take(~keep) if len(cand) else cand, later,
+                                             other.take(~now_other)]), F, inbox)
+        finally:
+            admitted_here, self._moves_later = self._moves_later, None
+        if moves:
+            self._sweep_sessions(lv, Batch.concat([cand, later]), deferred, F, admitted_here)
         return F
+
+    def _sweep_sessions(self, lv: int, taken: Batch, deferred: Batch, F: float, admitted: list[Batch]) -> None:
+        """Sessions in memory at a level with blocking servers, moved once per sweep in each
+        user's arrival order: at the blocking servers every request that arrived before the
+        level's new horizon ``F`` and had not moved yet (refused or not: they move at
+        arrival), at the other servers those admitted in this sweep (before ``F`` too).
+        Moving them in two passes (the blocking servers' at the arrivals' look-ahead, the
+        others' at admission) changed each user's order with the sweeps, i.e. with how the
+        run was stepped. The requests that lose their session are all in the level's
+        pending batch now (admitted or waiting) or failed (refused)."""
+        new = (self._local_hold[taken.st] & (taken.arr < F) & ((taken.flags & FLAG_CHECK) == 0)
+               & ~np.isin(taken.key, deferred.key))
+        movers = Batch.concat([taken.take(new)] + admitted)
+        if not len(movers):
+            return
+        movers = movers.take(np.argsort(movers.key, kind="stable"))   # ties at one instant: by key
+        lost = self._session_moves(movers.user, movers.arr, movers.st)
+        if lost.any():
+            p = self.pending[lv]
+            hit = np.isin(p.key, movers.key[lost])
+            p.flags = np.where(hit, p.flags | p.flags.dtype.type(FLAG_SESSION_LOST), p.flags)
 
     def _first_start(self, cand: Batch, bo: Batch, so: np.ndarray, j: np.ndarray,
                      unc: tuple[np.ndarray, ...]) -> np.ndarray:

@@ -119,6 +119,7 @@ class Simulation(Window, Arrivals, Lifecycle, RequestState, Replication, Routing
         self.scalers = [Autoscaler(sc, self.now) for sc in net.scalers]
         self._session_slot, n_slots = session_slots(net)
         self.sessions = np.full((n_slots, net.total_users), NO_SESSION, dtype=np.int32)   # per level, per user
+        self._moves_later: list[Batch] | None = None   # admitted requests whose sessions move later (blocking.py)
         self.ewma = net.st_mean_read.copy()
         self._replicated = bool(net.databases)
         self.primary = net.st_primary.copy()    # changes when a replica is promoted

@@ -135,6 +135,9 @@ class Lifecycle:
             if hit.any():
                 gone = batch.take(hit).users_only()
                 self.pending[lv] = batch.take(~hit)
+                waited = np.isinf(gone.start)   # undecided at a blocking server: traced only now
+                if self._tracer is not None and waited.any():
+                    self._tracer.admitted(gone.take(waited), self.net)
                 self._fail("node_failed", np.full(len(gone), self.now), gone.key)
         orphan = np.isin(self.sessions, down.astype(np.int32))
         self.sessions[orphan] = ORPHANED

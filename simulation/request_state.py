@@ -35,7 +35,11 @@ class RequestState:
                 for st in np.unique(b.st[at_cache]).tolist():
                     mine = b.st == st
                     self._caches[st].count(b.arr[mine], b.cls[mine] == 1)
-        self._local_sessions(b, self._is_local_server[b.st])
+        at_local = self._is_local_server[b.st]
+        if self._moves_later is not None and at_local.any():   # moved with a blocking level's (blocking.py)
+            self._moves_later.append(b.take(at_local))
+        else:
+            self._local_sessions(b, at_local)
         dbs = self._is_db_server[b.st]
         if dbs.any():
             b.flags[dbs] |= FLAG_DB_SESSION
@@ -47,20 +51,27 @@ class RequestState:
         application: one session cookie); each level keeps its own (web → API: two)."""
         local = np.nonzero(at_local)[0]
         if len(local):
-            # A user's requests at one level in time order: each one finds the session where
-            # the previous one left it (the first one finds it where the last window did).
-            order = local[np.lexsort((b.arr[local], b.user[local], self._session_slot[b.st[local]]))]
-            u = b.user[order]
-            s = b.st[order].astype(np.int32)
-            slot = self._session_slot[s]
-            first = np.ones(len(order), dtype=bool)
-            first[1:] = (u[1:] != u[:-1]) | (slot[1:] != slot[:-1])
-            prev = np.empty(len(order), dtype=np.int32)
-            prev[first] = self.sessions[slot[first], u[first]]
-            prev[~first] = s[np.nonzero(~first)[0] - 1]
-            lost = (prev == ORPHANED) | ((prev >= 0) & (prev != s))
+            lost = self._session_moves(b.user[local], b.arr[local], b.st[local])
             if lost.any():
-                b.flags[order[lost]] |= FLAG_SESSION_LOST
-            last = np.ones(len(order), dtype=bool)
-            last[:-1] = first[1:]
-            self.sessions[slot[last], u[last]] = s[last]
+                b.flags[local[lost]] |= FLAG_SESSION_LOST
+
+    def _session_moves(self, user: np.ndarray, arr: np.ndarray, st: np.ndarray) -> np.ndarray:
+        """Move the sessions of requests at servers keeping them in memory (any order; ties
+        at one instant in the given order); returns which of them lose theirs."""
+        # A user's requests at one level in time order: each one finds the session where
+        # the previous one left it (the first one finds it where the last window did).
+        order = np.lexsort((arr, user, self._session_slot[st]))
+        u = user[order]
+        s = st[order].astype(np.int32)
+        slot = self._session_slot[s]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = (u[1:] != u[:-1]) | (slot[1:] != slot[:-1])
+        prev = np.empty(len(order), dtype=np.int32)
+        prev[first] = self.sessions[slot[first], u[first]]
+        prev[~first] = s[np.nonzero(~first)[0] - 1]
+        lost = np.zeros(len(order), dtype=bool)
+        lost[order] = (prev == ORPHANED) | ((prev >= 0) & (prev != s))
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = first[1:]
+        self.sessions[slot[last], u[last]] = s[last]
+        return lost

@@ -13,6 +13,8 @@ engine's numbers never depend on it: it only reads the batches.
 """
 from __future__ import annotations
 
+import math
+
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -121,7 +123,7 @@ class Tracer:
             arr = float(batch.arr[i])
             if rejected:
                 hop = Hop(node, int(net.st_replica[st]), arr, None, arr)
-            elif timeout[j]:
+            elif timeout[j] or not math.isfinite(batch.start[i]):   # gave up, or lost still undecided
                 hop = Hop(node, int(net.st_replica[st]), arr, None, float(batch.fin[i]))
             else:
                 # the engine admits in whole ns: a start may precede the exact arrival by < 1 ns
