@@ -48,6 +48,19 @@ def _contiguous(b: Batch) -> bool:
     return all(getattr(b, f).flags.c_contiguous for f in FIELDS)
 
 
+def _ties_by_key(st: np.ndarray, arr: np.ndarray, key: np.ndarray) -> np.ndarray | None:
+    """For a batch in admission order (by station, then arrival): where two requests arrive
+    at one station at the same instant (deterministic service upstream), the order that puts
+    them in the order of their keys (None: no such tie). Their order in the batch depends on
+    the windows that routed them, i.e. on how the run is stepped; their keys do not."""
+    if len(arr) < 2:
+        return None
+    same = (arr[1:] == arr[:-1]) & (st[1:] == st[:-1])
+    if not same.any():
+        return None
+    return np.lexsort((key, arr, st))
+
+
 def to_s(ns: np.ndarray) -> np.ndarray:
     return np.where(ns >= NEVER_NS, np.inf, ns / NS)
 
@@ -145,10 +158,15 @@ class Stations(NumpyAdmission):
         # else the batch's own order (one station, in time order): views, as the numpy path
         st, arr = np.empty(n, dtype=np.int64), np.empty(n)
         if order_by_station(batch.st, batch.arr, perm, counts, work, fwork, st, arr):
+            tied = _ties_by_key(st, arr, batch.key[perm])
+            if tied is not None:
+                perm = perm[tied]
+                st, arr = st[tied], arr[tied]
             b = Batch._raw((st, batch.birth[perm], arr, np.empty(n), np.empty(n), batch.cls[perm], batch.user[perm],
                             batch.flags[perm], batch.key[perm], batch.hop[perm], batch.item[perm]))
         else:
-            b = batch.take(slice(None))
+            tied = _ties_by_key(batch.st, batch.arr, batch.key)
+            b = batch.take(slice(None) if tied is None else tied)
             b.start = np.empty(n)
             b.fin = np.empty(n)
         gst = np.flatnonzero(counts)
@@ -194,6 +212,9 @@ class Stations(NumpyAdmission):
             b = batch.take(np.argsort(batch.st, kind="stable"))
         else:
             b = batch.take(np.lexsort((arr0, batch.st)))
+        tied = _ties_by_key(b.st, b.arr, b.key)
+        if tied is not None:
+            b = b.take(tied)
         st = b.st
         new_group = np.empty(n, dtype=bool)
         new_group[0] = True

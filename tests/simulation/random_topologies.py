@@ -12,7 +12,9 @@ ALGORITHMS = ["random", "round_robin", "least_connections", "weighted_round_robi
               "least_response_time", "power_of_two", "consistent_hash"]
 
 
-def random_topology(seed: int, duration_s: float = 20.0) -> Document:
+def random_topology(seed: int, duration_s: float = 20.0, tiers: bool = False) -> Document:
+    """``tiers``: the servers may call an API tier (servers too, drawn from their own stream:
+    the other draws stay as they were)."""
     r = random.Random(seed)
     d = Document()
     n_clients = r.randint(1, 2)
@@ -63,6 +65,8 @@ def random_topology(seed: int, duration_s: float = 20.0) -> Document:
         d.add_node(NodeData(f"s{s}", "server", params=params))
         if store:
             d.add_edge(f"s{s}", store)
+    if tiers:
+        _api_tier(d, random.Random(seed * 104729 + 1), n_srv, store)
     for b in range(n_lb):
         for s in range(n_srv):
             if s == 0 or r.random() < 0.6:
@@ -110,3 +114,20 @@ def _copies(d: Document, node: str) -> int:
     if kind == "database":
         return 1 + int(p["read_replicas"])
     return 1
+
+
+def _api_tier(d: Document, t: random.Random, n_srv: int, store: str | None) -> None:
+    """An API server (any kind of replicas, sessions and calls) that some of the servers call."""
+    d.add_node(NodeData("api", "server", params={
+        "capacity_rps": t.choice([100.0, 800.0, 3000.0]), "workers": t.randint(1, 8),
+        "queue_limit": t.choice([0, 20, 1000]), "timeout_s": t.choice([0.1, 2.0, 30.0]),
+        "replicas": t.randint(1, 3), "service": t.choice(["exponential", "deterministic"]),
+        "sessions": t.choice(["local", "local", "cookie"] + (["database"] if store else [])),
+        "blocking_calls": t.random() < 0.3}))
+    if store and (t.random() < 0.7 or d.params("api")["sessions"] == "database"):
+        d.add_edge("api", store)
+    for s in range(n_srv):
+        if s == 0 or t.random() < 0.5:
+            d.add_edge(f"s{s}", "api")
+            if d.params(f"s{s}")["sessions"] == "cookie" and t.random() < 0.5:
+                d.set_params(f"s{s}", {"sessions": "local"})

@@ -62,6 +62,15 @@ def test_random_files_give_the_same_numbers_however_they_are_stepped(seed):
         assert_same_however_sliced(doc, 12.0, seed)
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_random_files_with_an_api_tier_give_the_same_numbers_however_they_are_stepped(seed):
+    # servers calling servers (sessions in memory at both tiers, sync or async): seed 10 found
+    # two requests reaching an API replica at one instant served in the order the windows gave
+    doc = loads(dumps(random_topology(seed, duration_s=12.0, tiers=True)))
+    with within(240, f"random_topology({seed}, tiers=True)"):
+        assert_same_however_sliced(doc, 12.0, seed)
+
+
 @pytest.mark.parametrize("seed", range(100, 160))
 def test_no_random_file_with_random_failures_hangs_or_loses_a_request(seed):
     doc = loads(dumps(random_topology(seed, duration_s=10.0)))   # a valid file, as the loader sees it
