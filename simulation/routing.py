@@ -98,11 +98,15 @@ class Routing:
         several = len(self.balancers) > 1
         which = net.st_balancer[out.st] if several else None
         present = np.unique(which).tolist() if several else [0]
-        if any(self.balancers[b].bal.algorithm in LOAD_AWARE_ALL for b in present) and exact_applies(self, present):
+        # how they decide: by the balancers that can have requests in this window, not by the
+        # ones that had (a window in which one of them had none decided otherwise: the
+        # numbers changed with how the run was stepped)
+        peers = self._peers(present) if several else present
+        if any(self.balancers[b].bal.algorithm in LOAD_AWARE_ALL for b in peers) and exact_applies(self, peers):
             which = net.st_balancer[out.st] if which is None else which
             balance_exact(self, out, which, present)   # request by request (exact_balance.py)
             return
-        if len(self.balancers) > 1 and self._together(which):
+        if len(self.balancers) > 1 and self._together(peers):
             self._balance_together(out, which)
             return
         for bi in (np.unique(which) if len(self.balancers) > 1 else (0,)):
@@ -144,11 +148,26 @@ class Routing:
                             if len(own) and (net.st_node[own] == bal.node_index).all() else None)
         return cache[1][bi]
 
-    def _together(self, which: np.ndarray) -> bool:
+    def _peers(self, present: list[int]) -> list[int]:
+        """The balancers (indices) at the levels of those ``present`` that requests reach:
+        the ones whose requests a window's pass can hold together."""
+        net = self.net
+        cache = self.__dict__.get("_peer_levels")
+        if cache is None or cache[0] is not net:
+            reached = net.reached()
+            by_level: dict[int, list[int]] = {}
+            for i, b in enumerate(self.balancers):
+                if reached[b.bal.station]:
+                    by_level.setdefault(int(net.st_level[b.bal.station]), []).append(i)
+            cache = self._peer_levels = (net, by_level)
+        levels = {int(net.st_level[self.balancers[b].bal.station]) for b in present}
+        return sorted(set(present).union(*(cache[1].get(lv, ()) for lv in levels)))
+
+    def _together(self, peers: list[int]) -> bool:
         """Whether these balancers must decide together, tick by tick: a load-aware one
         among several (its connection counts must see the others' requests in time
         order), or two that read and write the same sticky cookies."""
-        present = [self.balancers[int(b)] for b in np.unique(which)]
+        present = [self.balancers[int(b)] for b in peers]
         if len(present) < 2:
             return False
         if any(bs.bal.algorithm in LOAD_AWARE for bs in present):
