@@ -98,6 +98,8 @@ class Journeys(ChoiceHops):
                     two = (dbs >= 0) & ~second
                     join[alive[two]] = dbs[two]
             if self._sharded:   # the shard that owns the key; a cross-shard query's copies at the others
+                if second is not None and second.any():   # a join's second query: at one shard (below), no parts
+                    nxt[second] = -1
                 nxt, copies, _ = self._shard_targets(nxt, here)
                 if len(copies):
                     n_parts = self._cross_parts(copies, alive, key, h, px_first, px_n, parts, n_parts)

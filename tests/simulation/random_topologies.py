@@ -12,9 +12,10 @@ ALGORITHMS = ["random", "round_robin", "least_connections", "weighted_round_robi
               "least_response_time", "power_of_two", "consistent_hash"]
 
 
-def random_topology(seed: int, duration_s: float = 20.0, tiers: bool = False) -> Document:
-    """``tiers``: the servers may call an API tier (servers too, drawn from their own stream:
-    the other draws stay as they were)."""
+def random_topology(seed: int, duration_s: float = 20.0, tiers: bool = False, data: bool = False) -> Document:
+    """``tiers``: the servers may call an API tier (servers too); ``data``: the database may
+    have several primaries or shards, and a second database may hold some tables. Both are
+    drawn from their own streams: the other draws stay as they were."""
     r = random.Random(seed)
     d = Document()
     n_clients = r.randint(1, 2)
@@ -67,6 +68,8 @@ def random_topology(seed: int, duration_s: float = 20.0, tiers: bool = False) ->
             d.add_edge(f"s{s}", store)
     if tiers:
         _api_tier(d, random.Random(seed * 104729 + 1), n_srv, store)
+    if data and has_db:
+        _data_tier(d, random.Random(seed * 130363 + 2), n_clients)
     for b in range(n_lb):
         for s in range(n_srv):
             if s == 0 or r.random() < 0.6:
@@ -131,3 +134,27 @@ def _api_tier(d: Document, t: random.Random, n_srv: int, store: str | None) -> N
             d.add_edge(f"s{s}", "api")
             if d.params(f"s{s}")["sessions"] == "cookie" and t.random() < 0.5:
                 d.set_params(f"s{s}", {"sessions": "local"})
+
+
+def _data_tier(d: Document, t: random.Random, n_clients: int) -> None:
+    """Multi-primary or sharded data, inserts and cross-shard queries; sometimes a second
+    database holding one of two tables, with joins across them."""
+    how = t.choice(["primaries", "shards"])
+    p = {}
+    if how == "primaries":
+        p.update(primaries=t.randint(2, 3), auto_increment_offsets=t.random() < 0.5)
+    else:
+        p.update(shards=t.randint(2, 4), shard_key=t.choice(["item", "user"]),
+                 shard_scheme=t.choice(["hash", "range", "consistent_hash"]))
+    d.set_params("db", p)
+    for c in range(n_clients):
+        d.set_params(f"c{c}", {"insert_share": t.choice([0.0, 0.5]), "cross_shard_share": t.choice([0.0, 0.2])})
+    if t.random() < 0.4:
+        d.set_params("db", {"tables": ["users"]})
+        d.add_node(NodeData("db2", "database", params={"tables": ["orders"], "connections": t.randint(1, 10),
+                                                       "read_replicas": t.randint(0, 2)}))
+        for n in d.node_ids():
+            if d.kind(n) == "server" and {"db", "cache"} & set(d.successors(n)):
+                d.add_edge(n, "db2")
+        for c in range(n_clients):
+            d.set_params(f"c{c}", {"table_mix": {"users": 0.5, "orders": 0.5}, "join_share": t.choice([0.0, 0.3])})
