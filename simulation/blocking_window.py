@@ -290,7 +290,11 @@ class EventWindow(Journeys):
                   & ~(((on.flags & FLAG_NOT_MODIFIED) != 0) & (net.st_kind[on.st] == SERVER))
                   ) if len(on) else np.zeros(0, dtype=bool)
         if self._ev_caches and moving.any():   # a hit at a cache is answered there
-            moving[moving] = ~self._cache_hits(on.take(moving), np.floor(on.arr[moving]))
+            there = on.take(moving)
+            hits = self._cache_hits(there, np.floor(there.arr))
+            if self._joins_on and hits.any():   # a cache holds items, not joins (as in _journeys)
+                hits &= ~self._is_join(there)
+            moving[moving] = ~hits
         ev = on.take(moving)
         je = self._journeys(ev, ev.flags, t1)
         # apply jobs shipped before the window that reach their replica in it (Replication._due_applies)

@@ -73,11 +73,13 @@ def test_random_files_with_an_api_tier_give_the_same_numbers_however_they_are_st
         assert_same_however_sliced(doc, 12.0, seed)
 
 
-@pytest.mark.parametrize("seed", [*range(6), 44])
+@pytest.mark.parametrize("seed", [*range(6), 44, 156])
 def test_random_files_with_sharded_or_partitioned_data_give_the_same_numbers_however_stepped(seed):
     # several primaries or shards, cross-shard queries, inserts, tables on two databases and
-    # joins: seed 44 stopped the run (a join's second query got cross-shard parts in the event
-    # window of a sync server; test_blocking_events.py)
+    # joins. Seeds 44 and 156 stopped the run ("a worker was released at another time than
+    # predicted") in the event window of a sync server: 44, a join's second query got
+    # cross-shard parts (test_blocking_events.py); 156, a join already at a cache when a
+    # window began was taken for a cache hit (a cache holds items, not joins)
     doc = loads(dumps(random_topology(seed, duration_s=12.0, data=True)))
     with within(240, f"random_topology({seed}, data=True)"):
         assert_same_however_sliced(doc, 12.0, seed)
