@@ -69,8 +69,6 @@ class EventWindow(Journeys):
             chain = tuple(int(k) for k in lv2)
         if ((kind != SERVER) & (kind != DATABASE) & (kind != CACHE) & (kind != LB)).any():
             return None
-        if self._local_hold.any() and self._is_local_server[down].any():
-            return None   # one session per user moved by two tiers: its order is the sweeps' (by chunks)
         rows = np.repeat(np.arange(n), np.diff(net.route_ptr))
         into = down[net.route_target] & reached[rows]
         if (net.st_level[rows[into]] < lb).any():

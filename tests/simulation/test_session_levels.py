@@ -158,3 +158,18 @@ def test_sync_and_async_servers_side_by_side_move_each_users_session_in_arrival_
     # (before 2026-11-30 they had no trace at all)
     assert sum(tr.cause == "node_failed" for tr in sim.traces()) == t["failed_by_cause"]["node_failed"] > 20
     assert_same_however_sliced(doc, 6.0, 11)
+
+
+def test_an_api_keeping_sessions_behind_sync_servers_keeping_them_is_decided_event_by_event(monkeypatch):
+    # each tier keeps its own sessions, so the sync servers' event window takes the shape (it
+    # went to the slower sweeps while one session per user was moved by both tiers): the same
+    # outcomes, request by request, as the sweeps
+    def run(events: str) -> Simulation:
+        monkeypatch.setenv("SCALELAB_BLOCKING_EVENTS", events)
+        return traced(two_tiers(2, 3, blocking=True, seed=9), 6.0)
+    fast, slow = run("1"), run("0")
+    assert fast._ev_windows > 0 and slow._ev_windows == 0
+    def outcomes(sim):
+        return {tr.key: (tr.outcome, tr.cause, tr.end_s) for tr in sim.traces()}
+    assert outcomes(fast) == outcomes(slow)
+    assert fast.totals() == slow.totals() and fast.totals()["sessions_lost"] > 1000
