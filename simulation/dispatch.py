@@ -179,6 +179,56 @@ class BalancerState:
         raise AssertionError(algo)
 
 
+def choose_shared(states: list[BalancerState], which: np.ndarray, users: np.ndarray, keys: np.ndarray,
+                  hops: np.ndarray, registered: list[np.ndarray]) -> np.ndarray:
+    """Blind sticky balancers that share their users' cookies (``states``; ``which``: each
+    request's index among them; ``registered``: per balancer, its backends'), request by
+    request in time order (the requests are): a request goes where its user's cookie says if
+    its balancer believes that backend up, else its balancer chooses (its own algorithm and
+    turn) and pins the user there, for the user's later requests at any of them. Returns
+    backend stations (-1: no healthy backend)."""
+    n = len(users)
+    out = np.full(n, -1, dtype=np.int64)
+    jar = states[0].cookie
+    cands = [bs.candidates(reg) for bs, reg in zip(states, registered)]
+    for bs, cand in zip(states, cands):
+        if len(cand):
+            bs._refresh(cand)
+    ok = [np.sort(bs.bal.backends[cand]) for bs, cand in zip(states, cands)]
+    if n and len(ok[0]) and all(np.array_equal(o, ok[0]) for o in ok):
+        # they agree on the backends up: a user is dispatched at most once, by the balancer that
+        # gets their first request without a valid cookie (each balancer's choices in time order)
+        named = jar[users].astype(np.int64)
+        need = ~np.isin(named, ok[0])
+        out[~need] = named[~need]
+        idx = np.flatnonzero(need)
+        if len(idx):
+            _, first = np.unique(users[idx], return_index=True)
+            chooser = np.sort(idx[first])
+            picked = np.empty(len(chooser), dtype=np.int64)
+            for k, (bs, cand) in enumerate(zip(states, cands)):
+                mine = which[chooser] == k
+                if mine.any():
+                    c = chooser[mine]
+                    picked[mine] = bs.bal.backends[cand[bs._pick(len(c), cand, users[c], keys[c], hops[c],
+                                                                 None, None, 0)]]
+            jar[users[chooser]] = picked
+            out[idx] = jar[users[idx]]
+        return out
+    # they disagree (one has not yet seen a backend fail or recover): one request at a time
+    up = [set(o.tolist()) for o in ok]
+    for i in range(n):
+        k, u = int(which[i]), int(users[i])
+        b = int(jar[u])
+        if b in up[k]:
+            out[i] = b
+        elif len(cands[k]):
+            bs, cand = states[k], cands[k]
+            out[i] = jar[u] = bs.bal.backends[cand[bs._pick(1, cand, users[i:i + 1], keys[i:i + 1], hops[i:i + 1],
+                                                            None, None, 0)[0]]]
+    return out
+
+
 def share_cookies(states: list[BalancerState]) -> list[BalancerState]:
     """Sticky balancers in front of the same backends read and write one cookie per user."""
     jar: dict[bytes, np.ndarray] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiler import CACHE, LB, SERVER
-from .dispatch import BalancerState
+from .dispatch import BalancerState, choose_shared
 from .exact_balance import LOAD_AWARE_ALL, balance_exact, exact_applies, update_ewma
 from .flight import Batch, FLAG_NOT_MODIFIED, FLAG_SESSION_LOST
 from .ledger import DenseEdges
@@ -109,8 +109,17 @@ class Routing:
         if len(self.balancers) > 1 and self._together(peers):
             self._balance_together(out, which)
             return
+        shared = self._shared_jars(peers) if several else {}
+        done: set[int] = set()
         for bi in (np.unique(which) if len(self.balancers) > 1 else (0,)):
+            if int(bi) in done:
+                continue
             bs = self.balancers[int(bi)]
+            group = shared.get(int(bi))
+            if group is not None:   # blind sticky balancers sharing cookies: together, in time order
+                done.update(group)
+                self._balance_shared(out.take(np.isin(which, group)), group, inbox)
+                continue
             mine = out.take(which == bi) if len(self.balancers) > 1 else out
             backends = bs.bal.backends
             if bs.bal.algorithm in LOAD_AWARE:
@@ -165,15 +174,37 @@ class Routing:
 
     def _together(self, peers: list[int]) -> bool:
         """Whether these balancers must decide together, tick by tick: a load-aware one
-        among several (its connection counts must see the others' requests in time
-        order), or two that read and write the same sticky cookies."""
-        present = [self.balancers[int(b)] for b in peers]
-        if len(present) < 2:
-            return False
-        if any(bs.bal.algorithm in LOAD_AWARE for bs in present):
-            return True
-        jars = [id(bs.cookie) for bs in present if bs.cookie is not None]
-        return len(jars) != len(set(jars))
+        among several (its connection counts must see the others' requests in time order)."""
+        return len(peers) > 1 and any(self.balancers[int(b)].bal.algorithm in LOAD_AWARE for b in peers)
+
+    def _shared_jars(self, peers: list[int]) -> dict[int, list[int]]:
+        """Blind sticky balancers among ``peers`` that share their users' cookies: each
+        one's group (of two or more)."""
+        jars: dict[int, list[int]] = {}
+        for b in peers:
+            bs = self.balancers[int(b)]
+            if bs.cookie is not None:
+                jars.setdefault(id(bs.cookie), []).append(int(b))
+        return {b: g for g in jars.values() if len(g) > 1 for b in g}
+
+    def _balance_shared(self, out: Batch, group: list[int], inbox: list[list[Batch]]) -> None:
+        """Blind sticky balancers sharing their users' cookies decide request by request in
+        time order (dispatch.choose_shared): a user's first request pins them for the
+        others, whichever balancer gets it, however the window is cut (before 2026-11-30
+        they decided tick by tick: the numbers changed with ``tick_ms``)."""
+        net = self.net
+        out = out.take(np.lexsort((out.key, out.fin)))
+        which = np.searchsorted(np.asarray(group), net.st_balancer[out.st])
+        states = [self.balancers[b] for b in group]
+        target = choose_shared(states, which, out.user, out.key, out.hop,
+                               [self.stations.registered[bs.bal.backends] for bs in states])
+        none = target < 0
+        if none.any():
+            self._fail("no_healthy_backend", out.fin[none], out.key[none])
+            out, target = out.take(~none), target[~none]
+        if len(out):
+            self._flow(out.st, target, out.fin)
+            self._deliver(out.forward(target), inbox)
 
     def _balance_together(self, out: Batch, which: np.ndarray) -> None:
         """Several balancers, tick by tick: each decides for its requests of the tick

@@ -252,3 +252,52 @@ def test_clients_behind_the_same_pair_see_the_same_takeover():
     assert first["users"] == first["mobile"]
     t = sim.totals()
     assert t["failed"] == pytest.approx(500 * (fails - 20), rel=0.1)
+
+
+def test_two_sticky_balancers_pin_each_new_user_in_turn_at_the_balancer_that_gets_its_first_request():
+    # DNS round robin over two sticky round-robin balancers: a user is dispatched once, by the
+    # balancer that gets their first request, in that balancer's turn (HAProxy's cookie insert);
+    # recounted from the traces alone
+    d = pair(rate=400, policy="round_robin", sticky=True, users=300, servers=3,
+             lb={"algorithm": "round_robin"}, lb2={"algorithm": "round_robin"})
+    sim = Simulation(d)
+    sim.trace_every(1, cap=10**6)
+    sim.advance(5)
+    first: dict[int, tuple] = {}
+    served_at: dict[int, set] = {}
+    for tr in sorted(sim.traces(), key=lambda t: (t.hops[0].end_s, t.key)):
+        if len(tr.hops) < 2:
+            continue
+        lb, server = tr.hops[0].node, tr.hops[1].node
+        first.setdefault(tr.user, (lb, server))
+        served_at.setdefault(tr.user, set()).add(server)
+    assert all(len(s) == 1 for s in served_at.values())   # pinned
+    order = {b: [s for s in ("web1", "web2", "web3")] for b in ("lb", "lb2")}
+    turn = {"lb": 0, "lb2": 0}
+    by_time = sorted(first.items(), key=lambda kv: min(t.hops[0].end_s for t in sim.traces()
+                                                     if t.user == kv[0] and len(t.hops) > 1))
+    for user, (lb, server) in by_time:
+        assert server == order[lb][turn[lb] % 3], user
+        turn[lb] += 1
+    assert min(turn.values()) > 100
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["all up", "a server fails"])
+def test_two_sticky_balancers_give_the_same_numbers_whatever_the_tick(fail):
+    # they decided tick by tick: after web2 failed, a user's requests at both balancers in one
+    # tick were redispatched in the balancers' order, not in time order, so the numbers changed
+    # with tick_ms (random file 30); the two balancers check health at different times, so for
+    # a while they disagree on whether web2 is up
+    def run(tick_ms):
+        d = pair(rate=400, policy="round_robin", sticky=True, sessions="local", users=30, servers=3,
+                 lb={"algorithm": "weighted_round_robin", "health_interval_s": 0.5},
+                 lb2={"algorithm": "consistent_hash", "health_interval_s": 1.5}, seed=30)
+        if fail:
+            add_event(d, 2.2, "fail", "web2")
+        d.set_settings(tick_ms=tick_ms)
+        sim = Simulation(d)
+        sim.advance(6)
+        return sim.totals(), {e: list(f) for e, f in sim.metrics.flow.items()}
+    one = run(1.0)
+    assert one == run(10.0) == run(20.0)
+    assert one[0]["served"] > 2000 and (one[0]["sessions_lost"] > 0) == fail
