@@ -36,6 +36,8 @@ from .health import HealthChecks
 from .multi_primary import IdCounters, earlier_conflicts, written_elsewhere
 from .randomness import APPLY, DB_READ, DB_WRITE, INSERT, mix64, uniform
 
+MIN_APPLY_S = 0.001   # the least time a write takes to reach another primary (s)
+
 ITEM_BITS = 21   # item ids are below 2**21 (the format allows 1,000,000 items)
 
 
@@ -238,12 +240,14 @@ class Replication:
             self._delayed = Batch.concat([self._delayed] + jobs)
 
     def _mp_delay(self, station: int) -> float:
-        """When another primary applies a write: after the lag, and at least one tick
-        later. The primaries' arrivals are admitted in stretches no longer than that
+        """When another primary applies a write: after the lag, and at least
+        ``MIN_APPLY_S`` later (a network round trip; before 2026-11-30 at least one tick, so a
+        lag shorter than ``tick_ms`` was taken as one tick and the numbers changed with
+        ``tick_ms``). The primaries' arrivals are admitted in stretches no longer than that
         (``Window._admit_primaries``), so the writes a primary applies in a stretch were all
         committed before it started, and are admitted with its own requests in time
         order, however the run is sliced."""
-        return max(float(self._mp_lag[station]), self.tick_s)
+        return max(float(self._mp_lag[station]), MIN_APPLY_S)
 
     def _multi_primary(self, w: Batch, key: np.ndarray, b: Batch, b_key: np.ndarray, reads: np.ndarray) -> None:
         """Count write conflicts and id collisions of the user writes ``w`` committed at
