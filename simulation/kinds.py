@@ -229,8 +229,9 @@ DATABASE = Kind(
         P("auto_increment_offsets", "bool", False, "Each primary hands out auto-increment ids offset + k × "
           "primaries (MySQL's auto_increment_increment / auto_increment_offset), so inserts on different "
           "primaries never take the same id.", label="Per-primary id offsets", group="Replication"),
-        P("replication_lag_ms", "float", 100.0, "How long a write takes to reach the replicas. A user who reads "
-          "from a replica sooner after their own write sees old data (a stale read).",
+        P("replication_lag_ms", "float", 100.0, "How long a write takes to reach the replicas (the other "
+          "primaries: at least 1 ms). A user who reads from a replica sooner after their own write sees old "
+          "data (a stale read).",
           label="Replication lag", unit="ms", minimum=0, maximum=3_600_000, group="Replication"),
         P("failover_s", "float", 0.0, "When the primary has been down this long, a read replica is promoted "
           "to primary and takes the writes (0 = no automatic failover). A recovered old primary rejoins as a "
