@@ -174,6 +174,7 @@ def compile_document(doc: Document) -> Network:
                               + f": too many in all ({offset:,}); at most 50,000,000")
 
     _check_sessions(doc, ids, kinds, params)
+    _check_events(doc)
     key_space = {"item": max((c.items for c in clients), default=1), "user": max(offset, 1)}
     shards = [ShardedDatabase(i, first, int(params[i]["shards"]), params[i]["shard_key"], params[i]["shard_scheme"],
                               key_space[params[i]["shard_key"]], 1 + int(params[i]["read_replicas"]))
@@ -321,6 +322,18 @@ def _node_levels(doc: Document, ids: list[str]) -> dict[str, int]:
         for t in g.successors(n):
             level[t] = max(level[t], level[n] + 1)
     return level
+
+
+def _check_events(doc: Document) -> None:
+    """A scheduled event must name a replica its node has (the file loader checks this; a
+    document built or edited in code may not: it stopped the run when the event came)."""
+    for i, ev in enumerate(doc.events):
+        if ev.replica is not None and ev.node in doc.node_ids():
+            count = doc.replicas(ev.node)
+            if not 0 <= ev.replica < count:
+                raise SimulationError(f'scheduled event #{i + 1} ({ev.action} "{ev.node}" replica {ev.replica} at '
+                                      f'{ev.at_s:g} s): "{ev.node}" has replicas 0 to {count - 1}; remove the event '
+                                      f"or give the node more replicas")
 
 
 def _check_sessions(doc: Document, ids, kinds, params) -> None:

@@ -273,3 +273,20 @@ def test_a_failed_client_sends_nothing_until_it_recovers():
     offered = sim.metrics.offered_rps
     assert offered[6:10].sum() == 0
     assert offered[:5].min() > 50 and offered[11:].min() > 50
+
+
+def test_an_event_on_a_replica_the_node_does_not_have_is_refused_clearly():
+    # the file loader refuses such an event; a document built or edited in code reached the
+    # engine, which stopped with a ValueError when the event came (found fuzzing live edits)
+    d = balanced(100, 2, 100, "random")
+    add_event(d, 2.0, "fail", "web1", 0)
+    sim = Simulation(d)
+    sim.advance(1.0)
+    fewer = balanced(100, 2, 100, "random")
+    add_event(fewer, 2.0, "fail", "web1", 3)
+    with pytest.raises(SimulationError, match=r'event #1 \(fail "web1" replica 3 at 2 s\): "web1" has replicas 0 to 0'):
+        Simulation(fewer)
+    with pytest.raises(SimulationError, match=r'"web1" has replicas 0 to 0'):
+        sim.update_document(fewer)   # refused: the run goes on as it was
+    sim.advance(2.0)
+    assert sim.now == pytest.approx(3.0) and conserved(sim)
