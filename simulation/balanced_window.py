@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .balanced_events import ALGO_LC, ALGO_LRT, ALGO_P2C, NO_BACKEND, balanced_events
+from .admission_kernel import DOWN, QUEUE_FULL
 from .blocking_events import TIE
 from .compiler import CACHE, DATABASE, SimulationError
 from .exact_balance import _ewma_upto
@@ -271,8 +272,16 @@ class BalancedWindow(JourneyGroups):
             raise SimulationError("blocking servers: the window's arrivals changed while it was decided")
         real = Batch.concat([real, fwd]).take(perm)
         real.st = cand.st
-        if self._local_hold.any():   # sessions in memory move in each user's arrival order (_sessions_follow)
-            self._local_sessions(real, lb_row & keep & self._local_hold[real.st])
+        # sessions in memory move in each user's arrival order, all in one pass: at the blocking
+        # servers every request (_sessions_follow), at the servers beside them the ones admitted
+        # (waiting at t1 or not: the kernel refuses at arrival), once, in the window they arrive
+        # in (moved when a later window decided them, they followed later requests of their
+        # user: the numbers changed with how the run was stepped)
+        fresh = np.r_[~queued, np.ones(len(fwd), dtype=bool)][perm]
+        beside = self._is_local_server[real.st] & fresh & ~np.isin(status, (QUEUE_FULL, DOWN, NO_BACKEND))
+        move = beside | (lb_row & keep & self._local_hold[real.st])
+        if move.any():
+            self._local_sessions(real, move)
         svc_row = c_svc[np.arange(n), grp[cand.st]] if n else np.zeros(0, dtype=np.int64)
         sel = np.flatnonzero(keep)
         if sec is not None:
@@ -286,7 +295,7 @@ class BalancedWindow(JourneyGroups):
         try:
             self._commit_events(lv, real.take(sel), status[sel], start_ns[sel], svc_row[sel], worker[sel],
                                 c_rel[sel], e_rel, e_entry, done_entry, done_t, (free, ring, count), deferred, t0,
-                                t1, inbox, marks, decided=st.hold | (net.st_level == lv))
+                                t1, inbox, marks, decided=st.hold | (net.st_level == lv), moved=True)
         finally:
             self._ev_sec = None
         return True

@@ -150,13 +150,13 @@ class EventWindow(Journeys):
                        worker: np.ndarray, c_rel: np.ndarray, e_rel: np.ndarray, e_entry: np.ndarray,
                        done_entry: np.ndarray, done_t: np.ndarray, copies: tuple, deferred: Batch, t0: float,
                        t1: float, inbox: list[list[Batch]], marks: list[float],
-                       decided: np.ndarray | None = None) -> None:
+                       decided: np.ndarray | None = None, moved: bool = False) -> None:
         """Book a window the kernel decided: the blocking servers' admissions (``real``, in
         the kernel's order, with its ``status``, ``start_ns``, services ``c_svc``, workers and
         releases) and their stations' state (``copies``: free, ring, count), then settle the
         levels from ``lv`` up as every window does, checking each release against the
         kernel's (``_check_release``). ``decided``: the stations whose state the kernel
-        decided (else the blocking servers')."""
+        decided (else the blocking servers'); ``moved``: the caller moved their sessions."""
         st, net = self.stations, self.net
         free, ring, count = copies
         n = len(real)
@@ -167,7 +167,12 @@ class EventWindow(Journeys):
         for s in b_st.tolist():
             a = st.ring_off[s]
             st.ring[a:a + st.ring_len[s]] = ring[a:a + st.ring_len[s]]
-        b = self._admit_decided(lv, real.take(dec), status[dec], start_ns[dec], c_svc[dec])
+        if moved:   # the caller moved the level's sessions (balanced_window.py): not again here
+            self._moves_later = []
+        try:
+            b = self._admit_decided(lv, real.take(dec), status[dec], start_ns[dec], c_svc[dec])
+        finally:
+            self._moves_later = None
         # held workers: those released in this window are booked now (the releases D makes
         # below must match); the others are listed until their request leaves
         held = dec & (worker >= 0)

@@ -85,6 +85,16 @@ def test_random_files_with_sharded_or_partitioned_data_give_the_same_numbers_how
         assert_same_however_sliced(doc, 12.0, seed)
 
 
+@pytest.mark.parametrize("seed", [*range(4), 271])
+def test_random_files_with_an_api_tier_and_sharded_data_give_the_same_numbers_however_stepped(seed):
+    # seed 271: requests waiting at an async server beside sync ones when the discrete-event
+    # pass's window ended moved their user's session (in memory) when a later window decided
+    # them, after that user's later requests (balanced_window.py)
+    doc = loads(dumps(random_topology(seed, duration_s=12.0, tiers=True, data=True)))
+    with within(240, f"random_topology({seed}, tiers=True, data=True)"):
+        assert_same_however_sliced(doc, 12.0, seed)
+
+
 @pytest.mark.parametrize("seed", range(100, 160))
 def test_no_random_file_with_random_failures_hangs_or_loses_a_request(seed):
     doc = loads(dumps(random_topology(seed, duration_s=10.0)))   # a valid file, as the loader sees it
