@@ -1,0 +1,152 @@
+"""Fuzz the engine by hand over many random files (tests/simulation/random_topologies.py).
+
+    python benchmarks/fuzz.py CHECK FIRST LAST [--tiers] [--data]
+
+CHECK is one of:
+  sliced   the same totals and per-second rows in one call, 1 s, 0.37 s and random slices
+  tick     the same totals at tick_ms 1, 10 and 20 (constant rates; files with load-aware
+           balancers are skipped: their slower path decides tick by tick by design)
+  events   sync servers' event window and discrete-event pass against the sweeps, request by
+           request (files without sync servers or with load-aware balancers are skipped;
+           the one difference docs/engine.md describes is allowed)
+  clicks   random fail/recover clicks at random moments: no error, every request counted
+  edits    random live edits at random moments: no error but a clear refusal, every request counted
+
+--tiers adds an API tier (servers calling servers), --data sharded or multi-primary data,
+tables on two databases and joins. Prints one line per file and the seeds that failed; the
+test suite runs a few of each (tests/simulation/test_trust.py)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "simulation"))
+
+from random_topologies import random_topology  # noqa: E402
+from test_trust import assert_same_however_sliced, outcome  # noqa: E402
+
+from simulation.compiler import SimulationError  # noqa: E402
+from simulation.engine import Simulation  # noqa: E402
+from simulation.fileformat import dumps, loads  # noqa: E402
+
+AWARE = ("least_connections", "power_of_two", "least_response_time")
+EDITS = [("server", "sessions", ["local", "cookie"]), ("server", "replicas", [1, 2, 3, 4]),
+         ("server", "blocking_calls", [True, False]), ("server", "workers", [1, 3, 8]),
+         ("database", "primaries", [1, 2, 3]), ("database", "shards", [1, 2, 3]),
+         ("database", "read_replicas", [0, 1, 2]), ("load_balancer", "affinity", ["none", "sticky"]),
+         ("load_balancer", "algorithm", ["random", "round_robin", "least_connections", "consistent_hash"]),
+         ("client", "rate_rps", [20.0, 300.0, 1500.0]), ("server", "autoscale", [True, False])]
+
+
+def _has(doc, kind: str, param: str, values) -> bool:
+    return any(doc.kind(n) == kind and doc.params(n)[param] in values for n in doc.node_ids())
+
+
+def sliced(doc, seed: int) -> str:
+    assert_same_however_sliced(doc, 12.0, seed)
+    return "same"
+
+
+def tick(doc, seed: int) -> str:
+    if _has(doc, "load_balancer", "algorithm", AWARE):
+        return "skipped"
+    for n in doc.node_ids():
+        if doc.kind(n) == "client":
+            doc.set_params(n, {"pattern": {"type": "constant"}})
+    res = []
+    for t in (1.0, 10.0, 20.0):
+        doc.set_settings(tick_ms=t)
+        res.append(outcome(doc, [8.0])[0])
+    diff = {k: [r[k] for r in res] for k in res[0] if not res[0][k] == res[1][k] == res[2][k]}
+    assert not diff, str(diff)[:300]
+    return "same"
+
+
+def events(doc, seed: int) -> str:
+    if not _has(doc, "server", "blocking_calls", (True,)) or _has(doc, "load_balancer", "algorithm", AWARE):
+        return "skipped"
+    runs = []
+    for flag in ("1", "0"):
+        os.environ["SCALELAB_BLOCKING_EVENTS"] = flag
+        sim = Simulation(doc)
+        sim.trace_every(1, cap=10**7)
+        sim.run_until(8.0)
+        runs.append({tr.key: (tr.outcome, tr.cause, tr.end_s) for tr in sim.traces() if tr.birth_s < 6.0})
+    os.environ.pop("SCALELAB_BLOCKING_EVENTS")
+    fast, slow = runs
+    diff = [k for k, v in fast.items() if v != slow.get(k) and v[0] != "in_flight"
+            and slow.get(k, ("in_flight",))[0] != "in_flight"
+            and not (slow[k][1] == "node_failed" and v[1] in ("queue_full", "timeout"))]
+    assert not diff, f"{len(diff)} requests differ, e.g. {[(fast[k], slow[k]) for k in diff[:2]]}"
+    return "same"
+
+
+def _random_run(doc, seed: int, act) -> str:
+    sim = Simulation(doc)
+    rng = np.random.default_rng(seed)
+    target = 0.0
+    while target < 10.0:
+        target = min(10.0, target + float(rng.uniform(0.05, 1.5)))
+        sim.run_until(target)
+        act(sim, rng)
+        t = sim.totals()
+        assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"], "a request was lost"
+    return "ok"
+
+
+def clicks(doc, seed: int) -> str:
+    def act(sim, rng):
+        if rng.random() < 0.3:
+            node = str(rng.choice(doc.node_ids()))
+            copies = len(sim.net.node_stations[sim.net.node_ids.index(node)])
+            replica = int(rng.integers(copies)) if copies > 1 and rng.random() < 0.5 else None
+            (sim.fail if rng.random() < 0.6 else sim.recover)(node, replica)
+    return _random_run(doc, seed, act)
+
+
+def edits(doc, seed: int) -> str:
+    state = {"doc": doc}
+
+    def act(sim, rng):
+        kind, param, values = EDITS[int(rng.integers(len(EDITS)))]
+        nodes = [n for n in state["doc"].node_ids() if state["doc"].kind(n) == kind]
+        if nodes and rng.random() < 0.6:
+            new = loads(dumps(state["doc"]))
+            new.set_params(str(rng.choice(nodes)), {param: values[int(rng.integers(len(values)))]})
+            try:
+                sim.update_document(new)
+                state["doc"] = new
+            except SimulationError:
+                pass   # refused with a message: the run goes on as it was
+    return _random_run(doc, seed, act)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("check", choices=["sliced", "tick", "events", "clicks", "edits"])
+    ap.add_argument("first", type=int)
+    ap.add_argument("last", type=int)
+    ap.add_argument("--tiers", action="store_true")
+    ap.add_argument("--data", action="store_true")
+    a = ap.parse_args()
+    check = globals()[a.check]
+    bad = []
+    for seed in range(a.first, a.last):
+        doc = loads(dumps(random_topology(seed, duration_s=12.0, tiers=a.tiers, data=a.data)))
+        t = time.process_time()
+        try:
+            what = check(doc, seed)
+        except Exception as e:   # noqa: BLE001 - every failure is a finding
+            bad.append(seed)
+            what = f"FAILED {type(e).__name__}: {str(e)[:300]}"
+        print(f"seed {seed}: {what} ({time.process_time() - t:.1f} CPU s)", flush=True)
+    print("failed seeds:", bad)
+
+
+if __name__ == "__main__":
+    main()
