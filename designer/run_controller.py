@@ -13,6 +13,7 @@ a big topology runs off the GUI thread behind a progress dialog (``busy.py``).
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -28,6 +29,7 @@ MAX_CHUNK_S = 10.0
 HEAVY_CALL_S = 0.1          # a call this slow even at the smallest chunk: the file is too heavy to run live
 HEAVY_CALL_DIALOG_S = 1.0   # an engine call longer than this shows a dialog (Cancel stops the run)
 FRAME_MS = 100              # plots and canvas refresh (10 Hz)
+PLOTS_BEHIND_S = 3.0        # the plots this far behind the clock: the status bar says why
 SPEEDS: tuple[tuple[str, float | None], ...] = (
     ("1×", 1.0), ("2×", 2.0), ("5×", 5.0), ("10×", 10.0), ("50×", 50.0), ("Max", None))
 
@@ -58,6 +60,7 @@ class RunController(QObject):
         self.speed: float | None = 1.0
         self._chunk_s = MIN_CHUNK_S     # simulated seconds per advance() call, adapted
         self.max_call_s = 0.0           # the slowest engine call of this run (for tests and benchmarks)
+        self._said_behind = False       # said that the plots wait behind the clock (_say_if_plots_wait)
         self._warned_heavy = False
         self._anchor_wall = 0.0
         self._anchor_sim = 0.0
@@ -178,6 +181,7 @@ class RunController(QObject):
         self._frame.stop()
         self.sim = None
         self._pending = []
+        self._said_behind = False
         self._set_state("stopped")
         had_manual, self.manual_events = bool(self.manual_events), []
         if had_manual:
@@ -262,8 +266,27 @@ class RunController(QObject):
             self._frame.stop()
             self._set_state("paused")
             self.frame.emit()
-            self.message.emit(f"Reached the end of the run ({end:g} s). Reset to start again.")
+            shown = self.plotted_until()
+            self.message.emit(f"Reached the end of the run ({end:g} s). Reset to start again." + (
+                "" if shown >= math.floor(end + 1e-9) else
+                f" Plots end at {shown:g} s: requests still wait at servers with blocking calls."))
             self.finished.emit()
+        else:
+            self._say_if_plots_wait()
+
+    def plotted_until(self) -> int:
+        """The last whole second the plots show (each second is shown once it is closed)."""
+        return int(self.sim.metrics.seconds) if self.sim is not None else 0
+
+    def _say_if_plots_wait(self) -> None:
+        """Once per stretch: the plots stay more than ``PLOTS_BEHIND_S`` behind the clock."""
+        behind = self.now - self.plotted_until()
+        if behind > PLOTS_BEHIND_S and not self._said_behind:
+            self._said_behind = True
+            self.message.emit(f"The plots show up to {self.plotted_until()} s: a second is plotted once its requests "
+                              "queued at servers with blocking calls are decided.")
+        elif behind <= PLOTS_BEHIND_S / 2:
+            self._said_behind = False
 
     def _adapt(self, chunk: float, spent: float) -> None:
         """Simulated time for the next call: about CALL_TARGET_S of wall time."""

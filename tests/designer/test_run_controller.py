@@ -109,3 +109,30 @@ def test_the_event_loop_answers_within_100_ms_during_a_run(qtbot, run):
     run.pause()
     delays.sort()
     assert delays[len(delays) // 2] < 0.05 and delays[-2] < 0.1, delays
+
+
+def test_plots_waiting_behind_the_clock_are_explained(qtbot):
+    # a saturated tier of sync servers (blocking calls) with 30 s of patience: each second is
+    # plotted once the requests that arrived in it are decided, seconds behind the clock
+    from simulation.document import Document, NodeData
+    d = Document()
+    d.add_node(NodeData("users", "client", params={"rate_rps": 300.0}))
+    d.add_node(NodeData("lb", "load_balancer", params={"algorithm": "round_robin"}))
+    d.add_node(NodeData("web", "server", params={"replicas": 2, "workers": 4, "capacity_rps": 400.0,
+                                                 "blocking_calls": True}))
+    d.add_node(NodeData("db", "database", params={"read_capacity_rps": 200.0, "connections": 4}))
+    for s, t in (("users", "lb"), ("lb", "web"), ("web", "db")):
+        d.add_edge(s, t)
+    d.set_settings(duration_s=20.0)
+    runner = RunController(DocumentController(d))
+    messages = []
+    runner.message.connect(messages.append)
+    runner.set_speed(10.0)   # many slices: the note comes while running, once
+    runner.run()
+    qtbot.waitUntil(lambda: runner.state == "paused", timeout=30000)
+    behind = [m for m in messages if m.startswith("The plots show up to")]
+    assert len(behind) == 1 and "blocking calls" in behind[0]   # said once, not every slice
+    end = messages[-1]
+    assert end.startswith("Reached the end of the run (20 s).")
+    assert f"Plots end at {runner.plotted_until()} s" in end and runner.plotted_until() < 20
+    runner.reset()
