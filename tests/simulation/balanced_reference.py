@@ -21,7 +21,9 @@ too) then runs holding nothing. With ``means``, a
 request's service at the web replica is its draw × that replica's mean. A health
 check holds a web worker for its own cost. A heapq of events in
 integer nanoseconds, nothing shared with the engine. At one instant: give-ups, then
-freed workers, then arrivals downstream, then arrivals at the web replicas.
+freed workers, then arrivals downstream, then arrivals at the web replicas. As in the
+engine (stations.py), a worker freeing at most 100 ns after an arrival makes room for it
+(it starts then, not refused).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import heapq
 from dataclasses import dataclass, field
 
 GIVE_UP, FREE, DOWNSTREAM, EWMA, ARRIVE = range(5)
+TIE_MARGIN_NS = 100   # the engine's admission margin (admission_kernel.TIE_NS), restated: independent code
 ALPHA, FLOOR = 0.1, 1e-6   # least response time: weight of a new response; the least EWMA in the score
 WEB, API, DB, ASYNC, API_ASYNC = 0, 1, 2, 3, 4
 
@@ -172,13 +175,27 @@ class BalancedTier:
             self.load[rep] += 1
         if q.busy[rep] < q.workers:
             self._start(i, t, tier, rep)
-        elif len(q.queue[rep]) < q.limit:
+        elif len(q.queue[rep]) < q.limit or self._frees_within_margin(t, tier, rep, len(q.queue[rep])):
             self._set(r, tier, "waiting")
             q.queue[rep].append(i)
             heapq.heappush(self.ev, (t + q.patience, GIVE_UP, r.key, i, tier))
         else:
             self._set(r, tier, "refused")
             self._leave(i, t)
+
+    def _frees_within_margin(self, t: int, tier: int, rep: int, ahead: int) -> bool:
+        """Whether more than ``ahead`` workers of ``(tier, rep)`` free within the engine's
+        tie margin after ``t`` (stations.py: a start at most TIE_NS after an arrival counts
+        as no wait, so the request is not refused): then it gets one."""
+        frees = 0
+        for when, kind, _, j, ev_tier in self.ev:
+            if t < when <= t + TIE_MARGIN_NS:
+                held = self.reqs[j].held
+                if (kind == FREE and ev_tier in (WEB, DB) and (tier, rep) in held) or \
+                        (kind == FREE and ev_tier == ASYNC and tier == WEB and (WEB, rep) in held) or \
+                        (kind == FREE and ev_tier == API_ASYNC and tier == API and (API, rep) in held):
+                    frees += 1
+        return frees > ahead
 
     def _start(self, i: int, t: int, tier: int, rep: int) -> None:
         r = self.reqs[i]
