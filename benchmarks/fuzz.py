@@ -110,7 +110,7 @@ def clicks(doc, seed: int) -> str:
 
 
 def edits(doc, seed: int) -> str:
-    state = {"doc": doc}
+    state = {"doc": doc, "refused": 0}
 
     def act(sim, rng):
         kind, param, values = EDITS[int(rng.integers(len(EDITS)))]
@@ -121,9 +121,9 @@ def edits(doc, seed: int) -> str:
             try:
                 sim.update_document(new)
                 state["doc"] = new
-            except SimulationError:
-                pass   # refused with a message: the run goes on as it was
-    return _random_run(doc, seed, act)
+            except SimulationError:   # refused with a message: the run goes on as it was
+                state["refused"] += 1
+    return f"{_random_run(doc, seed, act)}, {state['refused']} edits refused"
 
 
 def main() -> None:
