@@ -36,6 +36,7 @@ import numpy as np
 
 from .balanced_window import BalancedWindow, lrt_in_front_of_stores
 from .blocking_holds import HeldWorkers, _sure_next_stations
+from .blocking_rooms import WaitingRooms
 from .blocking_window import EventWindow
 from .second_tier import SecondTierWindow
 from .compiler import CACHE, LB, SimulationError
@@ -48,7 +49,7 @@ STEP_S = 1e-9   # a horizon moves at least one nanosecond past the event that se
 HUGE_COUNT = 2**40   # "the waiting room may overflow": keeps a trial off the closed form
 
 
-class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
+class Blocking(HeldWorkers, WaitingRooms, EventWindow, BalancedWindow, SecondTierWindow):
     def _setup_blocking(self) -> None:
         net = self.net
         hold = self.stations.hold
@@ -66,6 +67,8 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
         self._bump: float | None = None
         self._bumps = 0                # one-nanosecond steps taken (ties at one instant)
         self._late_checks: dict[int, Batch] = {}   # health checks at blocking servers still waiting
+        if "_room_keys" not in self.__dict__:   # (kept through a recompile: their seconds may be closed)
+            self._room_setup()
         self._chunk: dict[int, int] = {}   # per level: arrivals per blocking station looked at in a sweep
         self._cur_inbox: list[list[Batch]] | None = None
         self._ev_depth = None          # a tier decided event by event (blocking_window.py)
@@ -104,15 +107,67 @@ class Blocking(HeldWorkers, EventWindow, BalancedWindow, SecondTierWindow):
 
     def _undecided_from(self) -> int | float:
         """The first second in which a request still waits undecided at a blocking server
-        (its failure, if it fails at arrival, is booked in that second): keep it open."""
+        and may yet be refused (its failure at arrival is booked in that second): keep it
+        open; and the current second while one known to be in its room waits
+        (blocking_rooms.py)."""
         first = math.inf
         for lv in self._hold_levels:
             p = self.pending[lv]
             if len(p):
-                w = np.isinf(p.start)
+                w = np.isinf(p.start) & ~self._in_room(p)
                 if w.any():
                     first = min(first, math.floor(float(p.arr[w].min())))
-        return first
+        return min(first, self._room_open_from())
+
+    def _decide_before_failure(self, going: np.ndarray) -> None:
+        """Blocking stations about to stop serving (at ``now``, a window's end) lose the
+        requests still undecided there (waiting, start = +inf), as ``node_failed``; but some
+        of them were refused at their arrival (the waiting room was full then) or gave up
+        waiting before ``now``, which only the releases before ``now`` decide. Those are all
+        known at a window's end (every level has reached it): so where the two trials of
+        the sweeps agree on a refusal or a give-up before ``now``, that is the request's
+        outcome, and the failure does not count it. (The event window decides them as
+        they happen; before 2026-11-30 the sweeps counted them as lost to the failure.)"""
+        hold = self.stations.hold
+        going = going[hold[going]]
+        if not len(going):
+            return
+        for lv in sorted(self._hold_levels):
+            p = self.pending[lv]
+            und = np.isinf(p.start) & np.isin(p.st, going) & ((p.flags & (FLAG_CHECK | FLAG_INTERNAL)) == 0) \
+                if len(p) else None
+            if und is None or not und.any():
+                continue
+            cand, self.pending[lv] = p.split(und)
+            late = self._late_checks.get(lv)   # health checks waiting there take places too (then lost)
+            checks = late.take(np.isin(late.st, going) & (late.arr < self.now)) if late is not None else Batch.empty()
+            cand = Batch.concat([cand, checks])
+            cand = cand.take(np.lexsort((cand.key, cand.arr, cand.st)))
+            self._cur_inbox = [[] for _ in self.net.levels]   # between windows: no arrivals in hand
+            try:
+                unc = self._known_releases(self.now, cand)
+                (bo, so), (bp, sp) = self._trial(cand, unc, True), self._trial(cand, unc, False)
+            finally:
+                self._cur_inbox = None
+            gave = lambda b: (b.flags & FLAG_TIMEOUT) != 0   # noqa: E731
+            refused = (so != ADMITTED) & (sp != ADMITTED) & (so == sp)
+            gave_up = (so == ADMITTED) & (sp == ADMITTED) & gave(bo) & gave(bp) & (bo.fin == bp.fin) \
+                & (bp.fin <= self.now)
+            user = (bp.flags & FLAG_CHECK) == 0
+            refused, gave_up = refused & user, gave_up & user
+            decided = refused | gave_up
+            cand = cand.take((cand.flags & FLAG_CHECK) == 0)
+            if not decided.any():
+                self.pending[lv] = Batch.concat([self.pending[lv], cand])
+                continue
+            lost = cand.take(~np.isin(cand.key, bp.key[decided]))   # still waiting: lost to the failure
+            self.pending[lv] = Batch.concat([self.pending[lv], lost])
+            full, quit_ = bp.take(refused), bp.take(gave_up)
+            if self._tracer is not None:
+                self._tracer.admitted(full, self.net, rejected=True)
+                self._tracer.admitted(quit_, self.net)
+            self._fail("queue_full", full.arr, full.key)
+            self._fail("timeout", quit_.fin, quit_.key)
 
     def _readmit_waiting(self, inbox: list[list[Batch]]) -> None:
         """After a recompile: requests left waiting (start = +inf) at stations that no

@@ -44,7 +44,7 @@ from typing import Any, Callable
 KERNEL_MODULES: tuple[str, ...] = ("simulation.least_choice", "simulation.admission_kernel", "simulation.admission_order",
                                   "simulation.latency_hist", "simulation.settle_kernels",
                                   "simulation.arrival_kernel", "simulation.choice_kernel",
-                                  "simulation.blocking_events",
+                                  "simulation.blocking_events", "simulation.room_kernel",
                                   "simulation.balanced_steps", "simulation.balanced_events")   # modules that define
 # kernels or their helpers (imported by warm(); their sources are the warm-up marker's fingerprint)
 _REGISTRY: list["Kernel"] = []

@@ -19,9 +19,18 @@ COUNTERS = ("forged_accepted", "forged_rejected", "stale_reads", "browser_hits",
             "write_conflicts", "id_collisions", "stale_page_views")
 
 
+_NS = 1_000_000_000
 _NO_MARKS = np.zeros(0)
 _NO_SNAP = np.zeros((0, 0), dtype=np.int64)
 _NO_DONE = np.zeros(0, dtype=np.bool_)
+
+
+def nanoseconds(t: np.ndarray) -> np.ndarray:
+    """Times in seconds as whole nanoseconds (rounded half up). Busy time is booked in
+    them: the pieces of an interval booked window by window then add up to exactly the
+    same total however the run was cut into windows (floats would differ in the last
+    bits, and a plot's number with them, with the step size)."""
+    return np.floor(np.asarray(t, dtype=float) * 1e9 + 0.5).astype(np.int64)
 
 
 def _fits(a: np.ndarray, dtype: type) -> bool:
@@ -42,7 +51,7 @@ class Ledger:
         self.lat_sum = np.zeros(rows)  # nanoseconds, integral
         self.hist = np.zeros((rows, N_BINS), dtype=np.int64)
         self.failed = np.zeros((rows, self.n_causes), dtype=np.int64)
-        self.busy = np.zeros((rows, self.n_stations))
+        self.busy = np.zeros((rows, self.n_stations), dtype=np.int64)   # nanoseconds (``nanoseconds``)
         self.done = np.zeros((rows, self.n_stations), dtype=np.int64)
         self.edges = np.zeros((rows, self.n_edges), dtype=np.int64)
         self.counts = np.zeros((rows, len(COUNTERS)), dtype=np.int64)   # see COUNTERS
@@ -144,32 +153,35 @@ class Ledger:
         arr += np.bincount(r * width + cols, minlength=self.rows * width)[:self.rows * width].reshape(self.rows, width)
 
     def book_busy(self, stations: np.ndarray, start: np.ndarray, fin: np.ndarray, t0: float, t1: float) -> None:
-        """Busy time of service intervals [start, fin) clipped to the window, split by second."""
+        """Busy time of service intervals [start, fin) clipped to the window, split by second,
+        in whole nanoseconds."""
         if self.can_scan(stations, start, fin, t0, t1):
             self.scan(stations, start, fin, start, np.zeros(len(stations), dtype=np.int8), 0, t0, t1)
             return
         lo = np.maximum(start, t0)
         hi = np.minimum(fin, t1)
-        keep = hi > lo
-        if not keep.any():
+        keep = hi > lo   # (not NaN, not empty)
+        lo, hi = nanoseconds(lo[keep]), nanoseconds(hi[keep])
+        more = hi > lo
+        if not more.any():
             return
-        s, lo, hi = stations[keep], lo[keep], hi[keep]
+        s, lo, hi = stations[keep][more], lo[more], hi[more]
         last = int(np.ceil(t1)) - self.base
         self._grow(last)
-        r0 = np.maximum(np.floor(lo).astype(np.int64) - self.base, 0)
-        r1 = np.maximum(np.ceil(hi).astype(np.int64) - 1 - self.base, 0)
+        r0 = np.maximum(lo // _NS - self.base, 0)
+        r1 = np.maximum((hi - 1) // _NS - self.base, 0)
         same = r0 == r1
         width = self.n_stations
         flat = self.busy.reshape(-1)
-        flat += np.bincount(r0[same] * width + s[same], weights=(hi - lo)[same], minlength=flat.size)[:flat.size]
+        np.add.at(flat, r0[same] * width + s[same], (hi - lo)[same])
         if not same.all():  # intervals across a second boundary: split them second by second
             s, lo, hi, r0, r1 = s[~same], lo[~same], hi[~same], r0[~same], r1[~same]
             for k in range(int(r0.min()), int(r1.max()) + 1):
-                a, b = k + self.base, k + self.base + 1.0
-                ov = np.minimum(hi, b) - np.maximum(lo, a)
+                a = (k + self.base) * _NS
+                ov = np.minimum(hi, a + _NS) - np.maximum(lo, a)
                 m = ov > 0
                 if m.any():
-                    self.busy[k] += np.bincount(s[m], weights=ov[m], minlength=width)
+                    np.add.at(self.busy[k], s[m], ov[m])
 
     @staticmethod
     def can_scan(st: np.ndarray, start: np.ndarray, fin: np.ndarray, t0: float, t1: float) -> bool:
@@ -208,7 +220,7 @@ class Ledger:
         """After a recompile: re-index station columns (old index -> new or -1); edges restart."""
         busy, done = self.busy, self.done
         self.n_stations, self.n_edges = n_stations, n_edges
-        self.busy = np.zeros((self.rows, n_stations))
+        self.busy = np.zeros((self.rows, n_stations), dtype=np.int64)
         self.done = np.zeros((self.rows, n_stations), dtype=np.int64)
         self.edges = np.zeros((self.rows, n_edges), dtype=np.int64)
         ok = station_map >= 0

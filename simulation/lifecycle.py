@@ -62,10 +62,10 @@ class Lifecycle:
             if a.next_decision > now + 1e-9:
                 continue
             a.next_decision = (math.floor(now / a.sc.interval_s + 1e-9) + 1) * a.sc.interval_s
-            node = self.net.node_ids[a.sc.node_index]
-            if self.metrics.n == 0:
+            recent = self._recent_node_util(a.sc.node_index, int(round(a.sc.interval_s)))
+            if len(recent) == 0:
                 continue
-            u = float(np.nanmean(self.metrics.recent_util(node, int(round(a.sc.interval_s)))))
+            u = float(np.nanmean(recent))
             slots = a.slots
             # replicas that count: provisioned, not failed (a failed one is replaced), not draining
             active = slots[st.provisioned[slots] & ~st.failed[slots] & (st.registered[slots] | ~st.booted[slots])]
@@ -126,6 +126,9 @@ class Lifecycle:
         return float(np.nextafter(t, np.inf)) if np.isfinite(t) else None
     def _apply_up(self) -> None:
         """Stations that stopped serving lose their requests and their local sessions."""
+        st = self.stations
+        if self._holding:   # what was decided before the failure is not lost to it (blocking.py)
+            self._decide_before_failure(np.flatnonzero(st.up & ~(st.provisioned & st.booted & ~st.failed)))
         down, _ = self.stations.refresh_up(self.now)
         if len(down) == 0:
             return

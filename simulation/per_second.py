@@ -51,11 +51,51 @@ class PerSecond:
         rows = [r if len(r[0]) == n else now for r in rows]   # kept before a live edit changed the stations
         return np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
 
+    def _node_util(self, busy: np.ndarray, up_rows: np.ndarray) -> np.ndarray:
+        """Each node's utilization per second (rows × nodes) from its stations' busy seconds
+        and which of them were up (rows × stations): busy time over the workers up, at most 1."""
+        k, n_nodes = busy.shape[0], len(self.net.node_ids)
+        has = self._node_count > 0
+        starts = self._node_first[has]
+        cap, total = np.zeros((k, n_nodes)), np.zeros((k, n_nodes))
+        if len(starts):   # a node's stations are contiguous and in node order
+            cap[:, has] = np.add.reduceat((self.net.st_workers * up_rows).astype(float), starts, axis=1)
+            total[:, has] = np.add.reduceat(busy, starts, axis=1)
+        return np.where(cap > 0, np.minimum(total / np.where(cap > 0, cap, 1.0), 1.0), 0.0)
+
+    def _recent_node_util(self, node_index: int, seconds: int) -> np.ndarray:
+        """A node's utilization in each of the last ``seconds`` whole seconds before now (fewer
+        if the run is younger): the closed seconds' rows, and the seconds still open (a
+        request that arrived in them is undecided at a blocking server) as their rows will
+        show them, from the busy time booked so far and the state each second kept. A
+        second before now has all its busy time booked whichever way the engine decides a
+        blocking tier (event by event or in sweeps), while how many seconds it has closed
+        differs: so the autoscaler, which reads this, decides the same on both."""
+        end = int(np.floor(self.now + 1e-9))
+        k = min(max(int(seconds), 1), end)
+        closed = self.metrics.seconds
+        first_open = max(closed, end - k)
+        old = self.metrics.recent_util(self.net.node_ids[node_index], closed - (end - k)) \
+            if end - k < closed else np.zeros(0)
+        if first_open >= end:
+            return np.asarray(old, dtype=float)
+        st, n = self.stations, self.net.n_stations
+        led = self.ledger
+        busy = np.zeros((end - first_open, n))
+        have = led.busy[first_open - led.base:end - led.base]   # (the ledger's base is the first open second)
+        busy[:len(have)] = have / 1e9                            # (rows it has not grown to are idle)
+        snaps = [self._state_snap.get(s, (st.up, None))[0] for s in range(first_open, end)]
+        up = np.array([u if len(u) == n else st.up for u in snaps])   # kept before a live edit changed the stations
+        return np.concatenate([old, self._node_util(busy, up)[:, node_index]])
+
     def _close_seconds(self, k: int) -> None:
         """Turn the ledger's k oldest seconds into metric rows (all at once)."""
         net = self.net
         sec = self.ledger.pop_seconds(k)
+        sec["busy"] = sec["busy"] / 1e9   # seconds (booked in nanoseconds)
         first = self.metrics.seconds + 1
+        if self._holding and len(self._room_keys):   # requests waiting undecided in their rooms (blocking_rooms.py)
+            self._snap_room(first, k)
         up_rows, exist_rows = self._states_of(first, k)
         n_nodes = len(net.node_ids)
         st_cap = net.st_workers * up_rows                       # k × stations: each second's own state
@@ -70,9 +110,8 @@ class PerSecond:
                 out[:, has] = np.add.reduceat(rows, starts, axis=1)
             return out
 
-        cap, ups = per_node(st_cap.astype(float)), per_node(up_rows.astype(float))
-        busy = per_node(sec["busy"])
-        util = np.where(cap > 0, np.minimum(busy / np.where(cap > 0, cap, 1.0), 1.0), 0.0)
+        ups = per_node(up_rows.astype(float))
+        util = self._node_util(sec["busy"], up_rows)
         # the busiest replica that is up: a saturated primary is not hidden by idle copies
         with np.errstate(invalid="ignore", divide="ignore"):
             st_util = np.where(st_cap > 0, np.minimum(sec["busy"] / np.where(st_cap > 0, st_cap, 1), 1.0), -np.inf)

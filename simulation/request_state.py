@@ -17,16 +17,7 @@ class RequestState:
     def _sessions(self, b: Batch) -> None:
         if not len(b):
             return
-        forged = ((b.flags & FLAG_FORGED) != 0) & (self.net.st_kind[b.st] == SERVER)
-        if forged.any():
-            # A tampered cookie is believed only where sessions live in unsigned cookies;
-            # everywhere else the user just gets an empty session (Flask's BadSignature).
-            st = b.st[forged]
-            believed = (self.net.st_sessions[st] == 2) & ~self.net.st_signed[st]
-            times = b.arr[forged]
-            self._count("forged_accepted", times[believed])
-            self._count("forged_rejected", times[~believed])
-            b.flags[forged] &= ~FLAG_FORGED
+        self._forged_cookies(b)
         if self._replicated:
             self._replication(b)
         if self._caches:
@@ -43,6 +34,21 @@ class RequestState:
         dbs = self._is_db_server[b.st]
         if dbs.any():
             b.flags[dbs] |= FLAG_DB_SESSION
+
+    def _forged_cookies(self, b: Batch) -> np.ndarray:
+        """Count the tampered cookies of ``b`` (admitted at servers), in the seconds they
+        arrived in, and clear their flags; returns which were."""
+        forged = ((b.flags & FLAG_FORGED) != 0) & (self.net.st_kind[b.st] == SERVER)
+        if forged.any():
+            # A tampered cookie is believed only where sessions live in unsigned cookies;
+            # everywhere else the user just gets an empty session (Flask's BadSignature).
+            st = b.st[forged]
+            believed = (self.net.st_sessions[st] == 2) & ~self.net.st_signed[st]
+            times = b.arr[forged]
+            self._count("forged_accepted", times[believed])
+            self._count("forged_rejected", times[~believed])
+            b.flags[forged] &= ~FLAG_FORGED
+        return forged
 
     def _local_sessions(self, b: Batch, at_local: np.ndarray) -> None:
         """Sessions in a server's memory: a request finds its user's session where the

@@ -21,13 +21,14 @@ _SALT = np.uint64(0xD6E8FEB86659FD93)
 _HOP = np.uint64(0xA0761D6478BD642F)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 _UNIT = 1.0 / 9007199254740992.0
+_NS = np.int64(1_000_000_000)
 
 
 def _scan_sample() -> tuple:
-    i64, f64 = np.int64, np.float64
+    i64 = np.int64
     return (np.array([0, 1, 1], dtype=i64), np.array([0.2, 0.5, 1.5]), np.array([0.7, 1.6, 2.5]),
             np.array([0.1, 0.2, 1.2]), np.zeros(3, dtype=np.int8), 4, 64, 0.0, 3.0, 0,
-            np.zeros((4, 2), dtype=f64), np.array([1.0, 2.0]), np.zeros((2, 2), dtype=i64),
+            np.zeros((4, 2), dtype=i64), np.array([1.0, 2.0]), np.zeros((2, 2), dtype=i64),
             np.zeros(3, dtype=np.bool_), np.zeros((4, 2), dtype=i64))
 
 
@@ -36,8 +37,8 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
     """One pass over a level's requests in the window [t0, t1):
 
     - busy time of [start, fin) clipped to the window, by second and station, into
-      ``busy`` (rows from ``base``), leaving out requests with a ``skip`` flag: as
-      ``Ledger.book_busy``;
+      ``busy`` (integer nanoseconds, rows from ``base``), leaving out requests with a
+      ``skip`` flag: as ``Ledger.book_busy``;
     - if ``marks`` (whole seconds in the window) is not empty: per mark and station, the
       requests waiting then (arr <= mark < start), into ``snap``: as ``_snap_waiting``;
     - if ``done`` is not empty: whether each request finishes before ``t1`` and, for the
@@ -51,8 +52,8 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
     rlo = max(np.int64(np.floor(t0)) - base, 0)
     rhi = max(np.int64(np.ceil(t1)) - 1 - base, 0)
     nr = max(rhi - rlo + 1, 0)   # none if t1 < t0: nothing is booked then
-    same = np.zeros((nr, width))
-    cross = np.zeros((nr, width))
+    same = np.zeros((nr, width), dtype=np.int64)
+    cross = np.zeros((nr, width), dtype=np.int64)
     any_cross = False
     n_marks = len(marks)
     m0 = marks[0] if n_marks else 0.0
@@ -69,7 +70,7 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
     # its running sum stays in a register until the cell changes (the same additions, in
     # the same order, without a store and load between two of them).
     cell = -1       # same's flat cell being summed in ``acc``
-    acc = 0.0
+    acc = np.int64(0)
     d_row = -1      # done_rows' cell being counted in ``d_count``
     d_st = 0
     d_count = 0
@@ -105,12 +106,16 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
                     d_count += 1
         if (fl & skip) != 0:
             continue
-        lo = a_s if a_s > t0 else t0
-        hi = f if f < t1 else t1
-        if a_s != a_s or f != f or not hi > lo:   # NaN or empty: as numpy's clip and ``keep``
+        lo_s = a_s if a_s > t0 else t0
+        hi_s = f if f < t1 else t1
+        if a_s != a_s or f != f or not hi_s > lo_s:   # NaN or empty: as numpy's clip and ``keep``
             continue
-        r0 = max(np.int64(np.floor(lo)) - base, 0)
-        r1 = max(np.int64(np.ceil(hi)) - 1 - base, 0)
+        lo = np.int64(np.floor(lo_s * 1e9 + 0.5))   # whole nanoseconds, as ledger.nanoseconds
+        hi = np.int64(np.floor(hi_s * 1e9 + 0.5))
+        if not hi > lo:
+            continue
+        r0 = max(lo // _NS - base, 0)
+        r1 = max((hi - 1) // _NS - base, 0)
         if r0 == r1:
             c = (r0 - rlo) * width + s
             if c != cell:
@@ -122,8 +127,8 @@ def scan_level(st, start, fin, arr, flags, skip, internal, t0, t1, base, busy, m
         else:
             any_cross = True
             for k in range(r0, r1 + 1):
-                a = np.float64(k + base)
-                b = a + 1.0
+                a = (k + base) * _NS
+                b = a + _NS
                 ov = (hi if hi < b else b) - (lo if lo > a else a)
                 if ov > 0:
                     cross[k - rlo, s] += ov

@@ -53,6 +53,7 @@ class Window:
         marks = [float(k) for k in range(math.floor(t0) + 1, math.floor(t1 + 1e-9) + 1)]
         if self._holding:   # blocking servers: sweeps over the levels (blocking.py)
             self._blocking_window(t0, t1, inbox, marks)
+            self._refusals_known(t1)   # the waiting rooms' refusals so far (blocking_rooms.py)
         else:
             for lv in range(len(net.levels)):
                 checks = self._due_checks(lv)   # health checks at this level's backends (health.py)

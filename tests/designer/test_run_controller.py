@@ -112,14 +112,16 @@ def test_the_event_loop_answers_within_100_ms_during_a_run(qtbot, run):
 
 
 def test_plots_waiting_behind_the_clock_are_explained(qtbot):
-    # a saturated tier of sync servers (blocking calls) with 30 s of patience: each second is
-    # plotted once the requests that arrived in it are decided, seconds behind the clock
+    # a saturated tier of sync servers (blocking calls) with 30 s of patience and waiting rooms
+    # too large to count exactly (10,000 places: estimated from the wait): each second is plotted
+    # once the requests that arrived in it are known refused or not, seconds behind the clock
+    # (with the default 1,000 places that is known at once: docs/engine.md)
     from simulation.document import Document, NodeData
     d = Document()
     d.add_node(NodeData("users", "client", params={"rate_rps": 300.0}))
     d.add_node(NodeData("lb", "load_balancer", params={"algorithm": "round_robin"}))
     d.add_node(NodeData("web", "server", params={"replicas": 2, "workers": 4, "capacity_rps": 400.0,
-                                                 "blocking_calls": True}))
+                                                 "blocking_calls": True, "queue_limit": 10_000}))
     d.add_node(NodeData("db", "database", params={"read_capacity_rps": 200.0, "connections": 4}))
     for s, t in (("users", "lb"), ("lb", "web"), ("web", "db")):
         d.add_edge(s, t)

@@ -2,7 +2,8 @@
 
 Arrivals (at the web replicas, as round robin sent them) → blocking web servers with
 ``c`` workers each, a waiting room and a patience → a database with ``k`` connections,
-a waiting room and a patience, which may fail and recover. A web worker is held from
+a waiting room and a patience, which may fail and recover, as may each web replica. A
+web worker is held from
 the start of its request's service until that request's database query ends, gives
 up, is refused or is lost: then the worker takes the next request of its replica's
 FIFO queue. Health checks are requests at the web replicas that hold a worker for
@@ -33,7 +34,7 @@ TIE = 100   # ns (simulation.stations.TIE_NS)
 
 # event kinds, in the order they are handled at one instant: releases first (the engine
 # starts a request at max(free, arrival)), then arrivals, then give-ups (at T + TIE)
-RELEASE, DB_FAIL, DB_RECOVER, WEB_DONE, ARRIVE, DB_END, WEB_PATIENCE = range(7)
+RELEASE, DB_FAIL, DB_RECOVER, WEB_DONE, ARRIVE, DB_END, WEB_PATIENCE, WEB_FAIL, WEB_RECOVER = range(9)
 
 
 @dataclass
@@ -43,8 +44,10 @@ class Entry:
     replica: int
     check: bool
     service: int
-    status: str = "undecided"     # undecided, admitted, started, refused, gave_up
+    status: str = "undecided"     # undecided, admitted, started, refused, gave_up, lost
     start: int | None = None
+    lost: int | None = None       # when its replica failed while it waited or was in service
+    gen: int = 0                  # its replica's life (a failure starts another) when it started
     ahead: list = field(default_factory=list)   # those waiting when it arrived
 
 
@@ -65,10 +68,20 @@ class Outcome:
 
 class BlockingTier:
     def __init__(self, *, replicas: int, workers: int, web_limit: int, web_timeout: int, connections: int,
-                 db_limit: int, db_timeout: int, db_fail: int | None = None, db_recover: int | None = None) -> None:
+                 db_limit: int, db_timeout: int, db_fail: int | None = None, db_recover: int | None = None,
+                 web_fails: tuple = ()) -> None:
+        """``web_fails``: (replica, fails at, recovers at) in ns. A failed replica loses the
+        requests waiting there and those in its own service (``node_failed``); one waiting
+        undecided is first decided (refused at its arrival, or lost), counting those ahead of
+        it lost then as waiting until the failure. Those at the database go on; their workers
+        are gone (the replica recovers with all its workers free)."""
         self.c, self.web_limit, self.web_T = workers, web_limit, web_timeout
         self.k, self.db_limit, self.db_T = connections, db_limit, db_timeout
         self.free = [workers] * replicas
+        self.up = [True] * replicas
+        self.gen = [0] * replicas
+        self.in_web: list[list[Entry]] = [[] for _ in range(replicas)]   # in their own service there
+        self.started_gen: dict[int, int] = {}
         self.queue: list[list[Entry]] = [[] for _ in range(replicas)]
         self.db_free = [0] * connections
         self.db_leaves: list[int] = []        # when the database's admitted requests leave its waiting room
@@ -85,6 +98,9 @@ class BlockingTier:
             self._push(db_fail, DB_FAIL, None)
         if db_recover is not None:
             self._push(db_recover, DB_RECOVER, None)
+        for r, down, back in web_fails:
+            self._push(down, WEB_FAIL, r)
+            self._push(back, WEB_RECOVER, r)
 
     def _push(self, t: int, kind: int, data) -> None:
         self.seq += 1
@@ -104,13 +120,17 @@ class BlockingTier:
             while marks and marks[0] < t:   # the waiting requests at a whole second
                 self._mark(marks.pop(0))
             getattr(self, ("_release", "_db_fail", "_db_recover", "_web_done", "_arrive", "_db_end",
-                           "_web_patience")[kind])(t, data)
+                           "_web_patience", "_web_fail", "_web_recover")[kind])(t, data)
         for m in marks:   # after the last event before ``until``: the queues stay as they are
             self._mark(m)
         return self.out
 
     # ----- the web replicas --------------------------------------------------------------
     def _arrive(self, t: int, e: Entry) -> None:
+        if not self.up[e.replica]:   # the balancer has not noticed yet
+            if not e.check:
+                self.out[e.key] = Outcome("failed", "backend_down", t, t)
+            return
         q = self.queue[e.replica]
         e.ahead = list(q)
         q.append(e)
@@ -122,9 +142,10 @@ class BlockingTier:
     def _decide(self, e: Entry) -> bool:
         """Admit or refuse an undecided request (everyone waiting when it came is resolved)."""
         if e.status == "undecided":
-            assert all(x.status in ("started", "refused", "gave_up") for x in e.ahead)
+            assert all(x.status in ("started", "refused", "gave_up", "lost") for x in e.ahead)
             waiting = sum(1 for x in e.ahead if (x.status == "started" and x.start > e.a + TIE)
-                          or (x.status == "gave_up" and x.a + self.web_T > e.a + TIE))
+                          or (x.status == "gave_up" and x.a + self.web_T > e.a + TIE)
+                          or (x.status == "lost" and (x.lost if x.start is None else x.start) > e.a + TIE))
             if self.web_limit and waiting >= self.web_limit:
                 self._refuse(e)
                 return False
@@ -140,17 +161,18 @@ class BlockingTier:
 
     def _serve(self, r: int, t: int) -> None:
         q = self.queue[r]
-        while q and self.free[r]:
+        while q and self.free[r] and self.up[r]:
             e = q[0]
             if not self._decide(e):
                 continue
             q.pop(0)
-            e.status, e.start = "started", t
+            e.status, e.start, e.gen = "started", t, self.gen[r]
+            self.in_web[r].append(e)
             self.free[r] -= 1
             self._push(t + e.service, WEB_DONE, e)
 
     def _web_patience(self, t: int, e: Entry) -> None:
-        if e.status in ("started", "refused"):
+        if e.status in ("started", "refused", "lost"):
             return
         if self.web_limit == 0:   # no worker within the tie tolerance
             self._refuse(e)
@@ -161,20 +183,47 @@ class BlockingTier:
                 self.out[e.key] = Outcome("failed", "timeout", e.a + self.web_T, e.a)
 
     def _web_done(self, t: int, e: Entry) -> None:
-        if e.check:
-            self._release(t, e.replica)
+        if e.status == "lost":
             return
+        self.in_web[e.replica].remove(e)
+        if e.check:
+            self._release(t, (e.replica, e.gen))
+            return
+        self.started_gen[e.key] = e.gen
         self.web_start[e.key] = e.start
         self.arrival[e.key] = e.a
         self._db_arrive(t, e.key, e.replica)
 
-    def _release(self, t: int, replica: int) -> None:
+    def _release(self, t: int, data: tuple[int, int]) -> None:
+        replica, gen = data
+        if gen != self.gen[replica]:   # a worker of the replica's life before its failure
+            return
         self.free[replica] += 1
         self._serve(replica, t)
 
     def _end(self, t: int, key: int, replica: int, outcome: str, cause: str | None) -> None:
         self.out[key] = Outcome(outcome, cause, t, self.arrival[key], self.web_start[key])
-        self._push(t, RELEASE, replica)
+        self._push(t, RELEASE, (replica, self.started_gen[key]))
+
+    def _web_fail(self, t: int, r: int) -> None:
+        self.up[r] = False
+        for e in list(self.queue[r]):   # in arrival order: each decided with those ahead of it
+            if e.status == "undecided" and not self._decide(e):
+                continue
+            e.status, e.lost = "lost", t
+            if not e.check:
+                self.out[e.key] = Outcome("failed", "node_failed", t, e.a)
+        for e in self.in_web[r]:
+            e.status, e.lost = "lost", t
+            if not e.check:
+                self.out[e.key] = Outcome("failed", "node_failed", t, e.a, e.start)
+        self.queue[r], self.in_web[r] = [], []
+        self.gen[r] += 1
+        self.free[r] = 0
+
+    def _web_recover(self, t: int, r: int) -> None:
+        self.up[r] = True
+        self.free[r] = self.c
 
     # ----- the database ------------------------------------------------------------------
     def _db_arrive(self, t: int, key: int, replica: int) -> None:

@@ -112,10 +112,9 @@ def test_the_reproducer_gives_the_discrete_event_pass_numbers(monkeypatch):
 def assert_same_as_the_pass(doc: Document, until: float, monkeypatch, clicks=()) -> dict:
     """The sweeps and the discrete-event pass end every request the same way at the same
     nanosecond (± 1 for rounding); ``clicks``: (time, fail|recover, node, replica) done
-    between two calls of run_until, as a user clicks. The one documented difference
-    (docs/engine.md): a request the sweeps had not decided yet when its server failed is
-    lost there (node_failed, at the click), though it had been refused before (within
-    one patience of the web servers: only the requests ahead of it were undecided)."""
+    between two calls of run_until, as a user clicks. (Before 2026-11-30 a request the
+    sweeps had not decided yet when its server failed was lost there, node_failed at the
+    click, though it had been refused before: blocking.py's _decide_before_failure.)"""
     out = {}
     for flag in ("0", "1"):
         monkeypatch.setenv("SCALELAB_BLOCKING_EVENTS", flag)
@@ -133,11 +132,7 @@ def assert_same_as_the_pass(doc: Document, until: float, monkeypatch, clicks=())
                          if tr.outcome != "in_flight"})
     (t0, ends0), (t1, ends1) = out["0"], out["1"]
     both = ends0.keys() & ends1.keys()
-    clicked = {ns(c[0]) for c in clicks if c[1] == "fail"}
-    patience = ns(float(doc.params("web")["timeout_s"]))
-    undecided = [k for k in both if ends0[k][1] == "node_failed" and ends0[k][2] in clicked
-                 and ends1[k][0] == "failed" and ends0[k][2] - patience <= ends1[k][2] <= ends0[k][2]]
-    wrong = [(k, ends0[k], ends1[k]) for k in both - set(undecided)
+    wrong = [(k, ends0[k], ends1[k]) for k in both
              if ends0[k][:2] != ends1[k][:2] or abs(ends0[k][2] - ends1[k][2]) > 1]
     assert wrong == []
     assert t0["served"] == t1["served"]

@@ -156,7 +156,8 @@ def test_sync_and_async_servers_side_by_side_move_each_users_session_in_arrival_
     assert t["sessions_lost"] > 1000
     # the requests still waiting, undecided, at the sync replica when it failed are traced too
     # (before 2026-11-30 they had no trace at all)
-    assert sum(tr.cause == "node_failed" for tr in sim.traces()) == t["failed_by_cause"]["node_failed"] > 20
+    # (the room, 20 places, was full: all lost with it)
+    assert sum(tr.cause == "node_failed" for tr in sim.traces()) == t["failed_by_cause"]["node_failed"] >= 20
     assert_same_however_sliced(doc, 6.0, 11)
 
 
