@@ -27,8 +27,8 @@ import numpy as np
 from .balanced_events import ALGO_LC, ALGO_LRT, ALGO_P2C, NO_BACKEND, balanced_events
 from .admission_kernel import DOWN, QUEUE_FULL
 from .blocking_events import TIE
-from .compiler import CACHE, DATABASE, SimulationError
-from .exact_balance import _ewma_upto
+from .compiler import SimulationError
+from .exact_balance import _ewma_upto, exact_applies
 from .flight import FLAG_CHECK, FLAG_TIMEOUT, Batch
 from .journey_groups import JourneyGroups
 from .randomness import PICK, PICK2, TIE as TIE_SALT, uniform
@@ -36,11 +36,24 @@ from .randomness import PICK, PICK2, TIE as TIE_SALT, uniform
 ALGOS = {"least_connections": ALGO_LC, "least_response_time": ALGO_LRT, "power_of_two": ALGO_P2C}
 
 
-def lrt_in_front_of_stores(net, balancers: list) -> bool:
-    """Least response time in front of databases or caches (a session read adds service
-    there): exact_balance.py's slower path, in one-tick windows."""
-    return any(bs.bal.algorithm == "least_response_time"
-               and np.isin(net.st_kind[bs.bal.backends], (DATABASE, CACHE)).any() for bs in balancers)
+def lrt_on_the_slow_path(sim) -> bool:
+    """Whether a least-response-time balancer decides on the tick-by-tick path
+    (exact_balance.exact_applies says when: databases or caches behind it, a sticky one
+    sharing its users' cookies with a blind one, one beside a blind sticky one, ...) in
+    front of backends that no blocking tier's pass decides: it reads the response times as
+    of the window's start, so its windows must be one tick long (a window cut where a
+    run was stopped gave other choices: the numbers changed with how the run was
+    stepped; before 2026-11-30 only the first of these cases had one-tick windows)."""
+    net = sim.net
+    reached = net.reached()
+    for i, bs in enumerate(sim.balancers):
+        if bs.bal.algorithm != "least_response_time" or not reached[bs.bal.station]:
+            continue
+        if sim._holding and (net.st_level[bs.bal.backends] >= sim._lb).any():
+            continue   # in front of or behind blocking servers: _balanced_setup decides
+        if not exact_applies(sim, sim._peers([i])):
+            return True
+    return False
 
 
 class BalancedWindow(JourneyGroups):
@@ -63,7 +76,7 @@ class BalancedWindow(JourneyGroups):
         chosen_here = set(self._ev_bal.tolist()) if self._ev_bal is not None else set()
         chosen_here |= set(self._ev_choice)   # downstream, in the event window (choice_hops.py)
         self._one_tick = (
-            lrt_in_front_of_stores(net, self.balancers)
+            lrt_on_the_slow_path(self)
             or any(bs.bal.algorithm in aware and i not in chosen_here and net.reached()[bs.bal.station]
                    and (net.st_level[bs.bal.backends] >= self._lb).any() for i, bs in enumerate(self.balancers)))
 

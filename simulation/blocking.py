@@ -34,7 +34,7 @@ import math
 
 import numpy as np
 
-from .balanced_window import BalancedWindow, lrt_in_front_of_stores
+from .balanced_window import BalancedWindow, lrt_on_the_slow_path
 from .blocking_holds import HeldWorkers, _sure_next_stations
 from .blocking_rooms import WaitingRooms
 from .blocking_window import EventWindow
@@ -85,7 +85,7 @@ class Blocking(HeldWorkers, WaitingRooms, EventWindow, BalancedWindow, SecondTie
         self._ev_bal = None            # balancers that choose in the event window (balanced_window.py)
         self._ev_choice: list[int] = []   # balancers downstream that it follows (choice_hops.py)
         self._ev_lb_out: list[Batch] = []
-        self._one_tick = lrt_in_front_of_stores(net, self.balancers)   # with blocking servers: _balanced_setup
+        self._one_tick = not self._holding and lrt_on_the_slow_path(self)   # with blocking servers: _balanced_setup
         # several primaries: their levels are admitted in stretches no longer than the lag
         # (window.py's _admit_primaries), so windows can be long (a balancer never sends to a
         # database: their requests all come through the level's admission)
@@ -270,6 +270,18 @@ class Blocking(HeldWorkers, WaitingRooms, EventWindow, BalancedWindow, SecondTie
         if marks:
             self._snap_waiting(b, marks)
 
+    def _book_before(self, lv: int, keys: np.ndarray, h: float) -> None:
+        """Requests just decided at a blocking level (``keys``) that started before its
+        horizon ``h`` (by at most ``STEP_S``: the horizon moved one nanosecond past a start):
+        book their service before ``h``, which the level's settling from ``h`` on leaves
+        out. (Before 2026-11-30 that nanosecond was lost, so a utilization differed in its
+        last printed digit with how the run was stepped.)"""
+        p = self.pending[lv]
+        early = np.isin(p.key, keys) & (p.start < h) & ((p.flags & FLAG_TIMEOUT) == 0)
+        if early.any():
+            st, start, fin = p.st[early], p.start[early], np.minimum(p.fin[early], h)
+            self.ledger.book_busy(st, start, fin, float(start.min()), h)
+
     def _admit_whole_level(self, lv: int, inbox: list[list[Batch]], t1: float) -> None:
         checks = self._due_checks(lv)
         if inbox[lv] or len(checks) or (self._replicated and lv in self._apply_levels):
@@ -397,6 +409,7 @@ class Blocking(HeldWorkers, WaitingRooms, EventWindow, BalancedWindow, SecondTie
                 self._add_holds()
                 if len(deferred):
                     self._snap_decided(lv, deferred.key, h)
+                    self._book_before(lv, deferred.key, h)
             self._put_back(lv, Batch.concat([cand.take(~keep) if len(cand) else cand, later,
                                              other.take(~now_other)]), F, inbox)
         finally:
@@ -457,7 +470,7 @@ class Blocking(HeldWorkers, WaitingRooms, EventWindow, BalancedWindow, SecondTie
         real = self.stations
         st = copy.copy(real)
         st.free, st.ring, st.count, st.new_holds = real.free.copy(), real.ring.copy(), real.count.copy(), []
-        in_system = np.bincount(self.pending[int(self.net.st_level[cand.st[0]])].st, minlength=self.net.n_stations)
+        in_system = self._in_system(int(self.net.st_level[cand.st[0]]))
         if optimistic:
             s, w, lb = unc
             st.free[s, w] = lb

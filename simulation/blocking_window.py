@@ -249,8 +249,7 @@ class EventWindow(Journeys):
         real = self.stations
         trial = copy.copy(real)
         trial.free, trial.ring, trial.count, trial.new_holds = real.free.copy(), real.ring.copy(), real.count.copy(), []
-        in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
-        admitted = trial.admit(others, in_system)[0]
+        admitted = trial.admit(others, self._in_system(lv))[0]
         if len(admitted) and self._is_db_server[admitted.st].any():   # as _sessions will mark them
             admitted.flags = admitted.flags | np.where(self._is_db_server[admitted.st], FLAG_DB_SESSION,
                                                        0).astype(admitted.flags.dtype)

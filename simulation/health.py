@@ -106,6 +106,35 @@ class CheckArrivals:
         taken, checks[level] = b.split(due)
         return taken
 
+    def _note_checks_in(self, checks: Batch) -> None:
+        """Admitted health checks: each holds a place at its station until it leaves (its end,
+        or when it gives up), though it is not in ``pending`` (``_in_system``)."""
+        st, fin = self._checks_in_system()
+        self._checks_in = (self.net, np.concatenate([st, checks.st]), np.concatenate([fin, checks.fin]))
+
+    def _checks_in_system(self) -> tuple[np.ndarray, np.ndarray]:
+        """(station, leaves at) of the admitted checks that may not have left yet."""
+        kept = getattr(self, "_checks_in", None)
+        if kept is None or kept[0] is not self.net:   # (a recompile renumbers the stations)
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        _, st, fin = kept
+        if len(fin) and (fin <= self.now).any():
+            st, fin = st[fin > self.now], fin[fin > self.now]
+            self._checks_in = (self.net, st, fin)
+        return st, fin
+
+    def _in_system(self, lv: int) -> np.ndarray:
+        """Requests at each station of level ``lv`` (waiting or in service) when its arrivals
+        are admitted, health checks included: the admission's closed form for one worker
+        holds only while this many plus the new arrivals fit in the waiting room (with
+        checks left out, a room full of them admitted a request it refuses, depending on
+        how the run was stepped). Requests that have left since the count are still in it:
+        it is an upper bound, which is safe (the exact path is taken)."""
+        n = self.net.n_stations
+        counts = np.bincount(self.pending[lv].st, minlength=n)
+        st, _ = self._checks_in_system()
+        return counts + np.bincount(st, minlength=n) if len(st) else counts
+
     def _admit_users(self, batch: Batch, in_system: np.ndarray) -> tuple[Batch, Batch, Batch]:
         """``stations.admit``, with the health checks among the arrivals taken out again
         once admitted: their worker time is booked (utilization), nothing else."""
@@ -121,6 +150,7 @@ class CheckArrivals:
         is_check = (admitted.flags & FLAG_CHECK) != 0
         if is_check.any():
             checks, admitted = admitted.split(is_check)
+            self._note_checks_in(checks)
             ran = (checks.flags & FLAG_TIMEOUT) == 0      # a check that would wait too long never runs
             if ran.any():
                 st, start, fin = checks.st[ran], checks.start[ran], checks.fin[ran]

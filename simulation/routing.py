@@ -305,8 +305,7 @@ class Routing:
             if self._holding and lv >= self._lb:   # blocking servers admit in their sweeps (blocking.py)
                 self._cur_inbox[lv].append(part)
                 continue
-            in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
-            admitted, full, down = self._admit_users(part, in_system)
+            admitted, full, down = self._admit_users(part, self._in_system(lv))
             full, down = full.users_only(), down.users_only()
             self._fail("queue_full", full.arr, full.key)
             self._fail("backend_down", down.arr, down.key)

@@ -246,8 +246,7 @@ class Window:
     def _admit(self, lv: int, batch: Batch) -> None:
         if not len(batch):
             return
-        in_system = np.bincount(self.pending[lv].st, minlength=self.net.n_stations)
-        self._commit_admission(lv, *self._admit_users(batch, in_system))
+        self._commit_admission(lv, *self._admit_users(batch, self._in_system(lv)))
 
     def _commit_admission(self, lv: int, admitted: Batch, full: Batch, down: Batch) -> None:
         """What follows a level's admission: refusals fail, sessions move, the admitted wait."""

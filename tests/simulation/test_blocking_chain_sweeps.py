@@ -186,3 +186,24 @@ def test_a_worker_freeing_within_the_tie_margin_makes_room_in_the_model_too():
                 db_rps=60.0, seed=1975, duration=4.0)
     sim, wrong, causes = compare(doc, 4.0)
     assert wrong == [] and causes["queue_full"] > 20 and causes["answered"] > 50
+
+
+def test_an_api_tier_keeping_sessions_in_the_database_ends_every_request_as_the_pass(monkeypatch):
+    """Found by fuzzing (random_topology(1168, tiers=True)): sync web servers → sync API
+    servers that keep sessions in the database → the database, all writes. A request still
+    waiting at the API when a window began had its journey drawn without the session read
+    its admission there asks of the database: the pass predicted its worker's release 4 ms
+    early and the run stopped with "a worker was released at another time than predicted"."""
+    d = Document()
+    d.add_node(NodeData("users", "client", params={"rate_rps": 150.0, "read_ratio": 0.0, "users": 3000}))
+    d.add_node(NodeData("web", "server", params={"capacity_rps": 20.0, "workers": 4, "replicas": 3, "queue_limit": 0,
+                                                 "timeout_s": 0.1, "blocking_calls": True}))
+    d.add_node(NodeData("api", "server", params={"capacity_rps": 800.0, "workers": 2, "replicas": 3,
+                                                 "blocking_calls": True, "sessions": "database"}))
+    d.add_node(NodeData("db", "database", params={"connections": 8, "read_capacity_rps": 2000.0,
+                                                  "write_capacity_rps": 100.0, "queue_limit": 50}))
+    for a, b in (("users", "web"), ("web", "api"), ("api", "db")):
+        d.add_edge(a, b)
+    d.set_settings(seed=1168, duration_s=12.0)
+    t = assert_same_as_the_pass(d, 12.0, monkeypatch)
+    assert t["served"] > 300 and t["failed_by_cause"]["queue_full"] > 100
