@@ -156,11 +156,14 @@ class Blocking(HeldWorkers, WaitingRooms, EventWindow, BalancedWindow, SecondTie
             user = (bp.flags & FLAG_CHECK) == 0
             refused, gave_up = refused & user, gave_up & user
             decided = refused | gave_up
-            cand = cand.take((cand.flags & FLAG_CHECK) == 0)
             if not decided.any():
-                self.pending[lv] = Batch.concat([self.pending[lv], cand])
+                self.pending[lv] = Batch.concat([self.pending[lv], cand.take((cand.flags & FLAG_CHECK) == 0)])
                 continue
-            lost = cand.take(~np.isin(cand.key, bp.key[decided]))   # still waiting: lost to the failure
+            if np.array_equal(bp.key, cand.key) and np.array_equal(bp.arr, cand.arr):   # the same order: by place
+                lost = cand.take(~decided & ((cand.flags & FLAG_CHECK) == 0))
+            else:   # (a live edit of a client's rate may repeat a key: by place where it can)
+                cand = cand.take((cand.flags & FLAG_CHECK) == 0)
+                lost = cand.take(~np.isin(cand.key, bp.key[decided]))
             self.pending[lv] = Batch.concat([self.pending[lv], lost])
             full, quit_ = bp.take(refused), bp.take(gave_up)
             if self._tracer is not None:

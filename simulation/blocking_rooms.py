@@ -53,11 +53,14 @@ class WaitingRooms:
             if not cand_mask.any():
                 continue
             parts = [p.take(cand_mask)]
+            where = [np.flatnonzero(cand_mask)]   # each candidate's place in ``p`` (-1: a check)
             late = self._late_checks.get(lv)   # health checks waiting there take places too
             if late is not None and len(late):
                 parts.append(late.take(exact[late.st] & (late.arr < t1 - MARGIN_S)))
+                where.append(np.full(len(parts[-1]), -1, dtype=np.int64))
             cand = Batch.concat(parts)
-            cand = cand.take(np.lexsort((cand.key, cand.arr, cand.st)))   # the admission's order (ties by key)
+            order = np.lexsort((cand.key, cand.arr, cand.st))   # the admission's order (ties by key)
+            cand, where = cand.take(order), np.concatenate(where)[order]
             refused = np.zeros(len(cand), dtype=np.bool_)
             args = (cand.st, cand.arr, st.ring.copy(), st.ring_off, st.ring_len, st.count.copy(), net.st_queue_limit,
                     st._timeout_ns, st.rate, refused)
@@ -68,11 +71,13 @@ class WaitingRooms:
                 inside = cand.take(user & ~refused)
                 forged = self._forged_cookies(inside)
                 if forged.any():
-                    hit = np.isin(p.key, inside.key[forged])
-                    p.flags = np.where(hit, p.flags & ~p.flags.dtype.type(FLAG_FORGED), p.flags)
+                    p.flags = p.flags.copy()
+                    p.flags[where[user & ~refused][forged]] &= ~p.flags.dtype.type(FLAG_FORGED)
             full = cand.take(user & refused)
-            if len(full):
-                self.pending[lv] = p.take(~np.isin(p.key, full.key))
+            if len(full):   # (by place, not by key: a live edit of a client's rate may repeat a key)
+                keep = np.ones(len(p), dtype=bool)
+                keep[where[user & refused]] = False
+                self.pending[lv] = p.take(keep)
                 if self._tracer is not None:
                     self._tracer.admitted(full, net, rejected=True)
                 self._fail("queue_full", full.arr, full.key)

@@ -132,6 +132,30 @@ def test_a_sticky_least_response_time_balancer_beside_a_blind_sticky_one_gives_t
     assert_same_however_sliced(d, 10.0, seed)
 
 
+def test_live_edits_of_a_clients_rate_lose_no_request_at_a_saturated_sync_tier():
+    """Found by fuzzing live edits (benchmarks/fuzz.py edits 712, tiers and data): a client's
+    rate edited twice within a second regenerates that second's arrivals, and a request key
+    can repeat. The waiting rooms' refusals took their requests out by key: with a repeated
+    key, a request still waiting vanished from the books (arrived ≠ served + failed + in
+    flight). They go by place now."""
+    doc = loads(dumps(random_topology(712, duration_s=12.0, tiers=True, data=True)))
+    sim = Simulation(doc)
+    edits = [(1.87, "s0", {"sessions": "local"}), (4.61, "s0", {"sessions": "cookie"}), (5.42, "s0", {"workers": 8}),
+             (6.76, "api", {"blocking_calls": False}), (8.13, "c0", {"rate_rps": 1500.0}),
+             (8.83, "c0", {"rate_rps": 1500.0}), (10.0, "api", {"replicas": 1})]
+    for at, node, params in edits:
+        sim.run_until(at)
+        new = loads(dumps(doc))
+        new.set_params(node, params)
+        sim.update_document(new)
+        doc = new
+        t = sim.totals()
+        assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"], at
+    sim.run_until(12.0)
+    t = sim.totals()
+    assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"] and t["failed_by_cause"]["queue_full"] > 1000
+
+
 @pytest.mark.parametrize("seed", range(100, 160))
 def test_no_random_file_with_random_failures_hangs_or_loses_a_request(seed):
     doc = loads(dumps(random_topology(seed, duration_s=10.0)))   # a valid file, as the loader sees it
