@@ -18,8 +18,10 @@ from .arrival_blocks import FAST, ClientStream, block_grid, reference_block
 from .flight import Batch, FLAG_FORGED, FLAG_NOT_MODIFIED
 from .health import CheckArrivals
 from .page_views import stale_share
-from .randomness import block_generator, BROWSER, BROWSER_STALE, ENTRY, FORGE, NOT_MODIFIED, REPLICA, uniform
+from .randomness import block_generator, BROWSER, BROWSER_STALE, ENTRY, FORGE, NOT_MODIFIED, REPLICA, mix64, uniform
 from .redundancy import EntryFailover
+
+_EDIT_SALT = np.uint64(0x2545F4914F6CDD1D)   # keys of a client's arrivals after a live edit
 
 FAST_ARRIVALS = FAST   # whole windows of seconds at once; False: second by second (the same numbers)
 
@@ -102,10 +104,24 @@ class Arrivals(CheckArrivals, EntryFailover):
                 out.append(cols[0] if len(cols) == 1 else np.concatenate(cols))
         return tuple(out)
 
+    def _edited_keys(self, c, keys: np.ndarray) -> np.ndarray:
+        """The request keys of a client whose arrivals a live edit changed (its rate, pattern,
+        users, …): mixed with the edit's number. A second regenerated with other parameters
+        draws its keys from the same words as before, shifted: without the mix, requests
+        after the edit repeated the keys of requests before it in that second (82 of 1,880
+        in three seconds after a rate edit of a ramp), and whatever follows a request by
+        its key (held workers, traces, sessions) confused the two."""
+        salt = getattr(self, "_key_salts", {}).get(c.node_id, 0)
+        if not salt or not len(keys):
+            return keys
+        with np.errstate(over="ignore"):
+            return mix64(keys ^ (np.uint64(salt) * _EDIT_SALT))
+
     def _new_blocks(self, st: ClientStream, c, b0: int, b1: int) -> tuple[tuple, bool]:
         """Seconds [b0, b1) of ``c``, with forged flags and browser caches (None: all 0/False),
         and whether their times are in order; keeps the last second for the next window."""
         (times, users, cls, keys, items), start, in_order = st.blocks(b0, b1)
+        keys = self._edited_keys(c, keys)
         flags = None
         if c.forged_share > 0 or c.max_age_s > 0 or c.etag:
             flags = np.zeros(len(times), dtype=np.int8)
@@ -153,6 +169,7 @@ class Arrivals(CheckArrivals, EntryFailover):
         cum, edges = block_grid(block, self.tick_s, c.rate_rps, c.pattern)
         times, users, cls, keys, items = reference_block(block_generator(self.seed, c.stream, block), c, cum, edges,
                                                          self._cdf.get(c.node_id))
+        keys = self._edited_keys(c, keys)
         flags = np.zeros(len(times), dtype=np.int8)
         if c.forged_share > 0:
             flags[uniform(keys, 0, FORGE) < c.forged_share] = FLAG_FORGED

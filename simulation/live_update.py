@@ -7,6 +7,7 @@ stations that no longer exist fail with ``node_failed``.
 """
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,6 +48,20 @@ def _carry_sessions(sim: "Simulation", old: np.ndarray, old_slot: np.ndarray, ma
         sim.sessions[there[keep], moved[keep]] = to[moved[keep]].astype(np.int32)
 
 
+def edited_clients(old_net, new_net, old_tick: float, new_tick: float, salts: dict) -> dict:
+    """Per client, how many live edits changed what its arrivals are drawn from
+    (arrivals._edited_keys mixes that number into their keys)."""
+    def drawn(c) -> tuple:   # what the arrivals of a second are drawn from
+        return (c.rate_rps, c.users, json.dumps(c.pattern, sort_keys=True), c.read_ratio, c.items, c.zipf_s)
+
+    before = {c.node_id: drawn(c) for c in old_net.clients}
+    out = dict(salts)
+    for c in new_net.clients:
+        if c.node_id in before and (before[c.node_id] != drawn(c) or (old_tick != new_tick and c.pattern["type"] != "constant")):
+            out[c.node_id] = out.get(c.node_id, 0) + 1
+    return out
+
+
 def migrate(sim: "Simulation", document: "Document") -> None:
     old_net, old_st, old_bal = sim.net, sim.stations, sim.balancers
     old_pending, old_sessions, old_ewma = sim.pending, sim.sessions, sim.ewma
@@ -56,6 +71,8 @@ def migrate(sim: "Simulation", document: "Document") -> None:
     old_monitors, old_delayed, old_writes = sim._monitors, sim._delayed, sim._recent_writes
     old_ids = getattr(sim, "_ids", {})
     new_net = compile_document(document)  # raises SimulationError before anything changes
+    sim._key_salts = edited_clients(old_net, new_net, sim.tick_s, float(document.settings["tick_ms"]) / 1000.0,
+                                    getattr(sim, "_key_salts", {}))
     from .sharding import resharding
     sim.resharded = resharding(old_net, document)   # databases whose shard count changed: keys moved
     sim.document = document

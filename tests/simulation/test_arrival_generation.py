@@ -285,3 +285,35 @@ def test_live_edit_takes_new_rates_the_same_way_on_both_paths(monkeypatch):
     late = runs[0][(runs[0] >= 3.0) & (runs[0] < 5.0)]
     early = runs[0][runs[0] < 2.0]
     assert len(late) / 2.0 > 1.5 * len(early) / 2.0   # the new rate shows
+
+
+def test_a_live_edit_of_the_rate_gives_every_later_request_its_own_key(monkeypatch):
+    """A second regenerated with another rate draws its keys from the same random words as
+    before, shifted: without mixing in the edit, 82 of 1,880 requests in three seconds after
+    a rate edit of a ramping client repeated a key of that second (and what follows a
+    request by its key, its held worker or its trace, confused the two). On both paths."""
+    from simulation.fileformat import dumps, loads
+    runs = []
+    for fast in (True, False):
+        monkeypatch.setattr(arrivals, "FAST_ARRIVALS", fast)
+        d = Document()
+        d.add_node(NodeData("users", "client", params={"rate_rps": 2000.0, "pattern": {
+            "type": "ramp", "start_s": 0.0, "end_s": 10.0, "from_factor": 0.2, "to_factor": 1.5}}))
+        d.add_node(NodeData("web", "server", params={"capacity_rps": 5000.0, "workers": 8}))
+        d.add_edge("users", "web")
+        d.set_settings(seed=3, duration_s=5.0)
+        sim = Simulation(d)
+        keys = []
+        original = sim._deliver
+        sim._deliver = lambda batch, inbox: (keys.append(np.array(batch.key)), original(batch, inbox))[1]
+        sim.run_until(1.13)
+        edited = loads(dumps(d))
+        edited.set_params("users", {"rate_rps": 1500.0})
+        sim.update_document(edited)
+        sim.run_until(1.83)
+        sim.update_document(loads(dumps(edited)))   # the same parameters: the same arrivals go on
+        sim.run_until(3.0)
+        k = np.concatenate(keys)
+        assert len(np.unique(k)) == len(k) == sim.totals()["arrived"] > 1500
+        runs.append(k)
+    assert np.array_equal(np.sort(runs[0]), np.sort(runs[1]))
