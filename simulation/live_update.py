@@ -180,7 +180,14 @@ def migrate(sim: "Simulation", document: "Document") -> None:
     # writes on their way to replicas, and recent writes (stale reads), where the copies still exist
     if len(old_delayed):
         target = mapping[old_delayed.st]
-        keep = target >= 0
+        # only where the copy still applies writes: a database left with one copy (primaries 3 -> 1,
+        # no replicas) applies none, and jobs kept there took its connections unseen by the event
+        # window's prediction ("a worker was released at another time than predicted", fuzz: edits 780)
+        copies = np.zeros(new_net.n_stations, dtype=bool)
+        for db in new_net.databases:
+            if len(db.stations) > 1:
+                copies[db.stations] = True
+        keep = (target >= 0) & copies[np.maximum(target, 0)]
         moved_jobs = old_delayed.take(keep)
         moved_jobs.st = target[keep]
         sim._delayed = moved_jobs

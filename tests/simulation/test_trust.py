@@ -156,6 +156,27 @@ def test_live_edits_of_a_clients_rate_lose_no_request_at_a_saturated_sync_tier()
     assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"] and t["failed_by_cause"]["queue_full"] > 1000
 
 
+def test_a_multi_primary_database_edited_to_one_primary_keeps_no_apply_jobs():
+    """Found by fuzzing live edits (benchmarks/fuzz.py edits 780, tiers and data): a database
+    with three primaries (1.5 s lag) edited to one while running kept the writes still on
+    their way from the removed primaries as apply jobs at the one left, which applies none:
+    they took its connections where the sync tier's event window did not expect them, and
+    the run stopped with "a worker was released at another time than predicted"."""
+    doc = loads(dumps(random_topology(780, duration_s=12.0, tiers=True, data=True)))
+    sim = Simulation(doc)
+    edits = [(0.57, "s2", {"autoscale": True}), (1.94, "db", {"read_replicas": 0}),
+             (3.39, "s1", {"blocking_calls": False}), (5.45, "db", {"primaries": 1}), (5.89, "db2", {"shards": 3})]
+    for at, node, params in edits:
+        sim.run_until(at)
+        new = loads(dumps(doc))
+        new.set_params(node, params)
+        sim.update_document(new)
+        doc = new
+    sim.run_until(10.0)
+    t = sim.totals()
+    assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"] and t["served"] > 100
+
+
 @pytest.mark.parametrize("seed", range(100, 160))
 def test_no_random_file_with_random_failures_hangs_or_loses_a_request(seed):
     doc = loads(dumps(random_topology(seed, duration_s=10.0)))   # a valid file, as the loader sees it
