@@ -4,7 +4,7 @@ A part of :class:`simulation.blocking.Blocking`. A request waiting at a blocking
 stays *undecided* (start = +inf in ``pending``) until the releases it depends on are
 known; its arrival second used to stay open until then, because a refusal is booked in
 the second the request arrived in. With the default waiting room (1,000 places) and
-patience (30 s) a saturated tier then kept its plots 10 to 30 s behind the clock.
+patience (30 s) a saturated tier then kept its plots 4 to 10 s behind the clock.
 
 Whether the room was full at an arrival does not wait for those releases where the
 room is counted exactly (room_kernel.py): at the end of every window the refusals among

@@ -173,7 +173,9 @@ class Ledger:
         same = r0 == r1
         width = self.n_stations
         flat = self.busy.reshape(-1)
-        np.add.at(flat, r0[same] * width + s[same], (hi - lo)[same])
+        # (integer sums of float64 weights: exact below 2**53 ns, about 104 days per cell)
+        flat += np.bincount(r0[same] * width + s[same], weights=(hi - lo)[same],
+                            minlength=flat.size)[:flat.size].astype(np.int64)
         if not same.all():  # intervals across a second boundary: split them second by second
             s, lo, hi, r0, r1 = s[~same], lo[~same], hi[~same], r0[~same], r1[~same]
             for k in range(int(r0.min()), int(r1.max()) + 1):
@@ -181,7 +183,7 @@ class Ledger:
                 ov = np.minimum(hi, a + _NS) - np.maximum(lo, a)
                 m = ov > 0
                 if m.any():
-                    np.add.at(self.busy[k], s[m], ov[m])
+                    self.busy[k] += np.bincount(s[m], weights=ov[m], minlength=width).astype(np.int64)
 
     @staticmethod
     def can_scan(st: np.ndarray, start: np.ndarray, fin: np.ndarray, t0: float, t1: float) -> bool:

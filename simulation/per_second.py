@@ -51,16 +51,20 @@ class PerSecond:
         rows = [r if len(r[0]) == n else now for r in rows]   # kept before a live edit changed the stations
         return np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
 
+    def _per_node(self, rows: np.ndarray) -> np.ndarray:
+        """Rows × stations summed into rows × nodes (a node's stations are contiguous and in
+        node order: sums by segments; nodes without stations get 0)."""
+        out = np.zeros((rows.shape[0], len(self.net.node_ids)))
+        has = self._node_count > 0
+        if has.any():
+            out[:, has] = np.add.reduceat(rows, self._node_first[has], axis=1)
+        return out
+
     def _node_util(self, busy: np.ndarray, up_rows: np.ndarray) -> np.ndarray:
         """Each node's utilization per second (rows × nodes) from its stations' busy seconds
         and which of them were up (rows × stations): busy time over the workers up, at most 1."""
-        k, n_nodes = busy.shape[0], len(self.net.node_ids)
-        has = self._node_count > 0
-        starts = self._node_first[has]
-        cap, total = np.zeros((k, n_nodes)), np.zeros((k, n_nodes))
-        if len(starts):   # a node's stations are contiguous and in node order
-            cap[:, has] = np.add.reduceat((self.net.st_workers * up_rows).astype(float), starts, axis=1)
-            total[:, has] = np.add.reduceat(busy, starts, axis=1)
+        cap = self._per_node((self.net.st_workers * up_rows).astype(float))
+        total = self._per_node(busy)
         return np.where(cap > 0, np.minimum(total / np.where(cap > 0, cap, 1.0), 1.0), 0.0)
 
     def _recent_node_util(self, node_index: int, seconds: int) -> np.ndarray:
@@ -100,17 +104,9 @@ class PerSecond:
         n_nodes = len(net.node_ids)
         st_cap = net.st_workers * up_rows                       # k × stations: each second's own state
 
-        # a node's stations are contiguous and in node order: sum them by segments
         has = self._node_count > 0
         starts = self._node_first[has]
-
-        def per_node(rows: np.ndarray) -> np.ndarray:  # rows × stations -> rows × nodes
-            out = np.zeros((k, n_nodes))
-            if len(starts):
-                out[:, has] = np.add.reduceat(rows, starts, axis=1)
-            return out
-
-        ups = per_node(up_rows.astype(float))
+        ups = self._per_node(up_rows.astype(float))
         util = self._node_util(sec["busy"], up_rows)
         # the busiest replica that is up: a saturated primary is not hidden by idle copies
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -122,7 +118,7 @@ class PerSecond:
         # requests waiting at each whole second (engine._snap_waiting)
         none, pop = np.zeros(net.n_stations), self._queue_snap.pop
         waiting = np.array([pop(s, none) for s in range(first, first + k)], dtype=float).reshape(k, net.n_stations)
-        queue = per_node(waiting)
+        queue = self._per_node(waiting)
         self._last_done = np.zeros(n_nodes)      # the last second's completions per node
         if len(starts):
             self._last_done[has] = np.add.reduceat(sec["done"][-1].astype(float), starts)

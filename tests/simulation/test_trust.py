@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from simulation.cli import csv_text
+from simulation.document import Document, NodeData
 from simulation.engine import Simulation
 from simulation.fileformat import dumps, load, loads
 
@@ -117,7 +118,6 @@ def test_a_sticky_least_response_time_balancer_beside_a_blind_sticky_one_gives_t
     robin) in front of three unequal servers: they decide tick by tick with the response
     times as of a window's start, so their windows are one tick long; in longer windows,
     cut where the run was stopped, every seed's numbers changed with how it was stepped."""
-    from simulation.document import Document, NodeData
     d = Document()
     d.add_node(NodeData("users", "client", params={"rate_rps": 300.0, "users": 200}))
     d.add_node(NodeData("a", "load_balancer", params={"algorithm": "least_response_time", "affinity": "sticky"}))
@@ -138,22 +138,29 @@ def test_live_edits_of_a_clients_rate_lose_no_request_at_a_saturated_sync_tier()
     can repeat. The waiting rooms' refusals took their requests out by key: with a repeated
     key, a request still waiting vanished from the books (arrived ≠ served + failed + in
     flight). They go by place now."""
-    doc = loads(dumps(random_topology(712, duration_s=12.0, tiers=True, data=True)))
+    t = run_with_live_edits(712, [(1.87, "s0", {"sessions": "local"}), (4.61, "s0", {"sessions": "cookie"}),
+                                  (5.42, "s0", {"workers": 8}), (6.76, "api", {"blocking_calls": False}),
+                                  (8.13, "c0", {"rate_rps": 1500.0}), (8.83, "c0", {"rate_rps": 1500.0}),
+                                  (10.0, "api", {"replicas": 1})], 12.0)
+    assert t["failed_by_cause"]["queue_full"] > 1000
+
+
+def run_with_live_edits(seed: int, edits: list, until: float) -> dict:
+    """random_topology(seed, tiers and data) run with ``edits`` (at, node, params) made as a
+    user makes them while it runs; after each, and at ``until``, every request is on the
+    books (arrived = served + failed + in flight). Returns the totals."""
+    doc = loads(dumps(random_topology(seed, duration_s=12.0, tiers=True, data=True)))
     sim = Simulation(doc)
-    edits = [(1.87, "s0", {"sessions": "local"}), (4.61, "s0", {"sessions": "cookie"}), (5.42, "s0", {"workers": 8}),
-             (6.76, "api", {"blocking_calls": False}), (8.13, "c0", {"rate_rps": 1500.0}),
-             (8.83, "c0", {"rate_rps": 1500.0}), (10.0, "api", {"replicas": 1})]
-    for at, node, params in edits:
+    for at, node, params in edits + [(until, None, None)]:
         sim.run_until(at)
-        new = loads(dumps(doc))
-        new.set_params(node, params)
-        sim.update_document(new)
-        doc = new
+        if node is not None:
+            new = loads(dumps(doc))
+            new.set_params(node, params)
+            sim.update_document(new)
+            doc = new
         t = sim.totals()
         assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"], at
-    sim.run_until(12.0)
-    t = sim.totals()
-    assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"] and t["failed_by_cause"]["queue_full"] > 1000
+    return t
 
 
 def test_a_multi_primary_database_edited_to_one_primary_keeps_no_apply_jobs():
@@ -162,19 +169,10 @@ def test_a_multi_primary_database_edited_to_one_primary_keeps_no_apply_jobs():
     their way from the removed primaries as apply jobs at the one left, which applies none:
     they took its connections where the sync tier's event window did not expect them, and
     the run stopped with "a worker was released at another time than predicted"."""
-    doc = loads(dumps(random_topology(780, duration_s=12.0, tiers=True, data=True)))
-    sim = Simulation(doc)
-    edits = [(0.57, "s2", {"autoscale": True}), (1.94, "db", {"read_replicas": 0}),
-             (3.39, "s1", {"blocking_calls": False}), (5.45, "db", {"primaries": 1}), (5.89, "db2", {"shards": 3})]
-    for at, node, params in edits:
-        sim.run_until(at)
-        new = loads(dumps(doc))
-        new.set_params(node, params)
-        sim.update_document(new)
-        doc = new
-    sim.run_until(10.0)
-    t = sim.totals()
-    assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"] and t["served"] > 100
+    t = run_with_live_edits(780, [(0.57, "s2", {"autoscale": True}), (1.94, "db", {"read_replicas": 0}),
+                                  (3.39, "s1", {"blocking_calls": False}), (5.45, "db", {"primaries": 1}),
+                                  (5.89, "db2", {"shards": 3})], 10.0)
+    assert t["served"] > 100
 
 
 @pytest.mark.parametrize("seed", range(100, 160))
