@@ -283,9 +283,8 @@ class RunController(QObject):
         behind = self.now - self.plotted_until()
         if behind > PLOTS_BEHIND_S and not self._said_behind:
             self._said_behind = True
-            self.message.emit(f"The plots show up to {self.plotted_until()} s: a second is plotted once servers "
-                              "with blocking calls know which of its requests their waiting rooms refused (known "
-                              "late for rooms over 4,096 places).")
+            self.message.emit(f"The plots show up to {self.plotted_until()} s: servers with blocking calls and "
+                              "waiting rooms over 4,096 places learn late which requests they refused.")
         elif behind <= PLOTS_BEHIND_S / 2:
             self._said_behind = False
 
