@@ -173,11 +173,14 @@ class Blocking(HeldWorkers, WaitingRooms, EventWindow, BalancedWindow, SecondTie
             self._fail("timeout", quit_.fin, quit_.key)
 
     def _readmit_waiting(self, inbox: list[list[Batch]]) -> None:
-        """After a recompile: requests left waiting (start = +inf) at stations that no
-        longer block are admitted again as arrivals."""
+        """After a recompile: requests left waiting undecided (start = +inf) at levels where
+        no server blocks any more are admitted again as arrivals (at a level that still has
+        blocking servers the sweeps decide them, at every station of the level, as before)."""
         self._readmit = False
         for lv, p in enumerate(self.pending):
-            wait = np.isinf(p.start) & ~self.stations.hold[p.st] if len(p) else None
+            if self._holding and lv in self._hold_levels:
+                continue
+            wait = np.isinf(p.start) if len(p) else None
             if wait is not None and wait.any():
                 back, self.pending[lv] = p.split(wait)
                 inbox[lv].append(back)

@@ -108,12 +108,22 @@ class CacheModel:
             del self._states[s]
 
     def adopt(self, other: "CacheModel") -> None:
-        """Carry the rate estimates of another model (a live edit of the same cache)."""
+        """Carry the rate estimates of another model (a live edit that kept this cache as
+        it was): with the same popularity its hit ratios too, else they are computed anew."""
         self.read_rate, self.write_rate = other.read_rate, other.write_rate
         self._counts = {k: list(v) for k, v in other._counts.items()}
         self._second = other._second
+        if self.stores == other.stores and np.array_equal(self.popularity, other.popularity):
+            self.hit, self.stale, self._computed_at = other.hit, other.stale, other._computed_at
+            self._states = dict(other._states)
+            return
         self._compute()
         self._states = {self._second: (self.hit, self.stale)}
+
+    def same_cache(self, other: "CacheModel") -> bool:
+        """Whether a live edit left it as it was (else it restarts cold, as a cache does)."""
+        return (len(self.popularity), self.size, self.ttl, self.on_write) == \
+            (len(other.popularity), other.size, other.ttl, other.on_write)
 
     def _compute(self) -> None:
         self._computed_at = (self.read_rate, self.write_rate)

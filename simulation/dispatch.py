@@ -238,19 +238,18 @@ def share_cookies(states: list[BalancerState]) -> list[BalancerState]:
     return states
 
 
-def carry_cookies(old: list[BalancerState], new: list[BalancerState], station_map: np.ndarray) -> None:
-    """After a live edit: the users keep their cookies, re-indexed to the new stations
-    (a cookie naming a station that no longer exists, or that the balancer does not
-    send to, is dropped)."""
-    old_jars = {id(bs.cookie): bs.cookie for bs in old if bs.cookie is not None}.values()
-    new_jars = {id(bs.cookie): bs for bs in new if bs.cookie is not None}.values()
-    for bs in new_jars:
-        for prev in old_jars:
-            if len(prev) != len(bs.cookie):
-                continue
-            moved = np.where(prev >= 0, station_map[np.maximum(prev, 0)], -1)
-            take = (bs.cookie < 0) & np.isin(moved, bs.bal.backends)
-            bs.cookie[take] = moved[take]
+def carry_cookies(pairs: list[tuple[BalancerState, BalancerState]], station_map: np.ndarray) -> None:
+    """After a live edit: the users keep their cookies, re-indexed to the new stations.
+    ``pairs``: (before, after) of each balancer that still exists; each reads its own
+    cookies (a jar two balancers share after the edit takes the first one's, then the
+    other's for users the first had not pinned). A cookie naming a station that no
+    longer exists, or that the balancer does not send to, is dropped."""
+    for prev, bs in pairs:
+        if prev.cookie is None or bs.cookie is None or len(prev.cookie) != len(bs.cookie):
+            continue
+        moved = np.where(prev.cookie >= 0, station_map[np.maximum(prev.cookie, 0)], -1)
+        take = (bs.cookie < 0) & np.isin(moved, bs.bal.backends)
+        bs.cookie[take] = moved[take]
 
 
 def _fill_least(load: np.ndarray, cost: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -166,15 +166,10 @@ class Simulation(Window, Arrivals, Lifecycle, RequestState, Replication, Routing
             pmf = np.diff(np.r_[0.0, self._cdf[c.node_id]])
             pop[:len(pmf)] += (c.rate_rps or total / len(net.clients)) / total * pmf
         pop /= pop.sum()
-        old = getattr(self, "_caches", {})
         models = {}
-        for st, size, ttl, on_write in net.caches:
+        for st, size, ttl, on_write in net.caches:   # (a live edit carries their state: live_update.py)
             m = CacheModel(pop, size, ttl, on_write)
             m.stores = may_store(self.document, net.node_ids[net.st_node[st]])   # Cache-Control: private
-            prev = next((o for o in old.values() if o is not None and len(o.popularity) == len(pop)
-                         and (o.size, o.ttl, o.on_write) == (size, ttl, on_write)), None) if len(net.caches) == 1 else None
-            if prev is not None:
-                m.adopt(prev)
             models[st] = m
         return models
 

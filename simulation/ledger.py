@@ -218,16 +218,16 @@ class Ledger:
         self.base += k
         return out
 
-    def resize(self, n_stations: int, n_edges: int, station_map: np.ndarray) -> None:
-        """After a recompile: re-index station columns (old index -> new or -1); edges restart."""
-        busy, done = self.busy, self.done
+    def resize(self, n_stations: int, n_edges: int, station_map: np.ndarray, edge_map: np.ndarray) -> None:
+        """After a recompile: re-index the station and edge columns (old index -> new or -1)."""
+        old = (self.busy, self.done, self.edges)
         self.n_stations, self.n_edges = n_stations, n_edges
         self.busy = np.zeros((self.rows, n_stations), dtype=np.int64)
         self.done = np.zeros((self.rows, n_stations), dtype=np.int64)
         self.edges = np.zeros((self.rows, n_edges), dtype=np.int64)
-        ok = station_map >= 0
-        self.busy[:, station_map[ok]] = busy[:, ok]
-        self.done[:, station_map[ok]] = done[:, ok]
+        for new, prev, to in zip((self.busy, self.done, self.edges), old, (station_map, station_map, edge_map)):
+            ok = to >= 0
+            new[:, to[ok]] = prev[:, ok]
 
 
 class DenseEdges:

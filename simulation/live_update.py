@@ -21,8 +21,17 @@ if TYPE_CHECKING:
     from .engine import Simulation
 
 
-def _keys(net) -> list[tuple[str, int]]:
-    return [(net.node_ids[n], int(r)) for n, r in zip(net.st_node, net.st_replica)]
+def _keys(net) -> list[tuple]:
+    """Each station's identity across an edit: (node id, replica); a database's copies by
+    (node id, shard, role, index in the role), so that adding a read replica or a primary
+    keeps every shard's primaries and replicas where they were (their replica numbers,
+    counted across the shards' groups, shift)."""
+    keys: list[tuple] = [(net.node_ids[n], int(r)) for n, r in zip(net.st_node, net.st_replica)]
+    for db in net.databases:
+        for i, s in enumerate(db.stations.tolist()):
+            role = ("primary", i) if i < db.primaries else ("replica", i - db.primaries)
+            keys[s] = (net.node_ids[db.node_index], db.shard, *role)
+    return keys
 
 
 def _carry_sessions(sim: "Simulation", old: np.ndarray, old_slot: np.ndarray, mapping: np.ndarray) -> None:
@@ -48,6 +57,102 @@ def _carry_sessions(sim: "Simulation", old: np.ndarray, old_slot: np.ndarray, ma
         sim.sessions[there[keep], moved[keep]] = to[moved[keep]].astype(np.int32)
 
 
+HOLDS = ("_h_key", "_h_st", "_h_w", "_h_from", "_h_booked")
+
+
+def _held_workers(sim: "Simulation", new_net, mapping: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The workers blocking servers hold for requests still downstream, as (key, new
+    station, worker, held from, booked to): those whose server still blocks and still has
+    that replica and worker. The others are freed now (their held time booked)."""
+    sim._add_holds()
+    to = mapping[sim._h_st]
+    blocking = np.asarray(getattr(new_net, "st_blocking", np.zeros(new_net.n_stations, dtype=bool)), dtype=bool)
+    keep = to >= 0
+    keep[keep] = blocking[to[keep]] & (sim._h_w[keep] < new_net.st_workers[to[keep]])
+    sim._free_held(np.flatnonzero(~keep), np.full(int((~keep).sum()), sim.now))
+    kept = tuple(getattr(sim, name) for name in HOLDS)   # (_free_held removed the others)
+    return (kept[0], to[keep], *kept[2:])
+
+
+def _restore_holds(sim: "Simulation", held: tuple[np.ndarray, ...]) -> None:
+    """Hold them again in the new network (a worker of a replica that is not up is freed)."""
+    for name, values in zip(HOLDS, held):
+        setattr(sim, name, values)
+    up = sim.stations.up[sim._h_st]
+    sim.stations.free[sim._h_st[up], sim._h_w[up]] = np.inf
+    sim._free_held(np.flatnonzero(~up), np.full(int((~up).sum()), sim.now))
+
+
+def _carry_rooms(old, new, mapping: np.ndarray) -> None:
+    """Each waiting room keeps the times its last admitted requests leave it (the ring that
+    decides a refusal): a full room stays full across an edit. When ``queue_limit`` changed,
+    the latest of them fill the new ring (the places before them count as left)."""
+    for o, n in enumerate(mapping.tolist()):
+        if n < 0:
+            continue
+        a, lo, b, ln = int(old.ring_off[o]), int(old.ring_len[o]), int(new.ring_off[n]), int(new.ring_len[n])
+        seg = old.ring[a:a + lo]
+        if lo == ln:
+            new.ring[b:b + ln] = seg
+            new.count[n] = old.count[o]
+            continue
+        if not (old.up[o] and new.up[n] and lo and ln):
+            continue
+        oldest_first = np.roll(seg, -int(old.count[o] % lo))
+        new.ring[b:b + ln] = np.concatenate([np.full(ln, -np.inf), oldest_first])[-ln:]
+        new.count[n] = ln
+
+
+def _carry_snapshots(sim: "Simulation", old: tuple, mapping: np.ndarray, old_net) -> None:
+    """What the open seconds noted per station (requests waiting at whole seconds, which
+    stations served) and the last second's completions per node, re-indexed: a second
+    the edit falls in is plotted as it was before the edit and after it."""
+    queues, states, last_done = old
+    ok = mapping >= 0
+
+    def moved(a: np.ndarray, fill) -> np.ndarray:
+        out = np.full(sim.net.n_stations, fill, dtype=a.dtype)
+        out[mapping[ok]] = a[ok]
+        return out
+
+    sim._queue_snap = {s: moved(q, 0) for s, q in queues.items()}
+    sim._state_snap = {s: (moved(up, False), moved(existing, False)) for s, (up, existing) in states.items()}
+    node = {n: i for i, n in enumerate(sim.net.node_ids)}
+    for i, n in enumerate(old_net.node_ids):
+        if n in node:
+            sim._last_done[node[n]] = last_done[i]
+
+
+def _carry_late_checks(sim: "Simulation", checks: Batch, mapping: np.ndarray) -> None:
+    """Health checks still waiting undecided at blocking servers stay there; at a server
+    that no longer blocks they are admitted again as arrivals (``_readmit_waiting``)."""
+    checks = checks.take(mapping[checks.st] >= 0)
+    if not len(checks):
+        return
+    checks.st = mapping[checks.st]
+    lv = sim.net.st_level[checks.st]
+    blocking = sim.stations.hold[checks.st]
+    for level in np.unique(lv).tolist():
+        here = lv == level
+        late, waiting = checks.take(here & blocking), checks.take(here & ~blocking)
+        if len(late):
+            sim._late_checks[level] = late
+        if len(waiting):
+            waiting.start = np.full(len(waiting), np.inf)
+            waiting.fin = np.full(len(waiting), np.inf)
+            sim.pending[level] = Batch.concat([sim.pending[level], waiting])
+
+
+def _item_keys(keys: np.ndarray, old_net, new_net) -> tuple[np.ndarray, np.ndarray]:
+    """Keys (node << ITEM_BITS | item) re-indexed to the new nodes, and which still exist."""
+    from .replication import ITEM_BITS
+    where = {n: k for k, n in enumerate(new_net.node_ids)}
+    remap = np.array([where.get(n, -1) for n in old_net.node_ids], dtype=np.int64)
+    node = remap[keys >> ITEM_BITS]
+    keep = node >= 0
+    return (np.maximum(node, 0) << ITEM_BITS) | (keys & ((1 << ITEM_BITS) - 1)), keep
+
+
 def edited_clients(old_net, new_net, old_tick: float, new_tick: float, salts: dict) -> dict:
     """Per client, how many live edits changed what its arrivals are drawn from
     (arrivals._edited_keys mixes that number into their keys)."""
@@ -70,6 +175,10 @@ def migrate(sim: "Simulation", document: "Document") -> None:
     old_primary, old_lag, old_down = sim.primary, sim.lag, dict(sim._down_since)
     old_monitors, old_delayed, old_writes = sim._monitors, sim._delayed, sim._recent_writes
     old_ids = getattr(sim, "_ids", {})
+    old_caches = sim._caches
+    old_mp_writes = sim._mp_writes
+    old_checks = Batch.concat(list(sim._late_checks.values()))
+    old_snaps = (sim._queue_snap, sim._state_snap, sim._last_done)
     new_net = compile_document(document)  # raises SimulationError before anything changes
     sim._key_salts = edited_clients(old_net, new_net, sim.tick_s, float(document.settings["tick_ms"]) / 1000.0,
                                     getattr(sim, "_key_salts", {}))
@@ -79,6 +188,7 @@ def migrate(sim: "Simulation", document: "Document") -> None:
     sim.tick_s = float(document.settings["tick_ms"]) / 1000.0
     new_index = {k: i for i, k in enumerate(_keys(new_net))}
     mapping = np.array([new_index.get(k, -1) for k in _keys(old_net)], dtype=np.int64)
+    holds = _held_workers(sim, new_net, mapping)
 
     sim._setup(new_net)
     # station state
@@ -103,8 +213,13 @@ def migrate(sim: "Simulation", document: "Document") -> None:
         keep = sim.stations.worker_mask[new, :c] & old_st.worker_mask[old, :c]
         sim.stations.free[new, :c] = np.where(keep, old_st.free[old, :c], sim.stations.free[new, :c])
     held = np.isinf(sim.stations.free) & sim.stations.worker_mask & sim.stations.up[:, None]
-    sim.stations.free[held] = sim.now   # workers held by blocking servers are free after an edit
+    _carry_rooms(old_st, new_st, mapping)
+    sim.stations.free[held] = sim.now   # (workers still held are held again below: _restore_holds)
     sim.ewma[mapping[mapping >= 0]] = old_ewma[mapping >= 0]
+    for o, model in old_caches.items():   # a cache left as it was keeps what it learnt
+        new_model = sim._caches.get(int(mapping[o]))
+        if new_model is not None and new_model.same_cache(model):
+            new_model.adopt(model)
     # requests in flight
     lost = 0
     moved: list[Batch] = []
@@ -118,6 +233,7 @@ def migrate(sim: "Simulation", document: "Document") -> None:
         b.st = new_st[keep]
         moved.append(b)
     sim._fail("node_failed", np.full(lost, sim.now))
+    _carry_late_checks(sim, old_checks, mapping)
     allb = Batch.concat(moved)
     if len(allb):
         lv = new_net.st_level[allb.st]
@@ -125,10 +241,12 @@ def migrate(sim: "Simulation", document: "Document") -> None:
             sim.pending[int(level)] = allb.take(lv == level)
     # health checks and pins of balancers that still exist with the same backends
     old_by_node = {old_net.node_ids[b.bal.node_index]: b for b in old_bal}
+    pairs = []
     for bs in sim.balancers:
         prev = old_by_node.get(new_net.node_ids[bs.bal.node_index])
         if prev is None:
             continue
+        pairs.append((prev, bs))
         prev_keys = [_keys(old_net)[s] for s in prev.bal.backends]
         new_keys = [_keys(new_net)[s] for s in bs.bal.backends]
         pos = {k: i for i, k in enumerate(prev_keys)}
@@ -142,7 +260,7 @@ def migrate(sim: "Simulation", document: "Document") -> None:
         bs.rr = prev.rr
         if bs.health.interval == prev.health.interval:
             bs.health.anchor = prev.health.anchor   # health checks keep their times
-    carry_cookies(old_bal, sim.balancers, mapping)   # sticky pins live in the users' cookies
+    carry_cookies(pairs, mapping)   # sticky pins live in the users' cookies
     # sessions: kept when the user population is unchanged
     if old_sessions.shape[1] == sim.sessions.shape[1]:
         _carry_sessions(sim, old_sessions, old_slot, mapping)
@@ -177,6 +295,8 @@ def migrate(sim: "Simulation", document: "Document") -> None:
             mon.misses[:] = prev.misses
             mon.passes[:] = prev.passes
             mon.next_check = prev.next_check
+            if mon.interval == prev.interval:
+                mon.anchor = prev.anchor   # its checks keep their times
     # writes on their way to replicas, and recent writes (stale reads), where the copies still exist
     if len(old_delayed):
         target = mapping[old_delayed.st]
@@ -193,17 +313,23 @@ def migrate(sim: "Simulation", document: "Document") -> None:
         sim._delayed = moved_jobs
     keys, fins = old_writes
     if len(keys):
-        from .replication import ITEM_BITS
-        old_node = keys >> ITEM_BITS
-        where = {n: k for k, n in enumerate(new_net.node_ids)}
-        remap = np.array([where.get(n, -1) for n in old_net.node_ids], dtype=np.int64)
-        new_node = remap[old_node]
-        keep = new_node >= 0
-        sim._recent_writes = ((new_node[keep] << ITEM_BITS) | (keys[keep] & ((1 << ITEM_BITS) - 1)), fins[keep])
+        keys, keep = _item_keys(keys, old_net, new_net)
+        sim._recent_writes = (keys[keep], fins[keep])
+    keys, st, fins = old_mp_writes   # a multi-primary database's recent writes (write conflicts)
+    if len(keys):
+        keys, keep = _item_keys(keys, old_net, new_net)
+        st = mapping[st]
+        keep &= st >= 0
+        keep[keep] = sim._mp_primary[st[keep]] >= 0   # (at a copy that still takes writes)
+        sim._mp_writes = (keys[keep], st[keep], fins[keep])
     for i, ids in sim._ids.items():   # auto-increment counters of a multi-primary database live on
         prev = next((c for j, c in old_ids.items() if old_net.node_ids[j] == new_net.node_ids[i]), None)
         if prev is not None and (prev.primaries, prev.lag, prev.offsets) == (ids.primaries, ids.lag, ids.offsets):
             sim._ids[i] = prev
     sim._events = sorted(document.events, key=lambda e: e.at_s)
     sim._event_pos = sum(1 for e in sim._events if e.at_s <= sim.now + 1e-9)
-    sim.ledger.resize(new_net.n_stations, len(new_net.edges), mapping)
+    _carry_snapshots(sim, old_snaps, mapping, old_net)
+    edge_index = {e: i for i, e in enumerate(new_net.edges)}   # (source, target) node ids
+    edge_map = np.array([edge_index.get(e, -1) for e in old_net.edges], dtype=np.int64)
+    sim.ledger.resize(new_net.n_stations, len(new_net.edges), mapping, edge_map)
+    _restore_holds(sim, holds)
