@@ -11,6 +11,8 @@ CHECK is one of:
            the one difference docs/engine.md describes is allowed)
   clicks   random fail/recover clicks at random moments: no error, every request counted
   edits    random live edits at random moments: no error but a clear refusal, every request counted
+  noop     the document taken in again at random moments (an edit that changed nothing): the
+           same totals and per-second rows as without
 
 --tiers adds an API tier (servers calling servers), --data sharded or multi-primary data,
 tables on two databases and joins. Prints one line per file and the seeds that failed; the
@@ -28,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "simulation"))
 
 from random_topologies import random_topology  # noqa: E402
-from test_trust import assert_same_however_sliced, outcome  # noqa: E402
+from test_trust import assert_an_unchanged_edit_changes_nothing, assert_same_however_sliced, outcome  # noqa: E402
 
 from simulation.compiler import SimulationError  # noqa: E402
 from simulation.engine import Simulation  # noqa: E402
@@ -49,6 +51,11 @@ def _has(doc, kind: str, param: str, values) -> bool:
 
 def sliced(doc, seed: int) -> str:
     assert_same_however_sliced(doc, 12.0, seed)
+    return "same"
+
+
+def noop(doc, seed: int) -> str:
+    assert_an_unchanged_edit_changes_nothing(doc, 12.0, seed)
     return "same"
 
 
@@ -127,7 +134,7 @@ def edits(doc, seed: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("check", choices=["sliced", "tick", "events", "clicks", "edits"])
+    ap.add_argument("check", choices=["sliced", "tick", "events", "clicks", "edits", "noop"])
     ap.add_argument("first", type=int)
     ap.add_argument("last", type=int)
     ap.add_argument("--tiers", action="store_true")

@@ -124,23 +124,20 @@ def _carry_snapshots(sim: "Simulation", old: tuple, mapping: np.ndarray, old_net
 
 
 def _carry_late_checks(sim: "Simulation", checks: Batch, mapping: np.ndarray) -> None:
-    """Health checks still waiting undecided at blocking servers stay there; at a server
-    that no longer blocks they are admitted again as arrivals (``_readmit_waiting``)."""
+    """Health checks still waiting undecided at levels with blocking servers stay there
+    while the level still has some; else they are admitted again as arrivals
+    (``_readmit_waiting``)."""
     checks = checks.take(mapping[checks.st] >= 0)
-    if not len(checks):
-        return
     checks.st = mapping[checks.st]
     lv = sim.net.st_level[checks.st]
-    blocking = sim.stations.hold[checks.st]
     for level in np.unique(lv).tolist():
-        here = lv == level
-        late, waiting = checks.take(here & blocking), checks.take(here & ~blocking)
-        if len(late):
-            sim._late_checks[level] = late
-        if len(waiting):
-            waiting.start = np.full(len(waiting), np.inf)
-            waiting.fin = np.full(len(waiting), np.inf)
-            sim.pending[level] = Batch.concat([sim.pending[level], waiting])
+        here = checks.take(lv == level)
+        if sim._holding and level in sim._hold_levels:
+            sim._late_checks[level] = here
+        else:
+            here.start = np.full(len(here), np.inf)
+            here.fin = np.full(len(here), np.inf)
+            sim.pending[level] = Batch.concat([sim.pending[level], here])
 
 
 def _item_keys(keys: np.ndarray, old_net, new_net) -> tuple[np.ndarray, np.ndarray]:
@@ -151,6 +148,39 @@ def _item_keys(keys: np.ndarray, old_net, new_net) -> tuple[np.ndarray, np.ndarr
     node = remap[keys >> ITEM_BITS]
     keep = node >= 0
     return (np.maximum(node, 0) << ITEM_BITS) | (keys & ((1 << ITEM_BITS) - 1)), keep
+
+
+def _carry_databases(sim: "Simulation", old_net, mapping: np.ndarray, old_primary: np.ndarray,
+                     old_down: dict, old_monitors: dict) -> None:
+    """Each database group (a database, or one shard of it) that still exists keeps its
+    failover state: a promoted replica stays the primary (single-primary groups), the time
+    its primary went down, and what the app's proxy monitor has seen of each copy."""
+    new_net = sim.net
+    before = {(old_net.node_ids[d.node_index], d.shard): d for d in old_net.databases}
+    for db in new_net.databases:
+        prev = before.get((new_net.node_ids[db.node_index], db.shard))
+        if prev is None:
+            continue
+        was = mapping[prev.stations]          # each old copy's new station (-1: removed)
+        pos = {s: p for p, s in enumerate(db.stations.tolist())}
+        old_pos = [(p, pos[int(s)]) for p, s in enumerate(was.tolist()) if int(s) in pos]
+        promoted = int(mapping[old_primary[prev.stations[0]]])
+        if prev.primaries == 1 and db.primaries == 1 and promoted in pos:   # (multi-primary: none)
+            sim.primary[db.stations] = promoted
+            lag = float(new_net.st_lag[db.stations].max())
+            sim.lag[db.stations] = np.where(db.stations == promoted, 0.0, lag)
+        if prev.key in old_down:
+            sim._down_since[db.key] = old_down[prev.key]
+        old_mon, mon = old_monitors.get(prev.key), sim._monitors.get(db.key)
+        if old_mon is None or mon is None:
+            continue
+        for p, q in old_pos:   # the proxy remembers what it has seen of the copies still there
+            mon.believed_up[q] = old_mon.believed_up[p]
+            mon.misses[q] = old_mon.misses[p]
+            mon.passes[q] = old_mon.passes[p]
+        mon.next_check = old_mon.next_check
+        if mon.interval == old_mon.interval:
+            mon.anchor = old_mon.anchor   # its checks keep their times
 
 
 def edited_clients(old_net, new_net, old_tick: float, new_tick: float, salts: dict) -> dict:
@@ -270,33 +300,7 @@ def migrate(sim: "Simulation", document: "Document") -> None:
         if prev is not None:
             a.history = prev.history
             a.next_decision = prev.next_decision
-    # a promoted database primary stays promoted (same node, same number of copies)
-    for i, node in enumerate(new_net.node_ids):
-        if new_net.node_kind[i] != "database" or node not in old_net.node_ids:
-            continue
-        old_st = old_net.node_stations[old_net.node_ids.index(node)]
-        new_st = new_net.node_stations[i]
-        if len(old_st) != len(new_st) or len(new_st) < 2 or any(sd.node_index == i for sd in new_net.shards) \
-                or any(old_net.node_ids[sd.node_index] == node for sd in old_net.shards):
-            continue   # (a sharded database starts its groups afresh)
-        promoted = int(mapping[old_primary[old_st[0]]])
-        several = [d.primaries for d in new_net.databases if d.node_index == i] + \
-            [d.primaries for d in old_net.databases if old_net.node_ids[d.node_index] == node]
-        if promoted >= 0 and max(several, default=1) == 1:   # (multi-primary databases promote nothing)
-            sim.primary[new_st] = promoted
-            lag = float(new_net.st_lag[new_st].max())
-            sim.lag[new_st] = np.where(new_st == promoted, 0.0, lag)
-        j = old_net.node_ids.index(node)
-        if j in old_down:
-            sim._down_since[i] = old_down[j]
-        if j in old_monitors and i in sim._monitors:   # the proxy remembers what it has seen
-            prev, mon = old_monitors[j], sim._monitors[i]
-            mon.believed_up[:] = prev.believed_up
-            mon.misses[:] = prev.misses
-            mon.passes[:] = prev.passes
-            mon.next_check = prev.next_check
-            if mon.interval == prev.interval:
-                mon.anchor = prev.anchor   # its checks keep their times
+    _carry_databases(sim, old_net, mapping, old_primary, old_down, old_monitors)
     # writes on their way to replicas, and recent writes (stale reads), where the copies still exist
     if len(old_delayed):
         target = mapping[old_delayed.st]

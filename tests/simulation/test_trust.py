@@ -163,6 +163,62 @@ def run_with_live_edits(seed: int, edits: list, until: float) -> dict:
     return t
 
 
+def outcome_with_unchanged_edits(doc, total: float, seed: int) -> tuple[dict, str]:
+    """``outcome`` of a run that takes the same document again (an edit that changed
+    nothing, as the designer sends after an undone change) at three random moments."""
+    sim = Simulation(doc)
+    for at in sorted(np.random.default_rng(seed).uniform(0.05, total - 0.05, 3).tolist()):
+        sim.run_until(at)
+        sim.update_document(loads(dumps(doc)))
+    sim.run_until(total)
+    totals = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in sim.totals().items()}
+    return totals, csv_text(sim)
+
+
+def assert_an_unchanged_edit_changes_nothing(doc, total: float, seed: int) -> None:
+    totals, rows = outcome_with_unchanged_edits(doc, total, seed)
+    base_totals, base_rows = outcome(doc, [total])
+    assert totals == base_totals, "totals changed by an edit that changed nothing"
+    assert rows == base_rows, "per-second rows changed by an edit that changed nothing"
+
+
+@pytest.mark.parametrize("seed,tiers", [(3, False), (31, False), (51, False), (72, False),
+                                        (0, True), (5, True), (9, True), (87, True)])
+def test_an_edit_that_changes_nothing_changes_no_number(seed, tiers):
+    """Found by comparing runs with and without an unchanged document taken in: the held
+    workers of blocking servers were freed (seed 3: a third fewer served), each sticky
+    balancer took another's cookies, waiting rooms forgot their refusal rings, caches (of
+    several) went cold, undecided health checks vanished, the database proxy's check phase
+    and a shard's monitor restarted, multi-primary recent writes were forgotten (write
+    conflicts 11,112 -> 8,858), the open seconds lost their edge flows and snapshots, and
+    undecided requests at non-blocking servers beside blocking ones were admitted again."""
+    doc = loads(dumps(random_topology(seed, duration_s=8.0, tiers=tiers, data=tiers)))
+    with within(240, f"random_topology({seed})"):
+        assert_an_unchanged_edit_changes_nothing(doc, 8.0, seed)
+
+
+def test_adding_a_read_replica_to_a_sharded_database_keeps_each_shards_copies():
+    """Found by fuzzing live edits (edits 1092, tiers and data): a sharded database's copies
+    were matched across the edit by their replica number, counted across the shards' groups;
+    with read replicas 2 -> 1, shard 0's second replica became shard 1's primary (its requests,
+    workers and failures moved with it) and the run stopped with "a worker was released at
+    another time than predicted". Copies are matched by shard and role."""
+    doc = loads(dumps(random_topology(1092, duration_s=10.0, tiers=True, data=True)))
+    sim = Simulation(doc)
+    sim.run_until(3.8868337342122317)
+    before = sim.net.node_stations[sim.net.node_ids.index("db")]
+    failed_before = {(d.shard, i) for d in sim.net.databases for i, s in enumerate(d.stations) if sim.stations.failed[s]}
+    new = loads(dumps(doc))
+    new.set_params("db", {"read_replicas": 1})
+    sim.update_document(new)
+    assert len(sim.net.node_stations[sim.net.node_ids.index("db")]) == len(before) // 3 * 2
+    failed_after = {(d.shard, i) for d in sim.net.databases for i, s in enumerate(d.stations) if sim.stations.failed[s]}
+    assert failed_after == {(sh, i) for sh, i in failed_before if i < 2}
+    sim.run_until(10.0)
+    t = sim.totals()
+    assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"]
+
+
 def test_a_multi_primary_database_edited_to_one_primary_keeps_no_apply_jobs():
     """Found by fuzzing live edits (benchmarks/fuzz.py edits 780, tiers and data): a database
     with three primaries (1.5 s lag) edited to one while running kept the writes still on
