@@ -202,7 +202,7 @@ def migrate(sim: "Simulation", document: "Document") -> None:
     old_pending, old_sessions, old_ewma = sim.pending, sim.sessions, sim.ewma
     old_slot = sim._session_slot
     sim._old_scalers = sim.scalers
-    old_primary, old_lag, old_down = sim.primary, sim.lag, dict(sim._down_since)
+    old_primary, old_down = sim.primary, dict(sim._down_since)
     old_monitors, old_delayed, old_writes = sim._monitors, sim._delayed, sim._recent_writes
     old_ids = getattr(sim, "_ids", {})
     old_caches = sim._caches
