@@ -11,6 +11,8 @@ CHECK is one of:
            the one difference docs/engine.md describes is allowed)
   clicks   random fail/recover clicks at random moments: no error, every request counted
   edits    random live edits at random moments: no error but a clear refusal, every request counted
+  python   the same totals and per-second rows without numba (SCALELAB_JIT=0: the kernels run
+           as Python, as in the packaged app) as with the compiled kernels (first 6 s)
   noop     the document taken in again at random moments (an edit that changed nothing): the
            same totals and per-second rows as without
 
@@ -51,6 +53,19 @@ def _has(doc, kind: str, param: str, values) -> bool:
 
 def sliced(doc, seed: int) -> str:
     assert_same_however_sliced(doc, 12.0, seed)
+    return "same"
+
+
+def python(doc, seed: int) -> str:
+    import json
+    import subprocess
+    code = ("import sys, json; sys.path.insert(0, 'tests/simulation'); from test_trust import outcome; "
+            "from simulation.fileformat import loads; print(json.dumps(outcome(loads(sys.stdin.read()), [6.0])))")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], input=dumps(doc), cwd=root, capture_output=True, text=True,
+                         env=dict(os.environ, SCALELAB_JIT="0"), timeout=1800)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert json.loads(out.stdout.splitlines()[-1]) == json.loads(json.dumps(outcome(doc, [6.0]))), "differ"
     return "same"
 
 
@@ -134,7 +149,7 @@ def edits(doc, seed: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("check", choices=["sliced", "tick", "events", "clicks", "edits", "noop"])
+    ap.add_argument("check", choices=["sliced", "tick", "events", "clicks", "edits", "noop", "python"])
     ap.add_argument("first", type=int)
     ap.add_argument("last", type=int)
     ap.add_argument("--tiers", action="store_true")
