@@ -14,7 +14,7 @@ import numpy as np
 
 from .compiler import compile_document
 from .dispatch import carry_cookies
-from .flight import FLAG_INTERNAL, Batch
+from .flight import Batch
 
 if TYPE_CHECKING:
     from .document import Document
@@ -60,14 +60,15 @@ def _carry_sessions(sim: "Simulation", old: np.ndarray, old_slot: np.ndarray, ma
 HOLDS = ("_h_key", "_h_st", "_h_w", "_h_from", "_h_booked")
 
 
-def _held_workers(sim: "Simulation", new_net, mapping: np.ndarray) -> tuple[np.ndarray, ...]:
+def _held_workers(sim: "Simulation", new_net, mapping: np.ndarray, lost: np.ndarray) -> tuple[np.ndarray, ...]:
     """The workers blocking servers hold for requests still downstream, as (key, new
     station, worker, held from, booked to): those whose server still blocks and still has
-    that replica and worker. The others are freed now (their held time booked)."""
+    that replica and worker, for requests not ``lost`` (keys: at stations the edit removes).
+    The others are freed now (their held time booked)."""
     sim._add_holds()
     to = mapping[sim._h_st]
     blocking = np.asarray(getattr(new_net, "st_blocking", np.zeros(new_net.n_stations, dtype=bool)), dtype=bool)
-    keep = to >= 0
+    keep = (to >= 0) & ~np.isin(sim._h_key, lost)
     keep[keep] = blocking[to[keep]] & (sim._h_w[keep] < new_net.st_workers[to[keep]])
     sim._free_held(np.flatnonzero(~keep), np.full(int((~keep).sum()), sim.now))
     kept = tuple(getattr(sim, name) for name in HOLDS)   # (_free_held removed the others)
@@ -218,7 +219,8 @@ def migrate(sim: "Simulation", document: "Document") -> None:
     sim.tick_s = float(document.settings["tick_ms"]) / 1000.0
     new_index = {k: i for i, k in enumerate(_keys(new_net))}
     mapping = np.array([new_index.get(k, -1) for k in _keys(old_net)], dtype=np.int64)
-    holds = _held_workers(sim, new_net, mapping)
+    gone = Batch.concat([b.take(mapping[b.st] < 0) for b in old_pending if len(b)]).users_only()
+    holds = _held_workers(sim, new_net, mapping, gone.key)   # (the requests lost free their workers)
 
     sim._setup(new_net)
     # station state
@@ -251,18 +253,16 @@ def migrate(sim: "Simulation", document: "Document") -> None:
         if new_model is not None and new_model.same_cache(model):
             new_model.adopt(model)
     # requests in flight
-    lost = 0
     moved: list[Batch] = []
     for batch in old_pending:
         if not len(batch):
             continue
         new_st = mapping[batch.st]
         keep = new_st >= 0
-        lost += int((~keep & ((batch.flags & FLAG_INTERNAL) == 0)).sum())   # internal work is no request
         b = batch.take(keep)
         b.st = new_st[keep]
         moved.append(b)
-    sim._fail("node_failed", np.full(lost, sim.now))
+    sim._fail("node_failed", np.full(len(gone), sim.now), gone.key)   # (internal work is no request)
     _carry_late_checks(sim, old_checks, mapping)
     allb = Batch.concat(moved)
     if len(allb):

@@ -123,3 +123,37 @@ def test_an_edited_cache_restarts_cold():
     miss = f[("cache0", "db")] / np.maximum(f[("app0", "cache0")], 1)
     other = f[("cache1", "db")] / np.maximum(f[("app1", "cache1")], 1)
     assert miss[30] > other[30] + 0.3   # cold against warm, in the second after the edit
+
+
+def sync_tier_with_replicas() -> Document:
+    """A sync web tier whose workers wait for a database with two slow read replicas."""
+    d = Document()
+    d.add_node(NodeData("users", "client", params={"rate_rps": 150.0, "read_ratio": 1.0}))
+    d.add_node(NodeData("web", "server", params={"capacity_rps": 2000.0, "workers": 16, "blocking_calls": True}))
+    d.add_node(NodeData("db", "database", params={"connections": 4, "read_capacity_rps": 200.0,
+                                                  "read_replicas": 2}))
+    d.add_edge("users", "web")
+    d.add_edge("web", "db")
+    d.set_settings(seed=8, duration_s=20.0)
+    return d
+
+
+def test_requests_lost_with_a_removed_replica_free_the_workers_waiting_for_them():
+    # read_replicas 2 -> 1 while reads are at the second replica: they fail (node_failed) at
+    # the edit, and the web workers waiting for them are free at once, as the worker of a
+    # real server is when its database connection drops; none stays held for ever
+    doc = sync_tier_with_replicas()
+    sim = Simulation(doc)
+    sim.run_until(10.0)
+    db = sim.net.node_stations[sim.net.node_ids.index("db")]
+    at_last = sum(int((p.st == db[-1]).sum()) for p in sim.pending)
+    assert at_last > 0   # the replica removed has reads in hand
+    failed_before = sim.totals()["failed_by_cause"]["node_failed"]
+    sim.update_document(_edited(doc, "db", {"read_replicas": 1}))
+    assert sim.totals()["failed_by_cause"]["node_failed"] - failed_before == at_last
+    in_flight = np.concatenate([p.key for p in sim.pending])
+    assert np.isin(sim._h_key, in_flight).all()   # a worker is held only for a request still on its way
+    sim.run_until(20.0)
+    assert sim._held_lost == 0   # every held worker was released by its own request
+    t = sim.totals()
+    assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"]
