@@ -13,6 +13,7 @@ CHECK is one of:
   edits    random live edits at random moments: no error but a clear refusal, every request counted
   python   the same totals and per-second rows without numba (SCALELAB_JIT=0: the kernels run
            as Python, as in the packaged app) as with the compiled kernels (first 6 s)
+  order    the same totals and per-second rows (by column) with the nodes in another order
   noop     the document taken in again at random moments (an edit that changed nothing): the
            same totals and per-second rows as without
 
@@ -32,7 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "simulation"))
 
 from random_topologies import random_topology  # noqa: E402
-from test_trust import assert_an_unchanged_edit_changes_nothing, assert_same_however_sliced, outcome  # noqa: E402
+from test_trust import (assert_an_unchanged_edit_changes_nothing, assert_same_however_sliced,  # noqa: E402
+                        assert_the_order_of_the_nodes_changes_nothing, outcome)
 
 from simulation.compiler import SimulationError  # noqa: E402
 from simulation.engine import Simulation  # noqa: E402
@@ -66,6 +68,11 @@ def python(doc, seed: int) -> str:
                          env=dict(os.environ, SCALELAB_JIT="0"), timeout=1800)
     assert out.returncode == 0, out.stderr[-500:]
     assert json.loads(out.stdout.splitlines()[-1]) == json.loads(json.dumps(outcome(doc, [6.0]))), "differ"
+    return "same"
+
+
+def order(doc, seed: int) -> str:
+    assert_the_order_of_the_nodes_changes_nothing(doc, 12.0, seed)
     return "same"
 
 
@@ -149,7 +156,7 @@ def edits(doc, seed: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("check", choices=["sliced", "tick", "events", "clicks", "edits", "noop", "python"])
+    ap.add_argument("check", choices=["sliced", "tick", "events", "clicks", "edits", "noop", "python", "order"])
     ap.add_argument("first", type=int)
     ap.add_argument("last", type=int)
     ap.add_argument("--tiers", action="store_true")

@@ -22,9 +22,9 @@ from .blocking_events import END, NOWHERE
 from .choice_hops import ChoiceHops
 from .compiler import CACHE
 from .flight import FLAG_DB_SESSION, FLAG_INTERNAL, Batch
-from .randomness import APPLY, CACHE_HIT, ROUTE, mix64, uniform
+from .randomness import CACHE_HIT, ROUTE, uniform
+from .replication import apply_keys
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 class Journeys(ChoiceHops):
@@ -185,8 +185,7 @@ class Journeys(ChoiceHops):
             ja_n[rows[mine], h] = k
             s = np.tile(np.asarray(others, dtype=np.int64), len(mine))   # row-major: each write's jobs together
             src = np.repeat(mine, k)
-            with np.errstate(over="ignore"):
-                key = mix64(there.key[src] ^ (np.uint64(1) + s.astype(np.uint64)) * _GOLDEN) ^ np.uint64(APPLY)
+            key = apply_keys(there.key[src], np.searchsorted(db.stations, s))   # (a group's stations ascend)
             job = Batch._raw((s, there.fin[src], there.fin[src], there.fin[src], there.fin[src], there.cls[src],
                               there.user[src], np.full(len(s), FLAG_INTERNAL, dtype=there.flags.dtype), key,
                               there.hop[src] + 1, there.item[src]))

@@ -157,9 +157,8 @@ def compile_document(doc: Document) -> Network:
     clients: list[Client] = []
     browser = _browser_policies(doc, ids, kinds, params, succ_of)
     offset = 0
-    for i, n in enumerate(ids):
-        if kinds[i] != "client":
-            continue
+    for i in sorted((i for i, k in enumerate(kinds) if k == "client"), key=lambda i: ids[i]):
+        n = ids[i]   # (by id: the users' numbers, and all that follows them, do not depend on the order of the nodes)
         p = params[i]
         entries = list(succ_of[i])
         clients.append(Client(n, float(p["rate_rps"]), int(p["users"]), offset, p["pattern"],

@@ -71,10 +71,11 @@ def smooth_wrr_sequence(weights: np.ndarray, limit: int = WRR_PERIOD) -> np.ndar
 class BalancerState:
     """The mutable side of one load balancer: health, counters, pins, rings."""
 
-    def __init__(self, bal: Balancer, node_keys: list[str], total_users: int, rng: np.random.Generator) -> None:
+    def __init__(self, bal: Balancer, node_keys: list[str], total_users: int, phase: float) -> None:
+        """``phase`` in [0, 1): where in its interval the balancer's first health check falls."""
         self.bal = bal
         n = len(bal.backends)
-        self.health = HealthChecks(n, bal.interval_s, bal.fall, bal.rise, float(rng.uniform(0, bal.interval_s)))
+        self.health = HealthChecks(n, bal.interval_s, bal.fall, bal.rise, phase * bal.interval_s)
         self.rr = 0
         # the users' cookies: the backend *station* each user is pinned to (-1: none);
         # shared with the other sticky balancers in front of the same backends (share_cookies)

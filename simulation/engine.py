@@ -37,6 +37,7 @@ from .lifecycle import Lifecycle
 from .metrics import N_BINS, Metrics, percentile_ms
 from .table_routing import Partitioning
 from .page_views import page_view_totals
+from .randomness import named_uniform
 from .tracing import Tracing
 from .window import Window
 from .per_second import PerSecond
@@ -87,7 +88,6 @@ class Simulation(Window, Arrivals, Lifecycle, RequestState, Replication, Routing
         keep_freed_memory()   # the engine's arrays reuse freed memory instead of fresh pages (allocator.py)
         self.document = document
         self.seed = int(document.settings["seed"] if seed is None else seed)
-        self.rng = np.random.default_rng(self.seed)
         self.tick_s = float(document.settings["tick_ms"]) / 1000.0
         self.max_window_s = max_window_s
         self.now = 0.0
@@ -111,7 +111,8 @@ class Simulation(Window, Arrivals, Lifecycle, RequestState, Replication, Routing
         self.net = net
         self.stations = Stations(net, self.now)
         self.balancers = share_cookies([BalancerState(b, [f"{net.node_ids[net.st_node[s]]}#{net.st_replica[s]}"
-                                                          for s in b.backends], net.total_users, self.rng)
+                                                          for s in b.backends], net.total_users,
+                                                      named_uniform(self.seed, net.node_ids[b.node_index]))
                                         for b in net.balancers])
         for bs in self.balancers:
             bs.health.next_check += self.now

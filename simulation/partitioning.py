@@ -10,8 +10,8 @@ that join the two ``join_tables`` (empty: the two most-used tables of its mix).
   downstream nodes get none of it. Within those, by capacity, as before.
 - A join whose tables are held by two different databases queries both, one after
   the other (an app that runs two queries and joins in code): the request goes on
-  to one of them (the deeper one in the graph; on a tie the one that comes first in
-  the file) and, when that one answers, the server sends the second query straight
+  to one of them (the deeper one in the graph; on a tie the one whose id comes first
+  in sorted order, not in the file: the order of the nodes changes no number) and, when that one answers, the server sends the second query straight
   to the other database (past any cache: joins are never cache hits). The request
   answers when the second query answers, and fails if either is refused (queue
   full, database down) or gives up; a failed first query sends no second one. The
@@ -51,6 +51,7 @@ class Plan:
     routes: dict[tuple[int, int], list[tuple[int, float, int]]] = field(default_factory=dict)
     # (node, view) -> [(successor, probability, database of the second query or -1)]
     sequence: set[tuple[int, int]] = field(default_factory=set)   # (first database, second database) of joins
+    rank: dict[int, int] = field(default_factory=dict)   # node -> its place among the ids in sorted order
 
     @property
     def n_views(self) -> int:
@@ -166,7 +167,8 @@ def build_plan(ids: list[str], kinds: list[str], params: list[dict], succ_of: li
             if pair not in joins:
                 joins.append(pair)
             client_join[c] = (share, len(tables) + joins.index(pair))
-    plan = Plan(tables, joins, client_mix, client_join)
+    plan = Plan(tables, joins, client_mix, client_join,
+                rank={n: r for r, n in enumerate(sorted(range(len(ids)), key=lambda n: ids[n]))})
 
     def holder(n: int, t: str) -> int:
         have = [d for d in sorted(reach[n]) if holds(d, t)]
@@ -188,8 +190,8 @@ def build_plan(ids: list[str], kinds: list[str], params: list[dict], succ_of: li
                     continue
                 if ha < 0 or hb < 0 or ha == hb:
                     go, other = (a if ha >= 0 else b), None     # one database does the whole join
-                else:   # the deeper database first; on a tie the first in the file (one order for all joins)
-                    go, other = (a, b) if (level(ha), -ha) > (level(hb), -hb) else (b, a)
+                else:   # the deeper database first; on a tie the first by id (one order for all joins)
+                    go, other = (a, b) if (level(ha), -plan.rank[ha]) > (level(hb), -plan.rank[hb]) else (b, a)
             elig = [j for j in succ_of[n] if leads(j, go)]
             if not elig:
                 continue
@@ -206,11 +208,11 @@ def sequenced_levels(plan: Plan | None, level: list[int]) -> list[int]:
     """Node levels with each join's second database deeper than its first, so that the
     engine, which processes a level at a time, sends the second query when the first
     answers. Databases send nowhere and the first database of a join is the higher in
-    one total order (level, then file order), so the result is still a topological order."""
+    one total order (level, then id), so the result is still a topological order."""
     out = list(level)
     if plan is None or not plan.sequence:
         return out
-    for first in sorted({a for a, _ in plan.sequence}, key=lambda d: (-level[d], d)):
+    for first in sorted({a for a, _ in plan.sequence}, key=lambda d: (-level[d], plan.rank[d])):
         for a, b in sorted(plan.sequence):
             if a == first:
                 out[b] = max(out[b], out[a] + 1)

@@ -9,6 +9,8 @@ GUI slices, or with a pause in the middle.
 """
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 (SERVICE, SESSION_READ, ROUTE, CACHE_HIT, PICK, PICK2, REPLICA, ENTRY, TIE, FORGE, CACHE_STALE, BROWSER,
@@ -40,6 +42,15 @@ def uniform(key: np.ndarray, hop: np.ndarray | int, salt: int) -> np.ndarray:
 def exponential(key: np.ndarray, hop: np.ndarray | int, salt: int) -> np.ndarray:
     """Standard exponential numbers (mean 1), one per key."""
     return -np.log1p(-uniform(key, hop, salt))
+
+
+def named_uniform(seed: int, name: str) -> float:
+    """A uniform number in [0, 1) for the run's seed and a node's id (e.g. the phase of a
+    balancer's health checks): neither the order of the nodes in the file nor the edits
+    made before change it."""
+    with np.errstate(over="ignore"):
+        h = mix64(mix64(np.array([seed % 2**64], dtype=np.uint64)) ^ np.uint64(zlib.crc32(name.encode())))
+    return float(h[0] >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 def block_generator(seed: int, stream: int, block: int) -> np.random.Generator:

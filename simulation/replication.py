@@ -41,6 +41,15 @@ MIN_APPLY_S = 0.001   # the least time a write takes to reach another primary (s
 ITEM_BITS = 21   # item ids are below 2**21 (the format allows 1,000,000 items)
 
 
+def apply_keys(keys: np.ndarray, copy: np.ndarray | int) -> np.ndarray:
+    """The keys of the jobs that apply writes (their ``keys``) at the database group's copy
+    number ``copy`` (its position among the group's copies: not the station's index, which
+    depends on the order of the nodes in the file)."""
+    with np.errstate(over="ignore"):
+        return mix64(np.asarray(keys, dtype=np.uint64) ^ (np.uint64(1) + np.asarray(copy, dtype=np.uint64))
+                     * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(APPLY)
+
+
 class Replication:
     def _setup_replication(self) -> None:
         net = self.net
@@ -223,12 +232,11 @@ class Replication:
         for j in np.unique(self._db_of_station[writes.st]).tolist():
             db = self.net.databases[j]
             mine = writes.take(self._db_of_station[writes.st] == j)
-            for s in db.stations.tolist():
+            for copy, s in enumerate(db.stations.tolist()):
                 on = mine.take(self.primary[mine.st] != s)
                 if not len(on):
                     continue
-                with np.errstate(over="ignore"):
-                    key = mix64(on.key ^ (np.uint64(s + 1) * np.uint64(0x9E3779B97F4A7C15))) ^ np.uint64(APPLY)
+                key = apply_keys(on.key, copy)
                 at = on.fin.copy()
                 if self._mp_primary[s] >= 0:   # another primary: it gets the write after the lag (see _mp_delay)
                     at = at + self._mp_delay(s)

@@ -3,6 +3,7 @@ however a run is sliced, and no valid file with any failures can hang the engine
 or lose a request from the books."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +196,47 @@ def test_an_edit_that_changes_nothing_changes_no_number(seed, tiers):
     doc = loads(dumps(random_topology(seed, duration_s=8.0, tiers=tiers, data=tiers)))
     with within(240, f"random_topology({seed})"):
         assert_an_unchanged_edit_changes_nothing(doc, 8.0, seed)
+
+
+def columns(csv: str) -> dict[str, list[str]]:
+    """A run's per-second CSV by column name (the per-node columns follow the nodes' order)."""
+    lines = [line.split(",") for line in csv.splitlines()]
+    return {name: [row[i] for row in lines[1:]] for i, name in enumerate(lines[0])}
+
+
+def assert_the_order_of_the_nodes_changes_nothing(doc, total: float, seed: int) -> None:
+    raw = json.loads(dumps(doc))
+    raw["nodes"] = [raw["nodes"][i] for i in np.random.default_rng(seed).permutation(len(raw["nodes"]))]
+    totals, rows = outcome(loads(json.dumps(raw)), [total])
+    base_totals, base_rows = outcome(doc, [total])
+    assert totals == base_totals, "totals changed with the order of the nodes in the file"
+    assert columns(rows) == columns(base_rows), "per-second rows changed with the order of the nodes"
+
+
+@pytest.mark.parametrize("seed,tiers", [(5, False), (13, False), (52, False), (54, False), (15, True), (24, True)])
+def test_the_order_of_the_nodes_in_the_file_changes_no_number(seed, tiers):
+    """Two students who build the same topology in another order see the same numbers.
+    Found by shuffling the nodes of random files: balancers' health checks took their phase
+    from one generator in the balancers' order; jobs applying writes at database replicas
+    hashed the station's index; a join whose two databases were equally deep went first to
+    the one first in the file (now: the first by id)."""
+    doc = loads(dumps(random_topology(seed, duration_s=6.0, tiers=tiers, data=tiers)))
+    with within(240, f"random_topology({seed})"):
+        assert_the_order_of_the_nodes_changes_nothing(doc, 6.0, seed)
+
+
+def test_the_order_of_the_clients_changes_no_users_number():
+    # users are numbered client after client: by the clients' ids, not their order in the file
+    # (a consistent-hash balancer places each user by that number)
+    d = Document()
+    d.add_node(NodeData("b", "client", params={"rate_rps": 300.0, "users": 70}))
+    d.add_node(NodeData("a", "client", params={"rate_rps": 200.0, "users": 50}))
+    d.add_node(NodeData("lb", "load_balancer", params={"algorithm": "consistent_hash"}))
+    d.add_node(NodeData("web", "server", params={"capacity_rps": 300.0, "workers": 4, "replicas": 3}))
+    for a, b in (("a", "lb"), ("b", "lb"), ("lb", "web")):
+        d.add_edge(a, b)
+    d.set_settings(seed=4, duration_s=20.0)
+    assert_the_order_of_the_nodes_changes_nothing(d, 20.0, 3)   # (reversed: "a" before "b")
 
 
 def test_adding_a_read_replica_to_a_sharded_database_keeps_each_shards_copies():
