@@ -94,9 +94,9 @@ def two_caches() -> Document:
 
 def test_warm_caches_stay_warm_across_an_edit_that_leaves_them_as_they_were():
     # two caches warm up over ~30 s; a live edit of something else (the database's waiting
-    # room, never more than a few deep here) must
-    # not restart them cold: the database sees the same misses per second as without it
-    # (before 2026-11-30 only a lone cache kept its state: with two, both went cold)
+    # room, never more than a few deep here) must not restart them cold: the database sees
+    # the same misses per second as without it (before 2026-11-30 only a lone cache kept its
+    # state: with two, both went cold)
     doc = two_caches()
     plain = Simulation(doc)
     plain.run_until(60.0)
