@@ -46,7 +46,9 @@ EDITS = [("server", "sessions", ["local", "cookie"]), ("server", "replicas", [1,
          ("database", "primaries", [1, 2, 3]), ("database", "shards", [1, 2, 3]),
          ("database", "read_replicas", [0, 1, 2]), ("load_balancer", "affinity", ["none", "sticky"]),
          ("load_balancer", "algorithm", ["random", "round_robin", "least_connections", "consistent_hash"]),
-         ("client", "rate_rps", [20.0, 300.0, 1500.0]), ("server", "autoscale", [True, False])]
+         ("client", "rate_rps", [20.0, 300.0, 1500.0]), ("server", "autoscale", [True, False]),
+         ("server", "queue_limit", [0, 3, 50, 1000]), ("database", "queue_limit", [0, 10, 1000]),
+         ("cache", "capacity_items", [10, 1000]), ("database", "connections", [1, 4, 20])]
 
 
 def _has(doc, kind: str, param: str, values) -> bool:
