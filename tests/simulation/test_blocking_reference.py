@@ -124,9 +124,12 @@ def compare(case: dict, until: float, tight: bool = True) -> tuple[Simulation, B
 
 
 def the_file_of_the_old_xfail(**kw) -> dict:
-    """tests/simulation/test_fast_paths.py: the database fails at 3 s and recovers at 4.5 s."""
+    """tests/simulation/test_fast_paths.py: the database fails at 3 s and recovers at 4.5 s.
+    (Seed 548, was 546: since the balancer's health checks take their phase from its id,
+    2026-12-01, seed 546 has no request at the database when it fails; every seed from 546
+    to 565 matches the event model, 548 also loses 4 requests with the database.)"""
     return tier(260.0, workers=2, replicas=2, conns=1, db_cap=150.0, web_limit=30, web_timeout=0.5, db_limit=5,
-                db_timeout=0.05, seed=546, fail=(3.0, 4.5), duration=8, **kw)
+                db_timeout=0.05, seed=548, fail=(3.0, 4.5), duration=8, **kw)
 
 
 @pytest.mark.parametrize("tight", [True, False])
@@ -135,9 +138,9 @@ def test_a_database_failure_with_and_without_the_tighter_bound_matches_the_event
     assert wrong == []
     t = sim.totals()
     finished = [o for o in ref.out.values() if o.t < ns(8.0)]
-    assert t["served"] == sum(o.outcome == "answered" for o in finished)              # 684
+    assert t["served"] == sum(o.outcome == "answered" for o in finished)              # 744
     # every waiting request takes a place (until it starts or gives up): mostly refusals
-    for cause in ("queue_full", "timeout", "backend_down", "node_failed"):           # 875, 109, 259, 2
+    for cause in ("queue_full", "timeout", "backend_down", "node_failed"):           # 918, 89, 239, 4
         assert t["failed_by_cause"][cause] == sum(o.cause == cause for o in finished)
     assert t["failed_by_cause"]["backend_down"] > 100 and t["failed_by_cause"]["node_failed"] > 0
 
@@ -170,7 +173,7 @@ def test_the_whole_seconds_queues_are_the_event_models():
     assert wrong == []
     shown = sim.metrics.queue["web"]
     assert len(shown) == 7
-    assert [int(q) for q in shown] == [ref.waiting_at(ns(m)) for m in range(1, 8)]   # 59, 56, 57, 54, 56, 58, 60
+    assert [int(q) for q in shown] == [ref.waiting_at(ns(m)) for m in range(1, 8)]   # 60, 57, 56, 55, 57, 60, 59
     assert shown.max() <= 2 * 30 and shown.min() >= 50       # the rooms (2 x 30) stay nearly full
     gave = [sum(1 for q in ref.waiting_marks[ns(m)] for e in q if e.status == "gave_up" and e.a + ref.web_T > ns(m))
             for m in range(1, 8)]
