@@ -10,8 +10,9 @@ that join the two ``join_tables`` (empty: the two most-used tables of its mix).
   downstream nodes get none of it. Within those, by capacity, as before.
 - A join whose tables are held by two different databases queries both, one after
   the other (an app that runs two queries and joins in code): the request goes on
-  to one of them (the deeper one in the graph; on a tie the one whose id comes first
-  in sorted order, not in the file: the order of the nodes changes no number) and, when that one answers, the server sends the second query straight
+  to one of them (the deeper one in the graph; on a tie the one holding the join's first
+  table, e.g. the users before their flights: one order for all joins, contradicting
+  preferences by id; never the order of the nodes in the file) and, when that one answers, the server sends the second query straight
   to the other database (past any cache: joins are never cache hits). The request
   answers when the second query answers, and fails if either is refused (queue
   full, database down) or gives up; a failed first query sends no second one. The
@@ -30,11 +31,11 @@ This module is the plan, which the compiler and the structural SPOF analysis
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-
 
 
 class PartitionError(ValueError):
@@ -154,7 +155,7 @@ def build_plan(ids: list[str], kinds: list[str], params: list[dict], succ_of: li
     tindex = {t: v for v, t in enumerate(tables)}
     joins: list[tuple[str, str]] = []
     client_mix, client_join = {}, {}
-    for c in clients:
+    for c in sorted(clients, key=lambda c: ids[c]):   # (by id: the order of the nodes changes nothing)
         if not mixes[c]:
             continue
         w = np.zeros(len(tables))
@@ -167,12 +168,17 @@ def build_plan(ids: list[str], kinds: list[str], params: list[dict], succ_of: li
             if pair not in joins:
                 joins.append(pair)
             client_join[c] = (share, len(tables) + joins.index(pair))
-    plan = Plan(tables, joins, client_mix, client_join,
-                rank={n: r for r, n in enumerate(sorted(range(len(ids)), key=lambda n: ids[n]))})
-
     def holder(n: int, t: str) -> int:
         have = [d for d in sorted(reach[n]) if holds(d, t)]
         return have[0] if have else -1
+
+    # equally deep databases of a join: the one holding its first table is queried first (the
+    # app reads the user, then the flights), in one order for all joins (the levels must stay
+    # a topological order): preferences that contradict an earlier one go by id
+    prefer = {(holder(n, a), holder(n, b)) for n, k in enumerate(kinds) if k in ("server", "cache") and reach[n]
+              for a, b in joins}
+    prefer = {(x, y) for x, y in prefer if x >= 0 and y >= 0 and x != y and level(x) == level(y)}
+    plan = Plan(tables, joins, client_mix, client_join, rank=_rank(ids, sorted(held), prefer))
 
     def leads(j: int, t: str) -> bool:
         return kinds[j] in ("cache", "database") and any(holds(d, t) for d in reach[j])
@@ -190,7 +196,7 @@ def build_plan(ids: list[str], kinds: list[str], params: list[dict], succ_of: li
                     continue
                 if ha < 0 or hb < 0 or ha == hb:
                     go, other = (a if ha >= 0 else b), None     # one database does the whole join
-                else:   # the deeper database first; on a tie the first by id (one order for all joins)
+                else:   # the deeper database first; on a tie the first by rank (one order for all joins)
                     go, other = (a, b) if (level(ha), -plan.rank[ha]) > (level(hb), -plan.rank[hb]) else (b, a)
             elig = [j for j in succ_of[n] if leads(j, go)]
             if not elig:
@@ -204,11 +210,39 @@ def build_plan(ids: list[str], kinds: list[str], params: list[dict], succ_of: li
     return plan
 
 
+def _rank(ids: list[str], nodes: list[int], prefer: set[tuple[int, int]]) -> dict[int, int]:
+    """A total order of ``nodes`` (node -> place) that puts ``x`` before ``y`` for each
+    preference (x, y) it can: Kahn's topological sort taking the smallest id first; on a
+    cycle, the smallest id left goes next."""
+    after: dict[int, list[int]] = {n: [] for n in nodes}
+    before = {n: 0 for n in nodes}
+    for x, y in prefer:
+        after[x].append(y)
+        before[y] += 1
+    ready = [(ids[n], n) for n in nodes if before[n] == 0]
+    heapq.heapify(ready)
+    left = sorted((ids[n], n) for n in nodes)   # for cycles: the smallest id not yet placed
+    rank: dict[int, int] = {}
+    while len(rank) < len(nodes):
+        if ready:
+            _, n = heapq.heappop(ready)
+            if n in rank:
+                continue
+        else:
+            n = next(m for _, m in left if m not in rank)
+        rank[n] = len(rank)
+        for y in after[n]:
+            before[y] -= 1
+            if before[y] == 0 and y not in rank:
+                heapq.heappush(ready, (ids[y], y))
+    return rank
+
+
 def sequenced_levels(plan: Plan | None, level: list[int]) -> list[int]:
     """Node levels with each join's second database deeper than its first, so that the
     engine, which processes a level at a time, sends the second query when the first
     answers. Databases send nowhere and the first database of a join is the higher in
-    one total order (level, then id), so the result is still a topological order."""
+    one total order (level, then ``plan.rank``), so the result is still a topological order."""
     out = list(level)
     if plan is None or not plan.sequence:
         return out

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from simulation.compiler import compile_document
-from simulation.document import NodeData, ScheduledEvent
+from simulation.document import Document, NodeData, ScheduledEvent
 from simulation.engine import Simulation
 
 from test_partitioning import partitioned, mean_util
@@ -163,3 +163,47 @@ def test_a_first_query_that_gives_up_sends_no_second_one():
     own = (1 - j) * 0.5 * lam
     assert joins_served < 0.8 * j * lam                      # many joins gave up at the users database
     assert mean_util(sim, "db_flights") == pytest.approx((own + joins_served) / 1000, rel=0.05)
+
+
+def _first_queried(doc) -> set[tuple[str, str]]:
+    sim = Simulation(doc)
+    sim.trace_every(1, cap=100_000)
+    sim.advance(5)
+    return {(tr.hops[1].node, tr.hops[2].node) for tr in sim.traces() if tr.outcome == "answered" and len(tr.hops) == 3}
+
+
+@pytest.mark.parametrize("pair", [["users", "flights"], ["flights", "users"]])
+def test_equally_deep_databases_are_queried_in_the_joins_order_whatever_the_files(pair):
+    """The app reads the join's first table, then the second: with the two databases equally
+    deep, the first query goes to the one holding join_tables[0], whichever comes first in
+    the file and whichever id sorts first (before 2026-12-01: the first in the file)."""
+    d = two_databases(100, 0.3, 500, 400)
+    d.set_params("c", {"join_tables": pair})
+    want = {(f"db_{pair[0]}", f"db_{pair[1]}")}
+    assert _first_queried(d) == want
+    reordered = Document()   # the same nodes, the databases first
+    for n in sorted(d.nodes(), key=lambda n: n.kind != "database"):
+        reordered.add_node(n.copy())
+    for a, b in d.edges():
+        reordered.add_edge(a, b)
+    reordered.set_settings(**d.settings)
+    assert _first_queried(reordered) == want
+
+
+def test_two_clients_joining_in_opposite_orders_get_one_order():
+    """One order for all joins keeps the levels a topological order (a join's second database
+    one level deeper than its first): when two clients ask for opposite orders, the
+    contradicting one goes by id ("db_flights" first) and every request is still answered."""
+    d = two_databases(100, 0.3, 5000, 5000)
+    d.set_params("c", {"join_tables": ["users", "flights"]})
+    d.add_node(NodeData("c2", "client", params={"rate_rps": 100.0, "users": 100, "table_mix": MIX,
+                                                "join_share": 0.3, "join_tables": ["flights", "users"]}))
+    d.add_edge("c2", "web")
+    net = compile_document(d)
+    level = {net.node_ids[int(net.st_node[s])]: int(net.st_level[s]) for s in range(net.n_stations)}
+    assert level["db_users"] == level["db_flights"] + 1
+    assert _first_queried(d) == {("db_flights", "db_users")}
+    sim = Simulation(d)
+    sim.advance(5)
+    t = sim.totals()
+    assert t["failed"] == 0 and t["arrived"] == t["served"] + t["in_flight"]
