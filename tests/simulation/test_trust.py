@@ -219,7 +219,7 @@ def test_the_order_of_the_nodes_in_the_file_changes_no_number(seed, tiers):
     Found by shuffling the nodes of random files: balancers' health checks took their phase
     from one generator in the balancers' order; jobs applying writes at database replicas
     hashed the station's index; a join whose two databases were equally deep went first to
-    the one first in the file (now: the first by id)."""
+    the one first in the file (now: the one holding the join's first table)."""
     doc = loads(dumps(random_topology(seed, duration_s=6.0, tiers=tiers, data=tiers)))
     with within(240, f"random_topology({seed})"):
         assert_the_order_of_the_nodes_changes_nothing(doc, 6.0, seed)
