@@ -1,9 +1,12 @@
 """Taking an edited document into a running simulation.
 
 The document is compiled anew; the state of the old network is carried over
-station by station, matched by (node id, replica): requests in flight, worker
-timelines, failures, health-check state and session placement. Requests at
-stations that no longer exist fail with ``node_failed``.
+station by station, matched by (node id, replica) (a database's copies by shard and
+role: ``_keys``): requests in flight, worker timelines, workers held by blocking
+servers, waiting rooms, failures, health checks and cookies, sessions, caches, the
+database groups' failover state, writes under way, and the open seconds' records.
+Requests at stations that no longer exist fail with ``node_failed``. An edit that
+changes nothing changes no number (docs/engine.md, "Edits during a run").
 """
 from __future__ import annotations
 
