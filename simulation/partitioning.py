@@ -12,8 +12,8 @@ that join the two ``join_tables`` (empty: the two most-used tables of its mix).
   the other (an app that runs two queries and joins in code): the request goes on
   to one of them (the deeper one in the graph; on a tie the one holding the join's first
   table, e.g. the users before their flights: one order for all joins, contradicting
-  preferences by id; never the order of the nodes in the file) and, when that one answers, the server sends the second query straight
-  to the other database (past any cache: joins are never cache hits). The request
+  preferences by id; never the order of the nodes in the file) and, when that one
+  answers, the server sends the second query straight to the other database (past any cache: joins are never cache hits). The request
   answers when the second query answers, and fails if either is refused (queue
   full, database down) or gives up; a failed first query sends no second one. The
   engine processes a level at a time, so the compiler puts each join's second
@@ -52,7 +52,7 @@ class Plan:
     routes: dict[tuple[int, int], list[tuple[int, float, int]]] = field(default_factory=dict)
     # (node, view) -> [(successor, probability, database of the second query or -1)]
     sequence: set[tuple[int, int]] = field(default_factory=set)   # (first database, second database) of joins
-    rank: dict[int, int] = field(default_factory=dict)   # node -> its place among the ids in sorted order
+    rank: dict[int, int] = field(default_factory=dict)   # database -> its place in the joins' order (_rank)
 
     @property
     def n_views(self) -> int:
@@ -168,6 +168,7 @@ def build_plan(ids: list[str], kinds: list[str], params: list[dict], succ_of: li
             if pair not in joins:
                 joins.append(pair)
             client_join[c] = (share, len(tables) + joins.index(pair))
+
     def holder(n: int, t: str) -> int:
         have = [d for d in sorted(reach[n]) if holds(d, t)]
         return have[0] if have else -1
