@@ -13,9 +13,10 @@ that join the two ``join_tables`` (empty: the two most-used tables of its mix).
   to one of them (the deeper one in the graph; on a tie the one holding the join's first
   table, e.g. the users before their flights: one order for all joins, contradicting
   preferences by id; never the order of the nodes in the file) and, when that one
-  answers, the server sends the second query straight to the other database (past any cache: joins are never cache hits). The request
-  answers when the second query answers, and fails if either is refused (queue
-  full, database down) or gives up; a failed first query sends no second one. The
+  answers, the server sends the second query straight to the other database (past any
+  cache: joins are never cache hits). The request answers when the second query
+  answers, and fails if either is refused (queue full, database down) or gives up; a
+  failed first query sends no second one. The
   engine processes a level at a time, so the compiler puts each join's second
   database on a level deeper than its first (``sequenced_levels``).
 - With no table mix anywhere, nothing changes: a server splits its calls over its
