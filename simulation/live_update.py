@@ -220,8 +220,9 @@ def migrate(sim: "Simulation", document: "Document") -> None:
     sim.resharded = resharding(old_net, document)   # databases whose shard count changed: keys moved
     sim.document = document
     sim.tick_s = float(document.settings["tick_ms"]) / 1000.0
-    new_index = {k: i for i, k in enumerate(_keys(new_net))}
-    mapping = np.array([new_index.get(k, -1) for k in _keys(old_net)], dtype=np.int64)
+    old_keys, new_keys = _keys(old_net), _keys(new_net)
+    new_index = {k: i for i, k in enumerate(new_keys)}
+    mapping = np.array([new_index.get(k, -1) for k in old_keys], dtype=np.int64)
     gone = Batch.concat([b.take(mapping[b.st] < 0) for b in old_pending if len(b)]).users_only()
     holds = _held_workers(sim, new_net, mapping, gone.key)   # (the requests lost free their workers)
 
@@ -280,10 +281,8 @@ def migrate(sim: "Simulation", document: "Document") -> None:
         if prev is None:
             continue
         pairs.append((prev, bs))
-        prev_keys = [_keys(old_net)[s] for s in prev.bal.backends]
-        new_keys = [_keys(new_net)[s] for s in bs.bal.backends]
-        pos = {k: i for i, k in enumerate(prev_keys)}
-        for j, k in enumerate(new_keys):
+        pos = {old_keys[s]: i for i, s in enumerate(prev.bal.backends.tolist())}
+        for j, k in enumerate(new_keys[s] for s in bs.bal.backends.tolist()):
             i = pos.get(k)
             if i is not None:
                 bs.health.believed_up[j] = prev.health.believed_up[i]
