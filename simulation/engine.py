@@ -114,8 +114,9 @@ class Simulation(Window, Arrivals, Lifecycle, RequestState, Replication, Routing
                                                           for s in b.backends], net.total_users,
                                                       named_uniform(self.seed, net.node_ids[b.node_index]))
                                         for b in net.balancers])
-        for bs in self.balancers:
-            bs.health.next_check += self.now
+        for bs in self.balancers:   # (a balancer added during a run: its first check on its grid, from now on)
+            h = bs.health
+            h.next_check = h.anchor + max(0, math.ceil((self.now - h.anchor) / h.interval - 1e-9)) * h.interval
         self.pending = [Batch.empty() for _ in net.levels]
         self.scalers = [Autoscaler(sc, self.now) for sc in net.scalers]
         self._session_slot, n_slots = session_slots(net)
