@@ -157,3 +157,21 @@ def test_requests_lost_with_a_removed_replica_free_the_workers_waiting_for_them(
     assert sim._held_lost == 0   # every held worker was released by its own request
     t = sim.totals()
     assert t["arrived"] == t["served"] + t["failed"] + t["in_flight"]
+
+
+def test_a_balancer_added_during_a_run_checks_on_its_own_grid():
+    # its health checks reach the backends at anchor + k × interval (health.py), and its
+    # decisions must be made at those same instants, from the edit on
+    doc = saturated_server(10)
+    sim = Simulation(doc)
+    sim.run_until(3.37)
+    new = loads(dumps(doc))
+    new.add_node(NodeData("lb", "load_balancer", params={"health_interval_s": 2.0}))
+    new.remove_edge("users", "app")
+    new.add_edge("users", "lb")
+    new.add_edge("lb", "app")
+    sim.update_document(new)
+    h = sim.balancers[0].health
+    k = (h.next_check - h.anchor) / h.interval
+    assert abs(k - round(k)) < 1e-9 and sim.now <= h.next_check < sim.now + h.interval
+    assert h.next_check in h.times_in(sim.now, sim.now + h.interval)
