@@ -18,8 +18,9 @@ CHECK is one of:
            same totals and per-second rows as without
 
 --tiers adds an API tier (servers calling servers), --data sharded or multi-primary data,
-tables on two databases and joins. Prints one line per file and the seeds that failed; the
-test suite runs a few of each (tests/simulation/test_trust.py)."""
+tables on two databases and joins, --joins (with --data) joins in either order. Prints one
+line per file and the seeds that failed; the test suite runs a few of each
+(tests/simulation/test_trust.py)."""
 from __future__ import annotations
 
 import argparse
@@ -163,11 +164,12 @@ def main() -> None:
     ap.add_argument("last", type=int)
     ap.add_argument("--tiers", action="store_true")
     ap.add_argument("--data", action="store_true")
+    ap.add_argument("--joins", action="store_true", help="with --data: clients join two databases in either order")
     a = ap.parse_args()
     check = globals()[a.check]
     bad = []
     for seed in range(a.first, a.last):
-        doc = loads(dumps(random_topology(seed, duration_s=12.0, tiers=a.tiers, data=a.data)))
+        doc = loads(dumps(random_topology(seed, duration_s=12.0, tiers=a.tiers, data=a.data, joins=a.joins)))
         t = time.process_time()
         try:
             what = check(doc, seed)

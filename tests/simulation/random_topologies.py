@@ -12,10 +12,13 @@ ALGORITHMS = ["random", "round_robin", "least_connections", "weighted_round_robi
               "least_response_time", "power_of_two", "consistent_hash"]
 
 
-def random_topology(seed: int, duration_s: float = 20.0, tiers: bool = False, data: bool = False) -> Document:
+def random_topology(seed: int, duration_s: float = 20.0, tiers: bool = False, data: bool = False,
+                    joins: bool = False) -> Document:
     """``tiers``: the servers may call an API tier (servers too); ``data``: the database may
-    have several primaries or shards, and a second database may hold some tables. Both are
-    drawn from their own streams: the other draws stay as they were."""
+    have several primaries or shards, and a second database may hold some tables; ``joins``
+    (with ``data``): where two databases hold tables, the clients join them in either
+    order, with their own join shares and mixes. Each is drawn from its own stream: the
+    other draws stay as they were."""
     r = random.Random(seed)
     d = Document()
     n_clients = r.randint(1, 2)
@@ -70,6 +73,13 @@ def random_topology(seed: int, duration_s: float = 20.0, tiers: bool = False, da
         _api_tier(d, random.Random(seed * 104729 + 1), n_srv, store)
     if data and has_db:
         _data_tier(d, random.Random(seed * 130363 + 2), n_clients)
+        if joins and "db2" in d.node_ids():
+            j = random.Random(seed * 15485863 + 3)
+            for c in range(n_clients):
+                users = j.choice([0.2, 0.5, 0.8])
+                d.set_params(f"c{c}", {"table_mix": {"users": users, "orders": 1.0 - users},
+                                       "join_share": j.choice([0.1, 0.3, 0.6]),
+                                       "join_tables": j.choice([["users", "orders"], ["orders", "users"]])})
     for b in range(n_lb):
         for s in range(n_srv):
             if s == 0 or r.random() < 0.6:

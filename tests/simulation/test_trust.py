@@ -87,6 +87,19 @@ def test_random_files_with_sharded_or_partitioned_data_give_the_same_numbers_how
         assert_same_however_sliced(doc, 12.0, seed)
 
 
+@pytest.mark.parametrize("seed", [12, 61])
+def test_clients_joining_two_databases_in_opposite_orders_give_the_same_numbers_however_stepped(seed):
+    # two clients join users and orders in opposite orders (one order serves both: the second
+    # database one level deeper than the first, partitioning.py), with an API tier and sharded
+    # or multi-primary data; and with the nodes shuffled
+    doc = loads(dumps(random_topology(seed, duration_s=8.0, tiers=True, data=True, joins=True)))
+    orders = {tuple(doc.params(c)["join_tables"]) for c in doc.node_ids() if doc.kind(c) == "client"}
+    assert orders == {("users", "orders"), ("orders", "users")}
+    with within(240, f"random_topology({seed}, tiers, data, joins)"):
+        assert_same_however_sliced(doc, 8.0, seed)
+        assert_the_order_of_the_nodes_changes_nothing(doc, 8.0, seed)
+
+
 @pytest.mark.parametrize("seed", [*range(4), 271, 979, 1002])
 def test_random_files_with_an_api_tier_and_sharded_data_give_the_same_numbers_however_stepped(seed):
     # seed 271: requests waiting at an async server beside sync ones when the discrete-event
