@@ -21,7 +21,7 @@ import numpy as np
 from .blocking_events import END, NOWHERE
 from .choice_hops import ChoiceHops
 from .compiler import CACHE
-from .flight import FLAG_DB_SESSION, FLAG_INTERNAL, Batch
+from .flight import FLAG_INTERNAL, Batch
 from .randomness import CACHE_HIT, ROUTE, uniform
 from .replication import apply_keys
 
@@ -127,7 +127,7 @@ class Journeys(ChoiceHops):
                     arr[alive[k], h] = v
             if self._replicated:
                 n_applies = self._apply_jobs(there, alive, h, ja_first, ja_n, applies, n_applies)
-            flags[alive] = there.flags | np.where(self._is_db_server[nxt], FLAG_DB_SESSION, 0).astype(flags.dtype)
+            flags[alive] = self._session_read_flags(there.flags.astype(flags.dtype), nxt)
             cur[alive] = nxt
             on = self._goes_on(nxt)
             if self._ev_caches:

@@ -30,7 +30,7 @@ from .admission_kernel import ADMITTED, DOWN, GIVES_UP, NS, QUEUE_FULL
 from .blocking_events import END, TIE, UNDECIDED, blocking_events
 from .blocking_journeys import Journeys
 from .compiler import CACHE, DATABASE, LB, SERVER, SimulationError
-from .flight import FLAG_CHECK, FLAG_DB_SESSION, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
+from .flight import FLAG_CHECK, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
 from .least_choice import ALGO_CODE
 
 AWARE = tuple(ALGO_CODE)   # least connections, least response time, power of two
@@ -251,8 +251,7 @@ class EventWindow(Journeys):
         trial.free, trial.ring, trial.count, trial.new_holds = real.free.copy(), real.ring.copy(), real.count.copy(), []
         admitted = trial.admit(others, self._in_system(lv))[0]
         if len(admitted) and self._is_db_server[admitted.st].any():   # as _sessions will mark them
-            admitted.flags = admitted.flags | np.where(self._is_db_server[admitted.st], FLAG_DB_SESSION,
-                                                       0).astype(admitted.flags.dtype)
+            admitted.flags = self._session_read_flags(admitted.flags, admitted.st)
         return admitted
 
     def _event_candidates(self, pend: Batch, waiting: np.ndarray, inbox: list[list[Batch]], t1: float) -> Batch:
@@ -282,8 +281,7 @@ class EventWindow(Journeys):
         user = (cand.flags & FLAG_CHECK) == 0
         c_svc = st._service_ns(cand, np.unique(cand.st)) if len(cand) else np.zeros(0, dtype=np.int64)
         c_down = user & ((cand.flags & FLAG_NOT_MODIFIED) == 0) & self._has_route[cand.st]
-        db_session = np.where(self._is_db_server[cand.st], FLAG_DB_SESSION, 0).astype(cand.flags.dtype)
-        jc = self._journeys(cand.take(c_down), cand.flags[c_down] | db_session[c_down], t1)
+        jc = self._journeys(cand.take(c_down), self._session_read_flags(cand.flags[c_down], cand.st[c_down]), t1)
         # on their way: finished at B or at a station downstream before t1, with a station to go to
         ways = [busy] + [self.pending[k] for k in range(lb + 1, len(net.levels))]
         on = Batch.concat(ways)

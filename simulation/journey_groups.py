@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .blocking_events import END
-from .flight import FLAG_CHECK, FLAG_DB_SESSION, FLAG_NOT_MODIFIED, Batch
+from .flight import FLAG_CHECK, FLAG_NOT_MODIFIED, Batch
 
 
 class JourneyGroups:
@@ -69,8 +69,7 @@ class JourneyGroups:
             alt_row[need, g] = -1
             if down.any():
                 a = alt.take(down)
-                flags = a.flags | np.where(self._is_db_server[a.st], FLAG_DB_SESSION, 0).astype(a.flags.dtype)
-                parts.append((need[down], g, self._journeys(a, flags, t1)))
+                parts.append((need[down], g, self._journeys(a, self._session_read_flags(a.flags, a.st), t1)))
         n_rows = e["jp"].shape[0]
         for need, g, j in parts:
             n_rows = self._append_rows(e, need, g, j, n_rows, alt_row)

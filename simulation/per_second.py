@@ -45,10 +45,9 @@ class PerSecond:
     def _states_of(self, first: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(up, existing) per station for the rows first … first + k - 1 (k × stations; row s
         is the second [s - 1, s)): as ``_note_state`` kept them, else as now."""
-        st, n = self.stations, self.net.n_stations
+        st = self.stations
         now = (st.up, st.provisioned & ~st.failed)
-        rows = [self._state_snap.pop(first - 1 + i, now) for i in range(k)]
-        rows = [r if len(r[0]) == n else now for r in rows]   # kept before a live edit changed the stations
+        rows = [self._state_snap.pop(first - 1 + i, now) for i in range(k)]   # (a live edit re-indexes them)
         return np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
 
     def _per_node(self, rows: np.ndarray) -> np.ndarray:
@@ -88,8 +87,7 @@ class PerSecond:
         busy = np.zeros((end - first_open, n))
         have = led.busy[first_open - led.base:end - led.base]   # (the ledger's base is the first open second)
         busy[:len(have)] = have / 1e9                            # (rows it has not grown to are idle)
-        snaps = [self._state_snap.get(s, (st.up, None))[0] for s in range(first_open, end)]
-        up = np.array([u if len(u) == n else st.up for u in snaps])   # kept before a live edit changed the stations
+        up = np.array([self._state_snap.get(s, (st.up, None))[0] for s in range(first_open, end)])
         return np.concatenate([old, self._node_util(busy, up)[:, node_index]])
 
     def _close_seconds(self, k: int) -> None:

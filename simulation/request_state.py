@@ -35,6 +35,12 @@ class RequestState:
         if dbs.any():
             b.flags[dbs] |= FLAG_DB_SESSION
 
+    def _session_read_flags(self, flags: np.ndarray, st: np.ndarray) -> np.ndarray:
+        """``flags`` of requests admitted at stations ``st``, with the session read that a
+        server keeping sessions in the database asks of the next store (as ``_sessions``
+        marks them when they are admitted): for the journeys predicted before that."""
+        return flags | np.where(self._is_db_server[st], FLAG_DB_SESSION, 0).astype(flags.dtype)
+
     def _forged_cookies(self, b: Batch) -> np.ndarray:
         """Count the tampered cookies of ``b`` (admitted at servers), in the seconds they
         arrived in, and clear their flags; returns which were."""

@@ -22,7 +22,7 @@ import numpy as np
 from .admission_kernel import ADMITTED
 from .blocking_events import END, UNDECIDED
 from .compiler import SimulationError
-from .flight import FLAG_DB_SESSION, Batch
+from .flight import Batch
 
 
 @dataclass
@@ -97,8 +97,7 @@ class SecondTierWindow:
         # from that tier on, with the session read its admission there will ask of the next store
         # (a tier keeping sessions in the database; the flag is set when it is admitted, after
         # this: without it the kernel predicted the release a session read too early)
-        flags = w.flags | np.where(self._is_db_server[w.st], FLAG_DB_SESSION, 0).astype(w.flags.dtype)
-        jw = self._journeys(w, flags, t1)
+        jw = self._journeys(w, self._session_read_flags(w.flags, w.st), t1)
         na = len(jw[4])
         base = n + len(e["e_t"])              # the first of the new rows
         jp = np.full((nw + na, depth), END, dtype=np.int64)
