@@ -18,7 +18,9 @@ CHECK is one of:
            same totals and per-second rows as without
 
 --tiers adds an API tier (servers calling servers), --data sharded or multi-primary data,
-tables on two databases and joins, --joins (with --data) joins in either order. Prints one
+tables on two databases and joins, --joins (with --data) joins in either order, --extras
+what the others leave at its default (machine types, VRRP priorities, a balancer behind a
+balancer, a caching proxy in front, cache connections, diurnal traffic...). Prints one
 line per file and the seeds that failed; the test suite runs a few of each
 (tests/simulation/test_trust.py)."""
 from __future__ import annotations
@@ -40,6 +42,7 @@ from test_trust import (assert_an_unchanged_edit_changes_nothing, assert_same_ho
 from simulation.compiler import SimulationError  # noqa: E402
 from simulation.engine import Simulation  # noqa: E402
 from simulation.fileformat import dumps, loads  # noqa: E402
+from simulation.machines import CUSTOM, DERIVED  # noqa: E402
 
 AWARE = ("least_connections", "power_of_two", "least_response_time")
 EDITS = [("server", "sessions", ["local", "cookie"]), ("server", "replicas", [1, 2, 3, 4]),
@@ -148,7 +151,11 @@ def edits(doc, seed: int) -> str:
         nodes = [n for n in state["doc"].node_ids() if state["doc"].kind(n) == kind]
         if nodes and rng.random() < 0.6:
             new = loads(dumps(state["doc"]))
-            new.set_params(str(rng.choice(nodes)), {param: values[int(rng.integers(len(values)))]})
+            node = str(rng.choice(nodes))
+            change = {param: values[int(rng.integers(len(values)))]}
+            if param in DERIVED and new.params(node).get("machine", CUSTOM) != CUSTOM:
+                change["machine"] = CUSTOM   # as the designer asks: a machine type sets it
+            new.set_params(node, change)
             try:
                 sim.update_document(new)
                 state["doc"] = new
@@ -165,11 +172,13 @@ def main() -> None:
     ap.add_argument("--tiers", action="store_true")
     ap.add_argument("--data", action="store_true")
     ap.add_argument("--joins", action="store_true", help="with --data: clients join two databases in either order")
+    ap.add_argument("--extras", action="store_true", help="the parameters and shapes the others leave at defaults")
     a = ap.parse_args()
     check = globals()[a.check]
     bad = []
     for seed in range(a.first, a.last):
-        doc = loads(dumps(random_topology(seed, duration_s=12.0, tiers=a.tiers, data=a.data, joins=a.joins)))
+        doc = loads(dumps(random_topology(seed, duration_s=12.0, tiers=a.tiers, data=a.data, joins=a.joins,
+                                            extras=a.extras)))
         t = time.process_time()
         try:
             what = check(doc, seed)

@@ -76,7 +76,7 @@ class BalancedWindow(JourneyGroups):
         chosen_here = set(self._ev_bal.tolist()) if self._ev_bal is not None else set()
         chosen_here |= set(self._ev_choice)   # downstream, in the event window (choice_hops.py)
         self._one_tick = (
-            lrt_on_the_slow_path(self)
+            lrt_on_the_slow_path(self) or self.needs_one_tick()
             or any(bs.bal.algorithm in aware and i not in chosen_here and net.reached()[bs.bal.station]
                    and (net.st_level[bs.bal.backends] >= self._lb).any() for i, bs in enumerate(self.balancers)))
 

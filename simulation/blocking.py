@@ -85,7 +85,8 @@ class Blocking(HeldWorkers, WaitingRooms, EventWindow, BalancedWindow, SecondTie
         self._ev_bal = None            # balancers that choose in the event window (balanced_window.py)
         self._ev_choice: list[int] = []   # balancers downstream that it follows (choice_hops.py)
         self._ev_lb_out: list[Batch] = []
-        self._one_tick = not self._holding and lrt_on_the_slow_path(self)   # with blocking servers: _balanced_setup
+        # with blocking servers: _balanced_setup
+        self._one_tick = not self._holding and (lrt_on_the_slow_path(self) or self.needs_one_tick())
         # several primaries: their levels are admitted in stretches no longer than the lag
         # (window.py's _admit_primaries), so windows can be long (a balancer never sends to a
         # database: their requests all come through the level's admission)
@@ -191,6 +192,8 @@ class Blocking(HeldWorkers, WaitingRooms, EventWindow, BalancedWindow, SecondTie
         n_lv = len(net.levels)
         self._cur_inbox = inbox
         for lv in range(self._lb):   # below the blocking servers nothing depends on their releases
+            if self._deferred:   # load-aware balancers choosing with this level's other senders (contested.py)
+                self._choose_deferred(lv, inbox)
             self._admit_whole_level(lv, inbox, t1)
             self._settle_level(lv, t0, t1, marks, inbox)
         if self._ev_des:

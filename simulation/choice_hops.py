@@ -32,7 +32,9 @@ kernel's: the window then takes the sweeps (and a load-aware balancer its
 tick-by-tick path there). The balancer's health checks reach its backends as requests
 (health.py): they take workers there, so they are journeys of one station too.
 
-Qualifies: the balancer and its backends are downstream of the tier and fed by it only;
+Qualifies: the balancer and its backends are downstream of the tier and fed by it only
+(a load-aware one counting at a backend that a server also calls directly would not
+see those requests: contested.py);
 the backends are servers that do not block, on one level, with one set of routes and
 one way of keeping sessions (whichever is chosen, the rest of the journey is the same);
 cookies of its own (not shared with another balancer: the engine would set them in its
@@ -80,6 +82,11 @@ class ChoiceHops:
                      bool(self._is_db_server[s]), bool(self._is_local_server[s])) for s in be.tolist()}
             if len(rows) != 1:
                 return False
+            if b.algorithm in AWARE:   # counting at backends that another sender reaches too (a server
+                self._contest()        # calling the API directly): the kernel does not see those requests
+                mine = {("balancer", i)}
+                if any(self._contest_senders[s] - mine for s in be.tolist()):
+                    return False
             self._choice_at[b.station] = len(self._ev_choice)
             self._ev_choice.append(i)
         return True

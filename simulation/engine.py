@@ -28,6 +28,7 @@ from .autoscaling import Autoscaler
 from .blocking import Blocking
 from .budget import MAX_IN_FLIGHT, BudgetError, check_work, in_flight_message, peak_factor as _peak_factor
 from .caching import CacheModel, may_store, zipf_cdf
+from .contested import Contested
 from .compiler import SERVER, EdgeLookup, Network, SimulationError, compile_document
 from .dispatch import BalancerState, share_cookies
 from .document import Document
@@ -80,7 +81,7 @@ def _check_work(document: Document, duration_s: float) -> None:
 
 
 class Simulation(Window, Arrivals, Lifecycle, RequestState, Replication, Routing, PerSecond, Sharding, Partitioning,
-                 Blocking, Tracing):
+                 Blocking, Tracing, Contested):
     """A running simulation of a document. See ``docs/engine-api.md``."""
 
     def __init__(self, document: Document, seed: int | None = None, max_window_s: float = 60.0,
@@ -118,6 +119,7 @@ class Simulation(Window, Arrivals, Lifecycle, RequestState, Replication, Routing
             h = bs.health
             h.next_check = h.anchor + max(0, math.ceil((self.now - h.anchor) / h.interval - 1e-9)) * h.interval
         self.pending = [Batch.empty() for _ in net.levels]
+        self._deferred: dict[int, list] = {}   # per level: balancers' requests choosing there (contested.py)
         self.scalers = [Autoscaler(sc, self.now) for sc in net.scalers]
         self._session_slot, n_slots = session_slots(net)
         self.sessions = np.full((n_slots, net.total_users), NO_SESSION, dtype=np.int32)   # per level, per user

@@ -47,10 +47,14 @@ def exact_applies(sim: Any, present: list[int]) -> bool:
     return True
 
 
-def balance_exact(sim: Any, out: Batch, which: np.ndarray, present: list[int]) -> None:
-    """Route ``out`` (requests finishing at the balancers ``present``, in time order)."""
+def balance_exact(sim: Any, out: Batch, which: np.ndarray, present: list[int], others: Batch | None = None) -> None:
+    """Route ``out`` (requests finishing at the balancers ``present``, in time order).
+    ``others``: the window's other requests for their backends, admitted in the same
+    time-ordered pass, where they are going (contested.py)."""
     net, stn = sim.net, sim.stations
     n = len(out)
+    o = Batch.empty() if others is None else others
+    no = len(o)
     fixed = np.full(n, -1, dtype=np.int64)
     local = np.zeros(n, dtype=np.int64)
     algo = np.zeros(len(present), dtype=np.int64)
@@ -99,8 +103,9 @@ def balance_exact(sim: Any, out: Batch, which: np.ndarray, present: list[int]) -
     cand_st = np.concatenate(cand_lists).astype(np.int64) if cand_lists else np.zeros(0, dtype=np.int64)
 
     # the backends' health checks due by the last request, and the requests already there
-    stations = np.unique(np.concatenate([sim.balancers[b].bal.backends for b in present]))
-    checks = Batch.concat([sim._due_checks(int(lv), float(out.fin.max()), stations)
+    stations = np.unique(np.concatenate([sim.balancers[b].bal.backends for b in present] + [o.st]))
+    t_last = max(float(out.fin.max()), float(o.arr.max()) if no else -np.inf)
+    checks = Batch.concat([sim._due_checks(int(lv), t_last, stations)
                            for lv in np.unique(net.st_level[stations])]) if len(stations) else Batch.empty()
     at = np.zeros(net.n_stations, dtype=bool)
     at[stations] = True
@@ -110,31 +115,34 @@ def balance_exact(sim: Any, out: Batch, which: np.ndarray, present: list[int]) -
     sample = ((pre.flags & (FLAG_TIMEOUT | FLAG_INTERNAL)) == 0)
     pre_rt = np.where(sample, pre.fin - pre.arr, -1.0)
 
-    # one time-ordered stream: the requests, then the checks (ties: requests first, as admission does)
+    # one time-ordered stream: the requests, the others, then the checks (ties: in that
+    # order, as admission does)
     m = len(checks)
-    t = np.concatenate([out.fin, checks.arr])
-    order = np.argsort(t, kind="stable") if m else np.arange(n)
-    inv = np.empty(n + m, dtype=np.int64)
-    inv[order] = np.arange(n + m)
-    fixed_all = np.concatenate([fixed, checks.st.astype(np.int64)])
+    nm = n + no + m
+    t = np.concatenate([out.fin, o.arr, checks.arr])
+    order = np.argsort(t, kind="stable") if m or no else np.arange(n)
+    inv = np.empty(nm, dtype=np.int64)
+    inv[order] = np.arange(nm)
+    fixed_all = np.concatenate([fixed, o.st.astype(np.int64), checks.st.astype(np.int64)])
     follow = fixed_all <= -3
     fixed_all[follow] = -3 - inv[-3 - fixed_all[follow]]
     hop1 = out.hop + 1
-    draw = np.concatenate([exponential(out.key, hop1, SERVICE), np.zeros(m)])
-    svc_fixed = np.full(n + m, -1.0)
+    draw = np.concatenate([exponential(out.key, hop1, SERVICE), exponential(o.key, o.hop, SERVICE), np.zeros(m)])
+    svc_fixed = np.full(nm, -1.0)
     if m:
         cst = checks.st
         mean = np.where(checks.cls == 1, net.st_mean_write[cst], net.st_mean_read[cst])
-        svc_fixed[n:] = np.where(net.st_kind[cst] == SERVER, stn.check_cost[checks.item], mean)
-    flags = np.concatenate([((out.flags & FLAG_NOT_MODIFIED) != 0).astype(np.int64), np.full(m, 2, dtype=np.int64)])
-    cls = np.concatenate([out.cls, checks.cls]).astype(np.int64)
-    bal = np.concatenate([local, np.zeros(m, dtype=np.int64)])
-    u = [np.concatenate([uniform(out.key, out.hop, salt), np.zeros(m)])[order] for salt in (TIE, PICK, PICK2)]
+        svc_fixed[n + no:] = np.where(net.st_kind[cst] == SERVER, stn.check_cost[checks.item], mean)
+    flags = np.concatenate([((out.flags & FLAG_NOT_MODIFIED) != 0).astype(np.int64),
+                            ((o.flags & FLAG_NOT_MODIFIED) != 0).astype(np.int64), np.full(m, 2, dtype=np.int64)])
+    cls = np.concatenate([out.cls, o.cls, checks.cls]).astype(np.int64)
+    bal = np.concatenate([local, np.zeros(no + m, dtype=np.int64)])
+    u = [np.concatenate([uniform(out.key, out.hop, salt), np.zeros(no + m)])[order] for salt in (TIE, PICK, PICK2)]
     ts = t[order]
     a_ns = np.rint(ts * NS).astype(np.int64)
-    target = np.empty(n + m, dtype=np.int64)
-    fin, start = np.empty(n + m), np.empty(n + m)
-    state = np.empty(n + m, dtype=np.int64)
+    target = np.empty(nm, dtype=np.int64)
+    fin, start = np.empty(nm), np.empty(nm)
+    state = np.empty(nm, dtype=np.int64)
     track = int(sim._track_latency)
     upto = _ewma_upto(sim)
     ewma = sim.ewma.copy()
@@ -166,10 +174,10 @@ def balance_exact(sim: Any, out: Batch, which: np.ndarray, present: list[int]) -
     if not direct:
         if none.any():
             out, chosen = out.take(~none), chosen[~none]
-        sim._admit_all(Batch.concat([out.forward(chosen), checks]) if m else out.forward(chosen))
+        sim._admit_all(Batch.concat([out.forward(chosen), o, checks]))
         return
     fwd = out.forward(np.maximum(chosen, 0))
-    b = (Batch.concat([fwd, checks]) if m else fwd).take(order)     # in the kernel's order
+    b = (Batch.concat([fwd, o, checks]) if m or no else fwd).take(order)     # in the kernel's order
     b.start, b.fin = start, fin
     if none.any():
         b, state = b.take(state >= 0), state[state >= 0]

@@ -4,6 +4,8 @@ A part of :class:`simulation.engine.Simulation` (a mixin: it works on the
 simulation's own state)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .compiler import SERVER
@@ -125,7 +127,8 @@ class PerSecond:
         existing = is_server & exist_rows
         provisioned = existing.sum(axis=1).astype(float)
         prices = self._station_prices()
-        cost_usd = np.array([float(prices[row].sum()) for row in existing])   # $ per second (machines.py)
+        # $ per second (machines.py); fsum: exactly rounded, so the same whatever the nodes' order
+        cost_usd = np.array([math.fsum(prices[row].tolist()) for row in existing])
         offered = sec["offered"].astype(float)
         failed = sec["failed"].astype(float)
         counts = sec["counts"].astype(float)

@@ -18,6 +18,28 @@ from .randomness import CACHE_HIT, CACHE_STALE, ROUTE, uniform
 LOAD_AWARE = LOAD_AWARE_ALL   # on the slower path (exact_balance.py says when): decided tick by tick
 
 
+class _ByTick:
+    """The other requests for a deferred balancer's backends (contested.py), handed out
+    tick by tick in arrival order: ``upto(k)`` those arriving by the end of tick ``k``."""
+
+    def __init__(self, others: Batch | None, dt: float) -> None:
+        self.b = Batch.empty() if others is None else others.take(np.argsort(others.arr, kind="stable"))
+        self.tick = np.floor(self.b.arr / dt + 1e-9).astype(np.int64)
+        self.i = 0
+
+    def upto(self, k: int) -> Batch:
+        j = int(np.searchsorted(self.tick, k, side="right"))
+        part, self.i = self.b.take(slice(self.i, j)), max(self.i, j)
+        return part
+
+    def back(self, net, inbox: list[list[Batch]] | None) -> None:
+        """The ones after the last tick: admitted with their level, as usual."""
+        if self.i < len(self.b):
+            rest = self.b.take(slice(self.i, len(self.b)))
+            for lv in np.unique(net.st_level[rest.st]).tolist():
+                inbox[lv].append(rest.take(net.st_level[rest.st] == lv))
+
+
 class Routing:
     def _route(self, out: Batch, inbox: list[list[Batch]], lb_only: bool = False) -> None:
         """Send finished requests on; ``lb_only``: all of them are at load balancers."""
@@ -89,7 +111,11 @@ class Routing:
         if isinstance(lookup, DenseEdges) and self.ledger.book_flows(lookup.table, st_node, src_st, dst_st, times):
             return   # one compiled pass
         self.ledger.book_edges(lookup[st_node[src_st], st_node[dst_st]], times)
-    def _balance(self, out: Batch, inbox: list[list[Batch]]) -> None:
+    def _balance(self, out: Batch, inbox: list[list[Batch]], others: Batch | None = None,
+                 peers: list[int] | None = None) -> None:
+        """Route requests finishing at balancers. ``others`` (with ``peers``, the balancers
+        that choose together): the window's other requests for their backends, admitted
+        in time order with theirs (contested.py)."""
         if self._ev_bal is not None:   # chosen in the blocking servers' event window (balanced_window.py)
             out = self._divert(out)
             if not len(out):
@@ -101,13 +127,18 @@ class Routing:
         # how they decide: by the balancers that can have requests in this window, not by the
         # ones that had (a window in which one of them had none decided otherwise: the
         # numbers changed with how the run was stepped)
-        peers = self._peers(present) if several else present
+        if peers is None:
+            peers = self._peers(present) if several else present
+            at = self._defer_level(peers)
+            if at is not None:   # their backends have other senders: choose with them (contested.py)
+                self._deferred.setdefault(at, []).append((out, peers))
+                return
         if any(self.balancers[b].bal.algorithm in LOAD_AWARE_ALL for b in peers) and exact_applies(self, peers):
             which = net.st_balancer[out.st] if which is None else which
-            balance_exact(self, out, which, present)   # request by request (exact_balance.py)
+            balance_exact(self, out, which, present, others)   # request by request (exact_balance.py)
             return
         if len(self.balancers) > 1 and self._together(peers):
-            self._balance_together(out, which)
+            self._balance_together(out, which, others, inbox)
             return
         shared = self._shared_jars(peers) if several else {}
         done: set[int] = set()
@@ -123,7 +154,7 @@ class Routing:
             mine = out.take(which == bi) if len(self.balancers) > 1 else out
             backends = bs.bal.backends
             if bs.bal.algorithm in LOAD_AWARE:
-                self._balance_by_tick(bs, mine)
+                self._balance_by_tick(bs, mine, others, inbox)
                 continue
             pos = bs.choose(mine.user, mine.key, mine.hop, None, None, int(round(self.now / self.tick_s)),
                             self.stations.registered[backends])
@@ -206,18 +237,23 @@ class Routing:
             self._flow(out.st, target, out.fin)
             self._deliver(out.forward(target), inbox)
 
-    def _balance_together(self, out: Batch, which: np.ndarray) -> None:
+    def _balance_together(self, out: Batch, which: np.ndarray, others: Batch | None = None,
+                          inbox: list[list[Batch]] | None = None) -> None:
         """Several balancers, tick by tick: each decides for its requests of the tick
         (load-aware ones with the connection counts at the tick's start), then the
         tick's requests of all of them are admitted at once, in time order. Windows end
-        on the tick grid, so nothing here depends on how the run was sliced."""
+        on the tick grid, so nothing here depends on how the run was sliced. ``others``:
+        the window's other requests for their backends, admitted with the ticks they
+        arrive in (contested.py); those after the last tick go back to ``inbox``."""
         dt = self.tick_s
         tick = np.floor(out.fin / dt + 1e-9).astype(np.int64)
         cuts = np.flatnonzero(np.diff(tick)) + 1
+        rest = _ByTick(others, dt)
         for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(out)]):
             chunk = out.take(slice(int(a), int(b)))
             w = which[int(a):int(b)]
             k = int(tick[a])
+            self._admit_now(rest.upto(k - 1))   # the others of earlier ticks count at this one's start
             forwarded = []
             for bi in np.unique(w).tolist():
                 bs = self.balancers[bi]
@@ -236,8 +272,9 @@ class Routing:
                     target = backends[pos]
                     self._flow(mine.st, target, mine.fin)
                     forwarded.append(mine.forward(target))
-            if forwarded:
-                self._admit_now(Batch.concat(forwarded))
+            forwarded.append(rest.upto(k))
+            self._admit_now(Batch.concat(forwarded))
+        rest.back(self.net, inbox)
 
     def _connections_at(self, tau: float, backends: np.ndarray) -> np.ndarray:
         """Requests in each backend (waiting or in service) at time ``tau``."""
@@ -252,21 +289,24 @@ class Routing:
             conn += self._held_count(tau)
         return conn[backends]
 
-    def _balance_by_tick(self, bs: BalancerState, out: Batch) -> None:
+    def _balance_by_tick(self, bs: BalancerState, out: Batch, others: Batch | None = None,
+                         inbox: list[list[Batch]] | None = None) -> None:
         """The slower path of the load-aware balancers (exact_balance.py says when): decide
         tick by tick with the connection counts at the start of each tick (plus the
         requests placed in the tick), and admit each tick's requests at once, so the next
-        tick's counts include them."""
+        tick's counts include them. ``others``: as ``_balance_together``."""
         net = self.net
         backends = bs.bal.backends
         levels = np.unique(net.st_level[backends])
         dt = self.tick_s
         tick = np.floor(out.fin / dt + 1e-9).astype(np.int64)
         cuts = np.flatnonzero(np.diff(tick)) + 1
+        rest = _ByTick(others, dt)
         for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(out)]):
             mine = out.take(slice(int(a), int(b)))
             k = int(tick[a])
             tau = k * dt
+            self._admit_now(rest.upto(k - 1))   # the others of earlier ticks count at this one's start
             conn = np.zeros(net.n_stations)
             for lv in levels:
                 p = self.pending[int(lv)]
@@ -282,11 +322,12 @@ class Routing:
                 self._fail("no_healthy_backend", mine.fin[none], mine.key[none])
                 mine = mine.take(~none)
                 pos = pos[~none]
-            if not len(mine):
-                continue
-            target = backends[pos]
-            self._flow(mine.st, target, mine.fin)
-            self._admit_now(mine.forward(target))
+            if len(mine):
+                target = backends[pos]
+                self._flow(mine.st, target, mine.fin)
+                mine = mine.forward(target)
+            self._admit_now(Batch.concat([mine, rest.upto(k)]))
+        rest.back(net, inbox)
     def _admit_now(self, batch: Batch) -> None:
         """Admit requests at their stations right away (they join the pending requests)."""
         self._admit_all(batch, take_checks=True)

@@ -56,6 +56,8 @@ class Window:
             self._refusals_known(t1)   # the waiting rooms' refusals so far (blocking_rooms.py)
         else:
             for lv in range(len(net.levels)):
+                if self._deferred:   # load-aware balancers choosing with this level's other senders
+                    self._choose_deferred(lv, inbox)
                 checks = self._due_checks(lv)   # health checks at this level's backends (health.py)
                 if inbox[lv] or len(checks) or (self._replicated and lv in self._apply_levels):
                     self._admit_level(lv, Batch.concat(inbox[lv] + [checks]), t1)

@@ -13,12 +13,16 @@ ALGORITHMS = ["random", "round_robin", "least_connections", "weighted_round_robi
 
 
 def random_topology(seed: int, duration_s: float = 20.0, tiers: bool = False, data: bool = False,
-                    joins: bool = False) -> Document:
+                    joins: bool = False, extras: bool = False) -> Document:
     """``tiers``: the servers may call an API tier (servers too); ``data``: the database may
     have several primaries or shards, and a second database may hold some tables; ``joins``
     (with ``data``): where two databases hold tables, the clients join them in either
-    order, with their own join shares and mixes. Each is drawn from its own stream: the
-    other draws stay as they were."""
+    order, with their own join shares and mixes; ``extras``: the parameters and shapes the
+    others leave at their defaults (machine types, health-check costs, VRRP priorities,
+    balancers behind balancers, an internal balancer in front of the API tier (with
+    ``tiers``), a caching proxy in front, private caching, unsigned
+    cookies, autoscaling's own settings, database timeouts, cache connections, diurnal and
+    stepped traffic). Each is drawn from its own stream: the other draws stay as they were."""
     r = random.Random(seed)
     d = Document()
     n_clients = r.randint(1, 2)
@@ -107,6 +111,8 @@ def random_topology(seed: int, duration_s: float = 20.0, tiers: bool = False, da
     if n_lb and r.random() < 0.2:   # every entry down at once
         for b in range(n_lb):
             d.insert_event(len(d.events), ScheduledEvent(duration_s / 3, "fail", f"lb{b}", None))
+    if extras:
+        _extras(d, random.Random(seed * 32452843 + 4), duration_s)
     # least response time decides one tick at a time: 1 ms ticks make it slow, not wrong
     lrt = any(d.kind(n) == "load_balancer" and d.params(n)["algorithm"] == "least_response_time"
               for n in d.node_ids())
@@ -117,6 +123,63 @@ def random_topology(seed: int, duration_s: float = 20.0, tiers: bool = False, da
                           for n in d.node_ids()))
     d.set_settings(seed=seed, tick_ms=r.choice([10.0, 20.0] if lrt else [1.0, 10.0, 20.0]), duration_s=duration_s)
     return d
+
+
+def _extras(d: Document, t: random.Random, duration_s: float) -> None:
+    ids = list(d.node_ids())
+    for n in ids:
+        kind, p = d.kind(n), d.params(n)
+        if kind == "client" and t.random() < 0.4:
+            d.set_params(n, {"pattern": t.choice([
+                {"type": "diurnal", "period_s": t.choice([4.0, 10.0]), "amplitude": t.choice([0.5, 1.0]),
+                 "peak_s": t.uniform(0, 10)},
+                {"type": "steps", "times_s": [0.0, 3.0, 7.5], "factors": [t.choice([0.0, 1.0]), 3.0, 0.5]}])})
+        elif kind == "load_balancer":
+            d.set_params(n, {"health_check_cost_ms": t.choice([0.0, 2.0, 50.0]),
+                             "heartbeat_interval_s": t.choice([0.1, 1.0, 2.5]), "heartbeat_misses": t.randint(1, 3),
+                             "priority": t.choice([50, 100, 100, 200])})
+        elif kind == "server":
+            changes = {"cache_control": t.choice(["public", "private"]), "cookie_signed": t.random() < 0.7,
+                       "not_modified_cost": t.choice([0.0, 0.2, 1.0])}
+            if t.random() < 0.3:
+                changes["machine"] = t.choice(["m5.large", "m5.xlarge", "m5.4xlarge"])
+            if p["autoscale"]:
+                changes.update(target_utilization=t.choice([0.3, 0.6, 0.9]), scale_interval_s=t.choice([1.0, 2.0, 5.0]),
+                               scale_down_delay_s=t.choice([0.0, 4.0]),
+                               min_replicas=min(t.randint(1, 2), p["max_replicas"]))
+            d.set_params(n, changes)
+        elif kind == "database":
+            d.set_params(n, {"timeout_s": t.choice([0.05, 1.0, 30.0])})
+        elif kind == "cache":
+            d.set_params(n, {"capacity_rps": t.choice([300.0, 50_000.0]), "connections": t.choice([1, 8, 64])})
+    lbs = [n for n in ids if d.kind(n) == "load_balancer"]
+    if len(lbs) == 2 and t.random() < 0.3 and not d.predecessors(lbs[1]):   # a balancer behind a balancer
+        d.add_edge(lbs[0], lbs[1])
+    callers = [n for n in ids if d.kind(n) == "server" and "api" in d.successors(n)]
+    if callers and t.random() < 0.4:   # an internal balancer in front of the API tier
+        d.add_node(NodeData("ilb", "load_balancer", params={
+            "algorithm": t.choice(["round_robin", "least_connections", "power_of_two", "least_response_time"]),
+            "affinity": t.choice(["none", "sticky"]), "health_interval_s": t.choice([0.5, 2.0])}))
+        d.add_edge("ilb", "api")
+        for n in callers:
+            if t.random() < 0.7:
+                d.remove_edge(n, "api")
+            d.add_edge(n, "ilb")
+        if t.random() < 0.5:
+            d.insert_event(len(d.events), ScheduledEvent(round(t.uniform(0, duration_s), 2), "fail", "api", 0))
+    if t.random() < 0.3:   # a caching reverse proxy in front of the entries (Varnish, a CDN)
+        d.add_node(NodeData("front", "cache", params={"capacity_items": t.choice([10, 1000]),
+                                                      "ttl_s": t.choice([1.0, 30.0]), "invalidation": "ttl_only",
+                                                      "capacity_rps": t.choice([300.0, 50_000.0])}))
+        for c in [n for n in ids if d.kind(n) == "client"]:
+            entries = d.successors(c)
+            for e in entries:
+                d.remove_edge(c, e)
+                if ("front", e) not in d.edges():
+                    d.add_edge("front", e)
+            d.add_edge(c, "front")
+        if t.random() < 0.5:
+            d.insert_event(len(d.events), ScheduledEvent(round(t.uniform(0, duration_s), 2), "fail", "front", None))
 
 
 def _copies(d: Document, node: str) -> int:
