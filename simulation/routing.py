@@ -261,20 +261,46 @@ class Routing:
                 backends = bs.bal.backends
                 conn = lat = None
                 if bs.bal.algorithm in LOAD_AWARE:
-                    conn = self._connections_at(k * dt, backends)
-                    lat = self.ewma[backends]
+                    conn, lat = self._tick_view(bi, k, backends)
                 pos = bs.choose(mine.user, mine.key, mine.hop, conn, lat, k, self.stations.registered[backends])
                 none = pos < 0
                 if none.any():
                     self._fail("no_healthy_backend", mine.fin[none], mine.key[none])
                     mine, pos = mine.take(~none), pos[~none]
                 if len(mine):
+                    if bs.bal.algorithm in LOAD_AWARE:
+                        self._placed_in_tick(bi, pos, len(backends))
                     target = backends[pos]
                     self._flow(mine.st, target, mine.fin)
                     forwarded.append(mine.forward(target))
             forwarded.append(rest.upto(k))
             self._admit_now(Batch.concat(forwarded))
         rest.back(self.net, inbox)
+
+    def _tick_view(self, bi: int, k: int, backends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What balancer ``bi`` sees of ``backends`` on the slower path in tick ``k``: the
+        connections at the tick's start plus those it placed earlier in the tick (least
+        connections and least response time count each placement; power of two does not),
+        and the response times as the window began. The blocking servers' sweeps may
+        route a tick's requests in several calls, as their horizons fall: split so, the
+        choices are those of one call (before 2026-12-01 a later call saw neither the
+        earlier placements, which the sweeps admit later, nor the same response times,
+        and an edit that changed nothing, moving those horizons, changed the numbers)."""
+        memo = self.__dict__.get("_tick_memo")
+        if memo is None or memo[0] != k or memo[1] is not self.net:
+            memo = self._tick_memo = (k, self.net, {})
+        placed = memo[2].get(bi)
+        conn = self._connections_at(k * self.tick_s, backends)
+        if placed is not None and self.balancers[bi].bal.algorithm != "power_of_two":
+            conn = conn + placed
+        start = self.__dict__.get("_ewma_start")
+        lat = (start if start is not None and len(start) == len(self.ewma) else self.ewma)[backends]
+        return conn, lat
+
+    def _placed_in_tick(self, bi: int, pos: np.ndarray, n: int) -> None:
+        """Balancer ``bi`` placed requests at positions ``pos`` of its ``n`` backends (``_tick_view``)."""
+        placed = self._tick_memo[2].setdefault(bi, np.zeros(n))
+        placed += np.bincount(pos, minlength=n)
 
     def _connections_at(self, tau: float, backends: np.ndarray) -> np.ndarray:
         """Requests in each backend (waiting or in service) at time ``tau``."""
@@ -297,7 +323,7 @@ class Routing:
         tick's counts include them. ``others``: as ``_balance_together``."""
         net = self.net
         backends = bs.bal.backends
-        levels = np.unique(net.st_level[backends])
+        bi = int(net.st_balancer[bs.bal.station])
         dt = self.tick_s
         tick = np.floor(out.fin / dt + 1e-9).astype(np.int64)
         cuts = np.flatnonzero(np.diff(tick)) + 1
@@ -305,24 +331,16 @@ class Routing:
         for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(out)]):
             mine = out.take(slice(int(a), int(b)))
             k = int(tick[a])
-            tau = k * dt
             self._admit_now(rest.upto(k - 1))   # the others of earlier ticks count at this one's start
-            conn = np.zeros(net.n_stations)
-            for lv in levels:
-                p = self.pending[int(lv)]
-                if len(p):
-                    conn += np.bincount(p.st, weights=((p.arr <= tau) & (p.fin > tau)).astype(float),
-                                        minlength=net.n_stations)
-            if self._holding:
-                conn += self._held_count(tau)
-            pos = bs.choose(mine.user, mine.key, mine.hop, conn[backends], self.ewma[backends], k,
-                            self.stations.registered[backends])
+            conn, lat = self._tick_view(bi, k, backends)
+            pos = bs.choose(mine.user, mine.key, mine.hop, conn, lat, k, self.stations.registered[backends])
             none = pos < 0
             if none.any():
                 self._fail("no_healthy_backend", mine.fin[none], mine.key[none])
                 mine = mine.take(~none)
                 pos = pos[~none]
             if len(mine):
+                self._placed_in_tick(bi, pos, len(backends))
                 target = backends[pos]
                 self._flow(mine.st, target, mine.fin)
                 mine = mine.forward(target)

@@ -47,6 +47,8 @@ class Window:
     def _window(self, t0: float, t1: float) -> None:
         net = self.net
         inbox: list[list[Batch]] = [[] for _ in net.levels]
+        if self._track_latency:   # the response times the slower path reads (routing._tick_view)
+            self._ewma_start = self.ewma.copy()
         self._generate(t0, t1, inbox)
         if self._readmit:
             self._readmit_waiting(inbox)
