@@ -279,7 +279,8 @@ class Routing:
 
     def _tick_view(self, bi: int, k: int, backends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """What balancer ``bi`` sees of ``backends`` on the slower path in tick ``k``: the
-        connections at the tick's start plus those it placed earlier in the tick (least
+        connections at the tick's start (behind blocking servers, counted as the one-tick
+        window began: ``_conn_start``) plus those it placed earlier in the tick (least
         connections and least response time count each placement; power of two does not),
         and the response times as the window began. The blocking servers' sweeps may
         route a tick's requests in several calls, as their horizons fall: split so, the
@@ -290,7 +291,11 @@ class Routing:
         if memo is None or memo[0] != k or memo[1] is not self.net:
             memo = self._tick_memo = (k, self.net, {})
         placed = memo[2].get(bi)
-        conn = self._connections_at(k * self.tick_s, backends)
+        snap = self.__dict__.get("_conn_start")
+        if snap is not None and snap[1] is self.net and abs(snap[0] - k * self.tick_s) < 1e-9:
+            conn = snap[2][backends]   # as the window (this tick) began: the sweeps settle on
+        else:                          # while they route, and a settled request leaves pending
+            conn = self._connections_at(k * self.tick_s, backends)
         if placed is not None and self.balancers[bi].bal.algorithm != "power_of_two":
             conn = conn + placed
         start = self.__dict__.get("_ewma_start")

@@ -49,6 +49,8 @@ class Window:
         inbox: list[list[Batch]] = [[] for _ in net.levels]
         if self._track_latency:   # the response times the slower path reads (routing._tick_view)
             self._ewma_start = self.ewma.copy()
+        if self._holding and self._one_tick:   # and the connections, there
+            self._conn_start = (t0, net, self._connections_at(t0, np.arange(net.n_stations)))
         self._generate(t0, t1, inbox)
         if self._readmit:
             self._readmit_waiting(inbox)

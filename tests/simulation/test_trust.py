@@ -341,3 +341,14 @@ def test_an_unchanged_edit_changes_no_choice_of_a_balancer_behind_blocking_serve
     d.set_settings(seed=442, tick_ms=10.0, duration_s=12.0)
     with within(240, algorithm):
         assert_an_unchanged_edit_changes_nothing(d, 12.0, 442)
+
+
+@pytest.mark.parametrize("seed", [642])
+def test_an_unchanged_edit_changes_no_count_of_a_balancer_in_front_of_blocking_servers(seed):
+    """Found by fuzzing (noop 642, --extras): a least-connections balancer in front of a
+    blocking API tier, on the tick-by-tick path, counted the requests at its backends when
+    the sweeps called it; a request the sweeps had already settled was no longer counted,
+    though it was there at the tick's start. It now counts as the one-tick window began."""
+    doc = loads(dumps(random_topology(seed, duration_s=12.0, tiers=True, data=True, extras=True)))
+    with within(240, f"random_topology({seed}, extras)"):
+        assert_an_unchanged_edit_changes_nothing(doc, 12.0, seed)
