@@ -352,3 +352,13 @@ def test_an_unchanged_edit_changes_no_count_of_a_balancer_in_front_of_blocking_s
     doc = loads(dumps(random_topology(seed, duration_s=12.0, tiers=True, data=True, extras=True)))
     with within(240, f"random_topology({seed}, extras)"):
         assert_an_unchanged_edit_changes_nothing(doc, 12.0, seed)
+
+
+@pytest.mark.xfail(strict=True, reason="known, not yet found (2026-12-01): a blocking server calling a blocking "
+                   "API whose sessions are in a cache, behind a caching proxy, with an API replica failed at 1 s: "
+                   "its utilization in seconds 2-3 differs by ~0.6 % when the run is stepped second by second "
+                   "(totals and every other column are equal)")
+def test_a_blocking_tier_behind_a_caching_proxy_gives_the_same_utilization_however_stepped():
+    doc = loads(dumps(random_topology(550, duration_s=12.0, tiers=True, data=True, extras=True)))
+    with within(240, "random_topology(550, extras)"):
+        assert columns(outcome(doc, [1.0] * 12)[1]) == columns(outcome(doc, [12.0])[1])
