@@ -98,6 +98,8 @@ class Contested:
         """Whether a deferred balancer has a shared backend on a deeper level than the one
         it chooses at, with another sender between the two: its requests there are
         admitted in tick-long windows (see the module's docstring)."""
+        if not any(bs.bal.algorithm in LOAD_AWARE_ALL for bs in self.balancers):
+            return False   # (at every setup and live edit: nothing to look at for most files)
         self._contest()
         net = self.net
         reached = net.reached()
