@@ -20,9 +20,9 @@ def random_topology(seed: int, duration_s: float = 20.0, tiers: bool = False, da
     order, with their own join shares and mixes; ``extras``: the parameters and shapes the
     others leave at their defaults (machine types, health-check costs, VRRP priorities,
     balancers behind balancers, an internal balancer in front of the API tier (with
-    ``tiers``), a caching proxy in front, private caching, unsigned
-    cookies, autoscaling's own settings, database timeouts, cache connections, diurnal and
-    stepped traffic). Each is drawn from its own stream: the other draws stay as they were."""
+    ``tiers``), a cache among a balancer's backends, a caching proxy in front, private
+    caching, unsigned cookies, autoscaling's own settings, database timeouts, cache
+    connections, diurnal and stepped traffic). Each is drawn from its own stream: the other draws stay as they were."""
     r = random.Random(seed)
     d = Document()
     n_clients = r.randint(1, 2)
@@ -180,6 +180,12 @@ def _extras(d: Document, t: random.Random, duration_s: float) -> None:
             d.add_edge(c, "front")
         if t.random() < 0.5:
             d.insert_event(len(d.events), ScheduledEvent(round(t.uniform(0, duration_s), 2), "fail", "front", None))
+    # (last: the draws above stay as they were when it came)
+    if lbs and t.random() < 0.3:   # a balancer spreading over a caching proxy too (a cache as a backend)
+        d.add_node(NodeData("edge", "cache", params={"capacity_items": t.choice([10, 1000]), "ttl_s": 2.0,
+                                                     "invalidation": "ttl_only", "connections": t.choice([2, 64])}))
+        d.add_edge(lbs[0], "edge")
+        d.add_edge("edge", t.choice([n for n in ids if d.kind(n) == "server" and n != "api"]))
 
 
 def _copies(d: Document, node: str) -> int:
