@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .compiler import CACHE, LB
+from .compiler import CACHE, LB, SimulationError
 from .flight import FIELDS, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_SESSION_LOST, FLAG_TIMEOUT, Batch
 from .routing import Routing
 from .settle_kernels import compress
@@ -66,6 +66,9 @@ class Window:
                 if inbox[lv] or len(checks) or (self._replicated and lv in self._apply_levels):
                     self._admit_level(lv, Batch.concat(inbox[lv] + [checks]), t1)
                 self._settle_level(lv, t0, t1, marks, inbox)
+        if self._deferred:   # every deferred choice is made at a level of this window (contested.py)
+            raise SimulationError(f"balancers' requests deferred to levels {sorted(self._deferred)} were never "
+                                  "routed (please report this)")
         if self._caches:
             self._forget_cache_states()
 
