@@ -43,6 +43,9 @@ class HeldWorkers:
         lo = self._h_booked[idx]
         if len(t) and (t > lo).any():
             self.ledger.book_busy(s, lo, t, float(lo.min()), float(t.max()))
+        back = t < lo   # held time booked up to a window's end that its request left before
+        if back.any():  # (refused downstream at its arrival, decided after the window: blocking_rooms.py)
+            self.ledger.book_busy(s[back], t[back], lo[back], float(t[back].min()), float(lo[back].max()), sign=-1)
         keep = np.ones(len(self._h_key), dtype=bool)
         keep[idx] = False
         for name in ("_h_key", "_h_st", "_h_w", "_h_from", "_h_booked"):

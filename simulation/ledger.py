@@ -152,10 +152,12 @@ class Ledger:
         arr = getattr(self, attr)
         arr += np.bincount(r * width + cols, minlength=self.rows * width)[:self.rows * width].reshape(self.rows, width)
 
-    def book_busy(self, stations: np.ndarray, start: np.ndarray, fin: np.ndarray, t0: float, t1: float) -> None:
+    def book_busy(self, stations: np.ndarray, start: np.ndarray, fin: np.ndarray, t0: float, t1: float,
+                  sign: int = 1) -> None:
         """Busy time of service intervals [start, fin) clipped to the window, split by second,
-        in whole nanoseconds."""
-        if self.can_scan(stations, start, fin, t0, t1):
+        in whole nanoseconds; ``sign=-1`` takes back time booked before (the same pieces in
+        whole nanoseconds, so what is left is exactly what booking less would have left)."""
+        if sign == 1 and self.can_scan(stations, start, fin, t0, t1):
             self.scan(stations, start, fin, start, np.zeros(len(stations), dtype=np.int8), 0, t0, t1)
             return
         lo = np.maximum(start, t0)
@@ -174,8 +176,8 @@ class Ledger:
         width = self.n_stations
         flat = self.busy.reshape(-1)
         # (integer sums of float64 weights: exact below 2**53 ns, about 104 days per cell)
-        flat += np.bincount(r0[same] * width + s[same], weights=(hi - lo)[same],
-                            minlength=flat.size)[:flat.size].astype(np.int64)
+        flat += sign * np.bincount(r0[same] * width + s[same], weights=(hi - lo)[same],
+                                   minlength=flat.size)[:flat.size].astype(np.int64)
         if not same.all():  # intervals across a second boundary: split them second by second
             s, lo, hi, r0, r1 = s[~same], lo[~same], hi[~same], r0[~same], r1[~same]
             for k in range(int(r0.min()), int(r1.max()) + 1):
@@ -183,7 +185,7 @@ class Ledger:
                 ov = np.minimum(hi, a + _NS) - np.maximum(lo, a)
                 m = ov > 0
                 if m.any():
-                    self.busy[k] += np.bincount(s[m], weights=ov[m], minlength=width).astype(np.int64)
+                    self.busy[k] += sign * np.bincount(s[m], weights=ov[m], minlength=width).astype(np.int64)
 
     @staticmethod
     def can_scan(st: np.ndarray, start: np.ndarray, fin: np.ndarray, t0: float, t1: float) -> bool:
