@@ -16,6 +16,12 @@ CHECK is one of:
   order    the same totals and per-second rows (by column) with the nodes in another order
   noop     the document taken in again at random moments (an edit that changed nothing): the
            same totals and per-second rows as without
+  traces   every request traced: the served and failed counts per second and cause, the mean
+           response time, and the utilization of each server and database (where no health
+           check, session lookup, replication or autoscaling adds work no trace shows) as the
+           traces give them, independently of the engine's books (first 10 s; odd seeds
+           stepped unevenly with random fail/recover clicks, the clicked nodes' utilization
+           not checked)
 
 --tiers adds an API tier (servers calling servers), --data sharded or multi-primary data,
 tables on two databases and joins, --joins (with --data) joins in either order, --extras
@@ -120,6 +126,95 @@ def events(doc, seed: int) -> str:
     return "same"
 
 
+def _traced_busy(sim, node: str, until: float, n: int) -> np.ndarray:
+    """A node's busy seconds per second from the traces: its own service, and at a
+    blocking server until the request leaves the network (in flight: until ``until``)."""
+    holds = bool(sim.stations.hold[sim.net.node_stations[sim.net.node_ids.index(node)]].any())
+    busy = np.zeros(n)
+    for tr in sim.traces():
+        for h in tr.hops:
+            if h.node != node or h.start_s is None:
+                continue
+            end = h.end_s
+            if holds and h.outcome != "failed":
+                end = until if tr.outcome == "in_flight" else max(tr.end_s, h.end_s)
+            lo, hi = h.start_s, min(end, until)
+            for k in range(int(lo), min(int(np.ceil(hi)), n)):
+                busy[k] += max(0.0, min(hi, k + 1) - max(lo, k))
+    return busy
+
+
+def _plain_nodes(doc) -> list[str]:
+    """Servers and databases whose every unit of work is a traced request's: no health
+    checks of a balancer with a cost, no sessions kept there, no replication or shards,
+    not autoscaled, never failed by an event (its held workers would be dropped)."""
+    checked = {b for a, b in doc.edges() if doc.kind(a) == "load_balancer"
+               and float(doc.params(a).get("health_check_cost_ms", 0.0) or 0.0) > 0}
+    stores = {b for a, b in doc.edges() if doc.kind(a) == "server"
+              and doc.params(a).get("sessions") == "database"}
+    failed = {ev.node for ev in doc.events}
+    out = []
+    for n in doc.node_ids():
+        p = doc.params(n)
+        if doc.kind(n) == "server" and not p.get("autoscale") and n not in checked and n not in failed:
+            out.append(n)
+        elif doc.kind(n) == "database" and n not in stores and n not in failed and p.get("read_replicas", 0) == 0 \
+                and p.get("primaries", 1) == 1 and p.get("shards", 1) == 1:
+            out.append(n)
+    return out
+
+
+def traces(doc, seed: int) -> str:
+    until = 10.0
+    sim = Simulation(doc)
+    sim.trace_every(1, cap=10**7)
+    rng = np.random.default_rng(seed)
+    clicked = set()
+    if seed % 2:   # odd seeds: stepped unevenly, with random fail/recover clicks between the steps
+        while sim.now < until:
+            sim.run_until(min(until, sim.now + float(rng.uniform(0.05, 1.5))))
+            if rng.random() < 0.3:
+                node = str(rng.choice(doc.node_ids()))
+                clicked.add(node)
+                copies = len(sim.net.node_stations[sim.net.node_ids.index(node)])
+                replica = int(rng.integers(copies)) if copies > 1 and rng.random() < 0.5 else None
+                (sim.fail if rng.random() < 0.6 else sim.recover)(node, replica)
+    sim.run_until(until)
+    m = sim.metrics
+    assert m.width == 1
+    n = m.n
+    trs = sim.traces()
+    served = np.zeros(n)
+    failed: dict[str, np.ndarray] = {}
+    lat = []
+    for tr in trs:
+        if tr.outcome == "in_flight" or tr.end_s >= n:
+            continue
+        k = int(tr.end_s)
+        if tr.outcome == "answered":
+            served[k] += 1
+            lat.append(tr.end_s - tr.birth_s)
+        else:
+            failed.setdefault(tr.cause, np.zeros(n))[k] += 1
+    assert np.array_equal(served, m.served_rps), \
+        f"served per second: traces {served.tolist()} engine {m.served_rps.tolist()}"
+    for cause, rows in m.failed_by_cause.items():
+        mine = failed.get(cause, np.zeros(n))
+        assert np.array_equal(mine, rows), f"failed {cause} per second: traces {mine.tolist()} engine {rows.tolist()}"
+    if lat:
+        got = float(np.nansum(m.mean_ms * m.served_rps) / m.served_rps.sum())
+        assert abs(got - 1000.0 * float(np.mean(lat))) < 1e-6 * max(got, 1.0), f"mean {got} ms, traces {1000 * np.mean(lat)}"
+    checked = [node for node in _plain_nodes(doc) if node not in clicked]
+    for node in checked:
+        i = sim.net.node_ids.index(node)
+        cap = sim.net.st_workers[sim.net.node_stations[i]].sum()
+        ref = np.minimum(_traced_busy(sim, node, until, n) / cap, 1.0)
+        got = m.util[node]
+        assert np.abs(got - ref).max() < 1e-6, f"utilization of {node}: traces {ref.round(5).tolist()} " \
+                                               f"engine {got.round(5).tolist()}"
+    return f"same ({len(trs)} traces, utilization of {len(checked)} nodes)"
+
+
 def _random_run(doc, seed: int, act) -> str:
     sim = Simulation(doc)
     rng = np.random.default_rng(seed)
@@ -166,7 +261,8 @@ def edits(doc, seed: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("check", choices=["sliced", "tick", "events", "clicks", "edits", "noop", "python", "order"])
+    ap.add_argument("check", choices=["sliced", "tick", "events", "clicks", "edits", "noop", "python", "order",
+                                          "traces"])
     ap.add_argument("first", type=int)
     ap.add_argument("last", type=int)
     ap.add_argument("--tiers", action="store_true")
