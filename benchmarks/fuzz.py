@@ -17,7 +17,7 @@ CHECK is one of:
   noop     the document taken in again at random moments (an edit that changed nothing): the
            same totals and per-second rows as without
   traces   every request traced: the served and failed counts per second and cause, the mean
-           response time, and the utilization of each server and database (where no health
+           response time, each second's p95 (within its histogram bin), and the utilization of each server and database (where no health
            check, session lookup, replication or autoscaling adds work no trace shows) as the
            traces give them, independently of the engine's books (first 10 s; odd seeds
            stepped unevenly with random fail/recover clicks, the clicked nodes' utilization
@@ -48,6 +48,7 @@ from test_trust import (assert_an_unchanged_edit_changes_nothing, assert_same_ho
 from simulation.compiler import SimulationError  # noqa: E402
 from simulation.engine import Simulation  # noqa: E402
 from simulation.fileformat import dumps, loads  # noqa: E402
+from simulation.latency_hist import BIN_RATIO, LAT_MIN_MS  # noqa: E402
 from simulation.machines import CUSTOM, DERIVED  # noqa: E402
 
 AWARE = ("least_connections", "power_of_two", "least_response_time")
@@ -201,6 +202,14 @@ def traces(doc, seed: int) -> str:
     for cause, rows in m.failed_by_cause.items():
         mine = failed.get(cause, np.zeros(n))
         assert np.array_equal(mine, rows), f"failed {cause} per second: traces {mine.tolist()} engine {rows.tolist()}"
+    by_second: dict[int, list[float]] = {}
+    for tr in trs:
+        if tr.outcome == "answered" and tr.end_s < n:
+            by_second.setdefault(int(tr.end_s), []).append(1000.0 * (tr.end_s - tr.birth_s))
+    for k, ms in by_second.items():   # the histogram's p95: within its bin of the exact quantile
+        lo, hi = np.quantile(ms, 0.95, method="inverted_cdf"), np.quantile(ms, 0.95, method="higher")
+        assert lo / BIN_RATIO - LAT_MIN_MS <= m.p95_ms[k] <= hi * BIN_RATIO + LAT_MIN_MS, \
+            f"p95 of second {k}: {m.p95_ms[k]} ms, traces {lo}..{hi}"
     if lat:
         got = float(np.nansum(m.mean_ms * m.served_rps) / m.served_rps.sum())
         assert abs(got - 1000.0 * float(np.mean(lat))) < 1e-6 * max(got, 1.0), f"mean {got} ms, traces {1000 * np.mean(lat)}"
