@@ -17,11 +17,11 @@ CHECK is one of:
   noop     the document taken in again at random moments (an edit that changed nothing): the
            same totals and per-second rows as without
   traces   every request traced: the served and failed counts per second and cause, the mean
-           response time, each second's p95 (within its histogram bin), and the utilization of each server and database (where no health
-           check, session lookup, replication or autoscaling adds work no trace shows) as the
-           traces give them, independently of the engine's books (first 10 s; odd seeds
-           stepped unevenly with random fail/recover clicks, the clicked nodes' utilization
-           not checked)
+           response time, each second's p95 (within its histogram bin), and the utilization
+           and queue of each server and database (where no health check, session lookup,
+           replication or autoscaling adds work no trace shows) as the traces give them,
+           independently of the engine's books (first 10 s; odd seeds stepped unevenly with
+           random fail/recover clicks, the clicked nodes' utilization and queue not checked)
 
 --tiers adds an API tier (servers calling servers), --data sharded or multi-primary data,
 tables on two databases and joins, --joins (with --data) joins in either order, --extras
@@ -145,6 +145,20 @@ def _traced_busy(sim, node: str, until: float, n: int) -> np.ndarray:
     return busy
 
 
+def _traced_waiting(sim, node: str, n: int) -> np.ndarray:
+    """A node's queue per second from the traces: the requests that arrived there and had
+    not started (or given up) at the second's end."""
+    q = np.zeros(n)
+    for tr in sim.traces():
+        for h in tr.hops:
+            if h.node == node:
+                until = h.start_s if h.start_s is not None else h.end_s
+                for k in range(int(np.ceil(h.arrived_s)), min(int(np.ceil(until)), n + 1)):
+                    if k >= 1:
+                        q[k - 1] += 1
+    return q
+
+
 def _plain_nodes(doc) -> list[str]:
     """Servers and databases whose every unit of work is a traced request's: no health
     checks of a balancer with a cost, no sessions kept there, no replication or shards,
@@ -221,6 +235,9 @@ def traces(doc, seed: int) -> str:
         got = m.util[node]
         assert np.abs(got - ref).max() < 1e-6, f"utilization of {node}: traces {ref.round(5).tolist()} " \
                                                f"engine {got.round(5).tolist()}"
+        waiting = _traced_waiting(sim, node, n)
+        assert np.array_equal(waiting, m.queue[node]), f"queue of {node}: traces {waiting.tolist()} " \
+                                                      f"engine {m.queue[node].tolist()}"
     return f"same ({len(trs)} traces, utilization of {len(checked)} nodes)"
 
 
