@@ -17,7 +17,8 @@ CHECK is one of:
   noop     the document taken in again at random moments (an edit that changed nothing): the
            same totals and per-second rows as without
   traces   every request traced: the served and failed counts per second and cause, the mean
-           response time, each second's p95 (within its histogram bin), and the utilization
+           response time, each second's p95 (within its histogram bin), goals measured over
+           random windows (grading.py: shares, throughput, mean, p95), and the utilization
            and queue of each server and database (where no health check, session lookup,
            replication or autoscaling adds work no trace shows) as the traces give them,
            independently of the engine's books (first 10 s; odd seeds stepped unevenly with
@@ -48,6 +49,9 @@ from test_trust import (assert_an_unchanged_edit_changes_nothing, assert_same_ho
 from simulation.compiler import SimulationError  # noqa: E402
 from simulation.engine import Simulation  # noqa: E402
 from simulation.fileformat import dumps, loads  # noqa: E402
+from simulation.flight import FLAG_CHECK, FLAG_INTERNAL  # noqa: E402
+from simulation.goals import Goal  # noqa: E402
+from simulation.grading import measure_number  # noqa: E402
 from simulation.latency_hist import BIN_RATIO, LAT_MIN_MS  # noqa: E402
 from simulation.machines import CUSTOM, DERIVED  # noqa: E402
 
@@ -127,6 +131,9 @@ def events(doc, seed: int) -> str:
     return "same"
 
 
+NOT_USER = FLAG_CHECK | FLAG_INTERNAL
+
+
 def _traced_busy(sim, node: str, until: float, n: int) -> np.ndarray:
     """A node's busy seconds per second from the traces: its own service, and at a
     blocking server until the request leaves the network (in flight: until ``until``)."""
@@ -157,6 +164,33 @@ def _traced_waiting(sim, node: str, n: int) -> np.ndarray:
                     if k >= 1:
                         q[k - 1] += 1
     return q
+
+
+def _check_goal_windows(sim, trs, births: np.ndarray, n: int, rng) -> None:
+    """Goals measured over random windows of the run (grading.py) against the traces."""
+    for _ in range(4):
+        a = float(rng.integers(0, n)) + float(rng.choice([0.0, 0.0, 0.5]))
+        b = a + float(rng.uniform(0.5, n - a + 0.5))
+        first, last = int(np.ceil(a - 1e-9)), min(int(np.ceil(b - 1e-9)), n)   # the rows starting in [a, b)
+        born = int(((births >= first) & (births < last)).sum())
+        ended = [tr for tr in trs if tr.outcome != "in_flight" and first <= tr.end_s < last]
+        ms = [1000.0 * (tr.end_s - tr.birth_s) for tr in ended if tr.outcome == "answered"]
+        fails = sum(1 for tr in ended if tr.outcome == "failed")
+        for metric, want in (("served_share", len(ms) / born if born else None),
+                             ("failed_share", fails / born if born else None),
+                             ("throughput", len(ms) / (last - first) if last > first else None),
+                             ("mean_ms", float(np.mean(ms)) if ms else None)):
+            got = measure_number(sim, Goal(metric, from_s=a, to_s=b))
+            if want is None:
+                assert np.isnan(got), f"{metric} over [{a}, {b}): {got}, traces: nothing to measure"
+            else:
+                tol = 1e-6 if metric == "mean_ms" else 1e-9 * max(abs(want), 1.0)   # (latencies: whole ns)
+                assert abs(got - want) <= tol, f"{metric} over [{a}, {b}): {got}, traces {want}"
+        if ms:
+            got = measure_number(sim, Goal("p95_ms", from_s=a, to_s=b))
+            lo, hi = np.quantile(ms, 0.95, method="inverted_cdf"), np.quantile(ms, 0.95, method="higher")
+            assert lo / BIN_RATIO - LAT_MIN_MS <= got <= hi * BIN_RATIO + LAT_MIN_MS, \
+                f"p95 over [{a}, {b}): {got}, traces {lo}..{hi}"
 
 
 def _plain_nodes(doc) -> list[str]:
@@ -227,6 +261,14 @@ def traces(doc, seed: int) -> str:
     if lat:
         got = float(np.nansum(m.mean_ms * m.served_rps) / m.served_rps.sum())
         assert abs(got - 1000.0 * float(np.mean(lat))) < 1e-6 * max(got, 1.0), f"mean {got} ms, traces {1000 * np.mean(lat)}"
+    # requests still undecided at a blocking server are traced once decided: their births from the engine
+    known = np.array(sorted(tr.key for tr in trs), dtype=np.uint64)
+    born = [tr.birth_s for tr in trs] + [float(b) for p in sim.pending if len(p)
+                                         for b in p.birth[~np.isin(p.key, known) & ((p.flags & NOT_USER) == 0)]]
+    births = np.bincount(np.array([int(b) for b in born if b < n], dtype=np.int64), minlength=n)
+    assert np.array_equal(births, m.offered_rps), \
+        f"offered per second: traces {births.tolist()} engine {m.offered_rps.tolist()}"
+    _check_goal_windows(sim, trs, np.array(born), n, rng)
     checked = [node for node in _plain_nodes(doc) if node not in clicked]
     for node in checked:
         i = sim.net.node_ids.index(node)
