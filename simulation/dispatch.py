@@ -172,7 +172,7 @@ class BalancerState:
             a = np.minimum((uniform(keys, hops, PICK) * n).astype(np.int64), n - 1)
             b = np.minimum((uniform(keys, hops, PICK2) * (n - 1)).astype(np.int64), n - 2)
             b += b >= a
-            return np.where(c[a] <= c[b], a, b)
+            return _fill_two(c, a, b)
         if algo == "least_connections":
             return _fill_least(c, np.ones(n), uniform(keys, hops, TIE))
         if algo == "least_response_time":
@@ -264,6 +264,21 @@ def _fill_least(load: np.ndarray, cost: np.ndarray, u: np.ndarray) -> np.ndarray
         score = (load + 1.0) * cost
         tied = np.flatnonzero(score == score.min())
         pick = int(tied[min(int(ui * len(tied)), len(tied) - 1)])
+        out[i] = pick
+        load[pick] += 1.0
+    return out
+
+
+def _fill_two(load: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Power of two, request by request: each takes the fewer loaded of its two draws ``a``
+    and ``b`` (ties: ``a``), counting the requests already placed, as the compiled pass
+    does (least_choice.py). Used by the slower tick-by-tick path only. (Before 2026-12-01
+    all the requests of a tick compared the counts at its start: a burst in one tick
+    could all go to one backend.)"""
+    load = np.asarray(load, dtype=float).copy()
+    out = np.empty(len(a), dtype=np.int64)
+    for i, (x, y) in enumerate(zip(a.tolist(), b.tolist())):   # one pass over the tick's requests
+        pick = x if load[x] <= load[y] else y
         out[i] = pick
         load[pick] += 1.0
     return out

@@ -280,9 +280,8 @@ class Routing:
     def _tick_view(self, bi: int, k: int, backends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """What balancer ``bi`` sees of ``backends`` on the slower path in tick ``k``: the
         connections at the tick's start (behind blocking servers, counted as the one-tick
-        window began: ``_conn_start``) plus those it placed earlier in the tick (least
-        connections and least response time count each placement; power of two does not),
-        and the response times as the window began. The blocking servers' sweeps may
+        window began: ``_conn_start``) plus those it placed earlier in the tick (each
+        algorithm counts each placement, as the compiled pass does), and the response times as the window began. The blocking servers' sweeps may
         route a tick's requests in several calls, as their horizons fall: split so, the
         choices are those of one call (before 2026-12-01 a later call saw neither the
         earlier placements, which the sweeps admit later, nor the same response times,
@@ -296,7 +295,7 @@ class Routing:
             conn = snap[2][backends]   # as the window (this tick) began: the sweeps settle on
         else:                          # while they route, and a settled request leaves pending
             conn = self._connections_at(k * self.tick_s, backends)
-        if placed is not None and self.balancers[bi].bal.algorithm != "power_of_two":
+        if placed is not None:
             conn = conn + placed
         start = self.__dict__.get("_ewma_start")
         lat = (start if start is not None and len(start) == len(self.ewma) else self.ewma)[backends]
