@@ -43,7 +43,9 @@ def timeline_lines(trace: Any, label_of=lambda node: node) -> list[str]:
     for h in trace.hops:
         where = label_of(h.node)
         head = f"t = {h.arrived_s:.3f} s arrived at {where}"
-        if h.start_s is None:
+        if h.start_s is None and not math.isfinite(h.end_s):   # at a blocking server, its turn not known yet
+            body = f"{head}; waiting for a worker"
+        elif h.start_s is None:
             waited = f"waited {h.wait_ms:.1f} ms" + (" (gave up)" if h.cause == "timeout" else "")
             body = f"{head}; {waited}" if h.end_s > h.arrived_s else head
         else:
@@ -112,7 +114,10 @@ def dot_position(scene, trace: Any, status: str, index: int, now: float) -> QPoi
     if prev is None:
         return on_node
     until = hop.start_s if hop.start_s is not None else hop.end_s
-    f = 1.0 if until <= hop.arrived_s else min(1.0, max(0.0, (now - hop.arrived_s) / (until - hop.arrived_s)))
+    if not math.isfinite(until):   # waiting for a worker of a blocking server: for how long is not known yet
+        f = 0.5
+    else:
+        f = 1.0 if until <= hop.arrived_s else min(1.0, max(0.0, (now - hop.arrived_s) / (until - hop.arrived_s)))
     # from the middle of the edge to the node's card, as the wait goes by
     a, b = prev.pos(), centre
     d = b - a

@@ -344,6 +344,8 @@ class Blocking(HeldWorkers, WaitingRooms, EventWindow, BalancedWindow, SecondTie
             w.start = np.full(len(w), np.inf)
             w.fin = np.full(len(w), np.inf)
             self.pending[lv] = Batch.concat([self.pending[lv], w])
+            if self._tracer is not None:
+                self._tracer.waiting(w, self.net)
         if not came.all():
             inbox[lv].append(rest.take(~came))
 

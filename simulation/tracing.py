@@ -38,6 +38,7 @@ class Hop:
     outcome: str = "in_flight"   # in_flight, forwarded, answered, failed
     to: str | None = None        # forwarded: the next node
     cause: str | None = None     # failed: a FAILURE_CAUSES name
+    undecided: bool = False      # waiting at a blocking server, its start not known yet (end_s = inf)
 
     @property
     def wait_ms(self) -> float:
@@ -100,6 +101,38 @@ class Tracer:
         new = np.nonzero(~known)[0]
         return np.sort(np.r_[idx[known], idx[new[-self.cap:]]])
 
+    def _trace_at(self, batch: Batch, i: int, node: str) -> Trace:
+        """Request ``i`` of ``batch``'s trace, arriving at ``node``: new, or the one it has
+        (its previous hop then forwarded it there; an undecided hop there is replaced)."""
+        k = int(batch.key[i])
+        tr = self.traces.get(k)
+        if tr is None:
+            tr = Trace(k, int(batch.user[i]), int(batch.item[i]), bool(batch.cls[i] == 1), float(batch.birth[i]))
+            self.traces[k] = tr
+            if len(self.traces) > self.cap:
+                self.traces.popitem(last=False)
+            return tr
+        if tr.hops and tr.hops[-1].undecided and tr.hops[-1].outcome == "in_flight" and tr.hops[-1].node == node:
+            tr.hops.pop()
+        if tr.hops and tr.hops[-1].outcome == "in_flight":
+            tr.hops[-1].outcome, tr.hops[-1].to = "forwarded", node
+        return tr
+
+    def waiting(self, batch: Batch, net) -> None:
+        """Requests waiting undecided at blocking servers (their admission depends on
+        releases computed later: blocking.py): shown queueing there until ``admitted``
+        says how they were admitted."""
+        if not len(batch):
+            return
+        for i in self._bounded(self._sampled(batch.key, batch.flags), batch.key).tolist():
+            st = int(batch.st[i])
+            node = net.node_ids[int(net.st_node[st])]
+            tr = self.traces.get(int(batch.key[i]))
+            if tr is not None and tr.hops and tr.hops[-1].undecided and tr.hops[-1].node == node:
+                continue   # already shown waiting there
+            tr = self._trace_at(batch, i, node)
+            tr.hops.append(Hop(node, int(net.st_replica[st]), float(batch.arr[i]), None, math.inf, undecided=True))
+
     def admitted(self, batch: Batch, net, rejected: bool = False) -> None:
         """Requests that reached a station (admitted, or rejected at once when ``rejected``)."""
         if not len(batch):
@@ -109,17 +142,9 @@ class Tracer:
             return
         timeout = (batch.flags[idx] & FLAG_TIMEOUT) != 0
         for j, i in enumerate(idx.tolist()):
-            k = int(batch.key[i])
             st = int(batch.st[i])
             node = net.node_ids[int(net.st_node[st])]
-            tr = self.traces.get(k)
-            if tr is None:
-                tr = Trace(k, int(batch.user[i]), int(batch.item[i]), bool(batch.cls[i] == 1), float(batch.birth[i]))
-                self.traces[k] = tr
-                if len(self.traces) > self.cap:
-                    self.traces.popitem(last=False)
-            elif tr.hops and tr.hops[-1].outcome == "in_flight":
-                tr.hops[-1].outcome, tr.hops[-1].to = "forwarded", node
+            tr = self._trace_at(batch, i, node)
             arr = float(batch.arr[i])
             if rejected:
                 hop = Hop(node, int(net.st_replica[st]), arr, None, arr)

@@ -7,7 +7,7 @@ import re
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QToolBar
 
-from designer.trace_view import MAX_DOTS, TraceDot
+from designer.trace_view import MAX_DOTS, TraceDot, timeline_lines
 from tests.designer.main_window_support import open_main_window
 
 
@@ -107,3 +107,29 @@ def test_turning_it_off_removes_the_dots(qtbot, tmp_path, monkeypatch):
     assert window.run.sim.tracing == 0
     qtbot.mouseClick(_step_button(window), Qt.MouseButton.LeftButton)
     assert not follow.dots
+
+
+def test_a_request_waiting_for_a_worker_of_a_blocking_server_is_drawn_queueing_there(qtbot, tmp_path, monkeypatch,
+                                                                                   dialogs):
+    """A blocking web tier, saturated: a request waiting in its room, whose turn is not
+    known yet (the database's answers decide it), is drawn at the web server, and its
+    timeline says it waits for a worker (before 2026-12-01 it vanished
+    until its turn was known)."""
+    from simulation.fileformat import dumps
+    from tests.simulation.topologies import saturated_sync_tier
+    path = tmp_path / "sync.scalelab"
+    path.write_text(dumps(saturated_sync_tier()), encoding="utf-8")
+    window = open_main_window(qtbot, tmp_path, monkeypatch)
+    assert window.open_file(path)
+    follow = window.follow
+    _turn_on(qtbot, window, 1)
+    window.run.step(5.0)
+    qtbot.mouseClick(_step_button(window), Qt.MouseButton.LeftButton)
+    sim = window.run.sim
+    waiting = [d for d in follow.dots if d.status == "queueing" and sim.trace(d.key).hops[-1].undecided]
+    assert waiting, "requests waiting undecided at the web server are drawn"
+    web = window.canvas.canvas_scene.nodes["web"].pos()
+    dot = waiting[0]
+    assert (dot.pos() - web).manhattanLength() < 60   # at the web server (its first hop)
+    lines = timeline_lines(sim.trace(dot.key), lambda node: node)
+    assert lines[-2].endswith("arrived at web; waiting for a worker (still there)")

@@ -13,7 +13,7 @@ from simulation.document import NodeData
 from simulation.engine import Simulation
 from simulation.fileformat import load
 
-from topologies import add_event, balanced, single_queue
+from topologies import add_event, balanced, saturated_sync_tier, single_queue
 
 LESSONS = Path(__file__).parents[2] / "resources" / "lessons"
 
@@ -178,3 +178,35 @@ def test_blocking_servers_same_totals_and_consistent_hops():
         for a, b in zip(t.hops, t.hops[1:]):
             assert a.outcome == "forwarded" and a.to == b.node and b.arrived_s == a.end_s
         assert t.latency_ms == pytest.approx(sum(h.wait_ms + h.service_ms for h in t.hops), abs=1e-6)
+
+
+def test_a_request_waiting_undecided_at_a_blocking_server_is_shown_queueing_there():
+    """Before 2026-12-01 such a request had no hop at the blocking server until its turn
+    was decided (seconds later when saturated): its dot vanished from the canvas and its
+    timeline said it was still at the previous node. Now it queues there, and once decided
+    the hop is replaced by the real one (tests/designer/test_follow_request.py: the timeline
+    says "waiting for a worker")."""
+    for env in ("1", "0"):   # the event window, and the sweeps
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("SCALELAB_BLOCKING_EVENTS", env)
+            sim = Simulation(saturated_sync_tier())
+            sim.trace_every(1, cap=10**6)
+            undecided_seen = 0
+            for t in np.arange(0.5, 10.01, 0.5):
+                sim.run_until(float(t))
+                traces = {tr.key: tr for tr in sim.traces()}
+                for lv, p in enumerate(sim.pending):
+                    for key, st, start in zip(p.key.tolist(), p.st.tolist(), p.start.tolist()):
+                        node = sim.net.node_ids[int(sim.net.st_node[st])]
+                        last = traces[key].hops[-1]
+                        assert last.node == node and last.outcome == "in_flight"
+                        assert last.status_at(sim.now) in ("queueing", "in_service")
+                        if not np.isfinite(start):
+                            undecided_seen += 1
+                            assert last.undecided and last.status_at(sim.now) == "queueing"
+            assert undecided_seen > 100   # the shape this is about
+            for tr in sim.traces():   # one hop per station reached, decided ones as they were
+                assert all(a.node != b.node for a, b in zip(tr.hops, tr.hops[1:]))
+                assert all(not h.undecided or h.outcome == "in_flight" or h.outcome == "failed" for h in tr.hops)
+                for h in tr.hops[:-1]:
+                    assert not h.undecided and h.outcome == "forwarded"

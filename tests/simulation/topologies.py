@@ -44,3 +44,18 @@ def balanced(rate: float, n: int, capacity: float, algorithm: str, seed: int = 1
 
 def add_event(d: Document, at_s: float, action: str, node: str, replica: int | None = None) -> None:
     d.insert_event(len(d.events), ScheduledEvent(at_s, action, node, replica))
+
+
+def saturated_sync_tier():
+    """A blocking web tier calling a slow database: its waiting rooms fill, and which of the
+    waiting requests a released worker takes next is known only once the database answers."""
+    d = Document()
+    d.add_node(NodeData("users", "client", params={"rate_rps": 400.0}))
+    d.add_node(NodeData("web", "server", params={"blocking_calls": True, "workers": 4, "replicas": 2,
+                                                 "queue_limit": 200, "timeout_s": 30.0}))
+    d.add_node(NodeData("db", "database", params={"connections": 4, "read_capacity_rps": 300.0,
+                                                  "write_capacity_rps": 300.0}))
+    d.add_edge("users", "web")
+    d.add_edge("web", "db")
+    d.set_settings(seed=5, duration_s=10.0)
+    return d
