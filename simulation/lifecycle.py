@@ -106,6 +106,8 @@ class Lifecycle:
         busy = np.zeros(self.net.n_stations, dtype=bool)
         for p in self.pending:
             busy[p.st] = True
+        if self._holding:   # a blocking server's worker stays held until its request leaves the network
+            busy[self._h_st] = True
         empty = draining[~busy[draining]]
         st.provisioned[empty] = False
         st.booted[empty] = False
@@ -113,11 +115,19 @@ class Lifecycle:
 
     def _drain_done(self, a) -> float | None:
         """When the first draining replica of this autoscaler finishes its last request:
-        just after that request's end, so that it has left the replica by then."""
+        just after that request's end, so that it has left the replica by then. (Before
+        2026-12-01 a blocking server's replica left as soon as its own services ended,
+        with workers still held for requests downstream, at whichever window boundary
+        came next: its server-hours changed with how the run was stepped; fuzz noop 908.)"""
         draining = self._draining()
         draining = draining[(draining >= a.sc.first) & (draining < a.sc.end)]
         if not len(draining):
             return None
+        if self._holding and np.isin(draining, self._h_st).any():
+            # a worker held for a request downstream: when it is released is known only once
+            # that request leaves, so look again at the next tick (the grid: however the run
+            # is stepped, the replica leaves at the same tick, at most one tick late)
+            return self._grid_floor(self.now) + self.tick_s
         last = np.full(self.net.n_stations, -np.inf)
         for p in self.pending:
             if len(p):

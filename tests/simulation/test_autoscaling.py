@@ -143,3 +143,50 @@ def test_each_decision_reads_the_last_interval_even_while_a_blocking_tier_keeps_
     again.run_until(8.0)
     assert again.totals() == sim.totals()
     np.testing.assert_array_equal(np.asarray(again.metrics.cost_server_s), np.asarray(sim.metrics.cost_server_s))
+
+
+def _blocking_tier_scaling_in() -> Document:
+    """A blocking web tier, autoscaled, whose every request holds its worker for about half
+    a second while a slow API answers; the traffic falls to a tenth at 6 s, so replicas
+    drain while their workers are still held."""
+    d = Document()
+    d.add_node(NodeData("users", "client", params={
+        "rate_rps": 300.0, "pattern": {"type": "steps", "times_s": [0.0, 6.0], "factors": [1.0, 0.1]}}))
+    d.add_node(NodeData("lb", "load_balancer", params={}))
+    d.add_node(NodeData("web", "server", params={
+        "blocking_calls": True, "workers": 40, "capacity_rps": 2000.0, "queue_limit": 1000, "timeout_s": 30.0,
+        "autoscale": True, "min_replicas": 1, "max_replicas": 6, "replicas": 4, "target_utilization": 0.6,
+        "scale_interval_s": 2.0, "scale_down_delay_s": 0.0, "boot_time_s": 0.0}))
+    d.add_node(NodeData("api", "server", params={"workers": 400, "capacity_rps": 800.0, "service": "deterministic",
+                                                 "queue_limit": 1000, "timeout_s": 30.0}))
+    for a, b in (("users", "lb"), ("lb", "web"), ("web", "api")):
+        d.add_edge(a, b)
+    d.set_settings(seed=3, duration_s=16.0)
+    return d
+
+
+def test_a_draining_blocking_replica_leaves_when_its_held_requests_have_left():
+    """Found by fuzzing (noop 908): a draining replica of a blocking server left as soon as
+    its own services ended, with its workers still held for requests at the API, at
+    whichever window boundary came next; its server-hours changed with how the run was
+    stepped (an edit that changed nothing moved them). It now stays until they left (at
+    the next tick after)."""
+    from test_trust import assert_an_unchanged_edit_changes_nothing, assert_same_however_sliced
+    doc = _blocking_tier_scaling_in()
+    assert_same_however_sliced(doc, 16.0, seed=4)
+    assert_an_unchanged_edit_changes_nothing(doc, 16.0, 908)
+    sim = Simulation(doc)
+    sim.trace_every(1, cap=10**6)
+    web = sim.net.node_stations[sim.net.node_ids.index("web")]
+    left = {}   # replica -> when it stopped existing, and the last moment a request it served left
+    while sim.now < 16.0 - 1e-9:
+        sim.run_until(sim.now + 0.01)
+        for k, st in enumerate(web.tolist()):
+            if k in left or sim.stations.provisioned[st] or sim.now < 6.0:
+                continue
+            left[k] = sim.now
+    assert left, "replicas were removed after the traffic fell"
+    for k, gone in left.items():
+        ends = [tr.end_s for tr in sim.traces() for h in tr.hops if h.node == "web" and h.replica == k
+                and tr.end_s is not None and h.start_s is not None and h.start_s < gone]
+        assert ends and max(ends) <= gone + 1e-9, (k, gone, max(ends))
