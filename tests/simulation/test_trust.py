@@ -16,6 +16,7 @@ from simulation.fileformat import dumps, load, loads
 
 from random_topologies import random_topology
 from topologies import add_event
+from trace_checks import check_against_traces
 from wallclock import within
 
 LESSONS = sorted((Path(__file__).parents[2] / "resources" / "lessons").glob("*.scalelab"))
@@ -424,3 +425,13 @@ def test_a_worker_held_for_a_request_refused_downstream_is_busy_until_the_refusa
                and any(h.node == "s0" for h in tr.hops)]
     assert len(refused) > 20   # the shape this is about: refused at the API, holding a web worker
     assert np.abs(sim.metrics.util["s0"] - _held_utilization(sim, "s0", 12.0)).max() < 1e-9
+
+
+@pytest.mark.parametrize("seed", [9, 23, 338, 345, 909])
+def test_the_books_agree_with_every_requests_trace(seed):
+    """Served, failed, offered, mean, p95, goals over windows, utilization and queues per
+    second against the traces of every request (trace_checks.py; odd seeds stepped
+    unevenly with random clicks). benchmarks/fuzz.py ``traces`` runs it on many more files."""
+    doc = loads(dumps(random_topology(seed, duration_s=12.0, tiers=True, data=True, extras=True)))
+    with within(240, f"random_topology({seed}, extras)"):
+        check_against_traces(doc, seed)
