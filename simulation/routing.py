@@ -252,12 +252,20 @@ class Routing:
         for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(out)]):
             chunk = out.take(slice(int(a), int(b)))
             w = which[int(a):int(b)]
+            o = np.lexsort((chunk.key, chunk.fin))   # in time order (ties by key), whatever the nodes' order
+            chunk, w = chunk.take(o), w[o]
             k = int(tick[a])
             self._admit_now(rest.upto(k - 1))   # the others of earlier ticks count at this one's start
             forwarded = []
-            for bi in np.unique(w).tolist():
+            # each balancer decides its stretch of consecutive requests in turn, in time order:
+            # a user's first request pins them (sticky cookies shared by the balancers) for their
+            # next ones at the other balancer in the same tick (before 2026-12-01 the balancers
+            # went in the order of the nodes in the file, which changed the numbers; fuzz order 670)
+            runs = np.flatnonzero(np.diff(w)) + 1
+            for ra, rb in zip(np.r_[0, runs].tolist(), np.r_[runs, len(w)].tolist()):
+                bi = int(w[ra])
                 bs = self.balancers[bi]
-                mine = chunk.take(w == bi)
+                mine = chunk.take(slice(ra, rb))
                 backends = bs.bal.backends
                 conn = lat = None
                 if bs.bal.algorithm in LOAD_AWARE:

@@ -306,9 +306,12 @@ def against_the_model(sim, doc, until: float, algorithm: str) -> tuple[list, dic
                 api_of[tr.key],
                 fixed=tr.hops[0].node == "rr", user=tr.user)   # "rr": a blind balancer beside the load-aware one
     via = {tr.key: tr.hops[0].node for tr in traces if tr.hops}
-    waiting = sim.pending[sim._lb]   # waiting at a replica at the end: not traced there yet
+    at_web = {tr.key for tr in traces if any(h.node in webs for h in tr.hops)}
+    waiting = sim.pending[sim._lb]   # waiting undecided at a replica at the end (traced there since 2026-12-01)
     for i in np.flatnonzero(np.isinf(waiting.start)):
         key = int(waiting.key[i])
+        if key in at_web:
+            continue
         add(key, float(waiting.arr[i]), int(waiting.hop[i]), position[int(waiting.st[i])], 0,
             fixed=via.get(key) == "rr", user=int(waiting.user[i]))
     if chain:   # waiting at the API at the end: their API replica

@@ -92,8 +92,8 @@ def compare(case: dict, until: float, tight: bool = True) -> tuple[Simulation, B
             assert ns(h.end_s) - ns(h.start_s) == web_s
         ref.add_request(tr.key, ns(h.arrived_s), h.replica, web_s, db_s)
         added.add(tr.key)
-    # requests still undecided at the web servers (waiting in their rooms) are traced there
-    # only once decided: the reference needs them too, for the requests after them
+    # requests still undecided at the web servers (waiting in their rooms): the reference
+    # needs them too, for the requests after them (traced there as undecided since 2026-12-01)
     p = sim.pending[int(net.st_level[web_st])]
     webs = net.node_stations[net.node_ids.index("web")]
     for i in np.flatnonzero(np.isinf(p.start)):
@@ -197,7 +197,7 @@ def test_the_sweeps_reproducers_queue_stays_in_its_waiting_rooms():
 def test_in_flight_at_the_end_is_the_event_models():
     sim, ref, _ = compare(the_file_of_the_old_xfail(), 8.0)
     p = sim.pending[int(sim.net.st_level[sim.net.node_stations[sim.net.node_ids.index("web")][0]])]
-    waiting = set(p.key[np.isinf(p.start)].tolist())   # at the web servers, undecided (traced there once decided)
+    waiting = set(p.key[np.isinf(p.start)].tolist())   # at the web servers, undecided
     at_lb = sum(1 for tr in sim.traces() if tr.outcome == "in_flight" and tr.hops[-1].node == "lb"
                 and tr.key not in waiting)
     assert sim.totals()["in_flight"] - at_lb == ref.in_system_at(ns(8.0))
