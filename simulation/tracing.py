@@ -89,6 +89,7 @@ class Tracer:
         self.every = np.uint64(int(every))
         self.cap = int(cap)
         self.traces: OrderedDict[int, Trace] = OrderedDict()
+        self._undecided: set[int] = set()   # keys whose last hop is undecided (``waiting``)
 
     def _sampled(self, keys: np.ndarray, flags: np.ndarray) -> np.ndarray:
         return np.nonzero(((keys % self.every) == 0) & ((flags & NOT_USER) == 0))[0]
@@ -110,10 +111,11 @@ class Tracer:
             tr = Trace(k, int(batch.user[i]), int(batch.item[i]), bool(batch.cls[i] == 1), float(batch.birth[i]))
             self.traces[k] = tr
             if len(self.traces) > self.cap:
-                self.traces.popitem(last=False)
+                self._undecided.discard(self.traces.popitem(last=False)[0])
             return tr
         if tr.hops and tr.hops[-1].undecided and tr.hops[-1].outcome == "in_flight" and tr.hops[-1].node == node:
             tr.hops.pop()
+            self._undecided.discard(k)
         if tr.hops and tr.hops[-1].outcome == "in_flight":
             tr.hops[-1].outcome, tr.hops[-1].to = "forwarded", node
         return tr
@@ -124,14 +126,16 @@ class Tracer:
         says how they were admitted."""
         if not len(batch):
             return
-        for i in self._bounded(self._sampled(batch.key, batch.flags), batch.key).tolist():
+        idx = self._sampled(batch.key, batch.flags)
+        if len(idx) and self._undecided:   # the sweeps put them back again and again: only the new ones
+            shown = np.fromiter(self._undecided, dtype=np.uint64, count=len(self._undecided))
+            idx = idx[~np.isin(batch.key[idx], shown)]
+        for i in self._bounded(idx, batch.key).tolist():
             st = int(batch.st[i])
             node = net.node_ids[int(net.st_node[st])]
-            tr = self.traces.get(int(batch.key[i]))
-            if tr is not None and tr.hops and tr.hops[-1].undecided and tr.hops[-1].node == node:
-                continue   # already shown waiting there
             tr = self._trace_at(batch, i, node)
             tr.hops.append(Hop(node, int(net.st_replica[st]), float(batch.arr[i]), None, math.inf, undecided=True))
+            self._undecided.add(tr.key)
 
     def admitted(self, batch: Batch, net, rejected: bool = False) -> None:
         """Requests that reached a station (admitted, or rejected at once when ``rejected``)."""
@@ -175,6 +179,7 @@ class Tracer:
             tr = self.traces.get(int(keys[i]))
             if tr is not None and tr.outcome == "in_flight":
                 self._end(tr, cause, float(times[i]))
+                self._undecided.discard(tr.key)
 
     @staticmethod
     def _end(tr: Trace, cause: str, t: float) -> None:

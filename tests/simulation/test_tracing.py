@@ -210,3 +210,17 @@ def test_a_request_waiting_undecided_at_a_blocking_server_is_shown_queueing_ther
                 assert all(not h.undecided or h.outcome == "in_flight" or h.outcome == "failed" for h in tr.hops)
                 for h in tr.hops[:-1]:
                     assert not h.undecided and h.outcome == "forwarded"
+
+
+def test_the_undecided_requests_remembered_stay_within_the_cap():
+    """The tracer remembers which traces wait undecided (so the sweeps, which put them
+    back again and again, add each once): never more than the traces it keeps."""
+    sim = Simulation(saturated_sync_tier())
+    sim.trace_every(1, cap=50)
+    for t in range(1, 11):
+        sim.run_until(float(t))
+        tracer = sim._tracer
+        assert len(tracer.traces) <= 50
+        assert tracer._undecided <= set(tracer.traces)
+        assert tracer._undecided == {k for k, tr in tracer.traces.items() if tr.hops and tr.hops[-1].undecided
+                                     and tr.hops[-1].outcome == "in_flight"}
