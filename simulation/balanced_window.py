@@ -38,8 +38,8 @@ ALGOS = {"least_connections": ALGO_LC, "least_response_time": ALGO_LRT, "power_o
 
 def lrt_on_the_slow_path(sim) -> bool:
     """Whether a least-response-time balancer decides on the tick-by-tick path
-    (exact_balance.exact_applies says when: databases or caches behind it, a sticky one
-    sharing its users' cookies with a blind one, one beside a blind sticky one, ...) in
+    (exact_balance.exact_applies says when: a sticky one sharing its users' cookies with a
+    blind one, one beside a blind sticky one, ...; before 2026-12-01 caches behind it too) in
     front of backends that no blocking tier's pass decides: it reads the response times as
     of the window's start, so its windows must be one tick long (a window cut where a
     run was stopped gave other choices: the numbers changed with how the run was
@@ -69,8 +69,8 @@ class BalancedWindow(JourneyGroups):
             self._ev_bal = np.asarray(aware, dtype=np.int64)   # blind ones route as usual, before
         # tiers of blocking servers downstream: only this pass follows them (blocking_window._event_depth)
         self._ev_des = self._ev_bal is not None or (self._ev_depth is not None and self._ev_chain is not None)
-        # one-tick windows only for what still needs them: least response time in front of
-        # stores, load-aware balancers in front of blocking servers or downstream of them that do
+        # one-tick windows only for what still needs them: least response time on the slower
+        # path (lrt_on_the_slow_path), load-aware balancers in front of blocking servers or downstream of them that do
         # not choose here
         aware = ("least_connections", "power_of_two", "least_response_time")
         chosen_here = set(self._ev_bal.tolist()) if self._ev_bal is not None else set()

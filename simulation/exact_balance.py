@@ -5,11 +5,12 @@ through the ordinary stations' admission.
 
 The exact path applies when every backend of the balancers involved is a plain
 FIFO station admitted on the spot: servers (also autoscaled slots, sessions,
-304s) not making blocking calls, and not behind a blocking server unless the
-event window follows the balancer (choice_hops.py: its kernel chose the same way). Databases and
-caches behind a balancer (a session read adds service), blocking servers, and
-balancers that stick users with a cookie shared with a blind balancer take the
-tick-by-tick path in routing.py instead.
+304s) not making blocking calls, and caches (a session read that a server keeping
+sessions in the database sends adds its service there), and not behind a blocking
+server unless the event window follows the balancer (choice_hops.py: its kernel chose
+the same way). Blocking servers, and balancers that stick users with a cookie shared
+with a blind balancer take the tick-by-tick path in routing.py instead (before
+2026-12-01 caches did too: their numbers changed with ``tick_ms``).
 """
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from typing import Any
 import numpy as np
 
 from .compiler import SERVER
-from .flight import FLAG_CHECK, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
+from .compiler import DATABASE
+from .flight import FLAG_CHECK, FLAG_DB_SESSION, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
 from .least_choice import ALGO_CODE, ALGO_FIXED, choose_and_admit, ewma_apply
 from .least_choice_py import choose_and_admit_py
-from .randomness import PICK, PICK2, SERVICE, TIE, exponential, uniform
+from .randomness import PICK, PICK2, SERVICE, SESSION_READ, TIE, exponential, uniform
 from .stations import NS
 
 LOAD_AWARE_ALL = tuple(ALGO_CODE)
@@ -39,7 +41,7 @@ def exact_applies(sim: Any, present: list[int]) -> bool:
     if not len(st):
         return True
     stn = sim.stations
-    if stn.hold[st].any() or stn.is_store[st].any():
+    if stn.hold[st].any() or (sim.net.st_kind[st] == DATABASE).any():   # (the format sends no balancer to one)
         return False
     if sim._holding and (sim.net.st_level[st] >= sim._lb).any():
         # downstream of blocking servers: only while the event window books what it chose the same way
@@ -128,6 +130,13 @@ def balance_exact(sim: Any, out: Batch, which: np.ndarray, present: list[int], o
     fixed_all[follow] = -3 - inv[-3 - fixed_all[follow]]
     hop1 = out.hop + 1
     draw = np.concatenate([exponential(out.key, hop1, SERVICE), exponential(o.key, o.hop, SERVICE), np.zeros(m)])
+    session_draw = np.full(nm, -1.0)   # a session read at a store (Stations._service_ns)
+    for part, hops, at in ((out, hop1, 0), (o, None, n)):
+        has = (part.flags & FLAG_DB_SESSION) != 0 if len(part) else None
+        if has is not None and has.any():
+            rows = np.flatnonzero(has)
+            session_draw[at + rows] = exponential(part.key[rows], (part.hop if hops is None else hops)[rows],
+                                                  SESSION_READ)
     svc_fixed = np.full(nm, -1.0)
     if m:
         cst = checks.st
@@ -149,13 +158,13 @@ def balance_exact(sim: Any, out: Batch, which: np.ndarray, present: list[int], o
     direct = not READMIT   # the kernel's admission is the real one (READMIT: on copies, then Stations.admit)
     choose = choose_and_admit if choose_and_admit.compiled else choose_and_admit_py   # the same numbers
     last = choose(
-        ts, a_ns, draw[order], svc_fixed[order], cls[order], flags[order], bal[order], fixed_all[order],
+        ts, a_ns, draw[order], session_draw[order], svc_fixed[order], cls[order], flags[order], bal[order], fixed_all[order],
         u[0], u[1], u[2], algo, cand_ptr, cand_st,
         stn.free if direct else stn.free.copy(), stn.ring if direct else stn.ring.copy(), stn.ring_off,
         stn.ring_len, stn.count if direct else stn.count.copy(), stn.up.astype(np.int64),
         net.st_queue_limit, net.st_timeout, stn._timeout_ns, stn.rate,
         net.st_mean_read, net.st_mean_write, net.st_deterministic.astype(np.int64), net.st_nm_cost,
-        (net.st_kind == SERVER).astype(np.int64), ewma, upto.copy(), track,
+        np.where(net.st_kind == SERVER, 1, np.where(stn.is_store, 2, 0)).astype(np.int64), ewma, upto.copy(), track,
         pre.arr, pre.fin, pre.st, pre_rt, target, fin, start, state)
     if track:
         sim.ewma[:] = ewma
@@ -179,6 +188,9 @@ def balance_exact(sim: Any, out: Batch, which: np.ndarray, present: list[int], o
     fwd = out.forward(np.maximum(chosen, 0))
     b = (Batch.concat([fwd, o, checks]) if m or no else fwd).take(order)     # in the kernel's order
     b.start, b.fin = start, fin
+    read = ((b.flags & FLAG_DB_SESSION) != 0) & stn.is_store[b.st]
+    if read.any():   # the session read is done (as Stations._service_ns clears it)
+        b.flags[read] &= ~FLAG_DB_SESSION
     if none.any():
         b, state = b.take(state >= 0), state[state >= 0]
     _admitted(sim, b, state)

@@ -144,7 +144,7 @@ def _sample() -> tuple:
     n_st, c = 3, 1
     f = np.zeros(1)
     i = np.zeros(1, dtype=np.int64)
-    return (f, i, f, f, i, i, i, i, f, f, f,
+    return (f, i, f, f, f, i, i, i, i, f, f, f,
             np.array([ALGO_LC], dtype=np.int64), np.array([0, 2], dtype=np.int64), np.array([1, 2], dtype=np.int64),
             np.zeros((n_st, c)), np.zeros(0), np.zeros(n_st, dtype=np.int64), np.zeros(n_st, dtype=np.int64),
             np.zeros(n_st, dtype=np.int64), np.ones(n_st, dtype=np.int64), np.full(n_st, 10, dtype=np.int64),
@@ -155,22 +155,24 @@ def _sample() -> tuple:
 
 
 @kernel(sample=_sample)
-def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, u_a, u_b,
+def choose_and_admit(t_s, a_ns, draw, session_draw, svc_fixed, cls, flags, bal, fixed, u_tie, u_a, u_b,
                      algo, cand_ptr, cand_st,
                      free, ring, ring_off, ring_len, count, up, limit, timeout_s, timeout_ns, rate,
-                     mean_read, mean_write, det, nm_cost, is_server, ewma, upto, track,
+                     mean_read, mean_write, det, nm_cost, kind, ewma, upto, track,
                      pre_arr, pre_fin, pre_st, pre_rt, target, fin_out, start_out, state):
     """Choose a backend for each request (in time order) and admit it there.
 
     Per request i: ``t_s``/``a_ns`` its arrival (s, ns), ``draw`` its standard
-    exponential service draw, ``svc_fixed`` its service in s when fixed (health
+    exponential service draw, ``session_draw`` that of the session read a store adds
+    (a server keeping sessions in the database sent it; else < 0), ``svc_fixed`` its service in s when fixed (health
     checks; else < 0), ``flags`` bit 1 a 304 answer, bit 2 a health check (occupies
     a worker, not a connection), ``bal`` its balancer (an index into ``algo``),
     ``fixed`` a station it must go to (a cookie, a blind balancer, a check; else -1;
     -2: the station chosen for request ``-3 - fixed``, an earlier request of the
     same new user). ``cand_ptr``/``cand_st``: each balancer's candidate stations.
     The station arrays are copies (modified). ``pre_*``: the requests already at the
-    candidates, by arrival (``pre_rt`` -1 where not an EWMA sample). Writes
+    candidates, by arrival (``pre_rt`` -1 where not an EWMA sample). ``kind`` per
+    station: 1 a server, 2 a store (database or cache), 0 else. Writes
     ``target`` (station, -1: none), ``fin_out``, ``start_out`` and ``state`` (0
     admitted, 1 queue full, 2 down, 3 gives up at its patience, -1 no backend);
     returns the last time seen."""
@@ -223,7 +225,9 @@ def choose_and_admit(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, 
         else:
             mean = mean_write[s] if cls[i] == 1 else mean_read[s]
             service = mean if det[s] != 0 else draw[i] * mean
-            if (flags[i] & 1) != 0 and is_server[s] != 0:
+            if session_draw[i] >= 0.0 and kind[s] == 2:   # Stations._service_ns's session read
+                service += session_draw[i] * mean_read[s]
+            if (flags[i] & 1) != 0 and kind[s] == 1:
                 service = service * nm_cost[s]
         svc = np.int64(np.rint(service * NS))
         if svc < 0:

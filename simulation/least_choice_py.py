@@ -13,10 +13,10 @@ from .admission_kernel import NEVER_NS, NS, RING_CAP, TIE_NS, TIE_S
 from .least_choice import ALGO_LRT, ALGO_P2C, EWMA_ALPHA, LAT_FLOOR
 
 
-def choose_and_admit_py(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_tie, u_a, u_b,
+def choose_and_admit_py(t_s, a_ns, draw, session_draw, svc_fixed, cls, flags, bal, fixed, u_tie, u_a, u_b,
                         algo, cand_ptr, cand_st,
                         free, ring, ring_off, ring_len, count, up, limit, timeout_s, timeout_ns, rate,
-                        mean_read, mean_write, det, nm_cost, is_server, ewma, upto, track,
+                        mean_read, mean_write, det, nm_cost, kind, ewma, upto, track,
                         pre_arr, pre_fin, pre_st, pre_rt, target, fin_out, start_out, state) -> float:
     """See least_choice.choose_and_admit (same arguments, same effects)."""
     inf = np.inf
@@ -30,7 +30,7 @@ def choose_and_admit_py(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_ti
     up_l, lim_l, rlen_l, roff_l = up.tolist(), limit.tolist(), ring_len.tolist(), ring_off.tolist()
     to_s_l, to_ns_l, rate_l = timeout_s.tolist(), timeout_ns.tolist(), rate.tolist()
     mr_l, mw_l, det_l, nm_l, srv_l, upto_l = (mean_read.tolist(), mean_write.tolist(), det.tolist(),
-                                              nm_cost.tolist(), is_server.tolist(), upto.tolist())
+                                              nm_cost.tolist(), kind.tolist(), upto.tolist())
     free_rows: dict[int, list[float]] = {}
     count_l = count.tolist()
     pre = list(zip(pre_arr.tolist(), pre_fin.tolist(), pre_st.tolist(), pre_rt.tolist()))
@@ -44,6 +44,7 @@ def choose_and_admit_py(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_ti
     starts = [0.0] * n
     states = [0] * n
     ts, as_, dr, sf = t_s.tolist(), a_ns.tolist(), draw.tolist(), svc_fixed.tolist()
+    sd = session_draw.tolist()
     cl, fl, bl, fx = cls.tolist(), flags.tolist(), bal.tolist(), fixed.tolist()
     ut, ua, ub = u_tie.tolist(), u_a.tolist(), u_b.tolist()
     for i in range(n):
@@ -101,7 +102,9 @@ def choose_and_admit_py(t_s, a_ns, draw, svc_fixed, cls, flags, bal, fixed, u_ti
         else:
             mean = mw_l[s] if cl[i] == 1 else mr_l[s]
             service = mean if det_l[s] else dr[i] * mean
-            if (fl[i] & 1) and srv_l[s]:
+            if sd[i] >= 0.0 and srv_l[s] == 2:   # Stations._service_ns's session read
+                service += sd[i] * mr_l[s]
+            if (fl[i] & 1) and srv_l[s] == 1:
                 service = service * nm_l[s]
         svc = max(int(round(service * NS)), 0)
         row = free_rows.get(s)

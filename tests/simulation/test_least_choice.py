@@ -115,7 +115,8 @@ def _kernel_case(pre_at_b: int, requests: int, algo: int = ALGO_LC):
     free[2, 0] = float(pre_at_b)
     target, fin, start, state = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
     choose_and_admit(
-        t, np.rint(t * 1e9).astype(np.int64), np.ones(n), np.full(n, -1.0), np.zeros(n, dtype=np.int64),
+        t, np.rint(t * 1e9).astype(np.int64), np.ones(n), np.full(n, -1.0), np.full(n, -1.0),
+        np.zeros(n, dtype=np.int64),
         np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.full(n, -1, dtype=np.int64),
         np.full(n, 0.99), np.zeros(n), np.zeros(n), i64(algo), i64(0, 2), i64(1, 2),
         free, np.zeros(0), np.zeros(n_st, dtype=np.int64), np.zeros(n_st, dtype=np.int64),

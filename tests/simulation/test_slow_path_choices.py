@@ -1,12 +1,17 @@
-"""The load-aware balancers' slower path (caches or databases as backends, some blocking
-servers: docs/engine.md, Load balancers) decides tick by tick, from the connections at
+"""The load-aware balancers' slower path (some blocking servers, a balancer beside a blind
+sticky one: docs/engine.md, Load balancers) decides tick by tick, from the connections at
 the tick's start plus the requests it placed earlier in the tick.
 
 Power of two compared every request of a tick with the counts at the tick's start, so a
 burst in one tick all went to whichever backend had looked emptier: over four caches at
-85 % load its mean response was 9 % above an independent event simulation of power of
-two choices at ``tick_ms`` 1, 90 % above at 10 and 170 % above at 20. It now counts
-its placements as least connections does."""
+85 % load (then on this path: test_store_backends.py) its mean response was 9 % above an
+independent event simulation of power of two choices at ``tick_ms`` 1, 90 % above at 10
+and 170 % above at 20. It now counts its placements as least connections does.
+
+Counting also the departures within the tick of the requests already there (their ends
+are known) made it worse (2026-12-01: 3.67 ms at 10 ms, 4.17 at 20, against 3.55 and
+3.79 without): the tick's own placements, whose ends are not known until the tick's
+requests are admitted, then stay counted while the others leave."""
 from __future__ import annotations
 
 import heapq
@@ -39,6 +44,28 @@ def caches_behind_power_of_two(tick_ms: float, seed: int, duration: float) -> Do
     return d
 
 
+def servers_beside_a_sticky_balancer(tick_ms: float, seed: int, duration: float) -> Document:
+    """Clients → power of two → four servers of one worker at 1,000 req/s each (rho = 0.85),
+    and beside it (the same level) a blind sticky balancer that a trickle of other users
+    goes through to a server of its own: the power of two decides on the slower path."""
+    d = Document()
+    d.add_node(NodeData("c", "client", params={"rate_rps": RATE, "read_ratio": 1.0}))
+    d.add_node(NodeData("lb", "load_balancer", params={"algorithm": "power_of_two", "capacity_rps": 1e6,
+                                                       "health_check_cost_ms": 0.0}))
+    d.add_edge("c", "lb")
+    for i in range(N):
+        d.add_node(NodeData(f"web{i}", "server", params={"capacity_rps": MU, "workers": 1, "queue_limit": 10_000}))
+        d.add_edge("lb", f"web{i}")
+    d.add_node(NodeData("admin", "client", params={"rate_rps": 1.0, "read_ratio": 1.0}))
+    d.add_node(NodeData("lb_admin", "load_balancer", params={"algorithm": "random", "affinity": "sticky",
+                                                             "capacity_rps": 1e6, "health_check_cost_ms": 0.0}))
+    d.add_node(NodeData("web_admin", "server", params={}))
+    d.add_edge("admin", "lb_admin")
+    d.add_edge("lb_admin", "web_admin")
+    d.set_settings(seed=seed, tick_ms=tick_ms, duration_s=duration)
+    return d
+
+
 def power_of_two_ms(seed: int, duration: float) -> float:
     """An independent event simulation: Poisson arrivals, each joins the one with fewer
     requests in it (waiting or in service; ties: the first) of two distinct backends drawn
@@ -66,10 +93,11 @@ def power_of_two_ms(seed: int, duration: float) -> float:
 
 
 def engine_ms(tick_ms: float, seed: int, duration: float) -> float:
-    """The engine's mean response time of the seconds after the warm-up (the caches are
-    cold at first: their misses go on to the database)."""
-    sim = Simulation(caches_behind_power_of_two(tick_ms, seed, duration))
+    """The engine's mean response time of the seconds after the warm-up (the admin's
+    trickle, one request in 3,400, included)."""
+    sim = Simulation(servers_beside_a_sticky_balancer(tick_ms, seed, duration))
     sim.run_until(duration)
+    assert sim.__dict__.get("_last_exact") is None   # the slower path decided, not the compiled pass
     m = sim.metrics
     rows = np.arange(m.n) >= WARM
     return float(np.nansum((m.mean_ms * m.served_rps)[rows]) / m.served_rps[rows].sum())
@@ -79,7 +107,7 @@ def engine_ms(tick_ms: float, seed: int, duration: float) -> float:
 def test_power_of_two_on_the_slower_path_counts_the_requests_it_placed_in_the_tick(tick_ms, within_share):
     reference = np.mean([power_of_two_ms(seed, 80.0) for seed in (11, 12)])   # 2.86 ms
     with within(240, f"tick {tick_ms} ms"):
-        got = np.mean([engine_ms(tick_ms, seed, 80.0) for seed in (1, 2)])
+        got = np.mean([engine_ms(tick_ms, seed, 80.0 if tick_ms >= 10 else 50.0) for seed in (1, 2)])
     # counts read at the tick's start miss the departures within it: a little above, more
     # with longer ticks (2.97 ms at 1 ms, 3.55 at 10; before: 3.11 and 5.43)
     assert reference * 0.97 < got < reference * (1 + within_share), (got, reference)
