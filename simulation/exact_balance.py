@@ -10,7 +10,8 @@ sessions in the database sends adds its service there), and not behind a blockin
 server unless the event window follows the balancer (choice_hops.py: its kernel chose
 the same way). Blocking servers, and balancers that stick users with a cookie shared
 with a blind balancer take the tick-by-tick path in routing.py instead (before
-2026-12-01 caches did too: their numbers changed with ``tick_ms``).
+2026-12-01 caches did too, and load-aware balancers beside a blind sticky one with
+cookies of its own: their numbers changed with ``tick_ms``).
 """
 from __future__ import annotations
 
@@ -35,7 +36,13 @@ def exact_applies(sim: Any, present: list[int]) -> bool:
     bals = [sim.balancers[b] for b in present]
     if not any(bs.bal.algorithm in LOAD_AWARE_ALL for bs in bals):
         return False
-    if any(bs.cookie is not None and bs.bal.algorithm not in LOAD_AWARE_ALL for bs in bals):
+    # a blind sticky one whose users' cookies another balancer reads too: its pins must
+    # interleave with that one's in time order (the pass fixes a blind one's choices first);
+    # one with cookies of its own joins the pass with its fixed choices (before 2026-12-01 it
+    # sent the load-aware ones beside it to the tick-by-tick path: their numbers changed with
+    # tick_ms)
+    if any(bs.cookie is not None and bs.bal.algorithm not in LOAD_AWARE_ALL
+           and any(o.cookie is bs.cookie for o in sim.balancers if o is not bs) for bs in bals):
         return False
     st = np.concatenate([bs.bal.backends for bs in bals])
     if not len(st):

@@ -282,8 +282,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (CLIENT, LOAD_BALANCER, SERVER, DAT
 SIMULATION_PARAMS: tuple[Param, ...] = (
     P("tick_ms", "float", 10.0, "Length of one engine step: how often a traffic pattern's rate is applied. "
       "Requests keep exact times. A least-connections, least-response-time or power-of-two balancer in front "
-      "of sync servers that the engine cannot follow request by request, or beside a sticky random or "
-      "round-robin balancer, decides once per step: smaller steps make its decisions fresher.",
+      "of sync servers that the engine cannot follow request by request, or sharing its users' sticky "
+      "cookies with a random or round-robin balancer, decides once per step: smaller steps make its decisions "
+      "fresher.",
       label="Tick", unit="ms", minimum=0.1, maximum=1000),
     P("duration_s", "float", 300.0, "How long a headless run simulates.", label="Duration", unit="s",
       minimum=0, exclusive_minimum=True, maximum=1e7),

@@ -49,6 +49,15 @@ def _traced_waiting(sim, node: str, n: int) -> np.ndarray:
     return q
 
 
+def _within_bin(got: float, lo: float, hi: float) -> bool:
+    """A histogram's quantile ``got`` (ms) against the exact one, between ``lo`` and ``hi``:
+    within their bins. Latencies below the first bin's edge count in the first bin
+    [LAT_MIN_MS, LAT_MIN_MS · BIN_RATIO) (a 304 that costs nothing is answered in 0 ms;
+    fuzz traces 2279: 0.0101 ms for 0 ms failed the old bound of LAT_MIN_MS + hi)."""
+    lo, hi = max(lo, LAT_MIN_MS), max(hi, LAT_MIN_MS)
+    return lo / BIN_RATIO * (1 - 1e-12) <= got <= hi * BIN_RATIO * (1 + 1e-12)
+
+
 def _check_goal_windows(sim, trs, births: np.ndarray, n: int, rng) -> None:
     """Goals measured over random windows of the run (grading.py) against the traces."""
     for _ in range(4):
@@ -72,8 +81,7 @@ def _check_goal_windows(sim, trs, births: np.ndarray, n: int, rng) -> None:
         if ms:
             got = measure_number(sim, Goal("p95_ms", from_s=a, to_s=b))
             lo, hi = np.quantile(ms, 0.95, method="inverted_cdf"), np.quantile(ms, 0.95, method="higher")
-            assert lo / BIN_RATIO - LAT_MIN_MS <= got <= hi * BIN_RATIO + LAT_MIN_MS, \
-                f"p95 over [{a}, {b}): {got}, traces {lo}..{hi}"
+            assert _within_bin(got, lo, hi), f"p95 over [{a}, {b}): {got}, traces {lo}..{hi}"
 
 
 def _plain_nodes(doc) -> list[str]:
@@ -139,8 +147,7 @@ def check_against_traces(doc, seed: int) -> str:
             by_second.setdefault(int(tr.end_s), []).append(1000.0 * (tr.end_s - tr.birth_s))
     for k, ms in by_second.items():   # the histogram's p95: within its bin of the exact quantile
         lo, hi = np.quantile(ms, 0.95, method="inverted_cdf"), np.quantile(ms, 0.95, method="higher")
-        assert lo / BIN_RATIO - LAT_MIN_MS <= m.p95_ms[k] <= hi * BIN_RATIO + LAT_MIN_MS, \
-            f"p95 of second {k}: {m.p95_ms[k]} ms, traces {lo}..{hi}"
+        assert _within_bin(m.p95_ms[k], lo, hi), f"p95 of second {k}: {m.p95_ms[k]} ms, traces {lo}..{hi}"
     if lat:
         got = float(np.nansum(m.mean_ms * m.served_rps) / m.served_rps.sum())
         assert abs(got - 1000.0 * float(np.mean(lat))) < 1e-6 * max(got, 1.0), f"mean {got} ms, traces {1000 * np.mean(lat)}"
