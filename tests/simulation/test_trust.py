@@ -427,7 +427,7 @@ def test_a_worker_held_for_a_request_refused_downstream_is_busy_until_the_refusa
     assert np.abs(sim.metrics.util["s0"] - _held_utilization(sim, "s0", 12.0)).max() < 1e-9
 
 
-@pytest.mark.parametrize("seed", [9, 23, 338, 345, 909])
+@pytest.mark.parametrize("seed", [9, 23, 338, 345, 909, 2279])
 def test_the_books_agree_with_every_requests_trace(seed):
     """Served, failed, offered, mean, p95, goals over windows, utilization and queues per
     second against the traces of every request (trace_checks.py; odd seeds stepped
