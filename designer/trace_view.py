@@ -98,6 +98,18 @@ class TraceDot(QGraphicsEllipseItem):
         self.setData(NOT_EXPORTED, True)     # a live overlay: exported pictures show the topology only
 
 
+def beside_card(key: int) -> QPointF:
+    """Where a request's dot sits on its node, from the node's centre: in two columns on
+    either side of the card, between the badges above it (queue, replicas) and those at
+    its foot (copies up, primaries), never over the node's name below it (before
+    2026-12-01 a ring all round the card hid the name and the queue of a saturated server)."""
+    h = (key * 2654435761) >> 7 & 0xFFFF   # mixed: the followed keys are every N-th (all even at N = 10)
+    side = 1.0 if h & 1 else -1.0
+    column = (h >> 1) & 1
+    row = (h >> 2) % 7
+    return QPointF(side * (38.0 + 9.0 * column), -19.0 + 4.8 * row)   # y from -19 to 9.8
+
+
 def dot_position(scene, trace: Any, status: str, index: int, now: float) -> QPointF | None:
     """Where a request is: approaching its node along the edge while it queues, on the
     node (spread around its centre) while in service or just ended."""
@@ -106,8 +118,7 @@ def dot_position(scene, trace: Any, status: str, index: int, now: float) -> QPoi
     if item is None:
         return None
     centre = item.pos()
-    angle = (trace.key % 360) * math.pi / 180.0
-    on_node = centre + QPointF(math.cos(angle) * 38.0, math.sin(angle) * 38.0)   # around the card
+    on_node = centre + beside_card(trace.key)
     if status != "queueing" or index == 0:
         return on_node
     prev = scene.nodes.get(trace.hops[index - 1].node)

@@ -54,8 +54,9 @@ def test_follow_requests_draws_dots_and_shows_a_timeline(qtbot, tmp_path, monkey
     for d in dots:
         tr = sim.trace(d.key)
         node = scene.nodes[tr.hops[-1].node] if d.status in ("answered", "failed") else None
-        if node is not None:
-            assert (d.pos() - node.pos()).manhattanLength() < 60
+        if node is not None:   # beside its card (trace_view.beside_card)
+            off = d.pos() - node.pos()
+            assert (off.x() ** 2 + off.y() ** 2) ** 0.5 < 55
     # a click on a dot shows its timeline, one line per hop with the nodes' labels
     dot = dots[0]
     _click_dot(qtbot, window, dot)
@@ -133,3 +134,33 @@ def test_a_request_waiting_for_a_worker_of_a_blocking_server_is_drawn_queueing_t
     assert (dot.pos() - web).manhattanLength() < 60   # at the web server (its first hop)
     lines = timeline_lines(sim.trace(dot.key), lambda node: node)
     assert lines[-2].endswith("arrived at web; waiting for a worker (still there)")
+
+
+def test_the_dots_on_a_node_leave_its_name_and_badges_readable(qtbot, tmp_path, monkeypatch, dialogs):
+    """A saturated server holds dozens of followed requests: their dots sit beside its card,
+    not over its name below it nor over its queue and replica badges above it (before
+    2026-12-01 a ring of dots all round the card hid both)."""
+    from designer.canvas import look
+    from designer.trace_view import DOT_RADIUS
+    from simulation.fileformat import dumps
+    from tests.simulation.topologies import saturated_sync_tier
+    path = tmp_path / "sync.scalelab"
+    path.write_text(dumps(saturated_sync_tier()), encoding="utf-8")
+    window = open_main_window(qtbot, tmp_path, monkeypatch)
+    assert window.open_file(path)
+    _turn_on(qtbot, window, 1)
+    window.run.step(3.0)
+    qtbot.mouseClick(_step_button(window), Qt.MouseButton.LeftButton)
+    node = window.canvas.canvas_scene.nodes["web"]
+    _, lines, label = node.label_layout(1.0)
+    assert lines
+    top_badges = look.TOP_BADGE_EDGE          # they grow upwards from here
+    foot_badges = look.BOTTOM_BADGE_EDGE - look.BADGE_H
+    on_web = [d for d in window.follow.dots if (d.pos() - node.pos()).manhattanLength() < 80]
+    assert len(on_web) > 20
+    for dot in on_web:
+        p = dot.pos() - node.pos()
+        box = dot.rect().translated(p)
+        assert not box.intersects(label), (p, label)
+        assert box.top() >= top_badges and box.bottom() <= foot_badges, p
+        assert abs(p.x()) - DOT_RADIUS >= look.CARD.right() - 1, p   # beside the card, not on it
