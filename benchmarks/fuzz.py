@@ -124,7 +124,14 @@ def tick(doc, seed: int) -> str:
             setattr(Routing, name, f)
     if slower:
         return "skipped (slower path)"
-    diff = {k: [r[k] for r in res] for k in res[0] if not res[0][k] == res[1][k] == res[2][k]}
+    # counts exactly; times to 1e-9: a client's arrivals are generated on the tick grid, so an
+    # arrival's last float bits, and now and then its rounding to whole ns, change with it
+    # (seed 470: the mean 27.265338062744 or ...062354 ms)
+    def close(a, b):
+        if isinstance(a, float) and isinstance(b, float):
+            return abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1.0)
+        return a == b
+    diff = {k: [r[k] for r in res] for k in res[0] if not (close(res[0][k], res[1][k]) and close(res[0][k], res[2][k]))}
     assert not diff, str(diff)[:300]
     return "same"
 
