@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .compiler import SERVER
-from .compiler import DATABASE
+from .compiler import DATABASE, SERVER
 from .flight import FLAG_CHECK, FLAG_DB_SESSION, FLAG_INTERNAL, FLAG_NOT_MODIFIED, FLAG_TIMEOUT, Batch
 from .least_choice import ALGO_CODE, ALGO_FIXED, choose_and_admit, ewma_apply
 from .least_choice_py import choose_and_admit_py

@@ -29,7 +29,7 @@ def choose_and_admit_py(t_s, a_ns, draw, session_draw, svc_fixed, cls, flags, ba
     floor_ew = np.maximum(ewma, LAT_FLOOR)          # kept current for the stations whose EWMA moves
     up_l, lim_l, rlen_l, roff_l = up.tolist(), limit.tolist(), ring_len.tolist(), ring_off.tolist()
     to_s_l, to_ns_l, rate_l = timeout_s.tolist(), timeout_ns.tolist(), rate.tolist()
-    mr_l, mw_l, det_l, nm_l, srv_l, upto_l = (mean_read.tolist(), mean_write.tolist(), det.tolist(),
+    mr_l, mw_l, det_l, nm_l, kind_l, upto_l = (mean_read.tolist(), mean_write.tolist(), det.tolist(),
                                               nm_cost.tolist(), kind.tolist(), upto.tolist())
     free_rows: dict[int, list[float]] = {}
     count_l = count.tolist()
@@ -102,9 +102,9 @@ def choose_and_admit_py(t_s, a_ns, draw, session_draw, svc_fixed, cls, flags, ba
         else:
             mean = mw_l[s] if cl[i] == 1 else mr_l[s]
             service = mean if det_l[s] else dr[i] * mean
-            if sd[i] >= 0.0 and srv_l[s] == 2:   # Stations._service_ns's session read
+            if sd[i] >= 0.0 and kind_l[s] == 2:   # Stations._service_ns's session read
                 service += sd[i] * mr_l[s]
-            if (fl[i] & 1) and srv_l[s] == 1:
+            if (fl[i] & 1) and kind_l[s] == 1:
                 service = service * nm_l[s]
         svc = max(int(round(service * NS)), 0)
         row = free_rows.get(s)
