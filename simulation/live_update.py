@@ -144,6 +144,14 @@ def _carry_late_checks(sim: "Simulation", checks: Batch, mapping: np.ndarray) ->
             sim.pending[level] = Batch.concat([sim.pending[level], here])
 
 
+def _carry_checks_in(sim: "Simulation", st: np.ndarray, fin: np.ndarray, mapping: np.ndarray) -> None:
+    """Admitted health checks keep their places at stations that still exist (forgotten, a
+    waiting room full of them admitted a request it refuses: fuzz noop 1308)."""
+    to = mapping[st]
+    keep = to >= 0
+    sim._checks_in = (sim.net, to[keep], fin[keep])
+
+
 def _item_keys(keys: np.ndarray, old_net, new_net) -> tuple[np.ndarray, np.ndarray]:
     """Keys (node << ITEM_BITS | item) re-indexed to the new nodes, and which still exist."""
     from .replication import ITEM_BITS
@@ -212,6 +220,7 @@ def migrate(sim: "Simulation", document: "Document") -> None:
     old_caches = sim._caches
     old_mp_writes = sim._mp_writes
     old_checks = Batch.concat(list(sim._late_checks.values()))
+    old_checks_in = sim._checks_in_system()   # admitted health checks still holding places
     old_snaps = (sim._queue_snap, sim._state_snap, sim._last_done)
     new_net = compile_document(document)  # raises SimulationError before anything changes
     sim._key_salts = edited_clients(old_net, new_net, sim.tick_s, float(document.settings["tick_ms"]) / 1000.0,
@@ -268,6 +277,7 @@ def migrate(sim: "Simulation", document: "Document") -> None:
         moved.append(b)
     sim._fail("node_failed", np.full(len(gone), sim.now), gone.key)   # (internal work is no request)
     _carry_late_checks(sim, old_checks, mapping)
+    _carry_checks_in(sim, *old_checks_in, mapping)
     allb = Batch.concat(moved)
     if len(allb):
         lv = new_net.st_level[allb.st]

@@ -345,6 +345,31 @@ def test_an_unchanged_edit_changes_no_choice_of_a_balancer_behind_blocking_serve
         assert_an_unchanged_edit_changes_nothing(d, 12.0, 442)
 
 
+def test_an_unchanged_edit_keeps_the_health_checks_that_hold_places_in_a_waiting_room():
+    """Found by fuzzing (noop 1308, --extras): health checks admitted at a saturated server
+    hold places in its waiting room until they leave. A live edit forgot them (they were
+    kept per compiled network): the room looked emptier, and a request it refuses was
+    admitted (one refusal moved from second 10 to second 11)."""
+    d = Document()
+    mix = {"users": 0.5, "orders": 0.5}
+    d.add_node(NodeData("c0", "client", params={"table_mix": mix}))
+    d.add_node(NodeData("c1", "client", params={"rate_rps": 600.0, "table_mix": mix}))
+    d.add_node(NodeData("db", "database", params={"tables": ["users"]}))
+    d.add_node(NodeData("db2", "database", params={"tables": ["orders"]}))
+    d.add_node(NodeData("lb0", "load_balancer", params={}))
+    d.add_node(NodeData("lb1", "load_balancer", params={}))
+    d.add_node(NodeData("s0", "server", params={"workers": 1}))
+    d.add_node(NodeData("s2", "server", params={"sessions": "local", "blocking_calls": True, "autoscale": True,
+                                                "scale_interval_s": 1.0}))
+    d.add_node(NodeData("s3", "server", params={"sessions": "local"}))
+    for a, b in (("s0", "db"), ("s2", "db"), ("s3", "db"), ("s0", "db2"), ("s2", "db2"), ("s3", "db2"),
+                 ("lb0", "s0"), ("lb0", "s2"), ("lb1", "s3"), ("c0", "lb1"), ("c1", "lb0")):
+        d.add_edge(a, b)
+    d.set_settings(seed=1308, tick_ms=20.0, duration_s=20.0)
+    with within(240, "noop 1308"):
+        assert_an_unchanged_edit_changes_nothing(d, 12.0, 1308)
+
+
 @pytest.mark.parametrize("seed", [642])
 def test_an_unchanged_edit_changes_no_count_of_a_balancer_in_front_of_blocking_servers(seed):
     """Found by fuzzing (noop 642, --extras): a least-connections balancer in front of a
