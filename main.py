@@ -7,4 +7,6 @@ import sys
 from designer.entry import main
 
 if __name__ == "__main__":
+    import multiprocessing
+    multiprocessing.freeze_support()   # the desktop bundle: a worker of --jobs runs its task here, not the app
     sys.exit(main())

@@ -1,13 +1,18 @@
 """Tools → Load test…: run the lesson at a range of request rates of one client and plot
 throughput and p95 latency against the offered load, with the knee marked.
 
-The sweep (``simulation/sweep.py``) runs on a worker thread; a 10 Hz timer on the GUI
-thread moves the progress bar and adds each finished point to the plots and the table,
-so the window keeps answering. Cancel stops the sweep after the current simulated second
-and keeps the points already run. The knee rule is the command line's (``sweep.KNEE_RULE``).
+The sweep (``simulation/sweep.py``) runs its rates in worker processes, one per core
+(``simulation/parallel.py``), driven by a thread that only waits on them: the simulations
+never share the window's GIL, so the window keeps answering however busy the sweep is
+(a simulation on a thread of this process would take the GIL from every repaint). A 10 Hz
+timer on the GUI thread moves the progress bar and adds each finished point, in order, to
+the plots and the table. Cancel stops the workers within 0.1 s and keeps the points already
+shown. With one core, or in the desktop bundle, the rates run one after the other on the
+thread itself. The knee rule is the command line's (``sweep.KNEE_RULE``).
 """
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,19 +21,21 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QComboBox, QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QMessageBox, QProgressBar, QPushButton, QSpinBox, QSplitter, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from simulation import sweep as sweeping
 from simulation.document import Document
 from simulation.outputs import write_bytes
+from simulation.parallel import cpu_count
 from simulation.params import _fmt as fmt_number
 from simulation.variant_run import Cancelled
 
 
 POLL_MS = 100
 KNEE_COLOUR = "#d62728"
+QUIT_WAIT_S = 5.0      # at most this long for a cancelled sweep's workers to stop when the app quits
 COLUMNS = ("rate_rps", "offered/s", "served/s", "p50 ms", "p95 ms", "p99 ms", "failed", "failed %")
 
 
@@ -55,6 +62,9 @@ class LoadTestDialog(QDialog):
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._poll)
         self.destroyed.connect(self._stop.set)     # closed with its window: the sweep stops too
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self._stop_and_wait)   # (else the exit waits for the worker processes)
         self._build()
 
     # ----- widgets ---------------------------------------------------------------------
@@ -199,7 +209,8 @@ class LoadTestDialog(QDialog):
         self._stop.clear()
         self._clear_plots()
         seed, duration = int(self.document.settings["seed"]), float(self.duration.value())
-        self._worker = threading.Thread(target=self._work, args=(vary, seed, duration), daemon=True,
+        self._worker = threading.Thread(target=self._work, args=(vary, seed, duration, sweep_processes(len(values))),
+                                        daemon=True,
                                         name="scalelab: load test")
         self._set_running(True)
         self.status.setText(f"Running {len(values)} rates of {duration:g} s each…")
@@ -207,7 +218,7 @@ class LoadTestDialog(QDialog):
         self._timer.start()
         return True
 
-    def _work(self, vary: sweeping.Vary, seed: int, duration: float) -> None:
+    def _work(self, vary: sweeping.Vary, seed: int, duration: float, processes: int) -> None:
         """On the worker thread: no Qt here, only the lock-protected hand-over."""
         def progress(done: float, total: float) -> None:
             self._done_share = done / total if total else 1.0
@@ -217,7 +228,7 @@ class LoadTestDialog(QDialog):
                 self._new.append(p)
 
         try:
-            sweeping.sweep(self.document, vary, seed, duration, progress, self._stop.is_set, point)
+            sweeping.sweep(self.document, vary, seed, duration, progress, self._stop.is_set, point, processes)
         except Cancelled:
             self._outcome["cancelled"] = True
         except Exception as err:  # noqa: BLE001 - handed to the GUI thread, shown in a dialog
@@ -226,6 +237,12 @@ class LoadTestDialog(QDialog):
     def cancel(self) -> None:
         self._stop.set()
         self.status.setText("Cancelling…")
+
+    def _stop_and_wait(self) -> None:
+        """The app quits: stop the sweep and let it take its worker processes down with it."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(QUIT_WAIT_S)
 
     def _poll(self) -> None:
         with self._lock:
@@ -339,3 +356,11 @@ class LoadTestDialog(QDialog):
         self._stop.set()
         self._timer.stop()
         super().done(result)
+
+
+def sweep_processes(values: int) -> int:
+    """Worker processes for a sweep of ``values`` rates: one per core, at most one per rate;
+    1 (the rates one after the other on the dialog's thread) in the frozen bundle."""
+    if getattr(sys, "frozen", False):
+        return 1
+    return max(1, min(cpu_count(), int(values)))

@@ -10,8 +10,9 @@ Stopping: workers ignore SIGINT (a Ctrl-C in a terminal reaches the whole proces
 group; the parent decides). When the parent is interrupted (KeyboardInterrupt, or
 ``outputs.Stopped`` from SIGTERM) or a task fails, the workers are terminated and
 joined before the exception goes on, so no process is left behind. ``jobs == 1``
-(or a single task) runs in this process, as before: the designer's worker threads
-call the serial path.
+(or a single task) runs in this process, as before. A ``cancel`` callback stops the
+workers the same way (the designer's Load test: its worker thread only waits here,
+so the window keeps the GIL to itself while the simulations run in other processes).
 """
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ from typing import Any, Callable, Sequence
 
 Task = tuple[Callable[..., Any], tuple]
 POLL_S = 0.1              # how often the parent looks at the progress queue and the futures
+
+class Cancelled(Exception):
+    """The run was cancelled (the caller's cancel callback answered true)."""
+
 
 _queue: Any = None        # in a worker: where report() sends (task, done)
 _task: int = -1           # in a worker: the index of the task being run
@@ -75,14 +80,17 @@ def report(done: float) -> None:
 def run_tasks(tasks: Sequence[Task], jobs: int, sizes: Sequence[float] | None = None,
               progress: Callable[[float], None] | None = None,
               done: Callable[[int, Any], None] | None = None,
-              serial: Callable[[int, Callable[[float], None]], Any] | None = None) -> list[Any]:
+              serial: Callable[[int, Callable[[float], None]], Any] | None = None,
+              cancel: Callable[[], bool] | None = None) -> list[Any]:
     """Run ``tasks`` on up to ``jobs`` processes; the results in task order.
 
     ``sizes[i]`` is task i's size in progress units; ``progress(total_done)`` sums what
     all tasks reported. ``done(i, result)`` is called in task order as results become
     available. ``serial(i, report)`` runs task i in this process (used when ``jobs``
     is 1 or there is only one task); it must report progress itself. The first task
-    to fail raises its exception here, after the other workers are stopped."""
+    to fail raises its exception here, after the other workers are stopped. With workers,
+    ``cancel()`` is asked every ``POLL_S``: when it answers true the workers are stopped
+    and :class:`Cancelled` is raised (the serial path leaves cancelling to ``serial``)."""
     n = len(tasks)
     sizes = list(sizes) if sizes is not None else [1.0] * n
     jobs = max(1, min(int(jobs), n))
@@ -113,6 +121,8 @@ def run_tasks(tasks: Sequence[Task], jobs: int, sizes: Sequence[float] | None = 
         futures: dict[Future, int] = {pool.submit(_call, i, fn, args): i for i, (fn, args) in enumerate(tasks)}
         pending = set(futures)
         while pending:
+            if cancel is not None and cancel():
+                raise Cancelled("cancelled")
             finished, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
             _drain(q, reached, sizes)
             for f in finished:

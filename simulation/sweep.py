@@ -204,7 +204,7 @@ def sweep(doc: Document, vary: Vary, seed: int, duration_s: float,
           on_point: Callable[[Point], None] | None = None, processes: int = 1) -> list[Point]:
     """Run the document at each value. ``progress(done_s, total_s)`` in simulated seconds over
     the whole sweep; ``on_point(point)`` as each value finishes, in order; ``cancel()`` stops it
-    (serial runs only); ``processes`` > 1 runs the values in worker processes (same numbers)."""
+    (raising ``Cancelled``); ``processes`` > 1 runs the values in worker processes (same numbers)."""
     data = document_to_dict(doc)
     jobs = [(f"{vary.param} = {fmt_number(v)}", _variant_from(data, vary, v)) for v in vary.values]
     points: list[Point] = []

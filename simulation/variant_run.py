@@ -15,15 +15,12 @@ from typing import Any, Callable
 import numpy as np
 
 from .document import Document
+from .parallel import Cancelled  # noqa: F401 - raised here, caught by the callers as variant_run.Cancelled
 
 SLICE_S = 1.0    # simulated seconds between two progress reports / cancel checks
 
 Progress = Callable[[float], None]      # simulated seconds done in this variant
 Cancel = Callable[[], bool]             # true: stop as soon as possible
-
-
-class Cancelled(Exception):
-    """The run was cancelled (the cancel callback answered true)."""
 
 
 class VariantError(ValueError):
@@ -107,8 +104,8 @@ def run_variants(jobs: list[tuple[str, Document]], seed: int, duration_s: float,
     result)`` is called in order as each variant finishes. A variant the engine refuses
     raises :class:`VariantError` with its name in front of the engine's message.
     ``processes`` > 1 runs the variants in that many worker processes (``parallel.py``;
-    ``cancel`` is then not consulted: interrupt the caller instead); the results are the
-    same as one after the other."""
+    ``cancel`` is then asked every 0.1 s and stops them); the results are the same as
+    one after the other. Either way a cancel raises :class:`Cancelled`."""
     from .parallel import run_tasks
 
     total = len(jobs) * float(duration_s)
@@ -119,7 +116,7 @@ def run_variants(jobs: list[tuple[str, Document]], seed: int, duration_s: float,
         return _named_run(name, doc, seed, duration_s, report_i, cancel)
 
     tasks = [(_variant_task, (name, doc, seed, duration_s)) for name, doc in jobs]
-    return run_tasks(tasks, processes, [float(duration_s)] * len(jobs), report, done, serial)
+    return run_tasks(tasks, processes, [float(duration_s)] * len(jobs), report, done, serial, cancel)
 
 
 def _named_run(name: str, doc: Document, seed: int, duration_s: float, progress: Progress | None,

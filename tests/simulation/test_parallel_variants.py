@@ -17,7 +17,7 @@ from simulation import cli
 from simulation.fileformat import save
 from simulation.parallel import cpu_count, run_tasks
 from simulation.spof_measure import measure
-from simulation.variant_run import VariantError, run_variants
+from simulation.variant_run import Cancelled, run_variants
 from tests.simulation.topologies import balanced, single_queue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,6 +149,43 @@ def test_run_tasks_order_and_first_error() -> None:
 
 
 # ----- stopping ----------------------------------------------------------------------------------
+def _children() -> set[int]:
+    path = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+    return {int(p) for p in path.read_text().split()} if path.exists() else set()
+
+
+def test_cancel_stops_the_worker_processes_and_keeps_the_points_already_given() -> None:
+    """The designer's Load test cancels a sweep in processes: it stops within a poll, not after
+    the runs (6 × 600 simulated s would take minutes), and the points already handed out stay."""
+    docs = [(f"v{i}", single_queue(20 + 10 * i, 100)) for i in range(6)]
+    before = _children()
+    given: list[int] = []
+    t0 = time.perf_counter()
+    with pytest.raises(Cancelled):
+        run_variants(docs, 5, 600.0, done=lambda i, r: given.append(i),
+                     cancel=lambda: time.perf_counter() - t0 > 3.0, processes=2)
+    took = time.perf_counter() - t0
+    assert took < 10.0, f"cancel took {took:.1f} s"
+    assert given == list(range(len(given))) and len(given) < 6
+    deadline = time.perf_counter() + 5.0
+    while time.perf_counter() < deadline and {p for p in _children() - before
+                                               if Path(f"/proc/{p}").exists()} - _forkservers():
+        time.sleep(0.1)
+    assert not ({p for p in _children() - before if Path(f"/proc/{p}").exists()} - _forkservers())
+
+
+def _forkservers() -> set[int]:
+    """multiprocessing's fork server and resource tracker (kept for the next pool)."""
+    out = set()
+    for p in _children():
+        try:
+            if b"from multiprocessing." in Path(f"/proc/{p}/cmdline").read_bytes():
+                out.add(p)
+        except OSError:
+            pass
+    return out
+
+
 def _session(sid: int) -> list[int]:
     """Processes of the session ``sid`` (the CLI, the fork server, the workers)."""
     out = []
