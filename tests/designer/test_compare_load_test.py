@@ -172,9 +172,6 @@ def test_load_test_cancel_keeps_the_points_and_the_window_answers(window, qtbot)
     assert 1 <= len(dialog.points) < 20
     assert dialog.status.text().startswith(f"Cancelled after {len(dialog.points)} of 20 rates")
     assert dialog.table.rowCount() == len(dialog.points)
-    # The rates run in worker processes: the window keeps its GIL (measured 0.1–0.5 s, the
-    # longest being the main window's own deferred plot panel). On a thread of this process
-    # they took it from every repaint: 0.7–1.8 s; a frozen window: the whole run.
     # The rates run in worker processes: the window keeps its GIL (measured 0.13–0.3 s, also
     # with three CPU hogs on two cores). On a thread of this process the simulations took it
     # from every repaint (0.7–1.8 s); a frozen window: the whole run.

@@ -155,18 +155,25 @@ def _children() -> set[int]:
 
 
 def test_cancel_stops_the_worker_processes_and_keeps_the_points_already_given() -> None:
-    """The designer's Load test cancels a sweep in processes: it stops within a poll, not after
-    the runs (6 × 600 simulated s would take minutes), and the points already handed out stay."""
-    docs = [(f"v{i}", single_queue(20 + 10 * i, 100)) for i in range(6)]
+    """The designer's Load test cancels a sweep in processes: it stops within a poll of the
+    cancel, not after the runs, and the points already handed out stay. The cancel comes on the
+    first point (a light variant, ~0.2 s); the five heavy ones (~3 s each here) are still running
+    or waiting, whatever the machine's speed, since they do ~15× the light one's work."""
+    docs = [("light", single_queue(5, 100))] + [(f"heavy{i}", single_queue(90, 100)) for i in range(5)]
     before = _children()
     given: list[int] = []
-    t0 = time.perf_counter()
+    asked: list[float] = []
+
+    def cancel() -> bool:
+        if given and not asked:
+            asked.append(time.perf_counter())
+        return bool(given)
+
     with pytest.raises(Cancelled):
-        run_variants(docs, 5, 600.0, done=lambda i, r: given.append(i),
-                     cancel=lambda: time.perf_counter() - t0 > 3.0, processes=2)
-    took = time.perf_counter() - t0
-    assert took < 10.0, f"cancel took {took:.1f} s"
-    assert given == list(range(len(given))) and len(given) < 6
+        run_variants(docs, 5, 600.0, done=lambda i, r: given.append(i), cancel=cancel, processes=2)
+    stopped = time.perf_counter() - asked[0]
+    assert stopped < 2.0, f"the workers took {stopped:.1f} s to stop after the cancel"
+    assert given == [0]
     deadline = time.perf_counter() + 5.0
     while time.perf_counter() < deadline and {p for p in _children() - before
                                                if Path(f"/proc/{p}").exists()} - _forkservers():
