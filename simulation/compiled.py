@@ -231,6 +231,14 @@ def _marker() -> Path:
     return cache_dir() / f"warm-{_fingerprint()}"
 
 
+def cache_is_warm() -> bool:
+    """Whether warm() has filled the cache for these kernels, numba and Python."""
+    try:
+        return numba_installed() and _marker().exists()
+    except OSError:
+        return False
+
+
 def warm() -> int:
     """Compile (or load) every kernel on its sample arguments; returns how many compiled."""
     if numba_module() is None:

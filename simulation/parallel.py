@@ -48,7 +48,8 @@ def cpu_count() -> int:
 def _context() -> Any:
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["numpy", "simulation.engine", "simulation.variant_run"])
+        ctx.set_forkserver_preload(["numpy", "simulation.engine", "simulation.variant_run",
+                                    "simulation.kernel_preload"])   # the compiled kernels, loaded once
         return ctx
     return mp.get_context("spawn")
 

@@ -236,3 +236,41 @@ def test_signal_stops_workers_no_orphans(tmp_path: Path, sig: int, code: int, wo
     while _session(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _session(proc.pid) == []
+
+
+# ----- the fork server loads the kernels once -----------------------------------------------------
+def _kernels_loaded() -> tuple[int, int]:
+    """In a worker, before it runs anything: how many kernels are loaded, of how many."""
+    from simulation import compiled
+    sampled = [k for k in compiled._REGISTRY if k.sample is not None]
+    return sum(k.compiled for k in sampled), len(sampled)
+
+
+def test_workers_start_with_the_kernels_loaded_from_a_warm_cache() -> None:
+    """Each worker forks from a server that loaded the compiled kernels once, so no pool pays
+    0.3–0.4 s per worker to load them again (conftest warms the cache before the session)."""
+    from multiprocessing import forkserver
+
+    from simulation import compiled
+    if not compiled.cache_is_warm():
+        pytest.skip("numba is not installed (or the cache could not be written)")
+    forkserver._forkserver._stop()      # a server started earlier may predate the warm cache
+    for loaded, total in run_tasks([(_kernels_loaded, ()), (_kernels_loaded, ())], 2):
+        assert total >= 10 and loaded == total
+
+
+def test_a_kernel_that_fails_to_load_does_not_stop_the_fork_server(monkeypatch) -> None:
+    import importlib
+
+    from simulation import compiled, kernel_preload
+
+    def broken() -> None:
+        raise RuntimeError("a corrupt cache")
+    monkeypatch.setattr(compiled, "cache_is_warm", lambda: True)
+    monkeypatch.setattr(compiled, "load_all", broken)
+    importlib.reload(kernel_preload)             # what the fork server does at its start: no exception
+    calls = []
+    monkeypatch.setattr(compiled, "cache_is_warm", lambda: False)
+    monkeypatch.setattr(compiled, "load_all", lambda: calls.append(1))
+    importlib.reload(kernel_preload)             # a cold cache: the workers compile what they use
+    assert calls == []
