@@ -6,15 +6,20 @@ taken ``show_after_s`` user input is held back (so nothing can change what the w
 reads); after that a modal progress dialog shows what is happening and offers Cancel
 (the worker's result is then dropped). The work must be pure Python/numpy that does not
 touch Qt objects; the worker holds the GIL only in short turns, so the GUI stays live.
+Many independent runs go to worker processes instead (:func:`worker_processes`), which
+leave this process's interpreter to the window.
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any, Callable
 
 from PySide6.QtCore import QEventLoop, Qt
 from PySide6.QtWidgets import QApplication, QProgressDialog, QWidget
+
+from simulation.parallel import cpu_count
 
 SHOW_AFTER_S = 0.4
 
@@ -74,3 +79,12 @@ def run_in_background(parent: QWidget | None, title: str, label: str, fn: Callab
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
+
+
+def worker_processes(runs: int) -> int:
+    """Worker processes for ``runs`` independent simulations (the Load test's rates, the goals'
+    failure runs): one per core, at most one per run. 1 (one after the other on the caller's
+    worker thread) in the frozen desktop bundle, whose GUI has not been tried with them."""
+    if getattr(sys, "frozen", False):
+        return 1
+    return max(1, min(cpu_count(), int(runs)))

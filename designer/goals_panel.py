@@ -5,14 +5,16 @@ Before a run it lists them unchecked ("Run the simulation to check the goals"). 
 a run reaches its end they are measured on it (``simulation/grading.py``); **Check
 goals** grades the document now with a run of its own from the start, like
 ``scalelab grade``, leaving a live run alone. Measuring
-``survives_any_single_failure`` runs the engine once per machine: that (and Check
-goals' run) happens on a worker thread behind ``busy.py``'s progress dialog, so the
-window never freezes; Cancel leaves the goal "not checked". An edit of the document
+``survives_any_single_failure`` runs the engine twice per machine: those runs go to
+worker processes, one per core (``busy.worker_processes``), and Check goals' own run to a
+worker thread, behind ``busy.py``'s progress dialog, so the window never freezes; Cancel
+stops the runs and leaves the goal "not checked". An edit of the document
 marks the results as out of date; a document without goals hides the panel
 (``visibilityWanted``).
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -180,7 +182,8 @@ class GoalsPanel(QWidget):
     def _survival(self, doc, seed: int) -> dict[float, Any]:
         """What failing each machine loses, per ``seconds`` of the goals that need it; measured on a
         worker thread behind a progress dialog, remembered per document text. A cancelled one is None."""
-        from designer.busy import Cancelled, run_in_background
+        from designer.busy import Cancelled, run_in_background, worker_processes
+        from simulation.parallel import Cancelled as RunsCancelled
         wanted = sorted({g.run_seconds for g in self.goals if g.metric == "survives_any_single_failure"})
         if not wanted:
             return {}
@@ -190,12 +193,20 @@ class GoalsPanel(QWidget):
             key = (text, seed, seconds)
             if key not in self._losses:
                 copy = doc.copy()
+                runs = survival_runs(copy)
+                share, stop = [0.0], threading.Event()
+
+                def progress(done: int, total: int) -> None:
+                    share[0] = done / total if total else 1.0
+
                 try:
                     self._losses[key] = run_in_background(
                         self.window(), "Checking the goals",
-                        f"Failing each machine in turn ({survival_runs(copy)} runs of {seconds:g} s)…",
-                        survival, copy, seconds, seed, show_after_s=0.2)
-                except Cancelled:
+                        f"Failing each machine in turn ({runs} runs of {seconds:g} s)…",
+                        survival, copy, seconds, seed, progress, worker_processes(runs), stop.is_set,
+                        show_after_s=0.2, progress=lambda: share[0], on_cancel=stop.set)
+                except (Cancelled, RunsCancelled):
+                    stop.set()                   # the worker processes stop within 0.1 s
                     out[seconds] = None
                     continue
             out[seconds] = self._losses[key]

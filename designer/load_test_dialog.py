@@ -12,7 +12,6 @@ thread itself. The knee rule is the command line's (``sweep.KNEE_RULE``).
 """
 from __future__ import annotations
 
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,10 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDoubleSpinBox,
                                QMessageBox, QProgressBar, QPushButton, QSpinBox, QSplitter, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
+from designer.busy import worker_processes
 from simulation import sweep as sweeping
 from simulation.document import Document
 from simulation.outputs import write_bytes
-from simulation.parallel import cpu_count
 from simulation.params import _fmt as fmt_number
 from simulation.variant_run import Cancelled
 
@@ -209,7 +208,7 @@ class LoadTestDialog(QDialog):
         self._stop.clear()
         self._clear_plots()
         seed, duration = int(self.document.settings["seed"]), float(self.duration.value())
-        self._worker = threading.Thread(target=self._work, args=(vary, seed, duration, sweep_processes(len(values))),
+        self._worker = threading.Thread(target=self._work, args=(vary, seed, duration, worker_processes(len(values))),
                                         daemon=True,
                                         name="scalelab: load test")
         self._set_running(True)
@@ -357,10 +356,3 @@ class LoadTestDialog(QDialog):
         self._timer.stop()
         super().done(result)
 
-
-def sweep_processes(values: int) -> int:
-    """Worker processes for a sweep of ``values`` rates: one per core, at most one per rate;
-    1 (the rates one after the other on the dialog's thread) in the frozen bundle."""
-    if getattr(sys, "frozen", False):
-        return 1
-    return max(1, min(cpu_count(), int(values)))

@@ -131,11 +131,12 @@ def measure_number(sim: Any, goal: Goal) -> float:
 
 
 def survival(doc: Document, seconds: float, seed: int | None = None,
-             progress: Callable[[int, int], None] | None = None, processes: int = 1) -> Losses:
+             progress: Callable[[int, int], None] | None = None, processes: int = 1,
+             cancel: Callable[[], bool] | None = None) -> Losses:
     """Fail each node's machine in turn (``spof_measure.measure``, on ``processes``
-    worker processes if > 1): ``{node: Measured}``."""
+    worker processes if > 1; ``cancel`` as there): ``{node: Measured}``."""
     from .spof_measure import measure
-    return measure(doc, seconds=seconds, seed=seed, progress=progress, processes=processes)
+    return measure(doc, seconds=seconds, seed=seed, progress=progress, processes=processes, cancel=cancel)
 
 
 def survival_runs(doc: Document) -> int:

@@ -91,7 +91,8 @@ def run_tasks(tasks: Sequence[Task], jobs: int, sizes: Sequence[float] | None = 
     is 1 or there is only one task); it must report progress itself. The first task
     to fail raises its exception here, after the other workers are stopped. With workers,
     ``cancel()`` is asked every ``POLL_S``: when it answers true the workers are stopped
-    and :class:`Cancelled` is raised (the serial path leaves cancelling to ``serial``)."""
+    and :class:`Cancelled` is raised. One after the other, it is asked before each task
+    (within a task, cancelling is left to ``serial``)."""
     n = len(tasks)
     sizes = list(sizes) if sizes is not None else [1.0] * n
     jobs = max(1, min(int(jobs), n))
@@ -106,6 +107,8 @@ def run_tasks(tasks: Sequence[Task], jobs: int, sizes: Sequence[float] | None = 
     if jobs == 1 or pool is None:
         out: list[Any] = []
         for i in range(n):
+            if cancel is not None and cancel():
+                raise Cancelled("cancelled")
             base = sum(sizes[:i])
             report_i = (lambda d, base=base: progress(base + d)) if progress else (lambda d: None)
             result = serial(i, report_i) if serial is not None else tasks[i][0](*tasks[i][1])

@@ -98,14 +98,16 @@ def unlimited(doc: Document) -> Document:
 
 def measure(doc: Document, seconds: float = 60.0, seed: int | None = None, *, whole_node: bool = False,
             overload: bool = True, progress: Callable[[int, int], None] | None = None,
-            processes: int = 1) -> dict[str, Measured]:
+            processes: int = 1, cancel: Callable[[], bool] | None = None) -> dict[str, Measured]:
     """Fail each node's machine in turn (the whole node if ``whole_node``): ``{node_id: Measured}``.
 
     Each failure is simulated twice: with unlimited capacity (what nothing takes
     over: the SPOF kind and share) and, if ``overload``, as the file is (what is
     lost in all, overload of the machines left included). Clients are not failed.
     ``progress(done, total)`` is called after each run. ``processes`` > 1 runs them in
-    that many worker processes (``parallel.py``): the same numbers, sooner.
+    that many worker processes (``parallel.py``): the same numbers, sooner. ``cancel()``
+    true stops the runs (between runs, or within 0.1 s in worker processes) and raises
+    ``parallel.Cancelled``.
     """
     from .parallel import run_tasks
 
@@ -125,7 +127,7 @@ def measure(doc: Document, seconds: float = 60.0, seed: int | None = None, *, wh
         if progress:
             progress(finished[0], total)
 
-    counts = run_tasks(tasks, processes, done=done)
+    counts = run_tasks(tasks, processes, done=done, cancel=cancel)
     by_run = dict(zip(runs, counts))
     served = [(by_run[(v, None)], {n: by_run[(v, n)] for n in targets}) for v in range(len(versions))]
     out: dict[str, Measured] = {}

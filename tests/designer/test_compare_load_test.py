@@ -182,9 +182,9 @@ def test_load_test_cancel_keeps_the_points_and_the_window_answers(window, qtbot)
 def test_load_test_on_one_core_runs_the_rates_on_its_thread_and_cancels(window, qtbot, monkeypatch) -> None:
     """One core (or the desktop bundle): the rates run one after the other on the dialog's
     thread, the points arrive as each finishes, and Cancel still stops the rest."""
-    from designer import load_test_dialog
-    monkeypatch.setattr(load_test_dialog, "cpu_count", lambda: 1)
-    assert load_test_dialog.sweep_processes(20) == 1
+    from designer import busy
+    monkeypatch.setattr(busy, "cpu_count", lambda: 1)
+    assert busy.worker_processes(20) == 1
     window.actions_["load_test"].trigger()
     dialog = window.load_test
     qtbot.waitExposed(dialog)

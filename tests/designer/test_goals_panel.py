@@ -3,14 +3,17 @@ the measured values when the run ends or on Check goals, out of date after an ed
 hidden for a lesson without goals; the slow survival goal behind the busy dialog."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel
+import dataclasses
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication, QLabel, QProgressDialog, QPushButton
 
 from designer.goals_panel import MISSED
 from simulation.engine import Simulation
 from simulation.fileformat import load
 from simulation.grading import evaluate
 from tests.designer.main_window_support import LESSONS
+from tests.pool_workers import pool_workers
 
 CHEAPEST = LESSONS / "challenge_cheapest_5000.scalelab"
 
@@ -100,3 +103,34 @@ def test_the_survival_goal_is_measured_behind_the_busy_dialog(qtbot, window, mon
     with qtbot.waitSignal(panel.checked, timeout=60000):
         panel.check_button.click()
     assert panel.rows()[0][0] == "?" and panel.rows()[0][2] == "not checked (cancelled)"
+
+
+def test_the_survival_runs_fill_a_progress_bar_on_every_core_and_cancel_stops_them(qtbot, window, monkeypatch):
+    """Failing each machine in turn is many independent runs: they go to worker processes (two
+    here) behind a progress bar that fills as runs finish, and Cancel stops the processes, not
+    only the wait (before, the runs went on in the background, holding this process's GIL)."""
+    import designer.busy as busy
+    monkeypatch.setattr(busy, "cpu_count", lambda: 2)
+    open_lesson(qtbot, window, "challenge_single_failure.scalelab")
+    goals = window.controller.document.goals
+    goals[0] = dataclasses.replace(goals[0], seconds=1200)     # 10 runs of 1,200 s: minutes
+    before = pool_workers()
+    seen: dict[str, object] = {}
+
+    def watch() -> None:
+        dialog = QApplication.activeModalWidget()
+        if isinstance(dialog, QProgressDialog) and dialog.labelText().startswith("Failing"):
+            seen["workers"] = seen.get("workers", set()) | (pool_workers() - before)
+            if dialog.value() > 0:                              # a run has finished: the bar moved
+                seen["value"] = dialog.value()
+                qtbot.mouseClick(dialog.findChild(QPushButton), Qt.MouseButton.LeftButton)
+                return
+        QTimer.singleShot(50, watch)
+
+    QTimer.singleShot(50, watch)
+    with qtbot.waitSignal(window.goals.checked, timeout=120_000):
+        window.goals.check_button.click()
+    assert len(seen["workers"]) == 2                            # one process per core
+    assert 0 < seen["value"] < 1000
+    assert window.goals.rows()[0][0] == "?" and window.goals.rows()[0][2] == "not checked (cancelled)"
+    qtbot.waitUntil(lambda: not (pool_workers() - before), timeout=5000)   # the processes are gone
