@@ -95,6 +95,13 @@ def test_the_command_line_and_a_bad_file(bundle: Path, tmp_path: Path) -> None:
     lesson = bundle / "_internal" / "resources" / "lessons" / "starter.scalelab"
     done = subprocess.run([exe, "check", str(lesson)], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0 and done.stdout.startswith("OK:"), done.stdout + done.stderr
+    outputs = []
+    for jobs in ("1", "2"):      # worker processes from the frozen executable (main.py's freeze_support)
+        done = subprocess.run([exe, "sweep", str(lesson), "--vary", "users.rate_rps=100:300:100", "--duration", "5",
+                               "--jobs", jobs], capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+        outputs.append(done.stdout.splitlines()[1:])      # the first line says how long it took
+    assert outputs[0] == outputs[1] and len(outputs[0]) >= 6
     bad = tmp_path / "bad.scalelab"
     bad.write_text("{", encoding="utf-8")
     done = subprocess.run([exe, "--smoke-test", str(tmp_path / "x.png"), str(bad)], capture_output=True, text=True,
