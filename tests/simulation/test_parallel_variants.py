@@ -152,10 +152,10 @@ def test_run_tasks_order_and_first_error() -> None:
 # ----- stopping ----------------------------------------------------------------------------------
 def test_cancel_stops_the_worker_processes_and_keeps_the_points_already_given() -> None:
     """The designer's Load test cancels a sweep in processes: it stops within a poll of the
-    cancel, not after the runs, and the points already handed out stay. The cancel comes on the
-    first point (a light variant, ~0.2 s); the five heavy ones (~3 s each here) are still running
-    or waiting, whatever the machine's speed, since they do ~15× the light one's work."""
-    docs = [("light", single_queue(5, 100))] + [(f"heavy{i}", single_queue(90, 100)) for i in range(5)]
+    cancel, not after the runs, and the points already handed out stay. Six runs of ~4 s each
+    here (one hour simulated) on two workers; the cancel comes with the first point, when about
+    four runs are still to do (two rounds), whatever the machine's speed."""
+    docs = [(f"v{i}", single_queue(20 + 10 * i, 100)) for i in range(6)]
     before = pool_workers()
     given: list[int] = []
     asked: list[float] = []
@@ -168,10 +168,10 @@ def test_cancel_stops_the_worker_processes_and_keeps_the_points_already_given() 
         return bool(given)
 
     with pytest.raises(Cancelled):
-        run_variants(docs, 5, 600.0, done=lambda i, r: given.append(i), cancel=cancel, processes=2)
+        run_variants(docs, 5, 3600.0, done=lambda i, r: given.append(i), cancel=cancel, processes=2)
     stopped = time.perf_counter() - asked[0]
     assert stopped < 2.0, f"the workers took {stopped:.1f} s to stop after the cancel"
-    assert given == [0]
+    assert given == list(range(len(given))) and 1 <= len(given) <= 3   # in order; half the runs not done
     assert len(running) == 2                      # the two workers were seen at work …
     assert not (pool_workers() & running)         # … and are gone (terminated and joined)
 
