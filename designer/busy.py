@@ -19,7 +19,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QEventLoop, Qt
 from PySide6.QtWidgets import QApplication, QProgressDialog, QWidget
 
-from simulation.parallel import cpu_count
+from simulation.parallel import cpu_count, prepare
 
 SHOW_AFTER_S = 0.4
 
@@ -88,3 +88,11 @@ def worker_processes(runs: int) -> int:
     if getattr(sys, "frozen", False):
         return 1
     return max(1, min(cpu_count(), int(runs)))
+
+
+def prepare_workers() -> None:
+    """Start the worker processes' fork server now, with the compiled kernels (the designer starts
+    a pool per Load test and per goals check: each then starts in ~0.1 s), unless the runs will
+    go one after the other (one core, the desktop bundle)."""
+    if worker_processes(2) > 1:
+        prepare(kernels=True)

@@ -48,7 +48,9 @@ def compare_view(window: Any) -> Any:
 
 
 def open_load_test(window: Any) -> Any:
+    from .busy import prepare_workers
     from .load_test_dialog import LoadTestDialog
+    prepare_workers()                      # the workers' server starts while the user sets up the rates
     dialog = LoadTestDialog(window.controller.document, window, window.files.name)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     window.load_test = dialog

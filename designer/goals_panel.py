@@ -152,9 +152,11 @@ class GoalsPanel(QWidget):
 
     def check_now(self) -> None:
         """Grade the document with a run of its own, from the start to its duration."""
-        from designer.busy import Cancelled, run_in_background
+        from designer.busy import Cancelled, prepare_workers, run_in_background
         if not self.goals:
             return
+        if any(g.metric == "survives_any_single_failure" for g in self.goals):
+            prepare_workers()            # the failure runs' workers start while this run goes on
         if self.run.running:
             self.run.pause()
         doc = self.controller.document.copy()
@@ -182,11 +184,12 @@ class GoalsPanel(QWidget):
     def _survival(self, doc, seed: int) -> dict[float, Any]:
         """What failing each machine loses, per ``seconds`` of the goals that need it; measured on a
         worker thread behind a progress dialog, remembered per document text. A cancelled one is None."""
-        from designer.busy import Cancelled, run_in_background, worker_processes
+        from designer.busy import Cancelled, prepare_workers, run_in_background, worker_processes
         from simulation.parallel import Cancelled as RunsCancelled
         wanted = sorted({g.run_seconds for g in self.goals if g.metric == "survives_any_single_failure"})
         if not wanted:
             return {}
+        prepare_workers()
         text = dumps(doc)
         out: dict[float, Any] = {}
         for seconds in wanted:

@@ -13,6 +13,7 @@ joined before the exception goes on, so no process is left behind. ``jobs == 1``
 (or a single task) runs in this process, as before. A ``cancel`` callback stops the
 workers the same way (the designer's Load test: its worker thread only waits here,
 so the window keeps the GIL to itself while the simulations run in other processes).
+The designer calls :func:`prepare` when a dialog that will use workers opens.
 """
 from __future__ import annotations
 
@@ -45,13 +46,35 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_PRELOAD = ["numpy", "simulation.engine", "simulation.variant_run"]
+_kernels_in_server = False
+
+
 def _context() -> Any:
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["numpy", "simulation.engine", "simulation.variant_run",
-                                    "simulation.kernel_preload"])   # the compiled kernels, loaded once
+        ctx.set_forkserver_preload(_PRELOAD + (["simulation.kernel_preload"] if _kernels_in_server else []))
         return ctx
     return mp.get_context("spawn")
+
+
+def prepare(kernels: bool = True) -> None:
+    """Start the fork server now, so that it imports the engine while the user sets up the runs
+    (the first pool then starts in ~0.1 s instead of ~1.5 s). With ``kernels`` it also loads the
+    compiled kernels once, and every worker of every later pool starts with them (0.3–0.4 s less
+    per worker): worth it in a process that starts many pools (the designer), not in a command
+    that starts one (its two workers load what they use at once, sooner than the server loads
+    all). Takes effect only before the server's first start; returns at once; never raises."""
+    global _kernels_in_server
+    try:
+        from multiprocessing import forkserver
+        if kernels and not _kernels_in_server and getattr(forkserver._forkserver, "_forkserver_pid", None) is None:
+            _kernels_in_server = True
+        if "forkserver" in mp.get_all_start_methods():
+            _context()
+            forkserver.ensure_running()
+    except Exception:   # noqa: BLE001 - the first pool starts the server itself
+        pass
 
 
 def _init(q: Any) -> None:

@@ -229,17 +229,22 @@ def _kernels_loaded() -> tuple[int, int]:
     return sum(k.compiled for k in sampled), len(sampled)
 
 
-def test_workers_start_with_the_kernels_loaded_from_a_warm_cache() -> None:
-    """Each worker forks from a server that loaded the compiled kernels once, so no pool pays
-    0.3–0.4 s per worker to load them again (conftest warms the cache before the session)."""
+def test_prepare_starts_the_server_early_and_its_workers_start_with_the_kernels_loaded(monkeypatch) -> None:
+    """The designer calls prepare() when the Load test opens: the fork server starts at once and
+    loads the compiled kernels, so each worker of every later pool forks with them loaded instead
+    of paying 0.3–0.4 s to load them (conftest warms the cache before the session)."""
     from multiprocessing import forkserver
 
-    from simulation import compiled
+    from simulation import compiled, parallel
     if not compiled.cache_is_warm():
         pytest.skip("numba is not installed (or the cache could not be written)")
-    forkserver._forkserver._stop()      # a server started earlier may predate the warm cache
+    forkserver._forkserver._stop()      # a server started earlier by other tests, without the kernels
+    monkeypatch.setattr(parallel, "_kernels_in_server", False)
+    parallel.prepare(kernels=True)
+    assert forkserver._forkserver._forkserver_pid is not None           # started, before any pool
     for loaded, total in run_tasks([(_kernels_loaded, ()), (_kernels_loaded, ())], 2):
         assert total >= 10 and loaded == total
+    forkserver._forkserver._stop()      # the next tests' pools start a server of their own
 
 
 def test_a_kernel_that_fails_to_load_does_not_stop_the_fork_server(monkeypatch) -> None:
