@@ -3,8 +3,9 @@
 The flow, in a teacher's words: **File → Compare → Compare with…** picks a second
 ``.scalelab`` file as B (or **Keep a copy as B** freezes the canvas as it is now, so that
 you can change the canvas and see what the change does). **Run comparison** runs A and B
-on the same seed for the same duration (the longer of the two) behind a progress
-dialog (``busy.py``, Cancel stops the runs); then the throughput and latency plots show
+on the same seed for the same duration (the longer of the two), each in a worker process
+(one per core; their fork server starts when B is chosen), behind a progress dialog
+(``busy.py``, Cancel stops the runs); then the throughput and latency plots show
 A's curves as usual and B's dashed over them (legend "A: <title>", "B: <title>"), and the
 *Comparison* panel lists both totals with B − A. Pressing Run afterwards replays A live
 over B's dashed curves; Reset or **Stop comparing** removes them.
@@ -28,7 +29,7 @@ from simulation.params import FormatError
 from simulation.variant_run import Cancelled as RunCancelled
 from simulation.variant_run import VariantResult
 
-from .busy import Cancelled, run_in_background
+from .busy import Cancelled, prepare_workers, run_in_background, worker_processes
 
 FILE_FILTER = "ScaleLab lessons (*.scalelab);;All files (*)"
 OVERLAID = {"throughput": ("offered", "served", "failed"), "latency": ("p50", "p95", "p99")}
@@ -131,6 +132,7 @@ class CompareView(QObject):
 
     def set_other(self, doc: Document, name: str) -> None:
         self.other, self.other_name = doc, name
+        prepare_workers()                   # A and B run in two processes: their server starts now
         self.results = None
         self.remove_overlay()
         self.totals.table.setRowCount(0)
@@ -170,7 +172,7 @@ class CompareView(QObject):
         try:
             a, b = run_in_background(w, "Comparing", f"Running A and B for {duration:g} simulated seconds…",
                                      comparing.compare, doc_a, doc_b, seed, duration, names, progress, stop.is_set,
-                                     progress=lambda: share[0], on_cancel=stop.set)
+                                     worker_processes(2), progress=lambda: share[0], on_cancel=stop.set)
         except (Cancelled, RunCancelled):
             stop.set()
             w.statusBar().showMessage("The comparison was cancelled.", 8000)

@@ -14,6 +14,7 @@ from simulation.fileformat import load, save
 from simulation.variant_run import run_variant
 from tests.designer.main_window_support import LESSONS
 from tests.designer.responsiveness import Heartbeat
+from tests.pool_workers import pool_workers
 from tests.simulation.topologies import single_queue
 
 
@@ -102,15 +103,26 @@ def test_keep_a_copy_then_change_the_canvas(window, qtbot) -> None:
     assert table.value("cost (server-s)", 3) == "-10"
 
 
-def test_cancel_a_comparison_keeps_the_window_answering(window, dialogs, qtbot, tmp_path) -> None:
+def test_cancel_a_comparison_keeps_the_window_answering(window, dialogs, qtbot, tmp_path, monkeypatch) -> None:
+    """A and B run in two worker processes (here whatever the machine's cores); Cancel stops them."""
+    from designer import busy
+    monkeypatch.setattr(busy, "cpu_count", lambda: 2)
     window.controller.document.set_settings(duration_s=3000)
+    before = pool_workers()
     window.actions_["compare_copy"].trigger()
     cancel_busy_dialog(qtbot, 900)
+    seen: set[int] = set()
+    watch = QTimer()
+    watch.timeout.connect(lambda: seen.update(pool_workers() - before))
+    watch.start(100)
     window.plots    # the window's own deferred start-up work, not what is measured here
     beat = Heartbeat().start()
     started = time.monotonic()
     assert window.compare.run_comparison() is False
     gap = beat.stop()
+    watch.stop()
+    assert len(seen) == 2
+    qtbot.waitUntil(lambda: not (pool_workers() & seen), timeout=5000)   # stopped, not left running
     assert time.monotonic() - started < 30                            # far less than 2 × 3000 s of simulation
     # Measured 0.15–0.3 s, also with three CPU hogs on two cores (a frozen window: the whole run).
     assert gap < 1.5, f"the window did not answer for {gap:.2f} s"
