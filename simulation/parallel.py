@@ -9,8 +9,10 @@ of a serial run (every run is a pure function of its document, seed and duration
 Stopping: workers ignore SIGINT (a Ctrl-C in a terminal reaches the whole process
 group; the parent decides). When the parent is interrupted (KeyboardInterrupt, or
 ``outputs.Stopped`` from SIGTERM) or a task fails, the workers are terminated and
-joined before the exception goes on, so no process is left behind. ``jobs == 1``
-(or a single task) runs in this process, as before. A ``cancel`` callback stops the
+joined before the exception goes on, so no process is left behind. When that process
+dies without stopping them (SIGKILL, a crash), each worker notices within a second and
+exits (then the fork server does). ``jobs == 1`` (or a single task) runs in this
+process, as before. A ``cancel`` callback stops the
 workers the same way (the designer's Load test: its worker thread only waits here,
 so the window keeps the GIL to itself while the simulations run in other processes).
 The designer calls :func:`prepare` when a dialog that will use workers opens.
@@ -21,11 +23,14 @@ import multiprocessing as mp
 import os
 import queue as queue_mod
 import signal
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Sequence
 
 Task = tuple[Callable[..., Any], tuple]
 POLL_S = 0.1              # how often the parent looks at the progress queue and the futures
+OWNER_POLL_S = 1.0        # how often a worker looks whether the process it works for is still there
 
 class Cancelled(Exception):
     """The run was cancelled (the caller's cancel callback answered true)."""
@@ -77,10 +82,27 @@ def prepare(kernels: bool = True) -> None:
         pass
 
 
-def _init(q: Any) -> None:
+def _init(q: Any, owner: int) -> None:
     global _queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _queue = q
+    threading.Thread(target=_watch_owner, args=(owner,), daemon=True, name="scalelab: owner").start()
+
+
+def _watch_owner(owner: int) -> None:
+    """In a worker, for its lifetime: exit when the process that asked for the runs is gone.
+
+    A worker's parent is the fork server, not that process; when it dies without stopping its
+    workers (SIGKILL, a crash, a desktop session closed), nobody reads the results and the
+    worker would wait on its queue forever, keeping its memory and the fork server alive."""
+    while True:
+        time.sleep(OWNER_POLL_S)
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except OSError:     # EPERM: the pid now belongs to another user's process
+            os._exit(1)
 
 
 def _call(index: int, fn: Callable[..., Any], args: tuple) -> Any:
@@ -124,7 +146,7 @@ def run_tasks(tasks: Sequence[Task], jobs: int, sizes: Sequence[float] | None = 
         try:
             ctx = _context()
             q = ctx.Queue()
-            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init, initargs=(q,))
+            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init, initargs=(q, os.getpid()))
         except (OSError, ImportError, ValueError):   # no semaphores here (e.g. no /dev/shm): one at a time
             jobs = 1
     if jobs == 1 or pool is None:

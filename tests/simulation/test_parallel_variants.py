@@ -262,3 +262,32 @@ def test_a_kernel_that_fails_to_load_does_not_stop_the_fork_server(monkeypatch) 
     monkeypatch.setattr(compiled, "load_all", lambda: calls.append(1))
     importlib.reload(kernel_preload)             # a cold cache: the workers compile what they use
     assert calls == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_workers_of_a_killed_process_exit_by_themselves() -> None:
+    """SIGKILL (or a crash) of the app during a Load test leaves nobody to stop its workers,
+    whose parent is the fork server: each notices within a second and exits, and the fork
+    server with them; nothing stays behind holding memory."""
+    script = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+              "from simulation.variant_run import run_variants\n"
+              "from tests.simulation.topologies import single_queue\n"
+              "if __name__ == '__main__':\n"
+              "    run_variants([(f'v{i}', single_queue(50, 100)) for i in range(4)], 1, 10**6, processes=2)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(ROOT)], start_new_session=True, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_session(proc.pid)) < 4 and time.monotonic() < deadline:   # owner, fork server, 2 workers
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.1)
+        assert len(_session(proc.pid)) >= 4
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _session(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _session(proc.pid) == []
+    finally:
+        if _session(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
