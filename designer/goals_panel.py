@@ -182,8 +182,9 @@ class GoalsPanel(QWidget):
         self._set_results(results, f"a run of its own: {duration:g} s, seed {sim.seed}")
 
     def _survival(self, doc, seed: int) -> dict[float, Any]:
-        """What failing each machine loses, per ``seconds`` of the goals that need it; measured on a
-        worker thread behind a progress dialog, remembered per document text. A cancelled one is None."""
+        """What failing each machine loses, per ``seconds`` of the goals that need it: measured in
+        worker processes (one per core) behind a progress dialog, remembered per document text.
+        A cancelled one is None."""
         from designer.busy import Cancelled, prepare_workers, run_in_background, worker_processes
         from simulation.parallel import Cancelled as RunsCancelled
         wanted = sorted({g.run_seconds for g in self.goals if g.metric == "survives_any_single_failure"})

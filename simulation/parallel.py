@@ -76,7 +76,7 @@ def prepare(kernels: bool = True) -> None:
         if kernels and not _kernels_in_server and getattr(forkserver._forkserver, "_forkserver_pid", None) is None:
             _kernels_in_server = True
         if "forkserver" in mp.get_all_start_methods():
-            _context()
+            _context()                      # sets the server's preload list (kernels or not)
             forkserver.ensure_running()
     except Exception:   # noqa: BLE001 - the first pool starts the server itself
         pass

@@ -191,6 +191,23 @@ def _session(sid: int) -> list[int]:
     return out
 
 
+def _wait_for_workers(proc: subprocess.Popen) -> None:
+    """Until ``proc``'s session holds it, the fork server and two workers (at most 60 s)."""
+    deadline = time.monotonic() + 60
+    while len(_session(proc.pid)) < 4 and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.1)
+    assert len(_session(proc.pid)) >= 4
+
+
+def _assert_session_ends(proc: subprocess.Popen) -> None:
+    """Every process of ``proc``'s session is gone within 10 s."""
+    deadline = time.monotonic() + 10
+    while _session(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _session(proc.pid) == []
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
                                              (signal.SIGTERM, 143, "stopped by SIGTERM")])
@@ -202,11 +219,7 @@ def test_signal_stops_workers_no_orphans(tmp_path: Path, sig: int, code: int, wo
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             cwd=ROOT)
     try:
-        deadline = time.monotonic() + 60
-        while len(_session(proc.pid)) < 4 and time.monotonic() < deadline:   # CLI, fork server, 2 workers
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.1)
-        assert len(_session(proc.pid)) >= 4
+        _wait_for_workers(proc)
         time.sleep(0.5)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
@@ -215,10 +228,7 @@ def test_signal_stops_workers_no_orphans(tmp_path: Path, sig: int, code: int, wo
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == code
     assert err.strip().splitlines()[-1] == f"scalelab: {word}" and "Traceback" not in err
-    deadline = time.monotonic() + 10
-    while _session(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _session(proc.pid) == []
+    _assert_session_ends(proc)
 
 
 # ----- the fork server loads the kernels once -----------------------------------------------------
@@ -277,17 +287,10 @@ def test_workers_of_a_killed_process_exit_by_themselves() -> None:
     proc = subprocess.Popen([sys.executable, "-c", script, str(ROOT)], start_new_session=True, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while len(_session(proc.pid)) < 4 and time.monotonic() < deadline:   # owner, fork server, 2 workers
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.1)
-        assert len(_session(proc.pid)) >= 4
+        _wait_for_workers(proc)
         proc.kill()
         proc.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while _session(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _session(proc.pid) == []
+        _assert_session_ends(proc)
     finally:
         if _session(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
